@@ -1,0 +1,32 @@
+"""crmstats: CRM analytics — customer lifetime value, cohort churn, channel attribution
+and the funnel and account KPIs around them, published as a Jupyter Book of KPI studies.
+
+The public API is flat: canonical data handling lives here, and each domain
+subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``,
+``funnel``) has the same shape: computations, then ``plotting``.
+"""
+
+from crmstats.crmdata import CRMData
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning, StudyError
+from crmstats.io import as_table, backend, execute, export_crm, load_crm
+from crmstats.schema import TABLES
+from crmstats.validation import validate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TABLES",
+    "CRMData",
+    "CRMStatsError",
+    "ConvergenceWarning",
+    "DataError",
+    "DataWarning",
+    "StudyError",
+    "__version__",
+    "as_table",
+    "backend",
+    "execute",
+    "export_crm",
+    "load_crm",
+    "validate",
+]

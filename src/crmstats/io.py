@@ -1,0 +1,201 @@
+"""Reading tables and data sources; the embedded DuckDB backend.
+
+Every public crmstats function accepts a table as a pandas DataFrame, a path to
+a CSV or Parquet file, or an Ibis table on any backend.  :func:`as_table`
+validates it (see :mod:`crmstats.validation`) and returns an Ibis table with the
+canonical column names; transaction-scale work is then written as Ibis
+expressions and only small aggregated frames come back, through
+:func:`execute`, as pandas.
+
+In-memory and file inputs run on one embedded DuckDB connection per process
+(:func:`backend`), configured for UTC so timestamps never shift with the
+machine's timezone.  Ibis tables bound to another backend (PostgreSQL, Spark, a
+warehouse) run on their own backend.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from crmstats.crmdata import CRMData
+from crmstats.exceptions import DataError
+
+__all__ = ["as_table", "backend", "execute", "export_crm", "load_crm", "read_table"]
+
+_BACKEND = None
+_LOCK = threading.Lock()
+
+
+def backend():
+    """Return the process's embedded DuckDB connection (created on first use)."""
+    global _BACKEND
+    with _LOCK:
+        if _BACKEND is None:
+            con = ibis.duckdb.connect()
+            con.raw_sql("SET TimeZone = 'UTC'")
+            _BACKEND = con
+        return _BACKEND
+
+
+def execute(expr: ir.Expr) -> Any:
+    """Execute an Ibis expression and return pandas (DataFrame, Series or scalar).
+
+    Expressions over in-memory tables run on :func:`backend`; expressions bound
+    to another backend run there.
+    """
+    try:
+        con = expr._find_backend(use_default=False)
+    except ibis.common.exceptions.IbisError:
+        con = backend()
+    return con.execute(expr)
+
+
+def read_table(data: Any, *, table: str = "table") -> ir.Table:
+    """Return ``data`` (DataFrame, CSV/Parquet path, or Ibis table) as an Ibis table.
+
+    No validation happens here; see :func:`as_table`.
+    """
+    if isinstance(data, ir.Table):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return ibis.memtable(data)
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        name = path.name.lower()
+        if not path.exists() and not any(ch in str(data) for ch in "*?"):
+            raise DataError(f"{table} table: file {str(path)!r} does not exist", table=table)
+        con = backend()
+        if name.endswith((".parquet", ".pq")) or path.is_dir():
+            target = str(path / "*.parquet") if path.is_dir() else str(path)
+            return con.read_parquet(target)
+        if name.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
+            return con.read_csv(str(path))
+        raise DataError(
+            f"{table} table: cannot read {str(path)!r}: expected a .csv or .parquet file",
+            table=table,
+        )
+    raise DataError(
+        f"{table} table: expected a pandas DataFrame, a CSV/Parquet path or an Ibis table, "
+        f"got {type(data).__name__}",
+        table=table,
+    )
+
+
+def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None) -> ir.Table:
+    """Validate ``data`` as canonical table ``table`` and return an Ibis table.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, path or ibis.Table
+        The input table.
+    table : str
+        Canonical table name (see :mod:`crmstats.schema`).
+    columns : mapping, optional
+        ``{canonical_name: caller_name}``; ``None`` values are ignored, so
+        functions can pass their ``*_col`` arguments straight through.
+
+    Returns
+    -------
+    ibis.Table
+        Canonical names and types; pandas inputs become in-memory DuckDB tables.
+    """
+    from crmstats.validation import validate_table
+
+    mapping = {k: v for k, v in (columns or {}).items() if v is not None}
+    return validate_table(data, table, columns=mapping)
+
+
+# ----------------------------------------------------------------------------- data sources
+
+
+def _parse_options(text: str) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ValueError(f"data source option {part!r} is not of the form name=value")
+        key, value = (x.strip() for x in part.split("=", 1))
+        try:
+            opts[key] = int(value)
+        except ValueError:
+            try:
+                opts[key] = float(value)
+            except ValueError:
+                opts[key] = value
+    return opts
+
+
+def load_crm(source: Any = "demo") -> CRMData:
+    """Resolve a study's data source to a :class:`~crmstats.CRMData`.
+
+    Parameters
+    ----------
+    source : str, path or CRMData
+        * ``"demo"`` — the simulated demo CRM (:func:`crmstats.datasets.simulate_crm`
+          with its defaults); ``"demo:seed=3,n_contacts=2000"`` passes options;
+        * ``"cdnow"`` / ``"cdnow:sample"`` — the real CDNOW purchase log
+          (transactions only);
+        * a directory holding ``<table>.parquet`` or ``<table>.csv`` files, one
+          per canonical table (as written by :func:`export_crm`);
+        * a ``CRMData``, returned unchanged.
+
+    Returns
+    -------
+    CRMData
+    """
+    if isinstance(source, CRMData):
+        return source
+    text = str(source).strip()
+    head, _, rest = text.partition(":")
+    if head == "demo":
+        from crmstats.datasets import simulate_crm
+
+        return simulate_crm(**_parse_options(rest))
+    if head == "cdnow":
+        from crmstats.datasets import load_cdnow
+
+        kind = rest or "master"
+        return CRMData(transactions=load_cdnow(kind=kind), source=f"cdnow:{kind}")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        found = {}
+        for name in CRMData.table_names():
+            for suffix in (".parquet", ".csv"):
+                candidate = path / f"{name}{suffix}"
+                if candidate.exists():
+                    found[name] = str(candidate)
+                    break
+        if not found:
+            raise DataError(
+                f"data source {text!r}: the directory holds no <table>.parquet or <table>.csv "
+                f"file for any of {', '.join(CRMData.table_names())}"
+            )
+        return CRMData(**found, source=str(path))
+    raise DataError(
+        f"unknown data source {text!r}: use 'demo', 'demo:seed=N,...', 'cdnow', "
+        "'cdnow:sample' or a directory of <table>.parquet/.csv files"
+    )
+
+
+def export_crm(crm: CRMData, directory: str | os.PathLike) -> list[Path]:
+    """Write every table of ``crm`` to ``directory/<table>.parquet``; return the paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, t in crm.tables().items():
+        target = out / f"{name}.parquet"
+        tmp = out / f".{name}.parquet.tmp"
+        if isinstance(t, pd.DataFrame):
+            t.to_parquet(tmp, index=False)
+        else:
+            execute(read_table(t, table=name)).to_parquet(tmp, index=False)
+        tmp.replace(target)
+        written.append(target)
+    return written

@@ -1,0 +1,206 @@
+"""The canonical tables: one documented definition of every column crmstats reads.
+
+Every public function reads its inputs through these specifications, so a column
+name, its type and the table's key are defined once, here.  Callers whose data
+use other names pass ``*_col`` arguments (or a ``columns`` mapping) that map
+their names onto the canonical ones.
+
+Conventions
+-----------
+* **Ids** are strings (or integers, kept as given); they are never null.  One
+  id space is shared across tables: a contact keeps its id from subscriber to
+  lead to customer, so ``lead_id``, ``customer_id``, ``account_id`` and
+  ``journey_id`` of the same person are equal where they exist.
+* **Timestamps** are parsed to ``datetime64``.  Timezone-aware values are
+  converted to UTC and stored naive; a column that mixes naive and aware values
+  is rejected, because its naive values have no defined instant.
+* **Money** (``amount``, ``value``, ``cost``, ``mrr``) must be finite.
+* **Refund policy**: a negative transaction ``amount`` is a refund.  Refunds are
+  kept in revenue KPIs (they reduce revenue), but they are never counted as a
+  purchase occasion: summaries such as ``rfm_summary`` count and average only
+  rows with ``amount > 0``.  Negative ``cost``, ``mrr`` or conversion ``value``
+  are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TABLES", "ColumnSpec", "TableSpec", "table_spec"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One canonical column.
+
+    Parameters
+    ----------
+    name : str
+        Canonical name.
+    kind : {"id", "timestamp", "money", "count", "category", "float"}
+        Logical type; validation and coercion follow it.
+    required : bool
+        Whether the column must be present.
+    description : str
+        What the column holds.
+    nonnegative : bool
+        For numeric kinds, whether negative values are rejected.
+    """
+
+    name: str
+    kind: str
+    required: bool = True
+    description: str = ""
+    nonnegative: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One canonical table: its columns and its key."""
+
+    name: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def required(self) -> list[str]:
+        """Names of the required columns."""
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> ColumnSpec | None:
+        """Return the spec of column ``name`` or None."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+
+def _c(name, kind, required=True, description="", nonnegative=False):
+    return ColumnSpec(name, kind, required, description, nonnegative)
+
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in [
+        TableSpec(
+            "transactions",
+            "One row per order line or order: who bought, when, for how much.",
+            (
+                _c("customer_id", "id", description="Buyer; equals the contact id."),
+                _c("timestamp", "timestamp", description="Order time."),
+                _c("amount", "money", description="Order value; negative = refund."),
+                _c("order_id", "id", False, "Order key; unique per product category when present."),
+                _c("product_category", "category", False, "Product category of the line."),
+                _c("quantity", "count", False, "Units.", nonnegative=True),
+            ),
+            key=("order_id", "product_category"),
+        ),
+        TableSpec(
+            "customers",
+            "One row per customer: acquisition date and channel, plus attributes.",
+            (
+                _c("customer_id", "id"),
+                _c("acquired_at", "timestamp", description="First purchase / contract start."),
+                _c("acquisition_channel", "category", description="Channel credited by the CRM."),
+                _c("segment", "category", False, "Business segment, e.g. key_account."),
+            ),
+            key=("customer_id",),
+        ),
+        TableSpec(
+            "touchpoints",
+            "One row per marketing touch on a journey.",
+            (
+                _c("journey_id", "id", description="Journey (or customer) the touch belongs to."),
+                _c("timestamp", "timestamp"),
+                _c("channel", "category"),
+                _c("cost", "money", False, "Cost of the touch.", nonnegative=True),
+            ),
+        ),
+        TableSpec(
+            "conversions",
+            "One row per converting journey: when and for how much.",
+            (
+                _c("journey_id", "id"),
+                _c("timestamp", "timestamp"),
+                _c("value", "money", description="Conversion value.", nonnegative=True),
+            ),
+            key=("journey_id",),
+        ),
+        TableSpec(
+            "stage_events",
+            "One row each time a lead enters a sales-cycle stage.",
+            (
+                _c("lead_id", "id"),
+                _c("stage", "category", description="subscriber, lead, qualified, ..."),
+                _c("entered_at", "timestamp"),
+                _c("channel", "category", False, "Acquisition channel of the lead."),
+                _c("owner", "category", False, "Sales owner."),
+            ),
+            key=("lead_id", "stage", "entered_at"),
+        ),
+        TableSpec(
+            "spend",
+            "Marketing spend per channel and date (day or month).",
+            (
+                _c("date", "timestamp"),
+                _c("channel", "category"),
+                _c("cost", "money", nonnegative=True),
+            ),
+            key=("date", "channel"),
+        ),
+        TableSpec(
+            "subscriptions",
+            "Monthly recurring revenue per key account, month and product.",
+            (
+                _c("account_id", "id"),
+                _c("month", "timestamp", description="First day of the month."),
+                _c("mrr", "money", nonnegative=True),
+                _c("product_category", "category", False),
+            ),
+            key=("account_id", "month", "product_category"),
+        ),
+        TableSpec(
+            "tickets",
+            "Service tickets: every service step recorded.",
+            (
+                _c("ticket_id", "id"),
+                _c("customer_id", "id"),
+                _c("opened_at", "timestamp"),
+                _c("resolved_at", "timestamp", False, "Empty while open."),
+                _c("category", "category", False),
+            ),
+            key=("ticket_id",),
+        ),
+        TableSpec(
+            "contacts",
+            "Every CRM contact with personal data and lead features (never shown in the book).",
+            (
+                _c("contact_id", "id"),
+                _c("created_at", "timestamp"),
+                _c("name", "category", False, "Personal data: never published."),
+                _c("email", "category", False, "Personal data: never published."),
+            ),
+            key=("contact_id",),
+        ),
+    ]
+}
+
+#: Columns holding personal data; studies must never publish them.
+PII_COLUMNS: tuple[str, ...] = ("name", "email", "phone", "first_name", "last_name", "address")
+
+
+def table_spec(table: str) -> TableSpec:
+    """Return the spec of canonical table ``table``.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` is not a canonical table name.
+    """
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise ValueError(
+            f"unknown table {table!r}; canonical tables are: {', '.join(TABLES)}"
+        ) from None
