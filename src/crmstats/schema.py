@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TABLES", "ColumnSpec", "TableSpec", "table_spec"]
+__all__ = ["PII_COLUMNS", "SALES_STAGES", "TABLES", "ColumnSpec", "TableSpec", "table_spec"]
 
 
 @dataclass(frozen=True)
@@ -204,3 +204,15 @@ def table_spec(table: str) -> TableSpec:
         raise ValueError(
             f"unknown table {table!r}; canonical tables are: {', '.join(TABLES)}"
         ) from None
+
+#: The sales-cycle stages of ``stage_events`` in funnel order; ``unqualified``
+#: and ``lost`` are exits (a lead that fails qualification / a lost opportunity).
+SALES_STAGES: tuple[str, ...] = (
+    "subscriber",
+    "lead",
+    "unqualified",
+    "qualified",
+    "opportunity",
+    "lost",
+    "won",
+)

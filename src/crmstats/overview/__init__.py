@@ -1,0 +1,31 @@
+"""Data overview: what a CRM data source holds, whether it is valid, and its activity.
+
+Computations are in :mod:`crmstats.overview.summaries` (run in-database through
+Ibis), figures in :mod:`crmstats.overview.plotting`.
+"""
+
+from crmstats.overview.plotting import (
+    plot_monthly_activity,
+    plot_orders_per_customer,
+    plot_spend_by_channel,
+    plot_stage_counts,
+)
+from crmstats.overview.summaries import (
+    monthly_activity,
+    orders_per_customer,
+    spend_by_channel,
+    stage_counts,
+    table_overview,
+)
+
+__all__ = [
+    "monthly_activity",
+    "orders_per_customer",
+    "plot_monthly_activity",
+    "plot_orders_per_customer",
+    "plot_spend_by_channel",
+    "plot_stage_counts",
+    "spend_by_channel",
+    "stage_counts",
+    "table_overview",
+]

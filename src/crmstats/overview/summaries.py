@@ -1,0 +1,249 @@
+"""Data-overview computations, written as Ibis expressions (DuckDB by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from crmstats._expr import truncate
+from crmstats.crmdata import CRMData
+from crmstats.exceptions import DataError
+from crmstats.io import as_table, execute
+from crmstats.schema import SALES_STAGES, TABLES
+
+__all__ = [
+    "monthly_activity",
+    "orders_per_customer",
+    "spend_by_channel",
+    "stage_counts",
+    "table_overview",
+]
+
+
+def table_overview(crm: CRMData) -> pd.DataFrame:
+    """Validate every table of ``crm`` and describe it.
+
+    Parameters
+    ----------
+    crm : CRMData
+        The data source.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per canonical table (index ``table``), with ``rows``,
+        ``columns``, ``ids`` (distinct values of the table's first id column),
+        ``first`` and ``last`` (range of its first timestamp column), ``status``
+        (``"ok"``, ``"invalid"`` or ``"absent"``) and ``message`` (the
+        validation error, if any). Absent tables are listed so readers see what
+        the source lacks.
+    """
+    rows = []
+    for name in CRMData.table_names():
+        data = getattr(crm, name)
+        spec = TABLES[name]
+        record: dict[str, Any] = {"table": name, "description": spec.description}
+        if data is None:
+            record.update(status="absent", message="")
+            rows.append(record)
+            continue
+        try:
+            t = as_table(data, name)
+        except DataError as exc:
+            record.update(status="invalid", message=str(exc))
+            rows.append(record)
+            continue
+        id_col = next(c.name for c in spec.columns if c.kind == "id")
+        ts_col = next(c.name for c in spec.columns if c.kind == "timestamp")
+        stats = execute(
+            t.aggregate(
+                rows=t.count(),
+                ids=t[id_col].nunique(),
+                first=t[ts_col].min(),
+                last=t[ts_col].max(),
+            )
+        ).iloc[0]
+        record.update(
+            rows=int(stats["rows"]),
+            columns=len(t.columns),
+            id_column=id_col,
+            ids=int(stats["ids"]),
+            first=pd.Timestamp(stats["first"]),
+            last=pd.Timestamp(stats["last"]),
+            status="ok",
+            message="",
+        )
+        rows.append(record)
+    out = pd.DataFrame(rows).set_index("table")
+    cols = ["rows", "columns", "id_column", "ids", "first", "last", "status", "message"]
+    out = out.reindex(columns=cols + ["description"])
+    for c in ("rows", "columns", "ids"):
+        out[c] = out[c].astype("Int64")
+    return out
+
+
+def monthly_activity(
+    transactions: Any,
+    *,
+    period: str = "M",
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> pd.DataFrame:
+    """Orders, active and new customers, revenue and refunds per period.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or ibis.Table
+        Canonical transactions table.
+    period : {"D", "W", "M", "Q", "Y"}
+        Period length.
+    customer_id_col, timestamp_col, amount_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``period`` (period start); columns ``orders`` (rows with a
+        positive amount), ``customers`` (distinct buyers), ``new_customers``
+        (buyers whose first purchase falls in the period), ``revenue`` (sum of
+        all amounts, refunds included — see the refund policy in
+        :mod:`crmstats.schema`) and ``refunds`` (sum of negative amounts, as a
+        positive number). Periods without activity are absent.
+    """
+    t = as_table(
+        transactions,
+        "transactions",
+        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
+    )
+    t = t.mutate(period=truncate(t.timestamp, period))
+    purchases = t.filter(t.amount > 0)
+    first = purchases.group_by("customer_id").aggregate(first_period=purchases.period.min())
+    new = first.group_by(period=first.first_period).aggregate(new_customers=first.count())
+    per = t.group_by("period").aggregate(
+        orders=(t.amount > 0).cast("int64").sum(),
+        customers=t.customer_id.nunique(where=t.amount > 0),
+        revenue=t.amount.sum(),
+        refunds=(-t.amount).sum(where=t.amount < 0),
+    )
+    joined = per.left_join(new, "period").select(
+        "period", "orders", "customers", "new_customers", "revenue", "refunds"
+    )
+    out = execute(joined.order_by("period")).set_index("period")
+    out["new_customers"] = out["new_customers"].fillna(0).astype("int64")
+    out["refunds"] = out["refunds"].fillna(0.0)
+    out["orders"] = out["orders"].astype("int64")
+    out["customers"] = out["customers"].astype("int64")
+    out.index = pd.DatetimeIndex(out.index, name="period")
+    return out
+
+
+def orders_per_customer(
+    transactions: Any,
+    *,
+    max_orders: int = 20,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> pd.DataFrame:
+    """Distribution of the number of orders per customer.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or ibis.Table
+        Canonical transactions table.
+    max_orders : int
+        Customers with more orders are pooled in the last row (labelled
+        ``max_orders`` and flagged ``pooled``).
+    customer_id_col, timestamp_col, amount_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``orders`` (1, 2, ...); columns ``customers``, ``share`` (of all
+        customers) and ``pooled`` (True on the pooled last row).
+    """
+    if int(max_orders) < 1:
+        raise ValueError(f"max_orders must be at least 1, got {max_orders}")
+    t = as_table(
+        transactions,
+        "transactions",
+        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
+    )
+    purchases = t.filter(t.amount > 0)
+    per = purchases.group_by("customer_id").aggregate(n=purchases.count())
+    capped = per.mutate(orders=per.n.clip(upper=int(max_orders)))
+    dist = execute(capped.group_by("orders").aggregate(customers=capped.count()).order_by("orders"))
+    dist = dist.set_index("orders")
+    dist.index = dist.index.astype("int64")
+    dist["customers"] = dist["customers"].astype("int64")
+    dist["share"] = dist["customers"] / dist["customers"].sum()
+    dist["pooled"] = dist.index == int(max_orders)
+    return dist
+
+
+def stage_counts(stage_events: Any, *, stages: tuple[str, ...] | None = None,
+                 lead_id_col: str | None = None, stage_col: str | None = None,
+                 entered_at_col: str | None = None) -> pd.DataFrame:
+    """Number of leads that ever entered each sales-cycle stage.
+
+    Parameters
+    ----------
+    stage_events : DataFrame, path or ibis.Table
+        Canonical stage_events table.
+    stages : tuple of str, optional
+        Stage order; defaults to :data:`crmstats.schema.SALES_STAGES`. Stages
+        present in the data but not listed follow, alphabetically.
+    lead_id_col, stage_col, entered_at_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``stage`` in funnel order; columns ``leads`` (distinct leads that
+        entered it) and ``events`` (entries, re-entries included).
+    """
+    t = as_table(
+        stage_events,
+        "stage_events",
+        columns={"lead_id": lead_id_col, "stage": stage_col, "entered_at": entered_at_col},
+    )
+    counts = execute(t.group_by("stage").aggregate(leads=t.lead_id.nunique(), events=t.count()))
+    order = list(stages or SALES_STAGES)
+    extra = sorted(set(counts["stage"]) - set(order))
+    counts = counts.set_index("stage").reindex([s for s in order + extra
+                                                if s in set(counts["stage"])])
+    return counts.astype("int64")
+
+
+def spend_by_channel(spend: Any, *, period: str = "M", date_col: str | None = None,
+                     channel_col: str | None = None, cost_col: str | None = None) -> pd.DataFrame:
+    """Marketing spend per period (rows) and channel (columns).
+
+    Parameters
+    ----------
+    spend : DataFrame, path or ibis.Table
+        Canonical spend table.
+    period : {"D", "W", "M", "Q", "Y"}
+        Period length.
+    date_col, channel_col, cost_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``period``; one column per channel (sorted by total spend,
+        largest first); zeros where a channel had no spend.
+    """
+    t = as_table(spend, "spend",
+                 columns={"date": date_col, "channel": channel_col, "cost": cost_col})
+    t = t.mutate(period=truncate(t.date, period))
+    long = execute(t.group_by(["period", "channel"]).aggregate(cost=t.cost.sum()))
+    wide = long.pivot_table(index="period", columns="channel", values="cost",
+                            aggfunc="sum", fill_value=0.0)
+    wide = wide[wide.sum().sort_values(ascending=False).index]
+    wide.index = pd.DatetimeIndex(wide.index, name="period")
+    wide.columns.name = "channel"
+    return wide

@@ -1,0 +1,31 @@
+"""Plot helpers shared by the domain subpackages' ``plotting`` modules."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+__all__ = ["get_ax", "require_columns"]
+
+
+def get_ax(ax: plt.Axes | None = None, figsize=(8, 4)) -> plt.Axes:
+    """Return ``ax`` or the axes of a new figure of ``figsize``."""
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def require_columns(frame: pd.DataFrame, columns, what: str) -> None:
+    """Raise ``ValueError`` unless ``frame`` has every column in ``columns``.
+
+    Plot functions take the result frames of crmstats functions; this names the
+    function whose output was expected when something else is passed.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"expected the DataFrame returned by {what}, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"expected the DataFrame returned by {what}; missing column(s) {', '.join(missing)}"
+        )

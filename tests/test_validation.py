@@ -1,0 +1,161 @@
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+import crmstats
+from crmstats import DataError, validate
+from crmstats.schema import TABLES
+
+
+def tx(**overrides):
+    base = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c"],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-03", "2024-01-05", "2024-03-01"]),
+            "amount": [10.0, 20.0, 5.5, 7.0],
+            "order_id": ["o1", "o2", "o3", "o4"],
+        },
+        index=[100, 101, 102, 103],
+    )
+    for k, v in overrides.items():
+        base[k] = v
+    return base
+
+
+def test_missing_customer_id_is_named():
+    with pytest.raises(DataError, match="customer_id") as info:
+        validate(tx().drop(columns="customer_id"), table="transactions")
+    assert info.value.table == "transactions"
+    assert info.value.column == "customer_id"
+    assert "customer_id_col" in str(info.value)
+
+
+def test_valid_frame_round_trips_without_mutation():
+    frame = tx(timestamp=["2024-01-01", "2024-02-03", "2024-01-05", "2024-03-01"])
+    before = frame.copy(deep=True)
+    out = validate(frame, table="transactions")
+    pd.testing.assert_frame_equal(frame, before)  # the caller's frame is untouched
+    assert out is not frame
+    assert pd.api.types.is_datetime64_dtype(out["timestamp"])
+    assert list(out.index) == [100, 101, 102, 103]
+    assert out["amount"].tolist() == [10.0, 20.0, 5.5, 7.0]
+
+
+def test_column_mapping_by_keyword_and_mapping():
+    frame = tx().rename(columns={"customer_id": "cust", "amount": "revenue"})
+    out = validate(frame, "transactions", customer_id_col="cust", amount_col="revenue")
+    assert {"customer_id", "amount"} <= set(out.columns)
+    out2 = validate(frame, "transactions", columns={"customer_id": "cust", "amount": "revenue"})
+    pd.testing.assert_frame_equal(out, out2)
+
+
+def test_error_names_callers_column_name():
+    frame = tx(revenue=[1.0, np.nan, 2.0, 3.0]).drop(columns="amount")
+    with pytest.raises(DataError, match=r"'revenue'.*rows 101") as info:
+        validate(frame, "transactions", amount_col="revenue")
+    assert info.value.column == "revenue"
+    assert info.value.rows == [101]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "pattern"),
+    [
+        ({"customer_id": ["a", None, "b", "c"]}, "customer_id", r"null value.*rows 101"),
+        ({"amount": [1.0, np.inf, 2.0, 3.0]}, "amount", r"non-finite.*rows 101"),
+        ({"amount": [1.0, 2.0, -np.inf, np.nan]}, "amount", r"2 row\(s\).*rows 102, 103"),
+        ({"amount": ["1", "2", "x", "4"]}, "amount", r"not numbers.*102 \('x'\)"),
+        ({"timestamp": ["2024-01-01", "yesterday", "2024-01-02", None]}, "timestamp",
+         r"unparsable.*101 \('yesterday'\)"),
+        ({"timestamp": ["2024-01-01T10:00:00+01:00", "2024-01-01 10:00", "2024-01-02", "2024-01-03"]},
+         "timestamp", "mixes timezone-aware and naive"),
+        ({"timestamp": [1, 2, 3, 4]}, "timestamp", "where timestamps are expected"),
+        ({"order_id": ["o1", "o1", "o3", "o4"]}, "order_id", "duplicated"),
+        ({"amount": [True, False, True, True]}, "amount", "boolean"),
+        ({"customer_id": [1.5, 2.0, 3.0, 4.0]}, "customer_id", "non-integer numeric ids"),
+    ],
+)
+def test_transactions_problems(overrides, column, pattern):
+    with pytest.raises(DataError, match=pattern) as info:
+        validate(tx(**overrides), "transactions")
+    assert info.value.column == column
+    assert "transactions table" in str(info.value)
+
+
+def test_refunds_are_accepted_but_negative_cost_is_not():
+    out = validate(tx(amount=[10.0, -10.0, 5.0, 7.0]), "transactions")
+    assert out["amount"].min() == -10.0
+    spend = pd.DataFrame({"date": ["2024-01-01", "2024-02-01"], "channel": ["seo", "seo"],
+                          "cost": [100.0, -5.0]})
+    with pytest.raises(DataError, match=r"spend table, column 'cost': negative"):
+        validate(spend, "spend")
+
+
+def test_timezone_aware_values_become_utc_naive():
+    frame = tx(timestamp=["2024-01-01T10:00:00+01:00", "2024-01-01T10:00:00-05:00",
+                          "2024-01-02T00:00:00Z", "2024-01-03T00:00:00+00:00"])
+    out = validate(frame, "transactions")
+    assert out["timestamp"].dt.tz is None
+    assert out["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 09:00")
+    assert out["timestamp"].iloc[1] == pd.Timestamp("2024-01-01 15:00")
+    aware = tx(timestamp=pd.to_datetime(["2024-01-01"] * 4).tz_localize("Europe/Budapest"))
+    assert validate(aware, "transactions")["timestamp"].iloc[0] == pd.Timestamp("2023-12-31 23:00")
+
+
+def test_empty_table():
+    with pytest.raises(DataError, match="empty"):
+        validate(tx().iloc[:0], "transactions")
+
+
+def test_unknown_table_and_keyword():
+    with pytest.raises(ValueError, match="unknown table"):
+        validate(tx(), "orders")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        validate(tx(), "transactions", customer="x")
+
+
+def test_not_a_table():
+    with pytest.raises(DataError, match="expected a pandas DataFrame"):
+        validate([1, 2, 3], "transactions")
+    with pytest.raises(DataError, match="does not exist"):
+        validate("/nonexistent/file.csv", "transactions")
+
+
+def test_csv_and_parquet_paths(tmp_path):
+    frame = tx()
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    for path in (tmp_path / "t.csv", tmp_path / "t.parquet"):
+        out = crmstats.execute(validate(path, "transactions"))
+        assert sorted(out["amount"]) == sorted(frame["amount"])
+        assert pd.api.types.is_datetime64_dtype(out["timestamp"])
+
+
+def test_csv_with_bad_values_reports_ids(tmp_path):
+    frame = tx(amount=["1", "2", "oops", "4"], timestamp=["2024-01-01"] * 4)
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match=r"'amount'.*not numbers.*'o3'"):
+        validate(tmp_path / "bad.csv", "transactions")
+
+
+def test_ibis_table_input_is_checked_in_database():
+    con = ibis.duckdb.connect()
+    frame = tx(customer_id=["a", None, "b", "c"])
+    table = con.create_table("tx", frame)
+    with pytest.raises(DataError, match="customer_id.*null") as info:
+        validate(table, "transactions")
+    assert info.value.rows == ["o2"]  # reported by key, since the table has no index
+    ok = con.create_table("tx_ok", tx().rename(columns={"amount": "value"}))
+    out = validate(ok, "transactions", amount_col="value")
+    assert isinstance(out, ibis.expr.types.Table)
+    assert "amount" in out.columns
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_every_table_requires_its_columns(table):
+    spec = TABLES[table]
+    frame = pd.DataFrame({c: ["x"] for c in spec.required})
+    with pytest.raises(DataError) as info:
+        validate(frame.drop(columns=spec.required[0]), table)
+    assert info.value.table == table
+    assert info.value.column == spec.required[0]
