@@ -1,5 +1,7 @@
-"""crmstats: CRM analytics — customer lifetime value, cohort churn, channel attribution
-and the funnel and account KPIs around them, published as a Jupyter Book of KPI studies.
+"""crmstats: CRM analytics published as a Jupyter Book of KPI studies.
+
+Customer lifetime value, cohort churn, channel attribution and the funnel and
+account KPIs around them.
 
 The public API is flat: canonical data handling lives here, and each domain
 subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``,
@@ -7,7 +9,13 @@ subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``
 """
 
 from crmstats.crmdata import CRMData
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning, StudyError
+from crmstats.exceptions import (
+    ConvergenceWarning,
+    CRMStatsError,
+    DataError,
+    DataWarning,
+    StudyError,
+)
 from crmstats.io import as_table, backend, execute, export_crm, load_crm
 from crmstats.schema import TABLES
 from crmstats.validation import validate

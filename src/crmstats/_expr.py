@@ -11,7 +11,7 @@ PERIODS = {"D": "D", "W": "W", "M": "M", "MS": "M", "Q": "Q", "QS": "Q", "Y": "Y
 
 
 def truncate(col: ir.TimestampValue, period: str) -> ir.TimestampValue:
-    """Truncate timestamps to the start of their period (``"D"``, ``"W"``, ``"M"``, ``"Q"``, ``"Y"``).
+    """Truncate timestamps to the start of their period: "D", "W", "M", "Q" or "Y".
 
     Weeks start on Monday (ISO weeks), as pandas' ``to_period("W")`` does.
     """

@@ -131,7 +131,7 @@ def _column_mapping(columns, overrides) -> dict[str, str]:
 
 
 def _caller(name: str, mapping: Mapping[str, str]) -> str:
-    """The caller's name of canonical column ``name``."""
+    """Return the caller's name of canonical column ``name``."""
     return mapping.get(name, name)
 
 

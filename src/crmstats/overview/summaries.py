@@ -187,7 +187,7 @@ def orders_per_customer(
 def stage_counts(stage_events: Any, *, stages: tuple[str, ...] | None = None,
                  lead_id_col: str | None = None, stage_col: str | None = None,
                  entered_at_col: str | None = None) -> pd.DataFrame:
-    """Number of leads that ever entered each sales-cycle stage.
+    """Count the leads that ever entered each sales-cycle stage.
 
     Parameters
     ----------

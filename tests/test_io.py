@@ -1,0 +1,62 @@
+import ibis
+import pandas as pd
+import pytest
+
+import crmstats
+from crmstats import CRMData, DataError, load_crm
+from tests.conftest import SMALL_DEMO
+
+
+def test_load_crm_demo_is_deterministic_and_sized():
+    a = load_crm(SMALL_DEMO)
+    b = load_crm(SMALL_DEMO)
+    assert a.source == b.source == SMALL_DEMO
+    for name in CRMData.table_names():
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    assert a.truth is not None
+
+
+def test_load_crm_cdnow_and_passthrough():
+    crm = load_crm("cdnow:sample")
+    assert list(crm.tables()) == ["transactions"]
+    assert len(crm.transactions) == 6_919
+    assert load_crm(crm) is crm
+
+
+def test_export_and_reload_directory(small_crm, tmp_path):
+    paths = crmstats.export_crm(small_crm, tmp_path / "crm")
+    assert {p.stem for p in paths} == set(small_crm.tables())
+    back = load_crm(tmp_path / "crm")
+    assert set(back.tables()) == set(small_crm.tables())
+    tx = crmstats.execute(crmstats.as_table(back.transactions, "transactions"))
+    orig = small_crm.transactions
+    assert len(tx) == len(orig)
+    assert tx["amount"].sum() == pytest.approx(orig["amount"].sum())
+    assert set(tx["customer_id"]) == set(orig["customer_id"])
+
+
+@pytest.mark.parametrize("source", ["nonsense", "/no/such/dir", "demo:seed"])
+def test_load_crm_rejects_unknown_sources(source):
+    with pytest.raises((DataError, ValueError), match="data source"):
+        load_crm(source)
+
+
+def test_empty_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="holds no"):
+        load_crm(tmp_path)
+
+
+def test_execute_runs_bound_tables_on_their_backend():
+    con = ibis.duckdb.connect()
+    t = con.create_table("x", pd.DataFrame({"a": [1, 2, 3]}))
+    assert crmstats.execute(t.a.sum()) == 6
+    assert crmstats.execute(ibis.memtable({"a": [1, 2]}).a.sum()) == 3
+
+
+def test_crmdata_require_and_repr(small_crm):
+    small_crm.require("transactions", "spend")
+    with pytest.raises(DataError, match="has no subscriptions"):
+        CRMData(transactions=small_crm.transactions).require("subscriptions")
+    text = repr(small_crm)
+    assert "transactions=" in text and "rows" in text
+    assert "@" not in text
