@@ -18,8 +18,8 @@ Conventions
 * **Refund policy**: a negative transaction ``amount`` is a refund.  Refunds are
   kept in revenue KPIs (they reduce revenue), but they are never counted as a
   purchase occasion: summaries such as ``rfm_summary`` count and average only
-  rows with ``amount > 0``.  Negative ``cost``, ``mrr`` or conversion ``value``
-  are errors.
+  rows with ``amount >= 0`` (a zero-value row, e.g. a free item, is a
+  purchase).  Negative ``cost``, ``mrr`` or conversion ``value`` are errors.
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ def monthly_activity(
     -------
     pandas.DataFrame
         Index ``period`` (period start); columns ``orders`` (rows with a
-        positive amount), ``customers`` (distinct buyers), ``new_customers``
+        non-negative amount: zero-value orders count, refunds do
+        not), ``customers`` (distinct buyers), ``new_customers``
         (buyers whose first purchase falls in the period), ``revenue`` (sum of
         all amounts, refunds included — see the refund policy in
         :mod:`crmstats.schema`) and ``refunds`` (sum of negative amounts, as a
@@ -118,12 +119,12 @@ def monthly_activity(
         columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
     )
     t = t.mutate(period=truncate(t.timestamp, period))
-    purchases = t.filter(t.amount > 0)
+    purchases = t.filter(t.amount >= 0)
     first = purchases.group_by("customer_id").aggregate(first_period=purchases.period.min())
     new = first.group_by(period=first.first_period).aggregate(new_customers=first.count())
     per = t.group_by("period").aggregate(
-        orders=(t.amount > 0).cast("int64").sum(),
-        customers=t.customer_id.nunique(where=t.amount > 0),
+        orders=(t.amount >= 0).cast("int64").sum(),
+        customers=t.customer_id.nunique(where=t.amount >= 0),
         revenue=t.amount.sum(),
         refunds=(-t.amount).sum(where=t.amount < 0),
     )
@@ -172,7 +173,7 @@ def orders_per_customer(
         "transactions",
         columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
     )
-    purchases = t.filter(t.amount > 0)
+    purchases = t.filter(t.amount >= 0)
     per = purchases.group_by("customer_id").aggregate(n=purchases.count())
     capped = per.mutate(orders=per.n.clip(upper=int(max_orders)))
     dist = execute(capped.group_by("orders").aggregate(customers=capped.count()).order_by("orders"))
