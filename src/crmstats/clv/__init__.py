@@ -1,8 +1,25 @@
 """Customer lifetime value: RFM summaries, BTYD models, CLV, value tiers and win-back.
 
-Summaries from raw transactions run in-database (:mod:`crmstats.clv.summaries`).
+Summaries from raw transactions run in-database (:mod:`crmstats.clv.summaries`);
+models in :mod:`crmstats.clv.models`; valuation and segmentation in
+:mod:`crmstats.clv.value`; model checks in :mod:`crmstats.clv.diagnostics`;
+figures in :mod:`crmstats.clv.plotting`.
 """
 
+from crmstats.clv.diagnostics import (
+    frequency_recency_grid,
+    holdout_comparison,
+    holdout_error,
+    tracking,
+)
+from crmstats.clv.plotting import (
+    plot_clv_distribution,
+    plot_frequency_recency,
+    plot_holdout_comparison,
+    plot_lorenz,
+    plot_tracking,
+    plot_value_pyramid,
+)
 from crmstats.clv.summaries import calibration_holdout_split, rfm_summary
 from crmstats.clv.value import (
     customer_lifetime_value,
@@ -15,9 +32,19 @@ from crmstats.clv.value import (
 __all__ = [
     "calibration_holdout_split",
     "customer_lifetime_value",
+    "frequency_recency_grid",
+    "holdout_comparison",
+    "holdout_error",
     "pareto_analysis",
+    "plot_clv_distribution",
+    "plot_frequency_recency",
+    "plot_holdout_comparison",
+    "plot_lorenz",
+    "plot_tracking",
+    "plot_value_pyramid",
     "rfm_segments",
     "rfm_summary",
+    "tracking",
     "value_tiers",
     "winback_list",
 ]

@@ -1,0 +1,215 @@
+"""Figures of the CLV study; each takes the frame its computation returns."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from crmstats.plotting import get_ax, require_columns
+
+__all__ = [
+    "plot_clv_distribution",
+    "plot_frequency_recency",
+    "plot_holdout_comparison",
+    "plot_lorenz",
+    "plot_tracking",
+    "plot_value_pyramid",
+]
+
+
+def plot_frequency_recency(grid: pd.DataFrame, ax: plt.Axes | None = None, *,
+                           title: str | None = None, cmap: str = "viridis") -> plt.Axes:
+    """Heatmap of P(alive) or expected purchases over frequency × recency.
+
+    Parameters
+    ----------
+    grid : pandas.DataFrame
+        Output of :func:`crmstats.clv.frequency_recency_grid`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    title : str, optional
+        Figure title.
+    cmap : str
+        Colour map.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(grid, pd.DataFrame) or grid.index.name != "frequency":
+        raise ValueError("expected the DataFrame returned by frequency_recency_grid")
+    ax = get_ax(ax, figsize=(8, 5))
+    sns.heatmap(grid.iloc[::-1], ax=ax, cmap=cmap, cbar=True,
+                xticklabels=max(1, grid.shape[1] // 10), yticklabels=max(1, grid.shape[0] // 10))
+    ax.set_xlabel("recency (time of last purchase)")
+    ax.set_ylabel("frequency (repeat purchases)")
+    ax.set_title(title or "Model over frequency and recency")
+    return ax
+
+
+def plot_holdout_comparison(comparison: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Actual vs predicted mean holdout purchases per calibration frequency.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        Output of :func:`crmstats.clv.holdout_comparison`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(comparison, ["actual", "predicted", "pooled"], "holdout_comparison")
+    ax = get_ax(ax)
+    labels = [f"{i}+" if p else str(i) for i, p in zip(comparison.index, comparison["pooled"],
+                                                        strict=True)]
+    x = np.arange(len(comparison))
+    ax.plot(x, comparison["actual"], marker="o", label="actual")
+    ax.plot(x, comparison["predicted"], marker="s", linestyle="--", label="predicted")
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("mean purchases in the holdout period")
+    ax.set_title("Holdout: actual vs predicted")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_tracking(track: pd.DataFrame, ax: plt.Axes | None = None, *,
+                  cumulative: bool = True, calibration_end=None) -> plt.Axes:
+    """Repeat transactions over time, actual vs expected.
+
+    Parameters
+    ----------
+    track : pandas.DataFrame
+        Output of :func:`crmstats.clv.tracking`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    cumulative : bool
+        Cumulative curves (default) or per step.
+    calibration_end : timestamp-like, optional
+        Draws a vertical line at the end of calibration.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(track, ["actual", "expected", "actual_cumulative", "expected_cumulative"],
+                    "tracking")
+    ax = get_ax(ax, figsize=(9, 4))
+    suffix = "_cumulative" if cumulative else ""
+    ax.plot(track.index, track["actual" + suffix], label="actual")
+    ax.plot(track.index, track["expected" + suffix], linestyle="--", label="model")
+    if calibration_end is not None:
+        ax.axvline(pd.Timestamp(calibration_end), color="grey", linewidth=1)
+        ax.annotate(" end of calibration", (pd.Timestamp(calibration_end), ax.get_ylim()[1]),
+                    va="top", fontsize=8, color="grey")
+    ax.set_ylabel(("cumulative " if cumulative else "") + "repeat transactions")
+    ax.set_title("Repeat transactions: actual vs model")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_clv_distribution(clv: pd.DataFrame, ax: plt.Axes | None = None, *,
+                          by: pd.Series | None = None, clip_quantile: float = 0.99) -> plt.Axes:
+    """Histogram of customer lifetime values (optionally one curve per group).
+
+    Parameters
+    ----------
+    clv : pandas.DataFrame
+        Output of :func:`crmstats.clv.customer_lifetime_value`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    by : pandas.Series, optional
+        Group per customer (e.g. acquisition channel), aligned on the index.
+    clip_quantile : float
+        Values above this quantile are clipped so the long tail stays readable.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(clv, ["clv"], "customer_lifetime_value")
+    ax = get_ax(ax)
+    cap = clv["clv"].quantile(clip_quantile)
+    data = pd.DataFrame({"clv": clv["clv"].clip(upper=cap)})
+    if by is not None:
+        data["group"] = pd.Series(by).reindex(clv.index).to_numpy()
+        sns.histplot(data, x="clv", hue="group", ax=ax, element="step", stat="density",
+                     common_norm=False, bins=40)
+    else:
+        sns.histplot(data, x="clv", ax=ax, bins=40)
+    ax.set_xlabel(f"CLV (clipped at the {clip_quantile:.0%} quantile, {cap:,.0f})")
+    ax.set_title("Customer lifetime value")
+    return ax
+
+
+def plot_lorenz(pareto, ax: plt.Axes | None = None) -> plt.Axes:
+    """Lorenz curve of value with the top-20 % share and the Gini coefficient.
+
+    Parameters
+    ----------
+    pareto : ParetoResult
+        Output of :func:`crmstats.clv.pareto_analysis`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not hasattr(pareto, "lorenz"):
+        raise ValueError("expected the ParetoResult returned by pareto_analysis")
+    ax = get_ax(ax, figsize=(5, 5))
+    lor = pareto.lorenz
+    ax.plot(lor["customer_share"], lor["value_share"], label="Lorenz curve")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="equal value")
+    x = 1 - pareto.top_fraction
+    y = 1 - pareto.top_share
+    ax.plot([x, x], [0, y], color="grey", linewidth=0.8)
+    ax.annotate(f"top {pareto.top_fraction:.0%}: {pareto.top_share:.0%} of value",
+                (x, y), xytext=(-10, 10), textcoords="offset points", ha="right")
+    ax.set_xlabel("share of customers (least valuable first)")
+    ax.set_ylabel("share of value")
+    ax.set_title(f"Value concentration (Gini {pareto.gini:.2f})")
+    ax.legend(frameon=False, loc="upper left")
+    return ax
+
+
+def plot_value_pyramid(tiers: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Draw the customer value pyramid: customers and value share per tier.
+
+    Parameters
+    ----------
+    tiers : pandas.DataFrame
+        Output of :func:`crmstats.clv.value_tiers`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(tiers, ["value", "tier"], "value_tiers")
+    ax = get_ax(ax, figsize=(7, 4))
+    grouped = tiers.groupby("tier", observed=False)["value"]
+    summary = pd.DataFrame({"customers": grouped.size(), "value": grouped.sum()})
+    summary["value_share"] = summary["value"] / summary["value"].sum()
+    n = len(summary)
+    colors = sns.color_palette("crest", n)
+    for i, (name, row) in enumerate(summary.iterrows()):
+        width = (i + 1) / n
+        ax.barh(n - 1 - i, width, left=(1 - width) / 2, color=colors[i], edgecolor="white")
+        ax.text(0.5, n - 1 - i, f"{name}: {row['customers']:,} customers, "
+                f"{row['value_share']:.0%} of value", ha="center", va="center", fontsize=9,
+                color="white" if i > n / 2 else "black")
+    ax.set_xlim(0, 1)
+    ax.set_yticks([])
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("Customer value pyramid")
+    return ax
