@@ -7,6 +7,7 @@ figures in :mod:`crmstats.clv.plotting`.
 """
 
 from crmstats.clv.diagnostics import (
+    compare_models,
     frequency_recency_grid,
     holdout_comparison,
     holdout_error,
@@ -20,21 +21,24 @@ from crmstats.clv.plotting import (
     plot_tracking,
     plot_value_pyramid,
 )
-from crmstats.clv.summaries import calibration_holdout_split, rfm_summary
+from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
 from crmstats.clv.value import (
     customer_lifetime_value,
     pareto_analysis,
     rfm_segments,
+    value_by_group,
     value_tiers,
     winback_list,
 )
 
 __all__ = [
     "calibration_holdout_split",
+    "compare_models",
     "customer_lifetime_value",
     "frequency_recency_grid",
     "holdout_comparison",
     "holdout_error",
+    "holdout_period",
     "pareto_analysis",
     "plot_clv_distribution",
     "plot_frequency_recency",
@@ -45,6 +49,7 @@ __all__ = [
     "rfm_segments",
     "rfm_summary",
     "tracking",
+    "value_by_group",
     "value_tiers",
     "winback_list",
 ]

@@ -26,7 +26,13 @@ from crmstats.clv.summaries import _check_units, _occasions
 from crmstats.clv.value import _require_summary
 from crmstats.io import as_table, execute
 
-__all__ = ["frequency_recency_grid", "holdout_comparison", "holdout_error", "tracking"]
+__all__ = [
+    "compare_models",
+    "frequency_recency_grid",
+    "holdout_comparison",
+    "holdout_error",
+    "tracking",
+]
 
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 
@@ -232,3 +238,36 @@ def tracking(
         "expected_cumulative": expected_cum,
     }, index=pd.DatetimeIndex(edges, name="period"))
     return out
+
+
+def compare_models(models: dict, calibration_holdout: pd.DataFrame) -> pd.DataFrame:
+    """Compare fitted transaction models on the same calibration/holdout split.
+
+    Parameters
+    ----------
+    models : dict of str to fitted model
+        Name → model fitted on ``calibration_holdout``.
+    calibration_holdout : pandas.DataFrame
+        Output of :func:`~crmstats.clv.calibration_holdout_split`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``log_likelihood`` (calibration), ``n_params``,
+        ``bic``, and the holdout ``actual``/``predicted`` totals,
+        ``total_error``, ``mae`` and ``rmse`` of :func:`holdout_error`, sorted
+        by holdout ``mae``.
+    """
+    if not models:
+        raise ValueError("models is empty")
+    n = len(calibration_holdout)
+    rows = {}
+    for name, model in models.items():
+        err = holdout_error(model, calibration_holdout)
+        k = len(model.params_)
+        ll = float(model.log_likelihood_)
+        rows[name] = {"log_likelihood": ll, "n_params": k, "bic": k * np.log(n) - 2 * ll,
+                      **err.to_dict()}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "model"
+    return out.sort_values("mae")

@@ -35,7 +35,7 @@ from crmstats._expr import truncate
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
-__all__ = ["calibration_holdout_split", "rfm_summary"]
+__all__ = ["calibration_holdout_split", "holdout_period", "rfm_summary"]
 
 #: Length of each time unit in days (months use calendar months instead).
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
@@ -256,3 +256,42 @@ def calibration_holdout_split(
     duration = execute(_elapsed(end_period, cal_period, unit))
     out["duration_holdout"] = float(duration)
     return out
+
+
+def holdout_period(
+    transactions: Any,
+    *,
+    holdout_weeks: float = 39,
+    observation_end=None,
+    timestamp_col: str | None = None,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return ``(calibration_end, observation_end)`` for a holdout of the last weeks.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or ibis.Table
+        Canonical transactions table.
+    holdout_weeks : float
+        Length of the holdout period in weeks (39 in the CDNOW studies).
+    observation_end : timestamp-like, optional
+        End of observation; defaults to the last transaction's day.
+    timestamp_col : str, optional
+        The caller's name of the ``timestamp`` column.
+
+    Returns
+    -------
+    tuple of pandas.Timestamp
+        The calibration end (inclusive) and the observation end.
+    """
+    if float(holdout_weeks) <= 0:
+        raise ValueError(f"holdout_weeks must be positive, got {holdout_weeks}")
+    t = as_table(transactions, "transactions", columns={"timestamp": timestamp_col})
+    end = _end_of_observation(t, observation_end).normalize()
+    first = pd.Timestamp(execute(t.timestamp.min())).normalize()
+    cal_end = end - pd.Timedelta(weeks=float(holdout_weeks))
+    if cal_end <= first:
+        raise ValueError(
+            f"a {holdout_weeks}-week holdout leaves no calibration period: the data run "
+            f"from {first.date()} to {end.date()}"
+        )
+    return cal_end, end

@@ -30,6 +30,7 @@ from crmstats.exceptions import DataError
 __all__ = [
     "ParetoResult",
     "customer_lifetime_value",
+    "value_by_group",
     "pareto_analysis",
     "rfm_segments",
     "value_tiers",
@@ -420,3 +421,50 @@ def winback_list(
     ] * (len(out) - n_high)
     out.attrs["lapsed_after"] = lapsed_after
     return out[cols]
+
+
+def value_by_group(
+    values,
+    customers,
+    *,
+    by: str = "acquisition_channel",
+    customer_id_col: str | None = None,
+) -> pd.DataFrame:
+    """Summarise customer value per group of the customers table (e.g. acquisition channel).
+
+    Parameters
+    ----------
+    values : pandas.Series or DataFrame
+        Value per customer (the frame of :func:`customer_lifetime_value` uses
+        its ``clv`` column), indexed by ``customer_id``.
+    customers : DataFrame, path or ibis.Table
+        Canonical customers table.
+    by : str
+        Column of the customers table to group by.
+    customer_id_col : str, optional
+        The caller's name of the ``customer_id`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the groups; columns ``customers``, ``mean``, ``median``,
+        ``total`` and ``value_share``. Valued customers missing from the
+        customers table form the group ``"(unknown)"``.
+    """
+    from crmstats.io import as_table, execute
+
+    s = _values(values)
+    t = as_table(customers, "customers", columns={"customer_id": customer_id_col})
+    if by not in t.columns:
+        raise DataError(f"customers table: no column {by!r} to group by; columns: "
+                        f"{', '.join(t.columns)}", table="customers", column=by)
+    groups = execute(t.select("customer_id", by)).drop_duplicates("customer_id")
+    groups = groups.set_index("customer_id")[by]
+    groups.index = groups.index.astype(str)
+    key = pd.Series(s.index.astype(str), index=s.index).map(groups).fillna("(unknown)")
+    grouped = s.groupby(key.to_numpy())
+    out = pd.DataFrame({"customers": grouped.size(), "mean": grouped.mean(),
+                        "median": grouped.median(), "total": grouped.sum()})
+    out["value_share"] = out["total"] / out["total"].sum()
+    out.index.name = by
+    return out.sort_values("mean", ascending=False)
