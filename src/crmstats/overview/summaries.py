@@ -33,7 +33,8 @@ def table_overview(crm: CRMData) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per canonical table (index ``table``), with ``rows``,
-        ``columns``, ``ids`` (distinct values of the table's first id column),
+        ``columns``, ``ids`` (distinct values of the table's first id column,
+        named in ``id_column``; empty for spend, which has none),
         ``first`` and ``last`` (range of its first timestamp column), ``status``
         (``"ok"``, ``"invalid"`` or ``"absent"``) and ``message`` (the
         validation error, if any). Absent tables are listed so readers see what
@@ -54,21 +55,17 @@ def table_overview(crm: CRMData) -> pd.DataFrame:
             record.update(status="invalid", message=str(exc))
             rows.append(record)
             continue
-        id_col = next(c.name for c in spec.columns if c.kind == "id")
+        id_col = next((c.name for c in spec.columns if c.kind == "id"), None)
         ts_col = next(c.name for c in spec.columns if c.kind == "timestamp")
-        stats = execute(
-            t.aggregate(
-                rows=t.count(),
-                ids=t[id_col].nunique(),
-                first=t[ts_col].min(),
-                last=t[ts_col].max(),
-            )
-        ).iloc[0]
+        aggs = dict(rows=t.count(), first=t[ts_col].min(), last=t[ts_col].max())
+        if id_col is not None:
+            aggs["ids"] = t[id_col].nunique()
+        stats = execute(t.aggregate(**aggs)).iloc[0]
         record.update(
             rows=int(stats["rows"]),
             columns=len(t.columns),
-            id_column=id_col,
-            ids=int(stats["ids"]),
+            id_column=id_col or "",
+            ids=int(stats["ids"]) if id_col is not None else pd.NA,
             first=pd.Timestamp(stats["first"]),
             last=pd.Timestamp(stats["last"]),
             status="ok",

@@ -1,0 +1,615 @@
+"""A generative CRM with known ground truth: the demo data and the models' test bed.
+
+:func:`simulate_crm` draws one company's CRM from an explicit generative story,
+so that every crmstats model can be checked for recovering the truth that
+produced the data, and the demo book has every canonical table.
+
+The story
+---------
+1. **Channels and journeys.** Each contact arrives through a multi-touch
+   journey of 1-8 touches that hops across channels (each next touch repeats
+   the previous channel with probability 0.35, otherwise draws from the channel
+   popularity). Touches cost a channel-specific cost per touch; monthly
+   ``spend`` per channel is exactly the sum of its touch costs.
+2. **Sales cycle.** Every contact is a *subscriber*; with probability 0.7 it
+   becomes a *lead*; a lead is *qualified* with a logistic probability in its
+   features (the true coefficients are in ``truth["qualification_coefficients"]``)
+   or else *unqualified*; a qualified lead becomes an *opportunity* with
+   probability 0.65; an opportunity is *won* with probability
+   ``1 - (1 - base) * prod_c (1 - effect_c)`` over the distinct channels ``c``
+   of its journey, else *lost*. Stage durations are Gamma distributed.
+3. **Repeat buying.** A won contact is a customer; its first order is the
+   conversion. Repeat orders follow BG/NBD [1]_: a purchase rate per week
+   ``lambda ~ Gamma(r, alpha)`` and, after each repeat purchase, dropout with
+   probability ``p ~ Beta(a, b)``. Order values follow Gamma-Gamma [2]_:
+   ``nu ~ Gamma(q, gamma)``, each order ``~ Gamma(p, nu)``. The parameters
+   differ by acquisition channel (the first touch). About 1 % of repeat orders
+   are refunded later (a negative row); refunds are not purchases.
+4. **Key accounts.** About a tenth of customers (more among large companies)
+   are key accounts with monthly MRR per product category: expansion,
+   contraction, cross-sell into new categories, and churn. Monthly churn is a
+   discrete-time proportional-hazards sBG [3]_ [4]_: ``theta ~ Beta(alpha, beta)``
+   and ``P(churn in month m) = 1 - (1 - theta) ** exp(b1 * tickets_3m + b2 * slow)``,
+   where ``tickets_3m`` counts the account's service tickets in the three
+   months before and ``slow`` is its standardised mean resolution time, so
+   service problems truly raise the churn hazard. Churned accounts come back
+   with probability 0.03 a month.
+5. **Service tickets** arrive for every customer at a customer-specific
+   Poisson rate, with Gamma resolution times; some are still open at the end.
+6. **Contacts** carry realistic (invented) names, emails and phone numbers so
+   tests can prove that the published book never shows them.
+
+References
+----------
+.. [1] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "Counting your
+   customers" the easy way: An alternative to the Pareto/NBD model.
+   Marketing Science 24(2), 275-284.
+.. [2] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). RFM and CLV: Using
+   iso-value curves for customer base analysis. Journal of Marketing Research
+   42(4), 415-430.
+.. [3] Fader, P. S. and Hardie, B. G. S. (2007). How to project customer
+   retention. Journal of Interactive Marketing 21(1), 76-90.
+.. [4] Cox, D. R. (1972). Regression models and life-tables. Journal of the
+   Royal Statistical Society B 34(2), 187-220.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crmstats.crmdata import CRMData
+
+__all__ = ["CHANNELS", "simulate_crm"]
+
+#: Channel names, in the order channels are taken for ``n_channels``.
+CHANNELS = (
+    "paid_search", "organic_search", "social", "email", "display",
+    "referral", "events", "affiliate", "webinar", "partner",
+)
+_POPULARITY = np.array([0.22, 0.20, 0.15, 0.12, 0.10, 0.07, 0.05, 0.04, 0.03, 0.02])
+_COST_PER_TOUCH = np.array([4.0, 1.0, 2.5, 0.3, 1.5, 2.0, 30.0, 3.0, 8.0, 12.0])
+_EFFECT = np.array([0.10, 0.06, 0.04, 0.08, 0.02, 0.14, 0.20, 0.03, 0.12, 0.16])
+#: BG/NBD (r, alpha [weeks], a, b) and Gamma-Gamma (p, q, v) per channel.
+_BGNBD = np.array([
+    [0.45, 9.0, 0.75, 2.8], [0.35, 8.0, 0.80, 2.4], [0.30, 10.0, 0.90, 2.2],
+    [0.55, 7.0, 0.60, 3.2], [0.25, 11.0, 1.00, 2.0], [0.50, 8.0, 0.55, 3.5],
+    [0.60, 9.0, 0.50, 3.8], [0.28, 12.0, 0.95, 2.1], [0.40, 9.5, 0.70, 3.0],
+    [0.52, 8.5, 0.60, 3.4],
+])
+_GAMMA_GAMMA = np.array([
+    [6.0, 4.0, 22.0], [6.0, 4.0, 18.0], [6.0, 4.0, 15.0], [6.0, 4.0, 20.0],
+    [6.0, 4.0, 14.0], [6.0, 4.0, 26.0], [6.0, 4.0, 30.0], [6.0, 4.0, 16.0],
+    [6.0, 4.0, 24.0], [6.0, 4.0, 28.0],
+])
+_BASE_WIN = 0.25
+
+INDUSTRIES = ("manufacturing", "software", "retail", "finance", "healthcare", "logistics")
+SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
+JOB_TITLES = ("analyst", "manager", "director", "executive", "engineer")
+COUNTRIES = ("HU", "IR", "ES", "LT", "DE", "US")
+CATEGORIES = ("software", "hardware", "services", "training", "support")
+TICKET_CATEGORIES = ("billing", "technical", "delivery", "account", "other")
+OWNERS = ("owner_01", "owner_02", "owner_03", "owner_04", "owner_05", "owner_06")
+
+_NAMES = {
+    "HU": (("Anna", "Bence", "Csilla", "Dániel", "Eszter", "Gábor", "Katalin", "Levente"),
+           ("Kovács", "Nagy", "Szabó", "Tóth", "Horváth", "Varga", "Kiss", "Molnár")),
+    "IR": (("Ali", "Maryam", "Reza", "Sara", "Hossein", "Zahra", "Mehdi", "Fatemeh"),
+           ("Ahmadi", "Hosseini", "Karimi", "Rahimi", "Moradi", "Jafari", "Rezaei", "Kazemi")),
+    "ES": (("Lucía", "Hugo", "Martina", "Pablo", "Sofía", "Javier", "Elena", "Diego"),
+           ("García", "Martínez", "López", "Sánchez", "Pérez", "Gómez", "Ruiz", "Díaz")),
+    "LT": (("Jonas", "Eglė", "Lukas", "Rūta", "Mantas", "Ieva", "Tomas", "Greta"),
+           ("Kazlauskas", "Jankauskas", "Petrauskas", "Stankevičius", "Vasiliauskas",
+            "Žukauskas", "Butkus", "Paulauskas")),
+    "DE": (("Lena", "Felix", "Mia", "Jonas", "Laura", "Paul", "Hannah", "Lukas"),
+           ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker")),
+    "US": (("Emma", "Liam", "Olivia", "Noah", "Ava", "James", "Mia", "Ethan"),
+           ("Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson")),
+}
+_DOMAINS = ("example-mail.com", "postbox.example", "inbox.example.org", "mail.example.net")
+
+#: True log-odds of qualification; features are encoded as documented in
+#: ``truth["qualification_encoding"]``. ``country`` has no effect.
+_QUAL_COEF = {
+    "intercept": -0.2,
+    "engagement_score": 1.1,
+    "company_size_code": 0.35,
+    "industry[software]": 0.8,
+    "industry[retail]": -0.7,
+    "job_title[executive]": 0.6,
+    "job_title[director]": 0.3,
+    "country[US]": 0.0,
+}
+_SBG = {"alpha": 1.0, "beta": 7.0}
+_HAZARD = {"tickets_last_3m": 0.25, "resolution_days_z": 0.35}
+_P_LEAD, _P_OPPORTUNITY = 0.7, 0.65
+_WEEK = np.timedelta64(7 * 86400, "s")
+
+
+def _ascii(text: str) -> str:
+    accented, plain = "áéíóöőúüűčėęįšųūžÁÉÍÓÖŐÚÜŰČĖĘĮŠŲŪŽä", "aeiooouuuceeisuuzAEIOOOUUUCEEISUUZa"
+    return text.translate(str.maketrans(accented, plain)).replace("ß", "ss")
+
+
+def _source_name(seed: int, sizes: dict) -> str:
+    extra = ",".join(f"{k}={v}" for k, v in sizes.items())
+    return f"demo:seed={seed}" + (f",{extra}" if extra else "")
+
+
+def simulate_crm(
+    seed: int = 1,
+    *,
+    n_contacts: int = 40_000,
+    n_months: int = 24,
+    start: str = "2024-01-01",
+    n_channels: int = 8,
+    key_account_share: float = 0.1,
+) -> CRMData:
+    """Simulate a company's CRM with known ground truth.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of ``numpy.random.default_rng``; equal seeds give equal data.
+    n_contacts : int
+        Contacts (subscribers) arriving during the period.
+    n_months : int
+        Length of the observation period in months.
+    start : str
+        First day of the observation period.
+    n_channels : int
+        Marketing channels, 2-10 (taken from :data:`CHANNELS` in order).
+    key_account_share : float
+        Approximate share of customers that are key accounts.
+
+    Returns
+    -------
+    CRMData
+        Every canonical table (``contacts``, ``touchpoints``, ``conversions``,
+        ``stage_events``, ``spend``, ``customers``, ``transactions``,
+        ``subscriptions``, ``tickets``) and ``truth``, a dict of the true
+        parameters: ``channels``, ``observation_start``, ``observation_end``,
+        ``time_unit_bgnbd`` ("W"), ``bgnbd`` and ``gamma_gamma`` (per channel),
+        ``channel_effects``, ``attribution_shares`` (true incremental share of
+        won deals per channel, by counterfactual removal of the channel from
+        every journey; sums to 1), ``qualification_coefficients`` and
+        ``qualification_encoding``, ``funnel_probabilities``, ``sbg``
+        (baseline alpha, beta), ``churn_hazard_coefficients``,
+        ``key_account_survival`` (true marginal survival by month of tenure,
+        tickets included, and the baseline sBG curve) and ``customer_truth``
+        (per customer: lambda, p, alive_at_end, dropout_time, nu, mean_spend).
+    """
+    if not 2 <= int(n_channels) <= len(CHANNELS):
+        raise ValueError(f"n_channels must be between 2 and {len(CHANNELS)}, got {n_channels}")
+    if int(n_contacts) < 50:
+        raise ValueError(f"n_contacts must be at least 50, got {n_contacts}")
+    if int(n_months) < 3:
+        raise ValueError(f"n_months must be at least 3, got {n_months}")
+    rng = np.random.default_rng(seed)
+    n, k = int(n_contacts), int(n_channels)
+    t0 = np.datetime64(pd.Timestamp(start).normalize().to_datetime64(), "s")
+    t_end = np.datetime64((pd.Timestamp(start) + pd.DateOffset(months=int(n_months))
+                           - pd.Timedelta(seconds=1)).to_datetime64(), "s")
+    horizon_s = int((t_end - t0) / np.timedelta64(1, "s"))
+    channels = list(CHANNELS[:k])
+    popularity = _POPULARITY[:k] / _POPULARITY[:k].sum()
+
+    contacts, features = _contacts(rng, n, t0, horizon_s, k, popularity)
+    touch = _journeys(rng, contacts, k, popularity, channels)
+    stages, won = _sales_cycle(rng, contacts, features, touch, k, t_end)
+    customers, tx, cust_truth = _repeat_buying(rng, contacts, stages, won, channels, t_end,
+                                               key_account_share)
+    tickets, ticket_stats = _tickets(rng, customers, t0, t_end, n_months)
+    subs, survival = _subscriptions(rng, customers, ticket_stats, t0, n_months)
+
+    # journeys end at conversion: drop touches after the won date or the end
+    won_at = pd.Series(stages.loc[stages.stage == "won"].set_index("lead_id")["entered_at"])
+    touch_df = touch["frame"]
+    limit = touch_df["journey_id"].map(won_at).fillna(pd.Timestamp(t_end))
+    touch_df = touch_df[touch_df["timestamp"] <= limit].reset_index(drop=True)
+    spend = (
+        touch_df.assign(date=touch_df["timestamp"].dt.to_period("M").dt.to_timestamp())
+        .groupby(["date", "channel"], as_index=False)["cost"].sum()
+    )
+    spend["cost"] = spend["cost"].round(2)
+    first_orders = tx[tx["order_id"].isin(customers["first_order_id"])]
+    conversions = pd.DataFrame({
+        "journey_id": first_orders["customer_id"].to_numpy(),
+        "timestamp": first_orders["timestamp"].to_numpy(),
+        "value": first_orders["amount"].to_numpy(),
+    }).sort_values("timestamp", kind="mergesort").reset_index(drop=True)
+
+    truth = _truth(channels, t0, t_end, touch, features, contacts, survival, cust_truth)
+    sizes = {name: value for name, value, default in (
+        ("n_contacts", n, 40_000), ("n_months", int(n_months), 24), ("start", start, "2024-01-01"),
+        ("n_channels", k, 8), ("key_account_share", key_account_share, 0.1)) if value != default}
+    return CRMData(
+        transactions=tx,
+        customers=customers.drop(columns=["first_order_id"]).reset_index(drop=True),
+        touchpoints=touch_df,
+        conversions=conversions,
+        stage_events=stages,
+        spend=spend,
+        subscriptions=subs,
+        tickets=tickets,
+        contacts=contacts.drop(columns=["channel_code"]),
+        truth=truth,
+        source=_source_name(seed, sizes),
+    )
+
+
+# ----------------------------------------------------------------------------- contacts
+
+
+def _contacts(rng, n, t0, horizon_s, k, popularity):
+    created = t0 + rng.integers(0, int(horizon_s * 0.92), n).astype("timedelta64[s]")
+    created = np.sort(created)
+    country = rng.choice(len(COUNTRIES), n, p=[0.2, 0.15, 0.2, 0.15, 0.15, 0.15])
+    industry = rng.choice(len(INDUSTRIES), n, p=[0.25, 0.2, 0.15, 0.15, 0.15, 0.1])
+    size = rng.choice(len(SIZES), n, p=[0.3, 0.3, 0.2, 0.13, 0.07])
+    title = rng.choice(len(JOB_TITLES), n, p=[0.3, 0.3, 0.15, 0.1, 0.15])
+    engagement = rng.normal(0.0, 1.0, n)
+    first_channel = rng.choice(k, n, p=popularity)
+    first = rng.integers(0, 8, n)
+    last = rng.integers(0, 8, n)
+    names, emails, phones = [], [], []
+    domains = rng.integers(0, len(_DOMAINS), n)
+    for i in range(n):
+        c = COUNTRIES[country[i]]
+        given, family = _NAMES[c][0][first[i]], _NAMES[c][1][last[i]]
+        names.append(f"{given} {family}")
+        emails.append(f"{_ascii(given).lower()}.{_ascii(family).lower()}{i + 1}"
+                      f"@{_DOMAINS[domains[i]]}")
+    phones = [f"+{d:02d} {p // 10000:03d} {p % 10000:04d}" for d, p in
+              zip(rng.integers(10, 99, n), rng.integers(0, 10_000_000, n), strict=True)]
+    ids = np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+    contacts = pd.DataFrame({
+        "contact_id": ids.astype(str),
+        "created_at": pd.to_datetime(created),
+        "name": names,
+        "email": emails,
+        "phone": phones,
+        "industry": np.array(INDUSTRIES)[industry],
+        "company_size": np.array(SIZES)[size],
+        "country": np.array(COUNTRIES)[country],
+        "job_title": np.array(JOB_TITLES)[title],
+        "engagement_score": np.round(engagement * 15 + 50, 1),
+        "channel": np.array(CHANNELS)[first_channel],
+        "channel_code": first_channel,
+    })
+    features = {"engagement": engagement, "size": size, "industry": industry, "title": title,
+                "country": country}
+    return contacts, features
+
+
+def _journeys(rng, contacts, k, popularity, channels):
+    n = len(contacts)
+    n_touch = np.minimum(1 + rng.poisson(1.8, n), 8)
+    total = int(n_touch.sum())
+    owner = np.repeat(np.arange(n), n_touch)
+    pos = np.arange(total) - np.repeat(np.cumsum(n_touch) - n_touch, n_touch)
+    fresh = rng.choice(k, total, p=popularity)
+    repeat = rng.random(total) < 0.35
+    chan = np.empty(total, dtype=np.int64)
+    # walk positions in order: a touch repeats its predecessor or draws afresh
+    starts = np.cumsum(n_touch) - n_touch
+    chan[starts] = contacts["channel_code"].to_numpy()
+    for p in range(1, 8):
+        idx = np.flatnonzero(pos == p)
+        chan[idx] = np.where(repeat[idx], chan[idx - 1], fresh[idx])
+    gaps = rng.exponential(4.0 * 86400, total)
+    gaps[starts] = 0.0
+    offset = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[starts], n_touch)
+    created = contacts["created_at"].to_numpy().astype("datetime64[s]")
+    ts = created[owner] + offset.astype("timedelta64[s]")
+    cost = _COST_PER_TOUCH[chan] * rng.lognormal(0.0, 0.25, total)
+    frame = pd.DataFrame({
+        "journey_id": contacts["contact_id"].to_numpy()[owner],
+        "timestamp": pd.to_datetime(ts),
+        "channel": np.array(channels)[chan],
+        "cost": np.round(cost, 2),
+    })
+    touched = np.zeros((n, k), dtype=bool)
+    touched[owner, chan] = True
+    last_touch = pd.Series(ts).groupby(owner).max().to_numpy()
+    return {"frame": frame, "touched": touched, "last_touch": last_touch}
+
+
+def _win_probability(touched, k):
+    effects = _EFFECT[:k]
+    miss = np.prod(np.where(touched, 1.0 - effects[None, :], 1.0), axis=1)
+    return 1.0 - (1.0 - _BASE_WIN) * miss
+
+
+def _qualification_logit(f):
+    x = (
+        _QUAL_COEF["intercept"]
+        + _QUAL_COEF["engagement_score"] * f["engagement"]
+        + _QUAL_COEF["company_size_code"] * f["size"]
+        + _QUAL_COEF["industry[software]"] * (f["industry"] == INDUSTRIES.index("software"))
+        + _QUAL_COEF["industry[retail]"] * (f["industry"] == INDUSTRIES.index("retail"))
+        + _QUAL_COEF["job_title[executive]"] * (f["title"] == JOB_TITLES.index("executive"))
+        + _QUAL_COEF["job_title[director]"] * (f["title"] == JOB_TITLES.index("director"))
+        + _QUAL_COEF["country[US]"] * (f["country"] == COUNTRIES.index("US"))
+    )
+    return x
+
+
+def _sales_cycle(rng, contacts, f, touch, k, t_end):
+    n = len(contacts)
+    is_lead = rng.random(n) < _P_LEAD
+    p_qual = 1.0 / (1.0 + np.exp(-_qualification_logit(f)))
+    qualified = is_lead & (rng.random(n) < p_qual)
+    opportunity = qualified & (rng.random(n) < _P_OPPORTUNITY)
+    won = opportunity & (rng.random(n) < _win_probability(touch["touched"], k))
+    day = 86400.0
+    created = contacts["created_at"].to_numpy().astype("datetime64[s]")
+    t_lead = created + (rng.gamma(2.0, 3.0, n) * day).astype("timedelta64[s]")
+    t_qual = t_lead + (rng.gamma(2.0, 4.0, n) * day).astype("timedelta64[s]")
+    t_opp = t_qual + (rng.gamma(2.0, 7.0, n) * day).astype("timedelta64[s]")
+    t_close = t_opp + (rng.gamma(3.0, 8.0, n) * day).astype("timedelta64[s]")
+    # a deal closes after the journey's last touch
+    t_close = np.maximum(t_close, touch["last_touch"].astype("datetime64[s]")
+                         + np.timedelta64(3600, "s"))
+    ids = contacts["contact_id"].to_numpy()
+    channel = contacts["channel"].to_numpy()
+    owner = np.array(OWNERS)[rng.integers(0, len(OWNERS), n)]
+    parts = [("subscriber", np.ones(n, bool), created),
+             ("lead", is_lead, t_lead),
+             ("unqualified", is_lead & ~qualified, t_qual),
+             ("qualified", qualified, t_qual),
+             ("opportunity", opportunity, t_opp),
+             ("lost", opportunity & ~won, t_close),
+             ("won", won, t_close)]
+    frames = []
+    for name, mask, when in parts:
+        keep = mask & (when <= t_end)
+        frames.append(pd.DataFrame({
+            "lead_id": ids[keep], "stage": name, "entered_at": pd.to_datetime(when[keep]),
+            "channel": channel[keep], "owner": owner[keep],
+        }))
+    stages = pd.concat(frames, ignore_index=True)
+    stages = stages.sort_values(["entered_at", "lead_id"], kind="mergesort").reset_index(drop=True)
+    won_in_window = won & (t_close <= t_end)
+    return stages, won_in_window
+
+
+# ----------------------------------------------------------------------------- customers
+
+
+def _repeat_buying(rng, contacts, stages, won, channels, t_end, key_account_share):
+    cust = contacts.loc[won].reset_index(drop=True)
+    m = len(cust)
+    won_at = stages[stages.stage == "won"].set_index("lead_id")["entered_at"]
+    acquired = won_at.loc[cust["contact_id"]].to_numpy().astype("datetime64[s]")
+    ch = np.array([channels.index(c) for c in cust["channel"]], dtype=int)
+    r, alpha, a, b = (_BGNBD[ch, j] for j in range(4))
+    p_gg, q_gg, v_gg = (_GAMMA_GAMMA[ch, j] for j in range(3))
+    lam = rng.gamma(r, 1.0 / alpha)  # purchases per week
+    drop = rng.beta(a, b)
+    nu = rng.gamma(q_gg, 1.0 / v_gg)
+    weeks = (t_end - acquired) / _WEEK
+    n_window = np.minimum(rng.poisson(lam * weeks), 400)
+    j_drop = rng.geometric(drop)  # repeat purchase after which the customer leaves
+    x = np.minimum(n_window, j_drop)
+    alive = j_drop > n_window
+    # the n_window Poisson event times are sorted uniforms on (0, weeks); keep the first x
+    owner = np.repeat(np.arange(m), n_window)
+    u = rng.random(int(n_window.sum())) * np.repeat(weeks, n_window)
+    order = np.lexsort((u, owner))
+    u, owner = u[order], owner[order]
+    rank = np.arange(len(u)) - np.repeat(np.cumsum(n_window) - n_window, n_window)
+    keep = rank < np.repeat(x, n_window)
+    rep_owner, rep_weeks = owner[keep], u[keep]
+    dropout_time = np.full(m, np.nan)
+    dropped = ~alive
+    last_idx = np.cumsum(x) - 1
+    dropout_time[dropped] = rep_weeks[last_idx[dropped]]
+    buyer = np.concatenate([np.arange(m), rep_owner])
+    when = np.concatenate([acquired, acquired[rep_owner]
+                           + (rep_weeks * 7 * 86400).astype("timedelta64[s]")])
+    amount = rng.gamma(p_gg[buyer], 1.0 / nu[buyer])
+    n_orders = len(buyer)
+    pref = rng.dirichlet(np.ones(len(CATEGORIES)) * 0.7, m)
+    cum = pref.cumsum(axis=1)
+    cat = (rng.random(n_orders)[:, None] > cum[buyer]).sum(axis=1).clip(0, len(CATEGORIES) - 1)
+    order_ids = np.char.add("O", np.char.zfill(np.arange(1, n_orders + 1).astype(str), 7))
+    tx = pd.DataFrame({
+        "customer_id": cust["contact_id"].to_numpy()[buyer],
+        "timestamp": pd.to_datetime(when),
+        "amount": np.round(amount, 2),
+        "order_id": order_ids.astype(str),
+        "product_category": np.array(CATEGORIES)[cat],
+        "quantity": 1 + rng.poisson(0.4, n_orders),
+    })
+    # about 1 % of repeat orders are refunded 3-20 days later (when still in the window)
+    repeat_rows = np.arange(m, n_orders)
+    refunded = repeat_rows[rng.random(len(repeat_rows)) < 0.01]
+    refund_at = when[refunded] + (rng.uniform(3, 20, len(refunded)) * 86400).astype(
+        "timedelta64[s]")
+    ok = refund_at <= t_end
+    refunds = pd.DataFrame({
+        "customer_id": tx["customer_id"].to_numpy()[refunded[ok]],
+        "timestamp": pd.to_datetime(refund_at[ok]),
+        "amount": -tx["amount"].to_numpy()[refunded[ok]],
+        "order_id": np.char.add(order_ids[refunded[ok]], "-R").astype(str),
+        "product_category": tx["product_category"].to_numpy()[refunded[ok]],
+        "quantity": tx["quantity"].to_numpy()[refunded[ok]],
+    })
+    tx = pd.concat([tx, refunds], ignore_index=True)
+    tx = tx.sort_values(["timestamp", "order_id"], kind="mergesort").reset_index(drop=True)
+    big = np.isin(cust["company_size"].to_numpy(), ["201-1000", "1000+"])
+    p_key = np.where(big, key_account_share * 3.0, key_account_share * 0.5).clip(0, 1)
+    segment = np.where(rng.random(m) < p_key, "key_account", "retail")
+    customers = pd.DataFrame({
+        "customer_id": cust["contact_id"].to_numpy(),
+        "acquired_at": pd.to_datetime(acquired),
+        "acquisition_channel": cust["channel"].to_numpy(),
+        "segment": segment,
+        "industry": cust["industry"].to_numpy(),
+        "company_size": cust["company_size"].to_numpy(),
+        "country": cust["country"].to_numpy(),
+        "first_order_id": order_ids[:m].astype(str),
+    })
+    truth = pd.DataFrame({
+        "customer_id": customers["customer_id"], "acquisition_channel": customers[
+            "acquisition_channel"], "lambda": lam, "p": drop, "repeat_purchases": x,
+        "alive_at_end": alive, "dropout_time": dropout_time, "nu": nu,
+        "mean_spend": p_gg * nu ** -1.0,
+    }).set_index("customer_id")
+    return customers, tx, truth
+
+
+def _tickets(rng, customers, t0, t_end, n_months):
+    m = len(customers)
+    key = (customers["segment"] == "key_account").to_numpy()
+    rate = rng.gamma(2.0, np.where(key, 0.35, 0.05) / 2.0)  # tickets per month
+    mean_days = rng.lognormal(np.log(2.0), 0.6, m)
+    acquired = customers["acquired_at"].to_numpy().astype("datetime64[s]")
+    months = (t_end - acquired) / np.timedelta64(int(30.4375 * 86400), "s")
+    count = rng.poisson(rate * np.clip(months, 0, None))
+    owner = np.repeat(np.arange(m), count)
+    span = (t_end - acquired)[owner] / np.timedelta64(1, "s")
+    opened = acquired[owner] + (rng.random(len(owner)) * span).astype("timedelta64[s]")
+    resolve_days = rng.gamma(2.0, mean_days[owner] / 2.0)
+    resolved = opened + (resolve_days * 86400).astype("timedelta64[s]")
+    resolved_col = pd.to_datetime(resolved).where(resolved <= t_end)
+    ids = np.char.add("T", np.char.zfill(np.arange(1, len(owner) + 1).astype(str), 7))
+    tickets = pd.DataFrame({
+        "ticket_id": ids.astype(str),
+        "customer_id": customers["customer_id"].to_numpy()[owner],
+        "opened_at": pd.to_datetime(opened),
+        "resolved_at": resolved_col,
+        "category": np.array(TICKET_CATEGORIES)[rng.integers(0, len(TICKET_CATEGORIES),
+                                                             len(owner))],
+    }).sort_values(["opened_at", "ticket_id"], kind="mergesort").reset_index(drop=True)
+    month_idx = ((pd.to_datetime(opened).year - pd.Timestamp(t0).year) * 12
+                 + pd.to_datetime(opened).month - pd.Timestamp(t0).month).to_numpy()
+    per_month = np.zeros((m, int(n_months)), dtype=np.int64)
+    np.add.at(per_month, (owner, np.clip(month_idx, 0, int(n_months) - 1)), 1)
+    z = (np.log(mean_days) - np.log(2.0)) / 0.6  # standardised (log-normal) slowness
+    return tickets, {"per_month": per_month, "resolution_z": z, "rate": rate}
+
+
+def _subscriptions(rng, customers, stats, t0, n_months):
+    key_idx = np.flatnonzero((customers["segment"] == "key_account").to_numpy())
+    acq = customers["acquired_at"].to_numpy()[key_idx]
+    start_month = ((pd.to_datetime(acq).year - pd.Timestamp(t0).year) * 12
+                   + pd.to_datetime(acq).month - pd.Timestamp(t0).month).to_numpy()
+    na, nc = len(key_idx), len(CATEGORIES)
+    theta = rng.beta(_SBG["alpha"], _SBG["beta"], na)
+    tickets = stats["per_month"][key_idx]
+    z = stats["resolution_z"][key_idx]
+    mrr = np.zeros((na, nc))
+    base_cat = rng.integers(0, nc, na)
+    base_mrr = rng.lognormal(np.log(1200.0), 0.5, na)
+    active = np.zeros(na, dtype=bool)
+    churned = np.zeros(na, dtype=bool)
+    rows = []
+    months = pd.date_range(pd.Timestamp(t0), periods=int(n_months), freq="MS")
+    for mth in range(int(n_months)):
+        starting = start_month == mth
+        mrr[starting, base_cat[starting]] = base_mrr[starting]
+        active |= starting
+        tenure_ok = active & (start_month < mth)
+        # churn at the start of the month, hazard raised by recent tickets and slow service
+        last3 = tickets[:, max(0, mth - 3):mth].sum(axis=1)
+        eta = _HAZARD["tickets_last_3m"] * last3 + _HAZARD["resolution_days_z"] * z
+        p_churn = 1.0 - (1.0 - theta) ** np.exp(eta)
+        leaving = tenure_ok & (rng.random(na) < p_churn)
+        active &= ~leaving
+        churned |= leaving
+        back = churned & ~active & (rng.random(na) < 0.03)
+        if back.any():
+            restart = rng.lognormal(np.log(1000.0), 0.5, back.sum())
+            mrr[back] = 0.0
+            mrr[back, base_cat[back]] = restart
+            active |= back
+            churned &= ~back
+        # expansion, contraction and cross-sell of accounts that stay
+        stay = tenure_ok & active
+        u = rng.random(na)
+        grow = stay & (u < 0.08)
+        shrink = stay & (u >= 0.08) & (u < 0.13)
+        mrr[grow] *= rng.uniform(1.1, 1.5, grow.sum())[:, None]
+        mrr[shrink] *= rng.uniform(0.6, 0.95, shrink.sum())[:, None]
+        cross = stay & (rng.random(na) < 0.05)
+        for i in np.flatnonzero(cross):
+            free = np.flatnonzero(mrr[i] == 0)
+            if len(free):
+                mrr[i, rng.choice(free)] = 0.3 * mrr[i].max()
+        acc, cat = np.nonzero(mrr * active[:, None] > 0)
+        rows.append(pd.DataFrame({
+            "account_id": customers["customer_id"].to_numpy()[key_idx][acc].astype(str),
+            "month": months[mth],
+            "mrr": np.round(mrr[acc, cat], 2),
+            "product_category": np.array(CATEGORIES)[cat],
+        }))
+    subs = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["account_id", "month", "mrr", "product_category"])
+    survival = _true_survival(rng, stats, int(n_months))
+    return subs, survival
+
+
+def _true_survival(rng, stats, n_months, n_draws=20_000):
+    """Monte-Carlo marginal survival by tenure month of a fresh key account, tickets included."""
+    theta = rng.beta(_SBG["alpha"], _SBG["beta"], n_draws)
+    rate = rng.gamma(2.0, 0.35 / 2.0, n_draws)
+    z = rng.normal(0.0, 1.0, n_draws)
+    tickets = rng.poisson(rate[:, None] * np.ones((1, n_months)))
+    alive = np.ones(n_draws, dtype=bool)
+    surv = [1.0]
+    for m in range(1, n_months):
+        last3 = tickets[:, max(0, m - 3):m].sum(axis=1)
+        eta = _HAZARD["tickets_last_3m"] * last3 + _HAZARD["resolution_days_z"] * z
+        alive &= rng.random(n_draws) >= 1.0 - (1.0 - theta) ** np.exp(eta)
+        surv.append(alive.mean())
+    t = np.arange(n_months)
+    from scipy.special import betaln
+
+    baseline = np.exp(betaln(_SBG["alpha"], _SBG["beta"] + t) - betaln(_SBG["alpha"], _SBG["beta"]))
+    return pd.DataFrame({"survival": surv, "baseline_sbg": baseline},
+                        index=pd.Index(t, name="tenure_months"))
+
+
+# ----------------------------------------------------------------------------- truth
+
+
+def _truth(channels, t0, t_end, touch, f, contacts, survival, cust_truth):
+    k = len(channels)
+    touched = touch["touched"]
+    reach = _P_LEAD * _P_OPPORTUNITY / (1.0 + np.exp(-_qualification_logit(f)))
+    p_all = _win_probability(touched, k)
+    lift = np.empty(k)
+    for c in range(k):
+        without = touched.copy()
+        without[:, c] = False
+        lift[c] = np.sum(reach * (p_all - _win_probability(without, k)))
+    shares = pd.Series(lift / lift.sum(), index=channels, name="share")
+    bgnbd = pd.DataFrame(_BGNBD[:k], index=channels, columns=["r", "alpha", "a", "b"])
+    gg = pd.DataFrame(_GAMMA_GAMMA[:k], index=channels, columns=["p", "q", "v"])
+    return {
+        "channels": channels,
+        "observation_start": pd.Timestamp(t0),
+        "observation_end": pd.Timestamp(t_end),
+        "time_unit_bgnbd": "W",
+        "bgnbd": bgnbd,
+        "gamma_gamma": gg,
+        "channel_effects": pd.Series(_EFFECT[:k], index=channels, name="effect"),
+        "base_win_probability": _BASE_WIN,
+        "attribution_shares": shares,
+        "qualification_coefficients": pd.Series(_QUAL_COEF, name="log_odds"),
+        "qualification_encoding": {
+            "engagement_score": "(engagement_score - 50) / 15",
+            "company_size_code": f"index in {SIZES}",
+            "industry[...]": "indicator; baseline manufacturing",
+            "job_title[...]": "indicator; baseline analyst",
+            "country[US]": "indicator; no true effect",
+        },
+        "funnel_probabilities": {"lead": _P_LEAD, "opportunity": _P_OPPORTUNITY},
+        "sbg": dict(_SBG),
+        "churn_hazard_coefficients": pd.Series(_HAZARD, name="log_hazard_ratio"),
+        "key_account_survival": survival,
+        "customer_truth": cust_truth,
+    }
