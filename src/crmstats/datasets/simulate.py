@@ -243,7 +243,7 @@ def simulate_crm(
 
 
 def _contacts(rng, n, t0, horizon_s, k, popularity):
-    created = t0 + rng.integers(0, int(horizon_s * 0.92), n).astype("timedelta64[s]")
+    created = t0 + rng.integers(0, horizon_s, n).astype("timedelta64[s]")
     created = np.sort(created)
     country = rng.choice(len(COUNTRIES), n, p=[0.2, 0.15, 0.2, 0.15, 0.15, 0.15])
     industry = rng.choice(len(INDUSTRIES), n, p=[0.25, 0.2, 0.15, 0.15, 0.15, 0.1])

@@ -1,0 +1,196 @@
+"""Execute study templates with papermill, one or many in parallel.
+
+Kernels run with the repository root as working directory (so relative data
+paths in parameters mean the same as on the command line) and with
+matplotlib's inline backend, so figures are saved in the executed notebook
+even when the calling process set ``MPLBACKEND=Agg`` (kernels inherit the
+environment, and a non-inline backend would silently drop every figure). A failing cell becomes a
+:class:`~crmstats.StudyError` naming the notebook, the cell and the error —
+not a page of traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crmstats.book.studies import Study
+from crmstats.exceptions import StudyError
+
+__all__ = ["StudyResult", "run_studies", "run_study"]
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+@dataclass
+class StudyResult:
+    """Outcome of one study run.
+
+    Attributes
+    ----------
+    slug : str
+        The study.
+    output : pathlib.Path
+        The executed notebook (also written on failure, with the error in it).
+    seconds : float
+        Wall time.
+    error : StudyError or None
+        The failure, if any.
+    """
+
+    slug: str
+    output: Path
+    seconds: float
+    error: StudyError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the study ran without error."""
+        return self.error is None
+
+
+def _describe_failure(template: Path, exc: Exception) -> StudyError:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        cell = f"cell {exc.cell_index}"
+        if exc.exec_count is not None:
+            cell += f" (execution count {exc.exec_count})"
+        return StudyError(f"{template.name}: {cell} failed: {exc.ename}: {exc.evalue}")
+    return StudyError(f"{template.name}: {type(exc).__name__}: {exc}")
+
+
+def run_study(
+    template: str | Path,
+    output: str | Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    cwd: str | Path | None = None,
+    kernel_name: str = "python3",
+    progress: bool = False,
+) -> Path:
+    """Run one study template to an executed notebook.
+
+    Parameters
+    ----------
+    template : str or Path
+        The template notebook.
+    output : str or Path
+        Where the executed notebook goes (its folder is created).
+    parameters : dict, optional
+        Parameters injected after the template's ``parameters`` cell.
+    cwd : str or Path, optional
+        Working directory of the kernel; default the current one.
+    kernel_name : str
+        Jupyter kernel; ``python3`` resolves to this interpreter's environment.
+    progress : bool
+        Show papermill's cell progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The executed notebook.
+
+    Raises
+    ------
+    StudyError
+        If a cell fails (naming notebook, cell and error) or the template is missing.
+    """
+    import papermill
+
+    template, output = Path(template), Path(output)
+    if not template.exists():
+        raise StudyError(f"{template}: no such template")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    try:
+        papermill.execute_notebook(
+            str(template),
+            str(output),
+            parameters=dict(parameters or {}),
+            kernel_name=kernel_name,
+            cwd=str(cwd) if cwd else None,
+            progress_bar=progress,
+            log_output=False,
+        )
+    except Exception as exc:  # papermill raises several types; all become a StudyError
+        raise _describe_failure(template, exc) from None
+    return output
+
+
+def run_studies(
+    studies: list[Study],
+    out_dir: str | Path,
+    *,
+    jobs: int | None = None,
+    cwd: str | Path | None = None,
+    keep_going: bool = False,
+    on_done: Callable[[StudyResult], None] | None = None,
+) -> list[StudyResult]:
+    """Run studies in parallel into ``out_dir/<slug>.ipynb``.
+
+    Parameters
+    ----------
+    studies : list of Study
+        What to run.
+    out_dir : str or Path
+        Folder of the executed notebooks.
+    jobs : int, optional
+        Parallel kernels; default the number of cores.
+    cwd : str or Path, optional
+        Working directory of the kernels.
+    keep_going : bool
+        Run every study even after one failed; otherwise studies not yet
+        started are skipped after the first failure.
+    on_done : callable, optional
+        Called with each :class:`StudyResult` as it finishes (progress display).
+
+    Returns
+    -------
+    list of StudyResult
+        In the order of ``studies`` (skipped studies are absent).
+    """
+    out_dir = Path(out_dir)
+    jobs = max(1, int(jobs or os.cpu_count() or 1))
+    failed = False
+    results: dict[str, StudyResult] = {}
+
+    def one(study: Study) -> StudyResult | None:
+        if failed and not keep_going:
+            return None
+        start = time.perf_counter()
+        output = out_dir / f"{study.slug}.ipynb"
+        try:
+            run_study(study.template, output, study.parameters, cwd=cwd)
+            return StudyResult(study.slug, output, time.perf_counter() - start)
+        except StudyError as exc:
+            return StudyResult(study.slug, output, time.perf_counter() - start, exc)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, s) for s in studies]
+        for future in as_completed(futures):
+            result = future.result()
+            if result is None:
+                continue
+            results[result.slug] = result
+            if not result.ok:
+                failed = True
+            if on_done is not None:
+                on_done(result)
+    return [results[s.slug] for s in studies if s.slug in results]
+
+
+def print_progress(result: StudyResult, stream=None) -> None:
+    """Print one line per finished study (the default progress display)."""
+    stream = stream or sys.stderr
+    mark = "ok  " if result.ok else "FAIL"
+    line = f"  [{mark}] {result.slug:<28} {result.seconds:6.1f} s"
+    if not result.ok:
+        line += f"\n         {result.error}"
+    print(line, file=stream, flush=True)

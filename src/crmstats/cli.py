@@ -1,0 +1,141 @@
+"""The ``crmstats`` command line: run studies, build the book, export data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crmstats.exceptions import CRMStatsError
+
+app = typer.Typer(
+    help="crmstats: CRM KPI studies — run study notebooks and build the book.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+study_app = typer.Typer(help="Run one study template.", no_args_is_help=True)
+book_app = typer.Typer(help="Build the Jupyter Book of KPI studies.", no_args_is_help=True)
+data_app = typer.Typer(help="Data sources.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+app.add_typer(book_app, name="book")
+app.add_typer(data_app, name="data")
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"crmstats: error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from crmstats import __version__
+
+        typer.echo(f"crmstats {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Run CRM KPI studies and publish them as a book."""
+
+
+def _read_yaml_params(path: Path | None) -> dict:
+    import yaml
+
+    if path is None:
+        return {}
+    if not path.exists():
+        raise CRMStatsError(f"{path}: no such parameters file")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise CRMStatsError(f"{path}: expected a mapping of parameter names to values")
+    return data
+
+
+@study_app.command("run")
+def study_run(
+    template: Annotated[Path, typer.Argument(help="Study template notebook.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Executed notebook (default "
+                                                "book/studies/<template name>).")] = None,
+    parameter: Annotated[list[str] | None, typer.Option(
+        "-p", "--parameter", help="NAME=VALUE (repeatable); values parse as int, float, "
+        "bool, none or string.")] = None,
+    parameters_yaml: Annotated[Path | None, typer.Option(
+        "-y", "--parameters-yaml", help="YAML file of parameters.")] = None,
+) -> None:
+    """Run one study template with papermill."""
+    from crmstats.book.runner import run_study
+    from crmstats.book.studies import declared_parameters, parse_value
+
+    try:
+        params = _read_yaml_params(parameters_yaml)
+        for item in parameter or []:
+            if "=" not in item:
+                raise CRMStatsError(f"parameter {item!r} is not of the form NAME=VALUE")
+            name, value = item.split("=", 1)
+            params[name.strip()] = parse_value(value)
+        if not template.exists():
+            raise CRMStatsError(f"{template}: no such template")
+        declared = declared_parameters(template)
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise CRMStatsError(f"{template.name}: parameter(s) {unknown} are not declared in "
+                                f"its parameters cell (declared: {sorted(declared)})")
+        out = output or Path("book") / "studies" / template.name
+        run_study(template, out, params, progress=True)
+    except CRMStatsError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {out}")
+
+
+@book_app.command("build")
+def book_build(
+    params: Annotated[Path | None, typer.Option(
+        "--params", help="YAML of run-wide parameters (data_source, period, ...).")] = None,
+    book_dir: Annotated[Path, typer.Option("--book-dir", help="The book folder.")] = Path("book"),
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j",
+                                             help="Studies run in parallel (default: cores).")]
+    = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Only this study slug "
+                                                   "(repeatable).")] = None,
+    keep_going: Annotated[bool, typer.Option(
+        "--keep-going", help="Run every study even after one failed.")] = False,
+) -> None:
+    """Execute every study with papermill and build the book to book/_build/html."""
+    from crmstats.book.build import build_book
+    from crmstats.book.runner import print_progress
+
+    try:
+        run_params = _read_yaml_params(params)
+        typer.echo(f"running the studies of {book_dir / 'studies.yml'} ...", err=True)
+        result = build_book(book_dir, params=run_params, only=only, jobs=jobs,
+                            keep_going=keep_going, on_done=print_progress)
+    except CRMStatsError as exc:
+        _fail(exc)
+    typer.echo(f"book published: {result.html / 'index.html'}")
+
+
+@data_app.command("export")
+def data_export(
+    source: Annotated[str, typer.Argument(help="Data source: demo, demo:seed=N, cdnow, ...")],
+    directory: Annotated[Path, typer.Argument(help="Folder for <table>.parquet files.")],
+) -> None:
+    """Write a data source's tables to a folder of Parquet files."""
+    import crmstats
+
+    try:
+        paths = crmstats.export_crm(crmstats.load_crm(source), directory)
+    except (CRMStatsError, ValueError) as exc:
+        _fail(exc)
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
