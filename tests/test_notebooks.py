@@ -1,0 +1,66 @@
+"""Study templates: committed clean, documented parameters, and each one runs."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from crmstats.book import load_studies, run_study
+from tests.conftest import SMALL_DEMO
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = sorted((ROOT / "notebooks").glob("*.ipynb"))
+STUDIES = load_studies(ROOT / "book" / "studies.yml")
+
+
+def test_there_are_templates_and_every_one_is_in_the_book():
+    assert TEMPLATES
+    used = {s.template for s in STUDIES}
+    assert set(TEMPLATES) == used
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_committed_without_outputs(path):
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"cell {i} has outputs"
+            assert cell["execution_count"] is None, f"cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_parameters_cell_is_typed_commented_literals(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    source = cells[0].source
+    tree = ast.parse(source)
+    names = []
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.AnnAssign), f"not a typed assignment: {ast.unparse(stmt)}"
+        assert isinstance(stmt.value, ast.Constant), f"not a literal: {ast.unparse(stmt)}"
+        names.append(stmt.target.id)
+    for line in source.strip().splitlines():
+        assert "  # " in line, f"parameter without a comment: {line}"
+    assert "data_source" in names
+    # the first cell is a markdown title for the book
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.slug)
+def test_study_runs_on_small_simulated_data(study, tmp_path):
+    params = {**study.parameters}
+    if params.get("data_source", "demo") == "demo":
+        params["data_source"] = SMALL_DEMO
+    out = run_study(study.template, tmp_path / f"{study.slug}.ipynb", params, cwd=ROOT)
+    nb = nbformat.read(out, as_version=4)
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                 for o in c.outputs)
+    assert images >= 1, "a study shows at least one figure"
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
