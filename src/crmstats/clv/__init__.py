@@ -13,6 +13,15 @@ from crmstats.clv.diagnostics import (
     holdout_error,
     tracking,
 )
+from crmstats.clv.models import (
+    BetaGeoBetaBinomModel,
+    BetaGeoModel,
+    GammaGammaModel,
+    ModifiedBetaGeoModel,
+    NotFittedError,
+    ParetoNBDModel,
+    ShiftedBetaGeoModel,
+)
 from crmstats.clv.plotting import (
     plot_clv_distribution,
     plot_frequency_recency,
@@ -32,6 +41,13 @@ from crmstats.clv.value import (
 )
 
 __all__ = [
+    "BetaGeoBetaBinomModel",
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "ModifiedBetaGeoModel",
+    "NotFittedError",
+    "ParetoNBDModel",
+    "ShiftedBetaGeoModel",
     "calibration_holdout_split",
     "compare_models",
     "customer_lifetime_value",

@@ -1,0 +1,327 @@
+"""The base class of every fitted CLV model: validation, compression, optimisation, inference.
+
+A concrete model declares its parameter names, its input columns, a vectorised
+log-likelihood of the compressed data (optionally with the gradient) and its
+predictions; :class:`BaseModel` owns the rest:
+
+* validation of the per-customer summary (a :class:`~crmstats.DataError`
+  naming the column and rows; the caller's frame is never modified);
+* **sufficient-statistic compression** — identical rows collapse into one
+  weighted row, so fitting time grows with distinct rows, not customers;
+* maximum likelihood on log-parameters with L-BFGS-B (analytic gradients where
+  the model provides them);
+* ``params_``, ``log_likelihood_`` (total), ``variance_matrix_`` (inverse of
+  the observed information, by finite differences), ``summary_`` (estimate,
+  standard error, 95 % interval) and :meth:`print_summary`;
+* a :class:`~crmstats.ConvergenceWarning` carrying the optimiser's message when
+  it stops without converging; never silent NaN parameters.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
+
+__all__ = ["BaseModel", "NotFittedError"]
+
+
+class NotFittedError(CRMStatsError, AttributeError):
+    """A prediction was asked of a model that has not been fitted."""
+
+
+def _bad_rows(summary: pd.DataFrame, mask: np.ndarray) -> list:
+    return list(summary.index[mask][:5])
+
+
+class BaseModel:
+    """Shared machinery of the CLV models (see the module docstring).
+
+    Parameters
+    ----------
+    penalizer : float
+        L2 penalty on the parameters (``penalizer * sum(params**2)`` is added
+        to the negative log-likelihood), as in lifetimes; 0 gives the plain MLE.
+    maxiter : int
+        Maximum optimiser iterations.
+    tol : float
+        Optimiser tolerance on the gradient.
+    """
+
+    #: Parameter names, in order (set by each model).
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    #: Summary columns the model reads.
+    _columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    #: Whether the model needs at least one repeat purchase to be identified.
+    _needs_repeat: ClassVar[bool] = True
+    #: Whether ``_nll`` returns the gradient as well.
+    _has_gradient: ClassVar[bool] = False
+
+    def __init__(self, penalizer: float = 0.0, maxiter: int = 2000, tol: float = 1e-8):
+        self.penalizer = penalizer
+        self.maxiter = maxiter
+        self.tol = tol
+
+    # ------------------------------------------------------------------ validation
+
+    @classmethod
+    def _validate(cls, summary: pd.DataFrame, what: str = "summary") -> pd.DataFrame:
+        """Check the summary frame and return its model columns as floats (a new frame)."""
+        if not isinstance(summary, pd.DataFrame):
+            raise DataError(
+                f"{what}: expected a DataFrame with columns {', '.join(cls._columns)} "
+                f"(see crmstats.clv.rfm_summary), got {type(summary).__name__}",
+                table=what,
+            )
+        missing = [c for c in cls._columns if c not in summary.columns]
+        if missing:
+            raise DataError(
+                f"{what} table: missing column(s) {', '.join(missing)}; "
+                f"{cls.__name__} needs {', '.join(cls._columns)}",
+                table=what,
+                column=missing[0],
+            )
+        if summary.empty:
+            raise DataError(f"{what} table is empty", table=what)
+        out = pd.DataFrame(index=summary.index)
+        for col in cls._columns:
+            values = pd.to_numeric(summary[col], errors="coerce").to_numpy(dtype=float)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise DataError(
+                    f"{what} table, column {col!r}: {int(bad.sum())} missing, non-numeric or "
+                    f"non-finite value(s), e.g. rows {_bad_rows(summary, bad)}",
+                    table=what, column=col, rows=_bad_rows(summary, bad),
+                )
+            if (values < 0).any():
+                neg = values < 0
+                raise DataError(
+                    f"{what} table, column {col!r}: {int(neg.sum())} negative value(s), e.g. "
+                    f"rows {_bad_rows(summary, neg)}",
+                    table=what, column=col, rows=_bad_rows(summary, neg),
+                )
+            out[col] = values
+        cls._check_consistency(out, summary, what)
+        return out
+
+    @classmethod
+    def _check_consistency(cls, data: pd.DataFrame, summary: pd.DataFrame, what: str) -> None:
+        if "frequency" in data and "recency" in data:
+            frac = data["frequency"].to_numpy() % 1 != 0
+            if frac.any():
+                raise DataError(
+                    f"{what} table, column 'frequency': non-integer repeat counts, e.g. rows "
+                    f"{_bad_rows(summary, frac)}",
+                    table=what, column="frequency", rows=_bad_rows(summary, frac),
+                )
+        if "recency" in data and "T" in data:
+            late = data["recency"].to_numpy() > data["T"].to_numpy() * (1 + 1e-9) + 1e-9
+            if late.any():
+                raise DataError(
+                    f"{what} table, column 'recency': recency exceeds T (the last purchase "
+                    f"after the end of observation), e.g. rows {_bad_rows(summary, late)}",
+                    table=what, column="recency", rows=_bad_rows(summary, late),
+                )
+
+    # ------------------------------------------------------------------ compression
+
+    @classmethod
+    def _compress(cls, data: pd.DataFrame, weights: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Collapse identical rows into unique rows with summed weights."""
+        matrix = data[list(cls._columns)].to_numpy(dtype=float)
+        unique, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        w = np.ones(len(matrix)) if weights is None else np.asarray(weights, dtype=float)
+        counts = np.bincount(inverse, weights=w, minlength=len(unique))
+        out = {col: unique[:, i] for i, col in enumerate(cls._columns)}
+        out["weights"] = counts
+        return out
+
+    # ------------------------------------------------------------------ model hooks
+
+    def _nll(self, log_params: np.ndarray, data: dict[str, np.ndarray]):
+        """Negative total log-likelihood (and its gradient in log-parameters, if provided)."""
+        raise NotImplementedError
+
+    def _initial(self, data: dict[str, np.ndarray]) -> np.ndarray:
+        return np.zeros(len(self._param_names))
+
+    def _log_likelihood_rows(self, params: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+
+    def _prepare(self, summary: pd.DataFrame) -> dict[str, np.ndarray]:
+        data = self._validate(summary)
+        weights = None
+        if "weights" in summary.columns and "weights" not in self._columns:
+            weights = pd.to_numeric(summary["weights"], errors="coerce").to_numpy(dtype=float)
+            bad = ~np.isfinite(weights) | (weights < 0)
+            if bad.any():
+                raise DataError(
+                    "summary table, column 'weights': missing or negative weights, e.g. rows "
+                    f"{_bad_rows(summary, bad)}", table="summary", column="weights",
+                    rows=_bad_rows(summary, bad),
+                )
+        if self._needs_repeat and "frequency" in data and (data["frequency"] == 0).all():
+            raise DataError(
+                f"summary table: no customer has a repeat purchase (every frequency is 0); "
+                f"{type(self).__name__} cannot be estimated from one-time buyers only",
+                table="summary", column="frequency",
+            )
+        return self._compress(data, weights)
+
+    def _objective(self, data):
+        penalizer = float(self.penalizer)
+
+        def fun(log_params):
+            with np.errstate(all="ignore"):
+                if self._has_gradient:
+                    value, grad = self._nll(log_params, data)
+                else:
+                    value, grad = self._nll(log_params, data), None
+            params = np.exp(log_params)
+            value = value + penalizer * np.sum(params**2)
+            if not np.isfinite(value):
+                return (1e300, np.zeros_like(log_params)) if self._has_gradient else 1e300
+            if self._has_gradient:
+                grad = grad + penalizer * 2 * params**2
+                return value, grad
+            return value
+
+        return fun
+
+    def fit(self, summary: pd.DataFrame) -> BaseModel:
+        """Fit the model by maximum likelihood.
+
+        Parameters
+        ----------
+        summary : pandas.DataFrame
+            Per-customer summary with the model's columns (see
+            :func:`crmstats.clv.rfm_summary`); an optional ``weights`` column
+            counts identical customers.
+
+        Returns
+        -------
+        self
+        """
+        data = self._prepare(summary)
+        fun = self._objective(data)
+        best = None
+        for start in self._starts(data):
+            res = optimize.minimize(
+                fun, start, jac=self._has_gradient, method="L-BFGS-B",
+                options={"maxiter": int(self.maxiter), "gtol": float(self.tol),
+                         "ftol": 1e-15, "maxfun": 20 * int(self.maxiter)},
+            )
+            if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
+                best = res
+        if not np.all(np.isfinite(best.x)) or best.fun >= 1e299:
+            raise CRMStatsError(
+                f"{type(self).__name__}: the optimiser found no finite likelihood "
+                f"({best.message}); check the summary's time unit and values"
+            )
+        if not best.success:
+            warnings.warn(
+                f"{type(self).__name__} did not converge: {best.message}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._data_ = data
+        self.params_ = pd.Series(np.exp(best.x), index=list(self._param_names), name="estimate")
+        self.log_likelihood_ = float(-self._nll_value(best.x, data))
+        self.n_customers_ = float(data["weights"].sum())
+        self.n_rows_ = len(data["weights"])
+        self.converged_ = bool(best.success)
+        self.optimizer_message_ = str(best.message)
+        self._inference(data)
+        return self
+
+    def _starts(self, data) -> list[np.ndarray]:
+        return [self._initial(data)]
+
+    def _nll_value(self, log_params, data) -> float:
+        with np.errstate(all="ignore"):
+            out = self._nll(log_params, data)
+        return float(out[0] if self._has_gradient else out)
+
+    def _inference(self, data) -> None:
+        """Observed-information standard errors by central differences in natural parameters."""
+        theta = self.params_.to_numpy(dtype=float)
+        k = len(theta)
+
+        def nll_natural(p):
+            return self._nll_value(np.log(p), data)
+
+        h = 1e-4 * np.maximum(np.abs(theta), 1e-3)
+        hess = np.empty((k, k))
+        f0 = nll_natural(theta)
+        for i in range(k):
+            for j in range(i, k):
+                if i == j:
+                    e = np.zeros(k)
+                    e[i] = h[i]
+                    hess[i, i] = (nll_natural(theta + e) - 2 * f0 + nll_natural(theta - e)) / h[
+                        i] ** 2
+                else:
+                    ei, ej = np.zeros(k), np.zeros(k)
+                    ei[i], ej[j] = h[i], h[j]
+                    hess[i, j] = hess[j, i] = (
+                        nll_natural(theta + ei + ej) - nll_natural(theta + ei - ej)
+                        - nll_natural(theta - ei + ej) + nll_natural(theta - ei - ej)
+                    ) / (4 * h[i] * h[j])
+        try:
+            cov = np.linalg.inv(hess)
+        except np.linalg.LinAlgError:
+            cov = np.full((k, k), np.nan)
+        se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+        if np.isnan(se).any():
+            warnings.warn(
+                f"{type(self).__name__}: the information matrix is not positive definite at the "
+                "estimate; standard errors are undefined (NaN)",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        names = list(self._param_names)
+        self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
+        z = stats.norm.ppf(0.975)
+        self.summary_ = pd.DataFrame(
+            {"estimate": theta, "standard_error": se, "lower_95": theta - z * se,
+             "upper_95": theta + z * se},
+            index=pd.Index(names, name="parameter"),
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(summary) first"
+            )
+
+    def _p(self) -> list[float]:
+        self._check_fitted()
+        return [float(v) for v in self.params_.to_numpy()]
+
+    def _as_arrays(self, summary: pd.DataFrame) -> tuple[pd.Index, dict[str, np.ndarray]]:
+        self._check_fitted()
+        data = self._validate(summary)
+        return data.index, {c: data[c].to_numpy() for c in self._columns}
+
+    def print_summary(self) -> None:
+        """Print the parameter table and fit statistics."""
+        self._check_fitted()
+        print(f"{type(self).__name__}: {self.n_customers_:,.0f} customers "
+              f"({self.n_rows_:,} distinct rows), log-likelihood {self.log_likelihood_:,.4f}")
+        print(self.summary_.round(4).to_string())
+
+    def __repr__(self) -> str:
+        if hasattr(self, "params_"):
+            inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            return f"{type(self).__name__}(fitted: {inner})"
+        return f"{type(self).__name__}()"

@@ -1,0 +1,281 @@
+"""CLV models: published estimates, equality with lifetimes, shared API, truth recovery."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmstats import ConvergenceWarning, DataError
+from crmstats.clv import (
+    BetaGeoBetaBinomModel,
+    BetaGeoModel,
+    GammaGammaModel,
+    ModifiedBetaGeoModel,
+    NotFittedError,
+    ParetoNBDModel,
+    ShiftedBetaGeoModel,
+)
+from crmstats.datasets import load_donations
+
+TRANSACTION_MODELS = [BetaGeoModel, ParetoNBDModel, ModifiedBetaGeoModel]
+
+
+def rel(a, b):
+    return abs(a - b) / abs(b)
+
+
+# ---------------------------------------------------------------- published values
+
+
+def test_bgnbd_params_match_fader_hardie_lee_2005(fitted):
+    m = fitted["bgnbd"]
+    for name, value in {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}.items():
+        assert rel(m.params_[name], value) < 2e-3, name
+    assert m.log_likelihood_ == pytest.approx(-9582.4, abs=0.1)
+
+
+def test_gamma_gamma_params_match_fader_hardie_lee_2005(fitted):
+    m = fitted["gg"]
+    assert m.n_customers_ == 946  # repeat customers of the calibration period
+    for name, value in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
+        assert rel(m.params_[name], value) < 2e-3, name
+
+
+def test_pareto_nbd_params_match_fader_hardie_note(fitted):
+    m = fitted["pnbd"]
+    for name, value in {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}.items():
+        assert rel(m.params_[name], value) < 2e-3, name
+    assert m.log_likelihood_ == pytest.approx(-9595.0, abs=0.1)
+
+
+def test_bgbb_params_match_fader_hardie_shang_2010():
+    m = BetaGeoBetaBinomModel().fit(load_donations())
+    for name, value in {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}.items():
+        assert rel(m.params_[name], value) < 2e-3, name
+    assert m.log_likelihood_ == pytest.approx(-33225.6, abs=0.1)
+    assert m.n_customers_ == 11_104
+
+
+@pytest.mark.parametrize(("survivors", "alpha", "beta"), [
+    ([1000, 631, 468, 382, 326, 289, 262, 241], 0.704, 1.182),  # "regular" customers
+    ([1000, 869, 743, 653, 593, 551, 517, 491], 0.668, 3.806),  # "high end" customers
+])
+def test_sbg_params_match_fader_hardie_2007(survivors, alpha, beta):
+    m = ShiftedBetaGeoModel().fit(survivors)
+    assert rel(m.params_["alpha"], alpha) < 2e-3
+    assert rel(m.params_["beta"], beta) < 2e-3
+    np.testing.assert_allclose(m.survival(np.arange(8)) * 1000, survivors, rtol=0.05)
+
+
+def test_sbg_derl_equals_direct_sum_and_per_customer_fit():
+    m = ShiftedBetaGeoModel().fit([1000, 631, 468, 382, 326, 289, 262, 241])
+    for renewals in (0, 4):
+        n = renewals + 1
+        direct = sum(m.survival(t) / m.survival(n - 1) / 1.1 ** (t - n) for t in range(n, 5000))
+        assert m.derl(0.1, renewals) == pytest.approx(direct, rel=1e-9)
+    assert m.retention_rate(1) == pytest.approx(m.survival(1))
+    assert m.churn_probability(3) == pytest.approx(m.survival(2) - m.survival(3))
+    # the same cohort as one row per customer gives the same fit
+    counts = np.array([1000, 631, 468, 382, 326, 289, 262, 241])
+    rows = [(t, 1) for t in range(1, 8) for _ in range(counts[t - 1] - counts[t])]
+    rows += [(7, 0)] * 241
+    frame = pd.DataFrame(rows, columns=["duration", "churned"])
+    m2 = ShiftedBetaGeoModel().fit(frame)
+    np.testing.assert_allclose(m2.params_, m.params_, rtol=1e-5)
+    with pytest.raises(DataError, match="non-increasing"):
+        ShiftedBetaGeoModel().fit([100, 120, 80])
+
+
+# ---------------------------------------------------------------- equality with lifetimes
+
+
+def test_bgnbd_likelihood_gradient_and_predictions_equal_lifetimes(fitted, cdnow_calibration):
+    from lifetimes import BetaGeoFitter
+    from scipy.optimize import approx_fprime
+
+    s = cdnow_calibration
+    m = fitted["bgnbd"]
+    ref = BetaGeoFitter()
+    ref.params_ = m.params_.copy()
+    x, tx, T = s["frequency"], s["recency"], s["T"]
+    # lifetimes' per-customer log-likelihood at the same parameters
+    theirs = -BetaGeoFitter._negative_log_likelihood(
+        np.log(m.params_.to_numpy()), x.to_numpy(), tx.to_numpy(), T.to_numpy(),
+        np.ones(len(s)), 0.0) * len(s)
+    assert m.log_likelihood_ == pytest.approx(theirs, rel=1e-10)
+    log_p = np.log(m.params_.to_numpy()) + 0.05
+    analytic = m._nll(log_p, m._data_)[1]
+    numeric = approx_fprime(log_p, lambda p: m._nll(p, m._data_)[0], 1e-7)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-4)
+    np.testing.assert_allclose(
+        m.predict_purchases(s, 39), ref.conditional_expected_number_of_purchases_up_to_time(
+            39, x, tx, T), rtol=1e-8)
+    np.testing.assert_allclose(m.probability_alive(s),
+                               ref.conditional_probability_alive(x, tx, T), rtol=1e-8)
+    t = np.array([1.0, 10.0, 78.0])
+    np.testing.assert_allclose(m.expected_purchases(t),
+                               ref.expected_number_of_purchases_up_to_time(t), rtol=1e-8)
+
+
+@pytest.mark.parametrize(("key", "fitter"), [("pnbd", "ParetoNBDFitter"),
+                                             ("mbgnbd", "ModifiedBetaGeoFitter")])
+def test_other_transaction_models_equal_lifetimes(fitted, cdnow_calibration, key, fitter):
+    import lifetimes
+
+    s = cdnow_calibration
+    m = fitted[key]
+    ref = getattr(lifetimes, fitter)()
+    ref.params_ = m.params_.copy()
+    x, tx, T = s["frequency"], s["recency"], s["T"]
+    np.testing.assert_allclose(
+        m.predict_purchases(s, 39), ref.conditional_expected_number_of_purchases_up_to_time(
+            39, x, tx, T), rtol=1e-6)
+    np.testing.assert_allclose(m.probability_alive(s),
+                               ref.conditional_probability_alive(x, tx, T), rtol=1e-6)
+    np.testing.assert_allclose(m.expected_purchases(np.array([5.0, 39.0])),
+                               ref.expected_number_of_purchases_up_to_time(np.array([5.0, 39.0])),
+                               rtol=1e-6)
+
+
+def test_gamma_gamma_and_bgbb_predictions_equal_lifetimes(fitted, cdnow_calibration):
+    from lifetimes import BetaGeoBetaBinomFitter, GammaGammaFitter
+
+    s = cdnow_calibration
+    gg = fitted["gg"]
+    ref = GammaGammaFitter()
+    ref.params_ = gg.params_.copy()
+    rep = s[s["frequency"] > 0]
+    np.testing.assert_allclose(gg.expected_spend(rep), ref.conditional_expected_average_profit(
+        rep["frequency"], rep["monetary_value"]), rtol=1e-10)
+    one_time = s[s["frequency"] == 0]
+    np.testing.assert_allclose(gg.expected_spend(one_time), gg.population_mean())
+    d = load_donations()
+    bb = BetaGeoBetaBinomModel().fit(d)
+    ref = BetaGeoBetaBinomFitter()
+    ref.params_ = bb.params_.copy()
+    np.testing.assert_allclose(bb.probability_alive(d), ref.conditional_probability_alive(
+        1, d["frequency"], d["recency"], d["periods"]), rtol=1e-8)
+    np.testing.assert_allclose(bb.predict_purchases(d, 5),
+                               ref.conditional_expected_number_of_purchases_up_to_time(
+                                   5, d["frequency"], d["recency"], d["periods"]), rtol=1e-8)
+
+
+def test_compressed_fit_equals_uncompressed(cdnow_calibration):
+    s = cdnow_calibration
+    full = BetaGeoModel().fit(s)
+    counts = s.groupby(["frequency", "recency", "T"]).size().rename("weights").reset_index()
+    assert len(counts) < len(s)
+    compressed = BetaGeoModel().fit(counts)
+    np.testing.assert_allclose(compressed.params_, full.params_, rtol=1e-6)
+    assert compressed.log_likelihood_ == pytest.approx(full.log_likelihood_, rel=1e-10)
+    assert full.n_rows_ == len(counts)
+
+
+# ---------------------------------------------------------------- shared API
+
+
+@pytest.mark.parametrize("cls", TRANSACTION_MODELS + [GammaGammaModel])
+def test_shared_api(cls, cdnow_calibration):
+    s = cdnow_calibration
+    before = s.copy()
+    model = cls()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model._p()
+    assert model.fit(s) is model
+    pd.testing.assert_frame_equal(s, before)
+    assert isinstance(model.params_, pd.Series)
+    assert list(model.params_.index) == list(cls._param_names)
+    assert list(model.summary_.columns) == ["estimate", "standard_error", "lower_95",
+                                            "upper_95"]
+    assert model.summary_["standard_error"].gt(0).all()
+    assert np.isfinite(model.log_likelihood_) and model.log_likelihood_ < 0
+    assert "fitted" in repr(model)
+
+
+@pytest.mark.parametrize("cls", TRANSACTION_MODELS)
+def test_bad_summaries_are_data_errors(cls, cdnow_calibration):
+    s = cdnow_calibration.copy()
+    s.iloc[3, s.columns.get_loc("recency")] = np.nan
+    with pytest.raises(DataError, match="'recency'.*non-finite"):
+        cls().fit(s)
+    s = cdnow_calibration.copy()
+    s.iloc[5, s.columns.get_loc("T")] = -1
+    with pytest.raises(DataError, match="'T'.*negative"):
+        cls().fit(s)
+    s = cdnow_calibration.copy()
+    s.iloc[7, s.columns.get_loc("recency")] = 1000
+    with pytest.raises(DataError, match="recency exceeds T"):
+        cls().fit(s)
+    with pytest.raises(DataError, match="no customer has a repeat"):
+        cls().fit(cdnow_calibration.assign(frequency=0.0, recency=0.0))
+    with pytest.raises(DataError, match="missing column"):
+        cls().fit(cdnow_calibration.drop(columns="T"))
+
+
+def test_non_convergence_warns(cdnow_calibration):
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        ParetoNBDModel(maxiter=2).fit(cdnow_calibration)
+
+
+def test_converged_fit_is_silent(cdnow_calibration):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        BetaGeoModel().fit(cdnow_calibration)
+
+
+# ---------------------------------------------------------------- truth recovery
+
+
+def simulate_bgnbd(n, r, alpha, a, b, T, rng):
+    lam = rng.gamma(r, 1 / alpha, n)
+    p = rng.beta(a, b, n)
+    x = np.zeros(n)
+    tx = np.zeros(n)
+    t = np.zeros(n)
+    alive = np.ones(n, bool)
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        t[idx] += rng.exponential(1 / lam[idx])
+        inside = t[idx] <= T
+        buy = idx[inside]
+        x[buy] += 1
+        tx[buy] = t[buy]
+        alive[idx[~inside]] = False
+        alive[buy[rng.random(len(buy)) < p[buy]]] = False
+    return pd.DataFrame({"frequency": x, "recency": tx, "T": float(T)})
+
+
+def test_bgnbd_recovers_simulated_truth():
+    rng = np.random.default_rng(13)
+    truth = {"r": 0.4, "alpha": 8.0, "a": 0.7, "b": 2.5}
+    s = simulate_bgnbd(20_000, *truth.values(), T=52.0, rng=rng)
+    m = BetaGeoModel().fit(s)
+    for name, value in truth.items():
+        row = m.summary_.loc[name]
+        assert row["estimate"] - 3 * row["standard_error"] < value < row["estimate"] + 3 * row[
+            "standard_error"], name
+
+
+def test_gamma_gamma_recovers_simulated_truth():
+    rng = np.random.default_rng(13)
+    p, q, v = 6.0, 4.0, 20.0
+    n = 5_000
+    x = rng.integers(1, 10, n)
+    nu = rng.gamma(q, 1 / v, n)
+    means = np.array([rng.gamma(p, 1 / nu[i], x[i]).mean() for i in range(n)])
+    m = GammaGammaModel().fit(pd.DataFrame({"frequency": x, "monetary_value": means}))
+    for name, value in {"p": p, "q": q, "v": v}.items():
+        row = m.summary_.loc[name]
+        assert abs(row["estimate"] - value) < 3 * row["standard_error"], name
+
+
+def test_sbg_recovers_simulated_truth():
+    rng = np.random.default_rng(13)
+    theta = rng.beta(0.8, 3.0, 10_000)
+    life = rng.geometric(theta)
+    survivors = [(life > t).sum() for t in range(13)]
+    m = ShiftedBetaGeoModel().fit(survivors)
+    for name, value in {"alpha": 0.8, "beta": 3.0}.items():
+        row = m.summary_.loc[name]
+        assert abs(row["estimate"] - value) < 3 * row["standard_error"], name
