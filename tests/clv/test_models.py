@@ -279,3 +279,15 @@ def test_sbg_recovers_simulated_truth():
     for name, value in {"alpha": 0.8, "beta": 3.0}.items():
         row = m.summary_.loc[name]
         assert abs(row["estimate"] - value) < 3 * row["standard_error"], name
+
+
+def test_gamma_gamma_leaves_out_zero_spend_repeat_customers(cdnow_calibration):
+    from crmstats import DataWarning
+
+    s = cdnow_calibration.copy()
+    rep = s.index[s["frequency"] > 0][:3]
+    s.loc[rep, "monetary_value"] = 0.0
+    with pytest.warns(DataWarning, match="3 repeat customer"):
+        m = GammaGammaModel().fit(s)
+    assert m.n_customers_ == 946 - 3
+    assert m.n_ignored_ == len(s) - 946 + 3

@@ -211,10 +211,10 @@ def tracking(
     occ = occ.mutate(first=occ.period.min().over(group_by=occ.customer_id))
     if calibration_end is not None:
         occ = occ.filter(occ.first <= pd.Timestamp(calibration_end).to_pydatetime())
-    cohorts = execute(occ.filter(occ.period == occ.first).group_by("period").aggregate(
-        n=occ.count()))
-    repeats = execute(occ.filter(occ.period > occ.first).group_by("period").aggregate(
-        n=occ.count()))
+    firsts = occ.filter(occ.period == occ.first)
+    later = occ.filter(occ.period > occ.first)
+    cohorts = execute(firsts.group_by("period").aggregate(n=firsts.count()))
+    repeats = execute(later.group_by("period").aggregate(n=later.count()))
     start = pd.Timestamp(cohorts["period"].min())
     end = pd.Timestamp(observation_end) if observation_end is not None else max(
         pd.Timestamp(cohorts["period"].max()),

@@ -203,7 +203,7 @@ def plot_value_pyramid(tiers: pd.DataFrame, ax: plt.Axes | None = None) -> plt.A
     for i, (name, row) in enumerate(summary.iterrows()):
         width = (i + 1) / n
         ax.barh(n - 1 - i, width, left=(1 - width) / 2, color=colors[i], edgecolor="white")
-        ax.text(0.5, n - 1 - i, f"{name}: {row['customers']:,} customers, "
+        ax.text(0.5, n - 1 - i, f"{name}: {int(row['customers']):,} customers, "
                 f"{row['value_share']:.0%} of value", ha="center", va="center", fontsize=9,
                 color="white" if i > n / 2 else "black")
     ax.set_xlim(0, 1)

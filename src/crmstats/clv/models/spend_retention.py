@@ -18,12 +18,14 @@ References
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln, hyp2f1
 
 from crmstats.clv.models.base import BaseModel, _bad_rows
-from crmstats.exceptions import DataError
+from crmstats.exceptions import DataError, DataWarning
 
 __all__ = ["BetaGeoBetaBinomModel", "GammaGammaModel", "ShiftedBetaGeoModel"]
 
@@ -44,7 +46,8 @@ class GammaGammaModel(BaseModel):
     n_customers_ : float
         Repeat customers the model was fitted on.
     n_ignored_ : int
-        Customers without a repeat purchase, left out of the fit.
+        Customers left out of the fit: those without a repeat purchase, and
+        repeat customers whose mean spend is zero (a ``DataWarning`` says how many).
     """
 
     _param_names = ("p", "q", "v")
@@ -60,10 +63,16 @@ class GammaGammaModel(BaseModel):
                             column="frequency")
         zero = repeat & (data["monetary_value"] <= 0)
         if zero.any():
-            raise DataError(
-                "summary table, column 'monetary_value': repeat customers need a positive mean "
-                f"spend, e.g. rows {_bad_rows(summary, zero.to_numpy())}", table="summary",
-                column="monetary_value", rows=_bad_rows(summary, zero.to_numpy()))
+            warnings.warn(
+                f"{int(zero.sum())} repeat customer(s) with zero mean spend (free orders only) "
+                f"were left out of the Gamma-Gamma fit, e.g. rows "
+                f"{_bad_rows(summary, zero.to_numpy())}", DataWarning, stacklevel=3)
+            self.n_ignored_ += int(zero.sum())
+            repeat &= ~zero
+            if not repeat.any():
+                raise DataError("summary table, column 'monetary_value': no repeat customer "
+                                "with a positive mean spend", table="summary",
+                                column="monetary_value")
         return self._compress(data[repeat], None)
 
     def _initial(self, data):
