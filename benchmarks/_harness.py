@@ -13,8 +13,12 @@ import sys
 import textwrap
 
 
-def run_case(setup: str, stmt: str, repeat: int = 3) -> dict:
-    """Run ``setup`` once then ``stmt`` ``repeat`` times in a child; return best time and RSS."""
+def run_case(setup: str, stmt: str, repeat: int = 3, after: str = "") -> dict:
+    """Run ``setup`` once then ``stmt`` ``repeat`` times in a child; return best time and RSS.
+
+    ``after`` runs once, untimed, after the measurements; if it binds a dict
+    named ``extra`` (JSON-serialisable), its items are added to the result.
+    """
     code = textwrap.dedent(
         f"""
         import json, resource, time
@@ -24,11 +28,19 @@ def run_case(setup: str, stmt: str, repeat: int = 3) -> dict:
             t0 = time.perf_counter()
             {stmt}
             times.append(time.perf_counter() - t0)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({{"seconds": min(times), "peak_rss_mb": rss}}))
+        try:  # VmHWM is this process's own peak; ru_maxrss can carry the parent's over exec
+            rss = [int(line.split()[1]) for line in open("/proc/self/status")
+                   if line.startswith("VmHWM:")][0] / 1024
+        except (OSError, IndexError):
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        extra = {{}}
+        {after}
+        print(json.dumps({{"seconds": min(times), "peak_rss_mb": rss, **extra}}))
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark case failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

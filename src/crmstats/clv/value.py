@@ -19,13 +19,14 @@ References
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import DataError
+from crmstats.exceptions import ConvergenceWarning, DataError
 
 __all__ = [
     "ParetoResult",
@@ -151,11 +152,22 @@ def customer_lifetime_value(
         rng = np.random.default_rng(seed)
         draws = np.empty((int(n_bootstrap), len(summary)))
         n = len(summary)
+        unconverged = 0
         for k in range(int(n_bootstrap)):
             sample = summary.iloc[rng.integers(0, n, n)]
-            tm = copy.deepcopy(transaction_model).fit(sample)
-            sm = copy.deepcopy(spend_model).fit(sample)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                tm = copy.deepcopy(transaction_model).fit(sample)
+                sm = copy.deepcopy(spend_model).fit(sample)
+            unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
             draws[k] = _clv_point(tm, sm, summary, horizon_months, discount_rate, month)
+        if unconverged:
+            warnings.warn(
+                f"customer_lifetime_value: {unconverged} of {int(n_bootstrap)} bootstrap refits "
+                "stopped before the optimiser's convergence test (their estimates are used)",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         alpha = (1.0 - float(ci)) / 2.0
         out["clv_lower"] = np.quantile(draws, alpha, axis=0)
         out["clv_upper"] = np.quantile(draws, 1.0 - alpha, axis=0)

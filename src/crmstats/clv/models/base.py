@@ -61,6 +61,8 @@ class BaseModel:
     _needs_repeat: ClassVar[bool] = True
     #: Whether ``_nll`` returns the gradient as well.
     _has_gradient: ClassVar[bool] = False
+    #: Whether later starting points are tried only when the first run fails.
+    _first_success_suffices: ClassVar[bool] = False
 
     def __init__(self, penalizer: float = 0.0, maxiter: int = 2000, tol: float = 1e-8):
         self.penalizer = penalizer
@@ -132,14 +134,18 @@ class BaseModel:
 
     @classmethod
     def _compress(cls, data: pd.DataFrame, weights: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Collapse identical rows into unique rows with summed weights."""
-        matrix = data[list(cls._columns)].to_numpy(dtype=float)
-        unique, inverse = np.unique(matrix, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        w = np.ones(len(matrix)) if weights is None else np.asarray(weights, dtype=float)
-        counts = np.bincount(inverse, weights=w, minlength=len(unique))
-        out = {col: unique[:, i] for i, col in enumerate(cls._columns)}
-        out["weights"] = counts
+        """Collapse identical rows into unique rows with summed weights.
+
+        Rows are grouped by hashing (``pandas.DataFrame.groupby``), which is
+        an order of magnitude faster than ``numpy.unique(axis=0)`` on a
+        million rows; the unique rows come back sorted.
+        """
+        cols = list(cls._columns)
+        frame = data[cols].reset_index(drop=True)
+        frame["__w__"] = 1.0 if weights is None else np.asarray(weights, dtype=float)
+        grouped = frame.groupby(cols, sort=True)["__w__"].sum()
+        out = {col: grouped.index.get_level_values(col).to_numpy(dtype=float) for col in cols}
+        out["weights"] = grouped.to_numpy(dtype=float)
         return out
 
     # ------------------------------------------------------------------ model hooks
@@ -221,6 +227,8 @@ class BaseModel:
             )
             if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
                 best = res
+            if self._first_success_suffices and best.success and best.fun < 1e299:
+                break  # further starts are a fallback for failed runs only
         if not np.all(np.isfinite(best.x)) or best.fun >= 1e299:
             raise CRMStatsError(
                 f"{type(self).__name__}: the optimiser found no finite likelihood "
@@ -242,6 +250,34 @@ class BaseModel:
         self._inference(data)
         return self
 
+    def log_likelihood(self, summary: pd.DataFrame, params=None) -> float:
+        """Total log-likelihood of ``summary`` under ``params`` (default: the fitted ones).
+
+        Parameters
+        ----------
+        summary : pandas.DataFrame
+            Per-customer summary in the form :meth:`fit` takes.
+        params : mapping or pandas.Series, optional
+            Parameter values by name (e.g. another fitter's estimates), so two
+            estimates can be compared on the same data and the same likelihood.
+
+        Returns
+        -------
+        float
+            The log-likelihood summed over customers (weights count).
+        """
+        if params is None:
+            self._check_fitted()
+            params = self.params_
+        params = pd.Series(params, dtype=float)
+        missing = [p for p in self._param_names if p not in params.index]
+        if missing:
+            raise CRMStatsError(f"{type(self).__name__}.log_likelihood: params lack {missing}")
+        values = params[list(self._param_names)].to_numpy(dtype=float)
+        if not np.all(np.isfinite(values) & (values > 0)):
+            raise CRMStatsError(f"{type(self).__name__}.log_likelihood: params must be positive")
+        return float(-self._nll_value(np.log(values), self._prepare(summary)))
+
     def _starts(self, data) -> list[np.ndarray]:
         return [self._initial(data)]
 
@@ -260,21 +296,34 @@ class BaseModel:
 
         h = 1e-4 * np.maximum(np.abs(theta), 1e-3)
         hess = np.empty((k, k))
-        f0 = nll_natural(theta)
-        for i in range(k):
-            for j in range(i, k):
-                if i == j:
-                    e = np.zeros(k)
-                    e[i] = h[i]
-                    hess[i, i] = (nll_natural(theta + e) - 2 * f0 + nll_natural(theta - e)) / h[
-                        i] ** 2
-                else:
-                    ei, ej = np.zeros(k), np.zeros(k)
-                    ei[i], ej[j] = h[i], h[j]
-                    hess[i, j] = hess[j, i] = (
-                        nll_natural(theta + ei + ej) - nll_natural(theta + ei - ej)
-                        - nll_natural(theta - ei + ej) + nll_natural(theta - ei - ej)
-                    ) / (4 * h[i] * h[j])
+        if self._has_gradient:
+            # central differences of the analytic gradient (2k evaluations)
+            def grad_natural(p):
+                with np.errstate(all="ignore"):
+                    return self._nll(np.log(p), data)[1] / p
+
+            for j in range(k):
+                e = np.zeros(k)
+                e[j] = h[j]
+                hess[:, j] = (grad_natural(theta + e) - grad_natural(theta - e)) / (2 * h[j])
+            hess = (hess + hess.T) / 2
+        else:
+            f0 = nll_natural(theta)
+            for i in range(k):
+                for j in range(i, k):
+                    if i == j:
+                        e = np.zeros(k)
+                        e[i] = h[i]
+                        hess[i, i] = (
+                            nll_natural(theta + e) - 2 * f0 + nll_natural(theta - e)
+                        ) / h[i] ** 2
+                    else:
+                        ei, ej = np.zeros(k), np.zeros(k)
+                        ei[i], ej[j] = h[i], h[j]
+                        hess[i, j] = hess[j, i] = (
+                            nll_natural(theta + ei + ej) - nll_natural(theta + ei - ej)
+                            - nll_natural(theta - ei + ej) + nll_natural(theta - ei - ej)
+                        ) / (4 * h[i] * h[j])
         try:
             cov = np.linalg.inv(hess)
         except np.linalg.LinAlgError:

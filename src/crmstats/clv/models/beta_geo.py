@@ -56,6 +56,7 @@ class BetaGeoModel(BaseModel):
 
     _param_names = ("r", "alpha", "a", "b")
     _has_gradient = True
+    _first_success_suffices = True
 
     def _initial(self, data):
         return np.log(np.array([0.5, max(np.average(data["T"], weights=data["weights"]) / 4, 1.0),
@@ -83,26 +84,69 @@ class BetaGeoModel(BaseModel):
         a1, a2, a3, a4, _ = self._terms(r, alpha, a, b, x, tx, T)
         return a1 + a2 + np.logaddexp(a3, a4)
 
+    @staticmethod
+    def _lookups(data):
+        """Index the compressed rows by their distinct x, T and t_x (cached in ``data``).
+
+        The transcendental parts of the likelihood depend on one of x, T or
+        t_x alone, and each takes far fewer distinct values than there are
+        rows; they are evaluated once per distinct value and gathered.
+        """
+        cached = data.get("_bgnbd")
+        if cached is not None:
+            return cached
+        x, tx, T, w = data["frequency"], data["recency"], data["T"], data["weights"]
+        xu, xi = np.unique(x, return_inverse=True)
+        Tu, Ti = np.unique(T, return_inverse=True)
+        rep = x > 0
+        tu, ti = np.unique(tx[rep], return_inverse=True)
+        cached = {
+            "xu": xu, "Wx": np.bincount(xi, weights=w, minlength=len(xu)),
+            "Tu": Tu, "WT": np.bincount(Ti, weights=w, minlength=len(Tu)),
+            "XWT": np.bincount(Ti, weights=w * x, minlength=len(Tu)),
+            "tu": tu, "ti": ti, "Ti_rep": Ti[rep], "xi_rep": xi[rep],
+            "x_rep": x[rep], "w_rep": w[rep], "n": float(w.sum()),
+        }
+        data["_bgnbd"] = cached
+        return cached
+
     def _nll(self, log_params, data):
         r, alpha, a, b = np.exp(log_params)
-        x, tx, T, w = data["frequency"], data["recency"], data["T"], data["weights"]
-        a1, a2, a3, a4, repeat = self._terms(r, alpha, a, b, x, tx, T)
-        ll = a1 + a2 + np.logaddexp(a3, a4)
-        # share of the second (dropped-after-last-purchase) term in the likelihood
-        share = np.where(repeat, 1.0 / (1.0 + np.exp(a3 - a4)), 0.0)
-        d3_r = -np.log(alpha + T)
-        d4_r = -np.log(alpha + tx)
-        d3_alpha = -(r + x) / (alpha + T)
-        d4_alpha = -(r + x) / (alpha + tx)
-        g_r = psi(r + x) - psi(r) + np.log(alpha) + d3_r + share * (d4_r - d3_r)
-        g_alpha = r / alpha + d3_alpha + share * (d4_alpha - d3_alpha)
-        g_a = psi(a + b) - psi(a + b + x) + share / a
-        g_b = (psi(a + b) + psi(b + x) - psi(b) - psi(a + b + x)
-               - share / np.where(repeat, b + x - 1, 1.0))
-        grad = -np.array([
-            r * np.dot(w, g_r), alpha * np.dot(w, g_alpha), a * np.dot(w, g_a), b * np.dot(w, g_b)
-        ])
-        return -np.dot(w, ll), grad
+        c = self._lookups(data)
+        xu, Wx, Tu, WT, XWT = c["xu"], c["Wx"], c["Tu"], c["WT"], c["XWT"]
+        xr, wr = c["x_rep"], c["w_rep"]
+        # terms in x alone (summed with the weight of each distinct x)
+        lx = (gammaln(r + xu) - gammaln(r) + gammaln(a + b) + gammaln(b + xu) - gammaln(b)
+              - gammaln(a + b + xu))
+        ll = np.dot(Wx, lx) + r * np.log(alpha) * c["n"]
+        # -(r + x) log(alpha + T), summed by distinct T
+        log_aT = np.log(alpha + Tu)
+        ll -= np.dot(r * WT + XWT, log_aT)
+        # repeat buyers: log(1 + exp(d)), d = log a - log(b+x-1) + (r+x)(log(a+T) - log(a+tx))
+        log_atx = np.log(alpha + c["tu"])
+        diff = log_aT[c["Ti_rep"]] - log_atx[c["ti"]]
+        inv_bx = np.where(xu > 0, 1.0 / np.where(xu > 0, b + xu - 1, 1.0), 0.0)
+        d = (np.log(a) + np.log(np.where(xu > 0, inv_bx, 1.0)))[c["xi_rep"]] + (r + xr) * diff
+        # softplus(d) = log(1 + e^d) and logistic(d), from one exp(-|d|)
+        e = np.exp(-np.abs(d))
+        ll += np.dot(wr, np.maximum(d, 0.0) + np.log1p(e))
+        inv = 1.0 / (1.0 + e)
+        share = wr * np.where(d >= 0, inv, e * inv)  # weight x logistic(d)
+        # gradient
+        psi_r, psi_ab = psi(r + xu), psi(a + b)
+        g_r = (np.dot(Wx, psi_r) - c["n"] * (psi(r) - np.log(alpha))
+               - np.dot(WT, log_aT) + np.dot(share, diff))
+        inv_aT = 1.0 / (alpha + Tu)
+        inv_atx = 1.0 / (alpha + c["tu"])
+        g_alpha = (c["n"] * r / alpha - np.dot(r * WT + XWT, inv_aT)
+                   + np.dot(share * (r + xr), inv_aT[c["Ti_rep"]] - inv_atx[c["ti"]]))
+        s_total = share.sum()
+        psi_abx = psi(a + b + xu)
+        g_a = np.dot(Wx, psi_ab - psi_abx) + s_total / a
+        g_b = (np.dot(Wx, psi_ab + psi(b + xu) - psi(b) - psi_abx)
+               - np.dot(share, inv_bx[c["xi_rep"]]))
+        grad = -np.array([r * g_r, alpha * g_alpha, a * g_a, b * g_b])
+        return -ll, grad
 
     # ------------------------------------------------------------------ predictions
 
@@ -185,6 +229,7 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     """
 
     _has_gradient = False
+    _first_success_suffices = False
 
     def _log_likelihood_rows(self, params, data):
         r, alpha, a, b = params
