@@ -1,0 +1,41 @@
+"""Channel attribution and channel economics.
+
+Customers hop from channel to channel before they buy, so credit must follow
+the whole journey, and a channel's leads are worth what their customers pay
+back. Journeys are counted in-database (:mod:`crmstats.attribution.paths`);
+the models — rule-based (:func:`heuristic`), Markov removal effects solved
+exactly (:class:`MarkovAttribution`) and exact Shapley values
+(:class:`ShapleyAttribution`) — credit conversions and value to channels;
+:func:`channel_economics` turns credit, spend and CLV into CAC, ROAS and
+LTV:CAC; figures are in :mod:`crmstats.attribution.plotting`.
+"""
+
+from crmstats.attribution.compare import credit_shares, share_error
+from crmstats.attribution.economics import channel_economics
+from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
+from crmstats.attribution.markov import MarkovAttribution
+from crmstats.attribution.paths import build_paths, from_channelattribution, to_channelattribution
+from crmstats.attribution.plotting import (
+    plot_cac_ltv,
+    plot_credit_shares,
+    plot_removal_effects,
+    plot_transition_matrix,
+)
+from crmstats.attribution.shapley import ShapleyAttribution
+
+__all__ = [
+    "HEURISTIC_MODELS",
+    "MarkovAttribution",
+    "ShapleyAttribution",
+    "build_paths",
+    "channel_economics",
+    "credit_shares",
+    "from_channelattribution",
+    "heuristic",
+    "plot_cac_ltv",
+    "plot_credit_shares",
+    "plot_removal_effects",
+    "plot_transition_matrix",
+    "share_error",
+    "to_channelattribution",
+]

@@ -1,0 +1,195 @@
+"""Channel economics: what a channel's leads and customers cost, and what they pay back.
+
+A channel's customers are the conversions an attribution model credits to it;
+its cost is its marketing spend; its customers are worth their first order
+plus their expected future value (CLV by acquisition channel, from
+:mod:`crmstats.clv`). From these come the cost per lead and per opportunity,
+the customer acquisition cost (CAC), the return on ad spend (ROAS), the
+LTV:CAC ratio and the months a customer needs to pay its CAC back [1]_ [2]_.
+
+References
+----------
+.. [1] Gupta, S., Lehmann, D. R. and Stuart, J. A. (2004). Valuing customers.
+   Journal of Marketing Research 41(1), 7-18.
+.. [2] Blattberg, R. C., Kim, B.-D. and Neslin, S. A. (2008). Database
+   Marketing: Analyzing and Managing Customers. Springer, chapter 5
+   (customer acquisition cost and lifetime value).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crmstats.exceptions import DataError
+from crmstats.io import as_table, execute
+
+__all__ = ["channel_economics"]
+
+TOTAL = "total"
+
+
+def _ratio(num, den) -> np.ndarray:
+    """Divide elementwise: +inf when only the denominator is 0, NaN when both are."""
+    num = np.asarray(num, dtype=float)
+    den = np.asarray(den, dtype=float)
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    pos = den > 0
+    np.divide(num, den, out=out, where=pos)
+    out[(~pos) & (num > 0)] = np.inf
+    return out
+
+
+def _clv_series(clv_by_channel) -> pd.Series:
+    if clv_by_channel is None:
+        return pd.Series(dtype=float)
+    if isinstance(clv_by_channel, pd.DataFrame):
+        if "mean" not in clv_by_channel.columns:
+            raise ValueError("clv_by_channel: expected a Series of mean CLV per customer by "
+                             "channel, or the DataFrame of crmstats.clv.value_by_group (column "
+                             "'mean')")
+        clv_by_channel = clv_by_channel["mean"]
+    s = pd.Series(clv_by_channel, dtype=float)
+    s.index = s.index.astype(str)
+    return s
+
+
+def channel_economics(
+    attribution: Any,
+    spend: Any,
+    clv_by_channel: Any = None,
+    *,
+    stage_events: Any = None,
+    horizon_months: float = 12,
+    gross_margin: float = 1.0,
+    include_first_order: bool = True,
+    lead_stage: str = "lead",
+    opportunity_stage: str = "opportunity",
+    start: Any = None,
+    end: Any = None,
+    total: bool = True,
+    date_col: str | None = None,
+    channel_col: str | None = None,
+    cost_col: str | None = None,
+) -> pd.DataFrame:
+    """Leads, customers, costs and returns per channel.
+
+    Parameters
+    ----------
+    attribution : fitted model or pandas.DataFrame
+        Credit per channel (``conversions`` and ``value``), e.g.
+        ``MarkovAttribution().fit(paths)`` or ``heuristic(paths, "linear")``.
+        Credited conversions are the channel's customers.
+    spend : DataFrame, path or ibis.Table
+        Canonical spend table (``date``, ``channel``, ``cost``).
+    clv_by_channel : pandas.Series or DataFrame, optional
+        Expected future value per customer by acquisition channel: a Series,
+        or the frame of :func:`crmstats.clv.value_by_group` (its ``mean``).
+    stage_events : DataFrame, path or ibis.Table, optional
+        Canonical stage_events with its ``channel`` column; leads and
+        opportunities are the distinct leads that entered ``lead_stage`` /
+        ``opportunity_stage``, by that channel (the lead's source).
+    horizon_months : float
+        Horizon of the CLV figures, for the payback time.
+    gross_margin : float
+        Share of revenue that is margin; LTV and payback use margin.
+    include_first_order : bool
+        Add the first order (credited value per credited customer) to the CLV
+        in LTV; the CLV models value only the purchases still to come.
+    lead_stage, opportunity_stage : str
+        Stage names in ``stage_events``.
+    start, end : timestamp-like, optional
+        Restrict spend to ``start <= date <= end``.
+    total : bool
+        Append a ``total`` row (blended figures over all channels).
+    date_col, channel_col, cost_col : str, optional
+        The caller's names of the spend table's columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (every channel with spend, credit or leads); columns
+        ``spend``, ``leads``, ``opportunities``, ``customers`` (credited
+        conversions), ``value`` (credited conversion value),
+        ``cost_per_lead``, ``cost_per_opportunity``, ``cac`` (spend /
+        customers), ``roas`` (value / spend), ``ltv`` (margin x (first order +
+        CLV) per customer), ``ltv_cac`` and ``payback_months`` (months of
+        expected margin, after the first order, needed to recover the CAC, at
+        the CLV's average monthly rate). A ratio with a zero denominator is
+        +inf (e.g. spend but no customers) or NaN (nothing over nothing).
+        Spend sums to the total spend of the (restricted) spend table.
+    """
+    if not 0 < float(gross_margin) <= 1:
+        raise ValueError(f"gross_margin must be in (0, 1], got {gross_margin}")
+    if float(horizon_months) <= 0:
+        raise ValueError(f"horizon_months must be positive, got {horizon_months}")
+    credit = getattr(attribution, "attribution_", attribution)
+    if not isinstance(credit, pd.DataFrame) or not {"conversions", "value"} <= set(credit.columns):
+        raise ValueError("attribution: expected a fitted attribution model or a DataFrame with "
+                         "columns conversions and value per channel")
+    credit = credit[["conversions", "value"]].astype(float)
+    credit.index = credit.index.astype(str)
+
+    t = as_table(spend, "spend", columns={"date": date_col, "channel": channel_col,
+                                          "cost": cost_col})
+    if start is not None:
+        t = t.filter(t.date >= pd.Timestamp(start))
+    if end is not None:
+        t = t.filter(t.date <= pd.Timestamp(end))
+    per = execute(t.group_by(channel=t.channel.cast("string")).aggregate(spend=t.cost.sum()))
+    cost = per.set_index("channel")["spend"].astype(float)
+
+    leads = opps = pd.Series(dtype=float)
+    if stage_events is not None:
+        s = as_table(stage_events, "stage_events")
+        if "channel" not in s.columns:
+            raise DataError("stage_events table: no 'channel' column; leads per channel need "
+                            "the lead's channel", table="stage_events", column="channel")
+        wanted = s.filter(s.stage.isin([lead_stage, opportunity_stage]))
+        c = execute(wanted.group_by([wanted.channel.cast("string").name("channel"),
+                                     "stage"]).aggregate(n=wanted.lead_id.nunique()))
+        table = c.pivot_table(index="channel", columns="stage", values="n", aggfunc="sum")
+        leads = table.get(lead_stage, pd.Series(dtype=float))
+        opps = table.get(opportunity_stage, pd.Series(dtype=float))
+
+    clv = _clv_series(clv_by_channel)
+    channels = sorted(set(cost.index) | set(credit.index) | set(leads.index))
+    out = pd.DataFrame(index=pd.Index(channels, name="channel"))
+    out["spend"] = cost.reindex(channels).fillna(0.0)
+    out["leads"] = leads.reindex(channels).fillna(0).astype("int64")
+    out["opportunities"] = opps.reindex(channels).fillna(0).astype("int64")
+    out["customers"] = credit["conversions"].reindex(channels).fillna(0.0)
+    out["value"] = credit["value"].reindex(channels).fillna(0.0)
+    out["_clv"] = clv.reindex(channels)
+    if total:
+        cust = out["customers"]
+        has = out["_clv"].notna() & (cust > 0)
+        blended = (out["_clv"][has] * cust[has]).sum() / cust[has].sum() if has.any() else np.nan
+        row = out[["spend", "leads", "opportunities", "customers", "value"]].sum()
+        out.loc[TOTAL] = [*row.to_numpy(), blended]
+        out["leads"] = out["leads"].astype("int64")
+        out["opportunities"] = out["opportunities"].astype("int64")
+    if stage_events is None:
+        out["leads"] = pd.NA
+        out["opportunities"] = pd.NA
+        out["cost_per_lead"] = np.nan
+        out["cost_per_opportunity"] = np.nan
+    else:
+        out["cost_per_lead"] = _ratio(out["spend"], out["leads"])
+        out["cost_per_opportunity"] = _ratio(out["spend"], out["opportunities"])
+    out["cac"] = _ratio(out["spend"], out["customers"])
+    out["roas"] = _ratio(out["value"], out["spend"])
+    first = _ratio(out["value"], out["customers"]) if include_first_order else 0.0
+    first = np.nan_to_num(np.asarray(first, dtype=float), nan=0.0, posinf=0.0)
+    margin = float(gross_margin)
+    out["ltv"] = margin * (first + out["_clv"].to_numpy())
+    out["ltv_cac"] = _ratio(out["ltv"], out["cac"])
+    remaining = np.clip(out["cac"].to_numpy() - margin * first, 0.0, None)
+    monthly = margin * out["_clv"].to_numpy() / float(horizon_months)
+    payback = _ratio(remaining, monthly)
+    payback[(remaining == 0)] = 0.0
+    payback[np.isnan(out["_clv"].to_numpy())] = np.nan
+    out["payback_months"] = payback
+    return out.drop(columns="_clv")

@@ -1,0 +1,428 @@
+"""Customer journeys as path counts: built in-database, read from ChannelAttribution's format.
+
+Every attribution model in :mod:`crmstats.attribution` takes *path counts*: one
+row per distinct journey (the ordered tuple of channels a contact touched),
+with the conversions, conversion value and non-converting journeys ("nulls")
+that followed it. :func:`build_paths` computes them from the canonical
+``touchpoints`` and ``conversions`` tables with Ibis, so millions of touches
+stay in the database and only the distinct paths come back.
+
+The models also accept the path format of the ChannelAttribution package [1]_
+(``path`` as ``"a > b > c"``, ``total_conversions``, ``total_conversion_value``,
+``total_null``); :func:`from_channelattribution` and
+:func:`to_channelattribution` convert between the two.
+
+References
+----------
+.. [1] Altomare, D. and Loris, D. ChannelAttribution: Markov model for online
+   multi-channel attribution. https://channelattribution.io
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from crmstats.exceptions import DataError, DataWarning
+from crmstats.io import as_table, execute
+
+__all__ = ["build_paths", "from_channelattribution", "to_channelattribution"]
+
+#: Column names of ChannelAttribution's path format.
+CA_COLUMNS = {
+    "path": "path",
+    "conversions": "total_conversions",
+    "value": "total_conversion_value",
+    "nulls": "total_null",
+}
+
+
+def _seconds(col):
+    return col.epoch_seconds().cast("float64")
+
+
+def build_paths(
+    touchpoints: Any,
+    conversions: Any,
+    *,
+    lookback: float | pd.Timedelta | None = None,
+    max_touches: int | None = None,
+    half_life: float | pd.Timedelta | None = None,
+    journey_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    channel_col: str | None = None,
+    value_col: str | None = None,
+) -> pd.DataFrame:
+    """Count the distinct customer journeys, with their conversions, value and nulls.
+
+    A journey is every touch of one ``journey_id`` in time order. The rules:
+
+    * **A converting journey ends at its conversion.** Touches after the
+      conversion timestamp do not count (a touch at the same instant does).
+    * **A non-converting journey ends at the end of the window**: all its touches
+      count, and it adds one to ``nulls`` of its path.
+    * ``lookback`` keeps only touches at most ``lookback`` before the journey's
+      end — the conversion for converting journeys, the last touch for the others
+      (measuring it from the end of the data window would drop every early
+      non-converting journey and inflate conversion rates).
+    * ``max_touches`` then keeps the last ``max_touches`` touches (the ones
+      nearest the conversion).
+    * Touches with equal timestamps are ordered by channel name, so the result
+      is deterministic.
+    * A conversion with no touch before it (or whose journey has no touchpoints)
+      cannot be credited to a channel: it is left out with a
+      :class:`~crmstats.DataWarning` giving the count.
+
+    Parameters
+    ----------
+    touchpoints : DataFrame, path or ibis.Table
+        Canonical touchpoints table (``journey_id``, ``timestamp``, ``channel``).
+    conversions : DataFrame, path or ibis.Table
+        Canonical conversions table (``journey_id``, ``timestamp``, ``value``),
+        one row per converting journey.
+    lookback : float or Timedelta, optional
+        Lookback window; a number means days.
+    max_touches : int, optional
+        Keep at most this many touches per journey (the last ones).
+    half_life : float or Timedelta, optional
+        Half-life of the time-decay weights (a number means days). When given,
+        the result also carries the per-position time-decay credit that
+        :func:`~crmstats.attribution.heuristic` needs for ``model="time_decay"``:
+        a touch ``d`` days before its conversion weighs ``0.5 ** (d / half_life)``,
+        weights are normalised within each converting journey, and the
+        columns ``decay_conversions`` and ``decay_value`` hold, per path, the
+        tuple of these normalised weights summed over its converting journeys
+        (and weighted by their values).
+    journey_id_col, timestamp_col, channel_col, value_col : str, optional
+        The caller's names of the canonical columns (``journey_id`` and
+        ``timestamp`` are used for both tables).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per distinct path, most frequent first: ``path`` (tuple of
+        channel names in time order), ``conversions`` (int), ``value`` (sum of
+        conversion values), ``nulls`` (non-converting journeys, int), and with
+        ``half_life`` the two ``decay_*`` columns.
+    """
+    if max_touches is not None and int(max_touches) < 1:
+        raise ValueError(f"max_touches must be at least 1, got {max_touches}")
+    lookback_s = _to_seconds(lookback, "lookback")
+    half_life_s = _to_seconds(half_life, "half_life")
+    if half_life_s is not None and half_life_s <= 0:
+        raise ValueError(f"half_life must be positive, got {half_life}")
+    tp = as_table(touchpoints, "touchpoints", columns={
+        "journey_id": journey_id_col, "timestamp": timestamp_col, "channel": channel_col})
+    cv = as_table(conversions, "conversions", columns={
+        "journey_id": journey_id_col, "timestamp": timestamp_col, "value": value_col})
+    tp = tp.select(jid=tp.journey_id.cast("string"), ts=tp.timestamp,
+                   channel=tp.channel.cast("string"))
+    cv = cv.select(cid=cv.journey_id.cast("string"), conv_at=cv.timestamp, value=cv.value)
+
+    t = tp.left_join(cv, tp.jid == cv.cid)
+    t = t.filter(t.conv_at.isnull() | (t.ts <= t.conv_at))
+    if lookback_s is not None:
+        end = ibis.coalesce(t.conv_at, t.ts.max().over(group_by=t.jid))
+        t = t.filter(_seconds(end) - _seconds(t.ts) <= lookback_s)
+    if max_touches is not None:
+        back = ibis.row_number().over(group_by=t.jid, order_by=[ibis.desc(t.ts),
+                                                              ibis.desc(t.channel)])
+        t = t.filter(back < int(max_touches))
+    t = t.mutate(converted=t.conv_at.notnull().cast("int64"))
+
+    journeys = t.group_by("jid").aggregate(
+        path=t.channel.collect(order_by=[t.ts, t.channel]),
+        converted=t.converted.max(),
+        value=t.value.max(),
+    )
+    counts = journeys.group_by("path").aggregate(
+        conversions=journeys.converted.sum(),
+        value=journeys.value.sum(),
+        nulls=(1 - journeys.converted).sum(),
+    )
+    out = execute(counts)
+    n_conv_in = int(execute(cv.count()))
+    n_conv_out = int(out["conversions"].sum()) if len(out) else 0
+    if n_conv_out < n_conv_in:
+        warnings.warn(
+            f"{n_conv_in - n_conv_out} of {n_conv_in} conversions have no touchpoint at or before "
+            "the conversion (within the lookback window) and are left out of the paths",
+            DataWarning, stacklevel=2)
+    out["path"] = [tuple(p) for p in out["path"]]
+    out["conversions"] = out["conversions"].astype("int64")
+    out["nulls"] = out["nulls"].astype("int64")
+    out["value"] = out["value"].fillna(0.0).astype("float64")
+
+    if half_life_s is not None:
+        out = _attach_decay(t, journeys, out, half_life_s)
+    out["_n"] = out["conversions"] + out["nulls"]
+    out = out.sort_values(["_n", "conversions", "path"], ascending=[False, False, True],
+                          kind="mergesort").drop(columns="_n")
+    return out.reset_index(drop=True)
+
+
+def _attach_decay(t, journeys, out: pd.DataFrame, half_life_s: float) -> pd.DataFrame:
+    """Per path and position: normalised time-decay weights summed over converting journeys."""
+    conv = t.filter(t.converted == 1)
+    age = _seconds(conv.conv_at) - _seconds(conv.ts)
+    conv = conv.mutate(
+        w=(ibis.literal(0.5) ** (age / half_life_s)),
+        pos=ibis.row_number().over(group_by=conv.jid, order_by=[conv.ts, conv.channel]),
+    )
+    conv = conv.mutate(wn=conv.w / conv.w.sum().over(group_by=conv.jid))
+    paths = journeys.filter(journeys.converted == 1).select("jid", "path")
+    j = conv.join(paths, "jid")
+    per = j.group_by(["path", "pos"]).aggregate(dc=j.wn.sum(), dv=(j.wn * j.value).sum())
+    long = execute(per)
+    decay_c = {p: np.zeros(len(p)) for p in out["path"]}
+    decay_v = {p: np.zeros(len(p)) for p in out["path"]}
+    for path, pos, dc, dv in zip(long["path"], long["pos"], long["dc"], long["dv"], strict=True):
+        key = tuple(path)
+        decay_c[key][int(pos)] = dc
+        decay_v[key][int(pos)] = dv
+    out["decay_conversions"] = [tuple(decay_c[p]) for p in out["path"]]
+    out["decay_value"] = [tuple(decay_v[p]) for p in out["path"]]
+    return out
+
+
+def _to_seconds(x, name: str) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, (pd.Timedelta, np.timedelta64)) or hasattr(x, "total_seconds"):
+        s = pd.Timedelta(x).total_seconds()
+    else:
+        s = float(x) * 86400.0
+    if not np.isfinite(s) or s < 0:
+        raise ValueError(f"{name} must be a non-negative duration, got {x!r}")
+    return s
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+def from_channelattribution(frame: pd.DataFrame, *, sep: str = ">") -> pd.DataFrame:
+    """Convert ChannelAttribution's path format to crmstats path counts.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``path`` (channel names joined by ``sep``, spaces around them
+        ignored), ``total_conversions``, and optionally
+        ``total_conversion_value`` and ``total_null``.
+    sep : str
+        Separator between channels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``path`` (tuple), ``conversions``, ``value``, ``nulls``; duplicated
+        paths are summed.
+    """
+    data = _as_path_data(frame, sep=sep)
+    return data.to_frame()
+
+
+def to_channelattribution(paths: pd.DataFrame, *, sep: str = " > ") -> pd.DataFrame:
+    """Convert crmstats path counts to ChannelAttribution's path format.
+
+    Parameters
+    ----------
+    paths : pandas.DataFrame
+        Output of :func:`build_paths` (or any accepted path-count frame).
+    sep : str
+        Separator between channels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``path`` (str), ``total_conversions``, ``total_conversion_value``,
+        ``total_null``.
+    """
+    data = _as_path_data(paths)
+    f = data.to_frame()
+    return pd.DataFrame({
+        "path": [sep.join(p) for p in f["path"]],
+        "total_conversions": f["conversions"].to_numpy(),
+        "total_conversion_value": f["value"].to_numpy(),
+        "total_null": f["nulls"].to_numpy(),
+    })
+
+
+# ----------------------------------------------------------------------------- internal form
+
+
+@dataclass
+class PathData:
+    """Path counts as flat arrays: what every model works on.
+
+    Attributes
+    ----------
+    channels : list of str
+        Channel names, sorted; ``codes`` index into it.
+    codes : ndarray of int64
+        Channel code of every touch, paths concatenated.
+    lengths : ndarray of int64
+        Touches per path.
+    conversions, value, nulls : ndarray of float64
+        Per path.
+    decay_conversions, decay_value : ndarray of float64 or None
+        Per touch (aligned with ``codes``), when the paths carry them.
+    """
+
+    channels: list
+    codes: np.ndarray
+    lengths: np.ndarray
+    conversions: np.ndarray
+    value: np.ndarray
+    nulls: np.ndarray
+    decay_conversions: np.ndarray | None = None
+    decay_value: np.ndarray | None = None
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of each path's first touch in ``codes``."""
+        return np.cumsum(self.lengths) - self.lengths
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Index of each path's last touch in ``codes``."""
+        return np.cumsum(self.lengths) - 1
+
+    @property
+    def owner(self) -> np.ndarray:
+        """Path index of every touch."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Path counts as a DataFrame with tuple paths."""
+        names = np.asarray(self.channels, dtype=object)[self.codes]
+        bounds = np.cumsum(self.lengths)[:-1]
+        paths = [tuple(p) for p in np.split(names, bounds)] if len(names) else []
+        return pd.DataFrame({
+            "path": paths,
+            "conversions": self.conversions,
+            "value": self.value,
+            "nulls": self.nulls,
+        })
+
+
+def _numeric(frame, col, name, *, default=None) -> np.ndarray:
+    if col not in frame.columns:
+        if default is None:
+            raise DataError(f"paths table: missing column {col!r}; path counts need "
+                            f"{name} per path", table="paths", column=col)
+        return np.full(len(frame), float(default))
+    s = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    bad = ~np.isfinite(s.to_numpy()) | (s.to_numpy() < 0)
+    if bad.any():
+        rows = list(frame.index[bad][:5])
+        raise DataError(f"paths table, column {col!r}: {int(bad.sum())} missing, non-finite or "
+                        f"negative value(s), e.g. rows {rows}", table="paths", column=col,
+                        rows=rows)
+    return s.to_numpy()
+
+
+def _as_path_data(paths: Any, *, sep: str = ">") -> PathData:
+    """Read path counts in crmstats' or ChannelAttribution's format; validate; merge duplicates."""
+    if isinstance(paths, PathData):
+        return paths
+    if not isinstance(paths, pd.DataFrame):
+        raise DataError(f"paths table: expected a pandas DataFrame of path counts (see "
+                        f"build_paths), got {type(paths).__name__}", table="paths")
+    if "path" not in paths.columns:
+        raise DataError("paths table: missing column 'path'", table="paths", column="path")
+    if len(paths) == 0:
+        raise DataError("paths table is empty (no rows)", table="paths")
+    ca = "total_conversions" in paths.columns and "conversions" not in paths.columns
+    conv_col = CA_COLUMNS["conversions"] if ca else "conversions"
+    value_col = CA_COLUMNS["value"] if ca else "value"
+    null_col = CA_COLUMNS["nulls"] if ca else "nulls"
+    conversions = _numeric(paths, conv_col, "conversions")
+    value = _numeric(paths, value_col, "value", default=0.0)
+    nulls = _numeric(paths, null_col, "nulls", default=0.0)
+
+    raw = paths["path"]
+    first = raw.iloc[0]
+    if isinstance(first, str):
+        s = raw.astype("string")
+        tokens = s.str.split(sep, regex=False)
+        lengths = tokens.str.len().fillna(0).to_numpy(dtype=np.int64)
+        flat = tokens.explode().str.strip()
+        flat_values = flat.to_numpy(dtype=object, na_value=None)
+        empty = np.zeros(len(raw), bool)
+        if len(flat_values):
+            bad_tok = pd.isna(flat_values) | (flat.fillna("").to_numpy(dtype=object) == "")
+            if bad_tok.any():
+                owner = np.repeat(np.arange(len(raw)), lengths)
+                empty[owner[bad_tok]] = True
+        empty |= lengths == 0
+    else:
+        seqs = [tuple(p) if isinstance(p, (tuple, list, np.ndarray)) else None for p in raw]
+        empty = np.array([p is None or len(p) == 0 for p in seqs])
+        if not empty.any():
+            lengths = np.fromiter((len(p) for p in seqs), dtype=np.int64, count=len(seqs))
+            flat_values = np.fromiter((str(c) for p in seqs for c in p), dtype=object,
+                                      count=int(lengths.sum()))
+            empty = np.array([any(c == "" for c in p) for p in seqs])
+    if empty.any():
+        rows = list(paths.index[empty][:5])
+        raise DataError(f"paths table, column 'path': {int(empty.sum())} empty path(s) or empty "
+                        f"channel name(s), e.g. rows {rows}", table="paths", column="path",
+                        rows=rows)
+    codes, uniques = pd.factorize(pd.Series(flat_values, dtype=object), sort=True)
+    data = PathData(channels=[str(u) for u in uniques], codes=codes.astype(np.int64),
+                    lengths=lengths, conversions=conversions, value=value, nulls=nulls)
+    if "decay_conversions" in paths.columns and "decay_value" in paths.columns:
+        dc = np.fromiter((w for p in paths["decay_conversions"] for w in p), dtype=np.float64)
+        dv = np.fromiter((w for p in paths["decay_value"] for w in p), dtype=np.float64)
+        if len(dc) != len(codes) or len(dv) != len(codes):
+            raise DataError("paths table: decay_conversions/decay_value do not have one weight "
+                            "per touch of each path", table="paths", column="decay_conversions")
+        data.decay_conversions, data.decay_value = dc, dv
+    return _merge_duplicates(data)
+
+
+def _merge_duplicates(data: PathData) -> PathData:
+    """Sum rows whose paths are equal (e.g. after stripping spaces around separators)."""
+    n = len(data.lengths)
+    owner = data.owner
+    pos = np.arange(len(data.codes)) - np.repeat(data.starts, data.lengths)
+    base = len(data.channels) + 1
+    if int(data.lengths.max()) * np.log2(base) < 62:
+        # a path's key is its codes as base-(k+1) digits; no digit is 0, so lengths differ too
+        key = np.zeros(n, dtype=np.int64)
+        np.add.at(key, owner, (data.codes + 1) * base ** pos.astype(np.int64))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        bounds = np.cumsum(data.lengths)[:-1]
+        keys = pd.Series([tuple(c) for c in np.split(data.codes, bounds)], dtype=object)
+        inverse, _ = pd.factorize(keys)
+        first = pd.Series(np.arange(n)).groupby(inverse).min().to_numpy()
+    if len(first) == n:
+        return data
+    m = len(first)
+    order = np.argsort(first)
+    remap = np.empty(m, dtype=np.int64)
+    remap[order] = np.arange(m)
+    target = remap[inverse]
+    lengths = data.lengths[first[order]]
+    merged = PathData(
+        channels=data.channels,
+        codes=data.codes[np.isin(owner, first)],
+        lengths=lengths,
+        conversions=np.bincount(target, weights=data.conversions, minlength=m),
+        value=np.bincount(target, weights=data.value, minlength=m),
+        nulls=np.bincount(target, weights=data.nulls, minlength=m),
+    )
+    if data.decay_conversions is not None:
+        slot = (np.cumsum(lengths) - lengths)[target[owner]] + pos
+        merged.decay_conversions = np.bincount(slot, weights=data.decay_conversions,
+                                               minlength=int(lengths.sum()))
+        merged.decay_value = np.bincount(slot, weights=data.decay_value,
+                                         minlength=int(lengths.sum()))
+    return merged

@@ -1,0 +1,160 @@
+"""Figures of channel attribution and channel economics."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from crmstats.plotting import get_ax, require_columns
+
+__all__ = [
+    "plot_cac_ltv",
+    "plot_credit_shares",
+    "plot_removal_effects",
+    "plot_transition_matrix",
+]
+
+
+def plot_credit_shares(shares: pd.DataFrame, truth: pd.Series | None = None,
+                       ax: plt.Axes | None = None) -> plt.Axes:
+    """Draw grouped bars of each channel's share of credit under every model.
+
+    Parameters
+    ----------
+    shares : pandas.DataFrame
+        Output of :func:`crmstats.attribution.credit_shares`.
+    truth : pandas.Series, optional
+        True shares per channel, drawn as black markers.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is made otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(shares, pd.DataFrame) or shares.shape[1] == 0:
+        raise ValueError("expected the DataFrame returned by credit_shares")
+    ax = get_ax(ax, figsize=(10, 4.5))
+    order = shares.mean(axis=1).sort_values(ascending=False).index
+    s = shares.loc[order]
+    n_models = s.shape[1]
+    width = 0.8 / n_models
+    x = np.arange(len(s))
+    colors = sns.color_palette(n_colors=n_models)
+    for i, col in enumerate(s.columns):
+        ax.bar(x - 0.4 + width * (i + 0.5), s[col].to_numpy(), width=width, label=str(col),
+               color=colors[i])
+    if truth is not None:
+        t = truth.reindex(order).astype(float)
+        ax.scatter(x, t.to_numpy(), marker="D", color="black", zorder=3, label="true share")
+    ax.set_xticks(x, [str(c) for c in order], rotation=30, ha="right")
+    ax.set_ylabel("share of credited conversions")
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(frameon=False, ncols=min(n_models + 1, 4), fontsize="small")
+    ax.set_title("Credit share per channel under each model")
+    return ax
+
+
+def plot_transition_matrix(model, ax: plt.Axes | None = None, *,
+                           max_states: int = 20) -> plt.Axes:
+    """Heatmap of a Markov model's transition probabilities.
+
+    Parameters
+    ----------
+    model : fitted MarkovAttribution or its ``transition_matrix_``
+        The chain to draw.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    max_states : int
+        For higher-order chains with many states, only the ``max_states``
+        states entered most often from ``(start)`` and other states are shown.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    matrix = getattr(model, "transition_matrix_", model)
+    if not isinstance(matrix, pd.DataFrame) or "(conversion)" not in matrix.columns:
+        raise ValueError("expected a fitted MarkovAttribution or its transition_matrix_")
+    states = [c for c in matrix.columns if c not in ("(conversion)", "(null)")]
+    if len(states) > max_states:
+        inflow = matrix[states].sum(axis=0).sort_values(ascending=False)
+        states = list(inflow.index[:max_states])
+    rows = ["(start)", *states]
+    cols = [*states, "(conversion)", "(null)"]
+    m = matrix.loc[rows, cols]
+    ax = get_ax(ax, figsize=(0.5 * len(cols) + 3, 0.45 * len(rows) + 2))
+    sns.heatmap(m, ax=ax, cmap="Blues", vmin=0, vmax=1, annot=len(cols) <= 12, fmt=".2f",
+                cbar_kws={"label": "transition probability"}, annot_kws={"fontsize": 7})
+    ax.set_xlabel("to")
+    ax.set_ylabel("from")
+    ax.set_title("Markov chain: transition probabilities")
+    return ax
+
+
+def plot_removal_effects(model, ax: plt.Axes | None = None) -> plt.Axes:
+    """Bars of each channel's removal effect (share of conversions lost without it).
+
+    Parameters
+    ----------
+    model : fitted MarkovAttribution or a Series of removal effects
+        The model (its ``removal_effects_``) or the Series itself.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    effects = getattr(model, "removal_effects_", model)
+    if not isinstance(effects, pd.Series):
+        raise ValueError("expected a fitted MarkovAttribution or its removal_effects_")
+    effects = effects.sort_values()
+    ax = get_ax(ax, figsize=(8, 0.35 * len(effects) + 1.5))
+    ax.barh([str(i) for i in effects.index], effects.to_numpy(), color=sns.color_palette()[0])
+    ax.xaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel("conversions lost if the channel is removed")
+    ax.set_title("Removal effect per channel")
+    return ax
+
+
+def plot_cac_ltv(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Scatter of CAC against LTV per channel, sized by spend, with LTV = CAC and 3 x CAC lines.
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        Output of :func:`crmstats.attribution.channel_economics` (the
+        ``total`` row is left out).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(economics, ["cac", "ltv", "spend"], "channel_economics")
+    e = economics.drop(index="total", errors="ignore")
+    e = e[np.isfinite(e["cac"].astype(float)) & np.isfinite(e["ltv"].astype(float))]
+    ax = get_ax(ax, figsize=(8, 5))
+    if len(e) == 0:
+        ax.set_title("CAC vs LTV: no channel has both figures")
+        return ax
+    size = 60 + 1200 * e["spend"] / max(float(e["spend"].max()), 1e-12)
+    ax.scatter(e["cac"], e["ltv"], s=size, alpha=0.6, color=sns.color_palette()[0],
+               edgecolor="black")
+    for name, row in e.iterrows():
+        ax.annotate(str(name), (row["cac"], row["ltv"]), fontsize=8, ha="center", va="center")
+    hi = float(max(e["cac"].max(), e["ltv"].max())) * 1.15
+    grid = np.linspace(0, hi, 50)
+    ax.plot(grid, grid, color="grey", ls="--", lw=1, label="LTV = CAC")
+    ax.plot(grid, 3 * grid, color="grey", ls=":", lw=1, label="LTV = 3 x CAC")
+    ax.set_xlim(0, hi)
+    ax.set_ylim(0, hi)
+    ax.set_xlabel("customer acquisition cost (CAC)")
+    ax.set_ylabel("lifetime value per customer (LTV)")
+    ax.legend(frameon=False, loc="upper left")
+    ax.set_title("CAC vs LTV per channel (bubble size = spend)")
+    return ax
