@@ -1,14 +1,18 @@
 """The book builds from the studies, and a failed build never touches the published HTML."""
 
+import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from crmstats import StudyError
-from crmstats.book import build_book
+from crmstats import StudyError, load_crm
+from crmstats.book import build_book, load_studies, read_kpis
 from crmstats.book.build import build_lock
+from crmstats.book.kpis import KPI_MIME, format_kpi
+from crmstats.book.studies import check_no_secrets
 from tests.conftest import SMALL_DEMO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +76,120 @@ def test_failed_study_keeps_the_published_book(book_copy):
         build_book(book, only=["broken"], jobs=1)
     assert index.read_bytes() == before
     assert index.stat().st_mtime_ns == mtime
+
+
+def _add_broken_study(book):
+    import nbformat
+
+    broken = book.parent / "notebooks" / "broken.ipynb"
+    nb = nbformat.read(book.parent / "notebooks" / "data_overview.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('study exploded')"))
+    nbformat.write(nb, broken)
+    spec = yaml.safe_load((book / "studies.yml").read_text())
+    if not any(s["slug"] == "broken" for s in spec["studies"]):
+        spec["studies"].append({"slug": "broken", "title": "Broken",
+                                "template": "notebooks/broken.ipynb"})
+        (book / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def _runs(book):
+    return sorted((book / "runs").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_summary_page_is_built_from_the_recorded_kpis(book_copy):
+    book, result, spec = book_copy
+    html = book / "_build" / "html"
+    record = json.loads((result.run_dir / "kpis.json").read_text())
+    assert record["published"] is True
+    assert sorted(p.name for p in (result.run_dir / "notebooks").iterdir()) == sorted(
+        f"{s['slug']}.ipynb" for s in spec["studies"])
+    # every KPI a notebook displayed is in the run record, and on the summary page
+    summary = (html / "summary.html").read_text()
+    assert "summary.html" in (html / "index.html").read_text()  # the book opens on it
+    recorded = 0
+    for slug, study in record["studies"].items():
+        assert study["status"] == "ok"
+        assert study["kpis"] == read_kpis(book / "studies" / f"{slug}.ipynb")
+        for rec in study["kpis"].values():
+            recorded += 1
+            assert format_kpi(rec["value"], rec["kind"]) in summary
+        if study["kpis"]:
+            assert f'href="studies/{slug}.html"' in summary
+    assert recorded >= 4
+    data = record["studies"]["data-overview"]["kpis"]
+    crm = load_crm(SMALL_DEMO)
+    buyers = crm.transactions[crm.transactions["amount"] >= 0]["customer_id"].nunique()
+    assert data["customers"]["value"] == buyers
+    assert data["revenue"]["value"] == pytest.approx(crm.transactions["amount"].sum())
+    # the machine-readable record is not rendered as an unknown output
+    assert KPI_MIME not in (html / "studies" / "data-overview.html").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_keep_going_publishes_with_the_failure_marked(book_copy):
+    book, first, _ = book_copy
+    _add_broken_study(book)
+    result = build_book(book, only=["data-overview", "broken"], jobs=2, keep_going=True)
+    assert result.published
+    assert [r.slug for r in result.failures] == ["broken"]
+    html = book / "_build" / "html"
+    failed_page = (html / "studies" / "broken.html").read_text()
+    assert "failed" in failed_page and "study exploded" in failed_page
+    summary = (html / "summary.html").read_text()
+    assert "study exploded" in summary
+    # the change column compares with the previous published run: same data, no change
+    rows = [line.split("|") for line in (result.run_dir / "summary.md").read_text().splitlines()
+            if "(studies/data-overview)" in line and line.count("|") == 6]
+    assert len(rows) == 3
+    assert all(row[3].strip() == "no change" for row in rows), rows
+    record = json.loads((result.run_dir / "kpis.json").read_text())
+    assert record["studies"]["broken"]["status"] == "failed"
+    assert record["published"] is True
+    assert len(_runs(book)) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_book_pages_show_no_personal_data_or_secrets(book_copy):
+    book, _, _ = book_copy
+    crm = load_crm(SMALL_DEMO)
+    contacts = crm.contacts
+    names = set(contacts["name"]) | set(contacts["name"].str.split().str[-1]) - {""}
+    emails = set(contacts["email"])
+    phones = set(contacts["phone"])
+    pages = list((book / "_build" / "html").rglob("*.html"))
+    assert len(pages) >= 4
+    word = re.compile(r"[A-Za-z][A-Za-z'-]+")
+    for page in pages:
+        text = page.read_text()
+        found_emails = [e for e in emails if e in text]
+        assert not found_emails, (page.name, found_emails[:3])
+        assert not [p for p in phones if p in text], page.name
+        full_names = [n for n in contacts["name"] if n in text]
+        assert not full_names, (page.name, full_names[:3])
+        assert not re.search(r"[a-z][a-z0-9+.-]*://[^/@\s:\"']*:[^/@\s\"']+@", text), page.name
+        assert not re.search(r"(AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY)", text)
+    assert names and word  # the scan had names to look for
+
+
+@pytest.mark.parametrize("params", [
+    {"password": "hunter2"},
+    {"api_key": "abc"},
+    {"data_source": "postgresql://crm:s3cret@db.example.com/crm"},
+    {"data_source": "host=db user=crm password=s3cret"},
+])
+def test_credentials_in_parameters_are_refused(params):
+    with pytest.raises(StudyError, match="credential|password|environment variables") as err:
+        load_studies(ROOT / "book" / "studies.yml", overrides=params)
+    assert "s3cret" not in str(err.value) and "hunter2" not in str(err.value)
+
+
+def test_harmless_parameters_pass_the_credential_check():
+    check_no_secrets({"data_source": "postgresql://crm@localhost/crm", "period": "M",
+                      "segment_col": "segment", "monkey": 1}, "test")
 
 
 def test_second_build_is_refused_while_one_runs(tmp_path):

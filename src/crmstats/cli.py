@@ -71,7 +71,7 @@ def study_run(
 ) -> None:
     """Run one study template with papermill."""
     from crmstats.book.runner import run_study
-    from crmstats.book.studies import declared_parameters, parse_value
+    from crmstats.book.studies import check_no_secrets, declared_parameters, parse_value
 
     try:
         params = _read_yaml_params(parameters_yaml)
@@ -80,6 +80,7 @@ def study_run(
                 raise CRMStatsError(f"parameter {item!r} is not of the form NAME=VALUE")
             name, value = item.split("=", 1)
             params[name.strip()] = parse_value(value)
+        check_no_secrets(params, "study parameters")
         if not template.exists():
             raise CRMStatsError(f"{template}: no such template")
         declared = declared_parameters(template)
@@ -105,7 +106,8 @@ def book_build(
     only: Annotated[list[str] | None, typer.Option("--only", help="Only this study slug "
                                                    "(repeatable).")] = None,
     keep_going: Annotated[bool, typer.Option(
-        "--keep-going", help="Run every study even after one failed.")] = False,
+        "--keep-going", help="Run every study even after one failed, and publish the book with "
+        "the failed ones marked as failed (the exit status is still non-zero).")] = False,
 ) -> None:
     """Execute every study with papermill and build the book to book/_build/html."""
     from crmstats.book.build import build_book
@@ -118,7 +120,11 @@ def book_build(
                             keep_going=keep_going, on_done=print_progress)
     except CRMStatsError as exc:
         _fail(exc)
-    typer.echo(f"book published: {result.html / 'index.html'}")
+    typer.echo(f"book published: {result.html / 'index.html'} (run archived in {result.run_dir})")
+    if result.failures:
+        names = "\n  ".join(str(r.error) for r in result.failures)
+        _fail(CRMStatsError(f"published with {len(result.failures)} failed study(ies), "
+                            f"marked as failed in the book:\n  {names}"))
 
 
 @data_app.command("export")

@@ -2,20 +2,25 @@
 
 * :mod:`crmstats.book.studies` — reading and checking ``book/studies.yml``;
 * :mod:`crmstats.book.runner` — executing one or many studies with papermill;
-* :mod:`crmstats.book.build` — building the book aside and swapping it in.
+* :mod:`crmstats.book.build` — building the book aside and swapping it in;
+* :mod:`crmstats.book.kpis` — headline KPIs recorded by studies, the summary page.
 """
 
 from crmstats.book.build import BuildResult, build_book
+from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
 from crmstats.book.runner import StudyResult, run_studies, run_study
 from crmstats.book.studies import Study, load_studies, parse_value
 
 __all__ = [
     "BuildResult",
+    "HEADLINE_KPIS",
     "Study",
     "StudyResult",
     "build_book",
     "load_studies",
     "parse_value",
+    "read_kpis",
+    "record_kpis",
     "run_studies",
     "run_study",
 ]

@@ -8,11 +8,24 @@ swaps it into ``book/_build/html``: the old HTML is renamed aside, the new one
 renamed into place, then the old one deleted. A failing study or build leaves
 the previously published HTML untouched. A lock file keeps two builds of the
 same book from running at once.
+
+Every run is archived under ``book/runs/<stamp>/``: the executed notebooks and
+``kpis.json``, the KPI records each study made with
+:func:`crmstats.book.record_kpis`, with the run's parameters and each study's
+status. The book opens with a summary page written from those records,
+showing the change against the previous published run.
+
+With ``keep_going``, a failed study does not stop the others, and the book is
+published with the failed study marked as failed (a page naming notebook, cell
+and error, and a warning on the summary); :attr:`BuildResult.failures` lists
+them, and the command line exits non-zero.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from crmstats.book.kpis import read_kpis, strip_kpi_records, summary_page
 from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.studies import Study, load_studies
 from crmstats.exceptions import StudyError
@@ -32,7 +46,7 @@ from crmstats.exceptions import StudyError
 __all__ = ["BuildResult", "build_book", "build_lock", "write_toc"]
 
 #: Files and folders of ``book/`` that are generated, never book sources.
-GENERATED = {"_build", "studies", "studies.yml", "_toc.yml", "runs"}
+GENERATED = {"_build", "studies", "studies.yml", "_toc.yml", "runs", "summary.md"}
 
 
 @dataclass
@@ -47,11 +61,14 @@ class BuildResult:
         Per-study outcomes.
     published : bool
         Whether the new HTML replaced the old one.
+    run_dir : pathlib.Path or None
+        The run's archive folder (``book/runs/<stamp>``).
     """
 
     html: Path
     studies: list[StudyResult] = field(default_factory=list)
     published: bool = False
+    run_dir: Path | None = None
 
     @property
     def failures(self) -> list[StudyResult]:
@@ -79,14 +96,66 @@ def build_lock(book_dir: Path):
         handle.close()
 
 
-def write_toc(studies: list[Study], path: Path, *, root: str = "intro",
-              extra_pages: list[str] | None = None) -> None:
-    """Write a Jupyter Book ``_toc.yml``: the intro page, then each study in order."""
+def write_toc(studies: list[Study], path: Path, *, root: str = "summary",
+              front_pages: list[str] | None = None, extra_pages: list[str] | None = None) -> None:
+    """Write a Jupyter Book ``_toc.yml``: the root page, front pages, then each study."""
     chapters = [{"file": f"studies/{s.slug}"} for s in studies]
     chapters += [{"file": p} for p in (extra_pages or [])]
-    toc = {"format": "jb-book", "root": root,
-           "parts": [{"caption": "Studies", "chapters": chapters}]}
+    parts = []
+    if front_pages:
+        parts.append({"caption": "About", "chapters": [{"file": p} for p in front_pages]})
+    parts.append({"caption": "Studies", "chapters": chapters})
+    toc = {"format": "jb-book", "root": root, "parts": parts}
     path.write_text(yaml.safe_dump(toc, sort_keys=False))
+
+
+def _previous_run(runs_dir: Path, current: str) -> dict[str, Any] | None:
+    """Return the latest published run record before ``current``, if any."""
+    if not runs_dir.exists():
+        return None
+    for folder in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
+        record = folder / "kpis.json"
+        if folder.name >= current or not record.exists():
+            continue
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if data.get("published"):
+            return data
+    return None
+
+
+def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
+             params: dict[str, Any] | None, started: str) -> dict[str, Any]:
+    """Copy the executed notebooks into ``run_dir`` and write its ``kpis.json``."""
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    by_slug = {r.slug: r for r in results}
+    record: dict[str, Any] = {"run": run_dir.name, "started": started,
+                              "parameters": dict(params or {}), "published": False,
+                              "studies": {}}
+    for study in studies:
+        res = by_slug.get(study.slug)
+        entry: dict[str, Any] = {"title": study.title, "parameters": study.parameters,
+                                 "template": study.template.name, "kpis": {}}
+        if res is None:
+            entry.update(status="not run", error="not run after an earlier failure")
+        else:
+            entry.update(status="ok" if res.ok else "failed",
+                         error=None if res.ok else str(res.error), seconds=round(res.seconds, 1))
+            if res.output.exists():
+                shutil.copy2(res.output, run_dir / "notebooks" / res.output.name)
+                if res.ok:
+                    entry["kpis"] = read_kpis(res.output)
+        record["studies"][study.slug] = entry
+    (run_dir / "kpis.json").write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def _failure_page(study: Study, error: str, run: str) -> str:
+    return (f"# {study.title}\n\n:::{{error}}\nThis study **failed** in run {run}; its "
+            f"previous results are not shown because they would not match this run's data.\n\n"
+            f"```text\n{error}\n```\n:::\n")
 
 
 def _swap(new_html: Path, html: Path) -> None:
@@ -137,8 +206,9 @@ def build_book(
     jobs : int, optional
         Studies executed in parallel; default the number of cores.
     keep_going : bool
-        Run every study even after a failure (nothing is published either way
-        while any study fails).
+        Run every study even after a failure and publish the book with the
+        failed studies marked as failed. Without it, a failure publishes
+        nothing.
     strict : bool
         Treat Sphinx warnings as errors.
     on_done : callable, optional
@@ -151,9 +221,9 @@ def build_book(
     Raises
     ------
     StudyError
-        When a study or the book build fails (after the other studies ran, with
-        ``keep_going``), naming each failed notebook and cell; the previously
-        published HTML stays in place.
+        When a study fails (without ``keep_going``) or the book build fails,
+        naming each failed notebook and cell; the previously published HTML
+        stays in place.
     """
     book_dir = Path(book_dir).resolve()
     root = book_dir.parent
@@ -161,9 +231,17 @@ def build_book(
     html = book_dir / "_build" / "html"
     result = BuildResult(html=html)
     with build_lock(book_dir):
+        now = _dt.datetime.now(_dt.UTC)
+        started = now.isoformat(timespec="seconds")
+        runs_dir = book_dir / "runs"
+        run_dir = runs_dir / now.strftime("%Y-%m-%d_%H%M%S")
+        while run_dir.exists():  # two runs in one second: keep both
+            run_dir = run_dir.with_name(run_dir.name + "x")
+        result.run_dir = run_dir
         result.studies = run_studies(studies, book_dir / "studies", jobs=jobs, cwd=root,
                                      keep_going=keep_going, on_done=on_done)
-        if result.failures or len(result.studies) < len(studies):
+        record = _archive(run_dir, studies, result.studies, params, started)
+        if not keep_going and (result.failures or len(result.studies) < len(studies)):
             lines = [str(r.error) for r in result.failures]
             skipped = len(studies) - len(result.studies)
             if skipped:
@@ -185,11 +263,25 @@ def build_book(
             else:
                 shutil.copy2(item, target)
         (source / "studies").mkdir()
-        for r in result.studies:
-            shutil.copy2(r.output, source / "studies" / r.output.name)
-        write_toc(studies, source / "_toc.yml")
+        by_slug = {r.slug: r for r in result.studies}
+        for study in studies:
+            res = by_slug.get(study.slug)
+            if res is not None and res.ok:
+                strip_kpi_records(res.output, source / "studies" / res.output.name)
+            else:
+                error = str(res.error) if res is not None else "not run"
+                (source / "studies" / f"{study.slug}.md").write_text(
+                    _failure_page(study, error, run_dir.name))
+        previous = _previous_run(runs_dir, run_dir.name)
+        page = summary_page(record, previous)
+        (source / "summary.md").write_text(page)
+        (run_dir / "summary.md").write_text(page)
+        front = ["intro"] if (source / "intro.md").exists() else []
+        write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
         _jupyter_book(source, staging / "out", strict)
         _swap(staging / "out" / "_build" / "html", html)
         shutil.rmtree(staging, ignore_errors=True)
+        record["published"] = True
+        (run_dir / "kpis.json").write_text(json.dumps(record, indent=2, default=str))
         result.published = True
     return result

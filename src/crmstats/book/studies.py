@@ -13,6 +13,10 @@ The file has two keys::
 Every parameter a study receives must be declared in its template's
 ``parameters`` cell; anything else is an error naming the study and the
 parameter, so a typo never silently runs a study on its defaults.
+
+Parameters end up in the executed notebooks, the run archive and the book, so
+anything that looks like a credential is refused (:func:`check_no_secrets`):
+credentials come from environment variables, never from parameters.
 """
 
 from __future__ import annotations
@@ -26,9 +30,67 @@ import yaml
 
 from crmstats.exceptions import StudyError
 
-__all__ = ["Study", "declared_parameters", "load_studies", "parse_value"]
+__all__ = ["Study", "check_no_secrets", "declared_parameters", "load_studies", "parse_value"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+#: Parameter names that denote credentials (matched on words split at _ - . and case changes).
+_SECRET_WORDS = {"password", "passwd", "pwd", "passphrase", "token", "secret",
+                 "key", "apikey", "credential", "credentials", "auth", "bearer"}
+#: Values that look like credentials, with what they look like.
+_SECRET_VALUES = [
+    (re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.I), "a URL with a password"),
+    (re.compile(r"(^|[\s;?&])(password|pwd|passwd|secret|token|api[_-]?key)\s*=", re.I),
+     "a connection string with a credential"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"^(sk|pk|rk)-[A-Za-z0-9_-]{16,}$"), "an API key"),
+    (re.compile(r"^(ghp|gho|ghs|ghu|github_pat|xox[abpr]|glpat)[-_][A-Za-z0-9_-]{10,}$"),
+     "an access token"),
+    (re.compile(r"^(AKIA|ASIA)[0-9A-Z]{16}$"), "a cloud access key"),
+    (re.compile(r"^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$"), "a JWT"),
+]
+
+
+def _name_words(name: str) -> set[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return {w.lower() for w in re.split(r"[\s_.\-]+", spaced) if w}
+
+
+def check_no_secrets(params: dict[str, Any], where: str) -> None:
+    """Refuse parameters whose names or values look like credentials.
+
+    Parameters
+    ----------
+    params : dict
+        Parameter names and values.
+    where : str
+        Where they come from, for the error message.
+
+    Raises
+    ------
+    StudyError
+        Naming the parameter and what it looks like; the value itself is
+        never repeated in the message.
+    """
+    for name, value in params.items():
+        words = _name_words(name) & _SECRET_WORDS
+        if words:
+            raise StudyError(
+                f"{where}: parameter {name!r} looks like a credential ({sorted(words)[0]}); "
+                "parameters are written into the notebooks and the book, so credentials "
+                "must come from environment variables (e.g. PGPASSWORD), not parameters"
+            )
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if not isinstance(item, str):
+                continue
+            for pattern, what in _SECRET_VALUES:
+                if pattern.search(item.strip()):
+                    raise StudyError(
+                        f"{where}: the value of parameter {name!r} looks like {what}; "
+                        "credentials must come from environment variables, not parameters "
+                        "(the value is not repeated here)"
+                    )
 _STUDY_KEYS = {"slug", "title", "template", "parameters"}
 
 
@@ -110,6 +172,7 @@ def load_studies(
         Naming the entry and what is wrong with it.
     """
     path = Path(path)
+    check_no_secrets(dict(overrides or {}), "run parameters")
     if not path.exists():
         raise StudyError(f"{path}: no such studies file")
     try:
@@ -153,6 +216,7 @@ def load_studies(
         if not isinstance(params, dict):
             raise StudyError(f"{where}: 'parameters' must be a mapping")
         merged = {**defaults, **params}
+        check_no_secrets(merged, where)
         if check_parameters or overrides:
             declared = declared_parameters(template)
             # run-wide overrides reach the studies that declare them

@@ -11,6 +11,7 @@ from crmstats.overview.plotting import (
     plot_stage_counts,
 )
 from crmstats.overview.summaries import (
+    customer_revenue,
     monthly_activity,
     orders_per_customer,
     spend_by_channel,
@@ -19,6 +20,7 @@ from crmstats.overview.summaries import (
 )
 
 __all__ = [
+    "customer_revenue",
     "monthly_activity",
     "orders_per_customer",
     "plot_monthly_activity",

@@ -13,6 +13,7 @@ from crmstats.io import as_table, execute
 from crmstats.schema import SALES_STAGES, TABLES
 
 __all__ = [
+    "customer_revenue",
     "monthly_activity",
     "orders_per_customer",
     "spend_by_channel",
@@ -135,6 +136,43 @@ def monthly_activity(
     out["customers"] = out["customers"].astype("int64")
     out.index = pd.DatetimeIndex(out.index, name="period")
     return out
+
+
+def customer_revenue(
+    transactions: Any,
+    *,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> pd.Series:
+    """Net revenue per customer (purchases minus refunds), computed in-database.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or ibis.Table
+        Canonical transactions table.
+    customer_id_col, timestamp_col, amount_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.Series
+        Index ``customer_id`` (sorted), name ``revenue``: the sum of all
+        amounts of customers with at least one purchase (refunds deducted, so
+        a value can be below the purchases' sum; see the refund policy in
+        :mod:`crmstats.schema`).
+    """
+    t = as_table(
+        transactions,
+        "transactions",
+        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
+    )
+    per = t.group_by("customer_id").aggregate(
+        revenue=t.amount.sum(), purchases=(t.amount >= 0).cast("int64").sum()
+    )
+    per = per.filter(per.purchases > 0).select("customer_id", "revenue")
+    out = execute(per.order_by("customer_id")).set_index("customer_id")["revenue"]
+    return out.astype("float64")
 
 
 def orders_per_customer(

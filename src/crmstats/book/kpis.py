@@ -1,0 +1,280 @@
+"""Headline KPIs: recorded by each study, assembled into the book's summary page.
+
+A study records its headline figures with one call, :func:`record_kpis`. The
+call displays them as a table and embeds them in the executed notebook as a
+machine-readable output (MIME type :data:`KPI_MIME`); the book build reads
+them back from every executed notebook (:func:`read_kpis`), archives them
+under the run's dated folder (``book/runs/<stamp>/kpis.json``) and writes the
+summary page from those records (:func:`summary_page`) — no figure on the
+summary is typed in or recomputed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crmstats.exceptions import CRMStatsError
+
+__all__ = ["HEADLINE_KPIS", "KPI_MIME", "Kpi", "format_kpi", "read_kpis", "record_kpis",
+           "strip_kpi_records", "summary_page"]
+
+#: MIME type of the KPI record embedded in an executed notebook.
+KPI_MIME = "application/vnd.crmstats.kpis+json"
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """How a headline KPI is labelled and formatted.
+
+    Attributes
+    ----------
+    label : str
+        Name shown to readers.
+    kind : {"count", "money", "share", "ratio", "months", "number"}
+        Formatting: counts with thousands separators, money with two decimals,
+        shares as percentages, ratios with two decimals and an "x".
+    """
+
+    label: str
+    kind: str
+
+
+#: The book's headline KPIs, in summary order (studies may record others too).
+HEADLINE_KPIS: dict[str, Kpi] = {
+    "customers": Kpi("Customers", "count"),
+    "revenue": Kpi("Revenue", "money"),
+    "average_clv": Kpi("Average customer lifetime value (12 months, discounted)", "money"),
+    "top20_revenue_share": Kpi("Revenue share of the top 20 % of customers", "share"),
+    "churn_rate": Kpi("Churn rate per period", "share"),
+    "nrr": Kpi("Net revenue retention (NRR)", "share"),
+    "grr": Kpi("Gross revenue retention (GRR)", "share"),
+    "cac": Kpi("Customer acquisition cost (CAC)", "money"),
+    "ltv_cac": Kpi("LTV:CAC", "ratio"),
+    "lead_to_customer_rate": Kpi("Lead → customer rate", "share"),
+}
+
+_KINDS = {"count", "money", "share", "ratio", "months", "number"}
+
+
+def format_kpi(value: float, kind: str) -> str:
+    """Format ``value`` for readers according to ``kind``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if kind == "count":
+        return f"{value:,.0f}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "share":
+        return f"{100 * value:.1f} %"
+    if kind == "ratio":
+        return f"{value:.2f}x"
+    if kind == "months":
+        return f"{value:.1f} months"
+    return f"{value:,.4g}"
+
+
+def _normalise(kpis: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in kpis.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise CRMStatsError(f"record_kpis: KPI name {name!r} must be an identifier "
+                                "such as 'average_clv'")
+        if isinstance(spec, Mapping):
+            value, label, kind = spec.get("value"), spec.get("label"), spec.get("kind")
+        else:
+            value, label, kind = spec, None, None
+        known = HEADLINE_KPIS.get(name)
+        label = label or (known.label if known else name.replace("_", " ").capitalize())
+        kind = kind or (known.kind if known else "number")
+        if kind not in _KINDS:
+            raise CRMStatsError(f"record_kpis: KPI {name!r} has unknown kind {kind!r}; "
+                                f"one of {sorted(_KINDS)}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise CRMStatsError(f"record_kpis: KPI {name!r} is not a number: {value!r}") from None
+        if not math.isfinite(number):
+            raise CRMStatsError(f"record_kpis: KPI {name!r} is not finite ({number}); "
+                                "a headline figure must be a real number")
+        out[name] = {"value": number, "label": str(label), "kind": kind}
+    return out
+
+
+def record_kpis(kpis: Mapping[str, Any] | None = None, *, show: bool = True,
+                **named: Any) -> pd.DataFrame:
+    """Record a study's headline KPIs for the book's summary page.
+
+    Call it once per study (a later call adds to or replaces earlier names).
+    In a notebook it displays the figures as a table and embeds them as a
+    machine-readable output that ``crmstats book build`` collects into the
+    run's folder and the summary page.
+
+    Parameters
+    ----------
+    kpis : mapping, optional
+        ``{name: value}`` or ``{name: {"value": v, "label": ..., "kind": ...}}``.
+        Names of :data:`HEADLINE_KPIS` get their label and format; other names
+        need no declaration (kind ``"number"`` unless given).
+    show : bool
+        Display the table (and embed the record) in the running notebook.
+    **named
+        More KPIs as keyword arguments, e.g. ``record_kpis(customers=3500)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per KPI: ``label``, ``value``, ``kind``, ``formatted``.
+
+    Raises
+    ------
+    CRMStatsError
+        For a name that is not an identifier, an unknown kind, or a value
+        that is not a finite number.
+
+    Examples
+    --------
+    >>> from crmstats.book import record_kpis
+    >>> record_kpis(customers=3501, top20_revenue_share=0.62, show=False)["formatted"].tolist()
+    ['3,501', '62.0 %']
+    """
+    records = _normalise({**(kpis or {}), **named})
+    frame = pd.DataFrame.from_dict(records, orient="index")
+    if frame.empty:
+        raise CRMStatsError("record_kpis: no KPI given")
+    frame.index.name = "kpi"
+    frame["formatted"] = [format_kpi(v, k) for v, k in zip(frame["value"], frame["kind"],
+                                                            strict=True)]
+    if show:
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - IPython is a dependency
+            return frame
+        if get_ipython() is not None:
+            table = frame[["label", "formatted"]].rename(
+                columns={"label": "KPI", "formatted": "value"})
+            display({KPI_MIME: records, "text/html": table.to_html(index=False),
+                     "text/plain": table.to_string(index=False)}, raw=True)
+    return frame
+
+
+def read_kpis(notebook: str | Path) -> dict[str, dict[str, Any]]:
+    """Read the KPI records embedded in an executed notebook (later records win)."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    found: dict[str, dict[str, Any]] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if KPI_MIME in data:
+                payload = data[KPI_MIME]
+                if isinstance(payload, str):
+                    payload = json.loads(payload)
+                found.update(payload)
+    return found
+
+
+def strip_kpi_records(source: str | Path, target: str | Path) -> None:
+    """Copy an executed notebook without its machine-readable KPI outputs.
+
+    The records are read into the run's ``kpis.json``; the rendered page keeps
+    the human-readable table of the same output.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(source), as_version=4)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(KPI_MIME, None)
+    nbformat.write(nb, str(target))
+
+
+def _change(current: float, previous: float | None, kind: str) -> str:
+    if previous is None:
+        return "—"
+    delta = current - previous
+    if kind == "share":
+        text = f"{100 * delta:+.1f} pp"
+    elif previous:
+        text = f"{delta / abs(previous):+.1%}"
+    else:
+        text = f"{delta:+,.4g}"
+    # a change that rounds to zero reads as "no change", without a sign
+    return "no change" if text.lstrip("+-").rstrip(" p%").strip() in {"0.0", "0"} else text
+
+
+def summary_page(run: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
+    """Write the summary page (MyST Markdown) from a run record and the previous one.
+
+    Parameters
+    ----------
+    run : dict
+        The run record written to ``book/runs/<stamp>/kpis.json``: ``run``
+        (stamp), ``started`` (ISO time), ``parameters`` (run-wide), and
+        ``studies``: ``{slug: {"title", "status", "error", "parameters", "kpis"}}``.
+    previous : dict, optional
+        The previous published run's record, for the change column.
+
+    Returns
+    -------
+    str
+        The page source.
+    """
+    prev_values: dict[tuple[str, str], float] = {}
+    if previous:
+        for slug, study in previous.get("studies", {}).items():
+            for name, rec in (study.get("kpis") or {}).items():
+                prev_values[(slug, name)] = rec["value"]
+    order = {name: i for i, name in enumerate(HEADLINE_KPIS)}
+    rows = []
+    for slug, study in run["studies"].items():
+        for name, rec in (study.get("kpis") or {}).items():
+            rows.append((order.get(name, len(order)), slug, name, rec, study))
+    rows.sort(key=lambda r: r[0])
+    lines = [
+        "# KPI summary",
+        "",
+        f"Run **{run['run']}** (started {run['started']}). Every figure below was recorded by the "
+        "study it links to, in this run; the change is against the previous published run"
+        + (f" (**{previous['run']}**)." if previous else " (none yet)."),
+        "",
+    ]
+    failed = {s: st for s, st in run["studies"].items() if st["status"] != "ok"}
+    if failed:
+        lines += [":::{warning}", "Studies that failed in this run (figures missing):", ""]
+        lines += [f"- [{st['title']}](studies/{slug}) — {_md(st.get('error') or 'failed')}"
+                  for slug, st in failed.items()]
+        lines += [":::", ""]
+    lines += ["| KPI | value | change | study | data source |", "|---|---|---|---|---|"]
+    for _, slug, name, rec, study in rows:
+        value = format_kpi(rec["value"], rec["kind"])
+        change = _change(rec["value"], prev_values.get((slug, name)), rec["kind"])
+        source = study.get("parameters", {}).get("data_source", "")
+        lines.append(f"| {_md(rec['label'])} | {value} | {change} | "
+                     f"[{_md(study['title'])}](studies/{slug}) | `{_md(str(source))}` |")
+    if not rows:
+        lines.append("| (no study recorded KPIs) | | | | |")
+    lines += ["", "## Parameters of this run", ""]
+    lines += ["| study | status | parameters |", "|---|---|---|"]
+    for slug, study in run["studies"].items():
+        params = ", ".join(f"`{k}={v!r}`" for k, v in sorted(study.get("parameters", {}).items()))
+        lines.append(f"| [{_md(study['title'])}](studies/{slug}) | {study['status']} | "
+                     f"{_md(params) or '(defaults)'} |")
+    if run.get("parameters"):
+        lines += ["", "Run-wide parameters (`--params`): "
+                  + ", ".join(f"`{k}={v!r}`" for k, v in sorted(run["parameters"].items()))]
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Escape text for a Markdown table cell."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
