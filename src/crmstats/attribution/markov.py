@@ -112,7 +112,7 @@ class MarkovAttribution:
             raise DataError("paths table: no conversions; attribution needs at least one "
                             "converting path", table="paths", column="conversions")
         keep = weight > 0
-        if not keep.all():
+        if not keep.all():  # paths with neither conversions nor nulls carry no information
             data = _subset(data, keep)
             weight = weight[keep]
         k = len(data.channels)
@@ -191,29 +191,36 @@ def _build_chain(data: PathData, weight: np.ndarray, order: int) -> dict:
     """Transition counts among the states of an order-``order`` chain, vectorised.
 
     A state is encoded as the integer ``sum_j (c_{t-j} + 1) * B**j`` over the
-    last ``order`` channels (``B`` = channels + 1; digit 0 = before the start).
+    last ``order`` channels (``B`` = channels + 1; digit 0 = before the start),
+    so the state ids come from a lookup table instead of a sort.
     """
     k = len(data.channels)
     b = k + 1
-    lengths = data.lengths
-    starts = data.starts
-    owner = data.owner
-    pos = np.arange(len(data.codes)) - np.repeat(starts, lengths)
-    code = np.zeros(len(data.codes), dtype=np.int64)
-    for j in range(order):
-        ok = pos >= j
-        idx = np.flatnonzero(ok)
+    pos = data.position
+    code = data.codes + 1
+    for j in range(1, order):
+        idx = np.flatnonzero(pos >= j)
         code[idx] += (data.codes[idx - j] + 1) * b ** j
-    uniq, sid = np.unique(code, return_inverse=True)
+    present = np.zeros(b ** order, dtype=np.int64)
+    present[code] = 1
+    uniq = np.flatnonzero(present)
+    lookup = np.cumsum(present) - 1
+    sid = lookup[code]
     n_states = len(uniq)
-    w_touch = weight[owner]
+    starts, ends = data.starts, data.ends
     not_last = np.ones(len(code), bool)
-    not_last[data.ends] = False
-    frm = sid[not_last]
-    to = sid[np.flatnonzero(not_last) + 1]
-    counts = sp.coo_matrix((w_touch[not_last], (frm, to)), shape=(n_states, n_states)).tocsr()
-    counts.sum_duplicates()
-    last = sid[data.ends]
+    not_last[ends] = False
+    frm = np.flatnonzero(not_last)
+    pair = sid[frm] * n_states + sid[frm + 1]
+    w_touch = weight[data.owner[frm]]
+    if n_states <= 4096:
+        dense = np.bincount(pair, weights=w_touch, minlength=n_states * n_states)
+        counts = sp.csr_matrix(dense.reshape(n_states, n_states))
+    else:
+        counts = sp.coo_matrix((w_touch, (sid[frm], sid[frm + 1])),
+                               shape=(n_states, n_states)).tocsr()
+        counts.sum_duplicates()
+    last = sid[ends]
     conv = np.bincount(last, weights=data.conversions, minlength=n_states)
     null = np.bincount(last, weights=data.nulls, minlength=n_states)
     value = np.bincount(last, weights=data.value, minlength=n_states)

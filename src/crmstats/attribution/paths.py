@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.io import as_table, execute
@@ -283,20 +286,25 @@ class PathData:
     decay_conversions: np.ndarray | None = None
     decay_value: np.ndarray | None = None
 
-    @property
+    @cached_property
     def starts(self) -> np.ndarray:
         """Index of each path's first touch in ``codes``."""
         return np.cumsum(self.lengths) - self.lengths
 
-    @property
+    @cached_property
     def ends(self) -> np.ndarray:
         """Index of each path's last touch in ``codes``."""
         return np.cumsum(self.lengths) - 1
 
-    @property
+    @cached_property
     def owner(self) -> np.ndarray:
         """Path index of every touch."""
         return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    @cached_property
+    def position(self) -> np.ndarray:
+        """Position of every touch within its path (0 = first)."""
+        return np.arange(len(self.codes)) - np.repeat(self.starts, self.lengths)
 
     def to_frame(self) -> pd.DataFrame:
         """Path counts as a DataFrame with tuple paths."""
@@ -346,36 +354,13 @@ def _as_path_data(paths: Any, *, sep: str = ">") -> PathData:
     value = _numeric(paths, value_col, "value", default=0.0)
     nulls = _numeric(paths, null_col, "nulls", default=0.0)
 
-    raw = paths["path"]
-    first = raw.iloc[0]
-    if isinstance(first, str):
-        s = raw.astype("string")
-        tokens = s.str.split(sep, regex=False)
-        lengths = tokens.str.len().fillna(0).to_numpy(dtype=np.int64)
-        flat = tokens.explode().str.strip()
-        flat_values = flat.to_numpy(dtype=object, na_value=None)
-        empty = np.zeros(len(raw), bool)
-        if len(flat_values):
-            bad_tok = pd.isna(flat_values) | (flat.fillna("").to_numpy(dtype=object) == "")
-            if bad_tok.any():
-                owner = np.repeat(np.arange(len(raw)), lengths)
-                empty[owner[bad_tok]] = True
-        empty |= lengths == 0
-    else:
-        seqs = [tuple(p) if isinstance(p, (tuple, list, np.ndarray)) else None for p in raw]
-        empty = np.array([p is None or len(p) == 0 for p in seqs])
-        if not empty.any():
-            lengths = np.fromiter((len(p) for p in seqs), dtype=np.int64, count=len(seqs))
-            flat_values = np.fromiter((str(c) for p in seqs for c in p), dtype=object,
-                                      count=int(lengths.sum()))
-            empty = np.array([any(c == "" for c in p) for p in seqs])
+    codes, channels, lengths, empty = _encode_paths(paths["path"], sep)
     if empty.any():
         rows = list(paths.index[empty][:5])
         raise DataError(f"paths table, column 'path': {int(empty.sum())} empty path(s) or empty "
                         f"channel name(s), e.g. rows {rows}", table="paths", column="path",
                         rows=rows)
-    codes, uniques = pd.factorize(pd.Series(flat_values, dtype=object), sort=True)
-    data = PathData(channels=[str(u) for u in uniques], codes=codes.astype(np.int64),
+    data = PathData(channels=channels, codes=codes,
                     lengths=lengths, conversions=conversions, value=value, nulls=nulls)
     if "decay_conversions" in paths.columns and "decay_value" in paths.columns:
         dc = np.fromiter((w for p in paths["decay_conversions"] for w in p), dtype=np.float64)
@@ -387,33 +372,68 @@ def _as_path_data(paths: Any, *, sep: str = ">") -> PathData:
     return _merge_duplicates(data)
 
 
+def _encode_paths(raw: pd.Series, sep: str):
+    """Channel codes (sorted channel names), lengths and a per-row "empty" flag, with Arrow."""
+    first = raw.iloc[0]
+    if isinstance(first, str):
+        try:
+            arr = pa.array(raw, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array(raw.astype(object).to_numpy(), type=pa.large_string(),
+                           from_pandas=True)
+        lists = pc.split_pattern(arr, sep)
+    else:
+        seqs = [list(p) if isinstance(p, (tuple, list, np.ndarray)) else None for p in raw]
+        try:
+            lists = pa.array(seqs, type=pa.list_(pa.large_string()), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            lists = pa.array([None if p is None else [str(c) for c in p] for p in seqs],
+                             type=pa.list_(pa.large_string()))
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    lengths = lengths.astype(np.int64)
+    # encode the raw tokens, then clean the (few) distinct ones: strip spaces, merge equals
+    enc = pc.dictionary_encode(pc.list_flatten(lists))
+    raw_names = enc.dictionary.to_pylist()
+    clean = [None if t is None else t.strip() for t in raw_names]
+    channels = sorted({t for t in clean if t})
+    rank = {t: i for i, t in enumerate(channels)}
+    lookup = np.array([rank.get(t, -1) for t in clean] or [-1], dtype=np.int64)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    if enc.indices.null_count:
+        idx = np.where(np.isnan(idx), len(clean), idx)
+        lookup = np.append(lookup, -1)
+    codes = lookup[idx.astype(np.int64)] if len(idx) else np.zeros(0, dtype=np.int64)
+    empty = lengths == 0
+    blank = codes < 0
+    if blank.any():
+        owner = np.repeat(np.arange(len(lengths)), lengths)
+        empty[owner[blank]] = True
+    return codes, channels, lengths, empty
+
+
 def _merge_duplicates(data: PathData) -> PathData:
     """Sum rows whose paths are equal (e.g. after stripping spaces around separators)."""
     n = len(data.lengths)
     owner = data.owner
-    pos = np.arange(len(data.codes)) - np.repeat(data.starts, data.lengths)
+    pos = data.position
     base = len(data.channels) + 1
     if int(data.lengths.max()) * np.log2(base) < 62:
         # a path's key is its codes as base-(k+1) digits; no digit is 0, so lengths differ too
         key = np.zeros(n, dtype=np.int64)
-        np.add.at(key, owner, (data.codes + 1) * base ** pos.astype(np.int64))
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        np.add.at(key, owner, (data.codes + 1) * base ** pos)
     else:
         bounds = np.cumsum(data.lengths)[:-1]
-        keys = pd.Series([tuple(c) for c in np.split(data.codes, bounds)], dtype=object)
-        inverse, _ = pd.factorize(keys)
-        first = pd.Series(np.arange(n)).groupby(inverse).min().to_numpy()
-    if len(first) == n:
+        key = pd.Series([tuple(c) for c in np.split(data.codes, bounds)], dtype=object)
+    target, _ = pd.factorize(key)  # groups numbered in order of first appearance
+    m = int(target.max()) + 1
+    if m == n:
         return data
-    m = len(first)
-    order = np.argsort(first)
-    remap = np.empty(m, dtype=np.int64)
-    remap[order] = np.arange(m)
-    target = remap[inverse]
-    lengths = data.lengths[first[order]]
+    is_first = np.zeros(n, bool)
+    is_first[np.unique(target, return_index=True)[1]] = True
+    lengths = data.lengths[is_first]
     merged = PathData(
         channels=data.channels,
-        codes=data.codes[np.isin(owner, first)],
+        codes=data.codes[is_first[owner]],
         lengths=lengths,
         conversions=np.bincount(target, weights=data.conversions, minlength=m),
         value=np.bincount(target, weights=data.value, minlength=m),

@@ -1,0 +1,129 @@
+"""build_paths (in-database) equals a plain pandas reference; format conversions; bad input."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmstats import DataError, DataWarning
+from crmstats.attribution import build_paths, from_channelattribution, to_channelattribution
+
+
+def pandas_paths(tp: pd.DataFrame, cv: pd.DataFrame) -> pd.DataFrame:
+    m = tp.merge(cv.rename(columns={"timestamp": "conv_at"}), on="journey_id", how="left")
+    m = m[m.conv_at.isna() | (m.timestamp <= m.conv_at)]
+    m = m.sort_values(["journey_id", "timestamp", "channel"])
+    j = m.groupby("journey_id").agg(path=("channel", tuple), conv=("conv_at", "max"),
+                                    value=("value", "max"))
+    j["converted"] = j.conv.notna().astype(int)
+    out = j.groupby("path").agg(conversions=("converted", "sum"), value=("value", "sum"),
+                                nulls=("converted", lambda s: int((s == 0).sum())))
+    return out
+
+
+def by_path(frame: pd.DataFrame) -> dict:
+    """Rows of a path-count frame keyed by path (tuple keys confuse DataFrame.loc)."""
+    return {p: row for p, row in zip(frame["path"], frame.to_dict("records"), strict=True)}
+
+
+def ts(*days):
+    return pd.to_datetime("2024-01-01") + pd.to_timedelta(list(days), unit="D")
+
+
+def test_build_paths_equals_pandas_on_the_demo(small_crm, demo_paths):
+    want = pandas_paths(small_crm.touchpoints, small_crm.conversions)
+    got = demo_paths.set_index("path")
+    assert len(got) == len(want)
+    got = got.loc[want.index]
+    np.testing.assert_array_equal(got["conversions"], want["conversions"])
+    np.testing.assert_array_equal(got["nulls"], want["nulls"])
+    np.testing.assert_allclose(got["value"], want["value"], rtol=1e-12)
+    assert demo_paths["conversions"].sum() == len(small_crm.conversions)
+    n_journeys = small_crm.touchpoints["journey_id"].nunique()
+    assert (demo_paths["conversions"] + demo_paths["nulls"]).sum() == n_journeys
+
+
+def test_converting_journeys_end_at_the_conversion():
+    tp = pd.DataFrame({"journey_id": ["x", "x", "x", "y", "y"],
+                       "timestamp": ts(0, 2, 9, 0, 5),
+                       "channel": ["email", "social", "events", "social", "email"]})
+    cv = pd.DataFrame({"journey_id": ["x"], "timestamp": ts(2), "value": [50.0]})
+    before = tp.copy()
+    got = by_path(build_paths(tp, cv))
+    pd.testing.assert_frame_equal(tp, before)  # the caller's frame is untouched
+    assert got[("email", "social")]["conversions"] == 1  # the touch at the instant counts
+    assert got[("email", "social")]["value"] == 50.0
+    assert got[("social", "email")]["nulls"] == 1  # non-converting: every touch
+    assert ("email", "social", "events") not in got
+
+
+def test_lookback_and_max_touches():
+    tp = pd.DataFrame({"journey_id": ["x"] * 4 + ["y"] * 3,
+                       "timestamp": ts(0, 10, 20, 25, 0, 1, 40),
+                       "channel": ["a", "b", "c", "d", "a", "b", "c"]})
+    cv = pd.DataFrame({"journey_id": ["x"], "timestamp": ts(26), "value": [1.0]})
+    got = by_path(build_paths(tp, cv, lookback=10))
+    # x: conversion at day 26 keeps days 20 and 25; y (no conversion) counts back from day 40
+    assert set(got) == {("c", "d"), ("c",)}
+    got = by_path(build_paths(tp, cv, max_touches=2))
+    assert set(got) == {("c", "d"), ("b", "c")}
+    got = by_path(build_paths(tp, cv, lookback=pd.Timedelta(days=30), max_touches=1))
+    assert set(got) == {("d",), ("c",)}
+
+
+def test_time_decay_weights_by_hand():
+    tp = pd.DataFrame({"journey_id": ["x", "x", "z"], "timestamp": ts(0, 7, 3),
+                       "channel": ["a", "b", "a"]})
+    cv = pd.DataFrame({"journey_id": ["x", "z"], "timestamp": ts(14, 3), "value": [30.0, 5.0]})
+    got = by_path(build_paths(tp, cv, half_life=7))
+    # touches 14 and 7 days before: weights 1/4 and 1/2, normalised to 1/3 and 2/3
+    np.testing.assert_allclose(got[("a", "b")]["decay_conversions"], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(got[("a", "b")]["decay_value"], [10.0, 20.0])
+    np.testing.assert_allclose(got[("a",)]["decay_conversions"], [1.0])
+
+
+def test_conversion_without_touches_warns():
+    tp = pd.DataFrame({"journey_id": ["x", "y"], "timestamp": ts(0, 5), "channel": ["a", "b"]})
+    cv = pd.DataFrame({"journey_id": ["y", "w"], "timestamp": ts(1, 2), "value": [1.0, 2.0]})
+    with pytest.warns(DataWarning, match="2 of 2 conversions"):
+        got = build_paths(tp, cv)
+    assert got["conversions"].sum() == 0
+    ok = pd.DataFrame({"journey_id": ["x"], "timestamp": ts(1), "value": [1.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert build_paths(tp, ok)["conversions"].sum() == 1
+
+
+def test_channelattribution_format_round_trip(demo_paths):
+    ca = to_channelattribution(demo_paths)
+    assert list(ca.columns) == ["path", "total_conversions", "total_conversion_value",
+                                "total_null"]
+    back = from_channelattribution(ca).set_index("path")
+    want = demo_paths.set_index("path").loc[back.index]
+    np.testing.assert_allclose(back[["conversions", "value", "nulls"]].to_numpy(),
+                               want[["conversions", "value", "nulls"]].to_numpy())
+
+
+def test_channelattribution_format_strips_spaces_and_merges_duplicates():
+    ca = pd.DataFrame({"path": ["a > b", "a>b", " c "], "total_conversions": [1, 2, 0],
+                       "total_null": [0, 1, 4]})
+    got = by_path(from_channelattribution(ca))
+    assert got[("a", "b")]["conversions"] == 3
+    assert got[("a", "b")]["nulls"] == 1
+    assert got[("c",)]["value"] == 0.0
+
+
+@pytest.mark.parametrize("frame, column", [
+    (pd.DataFrame({"path": [("a",), ()], "conversions": [1, 1]}), "path"),
+    (pd.DataFrame({"path": ["a > b", "a >  > c"], "total_conversions": [1, 1]}), "path"),
+    (pd.DataFrame({"path": [("a",), ("b",)], "conversions": [1, -1]}), "conversions"),
+    (pd.DataFrame({"path": [("a",), ("b",)], "conversions": [1, 1],
+                   "value": [1.0, np.inf]}), "value"),
+])
+def test_bad_path_counts_name_the_column_and_rows(frame, column):
+    with pytest.raises(DataError) as err:
+        from_channelattribution(frame)
+    assert err.value.table == "paths"
+    assert err.value.column == column
+    assert err.value.rows == [1]
