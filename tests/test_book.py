@@ -2,8 +2,6 @@
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,34 +11,13 @@ from crmstats.book import build_book, load_studies, read_kpis
 from crmstats.book.build import build_lock
 from crmstats.book.kpis import KPI_MIME, format_kpi
 from crmstats.book.studies import check_no_secrets
-from tests.conftest import SMALL_DEMO
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def book_copy(tmp_path_factory):
-    """A copy of the repository's book and templates, built once on small demo data."""
-    root = tmp_path_factory.mktemp("repo")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    book = root / "book"
-    book.mkdir()
-    for name in ("_config.yml", "intro.md", "studies.yml"):
-        shutil.copy2(ROOT / "book" / name, book / name)
-    spec = yaml.safe_load((book / "studies.yml").read_text())
-    spec["defaults"]["data_source"] = SMALL_DEMO
-    for study in spec["studies"]:
-        if study.get("parameters", {}).get("data_source", "demo") == "demo":
-            study.setdefault("parameters", {})["data_source"] = SMALL_DEMO
-    (book / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    result = build_book(book, jobs=2)
-    return book, result, spec
+from tests.conftest import ROOT, SMALL_DEMO
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
-def test_book_builds_with_every_study_and_figures(book_copy):
-    book, result, spec = book_copy
+def test_book_builds_with_every_study_and_figures(built_book):
+    book, result, spec = built_book
     html = book / "_build" / "html"
     assert result.published and result.html == html
     assert (html / "index.html").exists()
@@ -57,8 +34,8 @@ def test_book_builds_with_every_study_and_figures(book_copy):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
-def test_failed_study_keeps_the_published_book(book_copy):
-    book, _, _ = book_copy
+def test_failed_study_keeps_the_published_book(book_to_modify):
+    book, _, _ = book_to_modify
     index = book / "_build" / "html" / "index.html"
     before = index.read_bytes()
     mtime = index.stat().st_mtime_ns
@@ -98,8 +75,8 @@ def _runs(book):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
-def test_summary_page_is_built_from_the_recorded_kpis(book_copy):
-    book, result, spec = book_copy
+def test_summary_page_is_built_from_the_recorded_kpis(built_book):
+    book, result, spec = built_book
     html = book / "_build" / "html"
     record = json.loads((result.run_dir / "kpis.json").read_text())
     assert record["published"] is True
@@ -129,8 +106,8 @@ def test_summary_page_is_built_from_the_recorded_kpis(book_copy):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
-def test_keep_going_publishes_with_the_failure_marked(book_copy):
-    book, first, _ = book_copy
+def test_keep_going_publishes_with_the_failure_marked(book_to_modify):
+    book, _, _ = book_to_modify
     _add_broken_study(book)
     result = build_book(book, only=["data-overview", "broken"], jobs=2, keep_going=True)
     assert result.published
@@ -153,8 +130,8 @@ def test_keep_going_publishes_with_the_failure_marked(book_copy):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
-def test_book_pages_show_no_personal_data_or_secrets(book_copy):
-    book, _, _ = book_copy
+def test_book_pages_show_no_personal_data_or_secrets(built_book):
+    book, _, _ = built_book
     crm = load_crm(SMALL_DEMO)
     contacts = crm.contacts
     names = set(contacts["name"]) | set(contacts["name"].str.split().str[-1]) - {""}

@@ -99,7 +99,7 @@ def build_lock(book_dir: Path):
 def write_toc(studies: list[Study], path: Path, *, root: str = "summary",
               front_pages: list[str] | None = None, extra_pages: list[str] | None = None) -> None:
     """Write a Jupyter Book ``_toc.yml``: the root page, front pages, then each study."""
-    chapters = [{"file": f"studies/{s.slug}"} for s in studies]
+    chapters = [{"file": f"studies/{s.slug}", "title": s.title} for s in studies]
     chapters += [{"file": p} for p in (extra_pages or [])]
     parts = []
     if front_pages:

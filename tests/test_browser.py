@@ -1,0 +1,142 @@
+"""The built book in a real headless Chromium: pages load, images render, links resolve.
+
+Needs the Debian package ``chromium`` (Playwright drives it; it cannot download
+its own browser here). Skips with a message where it is absent, fails under
+``CI=true``. Screenshots of the summary and of one study are saved to
+``tests/artifacts/`` (git-ignored).
+"""
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+
+from tests.conftest import ROOT, requires_system_tool
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    """Serve the built HTML over HTTP on loopback (as a web server would publish it)."""
+    book, _, _ = built_book
+    html = book / "_build" / "html"
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", html
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    requires_system_tool(executable is not None, "Chromium",
+                         "apt-get install chromium; .ci/run does this")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=executable, headless=True,
+                                      args=["--no-sandbox", "--disable-gpu"])
+        yield instance
+        instance.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_every_page_loads_renders_and_links(browser, served_book):
+    base, html = served_book
+    # every page of the book (_static/ holds theme template fragments, not pages)
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                   if not p.relative_to(html).as_posix().startswith("_static/"))
+    assert "summary.html" in pages and "index.html" in pages
+    problems: list[str] = []
+    checked_links: set[str] = set()
+    images_seen = 0
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    failed: list[str] = []
+
+    def on_console(message):
+        # a failed resource load is reported below with its URL
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    def on_response(response):
+        # browsers ask every site for /favicon.ico on their own; the book has none
+        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+            failed.append(f"{response.url} -> HTTP {response.status}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", on_response)
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} failed"))
+    for rel in pages:
+        errors.clear()
+        response = page.goto(base + rel, wait_until="networkidle")  # index.html redirects
+        if response is None or not response.ok:
+            problems.append(f"{rel}: HTTP {response.status if response else 'no response'}")
+            continue
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+        for src, complete, width in images:
+            images_seen += 1
+            if not complete or width == 0:
+                problems.append(f"{rel}: image {src} did not render")
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+        for href in hrefs:
+            target = urldefrag(urljoin(base + rel, href)).url
+            if urlparse(target).scheme not in ("http", "https") or not target.startswith(base):
+                continue  # external or mailto: not part of the book
+            if target in checked_links:
+                continue
+            checked_links.add(target)
+            status = page.request.get(target).status
+            if status != 200:
+                problems.append(f"{rel}: link {href} -> HTTP {status}")
+        if errors:
+            problems.append(f"{rel}: console errors {errors[:3]}")
+        if failed:
+            problems.append(f"{rel}: resources failed to load {failed[:3]}")
+            failed.clear()
+    assert images_seen >= 5
+    assert len(checked_links) >= len(pages) // 2
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_screenshots_of_summary_and_a_study(browser, served_book, built_book):
+    base, _ = served_book
+    _, _, spec = built_book
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    study = spec["studies"][-1]["slug"]
+    for rel, name in [("summary.html", "summary.png"), (f"studies/{study}.html", f"{study}.png")]:
+        page.goto(base + rel, wait_until="load")
+        assert "KPI" in page.title() or page.locator("h1").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+        shot = Path(ARTIFACTS / name)
+        assert shot.exists() and shot.stat().st_size > 10_000
+    # the summary's KPI table is visible and links to the studies
+    page.goto(base + "summary.html", wait_until="load")
+    assert page.locator("table").first.is_visible()
+    assert page.locator("a[href^='studies/']").count() >= 3
