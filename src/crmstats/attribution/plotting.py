@@ -121,7 +121,7 @@ def plot_removal_effects(model, ax: plt.Axes | None = None) -> plt.Axes:
 
 
 def plot_cac_ltv(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Scatter of CAC against LTV per channel, sized by spend, with LTV = CAC and 3 x CAC lines.
+    """Scatter CAC against LTV per channel (log scales), sized by spend, with LTV = k x CAC lines.
 
     Parameters
     ----------
@@ -137,7 +137,8 @@ def plot_cac_ltv(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axe
     """
     require_columns(economics, ["cac", "ltv", "spend"], "channel_economics")
     e = economics.drop(index="total", errors="ignore")
-    e = e[np.isfinite(e["cac"].astype(float)) & np.isfinite(e["ltv"].astype(float))]
+    cac, ltv = e["cac"].astype(float), e["ltv"].astype(float)
+    e = e[np.isfinite(cac) & np.isfinite(ltv) & (cac > 0) & (ltv > 0)]
     ax = get_ax(ax, figsize=(8, 5))
     if len(e) == 0:
         ax.set_title("CAC vs LTV: no channel has both figures")
@@ -146,13 +147,17 @@ def plot_cac_ltv(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axe
     ax.scatter(e["cac"], e["ltv"], s=size, alpha=0.6, color=sns.color_palette()[0],
                edgecolor="black")
     for name, row in e.iterrows():
-        ax.annotate(str(name), (row["cac"], row["ltv"]), fontsize=8, ha="center", va="center")
-    hi = float(max(e["cac"].max(), e["ltv"].max())) * 1.15
-    grid = np.linspace(0, hi, 50)
+        ax.annotate(str(name), (row["cac"], row["ltv"]), fontsize=8, xytext=(6, 6),
+                    textcoords="offset points")
+    values = np.concatenate([e["cac"].to_numpy(float), e["ltv"].to_numpy(float)])
+    lo, hi = float(values.min()) / 2, float(values.max()) * 2
+    grid = np.geomspace(lo, hi, 50)
     ax.plot(grid, grid, color="grey", ls="--", lw=1, label="LTV = CAC")
     ax.plot(grid, 3 * grid, color="grey", ls=":", lw=1, label="LTV = 3 x CAC")
-    ax.set_xlim(0, hi)
-    ax.set_ylim(0, hi)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xlabel("customer acquisition cost (CAC)")
     ax.set_ylabel("lifetime value per customer (LTV)")
     ax.legend(frameon=False, loc="upper left")
