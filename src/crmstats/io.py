@@ -120,7 +120,7 @@ def _parse_options(text: str) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         if "=" not in part:
-            raise ValueError(f"data source option {part!r} is not of the form name=value")
+            raise DataError(f"data source option {part!r} is not of the form name=value")
         key, value = (x.strip() for x in part.split("=", 1))
         try:
             opts[key] = int(value)
@@ -129,6 +129,28 @@ def _parse_options(text: str) -> dict[str, Any]:
                 opts[key] = float(value)
             except ValueError:
                 opts[key] = value
+    return opts
+
+
+def _demo_options(text: str, simulate) -> dict[str, Any]:
+    """Check ``demo:name=value,...`` options against the simulator's keyword arguments."""
+    import inspect
+
+    opts = _parse_options(text)
+    params = inspect.signature(simulate).parameters
+    for name, value in opts.items():
+        if name not in params:
+            allowed = ", ".join(p for p in params)
+            raise DataError(f"data source 'demo:{text}': unknown option {name!r}; "
+                            f"options are {allowed}")
+        default = params[name].default
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise DataError(f"data source 'demo:{text}': option {name!r} must be a number, "
+                            f"got {value!r}")
+        if isinstance(default, int) and isinstance(value, float):
+            raise DataError(f"data source 'demo:{text}': option {name!r} must be an integer, "
+                            f"got {value!r}")
     return opts
 
 
@@ -157,7 +179,7 @@ def load_crm(source: Any = "demo") -> CRMData:
     if head == "demo":
         from crmstats.datasets import simulate_crm
 
-        return simulate_crm(**_parse_options(rest))
+        return simulate_crm(**_demo_options(rest, simulate_crm))
     if head == "cdnow":
         from crmstats.datasets import load_cdnow
 

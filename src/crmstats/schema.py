@@ -62,6 +62,8 @@ class TableSpec:
     description: str
     columns: tuple[ColumnSpec, ...]
     key: tuple[str, ...] = field(default_factory=tuple)
+    #: Pairs (earlier, later) of timestamp columns: later may not precede earlier.
+    order: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
     def required(self) -> list[str]:
@@ -171,6 +173,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("category", "category", False),
             ),
             key=("ticket_id",),
+            order=(("opened_at", "resolved_at"),),
         ),
         TableSpec(
             "contacts",

@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import DataError
+from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import ColumnSpec, TableSpec, table_spec
 
 __all__ = ["validate", "validate_table"]
@@ -427,11 +427,29 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
             checks[f"nonfinite_{c.name}"] = (c, "missing or non-finite value(s)", finite)
             if c.nonnegative:
                 checks[f"negative_{c.name}"] = (c, "negative value(s)", col < 0)
+    # timestamps after tomorrow are almost always entry errors: counted in the same query
+    horizon = (pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1)).to_pydatetime()
+    future = {
+        f"__future_{c.name}": (c, t[c.name] > horizon)
+        for c in spec.columns
+        if c.kind == "timestamp" and c.name in schema and schema[c.name].is_timestamp()
+    }
     counts = execute(
         t.aggregate(
-            __n__=t.count(), **{k: v[2].cast("int64").sum() for k, v in checks.items()}
+            __n__=t.count(),
+            **{k: v[2].cast("int64").sum() for k, v in checks.items()},
+            **{k: v[1].cast("int64").sum() for k, v in future.items()},
         )
     ).iloc[0]
+    for key, (c, _) in future.items():
+        n = counts[key]
+        if pd.notna(n) and int(n) > 0:
+            warnings.warn(
+                f"{spec.name} table, column {_caller(c.name, mapping)!r}: {int(n)} timestamp(s) "
+                "lie in the future; check the data's clock or time zone",
+                DataWarning,
+                stacklevel=4,
+            )
     if int(counts["__n__"]) == 0:
         raise DataError(f"{spec.name} table is empty (no rows)", table=spec.name)
     if checks:
@@ -440,6 +458,11 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
             if pd.notna(n) and int(n) > 0:
                 sample = execute(t.filter(cond).limit(_MAX_ROWS))
                 raise _error(spec, c, mapping, problem, _row_labels(sample, spec, labels), int(n))
+    for earlier, later in spec.order:
+        if earlier in schema and later in schema:
+            bad = t.filter(t[later] < t[earlier])
+            _raise_if_rows(bad, spec, spec.column(later), mapping,
+                           f"value(s) before {_caller(earlier, mapping)!r}", labels)
     key = [k for k in spec.key if k in schema]
     if spec.key and key and spec.key[0] in schema:
         dup = t.group_by(key).aggregate(_n=t.count()).filter(lambda g: g._n > 1)
