@@ -198,13 +198,15 @@ def table_spec(table: str) -> TableSpec:
 
     Raises
     ------
-    ValueError
-        If ``table`` is not a canonical table name.
+    DataError
+        If ``table`` is not a canonical table name (a ``ValueError``).
     """
+    from crmstats.exceptions import DataError
+
     try:
         return TABLES[table]
     except KeyError:
-        raise ValueError(
+        raise DataError(
             f"unknown table {table!r}; canonical tables are: {', '.join(TABLES)}"
         ) from None
 
