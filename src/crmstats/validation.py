@@ -437,8 +437,8 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
     counts = execute(
         t.aggregate(
             __n__=t.count(),
-            **{k: v[2].cast("int64").sum() for k, v in checks.items()},
-            **{k: v[1].cast("int64").sum() for k, v in future.items()},
+            **{k: t.count(where=v[2]) for k, v in checks.items()},
+            **{k: t.count(where=v[1]) for k, v in future.items()},
         )
     ).iloc[0]
     for key, (c, _) in future.items():

@@ -121,7 +121,7 @@ def monthly_activity(
     first = purchases.group_by("customer_id").aggregate(first_period=purchases.period.min())
     new = first.group_by(period=first.first_period).aggregate(new_customers=first.count())
     per = t.group_by("period").aggregate(
-        orders=(t.amount >= 0).cast("int64").sum(),
+        orders=t.count(where=t.amount >= 0),
         customers=t.customer_id.nunique(where=t.amount >= 0),
         revenue=t.amount.sum(),
         refunds=(-t.amount).sum(where=t.amount < 0),
@@ -168,7 +168,7 @@ def customer_revenue(
         columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
     )
     per = t.group_by("customer_id").aggregate(
-        revenue=t.amount.sum(), purchases=(t.amount >= 0).cast("int64").sum()
+        revenue=t.amount.sum(), purchases=t.count(where=t.amount >= 0)
     )
     per = per.filter(per.purchases > 0).select("customer_id", "revenue")
     out = execute(per.order_by("customer_id")).set_index("customer_id")["revenue"]
