@@ -47,3 +47,19 @@ def test_postgres_validation_names_the_problem(postgres, demo):
     postgres.create_table("bad_transactions", bad, overwrite=True)
     with pytest.raises(DataError, match="amount"):
         rfm_summary(postgres.table("bad_transactions"))
+
+
+def _sorted_paths(frame):
+    out = frame.copy()
+    out["path"] = out["path"].map(tuple)
+    return out.sort_values("path").reset_index(drop=True)
+
+
+def test_build_paths_on_postgres_equals_duckdb(demo, pg_tables):
+    from crmstats.attribution import build_paths
+
+    expected = build_paths(demo.touchpoints, demo.conversions)
+    got = build_paths(pg_tables["touchpoints"], pg_tables["conversions"])
+    assert len(expected) > 10
+    pd.testing.assert_frame_equal(_sorted_paths(got), _sorted_paths(expected),
+                                  check_dtype=False, check_exact=False, rtol=1e-9)

@@ -136,7 +136,7 @@ def build_paths(
         back = ibis.row_number().over(group_by=t.jid, order_by=[ibis.desc(t.ts),
                                                               ibis.desc(t.channel)])
         t = t.filter(back < int(max_touches))
-    t = t.mutate(converted=t.conv_at.notnull().cast("int64"))
+    t = t.mutate(converted=ibis.ifelse(t.conv_at.notnull(), 1, 0))  # portable (no bool cast)
 
     journeys = t.group_by("jid").aggregate(
         path=t.channel.collect(order_by=[t.ts, t.channel]),
