@@ -132,6 +132,40 @@ def _parse_options(text: str) -> dict[str, Any]:
     return opts
 
 
+def _load_database(url: str) -> CRMData:
+    """Open a database URL and bind the canonical tables it holds (see :func:`load_crm`)."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        raise DataError("data source URL carries a password; give credentials through "
+                        "environment variables (e.g. PGPASSWORD) instead")
+    names = CRMData.table_names()
+    mapping, passthrough = {}, []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        (mapping.__setitem__(key, value) if key in names else passthrough.append((key, value)))
+    query = "&".join(f"{k}={v}" for k, v in passthrough)
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    try:
+        con = ibis.connect(clean)
+    except Exception as exc:  # drivers raise many types; the message is what matters
+        raise DataError(f"data source {urlunsplit(parts._replace(query=''))!r}: cannot "
+                        f"connect ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    available = set(con.list_tables())
+    found = {}
+    for name in names:
+        target = mapping.get(name, name)
+        if target in available:
+            found[name] = con.table(target)
+        elif name in mapping:
+            raise DataError(f"data source: table {target!r} (for {name}) does not exist; "
+                            f"tables: {', '.join(sorted(available)) or '(none)'}", table=name)
+    if not found:
+        raise DataError(f"data source {clean!r} holds none of the canonical tables "
+                        f"({', '.join(names)}); map yours with ?transactions=<table>, ...")
+    return CRMData(**found, source=clean)
+
+
 def _demo_options(text: str, simulate) -> dict[str, Any]:
     """Check ``demo:name=value,...`` options against the simulator's keyword arguments."""
     import inspect
@@ -166,6 +200,14 @@ def load_crm(source: Any = "demo") -> CRMData:
           (transactions only);
         * a directory holding ``<table>.parquet`` or ``<table>.csv`` files, one
           per canonical table (as written by :func:`export_crm`);
+        * a database URL understood by ``ibis.connect`` — e.g.
+          ``"postgresql://crm@db.example.com:5432/crm"`` or
+          ``"duckdb:///srv/crm.duckdb"`` — whose tables named like the canonical
+          ones are used where they live (every aggregation runs on that server);
+          query parameters map canonical tables to other table names:
+          ``"postgresql://crm@db/crm?transactions=orders_view"``. Credentials
+          never go in the URL (:func:`crmstats.book.studies.check_no_secrets`
+          refuses them): PostgreSQL reads ``PGPASSWORD`` or ``~/.pgpass``;
         * a ``CRMData``, returned unchanged.
 
     Returns
@@ -175,6 +217,8 @@ def load_crm(source: Any = "demo") -> CRMData:
     if isinstance(source, CRMData):
         return source
     text = str(source).strip()
+    if "://" in text:
+        return _load_database(text)
     head, _, rest = text.partition(":")
     if head == "demo":
         from crmstats.datasets import simulate_crm

@@ -63,3 +63,44 @@ def test_build_paths_on_postgres_equals_duckdb(demo, pg_tables):
     assert len(expected) > 10
     pd.testing.assert_frame_equal(_sorted_paths(got), _sorted_paths(expected),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+def test_a_database_url_is_a_data_source(postgres, pg_tables, demo):
+    import crmstats
+
+    con_url = f"postgresql://crm@127.0.0.1:{postgres.con.info.port}/postgres"
+    crm = crmstats.load_crm(con_url)
+    assert set(demo.table_names()) <= set(crm.table_names()) | {"contacts"}
+    assert crm.transactions.get_backend().name == "postgres"
+    pd.testing.assert_frame_equal(rfm_summary(crm.transactions), rfm_summary(demo.transactions),
+                                  check_dtype=False, check_index_type=False)
+    # canonical tables can map to other names, e.g. a view
+    postgres.raw_sql("CREATE OR REPLACE VIEW orders_view AS SELECT * FROM transactions")
+    mapped = crmstats.load_crm(con_url + "?transactions=orders_view")
+    assert mapped.transactions.get_name() == "orders_view"
+
+
+def test_database_url_errors_are_clear(postgres):
+    import crmstats
+    from crmstats import DataError
+
+    port = postgres.con.info.port
+    with pytest.raises(DataError, match="password"):
+        crmstats.load_crm(f"postgresql://crm:hunter2@127.0.0.1:{port}/postgres")
+    with pytest.raises(DataError, match="nope_table"):
+        crmstats.load_crm(f"postgresql://crm@127.0.0.1:{port}/postgres?transactions=nope_table")
+    with pytest.raises(DataError, match="cannot connect"):
+        crmstats.load_crm("postgresql://crm@127.0.0.1:1/postgres")
+
+
+@pytest.mark.slow
+def test_a_study_runs_on_the_database(postgres, pg_tables, tmp_path):
+    from crmstats.book import read_kpis, run_study
+    from tests.conftest import ROOT
+
+    url = f"postgresql://crm@127.0.0.1:{postgres.con.info.port}/postgres"
+    out = run_study(ROOT / "notebooks" / "data_overview.ipynb", tmp_path / "overview.ipynb",
+                    {"data_source": url}, cwd=ROOT)
+    kpis = read_kpis(out)
+    crm_rows = pg_tables["transactions"].filter(pg_tables["transactions"].amount >= 0)
+    assert kpis["customers"]["value"] == crm_rows.customer_id.nunique().execute()
