@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.crmstats-installed
 PARAMS ?=
 
-.PHONY: help install book studies test test-fast lint format lab data clean clean-book
+.PHONY: help install book studies test test-fast test-spark lint format lab data clean clean-book
 
 help: ## List the targets with a line each
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -30,6 +30,10 @@ test: $(STAMP) ## Run the full test suite (lint, unit, notebooks through papermi
 
 test-fast: $(STAMP) ## Run the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+test-spark: $(STAMP) ## Run the backend tests on Spark in local mode (installs PySpark; needs Java 17)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
+	$(BIN)/python -m pytest --spark -m spark tests/backends
 
 lint: $(STAMP) ## Lint the package, tests and notebooks with ruff
 	$(BIN)/ruff check src tests benchmarks notebooks

@@ -15,6 +15,20 @@ SMALL_DEMO = "demo:seed=3,n_contacts=2000"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--spark", action="store_true", default=False,
+                     help="also run the Spark backend tests (make test-spark)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--spark"):
+        return
+    skip = pytest.mark.skip(reason="Spark tests run with make test-spark (pytest --spark)")
+    for item in items:
+        if "spark" in item.keywords:
+            item.add_marker(skip)
+
+
 def requires_system_tool(found: bool, what: str, install: str) -> None:
     """Skip a test whose system package is absent — or fail when ``CI=true``."""
     if found:

@@ -139,7 +139,7 @@ def build_paths(
     t = t.mutate(converted=ibis.ifelse(t.conv_at.notnull(), 1, 0))  # portable (no bool cast)
 
     journeys = t.group_by("jid").aggregate(
-        path=t.channel.collect(order_by=[t.ts, t.channel]),
+        path=_ordered_channels(t),
         converted=t.converted.max(),
         value=t.value.max(),
     )
@@ -167,6 +167,20 @@ def build_paths(
     out = out.sort_values(["_n", "conversions", "path"], ascending=[False, False, True],
                           kind="mergesort").drop(columns="_n")
     return out.reset_index(drop=True)
+
+
+def _ordered_channels(t):
+    """The journey's channels in time order, as an array aggregate.
+
+    Backends with ordered aggregates (DuckDB, PostgreSQL, ...) collect in
+    order; Spark cannot order ``collect_list``, so there the touches are
+    collected as (time, channel) structs, sorted, and mapped to channels —
+    the same result, still computed where the data lives.
+    """
+    if t.get_backend().name != "pyspark":
+        return t.channel.collect(order_by=[t.ts, t.channel])
+    touches = ibis.struct({"ts": t.ts, "channel": t.channel}).collect()
+    return touches.sort().map(lambda touch: touch.channel)
 
 
 def _attach_decay(t, journeys, out: pd.DataFrame, half_life_s: float) -> pd.DataFrame:

@@ -1,0 +1,62 @@
+"""The aggregation layer on Spark (local mode) equals DuckDB's results.
+
+Run with ``make test-spark`` (installs the ``spark`` extra — PySpark; Java 17
+must be on the machine). ``make test`` leaves these out: they need a JVM and
+take a minute to start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pandas as pd
+import pytest
+
+from tests.backends.test_postgres import CASES, _sorted_paths
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+
+@pytest.fixture(scope="module")
+def spark_tables(demo):
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java (apt-get install openjdk-17-jre-headless)")
+    import ibis
+    from pyspark.sql import SparkSession
+
+    warehouse = tempfile.mkdtemp(prefix="crmstats-spark-")
+    spark = (SparkSession.builder.master("local[2]").appName("crmstats-tests")
+             .config("spark.sql.warehouse.dir", warehouse)
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.ui.enabled", "false")
+             .config("spark.sql.shuffle.partitions", "4")
+             .getOrCreate())
+    con = ibis.pyspark.connect(spark)
+    tables = {}
+    for name, frame in demo.tables().items():
+        spark.createDataFrame(frame).createOrReplaceTempView(name)
+        tables[name] = con.table(name)
+    yield tables
+    spark.stop()
+    shutil.rmtree(warehouse, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_spark_equals_duckdb(name, demo, spark_tables):
+    table, fn = CASES[name]
+    expected = fn(getattr(demo, table))
+    got = fn(spark_tables[table])
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False,
+                                  check_exact=False, rtol=1e-9)
+
+
+def test_build_paths_on_spark_equals_duckdb(demo, spark_tables):
+    from crmstats.attribution import build_paths
+
+    expected = build_paths(demo.touchpoints, demo.conversions)
+    got = build_paths(spark_tables["touchpoints"], spark_tables["conversions"])
+    pd.testing.assert_frame_equal(_sorted_paths(got), _sorted_paths(expected),
+                                  check_dtype=False, check_exact=False, rtol=1e-9)
