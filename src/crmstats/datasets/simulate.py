@@ -520,7 +520,8 @@ def _subscriptions(rng, customers, stats, t0, n_months):
         leaving = tenure_ok & (rng.random(na) < p_churn)
         active &= ~leaving
         churned |= leaving
-        back = churned & ~active & (rng.random(na) < 0.03)
+        # accounts that left in an earlier month may return (one leaving now cannot)
+        back = churned & ~active & ~leaving & (rng.random(na) < 0.03)
         if back.any():
             restart = rng.lognormal(np.log(1000.0), 0.5, back.sum())
             mrr[back] = 0.0
@@ -558,6 +559,11 @@ def _true_survival(rng, stats, n_months, n_draws=20_000):
     rate = rng.gamma(2.0, 0.35 / 2.0, n_draws)
     z = rng.normal(0.0, 1.0, n_draws)
     tickets = rng.poisson(rate[:, None] * np.ones((1, n_months)))
+    # an account is acquired part-way through its first month, so that month's ticket
+    # exposure is a uniform fraction of a month (drawn from a jumped copy of the stream,
+    # which leaves ``rng`` — and so every table — exactly as before)
+    side = np.random.Generator(rng.bit_generator.jumped())
+    tickets[:, 0] = side.poisson(rate * side.random(n_draws))
     alive = np.ones(n_draws, dtype=bool)
     surv = [1.0]
     for m in range(1, n_months):

@@ -1,0 +1,59 @@
+"""Cohort churn and retention, key-account KPIs and service.
+
+Computations on transaction-scale tables are in :mod:`crmstats.churn.summaries`
+(Ibis expressions, run where the data lives); survival analysis on per-customer
+frames in :mod:`crmstats.churn.survival` (statsmodels); figures in
+:mod:`crmstats.churn.plotting`.
+"""
+
+from crmstats.churn.plotting import (
+    plot_cohort_heatmap,
+    plot_hazard_ratios,
+    plot_mrr_bridge,
+    plot_retention_curves,
+    plot_retention_projection,
+    plot_retention_trend,
+    plot_survival,
+)
+from crmstats.churn.summaries import (
+    account_lifetimes,
+    account_months,
+    churn_rate,
+    cohort_table,
+    cross_sell,
+    mrr_bridge,
+    nrr_by_cohort,
+    retention_matrix,
+    service_kpis,
+)
+from crmstats.churn.survival import (
+    ChurnDrivers,
+    SurvivalCurves,
+    churn_drivers,
+    project_retention,
+    survival_curves,
+)
+
+__all__ = [
+    "ChurnDrivers",
+    "SurvivalCurves",
+    "account_lifetimes",
+    "account_months",
+    "churn_drivers",
+    "churn_rate",
+    "cohort_table",
+    "cross_sell",
+    "mrr_bridge",
+    "nrr_by_cohort",
+    "plot_cohort_heatmap",
+    "plot_hazard_ratios",
+    "plot_mrr_bridge",
+    "plot_retention_curves",
+    "plot_retention_projection",
+    "plot_retention_trend",
+    "plot_survival",
+    "project_retention",
+    "retention_matrix",
+    "service_kpis",
+    "survival_curves",
+]

@@ -1,0 +1,170 @@
+"""Figures of the churn and key-account studies; each returns its matplotlib Axes."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from crmstats.plotting import get_ax, require_columns
+
+__all__ = [
+    "plot_cohort_heatmap",
+    "plot_hazard_ratios",
+    "plot_mrr_bridge",
+    "plot_retention_curves",
+    "plot_retention_projection",
+    "plot_retention_trend",
+    "plot_survival",
+]
+
+
+def _cohort_labels(index: pd.Index) -> list[str]:
+    if isinstance(index, pd.DatetimeIndex):
+        return [d.strftime("%Y-%m") for d in index]
+    return [str(i) for i in index]
+
+
+def plot_cohort_heatmap(table: pd.DataFrame, ax: plt.Axes | None = None, *,
+                        title: str = "Retention by acquisition cohort",
+                        percent: bool = True) -> plt.Axes:
+    """Heatmap of a cohort table (rows: cohorts, columns: age)."""
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise ValueError("expected the DataFrame returned by cohort_table or retention_matrix")
+    ax = get_ax(ax, figsize=(10, max(3.0, 0.28 * len(table) + 1.5)))
+    data = table.astype(float)
+    sns.heatmap(data, ax=ax, cmap="viridis", annot=len(table.columns) <= 14,
+                fmt=".0%" if percent else ".0f", cbar_kws={"shrink": 0.7},
+                yticklabels=_cohort_labels(table.index), linewidths=0.3,
+                annot_kws={"fontsize": 7})
+    ax.set_xlabel(f"periods since acquisition ({table.columns.name or 'age'})")
+    ax.set_ylabel(table.index.name or "cohort")
+    ax.set_title(title)
+    return ax
+
+
+def plot_retention_curves(retention: pd.DataFrame, ax: plt.Axes | None = None, *,
+                          max_cohorts: int = 8) -> plt.Axes:
+    """Retention curves of the largest-age cohorts, one line each, plus the average."""
+    if not isinstance(retention, pd.DataFrame) or retention.empty:
+        raise ValueError("expected the DataFrame returned by retention_matrix")
+    ax = get_ax(ax)
+    shown = retention.iloc[:: max(1, len(retention) // max_cohorts)]
+    for label, row in zip(_cohort_labels(shown.index), shown.itertuples(index=False),
+                          strict=True):
+        ax.plot(retention.columns, np.asarray(row, float), lw=1, alpha=0.6, label=label)
+    ax.plot(retention.columns, retention.mean(axis=0, skipna=True), color="black", lw=2.5,
+            label="average")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("periods since acquisition")
+    ax.set_ylabel("customers buying")
+    ax.set_title("Retention curves by cohort")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_survival(curves, ax: plt.Axes | None = None, *, truth: pd.Series | None = None,
+                  title: str = "Survival (Kaplan-Meier) with 95 % bands") -> plt.Axes:
+    """Kaplan-Meier step curves with simultaneous 95 % bands per group (and a true curve)."""
+    frame = getattr(curves, "curves", curves)
+    require_columns(frame, ["group", "time", "survival", "lower", "upper"], "survival_curves")
+    ax = get_ax(ax)
+    for group, c in frame.groupby("group", sort=False):
+        line = ax.step(c["time"], c["survival"], where="post", label=str(group))[0]
+        lo, hi = ("band_lower", "band_upper") if "band_lower" in c else ("lower", "upper")
+        ax.fill_between(c["time"], c[lo], c[hi], step="post", alpha=0.2,
+                        color=line.get_color())
+    if truth is not None:
+        ax.step(truth.index, truth.to_numpy(), where="post", color="black", ls="--",
+                label="true survival (simulator)")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("tenure (periods)")
+    ax.set_ylabel("still active")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_hazard_ratios(drivers, ax: plt.Axes | None = None) -> plt.Axes:
+    """Forest plot of hazard ratios with 95 % intervals (log scale)."""
+    table = getattr(drivers, "table", drivers)
+    require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "churn_drivers")
+    ax = get_ax(ax, figsize=(7, 0.5 * len(table) + 1.5))
+    y = np.arange(len(table))[::-1]
+    ax.errorbar(table["hazard_ratio"], y,
+                xerr=[table["hazard_ratio"] - table["lower"],
+                      table["upper"] - table["hazard_ratio"]],
+                fmt="o", color="tab:red", capsize=3)
+    ax.axvline(1.0, color="grey", ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{i}  (p={p:.3g})" for i, p in zip(table.index, table["p_value"],
+                                                               strict=True)])
+    ax.set_xlabel("hazard ratio (> 1: churns sooner)")
+    ax.set_title("Churn drivers (Cox proportional hazards)")
+    return ax
+
+
+def plot_mrr_bridge(bridge: pd.DataFrame, ax: plt.Axes | None = None, *,
+                    last: int | None = 12) -> plt.Axes:
+    """Waterfall from starting to ending MRR over the last ``last`` periods."""
+    require_columns(bridge, ["start", "new", "expansion", "contraction", "churned",
+                             "reactivated", "end"], "mrr_bridge")
+    part = bridge.iloc[-last:] if last else bridge
+    steps = [("start", part["start"].iloc[0]), ("new", part["new"].sum()),
+             ("expansion", part["expansion"].sum()), ("reactivated", part["reactivated"].sum()),
+             ("contraction", -part["contraction"].sum()), ("churned", -part["churned"].sum())]
+    ax = get_ax(ax, figsize=(9, 4))
+    level = 0.0
+    for i, (_, value) in enumerate(steps):
+        if i == 0:
+            ax.bar(i, value, color="tab:grey")
+            level = value
+            continue
+        color = "tab:green" if value >= 0 else "tab:red"
+        ax.bar(i, value, bottom=level, color=color)
+        level += value
+    ax.bar(len(steps), part["end"].iloc[-1], color="tab:blue")
+    ax.set_xticks(range(len(steps) + 1))
+    ax.set_xticklabels([s for s, _ in steps] + ["end"])
+    first, final = part.index[0], part.index[-1]
+    fmt = (lambda d: d.strftime("%Y-%m")) if isinstance(part.index, pd.DatetimeIndex) else str
+    ax.set_title(f"MRR bridge {fmt(first)} to {fmt(final)}")
+    ax.set_ylabel("MRR")
+    return ax
+
+
+def plot_retention_trend(bridge: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Net and gross revenue retention per period."""
+    require_columns(bridge, ["nrr", "grr"], "mrr_bridge")
+    ax = get_ax(ax)
+    ax.plot(bridge.index, bridge["nrr"], marker="o", label="NRR (net revenue retention)")
+    ax.plot(bridge.index, bridge["grr"], marker="o", label="GRR (gross revenue retention)")
+    ax.axhline(1.0, color="grey", ls="--", lw=1)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_title("Revenue retention per period")
+    ax.legend()
+    return ax
+
+
+def plot_retention_projection(projection: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Observed survival vs the sBG projection, per cohort (fit ages marked)."""
+    require_columns(projection, ["cohort", "age", "observed", "projected", "fitted"],
+                    "project_retention")
+    ax = get_ax(ax)
+    for cohort, c in projection.groupby("cohort"):
+        label = pd.Timestamp(cohort).strftime("%Y-%m") if not isinstance(cohort, str) else cohort
+        line = ax.plot(c["age"], c["projected"], ls="--", lw=1.2)[0]
+        ax.plot(c["age"], c["observed"], marker="o", ms=3, lw=0, color=line.get_color(),
+                label=label)
+        fit = c[c["fitted"]]
+        ax.plot(fit["age"], fit["observed"], marker="o", ms=6, lw=0, mfc="none",
+                color=line.get_color())
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("age (months)")
+    ax.set_ylabel("accounts still active")
+    ax.set_title("sBG projection (dashed) vs observed (dots); circled: calibration")
+    ax.legend(fontsize=7, ncol=2, title="cohort")
+    return ax

@@ -1,0 +1,384 @@
+"""Survival of customers and accounts: Kaplan-Meier, log-rank, Cox drivers, sBG projection.
+
+Works on small per-customer frames (one row per customer or account, e.g. from
+:func:`crmstats.churn.account_lifetimes`), so plain pandas and statsmodels.
+
+References
+----------
+.. [1] Kaplan, E. L. and Meier, P. (1958). Nonparametric estimation from
+   incomplete observations. JASA 53(282), 457-481.
+.. [2] Cox, D. R. (1972). Regression models and life-tables. JRSS B 34(2), 187-220.
+.. [5] Hall, W. J. and Wellner, J. A. (1980). Confidence bands for a survival
+   curve from censored data. Biometrika 67(1), 133-143.
+.. [3] Grambsch, P. M. and Therneau, T. M. (1994). Proportional hazards tests and
+   diagnostics based on weighted residuals. Biometrika 81(3), 515-526.
+.. [4] Fader, P. S. and Hardie, B. G. S. (2007). How to project customer
+   retention. Journal of Interactive Marketing 21(1), 76-90.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from crmstats.exceptions import ConvergenceWarning, DataError
+
+__all__ = ["ChurnDrivers", "SurvivalCurves", "churn_drivers", "project_retention",
+           "survival_curves"]
+
+
+def _frame(data, columns: Sequence[str], what: str) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"{what}: expected a DataFrame with one row per customer, got "
+                        f"{type(data).__name__}", table=what)
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise DataError(f"{what} table: missing column(s) {', '.join(missing)}", table=what,
+                        column=missing[0])
+    if data.empty:
+        raise DataError(f"{what} table is empty", table=what)
+    return data
+
+
+def _durations(data: pd.DataFrame, duration_col: str, event_col: str, what: str):
+    d = pd.to_numeric(data[duration_col], errors="coerce").to_numpy(dtype=float)
+    e = pd.to_numeric(data[event_col], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(d) | (d < 0)
+    if bad.any():
+        rows = list(data.index[bad][:5])
+        raise DataError(f"{what} table, column {duration_col!r}: missing or negative "
+                        f"durations, e.g. rows {rows}", table=what, column=duration_col,
+                        rows=rows)
+    bad = ~np.isin(e, (0.0, 1.0))
+    if bad.any():
+        rows = list(data.index[bad][:5])
+        raise DataError(f"{what} table, column {event_col!r}: events must be 0 (censored) "
+                        f"or 1 (churned), e.g. rows {rows}", table=what, column=event_col,
+                        rows=rows)
+    return d, e.astype(int)
+
+
+@dataclass
+class SurvivalCurves:
+    """Result of :func:`survival_curves`.
+
+    Attributes
+    ----------
+    curves : pandas.DataFrame
+        Columns ``group``, ``time``, ``survival``, ``lower``, ``upper``,
+        ``band_lower``, ``band_upper``, ``at_risk``: the Kaplan-Meier step
+        function with pointwise log(-log) confidence intervals and a
+        simultaneous Hall-Wellner band (which covers the whole true curve
+        with the stated confidence), starting at time 0 with survival 1.
+    medians : pandas.DataFrame
+        Index ``group``; ``customers``, ``events``, ``median`` lifetime and its
+        confidence interval ``lower``/``upper`` (NaN where not reached).
+    logrank : pandas.Series or None
+        ``statistic``, ``df`` and ``p_value`` of the log-rank test between
+        groups (None for one group).
+    """
+
+    curves: pd.DataFrame
+    medians: pd.DataFrame
+    logrank: pd.Series | None
+
+    def at(self, times) -> pd.DataFrame:
+        """Survival (and band) of each group at the given times (step function)."""
+        rows = []
+        for group, curve in self.curves.groupby("group", sort=False):
+            idx = np.searchsorted(curve["time"].to_numpy(), np.asarray(times, float),
+                                  side="right") - 1
+            part = curve.iloc[np.clip(idx, 0, None)][
+                ["survival", "lower", "upper", "band_lower", "band_upper"]].copy()
+            part.insert(0, "time", np.asarray(times, float))
+            part.insert(0, "group", group)
+            rows.append(part)
+        return pd.concat(rows, ignore_index=True)
+
+
+def survival_curves(
+    customers: pd.DataFrame,
+    *,
+    duration_col: str = "tenure",
+    event_col: str = "churned",
+    group_col: str | None = None,
+    alpha: float = 0.05,
+) -> SurvivalCurves:
+    """Kaplan-Meier survival per group, median lifetime, and the log-rank test [1]_.
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        One row per customer or account.
+    duration_col : str
+        Time observed (e.g. months of tenure).
+    event_col : str
+        1 if the customer churned at that time, 0 if still active (censored).
+    group_col : str, optional
+        Column whose values are compared (e.g. segment, acquisition channel).
+    alpha : float
+        1 − confidence of the bands and median intervals.
+
+    Returns
+    -------
+    SurvivalCurves
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+
+    cols = [duration_col, event_col] + ([group_col] if group_col else [])
+    data = _frame(customers, cols, "customers")
+    d, e = _durations(data, duration_col, event_col, "customers")
+    groups = (data[group_col].astype(str).to_numpy() if group_col
+              else np.full(len(data), "all", dtype=object))
+    z = stats.norm.ppf(1 - alpha / 2)
+    curves, medians = [], []
+    for g in pd.unique(groups):
+        mask = groups == g
+        sf = SurvfuncRight(d[mask], e[mask])
+        times = np.asarray(sf.surv_times, float)
+        s = np.asarray(sf.surv_prob, float)
+        se = np.asarray(sf.surv_prob_se, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # log(-log S) transform keeps the band inside (0, 1)
+            theta = se / (s * np.abs(np.log(s)))
+            lower = s ** np.exp(z * theta)
+            upper = s ** np.exp(-z * theta)
+        lower = np.where(np.isfinite(lower), lower, np.where(s >= 1, 1.0, 0.0))
+        upper = np.where(np.isfinite(upper), upper, np.where(s >= 1, 1.0, s))
+        # simultaneous (Hall-Wellner) band: covers the whole curve with 1 - alpha
+        try:
+            band_lo, band_hi = sf.simultaneous_cb(alpha=alpha, method="hw", transform="log")
+            band_lo = np.where(np.isfinite(band_lo), band_lo, lower)
+            band_hi = np.where(np.isfinite(band_hi), np.minimum(band_hi, 1.0), upper)
+        except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+            band_lo, band_hi = lower, upper
+        curves.append(pd.DataFrame({
+            "group": g, "time": np.concatenate([[0.0], times]),
+            "survival": np.concatenate([[1.0], s]),
+            "lower": np.concatenate([[1.0], lower]), "upper": np.concatenate([[1.0], upper]),
+            "band_lower": np.concatenate([[1.0], band_lo]),
+            "band_upper": np.concatenate([[1.0], band_hi]),
+            "at_risk": np.concatenate([[mask.sum()], np.asarray(sf.n_risk, float)]),
+        }))
+        med = sf.quantile(0.5)
+        try:
+            lo, hi = sf.quantile_ci(0.5, alpha=alpha)
+        except (ValueError, ZeroDivisionError, IndexError):  # too few events for an interval
+            lo, hi = np.nan, np.nan
+        medians.append({"group": g, "customers": int(mask.sum()), "events": int(e[mask].sum()),
+                        "median": float(med) if med is not None else np.nan,
+                        "lower": float(lo) if lo is not None else np.nan,
+                        "upper": float(hi) if hi is not None else np.nan})
+    logrank = None
+    if len(medians) > 1:
+        chisq, p = survdiff(d, e, groups)
+        logrank = pd.Series({"statistic": float(chisq), "df": len(medians) - 1,
+                             "p_value": float(p)}, name="log-rank")
+    return SurvivalCurves(pd.concat(curves, ignore_index=True),
+                          pd.DataFrame(medians).set_index("group"), logrank)
+
+
+@dataclass
+class ChurnDrivers:
+    """Result of :func:`churn_drivers`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Index: covariate; ``coef`` (log hazard ratio), ``hazard_ratio``,
+        ``lower``/``upper`` (95 % interval of the ratio), ``p_value``.
+    ph_test : pandas.DataFrame
+        Index: covariate; ``rho`` (correlation of the scaled Schoenfeld
+        residuals with the rank of the event times) and ``p_value``: a small
+        p-value means the covariate's effect changes over time, i.e. the
+        proportional-hazards assumption fails for it [3]_.
+    n : int
+        Customers used; ``events``: churn events.
+    """
+
+    table: pd.DataFrame
+    ph_test: pd.DataFrame
+    n: int
+    events: int
+
+
+def churn_drivers(
+    customers: pd.DataFrame,
+    *,
+    duration_col: str = "tenure",
+    event_col: str = "churned",
+    covariates: Sequence[str],
+    entry_col: str | None = None,
+    standardize: bool = False,
+) -> ChurnDrivers:
+    """Cox proportional-hazards model of churn: hazard ratios with CIs and p-values [2]_.
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        One row per customer or account.
+    duration_col, event_col : str
+        Time observed and churn indicator (1 churned, 0 censored). In
+        counting-process form (one row per interval, as from
+        :func:`crmstats.churn.account_months`), the interval's end.
+    covariates : sequence of str
+        Numeric driver columns (encode categories as indicators first).
+    entry_col : str, optional
+        The interval's start, for covariates that change over time (delayed
+        entry); omit for one row per customer.
+    standardize : bool
+        Scale each covariate to unit standard deviation, so hazard ratios are
+        per standard deviation.
+
+    Returns
+    -------
+    ChurnDrivers
+    """
+    from statsmodels.duration.hazard_regression import PHReg
+
+    covariates = list(covariates)
+    if not covariates:
+        raise ValueError("churn_drivers needs at least one covariate")
+    needed = [duration_col, event_col, *covariates] + ([entry_col] if entry_col else [])
+    data = _frame(customers, needed, "customers")
+    d, e = _durations(data, duration_col, event_col, "customers")
+    entry = None
+    if entry_col:
+        entry = pd.to_numeric(data[entry_col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(entry) | (entry < 0) | (entry >= d)
+        if bad.any():
+            rows = list(data.index[bad][:5])
+            raise DataError(f"customers table, column {entry_col!r}: an interval must start "
+                            f"at or after 0 and before its end, e.g. rows {rows}",
+                            table="customers", column=entry_col, rows=rows)
+    x = data[covariates].apply(pd.to_numeric, errors="coerce")
+    bad = ~np.isfinite(x.to_numpy(dtype=float)).all(axis=1)
+    if bad.any():
+        col = x.columns[~np.isfinite(x.to_numpy(dtype=float)).all(axis=0)][0]
+        rows = list(data.index[bad][:5])
+        raise DataError(f"customers table, column {col!r}: missing or non-numeric covariate "
+                        f"values, e.g. rows {rows}", table="customers", column=col, rows=rows)
+    if e.sum() < len(covariates) + 1:
+        raise DataError(f"customers table: {int(e.sum())} churn event(s) cannot estimate "
+                        f"{len(covariates)} hazard ratio(s)", table="customers", column=event_col)
+    xv = x.to_numpy(dtype=float)
+    if standardize:
+        sd = xv.std(axis=0, ddof=1)
+        xv = (xv - xv.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = PHReg(d, xv, status=e, entry=entry, ties="efron").fit()
+    for w in caught:
+        if "converge" in str(w.message).lower():
+            warnings.warn(f"churn_drivers: {w.message}", ConvergenceWarning, stacklevel=2)
+    coef = np.asarray(result.params, float)
+    se = np.asarray(result.bse, float)
+    z = stats.norm.ppf(0.975)
+    table = pd.DataFrame({
+        "coef": coef, "hazard_ratio": np.exp(coef), "lower": np.exp(coef - z * se),
+        "upper": np.exp(coef + z * se), "p_value": np.asarray(result.pvalues, float),
+    }, index=pd.Index(covariates, name="covariate"))
+    # Grambsch-Therneau style check: scaled Schoenfeld residuals vs rank of event time
+    resid = np.asarray(result.schoenfeld_residuals, float)
+    events = e == 1
+    ranks = stats.rankdata(d[events])
+    rows = []
+    for j, name in enumerate(covariates):
+        r = resid[events, j]
+        ok = np.isfinite(r)
+        if ok.sum() > 2 and np.std(r[ok]) > 0:
+            rho, p = stats.pearsonr(ranks[ok], r[ok])
+        else:
+            rho, p = np.nan, np.nan
+        rows.append({"covariate": name, "rho": float(rho), "p_value": float(p)})
+    return ChurnDrivers(table, pd.DataFrame(rows).set_index("covariate"), int(len(d)),
+                        int(e.sum()))
+
+
+def project_retention(
+    lifetimes: pd.DataFrame,
+    *,
+    fit_periods: int = 6,
+    cohort_col: str = "start",
+    duration_col: str = "tenure",
+    event_col: str = "churned",
+    cohort_freq: str = "Q",
+    min_size: int = 10,
+) -> pd.DataFrame:
+    """Fit the shifted-beta-geometric model per cohort and project its retention [4]_.
+
+    For each start cohort, the survivors at ages 0..``fit_periods`` (from
+    the accounts' tenure and churn flags, as a contractual business sees them)
+    calibrate a :class:`~crmstats.clv.ShiftedBetaGeoModel`; its survival
+    curve is then projected over every later age and set beside the survival
+    actually observed there.
+
+    Parameters
+    ----------
+    lifetimes : pandas.DataFrame
+        One row per account, e.g. :func:`crmstats.churn.account_lifetimes`.
+    fit_periods : int
+        Ages used to fit; later ages are projection.
+    cohort_col : str
+        Start period column; cohorts group it by ``cohort_freq``.
+    duration_col, event_col : str
+        Tenure (periods) and churn indicator.
+    cohort_freq : str
+        Cohort granularity ("M", "Q", "Y").
+    min_size : int
+        Cohorts with fewer accounts are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cohort and age: ``cohort``, ``age``, ``observed`` (share
+        surviving, NaN where not yet observable), ``projected``, ``fitted``
+        (True on calibration ages), and the cohort's ``alpha``, ``beta`` and
+        ``expected_lifetime`` (periods, from the fit).
+    """
+    from crmstats.clv import ShiftedBetaGeoModel
+
+    data = _frame(lifetimes, [cohort_col, duration_col, event_col], "lifetimes")
+    d, e = _durations(data, duration_col, event_col, "lifetimes")
+    start = pd.to_datetime(data[cohort_col])
+    cohorts = start.dt.to_period(cohort_freq).dt.start_time
+    rows = []
+    for cohort, idx in pd.Series(np.arange(len(data))).groupby(cohorts.to_numpy()):
+        pos = idx.to_numpy()
+        if len(pos) < min_size:
+            continue
+        dd, ee = d[pos], e[pos]
+        # "alive at age a" means tenure > a; a censored account with tenure t is known
+        # alive up to age t - 1 and unknown after, so ages up to the smallest such t - 1
+        # are observed for the whole cohort
+        censored = dd[ee == 0]
+        observable = int(censored.min() - 1) if len(censored) else int(dd.max())
+        ages = np.arange(0, int(dd.max()) + 1)
+        n_fit = min(int(fit_periods), observable)
+        if n_fit < 2:
+            continue
+        counts = [int((dd > a).sum()) for a in range(0, n_fit + 1)]
+        counts[0] = len(pos)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                model = ShiftedBetaGeoModel().fit(counts)
+            except DataError:
+                continue
+        projected = np.asarray(model.survival(ages), float)
+        observed = np.array([(dd > a).mean() if a <= observable else np.nan for a in ages])
+        lifetime = float(model.expected_lifetime())
+        for a in ages:
+            rows.append({"cohort": cohort, "age": int(a), "observed": observed[a],
+                         "projected": projected[a], "fitted": bool(a <= n_fit),
+                         "alpha": model.params_["alpha"], "beta": model.params_["beta"],
+                         "expected_lifetime": lifetime})
+    if not rows:
+        raise DataError("lifetimes: no cohort is large enough (min_size) and observed long "
+                        "enough to fit the sBG model", table="lifetimes", column=cohort_col)
+    return pd.DataFrame(rows)
