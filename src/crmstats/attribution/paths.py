@@ -170,7 +170,7 @@ def build_paths(
 
 
 def _ordered_channels(t):
-    """The journey's channels in time order, as an array aggregate.
+    """Return the journey's channels in time order, as an array aggregate.
 
     Backends with ordered aggregates (DuckDB, PostgreSQL, ...) collect in
     order; Spark cannot order ``collect_list``, so there the touches are
