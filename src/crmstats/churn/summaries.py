@@ -204,9 +204,11 @@ def churn_rate(
                         ).aggregate()
     w = ibis.window(group_by=occ.customer_id, order_by=occ.p)
     occ = occ.mutate(prev_p=occ.p.lag().over(w), next_p=occ.p.lead().over(w))
-    # this purchase starts an active spell when the previous one is >= n periods old
+    # this purchase starts a new active spell when the previous one lies more than n
+    # periods back (the customer churned n periods after it); a gap of exactly n is
+    # bought in the very period the customer would have churned, so it never churns
     starts = occ.mutate(
-        kind=ibis.cases((occ.prev_p.isnull(), "new"), (occ.p - occ.prev_p >= n, "returned"),
+        kind=ibis.cases((occ.prev_p.isnull(), "new"), (occ.p - occ.prev_p > n, "returned"),
                         else_="continuing"))
     spells = starts.filter(starts.kind != "continuing")
     starting = spells.group_by(["p", "kind"]).aggregate(n=spells.count())
