@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from crmstats.churn import churn_rate, cohort_table, cross_sell, mrr_bridge, service_kpis
 from crmstats.clv import calibration_holdout_split, rfm_summary
 from crmstats.overview import customer_revenue, monthly_activity, spend_by_channel, stage_counts
 
@@ -26,6 +27,13 @@ CASES = {
     "customer_revenue": ("transactions", lambda t: customer_revenue(t).to_frame()),
     "stage_counts": ("stage_events", lambda t: stage_counts(t)),
     "spend_by_channel": ("spend", lambda t: spend_by_channel(t, period="M")),
+    "cohort_table": ("transactions", lambda t: cohort_table(t, period="M")),
+    "cohort_table-weeks-revenue": ("transactions",
+                                   lambda t: cohort_table(t, period="W", metric="revenue")),
+    "churn_rate": ("transactions", lambda t: churn_rate(t, churned_after=2)),
+    "mrr_bridge": ("subscriptions", lambda t: mrr_bridge(t)),
+    "cross_sell": ("subscriptions", lambda t: cross_sell(t)),
+    "service_kpis": ("tickets", lambda t: service_kpis(t)),
 }
 
 
