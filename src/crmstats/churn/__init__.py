@@ -7,12 +7,15 @@ frames in :mod:`crmstats.churn.survival` (statsmodels); figures in
 """
 
 from crmstats.churn.plotting import (
+    plot_churn_rate,
     plot_cohort_heatmap,
+    plot_cross_sell,
     plot_hazard_ratios,
     plot_mrr_bridge,
     plot_retention_curves,
     plot_retention_projection,
     plot_retention_trend,
+    plot_service_kpis,
     plot_survival,
 )
 from crmstats.churn.summaries import (
@@ -45,12 +48,15 @@ __all__ = [
     "cross_sell",
     "mrr_bridge",
     "nrr_by_cohort",
+    "plot_churn_rate",
     "plot_cohort_heatmap",
+    "plot_cross_sell",
     "plot_hazard_ratios",
     "plot_mrr_bridge",
     "plot_retention_curves",
     "plot_retention_projection",
     "plot_retention_trend",
+    "plot_service_kpis",
     "plot_survival",
     "project_retention",
     "retention_matrix",

@@ -10,12 +10,15 @@ import seaborn as sns
 from crmstats.plotting import get_ax, require_columns
 
 __all__ = [
+    "plot_churn_rate",
     "plot_cohort_heatmap",
+    "plot_cross_sell",
     "plot_hazard_ratios",
     "plot_mrr_bridge",
     "plot_retention_curves",
     "plot_retention_projection",
     "plot_retention_trend",
+    "plot_service_kpis",
     "plot_survival",
 ]
 
@@ -34,7 +37,11 @@ def plot_cohort_heatmap(table: pd.DataFrame, ax: plt.Axes | None = None, *,
         raise ValueError("expected the DataFrame returned by cohort_table or retention_matrix")
     ax = get_ax(ax, figsize=(10, max(3.0, 0.28 * len(table) + 1.5)))
     data = table.astype(float)
-    sns.heatmap(data, ax=ax, cmap="viridis", annot=len(table.columns) <= 14,
+    later = data.iloc[:, 1:] if data.shape[1] > 1 else data
+    # age 0 is 100 % by definition; scale the colours to the later ages
+    vmax = float(np.nanmax(later.to_numpy())) if percent and np.isfinite(later).any().any() \
+        else None
+    sns.heatmap(data, ax=ax, cmap="viridis", annot=len(table.columns) <= 14, vmax=vmax,
                 fmt=".0%" if percent else ".0f", cbar_kws={"shrink": 0.7},
                 yticklabels=_cohort_labels(table.index), linewidths=0.3,
                 annot_kws={"fontsize": 7})
@@ -167,4 +174,59 @@ def plot_retention_projection(projection: pd.DataFrame, ax: plt.Axes | None = No
     ax.set_ylabel("accounts still active")
     ax.set_title("sBG projection (dashed) vs observed (dots); circled: calibration")
     ax.legend(fontsize=7, ncol=2, title="cohort")
+    return ax
+
+
+def plot_churn_rate(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Active customers (bars) and the churn rate (line) per period."""
+    require_columns(rates, ["active_start", "churned", "churn_rate"], "churn_rate")
+    ax = get_ax(ax)
+    ax.bar(rates.index, rates["active_start"], width=20 if len(rates) < 60 else 5,
+           color="tab:blue", alpha=0.35, label="active at period start")
+    ax.set_ylabel("active customers")
+    twin = ax.twinx()
+    twin.plot(rates.index, rates["churn_rate"], color="tab:red", marker="o", ms=3,
+              label="churn rate")
+    twin.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    twin.set_ylabel("churn rate")
+    twin.set_ylim(0, max(0.05, float(rates["churn_rate"].max(skipna=True) or 0) * 1.2))
+    ax.set_title("Active customers and churn per period")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    return ax
+
+
+def plot_cross_sell(cross: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Cross-sell and upsell rates per period, with categories per account."""
+    require_columns(cross, ["cross_sell_rate", "upsell_rate", "categories_per_account"],
+                    "cross_sell")
+    ax = get_ax(ax)
+    ax.plot(cross.index, cross["cross_sell_rate"], marker="o", ms=3, label="cross-sell rate")
+    ax.plot(cross.index, cross["upsell_rate"], marker="o", ms=3, label="upsell rate")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    twin = ax.twinx()
+    twin.plot(cross.index, cross["categories_per_account"], color="grey", ls="--",
+              label="categories per account")
+    twin.set_ylabel("categories per account")
+    ax.set_title("Cross-sell and upsell of key accounts")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    return ax
+
+
+def plot_service_kpis(service: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Tickets per period (bars) and the share resolved within target (line)."""
+    require_columns(service, ["tickets", "within_target", "median_hours"], "service_kpis")
+    ax = get_ax(ax)
+    ax.bar(service.index, service["tickets"], width=20 if len(service) < 60 else 5,
+           color="tab:purple", alpha=0.35, label="tickets opened")
+    ax.set_ylabel("tickets")
+    twin = ax.twinx()
+    twin.plot(service.index, service["within_target"], color="tab:green", marker="o", ms=3,
+              label="resolved within target")
+    twin.set_ylim(0, 1.05)
+    twin.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_title("Service: tickets and resolution within target")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
     return ax

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from crmstats.exceptions import ConvergenceWarning, DataError
+from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
 
 __all__ = ["ChurnDrivers", "SurvivalCurves", "churn_drivers", "project_retention",
            "survival_curves"]
@@ -312,11 +312,14 @@ def project_retention(
 ) -> pd.DataFrame:
     """Fit the shifted-beta-geometric model per cohort and project its retention [4]_.
 
-    For each start cohort, the survivors at ages 0..``fit_periods`` (from
-    the accounts' tenure and churn flags, as a contractual business sees them)
-    calibrate a :class:`~crmstats.clv.ShiftedBetaGeoModel`; its survival
-    curve is then projected over every later age and set beside the survival
-    actually observed there.
+    For each start cohort, what was known after ``fit_periods`` periods —
+    churns up to then, and every other account censored there or at its own
+    last observed period — calibrates a
+    :class:`~crmstats.clv.ShiftedBetaGeoModel` (its censored likelihood);
+    the survival curve is then projected over every later age and set beside
+    the Kaplan-Meier survival actually observed. When no cohort has
+    ``min_size`` accounts, the accounts are projected pooled (a DataWarning
+    says so).
 
     Parameters
     ----------
@@ -336,49 +339,69 @@ def project_retention(
     Returns
     -------
     pandas.DataFrame
-        One row per cohort and age: ``cohort``, ``age``, ``observed`` (share
-        surviving, NaN where not yet observable), ``projected``, ``fitted``
+        One row per cohort and age: ``cohort``, ``age``, ``observed``
+        (Kaplan-Meier, NaN beyond the follow-up), ``projected``, ``fitted``
         (True on calibration ages), and the cohort's ``alpha``, ``beta`` and
         ``expected_lifetime`` (periods, from the fit).
     """
-    from crmstats.clv import ShiftedBetaGeoModel
-
     data = _frame(lifetimes, [cohort_col, duration_col, event_col], "lifetimes")
     d, e = _durations(data, duration_col, event_col, "lifetimes")
     start = pd.to_datetime(data[cohort_col])
     cohorts = start.dt.to_period(cohort_freq).dt.start_time
-    rows = []
-    for cohort, idx in pd.Series(np.arange(len(data))).groupby(cohorts.to_numpy()):
-        pos = idx.to_numpy()
-        if len(pos) < min_size:
-            continue
-        dd, ee = d[pos], e[pos]
-        # "alive at age a" means tenure > a; a censored account with tenure t is known
-        # alive up to age t - 1 and unknown after, so ages up to the smallest such t - 1
-        # are observed for the whole cohort
-        censored = dd[ee == 0]
-        observable = int(censored.min() - 1) if len(censored) else int(dd.max())
-        ages = np.arange(0, int(dd.max()) + 1)
-        n_fit = min(int(fit_periods), observable)
-        if n_fit < 2:
-            continue
-        counts = [int((dd > a).sum()) for a in range(0, n_fit + 1)]
-        counts[0] = len(pos)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            try:
-                model = ShiftedBetaGeoModel().fit(counts)
-            except DataError:
-                continue
-        projected = np.asarray(model.survival(ages), float)
-        observed = np.array([(dd > a).mean() if a <= observable else np.nan for a in ages])
-        lifetime = float(model.expected_lifetime())
-        for a in ages:
-            rows.append({"cohort": cohort, "age": int(a), "observed": observed[a],
-                         "projected": projected[a], "fitted": bool(a <= n_fit),
-                         "alpha": model.params_["alpha"], "beta": model.params_["beta"],
-                         "expected_lifetime": lifetime})
+    rows = _project_cohorts(d, e, cohorts.to_numpy(), fit_periods, min_size)
+    if not rows:
+        # too few accounts per cohort: project the pooled accounts instead
+        rows = _project_cohorts(d, e, np.full(len(data), "all", dtype=object), fit_periods,
+                                min(min_size, 5))
+        if rows:
+            warnings.warn(f"project_retention: no {cohort_freq} cohort has {min_size} accounts "
+                          "observed long enough; the accounts are projected pooled",
+                          DataWarning, stacklevel=2)
     if not rows:
         raise DataError("lifetimes: no cohort is large enough (min_size) and observed long "
                         "enough to fit the sBG model", table="lifetimes", column=cohort_col)
     return pd.DataFrame(rows)
+
+
+def _project_cohorts(d, e, cohorts, fit_periods, min_size) -> list[dict]:
+    """Fit sBG per cohort on what was known after ``fit_periods``; compare with Kaplan-Meier."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    from crmstats.clv import ShiftedBetaGeoModel
+
+    rows = []
+    k = int(fit_periods)
+    for cohort, idx in pd.Series(np.arange(len(d))).groupby(cohorts):
+        pos = idx.to_numpy()
+        if len(pos) < min_size:
+            continue
+        dd, ee = d[pos], e[pos]
+        # sBG durations: a churn at tenure t is T = t; an account still active after
+        # tenure t has survived t - 1 renewals. Calibration sees ages up to k only.
+        churn_seen = (ee == 1) & (dd <= k)
+        duration = np.where(churn_seen, dd, np.minimum(np.where(ee == 1, dd, dd - 1), k))
+        frame = pd.DataFrame({"duration": duration, "churned": churn_seen.astype(int)})
+        if churn_seen.sum() < 1 or (frame["duration"] > 0).sum() < 2:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                model = ShiftedBetaGeoModel().fit(frame)
+            except DataError:
+                continue
+        ages = np.arange(0, int(dd.max()) + 1)
+        projected = np.asarray(model.survival(ages), float)
+        km = SurvfuncRight(dd, ee)
+        steps = np.concatenate([[0.0], np.asarray(km.surv_times, float)])
+        values = np.concatenate([[1.0], np.asarray(km.surv_prob, float)])
+        # observed (Kaplan-Meier) survival, defined while someone is still at risk
+        horizon = dd.max() if (ee == 1).all() else dd[ee == 0].max() - 1
+        observed = np.where(ages <= horizon,
+                            values[np.searchsorted(steps, ages, side="right") - 1], np.nan)
+        lifetime = float(model.expected_lifetime())
+        for a in ages:
+            rows.append({"cohort": cohort, "age": int(a), "observed": observed[a],
+                         "projected": projected[a], "fitted": bool(a <= k),
+                         "alpha": model.params_["alpha"], "beta": model.params_["beta"],
+                         "expected_lifetime": lifetime})
+    return rows
