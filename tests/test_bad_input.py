@@ -17,7 +17,15 @@ import pandas as pd
 import pytest
 
 import crmstats
-from crmstats import ConvergenceWarning, CRMStatsError, DataError, DataWarning, validate
+from crmstats import (
+    ConvergenceWarning,
+    CRMStatsError,
+    DataError,
+    DataWarning,
+    attribution,
+    churn,
+    validate,
+)
 from crmstats.book import load_studies, record_kpis
 from crmstats.clv import (
     BetaGeoModel,
@@ -395,6 +403,82 @@ def _(crm):
 @case("kpi-infinite", CRMStatsError, "not finite")
 def _(crm):
     return (lambda: record_kpis(ltv_cac=float("inf"), show=False)), []
+
+
+# ----------------------------------------------------------------- churn
+
+
+@case("survival-events-not-binary", DataError, r"churned.*0 \(censored\) or 1")
+def _(crm):
+    life = pd.DataFrame({"tenure": [3, 5, 2], "churned": [1, 2, 0]})
+    return (lambda: churn.survival_curves(life)), [life]
+
+
+@case("survival-negative-duration", DataError, r"tenure.*negative")
+def _(crm):
+    life = pd.DataFrame({"tenure": [3, -1, 2], "churned": [1, 1, 0]})
+    return (lambda: churn.survival_curves(life)), [life]
+
+
+@case("cox-covariate-missing-values", DataError, r"tickets.*missing or non-numeric")
+def _(crm):
+    life = pd.DataFrame({"tenure": [3, 5, 2, 4], "churned": [1, 1, 0, 1],
+                         "tickets": [1.0, np.nan, 0.0, 2.0]})
+    return (lambda: churn.churn_drivers(life, covariates=["tickets"])), [life]
+
+
+@case("cohort-column-absent", DataError, r"customers table: no column 'region'")
+def _(crm):
+    tx, cu = _tx(crm), crm.customers.copy()
+    return (lambda: churn.cohort_table(tx, cohort_col="region", customers=cu)), [tx, cu]
+
+
+@case("mrr-bridge-no-month-column", DataError, "month")
+def _(crm):
+    s = crm.subscriptions.drop(columns="month")
+    return (lambda: churn.mrr_bridge(s)), [s]
+
+
+# ----------------------------------------------------------------- attribution
+
+
+@case("path-with-blank-channel", DataError, r"path.*empty channel")
+def _(crm):
+    paths = pd.DataFrame({"path": ["email > search", "email >  > display"],
+                          "total_conversions": [3, 1], "total_conversion_value": [30.0, 5.0],
+                          "total_null": [10, 4]})
+    return (lambda: attribution.MarkovAttribution().fit(paths)), [paths]
+
+
+@case("paths-without-conversions", DataError, "no conversions")
+def _(crm):
+    paths = pd.DataFrame({"path": ["email > search"], "total_conversions": [0],
+                          "total_conversion_value": [0.0], "total_null": [7]})
+    return (lambda: attribution.ShapleyAttribution().fit(paths)), [paths]
+
+
+@case("shapley-too-many-channels", DataError, "max_channels")
+def _(crm):
+    paths = pd.DataFrame({"path": [" > ".join(f"c{i}" for i in range(13))],
+                          "total_conversions": [1], "total_conversion_value": [1.0],
+                          "total_null": [0]})
+    return (lambda: attribution.ShapleyAttribution().fit(paths)), [paths]
+
+
+@case("credited-channel-unknown-to-spend", DataWarning, r"no row in the spend table")
+def _(crm):
+    paths = attribution.build_paths(crm.touchpoints, crm.conversions)
+    model = attribution.MarkovAttribution().fit(paths)
+    spend = crm.spend[crm.spend["channel"] != "email"].copy()
+    return (lambda: attribution.channel_economics(model, spend)), [spend]
+
+
+@case("touchpoints-timestamp-unparsable", DataError, r"touchpoints.*timestamp.*unparsable")
+def _(crm):
+    tp = crm.touchpoints.astype({"timestamp": str})
+    tp.loc[0, "timestamp"] = "yesterday-ish"
+    cv = crm.conversions.copy()
+    return (lambda: attribution.build_paths(tp, cv)), [tp, cv]
 
 
 # ----------------------------------------------------------------- the test

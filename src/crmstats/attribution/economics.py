@@ -18,12 +18,13 @@ References
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import DataError
+from crmstats.exceptions import DataError, DataWarning
 from crmstats.io import as_table, execute
 
 __all__ = ["channel_economics"]
@@ -155,6 +156,13 @@ def channel_economics(
         opps = table.get(opportunity_stage, pd.Series(dtype=float))
 
     clv = _clv_series(clv_by_channel)
+    unpaid = sorted(set(credit.index[credit["conversions"] > 0]) - set(cost.index))
+    if unpaid:
+        warnings.warn(
+            f"channel_economics: channel(s) {', '.join(unpaid)} get credited customers but have "
+            "no row in the spend table; their spend counts as 0 (CAC 0, ROAS inf) — check the "
+            "channel names of the touchpoints against the spend table",
+            DataWarning, stacklevel=2)
     channels = sorted(set(cost.index) | set(credit.index) | set(leads.index))
     out = pd.DataFrame(index=pd.Index(channels, name="channel"))
     out["spend"] = cost.reindex(channels).fillna(0.0)

@@ -88,7 +88,7 @@ class ShapleyAttribution:
         data = _as_path_data(paths)
         n = len(data.channels)
         if n > int(self.max_channels):
-            raise ValueError(
+            raise DataError(
                 f"exact Shapley enumeration covers 2**n coalitions; the paths have {n} channels, "
                 f"more than max_channels={self.max_channels}. Group rare channels into one "
                 "(e.g. 'other') or raise max_channels knowingly (cost grows as n * 2**n)")
