@@ -48,7 +48,7 @@ def built_book(tmp_path_factory):
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     book = root / "book"
     book.mkdir()
-    for name in ("_config.yml", "intro.md", "studies.yml"):
+    for name in ("_config.yml", "studies.yml", *(p.name for p in (ROOT / "book").glob("*.md"))):
         shutil.copy2(ROOT / "book" / name, book / name)
     spec = yaml.safe_load((book / "studies.yml").read_text())
     spec["defaults"]["data_source"] = SMALL_DEMO

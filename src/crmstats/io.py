@@ -35,14 +35,34 @@ _LOCK = threading.Lock()
 
 
 def backend():
-    """Return the process's embedded DuckDB connection (created on first use)."""
+    """Return the process's embedded DuckDB connection (created on first use).
+
+    Environment variables tune it for data larger than memory:
+    ``CRMSTATS_MEMORY_LIMIT`` (e.g. ``"3GB"``; DuckDB spills to disk beyond it)
+    and ``CRMSTATS_TEMP_DIR`` (where it spills; default DuckDB's).
+    """
     global _BACKEND
     with _LOCK:
         if _BACKEND is None:
             con = ibis.duckdb.connect()
             con.raw_sql("SET TimeZone = 'UTC'")
+            limit = os.environ.get("CRMSTATS_MEMORY_LIMIT")
+            if limit:
+                con.raw_sql(f"SET memory_limit = '{_sql_setting(limit)}'")
+                # results need no particular order before the final ORDER BY; this lets
+                # DuckDB stream and spill large aggregations
+                con.raw_sql("SET preserve_insertion_order = false")
+            temp = os.environ.get("CRMSTATS_TEMP_DIR")
+            if temp:
+                con.raw_sql(f"SET temp_directory = '{_sql_setting(temp)}'")
             _BACKEND = con
         return _BACKEND
+
+
+def _sql_setting(value: str) -> str:
+    if "'" in value or ";" in value:
+        raise DataError(f"invalid DuckDB setting value {value!r}")
+    return value
 
 
 def execute(expr: ir.Expr) -> Any:

@@ -276,7 +276,9 @@ def build_book(
         page = summary_page(record, previous)
         (source / "summary.md").write_text(page)
         (run_dir / "summary.md").write_text(page)
-        front = ["intro"] if (source / "intro.md").exists() else []
+        # every other Markdown page of the book folder, the intro first
+        pages = sorted(p.stem for p in source.glob("*.md") if p.stem != "summary")
+        front = sorted(pages, key=lambda name: (name != "intro", name))
         write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
         _jupyter_book(source, staging / "out", strict)
         _swap(staging / "out" / "_build" / "html", html)
