@@ -183,6 +183,8 @@ TABLES: dict[str, TableSpec] = {
                 _c("created_at", "timestamp"),
                 _c("name", "category", False, "Personal data: never published."),
                 _c("email", "category", False, "Personal data: never published."),
+                _c("referred_by", "category", False,
+                   "The customer who referred the contact, if recorded."),
             ),
             key=("contact_id",),
         ),

@@ -221,6 +221,8 @@ def simulate_crm(
     }).sort_values("timestamp", kind="mergesort").reset_index(drop=True)
 
     truth = _truth(channels, t0, t_end, touch, features, contacts, survival, cust_truth)
+    contacts = _referrals(rng, contacts, customers)
+    truth["referral_share"] = _REFERRAL_SHARE
     sizes = {name: value for name, value, default in (
         ("n_contacts", n, 40_000), ("n_months", int(n_months), 24), ("start", start, "2024-01-01"),
         ("n_channels", k, 8), ("key_account_share", key_account_share, 0.1)) if value != default}
@@ -240,6 +242,32 @@ def simulate_crm(
 
 
 # ----------------------------------------------------------------------------- contacts
+
+#: Share of referral-channel contacts whose referrer (an earlier customer) is recorded.
+_REFERRAL_SHARE = 0.6
+
+
+def _referrals(rng, contacts, customers):
+    """Record who referred referral-channel contacts: a customer acquired before them.
+
+    Drawn from a jumped copy of the stream, so every other table and truth value
+    is exactly what it was without referrals.
+    """
+    side = np.random.Generator(rng.bit_generator.jumped(2))
+    out = contacts.copy()
+    out["referred_by"] = pd.Series(pd.NA, index=out.index, dtype="string")
+    acquired = customers.sort_values("acquired_at")
+    times = acquired["acquired_at"].to_numpy()
+    ids = acquired["customer_id"].to_numpy()
+    referral = (out["channel"] == "referral").to_numpy() & (side.random(len(out))
+                                                           < _REFERRAL_SHARE)
+    before = np.searchsorted(times, out["created_at"].to_numpy(), side="left")
+    rows = np.flatnonzero(referral & (before > 0))
+    # a few early customers refer many (evangelists): Zipf-like choice among earlier ones
+    picks = np.minimum((side.pareto(1.2, len(rows)) * 3).astype(int), before[rows] - 1)
+    out.loc[out.index[rows], "referred_by"] = ids[before[rows] - 1 - picks]
+    return out
+
 
 
 def _contacts(rng, n, t0, horizon_s, k, popularity):

@@ -1,0 +1,57 @@
+"""Lead generation, the sales funnel, lead scoring and lifecycle stages.
+
+Funnel and lead KPIs are in :mod:`crmstats.funnel.summaries` (Ibis, run where
+the data lives); lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
+(statsmodels); contact lifecycle stages in :mod:`crmstats.funnel.lifecycle`;
+figures in :mod:`crmstats.funnel.plotting`.
+"""
+
+from crmstats.funnel.lifecycle import LIFECYCLE_STAGES, lifecycle_stage, stage_flows
+from crmstats.funnel.plotting import (
+    plot_calibration,
+    plot_days_in_stage,
+    plot_funnel,
+    plot_lead_kpis,
+    plot_lifecycle,
+    plot_lift,
+    plot_stage_flows,
+)
+from crmstats.funnel.scoring import (
+    COMPANY_SIZES,
+    LeadScoringModel,
+    auc,
+    lead_features,
+    lookalike_scores,
+)
+from crmstats.funnel.summaries import (
+    FUNNEL_STAGES,
+    lead_kpis,
+    lead_stage_times,
+    pipeline,
+    stage_conversion,
+    stage_durations,
+)
+
+__all__ = [
+    "COMPANY_SIZES",
+    "FUNNEL_STAGES",
+    "LIFECYCLE_STAGES",
+    "LeadScoringModel",
+    "auc",
+    "lead_features",
+    "lead_kpis",
+    "lead_stage_times",
+    "lifecycle_stage",
+    "lookalike_scores",
+    "pipeline",
+    "plot_calibration",
+    "plot_days_in_stage",
+    "plot_funnel",
+    "plot_lead_kpis",
+    "plot_lifecycle",
+    "plot_lift",
+    "plot_stage_flows",
+    "stage_conversion",
+    "stage_durations",
+    "stage_flows",
+]

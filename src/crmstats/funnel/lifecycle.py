@@ -1,0 +1,213 @@
+"""Lifecycle stages of CRM contacts, and how contacts move between them.
+
+Every contact sits in one stage that decides how it is handled:
+
+==========================  ===================================================
+stage                       rule (as of the date)
+==========================  ===================================================
+subscriber                  only the subscriber stage entered
+lead                        became a lead, not yet qualified or disqualified
+unqualified lead            disqualified (not worth follow-up)
+qualified lead              qualified, no opportunity yet
+opportunity                 an open opportunity
+lost opportunity            the opportunity was lost
+customer                    won, and bought within the lapse window
+former customer, high/low   won, but no purchase for the lapse window; ranked
+priority                    by P(alive) × value if active (BG/NBD × Gamma-Gamma)
+                            — the top share is high priority (win-back first)
+evangelist                  a current customer who referred other contacts
+                            (where the contacts table records ``referred_by``)
+==========================  ===================================================
+
+References
+----------
+.. [1] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "Counting your
+   customers" the easy way: An alternative to the Pareto/NBD model.
+   Marketing Science 24(2), 275-284.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
+from crmstats.io import as_table, execute
+
+__all__ = ["LIFECYCLE_STAGES", "lifecycle_stage", "stage_flows"]
+
+#: The lifecycle stages, in the order of the customer journey.
+LIFECYCLE_STAGES = (
+    "subscriber", "lead", "unqualified lead", "qualified lead", "opportunity",
+    "lost opportunity", "customer", "evangelist", "former customer, high priority",
+    "former customer, low priority",
+)
+
+_LADDER = [  # latest event stage -> lifecycle stage
+    ("won", "customer"), ("lost", "lost opportunity"), ("opportunity", "opportunity"),
+    ("qualified", "qualified lead"), ("unqualified", "unqualified lead"), ("lead", "lead"),
+    ("subscriber", "subscriber"),
+]
+_ORDER = {"subscriber": 0, "lead": 1, "unqualified": 2, "qualified": 2, "opportunity": 3,
+          "lost": 4, "won": 4}
+
+
+def _funnel_stage(crm, as_of: pd.Timestamp) -> pd.Series:
+    """Each contact's furthest stage reached by ``as_of`` (in-database)."""
+    t = as_table(crm.stage_events, "stage_events")
+    t = t.filter(t.entered_at <= as_of.to_pydatetime())
+    known = [s for s, _ in _LADDER]
+    t = t.filter(t.stage.isin(known))
+    import ibis
+
+    rank = ibis.cases(*[(t.stage == s, _ORDER[s] * 10 + (1 if s in ("won", "qualified")
+                                                           else 0)) for s in known])
+    t = t.mutate(rank=rank)
+    per = t.group_by(t.lead_id.cast("string").name("contact_id")).aggregate(
+        stage=t.stage.argmax(t.rank))
+    return execute(per).set_index("contact_id")["stage"]
+
+
+def lifecycle_stage(
+    crm,
+    *,
+    as_of=None,
+    lapsed_after: float | None = None,
+    high_priority_share: float = 0.2,
+    horizon_months: int = 12,
+    models: bool = True,
+) -> pd.DataFrame:
+    """Label every contact with its lifecycle stage as of a date.
+
+    Parameters
+    ----------
+    crm : CRMData
+        With ``contacts`` (or ``stage_events`` alone), ``stage_events`` and
+        ``transactions``.
+    as_of : timestamp-like, optional
+        The date; default the last event or transaction.
+    lapsed_after : float, optional
+        Weeks without a purchase after which a customer is a former customer;
+        default twice the median time between repeat purchases.
+    high_priority_share : float
+        Share of former customers (the best by P(alive) × value if active)
+        labelled high priority.
+    horizon_months : int
+        Horizon of the value if active.
+    models : bool
+        Fit BG/NBD and Gamma-Gamma to rank former customers; with False every
+        former customer is low priority and no model is fitted (fast, for flows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``contact_id``; ``stage`` (ordered categorical of
+        :data:`LIFECYCLE_STAGES`), and for customers ``weeks_since_purchase``,
+        ``p_alive`` and ``score`` (P(alive) × value if active). Ids only.
+    """
+    from crmstats.clv import BetaGeoModel, GammaGammaModel, rfm_summary, winback_list
+
+    crm.require("stage_events", "transactions")
+    tx = as_table(crm.transactions, "transactions")
+    if as_of is None:
+        as_of = max(pd.Timestamp(execute(tx.timestamp.max())),
+                    pd.Timestamp(execute(as_table(crm.stage_events,
+                                                  "stage_events").entered_at.max())))
+    as_of = pd.Timestamp(as_of)
+    funnel = _funnel_stage(crm, as_of)
+    if crm.contacts is not None:
+        contacts = crm.contacts
+        created = pd.to_datetime(contacts["created_at"])
+        ids = contacts.loc[created <= as_of, "contact_id"].astype(str)
+    else:
+        ids = pd.Series(funnel.index, dtype=str)
+    stage = funnel.reindex(ids.to_numpy()).map(dict(_LADDER)).fillna("subscriber")
+    out = pd.DataFrame({"stage": stage.to_numpy()}, index=pd.Index(ids.to_numpy(),
+                                                                     name="contact_id"))
+    summary = rfm_summary(tx.filter(tx.timestamp <= as_of.to_pydatetime()),
+                          observation_end=as_of, time_unit="W")
+    summary.index = summary.index.astype(str)
+    won = out.index[out["stage"] == "customer"]
+    s = summary.reindex(won).dropna()
+    since = s["T"] - s["recency"]
+    if lapsed_after is None:
+        repeat = s[s["frequency"] > 0]
+        lapsed_after = (2.0 * float((repeat["recency"] / repeat["frequency"]).median())
+                        if len(repeat) else 26.0)
+    lapsed = since[since >= lapsed_after].index
+    out.loc[lapsed, "stage"] = "former customer, low priority"
+    out["weeks_since_purchase"] = since.reindex(out.index)
+    out["p_alive"] = np.nan
+    out["score"] = np.nan
+    if models and len(lapsed) and (s["frequency"] > 0).sum() >= 20:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", DataWarning)
+            try:
+                bg = BetaGeoModel().fit(s)
+                gg = GammaGammaModel().fit(s)
+                ranked = winback_list(s, bg, gg, lapsed_after=lapsed_after,
+                                      horizon_months=horizon_months,
+                                      high_priority_share=high_priority_share)
+            except DataError:
+                ranked = None
+        if ranked is not None:
+            out.loc[ranked.index, "stage"] = ranked["priority"]
+            out.loc[ranked.index, "score"] = ranked["score"]
+            out.loc[s.index, "p_alive"] = bg.probability_alive(s).to_numpy()
+    # evangelists: current customers who referred other contacts
+    if crm.contacts is not None and "referred_by" in crm.contacts.columns:
+        c = crm.contacts
+        referred = c.loc[pd.to_datetime(c["created_at"]) <= as_of, "referred_by"].dropna()
+        referrers = set(referred.astype(str))
+        mask = out["stage"].eq("customer") & out.index.isin(list(referrers))
+        out.loc[mask, "stage"] = "evangelist"
+    out["stage"] = pd.Categorical(out["stage"], categories=LIFECYCLE_STAGES, ordered=True)
+    out.attrs["as_of"] = as_of
+    out.attrs["lapsed_after_weeks"] = lapsed_after
+    return out
+
+
+def stage_flows(crm, *, start=None, end=None, period: str = "M",
+                lapsed_after: float | None = None) -> pd.DataFrame:
+    """Transitions between lifecycle stages from one period end to the next, summed.
+
+    Each period end gets a snapshot of :func:`lifecycle_stage` (without the
+    CLV models: former customers are not split by priority); the result counts
+    contacts by (stage at the previous snapshot, stage now). Contacts created
+    in between come from ``(new)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows: stage before; columns: stage after; cells: contacts, summed
+        over every pair of consecutive snapshots. Staying contacts are on the
+        diagonal.
+    """
+    tx = as_table(crm.transactions, "transactions")
+    first = pd.Timestamp(execute(as_table(crm.stage_events, "stage_events").entered_at.min()))
+    last = pd.Timestamp(execute(tx.timestamp.max()))
+    start = pd.Timestamp(start) if start is not None else first
+    end = pd.Timestamp(end) if end is not None else last
+    ends = pd.date_range(start, end, freq={"M": "ME", "Q": "QE", "W": "W-SUN"}.get(period, period))
+    if len(ends) < 2:
+        raise DataError("stage_flows: fewer than two period ends between start and end",
+                        table="stage_events")
+    flows = None
+    previous = None
+    for when in ends:
+        snap = lifecycle_stage(crm, as_of=when + pd.Timedelta(hours=23, minutes=59),
+                               lapsed_after=lapsed_after, models=False)["stage"].astype(str)
+        snap = snap.replace({"former customer, low priority": "former customer"})
+        if previous is not None:
+            before = previous.reindex(snap.index).fillna("(new)")
+            table = pd.crosstab(before, snap)
+            flows = table if flows is None else flows.add(table, fill_value=0)
+        previous = snap
+    order = ["(new)", *[s for s in LIFECYCLE_STAGES if not s.startswith("former")],
+             "former customer"]
+    rows = [s for s in order if s in flows.index]
+    cols = [s for s in order if s in flows.columns]
+    return flows.reindex(index=rows, columns=cols).fillna(0).astype("int64")

@@ -1,0 +1,125 @@
+"""Figures of the funnel, lead-scoring and lifecycle studies; each returns its Axes."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from crmstats.plotting import get_ax, require_columns
+
+__all__ = ["plot_calibration", "plot_days_in_stage", "plot_funnel", "plot_lead_kpis",
+           "plot_lifecycle", "plot_lift", "plot_stage_flows"]
+
+
+def plot_funnel(conversion: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Horizontal funnel: leads entering each stage, with conversion to the next."""
+    require_columns(conversion, ["entered", "conversion_to_next"], "stage_conversion")
+    if isinstance(conversion.index, pd.MultiIndex):
+        raise ValueError("plot_funnel takes stage_conversion without `by`")
+    ax = get_ax(ax, figsize=(8, 0.7 * len(conversion) + 1.2))
+    y = np.arange(len(conversion))[::-1]
+    width = conversion["entered"].to_numpy(float)
+    ax.barh(y, width, left=(width.max() - width) / 2, color=sns.color_palette("Blues_r",
+                                                                               len(width)))
+    for yi, (stage, row) in zip(y, conversion.iterrows(), strict=True):
+        text = f"{stage}: {int(row['entered']):,}"
+        if pd.notna(row["conversion_to_next"]):
+            text += f"  → {row['conversion_to_next']:.0%} advance"
+        ax.text(width.max() / 2, yi, text, ha="center", va="center", fontsize=9)
+    ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_title("Sales funnel: contacts reaching each stage")
+    return ax
+
+
+def plot_days_in_stage(durations: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Boxplots of days spent in each stage before moving on."""
+    require_columns(durations, ["stage", "days"], "stage_durations")
+    ax = get_ax(ax)
+    sns.boxplot(data=durations, x="stage", y="days", ax=ax, showfliers=False,
+                color="tab:blue")
+    ax.set_title("Days in stage before moving on (outliers hidden)")
+    ax.set_xlabel("")
+    return ax
+
+
+def plot_lead_kpis(kpis: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Per channel: cost per lead (bars) and lead → won rate (dots)."""
+    require_columns(kpis, ["spend", "leads", "won"], "lead_kpis")
+    per = kpis.groupby(level="channel")[["spend", "leads", "won"]].sum()
+    per["cost_per_lead"] = per["spend"] / per["leads"].where(per["leads"] > 0)
+    per["lead_to_won"] = per["won"] / per["leads"].where(per["leads"] > 0)
+    per = per.sort_values("cost_per_lead", ascending=False)
+    ax = get_ax(ax, figsize=(9, 4))
+    ax.bar(per.index, per["cost_per_lead"], color="tab:blue", alpha=0.6, label="cost per lead")
+    ax.set_ylabel("cost per lead")
+    ax.tick_params(axis="x", rotation=30)
+    twin = ax.twinx()
+    twin.plot(per.index, per["lead_to_won"], "o", color="tab:red", label="lead → won rate")
+    twin.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    twin.set_ylim(0, max(0.05, float(per["lead_to_won"].max()) * 1.2))
+    ax.set_title("Lead cost and lead quality by channel")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper right")
+    return ax
+
+
+def plot_lift(model, ax: plt.Axes | None = None) -> plt.Axes:
+    """Cumulative gains on the held-out leads: share of outcomes found vs share of leads called."""
+    scores = getattr(model, "test_scores_", model)
+    require_columns(scores, ["score", "outcome"], "LeadScoringModel.test_scores_")
+    ordered = scores.sort_values("score", ascending=False)
+    found = ordered["outcome"].cumsum() / max(ordered["outcome"].sum(), 1)
+    share = np.arange(1, len(ordered) + 1) / len(ordered)
+    ax = get_ax(ax, figsize=(5.5, 5))
+    ax.plot(np.concatenate([[0], share]), np.concatenate([[0], found]), label="by score")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="at random")
+    ax.set_xlabel("share of leads contacted, best scores first")
+    ax.set_ylabel("share of qualified leads found")
+    ax.set_title(f"Cumulative gains (held out; AUC {getattr(model, 'auc_', np.nan):.2f})")
+    ax.legend()
+    return ax
+
+
+def plot_calibration(model, ax: plt.Axes | None = None) -> plt.Axes:
+    """Predicted vs observed outcome rate by score bin on the held-out leads."""
+    table = getattr(model, "calibration_", model)
+    require_columns(table, ["predicted", "observed"], "LeadScoringModel.calibration_")
+    ax = get_ax(ax, figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey")
+    ax.plot(table["predicted"], table["observed"], marker="o")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed share")
+    ax.set_title("Calibration (held-out leads, score deciles)")
+    return ax
+
+
+def plot_lifecycle(stages: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Contacts per lifecycle stage."""
+    require_columns(stages, ["stage"], "lifecycle_stage")
+    counts = stages["stage"].value_counts(sort=False)
+    ax = get_ax(ax, figsize=(8, 4.5))
+    ax.barh(counts.index.astype(str)[::-1], counts.to_numpy()[::-1], color="tab:blue")
+    for i, v in enumerate(counts.to_numpy()[::-1]):
+        ax.text(v, i, f" {v:,}", va="center", fontsize=8)
+    ax.set_xlabel("contacts")
+    ax.set_title("Contacts by lifecycle stage")
+    return ax
+
+
+def plot_stage_flows(flows: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Heatmap of moves between lifecycle stages (period-end snapshots, summed)."""
+    if not isinstance(flows, pd.DataFrame) or flows.empty:
+        raise ValueError("expected the DataFrame returned by stage_flows")
+    moved = flows.copy().astype(float)
+    for s in moved.index.intersection(moved.columns):
+        moved.loc[s, s] = np.nan  # staying put is not a flow
+    ax = get_ax(ax, figsize=(9, 6))
+    sns.heatmap(moved, annot=True, fmt=".0f", cmap="magma_r", ax=ax, cbar=False,
+                annot_kws={"fontsize": 7})
+    ax.set_xlabel("stage at the end of the period")
+    ax.set_ylabel("stage at its start")
+    ax.set_title("Lifecycle flows month over month (staying put left blank)")
+    return ax

@@ -1,0 +1,368 @@
+"""Sales-funnel and lead KPIs, written as Ibis expressions (DuckDB by default).
+
+The funnel rule, used by every function here
+----------------------------------------------
+The funnel is an ordered list of stages (default ``subscriber → lead →
+qualified → opportunity → won``); ``unqualified`` and ``lost`` are the exits
+after ``lead`` and ``opportunity``. A lead **reached** a stage when it has an
+event at that stage *or at any later funnel stage* — a skipped stage counts as
+passed through (a deal won without a recorded opportunity was an opportunity).
+A **re-entry** counts once: each stage's entry time is the lead's *first*
+event at it. Days in a stage run from its entry to the entry of the next
+stage the lead reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from crmstats._expr import period_index, period_start
+from crmstats.exceptions import DataError
+from crmstats.io import as_table, execute
+
+__all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "pipeline", "stage_conversion",
+           "stage_durations"]
+
+#: The default funnel, in order; ``unqualified`` and ``lost`` are exits.
+FUNNEL_STAGES: tuple[str, ...] = ("subscriber", "lead", "qualified", "opportunity", "won")
+
+
+def _events(stage_events, lead_id_col, stage_col, entered_at_col):
+    return as_table(stage_events, "stage_events", columns={
+        "lead_id": lead_id_col, "stage": stage_col, "entered_at": entered_at_col})
+
+
+def lead_stage_times(
+    stage_events: Any,
+    *,
+    stages: Sequence[str] = FUNNEL_STAGES,
+    extra: Sequence[str] = (),
+    lead_id_col: str | None = None,
+    stage_col: str | None = None,
+    entered_at_col: str | None = None,
+):
+    """One row per lead (an Ibis table): first entry time of every stage, and ``reached_*`` flags.
+
+    Columns ``t_<stage>`` (first entry, null if never entered) for the funnel
+    ``stages`` and any ``extra`` stages, ``reached_<stage>`` (entered it or a
+    later funnel stage — the funnel rule of this module), and the first value
+    of each further column of the events (e.g. ``channel``, ``owner``).
+    """
+    stages = list(stages)
+    if len(stages) < 2 or len(set(stages)) != len(stages):
+        raise ValueError(f"stages must be at least two distinct stage names, got {stages}")
+    t = _events(stage_events, lead_id_col, stage_col, entered_at_col)
+    present = set(execute(t.stage.cast("string").name("stage").as_table().distinct())["stage"])
+    unknown = [s for s in stages if s not in present]
+    if len(unknown) == len(stages):
+        raise DataError(f"stage_events table: none of the funnel stages {stages} occurs; "
+                        f"stages present: {sorted(present)}", table="stage_events",
+                        column="stage")
+    aggs = {f"t_{s}": t.entered_at.min(where=t.stage == s) for s in [*stages, *extra]}
+    others = [c for c in t.columns if c not in ("lead_id", "stage", "entered_at")]
+    for c in others:
+        aggs[c] = t[c].argmin(t.entered_at)
+    per = t.group_by("lead_id").aggregate(**aggs)
+    reached = {}
+    later = ibis.literal(False)
+    for s in reversed(stages):
+        later = per[f"t_{s}"].notnull() | later
+        reached[f"reached_{s}"] = later
+    return per.mutate(**reached)
+
+
+def _by_key(per, by: str | None):
+    if by is None:
+        return per.mutate(_by=ibis.literal("all"))
+    if by == "cohort_month":
+        firsts = [per[c] for c in per.columns if c.startswith("t_")]
+        return per.mutate(_by=period_index(ibis.least(*firsts), "M"))
+    if by not in per.columns:
+        cols = [c for c in per.columns if not c.startswith(("t_", "reached_"))]
+        raise DataError(f"stage_events table: no column {by!r} to break the funnel down by; "
+                        f"columns: {', '.join(cols)}", table="stage_events", column=by)
+    return per.mutate(_by=per[by].cast("string"))
+
+
+def stage_conversion(
+    stage_events: Any,
+    *,
+    stages: Sequence[str] = FUNNEL_STAGES,
+    by: str | None = None,
+    lead_id_col: str | None = None,
+    stage_col: str | None = None,
+    entered_at_col: str | None = None,
+) -> pd.DataFrame:
+    """Per funnel stage: entered, advanced, dropped, conversion to next and to won, days in stage.
+
+    Parameters
+    ----------
+    stage_events : DataFrame, path or ibis.Table
+        Canonical stage_events table.
+    stages : sequence of str
+        The funnel in order, ending with the won stage (see the module's funnel rule).
+    by : str, optional
+        Break down by a column of the events (``channel``, ``owner``, ...; a
+        lead's first value) or ``"cohort_month"`` (month of its first stage).
+    lead_id_col, stage_col, entered_at_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``stage`` (and ``by`` first when given); columns ``entered``,
+        ``advanced`` (reached the next stage), ``dropped``,
+        ``conversion_to_next``, ``conversion_to_won``, ``median_days`` and
+        ``p90_days`` in the stage (leads that advanced; NaN for the last).
+    """
+    stages = list(stages)
+    per = _by_key(lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
+                                   stage_col=stage_col, entered_at_col=entered_at_col), by)
+    won = per[f"reached_{stages[-1]}"]
+    parts = []
+    for i, s in enumerate(stages):
+        here = per[f"reached_{s}"]
+        aggs = {"entered": per.count(where=here), "won": per.count(where=here & won)}
+        if i + 1 < len(stages):
+            nxt = per[f"reached_{stages[i + 1]}"]
+            aggs["advanced"] = per.count(where=here & nxt)
+            # the next stage actually entered (skips fall through to a later one)
+            nxt_t = ibis.coalesce(*[per[f"t_{x}"] for x in stages[i + 1:]])
+            days = (nxt_t.epoch_seconds() - per[f"t_{s}"].epoch_seconds()) / 86400.0
+            ok = per[f"t_{s}"].notnull() & nxt_t.notnull()
+            aggs["median_days"] = ibis.ifelse(ok, days, ibis.null("float64")).quantile(0.5)
+            aggs["p90_days"] = ibis.ifelse(ok, days, ibis.null("float64")).quantile(0.9)
+        out = execute(per.group_by("_by").aggregate(**aggs))
+        out["stage"] = s
+        parts.append(out)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["advanced"] = frame["advanced"].fillna(frame["won"]).astype("int64")
+    frame["dropped"] = frame["entered"] - frame["advanced"]
+    last = frame["stage"] == stages[-1]
+    frame.loc[last, "dropped"] = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["conversion_to_next"] = (frame["advanced"] / frame["entered"]).where(~last)
+        frame["conversion_to_won"] = frame["won"] / frame["entered"]
+    order = {s: i for i, s in enumerate(stages)}
+    frame["_o"] = frame["stage"].map(order)
+    cols = ["entered", "advanced", "dropped", "conversion_to_next", "conversion_to_won",
+            "median_days", "p90_days"]
+    for c in ("median_days", "p90_days"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    if by is None:
+        frame = frame.sort_values("_o").set_index("stage")[cols]
+    else:
+        if by == "cohort_month":
+            frame["_by"] = period_start(frame["_by"].astype("int64"), "M")
+        frame = frame.sort_values(["_by", "_o"]).rename(columns={"_by": by}).set_index(
+            [by, "stage"])[cols]
+    frame[["entered", "advanced", "dropped"]] = frame[["entered", "advanced",
+                                                       "dropped"]].astype("int64")
+    return frame
+
+
+def lead_kpis(
+    stage_events: Any,
+    spend: Any,
+    *,
+    by: str = "channel",
+    period: str = "M",
+    lead_stage: str = "lead",
+    qualified_stage: str = "qualified",
+    opportunity_stage: str = "opportunity",
+    won_stage: str = "won",
+    stages: Sequence[str] = FUNNEL_STAGES,
+    lead_id_col: str | None = None,
+    stage_col: str | None = None,
+    entered_at_col: str | None = None,
+) -> pd.DataFrame:
+    """Lead generation KPIs per channel and period: volumes, costs, quality, time to convert.
+
+    Leads are counted in the period they became leads (cohort view): a lead
+    of March that is won in May counts as won for March, so the rates are lead
+    quality. Spend is the spend table's cost of the channel in the period;
+    every channel and period with spend appears, so costs reconcile to the
+    total spend.
+
+    Parameters
+    ----------
+    stage_events : DataFrame, path or ibis.Table
+        Canonical stage_events table with a ``by`` column (the lead's channel).
+    spend : DataFrame, path or ibis.Table
+        Canonical spend table (date, channel, cost).
+    by : str
+        Column of the events matching the spend table's ``channel``.
+    period : {"W", "M", "Q", "Y"}
+        Period of lead creation and of spend.
+    lead_stage, qualified_stage, opportunity_stage, won_stage : str
+        Stage names (reached by the funnel rule of this module).
+    stages : sequence of str
+        The funnel in order.
+    lead_id_col, stage_col, entered_at_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``channel``, ``period``); columns ``spend``, ``leads``,
+        ``qualified``, ``opportunities``, ``won``, ``cost_per_lead``,
+        ``cost_per_qualified``, ``cost_per_opportunity``, ``cac``,
+        ``lead_to_opportunity``, ``lead_to_won`` and ``median_days_to_won``.
+        Divisions by zero give NaN.
+    """
+    stages = list(stages)
+    per = lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
+                           stage_col=stage_col, entered_at_col=entered_at_col)
+    if by not in per.columns:
+        raise DataError(f"stage_events table: no column {by!r} (the lead's channel) to match "
+                        "the spend table", table="stage_events", column=by)
+    leads = per.filter(per[f"reached_{lead_stage}"])
+    lead_t = ibis.coalesce(*[leads[f"t_{s}"] for s in stages[stages.index(lead_stage):]])
+    leads = leads.mutate(_ch=leads[by].cast("string"), _p=period_index(lead_t, period),
+                         _lead_t=lead_t)
+    days_won = (leads[f"t_{won_stage}"].epoch_seconds() - leads._lead_t.epoch_seconds()) / 86400.0
+    counts = execute(leads.group_by(["_ch", "_p"]).aggregate(
+        leads=leads.count(),
+        qualified=leads.count(where=leads[f"reached_{qualified_stage}"]),
+        opportunities=leads.count(where=leads[f"reached_{opportunity_stage}"]),
+        won=leads.count(where=leads[f"reached_{won_stage}"]),
+        median_days_to_won=ibis.ifelse(leads[f"t_{won_stage}"].notnull(), days_won,
+                                       ibis.null("float64")).quantile(0.5),
+    ))
+    sp = as_table(spend, "spend")
+    cost = execute(sp.group_by([sp.channel.cast("string").name("_ch"),
+                                period_index(sp.date, period).name("_p")]).aggregate(
+        spend=sp.cost.sum()))
+    out = counts.merge(cost, on=["_ch", "_p"], how="outer")
+    for c in ("leads", "qualified", "opportunities", "won"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["spend"] = out["spend"].fillna(0.0)
+    den = {"cost_per_lead": "leads", "cost_per_qualified": "qualified",
+           "cost_per_opportunity": "opportunities", "cac": "won"}
+    for name, col in den.items():
+        out[name] = out["spend"] / out[col].where(out[col] > 0)
+    out["lead_to_opportunity"] = out["opportunities"] / out["leads"].where(out["leads"] > 0)
+    out["lead_to_won"] = out["won"] / out["leads"].where(out["leads"] > 0)
+    out["median_days_to_won"] = pd.to_numeric(out["median_days_to_won"], errors="coerce")
+    out["period"] = period_start(out["_p"].astype("int64"), period)
+    out = out.rename(columns={"_ch": "channel"}).sort_values(["channel", "period"])
+    cols = ["spend", "leads", "qualified", "opportunities", "won", "cost_per_lead",
+            "cost_per_qualified", "cost_per_opportunity", "cac", "lead_to_opportunity",
+            "lead_to_won", "median_days_to_won"]
+    return out.set_index(["channel", "period"])[cols]
+
+
+def pipeline(
+    stage_events: Any,
+    *,
+    as_of=None,
+    deals: Any = None,
+    stages: Sequence[str] = FUNNEL_STAGES,
+    open_stages: Sequence[str] = ("qualified", "opportunity"),
+    lost_stages: Sequence[str] = ("unqualified", "lost"),
+    window_days: float = 365.0,
+    age_bins: Sequence[float] = (0, 30, 60, 90, 180, np.inf),
+) -> dict[str, Any]:
+    """Open pipeline by stage and age, win rate, deal size and sales velocity as of a date.
+
+    A lead is **open** at ``as_of`` when its latest stage entered by then is
+    one of ``open_stages`` (no exit and no win yet). Win rate, deal size and
+    cycle length come from the opportunities closed (won or lost) in the
+    ``window_days`` before ``as_of``. Deal size is the value of the won
+    deal's first order — ``deals`` is the conversions table (``journey_id`` =
+    ``lead_id``, ``value``); without it, deal size and velocity are NaN.
+    Sales velocity = open opportunities × win rate × average deal size ÷
+    average cycle length (revenue per day).
+
+    Returns
+    -------
+    dict
+        ``open`` (DataFrame: stage × age bucket counts), ``summary`` (Series:
+        open_opportunities, win_rate, average_deal_size, cycle_days,
+        sales_velocity_per_day, sales_velocity_per_month).
+    """
+    stages = list(stages)
+    per = lead_stage_times(stage_events, stages=stages, extra=[*lost_stages])
+    if as_of is None:
+        as_of = pd.Timestamp(execute(as_table(stage_events, "stage_events").entered_at.max()))
+    as_of = pd.Timestamp(as_of)
+    cut = ibis.literal(as_of.to_pydatetime())
+    # the latest stage entered by as_of
+    cand = [*stages, *lost_stages]
+    latest_t = ibis.greatest(*[ibis.ifelse(per[f"t_{s}"] <= cut, per[f"t_{s}"],
+                                           ibis.null("timestamp")) for s in cand])
+    cases = [(per[f"t_{s}"] == latest_t, s) for s in cand]
+    per = per.mutate(_latest=ibis.cases(*cases, else_=ibis.null("string")), _latest_t=latest_t)
+    open_ = per.filter(per._latest.isin(list(open_stages)))
+    age = (cut.epoch_seconds() - open_._latest_t.epoch_seconds()) / 86400.0
+    raw = execute(open_.select(stage=open_._latest, age=age))
+    buckets = pd.cut(raw["age"], list(age_bins), right=False)
+    table = pd.crosstab(raw["stage"], buckets).reindex(list(open_stages), fill_value=0)
+    table.columns = [f"{int(iv.left)}-{'' if np.isinf(iv.right) else int(iv.right)} days"
+                     for iv in table.columns]
+    # closed opportunities in the window: won or lost after reaching opportunity
+    start = ibis.literal((as_of - pd.Timedelta(days=float(window_days))).to_pydatetime())
+    won_t, lost_t = per[f"t_{stages[-1]}"], per["t_lost"] if "lost" in lost_stages else None
+    closed_won = won_t.notnull() & (won_t > start) & (won_t <= cut)
+    closed_lost = (lost_t.notnull() & (lost_t > start) & (lost_t <= cut)
+                   if lost_t is not None else ibis.literal(False))
+    lead_t = ibis.coalesce(*[per[f"t_{s}"] for s in stages[1:]])
+    cycle = (won_t.epoch_seconds() - lead_t.epoch_seconds()) / 86400.0
+    stats = execute(per.aggregate(
+        won=per.count(where=closed_won), lost=per.count(where=closed_lost & ~closed_won),
+        cycle=ibis.ifelse(closed_won, cycle, ibis.null("float64")).mean(),
+        open_opps=per.count(where=per._latest == "opportunity"),
+    )).iloc[0]
+    closed = int(stats["won"]) + int(stats["lost"])
+    win_rate = int(stats["won"]) / closed if closed else np.nan
+    deal = np.nan
+    if deals is not None:
+        conv = as_table(deals, "conversions")
+        won_ids = per.filter(closed_won).select(lid=per.lead_id.cast("string"))
+        j = conv.inner_join(won_ids, conv.journey_id.cast("string") == won_ids.lid)
+        deal = float(execute(j.value.mean()) or np.nan)
+    cycle_days = float(stats["cycle"]) if pd.notna(stats["cycle"]) else np.nan
+    velocity = int(stats["open_opps"]) * win_rate * deal / cycle_days if cycle_days else np.nan
+    summary = pd.Series({
+        "as_of": as_of, "open_opportunities": int(stats["open_opps"]),
+        "open_leads_in_pipeline": int(table.to_numpy().sum()), "closed_in_window": closed,
+        "win_rate": win_rate, "average_deal_size": deal, "cycle_days": cycle_days,
+        "sales_velocity_per_day": velocity, "sales_velocity_per_month": velocity * 30.4375,
+    })
+    return {"open": table, "summary": summary}
+
+
+def stage_durations(
+    stage_events: Any,
+    *,
+    stages: Sequence[str] = FUNNEL_STAGES,
+    max_leads: int | None = 20_000,
+    seed: int = 1,
+) -> pd.DataFrame:
+    """Days each lead spent in each stage it left for a later one (long format, for boxplots).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``stage`` and ``days``; with ``max_leads``, a random sample of
+        that many leads (drawn in the database) keeps the frame small.
+    """
+    stages = list(stages)
+    per = lead_stage_times(stage_events, stages=stages)
+    if max_leads is not None:
+        n = int(execute(per.count()))
+        if n > int(max_leads):
+            per = per.filter(ibis.random() < float(max_leads) / n)
+    cols = {}
+    for i, s in enumerate(stages[:-1]):
+        nxt = ibis.coalesce(*[per[f"t_{x}"] for x in stages[i + 1:]])
+        cols[s] = (nxt.epoch_seconds() - per[f"t_{s}"].epoch_seconds()) / 86400.0
+    wide = execute(per.select(**cols))
+    long = wide.melt(var_name="stage", value_name="days").dropna()
+    long["stage"] = pd.Categorical(long["stage"], categories=stages[:-1], ordered=True)
+    return long.reset_index(drop=True)
