@@ -12,6 +12,7 @@ import pytest
 
 from crmstats.churn import churn_rate, cohort_table, cross_sell, mrr_bridge, service_kpis
 from crmstats.clv import calibration_holdout_split, rfm_summary
+from crmstats.funnel import lead_kpis, stage_conversion
 from crmstats.overview import customer_revenue, monthly_activity, spend_by_channel, stage_counts
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -34,7 +35,16 @@ CASES = {
     "mrr_bridge": ("subscriptions", lambda t: mrr_bridge(t)),
     "cross_sell": ("subscriptions", lambda t: cross_sell(t)),
     "service_kpis": ("tickets", lambda t: service_kpis(t)),
+    "stage_conversion": ("stage_events", lambda t: stage_conversion(t)),
+    "stage_conversion-by-channel": ("stage_events", lambda t: stage_conversion(t, by="channel")),
 }
+
+
+def test_lead_kpis_on_postgres_equals_duckdb(demo, pg_tables):
+    expected = lead_kpis(demo.stage_events, demo.spend)
+    got = lead_kpis(pg_tables["stage_events"], pg_tables["spend"])
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False,
+                                  check_exact=False, rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -61,3 +61,12 @@ def test_build_paths_on_spark_equals_duckdb(demo, spark_tables):
     got = build_paths(spark_tables["touchpoints"], spark_tables["conversions"])
     pd.testing.assert_frame_equal(_sorted_paths(got), _sorted_paths(expected),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+def test_lead_kpis_on_spark_equals_duckdb(demo, spark_tables):
+    from crmstats.funnel import lead_kpis
+
+    expected = lead_kpis(demo.stage_events, demo.spend)
+    got = lead_kpis(spark_tables["stage_events"], spark_tables["spend"])
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False,
+                                  check_exact=False, rtol=1e-6)
