@@ -38,6 +38,13 @@ The story
    Poisson rate, with Gamma resolution times; some are still open at the end.
 6. **Contacts** carry realistic (invented) names, emails and phone numbers so
    tests can prove that the published book never shows them.
+7. **Referrals.** A share ``truth["referral_share"]`` (0.6) of the contacts whose
+   first touch is the ``referral`` channel record who referred them in
+   ``contacts.referred_by``: a customer acquired before the contact was created,
+   drawn with a heavy tail (Pareto) towards the most recently acquired ones, so a
+   few customers refer many; other contacts have a null ``referred_by``.
+   Referrals come from a jumped copy of the random stream, so every other table
+   and truth value is the same as without them.
 
 References
 ----------
@@ -177,8 +184,10 @@ def simulate_crm(
         ``qualification_encoding``, ``funnel_probabilities``, ``sbg``
         (baseline alpha, beta), ``churn_hazard_coefficients``,
         ``key_account_survival`` (true marginal survival by month of tenure,
-        tickets included, and the baseline sBG curve) and ``customer_truth``
-        (per customer: lambda, p, alive_at_end, dropout_time, nu, mean_spend).
+        tickets included, and the baseline sBG curve), ``customer_truth``
+        (per customer: lambda, p, alive_at_end, dropout_time, nu, mean_spend)
+        and ``referral_share`` (share of referral-channel contacts with a
+        recorded referrer).
     """
     if not 2 <= int(n_channels) <= len(CHANNELS):
         raise ValueError(f"n_channels must be between 2 and {len(CHANNELS)}, got {n_channels}")
@@ -263,11 +272,10 @@ def _referrals(rng, contacts, customers):
                                                            < _REFERRAL_SHARE)
     before = np.searchsorted(times, out["created_at"].to_numpy(), side="left")
     rows = np.flatnonzero(referral & (before > 0))
-    # a few early customers refer many (evangelists): Zipf-like choice among earlier ones
+    # heavy-tailed (Pareto) step back from the latest customer acquired before the contact
     picks = np.minimum((side.pareto(1.2, len(rows)) * 3).astype(int), before[rows] - 1)
     out.loc[out.index[rows], "referred_by"] = ids[before[rows] - 1 - picks]
     return out
-
 
 
 def _contacts(rng, n, t0, horizon_s, k, popularity):
