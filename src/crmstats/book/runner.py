@@ -118,6 +118,8 @@ def run_study(
             cwd=str(cwd) if cwd else None,
             progress_bar=progress,
             log_output=False,
+            # the kernel's own start-up chatter (transport warnings) is not the study's
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except Exception as exc:  # papermill raises several types; all become a StudyError
         raise _describe_failure(template, exc) from None
