@@ -24,6 +24,7 @@ from crmstats import (
     DataWarning,
     attribution,
     churn,
+    funnel,
     validate,
 )
 from crmstats.book import load_studies, record_kpis
@@ -479,6 +480,42 @@ def _(crm):
     tp.loc[0, "timestamp"] = "yesterday-ish"
     cv = crm.conversions.copy()
     return (lambda: attribution.build_paths(tp, cv)), [tp, cv]
+
+
+# ----------------------------------------------------------------- funnel
+
+
+@case("funnel-unknown-breakdown-column", DataError, r"stage_events table: no column 'region'")
+def _(crm):
+    e = crm.stage_events.copy()
+    return (lambda: funnel.stage_conversion(e, by="region")), [e]
+
+
+@case("funnel-stages-absent", DataError, "none of the funnel stages")
+def _(crm):
+    e = crm.stage_events.copy()
+    return (lambda: funnel.stage_conversion(e, stages=["visit", "signup"])), [e]
+
+
+@case("stage-events-unparsable-time", DataError, r"entered_at.*unparsable")
+def _(crm):
+    e = crm.stage_events.astype({"entered_at": str})
+    e.loc[2, "entered_at"] = "last Tuesday"
+    s = crm.spend.copy()
+    return (lambda: funnel.lead_kpis(e, s)), [e, s]
+
+
+@case("lead-scoring-outcome-not-binary", DataError, r"qualified.*0 or 1")
+def _(crm):
+    leads = pd.DataFrame({"engagement_score": [40.0, 55.0, 61.0, 70.0],
+                          "qualified": [0, 1, 2, 1]})
+    return (lambda: funnel.LeadScoringModel().fit(leads, features=["engagement_score"])), [leads]
+
+
+@case("lead-scoring-one-outcome", DataError, "same outcome")
+def _(crm):
+    leads = pd.DataFrame({"engagement_score": [40.0, 55.0, 61.0], "qualified": [1, 1, 1]})
+    return (lambda: funnel.LeadScoringModel().fit(leads, features=["engagement_score"])), [leads]
 
 
 # ----------------------------------------------------------------- the test
