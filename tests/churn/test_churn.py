@@ -266,3 +266,86 @@ def test_plots_return_axes(demo):
         churn.plot_retention_trend(bridge),
     ]
     assert all(isinstance(a, matplotlib.axes.Axes) and a.get_title() for a in axes)
+
+
+# ----------------------------------------------------------------- additions
+
+
+def test_retention_by_channel_counts_only_customers_observable_at_each_age(small):
+    tx, cu = small.transactions, small.customers
+    got = churn.retention_matrix(tx, cohort_col="acquisition_channel", customers=cu, max_age=8)
+    buys = tx[tx["amount"] >= 0]
+    m = _month(buys["timestamp"])
+    first = m.groupby(buys["customer_id"]).min()
+    last = int(_month(tx["timestamp"]).max())
+    channel = cu.set_index("customer_id")["acquisition_channel"]
+    age = m - buys["customer_id"].map(first)
+    for ch in got.index:
+        members = first[first.index.map(channel) == ch]
+        for a in range(9):
+            base = members[members + a <= last]
+            if base.empty:
+                assert np.isnan(got.loc[ch, a])
+                continue
+            bought = buys.loc[(age == a) & buys["customer_id"].isin(base.index), "customer_id"]
+            assert got.loc[ch, a] == pytest.approx(bought.nunique() / len(base))
+
+
+def test_grr_by_cohort_caps_each_account_at_its_start(demo):
+    subs = demo.subscriptions
+    got = churn.grr_by_cohort(subs)
+    nrr = churn.nrr_by_cohort(subs)
+    per = subs.groupby(["account_id", _month(subs["month"]).rename("m")])["mrr"].sum()
+    per = per[per > 0].reset_index()
+    start = per.groupby("account_id")["m"].transform("min")
+    base = per.loc[per["m"] == start].set_index("account_id")["mrr"]
+    per = per.assign(c=start, age=per["m"] - start,
+                     kept=np.minimum(per["mrr"], per["account_id"].map(base)))
+    ref = per.groupby(["c", "age"])["kept"].sum().unstack(fill_value=0.0)
+    ref = ref.div(ref[0], axis=0)
+    values = got.to_numpy()
+    known = ~np.isnan(values)
+    np.testing.assert_allclose(values[known], ref.to_numpy()[:, : got.shape[1]][known],
+                               rtol=1e-9)
+    assert (got.fillna(0) <= nrr.fillna(0) + 1e-12).all().all()
+    assert np.nanmax(values) <= 1 + 1e-12
+
+
+def test_cross_sell_on_transactions_equals_pandas(small):
+    tx = small.transactions
+    got = churn.cross_sell(tx, period="M")
+    b = tx[tx["amount"] >= 0].assign(m=_month(tx["timestamp"]))
+    cells = b.groupby(["customer_id", "product_category", "m"])["amount"].sum().reset_index()
+    cells = cells.sort_values(["customer_id", "product_category", "m"])
+    grp = cells.groupby(["customer_id", "product_category"])
+    cells["prev_m"], cells["prev_amount"] = grp["m"].shift(), grp["amount"].shift()
+    cells["first"] = cells.groupby("customer_id")["m"].transform("min")
+    idx = range(int(cells["m"].min()), int(cells["m"].max()) + 1)
+    added = cells[cells["prev_m"].isna() & (cells["m"] > cells["first"])]
+    up = cells[(cells["prev_m"] == cells["m"] - 1) & (cells["amount"] > cells["prev_amount"])]
+    returning = cells[cells["m"] > cells["first"]].groupby("m")["customer_id"].nunique()
+    ref_added = added.groupby("m")["customer_id"].nunique().reindex(idx, fill_value=0)
+    assert got["cross_sell_accounts"].tolist() == ref_added.tolist()
+    assert got["upsell_accounts"].tolist() == up.groupby("m")["customer_id"].nunique().reindex(
+        idx, fill_value=0).tolist()
+    np.testing.assert_allclose(got["cross_sell_rate"].to_numpy(),
+                               (ref_added / returning.reindex(idx)).to_numpy())
+    # breadth: categories ever bought by the period's buyers, up to the period
+    first_cat = cells.groupby(["customer_id", "product_category"])["m"].min().reset_index()
+    buyers = cells[["customer_id", "m"]].drop_duplicates()
+    ever = [((first_cat["customer_id"] == c) & (first_cat["m"] <= m_)).sum()
+            for c, m_ in buyers.itertuples(index=False)]
+    ref_breadth = buyers.assign(ever=ever).groupby("m")["ever"].mean().reindex(idx)
+    np.testing.assert_allclose(got["breadth"].to_numpy(), ref_breadth.to_numpy())
+
+
+def test_service_kpis_per_active_key_account_equal_pandas(small):
+    tk, subs = small.tickets, small.subscriptions
+    got = churn.service_kpis(tk, subscriptions=subs)
+    key = tk[tk["customer_id"].isin(set(subs["account_id"]))]
+    month = key["opened_at"].dt.to_period("M").dt.start_time
+    tickets = key.groupby(month).size()
+    active = subs[subs["mrr"] > 0].groupby("month")["account_id"].nunique()
+    np.testing.assert_array_equal(got["tickets"].to_numpy(), tickets.to_numpy())
+    np.testing.assert_allclose(got["tickets_per_active_customer"].to_numpy(),
+                               (tickets / active.reindex(tickets.index)).to_numpy())

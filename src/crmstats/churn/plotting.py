@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, percent_axis, require_columns
 
 __all__ = [
     "plot_churn_rate",
@@ -63,7 +63,7 @@ def plot_retention_curves(retention: pd.DataFrame, ax: plt.Axes | None = None, *
         ax.plot(retention.columns, np.asarray(row, float), lw=1, alpha=0.6, label=label)
     ax.plot(retention.columns, retention.mean(axis=0, skipna=True), color="black", lw=2.5,
             label="average")
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(ax)
     ax.set_xlabel("periods since acquisition")
     ax.set_ylabel("customers buying")
     ax.set_title("Retention curves by cohort")
@@ -86,7 +86,7 @@ def plot_survival(curves, ax: plt.Axes | None = None, *, truth: pd.Series | None
         ax.step(truth.index, truth.to_numpy(), where="post", color="black", ls="--",
                 label="true survival (simulator)")
     ax.set_ylim(0, 1.02)
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(ax)
     ax.set_xlabel("tenure (periods)")
     ax.set_ylabel("still active")
     ax.set_title(title)
@@ -150,7 +150,7 @@ def plot_retention_trend(bridge: pd.DataFrame, ax: plt.Axes | None = None) -> pl
     ax.plot(bridge.index, bridge["nrr"], marker="o", label="NRR (net revenue retention)")
     ax.plot(bridge.index, bridge["grr"], marker="o", label="GRR (gross revenue retention)")
     ax.axhline(1.0, color="grey", ls="--", lw=1)
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(ax)
     ax.set_title("Revenue retention per period")
     ax.legend()
     return ax
@@ -169,7 +169,7 @@ def plot_retention_projection(projection: pd.DataFrame, ax: plt.Axes | None = No
         fit = c[c["fitted"]]
         ax.plot(fit["age"], fit["observed"], marker="o", ms=6, lw=0, mfc="none",
                 color=line.get_color())
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(ax)
     ax.set_xlabel("age (months)")
     ax.set_ylabel("accounts still active")
     ax.set_title("sBG projection (dashed) vs observed (dots); circled: calibration")
@@ -187,12 +187,11 @@ def plot_churn_rate(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
     twin = ax.twinx()
     twin.plot(rates.index, rates["churn_rate"], color="tab:red", marker="o", ms=3,
               label="churn rate")
-    twin.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(twin)
     twin.set_ylabel("churn rate")
     twin.set_ylim(0, max(0.05, float(rates["churn_rate"].max(skipna=True) or 0) * 1.2))
     ax.set_title("Active customers and churn per period")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    legend_with_twin(ax, twin, loc="upper left")
     return ax
 
 
@@ -203,14 +202,13 @@ def plot_cross_sell(cross: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
     ax = get_ax(ax)
     ax.plot(cross.index, cross["cross_sell_rate"], marker="o", ms=3, label="cross-sell rate")
     ax.plot(cross.index, cross["upsell_rate"], marker="o", ms=3, label="upsell rate")
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(ax)
     twin = ax.twinx()
     twin.plot(cross.index, cross["categories_per_account"], color="grey", ls="--",
               label="categories per account")
     twin.set_ylabel("categories per account")
     ax.set_title("Cross-sell and upsell of key accounts")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    legend_with_twin(ax, twin, loc="upper left")
     return ax
 
 
@@ -225,8 +223,7 @@ def plot_service_kpis(service: pd.DataFrame, ax: plt.Axes | None = None) -> plt.
     twin.plot(service.index, service["within_target"], color="tab:green", marker="o", ms=3,
               label="resolved within target")
     twin.set_ylim(0, 1.05)
-    twin.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(twin)
     ax.set_title("Service: tickets and resolution within target")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    legend_with_twin(ax, twin, loc="upper left")
     return ax

@@ -21,7 +21,7 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
+from crmstats.io import as_table, execute, read_table
 
 __all__ = [
     "account_lifetimes",
@@ -29,6 +29,7 @@ __all__ = [
     "churn_rate",
     "cohort_table",
     "cross_sell",
+    "grr_by_cohort",
     "mrr_bridge",
     "nrr_by_cohort",
     "retention_matrix",
@@ -48,6 +49,30 @@ def _check_period(period: str) -> str:
     if period not in ("D", "W", "M", "Q", "Y"):
         raise ValueError(f"period must be 'D', 'W', 'M', 'Q' or 'Y'; got {period!r}")
     return period
+
+
+def _cohort_rows(transactions, period, cohort_col, customers, customer_id_col, timestamp_col,
+                 amount_col):
+    """Return the transactions and their rows with ``first_p``, ``age`` and ``cohort``."""
+    t = _transactions(transactions, customer_id_col, timestamp_col, amount_col)
+    t = t.mutate(p=period_index(t.timestamp, period))
+    buys = t.filter(t.amount >= 0)
+    first = buys.group_by("customer_id").aggregate(first_p=buys.p.min())
+    j = t.inner_join(first, "customer_id").mutate(age=lambda x: x.p - x.first_p)
+    j = j.filter(j.age >= 0)
+    if cohort_col is None:
+        return t, j.mutate(cohort=j.first_p)
+    if customers is None:
+        raise ValueError("cohort_col needs the customers table (customers=...)")
+    c = as_table(customers, "customers", columns={"customer_id": customer_id_col})
+    if cohort_col not in c.columns:
+        raise DataError(f"customers table: no column {cohort_col!r} to form cohorts; "
+                        f"columns: {', '.join(c.columns)}", table="customers",
+                        column=cohort_col)
+    c = c.select("customer_id", cohort=c[cohort_col].cast("string"))
+    j = j.left_join(c, "customer_id").mutate(
+        cohort=lambda x: ibis.coalesce(x.cohort, ibis.literal("(unknown)")))
+    return t, j
 
 
 def cohort_table(
@@ -98,25 +123,8 @@ def cohort_table(
     period = _check_period(period)
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
-    t = _transactions(transactions, customer_id_col, timestamp_col, amount_col)
-    t = t.mutate(p=period_index(t.timestamp, period))
-    buys = t.filter(t.amount >= 0)
-    first = buys.group_by("customer_id").aggregate(first_p=buys.p.min())
-    j = t.inner_join(first, "customer_id").mutate(age=lambda x: x.p - x.first_p)
-    j = j.filter(j.age >= 0)
-    if cohort_col is None:
-        j = j.mutate(cohort=j.first_p)
-    else:
-        if customers is None:
-            raise ValueError("cohort_col needs the customers table (customers=...)")
-        c = as_table(customers, "customers", columns={"customer_id": customer_id_col})
-        if cohort_col not in c.columns:
-            raise DataError(f"customers table: no column {cohort_col!r} to form cohorts; "
-                            f"columns: {', '.join(c.columns)}", table="customers",
-                            column=cohort_col)
-        c = c.select("customer_id", cohort=c[cohort_col].cast("string"))
-        j = j.left_join(c, "customer_id").mutate(
-            cohort=lambda x: ibis.coalesce(x.cohort, ibis.literal("(unknown)")))
+    t, j = _cohort_rows(transactions, period, cohort_col, customers, customer_id_col,
+                        timestamp_col, amount_col)
     if max_age is not None:
         j = j.filter(j.age <= int(max_age))
     if metric == "customers":
@@ -148,12 +156,44 @@ def cohort_table(
 def retention_matrix(transactions: Any, **kwargs) -> pd.DataFrame:
     """Share of each cohort's customers buying at each age (age 0 is 1.0).
 
-    Takes the arguments of :func:`cohort_table` (``metric`` is "customers");
-    adds no column: the cohort sizes are ``cohort_table(...)[0]``.
+    Takes the arguments of :func:`cohort_table` (``metric`` is "customers").
+    With acquisition-period cohorts every customer of a cohort is observed
+    for the same ages (later ages are NaN). With ``cohort_col`` a cohort mixes
+    customers acquired at different times, so the share at age ``a`` is
+    taken among the cohort's customers whose first purchase lies at least
+    ``a`` periods before the data's last period — those who could have bought
+    at that age — and is NaN where none could.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shaped like :func:`cohort_table`.
     """
     kwargs.pop("metric", None)
     counts = cohort_table(transactions, metric="customers", **kwargs)
-    return counts.div(counts[0], axis=0)
+    if kwargs.get("cohort_col") is None:
+        return counts.div(counts[0], axis=0)
+    exposed = _exposure(transactions, counts, **kwargs)
+    return counts.div(exposed.where(exposed > 0))
+
+
+def _exposure(transactions, counts, *, period="M", cohort_col=None, customers=None,
+              max_age=None, customer_id_col=None, timestamp_col=None, amount_col=None):
+    """Count the customers of each ``cohort_col`` cohort observable at each age."""
+    period = _check_period(period)
+    t, j = _cohort_rows(transactions, period, cohort_col, customers, customer_id_col,
+                        timestamp_col, amount_col)
+    starts = j.filter(j.age == 0)
+    by_first = execute(starts.group_by(["cohort", "first_p"]).aggregate(
+        n=starts.customer_id.nunique(where=starts.amount >= 0)))
+    last = int(execute(t.p.max()))
+    ages = counts.columns.to_numpy(dtype="int64")
+    firsts = by_first["first_p"].to_numpy(dtype="int64")
+    # customer groups by first period, observable at age a when first_p + a <= last
+    seen = (firsts[:, None] + ages[None, :] <= last) * by_first["n"].to_numpy(float)[:, None]
+    exposed = pd.DataFrame(seen, columns=counts.columns).groupby(
+        by_first["cohort"].to_numpy()).sum()
+    return exposed.reindex(counts.index).fillna(0.0).rename_axis(counts.index.name)
 
 
 def churn_rate(
@@ -354,19 +394,65 @@ def nrr_by_cohort(
 ) -> pd.DataFrame:
     """Net revenue retention of each start cohort, by periods since the start.
 
+    Parameters
+    ----------
+    subscriptions : DataFrame, path or ibis.Table
+        Canonical subscriptions table.
+    period : {"M", "Q"}
+        Months, or quarters (each quarter's MRR is its last month's).
+    account_id_col, month_col, mrr_col : str, optional
+        The caller's names of the canonical columns.
+
     Returns
     -------
     pandas.DataFrame
         Index: the cohorts (period of each account's first MRR); columns
         ``0, 1, ...``: the cohort's MRR at that age ÷ its MRR at age 0
-        (NaN beyond the data). Reactivated MRR counts where it returns.
+        (NaN beyond the data). Expansion counts; reactivated MRR counts where
+        it returns.
     """
+    return _revenue_retention(subscriptions, period, account_id_col, month_col, mrr_col,
+                              gross=False)
+
+
+def grr_by_cohort(
+    subscriptions: Any,
+    *,
+    period: str = "M",
+    account_id_col: str | None = None,
+    month_col: str | None = None,
+    mrr_col: str | None = None,
+) -> pd.DataFrame:
+    """Gross revenue retention of each start cohort, by periods since the start.
+
+    Like :func:`nrr_by_cohort`, but each account's MRR counts at most at its
+    starting MRR, so only contraction and churn move it: the sum over the
+    cohort's accounts of ``min(MRR at that age, MRR at age 0)`` ÷ the
+    cohort's MRR at age 0 (at most 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shaped like :func:`nrr_by_cohort`.
+    """
+    return _revenue_retention(subscriptions, period, account_id_col, month_col, mrr_col,
+                              gross=True)
+
+
+def _revenue_retention(subscriptions, period, account_id_col, month_col, mrr_col, *, gross):
     period = str(period).upper()
     s = _subscriptions(subscriptions, account_id_col, month_col, mrr_col)
     ap = _account_periods(s, period)
     first = ap.group_by("account_id").aggregate(c=ap.p.min())
     j = ap.inner_join(first, "account_id")
+    if gross:
+        base = j.filter(j.p == j.c).select("account_id", base=j.mrr)
+        j = j.inner_join(base, "account_id")
+        j = j.mutate(mrr=ibis.least(j.mrr, j.base))
     cells = execute(j.group_by([j.c, (j.p - j.c).name("age")]).aggregate(mrr=j.mrr.sum()))
+    if cells.empty:
+        raise DataError("subscriptions table: no positive MRR", table="subscriptions",
+                        column="mrr")
     last = int(execute(ap.p.max()))
     table = cells.pivot(index="c", columns="age", values="mrr").sort_index()
     table = table.reindex(columns=range(int(cells["age"].max()) + 1)).fillna(0.0)
@@ -379,75 +465,125 @@ def nrr_by_cohort(
 
 
 def cross_sell(
-    subscriptions: Any,
+    data: Any,
     *,
     category_col: str = "product_category",
     period: str = "M",
+    table: str | None = None,
     account_id_col: str | None = None,
     month_col: str | None = None,
     mrr_col: str | None = None,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
 ) -> pd.DataFrame:
     """Cross-sell and upsell of existing accounts per period.
 
+    Works on subscriptions (what each account holds each month) or on
+    transactions (what each customer buys each period). A **cross-sell** is
+    an account taking a category it never had, after its first period; an
+    **upsell** is more revenue in a category than in the period before (the
+    category held or bought in both periods).
+
     Parameters
     ----------
-    subscriptions : DataFrame, path or ibis.Table
-        Canonical subscriptions table with a product category column.
+    data : DataFrame, path or ibis.Table
+        Canonical subscriptions or transactions table with a category column.
     category_col : str
         The caller's name of the product category column.
-    period : {"M"}
-        Months.
+    period : {"D", "W", "M", "Q", "Y"}
+        Output period; subscriptions are monthly, so ``"M"`` only for them.
+    table : {"subscriptions", "transactions"}, optional
+        Which table ``data`` is; by default subscriptions when it has the
+        account id column (``account_id`` or ``account_id_col``), else
+        transactions.
     account_id_col, month_col, mrr_col : str, optional
-        The caller's names of the canonical columns.
+        The caller's names of the canonical subscription columns.
+    customer_id_col, timestamp_col, amount_col : str, optional
+        The caller's names of the canonical transaction columns.
 
     Returns
     -------
     pandas.DataFrame
-        Index ``period``; columns ``accounts`` (with MRR), ``categories_per_account``
-        (mean distinct categories held), ``cross_sell_accounts`` (accounts
-        adding a category they never had, after their first month),
-        ``cross_sell_rate`` (÷ accounts of the previous period),
-        ``upsell_accounts`` (more MRR in a category held the month before) and
-        ``upsell_rate``.
+        Index ``period``; columns ``accounts`` (holding MRR, or buying, in the
+        period), ``categories_per_account`` (mean distinct categories held or
+        bought in the period), ``breadth`` (mean distinct categories the
+        period's accounts have ever held or bought, up to the period),
+        ``cross_sell_accounts``, ``cross_sell_rate``, ``upsell_accounts`` and
+        ``upsell_rate``. The rates divide by the previous period's accounts
+        for subscriptions, and by the period's returning buyers (past their
+        first period) for transactions.
     """
-    if str(period).upper() != "M":
-        raise ValueError("cross_sell is computed per month (period='M')")
-    s = _subscriptions(subscriptions, account_id_col, month_col, mrr_col,
-                       category_col=category_col)
-    if "product_category" not in s.columns:
-        raise DataError(f"subscriptions table: no category column {category_col!r}",
-                        table="subscriptions", column=category_col)
-    s = s.filter(s.mrr > 0)
-    cells = s.group_by(["account_id", s.product_category,
-                        s.month.pipe(period_index, "M").name("p")]).aggregate(mrr=s.mrr.sum())
-    w = ibis.window(group_by=[cells.account_id, cells.product_category], order_by=cells.p)
-    acc_first = cells.group_by("account_id").aggregate(first_p=cells.p.min())
-    cells = cells.mutate(prev_p=cells.p.lag().over(w), prev_mrr=cells.mrr.lag().over(w))
-    cells = cells.inner_join(acc_first, "account_id")
+    period = _check_period(period)
+    if table is None:
+        cols = read_table(data, table="subscriptions").columns
+        table = "subscriptions" if (account_id_col or "account_id") in cols else "transactions"
+    if table == "subscriptions":
+        if period != "M":
+            raise ValueError("cross_sell on subscriptions is computed per month (period='M')")
+        s = _subscriptions(data, account_id_col, month_col, mrr_col, category_col=category_col)
+        _require_category(s, "subscriptions", category_col)
+        s = s.filter(s.mrr > 0)
+        cells = s.group_by([s.account_id.name("aid"), s.product_category,
+                            s.month.pipe(period_index, "M").name("p")]).aggregate(
+            revenue=s.mrr.sum())
+    elif table == "transactions":
+        tx = as_table(data, "transactions", columns={
+            "customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col,
+            "product_category": category_col})
+        _require_category(tx, "transactions", category_col)
+        tx = tx.filter((tx.amount >= 0) & tx.product_category.notnull())
+        cells = tx.group_by([tx.customer_id.name("aid"), tx.product_category,
+                             tx.timestamp.pipe(period_index, period).name("p")]).aggregate(
+            revenue=tx.amount.sum())
+    else:
+        raise ValueError(f"table must be 'subscriptions' or 'transactions'; got {table!r}")
+    w = ibis.window(group_by=[cells.aid, cells.product_category], order_by=cells.p)
+    acc_first = cells.group_by("aid").aggregate(first_p=cells.p.min())
+    cells = cells.mutate(prev_p=cells.p.lag().over(w), prev_rev=cells.revenue.lag().over(w))
+    cells = cells.inner_join(acc_first, "aid")
     added = cells.prev_p.isnull() & (cells.p > cells.first_p)
-    upsell = (cells.prev_p == cells.p - 1) & (cells.mrr > cells.prev_mrr)
+    upsell = (cells.prev_p == cells.p - 1) & (cells.revenue > cells.prev_rev)
+    # categories ever held: cumulative count of first-time categories per account
+    per_acc = cells.group_by(["aid", "p"]).aggregate(
+        new_cats=cells.count(where=cells.prev_p.isnull()), first_p=cells.first_p.max())
+    wa = ibis.window(group_by=per_acc.aid, order_by=per_acc.p, preceding=None, following=0)
+    per_acc = per_acc.mutate(ever=per_acc.new_cats.sum().over(wa))
+    breadth = per_acc.group_by("p").aggregate(
+        breadth=per_acc.ever.mean(),
+        returning=per_acc.count(where=per_acc.p > per_acc.first_p))
     per = cells.group_by("p").aggregate(
-        accounts=cells.account_id.nunique(),
+        accounts=cells.aid.nunique(),
         holdings=cells.count(),
-        cross_sell_accounts=cells.account_id.nunique(where=added),
-        upsell_accounts=cells.account_id.nunique(where=upsell),
+        cross_sell_accounts=cells.aid.nunique(where=added),
+        upsell_accounts=cells.aid.nunique(where=upsell),
     )
     out = execute(per).set_index("p").sort_index()
     if out.empty:
-        raise DataError("subscriptions table: no positive MRR", table="subscriptions",
-                        column="mrr")
+        what = "MRR" if table == "subscriptions" else "purchase"
+        raise DataError(f"{table} table: no positive {what} with a category", table=table,
+                        column=category_col)
+    out = out.join(execute(breadth).set_index("p"))
     idx = np.arange(int(out.index.min()), int(out.index.max()) + 1)
-    out = out.reindex(idx).fillna(0)
-    prev = out["accounts"].shift(1)
+    out = out.reindex(idx)
+    counts = ["accounts", "holdings", "cross_sell_accounts", "upsell_accounts", "returning"]
+    out[counts] = out[counts].fillna(0)
+    base = out["accounts"].shift(1) if table == "subscriptions" else out["returning"]
     out["categories_per_account"] = out["holdings"] / out["accounts"].where(out["accounts"] > 0)
-    out["cross_sell_rate"] = out["cross_sell_accounts"] / prev.where(prev > 0)
-    out["upsell_rate"] = out["upsell_accounts"] / prev.where(prev > 0)
-    out = out[["accounts", "categories_per_account", "cross_sell_accounts", "cross_sell_rate",
-               "upsell_accounts", "upsell_rate"]]
+    out["cross_sell_rate"] = out["cross_sell_accounts"] / base.where(base > 0)
+    out["upsell_rate"] = out["upsell_accounts"] / base.where(base > 0)
+    out = out[["accounts", "categories_per_account", "breadth", "cross_sell_accounts",
+               "cross_sell_rate", "upsell_accounts", "upsell_rate"]]
     for c in ("accounts", "cross_sell_accounts", "upsell_accounts"):
         out[c] = out[c].astype("int64")
-    out.index = pd.DatetimeIndex(period_start(idx, "M"), name="period")
+    out.index = pd.DatetimeIndex(period_start(idx, period), name="period")
     return out
+
+
+def _require_category(t, table: str, category_col: str) -> None:
+    if "product_category" not in t.columns:
+        raise DataError(f"{table} table: no category column {category_col!r}; columns: "
+                        f"{', '.join(t.columns)}", table=table, column=category_col)
 
 
 # ----------------------------------------------------------------------------- service
@@ -459,6 +595,7 @@ def service_kpis(
     period: str = "M",
     target_hours: float = 48.0,
     active_customers: pd.Series | None = None,
+    subscriptions: Any = None,
     ticket_id_col: str | None = None,
     customer_id_col: str | None = None,
     opened_at_col: str | None = None,
@@ -476,10 +613,13 @@ def service_kpis(
         Resolution-time target.
     active_customers : pandas.Series, optional
         Active customers per period (indexed by period start, e.g.
-        ``mrr_bridge(...)["accounts_start"]`` or ``churn_rate(...)["active_start"]``),
-        for tickets per active customer.
+        ``churn_rate(...)["active_start"]``), for tickets per active customer.
+    subscriptions : DataFrame, path or ibis.Table, optional
+        Canonical subscriptions table: restricts the KPIs to the key accounts'
+        tickets and counts the active customers in the database, as the
+        accounts with MRR in each period (overrides ``active_customers``).
     ticket_id_col, customer_id_col, opened_at_col, resolved_at_col : str, optional
-        The caller's names of the canonical columns.
+        The caller's names of the canonical ticket columns.
 
     Returns
     -------
@@ -487,7 +627,8 @@ def service_kpis(
         Index ``period``; columns ``tickets``, ``customers`` (with a ticket),
         ``resolved``, ``open`` (unresolved), ``median_hours`` and
         ``p90_hours`` to resolve, ``within_target`` (share of resolved tickets
-        resolved within ``target_hours``) and, with ``active_customers``,
+        resolved within ``target_hours``) and, with ``active_customers`` or
+        ``subscriptions``, ``active_customers`` and
         ``tickets_per_active_customer``.
     """
     period = _check_period(period)
@@ -496,6 +637,15 @@ def service_kpis(
         "opened_at": opened_at_col, "resolved_at": resolved_at_col})
     if "resolved_at" not in t.columns:
         t = t.mutate(resolved_at=ibis.null("timestamp"))
+    active = None
+    if subscriptions is not None:
+        s = _subscriptions(subscriptions, None, None, None)
+        s = s.filter(s.mrr > 0)
+        ids = s.select(aid=s.account_id.cast("string")).distinct()
+        t = t.semi_join(ids, t.customer_id.cast("string") == ids.aid)
+        per_active = s.group_by(p=period_index(s.month, period)).aggregate(
+            n=s.account_id.nunique())
+        active = execute(per_active).set_index("p")["n"]
     hours = (t.resolved_at.epoch_seconds() - t.opened_at.epoch_seconds()) / 3600.0
     t = t.mutate(p=period_index(t.opened_at, period), hours=hours)
     per = t.group_by("p").aggregate(
@@ -507,14 +657,20 @@ def service_kpis(
         within=t.count(where=t.hours <= float(target_hours)),
     )
     out = execute(per).set_index("p").sort_index()
+    if out.empty:
+        raise DataError("tickets table: no ticket of the key accounts in subscriptions",
+                        table="tickets", column="customer_id")
     out["open"] = out["tickets"] - out["resolved"]
     out["within_target"] = out["within"] / out["resolved"].where(out["resolved"] > 0)
     out = out[["tickets", "customers", "resolved", "open", "median_hours", "p90_hours",
                "within_target"]]
+    if active is not None:
+        out["active_customers"] = active.reindex(out.index)
     out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
-    if active_customers is not None:
-        active = pd.Series(active_customers)
-        out["tickets_per_active_customer"] = out["tickets"] / active.reindex(out.index).where(
+    if active is None and active_customers is not None:
+        out["active_customers"] = pd.Series(active_customers).reindex(out.index)
+    if "active_customers" in out:
+        out["tickets_per_active_customer"] = out["tickets"] / out["active_customers"].where(
             lambda x: x > 0)
     return out
 
