@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["get_ax", "require_columns"]
+__all__ = ["get_ax", "legend_with_twin", "percent_axis", "require_columns"]
 
 
 def get_ax(ax: plt.Axes | None = None, figsize=(8, 4)) -> plt.Axes:
@@ -29,3 +29,16 @@ def require_columns(frame: pd.DataFrame, columns, what: str) -> None:
         raise ValueError(
             f"expected the DataFrame returned by {what}; missing column(s) {', '.join(missing)}"
         )
+
+
+def legend_with_twin(ax: plt.Axes, twin: plt.Axes, **kwargs) -> None:
+    """One legend on ``ax`` for the artists of ``ax`` and of its twin axes."""
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    kwargs.setdefault("fontsize", 8)
+    ax.legend(handles, [h.get_label() for h in handles], **kwargs)
+
+
+def percent_axis(ax: plt.Axes, which: str = "y") -> None:
+    """Format an axis' ticks as whole percentages."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    axis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))

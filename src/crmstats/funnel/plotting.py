@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, percent_axis, require_columns
 
 __all__ = ["plot_calibration", "plot_days_in_stage", "plot_funnel", "plot_lead_kpis",
            "plot_lifecycle", "plot_lift", "plot_stage_flows"]
@@ -58,11 +58,10 @@ def plot_lead_kpis(kpis: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     ax.tick_params(axis="x", rotation=30)
     twin = ax.twinx()
     twin.plot(per.index, per["lead_to_won"], "o", color="tab:red", label="lead → won rate")
-    twin.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    percent_axis(twin)
     twin.set_ylim(0, max(0.05, float(per["lead_to_won"].max()) * 1.2))
     ax.set_title("Lead cost and lead quality by channel")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper right")
+    legend_with_twin(ax, twin, loc="upper right")
     return ax
 
 

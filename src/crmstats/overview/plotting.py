@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, require_columns
 
 __all__ = [
     "plot_monthly_activity",
@@ -44,9 +44,7 @@ def plot_monthly_activity(activity: pd.DataFrame, ax: plt.Axes | None = None) ->
              label="new customers")
     ax2.set_ylabel("customers")
     ax2.set_ylim(bottom=0)
-    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax.legend(handles, labels, loc="upper left", frameon=False)
+    legend_with_twin(ax, ax2, loc="upper left", frameon=False, fontsize=None)
     ax.set_title("Revenue and customers per period")
     return ax
 
