@@ -41,10 +41,11 @@ The story
 7. **Referrals.** A share ``truth["referral_share"]`` (0.6) of the contacts whose
    first touch is the ``referral`` channel record who referred them in
    ``contacts.referred_by``: a customer acquired before the contact was created,
-   drawn with a heavy tail (Pareto) towards the most recently acquired ones, so a
-   few customers refer many; other contacts have a null ``referred_by``.
-   Referrals come from a jumped copy of the random stream, so every other table
-   and truth value is the same as without them.
+   drawn with probability proportional to the customer's propensity to refer,
+   ``w ~ Gamma(0.1, 1)``, so a few customers refer many; other contacts have a
+   null ``referred_by``. Referrals come from a separate generator seeded
+   ``[seed, 101]``, so every other table and truth value is the same as
+   without them.
 
 References
 ----------
@@ -230,7 +231,7 @@ def simulate_crm(
     }).sort_values("timestamp", kind="mergesort").reset_index(drop=True)
 
     truth = _truth(channels, t0, t_end, touch, features, contacts, survival, cust_truth)
-    contacts = _referrals(rng, contacts, customers)
+    contacts = _referrals(seed, contacts, customers)
     truth["referral_share"] = _REFERRAL_SHARE
     sizes = {name: value for name, value, default in (
         ("n_contacts", n, 40_000), ("n_months", int(n_months), 24), ("start", start, "2024-01-01"),
@@ -254,27 +255,32 @@ def simulate_crm(
 
 #: Share of referral-channel contacts whose referrer (an earlier customer) is recorded.
 _REFERRAL_SHARE = 0.6
+#: Gamma shape of the customers' propensity to refer (small: a few customers refer many).
+_REFERRAL_SHAPE = 0.1
 
 
-def _referrals(rng, contacts, customers):
+def _referrals(seed, contacts, customers):
     """Record who referred referral-channel contacts: a customer acquired before them.
 
-    Drawn from a jumped copy of the stream, so every other table and truth value
-    is exactly what it was without referrals.
+    Each customer has a propensity to refer ``w ~ Gamma(0.1, 1)``; the referrer of
+    a contact is drawn among the customers acquired before it with probability
+    proportional to ``w``. Drawn from a separate generator seeded ``[seed, 101]``,
+    so every other table and truth value is exactly what it was without referrals.
     """
-    side = np.random.Generator(rng.bit_generator.jumped(2))
+    side = np.random.default_rng([seed, 101])
     out = contacts.copy()
     out["referred_by"] = pd.Series(pd.NA, index=out.index, dtype="string")
-    acquired = customers.sort_values("acquired_at")
+    acquired = customers.sort_values("acquired_at", kind="mergesort")
     times = acquired["acquired_at"].to_numpy()
     ids = acquired["customer_id"].to_numpy()
-    referral = (out["channel"] == "referral").to_numpy() & (side.random(len(out))
-                                                           < _REFERRAL_SHARE)
+    weight = np.cumsum(side.gamma(_REFERRAL_SHAPE, 1.0, len(ids)))
+    recorded = side.random(len(out)) < _REFERRAL_SHARE
+    referral = (out["channel"] == "referral").to_numpy() & recorded
     before = np.searchsorted(times, out["created_at"].to_numpy(), side="left")
     rows = np.flatnonzero(referral & (before > 0))
-    # heavy-tailed (Pareto) step back from the latest customer acquired before the contact
-    picks = np.minimum((side.pareto(1.2, len(rows)) * 3).astype(int), before[rows] - 1)
-    out.loc[out.index[rows], "referred_by"] = ids[before[rows] - 1 - picks]
+    u = side.random(len(rows)) * weight[before[rows] - 1]
+    picks = np.minimum(np.searchsorted(weight, u, side="right"), before[rows] - 1)
+    out.loc[out.index[rows], "referred_by"] = ids[picks]
     return out
 
 
