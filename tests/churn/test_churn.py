@@ -175,7 +175,18 @@ def test_kaplan_meier_band_covers_true_survival(demo):
     assert (at["upper"] <= at["band_upper"] + 1e-12).all()
 
 
-def test_cox_recovers_the_service_drivers():
+@pytest.fixture(scope="module")
+def big():
+    """The demo company with half its customers key accounts (~850 churns)."""
+    return crmstats.load_crm("demo:key_account_share=0.5")
+
+
+@pytest.fixture(scope="module")
+def big_panel(big):
+    return churn.account_months(big.subscriptions, big.tickets)
+
+
+def test_cox_recovers_the_service_drivers(big, big_panel):
     """Both true drivers come out with the right sign and significance.
 
     The sBG frailty (theta ~ Beta(1, 7)) attenuates the estimated effects to
@@ -183,8 +194,7 @@ def test_cox_recovers_the_service_drivers():
     too little power; the demo company with half its customers key accounts
     (~850 events) is used.
     """
-    big = crmstats.load_crm("demo:key_account_share=0.5")
-    panel = churn.account_months(big.subscriptions, big.tickets)
+    panel = big_panel
     drivers = churn.churn_drivers(panel, entry_col="entry", duration_col="exit",
                                   covariates=["tickets_recent", "log_resolution_days"])
     truth = big.truth["churn_hazard_coefficients"]
@@ -349,3 +359,94 @@ def test_service_kpis_per_active_key_account_equal_pandas(small):
     np.testing.assert_array_equal(got["tickets"].to_numpy(), tickets.to_numpy())
     np.testing.assert_allclose(got["tickets_per_active_customer"].to_numpy(),
                                (tickets / active.reindex(tickets.index)).to_numpy())
+
+
+# ----------------------------------------------------------------- sBG with churn drivers
+
+
+def _resolution_z(panel):
+    # the simulator's slowness: (log mean resolution days - log 2) / 0.6 (see simulate.py)
+    return panel.assign(resolution_z=(panel["log_resolution_days"] - np.log(2.0)) / 0.6)
+
+
+def test_sbg_hazard_model_recovers_the_simulators_churn_process(big, big_panel):
+    """alpha, beta and the ticket effect lie in their 95 % intervals on the CRM tables.
+
+    The account's resolution level is measured from a handful of its tickets,
+    so its effect is attenuated (errors in a covariate); it must still be
+    positive and significant.
+    """
+    panel = _resolution_z(big_panel)
+    model = churn.ShiftedBetaGeoHazardModel().fit(
+        panel, covariates=["tickets_recent", "resolution_z"])
+    truth = big.truth
+    s = model.summary_
+    for name, value in [("alpha", truth["sbg"]["alpha"]), ("beta", truth["sbg"]["beta"]),
+                        ("tickets_recent", truth["churn_hazard_coefficients"][
+                            "tickets_last_3m"])]:
+        assert s.loc[name, "lower_95"] <= value <= s.loc[name, "upper_95"], name
+    assert 0 < s.loc["resolution_z", "estimate"] < truth["churn_hazard_coefficients"][
+        "resolution_days_z"]
+    assert s.loc["resolution_z", "p_value"] < 0.01
+    assert model.events_ == int(panel["churned"].sum())
+    # Cox, ignoring the heterogeneity, shrinks the ticket effect toward no effect
+    cox = churn.churn_drivers(panel, entry_col="entry", duration_col="exit",
+                              covariates=["tickets_recent", "resolution_z"])
+    true_ticket = truth["churn_hazard_coefficients"]["tickets_last_3m"]
+    assert abs(model.table.loc["tickets_recent", "coef"] - true_ticket) < abs(
+        cox.table.loc["tickets_recent", "coef"] - true_ticket)
+    # baseline survival (no tickets, typical resolution) is the true baseline sBG
+    t = np.arange(24)
+    np.testing.assert_allclose(model.survival(t),
+                               truth["key_account_survival"]["baseline_sbg"], atol=0.05)
+
+
+def test_sbg_hazard_model_recovers_a_time_varying_driver():
+    rng = np.random.default_rng(7)
+    alpha, beta, b = 0.8, 5.0, 0.6
+    n, horizon = 4000, 18
+    theta = rng.beta(alpha, beta, n)
+    rows = []
+    for i in range(n):
+        for t in range(1, horizon + 1):
+            x = rng.poisson(0.5)
+            churned = rng.random() < 1 - (1 - theta[i]) ** np.exp(b * x)
+            rows.append((i, t, int(churned), x))
+            if churned:
+                break
+    panel = pd.DataFrame(rows, columns=["account_id", "exit", "churned", "x"])
+    model = churn.ShiftedBetaGeoHazardModel().fit(panel, covariates=["x"])
+    for name, value in {"alpha": alpha, "beta": beta, "x": b}.items():
+        row = model.summary_.loc[name]
+        assert row["lower_95"] <= value <= row["upper_95"], name
+
+
+def test_sbg_hazard_model_without_drivers_is_the_sbg():
+    rng = np.random.default_rng(5)
+    lifetime = rng.geometric(rng.beta(1.0, 7.0, 3000))
+    horizon = 12
+    panel = pd.DataFrame([(i, t, int(t == life)) for i, life in enumerate(lifetime)
+                          for t in range(1, min(life, horizon) + 1)],
+                         columns=["account_id", "exit", "churned"])
+    model = churn.ShiftedBetaGeoHazardModel().fit(panel)
+    survivors = [int((lifetime > t).sum()) for t in range(horizon + 1)]
+    sbg = ShiftedBetaGeoModel().fit(survivors)
+    for name in ("alpha", "beta"):
+        assert model.params_[name] == pytest.approx(sbg.params_[name], rel=1e-3)
+    np.testing.assert_allclose(model.survival(np.arange(10)), sbg.survival(np.arange(10)),
+                               rtol=1e-3)
+
+
+def test_sbg_hazard_model_bad_panels_are_named():
+    panel = pd.DataFrame({"account_id": ["a", "a", "b"], "exit": [1, 3, 1],
+                          "churned": [0, 1, 1], "x": [0.0, 1.0, 2.0]})
+    before = panel.copy()
+    with pytest.raises(DataError, match="without gaps"):
+        churn.ShiftedBetaGeoHazardModel().fit(panel, covariates=["x"])
+    with pytest.raises(DataError, match="last period"):
+        churn.ShiftedBetaGeoHazardModel().fit(
+            panel.assign(exit=[1, 2, 1], churned=[1, 0, 1]), covariates=["x"])
+    with pytest.raises(DataError, match="'x'"):
+        churn.ShiftedBetaGeoHazardModel().fit(panel.assign(exit=[1, 2, 1], x=[0, np.nan, 1]),
+                                              covariates=["x"])
+    pd.testing.assert_frame_equal(panel, before)

@@ -2,10 +2,12 @@
 
 Computations on transaction-scale tables are in :mod:`crmstats.churn.summaries`
 (Ibis expressions, run where the data lives); survival analysis on per-customer
-frames in :mod:`crmstats.churn.survival` (statsmodels); figures in
+frames in :mod:`crmstats.churn.survival` (statsmodels) and
+:mod:`crmstats.churn.hazard` (the sBG model with churn drivers); figures in
 :mod:`crmstats.churn.plotting`.
 """
 
+from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
 from crmstats.churn.plotting import (
     plot_churn_rate,
     plot_cohort_heatmap,
@@ -40,6 +42,7 @@ from crmstats.churn.survival import (
 
 __all__ = [
     "ChurnDrivers",
+    "ShiftedBetaGeoHazardModel",
     "SurvivalCurves",
     "account_lifetimes",
     "account_months",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -21,6 +23,12 @@ __all__ = [
     "plot_service_kpis",
     "plot_survival",
 ]
+
+
+def _date_axis(ax: plt.Axes) -> None:
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _cohort_labels(index: pd.Index) -> list[str]:
@@ -94,8 +102,13 @@ def plot_survival(curves, ax: plt.Axes | None = None, *, truth: pd.Series | None
     return ax
 
 
-def plot_hazard_ratios(drivers, ax: plt.Axes | None = None) -> plt.Axes:
-    """Forest plot of hazard ratios with 95 % intervals (log scale)."""
+def plot_hazard_ratios(drivers, ax: plt.Axes | None = None, *,
+                       title: str = "Churn drivers (Cox proportional hazards)") -> plt.Axes:
+    """Forest plot of hazard ratios with 95 % intervals (log scale).
+
+    Takes :func:`~crmstats.churn.churn_drivers`' result, a fitted
+    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel` or their ``table``.
+    """
     table = getattr(drivers, "table", drivers)
     require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "churn_drivers")
     ax = get_ax(ax, figsize=(7, 0.5 * len(table) + 1.5))
@@ -109,8 +122,11 @@ def plot_hazard_ratios(drivers, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_yticks(y)
     ax.set_yticklabels([f"{i}  (p={p:.3g})" for i, p in zip(table.index, table["p_value"],
                                                                strict=True)])
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_xlabel("hazard ratio (> 1: churns sooner)")
-    ax.set_title("Churn drivers (Cox proportional hazards)")
+    ax.set_title(title)
     return ax
 
 
@@ -152,6 +168,8 @@ def plot_retention_trend(bridge: pd.DataFrame, ax: plt.Axes | None = None) -> pl
     ax.axhline(1.0, color="grey", ls="--", lw=1)
     percent_axis(ax)
     ax.set_title("Revenue retention per period")
+    if isinstance(bridge.index, pd.DatetimeIndex):
+        _date_axis(ax)
     ax.legend()
     return ax
 
@@ -191,6 +209,8 @@ def plot_churn_rate(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
     twin.set_ylabel("churn rate")
     twin.set_ylim(0, max(0.05, float(rates["churn_rate"].max(skipna=True) or 0) * 1.2))
     ax.set_title("Active customers and churn per period")
+    if isinstance(rates.index, pd.DatetimeIndex):
+        _date_axis(ax)
     legend_with_twin(ax, twin, loc="upper left")
     return ax
 
@@ -208,6 +228,8 @@ def plot_cross_sell(cross: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
               label="categories per account")
     twin.set_ylabel("categories per account")
     ax.set_title("Cross-sell and upsell of key accounts")
+    if isinstance(cross.index, pd.DatetimeIndex):
+        _date_axis(ax)
     legend_with_twin(ax, twin, loc="upper left")
     return ax
 
@@ -225,5 +247,7 @@ def plot_service_kpis(service: pd.DataFrame, ax: plt.Axes | None = None) -> plt.
     twin.set_ylim(0, 1.05)
     percent_axis(twin)
     ax.set_title("Service: tickets and resolution within target")
+    if isinstance(service.index, pd.DatetimeIndex):
+        _date_axis(ax)
     legend_with_twin(ax, twin, loc="upper left")
     return ax
