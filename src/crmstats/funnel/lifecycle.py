@@ -13,17 +13,28 @@ opportunity                 an open opportunity
 lost opportunity            the opportunity was lost
 customer                    won, and bought within the lapse window
 former customer, high/low   won, but no purchase for the lapse window; ranked
-priority                    by P(alive) × value if active (BG/NBD × Gamma-Gamma)
-                            — the top share is high priority (win-back first)
-evangelist                  a current customer who referred other contacts
-                            (where the contacts table records ``referred_by``)
+priority                    by P(alive) × value if active (BG/NBD [1]_ ×
+                            Gamma-Gamma [2]_) — the top share is high priority
+                            (the win-back list, :func:`crmstats.clv.winback_list`)
+evangelist                  a customer, current or former, who referred at least
+                            one contact created by the date (where the contacts
+                            table records ``referred_by``): promotes the company
+                            whether or not it buys more
 ==========================  ===================================================
+
+The funnel stages come from the latest stage event by the date; when several
+were entered, the furthest one counts (won over lost over opportunity over
+qualified or unqualified over lead over subscriber), so a re-entry never
+moves a contact back. Contacts without any event are subscribers.
 
 References
 ----------
 .. [1] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "Counting your
    customers" the easy way: An alternative to the Pareto/NBD model.
    Marketing Science 24(2), 275-284.
+.. [2] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). RFM and CLV:
+   Using iso-value curves for customer base analysis. Journal of Marketing
+   Research 42(4), 415-430.
 """
 
 from __future__ import annotations
@@ -104,8 +115,11 @@ def lifecycle_stage(
     -------
     pandas.DataFrame
         Index ``contact_id``; ``stage`` (ordered categorical of
-        :data:`LIFECYCLE_STAGES`), and for customers ``weeks_since_purchase``,
-        ``p_alive`` and ``score`` (P(alive) × value if active). Ids only.
+        :data:`LIFECYCLE_STAGES`), ``referrals`` (contacts it referred by the
+        date; 0 without referral data), and for customers
+        ``weeks_since_purchase``, ``p_alive`` and ``score`` (P(alive) × value
+        if active, former customers only). Ids only. ``attrs`` hold
+        ``as_of`` and ``lapsed_after_weeks``.
     """
     from crmstats.clv import BetaGeoModel, GammaGammaModel, rfm_summary, winback_list
 
@@ -157,13 +171,15 @@ def lifecycle_stage(
             out.loc[ranked.index, "stage"] = ranked["priority"]
             out.loc[ranked.index, "score"] = ranked["score"]
             out.loc[s.index, "p_alive"] = bg.probability_alive(s).to_numpy()
-    # evangelists: current customers who referred other contacts
+    # evangelists: customers (current or former) who referred other contacts by as_of
+    out["referrals"] = 0
     if crm.contacts is not None and "referred_by" in crm.contacts.columns:
         c = crm.contacts
         referred = c.loc[pd.to_datetime(c["created_at"]) <= as_of, "referred_by"].dropna()
-        referrers = set(referred.astype(str))
-        mask = out["stage"].eq("customer") & out.index.isin(list(referrers))
-        out.loc[mask, "stage"] = "evangelist"
+        counts = referred.astype(str).value_counts()
+        out["referrals"] = counts.reindex(out.index).fillna(0).astype("int64").to_numpy()
+        customer_like = out["stage"].eq("customer") | out["stage"].str.startswith("former")
+        out.loc[customer_like & (out["referrals"] > 0), "stage"] = "evangelist"
     out["stage"] = pd.Categorical(out["stage"], categories=LIFECYCLE_STAGES, ordered=True)
     out.attrs["as_of"] = as_of
     out.attrs["lapsed_after_weeks"] = lapsed_after
@@ -171,43 +187,74 @@ def lifecycle_stage(
 
 
 def stage_flows(crm, *, start=None, end=None, period: str = "M",
-                lapsed_after: float | None = None) -> pd.DataFrame:
-    """Transitions between lifecycle stages from one period end to the next, summed.
+                lapsed_after: float | None = None, by_period: bool = False) -> pd.DataFrame:
+    """Transitions between lifecycle stages from one period end to the next.
 
     Each period end gets a snapshot of :func:`lifecycle_stage` (without the
-    CLV models: former customers are not split by priority); the result counts
-    contacts by (stage at the previous snapshot, stage now). Contacts created
-    in between come from ``(new)``.
+    CLV models: former customers are not split by priority); consecutive
+    snapshots are compared contact by contact. Contacts created in between
+    come from ``(new)``.
+
+    Parameters
+    ----------
+    crm : CRMData
+        As for :func:`lifecycle_stage`.
+    start, end : timestamp-like, optional
+        First and last snapshot dates (rounded to period ends); default the
+        first stage event and the last transaction.
+    period : {"M", "Q", "W"}
+        Snapshot period (month ends by default: month-over-month flows).
+    lapsed_after : float, optional
+        Weeks without a purchase that make a customer a former customer
+        (default as in :func:`lifecycle_stage`, per snapshot).
+    by_period : bool
+        Return the flows of every period (long format) instead of their sum.
 
     Returns
     -------
     pandas.DataFrame
-        Rows: stage before; columns: stage after; cells: contacts, summed
-        over every pair of consecutive snapshots. Staying contacts are on the
-        diagonal.
+        Default: rows stage before, columns stage after, cells contacts summed
+        over every pair of consecutive snapshots (staying contacts on the
+        diagonal). With ``by_period``: columns ``period`` (the snapshot at
+        the end of the move), ``from``, ``to`` and ``contacts`` (non-zero
+        moves and stays only).
     """
     tx = as_table(crm.transactions, "transactions")
     first = pd.Timestamp(execute(as_table(crm.stage_events, "stage_events").entered_at.min()))
     last = pd.Timestamp(execute(tx.timestamp.max()))
     start = pd.Timestamp(start) if start is not None else first
     end = pd.Timestamp(end) if end is not None else last
-    ends = pd.date_range(start, end, freq={"M": "ME", "Q": "QE", "W": "W-SUN"}.get(period, period))
+    freq = {"M": "ME", "Q": "QE", "W": "W-SUN"}.get(str(period).upper())
+    if freq is None:
+        raise ValueError(f"period must be M, Q or W, got {period!r}")
+    ends = pd.date_range(start.normalize(), end.normalize(), freq=freq)
     if len(ends) < 2:
-        raise DataError("stage_flows: fewer than two period ends between start and end",
-                        table="stage_events")
-    flows = None
+        raise DataError(f"stage_flows: fewer than two period ends between {start:%Y-%m-%d} "
+                        f"and {end:%Y-%m-%d}", table="stage_events")
+    parts = []
     previous = None
     for when in ends:
-        snap = lifecycle_stage(crm, as_of=when + pd.Timedelta(hours=23, minutes=59),
+        snap = lifecycle_stage(crm, as_of=when + pd.Timedelta(hours=23, minutes=59, seconds=59),
                                lapsed_after=lapsed_after, models=False)["stage"].astype(str)
         snap = snap.replace({"former customer, low priority": "former customer"})
         if previous is not None:
             before = previous.reindex(snap.index).fillna("(new)")
-            table = pd.crosstab(before, snap)
-            flows = table if flows is None else flows.add(table, fill_value=0)
+            moves = pd.DataFrame({"from": before.to_numpy(), "to": snap.to_numpy()})
+            counts = moves.groupby(["from", "to"]).size().rename("contacts").reset_index()
+            parts.append(counts.assign(period=when))
         previous = snap
+    long = pd.concat(parts, ignore_index=True)
     order = ["(new)", *[s for s in LIFECYCLE_STAGES if not s.startswith("former")],
              "former customer"]
+    if by_period:
+        rank = {s: i for i, s in enumerate(order)}
+        long = long.assign(_f=long["from"].map(rank), _t=long["to"].map(rank))
+        long = long.sort_values(["period", "_f", "_t"]).drop(columns=["_f", "_t"])
+        return long[["period", "from", "to", "contacts"]].reset_index(drop=True)
+    flows = long.pivot_table(index="from", columns="to", values="contacts", aggfunc="sum",
+                             fill_value=0)
     rows = [s for s in order if s in flows.index]
     cols = [s for s in order if s in flows.columns]
-    return flows.reindex(index=rows, columns=cols).fillna(0).astype("int64")
+    flows = flows.reindex(index=rows, columns=cols).fillna(0).astype("int64")
+    flows.index.name, flows.columns.name = "from", "to"
+    return flows

@@ -37,11 +37,20 @@ def plot_funnel(conversion: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axe
 def plot_days_in_stage(durations: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Boxplots of days spent in each stage before moving on."""
     require_columns(durations, ["stage", "days"], "stage_durations")
+    stages = (list(durations["stage"].cat.categories)
+              if isinstance(durations["stage"].dtype, pd.CategoricalDtype)
+              else list(pd.unique(durations["stage"])))
+    groups = [durations.loc[durations["stage"] == s, "days"].to_numpy(float) for s in stages]
+    keep = [i for i, g in enumerate(groups) if len(g)]
     ax = get_ax(ax)
-    sns.boxplot(data=durations, x="stage", y="days", ax=ax, showfliers=False,
-                color="tab:blue")
+    box = ax.boxplot([groups[i] for i in keep], showfliers=False, patch_artist=True,
+                     medianprops={"color": "black"})
+    for patch in box["boxes"]:
+        patch.set_facecolor("tab:blue")
+        patch.set_alpha(0.6)
+    ax.set_xticks(range(1, len(keep) + 1), [stages[i] for i in keep])
+    ax.set_ylabel("days")
     ax.set_title("Days in stage before moving on (outliers hidden)")
-    ax.set_xlabel("")
     return ax
 
 

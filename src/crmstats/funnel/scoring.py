@@ -20,11 +20,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 
 __all__ = ["COMPANY_SIZES", "LeadScoringModel", "auc", "lead_features", "lookalike_scores"]
 
@@ -34,8 +35,9 @@ COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
 _BANDS = ("A", "B", "C", "D")
 
 
-def lead_features(crm, *, target_stage: str = "qualified") -> pd.DataFrame:
-    """One row per lead with its features and outcomes, from the contacts and stage events.
+def lead_features(crm, *, target_stage: str = "qualified",
+                  exit_stage: str = "unqualified") -> pd.DataFrame:
+    """One row per lead with its features, its furthest stage and its outcomes.
 
     Parameters
     ----------
@@ -43,31 +45,45 @@ def lead_features(crm, *, target_stage: str = "qualified") -> pd.DataFrame:
         With ``contacts`` (lead features) and ``stage_events``.
     target_stage : str
         The stage whose reaching is the ``qualified`` outcome.
+    exit_stage : str
+        The stage of a lead disqualified instead.
 
     Returns
     -------
     pandas.DataFrame
         Index ``lead_id``; the contacts' feature columns (personal data
         dropped), ``company_size_code`` (ordinal position in
-        :data:`COMPANY_SIZES`), and 0/1 outcomes ``qualified`` and ``won``.
+        :data:`COMPANY_SIZES`), ``stage`` (the lead's latest stage: lead,
+        unqualified, qualified, opportunity, lost or won) and the nullable 0/1
+        outcomes ``qualified`` (missing while the lead is neither qualified
+        nor disqualified — it is still open and is what a score is for) and
+        ``won`` (missing while the lead is still in the pipeline; 0 once it is
+        disqualified or its opportunity is lost).
     """
     from crmstats.funnel.summaries import lead_stage_times
     from crmstats.io import execute
     from crmstats.schema import PII_COLUMNS
 
     crm.require("contacts", "stage_events")
-    per = lead_stage_times(crm.stage_events)
+    per = lead_stage_times(crm.stage_events, extra=[exit_stage, "lost"])
+    reached = per[f"reached_{target_stage}"]
+    dropped = per[f"t_{exit_stage}"].notnull() & ~reached
+    lost = per["t_lost"].notnull() & ~per.reached_won
+    stage = ibis.cases((per.reached_won, "won"), (lost, "lost"),
+                       (per.reached_opportunity, "opportunity"), (reached, target_stage),
+                       (dropped, exit_stage), else_="lead")
     leads = execute(per.filter(per.reached_lead).select(
-        lead_id=per.lead_id.cast("string"), qualified=per[f"reached_{target_stage}"],
-        won=per.reached_won))
+        lead_id=per.lead_id.cast("string"), stage=stage,
+        qualified=ibis.cases((reached, 1), (dropped, 0), else_=ibis.null("int64")),
+        won=ibis.cases((per.reached_won, 1), (dropped | lost, 0), else_=ibis.null("int64"))))
     contacts = crm.contacts.drop(columns=[c for c in PII_COLUMNS if c in crm.contacts.columns])
     contacts = contacts.assign(contact_id=contacts["contact_id"].astype(str))
     frame = leads.merge(contacts, left_on="lead_id", right_on="contact_id", how="left")
     if "company_size" in frame.columns:
         codes = {size: i for i, size in enumerate(COMPANY_SIZES)}
-        frame["company_size_code"] = frame["company_size"].map(codes)
-    frame["qualified"] = frame["qualified"].astype(int)
-    frame["won"] = frame["won"].astype(int)
+        frame["company_size_code"] = frame["company_size"].map(codes).astype("float64")
+    frame["qualified"] = frame["qualified"].astype("Int64")
+    frame["won"] = frame["won"].astype("Int64")
     return frame.drop(columns=["contact_id"]).set_index("lead_id").sort_index()
 
 
@@ -88,34 +104,46 @@ class LeadScoringModel:
     Parameters
     ----------
     test_size : float
-        Share of leads held out to measure AUC and calibration.
+        Share of leads held out to measure AUC and calibration (0 keeps all
+        for fitting; held-out measures are then NaN / empty).
     seed : int
         Seed of the held-out split.
     reference : mapping, optional
         Reference (baseline) level per categorical feature; default the most
         frequent level.
+    n_bins : int
+        Score bins (equal counts) of the calibration table.
 
     Attributes
     ----------
     coefficients_ : pandas.DataFrame
-        Per term: ``coef`` (log-odds), ``odds_ratio``, ``lower``/``upper``
-        (95 % interval of the odds ratio), ``p_value``.
+        Per term: ``coef`` (log-odds), ``std_err``, ``odds_ratio``,
+        ``lower``/``upper`` (95 % interval of the odds ratio), ``p_value``.
+        Numeric features enter as given (per unit); categorical ones as
+        indicators ``feature[level]`` against the reference level.
     auc_ : float
-        Held-out AUC.
+        Held-out AUC (probability that a random positive lead outscores a
+        random negative one) [2]_.
     calibration_ : pandas.DataFrame
-        Held-out leads in ten score bins: ``leads``, ``predicted`` (mean
-        score), ``observed`` (share with the outcome).
+        Held-out leads in score bins: ``leads``, ``predicted`` (mean score),
+        ``observed`` (share with the outcome) [1]_.
+    test_scores_ : pandas.DataFrame
+        Held-out leads' ``score`` and ``outcome`` (for lift charts).
     band_edges_ : pandas.Series
-        Score thresholds of bands A (top quarter of training scores) to D.
+        Minimum score of bands A (top quarter of training scores), B and C;
+        the rest is D.
+    n_train_, n_test_, n_unlabelled_ : int
+        Leads fitted on, held out, and left out for a missing outcome.
     """
 
     def __init__(self, test_size: float = 0.3, seed: int = 7,
-                 reference: Mapping[str, str] | None = None):
+                 reference: Mapping[str, str] | None = None, n_bins: int = 10):
         self.test_size = test_size
         self.seed = seed
-        self.reference = dict(reference or {})
+        self.reference = reference
+        self.n_bins = n_bins
 
-    def _design(self, frame: pd.DataFrame, fitting: bool) -> pd.DataFrame:
+    def _design(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
         cols = {}
         for f in self.features_:
             s = frame[f]
@@ -123,9 +151,11 @@ class LeadScoringModel:
                 levels, ref = self.levels_[f]
                 values = s.astype("string")
                 unknown = ~values.isin(levels) & values.notna()
-                if unknown.any() and fitting:
-                    raise DataError(f"leads table, column {f!r}: unexpected level(s)",
-                                    table="leads", column=f)
+                if unknown.any():
+                    warnings.warn(f"{table} table, column {f!r}: level(s) "
+                                  f"{sorted(values[unknown].unique())[:5]} not seen in fitting "
+                                  f"are scored as the reference level {ref!r}", DataWarning,
+                                  stacklevel=3)
                 for level in levels:
                     if level != ref:
                         cols[f"{f}[{level}]"] = (values == level).fillna(False).astype(float)
@@ -133,99 +163,144 @@ class LeadScoringModel:
                 cols[f] = pd.to_numeric(s, errors="coerce").astype(float)
         x = pd.DataFrame(cols, index=frame.index)
         x.insert(0, "intercept", 1.0)
+        finite = np.isfinite(x.to_numpy())
+        if not finite.all():
+            col = x.columns[~finite.all(axis=0)][0]
+            rows = list(frame.index[~finite.all(axis=1)][:5])
+            raise DataError(f"{table} table, column {col!r}: missing or non-numeric values, "
+                            f"e.g. rows {rows}", table=table, column=col, rows=rows)
         return x
+
+    @staticmethod
+    def _check_columns(frame, columns, table):
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"{table}: expected a DataFrame, got {type(frame).__name__}",
+                            table=table)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{table} table: missing column(s) {', '.join(missing)}; columns: "
+                            f"{', '.join(map(str, frame.columns))}", table=table,
+                            column=missing[0])
 
     def fit(self, leads: pd.DataFrame, *, features: Sequence[str], target: str = "qualified"
             ) -> LeadScoringModel:
-        """Fit on the training part of ``leads``; measure on the held-out part; return self."""
+        """Fit on the training part of ``leads``, measure on the held-out part, return self.
+
+        Parameters
+        ----------
+        leads : pandas.DataFrame
+            One row per lead (e.g. :func:`lead_features`).
+        features : sequence of str
+            Columns to score on; numeric columns enter per unit, others
+            (text, categories, booleans) as indicators against a reference level.
+        target : str
+            The 0/1 outcome column. Leads with a missing outcome (still open)
+            are left out; any other value is an error.
+
+        Returns
+        -------
+        LeadScoringModel
+            The fitted model.
+        """
         import statsmodels.api as sm
 
-        if not isinstance(leads, pd.DataFrame):
-            raise DataError(f"leads: expected a DataFrame, got {type(leads).__name__}",
-                            table="leads")
         features = list(features)
-        missing = [c for c in [*features, target] if c not in leads.columns]
-        if missing:
-            raise DataError(f"leads table: missing column(s) {', '.join(missing)}",
-                            table="leads", column=missing[0])
-        y = pd.to_numeric(leads[target], errors="coerce")
-        bad = ~y.isin([0, 1])
+        if not features:
+            raise ValueError("features: give at least one feature column")
+        self._check_columns(leads, [*features, target], "leads")
+        if not 0 <= float(self.test_size) < 1:
+            raise ValueError(f"test_size must be in [0, 1), got {self.test_size}")
+        raw = leads[target]
+        y = pd.to_numeric(raw, errors="coerce")
+        bad = ~(y.isin([0, 1]) | raw.isna())
         if bad.any():
             rows = list(leads.index[bad.to_numpy()][:5])
-            raise DataError(f"leads table, column {target!r}: outcomes must be 0 or 1, e.g. "
-                            f"rows {rows}", table="leads", column=target, rows=rows)
+            raise DataError(f"leads table, column {target!r}: outcomes must be 0 or 1 (or "
+                            f"missing for open leads), e.g. rows {rows}", table="leads",
+                            column=target, rows=rows)
+        labelled = raw.notna().to_numpy()
+        data, y = leads[labelled], y[labelled].astype(float)
         if y.nunique() < 2:
             raise DataError(f"leads table, column {target!r}: every lead has the same outcome; "
                             "nothing to score", table="leads", column=target)
+        reference = dict(self.reference or {})
         self.features_, self.target_ = features, target
         self.levels_ = {}
         for f in features:
-            s = leads[f]
+            s = data[f]
             if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
                 values = s.astype("string")
                 levels = sorted(values.dropna().unique())
-                ref = self.reference.get(f, values.value_counts().idxmax())
+                ref = reference.get(f, values.value_counts().idxmax())
                 if ref not in levels:
                     raise DataError(f"leads table, column {f!r}: reference level {ref!r} does "
-                                    "not occur", table="leads", column=f)
+                                    f"not occur; levels: {levels}", table="leads", column=f)
                 self.levels_[f] = (levels, ref)
-        x = self._design(leads, fitting=True)
-        bad = ~np.isfinite(x.to_numpy()).all(axis=1)
-        if bad.any():
-            col = x.columns[~np.isfinite(x.to_numpy()).all(axis=0)][0]
-            rows = list(leads.index[bad][:5])
-            raise DataError(f"leads table, column {col!r}: missing or non-numeric values, e.g. "
-                            f"rows {rows}", table="leads", column=col, rows=rows)
+        x = self._design(data, "leads")
         rng = np.random.default_rng(self.seed)
-        test = rng.random(len(leads)) < float(self.test_size)
+        test = rng.random(len(data)) < float(self.test_size)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = sm.GLM(y[~test].astype(float), x[~test],
-                            family=sm.families.Binomial()).fit()
+            try:
+                result = sm.GLM(y[~test], x[~test], family=sm.families.Binomial()).fit()
+            except np.linalg.LinAlgError as exc:
+                raise DataError(f"leads table: the features are collinear ({exc}); drop a "
+                                "redundant feature", table="leads") from None
         for w in caught:
-            if "converge" in str(w.message).lower() or "separation" in str(w.message).lower():
+            text = str(w.message).lower()
+            if "converge" in text or "separation" in text or "overflow" in text:
                 warnings.warn(f"LeadScoringModel: {w.message}", ConvergenceWarning, stacklevel=2)
         self.result_ = result
         z = stats.norm.ppf(0.975)
         coef, se = result.params, result.bse
         self.coefficients_ = pd.DataFrame({
-            "coef": coef, "odds_ratio": np.exp(coef), "lower": np.exp(coef - z * se),
-            "upper": np.exp(coef + z * se), "p_value": result.pvalues,
+            "coef": coef, "std_err": se, "odds_ratio": np.exp(coef),
+            "lower": np.exp(coef - z * se), "upper": np.exp(coef + z * se),
+            "p_value": result.pvalues,
         })
         self.coefficients_.index.name = "term"
         train_scores = np.asarray(result.predict(x[~test]), float)
         self.band_edges_ = pd.Series(np.quantile(train_scores, [0.75, 0.5, 0.25]),
                                      index=["A", "B", "C"], name="min_score")
         self.n_train_, self.n_test_ = int((~test).sum()), int(test.sum())
-        if test.sum() >= 10:
+        self.n_unlabelled_ = int((~labelled).sum())
+        y_test = y[test].to_numpy()
+        if test.sum() >= 10 and 0 < y_test.sum() < len(y_test):
             p = np.asarray(result.predict(x[test]), float)
-            self.auc_ = auc(y[test], p)
-            bins = pd.qcut(p, 10, duplicates="drop")
-            cal = pd.DataFrame({"p": p, "y": y[test].to_numpy()}).groupby(bins, observed=True)
+            self.auc_ = auc(y_test, p)
+            bins = pd.qcut(p, int(self.n_bins), duplicates="drop")
+            cal = pd.DataFrame({"p": p, "y": y_test}).groupby(bins, observed=True)
             self.calibration_ = pd.DataFrame({"leads": cal.size(), "predicted": cal["p"].mean(),
                                               "observed": cal["y"].mean()})
             self.calibration_.index = pd.RangeIndex(1, len(self.calibration_) + 1, name="bin")
-            self.test_scores_ = pd.DataFrame({"score": p, "outcome": y[test].to_numpy()},
-                                             index=leads.index[test])
+            self.test_scores_ = pd.DataFrame({"score": p, "outcome": y_test},
+                                             index=data.index[test])
         else:
-            self.auc_, self.calibration_ = np.nan, pd.DataFrame()
+            self.auc_ = np.nan
+            self.calibration_ = pd.DataFrame(columns=["leads", "predicted", "observed"])
             self.test_scores_ = pd.DataFrame(columns=["score", "outcome"])
         return self
 
-    def predict_proba(self, leads: pd.DataFrame) -> pd.Series:
-        """Return the modelled probability of the outcome for each lead."""
+    def _check_fitted(self):
         if not hasattr(self, "result_"):
             raise CRMStatsError("LeadScoringModel is not fitted yet; call fit(leads, ...)")
-        missing = [c for c in self.features_ if c not in leads.columns]
-        if missing:
-            raise DataError(f"leads table: missing column(s) {', '.join(missing)}",
-                            table="leads", column=missing[0])
-        x = self._design(leads, fitting=False)
+
+    def predict_proba(self, leads: pd.DataFrame) -> pd.Series:
+        """Return the modelled probability of the outcome for each lead (``score``)."""
+        self._check_fitted()
+        self._check_columns(leads, self.features_, "leads")
+        x = self._design(leads, "leads")
         return pd.Series(np.asarray(self.result_.predict(x), float), index=leads.index,
                          name="score")
 
     def score_bands(self, leads: pd.DataFrame) -> pd.DataFrame:
-        """Score leads and band them A (top quarter of training scores) to D."""
+        """Score leads and band them: A (top quarter of training scores), B, C, D.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index like ``leads``; ``score`` and ``band`` (ordered categorical A-D).
+        """
         score = self.predict_proba(leads)
         edges = self.band_edges_
         band = np.select([score >= edges["A"], score >= edges["B"], score >= edges["C"]],
@@ -238,34 +313,73 @@ def lookalike_scores(
     customers: pd.DataFrame,
     prospects: pd.DataFrame,
     *,
-    value: pd.Series,
+    value_tier: Any,
     features: Sequence[str],
-    top_share: float = 0.2,
+    top_tier: Any = None,
     **model_args: Any,
 ) -> pd.DataFrame:
-    """Rank prospects by their modelled likelihood of becoming a top-tier customer.
+    """Rank prospects by their modelled likelihood of belonging to the customers' top value tier.
 
-    Existing customers are labelled by whether their ``value`` (e.g. CLV) is
-    in the top ``top_share``; a :class:`LeadScoringModel` learns that label
-    from ``features``; prospects are scored and ranked.
+    Existing customers are labelled 1 when their value tier is the top tier
+    (e.g. the customer value pyramid of :func:`crmstats.clv.value_tiers` on
+    CLV) and 0 otherwise; a :class:`LeadScoringModel` learns that label from
+    ``features`` the prospects share; prospects are scored and ranked —
+    a look-alike model [1]_.
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        One row per existing customer, indexed by id, with the ``features``.
+    prospects : pandas.DataFrame
+        Open leads / prospects to rank, with the same ``features``.
+    value_tier : str, pandas.Series or DataFrame
+        Each customer's value tier: a column of ``customers``, a Series
+        indexed like ``customers``, or the frame of ``clv.value_tiers``
+        (its ``tier`` column). Customers without a tier are left out.
+    features : sequence of str
+        Columns used to find look-alikes.
+    top_tier : label or list of labels, optional
+        The tier(s) counting as top; default the first category of an
+        ordered categorical (the top of the pyramid).
+    **model_args
+        Passed to :class:`LeadScoringModel` (``test_size``, ``seed``, ``reference``).
 
     Returns
     -------
     pandas.DataFrame
-        Prospects, best first: ``score`` (probability of the top tier),
-        ``band`` (A-D) and ``lift`` (score ÷ the top-tier base rate).
-        The model is in ``.attrs["model"]``.
+        Prospects, best first: ``score`` (modelled probability of the top
+        tier), ``band`` (A-D by the customers' score quartiles) and ``lift``
+        (score ÷ the top tier's share of customers). The fitted model is in
+        ``.attrs["model"]``. Ids only, no personal data.
     """
-    if not 0 < float(top_share) < 1:
-        raise ValueError(f"top_share must be in (0, 1), got {top_share}")
-    v = pd.Series(value).reindex(customers.index)
-    if v.isna().all():
-        raise DataError("value: no value for any customer (index must match the customers')",
-                        table="customers")
-    known = customers[v.notna()].copy()
-    cut = v.dropna().quantile(1 - float(top_share))
-    known["_top"] = (v.dropna() >= cut).astype(int)
-    model = LeadScoringModel(**model_args).fit(known, features=features, target="_top")
+    if isinstance(value_tier, str):
+        LeadScoringModel._check_columns(customers, [value_tier], "customers")
+        tier = customers[value_tier]
+    elif isinstance(value_tier, pd.DataFrame):
+        if "tier" not in value_tier.columns:
+            raise DataError("value_tier: a DataFrame must have a 'tier' column (as "
+                            "clv.value_tiers returns)", table="value_tier", column="tier")
+        tier = value_tier["tier"]
+    else:
+        tier = pd.Series(value_tier)
+    LeadScoringModel._check_columns(customers, list(features), "customers")
+    LeadScoringModel._check_columns(prospects, list(features), "prospects")
+    tier = tier.reindex(customers.index)
+    if tier.isna().all():
+        raise DataError("value_tier: no tier for any customer (its index must match the "
+                        "customers' index)", table="value_tier")
+    if top_tier is None:
+        if not (isinstance(tier.dtype, pd.CategoricalDtype) and tier.cat.ordered):
+            raise ValueError("top_tier: name the top tier(s); value_tier is not an ordered "
+                             "categorical whose first category is the top")
+        top_tier = tier.cat.categories[0]
+    tops = list(top_tier) if isinstance(top_tier, list | tuple | set) else [top_tier]
+    unknown = [t for t in tops if not (tier == t).any()]
+    if unknown:
+        raise DataError(f"value_tier: no customer in top tier(s) {unknown}; tiers: "
+                        f"{sorted(map(str, tier.dropna().unique()))}", table="value_tier")
+    known = customers.loc[tier.notna()].assign(_top=tier.dropna().isin(tops).astype(int))
+    model = LeadScoringModel(**model_args).fit(known, features=list(features), target="_top")
     out = model.score_bands(prospects)
     out["lift"] = out["score"] / known["_top"].mean()
     out = out.sort_values("score", ascending=False, kind="mergesort")

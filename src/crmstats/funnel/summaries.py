@@ -9,7 +9,18 @@ event at that stage *or at any later funnel stage* — a skipped stage counts as
 passed through (a deal won without a recorded opportunity was an opportunity).
 A **re-entry** counts once: each stage's entry time is the lead's *first*
 event at it. Days in a stage run from its entry to the entry of the next
-stage the lead reached.
+stage the lead reached (leads that left the funnel or are still in the stage
+have no duration there). Breakdowns (``by``) use the lead's *first* value of a
+column of the events (the channel of its first event), a column of the
+contacts table, or the month of its first event (``"cohort_month"``).
+
+References
+----------
+.. [1] Kotler, P., Rackham, N. and Krishnaswamy, S. (2006). Ending the war
+   between sales and marketing. Harvard Business Review 84(7/8), 68-78.
+.. [2] Söhnchen, F. and Albers, S. (2010). Pipeline management for the
+   acquisition of industrial projects. Industrial Marketing Management 39(8),
+   1356-1364.
 """
 
 from __future__ import annotations
@@ -76,17 +87,24 @@ def lead_stage_times(
     return per.mutate(**reached)
 
 
-def _by_key(per, by: str | None):
+def _by_key(per, by: str | None, contacts=None):
     if by is None:
         return per.mutate(_by=ibis.literal("all"))
     if by == "cohort_month":
         firsts = [per[c] for c in per.columns if c.startswith("t_")]
         return per.mutate(_by=period_index(ibis.least(*firsts), "M"))
-    if by not in per.columns:
-        cols = [c for c in per.columns if not c.startswith(("t_", "reached_"))]
-        raise DataError(f"stage_events table: no column {by!r} to break the funnel down by; "
-                        f"columns: {', '.join(cols)}", table="stage_events", column=by)
-    return per.mutate(_by=per[by].cast("string"))
+    if by in per.columns:
+        return per.mutate(_by=per[by].cast("string"))
+    if contacts is not None:
+        c = as_table(contacts, "contacts")
+        if by in c.columns:
+            c = c.select(_cid=c.contact_id.cast("string"), _cby=c[by].cast("string"))
+            joined = per.left_join(c, per.lead_id.cast("string") == c._cid)
+            return joined.mutate(_by=joined._cby).drop("_cid", "_cby")
+    cols = [c for c in per.columns if not c.startswith(("t_", "reached_"))]
+    where = "stage_events table" + (" and contacts table" if contacts is not None else "")
+    raise DataError(f"{where}: no column {by!r} to break the funnel down by; event columns: "
+                    f"{', '.join(cols)}", table="stage_events", column=by)
 
 
 def stage_conversion(
@@ -94,6 +112,7 @@ def stage_conversion(
     *,
     stages: Sequence[str] = FUNNEL_STAGES,
     by: str | None = None,
+    contacts: Any = None,
     lead_id_col: str | None = None,
     stage_col: str | None = None,
     entered_at_col: str | None = None,
@@ -108,7 +127,12 @@ def stage_conversion(
         The funnel in order, ending with the won stage (see the module's funnel rule).
     by : str, optional
         Break down by a column of the events (``channel``, ``owner``, ...; a
-        lead's first value) or ``"cohort_month"`` (month of its first stage).
+        lead's first value), a column of ``contacts`` (``industry``,
+        ``company_size``, ``country``, ...; a segment of the lead) or
+        ``"cohort_month"`` (month of its first stage).
+    contacts : DataFrame, path or ibis.Table, optional
+        Canonical contacts table (``contact_id`` = ``lead_id``) for ``by``
+        columns that are not in the events; leads missing from it form a null group.
     lead_id_col, stage_col, entered_at_col : str, optional
         The caller's names of the canonical columns.
 
@@ -119,10 +143,17 @@ def stage_conversion(
         ``advanced`` (reached the next stage), ``dropped``,
         ``conversion_to_next``, ``conversion_to_won``, ``median_days`` and
         ``p90_days`` in the stage (leads that advanced; NaN for the last).
+
+    Notes
+    -----
+    Skipped stages count as passed through and re-entries count once (the
+    module's funnel rule), so ``entered`` never grows down the funnel and
+    ``entered - dropped`` of a stage is the next stage's ``entered``.
     """
     stages = list(stages)
     per = _by_key(lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
-                                   stage_col=stage_col, entered_at_col=entered_at_col), by)
+                                   stage_col=stage_col, entered_at_col=entered_at_col), by,
+                  contacts)
     won = per[f"reached_{stages[-1]}"]
     parts = []
     for i, s in enumerate(stages):
@@ -171,7 +202,7 @@ def lead_kpis(
     spend: Any,
     *,
     by: str = "channel",
-    period: str = "M",
+    period: str | None = "M",
     lead_stage: str = "lead",
     qualified_stage: str = "qualified",
     opportunity_stage: str = "opportunity",
@@ -197,8 +228,9 @@ def lead_kpis(
         Canonical spend table (date, channel, cost).
     by : str
         Column of the events matching the spend table's ``channel``.
-    period : {"W", "M", "Q", "Y"}
-        Period of lead creation and of spend.
+    period : {"W", "M", "Q", "Y"} or None
+        Period of lead creation and of spend; None sums over the whole data
+        (one row per channel).
     lead_stage, qualified_stage, opportunity_stage, won_stage : str
         Stage names (reached by the funnel rule of this module).
     stages : sequence of str
@@ -209,11 +241,14 @@ def lead_kpis(
     Returns
     -------
     pandas.DataFrame
-        Index (``channel``, ``period``); columns ``spend``, ``leads``,
+        Index (``channel``, ``period``), or ``channel`` alone when ``period``
+        is None; columns ``spend``, ``leads``,
         ``qualified``, ``opportunities``, ``won``, ``cost_per_lead``,
         ``cost_per_qualified``, ``cost_per_opportunity``, ``cac``,
-        ``lead_to_opportunity``, ``lead_to_won`` and ``median_days_to_won``.
-        Divisions by zero give NaN.
+        ``lead_to_opportunity``, ``lead_to_won`` and ``median_days_to_won``
+        (from becoming a lead to the win). Divisions by zero give NaN. The
+        rows' ``spend`` sums to the spend table's total cost; spend of a
+        channel without leads appears with zero leads (NaN costs per lead).
     """
     stages = list(stages)
     per = lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
@@ -223,7 +258,9 @@ def lead_kpis(
                         "the spend table", table="stage_events", column=by)
     leads = per.filter(per[f"reached_{lead_stage}"])
     lead_t = ibis.coalesce(*[leads[f"t_{s}"] for s in stages[stages.index(lead_stage):]])
-    leads = leads.mutate(_ch=leads[by].cast("string"), _p=period_index(lead_t, period),
+    whole = period is None
+    leads = leads.mutate(_ch=leads[by].cast("string"),
+                         _p=ibis.literal(0) if whole else period_index(lead_t, period),
                          _lead_t=lead_t)
     days_won = (leads[f"t_{won_stage}"].epoch_seconds() - leads._lead_t.epoch_seconds()) / 86400.0
     counts = execute(leads.group_by(["_ch", "_p"]).aggregate(
@@ -236,7 +273,8 @@ def lead_kpis(
     ))
     sp = as_table(spend, "spend")
     cost = execute(sp.group_by([sp.channel.cast("string").name("_ch"),
-                                period_index(sp.date, period).name("_p")]).aggregate(
+                                (ibis.literal(0) if whole else period_index(sp.date, period))
+                                .name("_p")]).aggregate(
         spend=sp.cost.sum()))
     out = counts.merge(cost, on=["_ch", "_p"], how="outer")
     for c in ("leads", "qualified", "opportunities", "won"):
@@ -249,12 +287,14 @@ def lead_kpis(
     out["lead_to_opportunity"] = out["opportunities"] / out["leads"].where(out["leads"] > 0)
     out["lead_to_won"] = out["won"] / out["leads"].where(out["leads"] > 0)
     out["median_days_to_won"] = pd.to_numeric(out["median_days_to_won"], errors="coerce")
-    out["period"] = period_start(out["_p"].astype("int64"), period)
-    out = out.rename(columns={"_ch": "channel"}).sort_values(["channel", "period"])
     cols = ["spend", "leads", "qualified", "opportunities", "won", "cost_per_lead",
             "cost_per_qualified", "cost_per_opportunity", "cac", "lead_to_opportunity",
             "lead_to_won", "median_days_to_won"]
-    return out.set_index(["channel", "period"])[cols]
+    out = out.rename(columns={"_ch": "channel"})
+    if whole:
+        return out.sort_values("channel").set_index("channel")[cols]
+    out["period"] = period_start(out["_p"].astype("int64"), period)
+    return out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
 
 
 def pipeline(
@@ -264,53 +304,94 @@ def pipeline(
     deals: Any = None,
     stages: Sequence[str] = FUNNEL_STAGES,
     open_stages: Sequence[str] = ("qualified", "opportunity"),
-    lost_stages: Sequence[str] = ("unqualified", "lost"),
+    exit_stages: Sequence[str] = ("unqualified", "lost"),
+    lost_stage: str = "lost",
     window_days: float = 365.0,
     age_bins: Sequence[float] = (0, 30, 60, 90, 180, np.inf),
+    lead_id_col: str | None = None,
+    stage_col: str | None = None,
+    entered_at_col: str | None = None,
 ) -> dict[str, Any]:
     """Open pipeline by stage and age, win rate, deal size and sales velocity as of a date.
 
-    A lead is **open** at ``as_of`` when its latest stage entered by then is
-    one of ``open_stages`` (no exit and no win yet). Win rate, deal size and
-    cycle length come from the opportunities closed (won or lost) in the
-    ``window_days`` before ``as_of``. Deal size is the value of the won
-    deal's first order — ``deals`` is the conversions table (``journey_id`` =
-    ``lead_id``, ``value``); without it, deal size and velocity are NaN.
-    Sales velocity = open opportunities × win rate × average deal size ÷
-    average cycle length (revenue per day).
+    A lead is **open** at ``as_of`` when the latest stage it entered by then
+    is one of ``open_stages`` (no exit and no win yet); its age is the time
+    since it entered that stage. Win rate, deal size and cycle length come
+    from the opportunities closed (won, or ``lost_stage``) in the
+    ``window_days`` before ``as_of``: win rate = won ÷ (won + lost), cycle
+    length = mean days from becoming a lead to the win. Sales velocity [2]_ = open opportunities ×
+    win rate × average deal size ÷ cycle length (revenue per day).
+
+    The stage events carry no deal amount, so the **deal size** is the value
+    of the won deal's first order: ``deals`` is the conversions table
+    (``journey_id`` = ``lead_id``, ``value``), or any table with those two
+    columns. Without it, deal size and velocity are NaN.
+
+    Parameters
+    ----------
+    stage_events : DataFrame, path or ibis.Table
+        Canonical stage_events table.
+    as_of : timestamp-like, optional
+        Date of the snapshot; default the last stage event.
+    deals : DataFrame, path or ibis.Table, optional
+        Canonical conversions table giving each won deal's first-order value.
+    stages : sequence of str
+        The funnel in order, ending with the won stage.
+    open_stages, exit_stages : sequence of str
+        Stages in which a lead is open, and the stages that close it unwon.
+    lost_stage : str
+        The exit of an opportunity (a lost deal, for the win rate).
+    window_days : float
+        Look-back window for win rate, deal size and cycle length.
+    age_bins : sequence of float
+        Edges (days) of the age buckets of open leads.
+    lead_id_col, stage_col, entered_at_col : str, optional
+        The caller's names of the canonical columns.
 
     Returns
     -------
     dict
-        ``open`` (DataFrame: stage × age bucket counts), ``summary`` (Series:
-        open_opportunities, win_rate, average_deal_size, cycle_days,
-        sales_velocity_per_day, sales_velocity_per_month).
+        ``open`` (DataFrame: open stage × age bucket counts, every bucket
+        shown), ``summary`` (Series: as_of, open_opportunities,
+        open_leads_in_pipeline, closed_in_window, win_rate,
+        average_deal_size, cycle_days, sales_velocity_per_day,
+        sales_velocity_per_month).
     """
     stages = list(stages)
-    per = lead_stage_times(stage_events, stages=stages, extra=[*lost_stages])
+    if any(s in stages for s in exit_stages) or lost_stage not in exit_stages:
+        raise ValueError(f"exit_stages {list(exit_stages)} must not be funnel stages and must "
+                         f"include lost_stage {lost_stage!r}")
+    events = _events(stage_events, lead_id_col, stage_col, entered_at_col)
+    per = lead_stage_times(events, stages=stages, extra=[*exit_stages])
     if as_of is None:
-        as_of = pd.Timestamp(execute(as_table(stage_events, "stage_events").entered_at.max()))
+        as_of = pd.Timestamp(execute(events.entered_at.max()))
     as_of = pd.Timestamp(as_of)
     cut = ibis.literal(as_of.to_pydatetime())
-    # the latest stage entered by as_of
-    cand = [*stages, *lost_stages]
+    # the latest stage entered by as_of (ties: the later stage in the funnel, exits first)
+    cand = [*stages, *exit_stages]
     latest_t = ibis.greatest(*[ibis.ifelse(per[f"t_{s}"] <= cut, per[f"t_{s}"],
                                            ibis.null("timestamp")) for s in cand])
-    cases = [(per[f"t_{s}"] == latest_t, s) for s in cand]
+    cases = [(per[f"t_{s}"] == latest_t, s) for s in [stages[-1], *exit_stages,
+                                                       *reversed(stages[:-1])]]
     per = per.mutate(_latest=ibis.cases(*cases, else_=ibis.null("string")), _latest_t=latest_t)
     open_ = per.filter(per._latest.isin(list(open_stages)))
     age = (cut.epoch_seconds() - open_._latest_t.epoch_seconds()) / 86400.0
     raw = execute(open_.select(stage=open_._latest, age=age))
     buckets = pd.cut(raw["age"], list(age_bins), right=False)
-    table = pd.crosstab(raw["stage"], buckets).reindex(list(open_stages), fill_value=0)
-    table.columns = [f"{int(iv.left)}-{'' if np.isinf(iv.right) else int(iv.right)} days"
-                     for iv in table.columns]
-    # closed opportunities in the window: won or lost after reaching opportunity
+    labels = [f"{iv.left:g}-{'' if np.isinf(iv.right) else f'{iv.right:g}'} days"
+              for iv in buckets.cat.categories]
+    table = (raw.assign(bucket=buckets).groupby(["stage", "bucket"], observed=False).size()
+             .unstack("bucket").reindex(list(open_stages)).fillna(0).astype("int64"))
+    table.columns, table.index.name = labels, "stage"
+    # opportunities closed in the window: won, or lost (and not won)
     start = ibis.literal((as_of - pd.Timedelta(days=float(window_days))).to_pydatetime())
-    won_t, lost_t = per[f"t_{stages[-1]}"], per["t_lost"] if "lost" in lost_stages else None
-    closed_won = won_t.notnull() & (won_t > start) & (won_t <= cut)
-    closed_lost = (lost_t.notnull() & (lost_t > start) & (lost_t <= cut)
-                   if lost_t is not None else ibis.literal(False))
+    won_t = per[f"t_{stages[-1]}"]
+
+    def _in_window(t):
+        return t.notnull() & (t > start) & (t <= cut)
+
+    closed_won = _in_window(won_t)
+    closed_lost = _in_window(per[f"t_{lost_stage}"])
     lead_t = ibis.coalesce(*[per[f"t_{s}"] for s in stages[1:]])
     cycle = (won_t.epoch_seconds() - lead_t.epoch_seconds()) / 86400.0
     stats = execute(per.aggregate(
@@ -325,9 +406,11 @@ def pipeline(
         conv = as_table(deals, "conversions")
         won_ids = per.filter(closed_won).select(lid=per.lead_id.cast("string"))
         j = conv.inner_join(won_ids, conv.journey_id.cast("string") == won_ids.lid)
-        deal = float(execute(j.value.mean()) or np.nan)
+        value = execute(j.value.mean())
+        deal = float(value) if value is not None and pd.notna(value) else np.nan
     cycle_days = float(stats["cycle"]) if pd.notna(stats["cycle"]) else np.nan
-    velocity = int(stats["open_opps"]) * win_rate * deal / cycle_days if cycle_days else np.nan
+    velocity = (int(stats["open_opps"]) * win_rate * deal / cycle_days
+                if cycle_days and np.isfinite(cycle_days) else np.nan)
     summary = pd.Series({
         "as_of": as_of, "open_opportunities": int(stats["open_opps"]),
         "open_leads_in_pipeline": int(table.to_numpy().sum()), "closed_in_window": closed,
@@ -343,26 +426,44 @@ def stage_durations(
     stages: Sequence[str] = FUNNEL_STAGES,
     max_leads: int | None = 20_000,
     seed: int = 1,
+    lead_id_col: str | None = None,
+    stage_col: str | None = None,
+    entered_at_col: str | None = None,
 ) -> pd.DataFrame:
     """Days each lead spent in each stage it left for a later one (long format, for boxplots).
+
+    Parameters
+    ----------
+    stage_events : DataFrame, path or ibis.Table
+        Canonical stage_events table.
+    stages : sequence of str
+        The funnel in order (durations for every stage but the last).
+    max_leads : int, optional
+        Keep about this many leads, sampled at random in the database (None: all).
+    seed : int
+        Seed of the sample (leads are kept by a hash of their id and the seed,
+        so the same data gives the same sample).
+    lead_id_col, stage_col, entered_at_col : str, optional
+        The caller's names of the canonical columns.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``stage`` and ``days``; with ``max_leads``, a random sample of
-        that many leads (drawn in the database) keeps the frame small.
+        Columns ``stage`` (ordered categorical) and ``days``.
     """
     stages = list(stages)
-    per = lead_stage_times(stage_events, stages=stages)
+    per = lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
+                           stage_col=stage_col, entered_at_col=entered_at_col)
     if max_leads is not None:
         n = int(execute(per.count()))
         if n > int(max_leads):
-            per = per.filter(ibis.random() < float(max_leads) / n)
+            key = (per.lead_id.cast("string") + ibis.literal(f"#{int(seed)}")).hash()
+            per = per.filter((key % 1_000_003).abs() < 1_000_003 * float(max_leads) / n)
     cols = {}
     for i, s in enumerate(stages[:-1]):
         nxt = ibis.coalesce(*[per[f"t_{x}"] for x in stages[i + 1:]])
         cols[s] = (nxt.epoch_seconds() - per[f"t_{s}"].epoch_seconds()) / 86400.0
-    wide = execute(per.select(**cols))
+    wide = execute(per.order_by("lead_id").select(**cols))
     long = wide.melt(var_name="stage", value_name="days").dropna()
     long["stage"] = pd.Categorical(long["stage"], categories=stages[:-1], ordered=True)
     return long.reset_index(drop=True)

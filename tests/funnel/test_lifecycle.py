@@ -1,0 +1,119 @@
+"""Lifecycle stages and flows on the demo CRM, and the funnel figures."""
+
+import matplotlib.axes
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+import crmstats
+from crmstats import DataError, funnel
+
+
+@pytest.fixture(scope="module")
+def stages(demo):
+    return funnel.lifecycle_stage(demo)
+
+
+def test_every_lifecycle_stage_appears_with_plausible_counts(demo, stages):
+    counts = stages["stage"].value_counts()
+    assert set(counts.index) == set(funnel.LIFECYCLE_STAGES)
+    assert (counts > 100).all(), counts
+    assert len(stages) == len(demo.contacts) and stages.index.is_unique
+    assert not {"name", "email", "phone"} & set(stages.columns)
+    events = demo.stage_events
+    won = set(events.loc[events["stage"] == "won", "lead_id"])
+    customer_like = stages["stage"].astype(str).str.contains("customer|evangelist")
+    assert set(stages.index[customer_like]) == won
+    # pre-sale stages mirror the events: e.g. every lost opportunity has a lost event
+    lost = set(events.loc[events["stage"] == "lost", "lead_id"])
+    assert set(stages.index[stages["stage"] == "lost opportunity"]) == lost - won
+    never = set(demo.contacts["contact_id"]) - set(events.loc[events["stage"] != "subscriber",
+                                                               "lead_id"])
+    assert set(stages.index[stages["stage"] == "subscriber"]) == never
+    # shares as the simulator's funnel probabilities imply
+    assert counts["subscriber"] / len(stages) == pytest.approx(
+        1 - demo.truth["funnel_probabilities"]["lead"], abs=0.02)
+
+
+def test_evangelists_are_the_customers_who_referred(demo, stages):
+    referrers = set(demo.contacts["referred_by"].dropna())
+    assert set(stages.index[stages["stage"] == "evangelist"]) == referrers
+    counted = demo.contacts["referred_by"].value_counts()
+    pd.testing.assert_series_equal(stages.loc[counted.index, "referrals"], counted,
+                                   check_names=False, check_index=False, check_dtype=False)
+    # a few customers refer many: evangelists are a minority of customers
+    customer_like = stages["stage"].astype(str).str.contains("customer|evangelist").sum()
+    assert 0.05 < len(referrers) / customer_like < 0.3
+
+
+def test_former_customers_are_ranked_by_p_alive_times_value(demo, stages):
+    high = stages[stages["stage"] == "former customer, high priority"]
+    low = stages[stages["stage"] == "former customer, low priority"]
+    assert high["score"].min() >= low["score"].max()
+    lapse = stages.attrs["lapsed_after_weeks"]
+    assert (high["weeks_since_purchase"] >= lapse).all()
+    assert (stages.loc[stages["stage"] == "customer", "weeks_since_purchase"] < lapse).all()
+    # against the truth: high-priority former customers are worth more (true weekly spend
+    # of the alive) than low-priority ones, and current customers are more often alive
+    truth = demo.truth["customer_truth"]
+    worth = truth["alive_at_end"] * truth["lambda"] * truth["mean_spend"]
+    assert worth.reindex(high.index).mean() > 1.5 * worth.reindex(low.index).mean()
+    current = stages.index[stages["stage"] == "customer"]
+    former = high.index.union(low.index)
+    assert truth["alive_at_end"].reindex(current).mean() > truth["alive_at_end"].reindex(
+        former).mean()
+
+
+def test_earlier_snapshot_and_no_referral_data(small):
+    early = funnel.lifecycle_stage(small, as_of="2024-06-30", models=False)
+    created = small.contacts.set_index("contact_id")["created_at"]
+    assert set(early.index) == set(created.index[created <= "2024-06-30"])
+    assert early.attrs["as_of"] == pd.Timestamp("2024-06-30")
+    plain = crmstats.CRMData(stage_events=small.stage_events, transactions=small.transactions,
+                             contacts=small.contacts.drop(columns=["referred_by"]))
+    out = funnel.lifecycle_stage(plain, models=False)
+    assert "evangelist" not in set(out["stage"]) and (out["referrals"] == 0).all()
+    assert "former customer, high priority" not in set(out["stage"])  # no models, no ranking
+
+
+def test_stage_flows_move_forward_and_sum_per_period(small):
+    flows = funnel.stage_flows(small, start="2025-01-01", end="2025-06-30")
+    long = funnel.stage_flows(small, start="2025-01-01", end="2025-06-30", by_period=True)
+    assert long["period"].nunique() == 5  # Feb..Jun month ends after the Jan snapshot
+    summed = long.groupby(["from", "to"])["contacts"].sum()
+    for (a, b), n in summed.items():
+        assert flows.loc[a, b] == n
+    assert flows.to_numpy().sum() == long["contacts"].sum()
+    # contacts never go back to a pre-sale stage once they are customers, and a
+    # disqualified lead stays disqualified
+    for pre in ("subscriber", "lead", "qualified lead", "opportunity"):
+        for post in ("customer", "evangelist", "former customer", "unqualified lead"):
+            if post in flows.index and pre in flows.columns:
+                assert flows.loc[post, pre] == 0, (post, pre)
+    # every contact of a snapshot is counted once per move: (new) are the contacts created
+    created = small.contacts["created_at"]
+    new = long.loc[long["from"] == "(new)", "contacts"].sum()
+    assert new == int(((created > "2025-01-31 23:59:59") & (created <= "2025-06-30 23:59:59"))
+                      .sum())
+    with pytest.raises(DataError, match="fewer than two period ends"):
+        funnel.stage_flows(small, start="2025-01-01", end="2025-01-15")
+
+
+def test_plots_return_axes(small):
+    leads = funnel.lead_features(small)
+    model = funnel.LeadScoringModel().fit(leads, features=["engagement_score", "industry"])
+    stages = funnel.lifecycle_stage(small, models=False)
+    axes = [
+        funnel.plot_funnel(funnel.stage_conversion(small.stage_events)),
+        funnel.plot_days_in_stage(funnel.stage_durations(small.stage_events)),
+        funnel.plot_lead_kpis(funnel.lead_kpis(small.stage_events, small.spend)),
+        funnel.plot_lead_kpis(funnel.lead_kpis(small.stage_events, small.spend, period=None)),
+        funnel.plot_lift(model), funnel.plot_calibration(model),
+        funnel.plot_lifecycle(stages),
+        funnel.plot_stage_flows(funnel.stage_flows(small, start="2025-01-01",
+                                                   end="2025-04-30")),
+    ]
+    assert all(isinstance(a, matplotlib.axes.Axes) and a.get_title() for a in axes)
+    with pytest.raises(ValueError, match="without `by`"):
+        funnel.plot_funnel(funnel.stage_conversion(small.stage_events, by="channel"))
+    plt.close("all")
