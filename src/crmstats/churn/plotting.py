@@ -226,6 +226,9 @@ def plot_cross_sell(cross: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
     twin = ax.twinx()
     twin.plot(cross.index, cross["categories_per_account"], color="grey", ls="--",
               label="categories per account")
+    if "breadth" in cross:
+        twin.plot(cross.index, cross["breadth"], color="grey", ls=":",
+                  label="categories ever held")
     twin.set_ylabel("categories per account")
     ax.set_title("Cross-sell and upsell of key accounts")
     if isinstance(cross.index, pd.DatetimeIndex):
