@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import crmstats
 from crmstats import CRMStatsError, DataError, DataWarning, clv, funnel
 
 FEATURES = ["engagement_score", "company_size_code", "industry", "job_title", "country"]
@@ -152,3 +153,23 @@ def test_scoring_bad_inputs_are_named(demo_leads):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         funnel.LeadScoringModel().fit(leads, features=["engagement_score"]).predict_proba(leads)
+
+
+def test_penalty_keeps_separated_levels_finite(small):
+    leads = funnel.lead_features(small)
+    customers = leads[leads["stage"] == "won"].copy()
+    # a level with only one outcome: every "display" customer is top tier
+    top = customers["channel"].eq("display") | (customers["engagement_score"] > 70)
+    tier = pd.Series(np.where(top, "top", "rest"), index=customers.index)
+    with pytest.warns(crmstats.ConvergenceWarning, match="separation"):
+        plain = funnel.lookalike_scores(customers, leads, value_tier=tier, top_tier="top",
+                                        features=["channel", "engagement_score"])
+    ridge = funnel.lookalike_scores(customers, leads, value_tier=tier, top_tier="top",
+                                    features=["channel", "engagement_score"], penalty=1.0)
+    a = plain.attrs["model"].coefficients_
+    b = ridge.attrs["model"].coefficients_
+    assert abs(a.loc["channel[display]", "coef"]) > 10
+    assert 0 < b.loc["channel[display]", "coef"] < 10
+    assert np.isfinite(b[["std_err", "p_value"]].to_numpy()).all()
+    slopes = [t for t in b.index if t != "intercept"]
+    assert (b.loc[slopes, "coef"] ** 2).sum() < (a.loc[slopes, "coef"] ** 2).sum()

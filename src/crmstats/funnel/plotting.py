@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import MaxNLocator
 
 from crmstats.plotting import get_ax, legend_with_twin, percent_axis, require_columns
 
@@ -68,6 +70,7 @@ def plot_lead_kpis(kpis: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     twin = ax.twinx()
     twin.plot(per.index, per["lead_to_won"], "o", color="tab:red", label="lead → won rate")
     percent_axis(twin)
+    twin.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
     twin.set_ylim(0, max(0.05, float(per["lead_to_won"].max()) * 1.2))
     ax.set_title("Lead cost and lead quality by channel")
     legend_with_twin(ax, twin, loc="upper right")
@@ -118,15 +121,23 @@ def plot_lifecycle(stages: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
 
 
 def plot_stage_flows(flows: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Heatmap of moves between lifecycle stages (period-end snapshots, summed)."""
+    """Heatmap of moves between lifecycle stages (period-end snapshots, summed).
+
+    Staying put and stage pairs without any move are left blank; colours are on
+    a log scale so small flows (win-backs, new evangelists) stay visible beside
+    the stream of new contacts.
+    """
     if not isinstance(flows, pd.DataFrame) or flows.empty:
         raise ValueError("expected the DataFrame returned by stage_flows")
     moved = flows.copy().astype(float)
     for s in moved.index.intersection(moved.columns):
         moved.loc[s, s] = np.nan  # staying put is not a flow
+    moved = moved.where(moved > 0)
     ax = get_ax(ax, figsize=(9, 6))
+    top = float(np.nanmax(moved.to_numpy())) if moved.notna().any().any() else 1.0
     sns.heatmap(moved, annot=True, fmt=".0f", cmap="magma_r", ax=ax, cbar=False,
-                annot_kws={"fontsize": 7})
+                norm=LogNorm(vmin=1, vmax=max(top, 2.0)), annot_kws={"fontsize": 7},
+                linewidths=0.5, linecolor="0.9")
     ax.set_xlabel("stage at the end of the period")
     ax.set_ylabel("stage at its start")
     ax.set_title("Lifecycle flows month over month (staying put left blank)")

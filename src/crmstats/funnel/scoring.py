@@ -12,6 +12,8 @@ References
    Logistic Regression, 3rd ed. Wiley.
 .. [2] Hanley, J. A. and McNeil, B. J. (1982). The meaning and use of the area
    under a receiver operating characteristic (ROC) curve. Radiology 143, 29-36.
+.. [3] Le Cessie, S. and van Houwelingen, J. C. (1992). Ridge estimators in
+   logistic regression. Applied Statistics 41(1), 191-201.
 """
 
 from __future__ import annotations
@@ -113,9 +115,18 @@ class LeadScoringModel:
         frequent level.
     n_bins : int
         Score bins (equal counts) of the calibration table.
+    penalty : float
+        Ridge (L2) penalty ``penalty / 2 * sum(coef ** 2)`` on every
+        coefficient but the intercept [3]_; 0 (default) is plain maximum
+        likelihood. A small penalty (e.g. 1) keeps estimates finite when a
+        level has only one outcome (separation) in small samples; standard
+        errors and p-values then come from the penalised information matrix
+        and are approximate.
 
     Attributes
     ----------
+    params_ : pandas.Series
+        Fitted log-odds per term (``intercept`` first).
     coefficients_ : pandas.DataFrame
         Per term: ``coef`` (log-odds), ``std_err``, ``odds_ratio``,
         ``lower``/``upper`` (95 % interval of the odds ratio), ``p_value``.
@@ -137,11 +148,13 @@ class LeadScoringModel:
     """
 
     def __init__(self, test_size: float = 0.3, seed: int = 7,
-                 reference: Mapping[str, str] | None = None, n_bins: int = 10):
+                 reference: Mapping[str, str] | None = None, n_bins: int = 10,
+                 penalty: float = 0.0):
         self.test_size = test_size
         self.seed = seed
         self.reference = reference
         self.n_bins = n_bins
+        self.penalty = penalty
 
     def _design(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
         cols = {}
@@ -239,10 +252,26 @@ class LeadScoringModel:
         x = self._design(data, "leads")
         rng = np.random.default_rng(self.seed)
         test = rng.random(len(data)) < float(self.test_size)
+        penalty = float(self.penalty)
+        if not penalty >= 0:
+            raise ValueError(f"penalty must be >= 0, got {self.penalty}")
+        glm = sm.GLM(y[~test], x[~test], family=sm.families.Binomial())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = sm.GLM(y[~test], x[~test], family=sm.families.Binomial()).fit()
+                if penalty > 0:
+                    alpha = np.full(x.shape[1], penalty / max(int((~test).sum()), 1))
+                    alpha[0] = 0.0  # the intercept is not penalised
+                    params = pd.Series(glm.fit_regularized(alpha=alpha, L1_wt=0.0).params,
+                                       index=x.columns)
+                    xt = x[~test].to_numpy()
+                    p_t = 1.0 / (1.0 + np.exp(-xt @ params.to_numpy()))
+                    info = (xt * (p_t * (1 - p_t))[:, None]).T @ xt + np.diag(alpha) * len(xt)
+                    se = pd.Series(np.sqrt(np.diag(np.linalg.inv(info))), index=x.columns)
+                    pvalues = pd.Series(2 * stats.norm.sf(np.abs(params / se)), index=x.columns)
+                else:
+                    result = glm.fit()
+                    params, se, pvalues = result.params, result.bse, result.pvalues
             except np.linalg.LinAlgError as exc:
                 raise DataError(f"leads table: the features are collinear ({exc}); drop a "
                                 "redundant feature", table="leads") from None
@@ -250,23 +279,29 @@ class LeadScoringModel:
             text = str(w.message).lower()
             if "converge" in text or "separation" in text or "overflow" in text:
                 warnings.warn(f"LeadScoringModel: {w.message}", ConvergenceWarning, stacklevel=2)
-        self.result_ = result
+        indicator = params.index.str.contains("[", regex=False)
+        separated = params.index[indicator & (params.abs() > 10)]
+        if len(separated):
+            warnings.warn(f"LeadScoringModel: terms {list(separated)} have (almost) only one "
+                          "outcome (separation); their estimates are unreliable — pool rare "
+                          "levels or pass penalty=1", ConvergenceWarning, stacklevel=2)
+        self.params_ = params
         z = stats.norm.ppf(0.975)
-        coef, se = result.params, result.bse
-        self.coefficients_ = pd.DataFrame({
-            "coef": coef, "std_err": se, "odds_ratio": np.exp(coef),
-            "lower": np.exp(coef - z * se), "upper": np.exp(coef + z * se),
-            "p_value": result.pvalues,
-        })
+        with np.errstate(over="ignore"):
+            self.coefficients_ = pd.DataFrame({
+                "coef": params, "std_err": se, "odds_ratio": np.exp(params),
+                "lower": np.exp(params - z * se), "upper": np.exp(params + z * se),
+                "p_value": pvalues,
+            })
         self.coefficients_.index.name = "term"
-        train_scores = np.asarray(result.predict(x[~test]), float)
+        train_scores = self._predict(x[~test])
         self.band_edges_ = pd.Series(np.quantile(train_scores, [0.75, 0.5, 0.25]),
                                      index=["A", "B", "C"], name="min_score")
         self.n_train_, self.n_test_ = int((~test).sum()), int(test.sum())
         self.n_unlabelled_ = int((~labelled).sum())
         y_test = y[test].to_numpy()
         if test.sum() >= 10 and 0 < y_test.sum() < len(y_test):
-            p = np.asarray(result.predict(x[test]), float)
+            p = self._predict(x[test])
             self.auc_ = auc(y_test, p)
             bins = pd.qcut(p, int(self.n_bins), duplicates="drop")
             cal = pd.DataFrame({"p": p, "y": y_test}).groupby(bins, observed=True)
@@ -281,8 +316,13 @@ class LeadScoringModel:
             self.test_scores_ = pd.DataFrame(columns=["score", "outcome"])
         return self
 
+    def _predict(self, x: pd.DataFrame) -> np.ndarray:
+        z = x.to_numpy(float) @ self.params_.reindex(x.columns).to_numpy(float)
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-z))
+
     def _check_fitted(self):
-        if not hasattr(self, "result_"):
+        if not hasattr(self, "params_"):
             raise CRMStatsError("LeadScoringModel is not fitted yet; call fit(leads, ...)")
 
     def predict_proba(self, leads: pd.DataFrame) -> pd.Series:
@@ -290,8 +330,7 @@ class LeadScoringModel:
         self._check_fitted()
         self._check_columns(leads, self.features_, "leads")
         x = self._design(leads, "leads")
-        return pd.Series(np.asarray(self.result_.predict(x), float), index=leads.index,
-                         name="score")
+        return pd.Series(self._predict(x), index=leads.index, name="score")
 
     def score_bands(self, leads: pd.DataFrame) -> pd.DataFrame:
         """Score leads and band them: A (top quarter of training scores), B, C, D.

@@ -139,7 +139,8 @@ def stage_conversion(
     Returns
     -------
     pandas.DataFrame
-        Index ``stage`` (and ``by`` first when given); columns ``entered``,
+        Index ``stage`` (categorical in funnel order; ``by`` first when
+        given); columns ``entered``,
         ``advanced`` (reached the next stage), ``dropped``,
         ``conversion_to_next``, ``conversion_to_won``, ``median_days`` and
         ``p90_days`` in the stage (leads that advanced; NaN for the last).
@@ -185,6 +186,7 @@ def stage_conversion(
             "median_days", "p90_days"]
     for c in ("median_days", "p90_days"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    frame["stage"] = pd.Categorical(frame["stage"], categories=stages, ordered=True)
     if by is None:
         frame = frame.sort_values("_o").set_index("stage")[cols]
     else:
@@ -378,7 +380,7 @@ def pipeline(
     age = (cut.epoch_seconds() - open_._latest_t.epoch_seconds()) / 86400.0
     raw = execute(open_.select(stage=open_._latest, age=age))
     buckets = pd.cut(raw["age"], list(age_bins), right=False)
-    labels = [f"{iv.left:g}-{'' if np.isinf(iv.right) else f'{iv.right:g}'} days"
+    labels = [f"{iv.left:g}+ days" if np.isinf(iv.right) else f"{iv.left:g}-{iv.right:g} days"
               for iv in buckets.cat.categories]
     table = (raw.assign(bucket=buckets).groupby(["stage", "bucket"], observed=False).size()
              .unstack("bucket").reindex(list(open_stages)).fillna(0).astype("int64"))
