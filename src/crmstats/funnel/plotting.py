@@ -88,7 +88,8 @@ def plot_lift(model, ax: plt.Axes | None = None) -> plt.Axes:
     ax.plot(np.concatenate([[0], share]), np.concatenate([[0], found]), label="by score")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="at random")
     ax.set_xlabel("share of leads contacted, best scores first")
-    ax.set_ylabel("share of qualified leads found")
+    target = getattr(model, "target_", "outcome")
+    ax.set_ylabel(f"share of leads with the outcome ({target}) found")
     ax.set_title(f"Cumulative gains (held out; AUC {getattr(model, 'auc_', np.nan):.2f})")
     ax.legend()
     return ax
