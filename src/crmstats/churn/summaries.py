@@ -53,12 +53,19 @@ def _check_period(period: str) -> str:
 
 def _cohort_rows(transactions, period, cohort_col, customers, customer_id_col, timestamp_col,
                  amount_col):
-    """Return the transactions and their rows with ``first_p``, ``age`` and ``cohort``."""
+    """Return the transactions and their (customer, period) cells with ``age`` and ``cohort``.
+
+    Each cell carries ``orders`` (purchases, refunds excluded) and ``revenue``
+    (net of refunds); aggregating to cells first spares the cohort counts a
+    distinct count over every transaction.
+    """
     t = _transactions(transactions, customer_id_col, timestamp_col, amount_col)
     t = t.mutate(p=period_index(t.timestamp, period))
-    buys = t.filter(t.amount >= 0)
+    cells = t.group_by(["customer_id", "p"]).aggregate(
+        orders=t.count(where=t.amount >= 0), revenue=t.amount.sum())
+    buys = cells.filter(cells.orders > 0)
     first = buys.group_by("customer_id").aggregate(first_p=buys.p.min())
-    j = t.inner_join(first, "customer_id").mutate(age=lambda x: x.p - x.first_p)
+    j = cells.inner_join(first, "customer_id").mutate(age=lambda x: x.p - x.first_p)
     j = j.filter(j.age >= 0)
     if cohort_col is None:
         return t, j.mutate(cohort=j.first_p)
@@ -128,11 +135,11 @@ def cohort_table(
     if max_age is not None:
         j = j.filter(j.age <= int(max_age))
     if metric == "customers":
-        value = j.customer_id.nunique(where=j.amount >= 0)
+        value = j.count(where=j.orders > 0)
     elif metric == "orders":
-        value = j.count(where=j.amount >= 0)
+        value = j.orders.sum()
     else:
-        value = j.amount.sum()
+        value = j.revenue.sum()
     cells = execute(j.group_by(["cohort", "age"]).aggregate(value=value))
     table = cells.pivot(index="cohort", columns="age", values="value").sort_index()
     table = table.reindex(columns=range(int(cells["age"].max()) + 1 if len(cells) else 0))
@@ -185,7 +192,7 @@ def _exposure(transactions, counts, *, period="M", cohort_col=None, customers=No
                         timestamp_col, amount_col)
     starts = j.filter(j.age == 0)
     by_first = execute(starts.group_by(["cohort", "first_p"]).aggregate(
-        n=starts.customer_id.nunique(where=starts.amount >= 0)))
+        n=starts.count(where=starts.orders > 0)))
     last = int(execute(t.p.max()))
     ages = counts.columns.to_numpy(dtype="int64")
     firsts = by_first["first_p"].to_numpy(dtype="int64")
