@@ -28,7 +28,8 @@ import pandas as pd
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
 
-__all__ = ["as_table", "backend", "execute", "export_crm", "load_crm", "read_table"]
+__all__ = ["as_table", "backend", "execute", "export_crm", "load_crm", "read_table",
+           "transactions_table"]
 
 _BACKEND = None
 _LOCK = threading.Lock()
@@ -132,6 +133,18 @@ def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None)
     mapping = {k: v for k, v in (columns or {}).items() if v is not None}
     return validate_table(data, table, columns=mapping)
 
+
+
+def transactions_table(
+    transactions: Any,
+    *,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> ir.Table:
+    """Validate a transactions table with the caller's column names (see :func:`as_table`)."""
+    return as_table(transactions, "transactions", columns={
+        "customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col})
 
 # ----------------------------------------------------------------------------- data sources
 

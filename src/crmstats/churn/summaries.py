@@ -21,7 +21,7 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute, read_table
+from crmstats.io import as_table, execute, read_table, transactions_table
 
 __all__ = [
     "account_lifetimes",
@@ -39,11 +39,6 @@ __all__ = [
 _METRICS = ("customers", "revenue", "orders")
 
 
-def _transactions(transactions, customer_id_col, timestamp_col, amount_col):
-    return as_table(transactions, "transactions", columns={
-        "customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col})
-
-
 def _check_period(period: str) -> str:
     period = str(period).upper()
     if period not in ("D", "W", "M", "Q", "Y"):
@@ -59,7 +54,9 @@ def _cohort_rows(transactions, period, cohort_col, customers, customer_id_col, t
     (net of refunds); aggregating to cells first spares the cohort counts a
     distinct count over every transaction.
     """
-    t = _transactions(transactions, customer_id_col, timestamp_col, amount_col)
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col,
+                           amount_col=amount_col)
     t = t.mutate(p=period_index(t.timestamp, period))
     cells = t.group_by(["customer_id", "p"]).aggregate(
         orders=t.count(where=t.amount >= 0), revenue=t.amount.sum())
@@ -245,7 +242,9 @@ def churn_rate(
     n = int(churned_after)
     if n < 1:
         raise ValueError(f"churned_after must be at least 1 period, got {churned_after}")
-    t = _transactions(transactions, customer_id_col, timestamp_col, amount_col)
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col,
+                           amount_col=amount_col)
     buys = t.filter(t.amount >= 0)
     occ = buys.group_by(["customer_id", buys.timestamp.pipe(period_index, period).name("p")]
                         ).aggregate()
@@ -386,8 +385,7 @@ def mrr_bridge(
     cols = ["start", "new", "expansion", "contraction", "churned", "reactivated", "end",
             "accounts_start", "accounts_churned", "logo_churn_rate", "nrr", "grr"]
     out = out[cols]
-    out.index = pd.DatetimeIndex(period_start(idx if period == "Q" else idx,
-                                              "Q" if period == "Q" else "M"), name="period")
+    out.index = pd.DatetimeIndex(period_start(idx, period), name="period")
     return out
 
 
@@ -781,7 +779,8 @@ def account_months(
         Columns ``account_id``, ``entry``, ``exit``, ``churned`` and, with
         tickets, ``tickets_recent``, ``resolution_days``, ``log_resolution_days``.
     """
-    life = account_lifetimes(subscriptions, tickets, account_id_col=account_id_col,
+    # the spells only: the ticket drivers are computed below, per month and per account
+    life = account_lifetimes(subscriptions, account_id_col=account_id_col,
                              month_col=month_col, mrr_col=mrr_col)
     # intervals at risk: ages 1..tenure (churned) or 1..tenure-1 (censored at the data's end)
     n_int = (life["tenure"] - 1 + life["churned"]).clip(lower=0).to_numpy()

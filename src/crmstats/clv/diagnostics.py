@@ -24,7 +24,7 @@ import pandas as pd
 
 from crmstats.clv.summaries import _check_units, _occasions
 from crmstats.clv.value import _require_summary
-from crmstats.io import as_table, execute
+from crmstats.io import execute, transactions_table
 
 __all__ = [
     "compare_models",
@@ -202,11 +202,8 @@ def tracking(
     freq, unit = _check_units(freq, time_unit)
     if unit not in _UNIT_DAYS:
         raise ValueError("tracking supports time_unit 'D' or 'W'")
-    t = as_table(
-        transactions,
-        "transactions",
-        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
-    )
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col, amount_col=amount_col)
     occ = _occasions(t, freq)
     occ = occ.mutate(first=occ.period.min().over(group_by=occ.customer_id))
     if calibration_end is not None:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from crmstats._expr import truncate
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
+from crmstats.io import as_table, execute, transactions_table
 
 __all__ = ["calibration_holdout_split", "holdout_period", "rfm_summary"]
 
@@ -154,11 +154,8 @@ def rfm_summary(
         If no purchase (non-negative amount) falls before ``observation_end``.
     """
     freq, unit = _check_units(freq, time_unit)
-    t = as_table(
-        transactions,
-        "transactions",
-        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
-    )
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col, amount_col=amount_col)
     end = _end_of_observation(t, observation_end)
     t = t.filter(t.timestamp <= ibis.literal(end.to_pydatetime()))
     occ = _occasions(t, freq)
@@ -212,11 +209,8 @@ def calibration_holdout_split(
         ``duration_holdout`` (holdout length in ``time_unit``).
     """
     freq, unit = _check_units(freq, time_unit)
-    t = as_table(
-        transactions,
-        "transactions",
-        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
-    )
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col, amount_col=amount_col)
     cal_end = pd.Timestamp(calibration_end)
     end = _end_of_observation(t, observation_end)
     if end <= cal_end:

@@ -9,7 +9,7 @@ import pandas as pd
 from crmstats._expr import truncate
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
+from crmstats.io import as_table, execute, transactions_table
 from crmstats.schema import SALES_STAGES, TABLES
 
 __all__ = [
@@ -111,11 +111,8 @@ def monthly_activity(
         :mod:`crmstats.schema`) and ``refunds`` (sum of negative amounts, as a
         positive number). Periods without activity are absent.
     """
-    t = as_table(
-        transactions,
-        "transactions",
-        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
-    )
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col, amount_col=amount_col)
     t = t.mutate(period=truncate(t.timestamp, period))
     purchases = t.filter(t.amount >= 0)
     first = purchases.group_by("customer_id").aggregate(first_period=purchases.period.min())
@@ -162,11 +159,8 @@ def customer_revenue(
         a value can be below the purchases' sum; see the refund policy in
         :mod:`crmstats.schema`).
     """
-    t = as_table(
-        transactions,
-        "transactions",
-        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
-    )
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col, amount_col=amount_col)
     per = t.group_by("customer_id").aggregate(
         revenue=t.amount.sum(), purchases=t.count(where=t.amount >= 0)
     )
@@ -203,11 +197,8 @@ def orders_per_customer(
     """
     if int(max_orders) < 1:
         raise ValueError(f"max_orders must be at least 1, got {max_orders}")
-    t = as_table(
-        transactions,
-        "transactions",
-        columns={"customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col},
-    )
+    t = transactions_table(transactions, customer_id_col=customer_id_col,
+                           timestamp_col=timestamp_col, amount_col=amount_col)
     purchases = t.filter(t.amount >= 0)
     per = purchases.group_by("customer_id").aggregate(n=purchases.count())
     capped = per.mutate(orders=per.n.clip(upper=int(max_orders)))
