@@ -159,3 +159,17 @@ def test_every_table_requires_its_columns(table):
         validate(frame.drop(columns=spec.required[0]), table)
     assert info.value.table == table
     assert info.value.column == spec.required[0]
+
+
+def test_a_validated_table_passed_back_is_not_checked_again(small_crm, monkeypatch):
+    from crmstats import validation
+    from crmstats.io import as_table
+
+    t = as_table(small_crm.transactions, "transactions")
+    calls = []
+    monkeypatch.setattr(validation, "_check_content", lambda *a, **k: calls.append(a))
+    assert as_table(t, "transactions") is t
+    assert calls == []
+    # a derived expression, or the same expression as another table, is checked as usual
+    as_table(t.filter(t.amount >= 0), "transactions")
+    assert len(calls) == 1

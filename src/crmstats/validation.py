@@ -99,7 +99,9 @@ def validate_table(
     table of the embedded DuckDB backend.
     """
     spec = table_spec(table)
-    mapping = dict(columns or {})
+    mapping = {k: v for k, v in dict(columns or {}).items() if v is not None and v != k}
+    if isinstance(data, ir.Table) and not mapping and _VALIDATED.get(data.op()) == table:
+        return data  # this very expression came out of validation: nothing new to check
     if isinstance(data, pd.DataFrame):
         frame = _coerce_frame(data, spec, mapping)
         t = ibis.memtable(frame)
@@ -114,7 +116,21 @@ def validate_table(
     _check_content(t, spec, mapping, labels)
     if ROW_COL in t.columns:
         t = t.drop(ROW_COL)
+    _remember(t, table)
     return t
+
+
+#: Ibis expressions returned by :func:`validate_table` (expression -> table name). An Ibis
+#: expression is immutable, so passing a validated table back (as when a study hands
+#: ``as_table(...)`` results to several functions) needs no second round of checks.
+_VALIDATED: dict = {}
+_VALIDATED_MAX = 256
+
+
+def _remember(t: ir.Table, table: str) -> None:
+    if len(_VALIDATED) >= _VALIDATED_MAX:
+        _VALIDATED.pop(next(iter(_VALIDATED)))
+    _VALIDATED[t.op()] = table
 
 
 # ----------------------------------------------------------------------------- helpers

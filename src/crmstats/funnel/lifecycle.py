@@ -39,6 +39,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -140,8 +141,7 @@ def lifecycle_stage(
     stage = funnel.reindex(ids.to_numpy()).map(dict(_LADDER)).fillna("subscriber")
     out = pd.DataFrame({"stage": stage.to_numpy()}, index=pd.Index(ids.to_numpy(),
                                                                      name="contact_id"))
-    summary = rfm_summary(tx.filter(tx.timestamp <= as_of.to_pydatetime()),
-                          observation_end=as_of, time_unit="W")
+    summary = rfm_summary(tx, observation_end=as_of, time_unit="W")  # ignores later rows
     summary.index = summary.index.astype(str)
     won = out.index[out["stage"] == "customer"]
     s = summary.reindex(won).dropna()
@@ -219,8 +219,11 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
         the end of the move), ``from``, ``to`` and ``contacts`` (non-zero
         moves and stays only).
     """
+    # validate once; every snapshot below reuses the validated tables
     tx = as_table(crm.transactions, "transactions")
-    first = pd.Timestamp(execute(as_table(crm.stage_events, "stage_events").entered_at.min()))
+    events = as_table(crm.stage_events, "stage_events")
+    crm = dataclasses.replace(crm, transactions=tx, stage_events=events)
+    first = pd.Timestamp(execute(events.entered_at.min()))
     last = pd.Timestamp(execute(tx.timestamp.max()))
     start = pd.Timestamp(start) if start is not None else first
     end = pd.Timestamp(end) if end is not None else last
