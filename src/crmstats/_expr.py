@@ -6,7 +6,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERIODS", "period_index", "period_start", "truncate"]
+__all__ = ["PERIODS", "period_index", "period_start", "period_unit", "truncate"]
 
 #: pandas-style period codes accepted by crmstats and their Ibis truncation units.
 PERIODS = {"D": "D", "W": "W", "M": "M", "MS": "M", "Q": "Q", "QS": "Q", "Y": "Y", "YS": "Y"}
@@ -17,10 +17,11 @@ def truncate(col: ir.TimestampValue, period: str) -> ir.TimestampValue:
 
     Weeks start on Monday (ISO weeks), as pandas' ``to_period("W")`` does.
     """
-    return col.truncate(_unit(period))
+    return col.truncate(period_unit(period))
 
 
-def _unit(period: str) -> str:
+def period_unit(period: str) -> str:
+    """Return the canonical unit ("D", "W", "M", "Q" or "Y") of a period code, or raise."""
     try:
         return PERIODS[period.upper()]
     except (KeyError, AttributeError):
@@ -37,7 +38,7 @@ def period_index(col: ir.TimestampValue, period: str) -> ir.IntegerValue:
     the year. Differences of indexes are whole periods elapsed, which is what
     cohort ages and churn windows need; :func:`period_start` maps back.
     """
-    unit = _unit(period)
+    unit = period_unit(period)
     if unit in ("D", "W"):
         days = (col.epoch_seconds() / 86400.0).floor()
         return days if unit == "D" else ((days + 3) / 7.0).floor()
@@ -50,7 +51,7 @@ def period_index(col: ir.TimestampValue, period: str) -> ir.IntegerValue:
 
 def period_start(index, period: str) -> pd.DatetimeIndex:
     """Map integer period numbers of :func:`period_index` to their start timestamps."""
-    unit = _unit(period)
+    unit = period_unit(period)
     idx = np.asarray(index, dtype="int64")
     if unit == "D":
         return pd.DatetimeIndex(pd.to_datetime(idx, unit="D"))

@@ -19,7 +19,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from crmstats._expr import period_index, period_start
+from crmstats._expr import period_index, period_start, period_unit
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, read_table, transactions_table
 
@@ -37,13 +37,6 @@ __all__ = [
 ]
 
 _METRICS = ("customers", "revenue", "orders")
-
-
-def _check_period(period: str) -> str:
-    period = str(period).upper()
-    if period not in ("D", "W", "M", "Q", "Y"):
-        raise ValueError(f"period must be 'D', 'W', 'M', 'Q' or 'Y'; got {period!r}")
-    return period
 
 
 def _cohort_rows(transactions, period, cohort_col, customers, customer_id_col, timestamp_col,
@@ -124,7 +117,7 @@ def cohort_table(
         ``0, 1, 2, ...`` (age in periods); cells the metric, 0 where nothing
         happened (and NaN where the age lies beyond the data for that cohort).
     """
-    period = _check_period(period)
+    period = period_unit(period)
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
     t, j = _cohort_rows(transactions, period, cohort_col, customers, customer_id_col,
@@ -184,7 +177,7 @@ def retention_matrix(transactions: Any, **kwargs) -> pd.DataFrame:
 def _exposure(transactions, counts, *, period="M", cohort_col=None, customers=None,
               max_age=None, customer_id_col=None, timestamp_col=None, amount_col=None):
     """Count the customers of each ``cohort_col`` cohort observable at each age."""
-    period = _check_period(period)
+    period = period_unit(period)
     t, j = _cohort_rows(transactions, period, cohort_col, customers, customer_id_col,
                         timestamp_col, amount_col)
     starts = j.filter(j.age == 0)
@@ -238,7 +231,7 @@ def churn_rate(
         active_start. Periods whose churn cannot be known yet (the last
         ``churned_after - 1``) are left out.
     """
-    period = _check_period(period)
+    period = period_unit(period)
     n = int(churned_after)
     if n < 1:
         raise ValueError(f"churned_after must be at least 1 period, got {churned_after}")
@@ -519,7 +512,7 @@ def cross_sell(
         for subscriptions, and by the period's returning buyers (past their
         first period) for transactions.
     """
-    period = _check_period(period)
+    period = period_unit(period)
     if table is None:
         cols = read_table(data, table="subscriptions").columns
         table = "subscriptions" if (account_id_col or "account_id") in cols else "transactions"
@@ -636,7 +629,7 @@ def service_kpis(
         ``subscriptions``, ``active_customers`` and
         ``tickets_per_active_customer``.
     """
-    period = _check_period(period)
+    period = period_unit(period)
     t = as_table(tickets, "tickets", columns={
         "ticket_id": ticket_id_col, "customer_id": customer_id_col,
         "opened_at": opened_at_col, "resolved_at": resolved_at_col})
