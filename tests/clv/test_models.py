@@ -118,6 +118,87 @@ def test_bgnbd_likelihood_gradient_and_predictions_equal_lifetimes(fitted, cdnow
                                ref.expected_number_of_purchases_up_to_time(t), rtol=1e-8)
 
 
+class _BetaGeoByLBFGS(BetaGeoModel):
+    """The same likelihood fitted the other way: L-BFGS-B, finite-difference standard errors."""
+
+    _has_hessian = False
+
+
+def test_bgnbd_hessian_equals_finite_differences_of_the_gradient(fitted):
+    from scipy.optimize import approx_fprime
+
+    m = fitted["bgnbd"]
+    for shift in (0.0, 0.05, np.array([0.3, -0.4, 0.5, -0.6])):
+        log_p = np.log(m.params_.to_numpy()) + shift
+        value, grad, hess = m._nll(log_p, m._data_, hessian=True)
+        assert value == m._nll(log_p, m._data_)[0]
+        np.testing.assert_array_equal(grad, m._nll(log_p, m._data_)[1])
+        numeric = np.array([approx_fprime(log_p, lambda p, i=i: m._nll(p, m._data_)[1][i], 1e-7)
+                            for i in range(4)])
+        np.testing.assert_allclose(hess, numeric, rtol=2e-5, atol=1e-3)
+        np.testing.assert_allclose(hess, hess.T)
+
+
+def test_bgnbd_newton_fit_equals_lbfgs_fit(cdnow_calibration):
+    s = cdnow_calibration
+    newton = BetaGeoModel().fit(s)
+    lbfgs = _BetaGeoByLBFGS().fit(s)
+    assert newton.converged_ and "Newton" in newton.optimizer_message_
+    np.testing.assert_allclose(newton.params_, lbfgs.params_, rtol=1e-5)
+    assert newton.log_likelihood_ == pytest.approx(lbfgs.log_likelihood_, rel=1e-12)
+    # exact standard errors agree with the finite-difference ones
+    np.testing.assert_allclose(newton.summary_["standard_error"],
+                               lbfgs.summary_["standard_error"], rtol=1e-3)
+
+
+def test_bgnbd_warm_start_from_a_subsample_reaches_the_full_data_optimum(cdnow_calibration):
+    class SmallWarmStart(BetaGeoModel):
+        _warm_start_rows = 200  # CDNOW's ~1,400 distinct rows count as "large"
+
+    s = cdnow_calibration
+    m = SmallWarmStart()
+    data = m._prepare(s)
+    start = m._warm_start(data, m._initial(data))
+    assert not np.allclose(start, m._initial(data))  # the subsample fit moved the start
+    m.fit(s)
+    ref = BetaGeoModel().fit(s)
+    np.testing.assert_allclose(m.params_, ref.params_, rtol=1e-6)
+    assert m.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-12)
+
+
+def test_bgnbd_newton_falls_back_when_started_far_away(cdnow_calibration):
+    s = cdnow_calibration
+    m = BetaGeoModel()
+    data = m._prepare(s)
+    ref = BetaGeoModel().fit(s)
+    for start in (np.log([50.0, 0.01, 20.0, 0.05]), np.log([1e-3, 1e3, 1e-2, 1e2])):
+        res = m._minimize(data, start)
+        np.testing.assert_allclose(np.exp(res.x), ref.params_, rtol=1e-4)
+
+
+def test_compression_equals_a_groupby_of_the_rows():
+    rng = np.random.default_rng(3)
+    n = 5_000
+    frame = pd.DataFrame({
+        "frequency": rng.integers(0, 5, n).astype(float),
+        "recency": rng.integers(0, 30, n) / 7.0,
+        "T": rng.integers(30, 40, n) / 7.0,
+    })
+    weights = rng.uniform(0.5, 2.0, n)
+    for w in (None, weights):
+        out = BetaGeoModel._compress(frame, w)
+        ref = (frame.assign(w=1.0 if w is None else w)
+               .groupby(["frequency", "recency", "T"])["w"].sum())
+        got = pd.Series(out["weights"], index=pd.MultiIndex.from_arrays(
+            [out["frequency"], out["recency"], out["T"]], names=ref.index.names))
+        pd.testing.assert_series_equal(got.sort_index(), ref, check_names=False, rtol=1e-12)
+        for col in ("frequency", "recency", "T"):
+            uniques, codes = out["_codes"][col]
+            np.testing.assert_array_equal(uniques[codes], out[col])
+        fallback = BetaGeoModel._compress_groupby(frame, ["frequency", "recency", "T"], w)
+        np.testing.assert_allclose(np.sort(fallback["weights"]), np.sort(out["weights"]))
+
+
 @pytest.mark.parametrize(("key", "fitter"), [("pnbd", "ParetoNBDFitter"),
                                              ("mbgnbd", "ModifiedBetaGeoFitter")])
 def test_other_transaction_models_equal_lifetimes(fitted, cdnow_calibration, key, fitter):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, gammaln, hyp2f1, psi
+from scipy.special import betaln, gammaln, hyp2f1, polygamma, psi
 
 from crmstats.clv.models.base import BaseModel
 
@@ -56,6 +56,7 @@ class BetaGeoModel(BaseModel):
 
     _param_names = ("r", "alpha", "a", "b")
     _has_gradient = True
+    _has_hessian = True
     _first_success_suffices = True
 
     def _initial(self, data):
@@ -90,63 +91,99 @@ class BetaGeoModel(BaseModel):
 
         The transcendental parts of the likelihood depend on one of x, T or
         t_x alone, and each takes far fewer distinct values than there are
-        rows; they are evaluated once per distinct value and gathered.
+        rows; they are evaluated once per distinct value and gathered. The
+        distinct values come from the compression (``data["_codes"]``) when
+        it provides them.
         """
         cached = data.get("_bgnbd")
         if cached is not None:
             return cached
         x, tx, T, w = data["frequency"], data["recency"], data["T"], data["weights"]
-        xu, xi = np.unique(x, return_inverse=True)
-        Tu, Ti = np.unique(T, return_inverse=True)
+        codes = data.get("_codes") or {
+            col: np.unique(data[col], return_inverse=True) for col in ("frequency", "recency", "T")
+        }
+        xu, xi = codes["frequency"]
+        Tu, Ti = codes["T"]
+        tu, ti = codes["recency"]
         rep = x > 0
-        tu, ti = np.unique(tx[rep], return_inverse=True)
         cached = {
             "xu": xu, "Wx": np.bincount(xi, weights=w, minlength=len(xu)),
             "Tu": Tu, "WT": np.bincount(Ti, weights=w, minlength=len(Tu)),
             "XWT": np.bincount(Ti, weights=w * x, minlength=len(Tu)),
-            "tu": tu, "ti": ti, "Ti_rep": Ti[rep], "xi_rep": xi[rep],
+            "tu": tu, "ti": ti[rep], "Ti_rep": Ti[rep], "xi_rep": xi[rep],
             "x_rep": x[rep], "w_rep": w[rep], "n": float(w.sum()),
         }
         data["_bgnbd"] = cached
         return cached
 
-    def _nll(self, log_params, data):
-        r, alpha, a, b = np.exp(log_params)
+    def _nll(self, log_params, data, hessian=False):
+        """Negative log-likelihood, its gradient and (optionally) Hessian in log-parameters.
+
+        Per customer, ``LL = l(x) + r log α - (r + x) log(α + T) + [x > 0] softplus(d)``
+        with ``d = log a - log(b + x - 1) + (r + x) (log(α + T) - log(α + t_x))``
+        (FHL 2005, eq. 6, written on the log scale). ``l(x)`` and the
+        ``log(α + T)`` term are summed over distinct x and T; only the
+        softplus term visits every (compressed) repeat-buyer row, in blocks
+        (:func:`_repeat_sums`).
+        """
+        # the fit, log_likelihood_ and the standard errors evaluate the same points
+        memo = data.setdefault("_evals", {})
+        key = np.asarray(log_params, dtype=float).tobytes()
+        for k in ((key, True), (key, False)) if not hessian else ((key, True),):
+            if k in memo:
+                return memo[k] if hessian else memo[k][:2]
+        out = self._nll_eval(log_params, data, hessian)
+        if len(memo) >= 4:
+            memo.pop(next(iter(memo)))
+        memo[key, hessian] = out
+        return out
+
+    def _nll_eval(self, log_params, data, hessian):
+        theta = np.exp(log_params)
+        r, alpha, a, b = theta
         c = self._lookups(data)
-        xu, Wx, Tu, WT, XWT = c["xu"], c["Wx"], c["Tu"], c["WT"], c["XWT"]
-        xr, wr = c["x_rep"], c["w_rep"]
+        xu, Wx, Tu, WT, XWT, n = c["xu"], c["Wx"], c["Tu"], c["WT"], c["XWT"], c["n"]
+        RT = r * WT + XWT  # weight of log(alpha + T): sum of (r + x) over customers with T
         # terms in x alone (summed with the weight of each distinct x)
         lx = (gammaln(r + xu) - gammaln(r) + gammaln(a + b) + gammaln(b + xu) - gammaln(b)
               - gammaln(a + b + xu))
-        ll = np.dot(Wx, lx) + r * np.log(alpha) * c["n"]
-        # -(r + x) log(alpha + T), summed by distinct T
         log_aT = np.log(alpha + Tu)
-        ll -= np.dot(r * WT + XWT, log_aT)
-        # repeat buyers: log(1 + exp(d)), d = log a - log(b+x-1) + (r+x)(log(a+T) - log(a+tx))
-        log_atx = np.log(alpha + c["tu"])
-        diff = log_aT[c["Ti_rep"]] - log_atx[c["ti"]]
-        inv_bx = np.where(xu > 0, 1.0 / np.where(xu > 0, b + xu - 1, 1.0), 0.0)
-        d = (np.log(a) + np.log(np.where(xu > 0, inv_bx, 1.0)))[c["xi_rep"]] + (r + xr) * diff
-        # softplus(d) = log(1 + e^d) and logistic(d), from one exp(-|d|)
-        e = np.exp(-np.abs(d))
-        ll += np.dot(wr, np.maximum(d, 0.0) + np.log1p(e))
-        inv = 1.0 / (1.0 + e)
-        share = wr * np.where(d >= 0, inv, e * inv)  # weight x logistic(d)
-        # gradient
-        psi_r, psi_ab = psi(r + xu), psi(a + b)
-        g_r = (np.dot(Wx, psi_r) - c["n"] * (psi(r) - np.log(alpha))
-               - np.dot(WT, log_aT) + np.dot(share, diff))
         inv_aT = 1.0 / (alpha + Tu)
-        inv_atx = 1.0 / (alpha + c["tu"])
-        g_alpha = (c["n"] * r / alpha - np.dot(r * WT + XWT, inv_aT)
-                   + np.dot(share * (r + xr), inv_aT[c["Ti_rep"]] - inv_atx[c["ti"]]))
-        s_total = share.sum()
-        psi_abx = psi(a + b + xu)
-        g_a = np.dot(Wx, psi_ab - psi_abx) + s_total / a
-        g_b = (np.dot(Wx, psi_ab + psi(b + xu) - psi(b) - psi_abx)
-               - np.dot(share, inv_bx[c["xi_rep"]]))
-        grad = -np.array([r * g_r, alpha * g_alpha, a * g_a, b * g_b])
-        return -ll, grad
+        ll = np.dot(Wx, lx) + r * np.log(alpha) * n - np.dot(RT, log_aT)
+        repeat = xu > 0
+        inv_bx = np.where(repeat, 1.0 / np.where(repeat, b + xu - 1, 1.0), 0.0)
+        log_c = np.log(a) + np.log(np.where(repeat, inv_bx, 1.0))
+        sums = _repeat_sums(c, r, log_c, inv_bx, log_aT, inv_aT, np.log(alpha + c["tu"]),
+                            1.0 / (alpha + c["tu"]), hessian)
+        ll += sums[0]
+        s_D, s_E, s_sig, s_sigb = sums[1:5]
+        psi_rx, psi_ab, psi_abx, psi_bx = psi(r + xu), psi(a + b), psi(a + b + xu), psi(b + xu)
+        grad = np.array([
+            np.dot(Wx, psi_rx) - n * (psi(r) - np.log(alpha)) - np.dot(WT, log_aT) + s_D,
+            n * r / alpha - np.dot(RT, inv_aT) + s_E,
+            np.dot(Wx, psi_ab - psi_abx) + s_sig / a,
+            np.dot(Wx, psi_ab + psi_bx - psi(b) - psi_abx) - s_sigb,
+        ])
+        if not hessian:
+            return -ll, -theta * grad
+        (h_DD, h_D, h_Db, h_DE, h_EE, h_E, h_Eb, h_q, h_qb, h_bb) = sums[5:]
+        t_ab, t_abx = polygamma(1, a + b), polygamma(1, a + b + xu)
+        h_ab_x = np.dot(Wx, t_ab - t_abx)
+        hess = np.empty((4, 4))
+        hess[0, 0] = np.dot(Wx, polygamma(1, r + xu)) - n * polygamma(1, r) + h_DD
+        hess[0, 1] = n / alpha - np.dot(WT, inv_aT) + h_DE
+        hess[0, 2] = h_D / a
+        hess[0, 3] = -h_Db
+        hess[1, 1] = -n * r / alpha**2 + np.dot(RT, inv_aT**2) + h_EE
+        hess[1, 2] = h_E / a
+        hess[1, 3] = -h_Eb
+        hess[2, 2] = h_ab_x + (h_q - s_sig) / a**2
+        hess[2, 3] = h_ab_x - h_qb / a
+        hess[3, 3] = h_ab_x + np.dot(Wx, polygamma(1, b + xu)) - n * polygamma(1, b) + h_bb
+        hess = np.triu(hess) + np.triu(hess, 1).T
+        # to log-parameters: H_log = diag(θ) H diag(θ) + diag(θ ⊙ g)
+        hess_log = hess * np.outer(theta, theta) + np.diag(theta * grad)
+        return -ll, -theta * grad, -hess_log
 
     # ------------------------------------------------------------------ predictions
 
@@ -229,6 +266,7 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     """
 
     _has_gradient = False
+    _has_hessian = False
     _first_success_suffices = False
 
     def _log_likelihood_rows(self, params, data):
@@ -266,3 +304,50 @@ class ModifiedBetaGeoModel(BetaGeoModel):
                                                                        a + b + x, z)
         odds = self._alive_odds(r, alpha, a, b, x, tx, T)
         return pd.Series(head * body / (1.0 + odds), index=index, name="expected_purchases")
+
+
+#: Rows per block in :func:`_repeat_sums` (temporaries stay in cache).
+_BLOCK = 1 << 16
+
+
+def _repeat_sums(c, r, log_c, inv_bx, log_aT, inv_aT, log_atx, inv_atx, hessian):
+    """Sums over repeat-buyer rows of the softplus term and its derivatives.
+
+    With ``D = log(α+T) - log(α+t_x)``, ``E = 1/(α+T) - 1/(α+t_x)``,
+    ``d = log c_x + (r+x) D``, ``σ = logistic(d)`` and ``q = σ(1-σ)``, returns
+    (weighted by ``w``): ``Σ softplus(d)``, ``Σ σD``, ``Σ σ(r+x)E``, ``Σ σ``,
+    ``Σ σ/(b+x-1)`` and, when ``hessian``, the ten second-order sums used by
+    :meth:`BetaGeoModel._nll`.
+    """
+    Ti, ti, xi, xr, wr = c["Ti_rep"], c["ti"], c["xi_rep"], c["x_rep"], c["w_rep"]
+    out = np.zeros(15 if hessian else 5)
+    for lo in range(0, len(wr), _BLOCK):
+        sl = slice(lo, lo + _BLOCK)
+        T_i, t_i, x_i, w = Ti[sl], ti[sl], xi[sl], wr[sl]
+        rx = r + xr[sl]
+        D = log_aT.take(T_i)
+        D -= log_atx.take(t_i)
+        d = rx * D
+        d += log_c.take(x_i)
+        e = np.exp(-np.abs(d))
+        soft = np.log1p(e)
+        soft += np.maximum(d, 0.0)
+        sig = 1.0 / (1.0 + e)
+        np.multiply(sig, e, out=sig, where=d < 0)  # logistic(d) for either sign of d
+        ws = w * sig
+        E = inv_aT.take(T_i)
+        E -= inv_atx.take(t_i)
+        rxE = rx * E
+        ib = inv_bx.take(x_i)
+        part = [np.dot(w, soft), np.dot(ws, D), np.dot(ws, rxE), ws.sum(), np.dot(ws, ib)]
+        if hessian:
+            wq = ws * (1.0 - sig)
+            qD, qE = wq * D, wq * rxE
+            F = inv_atx.take(t_i) ** 2 - inv_aT.take(T_i) ** 2
+            part += [
+                np.dot(qD, D), qD.sum(), np.dot(qD, ib), np.dot(qD, rxE) + np.dot(ws, E),
+                np.dot(qE, rxE) + np.dot(ws * rx, F), qE.sum(), np.dot(qE, ib), wq.sum(),
+                np.dot(wq, ib), np.dot(wq + ws, ib * ib),
+            ]
+        out += part
+    return out
