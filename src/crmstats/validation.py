@@ -34,6 +34,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import ColumnSpec, TableSpec, table_spec
@@ -81,9 +82,10 @@ def validate(
     mapping = _column_mapping(columns, col_overrides)
     if isinstance(data, pd.DataFrame):
         spec = table_spec(table)
-        frame = _coerce_frame(data, spec, mapping)
-        _check_content(ibis.memtable(frame), spec, mapping, data.index)
-        out = frame.drop(columns=ROW_COL)
+        cols = _coerce_columns(data, spec, mapping)
+        arrow = _to_arrow(cols)
+        _check_content(ibis.memtable(arrow), spec, mapping, _RowSource(arrow, data.index))
+        out = pd.DataFrame(cols)
         out.index = data.index
         return out
     return validate_table(data, table, columns=mapping)
@@ -103,19 +105,18 @@ def validate_table(
     if isinstance(data, ir.Table) and not mapping and _VALIDATED.get(data.op()) == table:
         return data  # this very expression came out of validation: nothing new to check
     if isinstance(data, pd.DataFrame):
-        frame = _coerce_frame(data, spec, mapping)
-        t = ibis.memtable(frame)
-        labels = data.index
+        # zero-copy: the coerced columns go to DuckDB as Arrow arrays over pandas' buffers
+        arrow = _to_arrow(_coerce_columns(data, spec, mapping))
+        t = ibis.memtable(arrow)
+        rows = _RowSource(arrow, data.index)
     else:
         from crmstats.io import read_table
 
         t = read_table(data, table=table)
         t = _rename_ibis(t, spec, mapping)
         t = _coerce_ibis(t, spec, mapping)
-        labels = None
-    _check_content(t, spec, mapping, labels)
-    if ROW_COL in t.columns:
-        t = t.drop(ROW_COL)
+        rows = None
+    _check_content(t, spec, mapping, rows)
     _remember(t, table)
     return t
 
@@ -187,8 +188,11 @@ def _error(spec, col_spec: ColumnSpec, mapping, problem: str, rows, total=None) 
     )
 
 
-def _coerce_frame(data: pd.DataFrame, spec: TableSpec, mapping) -> pd.DataFrame:
-    """Return a new frame with canonical names and types (pandas input)."""
+def _coerce_columns(data: pd.DataFrame, spec: TableSpec, mapping) -> dict[str, pd.Series]:
+    """Return the columns with canonical names and types (pandas input; ``data`` untouched).
+
+    Columns already of the canonical type are passed through without copying.
+    """
     err = _missing_error(spec, mapping, list(data.columns))
     if err:
         raise err
@@ -212,9 +216,33 @@ def _coerce_frame(data: pd.DataFrame, spec: TableSpec, mapping) -> pd.DataFrame:
             continue
         col_spec = spec.column(canonical)
         out[canonical] = _coerce_series(data[col], spec, col_spec, mapping, data.index)
-    frame = pd.DataFrame(out)
-    frame[ROW_COL] = np.arange(len(frame), dtype="int64")
-    return frame
+    return out
+
+
+def _to_arrow(columns: dict[str, pd.Series]) -> pa.Table:
+    """Arrow table of the coerced columns (numeric and timestamp buffers are shared)."""
+    if not columns:
+        return pa.table({})
+    return pa.Table.from_arrays(
+        [pa.Array.from_pandas(s) for s in columns.values()], names=list(columns)
+    )
+
+
+class _RowSource:
+    """The caller's row labels for a pandas input, and its table with row positions.
+
+    Content checks run on the plain table; only when a check fails is the table
+    rebuilt with a position column (:data:`ROW_COL`), to name the offending
+    rows by the caller's index labels.
+    """
+
+    def __init__(self, arrow: pa.Table, labels: pd.Index):
+        self.arrow = arrow
+        self.labels = labels
+
+    def table(self) -> ir.Table:
+        positions = pa.array(np.arange(self.arrow.num_rows, dtype="int64"))
+        return ibis.memtable(self.arrow.append_column(ROW_COL, positions))
 
 
 def spec_names(spec: TableSpec) -> set[str]:
@@ -402,9 +430,10 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
     return t.mutate(**casts) if casts else t
 
 
-def _row_labels(rows: pd.DataFrame, spec: TableSpec, labels) -> list:
-    if labels is not None and ROW_COL in rows.columns:
-        return list(labels[rows[ROW_COL].to_numpy()])
+def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
+    """Name offending rows: the caller's index labels (pandas input) or their key/ids."""
+    if source is not None and ROW_COL in rows.columns:
+        return list(source.labels[rows[ROW_COL].to_numpy()])
     keys = [c for c in (spec.key or ()) if c in rows.columns]
     ids = keys or [c.name for c in spec.columns if c.kind == "id" and c.name in rows.columns]
     if ids:
@@ -415,34 +444,48 @@ def _row_labels(rows: pd.DataFrame, spec: TableSpec, labels) -> list:
     return list(rows.index)
 
 
-def _raise_if_rows(bad: ir.Table, spec, col_spec, mapping, problem, labels=None) -> None:
+def _raise_if_rows(bad: ir.Table, spec, col_spec, mapping, problem) -> None:
+    """Raise naming up to five rows of ``bad`` (an Ibis input's rows, by key or ids)."""
     from crmstats.io import execute
 
     sample = execute(bad.limit(_MAX_ROWS))
     if len(sample):
         total = int(execute(bad.count()))
-        raise _error(spec, col_spec, mapping, problem, _row_labels(sample, spec, labels), total)
+        raise _error(spec, col_spec, mapping, problem, _row_labels(sample, spec, None), total)
 
 
-def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
-    """Null ids, non-finite/negative numbers, duplicated keys — one query, then details."""
+def _offending(t: ir.Table, cond, source) -> pd.DataFrame:
+    """Up to five rows where ``cond(table)`` holds, with row positions for a pandas input."""
     from crmstats.io import execute
 
-    checks: dict[str, tuple[ColumnSpec, str, ir.BooleanValue]] = {}
+    table = source.table() if source is not None else t
+    return execute(table.filter(cond(table)).limit(_MAX_ROWS))
+
+
+def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
+    """Null ids, non-finite/negative numbers, duplicated keys — one query, then details.
+
+    ``source`` (a :class:`_RowSource`, for pandas inputs) names offending rows
+    by the caller's index labels; it is only used once a check has failed.
+    """
+    from crmstats.io import execute
+
+    checks: dict[str, tuple[ColumnSpec, str, Any]] = {}
     schema = t.schema()
     for c in spec.columns:
         if c.name not in schema:
             continue
-        col = t[c.name]
-        if c.kind == "id" or (c.kind == "timestamp" and c.required):
-            checks[f"null_{c.name}"] = (c, "null value(s)", col.isnull())
-        elif c.kind == "category" and c.required:
-            checks[f"null_{c.name}"] = (c, "null value(s)", col.isnull())
+        if c.kind == "id" or (c.kind in ("timestamp", "category") and c.required):
+            checks[f"null_{c.name}"] = (c, "null value(s)",
+                                        lambda tb, n=c.name: tb[n].isnull())
         elif c.kind in ("money", "count", "float") and schema[c.name].is_floating():
-            finite = col.isnull() | col.isnan() | col.isinf()
-            checks[f"nonfinite_{c.name}"] = (c, "missing or non-finite value(s)", finite)
+            checks[f"nonfinite_{c.name}"] = (
+                c, "missing or non-finite value(s)",
+                lambda tb, n=c.name: tb[n].isnull() | tb[n].isnan() | tb[n].isinf(),
+            )
             if c.nonnegative:
-                checks[f"negative_{c.name}"] = (c, "negative value(s)", col < 0)
+                checks[f"negative_{c.name}"] = (c, "negative value(s)",
+                                                lambda tb, n=c.name: tb[n] < 0)
     # timestamps after tomorrow are almost always entry errors: counted in the same query
     horizon = (pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1)).to_pydatetime()
     future = {
@@ -453,7 +496,7 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
     counts = execute(
         t.aggregate(
             __n__=t.count(),
-            **{k: t.count(where=v[2]) for k, v in checks.items()},
+            **{k: t.count(where=v[2](t)) for k, v in checks.items()},
             **{k: t.count(where=v[1]) for k, v in future.items()},
         )
     ).iloc[0]
@@ -468,17 +511,19 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
             )
     if int(counts["__n__"]) == 0:
         raise DataError(f"{spec.name} table is empty (no rows)", table=spec.name)
-    if checks:
-        for key, (c, problem, cond) in checks.items():
-            n = counts[key]
-            if pd.notna(n) and int(n) > 0:
-                sample = execute(t.filter(cond).limit(_MAX_ROWS))
-                raise _error(spec, c, mapping, problem, _row_labels(sample, spec, labels), int(n))
+    for key, (c, problem, cond) in checks.items():
+        n = counts[key]
+        if pd.notna(n) and int(n) > 0:
+            sample = _offending(t, cond, source)
+            raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))
     for earlier, later in spec.order:
         if earlier in schema and later in schema:
-            bad = t.filter(t[later] < t[earlier])
-            _raise_if_rows(bad, spec, spec.column(later), mapping,
-                           f"value(s) before {_caller(earlier, mapping)!r}", labels)
+            n = int(execute(t.count(where=t[later] < t[earlier])))
+            if n:
+                sample = _offending(t, lambda tb, e=earlier, la=later: tb[la] < tb[e], source)
+                raise _error(spec, spec.column(later), mapping,
+                             f"value(s) before {_caller(earlier, mapping)!r}",
+                             _row_labels(sample, spec, source), n)
     key = [k for k in spec.key if k in schema]
     if spec.key and key and spec.key[0] in schema:
         dup = t.group_by(key).aggregate(_n=t.count()).filter(lambda g: g._n > 1)
@@ -486,15 +531,14 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, labels) -> None:
         if len(dups):
             total = int(execute(dup.count()))
             first = dups.iloc[0]
-            cond = ibis.and_(*[t[k] == first[k] for k in key])
-            rows = execute(t.filter(cond).limit(_MAX_ROWS))
+            rows = _offending(t, lambda tb: ibis.and_(*[tb[k] == first[k] for k in key]), source)
             examples = [tuple(r) if len(key) > 1 else r[0]
                         for r in dups[key].astype(object).itertuples(index=False)]
             raise DataError(
                 f"{spec.name} table: key ({', '.join(_caller(k, mapping) for k in key)}) is "
                 f"duplicated for {total} value(s), e.g. {_fmt_rows(examples)}; rows "
-                f"{_fmt_rows(_row_labels(rows, spec, labels))} share the first one",
+                f"{_fmt_rows(_row_labels(rows, spec, source))} share the first one",
                 table=spec.name,
                 column=_caller(key[0], mapping),
-                rows=_row_labels(rows, spec, labels),
+                rows=_row_labels(rows, spec, source),
             )

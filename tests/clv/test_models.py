@@ -143,7 +143,9 @@ def test_bgnbd_newton_fit_equals_lbfgs_fit(cdnow_calibration):
     s = cdnow_calibration
     newton = BetaGeoModel().fit(s)
     lbfgs = _BetaGeoByLBFGS().fit(s)
-    assert newton.converged_ and "Newton" in newton.optimizer_message_
+    assert newton.converged_
+    assert newton.optimizer_message_ in ("Newton step below tolerance",
+                                         "converged to rounding precision")
     np.testing.assert_allclose(newton.params_, lbfgs.params_, rtol=1e-5)
     assert newton.log_likelihood_ == pytest.approx(lbfgs.log_likelihood_, rel=1e-12)
     # exact standard errors agree with the finite-difference ones

@@ -204,7 +204,7 @@ def tracking(
         raise ValueError("tracking supports time_unit 'D' or 'W'")
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
-    occ = _occasions(t, freq)
+    occ = _occasions(t, freq, starts=True)
     occ = occ.mutate(first=occ.period.min().over(group_by=occ.customer_id))
     if calibration_end is not None:
         occ = occ.filter(occ.first <= pd.Timestamp(calibration_end).to_pydatetime())

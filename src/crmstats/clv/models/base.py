@@ -8,7 +8,8 @@ predictions; :class:`BaseModel` owns the rest:
   naming the column and rows; the caller's frame is never modified);
 * **sufficient-statistic compression** — identical rows collapse into one
   weighted row, so fitting time grows with distinct rows, not customers;
-* maximum likelihood on log-parameters: damped Newton iterations where the model provides an analytic Hessian (started, on large data, from
+* maximum likelihood on log-parameters: damped Newton iterations where the
+  model provides an analytic Hessian (started, on large data, from
   the estimate on a subsample of rows), otherwise L-BFGS-B (with analytic
   gradients where the model provides them);
 * ``params_``, ``log_likelihood_`` (total), ``variance_matrix_`` (inverse of
@@ -164,7 +165,7 @@ class BaseModel:
         if float(np.prod([float(n) for n in sizes])) >= 2.0**62:
             return cls._compress_groupby(data, cols, w)
         key = codes[0].astype(np.int64)
-        for code, size in zip(codes[1:], sizes[1:]):
+        for code, size in zip(codes[1:], sizes[1:], strict=True):
             key = key * size + code
         # distinct keys by sorting (much faster than hashing a million keys)
         ordered = np.sort(key)
@@ -234,7 +235,7 @@ class BaseModel:
         return self._compress(data, weights)
 
     def _objective(self, data, hessian: bool = False):
-        """The penalised negative log-likelihood in log-parameters, for the optimiser.
+        """Return the penalised negative log-likelihood in log-parameters, for the optimiser.
 
         Returns ``fun(log_params)`` giving the value, the value and gradient
         (models with ``_has_gradient``) or value, gradient and Hessian
@@ -306,7 +307,8 @@ class BaseModel:
         x = np.asarray(start, dtype=float)
         f, g, h = fun(x)
         message, success, it = "maximum number of iterations reached", False, 0
-        for it in range(1, int(self.maxiter) + 1):
+        while it < int(self.maxiter):
+            it += 1
             if not (np.isfinite(f) and f < 1e299 and np.all(np.isfinite(h))):
                 message = "non-finite likelihood at the starting point"
                 break
@@ -342,7 +344,7 @@ class BaseModel:
                                        message=message, nit=it)
 
     def _warm_start(self, data, start: np.ndarray) -> np.ndarray:
-        """A starting point near the optimum: the estimate on a systematic subsample of rows.
+        """Return a start near the optimum: the estimate on a systematic subsample of rows.
 
         Only for Newton fits of more than ``_warm_start_rows`` compressed rows:
         every k-th row, its weight multiplied by k, so the subsample stands for

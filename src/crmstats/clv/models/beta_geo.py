@@ -98,7 +98,7 @@ class BetaGeoModel(BaseModel):
         cached = data.get("_bgnbd")
         if cached is not None:
             return cached
-        x, tx, T, w = data["frequency"], data["recency"], data["T"], data["weights"]
+        x, w = data["frequency"], data["weights"]
         codes = data.get("_codes") or {
             col: np.unique(data[col], return_inverse=True) for col in ("frequency", "recency", "T")
         }
@@ -311,7 +311,7 @@ _BLOCK = 1 << 16
 
 
 def _repeat_sums(c, r, log_c, inv_bx, log_aT, inv_aT, log_atx, inv_atx, hessian):
-    """Sums over repeat-buyer rows of the softplus term and its derivatives.
+    """Sum the softplus term and its derivatives over the repeat-buyer rows.
 
     With ``D = log(α+T) - log(α+t_x)``, ``E = 1/(α+T) - 1/(α+t_x)``,
     ``d = log c_x + (r+x) D``, ``σ = logistic(d)`` and ``q = σ(1-σ)``, returns
