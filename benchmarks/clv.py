@@ -11,7 +11,8 @@ about 10M transactions).
    the Parquet path; daily occasions, recency and T in days.
 3. Fit: lifetimes' ``BetaGeoFitter`` on the uncompressed per-customer summary
    (the anchor) beside :class:`crmstats.clv.BetaGeoModel` on the same summary
-   (which collapses identical rows into weights and uses an analytic gradient).
+   (which collapses identical rows into weights and takes Newton steps with an
+   analytic gradient and Hessian).
    Both estimates are scored with the same likelihood; the script prints the
    relative difference of the log-likelihoods and the largest relative
    parameter difference.
