@@ -200,6 +200,33 @@ class BaseModel:
         out["weights"] = grouped.to_numpy(dtype=float)
         return out
 
+    @staticmethod
+    def _distinct(data: dict[str, np.ndarray], col: str) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct values of a compressed column and each row's position among them."""
+        codes = data.get("_codes")
+        if codes is not None and col in codes:
+            return codes[col]
+        return np.unique(data[col], return_inverse=True)
+
+    @staticmethod
+    def _memoized(data: dict, log_params, hessian: bool, evaluate):
+        """Return ``evaluate()`` for these log-parameters, remembering the last few results.
+
+        The fit, ``log_likelihood_`` and the standard errors evaluate the same
+        point; a value/gradient request is served by a remembered Hessian
+        evaluation at the same point.
+        """
+        memo = data.setdefault("_evals", {})
+        key = np.asarray(log_params, dtype=float).tobytes()
+        for k in ((key, True),) if hessian else ((key, True), (key, False)):
+            if k in memo:
+                return memo[k] if hessian else memo[k][:2]
+        out = evaluate()
+        if len(memo) >= 4:
+            memo.pop(next(iter(memo)))
+        memo[key, hessian] = out
+        return out
+
     # ------------------------------------------------------------------ model hooks
 
     def _nll(self, log_params: np.ndarray, data: dict[str, np.ndarray]):

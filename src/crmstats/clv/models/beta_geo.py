@@ -58,6 +58,9 @@ class BetaGeoModel(BaseModel):
     _has_gradient = True
     _has_hessian = True
     _first_success_suffices = True
+    #: 0: dropout possible after repeat purchases only (BG/NBD); 1: also right after
+    #: the first purchase (MBG/NBD), which shifts x by one in the beta terms.
+    _shift = 0
 
     def _initial(self, data):
         return np.log(np.array([0.5, max(np.average(data["T"], weights=data["weights"]) / 4, 1.0),
@@ -85,8 +88,7 @@ class BetaGeoModel(BaseModel):
         a1, a2, a3, a4, _ = self._terms(r, alpha, a, b, x, tx, T)
         return a1 + a2 + np.logaddexp(a3, a4)
 
-    @staticmethod
-    def _lookups(data):
+    def _lookups(self, data):
         """Index the compressed rows by their distinct x, T and t_x (cached in ``data``).
 
         The transcendental parts of the likelihood depend on one of x, T or
@@ -99,13 +101,11 @@ class BetaGeoModel(BaseModel):
         if cached is not None:
             return cached
         x, w = data["frequency"], data["weights"]
-        codes = data.get("_codes") or {
-            col: np.unique(data[col], return_inverse=True) for col in ("frequency", "recency", "T")
-        }
-        xu, xi = codes["frequency"]
-        Tu, Ti = codes["T"]
-        tu, ti = codes["recency"]
-        rep = x > 0
+        xu, xi = BaseModel._distinct(data, "frequency")
+        Tu, Ti = BaseModel._distinct(data, "T")
+        tu, ti = BaseModel._distinct(data, "recency")
+        # rows with the dropout term: repeat buyers (BG/NBD), everyone (MBG/NBD)
+        rep = np.ones(len(x), dtype=bool) if self._shift else x > 0
         cached = {
             "xu": xu, "Wx": np.bincount(xi, weights=w, minlength=len(xu)),
             "Tu": Tu, "WT": np.bincount(Ti, weights=w, minlength=len(Tu)),
@@ -126,17 +126,8 @@ class BetaGeoModel(BaseModel):
         softplus term visits every (compressed) repeat-buyer row, in blocks
         (:func:`_repeat_sums`).
         """
-        # the fit, log_likelihood_ and the standard errors evaluate the same points
-        memo = data.setdefault("_evals", {})
-        key = np.asarray(log_params, dtype=float).tobytes()
-        for k in ((key, True), (key, False)) if not hessian else ((key, True),):
-            if k in memo:
-                return memo[k] if hessian else memo[k][:2]
-        out = self._nll_eval(log_params, data, hessian)
-        if len(memo) >= 4:
-            memo.pop(next(iter(memo)))
-        memo[key, hessian] = out
-        return out
+        return self._memoized(data, log_params, hessian,
+                              lambda: self._nll_eval(log_params, data, hessian))
 
     def _nll_eval(self, log_params, data, hessian):
         theta = np.exp(log_params)
@@ -144,20 +135,21 @@ class BetaGeoModel(BaseModel):
         c = self._lookups(data)
         xu, Wx, Tu, WT, XWT, n = c["xu"], c["Wx"], c["Tu"], c["WT"], c["XWT"], c["n"]
         RT = r * WT + XWT  # weight of log(alpha + T): sum of (r + x) over customers with T
+        k = xu + self._shift  # x in BG/NBD's beta terms, x + 1 in MBG/NBD's
         # terms in x alone (summed with the weight of each distinct x)
-        lx = (gammaln(r + xu) - gammaln(r) + gammaln(a + b) + gammaln(b + xu) - gammaln(b)
-              - gammaln(a + b + xu))
+        lx = (gammaln(r + xu) - gammaln(r) + gammaln(a + b) + gammaln(b + k) - gammaln(b)
+              - gammaln(a + b + k))
         log_aT = np.log(alpha + Tu)
         inv_aT = 1.0 / (alpha + Tu)
         ll = np.dot(Wx, lx) + r * np.log(alpha) * n - np.dot(RT, log_aT)
-        repeat = xu > 0
-        inv_bx = np.where(repeat, 1.0 / np.where(repeat, b + xu - 1, 1.0), 0.0)
-        log_c = np.log(a) + np.log(np.where(repeat, inv_bx, 1.0))
+        dropout = k > 0  # rows whose likelihood has the dropout term
+        inv_bx = np.where(dropout, 1.0 / np.where(dropout, b + k - 1, 1.0), 0.0)
+        log_c = np.log(a) + np.log(np.where(dropout, inv_bx, 1.0))
         sums = _repeat_sums(c, r, log_c, inv_bx, log_aT, inv_aT, np.log(alpha + c["tu"]),
                             1.0 / (alpha + c["tu"]), hessian)
         ll += sums[0]
         s_D, s_E, s_sig, s_sigb = sums[1:5]
-        psi_rx, psi_ab, psi_abx, psi_bx = psi(r + xu), psi(a + b), psi(a + b + xu), psi(b + xu)
+        psi_rx, psi_ab, psi_abx, psi_bx = psi(r + xu), psi(a + b), psi(a + b + k), psi(b + k)
         grad = np.array([
             np.dot(Wx, psi_rx) - n * (psi(r) - np.log(alpha)) - np.dot(WT, log_aT) + s_D,
             n * r / alpha - np.dot(RT, inv_aT) + s_E,
@@ -167,7 +159,7 @@ class BetaGeoModel(BaseModel):
         if not hessian:
             return -ll, -theta * grad
         (h_DD, h_D, h_Db, h_DE, h_EE, h_E, h_Eb, h_q, h_qb, h_bb) = sums[5:]
-        t_ab, t_abx = polygamma(1, a + b), polygamma(1, a + b + xu)
+        t_ab, t_abx = polygamma(1, a + b), polygamma(1, a + b + k)
         h_ab_x = np.dot(Wx, t_ab - t_abx)
         hess = np.empty((4, 4))
         hess[0, 0] = np.dot(Wx, polygamma(1, r + xu)) - n * polygamma(1, r) + h_DD
@@ -179,7 +171,7 @@ class BetaGeoModel(BaseModel):
         hess[1, 3] = -h_Eb
         hess[2, 2] = h_ab_x + (h_q - s_sig) / a**2
         hess[2, 3] = h_ab_x - h_qb / a
-        hess[3, 3] = h_ab_x + np.dot(Wx, polygamma(1, b + xu)) - n * polygamma(1, b) + h_bb
+        hess[3, 3] = h_ab_x + np.dot(Wx, polygamma(1, b + k)) - n * polygamma(1, b) + h_bb
         hess = np.triu(hess) + np.triu(hess, 1).T
         # to log-parameters: H_log = diag(θ) H diag(θ) + diag(θ ⊙ g)
         hess_log = hess * np.outer(theta, theta) + np.diag(theta * grad)
@@ -265,9 +257,7 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     ``a``, ``b``; same attributes and methods as :class:`BetaGeoModel`.
     """
 
-    _has_gradient = False
-    _has_hessian = False
-    _first_success_suffices = False
+    _shift = 1
 
     def _log_likelihood_rows(self, params, data):
         r, alpha, a, b = params
@@ -277,10 +267,6 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         a3 = -(r + x) * np.log(alpha + T)
         a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + tx)
         return a1 + a2 + np.logaddexp(a3, a4)
-
-    def _nll(self, log_params, data):
-        ll = self._log_likelihood_rows(np.exp(log_params), data)
-        return -np.dot(data["weights"], ll)
 
     def expected_purchases(self, t) -> np.ndarray:
         """Return the expected repeat purchases of a new customer in ``(0, t]``."""

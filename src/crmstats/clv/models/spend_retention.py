@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, gammaln, hyp2f1, polygamma, psi
 
 from crmstats.clv.models.base import BaseModel, _bad_rows
 from crmstats.exceptions import DataError, DataWarning
@@ -52,6 +52,8 @@ class GammaGammaModel(BaseModel):
 
     _param_names = ("p", "q", "v")
     _columns = ("frequency", "monetary_value")
+    _has_gradient = True
+    _has_hessian = True
 
     def _prepare(self, summary):
         data = self._validate(summary)
@@ -89,8 +91,61 @@ class GammaGammaModel(BaseModel):
         return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v)
                 + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(v + x * m))
 
-    def _nll(self, log_params, data):
-        return -np.dot(data["weights"], self._log_likelihood_rows(np.exp(log_params), data))
+    def _lookups(self, data):
+        """Per-x weights and the parameter-free sums of the likelihood (cached in ``data``)."""
+        cached = data.get("_gg")
+        if cached is None:
+            x, m, w = data["frequency"], data["monetary_value"], data["weights"]
+            xu, xi = self._distinct(data, "frequency")
+            cached = data["_gg"] = {
+                "xu": xu, "Wx": np.bincount(xi, weights=w, minlength=len(xu)),
+                "n": float(w.sum()), "x": x, "m": m, "w": w, "wx": w * x,
+                "x_log_mx": np.dot(w * x, np.log(m * x)), "log_m": np.dot(w, np.log(m)),
+            }
+        return cached
+
+    def _nll(self, log_params, data, hessian=False):
+        """Negative log-likelihood, gradient and (optionally) Hessian in log-parameters.
+
+        Per customer, ``l = lnΓ(px+q) - lnΓ(px) - lnΓ(q) + q ln v + (px-1) ln m
+        + px ln x - (px+q) ln(v + m x)``; the gamma-function terms depend on x
+        alone and are summed over distinct x, so each evaluation visits the
+        rows only for ``ln(v + m x)``.
+        """
+        return self._memoized(data, log_params, hessian,
+                              lambda: self._nll_eval(log_params, data, hessian))
+
+    def _nll_eval(self, log_params, data, hessian):
+        theta = np.exp(log_params)
+        p, q, v = theta
+        c = self._lookups(data)
+        xu, Wx, n, w, wx = c["xu"], c["Wx"], c["n"], c["w"], c["wx"]
+        px = p * xu
+        u = v + c["m"] * c["x"]
+        log_u, inv_u = np.log(u), 1.0 / u
+        s_wx_lu, s_w_lu = np.dot(wx, log_u), np.dot(w, log_u)
+        ll = (np.dot(Wx, gammaln(px + q) - gammaln(px)) - n * gammaln(q) + n * q * np.log(v)
+              + p * c["x_log_mx"] - c["log_m"] - p * s_wx_lu - q * s_w_lu)
+        psi_pq, psi_px = psi(px + q), psi(px)
+        s_wx_iu, s_w_iu = np.dot(wx, inv_u), np.dot(w, inv_u)
+        grad = np.array([
+            np.dot(Wx * xu, psi_pq - psi_px) + c["x_log_mx"] - s_wx_lu,
+            np.dot(Wx, psi_pq) - n * psi(q) + n * np.log(v) - s_w_lu,
+            n * q / v - p * s_wx_iu - q * s_w_iu,
+        ])
+        if not hessian:
+            return -ll, -theta * grad
+        t_pq, t_px = polygamma(1, px + q), polygamma(1, px)
+        inv_u2 = inv_u * inv_u
+        hess = np.empty((3, 3))
+        hess[0, 0] = np.dot(Wx * xu * xu, t_pq - t_px)
+        hess[0, 1] = hess[1, 0] = np.dot(Wx * xu, t_pq)
+        hess[0, 2] = hess[2, 0] = -s_wx_iu
+        hess[1, 1] = np.dot(Wx, t_pq) - n * polygamma(1, q)
+        hess[1, 2] = hess[2, 1] = n / v - s_w_iu
+        hess[2, 2] = -n * q / v**2 + p * np.dot(wx, inv_u2) + q * np.dot(w, inv_u2)
+        hess_log = hess * np.outer(theta, theta) + np.diag(theta * grad)
+        return -ll, -theta * grad, -hess_log
 
     def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
         """Return each customer's expected spend per purchase, given its purchases so far.
