@@ -179,6 +179,27 @@ def test_bgnbd_warm_start_from_a_subsample_reaches_the_full_data_optimum(cdnow_c
     assert m.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-12)
 
 
+def test_pareto_nbd_likelihood_by_distinct_pairs_equals_the_row_formula(fitted):
+    m = fitted["pnbd"]
+    data = m._data_
+    assert len(data["_pnbd"]["recency"][0]) < len(data["weights"])  # pairs are fewer than rows
+    for shift in (0.0, np.array([0.3, -0.4, 0.5, -0.6]), np.array([-0.5, 0.2, 0.1, 1.5])):
+        log_p = np.log(m.params_.to_numpy()) + shift
+        rows = m._log_likelihood_rows(np.exp(log_p), data)
+        assert m._nll(log_p, data) == pytest.approx(-np.dot(data["weights"], rows), rel=1e-12)
+
+
+def test_pareto_nbd_warm_start_reaches_the_same_optimum(cdnow_calibration):
+    class SmallWarmStart(ParetoNBDModel):
+        _warm_start_rows = 200
+
+    s = cdnow_calibration
+    warm = SmallWarmStart().fit(s)
+    ref = ParetoNBDModel().fit(s)
+    np.testing.assert_allclose(warm.params_, ref.params_, rtol=1e-3)
+    assert warm.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-9)
+
+
 def test_bgnbd_newton_falls_back_when_started_far_away(cdnow_calibration):
     s = cdnow_calibration
     m = BetaGeoModel()

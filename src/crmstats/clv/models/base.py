@@ -66,7 +66,7 @@ class BaseModel:
     #: Whether ``_nll(..., hessian=True)`` also returns the Hessian; such models are
     #: fitted by Newton's method and get exact standard errors.
     _has_hessian: ClassVar[bool] = False
-    #: Above this many compressed rows, a Newton fit starts from the estimate on a
+    #: Above this many compressed rows, a fit starts from the estimate on a
     #: systematic subsample of the rows (see :meth:`_warm_start`).
     _warm_start_rows: ClassVar[int] = 50_000
     #: Whether later starting points are tried only when the first run fails.
@@ -373,13 +373,13 @@ class BaseModel:
     def _warm_start(self, data, start: np.ndarray) -> np.ndarray:
         """Return a start near the optimum: the estimate on a systematic subsample of rows.
 
-        Only for Newton fits of more than ``_warm_start_rows`` compressed rows:
-        every k-th row, its weight multiplied by k, so the subsample stands for
-        the whole. Newton's method then needs only a few passes over all rows;
-        the final estimate is the full-data optimum whatever the start.
+        Only for more than ``_warm_start_rows`` compressed rows: every k-th
+        row, its weight multiplied by k, so the subsample stands for the whole.
+        The optimiser then needs only a few passes over all rows; the final
+        estimate is the full-data optimum whatever the start.
         """
         n_rows = len(data["weights"])
-        if not self._has_hessian or n_rows <= self._warm_start_rows:
+        if n_rows <= self._warm_start_rows:
             return start
         step = -(-n_rows // (self._warm_start_rows // 2))
         sub = {col: data[col][::step] for col in self._columns}
@@ -403,9 +403,13 @@ class BaseModel:
         """
         data = self._prepare(summary)
         best = None
-        for i, start in enumerate(self._starts(data)):
-            if i == 0:
-                start = self._warm_start(data, start)
+        tried: list[np.ndarray] = []
+        for start in self._starts(data):
+            start = self._warm_start(data, start)
+            if best is not None and best.success and any(
+                    np.max(np.abs(start - s)) < 1e-3 for s in tried):
+                continue  # the subsample led this start to where an earlier one went
+            tried.append(start)
             res = self._minimize(data, start)
             if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
                 best = res
