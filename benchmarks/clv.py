@@ -1,7 +1,7 @@
 """Benchmark: CLV summaries and BG/NBD fitting, crmstats beside lifetimes in the same run.
 
-Usage: ``python benchmarks/clv.py [N_CUSTOMERS]`` (default 1,000,000, which gives
-about 10M transactions).
+Usage: ``python benchmarks/clv.py [N_CUSTOMERS] [--all-models]`` (default
+1,000,000 customers, which gives about 10M transactions).
 
 1. Draws a BG/NBD purchase log (Fader, Hardie & Lee 2005) for ``N_CUSTOMERS``
    customers acquired over a year and observed for three, with Gamma spend, and
@@ -16,6 +16,9 @@ about 10M transactions).
    Both estimates are scored with the same likelihood; the script prints the
    relative difference of the log-likelihoods and the largest relative
    parameter difference.
+
+With ``--all-models``, Gamma-Gamma, MBG/NBD and Pareto/NBD are also fitted on
+the daily summary beside lifetimes' fitters (one run each; no goal).
 
 Goals (issue 3): summary >= 10x faster, fit >= 20x faster, log-likelihood equal
 to 1e-6 relative. Each case runs in a fresh process (time and peak RSS) and
@@ -129,6 +132,45 @@ def main(n_customers: int) -> None:
         )
         for label, path in [("days", cs_sum), ("weeks, purchases merged by week", weekly_sum)]:
             fit_case(label, path, n_customers)
+        if "--all-models" in sys.argv:
+            other_models(cs_sum, n_customers)
+
+
+#: The other models with a lifetimes counterpart: (crmstats class, lifetimes fitter, fit call).
+OTHER_MODELS = [
+    ("GammaGammaModel", "GammaGammaFitter",
+     "r = s[s['frequency'] > 0]; m = F().fit(r['frequency'], r['monetary_value'])"),
+    ("ModifiedBetaGeoModel", "ModifiedBetaGeoFitter",
+     "m = F().fit(s['frequency'], s['recency'], s['T'])"),
+    ("ParetoNBDModel", "ParetoNBDFitter", "m = F().fit(s['frequency'], s['recency'], s['T'])"),
+]
+
+
+def other_models(summary_path: Path, n_customers: int) -> None:
+    """Gamma-Gamma, MBG/NBD and Pareto/NBD beside lifetimes' fitters (one run each)."""
+    read = f"import pandas as pd; s = pd.read_parquet({str(summary_path)!r})"
+    summary = pd.read_parquet(summary_path)
+    for ours, theirs, call in OTHER_MODELS:
+        fits = {
+            f"lifetimes {theirs}": run_case(
+                read + f"; from lifetimes import {theirs} as F", call, repeat=1,
+                after="extra = {'params': {k: float(v) for k, v in m.params_.items()}}",
+            ),
+            f"crmstats {ours}": run_case(
+                read + f"; from crmstats.clv import {ours}", f"m = {ours}().fit(s)", repeat=1,
+                after="extra = {'params': m.params_.to_dict()}",
+            ),
+        }
+        report(f"{ours} fit on {n_customers:,} customers (days)", fits,
+               anchor=f"lifetimes {theirs}")
+        import crmstats.clv as clv
+
+        scorer = getattr(clv, ours)()
+        ll = {k: scorer.log_likelihood(summary, pd.Series(v["params"])) for k, v in fits.items()}
+        ll_lt, ll_cs = ll[f"lifetimes {theirs}"], ll[f"crmstats {ours}"]
+        speed = fits[f"lifetimes {theirs}"]["seconds"] / fits[f"crmstats {ours}"]["seconds"]
+        print(f"speed-up: {speed:.1f}x; log-likelihood lifetimes {ll_lt:,.4f}, crmstats "
+              f"{ll_cs:,.4f} (crmstats higher by {ll_cs - ll_lt:.3g})")
 
 
 def fit_case(label: str, summary_path: Path, n_customers: int) -> None:
@@ -184,4 +226,5 @@ def fit_case(label: str, summary_path: Path, n_customers: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    sizes = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(sizes[0]) if sizes else 1_000_000)
