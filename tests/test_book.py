@@ -73,6 +73,27 @@ def _runs(book):
     return sorted((book / "runs").iterdir())
 
 
+def test_old_run_archives_are_pruned_but_the_latest_published_one_stays(tmp_path):
+    from crmstats.book.build import prune_runs
+
+    runs = tmp_path / "runs"
+    published = {"2026-01-01_000000": True, "2026-01-02_000000": True,
+                 "2026-01-03_000000": False, "2026-01-04_000000": False,
+                 "2026-01-05_000000": False}
+    for name, ok in published.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "kpis.json").write_text(json.dumps({"published": ok}))
+    (runs / "2026-01-06_000000").mkdir()  # a run that died before writing its record
+    assert prune_runs(runs, 0) == [] and len(list(runs.iterdir())) == 6
+    deleted = prune_runs(runs, 2)
+    left = sorted(p.name for p in runs.iterdir())
+    # the two newest, plus the latest published run the next summary compares with
+    assert left == ["2026-01-02_000000", "2026-01-05_000000", "2026-01-06_000000"]
+    assert sorted(p.name for p in deleted) == ["2026-01-01_000000", "2026-01-03_000000",
+                                               "2026-01-04_000000"]
+    assert prune_runs(runs, 5) == []
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_summary_page_is_built_from_the_recorded_kpis(built_book):

@@ -108,6 +108,9 @@ def book_build(
     keep_going: Annotated[bool, typer.Option(
         "--keep-going", help="Run every study even after one failed, and publish the book with "
         "the failed ones marked as failed (the exit status is still non-zero).")] = False,
+    keep_runs: Annotated[int, typer.Option(
+        "--keep-runs", help="Run archives kept in book/runs (the newest, and always the latest "
+        "published one); 0 keeps all.")] = 30,
 ) -> None:
     """Execute every study with papermill and build the book to book/_build/html."""
     from crmstats.book.build import build_book
@@ -117,7 +120,8 @@ def book_build(
         run_params = _read_yaml_params(params)
         typer.echo(f"running the studies of {book_dir / 'studies.yml'} ...", err=True)
         result = build_book(book_dir, params=run_params, only=only, jobs=jobs,
-                            keep_going=keep_going, on_done=print_progress)
+                            keep_going=keep_going, on_done=print_progress,
+                            keep_runs=keep_runs)
     except CRMStatsError as exc:
         _fail(exc)
     typer.echo(f"book published: {result.html / 'index.html'} (run archived in {result.run_dir})")

@@ -9,7 +9,8 @@ renamed into place, then the old one deleted. A failing study or build leaves
 the previously published HTML untouched. A lock file keeps two builds of the
 same book from running at once.
 
-Every run is archived under ``book/runs/<stamp>/``: the executed notebooks and
+Every run is archived under ``book/runs/<stamp>/`` (the newest 30 are kept, and
+always the latest published one; see ``keep_runs``): the executed notebooks and
 ``kpis.json``, the KPI records each study made with
 :func:`crmstats.book.record_kpis`, with the run's parameters and each study's
 status. The book opens with a summary page written from those records,
@@ -43,7 +44,7 @@ from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.studies import Study, load_studies
 from crmstats.exceptions import StudyError
 
-__all__ = ["BuildResult", "build_book", "build_lock", "write_toc"]
+__all__ = ["BuildResult", "build_book", "build_lock", "prune_runs", "write_toc"]
 
 #: Files and folders of ``book/`` that are generated, never book sources.
 GENERATED = {"_build", "studies", "studies.yml", "_toc.yml", "runs", "summary.md"}
@@ -126,6 +127,30 @@ def _previous_run(runs_dir: Path, current: str) -> dict[str, Any] | None:
     return None
 
 
+def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` run archives; return the deleted folders.
+
+    The latest *published* run is always kept, even when newer runs failed,
+    because the next build compares its KPIs with it. ``keep <= 0`` keeps
+    everything.
+    """
+    if keep <= 0 or not runs_dir.exists():
+        return []
+    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True)
+    latest_published = None
+    for folder in runs:
+        try:
+            if json.loads((folder / "kpis.json").read_text()).get("published"):
+                latest_published = folder
+                break
+        except (OSError, json.JSONDecodeError):
+            continue
+    doomed = [p for p in runs[keep:] if p != latest_published]
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return doomed
+
+
 def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
              params: dict[str, Any] | None, started: str) -> dict[str, Any]:
     """Copy the executed notebooks into ``run_dir`` and write its ``kpis.json``."""
@@ -192,6 +217,7 @@ def build_book(
     keep_going: bool = False,
     strict: bool = True,
     on_done: Callable[[StudyResult], None] | None = None,
+    keep_runs: int = 30,
 ) -> BuildResult:
     """Run every study of ``book_dir/studies.yml`` and publish the book.
 
@@ -213,6 +239,9 @@ def build_book(
         Treat Sphinx warnings as errors.
     on_done : callable, optional
         Progress callback, given each :class:`StudyResult`.
+    keep_runs : int
+        Run archives kept in ``book/runs`` after this run (the newest ones, and
+        always the latest published one); 0 keeps them all.
 
     Returns
     -------
@@ -226,7 +255,6 @@ def build_book(
         stays in place.
     """
     book_dir = Path(book_dir).resolve()
-    root = book_dir.parent
     studies = load_studies(book_dir / "studies.yml", overrides=params, only=only)
     html = book_dir / "_build" / "html"
     result = BuildResult(html=html)
@@ -238,52 +266,64 @@ def build_book(
         while run_dir.exists():  # two runs in one second: keep both
             run_dir = run_dir.with_name(run_dir.name + "x")
         result.run_dir = run_dir
-        result.studies = run_studies(studies, book_dir / "studies", jobs=jobs, cwd=root,
-                                     keep_going=keep_going, on_done=on_done)
-        record = _archive(run_dir, studies, result.studies, params, started)
-        if not keep_going and (result.failures or len(result.studies) < len(studies)):
-            lines = [str(r.error) for r in result.failures]
-            skipped = len(studies) - len(result.studies)
-            if skipped:
-                lines.append(f"{skipped} study(ies) not run after the first failure "
-                             "(use --keep-going to run them all)")
-            raise StudyError("study failed; the book was not published:\n  "
-                             + "\n  ".join(lines))
-        staging = book_dir / "_build.staging"
-        if staging.exists():
-            shutil.rmtree(staging)
-        source = staging / "src"
-        source.mkdir(parents=True)
-        for item in book_dir.iterdir():
-            if item.name in GENERATED or item.name.startswith((".", "_build")):
-                continue
-            target = source / item.name
-            if item.is_dir():
-                shutil.copytree(item, target)
-            else:
-                shutil.copy2(item, target)
-        (source / "studies").mkdir()
-        by_slug = {r.slug: r for r in result.studies}
-        for study in studies:
-            res = by_slug.get(study.slug)
-            if res is not None and res.ok:
-                strip_kpi_records(res.output, source / "studies" / res.output.name)
-            else:
-                error = str(res.error) if res is not None else "not run"
-                (source / "studies" / f"{study.slug}.md").write_text(
-                    _failure_page(study, error, run_dir.name))
-        previous = _previous_run(runs_dir, run_dir.name)
-        page = summary_page(record, previous)
-        (source / "summary.md").write_text(page)
-        (run_dir / "summary.md").write_text(page)
-        # every other Markdown page of the book folder, the intro first
-        pages = sorted(p.stem for p in source.glob("*.md") if p.stem != "summary")
-        front = sorted(pages, key=lambda name: (name != "intro", name))
-        write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
-        _jupyter_book(source, staging / "out", strict)
-        _swap(staging / "out" / "_build" / "html", html)
-        shutil.rmtree(staging, ignore_errors=True)
-        record["published"] = True
-        (run_dir / "kpis.json").write_text(json.dumps(record, indent=2, default=str))
-        result.published = True
+        try:
+            return _run_and_publish(book_dir, studies, result, run_dir, params, started,
+                                    jobs=jobs, keep_going=keep_going, strict=strict,
+                                    on_done=on_done)
+        finally:
+            prune_runs(runs_dir, keep_runs)
+
+
+def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
+                     params, started: str, *, jobs, keep_going, strict, on_done) -> BuildResult:
+    """Run the studies, archive the run and (unless a study failed) publish the book."""
+    root, html, runs_dir = book_dir.parent, result.html, run_dir.parent
+    result.studies = run_studies(studies, book_dir / "studies", jobs=jobs, cwd=root,
+                                 keep_going=keep_going, on_done=on_done)
+    record = _archive(run_dir, studies, result.studies, params, started)
+    if not keep_going and (result.failures or len(result.studies) < len(studies)):
+        lines = [str(r.error) for r in result.failures]
+        skipped = len(studies) - len(result.studies)
+        if skipped:
+            lines.append(f"{skipped} study(ies) not run after the first failure "
+                         "(use --keep-going to run them all)")
+        raise StudyError("study failed; the book was not published:\n  "
+                         + "\n  ".join(lines))
+    staging = book_dir / "_build.staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    source = staging / "src"
+    source.mkdir(parents=True)
+    for item in book_dir.iterdir():
+        if item.name in GENERATED or item.name.startswith((".", "_build")):
+            continue
+        target = source / item.name
+        if item.is_dir():
+            shutil.copytree(item, target)
+        else:
+            shutil.copy2(item, target)
+    (source / "studies").mkdir()
+    by_slug = {r.slug: r for r in result.studies}
+    for study in studies:
+        res = by_slug.get(study.slug)
+        if res is not None and res.ok:
+            strip_kpi_records(res.output, source / "studies" / res.output.name)
+        else:
+            error = str(res.error) if res is not None else "not run"
+            (source / "studies" / f"{study.slug}.md").write_text(
+                _failure_page(study, error, run_dir.name))
+    previous = _previous_run(runs_dir, run_dir.name)
+    page = summary_page(record, previous)
+    (source / "summary.md").write_text(page)
+    (run_dir / "summary.md").write_text(page)
+    # every other Markdown page of the book folder, the intro first
+    pages = sorted(p.stem for p in source.glob("*.md") if p.stem != "summary")
+    front = sorted(pages, key=lambda name: (name != "intro", name))
+    write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
+    _jupyter_book(source, staging / "out", strict)
+    _swap(staging / "out" / "_build" / "html", html)
+    shutil.rmtree(staging, ignore_errors=True)
+    record["published"] = True
+    (run_dir / "kpis.json").write_text(json.dumps(record, indent=2, default=str))
+    result.published = True
     return result
