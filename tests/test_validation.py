@@ -173,3 +173,28 @@ def test_a_validated_table_passed_back_is_not_checked_again(small_crm, monkeypat
     # a derived expression, or the same expression as another table, is checked as usual
     as_table(t.filter(t.amount >= 0), "transactions")
     assert len(calls) == 1
+
+
+def test_a_validated_table_does_not_follow_later_edits_of_the_callers_frame():
+    from crmstats.io import as_table, execute
+
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "amount": [10.0, 20.0, 30.0],
+                       "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
+    t = as_table(df, "transactions")
+    df.loc[0, "amount"] = np.nan  # would fail validation, and the table is not re-checked
+    df.loc[1, "customer_id"] = 99
+    assert execute(t.amount.sum()) == 60.0
+    assert sorted(execute(t.customer_id).tolist()) == [1, 2, 3]
+
+
+def test_offending_rows_are_named_by_the_callers_index_labels():
+    df = pd.DataFrame({"customer_id": [1, 2, None, 4], "amount": [1.0, -0.0, 2.0, np.inf],
+                       "timestamp": pd.to_datetime(["2024-01-01"] * 4)},
+                      index=["a", "b", "c", "d"])
+    with pytest.raises(DataError, match=r"customer_id.*null.*\bc\b") as info:
+        validate(df, "transactions")
+    assert info.value.rows == ["c"]
+    df.loc["c", "customer_id"] = 3
+    with pytest.raises(DataError, match=r"amount.*non-finite") as info:
+        validate(df, "transactions")
+    assert info.value.rows == ["d"]

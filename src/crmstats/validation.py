@@ -105,7 +105,7 @@ def validate_table(
     if isinstance(data, ir.Table) and not mapping and _VALIDATED.get(data.op()) == table:
         return data  # this very expression came out of validation: nothing new to check
     if isinstance(data, pd.DataFrame):
-        # zero-copy: the coerced columns go to DuckDB as Arrow arrays over pandas' buffers
+        # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
         arrow = _to_arrow(_coerce_columns(data, spec, mapping))
         t = ibis.memtable(arrow)
         rows = _RowSource(arrow, data.index)
@@ -220,12 +220,21 @@ def _coerce_columns(data: pd.DataFrame, spec: TableSpec, mapping) -> dict[str, p
 
 
 def _to_arrow(columns: dict[str, pd.Series]) -> pa.Table:
-    """Arrow table of the coerced columns (numeric and timestamp buffers are shared)."""
+    """Arrow table of the coerced columns, detached from the caller's frame.
+
+    NumPy-backed columns are copied once (a memory copy, no pandas block
+    consolidation): the table must not change if the caller later edits the
+    frame in place, since its validation is remembered. Other columns are
+    converted into new Arrow buffers anyway.
+    """
     if not columns:
         return pa.table({})
-    return pa.Table.from_arrays(
-        [pa.Array.from_pandas(s) for s in columns.values()], names=list(columns)
-    )
+    arrays = []
+    for s in columns.values():
+        if isinstance(s.dtype, np.dtype) and s.dtype != object:
+            s = pd.Series(s.to_numpy(copy=True), name=s.name)
+        arrays.append(pa.Array.from_pandas(s))
+    return pa.Table.from_arrays(arrays, names=list(columns))
 
 
 class _RowSource:
