@@ -161,30 +161,40 @@ def test_every_table_requires_its_columns(table):
     assert info.value.column == spec.required[0]
 
 
-def test_a_validated_table_passed_back_is_not_checked_again(small_crm, monkeypatch):
+def test_a_validated_table_passed_back_is_not_checked_again_within_one_call(small_crm,
+                                                                           monkeypatch):
     from crmstats import validation
     from crmstats.io import as_table
 
     t = as_table(small_crm.transactions, "transactions")
     calls = []
     monkeypatch.setattr(validation, "_check_content", lambda *a, **k: calls.append(a))
-    assert as_table(t, "transactions") is t
-    assert calls == []
-    # a derived expression, or the same expression as another table, is checked as usual
-    as_table(t.filter(t.amount >= 0), "transactions")
+    as_table(t, "transactions")  # outside reuse_validated: checked again
     assert len(calls) == 1
+    with validation.reuse_validated():
+        inner = as_table(small_crm.transactions, "transactions")
+        assert len(calls) == 2
+        with validation.reuse_validated():  # nested blocks share the memory
+            assert as_table(inner, "transactions") is inner
+        assert len(calls) == 2
+        # a derived expression, or the same expression as another table, is checked as usual
+        as_table(inner.filter(inner.amount >= 0), "transactions")
+        assert len(calls) == 3
+    as_table(inner, "transactions")  # the block is over: nothing is remembered
+    assert len(calls) == 4
 
 
-def test_a_validated_table_does_not_follow_later_edits_of_the_callers_frame():
-    from crmstats.io import as_table, execute
+def test_a_table_passed_back_after_the_frame_was_edited_is_checked_again():
+    from crmstats.clv import rfm_summary
+    from crmstats.io import as_table
 
-    df = pd.DataFrame({"customer_id": [1, 2, 3], "amount": [10.0, 20.0, 30.0],
+    df = pd.DataFrame({"customer_id": [1, 1, 3], "amount": [10.0, 20.0, 30.0],
                        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
     t = as_table(df, "transactions")
-    df.loc[0, "amount"] = np.nan  # would fail validation, and the table is not re-checked
-    df.loc[1, "customer_id"] = 99
-    assert execute(t.amount.sum()) == 60.0
-    assert sorted(execute(t.customer_id).tolist()) == [1, 2, 3]
+    assert rfm_summary(t).loc[1, "frequency"] == 1
+    df.loc[1, "amount"] = np.nan  # the Ibis table reads the frame's memory (no copy)
+    with pytest.raises(DataError, match=r"amount.*non-finite"):
+        rfm_summary(t)
 
 
 def test_offending_rows_are_named_by_the_callers_index_labels():

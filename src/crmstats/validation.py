@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import ibis
@@ -39,7 +41,7 @@ import pyarrow as pa
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import ColumnSpec, TableSpec, table_spec
 
-__all__ = ["validate", "validate_table"]
+__all__ = ["reuse_validated", "validate", "validate_table"]
 
 #: Hidden column carrying the caller's row positions through DuckDB.
 ROW_COL = "__crmstats_row__"
@@ -102,8 +104,10 @@ def validate_table(
     """
     spec = table_spec(table)
     mapping = {k: v for k, v in dict(columns or {}).items() if v is not None and v != k}
-    if isinstance(data, ir.Table) and not mapping and _VALIDATED.get(data.op()) == table:
-        return data  # this very expression came out of validation: nothing new to check
+    trusted = _TRUSTED.get()
+    if (trusted is not None and isinstance(data, ir.Table) and not mapping
+            and trusted.get(data.op()) == table):
+        return data  # validated earlier in this same crmstats call: nothing new to check
     if isinstance(data, pd.DataFrame):
         # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
         arrow = _to_arrow(_coerce_columns(data, spec, mapping))
@@ -121,17 +125,37 @@ def validate_table(
     return t
 
 
-#: Ibis expressions returned by :func:`validate_table` (expression -> table name). An Ibis
-#: expression is immutable, so passing a validated table back (as when a study hands
-#: ``as_table(...)`` results to several functions) needs no second round of checks.
-_VALIDATED: dict = {}
-_VALIDATED_MAX = 256
+#: Inside :func:`reuse_validated`: the Ibis expressions :func:`validate_table` returned
+#: (expression -> table name); ``None`` outside.
+_TRUSTED: ContextVar[dict | None] = ContextVar("crmstats_trusted_tables", default=None)
+
+
+@contextmanager
+def reuse_validated():
+    """Within this block, a table that :func:`validate_table` returned is not checked again.
+
+    For functions that validate their inputs once and hand the validated Ibis
+    tables to other crmstats functions (e.g. one call per snapshot); usable as
+    a decorator, ``@reuse_validated()``. Outside
+    such a block nothing is remembered: a table passed back by a user is
+    checked again, so an edit of the underlying frame, or new rows in a
+    database table, never slips through unchecked. Nested blocks share the
+    outermost one's memory.
+    """
+    if _TRUSTED.get() is not None:
+        yield
+        return
+    token = _TRUSTED.set({})
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
 
 
 def _remember(t: ir.Table, table: str) -> None:
-    if len(_VALIDATED) >= _VALIDATED_MAX:
-        _VALIDATED.pop(next(iter(_VALIDATED)))
-    _VALIDATED[t.op()] = table
+    trusted = _TRUSTED.get()
+    if trusted is not None:
+        trusted[t.op()] = table
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -220,21 +244,18 @@ def _coerce_columns(data: pd.DataFrame, spec: TableSpec, mapping) -> dict[str, p
 
 
 def _to_arrow(columns: dict[str, pd.Series]) -> pa.Table:
-    """Arrow table of the coerced columns, detached from the caller's frame.
+    """Arrow table of the coerced columns; NumPy-backed ones share pandas' buffers (no copy).
 
-    NumPy-backed columns are copied once (a memory copy, no pandas block
-    consolidation): the table must not change if the caller later edits the
-    frame in place, since its validation is remembered. Other columns are
-    converted into new Arrow buffers anyway.
+    The table is a view: it follows later in-place edits of the caller's frame.
+    That is safe because a validated table is only trusted again inside
+    :func:`reuse_validated` (one crmstats call); anywhere else it is checked
+    again when passed back.
     """
     if not columns:
         return pa.table({})
-    arrays = []
-    for s in columns.values():
-        if isinstance(s.dtype, np.dtype) and s.dtype != object:
-            s = pd.Series(s.to_numpy(copy=True), name=s.name)
-        arrays.append(pa.Array.from_pandas(s))
-    return pa.Table.from_arrays(arrays, names=list(columns))
+    return pa.Table.from_arrays(
+        [pa.Array.from_pandas(s) for s in columns.values()], names=list(columns)
+    )
 
 
 class _RowSource:

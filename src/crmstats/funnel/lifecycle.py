@@ -47,6 +47,7 @@ import pandas as pd
 
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
 from crmstats.io import as_table, execute
+from crmstats.validation import reuse_validated
 
 __all__ = ["LIFECYCLE_STAGES", "lifecycle_stage", "stage_flows"]
 
@@ -82,6 +83,7 @@ def _funnel_stage(crm, as_of: pd.Timestamp) -> pd.Series:
     return execute(per).set_index("contact_id")["stage"]
 
 
+@reuse_validated()
 def lifecycle_stage(
     crm,
     *,
@@ -186,6 +188,7 @@ def lifecycle_stage(
     return out
 
 
+@reuse_validated()
 def stage_flows(crm, *, start=None, end=None, period: str = "M",
                 lapsed_after: float | None = None, by_period: bool = False) -> pd.DataFrame:
     """Transitions between lifecycle stages from one period end to the next.
@@ -219,7 +222,7 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
         the end of the move), ``from``, ``to`` and ``contacts`` (non-zero
         moves and stays only).
     """
-    # validate once; every snapshot below reuses the validated tables
+    # validated once (see the decorator); every snapshot reuses the validated tables
     tx = as_table(crm.transactions, "transactions")
     events = as_table(crm.stage_events, "stage_events")
     crm = dataclasses.replace(crm, transactions=tx, stage_events=events)
