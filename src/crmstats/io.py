@@ -126,7 +126,9 @@ def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None)
     Returns
     -------
     ibis.Table
-        Canonical names and types; pandas inputs become in-memory DuckDB tables.
+        Canonical names and types; pandas inputs become in-memory DuckDB tables
+        that read the frame's memory (no copy): edit the frame and the table
+        follows, and passing the table to a crmstats function checks it again.
     """
     from crmstats.validation import validate_table
 
