@@ -9,12 +9,13 @@ predictions; :class:`BaseModel` owns the rest:
 * **sufficient-statistic compression** — identical rows collapse into one
   weighted row, so fitting time grows with distinct rows, not customers;
 * maximum likelihood on log-parameters: damped Newton iterations where the
-  model provides an analytic Hessian (started, on large data, from
-  the estimate on a subsample of rows), otherwise L-BFGS-B (with analytic
-  gradients where the model provides them);
+  model provides an analytic Hessian, otherwise L-BFGS-B (with analytic
+  gradients where the model provides them); on large data every start is
+  first moved to the estimate on a systematic subsample of rows;
 * ``params_``, ``log_likelihood_`` (total), ``variance_matrix_`` (inverse of
-  the observed information: analytic, or by finite differences), ``summary_`` (estimate,
-  standard error, 95 % interval) and :meth:`print_summary`;
+  the observed information: analytic, or by finite differences),
+  ``summary_`` (estimate, standard error, 95 % interval) and
+  :meth:`print_summary`;
 * a :class:`~crmstats.ConvergenceWarning` carrying the optimiser's message when
   it stops without converging; never silent NaN parameters.
 """

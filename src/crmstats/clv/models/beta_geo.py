@@ -28,9 +28,12 @@ class BetaGeoModel(BaseModel):
     across customers as ``Gamma(r, alpha)``; after each repeat purchase the
     customer drops out with probability ``p``, heterogeneous as ``Beta(a, b)``.
 
-    The log-likelihood and its gradient are written out analytically and
-    vectorised over the compressed summary (identical rows weighted), which is
-    what makes fitting fast on millions of customers.
+    The log-likelihood, its gradient and its Hessian are written out
+    analytically and vectorised over the compressed summary (identical rows
+    weighted; terms in x, T or t_x alone evaluated once per distinct value);
+    the fit takes Newton steps, started on large data from the estimate on a
+    subsample of rows, which is what makes fitting a million customers take a
+    fraction of a second. Standard errors come from the exact Hessian.
 
     Parameters
     ----------
