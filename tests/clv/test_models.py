@@ -162,6 +162,11 @@ def test_bgnbd_newton_fit_equals_lbfgs_fit(cdnow_calibration):
     # exact standard errors agree with the finite-difference ones
     np.testing.assert_allclose(newton.summary_["standard_error"],
                                lbfgs.summary_["standard_error"], rtol=1e-3)
+    # the L2 penalty enters value, gradient and Hessian alike
+    pen_newton = BetaGeoModel(penalizer=0.05).fit(s)
+    pen_lbfgs = _BetaGeoByLBFGS(penalizer=0.05).fit(s)
+    np.testing.assert_allclose(pen_newton.params_, pen_lbfgs.params_, rtol=1e-4)
+    assert not np.allclose(pen_newton.params_, newton.params_, rtol=1e-2)
 
 
 def test_bgnbd_warm_start_from_a_subsample_reaches_the_full_data_optimum(cdnow_calibration):

@@ -349,6 +349,7 @@ class BaseModel:
                 break
             if size > 2.0:
                 step *= 2.0 / size
+                size = 2.0
             slope = float(g @ step)
             t = 1.0
             while True:
