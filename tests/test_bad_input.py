@@ -411,19 +411,19 @@ def _(crm):
 
 @case("survival-events-not-binary", DataError, r"churned.*0 \(censored\) or 1")
 def _(crm):
-    life = pd.DataFrame({"tenure": [3, 5, 2], "churned": [1, 2, 0]})
+    life = pd.DataFrame({"duration": [3, 5, 2], "churned": [1, 2, 0]})
     return (lambda: churn.survival_curves(life)), [life]
 
 
-@case("survival-negative-duration", DataError, r"tenure.*negative")
+@case("survival-negative-duration", DataError, r"duration.*negative")
 def _(crm):
-    life = pd.DataFrame({"tenure": [3, -1, 2], "churned": [1, 1, 0]})
+    life = pd.DataFrame({"duration": [3, -1, 2], "churned": [1, 1, 0]})
     return (lambda: churn.survival_curves(life)), [life]
 
 
 @case("cox-covariate-missing-values", DataError, r"tickets.*missing or non-numeric")
 def _(crm):
-    life = pd.DataFrame({"tenure": [3, 5, 2, 4], "churned": [1, 1, 0, 1],
+    life = pd.DataFrame({"duration": [3, 5, 2, 4], "churned": [1, 1, 0, 1],
                          "tickets": [1.0, np.nan, 0.0, 2.0]})
     return (lambda: churn.churn_drivers(life, covariates=["tickets"])), [life]
 

@@ -686,16 +686,26 @@ def account_lifetimes(
     The first spell runs from the account's first month with MRR to the month
     before its first month without (later returns count as reactivation, not
     as the same lifetime). Accounts still paying in the data's last month are
-    censored. With ``tickets``, the account's tickets opened during the spell
-    give the churn drivers ``tickets_per_month`` and ``resolution_days``
-    (mean days to resolve; the median over accounts where an account has no
-    resolved ticket, flagged by ``no_resolved_ticket``).
+    censored. ``duration`` is the survival time for
+    :func:`~crmstats.churn.survival_curves` and the other survival functions:
+    an account that churned after paying ``tenure`` months left at its
+    ``tenure``-th renewal; one still paying has survived ``tenure - 1``
+    renewals, and whether it renews next month is not yet observed. Using
+    ``tenure`` for both would put censored accounts at risk of a renewal they
+    have not faced and bias the survival curve upwards.
+
+    With ``tickets``, the account's tickets opened during the spell give the
+    churn drivers ``tickets_per_month`` and ``resolution_days`` (mean days to
+    resolve; the median over accounts where an account has no resolved
+    ticket, flagged by ``no_resolved_ticket``).
 
     Returns
     -------
     pandas.DataFrame
         Index ``account_id``; columns ``start`` (first month), ``tenure``
-        (months in the first spell), ``churned`` (1 = churned, 0 = censored),
+        (months in the first spell), ``duration`` (renewals faced: ``tenure``
+        if churned, else ``tenure - 1``), ``churned`` (1 = churned,
+        0 = censored),
         ``reactivated`` (came back later), ``start_mrr`` and with tickets
         ``tickets``, ``tickets_per_month``, ``resolution_days``,
         ``no_resolved_ticket``.
@@ -717,8 +727,9 @@ def account_lifetimes(
     out["tenure"] = (out["spell_end"] - out["start_p"] + 1).astype("int64")
     out["churned"] = (out["spell_end"] < data_last).astype("int64")
     out["reactivated"] = (out["last_p"] > out["spell_end"]).astype("int64")
+    out["duration"] = out["tenure"] - 1 + out["churned"]
     out["start"] = period_start(out["start_p"], "M")
-    result = out[["start", "tenure", "churned", "reactivated", "start_mrr"]].copy()
+    result = out[["start", "tenure", "duration", "churned", "reactivated", "start_mrr"]].copy()
     if tickets is not None:
         tk = as_table(tickets, "tickets")
         if "resolved_at" not in tk.columns:
@@ -776,7 +787,7 @@ def account_months(
     life = account_lifetimes(subscriptions, account_id_col=account_id_col,
                              month_col=month_col, mrr_col=mrr_col)
     # intervals at risk: ages 1..tenure (churned) or 1..tenure-1 (censored at the data's end)
-    n_int = (life["tenure"] - 1 + life["churned"]).clip(lower=0).to_numpy()
+    n_int = life["duration"].clip(lower=0).to_numpy()
     owner = np.repeat(np.arange(len(life)), n_int)
     offsets = np.arange(n_int.sum()) - np.repeat(np.cumsum(n_int) - n_int, n_int)
     exit_age = offsets + 1

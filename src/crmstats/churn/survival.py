@@ -104,7 +104,7 @@ class SurvivalCurves:
 def survival_curves(
     customers: pd.DataFrame,
     *,
-    duration_col: str = "tenure",
+    duration_col: str = "duration",
     event_col: str = "churned",
     group_col: str | None = None,
     alpha: float = 0.05,
@@ -116,7 +116,9 @@ def survival_curves(
     customers : pandas.DataFrame
         One row per customer or account.
     duration_col : str
-        Time observed (e.g. months of tenure).
+        Time observed: the period of churn, or for a censored customer the
+        last period it is known to have survived (``duration`` of
+        :func:`~crmstats.churn.account_lifetimes`).
     event_col : str
         1 if the customer churned at that time, 0 if still active (censored).
     group_col : str, optional
@@ -210,7 +212,7 @@ class ChurnDrivers:
 def churn_drivers(
     customers: pd.DataFrame,
     *,
-    duration_col: str = "tenure",
+    duration_col: str = "duration",
     event_col: str = "churned",
     covariates: Sequence[str],
     entry_col: str | None = None,
@@ -223,7 +225,8 @@ def churn_drivers(
     customers : pandas.DataFrame
         One row per customer or account.
     duration_col, event_col : str
-        Time observed and churn indicator (1 churned, 0 censored). In
+        Time observed (as in :func:`survival_curves`) and churn indicator
+        (1 churned, 0 censored). In
         counting-process form (one row per interval, as from
         :func:`crmstats.churn.account_months`), the interval's end.
     covariates : sequence of str
@@ -305,7 +308,7 @@ def project_retention(
     *,
     fit_periods: int = 6,
     cohort_col: str = "start",
-    duration_col: str = "tenure",
+    duration_col: str = "duration",
     event_col: str = "churned",
     cohort_freq: str = "Q",
     min_size: int = 10,
@@ -330,7 +333,9 @@ def project_retention(
     cohort_col : str
         Start period column; cohorts group it by ``cohort_freq``.
     duration_col, event_col : str
-        Tenure (periods) and churn indicator.
+        Survival duration in periods (``duration`` of
+        :func:`~crmstats.churn.account_lifetimes`: renewals faced) and churn
+        indicator.
     cohort_freq : str
         Cohort granularity ("M", "Q", "Y").
     min_size : int
@@ -376,10 +381,11 @@ def _project_cohorts(d, e, cohorts, fit_periods, min_size) -> list[dict]:
         if len(pos) < min_size:
             continue
         dd, ee = d[pos], e[pos]
-        # sBG durations: a churn at tenure t is T = t; an account still active after
-        # tenure t has survived t - 1 renewals. Calibration sees ages up to k only.
+        # sBG durations are the survival durations (a churn at renewal t is T = t, an
+        # account still active has survived `duration` renewals); calibration sees
+        # ages up to k only, so a later churn is censored at k.
         churn_seen = (ee == 1) & (dd <= k)
-        duration = np.where(churn_seen, dd, np.minimum(np.where(ee == 1, dd, dd - 1), k))
+        duration = np.where(churn_seen, dd, np.minimum(dd, k))
         frame = pd.DataFrame({"duration": duration, "churned": churn_seen.astype(int)})
         if churn_seen.sum() < 1 or (frame["duration"] > 0).sum() < 2:
             continue
@@ -395,7 +401,7 @@ def _project_cohorts(d, e, cohorts, fit_periods, min_size) -> list[dict]:
         steps = np.concatenate([[0.0], np.asarray(km.surv_times, float)])
         values = np.concatenate([[1.0], np.asarray(km.surv_prob, float)])
         # observed (Kaplan-Meier) survival, defined while someone is still at risk
-        horizon = dd.max() if (ee == 1).all() else dd[ee == 0].max() - 1
+        horizon = dd.max() if (ee == 1).all() else dd[ee == 0].max()
         observed = np.where(ages <= horizon,
                             values[np.searchsorted(steps, ages, side="right") - 1], np.nan)
         lifetime = float(model.expected_lifetime())
