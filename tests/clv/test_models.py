@@ -411,3 +411,22 @@ def test_gamma_gamma_leaves_out_zero_spend_repeat_customers(cdnow_calibration):
         m = GammaGammaModel().fit(s)
     assert m.n_customers_ == 946 - 3
     assert m.n_ignored_ == len(s) - 946 + 3
+
+
+def test_bgnbd_warns_when_dropout_shows_no_heterogeneity():
+    """Every customer drops out with the same p: the MLE of a and b runs off to infinity.
+
+    (On some draws sampling noise alone gives a finite estimate; seed 6 does not.)
+    """
+    rng = np.random.default_rng(6)
+    s = simulate_bgnbd(5_000, 0.8, 6.0, 4e6, 16e6, T=52.0, rng=rng)  # p = 0.2 for everyone
+    with pytest.warns(ConvergenceWarning, match="grow without bound"):
+        m = BetaGeoModel().fit(s)
+    a, b = m.params_["a"], m.params_["b"]
+    assert a / (a + b) == pytest.approx(0.2, abs=0.03)
+    assert np.isfinite(m.predict_purchases(s, 10)).all()
+    assert np.isfinite(m.probability_alive(s)).all()
+    # ordinary data give no such warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        BetaGeoModel().fit(simulate_bgnbd(5_000, 0.8, 6.0, 0.7, 2.5, T=52.0, rng=rng))

@@ -436,7 +436,14 @@ class BaseModel:
         self.converged_ = bool(best.success)
         self.optimizer_message_ = str(best.message)
         self._inference(data)
+        boundary = self._at_boundary()
+        if boundary:
+            warnings.warn(f"{type(self).__name__}: {boundary}", ConvergenceWarning, stacklevel=2)
         return self
+
+    def _at_boundary(self) -> str | None:
+        """Describe an estimate that runs off to the edge of the parameter space, if it does."""
+        return None
 
     def log_likelihood(self, summary: pd.DataFrame, params=None) -> float:
         """Total log-likelihood of ``summary`` under ``params`` (default: the fitted ones).

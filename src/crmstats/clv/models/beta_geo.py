@@ -69,6 +69,15 @@ class BetaGeoModel(BaseModel):
         return np.log(np.array([0.5, max(np.average(data["T"], weights=data["weights"]) / 4, 1.0),
                                 1.0, 2.0]))
 
+    def _at_boundary(self):
+        a, b = float(self.params_["a"]), float(self.params_["b"])
+        if min(a, b) > 1e4:
+            return (f"a = {a:.3g} and b = {b:.3g} grow without bound: the data show no "
+                    "heterogeneity in dropout, and the model tends to one dropout probability "
+                    f"a / (a + b) = {a / (a + b):.4g} for every customer (predictions stay "
+                    "valid; the standard errors of a and b do not)")
+        return None
+
     def _starts(self, data):
         base = self._initial(data)
         return [base, base + np.log([1.0, 0.25, 0.5, 1.5])]
