@@ -136,7 +136,9 @@ class BetaGeoModel(BaseModel):
         (FHL 2005, eq. 6, written on the log scale). ``l(x)`` and the
         ``log(α + T)`` term are summed over distinct x and T; only the
         softplus term visits every (compressed) repeat-buyer row, in blocks
-        (:func:`_repeat_sums`).
+        (:func:`_repeat_sums`). MBG/NBD (``_shift = 1``) has the softplus
+        term on every row, with ``b + x`` for ``b + x - 1`` and ``x + 1`` for
+        ``x`` in the beta-function terms.
         """
         return self._memoized(data, log_params, hessian,
                               lambda: self._nll_eval(log_params, data, hessian))
