@@ -115,3 +115,60 @@ def test_bad_arguments_and_empty_results(cdnow):
                                   observation_end="1998-06-30")
     with pytest.raises(DataError, match="'amount'"):
         rfm_summary(cdnow.drop(columns="amount"))
+
+
+def _pandas_summary(tx: pd.DataFrame, end: pd.Timestamp, freq: str, unit: str) -> pd.DataFrame:
+    """The BTYD summary written plainly in pandas: the reference for the Ibis query."""
+    buys = tx[(tx["amount"] >= 0) & (tx["timestamp"] <= end)].copy()
+    if freq == "M":
+        buys["period"] = buys["timestamp"].dt.year * 12 + buys["timestamp"].dt.month - 1
+        end_period, scale = end.year * 12 + end.month - 1, 1.0
+    else:
+        days = (buys["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)
+        end_days = (end - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)
+        step = {"D": 1, "W": 7}[freq]
+        # weeks start on Monday; 1970-01-01 was a Thursday
+        buys["period"] = (days + 3) // 7 if freq == "W" else days
+        end_period = (end_days + 3) // 7 if freq == "W" else end_days
+        scale = step / {"D": 1.0, "W": 7.0}[unit]
+    occ = buys.groupby(["customer_id", "period"], as_index=False)["amount"].sum()
+    occ = occ.sort_values(["customer_id", "period"])
+    g = occ.groupby("customer_id")
+    first = g["period"].min()
+    n = g.size()
+    repeat_value = g["amount"].sum() - g["amount"].first()
+    out = pd.DataFrame({
+        "frequency": (n - 1).astype(float),
+        "recency": (g["period"].max() - first) * scale,
+        "T": (end_period - first) * scale,
+        "monetary_value": np.where(n > 1, repeat_value / (n - 1).clip(lower=1), 0.0),
+    })
+    return out.astype(float)
+
+
+@pytest.mark.parametrize(("freq", "unit"), [("D", "D"), ("D", "W"), ("W", "W"), ("M", "M")])
+def test_rfm_summary_equals_a_pandas_reference_on_messy_data(freq, unit):
+    """Random logs with same-day repeats, refunds, zero-value rows and rows after the end."""
+    rng = np.random.default_rng(21)
+    n = 6_000
+    start = pd.Timestamp("2023-01-01")
+    seconds = rng.integers(0, 400 * 86400, n)
+    tx = pd.DataFrame({
+        "customer_id": rng.integers(0, 700, n),
+        "timestamp": start + pd.to_timedelta(seconds, unit="s"),
+        "amount": np.round(rng.gamma(2.0, 20.0, n), 2),
+    })
+    tx.loc[rng.random(n) < 0.05, "amount"] *= -1  # refunds
+    tx.loc[rng.random(n) < 0.03, "amount"] = 0.0  # free orders are purchases
+    same_day = tx.sample(800, random_state=3).assign(amount=lambda d: d["amount"].abs() + 1)
+    tx = pd.concat([tx, same_day], ignore_index=True)  # same customer, same instant
+    end = pd.Timestamp("2024-01-20 12:00")
+    ours = rfm_summary(tx, observation_end=end, freq=freq, time_unit=unit)
+    ref = _pandas_summary(tx, end, freq, unit)
+    assert list(ours.index) == list(ref.index)
+    pd.testing.assert_frame_equal(ours, ref, check_names=False, rtol=1e-12)
+    # the data exercise what the test is about: merged occasions and ignored refunds
+    kept = tx[(tx["amount"] >= 0) & (tx["timestamp"] <= end)]
+    rows = kept.groupby("customer_id").size().reindex(ref.index)
+    assert (ours["frequency"] < rows - 1).sum() > 50
+    assert ((tx["amount"] < 0) & (tx["timestamp"] <= end)).sum() > 100
