@@ -64,3 +64,46 @@ def test_study_runs_on_small_simulated_data(study, tmp_path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+
+
+def test_a_kernel_that_dies_on_start_is_started_again(tmp_path, monkeypatch):
+    """Two kernels can draw the same free port; the study then runs on a fresh kernel."""
+    import papermill
+
+    from crmstats import StudyError
+
+    template = tmp_path / "t.ipynb"
+    template.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    calls = []
+
+    def flaky(inp, out, **kwargs):
+        calls.append(inp)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return None
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    assert run_study(template, tmp_path / "out.ipynb") == tmp_path / "out.ipynb"
+    assert len(calls) == 2
+
+    def dead(inp, out, **kwargs):
+        calls.append(inp)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", dead)
+    with pytest.raises(StudyError, match="t.ipynb: RuntimeError: Kernel died"):
+        run_study(template, tmp_path / "out.ipynb")
+    assert len(calls) == 3
+
+    def failing_cell(inp, out, **kwargs):  # a study's own error is never retried
+        from papermill.exceptions import PapermillExecutionError
+
+        calls.append(inp)
+        raise PapermillExecutionError(2, 3, "x = int('a')", "ValueError", "bad", ["tb"])
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", failing_cell)
+    with pytest.raises(StudyError, match="cell 2 .*ValueError: bad"):
+        run_study(template, tmp_path / "out.ipynb")
+    assert len(calls) == 1

@@ -109,21 +109,48 @@ def run_study(
         raise StudyError(f"{template}: no such template")
     output.parent.mkdir(parents=True, exist_ok=True)
     os.environ["MPLBACKEND"] = INLINE_BACKEND
-    try:
-        papermill.execute_notebook(
-            str(template),
-            str(output),
-            parameters=dict(parameters or {}),
-            kernel_name=kernel_name,
-            cwd=str(cwd) if cwd else None,
-            progress_bar=progress,
-            log_output=False,
-            # the kernel's own start-up chatter (transport warnings) is not the study's
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        )
-    except Exception as exc:  # papermill raises several types; all become a StudyError
-        raise _describe_failure(template, exc) from None
-    return output
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            papermill.execute_notebook(
+                str(template),
+                str(output),
+                parameters=dict(parameters or {}),
+                kernel_name=kernel_name,
+                cwd=str(cwd) if cwd else None,
+                progress_bar=progress,
+                log_output=False,
+                # the kernel's own start-up chatter (transport warnings) is not the study's
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
+            return output
+        except Exception as exc:  # papermill raises several types; all become a StudyError
+            if attempt < _KERNEL_START_ATTEMPTS and _kernel_failed_to_start(exc):
+                continue  # e.g. two kernels drew the same free TCP port: start afresh
+            raise _describe_failure(template, exc) from None
+
+
+#: Attempts to start a study's kernel before its failure to start is reported.
+_KERNEL_START_ATTEMPTS = 3
+
+
+def _kernel_failed_to_start(exc: Exception) -> bool:
+    """Whether ``exc`` is a kernel that died or never answered before running any cell.
+
+    Jupyter picks each kernel's TCP ports by asking the OS for free ones and
+    closing them again; kernels started at the same moment can draw the same
+    port and one of them dies ("Address already in use"). No cell has run
+    then, so running the study again is safe.
+    """
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return False
+    text = f"{type(exc).__name__}: {exc}"
+    return any(sign in text for sign in ("Kernel died before replying to kernel_info",
+                                         "Address already in use",
+                                         "Kernel didn't respond in"))
 
 
 def run_studies(
