@@ -210,6 +210,20 @@ class BaseModel:
         return np.unique(data[col], return_inverse=True)
 
     @staticmethod
+    def _to_log_scale(theta: np.ndarray, grad: np.ndarray, hess: np.ndarray | None = None):
+        """Negative log-likelihood derivatives in log-parameters from the log-likelihood's.
+
+        ``grad`` and ``hess`` are the log-likelihood's gradient and Hessian in
+        the natural parameters ``theta``; with ``φ = log θ``:
+        ``g_φ = θ ⊙ g`` and ``H_φ = diag(θ) H diag(θ) + diag(θ ⊙ g)``. Signs
+        are flipped for the negative log-likelihood the optimiser minimises.
+        """
+        g_log = theta * grad
+        if hess is None:
+            return -g_log
+        return -g_log, -(hess * np.outer(theta, theta) + np.diag(g_log))
+
+    @staticmethod
     def _memoized(data: dict, log_params, hessian: bool, evaluate):
         """Return ``evaluate()`` for these log-parameters, remembering the last few results.
 
@@ -304,20 +318,20 @@ class BaseModel:
         fallback should Newton fail; others use L-BFGS-B.
         """
         if not self._has_hessian:
-            return optimize.minimize(
-                self._objective(data), start, jac=self._has_gradient, method="L-BFGS-B",
-                options={"maxiter": int(self.maxiter), "gtol": float(self.tol),
-                         "ftol": 1e-15, "maxfun": 20 * int(self.maxiter)},
-            )
+            return self._lbfgs(data, start)
         res = self._newton(data, start)
         if res.success:
             return res
-        fallback = optimize.minimize(  # e.g. a start in a region where the Hessian misleads
-            self._objective(data), start, jac=True, method="L-BFGS-B",
+        fallback = self._lbfgs(data, start)  # e.g. a start where the Hessian misleads
+        return fallback if fallback.fun <= res.fun else res
+
+    def _lbfgs(self, data, start: np.ndarray):
+        """L-BFGS-B from ``start`` (analytic gradient where the model has one)."""
+        return optimize.minimize(
+            self._objective(data), start, jac=self._has_gradient, method="L-BFGS-B",
             options={"maxiter": int(self.maxiter), "gtol": float(self.tol),
                      "ftol": 1e-15, "maxfun": 20 * int(self.maxiter)},
         )
-        return fallback if fallback.fun <= res.fun else res
 
     def _newton(self, data, start: np.ndarray, xtol: float = 1e-8):
         """Damped Newton iterations on the penalised negative log-likelihood.

@@ -171,7 +171,7 @@ class BetaGeoModel(BaseModel):
             np.dot(Wx, psi_ab + psi_bx - psi(b) - psi_abx) - s_sigb,
         ])
         if not hessian:
-            return -ll, -theta * grad
+            return -ll, self._to_log_scale(theta, grad)
         (h_DD, h_D, h_Db, h_DE, h_EE, h_E, h_Eb, h_q, h_qb, h_bb) = sums[5:]
         t_ab, t_abx = polygamma(1, a + b), polygamma(1, a + b + k)
         h_ab_x = np.dot(Wx, t_ab - t_abx)
@@ -187,9 +187,7 @@ class BetaGeoModel(BaseModel):
         hess[2, 3] = h_ab_x - h_qb / a
         hess[3, 3] = h_ab_x + np.dot(Wx, polygamma(1, b + k)) - n * polygamma(1, b) + h_bb
         hess = np.triu(hess) + np.triu(hess, 1).T
-        # to log-parameters: H_log = diag(θ) H diag(θ) + diag(θ ⊙ g)
-        hess_log = hess * np.outer(theta, theta) + np.diag(theta * grad)
-        return -ll, -theta * grad, -hess_log
+        return -ll, *self._to_log_scale(theta, grad, hess)
 
     # ------------------------------------------------------------------ predictions
 

@@ -64,12 +64,14 @@ class ParetoNBDModel(BaseModel):
         return np.log(hyp2f1(rsx, second, rsx + 1, z)) - rsx * np.log(big + u)
 
     @classmethod
-    def _log_a0(cls, r, alpha, s, beta, x, tx, T, log_f_tx=None, log_f_T=None):
+    def _log_a0(cls, r, alpha, s, beta, x, tx, T):
         """Log of A0 in Fader & Hardie's note (the integral over a death before T)."""
-        if log_f_tx is None:
-            log_f_tx = cls._log_f(r, alpha, s, beta, x, tx)
-        if log_f_T is None:
-            log_f_T = cls._log_f(r, alpha, s, beta, x, T)
+        return cls._a0_from_terms(cls._log_f(r, alpha, s, beta, x, tx),
+                                  cls._log_f(r, alpha, s, beta, x, T))
+
+    @staticmethod
+    def _a0_from_terms(log_f_tx, log_f_T):
+        """``log(F(t_x) - F(T))`` from the logs of the two 2F1 terms."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return log_f_tx + np.log1p(-np.exp(log_f_T - log_f_tx))
 
@@ -107,11 +109,10 @@ class ParetoNBDModel(BaseModel):
         x_tx, tx, i_tx = c["recency"]
         x_T, T, i_T = c["T"]
         log_f_tx = self._log_f(r, alpha, s, beta, x_tx, tx)
-        dead_tx = np.log(s) - np.log(r + s + x_tx) + log_f_tx  # dead part without the T term
         log_f_T = self._log_f(r, alpha, s, beta, x_T, T)
         alive = -(r + x_T) * np.log(alpha + T) - s * np.log(beta + T)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dead = dead_tx[i_tx] + np.log1p(-np.exp(log_f_T[i_T] - log_f_tx[i_tx]))
+        scale = np.log(s) - np.log(r + s + x_tx)  # per (x, t_x) pair, as log_f_tx
+        dead = scale[i_tx] + self._a0_from_terms(log_f_tx[i_tx], log_f_T[i_T])
         rows = np.logaddexp(alive[i_T], np.where(np.isnan(dead), -np.inf, dead))
         xu, Wx = c["xu"], c["Wx"]
         head = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)

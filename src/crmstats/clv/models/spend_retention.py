@@ -134,7 +134,7 @@ class GammaGammaModel(BaseModel):
             n * q / v - p * s_wx_iu - q * s_w_iu,
         ])
         if not hessian:
-            return -ll, -theta * grad
+            return -ll, self._to_log_scale(theta, grad)
         t_pq, t_px = polygamma(1, px + q), polygamma(1, px)
         inv_u2 = inv_u * inv_u
         hess = np.empty((3, 3))
@@ -144,8 +144,7 @@ class GammaGammaModel(BaseModel):
         hess[1, 1] = np.dot(Wx, t_pq) - n * polygamma(1, q)
         hess[1, 2] = hess[2, 1] = n / v - s_w_iu
         hess[2, 2] = -n * q / v**2 + p * np.dot(wx, inv_u2) + q * np.dot(w, inv_u2)
-        hess_log = hess * np.outer(theta, theta) + np.diag(theta * grad)
-        return -ll, -theta * grad, -hess_log
+        return -ll, *self._to_log_scale(theta, grad, hess)
 
     def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
         """Return each customer's expected spend per purchase, given its purchases so far.
