@@ -110,21 +110,28 @@ def write_toc(studies: list[Study], path: Path, *, root: str = "summary",
     path.write_text(yaml.safe_dump(toc, sort_keys=False))
 
 
+def _runs(runs_dir: Path) -> list[Path]:
+    """Run archive folders, newest first (their names are timestamps)."""
+    if not runs_dir.exists():
+        return []
+    return sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True)
+
+
+def _published(runs: list[Path]):
+    """Yield ``(folder, record)`` of the published runs among ``runs``, in their order."""
+    for folder in runs:
+        try:
+            data = json.loads((folder / "kpis.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a run that died before writing its record, or a stray folder
+        if data.get("published"):
+            yield folder, data
+
+
 def _previous_run(runs_dir: Path, current: str) -> dict[str, Any] | None:
     """Return the latest published run record before ``current``, if any."""
-    if not runs_dir.exists():
-        return None
-    for folder in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
-        record = folder / "kpis.json"
-        if folder.name >= current or not record.exists():
-            continue
-        try:
-            data = json.loads(record.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if data.get("published"):
-            return data
-    return None
+    earlier = [p for p in _runs(runs_dir) if p.name < current]
+    return next((data for _, data in _published(earlier)), None)
 
 
 def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
@@ -134,17 +141,10 @@ def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
     because the next build compares its KPIs with it. ``keep <= 0`` keeps
     everything.
     """
-    if keep <= 0 or not runs_dir.exists():
+    if keep <= 0:
         return []
-    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True)
-    latest_published = None
-    for folder in runs:
-        try:
-            if json.loads((folder / "kpis.json").read_text()).get("published"):
-                latest_published = folder
-                break
-        except (OSError, json.JSONDecodeError):
-            continue
+    runs = _runs(runs_dir)
+    latest_published = next((folder for folder, _ in _published(runs)), None)
     doomed = [p for p in runs[keep:] if p != latest_published]
     for folder in doomed:
         shutil.rmtree(folder, ignore_errors=True)
