@@ -430,10 +430,9 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
             elif dtype.is_date():
                 casts[c.name] = t[c.name].cast("timestamp")
             elif dtype.is_string():
-                parsed = t[c.name].try_cast("timestamp")
-                bad = t.filter(parsed.isnull() & t[c.name].notnull())
-                _raise_if_rows(bad, spec, c, mapping, "unparsable timestamp(s)")
-                casts[c.name] = parsed
+                _raise_if_rows(t, lambda tb, n=c.name: tb[n].try_cast("timestamp").isnull()
+                               & tb[n].notnull(), spec, c, mapping, "unparsable timestamp(s)")
+                casts[c.name] = t[c.name].try_cast("timestamp")
             else:
                 raise DataError(
                     f"{spec.name} table, column {_caller(c.name, mapping)!r}: type {dtype} where "
@@ -443,10 +442,10 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
                 )
         elif c.kind in ("money", "count", "float"):
             if dtype.is_string():
-                parsed = t[c.name].try_cast("float64")
-                bad = t.filter(parsed.isnull() & t[c.name].notnull())
-                _raise_if_rows(bad, spec, c, mapping, "value(s) that are not numbers")
-                casts[c.name] = parsed
+                _raise_if_rows(t, lambda tb, n=c.name: tb[n].try_cast("float64").isnull()
+                               & tb[n].notnull(), spec, c, mapping,
+                               "value(s) that are not numbers")
+                casts[c.name] = t[c.name].try_cast("float64")
             elif dtype.is_numeric() and not dtype.is_boolean():
                 if not dtype.is_float64():
                     casts[c.name] = t[c.name].cast("float64")
@@ -474,14 +473,14 @@ def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
     return list(rows.index)
 
 
-def _raise_if_rows(bad: ir.Table, spec, col_spec, mapping, problem) -> None:
-    """Raise naming up to five rows of ``bad`` (an Ibis input's rows, by key or ids)."""
+def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=None) -> None:
+    """Raise naming the count and up to five rows of ``t`` where ``cond(table)`` holds."""
     from crmstats.io import execute
 
-    sample = execute(bad.limit(_MAX_ROWS))
-    if len(sample):
-        total = int(execute(bad.count()))
-        raise _error(spec, col_spec, mapping, problem, _row_labels(sample, spec, None), total)
+    n = int(execute(t.count(where=cond(t))))
+    if n:
+        sample = _offending(t, cond, source)
+        raise _error(spec, col_spec, mapping, problem, _row_labels(sample, spec, source), n)
 
 
 def _offending(t: ir.Table, cond, source) -> pd.DataFrame:
@@ -548,12 +547,9 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
             raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))
     for earlier, later in spec.order:
         if earlier in schema and later in schema:
-            n = int(execute(t.count(where=t[later] < t[earlier])))
-            if n:
-                sample = _offending(t, lambda tb, e=earlier, la=later: tb[la] < tb[e], source)
-                raise _error(spec, spec.column(later), mapping,
-                             f"value(s) before {_caller(earlier, mapping)!r}",
-                             _row_labels(sample, spec, source), n)
+            _raise_if_rows(t, lambda tb, e=earlier, la=later: tb[la] < tb[e], spec,
+                           spec.column(later), mapping,
+                           f"value(s) before {_caller(earlier, mapping)!r}", source)
     key = [k for k in spec.key if k in schema]
     if spec.key and key and spec.key[0] in schema:
         dup = t.group_by(key).aggregate(_n=t.count()).filter(lambda g: g._n > 1)
