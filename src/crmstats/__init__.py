@@ -4,11 +4,16 @@ Customer lifetime value, cohort churn, channel attribution and the funnel and
 account KPIs around them.
 
 The public API is flat: canonical data handling lives here, and each domain
-subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``,
+subpackage (``crmstats.overview``, ``clv``, ``churn``, ``attribution``,
 ``funnel``) has the same shape: computations, then ``plotting``.
+
+Names are imported on first use (see :mod:`crmstats._lazy`): ``import
+crmstats`` loads pandas but not Ibis, SciPy, statsmodels or matplotlib.
 """
 
-from crmstats.crmdata import CRMData
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
 from crmstats.exceptions import (
     ConvergenceWarning,
     CRMStatsError,
@@ -16,9 +21,12 @@ from crmstats.exceptions import (
     DataWarning,
     StudyError,
 )
-from crmstats.io import as_table, backend, execute, export_crm, load_crm
-from crmstats.schema import TABLES
-from crmstats.validation import validate
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.crmdata import CRMData
+    from crmstats.io import as_table, backend, execute, export_crm, load_crm
+    from crmstats.schema import TABLES
+    from crmstats.validation import validate
 
 __version__ = "0.1.0"
 
@@ -38,3 +46,9 @@ __all__ = [
     "load_crm",
     "validate",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, __file__,
+    submodules=("attribution", "book", "churn", "clv", "crmdata", "datasets", "funnel", "io",
+                "overview", "plotting", "schema", "validation"),
+)

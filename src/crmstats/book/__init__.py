@@ -6,10 +6,15 @@
 * :mod:`crmstats.book.kpis` — headline KPIs recorded by studies, the summary page.
 """
 
-from crmstats.book.build import BuildResult, build_book
-from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
-from crmstats.book.runner import StudyResult, run_studies, run_study
-from crmstats.book.studies import Study, load_studies, parse_value
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.book.build import BuildResult, build_book
+    from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
+    from crmstats.book.runner import StudyResult, run_studies, run_study
+    from crmstats.book.studies import Study, load_studies, parse_value
 
 __all__ = [
     "BuildResult",
@@ -24,3 +29,5 @@ __all__ = [
     "run_studies",
     "run_study",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

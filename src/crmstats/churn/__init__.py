@@ -7,38 +7,43 @@ frames in :mod:`crmstats.churn.survival` (statsmodels) and
 :mod:`crmstats.churn.plotting`.
 """
 
-from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
-from crmstats.churn.plotting import (
-    plot_churn_rate,
-    plot_cohort_heatmap,
-    plot_cross_sell,
-    plot_hazard_ratios,
-    plot_mrr_bridge,
-    plot_retention_curves,
-    plot_retention_projection,
-    plot_retention_trend,
-    plot_service_kpis,
-    plot_survival,
-)
-from crmstats.churn.summaries import (
-    account_lifetimes,
-    account_months,
-    churn_rate,
-    cohort_table,
-    cross_sell,
-    grr_by_cohort,
-    mrr_bridge,
-    nrr_by_cohort,
-    retention_matrix,
-    service_kpis,
-)
-from crmstats.churn.survival import (
-    ChurnDrivers,
-    SurvivalCurves,
-    churn_drivers,
-    project_retention,
-    survival_curves,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
+    from crmstats.churn.plotting import (
+        plot_churn_rate,
+        plot_cohort_heatmap,
+        plot_cross_sell,
+        plot_hazard_ratios,
+        plot_mrr_bridge,
+        plot_retention_curves,
+        plot_retention_projection,
+        plot_retention_trend,
+        plot_service_kpis,
+        plot_survival,
+    )
+    from crmstats.churn.summaries import (
+        account_lifetimes,
+        account_months,
+        churn_rate,
+        cohort_table,
+        cross_sell,
+        grr_by_cohort,
+        mrr_bridge,
+        nrr_by_cohort,
+        retention_matrix,
+        service_kpis,
+    )
+    from crmstats.churn.survival import (
+        ChurnDrivers,
+        SurvivalCurves,
+        churn_drivers,
+        project_retention,
+        survival_curves,
+    )
 
 __all__ = [
     "ChurnDrivers",
@@ -68,3 +73,5 @@ __all__ = [
     "service_kpis",
     "survival_curves",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

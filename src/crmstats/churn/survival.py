@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
 
@@ -137,7 +137,7 @@ def survival_curves(
     d, e = _durations(data, duration_col, event_col, "customers")
     groups = (data[group_col].astype(str).to_numpy() if group_col
               else np.full(len(data), "all", dtype=object))
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = special.ndtri(1 - alpha / 2)  # standard normal quantile
     curves, medians = [], []
     for g in pd.unique(groups):
         mask = groups == g
@@ -281,7 +281,7 @@ def churn_drivers(
             warnings.warn(f"churn_drivers: {w.message}", ConvergenceWarning, stacklevel=2)
     coef = np.asarray(result.params, float)
     se = np.asarray(result.bse, float)
-    z = stats.norm.ppf(0.975)
+    z = special.ndtri(0.975)
     table = pd.DataFrame({
         "coef": coef, "hazard_ratio": np.exp(coef), "lower": np.exp(coef - z * se),
         "upper": np.exp(coef + z * se), "p_value": np.asarray(result.pvalues, float),
@@ -289,13 +289,15 @@ def churn_drivers(
     # Grambsch-Therneau style check: scaled Schoenfeld residuals vs rank of event time
     resid = np.asarray(result.schoenfeld_residuals, float)
     events = e == 1
-    ranks = stats.rankdata(d[events])
+    from scipy.stats import pearsonr, rankdata
+
+    ranks = rankdata(d[events])
     rows = []
     for j, name in enumerate(covariates):
         r = resid[events, j]
         ok = np.isfinite(r)
         if ok.sum() > 2 and np.std(r[ok]) > 0:
-            rho, p = stats.pearsonr(ranks[ok], r[ok])
+            rho, p = pearsonr(ranks[ok], r[ok])
         else:
             rho, p = np.nan, np.nan
         rows.append({"covariate": name, "rho": float(rho), "p_value": float(p)})

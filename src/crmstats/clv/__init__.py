@@ -6,39 +6,44 @@ models in :mod:`crmstats.clv.models`; valuation and segmentation in
 figures in :mod:`crmstats.clv.plotting`.
 """
 
-from crmstats.clv.diagnostics import (
-    compare_models,
-    frequency_recency_grid,
-    holdout_comparison,
-    holdout_error,
-    tracking,
-)
-from crmstats.clv.models import (
-    BetaGeoBetaBinomModel,
-    BetaGeoModel,
-    GammaGammaModel,
-    ModifiedBetaGeoModel,
-    NotFittedError,
-    ParetoNBDModel,
-    ShiftedBetaGeoModel,
-)
-from crmstats.clv.plotting import (
-    plot_clv_distribution,
-    plot_frequency_recency,
-    plot_holdout_comparison,
-    plot_lorenz,
-    plot_tracking,
-    plot_value_pyramid,
-)
-from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
-from crmstats.clv.value import (
-    customer_lifetime_value,
-    pareto_analysis,
-    rfm_segments,
-    value_by_group,
-    value_tiers,
-    winback_list,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.clv.diagnostics import (
+        compare_models,
+        frequency_recency_grid,
+        holdout_comparison,
+        holdout_error,
+        tracking,
+    )
+    from crmstats.clv.models import (
+        BetaGeoBetaBinomModel,
+        BetaGeoModel,
+        GammaGammaModel,
+        ModifiedBetaGeoModel,
+        NotFittedError,
+        ParetoNBDModel,
+        ShiftedBetaGeoModel,
+    )
+    from crmstats.clv.plotting import (
+        plot_clv_distribution,
+        plot_frequency_recency,
+        plot_holdout_comparison,
+        plot_lorenz,
+        plot_tracking,
+        plot_value_pyramid,
+    )
+    from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
+    from crmstats.clv.value import (
+        customer_lifetime_value,
+        pareto_analysis,
+        rfm_segments,
+        value_by_group,
+        value_tiers,
+        winback_list,
+    )
 
 __all__ = [
     "BetaGeoBetaBinomModel",
@@ -69,3 +74,5 @@ __all__ = [
     "value_tiers",
     "winback_list",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

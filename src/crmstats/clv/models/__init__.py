@@ -5,14 +5,19 @@ Every model follows the scikit-learn pattern: hyperparameters in ``__init__``,
 (``params_``, ``log_likelihood_``, ``summary_``, ``variance_matrix_``).
 """
 
-from crmstats.clv.models.base import BaseModel, NotFittedError
-from crmstats.clv.models.beta_geo import BetaGeoModel, ModifiedBetaGeoModel
-from crmstats.clv.models.pareto_nbd import ParetoNBDModel
-from crmstats.clv.models.spend_retention import (
-    BetaGeoBetaBinomModel,
-    GammaGammaModel,
-    ShiftedBetaGeoModel,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.clv.models.base import BaseModel, NotFittedError
+    from crmstats.clv.models.beta_geo import BetaGeoModel, ModifiedBetaGeoModel
+    from crmstats.clv.models.pareto_nbd import ParetoNBDModel
+    from crmstats.clv.models.spend_retention import (
+        BetaGeoBetaBinomModel,
+        GammaGammaModel,
+        ShiftedBetaGeoModel,
+    )
 
 __all__ = [
     "BaseModel",
@@ -24,3 +29,5 @@ __all__ = [
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import special
 
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
@@ -327,6 +327,8 @@ class BaseModel:
 
     def _lbfgs(self, data, start: np.ndarray):
         """L-BFGS-B from ``start`` (analytic gradient where the model has one)."""
+        from scipy import optimize  # imported on first fit: `import crmstats.clv` stays light
+
         return optimize.minimize(
             self._objective(data), start, jac=self._has_gradient, method="L-BFGS-B",
             options={"maxiter": int(self.maxiter), "gtol": float(self.tol),
@@ -383,8 +385,10 @@ class BaseModel:
                 message, success = "converged to rounding precision", True
                 break
             x, f, g, h = trial, f_new, g_new, h_new
-        return optimize.OptimizeResult(x=x, fun=f, jac=g, hess=h, success=success,
-                                       message=message, nit=it)
+        from scipy.optimize import OptimizeResult
+
+        return OptimizeResult(x=x, fun=f, jac=g, hess=h, success=success,
+                              message=message, nit=it)
 
     def _warm_start(self, data, start: np.ndarray) -> np.ndarray:
         """Return a start near the optimum: the estimate on a systematic subsample of rows.
@@ -556,7 +560,7 @@ class BaseModel:
             )
         names = list(self._param_names)
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
-        z = stats.norm.ppf(0.975)
+        z = special.ndtri(0.975)  # standard normal quantile
         self.summary_ = pd.DataFrame(
             {"estimate": theta, "standard_error": se, "lower_95": theta - z * se,
              "upper_95": theta + z * se},
