@@ -10,10 +10,12 @@ subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``
 
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import (
+    ConvergenceError,
     ConvergenceWarning,
     CRMStatsError,
     DataError,
     DataWarning,
+    NotFittedError,
     StudyError,
 )
 from crmstats.io import as_table, backend, execute, export_crm, load_crm
@@ -26,9 +28,11 @@ __all__ = [
     "TABLES",
     "CRMData",
     "CRMStatsError",
+    "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
+    "NotFittedError",
     "StudyError",
     "__version__",
     "as_table",
