@@ -11,10 +11,12 @@ subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``
 from crmstats.backend import backend, execute
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import (
+    ConvergenceError,
     ConvergenceWarning,
     CRMStatsError,
     DataError,
     DataWarning,
+    NotFittedError,
     StudyError,
 )
 from crmstats.schema import TABLES
@@ -27,9 +29,11 @@ __all__ = [
     "TABLES",
     "CRMData",
     "CRMStatsError",
+    "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
+    "NotFittedError",
     "StudyError",
     "__version__",
     "as_table",

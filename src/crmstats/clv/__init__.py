@@ -2,7 +2,8 @@
 
 Summaries from raw transactions run in-database (:mod:`crmstats.clv.summaries`);
 models in :mod:`crmstats.clv.models`; valuation and segmentation in
-:mod:`crmstats.clv.value`; model checks in :mod:`crmstats.clv.diagnostics`;
+:mod:`crmstats.clv.value`; how value moves between two dates in
+:mod:`crmstats.clv.migration`; model checks in :mod:`crmstats.clv.diagnostics`;
 figures in :mod:`crmstats.clv.plotting`.
 """
 
@@ -13,6 +14,7 @@ from crmstats.clv.diagnostics import (
     holdout_error,
     tracking,
 )
+from crmstats.clv.migration import ValueMigration, value_migration
 from crmstats.clv.models import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
@@ -28,6 +30,8 @@ from crmstats.clv.plotting import (
     plot_holdout_comparison,
     plot_lorenz,
     plot_tracking,
+    plot_value_bridge,
+    plot_value_migration,
     plot_value_pyramid,
 )
 from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
@@ -48,6 +52,7 @@ __all__ = [
     "NotFittedError",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
+    "ValueMigration",
     "calibration_holdout_split",
     "compare_models",
     "customer_lifetime_value",
@@ -61,11 +66,14 @@ __all__ = [
     "plot_holdout_comparison",
     "plot_lorenz",
     "plot_tracking",
+    "plot_value_bridge",
+    "plot_value_migration",
     "plot_value_pyramid",
     "rfm_segments",
     "rfm_summary",
     "tracking",
     "value_by_group",
+    "value_migration",
     "value_tiers",
     "winback_list",
 ]

@@ -29,13 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, NotFittedError
 
 __all__ = ["BaseModel", "NotFittedError"]
-
-
-class NotFittedError(CRMStatsError, AttributeError):
-    """A prediction was asked of a model that has not been fitted."""
 
 
 def _bad_rows(summary: pd.DataFrame, mask: np.ndarray) -> list:
