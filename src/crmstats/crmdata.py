@@ -24,7 +24,7 @@ class CRMData:
     Attributes
     ----------
     transactions, customers, touchpoints, conversions, stage_events, spend,
-    subscriptions, tickets, contacts
+    subscriptions, tickets, contacts, experiments
         The canonical tables (None when absent).
     truth : dict or None
         Ground truth of a simulated CRM (see :func:`crmstats.datasets.simulate_crm`);
@@ -42,6 +42,7 @@ class CRMData:
     subscriptions: Any = None
     tickets: Any = None
     contacts: Any = None
+    experiments: Any = None
     truth: dict | None = field(default=None, repr=False)
     source: str = "in-memory"
 

@@ -16,6 +16,7 @@ Checks
 * money columns are finite (no null, NaN or infinity) and, except transaction
   amounts (refunds, see :mod:`crmstats.schema`), non-negative;
 * count columns (``quantity``) are finite and non-negative;
+* categories with a fixed set of values (experiments' ``group``) hold only those;
 * the table's key (see :data:`crmstats.schema.TABLES`) is unique.
 
 The caller's DataFrame is never modified: coercions happen on a new frame.
@@ -515,6 +516,11 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
             if c.nonnegative:
                 checks[f"negative_{c.name}"] = (c, "negative value(s)",
                                                 lambda tb, n=c.name: tb[n] < 0)
+        if c.kind == "category" and c.values:
+            checks[f"values_{c.name}"] = (
+                c, f"value(s) other than {', '.join(map(repr, c.values))}",
+                lambda tb, n=c.name, v=c.values: tb[n].notnull() & ~tb[n].cast("string").isin(v),
+            )
     # timestamps after tomorrow are almost always entry errors: counted in the same query
     horizon = (pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1)).to_pydatetime()
     future = {

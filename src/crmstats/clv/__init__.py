@@ -3,7 +3,8 @@
 Summaries from raw transactions run in-database (:mod:`crmstats.clv.summaries`);
 models in :mod:`crmstats.clv.models`; the whole chain in one call
 (:func:`fit_value`); units carried by summaries in :mod:`crmstats.clv.units`;
-valuation and segmentation in :mod:`crmstats.clv.value`; model checks in
+valuation and segmentation in :mod:`crmstats.clv.value`; how value moves
+between two dates in :mod:`crmstats.clv.migration`; model checks in
 :mod:`crmstats.clv.diagnostics`;
 figures in :mod:`crmstats.clv.plotting`.
 """
@@ -15,6 +16,7 @@ from crmstats.clv.diagnostics import (
     holdout_error,
     tracking,
 )
+from crmstats.clv.migration import ValueMigration, value_migration
 from crmstats.clv.models import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
@@ -30,6 +32,8 @@ from crmstats.clv.plotting import (
     plot_holdout_comparison,
     plot_lorenz,
     plot_tracking,
+    plot_value_bridge,
+    plot_value_migration,
     plot_value_pyramid,
 )
 from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
@@ -55,6 +59,7 @@ __all__ = [
     "ShiftedBetaGeoModel",
     "SummaryUnits",
     "ValueFit",
+    "ValueMigration",
     "calibration_holdout_split",
     "compare_models",
     "customer_lifetime_value",
@@ -70,12 +75,15 @@ __all__ = [
     "plot_holdout_comparison",
     "plot_lorenz",
     "plot_tracking",
+    "plot_value_bridge",
+    "plot_value_migration",
     "plot_value_pyramid",
     "rfm_segments",
     "rfm_summary",
     "summary_units",
     "tracking",
     "value_by_group",
+    "value_migration",
     "value_tiers",
     "winback_list",
     "with_units",
