@@ -208,3 +208,18 @@ def test_offending_rows_are_named_by_the_callers_index_labels():
     with pytest.raises(DataError, match=r"amount.*non-finite") as info:
         validate(df, "transactions")
     assert info.value.rows == ["d"]
+
+
+def test_experiment_groups_are_treatment_or_holdout():
+    exp = pd.DataFrame({"journey_id": ["a", "b", "c", "d"], "channel": ["email"] * 4,
+                        "group": ["treatment", "holdout", "control", None]},
+                       index=[10, 11, 12, 13])
+    with pytest.raises(DataError, match="'group'.*other than 'treatment', 'holdout'") as info:
+        validate(exp.drop(index=13), "experiments")
+    assert info.value.table == "experiments" and info.value.rows == [12]
+    with pytest.raises(DataError, match="'group'.*null"):
+        validate(exp.drop(index=12), "experiments")
+    ok = validate(exp.drop(index=[12, 13]), "experiments")
+    assert list(ok["group"]) == ["treatment", "holdout"]
+    with pytest.raises(DataError, match=r"key \(journey_id, channel\) is duplicated"):
+        validate(exp.iloc[[0, 0]], "experiments")

@@ -15,18 +15,21 @@ from typing import TYPE_CHECKING
 
 from crmstats._lazy import lazy_exports
 from crmstats.exceptions import (
+    ConvergenceError,
     ConvergenceWarning,
     CRMStatsError,
     DataError,
     DataWarning,
+    NotFittedError,
     StudyError,
 )
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.backend import backend, execute
     from crmstats.crmdata import CRMData
-    from crmstats.io import as_table, backend, execute, export_crm, load_crm
     from crmstats.schema import TABLES
-    from crmstats.validation import validate
+    from crmstats.sources import export_crm, load_crm, source_label
+    from crmstats.validation import as_table, validate
 
 __version__ = "0.1.0"
 
@@ -34,9 +37,11 @@ __all__ = [
     "TABLES",
     "CRMData",
     "CRMStatsError",
+    "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
+    "NotFittedError",
     "StudyError",
     "__version__",
     "as_table",
@@ -44,11 +49,12 @@ __all__ = [
     "execute",
     "export_crm",
     "load_crm",
+    "source_label",
     "validate",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__, __file__,
-    submodules=("attribution", "book", "churn", "clv", "crmdata", "datasets", "funnel", "io",
-                "overview", "plotting", "schema", "validation"),
+    submodules=("attribution", "backend", "book", "churn", "clv", "crmdata", "datasets", "funnel",
+                "io", "overview", "plotting", "privacy", "schema", "sources", "validation"),
 )

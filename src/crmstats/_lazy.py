@@ -73,7 +73,10 @@ def lazy_exports(
         module = sys.modules[name]
         if attr in table:
             source, original = table[attr]
-            value = getattr(importlib.import_module(source), original)
+            if source == name:  # `from package import submodule`
+                value = importlib.import_module(f"{name}.{original}")
+            else:
+                value = getattr(importlib.import_module(source), original)
         elif attr in subs:
             value = importlib.import_module(f"{name}.{attr}")
         else:

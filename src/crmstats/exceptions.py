@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["CRMStatsError", "ConvergenceWarning", "DataError", "DataWarning", "StudyError"]
+__all__ = [
+    "CRMStatsError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "DataError",
+    "DataWarning",
+    "NotFittedError",
+    "StudyError",
+]
 
 
 class CRMStatsError(Exception):
@@ -34,6 +42,35 @@ class DataError(CRMStatsError, ValueError):
 
 class StudyError(CRMStatsError, RuntimeError):
     """A study notebook failed; the message names the notebook and the cell."""
+
+
+class NotFittedError(CRMStatsError, AttributeError):
+    """A fitted attribute or a prediction was asked of an estimator that is not fitted.
+
+    Every estimator in every domain package raises it (``fit`` first); it is an
+    ``AttributeError`` so that ``hasattr(model, "params_")``-style checks keep working.
+    """
+
+
+class ConvergenceError(CRMStatsError, RuntimeError):
+    """A model's fit did not converge, and a result computed from it was asked for.
+
+    Raised by the functions that turn a fitted model into values (e.g.
+    :func:`crmstats.clv.customer_lifetime_value`) unless the caller opts in to
+    the optimiser's last iterate (``allow_unconverged=True``).
+
+    Attributes
+    ----------
+    model : str or None
+        Name of the estimator class that did not converge.
+    reason : str or None
+        The optimiser's own message.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.model = model
+        self.reason = reason
 
 
 class DataWarning(UserWarning):

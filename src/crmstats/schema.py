@@ -45,6 +45,8 @@ class ColumnSpec:
         What the column holds.
     nonnegative : bool
         For numeric kinds, whether negative values are rejected.
+    values : tuple of str
+        For categories, the only values allowed (empty: any value).
     """
 
     name: str
@@ -52,6 +54,7 @@ class ColumnSpec:
     required: bool = True
     description: str = ""
     nonnegative: bool = False
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,8 @@ class TableSpec:
         return None
 
 
-def _c(name, kind, required=True, description="", nonnegative=False):
-    return ColumnSpec(name, kind, required, description, nonnegative)
+def _c(name, kind, required=True, description="", nonnegative=False, values=()):
+    return ColumnSpec(name, kind, required, description, nonnegative, values)
 
 
 TABLES: dict[str, TableSpec] = {
@@ -187,6 +190,20 @@ TABLES: dict[str, TableSpec] = {
                    "The customer who referred the contact, if recorded."),
             ),
             key=("contact_id",),
+        ),
+        TableSpec(
+            "experiments",
+            "Holdout experiments: which journeys were withheld from a channel at random.",
+            (
+                _c("journey_id", "id", description="Journey (contact) randomised."),
+                _c("channel", "category", description="Channel under test."),
+                _c("group", "category",
+                   description="treatment (may be reached by the channel) or holdout "
+                               "(withheld from it).",
+                   values=("treatment", "holdout")),
+                _c("started_at", "timestamp", False, "When the unit entered the experiment."),
+            ),
+            key=("journey_id", "channel"),
         ),
     ]
 }

@@ -151,7 +151,7 @@ def test_bad_arguments():
         MarkovAttribution(order=4).fit(hand_paths())
     with pytest.raises(DataError, match="no conversions"):
         MarkovAttribution().fit(hand_paths().assign(conversions=0))
-    from crmstats.clv import NotFittedError
+    from crmstats import NotFittedError
 
     with pytest.raises(NotFittedError):
         MarkovAttribution().shares_  # noqa: B018

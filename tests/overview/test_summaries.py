@@ -108,7 +108,13 @@ def test_table_overview_reports_counts_and_invalid_tables(small_crm):
     assert ov.loc["transactions", "rows"] == len(small_crm.transactions)
     assert ov.loc["transactions", "ids"] == small_crm.transactions.customer_id.nunique()
     assert ov.loc["transactions", "first"] == small_crm.transactions.timestamp.min()
-    assert (ov["status"] == "ok").all()
+    assert (ov.drop("experiments")["status"] == "ok").all()
+    assert ov.loc["experiments", "status"] == "absent"  # no holdouts in this simulation
+    # an experiments table without its optional started_at has no date range
+    exp = pd.DataFrame({"journey_id": ["a", "b"], "channel": "email",
+                        "group": ["treatment", "holdout"]})
+    ov3 = table_overview(crmstats.CRMData(experiments=exp))
+    assert ov3.loc["experiments", "rows"] == 2 and pd.isna(ov3.loc["experiments", "first"])
     broken = crmstats.CRMData(transactions=small_crm.transactions.drop(columns="amount"))
     ov2 = table_overview(broken)
     assert ov2.loc["transactions", "status"] == "invalid"

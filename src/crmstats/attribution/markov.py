@@ -37,8 +37,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
 from crmstats.attribution.paths import PathData, _as_path_data
-from crmstats.clv.models import NotFittedError
-from crmstats.exceptions import DataError
+from crmstats.exceptions import DataError, NotFittedError
 
 __all__ = ["MarkovAttribution"]
 

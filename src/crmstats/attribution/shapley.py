@@ -35,8 +35,7 @@ import pandas as pd
 from scipy.special import comb
 
 from crmstats.attribution.paths import _as_path_data
-from crmstats.clv.models import NotFittedError
-from crmstats.exceptions import DataError
+from crmstats.exceptions import DataError, NotFittedError
 
 __all__ = ["ShapleyAttribution"]
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, NotFittedError
 
 __all__ = ["ShiftedBetaGeoHazardModel"]
 
@@ -238,8 +238,6 @@ class ShiftedBetaGeoHazardModel:
 
     def _check_fitted(self):
         if not hasattr(self, "params_"):
-            from crmstats.clv.models.base import NotFittedError
-
             raise NotFittedError("ShiftedBetaGeoHazardModel is not fitted; call fit() first")
 
     @property

@@ -57,8 +57,11 @@ def table_overview(crm: CRMData) -> pd.DataFrame:
             rows.append(record)
             continue
         id_col = next((c.name for c in spec.columns if c.kind == "id"), None)
-        ts_col = next(c.name for c in spec.columns if c.kind == "timestamp")
-        aggs = dict(rows=t.count(), first=t[ts_col].min(), last=t[ts_col].max())
+        ts_col = next((c.name for c in spec.columns
+                       if c.kind == "timestamp" and c.name in t.columns), None)
+        aggs = dict(rows=t.count())
+        if ts_col is not None:  # experiments' started_at is optional
+            aggs.update(first=t[ts_col].min(), last=t[ts_col].max())
         if id_col is not None:
             aggs["ids"] = t[id_col].nunique()
         stats = execute(t.aggregate(**aggs)).iloc[0]
@@ -67,8 +70,8 @@ def table_overview(crm: CRMData) -> pd.DataFrame:
             columns=len(t.columns),
             id_column=id_col or "",
             ids=int(stats["ids"]) if id_col is not None else pd.NA,
-            first=pd.Timestamp(stats["first"]),
-            last=pd.Timestamp(stats["last"]),
+            first=pd.Timestamp(stats["first"]) if ts_col is not None else pd.NaT,
+            last=pd.Timestamp(stats["last"]) if ts_col is not None else pd.NaT,
             status="ok",
             message="",
         )
