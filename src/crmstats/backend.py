@@ -45,6 +45,8 @@ def backend():
         if _BACKEND is None:
             con = ibis.duckdb.connect()
             con.raw_sql("SET TimeZone = 'UTC'")
+            # no progress bar printed into notebooks and logs by queries longer than 2 s
+            con.raw_sql("SET enable_progress_bar = false")
             limit = os.environ.get("CRMSTATS_MEMORY_LIMIT")
             if limit:
                 con.raw_sql(f"SET memory_limit = '{_sql_setting(limit)}'")

@@ -32,6 +32,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crmstats._expr import period_index, truncate
+from crmstats.backend import _backend_of
 from crmstats.clv.units import SummaryUnits, check_units, label
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
@@ -68,6 +69,11 @@ def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
     return buys.group_by(["customer_id", "period"]).aggregate(value=buys.amount.sum())
 
 
+@ibis.udf.agg.builtin(name="arg_min")
+def _duckdb_arg_min(arg: float, key: int) -> float:  # type: ignore[empty-body]
+    """DuckDB's ``arg_min(arg, key)``: ``arg`` at the row of the smallest ``key``."""
+
+
 def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
                   monetary: bool) -> ir.Table:
     """One row per customer from its occasions, in a single aggregation.
@@ -83,7 +89,12 @@ def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
     )
     if monetary:
         aggs["total_value"] = occ.value.sum()
-        aggs["first_value"] = occ.value.argmin(occ.period)
+        if _backend_of(occ).name == "duckdb":
+            # Ibis compiles argmin to an ordered FIRST(... ORDER BY ...), which DuckDB
+            # evaluates by sorting every group; its own arg_min is a plain hash aggregate
+            aggs["first_value"] = _duckdb_arg_min(occ.value, occ.period.cast("int64"))
+        else:
+            aggs["first_value"] = occ.value.argmin(occ.period)
     per = occ.group_by("customer_id").aggregate(**aggs)
     cols = dict(
         frequency=(per.occasions - 1).cast("float64"),
