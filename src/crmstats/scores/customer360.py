@@ -88,11 +88,11 @@ COLUMNS: dict[str, str] = {
 
 def _open_and_cut(crm, as_of):
     """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live)."""
-    from crmstats.io import as_table, execute
+    from crmstats.io import execute
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
             "subscriptions": "month", "contacts": "created_at", "customers": "acquired_at"}
-    tables = {name: as_table(t, name) for name, t in crm.tables().items() if name in cuts}
+    tables = {name: crm.table(name) for name in crm.tables() if name in cuts}
     if as_of is None:
         ends = [pd.Timestamp(execute(tables["transactions"].timestamp.max()))]
         if "stage_events" in tables:
@@ -103,8 +103,6 @@ def _open_and_cut(crm, as_of):
         as_of = as_of.tz_convert("UTC").tz_localize(None)
     when = as_of.to_pydatetime()
     cut = {name: t.filter(t[cuts[name]] <= when) for name, t in tables.items()}
-    if "contacts" in cut:  # one row per contact: small enough to hand to pandas-side functions
-        cut["contacts"] = execute(cut["contacts"])
     return dataclasses.replace(crm, **cut), as_of
 
 
@@ -247,14 +245,7 @@ def customer_360(
         each; the columns of :data:`COLUMNS`, in that order, then any
         ``contact_columns``. Ids only unless ``contact_columns`` asks for more.
     """
-    from crmstats.clv import (
-        BetaGeoModel,
-        GammaGammaModel,
-        customer_lifetime_value,
-        rfm_segments,
-        rfm_summary,
-        value_tiers,
-    )
+    from crmstats.clv import customer_lifetime_value, fit_value, rfm_segments, value_tiers
     from crmstats.io import execute, load_crm
     from crmstats.overview import customer_revenue
 
@@ -264,25 +255,28 @@ def customer_360(
     tx = crm.transactions
 
     # ---------------------------------------------------------------- customers: value
-    summary = rfm_summary(tx, observation_end=as_of, freq=freq, time_unit=time_unit)
-    summary.index = summary.index.astype(str)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        bg = BetaGeoModel().fit(summary)
-        gg = GammaGammaModel().fit(summary)
-        value = customer_lifetime_value(bg, gg, summary, horizon_months=horizon_months,
-                                        discount_rate=discount_rate, time_unit=time_unit,
-                                        n_bootstrap=n_bootstrap, ci=ci, seed=seed)
+        fit = fit_value(tx, observation_end=as_of, freq=freq, time_unit=time_unit,
+                        horizon_months=horizon_months, discount_rate=discount_rate)
+        value = fit.values
+        if n_bootstrap:
+            value = customer_lifetime_value(
+                fit.transaction_model, fit.spend_model, fit.summary,
+                horizon_months=horizon_months, discount_rate=discount_rate,
+                n_bootstrap=n_bootstrap, ci=ci, seed=seed)
+    summary, bg = fit.summary, fit.transaction_model
     tier = value_tiers(value, tiers)
     rfm = rfm_segments(summary).rename(columns={"segment": "rfm_segment"})
-    cust = summary.join(_purchases(tx)).join(rfm[["R", "F", "M", "rfm_segment"]])
-    revenue = customer_revenue(tx)
-    revenue.index = revenue.index.astype(str)
-    cust["revenue"] = revenue
-    cust = cust.join(value)
+    cust = pd.DataFrame(summary[["frequency", "recency", "T", "monetary_value"]])
+    cust.index = cust.index.astype(str)
+    cust.columns.name = None
+    cust = cust.join(_purchases(tx)).join(_by_str(rfm[["R", "F", "M", "rfm_segment"]]))
+    cust["revenue"] = _by_str(customer_revenue(tx))
+    cust = cust.join(_by_str(value))
     cust["p_alive"] = bg.probability_alive(summary).to_numpy()
-    cust["value_tier"] = tier["tier"]
-    cust["value_rank"] = tier["rank"]
+    cust["value_tier"] = _by_str(tier["tier"])
+    cust["value_rank"] = _by_str(tier["rank"])
 
     ids = pd.Index(cust.index)
     if crm.customers is not None:
@@ -347,17 +341,24 @@ def customer_360(
         if crm.contacts is None:
             raise DataError("customer_360: contact_columns needs a contacts table",
                             table="contacts")
-        c = crm.contacts
-        missing = [col for col in contact_columns if col not in c.columns]
+        table = crm.table("contacts")
+        missing = [col for col in contact_columns if col not in table.columns]
         if missing:
             raise DataError(f"contacts table: no column(s) {', '.join(missing)} to carry; "
-                            f"columns: {', '.join(map(str, c.columns))}", table="contacts",
+                            f"columns: {', '.join(map(str, table.columns))}", table="contacts",
                             column=missing[0])
         extra = [col for col in contact_columns if col not in COLUMNS]
-        carried = c.assign(contact_id=c["contact_id"].astype(str)).drop_duplicates(
-            "contact_id").set_index("contact_id")[extra]
+        c = execute(table.select(*extra, contact_id=table.contact_id.cast("string")))
+        carried = c.drop_duplicates("contact_id").set_index("contact_id")[extra]
         out = out.join(carried)
     return out[[*COLUMNS, *extra]]
+
+
+def _by_str(frame):
+    """Return ``frame`` with its customer ids as strings (the 360's one id type)."""
+    out = frame.copy()
+    out.index = out.index.astype(str)
+    return out
 
 
 def _ordered(values: pd.Series, what: str) -> pd.Categorical:
