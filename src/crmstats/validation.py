@@ -963,3 +963,19 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
                 "values: (or trim: true) in crmstats.yml",
                 DataWarning, stacklevel=3)
     return out
+
+
+def align_ids(left: ir.Table, right: ir.Table, column: str,
+              right_column: str | None = None) -> tuple[ir.Table, ir.Table]:
+    """Return both tables with id columns of one type, ready to join.
+
+    When one table holds text ids and the other integers (an export and a
+    database often disagree), both are read as text: ``42`` matches ``"42"``.
+    Tables whose ids already share a type are returned unchanged.
+    """
+    rcol = right_column or column
+    lt, rt = left[column].type(), right[rcol].type()
+    if lt == rt or (lt.is_integer() and rt.is_integer()):
+        return left, right
+    return (left.mutate(**{column: left[column].cast("string")}),
+            right.mutate(**{rcol: right[rcol].cast("string")}))
