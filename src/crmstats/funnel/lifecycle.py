@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.backend import execute
-from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
+from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError, DataWarning
 from crmstats.sources import load_crm
 from crmstats.validation import reuse_validated
 
@@ -125,7 +125,7 @@ def lifecycle_stage(
         if active, former customers only). Ids only. ``attrs`` hold
         ``as_of`` and ``lapsed_after_weeks``.
     """
-    from crmstats.clv import BetaGeoModel, GammaGammaModel, rfm_summary, winback_list
+    from crmstats.clv import fit_value, rfm_summary, winback_list
 
     crm = load_crm(crm)
     crm.require("stage_events", "transactions")
@@ -161,21 +161,27 @@ def lifecycle_stage(
     out["p_alive"] = np.nan
     out["score"] = np.nan
     if models and len(lapsed) and (s["frequency"] > 0).sum() >= 20:
+        problem = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", DataWarning)
             try:
-                bg = BetaGeoModel().fit(s)
-                gg = GammaGammaModel().fit(s)
-                ranked = winback_list(s, bg, gg, lapsed_after=lapsed_after,
-                                      horizon_months=horizon_months,
+                fit = fit_value(tx, observation_end=as_of, time_unit="W", customers=s.index,
+                                horizon_months=horizon_months)
+                ranked = winback_list(fit.transaction_model, fit.spend_model, fit.summary,
+                                      lapsed_after=lapsed_after,
                                       high_priority_share=high_priority_share)
-            except DataError:
-                ranked = None
+            except (DataError, ConvergenceError) as exc:
+                problem, ranked = exc, None
+        if problem is not None:
+            warnings.warn(f"lifecycle_stage: former customers are not ranked ({problem})",
+                          DataWarning, stacklevel=3)
         if ranked is not None:
+            ranked.index = ranked.index.astype(str)
             out.loc[ranked.index, "stage"] = ranked["priority"]
             out.loc[ranked.index, "score"] = ranked["score"]
-            out.loc[s.index, "p_alive"] = bg.probability_alive(s).to_numpy()
+            p_alive = fit.transaction_model.probability_alive(fit.summary)
+            out.loc[p_alive.index.astype(str), "p_alive"] = p_alive.to_numpy()
     # evangelists: customers (current or former) who referred other contacts by as_of
     out["referrals"] = 0
     if contacts is not None and "referred_by" in contacts.columns:
