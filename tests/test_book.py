@@ -140,7 +140,7 @@ def test_keep_going_publishes_with_the_failure_marked(book_to_modify):
     assert "study exploded" in summary
     # the change column compares with the previous published run: same data, no change
     rows = [line.split("|") for line in (result.run_dir / "summary.md").read_text().splitlines()
-            if "(studies/data-overview)" in line and line.count("|") == 6]
+            if "(studies/data-overview)" in line and line.count("|") == 7]
     assert len(rows) == 3
     assert all(row[3].strip() == "no change" for row in rows), rows
     record = json.loads((result.run_dir / "kpis.json").read_text())

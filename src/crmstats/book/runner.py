@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from crmstats.book.studies import Study
+from crmstats.book.template import check_template
 from crmstats.exceptions import StudyError
 
 __all__ = ["StudyResult", "run_studies", "run_study"]
@@ -105,8 +106,7 @@ def run_study(
     import papermill
 
     template, output = Path(template), Path(output)
-    if not template.exists():
-        raise StudyError(f"{template}: no such template")
+    check_template(template)
     output.parent.mkdir(parents=True, exist_ok=True)
     os.environ["MPLBACKEND"] = INLINE_BACKEND
     attempt = 0

@@ -6,7 +6,7 @@ The file has two keys::
       data_source: demo
     studies:             # in book order
       - slug: data-overview                 # output name: book/studies/<slug>.ipynb
-        title: Data overview                # title in the table of contents
+        title: "Data overview: {source}"    # {source}: the data source's name
         template: notebooks/data_overview.ipynb   # relative to the repository root
         parameters: {}                      # overrides of the defaults (optional)
 
@@ -28,9 +28,11 @@ from typing import Any
 
 import yaml
 
+from crmstats.book.template import check_template
 from crmstats.exceptions import StudyError
 
-__all__ = ["Study", "check_no_secrets", "declared_parameters", "load_studies", "parse_value"]
+__all__ = ["Study", "check_no_secrets", "declared_parameters", "load_studies", "parse_value",
+           "source_label", "study_title"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -93,6 +95,40 @@ def check_no_secrets(params: dict[str, Any], where: str) -> None:
                     )
 _STUDY_KEYS = {"slug", "title", "template", "parameters"}
 
+#: Readers' names of the bundled data sources (used until ``crmstats.source_label`` exists).
+_BUNDLED = {"demo": "demo CRM", "cdnow": "CDNOW (real data)"}
+
+
+def source_label(data_source: Any) -> str:
+    """Name a data source for readers: the source file's ``name``, or a bundled source's.
+
+    Uses :func:`crmstats.source_label` (the data layer's, which reads a
+    ``crmstats.yml`` source file's ``name``) when the package has it; otherwise
+    names the bundled sources and shows a folder or file by its last part,
+    never a machine path.
+    """
+    import crmstats
+
+    label = getattr(crmstats, "source_label", None)
+    if label is not None and label is not source_label:
+        return str(label(data_source))
+    text = str(data_source if data_source is not None else "demo").strip()
+    head = text.split(":", 1)[0].lower()
+    if head in _BUNDLED and "//" not in text:
+        return _BUNDLED[head]
+    if "://" in text:  # a database URL: its scheme and database name
+        scheme, rest = text.split("://", 1)
+        return f"{scheme.split('+')[0]} database {rest.rsplit('/', 1)[-1].split('?')[0]}".strip()
+    parts = [p for p in Path(text).parts if p not in ("/", ".")]
+    if parts and parts[-1] == "crmstats.yml":
+        parts = parts[:-1]
+    return parts[-1] if parts else text
+
+
+def study_title(title: str, data_source: Any) -> str:
+    """Return ``title`` with ``{source}`` replaced by the data source's name for readers."""
+    return title.replace("{source}", source_label(data_source)) if "{source}" in title else title
+
 
 @dataclass(frozen=True)
 class Study:
@@ -131,9 +167,16 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def declared_parameters(template: Path) -> dict[str, str]:
-    """Return ``{name: inferred type}`` of the template's ``parameters`` cell."""
+def declared_parameters(template: Path, study: str | None = None) -> dict[str, str]:
+    """Return ``{name: inferred type}`` of the template's ``parameters`` cell.
+
+    The template is first checked against the template contract
+    (:func:`crmstats.book.template.check_template`): a broken one is a
+    one-line :class:`StudyError` naming ``study``.
+    """
     import papermill
+
+    check_template(template, study)
 
     info = papermill.inspect_notebook(str(template))
     return {name: spec.get("inferred_type_name", "") for name, spec in info.items()}
@@ -154,9 +197,12 @@ def load_studies(
         The file; templates are resolved against its parent's parent (the
         repository root, as ``book/studies.yml`` sits in ``book/``).
     overrides : dict, optional
-        Run-wide parameters (from ``--params``), applied after the file's to
-        every study whose template declares them; one that no study declares
-        is an error.
+        Run parameters (from ``--params``). Top-level ones replace the file's
+        defaults in every study whose template declares them, but not a
+        parameter a study sets itself (a study pinned to its source, such as
+        the CDNOW one, keeps it); one that no study declares is an error.
+        ``studies: {slug: {name: value}}`` overrides named studies
+        explicitly, their own parameters included.
     only : list of str, optional
         Keep only these slugs.
     check_parameters : bool
@@ -172,7 +218,15 @@ def load_studies(
         Naming the entry and what is wrong with it.
     """
     path = Path(path)
-    check_no_secrets(dict(overrides or {}), "run parameters")
+    overrides = dict(overrides or {})
+    per_study = overrides.pop("studies", None) or {}
+    if not isinstance(per_study, dict) or not all(isinstance(v, dict)
+                                                  for v in per_study.values()):
+        raise StudyError("run parameters: 'studies' must map study slugs to their parameters, "
+                         "e.g. studies: {clv-cdnow: {data_source: data/acme}}")
+    check_no_secrets(overrides, "run parameters")
+    for slug, values in per_study.items():
+        check_no_secrets(values, f"run parameters of study {slug!r}")
     if not path.exists():
         raise StudyError(f"{path}: no such studies file")
     try:
@@ -217,11 +271,16 @@ def load_studies(
             raise StudyError(f"{where}: 'parameters' must be a mapping")
         merged = {**defaults, **params}
         check_no_secrets(merged, where)
-        if check_parameters or overrides:
-            declared = declared_parameters(template)
-            # run-wide overrides reach the studies that declare them
-            merged.update({k: v for k, v in (overrides or {}).items() if k in declared})
-            used_overrides.update(k for k in (overrides or {}) if k in declared)
+        own = per_study.get(slug) or {}
+        if check_parameters or overrides or own:
+            declared = declared_parameters(template, slug)
+            # run-wide overrides reach the studies that declare them, except a parameter
+            # the study pins itself (the CDNOW study's data_source); the run overrides
+            # those only by naming the study (studies: {slug: {...}})
+            reach = [k for k in overrides if k in declared and k not in params]
+            merged.update({k: overrides[k] for k in reach})
+            used_overrides.update(k for k in overrides if k in declared)
+            merged.update(own)
         if check_parameters:
             undeclared = sorted(set(merged) - set(declared))
             if undeclared:
@@ -229,9 +288,13 @@ def load_studies(
                     f"{where}: parameter(s) {undeclared} are not declared in the parameters "
                     f"cell of {entry['template']} (declared: {sorted(declared)})"
                 )
-        studies.append(Study(slug=slug, title=str(entry["title"]), template=template,
-                             parameters=merged))
-    unused = sorted(set(overrides or {}) - used_overrides)
+        studies.append(Study(slug=slug, title=study_title(str(entry["title"]),
+                                                          merged.get("data_source")),
+                             template=template, parameters=merged))
+    unknown_studies = sorted(set(per_study) - seen)
+    if unknown_studies:
+        raise StudyError(f"run parameters: 'studies' names no study {unknown_studies}")
+    unused = sorted(set(overrides) - used_overrides)
     if unused:
         raise StudyError(f"{path}: run parameter(s) {unused} are declared by no study")
     if only:
