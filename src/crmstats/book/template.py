@@ -4,9 +4,11 @@ A study template is a Jupyter notebook that
 
 1. names its kernel (``metadata.kernelspec``, e.g. ``python3``), so papermill
    knows what to start;
-2. has exactly one code cell tagged ``parameters`` holding only typed,
-   commented literals, one per line (``period: str = "M"  # W, M or Q``), which
-   papermill overrides and ``papermill --help-notebook`` documents;
+2. has exactly one code cell tagged ``parameters`` holding only commented
+   literals, one per line, typed (``period: str = "M"  # W, M or Q``) so that
+   a run's values are checked against the type; papermill overrides them and
+   ``papermill --help-notebook`` documents them (a parameter without a type
+   accepts any plain value);
 3. records its headline figures with :func:`crmstats.book.record_kpis` (a
    study without one is allowed, it just adds nothing to the summary).
 
@@ -41,7 +43,7 @@ def check_template(template: str | Path, study: str | None = None) -> None:
     StudyError
         For a template that is missing, a folder, not a notebook, has no
         kernelspec, no or several ``parameters`` cells, or a parameter line
-        that is not a typed literal.
+        that is not one commented assignment of a literal.
     """
     template = Path(template)
     name = f"study {study!r} ({template.name})" if study else f"template {template.name}"
@@ -59,6 +61,11 @@ def check_template(template: str | Path, study: str | None = None) -> None:
     if not isinstance(kernelspec, dict) or not kernelspec.get("name"):
         raise StudyError(f"{name}: the notebook names no kernel (metadata.kernelspec); open it "
                          "in JupyterLab, pick the Python 3 kernel and save it")
+    language = kernelspec.get("language") or ((nb.get("metadata") or {}).get("language_info")
+                                              or {}).get("name")
+    if not language:
+        raise StudyError(f"{name}: the notebook names no language (metadata.kernelspec.language "
+                         "or language_info.name); save it from JupyterLab with its kernel")
     tagged = [c for c in nb["cells"] if c.get("cell_type") == "code"
               and "parameters" in ((c.get("metadata") or {}).get("tags") or [])]
     if not tagged:
@@ -84,11 +91,12 @@ def _parameter_problem(line: str) -> str | None:
         tree = ast.parse(line.strip())
     except SyntaxError:
         return "is not valid Python"
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.AnnAssign):
-        return "has no type annotation"
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.AnnAssign, ast.Assign)):
+        return "is not an assignment"
     node = tree.body[0]
-    if not isinstance(node.target, ast.Name) or node.value is None:
-        return "does not assign a value to a name"
+    targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name) or node.value is None:
+        return "does not assign a value to one name"
     try:
         ast.literal_eval(node.value)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
