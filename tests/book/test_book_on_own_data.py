@@ -72,7 +72,7 @@ def test_kept_study_is_marked_with_its_run_and_not_compared_with_itself():
     page = summary_page(kept, [old])
     assert "Not rerun in this build" in page and "run 2026-01-01_000000" in page
     row = next(line for line in page.splitlines() if line.startswith("| Customers"))
-    assert "no earlier run of this source" in row
+    assert "| not rerun | 2026-01-01_000000 |" in row and "No earlier published run" not in page
 
 
 def _template(tmp_path, *, kernelspec=True, parameters="data_source: str = 'demo'  # source"):

@@ -320,7 +320,8 @@ def summary_page(run: dict[str, Any],
                   for slug, st in kept.items()]
         lines += [":::", ""]
     first_time = sorted({source_label(_source(st)) for s, st in run["studies"].items()
-                         if st.get("kpis") and compared.get(s) is None})
+                         if st.get("kpis") and compared.get(s) is None
+                         and st["status"] != "kept"})
     if first_time:
         lines += [f"No earlier published run of {', '.join(first_time)}: the change column "
                   "starts with the next run.", ""]
@@ -328,7 +329,9 @@ def summary_page(run: dict[str, Any],
               "|---|---|---|---|---|---|"]
     for _, slug, _name, rec, study, before in rows:
         value = format_kpi(rec["value"], rec["kind"], rec.get("currency", ""))
-        if compared[slug] is None:
+        if study["status"] == "kept":
+            change, since = "not rerun", study["from_run"]
+        elif compared[slug] is None:
             change, since = "no earlier run of this source", "—"
         else:
             change = _change(rec["value"], before, rec["kind"])
