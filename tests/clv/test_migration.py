@@ -162,3 +162,20 @@ def test_top_fallers_are_pseudonymous_and_map_back(migration):
     raw = migration.top_fallers(10, pseudonymous=False)
     assert list(raw.index) == list(migration.fallers.index[:10])
     assert set(top["tier_now"]) <= {*migration.tiers, "lost"}
+
+
+def test_key_findings_are_written_from_the_migration(migration):
+    from crmstats.book import findings
+    from crmstats.book.report import fmt_money, fmt_pct, set_currency
+
+    set_currency("€")
+    try:
+        text = findings.value_migration(migration, top_n=10)
+    finally:
+        set_currency("")
+    assert 3 <= len(text) <= 5
+    d = migration.decomposition
+    assert fmt_money(d["start"], "€") in text[0] and fmt_money(d["end"], "€") in text[0]
+    assert fmt_money(d["new"], "€") in text[1] and fmt_money(d["lost"], "€") in text[1]
+    assert fmt_pct(migration.share_value_moved_down) in text[2]
+    assert "10 accounts" in text[-1]
