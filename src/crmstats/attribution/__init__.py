@@ -7,12 +7,19 @@ the models — rule-based (:func:`heuristic`), Markov removal effects solved
 exactly (:class:`MarkovAttribution`) and exact Shapley values
 (:class:`ShapleyAttribution`) — credit conversions and value to channels;
 :func:`channel_economics` turns credit, spend and CLV into CAC, ROAS and
-LTV:CAC; figures are in :mod:`crmstats.attribution.plotting`.
+LTV:CAC. What a channel *adds* is measured by the counterfactual
+:class:`IncrementalityModel` and by holdout experiments (:func:`lift_test`,
+planned with :func:`holdout_size`); :func:`calibrate` moves model credit toward
+the measured lifts and :func:`incremental_economics` prices it. Figures are in
+:mod:`crmstats.attribution.plotting`.
 """
 
+from crmstats.attribution.calibration import calibrate
 from crmstats.attribution.compare import credit_shares, share_error
-from crmstats.attribution.economics import channel_economics
+from crmstats.attribution.economics import channel_economics, incremental_economics
+from crmstats.attribution.experiments import holdout_size, lift_test
 from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
+from crmstats.attribution.incrementality import IncrementalityModel
 from crmstats.attribution.markov import MarkovAttribution
 from crmstats.attribution.paths import build_paths, from_channelattribution, to_channelattribution
 from crmstats.attribution.plotting import (
@@ -25,13 +32,18 @@ from crmstats.attribution.shapley import ShapleyAttribution
 
 __all__ = [
     "HEURISTIC_MODELS",
+    "IncrementalityModel",
     "MarkovAttribution",
     "ShapleyAttribution",
     "build_paths",
+    "calibrate",
     "channel_economics",
     "credit_shares",
     "from_channelattribution",
     "heuristic",
+    "holdout_size",
+    "incremental_economics",
+    "lift_test",
     "plot_cac_ltv",
     "plot_credit_shares",
     "plot_removal_effects",
