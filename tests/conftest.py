@@ -8,6 +8,8 @@ import yaml
 
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# pseudonyms in tests (and their notebook kernels) use a fixed key, not the user's key file
+os.environ.setdefault("CRMSTATS_PSEUDONYM_KEY", "crmstats-test-key")
 
 #: A small simulated CRM: the data source the end-to-end tests run studies on.
 SMALL_DEMO = "demo:seed=3,n_contacts=2000"

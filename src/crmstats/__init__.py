@@ -8,6 +8,7 @@ subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``
 ``funnel``) has the same shape: computations, then ``plotting``.
 """
 
+from crmstats.backend import backend, execute
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import (
     ConvergenceError,
@@ -18,9 +19,9 @@ from crmstats.exceptions import (
     NotFittedError,
     StudyError,
 )
-from crmstats.io import as_table, backend, execute, export_crm, load_crm
 from crmstats.schema import TABLES
-from crmstats.validation import validate
+from crmstats.sources import export_crm, load_crm, source_label
+from crmstats.validation import as_table, validate
 
 __version__ = "0.1.0"
 
@@ -40,5 +41,6 @@ __all__ = [
     "execute",
     "export_crm",
     "load_crm",
+    "source_label",
     "validate",
 ]

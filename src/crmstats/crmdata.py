@@ -1,25 +1,58 @@
-"""`CRMData`: one company's canonical tables in one bundle."""
+"""`CRMData`: one company's canonical tables in one bundle, read through one gate."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+import ibis.expr.types as ir
 import pandas as pd
 
-from crmstats.schema import TABLES
+from crmstats.exceptions import DataError
+from crmstats.schema import PII_COLUMNS, TABLES
+from crmstats.validation import (
+    SourceTable,
+    as_table,
+    deep_checks,
+    id_dtype,
+    remember,
+    remembered,
+)
 
-__all__ = ["CRMData"]
+__all__ = ["CRMData", "default_name"]
+
+
+def default_name(source: str) -> str:
+    """Display name of a data source string: "demo CRM", "CDNOW", or the folder/file name."""
+    text = str(source).strip()
+    head = text.partition(":")[0].lower()
+    if head == "demo":
+        return "demo CRM"
+    if head == "cdnow":
+        return "CDNOW"
+    if "://" in text:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(text)
+        base = Path(parts.path).stem or parts.hostname or parts.scheme
+        return f"{base} ({parts.scheme})"
+    if text in ("", "in-memory"):
+        return "CRM data"
+    path = Path(text)
+    return (path.parent.name if path.suffix in (".yml", ".yaml") else path.name) or text
 
 
 @dataclass
 class CRMData:
     """A company's CRM tables, any of which may be absent.
 
-    Each table is a pandas DataFrame, a path to a CSV/Parquet file, or an Ibis
-    table on any backend; see :mod:`crmstats.schema` for the columns.  Functions
-    that need several tables (lead KPIs with spend, lifecycle stages) take one
-    ``CRMData``.
+    Each table is a pandas DataFrame, a path to a CSV/Parquet file, an Ibis
+    table on any backend, or a :class:`~crmstats.validation.SourceTable` (an
+    exported table with the mapping of a source file); see
+    :mod:`crmstats.schema` for the columns. Functions that need several tables
+    read them through :meth:`table`, which returns the validated canonical Ibis
+    table whatever the table's form.
 
     Attributes
     ----------
@@ -31,6 +64,13 @@ class CRMData:
         None for real data.
     source : str
         Where the data came from, for the book's record of each run.
+    name : str
+        Display name (study titles, the summary, the data-quality page): the
+        source file's ``name``, "demo CRM", "CDNOW", or the folder's name.
+    personal : dict
+        Per table, the columns holding personal data (never published); the
+        schema's :data:`~crmstats.schema.PII_COLUMNS` plus those a source file
+        marks.
     """
 
     transactions: Any = None
@@ -45,6 +85,13 @@ class CRMData:
     experiments: Any = None
     truth: dict | None = field(default=None, repr=False)
     source: str = "in-memory"
+    name: str | None = None
+    personal: dict = field(default_factory=dict, repr=False)
+    _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.name is None:
+            self.name = default_name(self.source)
 
     @classmethod
     def table_names(cls) -> list[str]:
@@ -57,8 +104,6 @@ class CRMData:
 
     def require(self, *names: str) -> None:
         """Raise :class:`~crmstats.DataError` unless every table in ``names`` is present."""
-        from crmstats.exceptions import DataError
-
         missing = [n for n in names if getattr(self, n, None) is None]
         if missing:
             raise DataError(
@@ -67,9 +112,62 @@ class CRMData:
                 table=missing[0],
             )
 
+    def table(self, name: str) -> ir.Table:
+        """Return table ``name`` validated, as a canonical Ibis table.
+
+        The one accessor every function taking a ``CRMData`` uses: a DataFrame,
+        a file, a database table and a mapped source table (column and value
+        mapping, date and number formats of the source file applied) all come
+        back alike. Validation is in-database (pandas inputs are read without a
+        copy). The first call per table also runs the slower data-quality checks
+        (exact duplicate rows, names differing only in case or spaces) and warns
+        once. Id columns are compared across the bundle: when one table holds
+        text ids and another integer ids, integer ids are read as text so the
+        tables join.
+
+        Raises
+        ------
+        DataError
+            If the table is absent or invalid (naming table, column and rows).
+        """
+        self.require(name)
+        key = (id(self), name, id(getattr(self, name)))
+        done = remembered(key)
+        if done is not None:
+            return done
+        t = as_table(getattr(self, name), name)
+        if name not in self._checked:
+            self._checked[name] = deep_checks(t, name)
+        if self._text_ids():
+            casts = {c.name: t[c.name].cast("string") for c in TABLES[name].columns
+                     if c.kind == "id" and c.name in t.columns and t[c.name].type().is_integer()}
+            if casts:
+                t = t.mutate(**casts)
+        remember(key, t)
+        return t
+
+    def personal_columns(self, name: str) -> list[str]:
+        """Columns of table ``name`` that hold personal data (never to be published)."""
+        marked = list(self.personal.get(name, ()))
+        return list(dict.fromkeys([*PII_COLUMNS, *marked]))
+
+    def _text_ids(self) -> bool:
+        """Whether the bundle mixes text and integer ids (then every id is read as text)."""
+        if "_text_ids" not in self._checked:
+            kinds = set()
+            for tname, data in self.tables().items():
+                for c in TABLES[tname].columns:
+                    if c.kind == "id":
+                        kind = id_dtype(data, tname, c.name)
+                        if kind is not None:
+                            kinds.add(kind)
+            self._checked["_text_ids"] = kinds == {"string", "integer"}
+        return self._checked["_text_ids"]
+
     def __repr__(self) -> str:
         parts = []
         for name, t in self.tables().items():
-            n = f"{len(t):,} rows" if isinstance(t, pd.DataFrame) else type(t).__name__
+            data = t.data if isinstance(t, SourceTable) else t
+            n = f"{len(data):,} rows" if isinstance(data, pd.DataFrame) else type(t).__name__
             parts.append(f"{name}={n}")
-        return f"CRMData(source={self.source!r}, " + ", ".join(parts) + ")"
+        return f"CRMData(name={self.name!r}, source={self.source!r}, " + ", ".join(parts) + ")"

@@ -27,10 +27,12 @@ lives and only counts and at most five offending rows come back.
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
@@ -39,10 +41,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crmstats.backend import execute, query_errors, read_table
 from crmstats.exceptions import DataError, DataWarning
-from crmstats.schema import ColumnSpec, TableSpec, table_spec
+from crmstats.schema import SALES_STAGES, ColumnSpec, TableSpec, table_spec
 
-__all__ = ["reuse_validated", "validate", "validate_table"]
+__all__ = ["SourceTable", "as_table", "reuse_validated", "transactions_table", "validate",
+           "validate_table"]
 
 #: Hidden column carrying the caller's row positions through DuckDB.
 ROW_COL = "__crmstats_row__"
@@ -94,6 +98,99 @@ def validate(
     return validate_table(data, table, columns=mapping)
 
 
+@dataclass(frozen=True)
+class SourceTable:
+    """A table as a company's export holds it, and how it maps onto a canonical table.
+
+    Built by :func:`crmstats.load_crm` from a source file (``crmstats.yml``);
+    every crmstats function accepts it wherever a table is expected and applies
+    the mapping in the validation gate, so ``crm.transactions`` of a mapped
+    source works like a canonical table.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, path or ibis.Table
+        The table as exported.
+    columns : dict
+        ``{canonical_name: exported_name}``.
+    values : dict
+        ``{canonical_column: {exported_value: canonical_value}}`` (stage,
+        channel or any text column); values not listed are kept.
+    dayfirst : bool, optional
+        Whether dates written ``02/03/2024`` are day-first (True), month-first
+        (False) or undeclared (None: the data must show the order, see
+        :func:`validate`).
+    timestamp_format : str, optional
+        A ``strptime`` format (e.g. ``"%d/%m/%Y %H:%M"``) for every text
+        timestamp column of the table.
+    decimal, thousands : str, optional
+        Number separators of text number columns (``decimal=","``,
+        ``thousands="."`` read ``"1.234,50"`` as 1234.5).
+    trim : bool
+        Remove surrounding spaces from ids and text columns.
+    drop_duplicates : bool
+        Drop rows that exactly repeat another row (a double export).
+    drop_blank_ids : bool
+        Drop rows whose id is blank instead of raising.
+    personal : tuple of str
+        Canonical or extra columns holding personal data (never published).
+    label : str
+        Where the table comes from, for messages (e.g. ``"orders.csv"``).
+    """
+
+    data: Any
+    columns: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    dayfirst: bool | None = None
+    timestamp_format: str | None = None
+    decimal: str | None = None
+    thousands: str | None = None
+    trim: bool = False
+    drop_duplicates: bool = False
+    drop_blank_ids: bool = False
+    personal: tuple = ()
+    label: str = ""
+
+    def __repr__(self) -> str:
+        return f"SourceTable({self.label or type(self.data).__name__})"
+
+
+def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None) -> ir.Table:
+    """Validate ``data`` as canonical table ``table`` and return an Ibis table.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, path, ibis.Table or SourceTable
+        The input table.
+    table : str
+        Canonical table name (see :mod:`crmstats.schema`).
+    columns : mapping, optional
+        ``{canonical_name: caller_name}``; ``None`` values are ignored, so
+        functions can pass their ``*_col`` arguments straight through.
+
+    Returns
+    -------
+    ibis.Table
+        Canonical names and types; pandas inputs become in-memory DuckDB tables
+        that read the frame's memory (no copy): edit the frame and the table
+        follows, and passing the table to a crmstats function checks it again.
+    """
+    mapping = {k: v for k, v in (columns or {}).items() if v is not None}
+    return validate_table(data, table, columns=mapping)
+
+
+def transactions_table(
+    transactions: Any,
+    *,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> ir.Table:
+    """Validate a transactions table with the caller's column names (see :func:`as_table`)."""
+    return as_table(transactions, "transactions", columns={
+        "customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col})
+
+
 def validate_table(
     data: Any, table: str, *, columns: Mapping[str, str] | None = None
 ) -> ir.Table:
@@ -101,7 +198,8 @@ def validate_table(
 
     This is the entry every crmstats function uses on its inputs; see
     :func:`validate` for the parameters. A pandas input becomes an in-memory
-    table of the embedded DuckDB backend.
+    table of the embedded DuckDB backend; a :class:`SourceTable` has its
+    mapping applied first.
     """
     spec = table_spec(table)
     mapping = {k: v for k, v in dict(columns or {}).items() if v is not None and v != k}
@@ -109,20 +207,61 @@ def validate_table(
     if (trusted is not None and isinstance(data, ir.Table) and not mapping
             and trusted.get(data.op()) == table):
         return data  # validated earlier in this same crmstats call: nothing new to check
-    if isinstance(data, pd.DataFrame):
-        # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
-        arrow = _to_arrow(_coerce_columns(data, spec, mapping))
-        t = ibis.memtable(arrow)
-        rows = _RowSource(arrow, data.index)
-    else:
-        from crmstats.io import read_table
-
-        t = read_table(data, table=table)
-        t = _rename_ibis(t, spec, mapping)
-        t = _coerce_ibis(t, spec, mapping)
-        rows = None
-    _check_content(t, spec, mapping, rows)
+    source = None
+    if isinstance(data, SourceTable):
+        source = data
+        mapping = {**{k: v for k, v in source.columns.items() if v != k}, **mapping}
+        data = source.data
+        if isinstance(data, pd.DataFrame):
+            data = ibis.memtable(data)
+    with query_errors(table, "validating it"):
+        if isinstance(data, pd.DataFrame):
+            # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
+            arrow = _to_arrow(_coerce_columns(data, spec, mapping))
+            t = ibis.memtable(arrow)
+            rows = _RowSource(arrow, data.index)
+        else:
+            t = read_table(data, table=table, text_columns=_text_columns(spec, mapping, source))
+            t = _rename_ibis(t, spec, mapping)
+            if source is not None:
+                t = _apply_source(t, spec, mapping, source)
+            t = _coerce_ibis(t, spec, mapping, source)
+            rows = None
+        _check_content(t, spec, mapping, rows)
     _remember(t, table)
+    return t
+
+
+def _text_columns(spec: TableSpec, mapping, source) -> list[str]:
+    """CSV columns to read as text: timestamps always, numbers when separators are set."""
+    kinds = {"timestamp"}
+    if source is not None and (source.decimal or source.thousands):
+        kinds |= {"money", "count", "float"}
+    return [_caller(c.name, mapping) for c in spec.columns if c.kind in kinds]
+
+
+def _apply_source(t: ir.Table, spec: TableSpec, mapping, source: SourceTable) -> ir.Table:
+    """Trim, map values, drop blank-id and duplicate rows as the source file says."""
+    schema = t.schema()
+    text = [c for c in spec.columns if c.name in schema and schema[c.name].is_string()
+            and c.kind in ("id", "category")]
+    changes = {}
+    for c in text:
+        col = t[c.name]
+        if source.trim:
+            col = col.strip()
+        mapping_values = source.values.get(c.name)
+        if mapping_values:
+            col = col.substitute({str(k): str(v) for k, v in mapping_values.items()})
+        changes[c.name] = col
+    if changes:
+        t = t.mutate(**changes)
+    if source.drop_blank_ids:
+        for c in text:
+            if c.kind == "id":
+                t = t.filter(t[c.name].isnull() | (t[c.name] != ""))
+    if source.drop_duplicates:
+        t = t.distinct()
     return t
 
 
@@ -151,6 +290,19 @@ def reuse_validated():
         yield
     finally:
         _TRUSTED.reset(token)
+
+
+def remembered(key) -> Any:
+    """Inside :func:`reuse_validated`: what :func:`remember` stored under ``key``, else None."""
+    trusted = _TRUSTED.get()
+    return None if trusted is None else trusted.get(("memo", key))
+
+
+def remember(key, value) -> None:
+    """Inside :func:`reuse_validated`, keep ``value`` under ``key`` until the block ends."""
+    trusted = _TRUSTED.get()
+    if trusted is not None:
+        trusted[("memo", key)] = value
 
 
 def _remember(t: ir.Table, table: str) -> None:
@@ -357,10 +509,12 @@ def _coerce_timestamps(s: pd.Series, spec, col_spec, mapping, index) -> pd.Serie
             column=name,
             rows=list(naive_rows[:_MAX_ROWS]),
         )
+    dayfirst = _frame_date_order(values, spec, col_spec, mapping)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            parsed = pd.to_datetime(s, errors="coerce", utc=bool(aware.any()), format="mixed")
+            parsed = pd.to_datetime(s, errors="coerce", utc=bool(aware.any()), format="mixed",
+                                    dayfirst=dayfirst)
         except (TypeError, ValueError, OverflowError) as exc:  # pragma: no cover - pandas edge
             raise DataError(
                 f"{spec.name} table, column {name!r}: timestamps could not be parsed ({exc})",
@@ -381,6 +535,21 @@ def _coerce_timestamps(s: pd.Series, spec, col_spec, mapping, index) -> pd.Serie
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed
+
+
+def _frame_date_order(values: pd.Series, spec, col_spec, mapping) -> bool:
+    """Day-first (True) or not, for text dates of a DataFrame column (see :func:`_date_order`)."""
+    text = values[values.map(lambda v: isinstance(v, str))] if values.dtype == object else values
+    if not len(text) or not (pd.api.types.is_string_dtype(text.dtype) or text.dtype == object):
+        return False
+    parts = text.astype(str).str.extract(_DMY)
+    found = parts[0].notna()
+    if not found.any():
+        return False
+    first = pd.to_numeric(parts[0], errors="coerce") > 12
+    second = pd.to_numeric(parts[1], errors="coerce") > 12
+    counts = {"n": int(found.sum()), "first": int(first.sum()), "second": int(second.sum())}
+    return _date_order(counts, spec, col_spec, mapping, None)
 
 
 def _is_tz_aware(v) -> bool:
@@ -416,7 +585,7 @@ def _rename_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
     return t
 
 
-def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
+def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping, source=None) -> ir.Table:
     """Cast canonical columns of an Ibis table to canonical types, checking parses."""
     schema = t.schema()
     casts = {}
@@ -431,9 +600,11 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
             elif dtype.is_date():
                 casts[c.name] = t[c.name].cast("timestamp")
             elif dtype.is_string():
-                _raise_if_rows(t, lambda tb, n=c.name: tb[n].try_cast("timestamp").isnull()
-                               & tb[n].notnull(), spec, c, mapping, "unparsable timestamp(s)")
-                casts[c.name] = t[c.name].try_cast("timestamp")
+                parsed = _parse_timestamps(t, spec, c, mapping, source)
+                _raise_if_rows(t, lambda tb, n=c.name, p=parsed: p.isnull()
+                               & tb[n].notnull() & (tb[n].strip() != ""), spec, c, mapping,
+                               "unparsable timestamp(s)")
+                casts[c.name] = parsed
             else:
                 raise DataError(
                     f"{spec.name} table, column {_caller(c.name, mapping)!r}: type {dtype} where "
@@ -443,10 +614,18 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
                 )
         elif c.kind in ("money", "count", "float"):
             if dtype.is_string():
-                _raise_if_rows(t, lambda tb, n=c.name: tb[n].try_cast("float64").isnull()
+                col = t[c.name].strip()
+                if source is not None and source.thousands:
+                    col = col.replace(source.thousands, "")
+                if source is not None and source.decimal and source.decimal != ".":
+                    col = col.replace(source.decimal, ".")
+                hint = ("" if source is not None and source.decimal else
+                        " (for numbers such as '1.234,50' set decimal: ',' and thousands: '.' "
+                        "for the table in crmstats.yml)")
+                _raise_if_rows(t, lambda tb, n=c.name, v=col: v.try_cast("float64").isnull()
                                & tb[n].notnull(), spec, c, mapping,
-                               "value(s) that are not numbers")
-                casts[c.name] = t[c.name].try_cast("float64")
+                               "value(s) that are not numbers" + hint)
+                casts[c.name] = col.try_cast("float64")
             elif dtype.is_numeric() and not dtype.is_boolean():
                 if not dtype.is_float64():
                     casts[c.name] = t[c.name].cast("float64")
@@ -458,6 +637,99 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
                     column=_caller(c.name, mapping),
                 )
     return t.mutate(**casts) if casts else t
+
+
+#: A date written with the day and month as one or two digits first: 02/03/2024, 2.3.24
+_DMY = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})"
+_TIME_FORMATS = ("%H:%M:%S.%f", "%H:%M:%S", "%H:%M", "")
+
+
+@ibis.udf.scalar.builtin(name="try_strptime")
+def _try_strptime(value: str, fmt: str) -> datetime.datetime:
+    """DuckDB's ``try_strptime``: NULL where the text does not match ``fmt``."""
+
+
+def _strptime(col: ir.StringValue, fmt: str, duckdb: bool) -> ir.TimestampValue:
+    return _try_strptime(col, fmt) if duckdb else col.as_timestamp(fmt)
+
+
+def _date_order(counts, spec, c, mapping, dayfirst) -> bool:
+    """Decide day-first (True) or month-first (False) from the data and the source's option.
+
+    Never a silent guess: conflicting evidence or no evidence at all (every
+    day and month at most 12) without a declared order is an error; an order
+    the data show but nobody declared is used with a :class:`DataWarning`.
+    """
+    name = _caller(c.name, mapping)
+    n, first_big, second_big = (int(counts[k]) for k in ("n", "first", "second"))
+    where = f"{spec.name} table, column {name!r}"
+    if first_big and second_big:
+        raise DataError(
+            f"{where}: mixes day-first and month-first dates ({first_big} value(s) can only be "
+            f"day-first, {second_big} only month-first); export the column in one order",
+            table=spec.name, column=name)
+    if dayfirst is True and second_big:
+        raise DataError(f"{where}: dayfirst is set but {second_big} date(s) have a month above "
+                        "12 (they are month-first)", table=spec.name, column=name)
+    if dayfirst is False and first_big:
+        raise DataError(f"{where}: dayfirst is false but {first_big} date(s) have a day above "
+                        "12 in the month position (they are day-first)",
+                        table=spec.name, column=name)
+    if dayfirst is not None:
+        return bool(dayfirst)
+    if first_big or second_big:
+        order = "day-first" if first_big else "month-first"
+        warnings.warn(
+            f"{where}: {n} date(s) written like 02/03/2024 are read {order} because "
+            f"{first_big or second_big} of them can only be {order}; declare it "
+            f"(dayfirst: {str(bool(first_big)).lower()} in crmstats.yml) to silence this",
+            DataWarning, stacklevel=5)
+        return bool(first_big)
+    raise DataError(
+        f"{where}: {n} date(s) written like 02/03/2024 could be day-first or month-first "
+        "(no day or month above 12); declare the order with dayfirst: true/false or "
+        "timestamp_format in crmstats.yml, or convert the column with pandas.to_datetime",
+        table=spec.name, column=name)
+
+
+def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping, source) -> ir.TimestampValue:
+    """Parse a text timestamp column in-database; day/month order never guessed silently."""
+    col = t[c.name].strip()
+    duckdb = _backend_name(t) == "duckdb"
+    fmt = source.timestamp_format if source is not None else None
+    if fmt:
+        return _strptime(col, fmt, duckdb)
+    iso = col.try_cast("timestamp")
+    counts = execute(t.aggregate(
+        n=t.count(where=col.re_search(_DMY)),
+        first=t.count(where=col.re_extract(_DMY, 1).try_cast("int64") > 12),
+        second=t.count(where=col.re_extract(_DMY, 2).try_cast("int64") > 12),
+    )).iloc[0]
+    if int(counts["n"]) == 0:
+        return iso
+    dayfirst = _date_order(counts, spec, c, mapping,
+                           source.dayfirst if source is not None else None)
+    if not duckdb:
+        raise DataError(
+            f"{spec.name} table, column {_caller(c.name, mapping)!r}: dates written like "
+            "02/03/2024 in a database table need timestamp_format in crmstats.yml",
+            table=spec.name, column=_caller(c.name, mapping))
+    normal = col.re_replace(r"^(\d{1,2})[.\-](\d{1,2})[.\-](\d{2,4})", r"\1/\2/\3")
+    date = "%d/%m/" if dayfirst else "%m/%d/"
+    candidates = [iso]
+    for sep in (" ", "T"):
+        for time in _TIME_FORMATS:
+            if time or sep == " ":
+                candidates.append(_strptime(normal, date + "%Y" + (sep + time if time else ""),
+                                            duckdb))
+    return ibis.coalesce(*candidates)
+
+
+def _backend_name(t: ir.Table) -> str:
+    try:
+        return t._find_backend(use_default=False).name
+    except ibis.common.exceptions.IbisError:
+        return "duckdb"
 
 
 def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
@@ -476,8 +748,6 @@ def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
 
 def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=None) -> None:
     """Raise naming the count and up to five rows of ``t`` where ``cond(table)`` holds."""
-    from crmstats.io import execute
-
     n = int(execute(t.count(where=cond(t))))
     if n:
         sample = _offending(t, cond, source)
@@ -486,8 +756,6 @@ def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=N
 
 def _offending(t: ir.Table, cond, source) -> pd.DataFrame:
     """Up to five rows where ``cond(table)`` holds, with row positions for a pandas input."""
-    from crmstats.io import execute
-
     table = source.table() if source is not None else t
     return execute(table.filter(cond(table)).limit(_MAX_ROWS))
 
@@ -498,8 +766,6 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
     ``source`` (a :class:`_RowSource`, for pandas inputs) names offending rows
     by the caller's index labels; it is only used once a check has failed.
     """
-    from crmstats.io import execute
-
     checks: dict[str, tuple[ColumnSpec, str, Any]] = {}
     schema = t.schema()
     for c in spec.columns:
@@ -508,6 +774,10 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
         if c.kind == "id" or (c.kind in ("timestamp", "category") and c.required):
             checks[f"null_{c.name}"] = (c, "null value(s)",
                                         lambda tb, n=c.name: tb[n].isnull())
+            if c.kind == "id" and schema[c.name].is_string():
+                # a blank id would become one more customer (or lead, account, ...)
+                checks[f"blank_{c.name}"] = (c, "blank id(s) (empty or only spaces)",
+                                             lambda tb, n=c.name: tb[n].strip() == "")
         elif c.kind in ("money", "count", "float") and schema[c.name].is_floating():
             checks[f"nonfinite_{c.name}"] = (
                 c, "missing or non-finite value(s)",
@@ -551,6 +821,8 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
         if pd.notna(n) and int(n) > 0:
             sample = _offending(t, cond, source)
             raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))
+    if spec.name == "stage_events":
+        _check_stages(t, mapping)
     for earlier, later in spec.order:
         if earlier in schema and later in schema:
             _raise_if_rows(t, lambda tb, e=earlier, la=later: tb[la] < tb[e], spec,
@@ -574,3 +846,120 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
                 column=_caller(key[0], mapping),
                 rows=_row_labels(rows, spec, source),
             )
+
+
+#: Funnel paths whose stages must be entered in this order (first entries).
+_STAGE_ORDER = (("subscriber", "lead"), ("lead", "qualified"), ("lead", "unqualified"),
+                ("qualified", "opportunity"), ("opportunity", "won"), ("opportunity", "lost"),
+                ("lead", "won"))
+
+
+def _check_stages(t: ir.Table, mapping) -> None:
+    """Stage names outside the funnel and leads whose stages run backwards: DataWarnings.
+
+    Names only stage names and counts (no ids or other values), so the text
+    may reach a published page.
+    """
+    stage_col = _caller("stage", mapping)
+    counts = execute(t.group_by(stage=t.stage.cast("string")).aggregate(n=t.count()))
+    unknown = counts[~counts["stage"].isin(SALES_STAGES)]
+    if len(unknown):
+        listed = ", ".join(f"{s!r} ({n:,} rows)" for s, n in
+                           unknown.sort_values("n", ascending=False)[["stage", "n"]]
+                           .itertuples(index=False))
+        example = ", ".join(f"{s}: <one of {'/'.join(SALES_STAGES)}>"
+                            for s in unknown["stage"].head(3))
+        warnings.warn(
+            f"stage_events table, column {stage_col!r}: {int(unknown['n'].sum()):,} row(s) have "
+            f"stage names outside the funnel ({', '.join(SALES_STAGES)}) and are left out of "
+            f"funnel KPIs: {listed}; map them in crmstats.yml, e.g. values: stage: {{{example}}}",
+            DataWarning, stacklevel=5)
+    present = set(counts["stage"])
+    pairs = [(a, b) for a, b in _STAGE_ORDER if a in present and b in present]
+    if not pairs:
+        return
+    firsts = t.group_by("lead_id").aggregate(**{
+        f"t_{s}": t.entered_at.min(where=t.stage == s) for s in {x for p in pairs for x in p}})
+    bad = ibis.or_(*[firsts[f"t_{b}"] < firsts[f"t_{a}"] for a, b in pairs])
+    n = int(execute(firsts.count(where=bad)))
+    if n:
+        named = ", ".join(f"{b} before {a}" for a, b in pairs)
+        warnings.warn(
+            f"stage_events table, column {_caller('entered_at', mapping)!r}: {n:,} lead(s) "
+            f"entered a stage before an earlier funnel stage ({named} checked); their days in "
+            "stage are unreliable: fix the stage times in the source",
+            DataWarning, stacklevel=5)
+
+
+def id_dtype(data: Any, table: str, column: str) -> str | None:
+    """Return ``"string"``, ``"integer"`` or None: an id column's type, from the schema only."""
+    mapping = {}
+    if isinstance(data, SourceTable):
+        mapping, data = data.columns, data.data
+    name = mapping.get(column, column)
+    try:
+        if isinstance(data, pd.DataFrame):
+            if name not in data.columns:
+                return None
+            dtype = data[name].dtype
+            if pd.api.types.is_integer_dtype(dtype):
+                return "integer"
+            text = pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+            return "string" if text else None
+        t = read_table(data, table=table)
+    except DataError:
+        return None
+    if name not in t.columns:
+        return None
+    dtype = t.schema()[name]
+    return "integer" if dtype.is_integer() else "string" if dtype.is_string() else None
+
+
+def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
+    """Run the slower data-quality checks of a validated table (DataWarnings); return counts.
+
+    * rows that exactly repeat another row (for transactions only when there is
+      no ``order_id``, which would tell two orders apart) — double revenue if
+      they are a double export;
+    * ids and text columns whose values differ only in case or surrounding
+      spaces (``"Email "`` and ``"email"`` would be two channels).
+
+    One aggregation query per table; warnings name the column and the count,
+    never the values (their text may reach a published page).
+    """
+    spec = table_spec(table)
+    schema = t.schema()
+    text = [c.name for c in spec.columns if c.name in schema and schema[c.name].is_string()
+            and c.kind in ("id", "category")]
+    aggs = {}
+    for name in text:
+        col = t[name]
+        aggs[f"distinct_{name}"] = col.nunique()
+        aggs[f"folded_{name}"] = col.strip().lower().nunique()
+    check_dups = not (table == "transactions" and "order_id" in schema) and not spec.key
+    if table == "transactions" and "order_id" not in schema:
+        check_dups = True
+    out: dict[str, int] = {}
+    with query_errors(table, "checking data quality"):
+        counts = execute(t.aggregate(__n__=t.count(), **aggs)).iloc[0] if aggs else None
+        if check_dups:
+            distinct = int(execute(t.distinct().count()))
+            n = int(counts["__n__"]) if counts is not None else int(execute(t.count()))
+            out["duplicate_rows"] = n - distinct
+    if out.get("duplicate_rows"):
+        warnings.warn(
+            f"{table} table: {out['duplicate_rows']:,} row(s) exactly repeat another row"
+            + (" and there is no order_id to tell orders apart" if table == "transactions"
+               else "") + "; if they are a double export set drop_duplicates: true for the "
+            "table in crmstats.yml", DataWarning, stacklevel=3)
+    for name in text:
+        merged = int(counts[f"distinct_{name}"]) - int(counts[f"folded_{name}"])
+        out[f"case_variants_{name}"] = merged
+        if merged:
+            warnings.warn(
+                f"{table} table, column {name!r}: {merged:,} value(s) differ from another only "
+                "in upper/lower case or surrounding spaces and count as different "
+                f"{'ids' if spec.column(name).kind == 'id' else 'names'}; map them with "
+                "values: (or trim: true) in crmstats.yml",
+                DataWarning, stacklevel=3)
+    return out

@@ -10,6 +10,7 @@ from crmstats.clv import (
     customer_lifetime_value,
     holdout_comparison,
     holdout_error,
+    lapse_threshold,
     rfm_summary,
     tracking,
     winback_list,
@@ -53,7 +54,7 @@ def test_clv_bootstrap_interval_brackets_the_estimate(models, cdnow_calibration)
 def test_winback_list_holds_only_lapsed_customers_ranked(models, cdnow_calibration):
     bg, gg = models
     s = cdnow_calibration
-    out = winback_list(s, bg, gg, lapsed_after=20.0, high_priority_share=0.25)
+    out = winback_list(bg, gg, s, lapsed_after=20.0, high_priority_share=0.25)
     since = (s["T"] - s["recency"]).loc[out.index]
     assert (since >= 20.0).all()
     assert len(out) == int(((s["T"] - s["recency"]) >= 20.0).sum())
@@ -71,8 +72,10 @@ def test_winback_default_window_is_twice_median_interpurchase_time(models, cdnow
     s = cdnow_calibration
     repeat = s[s["frequency"] > 0]
     expected = 2 * (repeat["recency"] / repeat["frequency"]).median()
-    out = winback_list(s, bg, gg)
-    assert out.attrs["lapsed_after"] == pytest.approx(expected)
+    assert lapse_threshold(s) == pytest.approx(expected)
+    out = winback_list(bg, gg, s)
+    since = s["T"] - s["recency"]
+    assert set(out.index) == set(s.index[since >= expected])
 
 
 def test_holdout_comparison_and_error_against_pandas(models, cdnow_calibration):
@@ -140,5 +143,5 @@ def test_clv_inputs_are_not_modified(models, cdnow_calibration):
     s = cdnow_calibration.copy()
     before = s.copy()
     customer_lifetime_value(bg, gg, s, horizon_months=3)
-    winback_list(s, bg, gg)
+    winback_list(bg, gg, s)
     pd.testing.assert_frame_equal(s, before)

@@ -12,7 +12,7 @@ def test_value_tiers_sizes_and_order():
     rng = np.random.default_rng(13)
     values = pd.Series(rng.lognormal(3, 1.2, 1000), index=[f"c{i}" for i in range(1000)])
     tiers = value_tiers(values)
-    counts = tiers["tier"].value_counts().reindex(["platinum", "gold", "iron", "lead"])
+    counts = tiers["tier"].value_counts().reindex(["platinum", "gold", "iron", "base"])
     assert counts.tolist() == [10, 40, 150, 800]
     # every platinum customer is worth at least every gold customer, and so on
     by_tier = tiers.groupby("tier", observed=True)["value"]

@@ -3,11 +3,16 @@
 * :mod:`crmstats.book.studies` — reading and checking ``book/studies.yml``;
 * :mod:`crmstats.book.runner` — executing one or many studies with papermill;
 * :mod:`crmstats.book.build` — building the book aside and swapping it in;
-* :mod:`crmstats.book.kpis` — headline KPIs recorded by studies, the summary page.
+* :mod:`crmstats.book.kpis` — headline KPIs recorded by studies, the summary page;
+* :mod:`crmstats.book.report` — numbers formatted for readers (``format_table``,
+  ``fmt_money``, ``fmt_pct``...), "Key findings" first and "Data notes" last
+  (``StudyPage``).
 """
 
+from crmstats.book import report
 from crmstats.book.build import BuildResult, build_book
 from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
+from crmstats.book.report import StudyPage, fmt_money, fmt_pct, format_table
 from crmstats.book.runner import StudyResult, run_studies, run_study
 from crmstats.book.studies import Study, load_studies, parse_value
 
@@ -15,12 +20,17 @@ __all__ = [
     "BuildResult",
     "HEADLINE_KPIS",
     "Study",
+    "StudyPage",
     "StudyResult",
     "build_book",
+    "fmt_money",
+    "fmt_pct",
+    "format_table",
     "load_studies",
     "parse_value",
     "read_kpis",
     "record_kpis",
+    "report",
     "run_studies",
     "run_study",
 ]

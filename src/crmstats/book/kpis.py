@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio, get_currency
 from crmstats.exceptions import CRMStatsError
 
 __all__ = ["HEADLINE_KPIS", "KPI_MIME", "Kpi", "format_kpi", "read_kpis", "record_kpis",
@@ -64,21 +65,23 @@ HEADLINE_KPIS: dict[str, Kpi] = {
 _KINDS = {"count", "money", "share", "ratio", "months", "number"}
 
 
-def format_kpi(value: float, kind: str) -> str:
-    """Format ``value`` for readers according to ``kind``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
+def format_kpi(value: float, kind: str, currency: str | None = None) -> str:
+    """Format ``value`` for readers according to ``kind`` (see :mod:`crmstats.book.report`).
+
+    ``currency`` is the money figures' symbol or code (default: the running
+    study's, :func:`crmstats.book.report.set_currency`).
+    """
     if kind == "count":
-        return f"{value:,.0f}"
+        return fmt_count(value)
     if kind == "money":
-        return f"{value:,.2f}"
+        return fmt_money(value, currency)
     if kind == "share":
-        return f"{100 * value:.1f} %"
+        return fmt_pct(value)
     if kind == "ratio":
-        return f"{value:.2f}x"
+        return fmt_ratio(value)
     if kind == "months":
-        return f"{value:.1f} months"
-    return f"{value:,.4g}"
+        return "—" if fmt_number(value) == "—" else f"{fmt_number(value, 3)} months"
+    return fmt_number(value)
 
 
 def _normalise(kpis: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -105,6 +108,9 @@ def _normalise(kpis: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             raise CRMStatsError(f"record_kpis: KPI {name!r} is not finite ({number}); "
                                 "a headline figure must be a real number")
         out[name] = {"value": number, "label": str(label), "kind": kind}
+        if kind == "money":
+            currency = spec.get("currency") if isinstance(spec, Mapping) else None
+            out[name]["currency"] = get_currency() if currency is None else str(currency)
     return out
 
 
@@ -150,8 +156,8 @@ def record_kpis(kpis: Mapping[str, Any] | None = None, *, show: bool = True,
     if frame.empty:
         raise CRMStatsError("record_kpis: no KPI given")
     frame.index.name = "kpi"
-    frame["formatted"] = [format_kpi(v, k) for v, k in zip(frame["value"], frame["kind"],
-                                                            strict=True)]
+    frame["formatted"] = [format_kpi(rec["value"], rec["kind"], rec.get("currency", ""))
+                          for rec in records.values()]
     if show:
         try:
             from IPython import get_ipython
@@ -205,11 +211,13 @@ def _change(current: float, previous: float | None, kind: str) -> str:
     if kind == "share":
         text = f"{100 * delta:+.1f} pp"
     elif previous:
-        text = f"{delta / abs(previous):+.1%}"
+        text = fmt_pct(delta / abs(previous), signed=True)
     else:
-        text = f"{delta:+,.4g}"
+        text = fmt_number(delta)
+        text = text if text.startswith("-") else "+" + text
     # a change that rounds to zero reads as "no change", without a sign
-    return "no change" if text.lstrip("+-").rstrip(" p%").strip() in {"0.0", "0"} else text
+    digits = text.lstrip("+-").rstrip(" p%").replace(",", "").strip()
+    return "no change" if not digits.strip("0.") else text
 
 
 def summary_page(run: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
@@ -256,7 +264,7 @@ def summary_page(run: dict[str, Any], previous: dict[str, Any] | None = None) ->
         lines += [":::", ""]
     lines += ["| KPI | value | change | study | data source |", "|---|---|---|---|---|"]
     for _, slug, name, rec, study in rows:
-        value = format_kpi(rec["value"], rec["kind"])
+        value = format_kpi(rec["value"], rec["kind"], rec.get("currency", ""))
         change = _change(rec["value"], prev_values.get((slug, name)), rec["kind"])
         source = study.get("parameters", {}).get("data_source", "")
         lines.append(f"| {_md(rec['label'])} | {value} | {change} | "

@@ -1,8 +1,11 @@
 """Customer lifetime value: RFM summaries, BTYD models, CLV, value tiers and win-back.
 
 Summaries from raw transactions run in-database (:mod:`crmstats.clv.summaries`);
-models in :mod:`crmstats.clv.models`; valuation and segmentation in
-:mod:`crmstats.clv.value`; model checks in :mod:`crmstats.clv.diagnostics`;
+models in :mod:`crmstats.clv.models`; the whole chain in one call
+(:func:`fit_value`); units carried by summaries in :mod:`crmstats.clv.units`;
+valuation and segmentation in :mod:`crmstats.clv.value`; how value moves
+between two dates in :mod:`crmstats.clv.migration`; model checks in
+:mod:`crmstats.clv.diagnostics`;
 figures in :mod:`crmstats.clv.plotting`.
 """
 
@@ -13,6 +16,7 @@ from crmstats.clv.diagnostics import (
     holdout_error,
     tracking,
 )
+from crmstats.clv.migration import ValueMigration, value_migration
 from crmstats.clv.models import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
@@ -28,11 +32,16 @@ from crmstats.clv.plotting import (
     plot_holdout_comparison,
     plot_lorenz,
     plot_tracking,
+    plot_value_bridge,
+    plot_value_migration,
     plot_value_pyramid,
 )
 from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
+from crmstats.clv.units import SummaryUnits, summary_units, with_units
+from crmstats.clv.valuation import ValueFit, fit_value
 from crmstats.clv.value import (
     customer_lifetime_value,
+    lapse_threshold,
     pareto_analysis,
     rfm_segments,
     value_by_group,
@@ -48,24 +57,34 @@ __all__ = [
     "NotFittedError",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
+    "SummaryUnits",
+    "ValueFit",
+    "ValueMigration",
     "calibration_holdout_split",
     "compare_models",
     "customer_lifetime_value",
+    "fit_value",
     "frequency_recency_grid",
     "holdout_comparison",
     "holdout_error",
     "holdout_period",
+    "lapse_threshold",
     "pareto_analysis",
     "plot_clv_distribution",
     "plot_frequency_recency",
     "plot_holdout_comparison",
     "plot_lorenz",
     "plot_tracking",
+    "plot_value_bridge",
+    "plot_value_migration",
     "plot_value_pyramid",
     "rfm_segments",
     "rfm_summary",
+    "summary_units",
     "tracking",
     "value_by_group",
+    "value_migration",
     "value_tiers",
     "winback_list",
+    "with_units",
 ]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.clv.summaries import _check_units, _occasions
+from crmstats.clv.units import resolve_units
 from crmstats.clv.value import _require_summary
 from crmstats.io import execute, transactions_table
 
@@ -159,8 +160,8 @@ def tracking(
     model,
     transactions: Any,
     *,
-    freq: str = "D",
-    time_unit: str = "W",
+    freq: str | None = None,
+    time_unit: str | None = None,
     calibration_end=None,
     observation_end=None,
     customer_id_col: str | None = None,
@@ -180,10 +181,13 @@ def tracking(
         With ``expected_purchases(t)`` in ``time_unit``.
     transactions : DataFrame, path or ibis.Table
         Canonical transactions table.
-    freq : {"D", "W"}
-        Merging granularity of purchases, as in the summary the model was fitted on.
-    time_unit : {"D", "W"}
-        The model's time unit; also the step of the output.
+    freq : {"D", "W"}, optional
+        Merging granularity of purchases, as in the summary the model was
+        fitted on; read from the model (``freq_``) when it records it.
+    time_unit : {"D", "W"}, optional
+        The model's time unit, also the step of the output; read from the
+        model (``time_unit_``) when it records it. A value contradicting the
+        model is an error.
     calibration_end : timestamp-like, optional
         When given, only customers whose first purchase is on or before it are
         tracked (the calibration cohort), as in the papers.
@@ -199,7 +203,8 @@ def tracking(
         ``expected`` repeat transactions in the step, and their cumulative
         sums ``actual_cumulative`` and ``expected_cumulative``.
     """
-    freq, unit = _check_units(freq, time_unit)
+    units = resolve_units(None, model, time_unit=time_unit, freq=freq, what="tracking")
+    freq, unit = _check_units(units.freq or "D", units.time_unit)
     if unit not in _UNIT_DAYS:
         raise ValueError("tracking supports time_unit 'D' or 'W'")
     t = transactions_table(transactions, customer_id_col=customer_id_col,

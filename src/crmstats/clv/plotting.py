@@ -15,6 +15,8 @@ __all__ = [
     "plot_holdout_comparison",
     "plot_lorenz",
     "plot_tracking",
+    "plot_value_bridge",
+    "plot_value_migration",
     "plot_value_pyramid",
 ]
 
@@ -212,4 +214,82 @@ def plot_value_pyramid(tiers: pd.DataFrame, ax: plt.Axes | None = None) -> plt.A
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title("Customer value pyramid")
+    return ax
+
+
+def _check_migration(migration) -> None:
+    from crmstats.clv.migration import ValueMigration
+
+    if not isinstance(migration, ValueMigration):
+        raise ValueError("expected the ValueMigration returned by crmstats.clv.value_migration, "
+                         f"got {type(migration).__name__}")
+
+
+def plot_value_migration(migration, ax: plt.Axes | None = None, *,
+                         cmap: str = "crest") -> plt.Axes:
+    """Heatmap of the tier migration matrix: customers from each start tier to each end tier.
+
+    Cells show customers; the colour is the share of the start tier's customers
+    (each row sums to 100 %), so small top tiers read as clearly as the large
+    bottom one.
+
+    Parameters
+    ----------
+    migration : ValueMigration
+        Output of :func:`crmstats.clv.value_migration`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    cmap : str
+        Colour map.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    _check_migration(migration)
+    counts = migration.counts
+    shares = counts.div(counts.sum(axis=1).where(lambda s: s > 0), axis=0).fillna(0.0)
+    ax = get_ax(ax, figsize=(7, 4.5))
+    labels = counts.map(lambda v: f"{v:,}")
+    sns.heatmap(shares, ax=ax, cmap=cmap, vmin=0, vmax=1, annot=labels, fmt="",
+                cbar_kws={"label": "share of the start tier's customers",
+                          "format": plt.FuncFormatter(lambda v, _: f"{v:.0%}")},
+                linewidths=0.5, linecolor="white")
+    ax.set_xlabel(f"tier on {migration.end:%Y-%m-%d}")
+    ax.set_ylabel(f"tier on {migration.start:%Y-%m-%d}")
+    ax.set_title("How customers moved between value tiers (customers)")
+    ax.tick_params(axis="y", rotation=0)
+    return ax
+
+
+def plot_value_bridge(migration, ax: plt.Axes | None = None) -> plt.Axes:
+    """Waterfall from total CLV at the start to the end: new, upgrades, downgrades, same tier, lost.
+
+    Parameters
+    ----------
+    migration : ValueMigration
+        Output of :func:`crmstats.clv.value_migration`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    _check_migration(migration)
+    d = migration.decomposition
+    steps = [(name, float(d[name])) for name in d.index if name not in ("start", "end")]
+    ax = get_ax(ax, figsize=(9, 4))
+    ax.bar(0, d["start"], color="tab:grey")
+    level = float(d["start"])
+    for i, (_, value) in enumerate(steps, start=1):
+        ax.bar(i, value, bottom=level, color="tab:green" if value >= 0 else "tab:red")
+        level += value
+    ax.bar(len(steps) + 1, d["end"], color="tab:blue")
+    ax.set_xticks(range(len(steps) + 2))
+    ax.set_xticklabels([f"{migration.start:%Y-%m-%d}", *[s for s, _ in steps],
+                        f"{migration.end:%Y-%m-%d}"])
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_ylabel("total customer lifetime value")
+    ax.set_title("Where the change in customer value came from")
     return ax

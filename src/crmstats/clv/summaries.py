@@ -32,6 +32,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crmstats._expr import period_index, truncate
+from crmstats.clv.units import SummaryUnits, check_units, label
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
 
@@ -42,18 +43,8 @@ _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 
 
 def _check_units(freq: str, time_unit: str | None) -> tuple[str, str]:
-    freq = str(freq).upper()
-    unit = str(time_unit or freq).upper()
-    if freq not in ("D", "W", "M"):
-        raise ValueError(f"freq must be 'D', 'W' or 'M'; got {freq!r}")
-    if freq == "M" or unit == "M":
-        if not (freq == "M" and unit == "M"):
-            raise ValueError("time_unit 'M' (calendar months) requires freq='M', and vice versa")
-    elif unit not in _UNIT_DAYS:
-        raise ValueError(f"time_unit must be 'D', 'W' or 'M'; got {time_unit!r}")
-    elif _UNIT_DAYS[unit] < _UNIT_DAYS[freq]:
-        raise ValueError(f"time_unit {unit!r} is finer than freq {freq!r}")
-    return freq, unit
+    units = check_units(freq, time_unit)
+    return units.freq, units.time_unit
 
 
 def _elapsed(later: ir.IntegerValue, earlier: ir.IntegerValue, freq: str,
@@ -160,7 +151,9 @@ def rfm_summary(
     pandas.DataFrame
         Index ``customer_id`` (sorted); columns ``frequency``, ``recency``,
         ``T`` [, ``monetary_value``], all float. Customers whose first
-        purchase is after ``observation_end`` are absent.
+        purchase is after ``observation_end`` are absent. The column axis
+        records ``freq`` and ``time_unit`` (:func:`~crmstats.clv.summary_units`);
+        models and value functions read them from there.
 
     Raises
     ------
@@ -182,7 +175,7 @@ def rfm_summary(
             table="transactions",
             column=amount_col or "amount",
         )
-    return out
+    return label(out, SummaryUnits(freq, unit))
 
 
 def calibration_holdout_split(
@@ -263,7 +256,7 @@ def calibration_holdout_split(
         )
     duration = execute(_elapsed(end_period, cal_period, freq, unit))
     out["duration_holdout"] = float(duration)
-    return out
+    return label(out, SummaryUnits(freq, unit))
 
 
 def holdout_period(

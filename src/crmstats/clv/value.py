@@ -26,11 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import ConvergenceWarning, DataError
+from crmstats.clv.units import resolve_units
+from crmstats.exceptions import ConvergenceError, ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = [
     "ParetoResult",
     "customer_lifetime_value",
+    "lapse_threshold",
     "value_by_group",
     "pareto_analysis",
     "rfm_segments",
@@ -42,7 +44,7 @@ __all__ = [
 MONTH_IN_UNITS = {"D": 365.25 / 12, "W": 365.25 / 12 / 7, "M": 1.0}
 
 #: Default customer pyramid: share of customers in each tier, from the top.
-DEFAULT_TIERS: dict[str, float] = {"platinum": 0.01, "gold": 0.04, "iron": 0.15, "lead": 0.80}
+DEFAULT_TIERS: dict[str, float] = {"platinum": 0.01, "gold": 0.04, "iron": 0.15, "base": 0.80}
 
 
 def _month_length(time_unit: str) -> float:
@@ -70,6 +72,46 @@ def _require_summary(summary: pd.DataFrame, columns: Sequence[str]) -> None:
         raise DataError("summary table is empty", table="summary")
 
 
+def require_converged(*models, allow_unconverged: bool = False, what: str = "") -> None:
+    """Raise :class:`~crmstats.ConvergenceError` for a model whose fit did not converge.
+
+    Parameters
+    ----------
+    *models
+        Fitted estimators (with ``converged_``; models without it pass).
+    allow_unconverged : bool
+        Accept the optimiser's last iterate instead (a ``ConvergenceWarning``
+        was already issued by ``fit``).
+    what : str
+        The caller's name, for the message.
+    """
+    if allow_unconverged:
+        return
+    for model in models:
+        if getattr(model, "converged_", True) is False:
+            name = type(model).__name__
+            reason = getattr(model, "optimizer_message_", "")
+            raise ConvergenceError(
+                f"{what}: the {name} fit did not converge ({reason}); its values would rest "
+                "on the optimiser's last iterate. Refit (more maxiter, another time unit, a "
+                "penalizer) or pass allow_unconverged=True to accept the last iterate",
+                model=name, reason=reason,
+            )
+
+
+def _require_finite(out: pd.DataFrame, column: str, what: str) -> pd.DataFrame:
+    """Refuse a result with missing values instead of returning NaN."""
+    bad = ~np.isfinite(out[column].to_numpy(dtype=float))
+    if bad.any():
+        rows = list(out.index[bad][:5])
+        raise CRMStatsError(
+            f"{what}: {int(bad.sum())} of {len(out)} customers got a non-finite {column} "
+            f"(e.g. rows {rows}); the fitted parameters cannot value them. Check the fit "
+            "(summary_, converged_) and the summary's units"
+        )
+    return out
+
+
 def _clv_point(transaction_model, spend_model, summary, horizon_months, discount_rate, month):
     """Discounted CLV: sum over months of expected purchases in the month × spend × discount."""
     spend = np.asarray(spend_model.expected_spend(summary), dtype=float)
@@ -91,7 +133,8 @@ def customer_lifetime_value(
     *,
     horizon_months: int = 12,
     discount_rate: float = 0.01,
-    time_unit: str = "W",
+    time_unit: str | None = None,
+    allow_unconverged: bool = False,
     n_bootstrap: int = 0,
     ci: float = 0.9,
     seed: int = 13,
@@ -116,8 +159,14 @@ def customer_lifetime_value(
         Number of months ahead.
     discount_rate : float
         Monthly discount rate (0.01 ≈ 12.7 % a year).
-    time_unit : {"W", "D", "M"}
-        Unit of the summary's recency and T (as given to ``rfm_summary``).
+    time_unit : {"W", "D", "M"}, optional
+        Unit of the summary's recency and T. Read from the summary (and the
+        models) when they record it (:func:`~crmstats.clv.rfm_summary` does);
+        needed only for a summary without a unit label. A value that
+        contradicts the summary or the models is an error.
+    allow_unconverged : bool
+        Value customers with a model whose fit did not converge (its last
+        iterate) instead of raising :class:`~crmstats.ConvergenceError`.
     n_bootstrap : int
         When > 0, a non-parametric bootstrap interval: customers are resampled
         with replacement, both models refitted, and every customer's CLV
@@ -133,13 +182,27 @@ def customer_lifetime_value(
         Index ``customer_id``; columns ``expected_purchases`` (over the
         horizon, undiscounted), ``expected_spend`` (per purchase), ``clv``
         (discounted), and with a bootstrap ``clv_lower``/``clv_upper``.
+
+    Raises
+    ------
+    DataError
+        If the summary, the models and ``time_unit`` disagree on the unit, or
+        none of them records it.
+    ConvergenceError
+        If a model's fit did not converge (unless ``allow_unconverged``).
+    CRMStatsError
+        If any customer's CLV would be non-finite.
     """
     _require_summary(summary, ["frequency", "recency", "T", "monetary_value"])
     if int(horizon_months) < 1:
         raise ValueError(f"horizon_months must be at least 1, got {horizon_months}")
     if not 0 <= float(discount_rate) < 1:
         raise ValueError(f"discount_rate is a monthly rate in [0, 1), got {discount_rate}")
-    month = _month_length(time_unit)
+    units = resolve_units(summary, transaction_model, spend_model, time_unit=time_unit,
+                          what="customer_lifetime_value")
+    require_converged(transaction_model, spend_model, allow_unconverged=allow_unconverged,
+                      what="customer_lifetime_value")
+    month = _month_length(units.time_unit)
     out = pd.DataFrame(index=summary.index.copy())
     out["expected_purchases"] = np.asarray(
         transaction_model.predict_purchases(summary, horizon_months * month), dtype=float
@@ -171,7 +234,7 @@ def customer_lifetime_value(
         alpha = (1.0 - float(ci)) / 2.0
         out["clv_lower"] = np.quantile(draws, alpha, axis=0)
         out["clv_upper"] = np.quantile(draws, 1.0 - alpha, axis=0)
-    return out
+    return _require_finite(out, "clv", "customer_lifetime_value")
 
 
 def _values(values, name: str = "values") -> pd.Series:
@@ -201,7 +264,9 @@ def value_tiers(values, tiers: Mapping[str, float] | None = None) -> pd.DataFram
         :func:`customer_lifetime_value`, whose ``clv`` column is used).
     tiers : mapping of str to float, optional
         Tier name → share of customers, from the top; shares must sum to 1.
-        Default: platinum 1 %, gold 4 %, iron 15 %, lead 80 % [2]_.
+        Default: platinum 1 %, gold 4 %, iron 15 %, base 80 % (the pyramid
+        of [2]_, whose bottom tier Zeithaml et al. call "lead"; renamed here
+        because a lead is a prospect in CRM).
 
     Returns
     -------
@@ -363,34 +428,66 @@ def rfm_segments(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def lapse_threshold(summary: pd.DataFrame) -> float:
+    """Default time without a purchase after which a customer counts as lapsed.
+
+    Twice the median time between purchases of repeat customers
+    (``recency / frequency``), in the summary's time unit.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`~crmstats.clv.rfm_summary`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    DataError
+        If no customer has a repeat purchase.
+    """
+    _require_summary(summary, ["frequency", "recency", "T"])
+    repeat = summary[summary["frequency"] > 0]
+    if repeat.empty:
+        raise DataError("summary: no repeat customers to derive lapsed_after from; "
+                        "pass lapsed_after", table="summary", column="frequency")
+    return 2.0 * float((repeat["recency"] / repeat["frequency"]).median())
+
+
 def winback_list(
-    summary: pd.DataFrame,
     transaction_model,
     spend_model,
+    summary: pd.DataFrame,
     *,
     lapsed_after: float | None = None,
     horizon_months: int = 12,
-    time_unit: str = "W",
+    time_unit: str | None = None,
     high_priority_share: float = 0.2,
+    allow_unconverged: bool = False,
 ) -> pd.DataFrame:
     """Former customers worth winning back, ranked by P(alive) × value if active.
 
     Parameters
     ----------
-    summary : pandas.DataFrame
-        Output of :func:`~crmstats.clv.rfm_summary` with ``monetary_value``.
     transaction_model, spend_model
         Fitted models, as in :func:`customer_lifetime_value`.
+    summary : pandas.DataFrame
+        Output of :func:`~crmstats.clv.rfm_summary` with ``monetary_value``.
     lapsed_after : float, optional
-        Time without a purchase (``T - recency``, in ``time_unit``) after which
-        a customer counts as lapsed. Default: twice the median time between
-        purchases of repeat customers (``recency / frequency``).
+        Time without a purchase (``T - recency``, in the summary's unit) after
+        which a customer counts as lapsed. Default :func:`lapse_threshold`:
+        twice the median time between purchases of repeat customers.
     horizon_months : int
         Horizon of the value if the customer is active.
-    time_unit : {"W", "D", "M"}
-        Unit of the summary's recency and T.
+    time_unit : {"W", "D", "M"}, optional
+        Unit of the summary's recency and T; read from the summary and the
+        models when they record it, as in :func:`customer_lifetime_value`.
     high_priority_share : float
         Share of the lapsed customers (the best-scored) labelled high priority.
+    allow_unconverged : bool
+        As in :func:`customer_lifetime_value`.
 
     Returns
     -------
@@ -403,14 +500,14 @@ def winback_list(
         "former customer, low priority"). Customer ids only — no personal data.
     """
     _require_summary(summary, ["frequency", "recency", "T", "monetary_value"])
-    month = _month_length(time_unit)
+    units = resolve_units(summary, transaction_model, spend_model, time_unit=time_unit,
+                          what="winback_list")
+    require_converged(transaction_model, spend_model, allow_unconverged=allow_unconverged,
+                      what="winback_list")
+    month = _month_length(units.time_unit)
     since = summary["T"] - summary["recency"]
     if lapsed_after is None:
-        repeat = summary[summary["frequency"] > 0]
-        if repeat.empty:
-            raise DataError("summary: no repeat customers to derive lapsed_after from; "
-                            "pass lapsed_after", table="summary", column="frequency")
-        lapsed_after = 2.0 * float((repeat["recency"] / repeat["frequency"]).median())
+        lapsed_after = lapse_threshold(summary)
     lapsed = summary[since >= lapsed_after]
     cols = ["time_since_purchase", "p_alive", "value_if_active", "score", "priority"]
     if lapsed.empty:
@@ -427,11 +524,11 @@ def winback_list(
          "value_if_active": if_active, "score": p_alive * if_active},
         index=lapsed.index,
     ).sort_values("score", ascending=False, kind="mergesort")
+    _require_finite(out, "score", "winback_list")
     n_high = int(np.ceil(high_priority_share * len(out) - 1e-9))
     out["priority"] = ["former customer, high priority"] * n_high + [
         "former customer, low priority"
     ] * (len(out) - n_high)
-    out.attrs["lapsed_after"] = lapsed_after
     return out[cols]
 
 

@@ -45,8 +45,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
-from crmstats.io import as_table, execute
+from crmstats.backend import execute
+from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError, DataWarning
+from crmstats.sources import load_crm
 from crmstats.validation import reuse_validated
 
 __all__ = ["LIFECYCLE_STAGES", "lifecycle_stage", "stage_flows"]
@@ -69,7 +70,7 @@ _ORDER = {"subscriber": 0, "lead": 1, "unqualified": 2, "qualified": 2, "opportu
 
 def _funnel_stage(crm, as_of: pd.Timestamp) -> pd.Series:
     """Each contact's furthest stage reached by ``as_of`` (in-database)."""
-    t = as_table(crm.stage_events, "stage_events")
+    t = crm.table("stage_events")
     t = t.filter(t.entered_at <= as_of.to_pydatetime())
     known = [s for s, _ in _LADDER]
     t = t.filter(t.stage.isin(known))
@@ -124,20 +125,22 @@ def lifecycle_stage(
         if active, former customers only). Ids only. ``attrs`` hold
         ``as_of`` and ``lapsed_after_weeks``.
     """
-    from crmstats.clv import BetaGeoModel, GammaGammaModel, rfm_summary, winback_list
+    from crmstats.clv import fit_value, rfm_summary, winback_list
 
+    crm = load_crm(crm)
     crm.require("stage_events", "transactions")
-    tx = as_table(crm.transactions, "transactions")
+    tx = crm.table("transactions")
     if as_of is None:
         as_of = max(pd.Timestamp(execute(tx.timestamp.max())),
-                    pd.Timestamp(execute(as_table(crm.stage_events,
-                                                  "stage_events").entered_at.max())))
+                    pd.Timestamp(execute(crm.table("stage_events").entered_at.max())))
     as_of = pd.Timestamp(as_of)
     funnel = _funnel_stage(crm, as_of)
+    contacts = None
     if crm.contacts is not None:
-        contacts = crm.contacts
-        created = pd.to_datetime(contacts["created_at"])
-        ids = contacts.loc[created <= as_of, "contact_id"].astype(str)
+        c = crm.table("contacts")
+        cols = [x for x in ("contact_id", "created_at", "referred_by") if x in c.columns]
+        contacts = execute(c.select(*cols).mutate(contact_id=c.contact_id.cast("string")))
+        ids = contacts.loc[contacts["created_at"] <= as_of, "contact_id"]
     else:
         ids = pd.Series(funnel.index, dtype=str)
     stage = funnel.reindex(ids.to_numpy()).map(dict(_LADDER)).fillna("subscriber")
@@ -158,26 +161,32 @@ def lifecycle_stage(
     out["p_alive"] = np.nan
     out["score"] = np.nan
     if models and len(lapsed) and (s["frequency"] > 0).sum() >= 20:
+        problem = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", DataWarning)
             try:
-                bg = BetaGeoModel().fit(s)
-                gg = GammaGammaModel().fit(s)
-                ranked = winback_list(s, bg, gg, lapsed_after=lapsed_after,
-                                      horizon_months=horizon_months,
+                fit = fit_value(tx, observation_end=as_of, time_unit="W", customers=s.index,
+                                horizon_months=horizon_months)
+                ranked = winback_list(fit.transaction_model, fit.spend_model, fit.summary,
+                                      lapsed_after=lapsed_after,
                                       high_priority_share=high_priority_share)
-            except DataError:
-                ranked = None
+            except (DataError, ConvergenceError) as exc:
+                problem, ranked = exc, None
+        if problem is not None:
+            warnings.warn(f"lifecycle_stage: former customers are not ranked ({problem})",
+                          DataWarning, stacklevel=3)
         if ranked is not None:
+            ranked.index = ranked.index.astype(str)
             out.loc[ranked.index, "stage"] = ranked["priority"]
             out.loc[ranked.index, "score"] = ranked["score"]
-            out.loc[s.index, "p_alive"] = bg.probability_alive(s).to_numpy()
+            p_alive = fit.transaction_model.probability_alive(fit.summary)
+            out.loc[p_alive.index.astype(str), "p_alive"] = p_alive.to_numpy()
     # evangelists: customers (current or former) who referred other contacts by as_of
     out["referrals"] = 0
-    if crm.contacts is not None and "referred_by" in crm.contacts.columns:
-        c = crm.contacts
-        referred = c.loc[pd.to_datetime(c["created_at"]) <= as_of, "referred_by"].dropna()
+    if contacts is not None and "referred_by" in contacts.columns:
+        c = contacts
+        referred = c.loc[c["created_at"] <= as_of, "referred_by"].dropna()
         counts = referred.astype(str).value_counts()
         out["referrals"] = counts.reindex(out.index).fillna(0).astype("int64").to_numpy()
         customer_like = out["stage"].eq("customer") | out["stage"].str.startswith("former")
@@ -223,9 +232,12 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
         moves and stays only).
     """
     # validated once (see the decorator); every snapshot reuses the validated tables
-    tx = as_table(crm.transactions, "transactions")
-    events = as_table(crm.stage_events, "stage_events")
-    crm = dataclasses.replace(crm, transactions=tx, stage_events=events)
+    crm = load_crm(crm)
+    crm.require("stage_events", "transactions")
+    tables = {name: crm.table(name) for name in ("transactions", "stage_events", "contacts")
+              if getattr(crm, name) is not None}
+    tx, events = tables["transactions"], tables["stage_events"]
+    crm = dataclasses.replace(crm, **tables)
     first = pd.Timestamp(execute(events.entered_at.min()))
     last = pd.Timestamp(execute(tx.timestamp.max()))
     start = pd.Timestamp(start) if start is not None else first

@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from crmstats.backend import execute
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
+from crmstats.sources import load_crm
 
 __all__ = ["COMPANY_SIZES", "LeadScoringModel", "auc", "lead_features", "lookalike_scores"]
 
@@ -63,11 +65,9 @@ def lead_features(crm, *, target_stage: str = "qualified",
         disqualified or its opportunity is lost).
     """
     from crmstats.funnel.summaries import lead_stage_times
-    from crmstats.io import execute
-    from crmstats.schema import PII_COLUMNS
 
-    crm.require("contacts", "stage_events")
-    per = lead_stage_times(crm.stage_events, extra=[exit_stage, "lost"])
+    crm = load_crm(crm)
+    per = lead_stage_times(crm.table("stage_events"), extra=[exit_stage, "lost"])
     reached = per[f"reached_{target_stage}"]
     dropped = per[f"t_{exit_stage}"].notnull() & ~reached
     lost = per["t_lost"].notnull() & ~per.reached_won
@@ -78,8 +78,9 @@ def lead_features(crm, *, target_stage: str = "qualified",
         lead_id=per.lead_id.cast("string"), stage=stage,
         qualified=ibis.cases((reached, 1), (dropped, 0), else_=ibis.null("int64")),
         won=ibis.cases((per.reached_won, 1), (dropped | lost, 0), else_=ibis.null("int64"))))
-    contacts = crm.contacts.drop(columns=[c for c in PII_COLUMNS if c in crm.contacts.columns])
-    contacts = contacts.assign(contact_id=contacts["contact_id"].astype(str))
+    c = crm.table("contacts")
+    c = c.drop(*[col for col in crm.personal_columns("contacts") if col in c.columns])
+    contacts = execute(c.mutate(contact_id=c.contact_id.cast("string")))
     frame = leads.merge(contacts, left_on="lead_id", right_on="contact_id", how="left")
     if "company_size" in frame.columns:
         codes = {size: i for i, size in enumerate(COMPANY_SIZES)}

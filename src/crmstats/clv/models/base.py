@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from crmstats.clv.units import summary_units
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, NotFittedError
 
 __all__ = ["BaseModel", "NotFittedError"]
@@ -413,6 +414,7 @@ class BaseModel:
         -------
         self
         """
+        units = summary_units(summary)
         data = self._prepare(summary)
         best = None
         tried: list[np.ndarray] = []
@@ -439,6 +441,8 @@ class BaseModel:
                 stacklevel=2,
             )
         self._data_ = data
+        self.freq_ = units.freq if units is not None else None
+        self.time_unit_ = units.time_unit if units is not None else None
         self.params_ = pd.Series(np.exp(best.x), index=list(self._param_names), name="estimate")
         self.log_likelihood_ = float(-self._nll_value(best.x, data))
         self.n_customers_ = float(data["weights"].sum())
@@ -571,8 +575,25 @@ class BaseModel:
         self._check_fitted()
         return [float(v) for v in self.params_.to_numpy()]
 
+    def _check_units(self, summary: pd.DataFrame) -> None:
+        """Refuse a summary whose recorded units differ from those the model was fitted in."""
+        unit = getattr(self, "time_unit_", None)
+        if unit is None:
+            return
+        units = summary_units(summary, check=False)
+        if units is None:
+            return
+        if units.time_unit != unit or units.freq != self.freq_:
+            raise DataError(
+                f"{type(self).__name__} was fitted on a summary with freq={self.freq_!r}, "
+                f"time_unit={unit!r}, but this summary has freq={units.freq!r}, "
+                f"time_unit={units.time_unit!r}; predictions would be in the wrong unit",
+                table="summary", column="T",
+            )
+
     def _as_arrays(self, summary: pd.DataFrame) -> tuple[pd.Index, dict[str, np.ndarray]]:
         self._check_fitted()
+        self._check_units(summary)
         data = self._validate(summary)
         return data.index, {c: data[c].to_numpy() for c in self._columns}
 

@@ -1,0 +1,524 @@
+"""Presentation for the book: numbers formatted for readers, findings first, data notes last.
+
+The studies are read by people who do not read code, so what a study shows
+goes through this module:
+
+* :func:`fmt_number`, :func:`fmt_count`, :func:`fmt_money`, :func:`fmt_pct`,
+  :func:`fmt_ratio` format one value (thousands separators, 3-4 significant
+  digits, a currency, shares as percentages);
+* :func:`format_table` formats a whole table for display — the raw values stay
+  in the frame (``styled.data``), only their display changes;
+* :class:`StudyPage` opens a study with its "Key findings" (written when the
+  study has run, shown before any method) and collects every warning raised
+  while the study runs into a "Data notes" section at its end, worded for
+  readers and free of machine paths.
+
+The currency is a study parameter (``currency: str = "$"``); a study passes it
+to :class:`StudyPage` (or :func:`set_currency`) and every money figure of that
+study, including its KPI records, uses it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataWarning
+
+__all__ = [
+    "StudyPage",
+    "fmt_count",
+    "fmt_money",
+    "fmt_number",
+    "fmt_pct",
+    "fmt_ratio",
+    "format_table",
+    "get_currency",
+    "reader_text",
+    "set_currency",
+]
+
+#: Shown for a missing value.
+MISSING = "—"
+
+_state: dict[str, Any] = {"currency": ""}
+
+
+def set_currency(currency: str | None) -> None:
+    """Set the currency of money figures: a symbol (``"$"``, ``"€"``) or a code (``"EUR"``).
+
+    A symbol is written before the amount (``$1,234``), a code of letters
+    after it (``1,234 EUR``). An empty string writes amounts without one.
+    """
+    if currency is None:
+        currency = ""
+    if not isinstance(currency, str) or len(currency.strip()) > 5 or "\n" in currency:
+        raise CRMStatsError(f"currency must be a short symbol or code such as '$' or 'EUR', "
+                            f"got {currency!r}")
+    _state["currency"] = currency.strip()
+
+
+def get_currency() -> str:
+    """Return the currency set by :func:`set_currency` (``""`` when none)."""
+    return _state["currency"]
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return bool(np.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _decimals(magnitude: float, sig: int, max_decimals: int = 6) -> int:
+    """Decimals that give ``sig`` significant digits at ``magnitude`` (never fewer than 0)."""
+    if magnitude == 0 or not math.isfinite(magnitude):
+        return 0
+    return int(min(max_decimals, max(0, sig - 1 - math.floor(math.log10(abs(magnitude))))))
+
+
+def _fixed(value: float, decimals: int) -> str:
+    text = f"{value:,.{decimals}f}"
+    # "-0" and "-0.00" read as zero
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
+
+
+def fmt_number(value: Any, sig: int = 4, *, decimals: int | None = None) -> str:
+    """Format a number with thousands separators and ``sig`` significant digits.
+
+    Numbers of ``sig`` digits or more before the decimal point are shown as
+    whole numbers (``190,871``), smaller ones with enough decimals for ``sig``
+    significant digits (``95.42``, ``0.2431``).
+
+    Parameters
+    ----------
+    value : number
+        The value; ``None``/NaN give ``"—"``.
+    sig : int
+        Significant digits (3-4 read best).
+    decimals : int, optional
+        Fixed decimals instead (used by :func:`format_table` for aligned columns).
+
+    Examples
+    --------
+    >>> fmt_number(-95415.118618), fmt_number(0.243123), fmt_number(3.0)
+    ('-95,415', '0.2431', '3.000')
+    """
+    if _missing(value):
+        return MISSING
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if decimals is None:
+        decimals = _decimals(value, sig, 10)
+    return _fixed(value, decimals)
+
+
+def fmt_count(value: Any) -> str:
+    """Format a count: a whole number with thousands separators (``23,570``)."""
+    if _missing(value):
+        return MISSING
+    return _fixed(float(value), 0)
+
+
+def _with_currency(amount: str, currency: str) -> str:
+    if not currency:
+        return amount
+    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
+    if currency.isalpha() and len(currency) > 1:  # a code: 1,234 EUR
+        return f"{sign}{digits} {currency}"
+    return f"{sign}{currency}{digits}"  # a symbol: $1,234
+
+
+def fmt_money(value: Any, currency: str | None = None, sig: int = 4, *,
+              decimals: int | None = None) -> str:
+    """Format an amount of money with its currency.
+
+    Parameters
+    ----------
+    value : number
+        The amount.
+    currency : str, optional
+        Symbol or code; default the one set by :func:`set_currency`.
+    sig : int
+        Significant digits; amounts of ``sig`` digits or more are whole, and
+        never more than two decimals are shown.
+    decimals : int, optional
+        Fixed decimals instead.
+
+    Examples
+    --------
+    >>> fmt_money(190870.508155, "$"), fmt_money(45.2345, "EUR"), fmt_money(-3.5, "€")
+    ('$190,871', '45.23 EUR', '-€3.50')
+    """
+    if _missing(value):
+        return MISSING
+    currency = get_currency() if currency is None else currency
+    value = float(value)
+    if decimals is None:
+        decimals = min(2, _decimals(value, sig))
+    return _with_currency(fmt_number(value, decimals=decimals), currency)
+
+
+def fmt_pct(value: Any, decimals: int | None = None, *, signed: bool = False) -> str:
+    """Format a share (a fraction: 0.62) as a percentage (``62.0 %``).
+
+    One decimal by default; a non-zero share under 1 % keeps two significant
+    digits (``0.12 %``) so it does not read as zero.
+
+    Examples
+    --------
+    >>> fmt_pct(0.62), fmt_pct(0.00123), fmt_pct(-0.05, signed=True)
+    ('62.0 %', '0.12 %', '-5.0 %')
+    """
+    if _missing(value):
+        return MISSING
+    percent = 100 * float(value)
+    if math.isinf(percent):
+        return fmt_number(percent)
+    if decimals is None:
+        decimals = 1 if percent == 0 or abs(percent) >= 1 else _decimals(percent, 2, 4)
+    text = _fixed(percent, decimals)
+    if signed and not text.startswith("-") and text.strip("0.,"):
+        text = "+" + text
+    return f"{text} %"
+
+
+def fmt_ratio(value: Any) -> str:
+    """Format a ratio such as LTV:CAC (``3.25x``)."""
+    if _missing(value):
+        return MISSING
+    return f"{fmt_number(float(value), 3)}x"
+
+
+# ----------------------------------------------------------------------------- tables
+
+_table_ids = itertools.count(1)
+
+
+def _as_list(cols: str | Iterable[str] | None) -> list:
+    if cols is None:
+        return []
+    if isinstance(cols, str):
+        return [cols]
+    return list(cols)
+
+
+def _column_decimals(values: pd.Series, sig: int, max_decimals: int) -> int:
+    finite = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = finite[np.isfinite(finite) & (finite != 0)].abs()
+    if finite.empty:
+        return 0
+    return _decimals(float(finite.median()), sig, max_decimals)
+
+
+def _label(name: Any) -> str:
+    if isinstance(name, tuple):
+        return " / ".join(_label(n) for n in name)
+    return str(name).replace("_", " ")
+
+
+def _date_text(value: Any) -> str:
+    if _missing(value):
+        return MISSING
+    if isinstance(value, pd.Period):
+        return str(value)
+    stamp = pd.Timestamp(value)
+    if stamp == stamp.normalize():
+        return stamp.strftime("%Y-%m-%d")
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def _index_formatter(index: pd.Index, humanize: bool):
+    """Dates as dates; names (column labels only) without underscores; ids unchanged."""
+    if isinstance(index, pd.DatetimeIndex) or pd.api.types.is_datetime64_any_dtype(index):
+        return _date_text
+
+    def show(value):
+        if isinstance(value, (pd.Timestamp, pd.Period)):
+            return _date_text(value)
+        return _label(value) if humanize and isinstance(value, (str, tuple)) else value
+    return show
+
+
+def format_table(
+    frame: pd.DataFrame | pd.Series,
+    *,
+    money: str | Sequence[str] | None = None,
+    pct: str | Sequence[str] | None = None,
+    count: str | Sequence[str] | None = None,
+    ratio: str | Sequence[str] | None = None,
+    number: str | Sequence[str] | None = None,
+    currency: str | None = None,
+    sig: int = 4,
+    labels: bool = True,
+    caption: str | None = None,
+    index: bool = True,
+) -> Any:
+    """Format a table for readers; its values are not changed.
+
+    Every column is formatted by what it holds: the columns named in
+    ``money`` with the currency, ``pct`` (fractions) as percentages, ``count``
+    as whole numbers, ``ratio`` with an "x"; other numeric columns (or those in
+    ``number``) with ``sig`` significant digits at the column's typical size,
+    so one column shares its decimals. Integer columns read as counts, dates
+    as dates. Column names lose their underscores.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or pandas.Series
+        The table (not modified).
+    money, pct, count, ratio, number : str or list of str, optional
+        Columns by role. ``pct=True`` ... is not accepted: name the columns.
+    currency : str, optional
+        Currency of the money columns; default the study's (:func:`set_currency`).
+    sig : int
+        Significant digits of plain numbers and money (3-4 read best).
+    labels : bool
+        Replace underscores in column and index names with spaces.
+    caption : str, optional
+        A caption shown above the table.
+    index : bool
+        Show the index.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Renders as an HTML table (``styled.data`` is the unchanged frame).
+
+    Raises
+    ------
+    CRMStatsError
+        When a named column is not in the table.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = format_table(pd.DataFrame({"spend": [190870.508], "share": [0.0312]}),
+    ...                  money="spend", pct="share", currency="$")
+    >>> "$190,871" in t.to_html() and "3.1 %" in t.to_html()
+    True
+    """
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame(frame.name if frame.name is not None else "value")
+    if not isinstance(frame, pd.DataFrame):
+        raise CRMStatsError(f"format_table: expected a DataFrame, got {type(frame).__name__}")
+    roles: dict[Any, str] = {}
+    for role, cols in (("money", money), ("pct", pct), ("count", count), ("ratio", ratio),
+                       ("number", number)):
+        for col in _as_list(cols):
+            if col not in frame.columns:
+                raise CRMStatsError(f"format_table: column {col!r} is not in the table "
+                                    f"(columns: {[str(c) for c in frame.columns]})")
+            roles[col] = role
+    currency = get_currency() if currency is None else currency
+    formatters: dict[Any, Any] = {}
+    for col in frame.columns:
+        values = frame[col]
+        role = roles.get(col)
+        if role is None:
+            if pd.api.types.is_bool_dtype(values):
+                continue
+            if pd.api.types.is_integer_dtype(values):
+                role = "count"
+            elif pd.api.types.is_numeric_dtype(values):
+                role = "number"
+            elif pd.api.types.is_datetime64_any_dtype(values):
+                formatters[col] = _date_text
+                continue
+            else:
+                continue
+        if role == "money":
+            d = _column_decimals(values, sig, 2)
+            formatters[col] = lambda v, d=d: fmt_money(v, currency, decimals=d)
+        elif role == "pct":
+            formatters[col] = fmt_pct
+        elif role == "count":
+            formatters[col] = fmt_count
+        elif role == "ratio":
+            formatters[col] = fmt_ratio
+        else:
+            d = _column_decimals(values, sig, 6)
+            formatters[col] = lambda v, d=d: fmt_number(v, decimals=d)
+    styler = frame.style
+    styler.set_uuid(f"crm{next(_table_ids)}")
+    styler.format(formatters, na_rep=MISSING)
+    if labels:
+        styler.format_index(_index_formatter(frame.columns, True), axis=1)
+        styler.format_index(_index_formatter(frame.index, False), axis=0)
+        if frame.index.names and any(n is not None for n in frame.index.names):
+            styler.index.names = [_label(n) if n is not None else None  # type: ignore[attr-defined]
+                                  for n in frame.index.names]
+    if not index:
+        styler.hide(axis="index")
+    if caption:
+        styler.set_caption(caption)
+    numeric = [c for c in frame.columns if c in formatters]
+    styler.set_table_attributes('class="dataframe crm-table"')
+    if numeric:  # numbers right-aligned, one rule per column
+        styler.set_table_styles({c: [{"selector": "td", "props": "text-align: right;"}]
+                                 for c in numeric}, overwrite=False)
+    return styler
+
+
+# ----------------------------------------------------------------------------- page
+
+_PATH = re.compile(
+    r"""(?:[A-Za-z]:\\|\\\\|~/|/)(?:[^\s'"`:,;()\[\]{}<>]+[/\\])+([^\s'"`:,;()\[\]{}<>/\\]*)""")
+
+
+def reader_text(message: str) -> str:
+    """Reword a warning or error message for a published page.
+
+    Machine paths (absolute, home-relative or Windows) are cut to their file
+    name, and the ``module.function:`` prefix developers put first stays only
+    as the name of what noticed the problem.
+
+    Examples
+    --------
+    >>> reader_text("rfm_summary: 3 rows of /tmp/tmpab12/transactions.parquet are late")
+    'rfm_summary: 3 rows of transactions.parquet are late'
+    """
+    text = _PATH.sub(lambda m: m.group(1) or "a folder", str(message))
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Note:
+    """One warning collected while a study ran."""
+
+    kind: str
+    text: str
+
+
+_KIND = {DataWarning: "Data", ConvergenceWarning: "Model fit"}
+
+
+class StudyPage:
+    """A study page: "Key findings" first, "Data notes" last, no warnings in between.
+
+    Create it in the first code cell of a study (its output is the "Key
+    findings" heading, filled in when the study calls :meth:`finish`) and call
+    :meth:`finish` in the last cell. In between, every warning raised by the
+    study is collected instead of printed; :meth:`finish` writes them at the
+    end of the page under "Data notes", worded for readers, without machine
+    paths, each message once with how often it came.
+
+    Parameters
+    ----------
+    currency : str
+        The currency of the study's money figures (see :func:`set_currency`).
+
+    Notes
+    -----
+    The findings are displayed with a display id and updated at the end, so
+    the executed notebook (papermill/nbclient apply display updates to the
+    cell that showed the original) has them at the top.
+    """
+
+    def __init__(self, currency: str = "") -> None:
+        set_currency(currency)
+        self.notes: list[Note] = []
+        self._counts: dict[Note, int] = {}
+        self._findings_id = f"crmstats-findings-{id(self):x}"
+        self._previous_showwarning = warnings.showwarning
+        warnings.showwarning = self._collect
+        self._display(self._findings_markdown(None), display_id=self._findings_id)
+
+    # warnings ----------------------------------------------------------------
+    def _collect(self, message, category, filename, lineno, file=None, line=None) -> None:
+        kind = next((k for cls, k in _KIND.items() if issubclass(category, cls)), "Software")
+        note = Note(kind, reader_text(str(message)))
+        if note not in self._counts:
+            self.notes.append(note)
+            self._counts[note] = 0
+        self._counts[note] += 1
+
+    def set_currency(self, currency: str) -> None:
+        """Change the currency of the page's money figures."""
+        set_currency(currency)
+
+    # rendering ---------------------------------------------------------------
+    @staticmethod
+    def _display(markdown: str, display_id: str | None = None, update: bool = False) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import Markdown, display, update_display
+        except ImportError:  # pragma: no cover - IPython is a dependency
+            return
+        if get_ipython() is None:
+            return
+        if update:
+            update_display(Markdown(markdown), display_id=display_id)
+        else:
+            display(Markdown(markdown), display_id=display_id)
+
+    @staticmethod
+    def _findings_markdown(findings: Sequence[str] | None) -> str:
+        if findings is None:
+            return ("## Key findings\n\n*The findings are written when the study has run; "
+                    "if this line stays, the study stopped before its end.*\n")
+        return "## Key findings\n\n" + "\n".join(f"- {s}" for s in findings) + "\n"
+
+    def notes_markdown(self) -> str:
+        """Return the "Data notes" section (Markdown)."""
+        lines = ["## Data notes", ""]
+        if not self.notes:
+            lines.append("Nothing in the data or the model fits needed a remark in this run.")
+            return "\n".join(lines) + "\n"
+        lines.append("Remarks raised while the study ran; the figures above take them into "
+                     "account.")
+        lines.append("")
+        technical = [n for n in self.notes if n.kind == "Software"]
+        for note in self.notes:
+            if note.kind == "Software":
+                continue
+            times = self._counts[note]
+            suffix = f" (noted {times} times)" if times > 1 else ""
+            lines.append(f"- **{note.kind}.** {_escape_md(note.text)}{suffix}")
+        if technical:
+            lines.append(f"- **Software.** {len(technical)} technical message(s) from the "
+                         "libraries used (not about the data) were left out of this page.")
+        return "\n".join(lines) + "\n"
+
+    def finish(self, findings: Sequence[str]) -> list[str]:
+        """Write the key findings at the top of the page and the data notes at its end.
+
+        Parameters
+        ----------
+        findings : list of str
+            3-5 sentences computed from the study's results (the
+            ``crmstats.book.findings`` functions write them).
+
+        Returns
+        -------
+        list of str
+            The findings.
+
+        Raises
+        ------
+        CRMStatsError
+            For fewer than one or more than five findings, or non-text ones.
+        """
+        findings = [str(s).strip() for s in findings if str(s).strip()]
+        if not 1 <= len(findings) <= 5:
+            raise CRMStatsError(f"StudyPage.finish: give 1 to 5 findings, got {len(findings)}")
+        warnings.showwarning = self._previous_showwarning
+        self._display(self._findings_markdown(findings), display_id=self._findings_id,
+                      update=True)
+        self._display(self.notes_markdown())
+        return findings
+
+
+def _escape_md(text: str) -> str:
+    return re.sub(r"([*_`\[\]<>|])", r"\\\1", text)

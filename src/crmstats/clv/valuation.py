@@ -1,0 +1,172 @@
+"""Transactions to customer value in one call: summary, transaction and spend models, CLV.
+
+The chain ``rfm_summary`` → BG/NBD → Gamma-Gamma → ``customer_lifetime_value``
+is what every study that needs customer value runs; :func:`fit_value` runs it
+once, with one set of units, and returns every piece in a frozen
+:class:`ValueFit`.
+
+References
+----------
+.. [1] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). RFM and CLV: Using
+   iso-value curves for customer base analysis. Journal of Marketing Research
+   42(4), 415-430.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from crmstats.clv.models import BaseModel, BetaGeoModel, GammaGammaModel
+from crmstats.clv.summaries import rfm_summary
+from crmstats.clv.units import summary_units
+from crmstats.clv.value import customer_lifetime_value, require_converged
+from crmstats.exceptions import DataError
+
+__all__ = ["ValueFit", "fit_value"]
+
+
+@dataclass(frozen=True)
+class ValueFit:
+    """Result of :func:`fit_value`.
+
+    Attributes
+    ----------
+    summary : pandas.DataFrame
+        The per-customer summary (:func:`~crmstats.clv.rfm_summary`, units recorded).
+    transaction_model : BaseModel
+        The fitted transaction model (BG/NBD by default).
+    spend_model : GammaGammaModel
+        The fitted spend model.
+    values : pandas.DataFrame
+        :func:`~crmstats.clv.customer_lifetime_value`: ``expected_purchases``,
+        ``expected_spend``, ``clv`` per customer.
+    freq, time_unit : str
+        Units of the summary and the models.
+    observation_end : pandas.Timestamp or None
+        The end of observation asked for (None: the last transaction).
+    horizon_months : int
+        CLV horizon.
+    discount_rate : float
+        Monthly discount rate of CLV.
+    """
+
+    summary: pd.DataFrame
+    transaction_model: BaseModel
+    spend_model: GammaGammaModel
+    values: pd.DataFrame
+    freq: str
+    time_unit: str
+    observation_end: pd.Timestamp | None
+    horizon_months: int
+    discount_rate: float
+
+    @property
+    def clv(self) -> pd.Series:
+        """Discounted CLV per customer (the ``clv`` column of :attr:`values`)."""
+        return self.values["clv"]
+
+
+def _unfitted(model, default: type, role: str):
+    if model is None:
+        return default()
+    if isinstance(model, type):
+        return model()
+    if not hasattr(model, "fit"):
+        raise TypeError(f"{role} must be an estimator such as {default.__name__}(), "
+                        f"got {type(model).__name__}")
+    return copy.deepcopy(model)  # the caller's estimator is never fitted in place
+
+
+def fit_value(
+    transactions: Any,
+    *,
+    observation_end=None,
+    freq: str = "D",
+    time_unit: str = "W",
+    transaction_model: BaseModel | type | None = None,
+    spend_model: GammaGammaModel | type | None = None,
+    horizon_months: int = 12,
+    discount_rate: float = 0.01,
+    customers: Iterable | None = None,
+    allow_unconverged: bool = False,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> ValueFit:
+    """Summarise transactions, fit a transaction and a spend model, and value every customer.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or ibis.Table
+        Canonical transactions table.
+    observation_end : timestamp-like, optional
+        End of observation; later transactions are ignored. Default: the last
+        transaction.
+    freq : {"D", "W", "M"}
+        Granularity at which purchases merge into one occasion.
+    time_unit : {"D", "W", "M"}
+        Unit of recency and T (weeks, as in the published BTYD analyses).
+    transaction_model : estimator or class, optional
+        An unfitted transaction model (``BetaGeoModel()``, ``ParetoNBDModel()``,
+        ``ModifiedBetaGeoModel(penalizer=0.01)``...); default BG/NBD. A copy is
+        fitted; the caller's object is left as it is.
+    spend_model : estimator or class, optional
+        An unfitted spend model; default ``GammaGammaModel()``.
+    horizon_months : int
+        CLV horizon in months.
+    discount_rate : float
+        Monthly discount rate of CLV.
+    customers : iterable, optional
+        Ids of the customers to fit and value (compared as strings); default
+        every customer with a purchase by ``observation_end``.
+    allow_unconverged : bool
+        Value customers with a model whose fit did not converge instead of
+        raising :class:`~crmstats.ConvergenceError`.
+    customer_id_col, timestamp_col, amount_col : str, optional
+        The caller's names of the canonical columns.
+
+    Returns
+    -------
+    ValueFit
+        Summary, fitted models and CLV, with their units.
+
+    Raises
+    ------
+    DataError
+        Bad transactions, or no customer left after ``customers``.
+    ConvergenceError
+        If a model's fit did not converge (unless ``allow_unconverged``).
+
+    Examples
+    --------
+    >>> fit = clv.fit_value(crm.transactions, horizon_months=12)  # doctest: +SKIP
+    >>> fit.values["clv"].mean(), fit.transaction_model.summary_  # doctest: +SKIP
+    """
+    tm = _unfitted(transaction_model, BetaGeoModel, "transaction_model")
+    sm = _unfitted(spend_model, GammaGammaModel, "spend_model")
+    summary = rfm_summary(transactions, observation_end=observation_end, freq=freq,
+                          time_unit=time_unit, customer_id_col=customer_id_col,
+                          timestamp_col=timestamp_col, amount_col=amount_col)
+    if customers is not None:
+        wanted = {str(c) for c in customers}
+        summary = summary[summary.index.astype(str).isin(wanted)]
+        if summary.empty:
+            raise DataError("fit_value: none of the given customers has a purchase by the end "
+                            "of observation", table="transactions",
+                            column=customer_id_col or "customer_id")
+    units = summary_units(summary)
+    tm.fit(summary)
+    sm.fit(summary)
+    require_converged(tm, sm, allow_unconverged=allow_unconverged, what="fit_value")
+    values = customer_lifetime_value(tm, sm, summary, horizon_months=horizon_months,
+                                     discount_rate=discount_rate,
+                                     allow_unconverged=allow_unconverged)
+    end = None if observation_end is None else pd.Timestamp(observation_end)
+    return ValueFit(summary=summary, transaction_model=tm, spend_model=sm, values=values,
+                    freq=units.freq, time_unit=units.time_unit, observation_end=end,
+                    horizon_months=int(horizon_months), discount_rate=float(discount_rate))

@@ -1,0 +1,520 @@
+"""Pseudonyms for customers and the scan that keeps personal data out of the book.
+
+Two halves:
+
+* :func:`pseudonymize` turns customer ids into stable keyed-hash pseudonyms
+  (``"C-7f3a9c21"``) for lists that are published; :func:`reidentify` and
+  :func:`pseudonym_table` map them back for an analyst who holds the key.
+* :func:`scan_text` finds what must never be published: e-mail addresses,
+  phone numbers, credentials (:data:`CREDENTIAL_PATTERNS`, also used to refuse
+  study parameters), given personal values (names, e-mails of the source's
+  personal columns) and absolute paths of the build machine. A finding names
+  the pattern and the position, never the value.
+
+The pseudonym key
+-----------------
+The pseudonym of an id is ``HMAC-SHA256(key, id)`` shown as ``"C-"`` plus its
+first 8 hex digits. The key never lives in the book or the repository:
+
+1. the environment variable ``CRMSTATS_PSEUDONYM_KEY`` (any string), else
+2. the key file ``$CRMSTATS_CONFIG_DIR/pseudonym.key`` (default
+   ``$XDG_CONFIG_HOME/crmstats/pseudonym.key``, i.e.
+   ``~/.config/crmstats/pseudonym.key``), created once with 32 random bytes
+   and mode 0600 the first time a pseudonym is needed. A key file readable by
+   other users is refused.
+
+Whoever holds the key can map a published pseudonym back to the customer
+(:func:`reidentify`); without it, pseudonyms cannot be linked to ids (beyond
+guessing ids and holding the key). Changing the key changes every pseudonym.
+
+References
+----------
+.. [1] Krawczyk, H., Bellare, M. and Canetti, R. (1997). "HMAC: Keyed-Hashing
+   for Message Authentication". RFC 2104.
+.. [2] European Data Protection Board (2025). "Guidelines 01/2025 on
+   Pseudonymisation" (keyed hashes with a separately kept key as a
+   pseudonymisation technique).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import hmac
+import html
+import json
+import os
+import re
+import secrets
+import stat
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from crmstats.exceptions import CRMStatsError, DataError
+
+__all__ = [
+    "CREDENTIAL_PATTERNS",
+    "KEY_ENV",
+    "Finding",
+    "decode",
+    "find_credential",
+    "key_path",
+    "machine_paths",
+    "notebook_text",
+    "pseudonym_table",
+    "pseudonymize",
+    "reidentify",
+    "scan_text",
+]
+
+#: Environment variable holding the pseudonym key.
+KEY_ENV = "CRMSTATS_PSEUDONYM_KEY"
+#: Pseudonym prefix and default number of hex digits.
+PREFIX = "C-"
+DEFAULT_LENGTH = 8
+
+
+# --------------------------------------------------------------------------- key
+
+
+def key_path() -> Path:
+    """Return where the pseudonym key file lives (it may not exist yet)."""
+    base = os.environ.get("CRMSTATS_CONFIG_DIR")
+    if base:
+        return Path(base) / "pseudonym.key"
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "crmstats" / "pseudonym.key"
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise CRMStatsError(f"pseudonym key {path}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CRMStatsError(f"pseudonym key {path}: not a regular file")
+    if info.st_mode & 0o077:
+        raise CRMStatsError(
+            f"pseudonym key {path}: readable by other users (mode {info.st_mode & 0o777:o}); "
+            f"run chmod 600 {path}"
+        )
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise CRMStatsError(f"pseudonym key {path}: cannot read it ({exc.strerror})") from None
+    if len(key) < 16:
+        raise CRMStatsError(f"pseudonym key {path}: shorter than 16 bytes; delete it to "
+                            "have a new one made (every pseudonym changes)")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the key file atomically with mode 0600 (a concurrent creator wins)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pseudonym.key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(tmp, path)  # fails if another process made the key first
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise CRMStatsError(
+            f"pseudonym key {path}: cannot create it ({exc.strerror}); set {KEY_ENV} "
+            "or CRMSTATS_CONFIG_DIR"
+        ) from None
+
+
+def _key(key: str | bytes | None) -> bytes:
+    if key is not None:
+        key = key.encode() if isinstance(key, str) else bytes(key)
+        if not key:
+            raise CRMStatsError("pseudonym key: empty")
+        return key
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    path = key_path()
+    if not path.exists():
+        _create_key_file(path)
+    return _read_key_file(path)
+
+
+# --------------------------------------------------------------------------- pseudonyms
+
+
+def _digest(key: bytes, value: Any) -> str:
+    return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _as_series(ids: Any) -> pd.Series:
+    if isinstance(ids, pd.Series):
+        return ids
+    if isinstance(ids, pd.Index):
+        return ids.to_series(index=range(len(ids)))
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        return pd.Series([ids])
+    return pd.Series(list(ids))
+
+
+def pseudonymize(ids: Any, *, key: str | bytes | None = None,
+                 length: int = DEFAULT_LENGTH) -> pd.Series:
+    """Replace customer ids by stable keyed-hash pseudonyms.
+
+    Parameters
+    ----------
+    ids : Series, Index, list or scalar
+        Customer ids (any type; they are hashed as ``str(id)``, so ``7`` and
+        ``"7"`` share a pseudonym). Missing ids stay missing.
+    key : str or bytes, optional
+        The key; default ``$CRMSTATS_PSEUDONYM_KEY`` or the key file (see the
+        module documentation).
+    length : int
+        Hex digits shown (4-64). If two different ids in ``ids`` would share a
+        pseudonym, every pseudonym of this call is lengthened (by two digits
+        at a time) until they are distinct; a longer pseudonym always starts
+        with the shorter one, so :func:`reidentify` finds both.
+
+    Returns
+    -------
+    pandas.Series of str
+        ``"C-"`` plus hex digits, with the index of ``ids`` (a Series) or a
+        range index.
+
+    Examples
+    --------
+    >>> pseudonymize(["alice@example.com", 42], key="k").tolist()
+    ['C-8647c468', 'C-7955074f']
+    """
+    if not 4 <= int(length) <= 64:
+        raise CRMStatsError(f"pseudonym length must be 4 to 64 hex digits, got {length}")
+    series = _as_series(ids)
+    secret = _key(key)
+    present = series.notna()
+    distinct = pd.unique(series[present].astype(str))
+    digests = {value: _digest(secret, value) for value in distinct}
+    length = int(length)
+    while length < 64 and len({d[:length] for d in digests.values()}) < len(digests):
+        length += 2
+    out = series.astype(object).copy()
+    out[present] = [PREFIX + digests[str(v)][:length] for v in series[present]]
+    out[~present] = None
+    return out.rename(series.name)
+
+
+def pseudonym_table(ids: Any, *, key: str | bytes | None = None,
+                    length: int = DEFAULT_LENGTH) -> pd.DataFrame:
+    """Return the lookup table ``id -> pseudonym`` of the distinct ``ids``.
+
+    For the analyst who holds the key; never publish it.
+    """
+    series = _as_series(ids)
+    distinct = pd.Series(pd.unique(series.dropna()))
+    return pd.DataFrame({"id": distinct,
+                         "pseudonym": pseudonymize(distinct, key=key, length=length).to_numpy()})
+
+
+def reidentify(pseudonyms: Any, ids: Any, *, key: str | bytes | None = None) -> pd.Series:
+    """Map published pseudonyms back to customer ids.
+
+    Parameters
+    ----------
+    pseudonyms : Series, list or scalar
+        Pseudonyms as published (``"C-7f3a9c21"``, any length).
+    ids : Series, list
+        The candidate customer ids (e.g. ``crm.customers["customer_id"]``).
+    key : str or bytes, optional
+        The key the pseudonyms were made with (default as in :func:`pseudonymize`).
+
+    Returns
+    -------
+    pandas.Series
+        The id of each pseudonym (index as ``pseudonyms``); missing where no
+        candidate matches.
+
+    Raises
+    ------
+    DataError
+        If a pseudonym matches more than one candidate id (a short pseudonym
+        on a large id set), naming how many pseudonyms are ambiguous.
+    """
+    wanted = _as_series(pseudonyms)
+    secret = _key(key)
+    candidates = pd.unique(_as_series(ids).dropna())
+    digests = {_digest(secret, str(c)): c for c in candidates}
+    prefix_len = len(PREFIX)
+    shortest = min((len(str(p)) - prefix_len for p in wanted.dropna()), default=DEFAULT_LENGTH)
+    index: dict[str, list[Any]] = {}
+    for digest, cid in digests.items():
+        index.setdefault(digest[:max(shortest, 1)], []).append((digest, cid))
+    result: list[Any] = []
+    ambiguous = 0
+    for p in wanted:
+        if not isinstance(p, str) or not p.startswith(PREFIX):
+            result.append(None)
+            continue
+        hexpart = p[prefix_len:].lower()
+        hits = [cid for digest, cid in index.get(hexpart[:max(shortest, 1)], [])
+                if digest.startswith(hexpart)]
+        if len(hits) > 1:
+            ambiguous += 1
+        result.append(hits[0] if len(hits) == 1 else None)
+    if ambiguous:
+        raise DataError(f"reidentify: {ambiguous} pseudonym(s) match more than one id; "
+                        "publish longer pseudonyms (pseudonymize(..., length=12))")
+    return pd.Series(result, index=wanted.index, dtype=object)
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+class Finding(NamedTuple):
+    """One thing found by :func:`scan_text`: what it looks like and where, never the value.
+
+    Attributes
+    ----------
+    pattern : str
+        Name of the pattern (``"email address"``, ``"AWS access key"``, ...).
+    offset : int
+        Character offset in the decoded text.
+    line : int
+        1-based line number in the decoded text.
+    """
+
+    pattern: str
+    offset: int
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.pattern} (line {self.line})"
+
+
+_B = r"(?<![A-Za-z0-9_+/=-])"   # start: not inside a token or a base64 run
+_E = r"(?![A-Za-z0-9_+/-])"     # end: the token ends here
+
+# Names of settings whose value is a credential (used in query strings and KEY=value).
+_CRED_KEYS = (
+    r"(?:ssl)?password|passwd|pwd|pass|passphrase"
+    r"|(?:access|refresh|id|auth|session|bearer|bot|api|private|client)?[_-]?token"
+    r"|api[_-]?key|apikey|x-api-key|access[_-]?key|secret[_-]?key|private[_-]?key"
+    r"|(?:client|app|api|consumer|shared)?[_-]?secret"
+    r"|accountkey|sharedaccesskey|sharedaccesssignature|sig|signature|x-amz-signature"
+    r"|x-amz-security-token|credentials?"
+)
+
+# Values that stand for a credential without being one: "...", "***", "<password>", "$PGPASSWORD".
+_PLACEHOLDER = (r"(?:\.{3}|\*{3,}|<[^<>\s]{1,40}>|\$\{?[A-Za-z_]|x{3,}(?![A-Za-z0-9])|"
+                r"(?:redacted|changeme|your[_-]?\w*)(?![A-Za-z0-9]))")
+
+#: ``(name, compiled pattern)`` of credential forms; :func:`find_credential` and
+#: :func:`scan_text` use them, and study parameters are refused when one matches.
+CREDENTIAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("URL with a password",
+     re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/@:?#\"'<>]*:[^\s/@?#\"'<>]+@", re.I)),
+    ("credential in a query string",
+     re.compile(rf"[?&;](?:{_CRED_KEYS})=(?=[^\s&;#\"'<>])", re.I)),
+    ("credential setting",  # PGPASSWORD=..., password=..., AccountKey=..., "token": "..."
+     re.compile(rf"(?<![A-Za-z0-9])[\"']?(?:[A-Za-z0-9]+[_-])*(?:PG|MYSQL_?)?(?:{_CRED_KEYS})"
+                rf"(?![A-Za-z0-9])[\"']?\s*(?:=|:\s*[\"'])\s*[\"']?(?=[^\s;&\"',}}<>])"
+                rf"(?!{_PLACEHOLDER})", re.I)),
+    ("authorization header",
+     re.compile(r"\b(?:Bearer|Token)\s+(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{16,}=*"
+                r"|\bBasic\s+(?=[A-Za-z0-9+/]*\d)[A-Za-z0-9+/]{12,}={0,2}(?![A-Za-z0-9+/])"
+                r"|\bAuthorization:\s*\S+")),
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    ("Stripe key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}|"
+                              + _B + r"whsec_[0-9A-Za-z]{16,}")),
+    ("API secret key (sk-)", re.compile(_B + r"sk-(?:[a-z]+-)?[A-Za-z0-9_-]{20,}")),
+    ("Google API key", re.compile(_B + r"AIza[0-9A-Za-z_-]{35}" + _E)),
+    ("Google OAuth token", re.compile(_B + r"ya29\.[0-9A-Za-z_-]{20,}")),
+    ("AWS access key",
+     re.compile(_B + r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[0-9A-Z]{16}" + _E)),
+    ("GitHub token",
+     re.compile(_B + r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{22,})")),
+    ("GitLab token", re.compile(_B + r"gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_-]{20,}")),
+    ("Slack token", re.compile(_B + r"xox[abposre]-[A-Za-z0-9-]{10,}"
+                               r"|hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+")),
+    ("JSON Web Token",
+     re.compile(_B + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("SendGrid key", re.compile(_B + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+    ("Mailchimp key", re.compile(_B + r"[0-9a-f]{32}-us[0-9]{1,2}" + _E)),
+    ("HubSpot token", re.compile(_B + r"pat-(?:na|eu)[0-9]-[0-9a-f]{8}-[0-9a-f-]{27,}")),
+    ("Hugging Face token", re.compile(_B + r"hf_[A-Za-z0-9]{30,}")),
+    ("npm or PyPI token", re.compile(_B + r"(?:npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_-]{50,})")),
+    ("Shopify token", re.compile(_B + r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}")),
+    ("Twilio key", re.compile(_B + r"SK[0-9a-f]{32}" + _E)),
+    ("Square token", re.compile(_B + r"(?:sq0atp|sq0csp|EAAA)[-_][A-Za-z0-9_-]{20,}")),
+]
+
+
+def find_credential(text: str) -> str | None:
+    """Return the name of the first credential pattern ``text`` matches, or None."""
+    for name, pattern in CREDENTIAL_PATTERNS:
+        if pattern.search(text):
+            return name
+    return None
+
+
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@"
+                    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*"
+                    r"\.(?!png\b|jpe?g\b|svg\b|gif\b|webp\b)[A-Za-z]{2,24}\b")
+_PHONE = re.compile(
+    r"(?<![\w+/=.-])(?:"
+    r"\+[1-9]\d{0,2}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}"  # +49 30 1234567
+    r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}"                                           # (555) 010-0123
+    r"|\d{3}[.-]\d{3}[.-]\d{4}"                                                # 555-010-0123
+    r"|00[1-9]\d{0,2}[\s.-]\d{1,4}(?:[\s.-]\d{2,4}){1,4}"                      # 0049 30 1234567
+    r"|0\d{2,4}[\s/-]\d{3,4}[\s-]?\d{3,5}"                                     # 030 1234 5678
+    r")(?![\w/+-]|\.\d)")
+_DATA_URI = re.compile(r"data:[a-z]+/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+", re.I)
+_UNICODE_ESC = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _phone_digits_ok(match: str) -> bool:
+    digits = re.sub(r"\D", "", match)
+    return 7 <= len(digits) <= 15
+
+
+def decode(text: str) -> str:
+    r"""Undo the encodings a value can hide behind in a page.
+
+    HTML entities (``&#64;``, ``&commat;``, ``&#x40;``), percent-encoding
+    (``%40``), JSON/JS escapes (``\u0040``); base64 data URIs are blanked
+    (images are not text).
+    """
+    text = _DATA_URI.sub(" ", text)
+    for _ in range(2):  # "&amp;#64;" decodes in two steps
+        text = html.unescape(text)
+    text = _UNICODE_ESC.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), text)
+    if "%" in text:
+        text = urllib.parse.unquote(text)
+    return text
+
+
+def machine_paths(extra: Iterable[str | os.PathLike] = ()) -> list[str]:
+    """Absolute paths of this machine that must not appear in a published page.
+
+    The home folder, the temporary folder, the Python environment (``sys.prefix``,
+    the base interpreter) and the working directory, plus ``extra`` (e.g. the
+    repository root), longest first. Root-level folders (``/``, ``/usr``) are
+    left out: they name no user or project.
+    """
+    candidates = [Path.home(), Path(tempfile.gettempdir()), Path("/tmp"), Path(sys.prefix),
+                  Path(sys.base_prefix), Path.cwd(), *map(Path, extra)]
+    out: set[str] = set()
+    for path in candidates:
+        for variant in {str(path), str(Path(path).resolve())}:
+            if len(Path(variant).parts) >= 2 and variant not in ("/usr", "/usr/local", "/opt",
+                                                                 "/home", "/srv"):
+                out.add(variant.rstrip("/"))
+    return sorted(out, key=len, reverse=True)
+
+
+def _personal_patterns(values: Iterable[Any]) -> dict[int, set[tuple[str, ...]]]:
+    """Personal values as word tuples, by tuple length (short single words are skipped)."""
+    by_len: dict[int, set[tuple[str, ...]]] = {}
+    for value in values:
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        words = tuple(w.lower() for w in _TOKEN.findall(str(value)))
+        if not words or (len(words) == 1 and len(words[0]) < 4):
+            continue
+        by_len.setdefault(len(words), set()).add(words)
+    return by_len
+
+
+def scan_text(text: str, *, extra_values: Iterable[Any] = (),
+              paths: Iterable[str] | None = None, decoded: bool = False) -> list[Finding]:
+    """Find personal data, credentials and machine paths in ``text``.
+
+    Parameters
+    ----------
+    text : str
+        A page (HTML, Markdown, notebook JSON or plain text); it is decoded
+        first (:func:`decode`) unless ``decoded``.
+    extra_values : iterable
+        Personal values to look for (names, e-mails of the source's personal
+        columns). Matched as whole words, case-insensitively, ignoring
+        punctuation between words; single words under four letters are skipped.
+    paths : iterable of str, optional
+        Absolute paths that must not appear; default :func:`machine_paths`.
+    decoded : bool
+        ``text`` is already decoded.
+
+    Returns
+    -------
+    list of Finding
+        Pattern name and position of each hit, in text order; never the value.
+    """
+    if not decoded:
+        text = decode(text)
+    hits: list[tuple[int, str]] = []
+    hits += [(m.start(), "email address") for m in _EMAIL.finditer(text)
+             if text[max(0, m.start() - 3):m.start()] != "://"]  # a URL's user name
+    hits += [(m.start(), "phone number") for m in _PHONE.finditer(text)
+             if _phone_digits_ok(m.group())]
+    for name, pattern in CREDENTIAL_PATTERNS:
+        hits += [(m.start(), name) for m in pattern.finditer(text)]
+    for path in machine_paths() if paths is None else paths:
+        path = str(path).rstrip("/")
+        if not path:
+            continue
+        pat = re.compile(r"(?<![\w.~-])" + re.escape(path) + r"(?=[/\\\"'\s<>:;,)\]}]|$)")
+        hits += [(m.start(), "machine path") for m in pat.finditer(text)]
+    wanted = _personal_patterns(extra_values)
+    if wanted:
+        tokens = [(m.group().lower(), m.start()) for m in _TOKEN.finditer(text)]
+        words = [t for t, _ in tokens]
+        for n, values in wanted.items():
+            for i in range(len(words) - n + 1):
+                if tuple(words[i:i + n]) in values:
+                    hits.append((tokens[i][1], "personal value"))
+    hits.sort()
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+
+    return [Finding(name, offset, bisect.bisect_right(line_starts, offset))
+            for offset, name in hits]
+
+
+def notebook_text(raw: str) -> str:
+    """Return the published text of a notebook file: sources and text outputs, no images.
+
+    Falls back to the raw text when ``raw`` is not notebook JSON.
+    """
+    try:
+        nb = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(nb, dict) or "cells" not in nb:
+        return raw
+    parts: list[str] = [json.dumps(nb.get("metadata", {}))]
+
+    def text_of(value: Any) -> str:
+        return "".join(value) if isinstance(value, list) else str(value)
+
+    for cell in nb.get("cells", []):
+        parts.append(text_of(cell.get("source", "")))
+        for out in cell.get("outputs", []) or []:
+            if "text" in out:
+                parts.append(text_of(out["text"]))
+            for field in ("ename", "evalue"):
+                if field in out:
+                    parts.append(str(out[field]))
+            parts.extend(text_of(t) for t in out.get("traceback", []) or [])
+            for mime, data in (out.get("data") or {}).items():
+                if mime.startswith("image/") and mime != "image/svg+xml":
+                    continue  # base64 pixels are not text
+                parts.append(text_of(data) if not isinstance(data, dict) else json.dumps(data))
+    return "\n".join(parts)

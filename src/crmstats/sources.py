@@ -1,0 +1,406 @@
+"""Data sources: the demo, CDNOW, folders, databases and source files (``crmstats.yml``).
+
+:func:`load_crm` resolves a study's ``data_source`` to a :class:`~crmstats.CRMData`;
+every table then goes through the validation gate (:mod:`crmstats.validation`)
+when a function reads it. A **source file** describes a company's own export —
+where its tables are and how their columns, values, dates and numbers map onto
+the canonical tables::
+
+    name: ACME CRM export            # shown in study titles and on the data-quality page
+    location: .                      # folder relative to this file, or a database URL
+    tables:
+      transactions:
+        file: orders.csv             # or  table: sales.orders  on a database
+        columns: {customer_id: Customer ID, timestamp: Order Date, amount: Revenue}
+        dayfirst: true               # or  timestamp_format: "%d/%m/%Y %H:%M"
+        decimal: ","
+        thousands: "."
+        drop_duplicates: true        # rows repeating another row exactly are a double export
+      stage_events:
+        file: pipeline.csv
+        columns: {lead_id: Lead, stage: Stage, entered_at: Entered, channel: Source}
+        values:
+          stage: {MQL: lead, SQL: qualified, Closed Won: won, Closed Lost: lost}
+          channel: {Paid Search: paid_search, Google Ads: paid_search}
+      contacts:
+        file: contacts.csv
+        personal: [Full Name, Phone]  # personal data: never published
+
+Keys set at the top level (``dayfirst``, ``timestamp_format``, ``decimal``,
+``thousands``, ``trim``, ``drop_duplicates``, ``drop_blank_ids``) apply to every
+table unless the table sets its own. ``trim`` (default true) removes surrounding
+spaces from ids and text columns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import ibis
+import pandas as pd
+
+from crmstats.backend import execute, list_tables, read_table
+from crmstats.crmdata import CRMData, default_name
+from crmstats.exceptions import DataError
+from crmstats.schema import TABLES
+from crmstats.validation import SourceTable
+
+__all__ = ["SOURCE_FILE", "export_crm", "load_crm", "read_source_file", "source_label"]
+
+#: The name of a folder's source file.
+SOURCE_FILE = "crmstats.yml"
+
+_TABLE_KEYS = {"file", "table", "columns", "values", "dayfirst", "timestamp_format", "decimal",
+               "thousands", "trim", "drop_duplicates", "drop_blank_ids", "personal"}
+_SHARED_KEYS = {"dayfirst", "timestamp_format", "decimal", "thousands", "trim",
+                "drop_duplicates", "drop_blank_ids"}
+_TOP_KEYS = {"name", "location", "tables", "description"} | _SHARED_KEYS
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def source_label(data_source: Any) -> str:
+    """Return the display name of a data source, without loading any data.
+
+    ``"demo CRM"`` for the demo, ``"CDNOW"`` for cdnow, a source file's
+    ``name`` (also for a folder holding ``crmstats.yml``), a ``CRMData``'s
+    ``name``, otherwise the folder's (or database's) name.
+    """
+    if isinstance(data_source, CRMData):
+        return data_source.name or default_name(data_source.source)
+    text = str(data_source).strip()
+    if "://" not in text:
+        path = Path(text).expanduser()
+        spec_path = path / SOURCE_FILE if path.is_dir() else path
+        if spec_path.suffix in (".yml", ".yaml") and spec_path.is_file():
+            try:
+                spec = _read_yaml(spec_path)
+            except DataError:
+                return default_name(text)
+            name = spec.get("name")
+            return str(name) if name else default_name(str(spec_path))
+    return default_name(text)
+
+
+# ----------------------------------------------------------------------------- source files
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DataError(f"source file {str(path)!r} is not valid YAML: "
+                        f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise DataError(f"source file {str(path)!r}: expected a mapping with name, location "
+                        "and tables")
+    return spec
+
+
+def _check_keys(where: str, given, allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
+                        f"{', '.join(sorted(allowed))}")
+
+
+def _check_url(url: str, where: str) -> None:
+    parts = urlsplit(url)
+    if parts.password or any(k.lower() in ("password", "pwd", "pass")
+                             for k, _ in parse_qsl(parts.query)):
+        raise DataError(f"{where}: the database URL carries a password; give credentials "
+                        "through environment variables (e.g. PGPASSWORD) or ~/.pgpass, never "
+                        "in a file or URL")
+
+
+def read_source_file(path: str | os.PathLike) -> dict:
+    """Read and check a source file; return its content with defaults filled in.
+
+    Raises
+    ------
+    DataError
+        Unknown keys, tables or canonical columns, a password in the location,
+        or a table without ``file``/``table``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"source file {str(path)!r} does not exist")
+    spec = _read_yaml(path)
+    where = f"source file {path.name}"
+    _check_keys(where, spec, _TOP_KEYS)
+    tables = spec.get("tables")
+    if not isinstance(tables, dict) or not tables:
+        raise DataError(f"{where}: 'tables' must map canonical table names "
+                        f"({', '.join(TABLES)}) to their file or table")
+    location = str(spec.get("location", ".") or ".")
+    if "://" in location:
+        _check_url(location, where)
+    shared = {k: spec[k] for k in _SHARED_KEYS if k in spec}
+    out = {}
+    for name, entry in tables.items():
+        if name not in CRMData.table_names():
+            raise DataError(f"{where}: unknown table {name!r}; canonical tables are "
+                            f"{', '.join(CRMData.table_names())}")
+        entry = {"file": entry} if isinstance(entry, str) else dict(entry or {})
+        _check_keys(f"{where}, table {name}", entry, _TABLE_KEYS)
+        if ("file" in entry) == ("table" in entry):
+            raise DataError(f"{where}, table {name}: give exactly one of 'file' (in the "
+                            "location folder) or 'table' (in the location database)")
+        columns = dict(entry.get("columns") or {})
+        known = {c.name for c in TABLES[name].columns}
+        wrong = sorted(set(columns) - known)
+        if wrong:
+            raise DataError(f"{where}, table {name}: columns maps unknown canonical column(s) "
+                            f"{', '.join(map(repr, wrong))}; the canonical columns are "
+                            f"{', '.join(sorted(known))} (write canonical: exported name)")
+        values = dict(entry.get("values") or {})
+        for col, mapping in values.items():
+            if not isinstance(mapping, dict):
+                raise DataError(f"{where}, table {name}: values of {col!r} must map exported "
+                                "values to canonical ones")
+        merged = {"trim": True, **shared, **entry, "columns": columns, "values": values}
+        out[name] = merged
+    return {"name": spec.get("name") or default_name(str(path)), "location": location,
+            "tables": out, "path": path}
+
+
+def _load_source_file(path: Path) -> CRMData:
+    spec = read_source_file(path)
+    location = spec["location"]
+    con = None
+    if "://" in location:
+        con = _connect(location)
+        available = set(list_tables(con))
+    else:
+        base = (path.parent / location).resolve()
+        if not base.is_dir():
+            raise DataError(f"source file {path.name}: location {location!r} is not a folder "
+                            f"({str(base)!r})")
+    found, personal = {}, {}
+    for name, entry in spec["tables"].items():
+        if "file" in entry:
+            if con is not None:
+                raise DataError(f"source file {path.name}, table {name}: 'file' needs a folder "
+                                "location; on a database use 'table'")
+            data = base / str(entry["file"])
+            if not data.exists():
+                held = ", ".join(sorted(p.name for p in base.iterdir()
+                                        if not p.name.startswith("."))) or "nothing"
+                raise DataError(f"source file {path.name}, table {name}: file "
+                                f"{entry['file']!r} is not in {str(base)!r} (it holds {held})",
+                                table=name)
+            data, label = str(data), str(entry["file"])
+        else:
+            if con is None:
+                raise DataError(f"source file {path.name}, table {name}: 'table' needs a "
+                                "database URL as location")
+            db, _, tname = str(entry["table"]).rpartition(".")
+            if not db and tname not in available:
+                raise DataError(f"source file {path.name}, table {name}: table {tname!r} is "
+                                f"not in the database (tables: {', '.join(sorted(available))})",
+                                table=name)
+            data = con.table(tname, database=db) if db else con.table(tname)
+            label = str(entry["table"])
+        found[name] = SourceTable(
+            data, columns=entry["columns"], values=entry["values"],
+            dayfirst=entry.get("dayfirst"), timestamp_format=entry.get("timestamp_format"),
+            decimal=entry.get("decimal"), thousands=entry.get("thousands"),
+            trim=bool(entry.get("trim", True)), drop_duplicates=bool(entry.get("drop_duplicates")),
+            drop_blank_ids=bool(entry.get("drop_blank_ids")),
+            personal=tuple(entry.get("personal") or ()), label=label)
+        marked = [_canonical(c, entry["columns"]) for c in entry.get("personal") or ()]
+        if marked:
+            personal[name] = tuple(marked)
+    return CRMData(**found, source=str(path), name=str(spec["name"]), personal=personal)
+
+
+def _canonical(column: str, columns: dict) -> str:
+    reverse = {v: k for k, v in columns.items()}
+    return reverse.get(column, column)
+
+
+# ----------------------------------------------------------------------------- databases
+
+
+def _parse_options(text: str) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise DataError(f"data source option {part!r} is not of the form name=value")
+        key, value = (x.strip() for x in part.split("=", 1))
+        try:
+            opts[key] = int(value)
+        except ValueError:
+            try:
+                opts[key] = float(value)
+            except ValueError:
+                opts[key] = value
+    return opts
+
+
+def _connect(url: str):
+    _check_url(url, "data source")
+    parts = urlsplit(url)
+    try:
+        return ibis.connect(url)
+    except Exception as exc:  # drivers raise many types; the message is what matters
+        raise DataError(f"data source {urlunsplit(parts._replace(query=''))!r}: cannot "
+                        f"connect ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _load_database(url: str) -> CRMData:
+    """Open a database URL and bind the canonical tables it holds (see :func:`load_crm`)."""
+    _check_url(url, "data source")
+    parts = urlsplit(url)
+    names = CRMData.table_names()
+    mapping, passthrough = {}, []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        (mapping.__setitem__(key, value) if key in names else passthrough.append((key, value)))
+    query = "&".join(f"{k}={v}" for k, v in passthrough)
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    con = _connect(clean)
+    available = set(list_tables(con))
+    found = {}
+    for name in names:
+        target = mapping.get(name, name)
+        if target in available:
+            found[name] = con.table(target)
+        elif name in mapping:
+            raise DataError(f"data source: table {target!r} (for {name}) does not exist; "
+                            f"tables: {', '.join(sorted(available)) or '(none)'}", table=name)
+    if not found:
+        raise DataError(f"data source {clean!r} holds none of the canonical tables "
+                        f"({', '.join(names)}); it holds {', '.join(sorted(available)) or 'none'}"
+                        "; map yours with ?transactions=<table>, ... or a crmstats.yml")
+    return CRMData(**found, source=clean)
+
+
+def _demo_options(text: str, simulate) -> dict[str, Any]:
+    """Check ``demo:name=value,...`` options against the simulator's keyword arguments."""
+    opts = _parse_options(text)
+    params = inspect.signature(simulate).parameters
+    for name, value in opts.items():
+        if name not in params:
+            allowed = ", ".join(p for p in params)
+            raise DataError(f"data source 'demo:{text}': unknown option {name!r}; "
+                            f"options are {allowed}")
+        default = params[name].default
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise DataError(f"data source 'demo:{text}': option {name!r} must be a number, "
+                            f"got {value!r}")
+        if isinstance(default, int) and isinstance(value, float):
+            raise DataError(f"data source 'demo:{text}': option {name!r} must be an integer, "
+                            f"got {value!r}")
+    return opts
+
+
+# ----------------------------------------------------------------------------- load / export
+
+
+def _load_folder(path: Path, text: str) -> CRMData:
+    if (path / SOURCE_FILE).is_file():
+        return _load_source_file(path / SOURCE_FILE)
+    found = {}
+    for name in CRMData.table_names():
+        for suffix in (".parquet", ".csv"):
+            candidate = path / f"{name}{suffix}"
+            if candidate.exists():
+                found[name] = str(candidate)
+                break
+    if not found:
+        held = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        shown = ", ".join(held[:20]) + (f", ... ({len(held)} in all)" if len(held) > 20 else "")
+        raise DataError(
+            f"data source {text!r}: the folder holds no <table>.parquet or <table>.csv file "
+            f"for any of {', '.join(CRMData.table_names())}; it holds "
+            f"{shown or 'nothing'}. Map your own files with a {SOURCE_FILE} "
+            f"(crmstats source init {text})"
+        )
+    return CRMData(**found, source=str(path))
+
+
+def load_crm(source: Any = "demo") -> CRMData:
+    """Resolve a study's data source to a :class:`~crmstats.CRMData`.
+
+    Parameters
+    ----------
+    source : str, path or CRMData
+        * ``"demo"`` — the simulated demo CRM (:func:`crmstats.datasets.simulate_crm`
+          with its defaults); ``"demo:seed=3,n_contacts=2000"`` passes options;
+        * ``"cdnow"`` / ``"cdnow:sample"`` — the real CDNOW purchase log
+          (transactions only);
+        * a source file (``crmstats.yml``, see :mod:`crmstats.sources`) that
+          maps a company's own export, or a folder holding one;
+        * a folder holding ``<table>.parquet`` or ``<table>.csv`` files, one
+          per canonical table (as written by :func:`export_crm`);
+        * a database URL understood by ``ibis.connect`` — e.g.
+          ``"postgresql://crm@db.example.com:5432/crm"`` or
+          ``"duckdb:///srv/crm.duckdb"`` — whose tables named like the canonical
+          ones are used where they live (every aggregation runs on that server);
+          query parameters map canonical tables to other table names:
+          ``"postgresql://crm@db/crm?transactions=orders_view"``. Credentials
+          never go in the URL: PostgreSQL reads ``PGPASSWORD`` or ``~/.pgpass``;
+        * a ``CRMData``, returned unchanged.
+
+    Returns
+    -------
+    CRMData
+    """
+    if isinstance(source, CRMData):
+        return source
+    text = str(source).strip()
+    if "://" in text:
+        return _load_database(text)
+    head, _, rest = text.partition(":")
+    if head == "demo":
+        from crmstats.datasets import simulate_crm
+
+        return simulate_crm(**_demo_options(rest, simulate_crm))
+    if head == "cdnow":
+        from crmstats.datasets import load_cdnow
+
+        kind = rest or "master"
+        return CRMData(transactions=load_cdnow(kind=kind), source=f"cdnow:{kind}")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _load_folder(path, text)
+    if path.is_file() and path.suffix in (".yml", ".yaml"):
+        return _load_source_file(path)
+    if path.suffix in (".yml", ".yaml") or "/" in text or os.sep in text or text.startswith("."):
+        raise DataError(f"data source {text!r}: no such folder or file"
+                        + (f" (from {os.getcwd()!r})" if not path.is_absolute() else ""))
+    raise DataError(
+        f"unknown data source {text!r}: use 'demo', 'demo:seed=N,...', 'cdnow', "
+        "'cdnow:sample', a folder of <table>.parquet/.csv files, a crmstats.yml source file "
+        "or a database URL"
+    )
+
+
+def export_crm(crm: CRMData, directory: str | os.PathLike) -> list[Path]:
+    """Write every table of ``crm`` to ``directory/<table>.parquet``; return the paths.
+
+    Tables of a mapped source are written in canonical form (mapping applied).
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, t in crm.tables().items():
+        target = out / f"{name}.parquet"
+        tmp = out / f".{name}.parquet.tmp"
+        if isinstance(t, pd.DataFrame):
+            t.to_parquet(tmp, index=False)
+        elif isinstance(t, SourceTable):
+            execute(crm.table(name)).to_parquet(tmp, index=False)
+        else:
+            execute(read_table(t, table=name)).to_parquet(tmp, index=False)
+        tmp.replace(target)
+        written.append(target)
+    return written
