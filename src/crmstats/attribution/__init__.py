@@ -17,7 +17,13 @@ the measured lifts and :func:`incremental_economics` prices it. Figures are in
 from crmstats.attribution.calibration import calibrate
 from crmstats.attribution.compare import credit_shares, share_error
 from crmstats.attribution.economics import channel_economics, incremental_economics
-from crmstats.attribution.experiments import holdout_size, lift_test
+from crmstats.attribution.experiments import (
+    experiment_data,
+    holdout_plan,
+    holdout_size,
+    lift_test,
+)
+from crmstats.attribution.findings import incrementality_findings
 from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
 from crmstats.attribution.incrementality import IncrementalityModel
 from crmstats.attribution.markov import MarkovAttribution
@@ -25,6 +31,7 @@ from crmstats.attribution.paths import build_paths, from_channelattribution, to_
 from crmstats.attribution.plotting import (
     plot_cac_ltv,
     plot_credit_shares,
+    plot_lift_tests,
     plot_removal_effects,
     plot_transition_matrix,
 )
@@ -39,13 +46,17 @@ __all__ = [
     "calibrate",
     "channel_economics",
     "credit_shares",
+    "experiment_data",
     "from_channelattribution",
     "heuristic",
+    "holdout_plan",
     "holdout_size",
     "incremental_economics",
+    "incrementality_findings",
     "lift_test",
     "plot_cac_ltv",
     "plot_credit_shares",
+    "plot_lift_tests",
     "plot_removal_effects",
     "plot_transition_matrix",
     "share_error",

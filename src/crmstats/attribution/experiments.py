@@ -39,7 +39,7 @@ import pandas as pd
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
-__all__ = ["holdout_size", "lift_test"]
+__all__ = ["experiment_data", "holdout_plan", "holdout_size", "lift_test"]
 
 _Z95 = 1.959963984540054
 
@@ -249,3 +249,75 @@ def holdout_size(
     n_t = np.ceil(n_h * ratio)
     return pd.DataFrame({"baseline_rate": p0, "lift": d, "holdout_units": n_h,
                          "treatment_units": n_t, "total_units": n_h + n_t})
+
+
+def holdout_plan(lifts: pd.DataFrame, *, margin: float = 0.01, holdout_share: float = 0.1,
+                 alpha: float = 0.05) -> pd.DataFrame:
+    """Units each channel's next holdout test needs to measure its lift within ``margin``.
+
+    Parameters
+    ----------
+    lifts : pandas.DataFrame
+        Output of :func:`lift_test`: its holdout rates and lifts are the planning
+        values (a negative measured lift is planned as no lift).
+    margin : float
+        Wanted half-width of the lift's interval, in conversion-rate points
+        (0.01 = plus or minus one point).
+    holdout_share : float
+        Share of the units to withhold.
+    alpha : float
+        1 - confidence level of the interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``: ``units_now`` (treatment + holdout units of the
+        test), ``margin_now`` (half-width of its interval), ``holdout_units``,
+        ``treatment_units`` and ``total_units`` needed.
+    """
+    base = lifts["holdout_rate"].clip(1e-4, 1 - 1e-4)
+    lift = lifts["lift"].clip(lower=0.0)
+    lift = np.minimum(lift, 0.999 - base)
+    plan = holdout_size(base.to_numpy(), lift.to_numpy(), alpha, holdout_share=holdout_share,
+                        margin=margin)
+    plan.index = lifts.index
+    out = pd.DataFrame({
+        "units_now": lifts["treatment_units"] + lifts["holdout_units"],
+        "margin_now": (lifts["upper_95"] - lifts["lower_95"]) / 2,
+    }, index=lifts.index)
+    return out.join(plan[["holdout_units", "treatment_units", "total_units"]].astype("int64"))
+
+
+def experiment_data(source: Any = "demo", *, demo_holdout_share: float = 0.1):
+    """Load a data source for an incrementality study: it must hold an experiments table.
+
+    Parameters
+    ----------
+    source : str, path or CRMData
+        Any data source of :func:`crmstats.load_crm`. A simulated demo source
+        (``"demo"``, ``"demo:seed=3,..."``) without a ``holdout_share`` option
+        gets ``holdout_share=demo_holdout_share``, so the demo runs real
+        holdout experiments.
+    demo_holdout_share : float
+        Share of journeys withheld from each channel in a demo source.
+
+    Returns
+    -------
+    CRMData
+        With ``touchpoints``, ``conversions`` and ``experiments``.
+
+    Raises
+    ------
+    DataError
+        When the source has no experiments (or touchpoints / conversions) table.
+    """
+    from crmstats.io import load_crm
+
+    if isinstance(source, str) and source.strip().partition(":")[0] == "demo" \
+            and "holdout_share" not in source:
+        text = source.strip()
+        sep = "," if ":" in text and text.partition(":")[2] else ""
+        source = (text if ":" in text else text + ":") + f"{sep}holdout_share={demo_holdout_share}"
+    crm = load_crm(source)
+    crm.require("touchpoints", "conversions", "experiments")
+    return crm

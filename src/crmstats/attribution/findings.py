@@ -9,10 +9,15 @@ __all__ = ["incrementality_findings"]
 
 
 def _pct(x: float, signed: bool = False) -> str:
-    if x is None or not np.isfinite(x):
-        return "—"
-    text = f"{100 * x:.1f} %"
-    return ("+" + text) if signed and x > 0 else text
+    from crmstats.book.report import fmt_pct
+
+    return fmt_pct(x, signed=signed)
+
+
+def _money(x: float) -> str:
+    from crmstats.book.report import fmt_money
+
+    return fmt_money(x)
 
 
 def incrementality_findings(lifts: pd.DataFrame, calibrated: pd.DataFrame,
@@ -70,8 +75,8 @@ def incrementality_findings(lifts: pd.DataFrame, calibrated: pd.DataFrame,
         if len(eco):
             cheap, dear = eco["incremental_cac"].idxmin(), eco["incremental_cac"].idxmax()
             out.append(f"Per incremental customer, {cheap} is the cheapest channel "
-                       f"({eco.loc[cheap, 'incremental_cac']:,.0f} per customer it adds) and "
-                       f"{dear} the dearest ({eco.loc[dear, 'incremental_cac']:,.0f}).")
+                       f"({_money(eco.loc[cheap, 'incremental_cac'])} per customer it adds) and "
+                       f"{dear} the dearest ({_money(eco.loc[dear, 'incremental_cac'])}).")
     if truth_error is not None and len(out) < 5:
         best = truth_error.idxmin()
         out.append(f"Against the simulator's known truth, {best} is closest "
