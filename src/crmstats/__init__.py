@@ -19,6 +19,7 @@ from crmstats.exceptions import (
     NotFittedError,
     StudyError,
 )
+from crmstats.quality import data_quality, source_mapping
 from crmstats.schema import TABLES
 from crmstats.sources import export_crm, load_crm, source_label
 from crmstats.validation import as_table, validate
@@ -37,10 +38,12 @@ __all__ = [
     "StudyError",
     "__version__",
     "as_table",
+    "data_quality",
     "backend",
     "execute",
     "export_crm",
     "load_crm",
     "source_label",
+    "source_mapping",
     "validate",
 ]
