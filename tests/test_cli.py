@@ -97,13 +97,14 @@ def write_studies(tmp_path, studies, defaults=None):
 
 
 def test_studies_yml_is_checked(tmp_path):
-    make_template(tmp_path / "t.ipynb", "print(x)")
-    ok = {"slug": "a", "title": "A", "template": "t.ipynb"}
+    (tmp_path / "notebooks").mkdir()
+    make_template(tmp_path / "notebooks" / "t.ipynb", "print(x)")
+    ok = {"slug": "a", "title": "A", "template": "notebooks/t.ipynb"}
     studies = load_studies(write_studies(tmp_path, [ok], {"x": 5}))
     assert studies[0].parameters == {"x": 5}
     cases = [
         ([ok, ok], "duplicate slug"),
-        ([{**ok, "template": "missing.ipynb"}], "does not exist"),
+        ([{**ok, "template": "notebooks/missing.ipynb"}], "does not exist"),
         ([{**ok, "colour": "red"}], "unknown key"),
         ([{"slug": "a", "title": "A"}], "missing key"),
         ([{**ok, "slug": "Bad Slug"}], "slug is lowercase"),

@@ -45,14 +45,24 @@ def main(
 
 
 def _read_yaml_params(path: Path | None) -> dict:
+    """Read a YAML file of parameters with safe loading (plain data only; types checked later)."""
     import yaml
+
+    from crmstats.book.studies import _yaml_problem
 
     if path is None:
         return {}
+    if path.is_dir():
+        raise CRMStatsError(f"{path}: a folder, not a parameters file")
     if not path.exists():
         raise CRMStatsError(f"{path}: no such parameters file")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CRMStatsError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CRMStatsError(f"{path}: cannot read it ({exc})") from None
+    if not isinstance(data, dict) or not all(type(k) is str for k in data):
         raise CRMStatsError(f"{path}: expected a mapping of parameter names to values")
     return data
 
@@ -71,24 +81,19 @@ def study_run(
 ) -> None:
     """Run one study template with papermill."""
     from crmstats.book.runner import run_study
-    from crmstats.book.studies import check_no_secrets, declared_parameters, parse_value
+    from crmstats.book.studies import declared_parameters, parse_value
 
     try:
         params = _read_yaml_params(parameters_yaml)
+        declared = declared_parameters(template)
         for item in parameter or []:
             if "=" not in item:
                 raise CRMStatsError(f"parameter {item!r} is not of the form NAME=VALUE")
             name, value = item.split("=", 1)
-            params[name.strip()] = parse_value(value)
-        check_no_secrets(params, "study parameters")
-        if not template.exists():
-            raise CRMStatsError(f"{template}: no such template")
-        declared = declared_parameters(template)
-        unknown = sorted(set(params) - set(declared))
-        if unknown:
-            raise CRMStatsError(f"{template.name}: parameter(s) {unknown} are not declared in "
-                                f"its parameters cell (declared: {sorted(declared)})")
+            params[name.strip()] = parse_value(value, declared.get(name.strip(), ""))
         out = output or Path("book") / "studies" / template.name
+        # run_study refuses undeclared names, values that are not plain data of the
+        # declared type and credential-looking values before anything is executed
         run_study(template, out, params, progress=True)
     except CRMStatsError as exc:
         _fail(exc)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crmstats.book.studies import Study
+from crmstats.book.studies import Study, validate_parameters
 from crmstats.exceptions import StudyError
 
 __all__ = ["StudyResult", "run_studies", "run_study"]
@@ -100,14 +100,21 @@ def run_study(
     Raises
     ------
     StudyError
-        If a cell fails (naming notebook, cell and error) or the template is missing.
+        If a cell fails (naming notebook, cell and error), the template is
+        missing or not a notebook, or a parameter is not plain data of its
+        declared type, is undeclared or looks like a credential (checked here,
+        before papermill writes any value into the notebook).
     """
     import papermill
 
     template, output = Path(template), Path(output)
-    if not template.exists():
-        raise StudyError(f"{template}: no such template")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    params = dict(parameters or {})
+    validate_parameters(params, template, template.name)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"{template.name}: cannot create the output folder "
+                         f"{output.parent} ({exc.strerror or exc})") from None
     os.environ["MPLBACKEND"] = INLINE_BACKEND
     attempt = 0
     while True:
@@ -116,7 +123,7 @@ def run_study(
             papermill.execute_notebook(
                 str(template),
                 str(output),
-                parameters=dict(parameters or {}),
+                parameters=params,
                 kernel_name=kernel_name,
                 cwd=str(cwd) if cwd else None,
                 progress_bar=progress,

@@ -1,7 +1,8 @@
 """``book/studies.yml``: which templates the book runs, with which parameters.
 
-The file has two keys::
+The file has these keys::
 
+    templates: notebooks # folder the templates must live in (optional; the default)
     defaults:            # parameters given to every study (optional)
       data_source: demo
     studies:             # in book order
@@ -13,6 +14,11 @@ The file has two keys::
 Every parameter a study receives must be declared in its template's
 ``parameters`` cell; anything else is an error naming the study and the
 parameter, so a typo never silently runs a study on its defaults.
+
+Parameters are data, never code (:func:`check_parameter_types`): a value must be
+``str, int, float, bool, None`` or a list or dict of them, of the type its
+template declares. Templates must live under the repository's ``notebooks/``
+(or the folder ``templates`` names); slugs match ``[a-z0-9][a-z0-9-]*`` exactly.
 
 Parameters end up in the executed notebooks, the run archive and the book, so
 anything that looks like a credential is refused (:func:`check_no_secrets`):
@@ -30,25 +36,17 @@ import yaml
 
 from crmstats.exceptions import StudyError
 
-__all__ = ["Study", "check_no_secrets", "declared_parameters", "load_studies", "parse_value"]
+__all__ = ["Study", "check_no_secrets", "check_parameter_types", "declared_parameters",
+           "load_studies", "parse_value", "validate_parameters"]
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")  # always used with fullmatch ("a\n" is refused)
 
 #: Parameter names that denote credentials (matched on words split at _ - . and case changes).
 _SECRET_WORDS = {"password", "passwd", "pwd", "passphrase", "token", "secret",
                  "key", "apikey", "credential", "credentials", "auth", "bearer"}
-#: Values that look like credentials, with what they look like.
-_SECRET_VALUES = [
-    (re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.I), "a URL with a password"),
-    (re.compile(r"(^|[\s;?&])(password|pwd|passwd|secret|token|api[_-]?key)\s*=", re.I),
-     "a connection string with a credential"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"^(sk|pk|rk)-[A-Za-z0-9_-]{16,}$"), "an API key"),
-    (re.compile(r"^(ghp|gho|ghs|ghu|github_pat|xox[abpr]|glpat)[-_][A-Za-z0-9_-]{10,}$"),
-     "an access token"),
-    (re.compile(r"^(AKIA|ASIA)[0-9A-Z]{16}$"), "a cloud access key"),
-    (re.compile(r"^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$"), "a JWT"),
-]
+#: The only value types a parameter may have (exact types: no subclasses), and containers of them.
+_PLAIN = (str, int, float, bool, type(None))
+_MAX_DEPTH = 10
 
 
 def _name_words(name: str) -> set[str]:
@@ -56,8 +54,36 @@ def _name_words(name: str) -> set[str]:
     return {w.lower() for w in re.split(r"[\s_.\-]+", spaced) if w}
 
 
+def _key_label(key: Any) -> str:
+    """Label a nested dict key for an error message: shown only if a short plain name."""
+    if type(key) is str and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ -]{0,30}", key):
+        from crmstats.privacy import find_credential
+
+        if find_credential(key) is None:
+            return f"[{key!r}]"
+    return "[...]"
+
+
+def _walk(value: Any, path: str = "", depth: int = 0):
+    """Yield ``(path, item, depth)`` for ``value`` and everything in its lists and dicts."""
+    yield path, value, depth
+    if depth > _MAX_DEPTH:
+        return
+    if type(value) is list:
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}[{i}]", depth + 1)
+    elif type(value) is dict:
+        for k, item in value.items():
+            yield from _walk(item, path + _key_label(k), depth + 1)
+
+
 def check_no_secrets(params: dict[str, Any], where: str) -> None:
-    """Refuse parameters whose names or values look like credentials.
+    """Refuse parameters whose names or values look like credentials, nested ones included.
+
+    Every string in a value (in lists and dicts at any depth, dict keys too)
+    is matched against :data:`crmstats.privacy.CREDENTIAL_PATTERNS`; every
+    parameter name and nested dict key against credential words
+    (``password``, ``token``, ``api_key``, ...).
 
     Parameters
     ----------
@@ -69,28 +95,189 @@ def check_no_secrets(params: dict[str, Any], where: str) -> None:
     Raises
     ------
     StudyError
-        Naming the parameter and what it looks like; the value itself is
-        never repeated in the message.
+        Naming the parameter (and the nested position) and what it looks
+        like; the value itself is never repeated in the message.
     """
-    for name, value in params.items():
-        words = _name_words(name) & _SECRET_WORDS
+    from crmstats.privacy import find_credential
+
+    def refuse_name(key: Any, what: str, nested: bool = False) -> None:
+        words = _name_words(str(key))
+        words |= {end for w in words for end in ("password", "passwd", "token", "secret")
+                  if w.endswith(end)}  # PGPASSWORD, authtoken
+        if nested:  # a nested key may be data ("key accounts"): only setting-like names count
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}", str(key)):
+                return
+            words = ({w for w in words if w not in ("key", "auth")}
+                     | ({"key"} if words & {"api", "access", "secret", "private", "account"}
+                        and "key" in words else set()))
+        words &= _SECRET_WORDS
         if words:
             raise StudyError(
-                f"{where}: parameter {name!r} looks like a credential ({sorted(words)[0]}); "
+                f"{where}: {what} looks like a credential ({sorted(words)[0]}); "
                 "parameters are written into the notebooks and the book, so credentials "
                 "must come from environment variables (e.g. PGPASSWORD), not parameters"
             )
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for item in values:
-            if not isinstance(item, str):
-                continue
-            for pattern, what in _SECRET_VALUES:
-                if pattern.search(item.strip()):
+
+    for name, value in params.items():
+        refuse_name(name, f"parameter {name!r}")
+        for path, item, _ in _walk(value):
+            label = f"{name!r}{path}"
+            texts = [item]
+            if type(item) is dict:
+                for key in item:
+                    refuse_name(key, f"a key in parameter {label}", nested=True)
+                texts += list(item)
+            for text in texts:
+                what = find_credential(text) if isinstance(text, str) else None
+                if what:
                     raise StudyError(
-                        f"{where}: the value of parameter {name!r} looks like {what}; "
+                        f"{where}: the value of parameter {label} looks like a credential "
+                        f"({what}); "
                         "credentials must come from environment variables, not parameters "
                         "(the value is not repeated here)"
                     )
+
+
+def _describe(value: Any) -> str:
+    """Name a value's type for an error message (never the value)."""
+    import datetime as dt
+
+    kind = type(value)
+    if kind is tuple:
+        return "a tuple (YAML !!pairs / !!omap give tuples)"
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return f"a {kind.__name__} (quote dates in YAML: '2024-03-01')"
+    if isinstance(value, set | frozenset):
+        return "a set (YAML !!set)"
+    if isinstance(value, bytes | bytearray):
+        return "binary data (YAML !!binary)"
+    names = {bool: "a bool", int: "an int", float: "a float", str: "a str", list: "a list",
+             dict: "a dict", type(None): "None"}
+    return names.get(kind, f"a {kind.__module__}.{kind.__qualname__} object")
+
+
+def _split_type(declared: str) -> list[str]:
+    """``"Optional[str]"`` -> ``["str", "None"]``; ``"int | float"`` -> ``["int", "float"]``."""
+    text = declared.replace(" ", "").replace("typing.", "")
+    m = re.fullmatch(r"Optional\[(.*)\]", text)
+    if m:
+        return [*_split_type(m.group(1)), "None"]
+    m = re.fullmatch(r"Union\[(.*)\]", text)
+    parts: list[str] = []
+    depth, current = 0, ""
+    for ch in m.group(1) if m else text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if depth == 0 and ch in ("|," if m else "|"):
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p for p in parts if p]
+
+
+def _matches(value: Any, declared: str) -> bool | None:
+    """Whether ``value`` fits ``declared``; None when the declaration is not understood."""
+    kind = type(value)
+    results = []
+    for part in _split_type(declared):
+        base, _, inner = part.partition("[")
+        inner = inner[:-1] if inner.endswith("]") else inner
+        base = base.lower()
+        if base in ("none", "nonetype"):
+            results.append(value is None)
+        elif base == "str":
+            results.append(kind is str)
+        elif base == "bool":
+            results.append(kind is bool)
+        elif base == "int":
+            results.append(kind is int)
+        elif base == "float":
+            results.append(kind in (float, int))
+        elif base == "list":
+            results.append(kind is list and (not inner or all(
+                _matches(v, inner) is not False for v in value)))
+        elif base == "dict":
+            value_type = inner.split(",", 1)[1] if "," in inner else ""
+            results.append(kind is dict and all(type(k) is str for k in value) and (
+                not value_type or all(_matches(v, value_type) is not False
+                                      for v in value.values())))
+        elif base == "any":
+            results.append(True)
+        else:
+            return None
+    return any(results)
+
+
+def check_parameter_types(params: dict[str, Any], declared: dict[str, str], where: str) -> None:
+    """Refuse any value that is not plain data of its declared type.
+
+    Papermill writes parameter values into the notebook as Python source and
+    only str, numbers, bool, None, lists and dicts are written as literals —
+    anything else (a tuple from YAML ``!!pairs``, a date, a set, an object) is
+    written as its unescaped text, which can run code in the kernel. So every
+    value, nested ones included, must be exactly one of ``str, int, float,
+    bool, None`` or a list or dict (with str keys) of them, and must fit the
+    type annotation of its parameter in the template's ``parameters`` cell
+    (``int`` is accepted for ``float``; an unannotated parameter takes any
+    plain value).
+
+    Parameters
+    ----------
+    params : dict
+        Parameter names and values.
+    declared : dict
+        ``{name: annotation}`` from :func:`declared_parameters`.
+    where : str
+        The study, for the error message.
+
+    Raises
+    ------
+    StudyError
+        One line naming the study, the parameter and the offending type; the
+        value is not repeated.
+    """
+    for name, value in params.items():
+        for path, item, depth in _walk(value):
+            label = f"{name!r}{path}"
+            if type(item) is dict:
+                bad_keys = [k for k in item if type(k) is not str]
+                if bad_keys:
+                    raise StudyError(f"{where}: parameter {label} has a key that is "
+                                     f"{_describe(bad_keys[0])}; keys must be strings")
+            elif type(item) not in (*_PLAIN, list):
+                raise StudyError(
+                    f"{where}: parameter {label} is {_describe(item)}; parameters are data: "
+                    "str, int, float, bool, None, or lists and dicts of them"
+                )
+            if depth > _MAX_DEPTH:
+                raise StudyError(f"{where}: parameter {name!r} is nested deeper than "
+                                 f"{_MAX_DEPTH} levels")
+        annotation = declared.get(name, "")
+        if annotation and annotation != "None" and _matches(value, annotation) is False:
+            raise StudyError(f"{where}: parameter {name!r} is {_describe(value)}, but the "
+                             f"template declares it {annotation}")
+
+
+def validate_parameters(params: dict[str, Any], template: Path, where: str) -> dict[str, str]:
+    """Check ``params`` against ``template``: declared names, plain typed data, no secrets.
+
+    Returns the template's declared ``{name: annotation}``.
+    """
+    check_parameter_types(params, {}, where)  # plain data first: nothing else is looked at
+    check_no_secrets(params, where)
+    declared = declared_parameters(template)
+    undeclared = sorted(set(params) - set(declared))
+    if undeclared:
+        raise StudyError(f"{where}: parameter(s) {undeclared} are not declared in the "
+                         f"parameters cell of {template.name} (declared: {sorted(declared)})")
+    check_parameter_types(params, declared, where)
+    return declared
+
+
 _STUDY_KEYS = {"slug", "title", "template", "parameters"}
 
 
@@ -116,8 +303,20 @@ class Study:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_value(text: str) -> Any:
-    """Parse a command-line parameter value as papermill does: int, float, bool, None or str."""
+def parse_value(text: str, declared: str = "") -> Any:
+    """Parse a command-line parameter value as papermill does: int, float, bool, None or str.
+
+    With ``declared`` (the parameter's annotation), text is kept as text when
+    the parsed value would not fit it but text does (``-p folder=2024`` for a
+    ``str`` parameter stays ``"2024"``).
+    """
+    value = _parse_plain(text)
+    if declared and _matches(value, declared) is False and _matches(text, declared):
+        return text
+    return value
+
+
+def _parse_plain(text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -132,10 +331,25 @@ def parse_value(text: str) -> Any:
 
 
 def declared_parameters(template: Path) -> dict[str, str]:
-    """Return ``{name: inferred type}`` of the template's ``parameters`` cell."""
+    """Return ``{name: annotation}`` of the template's ``parameters`` cell.
+
+    Raises
+    ------
+    StudyError
+        If the template is not a readable notebook.
+    """
     import papermill
 
-    info = papermill.inspect_notebook(str(template))
+    template = Path(template)
+    if template.is_dir():
+        raise StudyError(f"{template}: a folder, not a notebook")
+    if not template.exists():
+        raise StudyError(f"{template}: no such template")
+    try:
+        info = papermill.inspect_notebook(str(template))
+    except Exception as exc:  # papermill/nbformat/json raise many types; all mean "unreadable"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StudyError(f"{template}: not a readable notebook ({reason[:200]})") from None
     return {name: spec.get("inferred_type_name", "") for name, spec in info.items()}
 
 
@@ -172,66 +386,70 @@ def load_studies(
         Naming the entry and what is wrong with it.
     """
     path = Path(path)
-    check_no_secrets(dict(overrides or {}), "run parameters")
+    overrides = dict(overrides or {})
+    check_parameter_types(overrides, {}, "run parameters")
+    check_no_secrets(overrides, "run parameters")
     if not path.exists():
         raise StudyError(f"{path}: no such studies file")
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML ({exc})") from None
+        raise StudyError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path}: cannot read it ({exc})") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("studies"), list):
         raise StudyError(f"{path}: expected a mapping with a 'studies' list")
-    unknown_top = set(spec) - {"defaults", "studies"}
+    unknown_top = set(spec) - {"defaults", "studies", "templates"}
     if unknown_top:
         raise StudyError(f"{path}: unknown top-level key(s) {sorted(unknown_top)}")
     defaults = spec.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise StudyError(f"{path}: 'defaults' must be a mapping of parameters")
     root = path.resolve().parent.parent
+    template_dir = _template_dir(spec.get("templates", "notebooks"), root, path)
     studies: list[Study] = []
     seen: set[str] = set()
     used_overrides: set[str] = set()
     for i, entry in enumerate(spec["studies"], start=1):
         where = f"{path}: study #{i}"
         if not isinstance(entry, dict):
-            raise StudyError(f"{where}: expected a mapping, got {entry!r}")
+            raise StudyError(f"{where}: expected a mapping, got {_describe(entry)}")
         unknown = set(entry) - _STUDY_KEYS
         if unknown:
-            raise StudyError(f"{where}: unknown key(s) {sorted(unknown)}; "
+            raise StudyError(f"{where}: unknown key(s) {sorted(map(str, unknown))}; "
                              f"allowed: {sorted(_STUDY_KEYS)}")
         missing = {"slug", "title", "template"} - set(entry)
         if missing:
             raise StudyError(f"{where}: missing key(s) {sorted(missing)}")
-        slug = str(entry["slug"])
+        slug = entry["slug"]
+        if type(slug) is not str or not _SLUG.fullmatch(slug):
+            raise StudyError(f"{where}: a slug is lowercase letters, digits and dashes "
+                             "(a-z, 0-9, -), starting with a letter or digit")
         where = f"{path}: study {slug!r}"
-        if not _SLUG.match(slug):
-            raise StudyError(f"{where}: a slug is lowercase letters, digits and dashes")
         if slug in seen:
             raise StudyError(f"{where}: duplicate slug")
         seen.add(slug)
-        template = (root / entry["template"]).resolve()
-        if not template.exists():
-            raise StudyError(f"{where}: template {entry['template']} does not exist")
+        if type(entry["title"]) is not str:
+            raise StudyError(f"{where}: the title must be a string, "
+                             f"got {_describe(entry['title'])}")
+        template = _template(entry["template"], root, template_dir, where)
         params = entry.get("parameters") or {}
         if not isinstance(params, dict):
             raise StudyError(f"{where}: 'parameters' must be a mapping")
         merged = {**defaults, **params}
-        check_no_secrets(merged, where)
         if check_parameters or overrides:
             declared = declared_parameters(template)
             # run-wide overrides reach the studies that declare them
-            merged.update({k: v for k, v in (overrides or {}).items() if k in declared})
-            used_overrides.update(k for k in (overrides or {}) if k in declared)
+            merged.update({k: v for k, v in overrides.items() if k in declared})
+            used_overrides.update(k for k in overrides if k in declared)
         if check_parameters:
-            undeclared = sorted(set(merged) - set(declared))
-            if undeclared:
-                raise StudyError(
-                    f"{where}: parameter(s) {undeclared} are not declared in the parameters "
-                    f"cell of {entry['template']} (declared: {sorted(declared)})"
-                )
-        studies.append(Study(slug=slug, title=str(entry["title"]), template=template,
+            validate_parameters(merged, template, where)
+        else:
+            check_parameter_types(merged, {}, where)
+            check_no_secrets(merged, where)
+        studies.append(Study(slug=slug, title=entry["title"], template=template,
                              parameters=merged))
-    unused = sorted(set(overrides or {}) - used_overrides)
+    unused = sorted(set(overrides) - used_overrides)
     if unused:
         raise StudyError(f"{path}: run parameter(s) {unused} are declared by no study")
     if only:
@@ -241,3 +459,38 @@ def load_studies(
             raise StudyError(f"{path}: no study with slug(s) {sorted(unknown_slugs)}")
         studies = [s for s in studies if s.slug in wanted]
     return studies
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """Describe a YAML error in one line (a tag safe loading refuses, a syntax error)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
+
+
+def _template_dir(value: Any, root: Path, path: Path) -> Path:
+    """Return the folder templates must live in: ``notebooks/`` or the ``templates`` key."""
+    if type(value) is not str or not value.strip():
+        raise StudyError(f"{path}: 'templates' must be a folder of the repository")
+    folder = (root / value).resolve()
+    if not folder.is_relative_to(root):
+        raise StudyError(f"{path}: 'templates' must be a folder inside the repository {root}")
+    return folder
+
+
+def _template(value: Any, root: Path, template_dir: Path, where: str) -> Path:
+    """Resolve a study's template; it must be a notebook file under ``template_dir``."""
+    if type(value) is not str or not value.strip():
+        raise StudyError(f"{where}: 'template' must be a path, got {_describe(value)}")
+    template = (root / value).resolve()  # symlinks resolved: a link out of the folder is refused
+    if not template.is_relative_to(template_dir):
+        raise StudyError(f"{where}: template {value} is outside "
+                         f"{template_dir.relative_to(root).as_posix() or '.'}/ of the "
+                         "repository; templates must live there")
+    if template.is_dir():
+        raise StudyError(f"{where}: template {value} is a folder, not a notebook")
+    if not template.exists():
+        raise StudyError(f"{where}: template {value} does not exist")
+    if template.suffix != ".ipynb":
+        raise StudyError(f"{where}: template {value} is not a notebook (.ipynb)")
+    return template
