@@ -57,6 +57,10 @@ def _elapsed(later: ir.IntegerValue, earlier: ir.IntegerValue, freq: str,
     return periods * (_UNIT_DAYS[freq] / _UNIT_DAYS[unit])
 
 
+#: Exact type of summed amounts: 9 decimals (a float amount is rounded at 1e-9), up to 1e29.
+_EXACT = "decimal(38, 9)"
+
+
 def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
     """Purchase occasions: one row per customer and period with its summed value.
 
@@ -66,7 +70,11 @@ def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
     buys = t.filter(t.amount >= 0)
     period = truncate(buys.timestamp, freq) if starts else period_index(buys.timestamp, freq)
     buys = buys.mutate(period=period)
-    return buys.group_by(["customer_id", "period"]).aggregate(value=buys.amount.sum())
+    # summed as exact decimals: a float sum depends on the order parallel threads add the
+    # rows in, so two runs on the same data differed in the last bits of monetary_value
+    # (1e-13) and, through a flat likelihood, in the 6th digit of Gamma-Gamma's v
+    return buys.group_by(["customer_id", "period"]).aggregate(
+        value=buys.amount.cast(_EXACT).sum())
 
 
 def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
