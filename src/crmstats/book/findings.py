@@ -26,6 +26,15 @@ def _label(name: Any) -> str:
     return str(name).replace("_", " ")
 
 
+def _term(term: Any) -> str:
+    """Name a model term for readers: ``industry[software]`` as ``industry = software``."""
+    text = str(term)
+    if "[" in text and text.endswith("]"):
+        name, level = text[:-1].split("[", 1)
+        return f"{_label(name)} = {level.removeprefix('T.')}"
+    return _label(text)
+
+
 def _finite(value: Any) -> bool:
     try:
         return math.isfinite(float(value))
@@ -132,7 +141,7 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
     dormant = float((clv_values < 0.01 * clv_values.mean()).mean()) if len(clv_values) else 0.0
     if dormant > 0:
         out.append(f"{fmt_pct(dormant)} of customers are expected to be worth almost nothing "
-                   "(under 1 % of the average): most of them have probably left.")
+                   "(under 1 % of the average customer).")
     return _keep(out)
 
 
@@ -223,8 +232,9 @@ def churn(rates: pd.DataFrame, retention: pd.DataFrame, churned_after: int,
     ages = [a for a in curve.index if a not in (0, "0")]
     if ages:
         first = ages[0]
-        line = (f"On average {fmt_pct(curve.loc[first])} of a cohort buys again {first} "
-                f"{unit}(s) after its first purchase")
+        after = f"one {unit}" if str(first) == "1" else f"{first} {unit}s"
+        line = (f"On average {fmt_pct(curve.loc[first])} of a cohort buys again {after} "
+                "after its first purchase")
         if len(ages) > 1:
             line += f", {fmt_pct(curve.loc[ages[-1]])} after {ages[-1]} {unit}s"
         out.append(line + ".")
@@ -260,7 +270,7 @@ def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
     if medians is not None and len(medians) and "median" in medians:
         median = medians["median"].iloc[0]
         if _finite(median):
-            out.append(f"Half of the key accounts stay {fmt_number(median, 3)} months or "
+            out.append(f"Half of the key accounts stay {fmt_number(median, 2)} months or "
                        "longer (Kaplan-Meier median).")
         else:
             out.append("More than half of the key accounts are still with the company: their "
@@ -270,8 +280,8 @@ def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
         if len(sig):
             name = sig["estimate"].abs().idxmax()
             effect = math.exp(float(sig.loc[name, "estimate"]))
-            out.append(f"{_label(name).capitalize()} drives churn: each unit multiplies the "
-                       f"churn hazard by {fmt_number(effect, 3)} (p = "
+            out.append(f"{_label(name).capitalize()} is the strongest significant driver of "
+                       f"churn: hazard ratio {fmt_number(effect, 3)} per unit (p = "
                        f"{fmt_number(sig.loc[name, 'p_value'], 2)}).")
         else:
             out.append("No service driver of churn is significant at the 5 % level in these "
@@ -350,7 +360,8 @@ def lead_scoring(auc: float, coefficients: pd.DataFrame, band_rates: pd.Series,
         if len(sig):
             strength = np.log(sig["odds_ratio"].astype(float)).abs()
             top = list(strength.sort_values(ascending=False, kind="stable").index[:2])
-            parts = [f"{_label(t)} (odds × {fmt_number(sig.loc[t, 'odds_ratio'], 3)} per unit)"
+            parts = [f"{_term(t)} (odds × {fmt_number(sig.loc[t, 'odds_ratio'], 3)} "
+                     + ("against the base level)" if "[" in str(t) else "per unit)")
                      for t in top]
             out.append("The strongest significant signals are " + " and ".join(parts) + ".")
     rates = band_rates.dropna()
