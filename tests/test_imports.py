@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 PACKAGES = ["crmstats", "crmstats.attribution", "crmstats.book", "crmstats.churn",
             "crmstats.clv", "crmstats.clv.models", "crmstats.datasets", "crmstats.funnel",
-            "crmstats.overview"]
+            "crmstats.overview", "crmstats.scores"]
 HEAVY = ["matplotlib", "seaborn", "scipy.stats", "statsmodels", "ibis", "duckdb", "papermill"]
 
 

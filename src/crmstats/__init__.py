@@ -27,11 +27,14 @@ from crmstats.exceptions import (
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.backend import backend, execute
     from crmstats.crmdata import CRMData
+    from crmstats.quality import data_quality, source_mapping
     from crmstats.schema import TABLES
+    from crmstats.scores import customer_360  # pulls in every domain subpackage
     from crmstats.sources import export_crm, load_crm, source_label
     from crmstats.validation import as_table, validate
 
 __version__ = "0.1.0"
+
 
 __all__ = [
     "TABLES",
@@ -45,16 +48,20 @@ __all__ = [
     "StudyError",
     "__version__",
     "as_table",
+    "data_quality",
     "backend",
+    "customer_360",
     "execute",
     "export_crm",
     "load_crm",
     "source_label",
+    "source_mapping",
     "validate",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__, __file__,
     submodules=("attribution", "backend", "book", "churn", "clv", "crmdata", "datasets", "funnel",
-                "io", "overview", "plotting", "privacy", "schema", "sources", "validation"),
+                "io", "overview", "plotting", "privacy", "quality", "schema", "scores", "sources",
+                "validation"),
 )

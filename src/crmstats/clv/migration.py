@@ -149,13 +149,40 @@ class ValueMigration:
         total = float(c["clv_start"].sum())
         return float(c.loc[down, "clv_start"].sum() / total) if total > 0 else float("nan")
 
+    def top_fallers(self, n: int = 15, *, pseudonymous: bool = True,
+                    key: str | bytes | None = None) -> pd.DataFrame:
+        """Return the customers to act on first: the largest falls in value, for a list.
 
-def _fit(summary: pd.DataFrame):
-    from crmstats.clv.models import BetaGeoModel, GammaGammaModel
+        Parameters
+        ----------
+        n : int
+            Rows.
+        pseudonymous : bool
+            Show a stable keyed pseudonym per customer instead of its id
+            (:func:`crmstats.privacy.pseudonymize`; the analyst maps it back
+            with :func:`crmstats.privacy.reidentify` and the key).
+        key : str or bytes, optional
+            Pseudonym key (default the environment's, see :mod:`crmstats.privacy`).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return BetaGeoModel().fit(summary), GammaGammaModel().fit(summary)
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``customer`` (pseudonym or id); ``tier_then``, ``tier_now``
+            (``"lost"`` for a lapsed customer), ``clv_then``, ``clv_now``,
+            ``value_lost`` and ``p_alive_now``, largest value lost first.
+        """
+        f = self.fallers.head(int(n))
+        out = pd.DataFrame({
+            "tier_then": f["tier_start"].astype(str),
+            "tier_now": np.where(f["lost"], LOST, f["tier_end"].astype(str)),
+            "clv_then": f["clv_start"], "clv_now": f["clv_end"],
+            "value_lost": f["value_lost"], "p_alive_now": f["p_alive_end"]}, index=f.index)
+        if pseudonymous:
+            from crmstats.privacy import pseudonymize
+
+            out.index = pd.Index(pseudonymize(f.index.to_series(), key=key).to_numpy())
+        out.index.name = "customer"
+        return out
 
 
 def _tier_codes(values: pd.Series, cutoffs: np.ndarray) -> np.ndarray:
@@ -187,8 +214,9 @@ def value_migration(
     ----------
     transactions : DataFrame, path, ibis.Table or CRMData
         Canonical transactions table (a ``CRMData`` gives its ``transactions``).
-    start : timestamp-like
-        The earlier date (e.g. the previous run's ``as_of``).
+    start : timestamp-like or int
+        The earlier date (e.g. the previous run's ``as_of``), or a whole
+        number of months before ``end``.
     end : timestamp-like, optional
         The later date; default the last transaction.
     freq, time_unit : str
@@ -227,6 +255,7 @@ def value_migration(
     much value in absolute terms from ordinary pauses).
     """
     from crmstats.clv.summaries import rfm_summary
+    from crmstats.clv.valuation import fit_value
     from crmstats.clv.value import DEFAULT_TIERS, customer_lifetime_value, value_tiers
     from crmstats.crmdata import CRMData
     from crmstats.io import as_table, execute
@@ -239,20 +268,35 @@ def value_migration(
     tx = as_table(transactions, "transactions")
     if end is None:
         end = execute(tx.timestamp.max())
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    end = pd.Timestamp(end)
+    if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+        if start < 1:
+            raise ValueError(f"start as months before the end must be at least 1, got {start}")
+        start = end - pd.DateOffset(months=int(start))
+    start = pd.Timestamp(start)
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
-    s_end = rfm_summary(tx, observation_end=end, freq=freq, time_unit=time_unit)
+    kw = dict(freq=freq, time_unit=time_unit, horizon_months=horizon_months,
+              discount_rate=discount_rate)
     s_start = rfm_summary(tx, observation_end=start, freq=freq, time_unit=time_unit)
     if len(s_start) < 20:
         raise DataError(f"transactions table: {len(s_start)} customer(s) bought by the start "
                         f"date {start:%Y-%m-%d}; value migration needs at least 20",
                         table="transactions", column="timestamp")
-    bg_end, gg_end = _fit(s_end)
-    bg_start, gg_start = _fit(s_start) if refit else (bg_end, gg_end)
-    kw = dict(horizon_months=horizon_months, discount_rate=discount_rate, time_unit=time_unit)
-    v_start = customer_lifetime_value(bg_start, gg_start, s_start, **kw)["clv"]
-    v_end = customer_lifetime_value(bg_end, gg_end, s_end, **kw)["clv"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit_end = fit_value(tx, observation_end=end, **kw)
+        fit_start = fit_value(tx, observation_end=start, **kw) if refit else None
+    s_end, v_end = fit_end.summary, fit_end.clv
+    if refit:
+        s_start, v_start = fit_start.summary, fit_start.clv
+        bg_start = fit_start.transaction_model
+    else:  # one fit: the end date's models score the start date's histories
+        bg_start = fit_end.transaction_model
+        v_start = customer_lifetime_value(bg_start, fit_end.spend_model, s_start,
+                                          horizon_months=horizon_months,
+                                          discount_rate=discount_rate)["clv"]
+    bg_end = fit_end.transaction_model
 
     tiers = dict(tiers or DEFAULT_TIERS)
     names = list(tiers)
