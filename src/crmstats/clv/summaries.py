@@ -78,9 +78,15 @@ def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
         value=buys.amount.cast(_EXACT).sum())
 
 
-@ibis.udf.agg.builtin(name="arg_min")
-def _duckdb_arg_min(arg: float, key: int) -> float:  # type: ignore[empty-body]
-    """DuckDB's ``arg_min(arg, key)``: ``arg`` at the row of the smallest ``key``."""
+def _arg_min(arg: ir.Column, key: ir.IntegerColumn) -> ir.Scalar:
+    """DuckDB's own ``arg_min(arg, key)``: ``arg`` at the row of the smallest ``key``."""
+
+
+def _duckdb_arg_min(arg: ir.Column, key: ir.IntegerColumn) -> ir.Scalar:
+    """``arg`` at the smallest ``key`` per group, as DuckDB's hash aggregate ``arg_min``."""
+    udf = ibis.udf.agg.builtin(_arg_min, name="arg_min",
+                               signature=((arg.type(), "int64"), arg.type()))
+    return udf(arg, key.cast("int64"))
 
 
 def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
@@ -101,7 +107,7 @@ def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
         if _backend_of(occ).name == "duckdb":
             # Ibis compiles argmin to an ordered FIRST(... ORDER BY ...), which DuckDB
             # evaluates by sorting every group; its own arg_min is a plain hash aggregate
-            aggs["first_value"] = _duckdb_arg_min(occ.value, occ.period.cast("int64"))
+            aggs["first_value"] = _duckdb_arg_min(occ.value, occ.period)
         else:
             aggs["first_value"] = occ.value.argmin(occ.period)
     per = occ.group_by("customer_id").aggregate(**aggs)
