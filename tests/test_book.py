@@ -128,8 +128,8 @@ def test_summary_page_is_built_from_the_recorded_kpis(built_book):
 def test_keep_going_publishes_with_the_failure_marked(book_to_modify):
     book, _, _ = book_to_modify
     _add_study(book, "fixed-kpis", FIXED_KPIS)
-    _add_broken_study(book)
     build_book(book, only=["fixed-kpis"], jobs=1)  # the previous published run to compare with
+    _add_broken_study(book)
     result = build_book(book, only=["fixed-kpis", "broken"], jobs=2, keep_going=True)
     assert result.published
     assert [r.slug for r in result.failures] == ["broken"]

@@ -61,7 +61,8 @@ def test_study_runs_on_small_simulated_data(study, built_book):
                              if c.cell_type == "code"]) + 1  # + papermill's injected cell
     assert all(c.execution_count is not None for c in code), "every cell ran"
     images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
-    assert images >= 1, "a study shows at least one figure"
+    if "plot_" in study.template.read_text():  # the data-quality study is tables only
+        assert images >= 1, "a study that plots shows its figures"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors
     injected = next(c for c in code if "injected-parameters" in c.metadata.get("tags", []))
