@@ -73,7 +73,11 @@ def test_a_kernel_that_dies_on_start_is_started_again(tmp_path, monkeypatch):
     from crmstats import StudyError
 
     template = tmp_path / "t.ipynb"
-    template.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell('x: int = 1  # a parameter',
+                                          metadata={"tags": ["parameters"]})]
+    nbformat.write(nb, template)
     calls = []
 
     def flaky(inp, out, **kwargs):

@@ -25,6 +25,16 @@ from crmstats.validation import as_table, validate
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # the customer 360 pulls in every domain subpackage: imported on first use only
+    if name == "customer_360":
+        from crmstats.scores import customer_360
+
+        return customer_360
+    raise AttributeError(f"module 'crmstats' has no attribute {name!r}")
+
+
 __all__ = [
     "TABLES",
     "CRMData",
@@ -38,6 +48,7 @@ __all__ = [
     "__version__",
     "as_table",
     "backend",
+    "customer_360",
     "execute",
     "export_crm",
     "load_crm",

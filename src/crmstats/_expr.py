@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERIODS", "period_index", "period_start", "period_unit", "truncate"]
+from crmstats.backend import execute
+from crmstats.exceptions import DataWarning
+
+__all__ = ["PERIODS", "observation_end", "period_index", "period_start", "period_unit",
+           "truncate", "up_to"]
 
 #: pandas-style period codes accepted by crmstats and their Ibis truncation units.
 PERIODS = {"D": "D", "W": "W", "M": "M", "MS": "M", "Q": "Q", "QS": "Q", "Y": "Y", "YS": "Y"}
@@ -65,3 +72,46 @@ def period_start(index, period: str) -> pd.DatetimeIndex:
     else:
         years, months = idx, np.zeros_like(idx)
     return pd.DatetimeIndex(pd.to_datetime({"year": years, "month": months + 1, "day": 1}))
+
+
+def observation_end(t: ir.Table, value, *, column: str = "timestamp",
+                    table: str = "transactions") -> pd.Timestamp:
+    """Return the end of observation of table ``t``: ``value`` or the last ``column`` value.
+
+    Callers compare at period granularity (``period_index(ts) <= period_index(end)``),
+    so an ``observation_end`` given as a date includes that whole day, as
+    lifetimes does. An end more than 30 days and more than a tenth of the data's
+    span after the last row gets a :class:`~crmstats.DataWarning`: every customer
+    then looks long inactive.
+    """
+    if value is None:
+        return pd.Timestamp(execute(t[column].max()))
+    try:
+        end = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"observation_end {value!r} is not a timestamp") from exc
+    if end is pd.NaT:
+        raise ValueError(f"observation_end {value!r} is not a timestamp")
+    span = execute(t.aggregate(first=t[column].min(), last=t[column].max()))
+    first, last = pd.Timestamp(span["first"].iloc[0]), pd.Timestamp(span["last"].iloc[0])
+    if pd.notna(last):
+        gap = end.normalize() - last.normalize()
+        if gap > pd.Timedelta(days=30) and gap > (last - first) / 10:
+            warnings.warn(
+                f"{table} table: observation_end {end:%Y-%m-%d} is {gap.days:,} days after "
+                f"the last {column} ({last:%Y-%m-%d}); every customer looks inactive that "
+                "long: check the date", DataWarning, stacklevel=3)
+    return end
+
+
+
+def up_to(col: ir.TimestampValue, end: pd.Timestamp) -> ir.BooleanValue:
+    """Return ``col`` on or before ``end``; an ``end`` at midnight (a date) includes that day.
+
+    ``observation_end="2024-03-02"`` keeps a purchase at 15:00 that day, as
+    lifetimes does; an end with a time of day (``"2024-03-02 12:00"``) cuts there.
+    """
+    end = pd.Timestamp(end)
+    if end == end.normalize():
+        return col < ibis.literal((end + pd.Timedelta(days=1)).to_pydatetime())
+    return col <= ibis.literal(end.to_pydatetime())

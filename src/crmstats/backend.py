@@ -155,14 +155,7 @@ def read_table(data: Any, *, table: str = "table", text_columns: Iterable[str] =
                 target = str(path / "*.parquet") if path.is_dir() else str(path)
                 return con.read_parquet(target)
             if name.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
-                text = set(text_columns)
-                if text:
-                    sniffed = con.read_csv(str(path))
-                    text &= set(sniffed.columns)
-                    if text and any(not sniffed.schema()[c].is_string() for c in text):
-                        return con.read_csv(str(path), types={c: "VARCHAR" for c in text})
-                    return sniffed
-                return con.read_csv(str(path))
+                return _read_csv(con, path, frozenset(text_columns))
         raise DataError(
             f"{table} table: cannot read {str(path)!r}: expected a .csv or .parquet file",
             table=table,
@@ -172,3 +165,33 @@ def read_table(data: Any, *, table: str = "table", text_columns: Iterable[str] =
         f"got {type(data).__name__}",
         table=table,
     )
+
+
+#: CSV files read into the embedded DuckDB, by (path, size, mtime, text columns).
+_CSV_CACHE: dict[tuple, ir.Table] = {}
+
+
+def _read_csv(con, path: Path, text: frozenset) -> ir.Table:
+    """Read a CSV once into a temporary DuckDB table; later calls reuse it until it changes.
+
+    A CSV view would be parsed again by every query of a validation and of the
+    computation; the file's size and modification time say when to read again.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, text)
+    with _LOCK:
+        cached = _CSV_CACHE.get(key)
+    if cached is not None:
+        return cached
+    sniffed = con.read_csv(str(path))
+    forced = text & set(sniffed.columns)
+    if forced and any(not sniffed.schema()[c].is_string() for c in forced):
+        sniffed = con.read_csv(str(path), types={c: "VARCHAR" for c in forced})
+    table = con.create_table(f"crmstats_csv_{len(_CSV_CACHE)}_{os.getpid()}", sniffed,
+                             temp=True, overwrite=True)
+    with _LOCK:
+        stale = [k for k in _CSV_CACHE if k[0] == key[0] and k[3] == text]
+        for k in stale:
+            del _CSV_CACHE[k]
+        _CSV_CACHE[key] = table
+    return table

@@ -18,9 +18,12 @@ app = typer.Typer(
 study_app = typer.Typer(help="Run one study template.", no_args_is_help=True)
 book_app = typer.Typer(help="Build the Jupyter Book of KPI studies.", no_args_is_help=True)
 data_app = typer.Typer(help="Data sources.", no_args_is_help=True)
+scores_app = typer.Typer(help="Customer scores (the customer 360) for the CRM.",
+                         no_args_is_help=True)
 app.add_typer(study_app, name="study")
 app.add_typer(book_app, name="book")
 app.add_typer(data_app, name="data")
+app.add_typer(scores_app, name="scores")
 
 
 def _fail(exc: Exception) -> None:
@@ -116,6 +119,13 @@ def book_build(
     keep_runs: Annotated[int, typer.Option(
         "--keep-runs", help="Run archives kept in book/runs (the newest, and always the latest "
         "published one); 0 keeps all.")] = 30,
+    export_scores_to: Annotated[str | None, typer.Option(
+        "--export-scores", help="After a successful build, write the customer 360 of the run's "
+        "data source here (.parquet, .csv, .duckdb or postgresql:// URL), with the run's id.")]
+    = None,
+    scores_table: Annotated[str, typer.Option(
+        "--scores-table", help="Table name for --export-scores into a database.")]
+    = "crmstats_scores",
 ) -> None:
     """Execute every study with papermill and build the book to book/_build/html."""
     from crmstats.book.build import build_book
@@ -134,6 +144,26 @@ def book_build(
         names = "\n  ".join(str(r.error) for r in result.failures)
         _fail(CRMStatsError(f"published with {len(result.failures)} failed study(ies), "
                             f"marked as failed in the book:\n  {names}"))
+    if export_scores_to:
+        _export_book_scores(book_dir, run_params, result, export_scores_to, scores_table)
+
+
+def _export_book_scores(book_dir: Path, run_params: dict, result, to: str, table: str) -> None:
+    """Write the customer 360 of a successful build's data source, with the run's id."""
+    import yaml
+
+    from crmstats.scores import export_customer_scores
+
+    try:
+        spec = yaml.safe_load((book_dir / "studies.yml").read_text()) or {}
+        source = run_params.get("data_source") or (spec.get("defaults") or {}).get(
+            "data_source", "demo")
+        run_id = result.run_dir.name if result.run_dir is not None else None
+        done = export_customer_scores(source, to, table=table, run_id=run_id)
+    except (CRMStatsError, ValueError) as exc:
+        _fail(CRMStatsError(f"book published, but the scores export failed: {exc}"))
+    typer.echo(f"scores exported: {done.rows:,} rows to {done.target}"
+               + (f" table {done.table}" if done.table else "") + f" (run {done.run_id})")
 
 
 @data_app.command("export")
@@ -150,6 +180,38 @@ def data_export(
         _fail(exc)
     for p in paths:
         typer.echo(f"wrote {p}")
+
+
+@scores_app.command("export")
+def scores_export(
+    source: Annotated[str, typer.Argument(help="Data source: demo, a folder, a source file or "
+                                               "a database URL (see crmstats.load_crm).")],
+    to: Annotated[str, typer.Option("--to", help="Where to write: a .parquet/.csv file, a "
+                                                 ".duckdb file or a postgresql:// URL.")],
+    table: Annotated[str, typer.Option("--table", help="Table name in a database "
+                                                       "(name or schema.name).")]
+    = "crmstats_scores",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date of the scores (default: "
+                                                              "the data's last date).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Run id stored in every row "
+                                                                "(default: time + random).")]
+    = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits for the CLV "
+                                                               "interval (0: none).")] = 50,
+    column: Annotated[list[str] | None, typer.Option(
+        "--column", help="Contacts column to carry (repeatable); personal ones only when the "
+        "source marks them exportable.")] = None,
+) -> None:
+    """Write the customer 360 (one scored row per customer and open lead) for the CRM."""
+    from crmstats.scores import export_customer_scores
+
+    try:
+        done = export_customer_scores(source, to, table=table, as_of=as_of, run_id=run_id,
+                                      n_bootstrap=bootstrap, contact_columns=column or ())
+    except (CRMStatsError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(f"wrote {done.rows:,} rows to {done.target}"
+               + (f" table {done.table}" if done.table else "") + f" (run {done.run_id})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,13 +153,12 @@ def read_source_file(path: str | os.PathLike) -> dict:
         if ("file" in entry) == ("table" in entry):
             raise DataError(f"{where}, table {name}: give exactly one of 'file' (in the "
                             "location folder) or 'table' (in the location database)")
-        columns = dict(entry.get("columns") or {})
-        known = {c.name for c in TABLES[name].columns}
-        wrong = sorted(set(columns) - known)
-        if wrong:
-            raise DataError(f"{where}, table {name}: columns maps unknown canonical column(s) "
-                            f"{', '.join(map(repr, wrong))}; the canonical columns are "
-                            f"{', '.join(sorted(known))} (write canonical: exported name)")
+        columns = {str(k): str(v) for k, v in dict(entry.get("columns") or {}).items()}
+        clash = sorted({v for v in columns.values() if list(columns.values()).count(v) > 1})
+        if clash:
+            raise DataError(f"{where}, table {name}: exported column(s) "
+                            f"{', '.join(map(repr, clash))} mapped twice (write "
+                            "canonical_name: exported name, once per column)")
         values = dict(entry.get("values") or {})
         for col, mapping in values.items():
             if not isinstance(mapping, dict):

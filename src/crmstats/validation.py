@@ -45,8 +45,8 @@ from crmstats.backend import execute, query_errors, read_table
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import SALES_STAGES, ColumnSpec, TableSpec, table_spec
 
-__all__ = ["SourceTable", "as_table", "reuse_validated", "transactions_table", "validate",
-           "validate_table"]
+__all__ = ["SourceTable", "align_ids", "as_table", "deep_checks", "reuse_validated",
+           "stage_problems", "transactions_table", "validate", "validate_table"]
 
 #: Hidden column carrying the caller's row positions through DuckDB.
 ROW_COL = "__crmstats_row__"
@@ -131,7 +131,8 @@ class SourceTable:
     drop_duplicates : bool
         Drop rows that exactly repeat another row (a double export).
     drop_blank_ids : bool
-        Drop rows whose id is blank instead of raising.
+        Drop rows whose required id is blank or empty (an empty CSV field)
+        instead of raising.
     personal : tuple of str
         Canonical or extra columns holding personal data (never published).
     label : str
@@ -222,6 +223,11 @@ def validate_table(
             rows = _RowSource(arrow, data.index)
         else:
             t = read_table(data, table=table, text_columns=_text_columns(spec, mapping, source))
+            if source is not None:
+                names = spec_names(spec)
+                extra = {k: v for k, v in source.columns.items()
+                         if k not in names and k != v and v in t.columns and k not in t.columns}
+                t = t.rename(extra) if extra else t
             t = _rename_ibis(t, spec, mapping)
             if source is not None:
                 t = _apply_source(t, spec, mapping, source)
@@ -246,20 +252,26 @@ def _apply_source(t: ir.Table, spec: TableSpec, mapping, source: SourceTable) ->
     text = [c for c in spec.columns if c.name in schema and schema[c.name].is_string()
             and c.kind in ("id", "category")]
     changes = {}
-    for c in text:
-        col = t[c.name]
+    for name in dict.fromkeys([*(c.name for c in text), *source.values]):
+        if name not in schema or not schema[name].is_string():
+            continue
+        col = t[name]
         if source.trim:
             col = col.strip()
-        mapping_values = source.values.get(c.name)
+        mapping_values = source.values.get(name)
         if mapping_values:
-            col = col.substitute({str(k): str(v) for k, v in mapping_values.items()})
-        changes[c.name] = col
+            col = col.substitute({str(k).strip() if source.trim else str(k): str(v)
+                                  for k, v in mapping_values.items()})
+        changes[name] = col
     if changes:
         t = t.mutate(**changes)
     if source.drop_blank_ids:
-        for c in text:
-            if c.kind == "id":
-                t = t.filter(t[c.name].isnull() | (t[c.name] != ""))
+        for c in spec.columns:
+            if c.kind == "id" and c.required and c.name in schema:
+                col = t[c.name]
+                keep = col.notnull() & (col.strip() != "") if schema[c.name].is_string() \
+                    else col.notnull()
+                t = t.filter(keep)
     if source.drop_duplicates:
         t = t.distinct()
     return t
@@ -700,6 +712,10 @@ def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping, source) -> ir.T
     if fmt:
         return _strptime(col, fmt, duckdb)
     iso = col.try_cast("timestamp")
+    declared = source.dayfirst if source is not None else None
+    if declared is not None and duckdb:
+        # the order is declared: a date contradicting it fails to parse and is reported
+        return _dmy(col, iso, bool(declared))
     counts = execute(t.aggregate(
         n=t.count(where=col.re_search(_DMY)),
         first=t.count(where=col.re_extract(_DMY, 1).try_cast("int64") > 12),
@@ -714,15 +730,19 @@ def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping, source) -> ir.T
             f"{spec.name} table, column {_caller(c.name, mapping)!r}: dates written like "
             "02/03/2024 in a database table need timestamp_format in crmstats.yml",
             table=spec.name, column=_caller(c.name, mapping))
+    return _dmy(col, iso, dayfirst)
+
+
+def _dmy(col: ir.StringValue, iso: ir.TimestampValue, dayfirst: bool) -> ir.TimestampValue:
+    """Parse dates written like 02/03/2024 [13:45[:30[.123]]] (or with . or -) in DuckDB."""
     normal = col.re_replace(r"^(\d{1,2})[.\-](\d{1,2})[.\-](\d{2,4})", r"\1/\2/\3")
-    date = "%d/%m/" if dayfirst else "%m/%d/"
-    candidates = [iso]
+    date = "%d/%m/%Y" if dayfirst else "%m/%d/%Y"
+    candidates = [_try_strptime(normal, f"{date} %H:%M:%S"), _try_strptime(normal, date)]
     for sep in (" ", "T"):
         for time in _TIME_FORMATS:
-            if time or sep == " ":
-                candidates.append(_strptime(normal, date + "%Y" + (sep + time if time else ""),
-                                            duckdb))
-    return ibis.coalesce(*candidates)
+            if time and time != "%H:%M:%S" or (time and sep == "T"):
+                candidates.append(_try_strptime(normal, f"{date}{sep}{time}"))
+    return ibis.coalesce(*candidates, iso)
 
 
 def _backend_name(t: ir.Table) -> str:
@@ -854,41 +874,58 @@ _STAGE_ORDER = (("subscriber", "lead"), ("lead", "qualified"), ("lead", "unquali
                 ("lead", "won"))
 
 
+def stage_problems(t: ir.Table) -> dict:
+    """Count stage names outside the funnel and leads whose stages run backwards.
+
+    Returns
+    -------
+    dict
+        ``unknown`` (the stage names outside :data:`crmstats.schema.SALES_STAGES`,
+        most frequent first), ``unknown_counts`` (their rows), ``unknown_rows``
+        (total), ``pairs`` (the funnel orders checked) and ``out_of_order``
+        (leads whose first entry of a later stage precedes an earlier stage's).
+    """
+    counts = execute(t.group_by(stage=t.stage.cast("string")).aggregate(n=t.count()))
+    unknown = counts[~counts["stage"].isin(SALES_STAGES)].sort_values("n", ascending=False)
+    out = {"unknown": list(unknown["stage"]), "unknown_counts": list(unknown["n"]),
+           "unknown_rows": int(unknown["n"].sum()), "out_of_order": 0, "pairs": []}
+    present = set(counts["stage"])
+    pairs = [(a, b) for a, b in _STAGE_ORDER if a in present and b in present]
+    if pairs:
+        firsts = t.group_by("lead_id").aggregate(**{
+            f"t_{s}": t.entered_at.min(where=t.stage == s)
+            for s in sorted({x for p in pairs for x in p})})
+        bad = ibis.or_(*[firsts[f"t_{b}"] < firsts[f"t_{a}"] for a, b in pairs])
+        out["out_of_order"] = int(execute(firsts.count(where=bad)))
+        out["pairs"] = pairs
+    return out
+
+
 def _check_stages(t: ir.Table, mapping) -> None:
     """Stage names outside the funnel and leads whose stages run backwards: DataWarnings.
 
     Names only stage names and counts (no ids or other values), so the text
     may reach a published page.
     """
-    stage_col = _caller("stage", mapping)
-    counts = execute(t.group_by(stage=t.stage.cast("string")).aggregate(n=t.count()))
-    unknown = counts[~counts["stage"].isin(SALES_STAGES)]
-    if len(unknown):
-        listed = ", ".join(f"{s!r} ({n:,} rows)" for s, n in
-                           unknown.sort_values("n", ascending=False)[["stage", "n"]]
-                           .itertuples(index=False))
+    found = stage_problems(t)
+    if found["unknown_rows"]:
+        listed = ", ".join(f"{s!r} ({n:,} rows)"
+                           for s, n in zip(found["unknown"], found["unknown_counts"], strict=True))
         example = ", ".join(f"{s}: <one of {'/'.join(SALES_STAGES)}>"
-                            for s in unknown["stage"].head(3))
+                            for s in found["unknown"][:3])
         warnings.warn(
-            f"stage_events table, column {stage_col!r}: {int(unknown['n'].sum()):,} row(s) have "
-            f"stage names outside the funnel ({', '.join(SALES_STAGES)}) and are left out of "
-            f"funnel KPIs: {listed}; map them in crmstats.yml, e.g. values: stage: {{{example}}}",
+            f"stage_events table, column {_caller('stage', mapping)!r}: "
+            f"{found['unknown_rows']:,} row(s) have stage names outside the funnel "
+            f"({', '.join(SALES_STAGES)}) and are left out of funnel KPIs: {listed}; map them "
+            f"in crmstats.yml, e.g. values: stage: {{{example}}}",
             DataWarning, stacklevel=5)
-    present = set(counts["stage"])
-    pairs = [(a, b) for a, b in _STAGE_ORDER if a in present and b in present]
-    if not pairs:
-        return
-    firsts = t.group_by("lead_id").aggregate(**{
-        f"t_{s}": t.entered_at.min(where=t.stage == s) for s in {x for p in pairs for x in p}})
-    bad = ibis.or_(*[firsts[f"t_{b}"] < firsts[f"t_{a}"] for a, b in pairs])
-    n = int(execute(firsts.count(where=bad)))
-    if n:
-        named = ", ".join(f"{b} before {a}" for a, b in pairs)
+    if found["out_of_order"]:
+        named = ", ".join(f"{b} before {a}" for a, b in found["pairs"])
         warnings.warn(
-            f"stage_events table, column {_caller('entered_at', mapping)!r}: {n:,} lead(s) "
-            f"entered a stage before an earlier funnel stage ({named} checked); their days in "
-            "stage are unreliable: fix the stage times in the source",
-            DataWarning, stacklevel=5)
+            f"stage_events table, column {_caller('entered_at', mapping)!r}: "
+            f"{found['out_of_order']:,} lead(s) entered a stage before an earlier funnel stage "
+            f"({named} checked); their days in stage are unreliable: fix the stage times in "
+            "the source", DataWarning, stacklevel=5)
 
 
 def id_dtype(data: Any, table: str, column: str) -> str | None:
@@ -963,3 +1000,19 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
                 "values: (or trim: true) in crmstats.yml",
                 DataWarning, stacklevel=3)
     return out
+
+
+def align_ids(left: ir.Table, right: ir.Table, column: str,
+              right_column: str | None = None) -> tuple[ir.Table, ir.Table]:
+    """Return both tables with id columns of one type, ready to join.
+
+    When one table holds text ids and the other integers (an export and a
+    database often disagree), both are read as text: ``42`` matches ``"42"``.
+    Tables whose ids already share a type are returned unchanged.
+    """
+    rcol = right_column or column
+    lt, rt = left[column].type(), right[rcol].type()
+    if lt == rt or (lt.is_integer() and rt.is_integer()):
+        return left, right
+    return (left.mutate(**{column: left[column].cast("string")}),
+            right.mutate(**{rcol: right[rcol].cast("string")}))

@@ -479,3 +479,39 @@ def test_kaplan_meier_on_account_lifetimes_is_unbiased_under_staggered_entry():
     np.testing.assert_allclose(km, truth, atol=0.01)
     biased = churn.survival_curves(life, duration_col="tenure").at(ages)["survival"].to_numpy()
     assert (biased - km).min() > 0.003  # the old duration lifted every month of the curve
+
+
+def test_sbg_hazard_churn_probability_is_the_posterior_next_period_churn():
+    rng = np.random.default_rng(11)
+    alpha, beta, b = 0.9, 4.0, 0.5
+    n, fit_to = 6000, 12
+    theta = rng.beta(alpha, beta, n)
+    rows, next_churn = [], {}
+    for i in range(n):
+        for t in range(1, fit_to + 2):
+            x = rng.poisson(0.5)
+            churned = rng.random() < 1 - (1 - theta[i]) ** np.exp(b * x)
+            if t == fit_to + 1:
+                next_churn[i] = int(churned)
+                break
+            rows.append((i, t, int(churned), x))
+            if churned:
+                break
+    panel = pd.DataFrame(rows, columns=["account_id", "exit", "churned", "x"])
+    model = churn.ShiftedBetaGeoHazardModel().fit(panel, covariates=["x"])
+    p = model.churn_probability(panel)
+    at_risk = p.dropna()
+    assert set(at_risk.index) == set(next_churn)
+    assert p.drop(at_risk.index).isna().all()  # churned accounts are not at risk
+    # calibrated against what happened next: mean predicted vs realised churn in period 13
+    realised = pd.Series(next_churn).reindex(at_risk.index)
+    assert at_risk.mean() == pytest.approx(realised.mean(), abs=0.01)
+    # without drivers: the sBG's retention, P(churn at n+1 | survived n) = a / (a + b + n)
+    plain = churn.ShiftedBetaGeoHazardModel().fit(panel)
+    a, bb = plain.params_["alpha"], plain.params_["beta"]
+    q = plain.churn_probability(panel)
+    survived = panel.groupby("account_id")["exit"].max()
+    alive = q.dropna().index
+    np.testing.assert_allclose(q[alive], a / (a + bb + survived[alive]), rtol=1e-9)
+    new = plain.churn_probability(panel, accounts=["not-yet-in-the-panel"])
+    assert new.iloc[0] == pytest.approx(a / (a + bb))

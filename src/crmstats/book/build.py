@@ -162,12 +162,6 @@ def _published(runs: list[Path]):
             yield folder, data
 
 
-def _previous_run(runs_dir: Path, current: str) -> dict[str, Any] | None:
-    """Return the latest published run record before ``current``, if any."""
-    earlier = [p for p in _runs(runs_dir) if p.name < current]
-    return next((data for _, data in _published(earlier)), None)
-
-
 def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` run archives; return the deleted folders.
 
@@ -185,9 +179,42 @@ def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
     return doomed
 
 
+def _kept_studies(studies: list[Study], runs_dir: Path) -> dict[str, tuple[Path, dict]]:
+    """For studies not rerun (``--only``): ``{slug: (run folder, study record)}``.
+
+    Each comes from the latest published run in which it succeeded with the
+    same parameters and whose executed notebook is still archived; a study
+    with no such run is not kept (it is run instead, see :func:`build_book`).
+    """
+    kept: dict[str, tuple[Path, dict]] = {}
+    runs = list(_published(_runs(runs_dir)))
+    for study in studies:
+        for folder, data in runs:
+            entry = (data.get("studies") or {}).get(study.slug)
+            if (entry and entry.get("status") in ("ok", "kept")
+                    and entry.get("parameters") == study.parameters
+                    and (folder / "notebooks" / f"{study.slug}.ipynb").exists()):
+                kept[study.slug] = (folder, entry)
+                break
+    return kept
+
+
+def _run_date(stamp: str) -> str:
+    """``2026-12-01_061500`` as ``2026-12-01 06:15 UTC``."""
+    day, _, time = stamp.partition("_")
+    return f"{day} {time[:2]}:{time[2:4]} UTC" if len(time) >= 4 else stamp
+
+
+def _kept_banner(stamp: str) -> str:
+    return (f"**Not rerun in this build:** these are the results of run **{stamp}** "
+            f"({_run_date(stamp)}), the last published run of this study.")
+
+
 def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
-             params: dict[str, Any] | None, started: str) -> dict[str, Any]:
+             params: dict[str, Any] | None, started: str,
+             kept: dict[str, tuple[Path, dict]] | None = None) -> dict[str, Any]:
     """Copy the executed notebooks into ``run_dir`` and write its ``kpis.json``."""
+    kept = kept or {}
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     by_slug = {r.slug: r for r in results}
     record: dict[str, Any] = {"run": run_dir.name, "started": started,
@@ -197,7 +224,13 @@ def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
         res = by_slug.get(study.slug)
         entry: dict[str, Any] = {"title": study.title, "parameters": study.parameters,
                                  "template": study.template.name, "kpis": {}}
-        if res is None:
+        if study.slug in kept:
+            folder, old = kept[study.slug]
+            entry.update(status="kept", error=None, kpis=old.get("kpis") or {},
+                         from_run=old.get("from_run") or folder.name)
+            shutil.copy2(folder / "notebooks" / f"{study.slug}.ipynb",
+                         run_dir / "notebooks" / f"{study.slug}.ipynb")
+        elif res is None:
             entry.update(status="not run", error="not run after an earlier failure")
         else:
             entry.update(status="ok" if res.ok else "failed",
@@ -539,17 +572,6 @@ def _columns(table: Any) -> list[str]:
         return []
 
 
-def _publishable_notebook(path: Path) -> None:
-    """Take the machine's paths out of an executed notebook's papermill metadata."""
-    nb = json.loads(path.read_text())
-    meta = nb.get("metadata", {}).get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if meta.get(key):
-            meta[key] = Path(meta[key]).name
-    meta.pop("environment_variables", None)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-
-
 @contextmanager
 def _terminate_on_sigterm():
     """In the main thread, turn SIGTERM into an exception so cleanup runs."""
@@ -614,7 +636,13 @@ def build_book(
         stays in place.
     """
     book_dir = Path(book_dir).resolve()
-    studies = load_studies(book_dir / "studies.yml", overrides=params, only=only)
+    studies = load_studies(book_dir / "studies.yml", overrides=params)
+    if only:
+        # checks the slugs; the other studies keep their last published pages
+        chosen = {s.slug for s in load_studies(book_dir / "studies.yml", overrides=params,
+                                               only=only, check_parameters=False)}
+    else:
+        chosen = {s.slug for s in studies}
     html = book_dir / "_build" / "html"
     result = BuildResult(html=html)
     with _terminate_on_sigterm(), build_lock(book_dir):
@@ -629,7 +657,7 @@ def build_book(
         try:
             return _run_and_publish(book_dir, studies, result, run_dir, params, started,
                                     jobs=jobs, keep_going=keep_going, strict=strict,
-                                    on_done=on_done)
+                                    on_done=on_done, chosen=chosen)
         finally:
             shutil.rmtree(book_dir / "_build.staging", ignore_errors=True)
             prune_runs(runs_dir, keep_runs)
@@ -658,18 +686,22 @@ def _public_record(record: dict[str, Any], personal: tuple, paths: list[str]) ->
 
 
 def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
-                     params, started: str, *, jobs, keep_going, strict, on_done) -> BuildResult:
+                     params, started: str, *, jobs, keep_going, strict, on_done,
+                     chosen: set[str]) -> BuildResult:
     """Run the studies, archive the run and (unless a study failed) publish the book."""
     from crmstats.privacy import machine_paths
 
     root, runs_dir = book_dir.parent, run_dir.parent
-    result.studies = run_studies(studies, book_dir / "studies", jobs=jobs, cwd=root,
+    kept = _kept_studies([s for s in studies if s.slug not in chosen], runs_dir)
+    # a study outside --only with no published page to keep is run too
+    to_run = [s for s in studies if s.slug not in kept]
+    result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
                                  keep_going=keep_going, on_done=on_done)
     with _fs_step("archiving the run"):
-        record = _archive(run_dir, studies, result.studies, params, started)
-    if not keep_going and (result.failures or len(result.studies) < len(studies)):
+        record = _archive(run_dir, studies, result.studies, params, started, kept)
+    if not keep_going and (result.failures or len(result.studies) < len(to_run)):
         lines = [str(r.error) for r in result.failures]
-        skipped = len(studies) - len(result.studies)
+        skipped = len(to_run) - len(result.studies)
         if skipped:
             lines.append(f"{skipped} study(ies) not run after the first failure "
                          "(use --keep-going to run them all)")
@@ -695,15 +727,22 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         by_slug = {r.slug: r for r in result.studies}
         for study in studies:
             res = by_slug.get(study.slug)
-            if res is not None and res.ok:
-                strip_kpi_records(res.output, source / "studies" / res.output.name)
-                _publishable_notebook(source / "studies" / res.output.name)
+            published = source / "studies" / f"{study.slug}.ipynb"
+            if study.slug in kept:
+                folder, _ = kept[study.slug]
+                strip_kpi_records(folder / "notebooks" / f"{study.slug}.ipynb", published,
+                                  title=study.title,
+                                  banner=_kept_banner(kept[study.slug][1].get("from_run")
+                                                      or folder.name))
+            elif res is not None and res.ok:
+                strip_kpi_records(res.output, published, title=study.title)
             else:
                 error = str(res.error) if res is not None else "not run"
                 (source / "studies" / f"{study.slug}.md").write_text(
                     _failure_page(study, public_error(error, personal, paths), run_dir.name))
-        previous = _previous_run(runs_dir, run_dir.name)
-        page = summary_page(_public_record(record, personal, paths), previous)
+        earlier = [data for folder, data in _published(_runs(runs_dir))
+                   if folder.name < run_dir.name]
+        page = summary_page(_public_record(record, personal, paths), earlier)
         (source / "summary.md").write_text(page)
         (run_dir / "summary.md").write_text(page)
         # every other Markdown page of the book folder, the intro first

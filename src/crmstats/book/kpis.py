@@ -107,6 +107,9 @@ def _normalise(kpis: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if not math.isfinite(number):
             raise CRMStatsError(f"record_kpis: KPI {name!r} is not finite ({number}); "
                                 "a headline figure must be a real number")
+        # digits past the 10th are the rounding noise of float sums (their order can vary
+        # with threads): kept, two runs on the same data would record different bytes
+        number = float(f"{number:.10g}")
         out[name] = {"value": number, "label": str(label), "kind": kind}
         if kind == "money":
             currency = spec.get("currency") if isinstance(spec, Mapping) else None
@@ -189,11 +192,16 @@ def read_kpis(notebook: str | Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def strip_kpi_records(source: str | Path, target: str | Path) -> None:
-    """Copy an executed notebook without its machine-readable KPI outputs.
+def strip_kpi_records(source: str | Path, target: str | Path, *, title: str | None = None,
+                      banner: str | None = None) -> None:
+    """Copy an executed notebook for publishing: no machine-readable records, no paths.
 
-    The records are read into the run's ``kpis.json``; the rendered page keeps
-    the human-readable table of the same output.
+    The KPI records are read into the run's ``kpis.json``; the rendered page
+    keeps the human-readable table of the same output. papermill's notes of
+    the machine's input and output paths are dropped, its injected-parameters
+    cell is hidden behind a toggle like the template's parameters cell, the
+    first heading becomes ``title`` (the study's title, naming its data
+    source) and ``banner`` (Markdown) is shown under it.
     """
     import nbformat
 
@@ -201,6 +209,20 @@ def strip_kpi_records(source: str | Path, target: str | Path) -> None:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             output.get("data", {}).pop(KPI_MIME, None)
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+    papermill_meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        papermill_meta.pop(key, None)
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
+    if title and first is not None:
+        lines = nb.cells[first].source.splitlines()
+        if lines and lines[0].startswith("# "):
+            nb.cells[first].source = "\n".join([f"# {title}", *lines[1:]])
+    if banner:
+        cell = nbformat.v4.new_markdown_cell(f":::{{note}}\n{banner}\n:::")
+        nb.cells.insert(0 if first is None else first + 1, cell)
     nbformat.write(nb, str(target))
 
 
@@ -220,65 +242,116 @@ def _change(current: float, previous: float | None, kind: str) -> str:
     return "no change" if not digits.strip("0.") else text
 
 
-def summary_page(run: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
-    """Write the summary page (MyST Markdown) from a run record and the previous one.
+def _source(study: Mapping[str, Any]) -> str:
+    return str((study.get("parameters") or {}).get("data_source", ""))
+
+
+def _previous_values(study: Mapping[str, Any], slug: str,
+                     earlier: list[dict[str, Any]]) -> tuple[str | None, dict[str, float]]:
+    """Find the latest earlier run of ``slug`` on the same source: its stamp and KPI values."""
+    source = _source(study)
+    for run in earlier:
+        old = (run.get("studies") or {}).get(slug)
+        if not old or old.get("status") not in ("ok", "kept") or _source(old) != source:
+            continue
+        stamp = old.get("from_run") or run.get("run")
+        if study.get("status") == "kept" and stamp == study.get("from_run"):
+            continue  # the same figures, carried over: compare with the run before them
+        return stamp, {name: rec["value"] for name, rec in (old.get("kpis") or {}).items()}
+    return None, {}
+
+
+def summary_page(run: dict[str, Any],
+                 previous: dict[str, Any] | list[dict[str, Any]] | None = None) -> str:
+    """Write the summary page (MyST Markdown) from a run record and the earlier ones.
+
+    Each KPI's change is against the latest earlier published run of the same
+    study **on the same data source**; a study with no such run says so, so a
+    book built on a company's own data is never compared with the demo.
 
     Parameters
     ----------
     run : dict
         The run record written to ``book/runs/<stamp>/kpis.json``: ``run``
         (stamp), ``started`` (ISO time), ``parameters`` (run-wide), and
-        ``studies``: ``{slug: {"title", "status", "error", "parameters", "kpis"}}``.
-    previous : dict, optional
-        The previous published run's record, for the change column.
+        ``studies``: ``{slug: {"title", "status", "error", "parameters", "kpis"}}``;
+        a study not rerun (``--only``) has status ``"kept"`` and ``from_run``.
+    previous : dict or list of dict, optional
+        The earlier published run records, newest first (one record is
+        accepted too).
 
     Returns
     -------
     str
         The page source.
     """
-    prev_values: dict[tuple[str, str], float] = {}
-    if previous:
-        for slug, study in previous.get("studies", {}).items():
-            for name, rec in (study.get("kpis") or {}).items():
-                prev_values[(slug, name)] = rec["value"]
+    from crmstats.book.studies import source_label
+
+    earlier = [previous] if isinstance(previous, dict) else list(previous or [])
     order = {name: i for i, name in enumerate(HEADLINE_KPIS)}
     rows = []
+    compared: dict[str, str | None] = {}
     for slug, study in run["studies"].items():
+        stamp, values = _previous_values(study, slug, earlier)
+        compared[slug] = stamp
         for name, rec in (study.get("kpis") or {}).items():
-            rows.append((order.get(name, len(order)), slug, name, rec, study))
+            rows.append((order.get(name, len(order)), slug, name, rec, study, values.get(name)))
     rows.sort(key=lambda r: r[0])
     lines = [
         "# KPI summary",
         "",
         f"Run **{run['run']}** (started {run['started']}). Every figure below was recorded by the "
-        "study it links to, in this run; the change is against the previous published run"
-        + (f" (**{previous['run']}**)." if previous else " (none yet)."),
+        "study it links to. The change is against the latest earlier published run of the "
+        "same study on the **same data source**; figures of a different source are never "
+        "compared.",
         "",
     ]
-    failed = {s: st for s, st in run["studies"].items() if st["status"] != "ok"}
+    failed = {s: st for s, st in run["studies"].items() if st["status"] not in ("ok", "kept")}
     if failed:
         lines += [":::{warning}", "Studies that failed in this run (figures missing):", ""]
         lines += [f"- [{st['title']}](studies/{slug}) — {_md(st.get('error') or 'failed')}"
                   for slug, st in failed.items()]
         lines += [":::", ""]
-    lines += ["| KPI | value | change | study | data source |", "|---|---|---|---|---|"]
-    for _, slug, name, rec, study in rows:
+    kept = {s: st for s, st in run["studies"].items() if st["status"] == "kept"}
+    if kept:
+        lines += [":::{note}", "Not rerun in this build (`--only`); their pages and figures are "
+                  "those of the run named:", ""]
+        lines += [f"- [{_md(st['title'])}](studies/{slug}) — run {st['from_run']}"
+                  for slug, st in kept.items()]
+        lines += [":::", ""]
+    first_time = sorted({source_label(_source(st)) for s, st in run["studies"].items()
+                         if st.get("kpis") and compared.get(s) is None
+                         and st["status"] != "kept"})
+    if first_time:
+        lines += [f"No earlier published run of {', '.join(first_time)}: the change column "
+                  "starts with the next run.", ""]
+    lines += ["| KPI | value | change | since | study | data source |",
+              "|---|---|---|---|---|---|"]
+    for _, slug, _name, rec, study, before in rows:
         value = format_kpi(rec["value"], rec["kind"], rec.get("currency", ""))
-        change = _change(rec["value"], prev_values.get((slug, name)), rec["kind"])
-        source = study.get("parameters", {}).get("data_source", "")
-        lines.append(f"| {_md(rec['label'])} | {value} | {change} | "
-                     f"[{_md(study['title'])}](studies/{slug}) | `{_md(str(source))}` |")
+        if study["status"] == "kept":
+            change, since = "not rerun", study["from_run"]
+        elif compared[slug] is None:
+            change, since = "no earlier run of this source", "—"
+        else:
+            change = _change(rec["value"], before, rec["kind"])
+            since = compared[slug]
+        title = _md(study["title"]) + (f" (run {study['from_run']})"
+                                       if study["status"] == "kept" else "")
+        lines.append(f"| {_md(rec['label'])} | {value} | {change} | {since} | "
+                     f"[{title}](studies/{slug}) | {_md(source_label(_source(study)))} |")
     if not rows:
-        lines.append("| (no study recorded KPIs) | | | | |")
+        lines.append("| (no study recorded KPIs) | | | | | |")
     lines += ["", "## Parameters of this run", ""]
     lines += ["| study | status | parameters |", "|---|---|---|"]
     for slug, study in run["studies"].items():
         params = ", ".join(f"`{k}={v!r}`" for k, v in sorted(study.get("parameters", {}).items()))
-        lines.append(f"| [{_md(study['title'])}](studies/{slug}) | {study['status']} | "
+        status = study["status"] + (f" (run {study['from_run']})"
+                                    if study["status"] == "kept" else "")
+        lines.append(f"| [{_md(study['title'])}](studies/{slug}) | {status} | "
                      f"{_md(params) or '(defaults)'} |")
     if run.get("parameters"):
-        lines += ["", "Run-wide parameters (`--params`): "
+        lines += ["", "Run parameters (`--params`): "
                   + ", ".join(f"`{k}={v!r}`" for k, v in sorted(run["parameters"].items()))]
     return "\n".join(lines) + "\n"
 

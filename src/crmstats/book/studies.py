@@ -7,7 +7,7 @@ The file has these keys::
       data_source: demo
     studies:             # in book order
       - slug: data-overview                 # output name: book/studies/<slug>.ipynb
-        title: Data overview                # title in the table of contents
+        title: "Data overview: {source}"    # {source}: the data source's name
         template: notebooks/data_overview.ipynb   # relative to the repository root
         parameters: {}                      # overrides of the defaults (optional)
 
@@ -34,10 +34,11 @@ from typing import Any
 
 import yaml
 
+from crmstats.book.template import check_template
 from crmstats.exceptions import StudyError
 
 __all__ = ["Study", "check_no_secrets", "check_parameter_types", "declared_parameters",
-           "load_studies", "parse_value", "validate_parameters"]
+           "load_studies", "parse_value", "source_label", "study_title", "validate_parameters"]
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")  # always used with fullmatch ("a\n" is refused)
 
@@ -280,6 +281,17 @@ def validate_parameters(params: dict[str, Any], template: Path, where: str) -> d
 
 _STUDY_KEYS = {"slug", "title", "template", "parameters"}
 
+def source_label(data_source: Any) -> str:
+    """Name a data source for readers (:func:`crmstats.source_label`; the demo by default)."""
+    from crmstats.sources import source_label as label
+
+    return str(label("demo" if data_source is None else data_source))
+
+
+def study_title(title: str, data_source: Any) -> str:
+    """Return ``title`` with ``{source}`` replaced by the data source's name for readers."""
+    return title.replace("{source}", source_label(data_source)) if "{source}" in title else title
+
 
 @dataclass(frozen=True)
 class Study:
@@ -330,21 +342,22 @@ def _parse_plain(text: str) -> Any:
     return text
 
 
-def declared_parameters(template: Path) -> dict[str, str]:
+def declared_parameters(template: Path, study: str | None = None) -> dict[str, str]:
     """Return ``{name: annotation}`` of the template's ``parameters`` cell.
+
+    The template is first checked against the template contract
+    (:func:`crmstats.book.template.check_template`): a broken one is a
+    one-line :class:`StudyError` naming ``study``.
 
     Raises
     ------
     StudyError
-        If the template is not a readable notebook.
+        If the template is not a readable notebook or breaks the contract.
     """
     import papermill
 
     template = Path(template)
-    if template.is_dir():
-        raise StudyError(f"{template}: a folder, not a notebook")
-    if not template.exists():
-        raise StudyError(f"{template}: no such template")
+    check_template(template, study)
     try:
         info = papermill.inspect_notebook(str(template))
     except Exception as exc:  # papermill/nbformat/json raise many types; all mean "unreadable"
@@ -368,9 +381,12 @@ def load_studies(
         The file; templates are resolved against its parent's parent (the
         repository root, as ``book/studies.yml`` sits in ``book/``).
     overrides : dict, optional
-        Run-wide parameters (from ``--params``), applied after the file's to
-        every study whose template declares them; one that no study declares
-        is an error.
+        Run parameters (from ``--params``). Top-level ones replace the file's
+        defaults in every study whose template declares them, but not a
+        parameter a study sets itself (a study pinned to its source, such as
+        the CDNOW one, keeps it); one that no study declares is an error.
+        ``studies: {slug: {name: value}}`` overrides named studies
+        explicitly, their own parameters included.
     only : list of str, optional
         Keep only these slugs.
     check_parameters : bool
@@ -387,8 +403,16 @@ def load_studies(
     """
     path = Path(path)
     overrides = dict(overrides or {})
+    per_study = overrides.pop("studies", None) or {}
+    if not isinstance(per_study, dict) or not all(isinstance(v, dict)
+                                                  for v in per_study.values()):
+        raise StudyError("run parameters: 'studies' must map study slugs to their parameters, "
+                         "e.g. studies: {clv-cdnow: {data_source: data/acme}}")
     check_parameter_types(overrides, {}, "run parameters")
     check_no_secrets(overrides, "run parameters")
+    for slug, values in per_study.items():
+        check_parameter_types(values, {}, f"run parameters of study {slug!r}")
+        check_no_secrets(values, f"run parameters of study {slug!r}")
     if not path.exists():
         raise StudyError(f"{path}: no such studies file")
     try:
@@ -437,18 +461,28 @@ def load_studies(
         if not isinstance(params, dict):
             raise StudyError(f"{where}: 'parameters' must be a mapping")
         merged = {**defaults, **params}
-        if check_parameters or overrides:
-            declared = declared_parameters(template)
-            # run-wide overrides reach the studies that declare them
-            merged.update({k: v for k, v in overrides.items() if k in declared})
+        check_parameter_types(merged, {}, where)  # plain data before anything else
+        own = per_study.get(slug) or {}
+        if check_parameters or overrides or own:
+            declared = declared_parameters(template, slug)
+            # run-wide overrides reach the studies that declare them, except a parameter
+            # the study pins itself (the CDNOW study's data_source); the run overrides
+            # those only by naming the study (studies: {slug: {...}})
+            reach = [k for k in overrides if k in declared and k not in params]
+            merged.update({k: overrides[k] for k in reach})
             used_overrides.update(k for k in overrides if k in declared)
+            merged.update(own)
         if check_parameters:
             validate_parameters(merged, template, where)
         else:
             check_parameter_types(merged, {}, where)
             check_no_secrets(merged, where)
-        studies.append(Study(slug=slug, title=entry["title"], template=template,
-                             parameters=merged))
+        studies.append(Study(slug=slug, title=study_title(str(entry["title"]),
+                                                          merged.get("data_source")),
+                             template=template, parameters=merged))
+    unknown_studies = sorted(set(per_study) - seen)
+    if unknown_studies:
+        raise StudyError(f"run parameters: 'studies' names no study {unknown_studies}")
     unused = sorted(set(overrides) - used_overrides)
     if unused:
         raise StudyError(f"{path}: run parameter(s) {unused} are declared by no study")

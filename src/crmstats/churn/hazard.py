@@ -266,6 +266,59 @@ class ShiftedBetaGeoHazardModel:
         t = np.asarray(t, float)
         return np.exp(special.betaln(a, b + rate * t) - special.betaln(a, b))
 
+    def churn_probability(self, panel: pd.DataFrame, *, accounts=None,
+                          id_col: str = "account_id", duration_col: str = "exit",
+                          event_col: str = "churned") -> pd.Series:
+        """Probability that each account still at risk churns in its next period.
+
+        An account that survived its panel's periods, with cumulative hazard
+        multiplier ``C = sum_t exp(x_t' b)``, has the posterior
+        ``E[(1 - theta)^C]``-weighted propensity, so its churn probability in
+        the next period with multiplier ``c`` is
+        ``1 - B(alpha, beta + C + c) / B(alpha, beta + C)``. The next period's
+        covariates are taken as the account's last row's (the drivers known
+        at the date).
+
+        Parameters
+        ----------
+        panel : pandas.DataFrame
+            As given to :meth:`fit` (e.g. :func:`crmstats.churn.account_months`).
+        accounts : sequence, optional
+            Accounts to score. Those without any row (in their first period)
+            get ``C = 0`` and the panel's mean covariates. Default: every
+            account of the panel.
+        id_col, duration_col, event_col : str
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        pandas.Series
+            Index: account; name ``churn_probability``. NaN for accounts whose
+            last row is a churn (no longer at risk).
+        """
+        self._check_fitted()
+        cov = list(self.covariates_)
+        coef = self.params_[cov].to_numpy(float)
+        data = self._prepare(panel, id_col, duration_col, event_col, cov)
+        mult = np.exp(data["x"] @ coef) if cov else np.ones(len(data["x"]))
+        ids = pd.factorize(panel[id_col].to_numpy()[
+            np.lexsort((pd.to_numeric(panel[duration_col]).to_numpy(float),
+                        pd.factorize(panel[id_col].to_numpy())[0]))])[1]
+        cum = pd.Series(np.bincount(data["codes"], weights=mult, minlength=data["n"]), index=ids)
+        last = pd.Series(mult[data["last"]], index=ids)
+        churned = pd.Series(data["event"], index=ids)
+        if accounts is not None:
+            accounts = pd.Index(accounts)
+            mean_mult = float(np.exp(data["x"].mean(axis=0) @ coef)) if cov else 1.0
+            cum = cum.reindex(accounts).fillna(0.0)
+            last = last.reindex(accounts).fillna(mean_mult)
+            churned = churned.reindex(accounts).fillna(False).astype(bool)
+        a, b = float(self.params_["alpha"]), float(self.params_["beta"])
+        c, nxt = cum.to_numpy(float), last.to_numpy(float)
+        p = -np.expm1(special.betaln(a, b + c + nxt) - special.betaln(a, b + c))
+        p[churned.to_numpy(bool)] = np.nan
+        return pd.Series(p, index=cum.index, name="churn_probability")
+
 
 def _gradient(f, x, step=1e-6):
     """Central-difference gradient of a scalar function."""

@@ -22,6 +22,7 @@ import pandas as pd
 from crmstats._expr import period_index, period_start, period_unit
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, read_table, transactions_table
+from crmstats.validation import align_ids
 
 __all__ = [
     "account_lifetimes",
@@ -67,6 +68,7 @@ def _cohort_rows(transactions, period, cohort_col, customers, customer_id_col, t
                         f"columns: {', '.join(c.columns)}", table="customers",
                         column=cohort_col)
     c = c.select("customer_id", cohort=c[cohort_col].cast("string"))
+    j, c = align_ids(j, c, "customer_id")
     j = j.left_join(c, "customer_id").mutate(
         cohort=lambda x: ibis.coalesce(x.cohort, ibis.literal("(unknown)")))
     return t, j
@@ -274,6 +276,12 @@ def churn_rate(
                                          out["active_start"] > 0, 1), np.nan)
     # churn in the last n-1 periods is not knowable yet
     out = out.iloc[: max(len(out) - (n - 1), 0)]
+    if out.empty or int(out["active_start"].sum()) == 0:
+        raise DataError(
+            f"transactions table: the purchases span {last - first + 1} period(s) of "
+            f"{period!r}; churn after {n} inactive period(s) needs more than {n} (and "
+            "customers active at a period's start): use a shorter period or a smaller "
+            "churned_after", table="transactions", column=timestamp_col or "timestamp")
     out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
     return out
 

@@ -150,14 +150,6 @@ class ValueMigration:
         return float(c.loc[down, "clv_start"].sum() / total) if total > 0 else float("nan")
 
 
-def _fit(summary: pd.DataFrame):
-    from crmstats.clv.models import BetaGeoModel, GammaGammaModel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return BetaGeoModel().fit(summary), GammaGammaModel().fit(summary)
-
-
 def _tier_codes(values: pd.Series, cutoffs: np.ndarray) -> np.ndarray:
     """Tier code (0 = top) of each value under descending cut-offs (last tier: the rest)."""
     codes = np.full(len(values), len(cutoffs) - 1, dtype=int)
@@ -227,6 +219,7 @@ def value_migration(
     much value in absolute terms from ordinary pauses).
     """
     from crmstats.clv.summaries import rfm_summary
+    from crmstats.clv.valuation import fit_value
     from crmstats.clv.value import DEFAULT_TIERS, customer_lifetime_value, value_tiers
     from crmstats.crmdata import CRMData
     from crmstats.io import as_table, execute
@@ -242,17 +235,27 @@ def value_migration(
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
-    s_end = rfm_summary(tx, observation_end=end, freq=freq, time_unit=time_unit)
+    kw = dict(freq=freq, time_unit=time_unit, horizon_months=horizon_months,
+              discount_rate=discount_rate)
     s_start = rfm_summary(tx, observation_end=start, freq=freq, time_unit=time_unit)
     if len(s_start) < 20:
         raise DataError(f"transactions table: {len(s_start)} customer(s) bought by the start "
                         f"date {start:%Y-%m-%d}; value migration needs at least 20",
                         table="transactions", column="timestamp")
-    bg_end, gg_end = _fit(s_end)
-    bg_start, gg_start = _fit(s_start) if refit else (bg_end, gg_end)
-    kw = dict(horizon_months=horizon_months, discount_rate=discount_rate, time_unit=time_unit)
-    v_start = customer_lifetime_value(bg_start, gg_start, s_start, **kw)["clv"]
-    v_end = customer_lifetime_value(bg_end, gg_end, s_end, **kw)["clv"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit_end = fit_value(tx, observation_end=end, **kw)
+        fit_start = fit_value(tx, observation_end=start, **kw) if refit else None
+    s_end, v_end = fit_end.summary, fit_end.clv
+    if refit:
+        s_start, v_start = fit_start.summary, fit_start.clv
+        bg_start = fit_start.transaction_model
+    else:  # one fit: the end date's models score the start date's histories
+        bg_start = fit_end.transaction_model
+        v_start = customer_lifetime_value(bg_start, fit_end.spend_model, s_start,
+                                          horizon_months=horizon_months,
+                                          discount_rate=discount_rate)["clv"]
+    bg_end = fit_end.transaction_model
 
     tiers = dict(tiers or DEFAULT_TIERS)
     names = list(tiers)

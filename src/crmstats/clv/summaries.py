@@ -31,7 +31,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from crmstats._expr import period_index, truncate
+from crmstats._expr import observation_end as _observation_end
+from crmstats._expr import period_index, truncate, up_to
 from crmstats.clv.units import SummaryUnits, check_units, label
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
@@ -56,6 +57,10 @@ def _elapsed(later: ir.IntegerValue, earlier: ir.IntegerValue, freq: str,
     return periods * (_UNIT_DAYS[freq] / _UNIT_DAYS[unit])
 
 
+#: Exact type of summed amounts: 9 decimals (a float amount is rounded at 1e-9), up to 1e29.
+_EXACT = "decimal(38, 9)"
+
+
 def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
     """Purchase occasions: one row per customer and period with its summed value.
 
@@ -65,7 +70,11 @@ def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
     buys = t.filter(t.amount >= 0)
     period = truncate(buys.timestamp, freq) if starts else period_index(buys.timestamp, freq)
     buys = buys.mutate(period=period)
-    return buys.group_by(["customer_id", "period"]).aggregate(value=buys.amount.sum())
+    # summed as exact decimals: a float sum depends on the order parallel threads add the
+    # rows in, so two runs on the same data differed in the last bits of monetary_value
+    # (1e-13) and, through a flat likelihood, in the 6th digit of Gamma-Gamma's v
+    return buys.group_by(["customer_id", "period"]).aggregate(
+        value=buys.amount.cast(_EXACT).sum())
 
 
 def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
@@ -100,13 +109,7 @@ def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
 
 
 def _end_of_observation(t: ir.Table, observation_end) -> pd.Timestamp:
-    if observation_end is None:
-        end = execute(t.timestamp.max())
-        return pd.Timestamp(end)
-    try:
-        return pd.Timestamp(observation_end)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"observation_end {observation_end!r} is not a timestamp") from exc
+    return _observation_end(t, observation_end)
 
 
 def _to_frame(expr: ir.Table, columns: list[str]) -> pd.DataFrame:
@@ -164,9 +167,9 @@ def rfm_summary(
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
     end = _end_of_observation(t, observation_end)
-    t = t.filter(t.timestamp <= ibis.literal(end.to_pydatetime()))
-    occ = _occasions(t, freq)
     end_period = period_index(ibis.literal(end.to_pydatetime()), freq)
+    t = t.filter(up_to(t.timestamp, end))  # a date includes that whole day
+    occ = _occasions(t, freq)
     cols = ["frequency", "recency", "T"] + (["monetary_value"] if monetary else [])
     out = _to_frame(_summary_expr(occ, end_period, freq, unit, monetary), cols)
     if out.empty:
@@ -226,9 +229,9 @@ def calibration_holdout_split(
         )
     cal_lit = ibis.literal(cal_end.to_pydatetime())
     end_lit = ibis.literal(end.to_pydatetime())
-    occ = _occasions(t.filter(t.timestamp <= end_lit), freq)
     cal_period = period_index(cal_lit, freq)
     end_period = period_index(end_lit, freq)
+    occ = _occasions(t.filter(up_to(t.timestamp, end)), freq)
     cal = _summary_expr(occ.filter(occ.period <= cal_period), cal_period, freq, unit, monetary)
     hold_occ = occ.filter(occ.period > cal_period)
     hold_aggs = dict(frequency_holdout=hold_occ.count())

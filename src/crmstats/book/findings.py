@@ -1,0 +1,394 @@
+"""Key findings of each study, written from its own results.
+
+One function per study template. Each takes the results the study computed
+and returns 3-5 plain sentences for :meth:`crmstats.book.report.StudyPage.finish`,
+which shows them at the top of the study's page. Every number in a sentence
+comes from the arguments (formatted with :mod:`crmstats.book.report`); nothing
+is typed in, so the findings change with the data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
+
+__all__ = ["attribution", "churn", "clv", "data_overview", "funnel", "key_accounts",
+           "lead_scoring", "lifecycle"]
+
+
+def _label(name: Any) -> str:
+    return str(name).replace("_", " ")
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _date(value: Any) -> str:
+    stamp = pd.Timestamp(value)
+    return stamp.strftime("%B %Y")
+
+
+def _top(series: pd.Series, n: int = 1) -> list:
+    clean = pd.to_numeric(series, errors="coerce").dropna()
+    return list(clean.sort_values(ascending=False, kind="stable").index[:n])
+
+
+def _keep(sentences: list[str | None]) -> list[str]:
+    out = [s for s in sentences if s]
+    return out[:5]
+
+
+def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Series,
+                  top_share: float) -> list[str]:
+    """Write the key findings of the data overview.
+
+    Parameters
+    ----------
+    activity : DataFrame
+        :func:`crmstats.overview.monthly_activity`.
+    orders : DataFrame
+        :func:`crmstats.overview.orders_per_customer`.
+    revenue : Series
+        :func:`crmstats.overview.customer_revenue` (net revenue per customer).
+    top_share : float
+        Revenue share of the top 20 % of customers.
+
+    Returns
+    -------
+    list of str
+    """
+    first, last = activity.index.min(), activity.index.max()
+    once = orders["share"].iloc[0] if len(orders) else float("nan")
+    out = [
+        f"The source records {fmt_count(len(revenue))} customers who bought, for a net revenue "
+        f"of {fmt_money(revenue.sum())} (refunds deducted) from {_date(first)} to {_date(last)}.",
+        f"The top 20 % of customers bring {fmt_pct(top_share)} of that revenue.",
+    ]
+    if _finite(once):
+        out.append(f"{fmt_pct(once)} of customers bought only once; the lifetime-value "
+                   "studies build on the repeat buyers.")
+    if len(activity) >= 2:
+        busiest = _top(activity["revenue"])[0]
+        out.append(f"The busiest period was {_date(busiest)}, with "
+                   f"{fmt_money(activity.loc[busiest, 'revenue'])} of revenue from "
+                   f"{fmt_count(activity.loc[busiest, 'customers'])} customers.")
+    return _keep(out)
+
+
+def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
+        spend_params: Mapping[str, float] | pd.Series | None = None,
+        horizon_months: int = 12) -> list[str]:
+    """Write the key findings of the customer lifetime value study.
+
+    Parameters
+    ----------
+    comparison : DataFrame or None
+        :func:`crmstats.clv.compare_models` on the holdout (index model,
+        column ``mae``), or None when there was no holdout test.
+    values : DataFrame
+        :func:`crmstats.clv.customer_lifetime_value` (column ``clv``).
+    pareto : ParetoResult
+        :func:`crmstats.clv.pareto_analysis` of the values (``top_share``).
+    spend_params : mapping, optional
+        Gamma-Gamma's ``p``, ``q``, ``v``: the mean spend per purchase is
+        ``p v / (q - 1)``.
+    horizon_months : int
+        The CLV horizon.
+
+    Returns
+    -------
+    list of str
+    """
+    clv_values = values["clv"]
+    out = [
+        f"The average customer is worth {fmt_money(clv_values.mean())} over the next "
+        f"{horizon_months} months (discounted); all {fmt_count(len(clv_values))} customers "
+        f"together {fmt_money(clv_values.sum())}.",
+        f"The top 20 % of customers hold {fmt_pct(pareto.top_share)} of that expected value.",
+    ]
+    if comparison is not None and len(comparison) >= 1 and "mae" in comparison:
+        best = comparison["mae"].idxmin()
+        line = (f"On the holdout period, {best} predicted each customer's purchases best "
+                f"(mean absolute error {fmt_number(comparison.loc[best, 'mae'], 3)} purchases")
+        if {"actual", "predicted"} <= set(comparison.columns):
+            line += (f"; {fmt_number(comparison.loc[best, 'predicted'], 3)} predicted against "
+                     f"{fmt_count(comparison.loc[best, 'actual'])} made")
+        out.append(line + ").")
+    if spend_params is not None:
+        p, q, v = (float(spend_params[k]) for k in ("p", "q", "v"))
+        if q > 1:
+            out.append(f"A repeat customer spends {fmt_money(p * v / (q - 1))} per purchase on "
+                       "average (Gamma-Gamma model).")
+    dormant = float((clv_values < 0.01 * clv_values.mean()).mean()) if len(clv_values) else 0.0
+    if dormant > 0:
+        out.append(f"{fmt_pct(dormant)} of customers are expected to be worth almost nothing "
+                   "(under 1 % of the average): most of them have probably left.")
+    return _keep(out)
+
+
+def attribution(shares: pd.DataFrame, economics: pd.DataFrame | None = None,
+                accuracy: pd.DataFrame | None = None,
+                model: str = "Markov (order 1)") -> list[str]:
+    """Write the key findings of the channel attribution study.
+
+    Parameters
+    ----------
+    shares : DataFrame
+        :func:`crmstats.attribution.credit_shares` (channels by models).
+    economics : DataFrame, optional
+        :func:`crmstats.attribution.channel_economics` (with a ``total`` row).
+    accuracy : DataFrame, optional
+        :func:`crmstats.attribution.share_error` against the true shares.
+    model : str
+        The model the economics use.
+
+    Returns
+    -------
+    list of str
+    """
+    table = shares if model in shares.columns else shares.T
+    if model not in table.columns:
+        model = table.columns[-1]
+    ranked = _top(table[model], 2)
+    out = [f"By the {model} model, {_label(ranked[0])} earns the largest share of conversions "
+           f"({fmt_pct(table.loc[ranked[0], model])})"
+           + (f", ahead of {_label(ranked[1])} ({fmt_pct(table.loc[ranked[1], model])})."
+              if len(ranked) > 1 else ".")]
+    spread = table.max(axis=1) - table.min(axis=1)
+    widest = _top(spread)[0]
+    out.append(f"The models disagree most on {_label(widest)}: from "
+               f"{fmt_pct(table.loc[widest].min())} to {fmt_pct(table.loc[widest].max())} of "
+               "the credit, so its value depends on how journeys are read.")
+    if accuracy is not None and "mae" in accuracy and accuracy["mae"].notna().any():
+        acc = accuracy["mae"].dropna()
+        best = acc.idxmin()
+        out.append(f"Against the simulator's true incremental shares, {best} comes closest "
+                   f"(mean absolute error {fmt_pct(acc.loc[best])} per channel).")
+    if economics is not None and "total" in economics.index:
+        total = economics.loc["total"]
+        line = f"Across channels, a customer costs {fmt_money(total.get('cac'))} to acquire"
+        if _finite(total.get("ltv_cac")):
+            line += f" and returns {fmt_ratio(total.get('ltv_cac'))} that cost (LTV:CAC)"
+        out.append(line + ".")
+        per = economics.drop(index="total")
+        if "ltv_cac" in per and per["ltv_cac"].notna().sum() >= 2:
+            order = per["ltv_cac"].replace([np.inf, -np.inf], np.nan).dropna().sort_values()
+            out.append(f"{_label(order.index[-1]).capitalize()} pays back best "
+                       f"({fmt_ratio(order.iloc[-1])}), {_label(order.index[0])} worst "
+                       f"({fmt_ratio(order.iloc[0])}).")
+    return _keep(out)
+
+
+def churn(rates: pd.DataFrame, retention: pd.DataFrame, churned_after: int,
+          period: str = "M") -> list[str]:
+    """Write the key findings of the cohort retention and churn study.
+
+    Parameters
+    ----------
+    rates : DataFrame
+        :func:`crmstats.churn.churn_rate` (``churn_rate``, ``active_end``).
+    retention : DataFrame
+        :func:`crmstats.churn.retention_matrix` (cohorts by age, fractions).
+    churned_after : int
+        Periods without a purchase that make a customer churned.
+    period : str
+        The period (``"W"``, ``"M"``, ``"Q"``).
+
+    Returns
+    -------
+    list of str
+    """
+    unit = {"W": "week", "M": "month", "Q": "quarter"}.get(period, "period")
+    last = rates["churn_rate"].tail(12)
+    out = [f"On average {fmt_pct(last.mean())} of active customers churned per {unit} over the "
+           f"last {len(last)} {unit}s (no purchase for {churned_after} {unit}s).",
+           f"{fmt_count(rates['active_end'].iloc[-1])} customers were active at the end of "
+           f"{_date(rates.index[-1])}."]
+    if len(last) >= 6:
+        recent, before = last.tail(3).mean(), last.iloc[:-3].mean()
+        trend = "higher" if recent > before else "lower"
+        out.append(f"Churn in the last three {unit}s ({fmt_pct(recent)}) is {trend} than in the "
+                   f"{len(last) - 3} {unit}s before ({fmt_pct(before)}).")
+    curve = retention.mean(axis=0, skipna=True)
+    ages = [a for a in curve.index if a not in (0, "0")]
+    if ages:
+        first = ages[0]
+        line = (f"On average {fmt_pct(curve.loc[first])} of a cohort buys again {first} "
+                f"{unit}(s) after its first purchase")
+        if len(ages) > 1:
+            line += f", {fmt_pct(curve.loc[ages[-1]])} after {ages[-1]} {unit}s"
+        out.append(line + ".")
+    return _keep(out)
+
+
+def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
+                 drivers: pd.DataFrame | None = None, months: int = 12) -> list[str]:
+    """Write the key findings of the key accounts study.
+
+    Parameters
+    ----------
+    bridge : DataFrame
+        :func:`crmstats.churn.mrr_bridge` (``end``, ``nrr``, ``grr``, ``logo_churn_rate``).
+    medians : DataFrame, optional
+        Survival medians (``survival_curves(...).medians``: ``median``).
+    drivers : DataFrame, optional
+        A hazard model's ``summary_`` (``estimate``, ``p_value`` per driver).
+    months : int
+        Periods averaged.
+
+    Returns
+    -------
+    list of str
+    """
+    last = bridge.tail(months)
+    out = [f"Monthly recurring revenue stood at {fmt_money(bridge['end'].iloc[-1])} at the end "
+           f"of {_date(bridge.index[-1])}, against {fmt_money(last['start'].iloc[0])} "
+           f"{len(last)} periods earlier.",
+           f"Net revenue retention averaged {fmt_pct(last['nrr'].mean())} per period and gross "
+           f"revenue retention {fmt_pct(last['grr'].mean())}; "
+           f"{fmt_pct(last['logo_churn_rate'].mean())} of accounts left per period."]
+    if medians is not None and len(medians) and "median" in medians:
+        median = medians["median"].iloc[0]
+        if _finite(median):
+            out.append(f"Half of the key accounts stay {fmt_number(median, 3)} months or "
+                       "longer (Kaplan-Meier median).")
+        else:
+            out.append("More than half of the key accounts are still with the company: their "
+                       "median lifetime is beyond the data.")
+    if drivers is not None and "p_value" in drivers:
+        sig = drivers[drivers["p_value"] < 0.05]
+        if len(sig):
+            name = sig["estimate"].abs().idxmax()
+            effect = math.exp(float(sig.loc[name, "estimate"]))
+            out.append(f"{_label(name).capitalize()} drives churn: each unit multiplies the "
+                       f"churn hazard by {fmt_number(effect, 3)} (p = "
+                       f"{fmt_number(sig.loc[name, 'p_value'], 2)}).")
+        else:
+            out.append("No service driver of churn is significant at the 5 % level in these "
+                       "data.")
+    return _keep(out)
+
+
+def funnel(conversion: pd.DataFrame, channels: pd.DataFrame,
+           pipeline_summary: pd.Series | Mapping[str, Any]) -> list[str]:
+    """Write the key findings of the lead generation and funnel study.
+
+    Parameters
+    ----------
+    conversion : DataFrame
+        :func:`crmstats.funnel.stage_conversion` (stages; ``entered``,
+        ``conversion_to_next``).
+    channels : DataFrame
+        :func:`crmstats.funnel.lead_kpis` with ``period=None`` (per channel).
+    pipeline_summary : Series
+        ``funnel.pipeline(...)["summary"]``.
+
+    Returns
+    -------
+    list of str
+    """
+    totals = channels[["spend", "leads", "won"]].sum()
+    out = [f"{fmt_count(totals['leads'])} leads became {fmt_count(totals['won'])} customers: "
+           f"{fmt_pct(totals['won'] / totals['leads'])} of leads, at "
+           f"{fmt_money(totals['spend'] / totals['leads'])} of spend per lead."]
+    steps = conversion["conversion_to_next"].dropna()
+    if len(steps):
+        worst = steps.idxmin()
+        out.append(f"The largest drop is after the {_label(worst)} stage: only "
+                   f"{fmt_pct(steps.loc[worst])} move on to the next stage.")
+    cpl = channels["cost_per_lead"].replace([np.inf, -np.inf], np.nan).dropna()
+    won = channels["lead_to_won"].dropna()
+    if len(cpl) >= 2 and len(won) >= 2:
+        out.append(f"{_label(cpl.idxmin()).capitalize()} brings the cheapest leads "
+                   f"({fmt_money(cpl.min())} each); {_label(won.idxmax())} leads turn into "
+                   f"customers most often ({fmt_pct(won.max())}).")
+    s = pipeline_summary
+    if _finite(s.get("win_rate")):
+        out.append(f"{fmt_count(s.get('open_opportunities'))} opportunities are open; "
+                   f"{fmt_pct(s.get('win_rate'))} of recently closed ones were won, for a sales "
+                   f"velocity of {fmt_money(s.get('sales_velocity_per_month'))} per month.")
+    return _keep(out)
+
+
+def lead_scoring(auc: float, coefficients: pd.DataFrame, band_rates: pd.Series,
+                 target: str = "qualified") -> list[str]:
+    """Write the key findings of the lead scoring study.
+
+    Parameters
+    ----------
+    auc : float
+        Held-out AUC of the score.
+    coefficients : DataFrame
+        ``LeadScoringModel.coefficients_`` (``odds_ratio``, ``p_value`` by term).
+    band_rates : Series
+        Outcome rate by score band (A best).
+    target : str
+        The outcome scored.
+
+    Returns
+    -------
+    list of str
+    """
+    quality = ("strong" if auc >= 0.8 else "useful" if auc >= 0.7 else
+               "weak" if auc >= 0.6 else "no better than chance")
+    out = [f"The lead score ranks leads with an AUC of {fmt_number(auc, 2)} on leads it was not "
+           f"fitted on: a {quality} ranking of who ends {_label(target)}."]
+    coef = coefficients.drop(index=[i for i in coefficients.index
+                                    if str(i).lower() in ("intercept", "const")], errors="ignore")
+    if "p_value" in coef and "odds_ratio" in coef:
+        sig = coef[coef["p_value"] < 0.05]
+        if len(sig):
+            strength = np.log(sig["odds_ratio"].astype(float)).abs()
+            top = list(strength.sort_values(ascending=False, kind="stable").index[:2])
+            parts = [f"{_label(t)} (odds × {fmt_number(sig.loc[t, 'odds_ratio'], 3)} per unit)"
+                     for t in top]
+            out.append("The strongest significant signals are " + " and ".join(parts) + ".")
+    rates = band_rates.dropna()
+    if len(rates) >= 2:
+        out.append(f"Leads in band {rates.index[0]} end {_label(target)} "
+                   f"{fmt_pct(rates.iloc[0])} of the time, against {fmt_pct(rates.iloc[-1])} "
+                   f"in band {rates.index[-1]}: call band {rates.index[0]} first.")
+    return _keep(out)
+
+
+def lifecycle(counts: pd.Series, flows: pd.DataFrame | None = None) -> list[str]:
+    """Write the key findings of the customer lifecycle study.
+
+    Parameters
+    ----------
+    counts : Series
+        Contacts per lifecycle stage.
+    flows : DataFrame, optional
+        :func:`crmstats.funnel.stage_flows` (moves between stages; a
+        ``contacts`` column or a from-by-to matrix).
+
+    Returns
+    -------
+    list of str
+    """
+    total = counts.sum()
+    get = lambda name: float(counts.get(name, 0))  # noqa: E731
+    former = get("former customer, high priority") + get("former customer, low priority")
+    customers = get("customer") + get("evangelist")
+    out = [f"Of {fmt_count(total)} contacts, {fmt_count(customers)} are active customers "
+           f"({fmt_pct(customers / total)}) and {fmt_count(former)} are former customers."]
+    if former:
+        out.append(f"{fmt_count(get('former customer, high priority'))} former customers are "
+                   "high priority for win-back: likely still reachable and valuable.")
+    if get("evangelist"):
+        out.append(f"{fmt_count(get('evangelist'))} customers are evangelists: they referred "
+                   "at least one contact.")
+    largest = _top(counts)[0]
+    out.append(f"The largest group is {_label(largest)} ({fmt_pct(counts[largest] / total)} "
+               "of contacts).")
+    return _keep(out)

@@ -1,0 +1,63 @@
+"""`crmstats scores export` and `book build --export-scores`."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from crmstats.cli import app
+from tests.conftest import SMALL_DEMO
+
+runner = CliRunner()
+
+
+def test_scores_export_to_parquet_and_duckdb(tmp_path):
+    out = tmp_path / "scores.parquet"
+    res = runner.invoke(app, ["scores", "export", SMALL_DEMO, "--to", str(out), "--bootstrap",
+                              "0", "--run-id", "nightly-1"])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(out)
+    assert frame["id"].is_unique and (frame["run_id"] == "nightly-1").all()
+    assert frame["as_of"].nunique() == 1
+    assert f"wrote {len(frame):,} rows" in res.output
+    db = tmp_path / "crm.duckdb"
+    res = runner.invoke(app, ["scores", "export", SMALL_DEMO, "--to", f"duckdb://{db}",
+                              "--table", "scores", "--bootstrap", "0", "--as-of", "2025-06-30"])
+    assert res.exit_code == 0, res.output
+    with duckdb.connect(str(db)) as con:
+        n, as_of = con.execute("SELECT count(*), max(as_of) FROM scores").fetchone()
+    assert n > 0 and pd.Timestamp(as_of) == pd.Timestamp("2025-06-30")
+
+
+def test_scores_export_refuses_personal_columns_and_bad_targets(tmp_path):
+    res = runner.invoke(app, ["scores", "export", SMALL_DEMO, "--to",
+                              str(tmp_path / "s.parquet"), "--column", "email"])
+    assert res.exit_code == 1
+    assert "email" in res.output and "personal" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "s.parquet").exists()
+    res = runner.invoke(app, ["scores", "export", SMALL_DEMO, "--to", str(tmp_path / "s.xlsx"),
+                              "--bootstrap", "0"])
+    assert res.exit_code == 1 and "format" in res.output
+    # a contacts column that is not personal is carried
+    res = runner.invoke(app, ["scores", "export", SMALL_DEMO, "--to",
+                              str(tmp_path / "s.csv"), "--column", "industry", "--bootstrap",
+                              "0"])
+    assert res.exit_code == 0, res.output
+    assert "industry" in pd.read_csv(tmp_path / "s.csv").columns
+
+
+@pytest.mark.slow
+def test_book_build_exports_scores_after_a_successful_build(book_to_modify, tmp_path,
+                                                           monkeypatch):
+    book, _, _ = book_to_modify
+    monkeypatch.chdir(book.parent)
+    out = tmp_path / "scores.parquet"
+    res = runner.invoke(app, ["book", "build", "--book-dir", str(book), "--only",
+                              "data-overview", "--export-scores", str(out)])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(out)
+    runs = sorted(p.name for p in (book / "runs").iterdir() if p.is_dir())
+    assert (frame["run_id"] == runs[-1]).all()
+    assert "scores exported" in res.output

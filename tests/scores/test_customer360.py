@@ -1,0 +1,157 @@
+"""customer_360: one row per customer and open lead, every score equal to its own function's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import crmstats
+from crmstats import clv, funnel
+from crmstats.scores import COLUMNS, OPEN_LEAD_STAGES, customer_360
+from tests.conftest import SMALL_DEMO
+
+BOOT = 8
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return crmstats.load_crm(SMALL_DEMO)
+
+
+@pytest.fixture(scope="module")
+def scores(demo):
+    return customer_360(demo, n_bootstrap=BOOT)
+
+
+def test_one_row_per_customer_and_open_lead(scores, demo):
+    assert scores.index.is_unique and scores.index.name == "id"
+    buyers = set(demo.transactions["customer_id"].astype(str))
+    known = set(demo.customers["customer_id"].astype(str))
+    customers = scores.index[scores["kind"] == "customer"]
+    assert set(customers) == buyers | known
+    stages = funnel.lifecycle_stage(demo, as_of=scores["as_of"].iloc[0])
+    open_ids = set(stages.index[stages["stage"].astype(str).isin(OPEN_LEAD_STAGES)])
+    assert set(scores.index[scores["kind"] == "lead"]) == open_ids - set(customers)
+    assert set(scores.index[scores["open_lead"]]) == open_ids
+    assert len(scores) == len(buyers | known | open_ids)
+    assert (scores["kind"] == "lead").sum() > 0
+
+
+def test_every_column_is_documented(scores):
+    assert list(scores.columns) == list(COLUMNS)
+    assert all(len(text) > 20 for text in COLUMNS.values())
+    # each documented column is filled somewhere on the demo (none is a dead placeholder)
+    assert scores.notna().any().all(), scores.columns[~scores.notna().any()].tolist()
+
+
+def test_clv_tier_and_stage_equal_the_individual_functions(scores, demo):
+    as_of = scores["as_of"].iloc[0]
+    fit = clv.fit_value(demo.transactions, observation_end=as_of)
+    summary, bg = fit.summary, fit.transaction_model
+    with pytest.warns(crmstats.ConvergenceWarning):  # some refits on 166 customers
+        value = clv.customer_lifetime_value(bg, fit.spend_model, summary, n_bootstrap=BOOT)
+    np.testing.assert_array_equal(value["clv"], fit.clv)
+    tiers = clv.value_tiers(value)
+    got = scores.loc[value.index]
+    for col in ("clv", "clv_lower", "clv_upper", "expected_purchases", "expected_spend"):
+        np.testing.assert_allclose(got[col].to_numpy(float), value[col].to_numpy(), rtol=1e-12)
+    assert (got["value_tier"].astype(str).to_numpy() == tiers["tier"].astype(str).to_numpy()).all()
+    np.testing.assert_allclose(got["p_alive"], bg.probability_alive(summary), rtol=1e-12)
+    np.testing.assert_array_equal(got["frequency"], summary["frequency"])
+    segments = clv.rfm_segments(summary)
+    assert (got["rfm_segment"].to_numpy() == segments["segment"].to_numpy()).all()
+    stages = funnel.lifecycle_stage(demo, as_of=as_of)
+    common = scores.index.intersection(stages.index)
+    assert len(common) == len(scores)
+    assert (scores["lifecycle_stage"].astype(str) == stages.loc[scores.index, "stage"].astype(
+        str)).all()
+
+
+def test_lead_scores_equal_the_lead_scoring_model(scores, demo):
+    leads = funnel.lead_features(demo)
+    features = ["engagement_score", "company_size_code", "industry", "job_title", "country"]
+    model = funnel.LeadScoringModel().fit(leads, features=features, target="won")
+    open_ids = scores.index[scores["open_lead"]]
+    expected = model.predict_proba(leads.loc[open_ids])
+    np.testing.assert_allclose(scores.loc[open_ids, "lead_score"], expected, rtol=1e-12)
+    assert scores.loc[~scores["open_lead"], "lead_score"].isna().all()
+
+
+def test_key_accounts_and_tickets_against_pandas(scores, demo):
+    as_of = scores["as_of"].iloc[0]
+    subs = demo.subscriptions
+    month = subs["month"].dt.to_period("M")
+    now = as_of.to_period("M")
+    per = subs.groupby([subs["account_id"].astype(str), month])["mrr"].sum()
+    mrr = per.xs(now, level=1).where(lambda s: s > 0)
+    before = per.xs(now - 12, level=1).where(lambda s: s > 0)
+    ka = scores[scores["key_account"]]
+    assert set(ka.index) == set(subs["account_id"].astype(str))
+    np.testing.assert_allclose(ka.loc[mrr.index, "mrr"], mrr)
+    both = mrr.index.intersection(before.dropna().index)
+    assert len(both) > 0
+    np.testing.assert_allclose(ka.loc[both, "nrr_12m"], mrr[both] / before[both])
+    risk = ka["churn_risk"].dropna()
+    assert len(risk) > 0 and ((risk > 0) & (risk < 1)).all()
+    t = demo.tickets
+    open_ = t[(t["opened_at"] <= as_of) & (t["resolved_at"].isna() | (t["resolved_at"] > as_of))]
+    expected = open_.groupby(open_["customer_id"].astype(str)).size()
+    got = scores["open_tickets"].dropna()
+    assert got.sum() == expected.sum()
+    np.testing.assert_array_equal(got[expected.index], expected)
+    done = t[t["resolved_at"] <= as_of]
+    hours = (done["resolved_at"] - done["opened_at"]).dt.total_seconds() / 3600
+    med = hours.groupby(done["customer_id"].astype(str)).median()
+    np.testing.assert_allclose(scores.loc[med.index, "median_resolution_hours"], med, rtol=1e-9)
+
+
+def test_as_of_cuts_every_table(demo):
+    as_of = pd.Timestamp("2025-06-30 23:59:59")
+    early = customer_360(demo, as_of, n_bootstrap=0)
+    assert (early["as_of"] == as_of).all()
+    assert (early["last_purchase"].dropna() <= as_of).all()
+    assert (early["acquired_at"].dropna() <= as_of).all()
+    buyers = demo.transactions.loc[(demo.transactions["timestamp"] <= as_of)
+                                   & (demo.transactions["amount"] >= 0), "customer_id"]
+    assert set(early.index[early["first_purchase"].notna()]) == set(buyers.astype(str))
+    assert early["clv_lower"].isna().all()  # no bootstrap asked
+
+
+@pytest.fixture(scope="module")
+def plain(demo):
+    """Without the bootstrap interval (refits that stop early amplify last-digit differences)."""
+    return customer_360(demo, n_bootstrap=0)
+
+
+def test_a_folder_source_gives_the_same_scores(tmp_path, demo, plain):
+    crmstats.export_crm(demo, tmp_path)
+    frames = plain
+    folder = customer_360(str(tmp_path), n_bootstrap=0)
+    pd.testing.assert_frame_equal(folder, frames, check_exact=False, rtol=1e-9,
+                                  check_dtype=False, check_categorical=False)
+
+
+def test_transactions_only_and_callers_frames_untouched():
+    cdnow = crmstats.load_crm("cdnow:sample")
+    before = cdnow.transactions.copy()
+    s = customer_360(cdnow, n_bootstrap=0)
+    pd.testing.assert_frame_equal(cdnow.transactions, before)
+    assert (s["kind"] == "customer").all() and len(s) == 2357
+    assert s["lifecycle_stage"].isna().all() and not s["key_account"].any()
+    with pytest.raises(crmstats.DataError, match="transactions"):
+        customer_360(crmstats.CRMData(customers=cdnow.transactions))
+
+
+def test_a_duckdb_file_source_gives_the_same_scores(tmp_path, demo, plain):
+    import duckdb
+
+    db = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(db)) as con:
+        for name, frame in demo.tables().items():
+            con.register("frame", frame)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
+            con.unregister("frame")
+    got = customer_360(f"duckdb://{db}", n_bootstrap=0)
+    pd.testing.assert_frame_equal(got, plain, check_exact=False, rtol=1e-9,
+                                  check_dtype=False, check_categorical=False)
