@@ -19,6 +19,7 @@ from crmstats.exceptions import (
     NotFittedError,
     StudyError,
 )
+from crmstats.quality import data_quality, source_mapping
 from crmstats.schema import TABLES
 from crmstats.sources import export_crm, load_crm, source_label
 from crmstats.validation import as_table, validate
@@ -47,11 +48,13 @@ __all__ = [
     "StudyError",
     "__version__",
     "as_table",
+    "data_quality",
     "backend",
     "customer_360",
     "execute",
     "export_crm",
     "load_crm",
     "source_label",
+    "source_mapping",
     "validate",
 ]

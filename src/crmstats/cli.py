@@ -23,6 +23,11 @@ scores_app = typer.Typer(help="Customer scores (the customer 360) for the CRM.",
 app.add_typer(study_app, name="study")
 app.add_typer(book_app, name="book")
 app.add_typer(data_app, name="data")
+source_app = typer.Typer(help="Source files (crmstats.yml): map your own CRM export.",
+                         no_args_is_help=True)
+app.add_typer(source_app, name="source")
+
+
 app.add_typer(scores_app, name="scores")
 
 
@@ -180,6 +185,94 @@ def data_export(
         _fail(exc)
     for p in paths:
         typer.echo(f"wrote {p}")
+
+
+@data_app.command("messy")
+def data_messy(
+    source: Annotated[str, typer.Argument(help="Data source to export: demo:seed=N,... .")],
+    directory: Annotated[Path, typer.Argument(help="Folder for the export and its "
+                                              "crmstats.yml.")],
+    name: Annotated[str, typer.Option(help="The source file's name.")] = "ACME CRM export",
+) -> None:
+    """Write a messy CRM export of a source with the crmstats.yml that maps it back.
+
+    Own column names, day-first dates, comma decimals, own stage and channel
+    names, duplicate and blank-id rows: read through its source file, the
+    export gives exactly the source's KPIs.
+    """
+    from crmstats.datasets.messy import write_messy_export
+
+    try:
+        path = write_messy_export(directory, source, name=name)
+    except (CRMStatsError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path.parent} (source file {path})")
+
+
+@source_app.command("init")
+def source_init(
+    folder: Annotated[Path, typer.Argument(help="Folder of your CSV/Parquet export.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the folder's "
+                                                  "name).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing "
+                                                        "crmstats.yml.")] = False,
+) -> None:
+    """Write FOLDER/crmstats.yml from the files found, every guess to review.
+
+    Tables, column mapping, stage and channel names to map, date and number
+    formats.
+    """
+    from crmstats.sources import SOURCE_FILE, init_source_file
+
+    target = folder / SOURCE_FILE
+    try:
+        if target.exists() and not force:
+            raise CRMStatsError(f"{target} exists; use --force to overwrite it")
+        text = init_source_file(folder, name=name)
+    except (CRMStatsError, ValueError) as exc:
+        _fail(exc)
+    target.write_text(text, encoding="utf-8")
+    typer.echo(text)
+    typer.echo(f"wrote {target}; review it, then: crmstats source check {target}")
+
+
+@source_app.command("check")
+def source_check(
+    file: Annotated[Path, typer.Argument(help="A crmstats.yml (or the folder holding "
+                                              "it).")],
+) -> None:
+    """Validate every table of a source file and print what it reads, drops and flags."""
+    import warnings
+
+    import pandas as pd
+
+    from crmstats.exceptions import DataWarning
+    from crmstats.quality import data_quality
+    from crmstats.sources import load_crm
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            crm = load_crm(file)
+            report = data_quality(crm)
+    except (CRMStatsError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(f"source {crm.name!r} ({crm.source})")
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.max_colwidth", 80):
+        typer.echo(report.drop(columns=["mapping"]).to_string())
+    for table, mapping in report["mapping"].items():
+        typer.echo(f"  {table}: {mapping}")
+    seen = set()
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, DataWarning) and text not in seen:
+            seen.add(text)
+            typer.echo(f"warning: {text}", err=True)
+    bad = report.index[report["flags"].str.startswith("unusable")].tolist()
+    if bad:
+        _fail(CRMStatsError(f"{len(bad)} table(s) unusable: {', '.join(bad)}"))
+    typer.echo("ok: every table validates")
 
 
 @scores_app.command("export")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from crmstats.backend import execute, query_errors, read_table
 from crmstats.crmdata import CRMData
-from crmstats.exceptions import DataError
+from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import TABLES
 from crmstats.sources import load_crm
 from crmstats.validation import SourceTable, deep_checks, stage_problems
@@ -125,7 +125,8 @@ def data_quality(crm: Any) -> pd.DataFrame:
                          f"funnel ({', '.join(stages['unknown'])}), left out")
         if stages.get("out_of_order"):
             flags.append(f"{stages['out_of_order']:,} lead(s) with stages out of order")
-        future = [w for w in caught if "future" in str(w.message)]
+        future = [w for w in caught if issubclass(w.category, DataWarning)
+                  and "in the future" in str(w.message)]
         if future:
             flags.append("timestamps in the future")
         row["flags"] = "; ".join(flags)

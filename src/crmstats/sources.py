@@ -43,13 +43,14 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import ibis
 import pandas as pd
 
-from crmstats.backend import execute, list_tables, read_table
+from crmstats.backend import backend, execute, list_tables, read_table
 from crmstats.crmdata import CRMData, default_name
 from crmstats.exceptions import DataError
-from crmstats.schema import TABLES
+from crmstats.schema import SALES_STAGES, TABLES
 from crmstats.validation import SourceTable
 
-__all__ = ["SOURCE_FILE", "export_crm", "load_crm", "read_source_file", "source_label"]
+__all__ = ["SOURCE_FILE", "export_crm", "init_source_file", "load_crm", "read_source_file",
+           "source_label"]
 
 #: The name of a folder's source file.
 SOURCE_FILE = "crmstats.yml"
@@ -403,3 +404,206 @@ def export_crm(crm: CRMData, directory: str | os.PathLike) -> list[Path]:
         tmp.replace(target)
         written.append(target)
     return written
+
+
+# ----------------------------------------------------------------------------- source init
+
+#: Normalised export column names that usually mean a canonical column.
+_SYNONYMS = {
+    "customer_id": ["customer", "customerid", "customerno", "client", "clientid", "buyer",
+                    "cust", "custid", "account", "accountid"],
+    "timestamp": ["orderdate", "date", "time", "datetime", "purchasedat", "ordertime",
+                  "createdat", "touchedat", "convertedat", "occurredat"],
+    "amount": ["revenue", "total", "price", "sales", "ordervalue", "amounteur", "amountusd"],
+    "order_id": ["order", "orderno", "ordernumber", "invoice", "invoiceno"],
+    "product_category": ["category", "productcategory", "product", "productline"],
+    "quantity": ["qty", "units", "quantity"],
+    "acquired_at": ["acquired", "firstorder", "since", "customersince", "signupdate"],
+    "acquisition_channel": ["channel", "source", "acquisitionchannel", "leadsource"],
+    "journey_id": ["journey", "journeyid", "visitor", "visitorid", "customer", "contact"],
+    "channel": ["channel", "source", "leadsource", "medium", "utmsource"],
+    "cost": ["cost", "spend", "amount", "budget"],
+    "value": ["value", "revenue", "amount", "conversionvalue"],
+    "lead_id": ["lead", "leadid", "contact", "contactid", "prospect"],
+    "stage": ["stage", "status", "pipelinestage", "lifecyclestage", "dealstage"],
+    "entered_at": ["entered", "enteredat", "date", "changedat", "stagedate", "timestamp"],
+    "owner": ["owner", "rep", "salesrep", "accountmanager"],
+    "date": ["date", "day", "month", "week"],
+    "account_id": ["account", "accountid", "customer", "customerid", "client"],
+    "month": ["month", "period", "billingmonth"],
+    "mrr": ["mrr", "monthlyrevenue", "recurringrevenue", "revenue"],
+    "ticket_id": ["ticket", "ticketid", "case", "caseid", "ticketno"],
+    "opened_at": ["opened", "openedat", "created", "createdat"],
+    "resolved_at": ["resolved", "resolvedat", "closed", "closedat"],
+    "category": ["category", "type", "topic"],
+    "contact_id": ["contact", "contactid", "id", "person", "lead", "leadid"],
+    "created_at": ["created", "createdat", "signup", "signupdate", "date"],
+    "name": ["name", "fullname", "contactname"],
+    "email": ["email", "emailaddress", "mail"],
+    "referred_by": ["referredby", "referrer", "referral"],
+    "segment": ["segment", "tier"],
+}
+
+#: File-name words that point to a canonical table.
+_FILE_HINTS = {
+    "transactions": ["order", "transaction", "sale", "purchase", "invoice"],
+    "customers": ["customer", "client", "account"],
+    "touchpoints": ["touch", "session", "visit", "click", "impression"],
+    "conversions": ["conversion"],
+    "stage_events": ["pipeline", "stage", "funnel", "deal", "lifecycle"],
+    "spend": ["spend", "budget", "cost", "marketing"],
+    "subscriptions": ["mrr", "subscription", "contract", "recurring"],
+    "tickets": ["ticket", "case", "support", "service"],
+    "contacts": ["contact", "lead", "people", "person"],
+}
+
+#: Usual export names of the canonical stages (normalised).
+_STAGE_GUESSES = {"subscriber": "subscriber", "newsletter": "subscriber", "lead": "lead",
+                  "mql": "lead", "marketingqualifiedlead": "lead", "sql": "qualified",
+                  "qualified": "qualified", "salesqualifiedlead": "qualified",
+                  "disqualified": "unqualified", "unqualified": "unqualified",
+                  "opportunity": "opportunity", "deal": "opportunity", "proposal":
+                  "opportunity", "closedwon": "won", "won": "won", "customer": "won",
+                  "closedlost": "lost", "lost": "lost"}
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in str(text).lower() if ch.isalnum())
+
+
+def _guess_columns(table: str, columns: list[str]) -> dict[str, str]:
+    """Map canonical columns of ``table`` to the export's columns by name."""
+    found: dict[str, str] = {}
+    used: set[str] = set()
+    for c in TABLES[table].columns:
+        options = [_norm(c.name), *_SYNONYMS.get(c.name, [])]
+        for option in options:
+            match = next((col for col in columns if _norm(col) == option and col not in used),
+                         None)
+            if match is not None:
+                found[c.name] = match
+                used.add(match)
+                break
+    return found
+
+
+def _guess_table(filename: str, columns: list[str], taken: set[str]) -> str | None:
+    stem = _norm(Path(filename).stem)
+    for table, words in _FILE_HINTS.items():
+        if table not in taken and any(w in stem for w in words):
+            return table
+    best, score = None, 0
+    for table in TABLES:
+        if table in taken or table not in CRMData.table_names():
+            continue
+        found = _guess_columns(table, columns)
+        required = TABLES[table].required
+        n = sum(c in found for c in required)
+        if n == len(required) and n > score:
+            best, score = table, n
+    return best
+
+
+def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> str:
+    """Return a starting ``crmstats.yml`` for the CSV/Parquet files of ``folder``.
+
+    Each file is matched to a canonical table (by its name, else by its
+    columns), its columns to canonical columns by name, and its stage and
+    channel names to canonical ones where the name says so; dates written
+    like 02/03/2024 and numbers like 1.234,50 get ``dayfirst``/``decimal``
+    guesses. Everything guessed is marked for review in comments; the
+    distinct stage and channel names are listed so each can be mapped.
+    """
+    import yaml
+
+    base = Path(folder)
+    if not base.is_dir():
+        raise DataError(f"source init: {str(base)!r} is not a folder")
+    files = sorted(p for p in base.iterdir() if p.is_file() and p.name.lower().endswith(
+        (".csv", ".csv.gz", ".tsv", ".txt", ".parquet", ".pq")))
+    if not files:
+        raise DataError(f"source init: {str(base)!r} holds no .csv or .parquet file")
+    tables: dict[str, dict] = {}
+    notes: list[str] = []
+    taken: set[str] = set()
+    unclear: list[tuple[dict, str]] = []
+    for path in files:
+        if path.name.lower().endswith(".parquet") or path.name.lower().endswith(".pq"):
+            t = read_table(str(path), table=path.name)
+        else:  # as text: dates and numbers are judged by how they are written
+            t = backend().read_csv(str(path), all_varchar=True)
+        table = _guess_table(path.name, list(t.columns), taken)
+        if table is None:
+            notes.append(f"{path.name}: no canonical table recognised (columns: "
+                         f"{', '.join(t.columns)})")
+            continue
+        taken.add(table)
+        columns = _guess_columns(table, list(t.columns))
+        entry: dict[str, Any] = {"file": path.name, "columns": columns}
+        missing = [c for c in TABLES[table].required if c not in columns]
+        if missing:
+            notes.append(f"{table} ({path.name}): map {', '.join(missing)} by hand "
+                         f"(columns: {', '.join(t.columns)})")
+        schema = t.schema()
+        for canonical, col in columns.items():
+            kind = TABLES[table].column(canonical).kind
+            if kind == "timestamp" and schema[col].is_string():
+                sample = execute(t.select(v=t[col]).filter(t[col].notnull()).limit(2000))["v"]
+                parts = sample.astype(str).str.extract(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]")
+                if parts[0].notna().any():
+                    first = (pd.to_numeric(parts[0], errors="coerce") > 12).any()
+                    second = (pd.to_numeric(parts[1], errors="coerce") > 12).any()
+                    if first != second:
+                        entry["dayfirst"] = bool(first)
+                    else:
+                        unclear.append((entry, f"{table}.{canonical} ({col})"))
+            if kind in ("money", "float") and schema[col].is_string():
+                sample = execute(t.select(v=t[col]).filter(t[col].notnull()).limit(2000))["v"]
+                if sample.astype(str).str.match(r"^\s*-?[\d.]*\d,\d+\s*$").any():
+                    entry["decimal"], entry["thousands"] = ",", "."
+        values = {}
+        for canonical in ("stage", "channel", "acquisition_channel"):
+            col = columns.get(canonical)
+            if col is None:
+                continue
+            names = execute(t.select(v=t[col].cast("string")).distinct().limit(200))["v"]
+            names = sorted(str(v) for v in names.dropna())
+            if canonical == "stage":
+                guessed = {n: _STAGE_GUESSES[_norm(n)] for n in names if _norm(n) in
+                           _STAGE_GUESSES and n != _STAGE_GUESSES[_norm(n)]}
+                unmapped = [n for n in names if _norm(n) not in _STAGE_GUESSES]
+            else:
+                guessed = {n: n.strip().lower().replace(" ", "_") for n in names
+                           if n != n.strip().lower().replace(" ", "_")}
+                unmapped = []
+            if guessed:
+                values[canonical] = guessed
+            if unmapped:
+                notes.append(f"{table}.{canonical}: map {', '.join(map(repr, unmapped))} to "
+                             f"one of {', '.join(SALES_STAGES)}")
+        if values:
+            entry["values"] = values
+        personal = [col for col in t.columns if _norm(col) in
+                    ("name", "fullname", "firstname", "lastname", "email", "emailaddress",
+                     "phone", "phonenumber", "mobile", "address", "street")]
+        if personal:
+            entry["personal"] = personal
+        tables[table] = entry
+    orders = {e["dayfirst"] for e in tables.values() if "dayfirst" in e}
+    for entry, where in unclear:
+        if len(orders) == 1 and "dayfirst" not in entry:
+            entry["dayfirst"] = orders.pop()
+            orders.add(entry["dayfirst"])
+            notes.append(f"{where}: every day and month is at most 12; dayfirst set like the "
+                         "other files: check it")
+        elif "dayfirst" not in entry:
+            notes.append(f"{where}: day/month order not clear from the data: set dayfirst "
+                         "or timestamp_format")
+    if not tables:
+        raise DataError("source init: no file matched a canonical table; "
+                        + "; ".join(notes))
+    spec = {"name": name or base.resolve().name, "location": ".", "tables": tables}
+    header = ["# crmstats source file written by `crmstats source init`: review every guess,",
+              "# then run `crmstats source check` on this file. Keys: see README 'Source files'."]
+    header += [f"# TODO {n}" for n in notes]
+    return "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)

@@ -481,6 +481,22 @@ def test_kaplan_meier_on_account_lifetimes_is_unbiased_under_staggered_entry():
     assert (biased - km).min() > 0.003  # the old duration lifted every month of the curve
 
 
+def test_log_rank_p_value_is_the_upper_tail_not_one_minus_cdf():
+    """Before: 1 - chi2.cdf rounded a p-value of ~1e-28 to exactly 0."""
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    fast, slow = rng.geometric(0.25, 400), rng.geometric(0.08, 400)
+    censor = rng.integers(5, 30, 800)
+    d = np.minimum(np.concatenate([fast, slow]), censor)
+    e = (np.concatenate([fast, slow]) <= censor).astype(int)
+    frame = pd.DataFrame({"duration": d, "churned": e, "g": ["fast"] * 400 + ["slow"] * 400})
+    test = churn.survival_curves(frame, group_col="g").logrank
+    assert test["statistic"] > 100  # overwhelming evidence ...
+    assert 0 < test["p_value"] < 1e-20  # ... and still a positive p-value
+    assert test["p_value"] == pytest.approx(stats.chi2.sf(test["statistic"], 1), rel=1e-12)
+
+
 def test_sbg_hazard_churn_probability_is_the_posterior_next_period_churn():
     rng = np.random.default_rng(11)
     alpha, beta, b = 0.9, 4.0, 0.5

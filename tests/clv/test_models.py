@@ -430,3 +430,22 @@ def test_bgnbd_warns_when_dropout_shows_no_heterogeneity():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         BetaGeoModel().fit(simulate_bgnbd(5_000, 0.8, 6.0, 0.7, 2.5, T=52.0, rng=rng))
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pnbd"])
+def test_predictions_are_stable_for_a_thousand_repeat_purchases(fitted, name):
+    """Before: the odds against being alive overflowed (RuntimeWarning; FloatingPointError
+    under np.seterr(all="raise")) for a customer with 1,000 repeat purchases then silence."""
+    from crmstats.clv import with_units
+
+    model = fitted[name]
+    rows = with_units(pd.DataFrame({"frequency": [1000.0, 1000.0, 5.0, 0.0],
+                                    "recency": [1.0, 39 - 1 / 7, 20.0, 0.0],
+                                    "T": [39.0, 39.0, 39.0, 39.0]}), freq="D", time_unit="W")
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alive = model.probability_alive(rows).to_numpy()
+        purchases = model.predict_purchases(rows, 10).to_numpy()
+    assert np.all(np.isfinite(alive)) and np.all((alive >= 0) & (alive <= 1))
+    assert alive[0] < 1e-50 and alive[1] > 0.9  # long silence after a heavy history: gone
+    assert np.all(np.isfinite(purchases)) and purchases[0] < 1e-40 and purchases[1] > 100

@@ -106,9 +106,9 @@ def test_tracking_actual_counts_equal_pandas(models):
     first = occ.groupby("customer_id")["day"].transform("min")
     cohort = occ[first <= "1997-09-30"]
     repeats = cohort[cohort["day"] > first.loc[cohort.index]]
-    for edge in out.index[::5]:
-        assert out.loc[edge, "actual_cumulative"] == (repeats["day"] < edge).sum()
-    assert out["actual"].sum() == (repeats["day"] < out.index[-1]).sum()
+    for last in out.index[::5]:  # each step is labelled by the last day it includes
+        assert out.loc[last, "actual_cumulative"] == (repeats["day"] <= last).sum()
+    assert out["actual"].sum() == (repeats["day"] <= out.index[-1]).sum()
     assert out["expected_cumulative"].is_monotonic_increasing
     # the model tracks the actual curve within 10 % at the end of the holdout
     last = out.iloc[-1]
@@ -145,3 +145,27 @@ def test_clv_inputs_are_not_modified(models, cdnow_calibration):
     customer_lifetime_value(bg, gg, s, horizon_months=3)
     winback_list(bg, gg, s)
     pd.testing.assert_frame_equal(s, before)
+
+
+def test_tracking_labels_and_values_equal_lifetimes(models):
+    """Before: each step was labelled by its exclusive end, a day after lifetimes' label."""
+    from lifetimes import BetaGeoFitter
+    from lifetimes.utils import expected_cumulative_transactions
+
+    bg, _ = models
+    tx = load_cdnow("sample")
+    days = tx[tx["amount"] >= 0].assign(date=tx["timestamp"].dt.floor("D"))
+    ref_model = BetaGeoFitter()
+    ref_model.params_ = bg.params_.copy()
+    n_days = (pd.Timestamp("1998-06-30") - days["date"].min()).days
+    ref = expected_cumulative_transactions(ref_model, days, "date", "customer_id",
+                                           t=n_days - n_days % 7, freq="D", freq_multiplier=7,
+                                           set_index_date=True)
+    ours = tracking(bg, tx, freq="D", time_unit="W", observation_end="1998-06-30")
+    ref.index = ref.index.to_timestamp()
+    common = ours.index.intersection(ref.index)
+    assert len(common) == len(ref) and common[0] == ours.index[0]
+    np.testing.assert_array_equal(ours.loc[common, "actual_cumulative"],
+                                  ref.loc[common, "actual"])
+    np.testing.assert_allclose(ours.loc[common, "expected_cumulative"],
+                               ref.loc[common, "predicted"], rtol=1e-9)

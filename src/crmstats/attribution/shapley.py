@@ -3,7 +3,7 @@
 The channels are players of a cooperative game whose worth ``v(S)`` for a
 coalition ``S`` of channels is the conversions (or conversion value) of the
 journeys whose set of channels is contained in ``S`` — what the coalition
-would have produced on its own [1]_ [2]_. A channel's Shapley value is its
+would have produced on its own [1]_. A channel's Shapley value is its
 marginal contribution averaged over every order in which the coalition can be
 assembled:
 
@@ -14,9 +14,11 @@ conversions per exact channel set, and the ``n`` sums are vectorised, so the
 cost is ``O(n 2**n)``: instant up to the default limit of 12 channels.
 
 For this worth the game is a sum of unanimity games, so the Shapley value
-equals the "simplified Shapley value" of Zhao et al. [3]_: each converting
-journey's conversions split equally among its distinct channels. The tests use
-that identity as a check of the enumeration.
+equals the conversion-count ("simplified") Shapley value of Zhao et al. [3]_:
+each converting journey's conversions split equally among its distinct
+channels. The tests use that identity as a check of the enumeration. It is not
+the model of Shao & Li [2]_, whose coalition worth is a conversion probability
+estimated from converting and non-converting journeys alike.
 
 References
 ----------
@@ -41,7 +43,7 @@ __all__ = ["ShapleyAttribution"]
 
 
 class ShapleyAttribution:
-    """Exact Shapley values of channels over coalition worths from path counts [1]_ [2]_.
+    """Conversion-count (simplified) Shapley values of channels, by exact enumeration [1]_ [2]_.
 
     Parameters
     ----------
@@ -63,8 +65,8 @@ class ShapleyAttribution:
     References
     ----------
     .. [1] Shapley, L. S. (1953). A value for n-person games.
-    .. [2] Shao, X. and Li, L. (2011). Data-driven multi-touch attribution
-       models. KDD 2011, 258-264.
+    .. [2] Zhao, K., Mahboobi, S. H. and Bagheri, S. R. (2018). Shapley value
+       methods for attribution modeling in online advertising. arXiv:1804.05327.
     """
 
     def __init__(self, max_channels: int = 12):

@@ -178,9 +178,11 @@ def survival_curves(
                         "upper": float(hi) if hi is not None else np.nan})
     logrank = None
     if len(medians) > 1:
-        chisq, p = survdiff(d, e, groups)
-        logrank = pd.Series({"statistic": float(chisq), "df": len(medians) - 1,
-                             "p_value": float(p)}, name="log-rank")
+        chisq, _ = survdiff(d, e, groups)
+        df = len(medians) - 1
+        # the upper tail directly: statsmodels' 1 - cdf rounds p-values below ~1e-16 to 0
+        logrank = pd.Series({"statistic": float(chisq), "df": df,
+                             "p_value": float(stats.chi2.sf(chisq, df))}, name="log-rank")
     return SurvivalCurves(pd.concat(curves, ignore_index=True),
                           pd.DataFrame(medians).set_index("group"), logrank)
 

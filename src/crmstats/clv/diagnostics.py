@@ -199,7 +199,9 @@ def tracking(
     Returns
     -------
     pandas.DataFrame
-        Index ``period`` (end of each step); columns ``actual`` and
+        Index ``period``: the last day (``freq="W"``: week) each step
+        includes, as in lifetimes' ``expected_cumulative_transactions``; the
+        model is evaluated at the step's end. Columns ``actual`` and
         ``expected`` repeat transactions in the step, and their cumulative
         sums ``actual_cumulative`` and ``expected_cumulative``.
     """
@@ -233,12 +235,15 @@ def tracking(
     idx = np.searchsorted(pd.to_datetime(repeats["period"]).to_numpy(), edges.to_numpy(),
                           side="left")
     actual_cum = cum[idx]
+    # each step is labelled by the last period it includes (as lifetimes'
+    # expected_cumulative_transactions does), not by its exclusive end
+    last = edges - pd.Timedelta(days=_UNIT_DAYS[freq])
     out = pd.DataFrame({
         "actual": np.diff(actual_cum, prepend=0.0),
         "expected": np.diff(expected_cum, prepend=0.0),
         "actual_cumulative": actual_cum,
         "expected_cumulative": expected_cum,
-    }, index=pd.DatetimeIndex(edges, name="period"))
+    }, index=pd.DatetimeIndex(last, name="period"))
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, gammaln, hyp2f1, polygamma, psi
+from scipy.special import betaln, expit, gammaln, hyp2f1, polygamma, psi
 
 from crmstats.clv.models.base import BaseModel
 
@@ -208,13 +208,16 @@ class BetaGeoModel(BaseModel):
         z = t / (alpha + t)
         return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
 
-    def _alive_odds(self, r, alpha, a, b, x, tx, T):
-        """Odds against being alive: δ(x>0) · a/(b+x-1) · ((α+T)/(α+tx))^(r+x)."""
+    def _log_alive_odds(self, r, alpha, a, b, x, tx, T):
+        """Log-odds against being alive: log(δ(x>0) · a/(b+x-1) · ((α+T)/(α+tx))^(r+x)).
+
+        Kept on the log scale: for a customer with a thousand repeat purchases
+        and a long silence the odds themselves overflow a float.
+        """
         repeat = x > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            odds = (a / np.where(repeat, b + x - 1, 1.0)) * np.exp(
-                (r + x) * (np.log(alpha + T) - np.log(alpha + tx)))
-        return np.where(repeat, odds, 0.0)
+        log_odds = (np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0))
+                    + (r + x) * (np.log(alpha + T) - np.log(alpha + tx)))
+        return np.where(repeat, log_odds, -np.inf)
 
     def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
         """Probability that each customer is still active at the end of observation.
@@ -231,8 +234,8 @@ class BetaGeoModel(BaseModel):
         """
         r, alpha, a, b = self._p()
         index, d = self._as_arrays(summary)
-        odds = self._alive_odds(r, alpha, a, b, d["frequency"], d["recency"], d["T"])
-        return pd.Series(1.0 / (1.0 + odds), index=index, name="p_alive")
+        log_odds = self._log_alive_odds(r, alpha, a, b, d["frequency"], d["recency"], d["T"])
+        return pd.Series(expit(-log_odds), index=index, name="p_alive")
 
     def predict_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
         """Return each customer's expected purchases in the next ``t`` units, given its history.
@@ -255,10 +258,11 @@ class BetaGeoModel(BaseModel):
         t = float(t)
         z = t / (alpha + T + t)
         head = (a + b + x - 1) / (a - 1)
-        body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x,
-                                                                       a + b + x - 1, z)
-        odds = self._alive_odds(r, alpha, a, b, x, tx, T)
-        return pd.Series(head * body / (1.0 + odds), index=index, name="expected_purchases")
+        with np.errstate(under="ignore"):  # (…)^(r+x) of many purchases rounds to 0: exact
+            body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x,
+                                                                           a + b + x - 1, z)
+        alive = expit(-self._log_alive_odds(r, alpha, a, b, x, tx, T))
+        return pd.Series(head * body * alive, index=index, name="expected_purchases")
 
 
 class ModifiedBetaGeoModel(BetaGeoModel):
@@ -287,8 +291,8 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         z = t / (alpha + t)
         return b / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b + 1, a + b, z))
 
-    def _alive_odds(self, r, alpha, a, b, x, tx, T):
-        return (a / (b + x)) * np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + tx)))
+    def _log_alive_odds(self, r, alpha, a, b, x, tx, T):
+        return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
 
     def predict_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
         """Return each customer's expected purchases in the next ``t`` units, given its history."""
@@ -298,10 +302,11 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         t = float(t)
         z = t / (alpha + T + t)
         head = (a + b + x) / (a - 1)
-        body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x + 1,
-                                                                       a + b + x, z)
-        odds = self._alive_odds(r, alpha, a, b, x, tx, T)
-        return pd.Series(head * body / (1.0 + odds), index=index, name="expected_purchases")
+        with np.errstate(under="ignore"):  # as in BetaGeoModel.predict_purchases
+            body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x + 1,
+                                                                           a + b + x, z)
+        alive = expit(-self._log_alive_odds(r, alpha, a, b, x, tx, T))
+        return pd.Series(head * body * alive, index=index, name="expected_purchases")
 
 
 #: Rows per block in :func:`_repeat_sums` (temporaries stay in cache).

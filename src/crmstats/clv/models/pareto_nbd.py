@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln, hyp2f1
+from scipy.special import expit, gammaln, hyp2f1
 
 from crmstats.clv.models.base import BaseModel
 
@@ -72,7 +72,7 @@ class ParetoNBDModel(BaseModel):
     @staticmethod
     def _a0_from_terms(log_f_tx, log_f_T):
         """``log(F(t_x) - F(T))`` from the logs of the two 2F1 terms."""
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
             return log_f_tx + np.log1p(-np.exp(log_f_T - log_f_tx))
 
     def _log_likelihood_rows(self, params, data):
@@ -126,7 +126,7 @@ class ParetoNBDModel(BaseModel):
         log_a0 = self._log_a0(r, alpha, s, beta, x, tx, T)
         log_odds = (np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + T)
                     + s * np.log(beta + T) + np.where(np.isnan(log_a0), -np.inf, log_a0))
-        return pd.Series(1.0 / (1.0 + np.exp(log_odds)), index=index, name="p_alive")
+        return pd.Series(expit(-log_odds), index=index, name="p_alive")
 
     def expected_purchases(self, t) -> np.ndarray:
         """Return the expected repeat purchases of a new customer in ``(0, t]``."""
@@ -142,5 +142,7 @@ class ParetoNBDModel(BaseModel):
         t = float(t)
         alive = self.probability_alive(summary).to_numpy()
         rate = (r + x) * (beta + T) / ((alpha + T) * (s - 1))
-        return pd.Series(rate * (1 - ((beta + T) / (beta + T + t)) ** (s - 1)) * alive,
+        with np.errstate(under="ignore"):
+            value = rate * (1 - ((beta + T) / (beta + T + t)) ** (s - 1)) * alive
+        return pd.Series(value,
                          index=index, name="expected_purchases")
