@@ -185,3 +185,79 @@ def test_contacts_carry_personal_data():
 def test_invalid_sizes(kwargs):
     with pytest.raises(ValueError):
         simulate_crm(seed=1, **kwargs)
+
+
+#: Fingerprints of simulate_crm(seed=3, n_contacts=3000) before holdouts and confounding
+#: existed (pandas.util.hash_pandas_object): the defaults must keep every table identical.
+_FINGERPRINTS = {
+    "transactions": "811f23049873e2fe",
+    "customers": "59d6bb5e2a2157e3",
+    "touchpoints": "6d432ce90b7c390f",
+    "conversions": "8ba1b4194818008e",
+    "stage_events": "bffaffd44cd67a3e",
+    "spend": "0bfb732ff4fe131b",
+    "subscriptions": "29f409441505dcf0",
+    "tickets": "22aa4bbdab87f5a5",
+    "contacts": "3e2644e83583bcad",
+}
+
+
+def _fingerprint(frame):
+    import hashlib
+
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy()
+                          .tobytes()).hexdigest()[:16]
+
+
+def test_default_tables_are_unchanged_by_the_holdout_and_confounding_options():
+    crm = simulate_crm(seed=3, n_contacts=3000)
+    assert crm.experiments is None
+    assert {name: _fingerprint(t) for name, t in crm.tables().items()} == _FINGERPRINTS
+    explicit = simulate_crm(seed=3, n_contacts=3000, holdout_share=0.0, confounding=0.0)
+    assert explicit.source == crm.source == "demo:seed=3,n_contacts=3000"
+    assert {name: _fingerprint(t) for name, t in explicit.tables().items()} == _FINGERPRINTS
+
+
+def test_holdouts_withhold_channels_at_random_and_fill_experiments():
+    base = simulate_crm(seed=4, n_contacts=4000)
+    crm = simulate_crm(seed=4, n_contacts=4000, holdout_share=0.2)
+    assert crm.source == "demo:seed=4,n_contacts=4000,holdout_share=0.2"
+    exp = crmstats.validate(crm.experiments, "experiments")
+    share = (exp["group"] == "holdout").groupby(exp["channel"]).mean()
+    assert share.between(0.15, 0.25).all()
+    # units of a channel = journeys planned to touch it (the default simulation's journeys)
+    planned = base.touchpoints.groupby("channel")["journey_id"].nunique()
+    assert (exp.groupby("channel").size() >= planned.reindex(share.index)).all()
+    # withheld touches are gone; every other touch is kept as planned
+    held = exp[exp.group == "holdout"]
+    assert len(crm.touchpoints.merge(held, on=["journey_id", "channel"])) == 0
+    kept = base.touchpoints.merge(held, on=["journey_id", "channel"], how="left",
+                                  indicator=True)
+    assert len(crm.touchpoints) <= (kept["_merge"] == "left_only").sum()
+    # contacts and their features are drawn as without holdouts (referrers depend on who won)
+    pd.testing.assert_frame_equal(crm.contacts.drop(columns="referred_by"),
+                                  base.contacts.drop(columns="referred_by"))
+    lift = crm.truth["channel_lift"]
+    assert list(lift.index) == crm.truth["channels"]
+    assert (lift["lift"] > 0).all() and (lift["units"] > 0).all()
+    # the truth's order of channels by effect: events and referral add the most per journey
+    assert set(lift["relative_lift"].nlargest(2).index) == {"events", "referral"}
+
+
+def test_confounding_targets_paid_channels_at_likely_buyers():
+    from crmstats.datasets.simulate import PAID_CHANNELS
+
+    def paid_gap(crm):
+        tp = crm.touchpoints
+        paid = tp.assign(paid=tp.channel.isin(PAID_CHANNELS)).groupby("journey_id")["paid"].mean()
+        eng = crm.contacts.set_index("contact_id")["engagement_score"].reindex(paid.index)
+        return paid[eng > eng.median()].mean() - paid[eng <= eng.median()].mean()
+
+    plain = simulate_crm(seed=2, n_contacts=4000)
+    confounded = simulate_crm(seed=2, n_contacts=4000, confounding=0.5)
+    # share of paid touches: likely buyers (engagement above the median) minus the others
+    assert paid_gap(confounded) > paid_gap(plain) + 0.08
+    with pytest.raises(ValueError, match="confounding"):
+        simulate_crm(seed=2, n_contacts=100, confounding=1.5)
+    with pytest.raises(ValueError, match="holdout_share"):
+        simulate_crm(seed=2, n_contacts=100, holdout_share=1.0)

@@ -264,7 +264,8 @@ def _load_database(url: str) -> CRMData:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         (mapping.__setitem__(key, value) if key in names else passthrough.append((key, value)))
     query = "&".join(f"{k}={v}" for k, v in passthrough)
-    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    # not urlunsplit: it turns duckdb:////abs/path into duckdb://abs/path
+    clean = url.split("?", 1)[0] + (f"?{query}" if query else "")
     con = _connect(clean)
     available = set(list_tables(con))
     found = {}

@@ -155,3 +155,12 @@ def test_a_duckdb_file_source_gives_the_same_scores(tmp_path, demo, plain):
     got = customer_360(f"duckdb://{db}", n_bootstrap=0)
     pd.testing.assert_frame_equal(got, plain, check_exact=False, rtol=1e-9,
                                   check_dtype=False, check_categorical=False)
+
+
+def test_plot_tier_by_stage(plain):
+    from crmstats.scores import plot_tier_by_stage
+
+    ax = plot_tier_by_stage(plain)
+    assert ax.get_xlabel() == "lifecycle stage" and ax.get_ylabel() == "value tier"
+    with pytest.raises(ValueError, match="customer_360"):
+        plot_tier_by_stage(plain[["clv"]])

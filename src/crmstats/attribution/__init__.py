@@ -7,17 +7,31 @@ the models — rule-based (:func:`heuristic`), Markov removal effects solved
 exactly (:class:`MarkovAttribution`) and exact Shapley values
 (:class:`ShapleyAttribution`) — credit conversions and value to channels;
 :func:`channel_economics` turns credit, spend and CLV into CAC, ROAS and
-LTV:CAC; figures are in :mod:`crmstats.attribution.plotting`.
+LTV:CAC. What a channel *adds* is measured by the counterfactual
+:class:`IncrementalityModel` and by holdout experiments (:func:`lift_test`,
+planned with :func:`holdout_size`); :func:`calibrate` moves model credit toward
+the measured lifts and :func:`incremental_economics` prices it. Figures are in
+:mod:`crmstats.attribution.plotting`.
 """
 
+from crmstats.attribution.calibration import calibrate
 from crmstats.attribution.compare import credit_shares, share_error
-from crmstats.attribution.economics import channel_economics
+from crmstats.attribution.economics import channel_economics, incremental_economics
+from crmstats.attribution.experiments import (
+    experiment_data,
+    holdout_plan,
+    holdout_size,
+    lift_test,
+)
+from crmstats.attribution.findings import incrementality_findings
 from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
+from crmstats.attribution.incrementality import IncrementalityModel
 from crmstats.attribution.markov import MarkovAttribution
 from crmstats.attribution.paths import build_paths, from_channelattribution, to_channelattribution
 from crmstats.attribution.plotting import (
     plot_cac_ltv,
     plot_credit_shares,
+    plot_lift_tests,
     plot_removal_effects,
     plot_transition_matrix,
 )
@@ -25,15 +39,24 @@ from crmstats.attribution.shapley import ShapleyAttribution
 
 __all__ = [
     "HEURISTIC_MODELS",
+    "IncrementalityModel",
     "MarkovAttribution",
     "ShapleyAttribution",
     "build_paths",
+    "calibrate",
     "channel_economics",
     "credit_shares",
+    "experiment_data",
     "from_channelattribution",
     "heuristic",
+    "holdout_plan",
+    "holdout_size",
+    "incremental_economics",
+    "incrementality_findings",
+    "lift_test",
     "plot_cac_ltv",
     "plot_credit_shares",
+    "plot_lift_tests",
     "plot_removal_effects",
     "plot_transition_matrix",
     "share_error",

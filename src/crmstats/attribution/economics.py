@@ -27,7 +27,7 @@ import pandas as pd
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.io import as_table, execute
 
-__all__ = ["channel_economics"]
+__all__ = ["channel_economics", "incremental_economics"]
 
 TOTAL = "total"
 
@@ -201,3 +201,70 @@ def channel_economics(
     payback[np.isnan(out["_clv"].to_numpy())] = np.nan
     out["payback_months"] = payback
     return out.drop(columns="_clv")
+
+
+def incremental_economics(calibrated: Any, spend: Any, *, start: Any = None, end: Any = None,
+                          total: bool = True, date_col: str | None = None,
+                          channel_col: str | None = None,
+                          cost_col: str | None = None) -> pd.DataFrame:
+    """Incremental CAC and incremental ROAS per channel, with 95 % intervals.
+
+    What a channel's spend buys in conversions it *adds* (not conversions it
+    was present in): incremental CAC = spend / incremental conversions,
+    incremental ROAS = incremental value / spend.
+
+    Parameters
+    ----------
+    calibrated : pandas.DataFrame or fitted model
+        Incremental credit per channel: the output of
+        :func:`~crmstats.attribution.calibrate`, or a fitted
+        :class:`~crmstats.attribution.IncrementalityModel` (``conversions``,
+        ``value`` and, when present, ``lower_95`` / ``upper_95`` of the
+        incremental conversions).
+    spend : DataFrame, path or ibis.Table
+        Canonical spend table.
+    start, end, total, date_col, channel_col, cost_col
+        As in :func:`channel_economics`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``spend``, ``incremental_conversions`` (with
+        ``lower_95`` and ``upper_95``), ``incremental_value``,
+        ``incremental_cac`` (with ``cac_lower_95`` / ``cac_upper_95``: spend
+        over the interval's upper / lower end; +inf when that end is not
+        positive) and ``incremental_roas`` (with ``roas_lower_95`` /
+        ``roas_upper_95``). The ``total`` row sums spend, conversions and
+        value (its interval is left empty: the channels' errors are not
+        independent).
+    """
+    credit = getattr(calibrated, "attribution_", calibrated)
+    if not isinstance(credit, pd.DataFrame) or not {"conversions", "value"} <= set(credit.columns):
+        raise ValueError("calibrated: expected the output of calibrate() or a fitted "
+                         "IncrementalityModel (columns conversions and value per channel)")
+    base = channel_economics(credit[["conversions", "value"]], spend, start=start, end=end,
+                             total=total, date_col=date_col, channel_col=channel_col,
+                             cost_col=cost_col)
+    channels = base.index
+    conv = base["customers"].astype(float)
+    value = base["value"].astype(float)
+    lo = credit["lower_95"].reindex(channels) if "lower_95" in credit.columns else np.nan
+    hi = credit["upper_95"].reindex(channels) if "upper_95" in credit.columns else np.nan
+    out = pd.DataFrame({"spend": base["spend"], "incremental_conversions": conv,
+                        "lower_95": lo, "upper_95": hi, "incremental_value": value},
+                       index=channels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_conv = np.where(conv != 0, value / conv, np.nan)
+
+    def cac(n):
+        n = np.asarray(n, dtype=float)
+        res = _ratio(out["spend"], np.where(n > 0, n, 0.0))
+        return np.where(np.isnan(n), np.nan, res)
+
+    out["incremental_cac"] = cac(conv)
+    out["cac_lower_95"] = cac(out["upper_95"])
+    out["cac_upper_95"] = cac(out["lower_95"])
+    out["incremental_roas"] = _ratio(value, out["spend"])
+    out["roas_lower_95"] = _ratio(per_conv * out["lower_95"].to_numpy(float), out["spend"])
+    out["roas_upper_95"] = _ratio(per_conv * out["upper_95"].to_numpy(float), out["spend"])
+    return out

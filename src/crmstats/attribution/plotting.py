@@ -12,6 +12,7 @@ from crmstats.plotting import get_ax, require_columns
 __all__ = [
     "plot_cac_ltv",
     "plot_credit_shares",
+    "plot_lift_tests",
     "plot_removal_effects",
     "plot_transition_matrix",
 ]
@@ -162,4 +163,41 @@ def plot_cac_ltv(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axe
     ax.set_ylabel("lifetime value per customer (LTV)")
     ax.legend(frameon=False, loc="upper left")
     ax.set_title("CAC vs LTV per channel (bubble size = spend)")
+    return ax
+
+
+def plot_lift_tests(lifts: pd.DataFrame, truth: pd.Series | None = None,
+                    ax: plt.Axes | None = None) -> plt.Axes:
+    """Draw each channel's measured lift (relative to its holdout) with its 95 % interval.
+
+    Parameters
+    ----------
+    lifts : pandas.DataFrame
+        Output of :func:`crmstats.attribution.lift_test`.
+    truth : pandas.Series, optional
+        True relative lift per channel (simulated data), drawn as black markers.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is made otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(lifts, ["lift", "lower_95", "upper_95", "holdout_rate"], "lift_test")
+    ax = get_ax(ax, figsize=(8, 0.5 * len(lifts) + 1.5))
+    order = lifts["lift"].sort_values().index
+    d = lifts.loc[order]
+    base = d["holdout_rate"].where(d["holdout_rate"] > 0)
+    rel, lo, hi = d["lift"] / base, d["lower_95"] / base, d["upper_95"] / base
+    y = np.arange(len(d))
+    ax.errorbar(rel, y, xerr=[rel - lo, hi - rel], fmt="o", color="#1f77b4", capsize=3,
+                label="measured lift, 95 % interval")
+    if truth is not None:
+        t = truth.reindex(order)
+        ax.scatter(t, y, marker="D", color="black", zorder=3, label="true lift")
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(y, list(order))
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:+.0%}"))
+    ax.set_xlabel("conversion rate with the channel vs without it (holdout)")
+    ax.legend(fontsize=8, loc="lower right")
     return ax

@@ -46,6 +46,23 @@ The story
    null ``referred_by``. Referrals come from a separate generator seeded
    ``[seed, 101]``, so every other table and truth value is the same as
    without them.
+8. **Retargeting (confounding).** With ``confounding = c > 0``, each touch
+   after the first is, with probability ``c``, *targeted*: it goes to a paid
+   channel (paid search, social, display, affiliate; by popularity) with
+   probability equal to the contact's buying-propensity percentile (its
+   probability of qualifying, ranked), else to another channel. Paid exposure
+   then follows who was going to buy anyway — the case in which models that
+   read journeys over-credit paid channels [5]_.
+9. **Holdout experiments.** With ``holdout_share = h > 0``, every journey whose
+   planned touches include channel ``x`` is randomised, for each channel
+   independently: with probability ``h`` it is in ``x``'s *holdout* and all its
+   ``x`` touches are withheld (removed before anything else is decided), else
+   in its *treatment* group. The assignment is the ``experiments`` table
+   (``started_at`` = the contact's creation). A journey withheld from all of
+   its channels has no touchpoints left (a conversion without a touch).
+   Confounding and holdouts draw from their own generators (seeded
+   ``[seed, 201]`` and ``[seed, 202]``), so the defaults (0) leave every table
+   exactly as it is without them.
 
 References
 ----------
@@ -59,6 +76,9 @@ References
    retention. Journal of Interactive Marketing 21(1), 76-90.
 .. [4] Cox, D. R. (1972). Regression models and life-tables. Journal of the
    Royal Statistical Society B 34(2), 187-220.
+.. [5] Gordon, B. R., Zettelmeyer, F., Bhargava, N. and Chapsky, D. (2019). A
+   comparison of approaches to advertising measurement: Evidence from big
+   field experiments at Facebook. Marketing Science 38(2), 193-225.
 """
 
 from __future__ import annotations
@@ -156,6 +176,8 @@ def simulate_crm(
     start: str = "2024-01-01",
     n_channels: int = 8,
     key_account_share: float = 0.1,
+    holdout_share: float = 0.0,
+    confounding: float = 0.0,
 ) -> CRMData:
     """Simulate a company's CRM with known ground truth.
 
@@ -173,6 +195,13 @@ def simulate_crm(
         Marketing channels, 2-10 (taken from :data:`CHANNELS` in order).
     key_account_share : float
         Approximate share of customers that are key accounts.
+    holdout_share : float
+        Share of the journeys planned to touch each channel that are withheld
+        from it at random (0 <= h < 1); fills ``experiments``. 0: no experiments.
+    confounding : float
+        0-1: share of later touches targeted at paid channels by the contact's
+        own buying propensity (retargeting). 0: channels are drawn without
+        regard to the contact.
 
     Returns
     -------
@@ -191,7 +220,14 @@ def simulate_crm(
         tickets included, and the baseline sBG curve), ``customer_truth``
         (per customer: lambda, p, alive_at_end, dropout_time, nu, mean_spend)
         and ``referral_share`` (share of referral-channel contacts with a
-        recorded referrer).
+        recorded referrer); ``channel_lift`` (per channel: ``units`` = journeys
+        planned to touch it, ``lift`` = true average increase of the in-window
+        conversion probability of those journeys from touching the channel,
+        ``base_rate`` = their conversion probability without it,
+        ``relative_lift``, and ``incremental_conversions`` = the expected
+        in-window conversions it adds over the journeys that did touch it);
+        ``holdout_share`` and ``confounding``. ``experiments`` is present only
+        when ``holdout_share > 0``.
     """
     if not 2 <= int(n_channels) <= len(CHANNELS):
         raise ValueError(f"n_channels must be between 2 and {len(CHANNELS)}, got {n_channels}")
@@ -199,6 +235,10 @@ def simulate_crm(
         raise ValueError(f"n_contacts must be at least 50, got {n_contacts}")
     if int(n_months) < 3:
         raise ValueError(f"n_months must be at least 3, got {n_months}")
+    if not 0.0 <= float(holdout_share) < 1.0:
+        raise ValueError(f"holdout_share must be in [0, 1), got {holdout_share}")
+    if not 0.0 <= float(confounding) <= 1.0:
+        raise ValueError(f"confounding must be in [0, 1], got {confounding}")
     rng = np.random.default_rng(seed)
     n, k = int(n_contacts), int(n_channels)
     t0 = np.datetime64(pd.Timestamp(start).normalize().to_datetime64(), "s")
@@ -210,7 +250,15 @@ def simulate_crm(
 
     contacts, features = _contacts(rng, n, t0, horizon_s, k, popularity)
     touch = _journeys(rng, contacts, k, popularity, channels)
-    stages, won = _sales_cycle(rng, contacts, features, touch, k, t_end)
+    if confounding > 0:
+        touch = _retarget(np.random.default_rng([seed, 201]), touch, contacts, features,
+                          float(confounding), channels, popularity)
+    plan = touch
+    experiments = None
+    if holdout_share > 0:
+        touch, experiments = _withhold(np.random.default_rng([seed, 202]), plan,
+                                       float(holdout_share), contacts, channels)
+    stages, won, t_close = _sales_cycle(rng, contacts, features, touch, k, t_end)
     customers, tx, cust_truth = _repeat_buying(rng, contacts, stages, won, channels, t_end,
                                                key_account_share)
     tickets, ticket_stats = _tickets(rng, customers, t0, t_end, n_months)
@@ -236,9 +284,15 @@ def simulate_crm(
     truth = _truth(channels, t0, t_end, touch, features, contacts, survival, cust_truth)
     contacts = _referrals(seed, contacts, customers)
     truth["referral_share"] = _REFERRAL_SHARE
+    truth["channel_lift"] = _true_lift(plan, touch, experiments, features, channels,
+                                       t_close <= t_end)
+    truth["holdout_share"] = float(holdout_share)
+    truth["confounding"] = float(confounding)
     sizes = {name: value for name, value, default in (
         ("n_contacts", n, 40_000), ("n_months", int(n_months), 24), ("start", start, "2024-01-01"),
-        ("n_channels", k, 8), ("key_account_share", key_account_share, 0.1)) if value != default}
+        ("n_channels", k, 8), ("key_account_share", key_account_share, 0.1),
+        ("holdout_share", holdout_share, 0.0), ("confounding", confounding, 0.0))
+        if value != default}
     return CRMData(
         transactions=tx,
         customers=customers.drop(columns=["first_order_id"]).reset_index(drop=True),
@@ -249,6 +303,7 @@ def simulate_crm(
         subscriptions=subs,
         tickets=tickets,
         contacts=contacts.drop(columns=["channel_code"]),
+        experiments=experiments,
         truth=truth,
         source=_source_name(seed, sizes),
     )
@@ -348,7 +403,8 @@ def _journeys(rng, contacts, k, popularity, channels):
     offset = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[starts], n_touch)
     created = contacts["created_at"].to_numpy().astype("datetime64[s]")
     ts = created[owner] + offset.astype("timedelta64[s]")
-    cost = _COST_PER_TOUCH[chan] * rng.lognormal(0.0, 0.25, total)
+    noise = rng.lognormal(0.0, 0.25, total)
+    cost = _COST_PER_TOUCH[chan] * noise
     frame = pd.DataFrame({
         "journey_id": contacts["contact_id"].to_numpy()[owner],
         "timestamp": pd.to_datetime(ts),
@@ -358,7 +414,79 @@ def _journeys(rng, contacts, k, popularity, channels):
     touched = np.zeros((n, k), dtype=bool)
     touched[owner, chan] = True
     last_touch = pd.Series(ts).groupby(owner).max().to_numpy()
-    return {"frame": frame, "touched": touched, "last_touch": last_touch}
+    return {"frame": frame, "touched": touched, "last_touch": last_touch, "codes": chan,
+            "owner": owner, "noise": noise, "ts": ts, "n": n, "channels": channels}
+
+
+def _touch_dict(codes, owner, noise, ts, n, channels, journey_ids, created):
+    """Build the journey dict of :func:`_journeys` for edited touches (codes, owners, times)."""
+    k = len(channels)
+    frame = pd.DataFrame({
+        "journey_id": journey_ids[owner],
+        "timestamp": pd.to_datetime(ts),
+        "channel": np.array(channels)[codes],
+        "cost": np.round(_COST_PER_TOUCH[codes] * noise, 2),
+    })
+    touched = np.zeros((n, k), dtype=bool)
+    touched[owner, codes] = True
+    # a journey left without touches "ends" when it starts
+    last_touch = created.copy()
+    if len(ts):
+        latest = pd.Series(ts).groupby(owner).max()
+        last_touch[latest.index.to_numpy()] = latest.to_numpy()
+    return {"frame": frame, "touched": touched, "last_touch": last_touch, "codes": codes,
+            "owner": owner, "noise": noise, "ts": ts, "n": n, "channels": channels}
+
+
+#: Channels bought per impression, which retargeting (``confounding``) steers.
+PAID_CHANNELS = ("paid_search", "social", "display", "affiliate")
+
+
+def _propensity_rank(f) -> np.ndarray:
+    """Each contact's percentile (0-1) of the probability of qualifying: its buying propensity."""
+    x = _qualification_logit(f)
+    return (np.argsort(np.argsort(x, kind="mergesort"), kind="mergesort") + 0.5) / len(x)
+
+
+def _retarget(side, touch, contacts, f, confounding, channels, popularity):
+    """Send a share of later touches to paid channels by the contact's buying propensity."""
+    codes = touch["codes"].copy()
+    owner = touch["owner"]
+    paid = np.array([c in PAID_CHANNELS for c in channels])
+    if not paid.any() or paid.all():
+        return touch
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    targeted = ~first & (side.random(len(codes)) < confounding)
+    u = _propensity_rank(f)[owner]
+    to_paid = side.random(len(codes)) < u
+    p_paid = np.where(paid, popularity, 0.0) / popularity[paid].sum()
+    p_other = np.where(~paid, popularity, 0.0) / popularity[~paid].sum()
+    draw_paid = side.choice(len(channels), len(codes), p=p_paid)
+    draw_other = side.choice(len(channels), len(codes), p=p_other)
+    codes[targeted] = np.where(to_paid, draw_paid, draw_other)[targeted]
+    ids = contacts["contact_id"].to_numpy()
+    created = touch["ts"][first]  # every planned journey has a first touch; owners are sorted
+    return _touch_dict(codes, owner, touch["noise"], touch["ts"], touch["n"], channels,
+                       ids, created)
+
+
+def _withhold(side, plan, holdout_share, contacts, channels):
+    """Randomise each channel's planned journeys into treatment / holdout; drop withheld touches."""
+    n, k = plan["touched"].shape
+    holdout = plan["touched"] & (side.random((n, k)) < holdout_share)
+    keep = ~holdout[plan["owner"], plan["codes"]]
+    ids = contacts["contact_id"].to_numpy()
+    created = contacts["created_at"].to_numpy().astype("datetime64[s]")
+    touch = _touch_dict(plan["codes"][keep], plan["owner"][keep], plan["noise"][keep],
+                        plan["ts"][keep], n, channels, ids, created)
+    unit, chan = np.nonzero(plan["touched"])
+    experiments = pd.DataFrame({
+        "journey_id": ids[unit],
+        "channel": np.array(channels)[chan],
+        "group": np.where(holdout[unit, chan], "holdout", "treatment"),
+        "started_at": pd.to_datetime(created[unit]),
+    })
+    return touch, experiments
 
 
 def _win_probability(touched, k):
@@ -417,7 +545,7 @@ def _sales_cycle(rng, contacts, f, touch, k, t_end):
     stages = pd.concat(frames, ignore_index=True)
     stages = stages.sort_values(["entered_at", "lead_id"], kind="mergesort").reset_index(drop=True)
     won_in_window = won & (t_close <= t_end)
-    return stages, won_in_window
+    return stages, won_in_window, t_close
 
 
 # ----------------------------------------------------------------------------- customers
@@ -625,6 +753,34 @@ def _true_survival(rng, stats, n_months, n_draws=20_000):
 
 
 # ----------------------------------------------------------------------------- truth
+
+
+def _true_lift(plan, touch, experiments, f, channels, in_window):
+    """Each channel's true lift on the journeys planned to touch it (in-window conversions)."""
+    k = len(channels)
+    reach = (_P_LEAD * _P_OPPORTUNITY / (1.0 + np.exp(-_qualification_logit(f)))) * in_window
+    rows = []
+    for c in range(k):
+        units = plan["touched"][:, c]
+        with_c = plan["touched"][units].copy()
+        with_c[:, c] = True
+        without = with_c.copy()
+        without[:, c] = False
+        p_with = reach[units] * _win_probability(with_c, k)
+        p_without = reach[units] * _win_probability(without, k)
+        done = touch["touched"][:, c]
+        done_with = touch["touched"][done]
+        done_without = done_with.copy()
+        done_without[:, c] = False
+        inc = np.sum(reach[done] * (_win_probability(done_with, k)
+                                    - _win_probability(done_without, k)))
+        lift = float(np.mean(p_with - p_without)) if units.any() else np.nan
+        base = float(np.mean(p_without)) if units.any() else np.nan
+        rows.append({"units": int(units.sum()), "lift": lift, "base_rate": base,
+                     "relative_lift": lift / base if base and base > 0 else np.nan,
+                     "incremental_conversions": float(inc)})
+    out = pd.DataFrame(rows, index=pd.Index(channels, name="channel"))
+    return out
 
 
 def _truth(channels, t0, t_end, touch, f, contacts, survival, cust_truth):
