@@ -19,7 +19,7 @@ import pandas as pd
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
 __all__ = ["attribution", "churn", "clv", "data_overview", "data_quality", "funnel",
-           "key_accounts", "lead_scoring", "lifecycle"]
+           "key_accounts", "lead_scoring", "lifecycle", "value_migration"]
 
 
 def _label(name: Any) -> str:
@@ -441,4 +441,54 @@ def lifecycle(counts: pd.Series, flows: pd.DataFrame | None = None) -> list[str]
     largest = _top(counts)[0]
     out.append(f"The largest group is {_label(largest)} ({fmt_pct(counts[largest] / total)} "
                "of contacts).")
+    return _keep(out)
+
+
+def value_migration(migration: Any, top_n: int = 15) -> list[str]:
+    """Write the key findings of the value-migration study ("How customer value moves").
+
+    Parameters
+    ----------
+    migration : ValueMigration
+        :func:`crmstats.clv.value_migration`.
+    top_n : int
+        Length of the study's list of accounts to act on.
+
+    Returns
+    -------
+    list of str
+    """
+    d = migration.decomposition
+    start, end = float(d["start"]), float(d["end"])
+    change = end - start
+    c = migration.customers
+    present = c["clv_start"].notna()
+    fell = int((c["tier_move"] < 0).sum())
+    when = (f"from {pd.Timestamp(migration.start):%d %B %Y} to "
+            f"{pd.Timestamp(migration.end):%d %B %Y}")
+    direction = "rose" if change >= 0 else "fell"
+    out = [f"Expected customer value (discounted CLV of every customer) {direction} "
+           f"{when}, from {fmt_money(start)} to {fmt_money(end)} "
+           f"({fmt_pct(change / start, signed=True)})." if start > 0 else None]
+    net = migration.net_migration
+    out.append(f"New customers added {fmt_money(d['new'])}; the customers already there "
+               f"{'gained' if net >= 0 else 'lost'} {fmt_money(abs(net))} net: "
+               f"{fmt_money(d['upgrades'])} from upgrades, {fmt_money(d['downgrades'])} from "
+               f"downgrades, {fmt_money(d['unchanged tier'])} within unchanged tiers and "
+               f"{fmt_money(d['lost'])} from customers who lapsed.")
+    if present.any():
+        out.append(f"{fmt_count(fell)} of the {fmt_count(int(present.sum()))} customers "
+                   f"({fmt_pct(fell / present.sum())}) fell one value tier or more; they held "
+                   f"{fmt_pct(migration.share_value_moved_down)} of the value at the start.")
+    lost = int(c["lost"].sum())
+    if lost:
+        out.append(f"{fmt_count(lost)} customers active at the start have since gone twice "
+                   "the usual time between purchases without buying (counted as lost).")
+    f = migration.fallers
+    if len(f):
+        top = f["value_lost"].head(int(top_n))
+        out.append(f"The {fmt_count(len(top))} accounts at the top of the list to act on lost "
+                   f"{fmt_money(top.sum())} of expected value between them "
+                   f"({fmt_pct(top.sum() / f['value_lost'].clip(lower=0).sum())} of all the "
+                   "value lost by customers who fell a tier).")
     return _keep(out)

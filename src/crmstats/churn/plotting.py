@@ -106,11 +106,11 @@ def plot_hazard_ratios(drivers, ax: plt.Axes | None = None, *,
                        title: str = "Churn drivers (Cox proportional hazards)") -> plt.Axes:
     """Forest plot of hazard ratios with 95 % intervals (log scale).
 
-    Takes :func:`~crmstats.churn.churn_drivers`' result, a fitted
-    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel` or their ``table``.
+    Takes a fitted :class:`~crmstats.churn.CoxModel` or
+    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel`, or their ``table``.
     """
     table = getattr(drivers, "table", drivers)
-    require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "churn_drivers")
+    require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "hazard ratios")
     ax = get_ax(ax, figsize=(7, 0.5 * len(table) + 1.5))
     y = np.arange(len(table))[::-1]
     ax.errorbar(table["hazard_ratio"], y,

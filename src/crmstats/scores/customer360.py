@@ -98,11 +98,14 @@ def _open_and_cut(crm, as_of):
         if "stage_events" in tables:
             ends.append(pd.Timestamp(execute(tables["stage_events"].entered_at.max())))
         as_of = max(ends)
-    as_of = pd.Timestamp(as_of)
-    if as_of.tzinfo is not None:
-        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    from crmstats.clv.migration import parse_date
+
+    as_of = parse_date(as_of, "as_of")
     when = as_of.to_pydatetime()
     cut = {name: t.filter(t[cuts[name]] <= when) for name, t in tables.items()}
+    if int(execute(cut["transactions"].count())) == 0:
+        raise DataError(f"transactions table: no transaction on or before as_of "
+                        f"{as_of:%Y-%m-%d %H:%M:%S}", table="transactions", column="timestamp")
     return dataclasses.replace(crm, **cut), as_of
 
 
