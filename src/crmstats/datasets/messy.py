@@ -222,7 +222,7 @@ def write_messy_export(folder: str | os.PathLike, source: Any = "demo:seed=5,n_c
 
     spec = {"name": name, "location": ".", "tables": tables}
     header = (f"# {name}: a messy export of {crm.name} ({crm.source}), written by\n"
-              f"#   crmstats data messy {crm.source} {out}\n"
+              f"#   crmstats data messy {crm.source} FOLDER\n"
               "# Every table maps back onto the canonical one: the KPIs equal the source's.\n")
     path = out / "crmstats.yml"
     path.write_text(header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
