@@ -206,7 +206,7 @@ def test_the_committed_acme_example_is_reproducible_and_exact(tmp_path):
     from tests.conftest import ROOT
 
     acme = ROOT / "data" / "acme"
-    source = "demo:seed=5,n_contacts=2500"
+    source = "demo:seed=5,n_contacts=2500,holdout_share=0.1"
     assert source in (acme / "crmstats.yml").read_text()
     write_messy_export(tmp_path, source)
     for path in acme.iterdir():
