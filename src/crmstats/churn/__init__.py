@@ -3,7 +3,8 @@
 Computations on transaction-scale tables are in :mod:`crmstats.churn.summaries`
 (Ibis expressions, run where the data lives); survival analysis on per-customer
 frames in :mod:`crmstats.churn.survival` (statsmodels) and
-:mod:`crmstats.churn.hazard` (the sBG model with churn drivers); figures in
+:mod:`crmstats.churn.cox` and :mod:`crmstats.churn.hazard` (two sibling estimators of churn
+drivers: Cox, and the sBG model with drivers); figures in
 :mod:`crmstats.churn.plotting`.
 """
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.churn.cox import CoxModel
     from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
     from crmstats.churn.plotting import (
         plot_churn_rate,
@@ -37,21 +39,14 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         retention_matrix,
         service_kpis,
     )
-    from crmstats.churn.survival import (
-        ChurnDrivers,
-        SurvivalCurves,
-        churn_drivers,
-        project_retention,
-        survival_curves,
-    )
+    from crmstats.churn.survival import SurvivalCurves, project_retention, survival_curves
 
 __all__ = [
-    "ChurnDrivers",
+    "CoxModel",
     "ShiftedBetaGeoHazardModel",
     "SurvivalCurves",
     "account_lifetimes",
     "account_months",
-    "churn_drivers",
     "churn_rate",
     "cohort_table",
     "cross_sell",

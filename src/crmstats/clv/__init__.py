@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         BetaGeoModel,
         GammaGammaModel,
         ModifiedBetaGeoModel,
-        NotFittedError,
         ParetoNBDModel,
         ShiftedBetaGeoModel,
     )
@@ -59,7 +58,6 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
-    "NotFittedError",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
     "SummaryUnits",

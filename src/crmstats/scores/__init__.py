@@ -3,7 +3,7 @@
 The per-customer join of the domain functions is in
 :mod:`crmstats.scores.customer360`; writing it to files and database tables
 (atomically) in :mod:`crmstats.scores.export`; figures in
-:mod:`crmstats.scores.plotting`.
+:mod:`crmstats.scores.plotting` (imported on first use).
 """
 
 from typing import TYPE_CHECKING
@@ -30,5 +30,6 @@ __all__ = [
     "new_run_id",
     "plot_tier_by_stage",
 ]
+
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
