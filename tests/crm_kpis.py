@@ -59,6 +59,7 @@ def crm_kpis(crm) -> dict:
         paths = attribution.build_paths(crm.touchpoints, crm.conversions)
         out["paths"] = (len(paths), _num(paths))
         out["service"] = _num(churn.service_kpis(crm.tickets))
+        out["cross_sell"] = _num(churn.cross_sell(crm.subscriptions))
         out["retention_by_channel"] = round(float(np.nansum(churn.retention_matrix(
             crm.transactions, by="acquisition_channel", customers=crm.customers
         ).to_numpy(dtype=float))), 6)

@@ -130,6 +130,8 @@ def test_bad_dates_and_inputs_are_refused_without_touching_the_frame(sim, start)
     before = tx.copy()
     with pytest.raises(ValueError, match="before end"):
         clv.value_migration(tx, "2030-01-01")
+    with pytest.raises(ValueError, match="start 'last year' is not a date"):
+        clv.value_migration(tx, "last year")
     with pytest.raises(ValueError, match="boundaries"):
         clv.value_migration(tx, start, boundaries="middle")
     with pytest.raises(crmstats.DataError, match="at least 20"):

@@ -164,3 +164,10 @@ def test_plot_tier_by_stage(plain):
     assert ax.get_xlabel() == "lifecycle stage" and ax.get_ylabel() == "value tier"
     with pytest.raises(ValueError, match="customer_360"):
         plot_tier_by_stage(plain[["clv"]])
+
+
+def test_bad_dates_are_named(demo):
+    with pytest.raises(ValueError, match="as_of 'soon' is not a date"):
+        customer_360(demo, "soon", n_bootstrap=0)
+    with pytest.raises(crmstats.DataError, match="no transaction on or before as_of"):
+        customer_360(demo, "2020-01-01", n_bootstrap=0)

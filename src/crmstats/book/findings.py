@@ -18,8 +18,8 @@ import pandas as pd
 
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
-__all__ = ["attribution", "churn", "clv", "data_overview", "funnel", "key_accounts",
-           "lead_scoring", "lifecycle", "value_migration"]
+__all__ = ["attribution", "churn", "clv", "data_overview", "data_quality", "funnel",
+           "key_accounts", "lead_scoring", "lifecycle", "value_migration"]
 
 
 def _label(name: Any) -> str:
@@ -55,6 +55,45 @@ def _top(series: pd.Series, n: int = 1) -> list:
 def _keep(sentences: list[str | None]) -> list[str]:
     out = [s for s in sentences if s]
     return out[:5]
+
+
+def data_quality(quality: pd.DataFrame) -> list[str]:
+    """Write the key findings of the data-quality page.
+
+    Parameters
+    ----------
+    quality : DataFrame
+        :func:`crmstats.data_quality` (one row per table: ``rows_read``,
+        ``rows_dropped``, ``dropped_because``, ``flags``, ``first``, ``last``,
+        ``mapping``).
+
+    Returns
+    -------
+    list of str
+    """
+    read = int(quality["rows_read"].sum())
+    dropped = int(quality["rows_dropped"].sum())
+    out = [f"{fmt_count(len(quality))} tables were read, {fmt_count(read)} rows in all."]
+    if dropped:
+        worst = quality["rows_dropped"].idxmax()
+        out.append(f"{fmt_count(dropped)} rows ({fmt_pct(dropped / read)}) were left out; most "
+                   f"in {_label(worst)} ({fmt_count(quality.loc[worst, 'rows_dropped'])}: "
+                   f"{quality.loc[worst, 'dropped_because'] or 'see the table'}).")
+    else:
+        out.append("No row was left out: every row read is used by the studies.")
+    flags = quality["flags"].fillna("").astype(str).str.strip()
+    flagged = [str(t) for t in quality.index[flags != ""]]
+    out.append(f"Flagged for a look: {', '.join(_label(t) for t in flagged)} (see the table)."
+               if flagged else "No table carries a flag.")
+    first, last = pd.to_datetime(quality["first"]).min(), pd.to_datetime(quality["last"]).max()
+    if pd.notna(first) and pd.notna(last):
+        out.append(f"The data run from {_date(first)} to {_date(last)}.")
+    mapped = quality["mapping"].fillna("").astype(str)
+    n_mapped = int((~mapped.str.startswith("canonical") & (mapped != "")).sum())
+    out.append(f"{fmt_count(n_mapped)} tables are mapped from the export's own names by the "
+               "source file." if n_mapped else "The tables use crmstats' canonical names: "
+               "no mapping was needed.")
+    return _keep(out)
 
 
 def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Series,

@@ -153,8 +153,8 @@ def fmt_money(value: Any, currency: str | None = None, sig: int = 4, *,
     currency : str, optional
         Symbol or code; default the one set by :func:`set_currency`.
     sig : int
-        Significant digits; amounts of ``sig`` digits or more are whole, and
-        never more than two decimals are shown.
+        Unused for money (kept for a uniform signature): amounts under 1,000
+        show cents, larger ones are whole.
     decimals : int, optional
         Fixed decimals instead.
 
@@ -167,8 +167,8 @@ def fmt_money(value: Any, currency: str | None = None, sig: int = 4, *,
         return MISSING
     currency = get_currency() if currency is None else currency
     value = float(value)
-    if decimals is None:
-        decimals = min(2, _decimals(value, sig))
+    if decimals is None:  # cents below 1,000, whole amounts from there
+        decimals = 0 if abs(value) >= 1000 else 2
     return _with_currency(fmt_number(value, decimals=decimals), currency)
 
 
@@ -222,6 +222,18 @@ def _as_list(cols: str | Iterable[str] | None) -> list:
     if isinstance(cols, str):
         return [cols]
     return list(cols)
+
+
+def _whole(values: pd.Series) -> bool:
+    finite = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = finite[np.isfinite(finite)]
+    return len(finite) > 0 and bool((finite == np.round(finite)).all())
+
+
+def _typical(values: pd.Series) -> float:
+    finite = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = finite[np.isfinite(finite) & (finite != 0)].abs()
+    return float(finite.median()) if len(finite) else 0.0
 
 
 def _column_decimals(values: pd.Series, sig: int, max_decimals: int) -> int:
@@ -352,8 +364,10 @@ def format_table(
                 continue
             else:
                 continue
+        if role == "number" and _whole(values):
+            role = "count"  # e.g. 90.0 purchases: a float column of whole numbers
         if role == "money":
-            d = _column_decimals(values, sig, 2)
+            d = 0 if _typical(values) >= 1000 else 2
             formatters[col] = lambda v, d=d: fmt_money(v, currency, decimals=d)
         elif role == "pct":
             formatters[col] = fmt_pct

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, legend_with_twin, percent_axis, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, money_axis, percent_axis, require_columns
 
 __all__ = [
     "plot_churn_rate",
@@ -155,7 +155,7 @@ def plot_mrr_bridge(bridge: pd.DataFrame, ax: plt.Axes | None = None, *,
     first, final = part.index[0], part.index[-1]
     fmt = (lambda d: d.strftime("%Y-%m")) if isinstance(part.index, pd.DatetimeIndex) else str
     ax.set_title(f"MRR bridge {fmt(first)} to {fmt(final)}")
-    ax.set_ylabel("MRR")
+    money_axis(ax, "y", "MRR")
     return ax
 
 

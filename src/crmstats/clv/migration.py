@@ -185,6 +185,19 @@ class ValueMigration:
         return out
 
 
+def parse_date(value, name: str) -> pd.Timestamp:
+    """Return ``value`` as a naive UTC timestamp, or a clear error naming the parameter."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} {value!r} is not a date (use e.g. '2025-06-30')") from None
+    if stamp is pd.NaT:
+        raise ValueError(f"{name} is missing (NaT)")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
+
+
 def _tier_codes(values: pd.Series, cutoffs: np.ndarray) -> np.ndarray:
     """Tier code (0 = top) of each value under descending cut-offs (last tier: the rest)."""
     codes = np.full(len(values), len(cutoffs) - 1, dtype=int)
@@ -268,12 +281,12 @@ def value_migration(
     tx = as_table(transactions, "transactions")
     if end is None:
         end = execute(tx.timestamp.max())
-    end = pd.Timestamp(end)
+    end = parse_date(end, "end")
     if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
         if start < 1:
             raise ValueError(f"start as months before the end must be at least 1, got {start}")
         start = end - pd.DateOffset(months=int(start))
-    start = pd.Timestamp(start)
+    start = parse_date(start, "start")
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
     kw = dict(freq=freq, time_unit=time_unit, horizon_months=horizon_months,
