@@ -67,7 +67,7 @@ def crm_kpis(crm) -> dict:
         out["service"] = _num(churn.service_kpis(crm.tickets))
         out["cross_sell"] = _num(churn.cross_sell(crm.subscriptions))
         out["retention_by_channel"] = round(float(np.nansum(churn.retention_matrix(
-            crm.transactions, cohort_col="acquisition_channel", customers=crm.customers
+            crm.transactions, by="acquisition_channel", customers=crm.customers
         ).to_numpy(dtype=float))), 6)
         out["spend"] = _num(overview.spend_by_channel(crm.spend, period="M"))
     return out
