@@ -52,6 +52,8 @@ def built_book(tmp_path_factory):
     book.mkdir()
     for name in ("_config.yml", "studies.yml", *(p.name for p in (ROOT / "book").glob("*.md"))):
         shutil.copy2(ROOT / "book" / name, book / name)
+    if (ROOT / "book" / "_static").is_dir():  # the book's CSS
+        shutil.copytree(ROOT / "book" / "_static", book / "_static")
     spec = yaml.safe_load((book / "studies.yml").read_text())
     spec["defaults"]["data_source"] = SMALL_DEMO
     for study in spec["studies"]:

@@ -425,7 +425,8 @@ def _(crm):
 def _(crm):
     life = pd.DataFrame({"duration": [3, 5, 2, 4], "churned": [1, 1, 0, 1],
                          "tickets": [1.0, np.nan, 0.0, 2.0]})
-    return (lambda: churn.churn_drivers(life, covariates=["tickets"])), [life]
+    return (lambda: churn.CoxModel().fit(life, covariates=["tickets"], duration_col="duration",
+                                         entry_col=None)), [life]
 
 
 @case("cohort-column-absent", DataError, r"customers table: no column 'region'")

@@ -122,6 +122,87 @@ def test_every_page_loads_renders_and_links(browser, served_book):
     assert not problems, "\n".join(problems)
 
 
+#: What a page for readers must not show: tracebacks, warnings, machine paths.
+_LEAKS = [
+    ("a traceback", r"Traceback \(most recent call last\)|^\s*File \"[^\"]+\", line \d+"),
+    ("an exception", r"\b[A-Z][A-Za-z]+(Error|Exception): "),
+    ("a warning", r"\b[A-Za-z]*Warning\b|warnings\.warn|UserWarning"),
+    ("a machine path", r"(^|[\s'\"(=])(/(tmp|home|root|work|srv|var|usr|opt|private)/|"
+                       r"[A-Z]:\\|~/)|site-packages"),
+]
+
+#: In the browser: every table fits its column, or sits in a box that scrolls sideways.
+_OVERFLOWING_TABLES = r"""() => {
+  const main = document.querySelector('article.bd-article') || document.querySelector('main');
+  const limit = main.getBoundingClientRect().right + 1;
+  const bad = [];
+  for (const table of main.querySelectorAll('table')) {
+    let ok = table.getBoundingClientRect().right <= limit;
+    for (let el = table.parentElement; !ok && el && el !== main; el = el.parentElement) {
+      const style = getComputedStyle(el).overflowX;
+      if ((style === 'auto' || style === 'scroll') && el.getBoundingClientRect().right <= limit)
+        ok = true;
+    }
+    if (!ok) bad.push((table.innerText || '').slice(0, 60).replace(/\s+/g, ' '));
+  }
+  return bad;
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_pages_read_like_a_report(browser, served_book, built_book):
+    """No table overflows its column; no traceback, warning or path; findings come first."""
+    import re
+
+    base, html = served_book
+    book, _, spec = built_book
+    machine = str(book.parent)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    studies = [s["slug"] for s in spec["studies"]]
+    for rel in ["summary.html", "intro.html", *(f"studies/{s}.html" for s in studies)]:
+        page.goto(base + rel, wait_until="load")
+        text = page.locator("article.bd-article").inner_text()
+        source = (html / rel).read_text()
+        for what, pattern in _LEAKS:
+            found = re.search(pattern, text, flags=re.M)
+            if found:
+                problems.append(f"{rel}: shows {what}: {found.group(0)!r}")
+        if machine in source:
+            problems.append(f"{rel}: the HTML holds the build machine's path")
+        for css in (".output.stderr", ".output.traceback", "div.output.error"):
+            if page.locator(css).count():
+                problems.append(f"{rel}: has a {css} output")
+        overflowing = page.evaluate(_OVERFLOWING_TABLES)
+        if overflowing:
+            problems.append(f"{rel}: tables run past the page: {overflowing[:3]}")
+        if rel.startswith("studies/"):
+            headings = page.locator("article.bd-article h2").all_inner_texts()
+            if not headings or not headings[0].startswith("Key findings"):
+                problems.append(f"{rel}: does not open with Key findings ({headings[:2]})")
+            elif "Data notes" not in " ".join(headings):
+                problems.append(f"{rel}: has no Data notes section")
+            findings = page.locator("article.bd-article section").first.locator("li")
+            if not 1 <= findings.count() <= 5:
+                problems.append(f"{rel}: {findings.count()} key findings")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_wide_tables_scroll_inside_their_column(browser, served_book):
+    """A table far wider than the page scrolls in its box (checked on a page made wide)."""
+    base, _ = served_book
+    page = browser.new_page(viewport={"width": 700, "height": 900})
+    page.goto(base + "summary.html", wait_until="load")
+    assert page.evaluate(_OVERFLOWING_TABLES) == []
+    scrolls = page.evaluate("""() => [...document.querySelectorAll('article.bd-article table')]
+        .some(t => { const box = t.parentElement; return box.scrollWidth > box.clientWidth
+                     && ['auto', 'scroll'].includes(getComputedStyle(box).overflowX); })""")
+    assert scrolls, "the summary's wide table should scroll inside its box at 700 px"
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_screenshots_of_summary_and_a_study(browser, served_book, built_book):
@@ -129,7 +210,8 @@ def test_screenshots_of_summary_and_a_study(browser, served_book, built_book):
     _, _, spec = built_book
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    study = spec["studies"][-1]["slug"]
+    slugs = [s["slug"] for s in spec["studies"]]
+    study = "clv-demo" if "clv-demo" in slugs else slugs[-1]
     for rel, name in [("summary.html", "summary.png"), (f"studies/{study}.html", f"{study}.png")]:
         page.goto(base + rel, wait_until="load")
         assert "KPI" in page.title() or page.locator("h1").count() >= 1

@@ -71,6 +71,9 @@ class CRMData:
         Per table, the columns holding personal data (never published); the
         schema's :data:`~crmstats.schema.PII_COLUMNS` plus those a source file
         marks.
+    exportable : dict
+        Per table, the personal columns a source file allows ``crmstats scores
+        export`` to write (its ``exportable`` key); none by default.
     """
 
     transactions: Any = None
@@ -87,6 +90,7 @@ class CRMData:
     source: str = "in-memory"
     name: str | None = None
     personal: dict = field(default_factory=dict, repr=False)
+    exportable: dict = field(default_factory=dict, repr=False)
     _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["get_ax", "legend_with_twin", "percent_axis", "require_columns"]
+__all__ = ["get_ax", "legend_with_twin", "money_axis", "percent_axis", "require_columns"]
 
 
 def get_ax(ax: plt.Axes | None = None, figsize=(8, 4)) -> plt.Axes:
@@ -42,3 +42,24 @@ def percent_axis(ax: plt.Axes, which: str = "y") -> None:
     """Format an axis' ticks as whole percentages."""
     axis = ax.yaxis if which == "y" else ax.xaxis
     axis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+
+
+def money_axis(ax: plt.Axes, which: str = "y", label: str | None = None) -> None:
+    """Format an axis' ticks as money in the study's currency and name the currency.
+
+    The currency is the one a study set (:func:`crmstats.book.report.set_currency`);
+    without one the ticks get thousands separators only. ``label`` becomes
+    ``"label ($)"``.
+    """
+    from crmstats.book.report import _with_currency, get_currency
+
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    currency = get_currency()
+
+    def tick(value, _):
+        text = f"{value:,.0f}" if abs(value) >= 10 or value == round(value) else f"{value:,.2f}"
+        return _with_currency(text, currency)
+
+    axis.set_major_formatter(plt.FuncFormatter(tick))
+    if label is not None:
+        axis.set_label_text(f"{label} ({currency})" if currency else label)

@@ -69,6 +69,7 @@ __all__ = [
     "notebook_text",
     "pseudonym_table",
     "pseudonymize",
+    "redact",
     "reidentify",
     "scan_text",
 ]
@@ -422,16 +423,47 @@ def machine_paths(extra: Iterable[str | os.PathLike] = ()) -> list[str]:
 
 
 def _personal_patterns(values: Iterable[Any]) -> dict[int, set[tuple[str, ...]]]:
-    """Personal values as word tuples, by tuple length (short single words are skipped)."""
+    """Personal values as word tuples, by tuple length.
+
+    Single-word values are kept only when they hold a digit (a phone number,
+    an id): a lone first name ("Mark", "June") is also an ordinary word.
+    """
     by_len: dict[int, set[tuple[str, ...]]] = {}
     for value in values:
         if value is None or (isinstance(value, float) and value != value):
             continue
         words = tuple(w.lower() for w in _TOKEN.findall(str(value)))
-        if not words or (len(words) == 1 and len(words[0]) < 4):
+        if not words or (len(words) == 1 and not any(c.isdigit() for c in words[0])):
             continue
         by_len.setdefault(len(words), set()).add(words)
     return by_len
+
+
+def _spans(text: str, extra_values: Iterable[Any], paths: Iterable[str] | None):
+    """``(start, end, pattern name)`` of everything :func:`scan_text` reports."""
+    hits: list[tuple[int, int, str]] = []
+    hits += [(m.start(), m.end(), "email address") for m in _EMAIL.finditer(text)
+             if text[max(0, m.start() - 3):m.start()] != "://"]  # a URL's user name
+    hits += [(m.start(), m.end(), "phone number") for m in _PHONE.finditer(text)
+             if _phone_digits_ok(m.group())]
+    for name, pattern in CREDENTIAL_PATTERNS:
+        hits += [(m.start(), m.end(), name) for m in pattern.finditer(text)]
+    for path in machine_paths() if paths is None else paths:
+        path = str(path).rstrip("/")
+        if not path:
+            continue
+        pat = re.compile(r"(?<![\w.~-])" + re.escape(path)
+                         + r"(?=[/\\\"'\s<>:;,)\]}]|$)(?:[/\\][^\s\"'<>:;,)\]}]*)?")
+        hits += [(m.start(), m.end(), "machine path") for m in pat.finditer(text)]
+    wanted = _personal_patterns(extra_values)
+    if wanted:
+        tokens = [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+        words = [t for t, _, _ in tokens]
+        for n, values in wanted.items():
+            for i in range(len(words) - n + 1):
+                if tuple(words[i:i + n]) in values:
+                    hits.append((tokens[i][1], tokens[i + n - 1][2], "personal value"))
+    return sorted(hits)
 
 
 def scan_text(text: str, *, extra_values: Iterable[Any] = (),
@@ -444,9 +476,10 @@ def scan_text(text: str, *, extra_values: Iterable[Any] = (),
         A page (HTML, Markdown, notebook JSON or plain text); it is decoded
         first (:func:`decode`) unless ``decoded``.
     extra_values : iterable
-        Personal values to look for (names, e-mails of the source's personal
-        columns). Matched as whole words, case-insensitively, ignoring
-        punctuation between words; single words under four letters are skipped.
+        Personal values to look for (names, e-mails, phones of the source's
+        personal columns). Matched as whole words, case-insensitively,
+        ignoring punctuation between words; a single-word value only when it
+        holds a digit.
     paths : iterable of str, optional
         Absolute paths that must not appear; default :func:`machine_paths`.
     decoded : bool
@@ -459,33 +492,28 @@ def scan_text(text: str, *, extra_values: Iterable[Any] = (),
     """
     if not decoded:
         text = decode(text)
-    hits: list[tuple[int, str]] = []
-    hits += [(m.start(), "email address") for m in _EMAIL.finditer(text)
-             if text[max(0, m.start() - 3):m.start()] != "://"]  # a URL's user name
-    hits += [(m.start(), "phone number") for m in _PHONE.finditer(text)
-             if _phone_digits_ok(m.group())]
-    for name, pattern in CREDENTIAL_PATTERNS:
-        hits += [(m.start(), name) for m in pattern.finditer(text)]
-    for path in machine_paths() if paths is None else paths:
-        path = str(path).rstrip("/")
-        if not path:
-            continue
-        pat = re.compile(r"(?<![\w.~-])" + re.escape(path) + r"(?=[/\\\"'\s<>:;,)\]}]|$)")
-        hits += [(m.start(), "machine path") for m in pat.finditer(text)]
-    wanted = _personal_patterns(extra_values)
-    if wanted:
-        tokens = [(m.group().lower(), m.start()) for m in _TOKEN.finditer(text)]
-        words = [t for t, _ in tokens]
-        for n, values in wanted.items():
-            for i in range(len(words) - n + 1):
-                if tuple(words[i:i + n]) in values:
-                    hits.append((tokens[i][1], "personal value"))
-    hits.sort()
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    return [Finding(name, start, bisect.bisect_right(line_starts, start))
+            for start, _, name in _spans(text, extra_values, paths)]
 
 
-    return [Finding(name, offset, bisect.bisect_right(line_starts, offset))
-            for offset, name in hits]
+def redact(text: str, *, extra_values: Iterable[Any] = (), paths: Iterable[str] | None = None,
+           mark: str = "[…]") -> str:
+    """Return ``text`` with everything :func:`scan_text` would report replaced by ``mark``.
+
+    ``text`` is decoded first (:func:`decode`), so the result is plain text.
+    """
+    text = decode(text)
+    out, pos = [], 0
+    for start, end, _ in _spans(text, extra_values, paths):
+        if start < pos:  # overlapping hits: extend the current one
+            if end > pos:
+                pos = end
+            continue
+        out += [text[pos:start], mark]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def notebook_text(raw: str) -> str:

@@ -25,6 +25,7 @@ the canonical tables::
       contacts:
         file: contacts.csv
         personal: [Full Name, Phone]  # personal data: never published
+        exportable: [email]          # personal columns `crmstats scores export` may write
 
 Keys set at the top level (``dayfirst``, ``timestamp_format``, ``decimal``,
 ``thousands``, ``trim``, ``drop_duplicates``, ``drop_blank_ids``) apply to every
@@ -56,7 +57,8 @@ __all__ = ["SOURCE_FILE", "export_crm", "init_source_file", "load_crm", "read_so
 SOURCE_FILE = "crmstats.yml"
 
 _TABLE_KEYS = {"file", "table", "columns", "values", "dayfirst", "timestamp_format", "decimal",
-               "thousands", "trim", "drop_duplicates", "drop_blank_ids", "personal"}
+               "thousands", "trim", "drop_duplicates", "drop_blank_ids", "personal",
+               "exportable"}
 _SHARED_KEYS = {"dayfirst", "timestamp_format", "decimal", "thousands", "trim",
                 "drop_duplicates", "drop_blank_ids"}
 _TOP_KEYS = {"name", "location", "tables", "description"} | _SHARED_KEYS
@@ -183,7 +185,7 @@ def _load_source_file(path: Path) -> CRMData:
         if not base.is_dir():
             raise DataError(f"source file {path.name}: location {location!r} is not a folder "
                             f"({str(base)!r})")
-    found, personal = {}, {}
+    found, personal, exportable = {}, {}, {}
     for name, entry in spec["tables"].items():
         if "file" in entry:
             if con is not None:
@@ -218,7 +220,11 @@ def _load_source_file(path: Path) -> CRMData:
         marked = [_canonical(c, entry["columns"]) for c in entry.get("personal") or ()]
         if marked:
             personal[name] = tuple(marked)
-    return CRMData(**found, source=str(path), name=str(spec["name"]), personal=personal)
+        allowed = [_canonical(c, entry["columns"]) for c in entry.get("exportable") or ()]
+        if allowed:
+            exportable[name] = tuple(allowed)
+    return CRMData(**found, source=str(path), name=str(spec["name"]), personal=personal,
+                   exportable=exportable)
 
 
 def _canonical(column: str, columns: dict) -> str:
@@ -264,7 +270,8 @@ def _load_database(url: str) -> CRMData:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         (mapping.__setitem__(key, value) if key in names else passthrough.append((key, value)))
     query = "&".join(f"{k}={v}" for k, v in passthrough)
-    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    # not urlunsplit: it turns duckdb:////abs/path into duckdb://abs/path
+    clean = url.split("?", 1)[0] + (f"?{query}" if query else "")
     con = _connect(clean)
     available = set(list_tables(con))
     found = {}

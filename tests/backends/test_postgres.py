@@ -122,3 +122,36 @@ def test_a_study_runs_on_the_database(postgres, pg_tables, tmp_path):
     kpis = read_kpis(out)
     crm_rows = pg_tables["transactions"].filter(pg_tables["transactions"].amount >= 0)
     assert kpis["customers"]["value"] == crm_rows.customer_id.nunique().execute()
+
+
+def test_every_crmdata_function_and_kpi_on_postgres_equals_the_frames(postgres, pg_tables, demo):
+    """(e) of the five sources: the whole CRM in PostgreSQL gives the frames' KPIs."""
+    import crmstats
+    from tests.crm_kpis import assert_same_kpis, crm_kpis
+
+    url = f"postgresql://crm@127.0.0.1:{postgres.con.info.port}/postgres"
+    crm = crmstats.load_crm(url)
+    assert set(crm.tables()) == set(demo.tables())
+    assert crm.table("contacts").get_backend().name == "postgres"
+    assert_same_kpis(crm_kpis(crm), crm_kpis(demo))
+
+
+def test_a_source_file_maps_database_tables(postgres, pg_tables, tmp_path):
+    """A crmstats.yml over a database: renamed table and columns, mapped stage names."""
+    import crmstats
+    from crmstats.funnel import stage_conversion as conversion
+
+    postgres.raw_sql("CREATE OR REPLACE VIEW pipeline AS SELECT lead_id AS \"Lead\", "
+                     "CASE stage WHEN 'lead' THEN 'MQL' WHEN 'qualified' THEN 'SQL' "
+                     "ELSE stage END AS \"Stage\", entered_at AS \"Entered\", channel "
+                     "FROM stage_events")
+    port = postgres.con.info.port
+    (tmp_path / "crmstats.yml").write_text(
+        f"name: Warehouse\nlocation: postgresql://crm@127.0.0.1:{port}/postgres\n"
+        "tables:\n  stage_events:\n    table: pipeline\n"
+        "    columns: {lead_id: Lead, stage: Stage, entered_at: Entered}\n"
+        "    values: {stage: {MQL: lead, SQL: qualified}}\n")
+    crm = crmstats.load_crm(tmp_path / "crmstats.yml")
+    assert crm.name == "Warehouse"
+    pd.testing.assert_frame_equal(conversion(crm.stage_events),
+                                  conversion(pg_tables["stage_events"]))

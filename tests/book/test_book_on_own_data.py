@@ -57,7 +57,7 @@ def test_summary_compares_only_runs_of_the_same_source():
     acme = _run("2026-01-02_000000", "data/acme", 6730)
     page = summary_page(acme, [demo1])
     row = next(line for line in page.splitlines() if line.startswith("| Customers"))
-    assert "no earlier run of this source" in row and "+573" not in page
+    assert "| — | first run |" in row and "+573" not in page
     assert f"No earlier published run of {source_label('data/acme')}" in page
     demo2 = _run("2026-01-03_000000", "demo", 1100)
     page = summary_page(demo2, [acme, demo1])  # newest first: skips the acme run

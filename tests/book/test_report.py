@@ -45,7 +45,7 @@ def test_money_counts_percents_ratios():
     assert fmt_money(0.5, "€") == "€0.50"
     assert fmt_money(12.0, "") == "12.00"
     report.set_currency("CHF")
-    assert fmt_money(1e6) == "1,000,000 CHF"
+    assert fmt_money(1e6) == "1,000,000 CHF" and fmt_money(153.391) == "153.39 CHF"
     assert fmt_count(23570.0) == "23,570" and fmt_count(np.int64(3)) == "3"
     assert fmt_pct(0.62) == "62.0 %" and fmt_pct(1) == "100.0 %"
     assert fmt_pct(0.00123) == "0.12 %" and fmt_pct(0) == "0.0 %"
@@ -73,6 +73,9 @@ def test_format_table_formats_by_role_and_keeps_the_values():
     for text in ("$190,871", "-$95,415", "3.1 %", "50.0 %", "1,234", "2025-01-01",
                  "channel name", "conversion rate", "0.2412", "1.5000"):
         assert text in html, text
+    whole = format_table(pd.DataFrame({"actual": [90.0, 12.0], "x": [0.5, 1.0]})).to_html()
+    for text in (">90<", ">12<", ">0.5000<"):
+        assert text in whole, text
     assert "190870.5" not in html and "00:00:00" not in html
     pd.testing.assert_frame_equal(frame, before)
     assert styled.data is frame or styled.data.equals(frame)

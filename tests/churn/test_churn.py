@@ -195,14 +195,14 @@ def test_cox_recovers_the_service_drivers(big, big_panel):
     (~850 events) is used.
     """
     panel = big_panel
-    drivers = churn.churn_drivers(panel, entry_col="entry", duration_col="exit",
-                                  covariates=["tickets_recent", "log_resolution_days"])
+    drivers = churn.CoxModel().fit(panel, covariates=["tickets_recent", "log_resolution_days"])
     truth = big.truth["churn_hazard_coefficients"]
     assert truth["tickets_last_3m"] > 0 and truth["resolution_days_z"] > 0
     assert (drivers.table["coef"] > 0).all()
     assert (drivers.table["p_value"] < 0.01).all()
     assert (drivers.table["lower"] > 1).all()
-    assert drivers.events == int(panel["churned"].sum()) > 600
+    assert drivers.n_obs_ == len(panel)
+    assert drivers.events_ == int(panel["churned"].sum()) > 600
 
 
 def test_log_rank_and_medians_on_known_groups():
@@ -270,8 +270,8 @@ def test_plots_return_axes(demo):
         churn.plot_retention_curves(churn.retention_matrix(demo.transactions)),
         churn.plot_survival(churn.survival_curves(life),
                             truth=demo.truth["key_account_survival"]["survival"]),
-        churn.plot_hazard_ratios(churn.churn_drivers(
-            panel, entry_col="entry", duration_col="exit", covariates=["tickets_recent"])),
+        churn.plot_hazard_ratios(churn.CoxModel().fit(
+            panel, covariates=["tickets_recent"])),
         churn.plot_mrr_bridge(bridge),
         churn.plot_retention_trend(bridge),
     ]
@@ -390,8 +390,7 @@ def test_sbg_hazard_model_recovers_the_simulators_churn_process(big, big_panel):
     assert s.loc["resolution_z", "p_value"] < 0.01
     assert model.events_ == int(panel["churned"].sum())
     # Cox, ignoring the heterogeneity, shrinks the ticket effect toward no effect
-    cox = churn.churn_drivers(panel, entry_col="entry", duration_col="exit",
-                              covariates=["tickets_recent", "resolution_z"])
+    cox = churn.CoxModel().fit(panel, covariates=["tickets_recent", "resolution_z"])
     true_ticket = truth["churn_hazard_coefficients"]["tickets_last_3m"]
     assert abs(model.table.loc["tickets_recent", "coef"] - true_ticket) < abs(
         cox.table.loc["tickets_recent", "coef"] - true_ticket)

@@ -117,11 +117,21 @@ def test_refit_fits_at_each_date(sim, start):
     assert m.refit and not clv.value_migration(sim.transactions, start).refit
 
 
+def test_start_as_months_before_the_end(sim, start, migration):
+    m = clv.value_migration(sim, MONTHS)
+    assert m.start == start and m.end == sim.transactions["timestamp"].max()
+    pd.testing.assert_series_equal(m.decomposition, migration.decomposition)
+    with pytest.raises(ValueError, match="at least 1"):
+        clv.value_migration(sim, 0)
+
+
 def test_bad_dates_and_inputs_are_refused_without_touching_the_frame(sim, start):
     tx = sim.transactions.copy()
     before = tx.copy()
     with pytest.raises(ValueError, match="before end"):
         clv.value_migration(tx, "2030-01-01")
+    with pytest.raises(ValueError, match="start 'last year' is not a date"):
+        clv.value_migration(tx, "last year")
     with pytest.raises(ValueError, match="boundaries"):
         clv.value_migration(tx, start, boundaries="middle")
     with pytest.raises(crmstats.DataError, match="at least 20"):
@@ -139,3 +149,35 @@ def test_plots(migration):
     with pytest.raises(ValueError, match="ValueMigration"):
         clv.plot_value_bridge(migration.decomposition)
     plt.close("all")
+
+
+def test_top_fallers_are_pseudonymous_and_map_back(migration):
+    from crmstats.privacy import reidentify
+
+    top = migration.top_fallers(10, key="test-key")
+    assert len(top) == 10 and top.index.name == "customer"
+    assert all(str(p).startswith("C-") for p in top.index)
+    assert not set(top.index) & set(migration.customers.index)
+    back = reidentify(pd.Series(top.index), migration.customers.index, key="test-key")
+    assert list(back) == list(migration.fallers.index[:10])
+    np.testing.assert_allclose(top["value_lost"], migration.fallers["value_lost"].iloc[:10])
+    raw = migration.top_fallers(10, pseudonymous=False)
+    assert list(raw.index) == list(migration.fallers.index[:10])
+    assert set(top["tier_now"]) <= {*migration.tiers, "lost"}
+
+
+def test_key_findings_are_written_from_the_migration(migration):
+    from crmstats.book import findings
+    from crmstats.book.report import fmt_money, fmt_pct, set_currency
+
+    set_currency("€")
+    try:
+        text = findings.value_migration(migration, top_n=10)
+    finally:
+        set_currency("")
+    assert 3 <= len(text) <= 5
+    d = migration.decomposition
+    assert fmt_money(d["start"], "€") in text[0] and fmt_money(d["end"], "€") in text[0]
+    assert fmt_money(d["new"], "€") in text[1] and fmt_money(d["lost"], "€") in text[1]
+    assert fmt_pct(migration.share_value_moved_down) in text[2]
+    assert "10 accounts" in text[-1]

@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmstats import ConvergenceWarning, DataError
+from crmstats import ConvergenceWarning, DataError, NotFittedError
 from crmstats.clv import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
     ModifiedBetaGeoModel,
-    NotFittedError,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
@@ -37,7 +36,7 @@ def test_bgnbd_params_match_fader_hardie_lee_2005(fitted):
 
 def test_gamma_gamma_params_match_fader_hardie_lee_2005(fitted):
     m = fitted["gg"]
-    assert m.n_customers_ == 946  # repeat customers of the calibration period
+    assert m.n_obs_ == 946  # repeat customers of the calibration period
     for name, value in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
         assert rel(m.params_[name], value) < 2e-3, name
 
@@ -54,7 +53,7 @@ def test_bgbb_params_match_fader_hardie_shang_2010():
     for name, value in {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}.items():
         assert rel(m.params_[name], value) < 2e-3, name
     assert m.log_likelihood_ == pytest.approx(-33225.6, abs=0.1)
-    assert m.n_customers_ == 11_104
+    assert m.n_obs_ == 11_104
 
 
 @pytest.mark.parametrize(("survivors", "alpha", "beta"), [
@@ -160,8 +159,8 @@ def test_bgnbd_newton_fit_equals_lbfgs_fit(cdnow_calibration):
     np.testing.assert_allclose(newton.params_, lbfgs.params_, rtol=1e-5)
     assert newton.log_likelihood_ == pytest.approx(lbfgs.log_likelihood_, rel=1e-12)
     # exact standard errors agree with the finite-difference ones
-    np.testing.assert_allclose(newton.summary_["standard_error"],
-                               lbfgs.summary_["standard_error"], rtol=1e-3)
+    np.testing.assert_allclose(newton.summary_["std_err"],
+                               lbfgs.summary_["std_err"], rtol=1e-3)
     # the L2 penalty enters value, gradient and Hessian alike
     pen_newton = BetaGeoModel(penalizer=0.05).fit(s)
     pen_lbfgs = _BetaGeoByLBFGS(penalizer=0.05).fit(s)
@@ -306,9 +305,9 @@ def test_shared_api(cls, cdnow_calibration):
     pd.testing.assert_frame_equal(s, before)
     assert isinstance(model.params_, pd.Series)
     assert list(model.params_.index) == list(cls._param_names)
-    assert list(model.summary_.columns) == ["estimate", "standard_error", "lower_95",
+    assert list(model.summary_.columns) == ["estimate", "std_err", "lower_95",
                                             "upper_95"]
-    assert model.summary_["standard_error"].gt(0).all()
+    assert model.summary_["std_err"].gt(0).all()
     assert np.isfinite(model.log_likelihood_) and model.log_likelihood_ < 0
     assert "fitted" in repr(model)
 
@@ -373,8 +372,8 @@ def test_bgnbd_recovers_simulated_truth():
     m = BetaGeoModel().fit(s)
     for name, value in truth.items():
         row = m.summary_.loc[name]
-        assert row["estimate"] - 3 * row["standard_error"] < value < row["estimate"] + 3 * row[
-            "standard_error"], name
+        assert row["estimate"] - 3 * row["std_err"] < value < row["estimate"] + 3 * row[
+            "std_err"], name
 
 
 def test_gamma_gamma_recovers_simulated_truth():
@@ -387,7 +386,7 @@ def test_gamma_gamma_recovers_simulated_truth():
     m = GammaGammaModel().fit(pd.DataFrame({"frequency": x, "monetary_value": means}))
     for name, value in {"p": p, "q": q, "v": v}.items():
         row = m.summary_.loc[name]
-        assert abs(row["estimate"] - value) < 3 * row["standard_error"], name
+        assert abs(row["estimate"] - value) < 3 * row["std_err"], name
 
 
 def test_sbg_recovers_simulated_truth():
@@ -398,7 +397,7 @@ def test_sbg_recovers_simulated_truth():
     m = ShiftedBetaGeoModel().fit(survivors)
     for name, value in {"alpha": 0.8, "beta": 3.0}.items():
         row = m.summary_.loc[name]
-        assert abs(row["estimate"] - value) < 3 * row["standard_error"], name
+        assert abs(row["estimate"] - value) < 3 * row["std_err"], name
 
 
 def test_gamma_gamma_leaves_out_zero_spend_repeat_customers(cdnow_calibration):
@@ -409,7 +408,7 @@ def test_gamma_gamma_leaves_out_zero_spend_repeat_customers(cdnow_calibration):
     s.loc[rep, "monetary_value"] = 0.0
     with pytest.warns(DataWarning, match="3 repeat customer"):
         m = GammaGammaModel().fit(s)
-    assert m.n_customers_ == 946 - 3
+    assert m.n_obs_ == 946 - 3
     assert m.n_ignored_ == len(s) - 946 + 3
 
 

@@ -134,7 +134,7 @@ def test_models_recover_simulated_crm_truth_within_their_intervals():
     for model, truth in checks:
         for name, value in truth.items():
             row = model.summary_.loc[name]
-            half = 2.576 * row["standard_error"]
+            half = 2.576 * row["std_err"]
             assert abs(row["estimate"] - value) <= half, (type(model).__name__, name)
 
 

@@ -60,7 +60,7 @@ def test_lead_scoring_recovers_true_drivers(demo, demo_leads, model):
 
 
 def test_held_out_auc_calibration_and_bands(demo_leads, model):
-    assert model.n_test_ > 0.25 * (model.n_train_ + model.n_test_)
+    assert model.n_test_ > 0.25 * (model.n_obs_ + model.n_test_)
     assert 0.7 < model.auc_ < 0.95
     cal = model.calibration_
     assert len(cal) == 10 and cal["leads"].sum() == model.n_test_

@@ -61,3 +61,36 @@ def test_book_build_exports_scores_after_a_successful_build(book_to_modify, tmp_
     runs = sorted(p.name for p in (book / "runs").iterdir() if p.is_dir())
     assert (frame["run_id"] == runs[-1]).all()
     assert "scores exported" in res.output
+
+
+def test_personal_columns_go_out_only_when_the_source_file_marks_them_exportable(tmp_path):
+    import yaml
+
+    import crmstats
+
+    crmstats.export_crm(crmstats.load_crm(SMALL_DEMO), tmp_path)
+    contacts = pd.read_parquet(tmp_path / "contacts.parquet").rename(columns={"name": "Full Name"})
+    contacts.to_parquet(tmp_path / "contacts.parquet")
+    tables = {p.stem: {"file": p.name} for p in tmp_path.glob("*.parquet")}
+    tables["contacts"]["personal"] = ["Full Name"]
+
+    def run(exportable, columns):
+        tables["contacts"]["exportable"] = exportable
+        (tmp_path / "crmstats.yml").write_text(yaml.safe_dump(
+            {"name": "ACME", "tables": tables}, sort_keys=False))
+        args = ["scores", "export", str(tmp_path / "crmstats.yml"), "--to",
+                str(tmp_path / "out.parquet"), "--bootstrap", "0"]
+        for col in columns:
+            args += ["--column", col]
+        return runner.invoke(app, args)
+
+    res = run([], ["email"])
+    assert res.exit_code == 1 and "email" in res.output and "exportable" in res.output
+    res = run(["email"], ["email", "Full Name"])
+    assert res.exit_code == 1 and "Full Name" in res.output
+    assert not (tmp_path / "out.parquet").exists()
+    res = run(["email", "Full Name"], ["email", "Full Name"])
+    assert res.exit_code == 0, res.output
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert {"email", "Full Name"} <= set(out.columns)
+    assert out.loc[out["kind"] == "customer", "email"].notna().all()

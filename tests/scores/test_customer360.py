@@ -155,3 +155,19 @@ def test_a_duckdb_file_source_gives_the_same_scores(tmp_path, demo, plain):
     got = customer_360(f"duckdb://{db}", n_bootstrap=0)
     pd.testing.assert_frame_equal(got, plain, check_exact=False, rtol=1e-9,
                                   check_dtype=False, check_categorical=False)
+
+
+def test_plot_tier_by_stage(plain):
+    from crmstats.scores import plot_tier_by_stage
+
+    ax = plot_tier_by_stage(plain)
+    assert ax.get_xlabel() == "lifecycle stage" and ax.get_ylabel() == "value tier"
+    with pytest.raises(ValueError, match="customer_360"):
+        plot_tier_by_stage(plain[["clv"]])
+
+
+def test_bad_dates_are_named(demo):
+    with pytest.raises(ValueError, match="as_of 'soon' is not a date"):
+        customer_360(demo, "soon", n_bootstrap=0)
+    with pytest.raises(crmstats.DataError, match="no transaction on or before as_of"):
+        customer_360(demo, "2020-01-01", n_bootstrap=0)

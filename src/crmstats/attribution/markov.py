@@ -37,14 +37,15 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
 from crmstats.attribution.paths import PathData, _as_path_data
-from crmstats.exceptions import DataError, NotFittedError
+from crmstats.estimator import Estimator
+from crmstats.exceptions import DataError
 
 __all__ = ["MarkovAttribution"]
 
 START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
 
 
-class MarkovAttribution:
+class MarkovAttribution(Estimator):
     """Markov-chain attribution of order 1-3 with exact removal effects [1]_.
 
     Parameters
@@ -60,6 +61,8 @@ class MarkovAttribution:
     ----------
     channels_ : list of str
         The channels, sorted.
+    n_obs_ : float
+        Journeys the model was fitted on (converting and not).
     states_ : list of tuple
         The transient states (tuples of channels).
     transition_matrix_ : pandas.DataFrame
@@ -140,6 +143,7 @@ class MarkovAttribution:
         credit = np.where(sums > 0, removal / np.where(sums > 0, sums, 1.0), 0.0) * totals
         idx = pd.Index(data.channels, name="channel")
         self.channels_ = list(data.channels)
+        self.n_obs_ = float(weight.sum())
         self.states_ = chain["labels"]
         self.conversion_probability_ = float(base[0])
         self.removal_effects_ = pd.Series(removal[:, 0], index=idx, name="removal_effect")
@@ -157,10 +161,6 @@ class MarkovAttribution:
             dense, index=pd.Index([START, *names], name="from"),
             columns=pd.Index([*names, CONVERSION, NULL], name="to"))
         return self
-
-    def _check_fitted(self):
-        if not hasattr(self, "attribution_"):
-            raise NotFittedError("MarkovAttribution is not fitted; call fit(paths) first")
 
     @property
     def shares_(self) -> pd.Series:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, require_columns
+from crmstats.plotting import get_ax, money_axis, require_columns
 
 __all__ = [
     "plot_cac_ltv",
@@ -159,8 +159,8 @@ def plot_cac_ltv(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axe
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.set_xlabel("customer acquisition cost (CAC)")
-    ax.set_ylabel("lifetime value per customer (LTV)")
+    money_axis(ax, "x", "customer acquisition cost (CAC)")
+    money_axis(ax, "y", "lifetime value per customer (LTV)")
     ax.legend(frameon=False, loc="upper left")
     ax.set_title("CAC vs LTV per channel (bubble size = spend)")
     return ax

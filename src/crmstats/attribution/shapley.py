@@ -37,12 +37,13 @@ import pandas as pd
 from scipy.special import comb
 
 from crmstats.attribution.paths import _as_path_data
-from crmstats.exceptions import DataError, NotFittedError
+from crmstats.estimator import Estimator
+from crmstats.exceptions import DataError
 
 __all__ = ["ShapleyAttribution"]
 
 
-class ShapleyAttribution:
+class ShapleyAttribution(Estimator):
     """Conversion-count (simplified) Shapley values of channels, by exact enumeration [1]_ [2]_.
 
     Parameters
@@ -55,6 +56,8 @@ class ShapleyAttribution:
     ----------
     channels_ : list of str
         The channels, sorted.
+    n_obs_ : float
+        Journeys the model was fitted on (converting and not).
     worth_ : pandas.DataFrame
         ``conversions`` and ``value`` of every coalition, indexed by the
         coalition's bit mask (bit ``i`` = ``channels_[i]``).
@@ -118,6 +121,7 @@ class ShapleyAttribution:
             phi[i] = (weight[sizes][..., None] * gain).sum(axis=(0, 1))
         idx = pd.Index(data.channels, name="channel")
         self.channels_ = list(data.channels)
+        self.n_obs_ = float((data.conversions + data.nulls).sum())
         self.worth_ = pd.DataFrame(worth, columns=["conversions", "value"],
                                    index=pd.RangeIndex(size, name="coalition"))
         self.attribution_ = pd.DataFrame({"conversions": phi[:, 0], "value": phi[:, 1]},
@@ -127,8 +131,7 @@ class ShapleyAttribution:
     @property
     def shares_(self) -> pd.Series:
         """Share of credited conversions per channel (sums to 1)."""
-        if not hasattr(self, "attribution_"):
-            raise NotFittedError("ShapleyAttribution is not fitted; call fit(paths) first")
+        self._check_fitted()
         a = self.attribution_["conversions"]
         return a / a.sum()
 

@@ -1,13 +1,28 @@
-"""Build the Jupyter Book aside, then swap it into place.
+"""Build the Jupyter Book aside, scan it, then switch it in with one atomic step.
 
 ``build_book`` runs every study (papermill is the only executor; Jupyter Book
 runs with execution off), assembles the book's sources and the executed
 notebooks in a staging folder with a table of contents generated from
-``studies.yml``, builds the HTML there, and only when everything succeeded
-swaps it into ``book/_build/html``: the old HTML is renamed aside, the new one
-renamed into place, then the old one deleted. A failing study or build leaves
-the previously published HTML untouched. A lock file keeps two builds of the
-same book from running at once.
+``studies.yml``, builds the HTML there, scans every page and published source
+for personal data, credentials and machine paths (:func:`scan_book`), and only
+when everything succeeded publishes it.
+
+Publishing is crash-safe. The published book ``book/_build/html`` is a
+symbolic link to ``book/_build/releases/<run>``; a new book is moved into
+``releases/`` and the link replaced by a rename of a temporary link — one
+atomic step, so a reader (or a crash) sees the old book or the new one, never
+none. Every build first repairs what a killed build may have left
+(:func:`recover`): a missing or dangling link is pointed at the last good
+book, half-made links, unpublished releases and the staging folder are
+removed, and the published run's record is brought up to date. A
+``book/_build/html`` folder of an older crmstats is moved into ``releases/``
+by the same repair. A failing study, build or scan leaves the published book
+untouched. A lock file keeps two builds of the same book from running at once
+(taken with ``flock`` before the holder's pid is written, so a refused build
+never erases it); the Jupyter Book process runs in its own process group and
+dies with the build (also when the build is killed). Every filesystem error
+(a full disk, a permission) is a one-line :class:`~crmstats.StudyError` naming
+the step and the cause, and the staging folder is removed on every exit.
 
 Every run is archived under ``book/runs/<stamp>/`` (the newest 30 are kept, and
 always the latest published one; see ``keep_runs``): the executed notebooks and
@@ -18,19 +33,23 @@ showing the change against the previous published run.
 
 With ``keep_going``, a failed study does not stop the others, and the book is
 published with the failed study marked as failed (a page naming notebook, cell
-and error, and a warning on the summary); :attr:`BuildResult.failures` lists
-them, and the command line exits non-zero.
+and error type, with values redacted, and a warning on the summary);
+:attr:`BuildResult.failures` lists them, and the command line exits non-zero.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +63,8 @@ from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.studies import Study, load_studies
 from crmstats.exceptions import StudyError
 
-__all__ = ["BuildResult", "build_book", "build_lock", "prune_runs", "write_toc"]
+__all__ = ["PUBLISH_STEPS", "BuildResult", "build_book", "build_lock", "prune_runs", "recover",
+           "scan_book", "write_toc"]
 
 #: Files and folders of ``book/`` that are generated, never book sources.
 GENERATED = {"_build", "studies", "studies.yml", "_toc.yml", "runs", "summary.md"}
@@ -64,12 +84,15 @@ class BuildResult:
         Whether the new HTML replaced the old one.
     run_dir : pathlib.Path or None
         The run's archive folder (``book/runs/<stamp>``).
+    recovered : list of str
+        What :func:`recover` repaired before this build (an interrupted earlier one).
     """
 
     html: Path
     studies: list[StudyResult] = field(default_factory=list)
     published: bool = False
     run_dir: Path | None = None
+    recovered: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[StudyResult]:
@@ -79,22 +102,33 @@ class BuildResult:
 
 @contextmanager
 def build_lock(book_dir: Path):
-    """Hold an exclusive lock on ``book_dir/.build.lock`` or raise StudyError at once."""
-    book_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(book_dir / ".build.lock", "w")
+    """Hold an exclusive lock on ``book_dir/.build.lock`` or raise StudyError at once.
+
+    The file is opened without truncation and locked with ``flock`` before the
+    holder writes its pid, so a refused build never erases the running
+    build's record (the error names its pid). The kernel releases the lock
+    when the holder dies, even by SIGKILL.
+    """
+    path = book_dir / ".build.lock"
+    with _fs_step("taking the build lock"):
+        book_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # never O_TRUNC: keep the holder's pid
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            pid = f" (pid {holder})" if re.fullmatch(r"\d{1,10}", holder) else ""
             raise StudyError(
-                f"another build of {book_dir} is running (lock {book_dir / '.build.lock'}); "
+                f"another build of {book_dir} is running{pid} (lock {path}); "
                 "try again when it has finished"
             ) from None
-        handle.write(str(os.getpid()))
-        handle.flush()
+        with _fs_step("taking the build lock"):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        handle.close()
+        os.close(fd)
 
 
 def write_toc(studies: list[Study], path: Path, *, root: str = "summary",
@@ -216,29 +250,343 @@ def _failure_page(study: Study, error: str, run: str) -> str:
             f"```text\n{error}\n```\n:::\n")
 
 
-def _swap(new_html: Path, html: Path) -> None:
-    html.parent.mkdir(parents=True, exist_ok=True)
-    old = html.with_name(html.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if html.exists():
-        html.rename(old)
-    new_html.rename(html)
-    if old.exists():
-        shutil.rmtree(old)
+def public_error(error: str, personal: tuple = (), paths: list[str] | None = None) -> str:
+    """Return the failure text that may be shown on a published page.
+
+    The first line of the error (notebook, cell, error type and message), with
+    values taken out: anything the publication scan would flag (e-mails, phone
+    numbers, credentials, personal values, machine paths), lists (``[...]``,
+    usually offending rows or ids) and quoted text that is not a plain column
+    name. Column names and counts stay. The full error stays in the run
+    archive and on the command line.
+    """
+    from crmstats.privacy import redact
+
+    text = (error or "failed").strip().splitlines()[0] if (error or "").strip() else "failed"
+    text = redact(text, extra_values=personal, paths=paths, mark="…")
+    text = re.sub(r"\[[^\[\]]*\]", "[…]", text)
+    text = re.sub(r"(['\"])(?![A-Za-z_][A-Za-z0-9_.]{0,40}\1)[^'\"]*\1", "'…'", text)
+    return text[:300] + ("…" if len(text) > 300 else "")
 
 
-def _jupyter_book(source: Path, out: Path, strict: bool) -> None:
+#: The publishing steps, in order. A build can be killed between any two of
+#: them (the tests do so at each, with SIGKILL); the next build's
+#: :func:`recover` then leaves the last good book or the new one published.
+PUBLISH_STEPS = ("built", "scanned", "moved", "linked", "switched", "recorded", "cleaned")
+
+#: Test hook: called with each step name of :data:`PUBLISH_STEPS` as it is reached.
+_step_hook: Callable[[str], None] | None = None
+
+
+def _reached(step: str) -> None:
+    if _step_hook is not None:
+        _step_hook(step)
+
+
+def _os_cause(exc: OSError) -> str:
+    """``No space left on device (ENOSPC) on book/_build/x``: the cause of an OSError."""
+    code = errno.errorcode.get(exc.errno or 0, "")
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    cause += f" ({code})" if code else ""
+    return cause + (f" on {exc.filename}" if exc.filename else "")
+
+
+@contextmanager
+def _fs_step(step: str):
+    """Turn a filesystem error in ``step`` into a one-line StudyError naming step and cause."""
+    try:
+        yield
+    except OSError as exc:
+        raise StudyError(f"{step} failed: {_os_cause(exc)}") from None
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, link or folder; a folder is renamed aside first, so no half is left."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        trash = path.parent / f".trash-{path.name}-{os.getpid()}"
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _point(link: Path, target: str, *, steps: bool = False) -> None:
+    """Make ``link`` a symlink to ``target`` (relative) in one atomic rename."""
+    tmp = link.with_name(f".{link.name}.next")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    if steps:
+        _reached("linked")
+    os.replace(tmp, link)
+    if steps:
+        _reached("switched")
+
+
+def _current_release(html: Path) -> Path | None:
+    """Return the release folder ``html`` points at, if it is a valid link."""
+    if html.is_symlink():
+        target = (html.parent / os.readlink(html)).resolve()
+        if target.is_dir() and target.parent == (html.parent / "releases").resolve():
+            return target
+    return None
+
+
+def recover(book_dir: str | Path) -> list[str]:
+    """Repair what an interrupted build left; return what was done (for the log).
+
+    Run by every build under its lock, before anything else:
+
+    * ``book/_build/html`` missing or a dangling link (a build killed
+      mid-switch, or an older crmstats killed between its two renames): it is
+      pointed at the last good book — the release named in
+      ``releases/.published``, else ``html.old`` of an older crmstats, else
+      the newest release;
+    * ``book/_build/html`` a real folder (an older crmstats): moved into
+      ``releases/`` and linked, so the next switch is atomic;
+    * temporary links, releases that were never switched in, folders being
+      deleted and the staging folder are removed;
+    * the run record of the published release is marked published (a build
+      killed right after its switch).
+    """
+    book_dir = Path(book_dir)
+    build, html = book_dir / "_build", book_dir / "_build" / "html"
+    releases = build / "releases"
+    done: list[str] = []
+    with _fs_step("repairing an interrupted build"):
+        staging = book_dir / "_build.staging"
+        if staging.exists():
+            _remove(staging)
+            done.append("removed the staging folder of an interrupted build")
+        for leftover in book_dir.glob(".trash-*"):
+            _remove(leftover)
+        if not build.exists():
+            return done
+        for leftover in [*build.glob(".html.next"), *build.glob(".trash-*"),
+                         *(releases.glob(".trash-*") if releases.exists() else [])]:
+            _remove(leftover)
+        marker = releases / ".published"
+        old = build / "html.old"
+        if html.is_dir() and not html.is_symlink():  # layout of an older crmstats
+            name = f"legacy-{_dt.datetime.now(_dt.UTC):%Y%m%d%H%M%S}"
+            releases.mkdir(exist_ok=True)
+            _write_atomic(marker, name)
+            os.rename(html, releases / name)
+            _point(html, f"releases/{name}")
+            done.append("moved the published book into releases/ (atomic switching from now on)")
+        elif _current_release(html) is None:
+            candidates = []
+            named = marker.read_text().strip() if marker.exists() else ""
+            if named and (releases / named).is_dir():
+                candidates.append(named)
+            if old.is_dir():
+                name = f"legacy-{_dt.datetime.now(_dt.UTC):%Y%m%d%H%M%S}"
+                releases.mkdir(exist_ok=True)
+                os.rename(old, releases / name)
+                candidates.append(name)
+            if releases.exists():
+                candidates += sorted((p.name for p in releases.iterdir() if p.is_dir()
+                                      and not p.name.startswith(".")),
+                                     key=lambda n: (releases / n).stat().st_mtime, reverse=True)
+            if candidates:
+                _write_atomic(marker, candidates[0])
+                _point(html, f"releases/{candidates[0]}")
+                done.append(f"restored the last good book ({candidates[0]}) "
+                            "after an interrupted switch")
+        if old.exists():
+            _remove(old)
+        current = _current_release(html)
+        if current is not None:
+            if not marker.exists() or marker.read_text().strip() != current.name:
+                _write_atomic(marker, current.name)
+            for release in releases.iterdir():
+                if release.is_dir() and release != current:
+                    _remove(release)
+                    done.append(f"removed release {release.name} that was never published")
+            _mark_published(book_dir / "runs" / current.name)
+    return done
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _mark_published(run_dir: Path) -> None:
+    """Set ``published`` in a run record (atomically), if the record exists."""
+    record_path = run_dir / "kpis.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return
+    if not record.get("published"):
+        record["published"] = True
+        _write_atomic(record_path, json.dumps(record, indent=2, default=str))
+
+
+def _publish(new_html: Path, book_dir: Path, name: str) -> None:
+    """Switch ``new_html`` in as ``book/_build/html`` with one atomic rename of a link."""
+    build = book_dir / "_build"
+    html, releases = build / "html", build / "releases"
+    with _fs_step("publishing (moving the new book into place)"):
+        releases.mkdir(parents=True, exist_ok=True)
+        release = releases / name
+        os.rename(new_html, release)
+        _reached("moved")
+    with _fs_step("publishing (switching the link)"):
+        _point(html, f"releases/{name}", steps=True)
+    with _fs_step("publishing (recording the run)"):
+        _write_atomic(releases / ".published", name)
+        _mark_published(book_dir / "runs" / name)
+        _reached("recorded")
+    # the old releases go; a failure here leaves only garbage the next build removes
+    for old in releases.iterdir():
+        if old.is_dir() and old.name != name:
+            try:
+                _remove(old)
+            except OSError:
+                pass
+    _reached("cleaned")
+
+
+def _jupyter_book_command(source: Path, out: Path, strict: bool) -> list[str]:
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(source),
            "--path-output", str(out), "--builder", "html"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
+    return cmd
+
+
+#: Run a command so that it dies with the thread that started it (Linux
+#: PR_SET_PDEATHSIG), also when the build is killed with SIGKILL.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "parent = int(sys.argv[1])\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)\n"
+    "if os.getppid() != parent:\n"
+    "    sys.exit(137)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _jupyter_book(source: Path, out: Path, strict: bool) -> None:
+    cmd = _jupyter_book_command(source, out, strict)
+    if sys.platform.startswith("linux"):
+        cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, start_new_session=True)
+    except OSError as exc:
+        raise StudyError(f"building the HTML failed: cannot start jupyter-book "
+                         f"({_os_cause(exc)})") from None
+    try:
+        output, _ = proc.communicate()
+    finally:
+        if proc.poll() is None:  # interrupted: the builder and its children go with us
+            _kill_group(proc)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        cause = re.findall(r"\[Errno \d+\] ([^:\n]+)", output or "")
+        if cause:
+            raise StudyError(f"building the HTML failed: {cause[-1].strip()} "
+                             f"(jupyter-book exit {proc.returncode})")
+        tail = "\n".join((output or "").strip().splitlines()[-25:])
         raise StudyError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+
+
+#: Files of the built book that are scanned (text that came from the studies or pages).
+_SCANNED = {".html", ".htm", ".ipynb", ".md", ".txt", ".json", ".js", ".svg", ".csv", ".py"}
+
+
+def scan_book(html_dir: str | Path, *, personal: tuple = (),
+              paths: list[str] | None = None) -> list[tuple[str, str, int]]:
+    r"""Scan a built book for what must not be published.
+
+    Every HTML page and every published source (``_sources/``, the search
+    index) — not the theme's own assets under ``_static/`` — is decoded
+    (HTML entities, ``%40``, ``\u0040`` escapes) and searched for e-mail addresses,
+    phone numbers, credentials, ``personal`` values and machine ``paths``
+    (:func:`crmstats.privacy.scan_text`).
+
+    Returns
+    -------
+    list of (page, pattern, line)
+        Page relative to ``html_dir``; never the value found.
+    """
+    from crmstats.privacy import notebook_text, scan_text
+
+    html_dir = Path(html_dir)
+    found: list[tuple[str, str, int]] = []
+    for page in sorted(html_dir.rglob("*")):
+        rel = page.relative_to(html_dir)
+        if rel.parts[0] == "_static" or page.suffix.lower() not in _SCANNED or not page.is_file():
+            continue
+        raw = page.read_text(errors="replace")
+        text = notebook_text(raw) if page.suffix == ".ipynb" else raw
+        for f in scan_text(text, extra_values=personal, paths=paths):
+            found.append((rel.as_posix(), f.pattern, f.line))
+    return found
+
+
+def _personal_values(studies: list[Study]) -> tuple:
+    """Values of the personal columns of every data source the studies read.
+
+    The columns are those :meth:`crmstats.CRMData.personal_columns` marks
+    (the schema's name, e-mail, phone, ... plus a source file's own marks).
+    A source that cannot be loaded gives none (its studies failed already).
+    """
+    import crmstats
+
+    values: set[str] = set()
+    sources = {s.parameters.get("data_source") for s in studies}
+    for source in sorted(str(x) for x in sources if isinstance(x, str) and x):
+        try:
+            crm = crmstats.load_crm(source)
+            for name, table in crm.tables().items():
+                columns = [c for c in crm.personal_columns(name) if c in _columns(table)]
+                if not columns:
+                    continue
+                frame = crmstats.execute(crmstats.as_table(table, name).select(*columns))
+                for column in columns:
+                    values.update(str(v) for v in frame[column].dropna().unique())
+        except Exception:  # noqa: BLE001 - an unloadable source has nothing to scan for
+            continue
+    return tuple(sorted(values))
+
+
+def _columns(table: Any) -> list[str]:
+    data = getattr(table, "data", table)
+    try:
+        return list(data.columns)
+    except Exception:  # noqa: BLE001 - an Ibis table or a path: ask Ibis
+        return []
+
+
+@contextmanager
+def _terminate_on_sigterm():
+    """In the main thread, turn SIGTERM into an exception so cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise StudyError("build stopped by SIGTERM; the published book is unchanged")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_book(
@@ -297,7 +645,8 @@ def build_book(
         chosen = {s.slug for s in studies}
     html = book_dir / "_build" / "html"
     result = BuildResult(html=html)
-    with build_lock(book_dir):
+    with _terminate_on_sigterm(), build_lock(book_dir):
+        result.recovered = recover(book_dir)
         now = _dt.datetime.now(_dt.UTC)
         started = now.isoformat(timespec="seconds")
         runs_dir = book_dir / "runs"
@@ -310,20 +659,46 @@ def build_book(
                                     jobs=jobs, keep_going=keep_going, strict=strict,
                                     on_done=on_done, chosen=chosen)
         finally:
+            shutil.rmtree(book_dir / "_build.staging", ignore_errors=True)
             prune_runs(runs_dir, keep_runs)
+
+
+def _public_record(record: dict[str, Any], personal: tuple, paths: list[str]) -> dict[str, Any]:
+    """Return the run record as the summary shows it: errors and parameters without values."""
+    from crmstats.privacy import redact
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, extra_values=personal, paths=paths)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    public = json.loads(json.dumps(record, default=str))
+    public["parameters"] = clean(public.get("parameters") or {})
+    for study in public.get("studies", {}).values():
+        study["parameters"] = clean(study.get("parameters") or {})
+        if study.get("error"):
+            study["error"] = public_error(study["error"], personal, paths)
+    return public
 
 
 def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
                      params, started: str, *, jobs, keep_going, strict, on_done,
                      chosen: set[str]) -> BuildResult:
     """Run the studies, archive the run and (unless a study failed) publish the book."""
-    root, html, runs_dir = book_dir.parent, result.html, run_dir.parent
+    from crmstats.privacy import machine_paths
+
+    root, runs_dir = book_dir.parent, run_dir.parent
     kept = _kept_studies([s for s in studies if s.slug not in chosen], runs_dir)
     # a study outside --only with no published page to keep is run too
     to_run = [s for s in studies if s.slug not in kept]
     result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
                                  keep_going=keep_going, on_done=on_done)
-    record = _archive(run_dir, studies, result.studies, params, started, kept)
+    with _fs_step("archiving the run"):
+        record = _archive(run_dir, studies, result.studies, params, started, kept)
     if not keep_going and (result.failures or len(result.studies) < len(to_run)):
         lines = [str(r.error) for r in result.failures]
         skipped = len(to_run) - len(result.studies)
@@ -333,47 +708,66 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         raise StudyError("study failed; the book was not published:\n  "
                          + "\n  ".join(lines))
     staging = book_dir / "_build.staging"
-    if staging.exists():
-        shutil.rmtree(staging)
+    personal = _personal_values(studies)
+    paths = machine_paths([root, book_dir, staging])
     source = staging / "src"
-    source.mkdir(parents=True)
-    for item in book_dir.iterdir():
-        if item.name in GENERATED or item.name.startswith((".", "_build")):
-            continue
-        target = source / item.name
-        if item.is_dir():
-            shutil.copytree(item, target)
-        else:
-            shutil.copy2(item, target)
-    (source / "studies").mkdir()
-    by_slug = {r.slug: r for r in result.studies}
-    for study in studies:
-        res = by_slug.get(study.slug)
-        if study.slug in kept:
-            folder, _ = kept[study.slug]
-            strip_kpi_records(folder / "notebooks" / f"{study.slug}.ipynb",
-                              source / "studies" / f"{study.slug}.ipynb", title=study.title,
-                              banner=_kept_banner(kept[study.slug][1].get("from_run")
-                                                  or folder.name))
-        elif res is not None and res.ok:
-            strip_kpi_records(res.output, source / "studies" / res.output.name,
-                              title=study.title)
-        else:
-            error = str(res.error) if res is not None else "not run"
-            (source / "studies" / f"{study.slug}.md").write_text(
-                _failure_page(study, error, run_dir.name))
-    earlier = [data for folder, data in _published(_runs(runs_dir)) if folder.name < run_dir.name]
-    page = summary_page(record, earlier)
-    (source / "summary.md").write_text(page)
-    (run_dir / "summary.md").write_text(page)
-    # every other Markdown page of the book folder, the intro first
-    pages = sorted(p.stem for p in source.glob("*.md") if p.stem != "summary")
-    front = sorted(pages, key=lambda name: (name != "intro", name))
-    write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
+    with _fs_step("assembling the book sources"):
+        if staging.exists():
+            shutil.rmtree(staging)
+        source.mkdir(parents=True)
+        for item in book_dir.iterdir():
+            if item.name in GENERATED or item.name.startswith((".", "_build")):
+                continue
+            target = source / item.name
+            if item.is_dir():
+                shutil.copytree(item, target)
+            else:
+                shutil.copy2(item, target)
+        (source / "studies").mkdir()
+        by_slug = {r.slug: r for r in result.studies}
+        for study in studies:
+            res = by_slug.get(study.slug)
+            published = source / "studies" / f"{study.slug}.ipynb"
+            if study.slug in kept:
+                folder, _ = kept[study.slug]
+                strip_kpi_records(folder / "notebooks" / f"{study.slug}.ipynb", published,
+                                  title=study.title,
+                                  banner=_kept_banner(kept[study.slug][1].get("from_run")
+                                                      or folder.name))
+            elif res is not None and res.ok:
+                strip_kpi_records(res.output, published, title=study.title)
+            else:
+                error = str(res.error) if res is not None else "not run"
+                (source / "studies" / f"{study.slug}.md").write_text(
+                    _failure_page(study, public_error(error, personal, paths), run_dir.name))
+        earlier = [data for folder, data in _published(_runs(runs_dir))
+                   if folder.name < run_dir.name]
+        page = summary_page(_public_record(record, personal, paths), earlier)
+        (source / "summary.md").write_text(page)
+        (run_dir / "summary.md").write_text(page)
+        # every other Markdown page of the book folder, the intro first
+        pages = sorted(p.stem for p in source.glob("*.md") if p.stem != "summary")
+        front = sorted(pages, key=lambda name: (name != "intro", name))
+        write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
     _jupyter_book(source, staging / "out", strict)
-    _swap(staging / "out" / "_build" / "html", html)
-    shutil.rmtree(staging, ignore_errors=True)
-    record["published"] = True
-    (run_dir / "kpis.json").write_text(json.dumps(record, indent=2, default=str))
+    new_html = staging / "out" / "_build" / "html"
+    _reached("built")
+    with _fs_step("scanning the book"):
+        findings = scan_book(new_html, personal=personal, paths=paths)
+    if findings:
+        by_page: dict[str, dict[str, list[int]]] = {}
+        for page, pattern, line in findings:
+            by_page.setdefault(page, {}).setdefault(pattern, []).append(line)
+        listed = [page + ": " + ", ".join(
+            f"{pattern} (line{'s' if len(lines) > 1 else ''} "
+            f"{', '.join(map(str, sorted(set(lines))[:5]))})" for pattern, lines in kinds.items())
+            for page, kinds in list(by_page.items())[:20]]
+        more = f"\n  ... and {len(by_page) - 20} more pages" if len(by_page) > 20 else ""
+        raise StudyError(
+            f"publication scan: {len(findings)} finding(s) of personal data, credentials or "
+            "machine paths; the book was not published (the last good book stays):\n  "
+            + "\n  ".join(listed) + more)
+    _reached("scanned")
+    _publish(new_html, book_dir, run_dir.name)
     result.published = True
     return result

@@ -18,12 +18,21 @@ import pandas as pd
 
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
-__all__ = ["attribution", "churn", "clv", "data_overview", "funnel", "key_accounts",
-           "lead_scoring", "lifecycle"]
+__all__ = ["attribution", "churn", "clv", "data_overview", "data_quality", "funnel",
+           "key_accounts", "lead_scoring", "lifecycle", "value_migration"]
 
 
 def _label(name: Any) -> str:
     return str(name).replace("_", " ")
+
+
+def _term(term: Any) -> str:
+    """Name a model term for readers: ``industry[software]`` as ``industry = software``."""
+    text = str(term)
+    if "[" in text and text.endswith("]"):
+        name, level = text[:-1].split("[", 1)
+        return f"{_label(name)} = {level.removeprefix('T.')}"
+    return _label(text)
 
 
 def _finite(value: Any) -> bool:
@@ -46,6 +55,45 @@ def _top(series: pd.Series, n: int = 1) -> list:
 def _keep(sentences: list[str | None]) -> list[str]:
     out = [s for s in sentences if s]
     return out[:5]
+
+
+def data_quality(quality: pd.DataFrame) -> list[str]:
+    """Write the key findings of the data-quality page.
+
+    Parameters
+    ----------
+    quality : DataFrame
+        :func:`crmstats.data_quality` (one row per table: ``rows_read``,
+        ``rows_dropped``, ``dropped_because``, ``flags``, ``first``, ``last``,
+        ``mapping``).
+
+    Returns
+    -------
+    list of str
+    """
+    read = int(quality["rows_read"].sum())
+    dropped = int(quality["rows_dropped"].sum())
+    out = [f"{fmt_count(len(quality))} tables were read, {fmt_count(read)} rows in all."]
+    if dropped:
+        worst = quality["rows_dropped"].idxmax()
+        out.append(f"{fmt_count(dropped)} rows ({fmt_pct(dropped / read)}) were left out; most "
+                   f"in {_label(worst)} ({fmt_count(quality.loc[worst, 'rows_dropped'])}: "
+                   f"{quality.loc[worst, 'dropped_because'] or 'see the table'}).")
+    else:
+        out.append("No row was left out: every row read is used by the studies.")
+    flags = quality["flags"].fillna("").astype(str).str.strip()
+    flagged = [str(t) for t in quality.index[flags != ""]]
+    out.append(f"Flagged for a look: {', '.join(_label(t) for t in flagged)} (see the table)."
+               if flagged else "No table carries a flag.")
+    first, last = pd.to_datetime(quality["first"]).min(), pd.to_datetime(quality["last"]).max()
+    if pd.notna(first) and pd.notna(last):
+        out.append(f"The data run from {_date(first)} to {_date(last)}.")
+    mapped = quality["mapping"].fillna("").astype(str)
+    n_mapped = int((~mapped.str.startswith("canonical") & (mapped != "")).sum())
+    out.append(f"{fmt_count(n_mapped)} tables are mapped from the export's own names by the "
+               "source file." if n_mapped else "The tables use crmstats' canonical names: "
+               "no mapping was needed.")
+    return _keep(out)
 
 
 def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Series,
@@ -132,7 +180,7 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
     dormant = float((clv_values < 0.01 * clv_values.mean()).mean()) if len(clv_values) else 0.0
     if dormant > 0:
         out.append(f"{fmt_pct(dormant)} of customers are expected to be worth almost nothing "
-                   "(under 1 % of the average): most of them have probably left.")
+                   "(under 1 % of the average customer).")
     return _keep(out)
 
 
@@ -223,8 +271,9 @@ def churn(rates: pd.DataFrame, retention: pd.DataFrame, churned_after: int,
     ages = [a for a in curve.index if a not in (0, "0")]
     if ages:
         first = ages[0]
-        line = (f"On average {fmt_pct(curve.loc[first])} of a cohort buys again {first} "
-                f"{unit}(s) after its first purchase")
+        after = f"one {unit}" if str(first) == "1" else f"{first} {unit}s"
+        line = (f"On average {fmt_pct(curve.loc[first])} of a cohort buys again {after} "
+                "after its first purchase")
         if len(ages) > 1:
             line += f", {fmt_pct(curve.loc[ages[-1]])} after {ages[-1]} {unit}s"
         out.append(line + ".")
@@ -260,7 +309,7 @@ def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
     if medians is not None and len(medians) and "median" in medians:
         median = medians["median"].iloc[0]
         if _finite(median):
-            out.append(f"Half of the key accounts stay {fmt_number(median, 3)} months or "
+            out.append(f"Half of the key accounts stay {fmt_number(median, 2)} months or "
                        "longer (Kaplan-Meier median).")
         else:
             out.append("More than half of the key accounts are still with the company: their "
@@ -270,8 +319,8 @@ def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
         if len(sig):
             name = sig["estimate"].abs().idxmax()
             effect = math.exp(float(sig.loc[name, "estimate"]))
-            out.append(f"{_label(name).capitalize()} drives churn: each unit multiplies the "
-                       f"churn hazard by {fmt_number(effect, 3)} (p = "
+            out.append(f"{_label(name).capitalize()} is the strongest significant driver of "
+                       f"churn: hazard ratio {fmt_number(effect, 3)} per unit (p = "
                        f"{fmt_number(sig.loc[name, 'p_value'], 2)}).")
         else:
             out.append("No service driver of churn is significant at the 5 % level in these "
@@ -350,7 +399,8 @@ def lead_scoring(auc: float, coefficients: pd.DataFrame, band_rates: pd.Series,
         if len(sig):
             strength = np.log(sig["odds_ratio"].astype(float)).abs()
             top = list(strength.sort_values(ascending=False, kind="stable").index[:2])
-            parts = [f"{_label(t)} (odds × {fmt_number(sig.loc[t, 'odds_ratio'], 3)} per unit)"
+            parts = [f"{_term(t)} (odds × {fmt_number(sig.loc[t, 'odds_ratio'], 3)} "
+                     + ("against the base level)" if "[" in str(t) else "per unit)")
                      for t in top]
             out.append("The strongest significant signals are " + " and ".join(parts) + ".")
     rates = band_rates.dropna()
@@ -391,4 +441,54 @@ def lifecycle(counts: pd.Series, flows: pd.DataFrame | None = None) -> list[str]
     largest = _top(counts)[0]
     out.append(f"The largest group is {_label(largest)} ({fmt_pct(counts[largest] / total)} "
                "of contacts).")
+    return _keep(out)
+
+
+def value_migration(migration: Any, top_n: int = 15) -> list[str]:
+    """Write the key findings of the value-migration study ("How customer value moves").
+
+    Parameters
+    ----------
+    migration : ValueMigration
+        :func:`crmstats.clv.value_migration`.
+    top_n : int
+        Length of the study's list of accounts to act on.
+
+    Returns
+    -------
+    list of str
+    """
+    d = migration.decomposition
+    start, end = float(d["start"]), float(d["end"])
+    change = end - start
+    c = migration.customers
+    present = c["clv_start"].notna()
+    fell = int((c["tier_move"] < 0).sum())
+    when = (f"from {pd.Timestamp(migration.start):%d %B %Y} to "
+            f"{pd.Timestamp(migration.end):%d %B %Y}")
+    direction = "rose" if change >= 0 else "fell"
+    out = [f"Expected customer value (discounted CLV of every customer) {direction} "
+           f"{when}, from {fmt_money(start)} to {fmt_money(end)} "
+           f"({fmt_pct(change / start, signed=True)})." if start > 0 else None]
+    net = migration.net_migration
+    out.append(f"New customers added {fmt_money(d['new'])}; the customers already there "
+               f"{'gained' if net >= 0 else 'lost'} {fmt_money(abs(net))} net: "
+               f"{fmt_money(d['upgrades'])} from upgrades, {fmt_money(d['downgrades'])} from "
+               f"downgrades, {fmt_money(d['unchanged tier'])} within unchanged tiers and "
+               f"{fmt_money(d['lost'])} from customers who lapsed.")
+    if present.any():
+        out.append(f"{fmt_count(fell)} of the {fmt_count(int(present.sum()))} customers "
+                   f"({fmt_pct(fell / present.sum())}) fell one value tier or more; they held "
+                   f"{fmt_pct(migration.share_value_moved_down)} of the value at the start.")
+    lost = int(c["lost"].sum())
+    if lost:
+        out.append(f"{fmt_count(lost)} customers active at the start have since gone twice "
+                   "the usual time between purchases without buying (counted as lost).")
+    f = migration.fallers
+    if len(f):
+        top = f["value_lost"].head(int(top_n))
+        out.append(f"The {fmt_count(len(top))} accounts at the top of the list to act on lost "
+                   f"{fmt_money(top.sum())} of expected value between them "
+                   f"({fmt_pct(top.sum() / f['value_lost'].clip(lower=0).sum())} of all the "
+                   "value lost by customers who fell a tier).")
     return _keep(out)

@@ -168,9 +168,12 @@ def record_kpis(kpis: Mapping[str, Any] | None = None, *, show: bool = True,
         except ImportError:  # pragma: no cover - IPython is a dependency
             return frame
         if get_ipython() is not None:
+            from crmstats.book.report import format_table
+
             table = frame[["label", "formatted"]].rename(
                 columns={"label": "KPI", "formatted": "value"})
-            display({KPI_MIME: records, "text/html": table.to_html(index=False),
+            shown = format_table(table, index=False, labels=False)
+            display({KPI_MIME: records, "text/html": shown.to_html(),
                      "text/plain": table.to_string(index=False)}, raw=True)
     return frame
 
@@ -332,7 +335,7 @@ def summary_page(run: dict[str, Any],
         if study["status"] == "kept":
             change, since = "not rerun", study["from_run"]
         elif compared[slug] is None:
-            change, since = "no earlier run of this source", "—"
+            change, since = "—", "first run"
         else:
             change = _change(rec["value"], before, rec["kind"])
             since = compared[slug]

@@ -39,7 +39,9 @@ __all__ = [
     "fmt_money",
     "fmt_number",
     "fmt_pct",
+    "fmt_pvalue",
     "fmt_ratio",
+    "format_record",
     "format_table",
     "get_currency",
     "reader_text",
@@ -151,8 +153,8 @@ def fmt_money(value: Any, currency: str | None = None, sig: int = 4, *,
     currency : str, optional
         Symbol or code; default the one set by :func:`set_currency`.
     sig : int
-        Significant digits; amounts of ``sig`` digits or more are whole, and
-        never more than two decimals are shown.
+        Unused for money (kept for a uniform signature): amounts under 1,000
+        show cents, larger ones are whole.
     decimals : int, optional
         Fixed decimals instead.
 
@@ -165,8 +167,8 @@ def fmt_money(value: Any, currency: str | None = None, sig: int = 4, *,
         return MISSING
     currency = get_currency() if currency is None else currency
     value = float(value)
-    if decimals is None:
-        decimals = min(2, _decimals(value, sig))
+    if decimals is None:  # cents below 1,000, whole amounts from there
+        decimals = 0 if abs(value) >= 1000 else 2
     return _with_currency(fmt_number(value, decimals=decimals), currency)
 
 
@@ -194,6 +196,14 @@ def fmt_pct(value: Any, decimals: int | None = None, *, signed: bool = False) ->
     return f"{text} %"
 
 
+def fmt_pvalue(value: Any) -> str:
+    """Format a p-value: three decimals, or ``< 0.001``."""
+    if _missing(value):
+        return MISSING
+    value = float(value)
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def fmt_ratio(value: Any) -> str:
     """Format a ratio such as LTV:CAC (``3.25x``)."""
     if _missing(value):
@@ -212,6 +222,18 @@ def _as_list(cols: str | Iterable[str] | None) -> list:
     if isinstance(cols, str):
         return [cols]
     return list(cols)
+
+
+def _whole(values: pd.Series) -> bool:
+    finite = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = finite[np.isfinite(finite)]
+    return len(finite) > 0 and bool((finite == np.round(finite)).all())
+
+
+def _typical(values: pd.Series) -> float:
+    finite = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = finite[np.isfinite(finite) & (finite != 0)].abs()
+    return float(finite.median()) if len(finite) else 0.0
 
 
 def _column_decimals(values: pd.Series, sig: int, max_decimals: int) -> int:
@@ -278,8 +300,9 @@ def format_table(
     ----------
     frame : pandas.DataFrame or pandas.Series
         The table (not modified).
-    money, pct, count, ratio, number : str or list of str, optional
-        Columns by role. ``pct=True`` ... is not accepted: name the columns.
+    money, pct, count, ratio, number : str, list of str or True, optional
+        Columns by role; ``True`` gives the role to every numeric column.
+        Columns named ``p_value`` are shown as p-values (``< 0.001``).
     currency : str, optional
         Currency of the money columns; default the study's (:func:`set_currency`).
     sig : int
@@ -313,10 +336,13 @@ def format_table(
         frame = frame.to_frame(frame.name if frame.name is not None else "value")
     if not isinstance(frame, pd.DataFrame):
         raise CRMStatsError(f"format_table: expected a DataFrame, got {type(frame).__name__}")
-    roles: dict[Any, str] = {}
+    numeric_cols = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+                    and not pd.api.types.is_bool_dtype(frame[c])]
+    roles: dict[Any, str] = {c: "pvalue" for c in frame.columns
+                             if str(c).lower() in ("p_value", "pvalue", "p-value")}
     for role, cols in (("money", money), ("pct", pct), ("count", count), ("ratio", ratio),
                        ("number", number)):
-        for col in _as_list(cols):
+        for col in (numeric_cols if cols is True else _as_list(cols)):
             if col not in frame.columns:
                 raise CRMStatsError(f"format_table: column {col!r} is not in the table "
                                     f"(columns: {[str(c) for c in frame.columns]})")
@@ -338,8 +364,10 @@ def format_table(
                 continue
             else:
                 continue
+        if role == "number" and _whole(values):
+            role = "count"  # e.g. 90.0 purchases: a float column of whole numbers
         if role == "money":
-            d = _column_decimals(values, sig, 2)
+            d = 0 if _typical(values) >= 1000 else 2
             formatters[col] = lambda v, d=d: fmt_money(v, currency, decimals=d)
         elif role == "pct":
             formatters[col] = fmt_pct
@@ -347,6 +375,8 @@ def format_table(
             formatters[col] = fmt_count
         elif role == "ratio":
             formatters[col] = fmt_ratio
+        elif role == "pvalue":
+            formatters[col] = fmt_pvalue
         else:
             d = _column_decimals(values, sig, 6)
             formatters[col] = lambda v, d=d: fmt_number(v, decimals=d)
@@ -369,6 +399,51 @@ def format_table(
         styler.set_table_styles({c: [{"selector": "td", "props": "text-align: right;"}]
                                  for c in numeric}, overwrite=False)
     return styler
+
+
+def format_record(values: Any, *, money: Sequence[str] = (), pct: Sequence[str] = (),
+                  count: Sequence[str] = (), ratio: Sequence[str] = (),
+                  currency: str | None = None, name: str = "value") -> Any:
+    """Format a key-value record (a Series or mapping of mixed figures) as a two-column table.
+
+    Parameters
+    ----------
+    values : Series or mapping
+        Figures by name, e.g. ``funnel.pipeline(...)["summary"]``.
+    money, pct, count, ratio : list of str
+        Names by role; other numbers get 4 significant digits, dates show as dates.
+    currency : str, optional
+        Currency of the money figures (default the study's).
+    name : str
+        Header of the value column.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+    """
+    series = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
+    roles = {**{k: "money" for k in money}, **{k: "pct" for k in pct},
+             **{k: "count" for k in count}, **{k: "ratio" for k in ratio}}
+    currency = get_currency() if currency is None else currency
+    shown = []
+    for key, value in series.items():
+        role = roles.get(key)
+        if isinstance(value, (pd.Timestamp, np.datetime64)):
+            shown.append(_date_text(value))
+        elif role == "money":
+            shown.append(fmt_money(value, currency))
+        elif role == "pct":
+            shown.append(fmt_pct(value))
+        elif role == "count" or isinstance(value, (int, np.integer)):
+            shown.append(fmt_count(value))
+        elif role == "ratio":
+            shown.append(fmt_ratio(value))
+        elif isinstance(value, (float, np.floating)):
+            shown.append(fmt_number(value))
+        else:
+            shown.append(MISSING if _missing(value) else str(value))
+    frame = pd.DataFrame({name: shown}, index=[_label(k) for k in series.index])
+    return format_table(frame, labels=False)
 
 
 # ----------------------------------------------------------------------------- page
@@ -447,6 +522,38 @@ class StudyPage:
     def set_currency(self, currency: str) -> None:
         """Change the currency of the page's money figures."""
         set_currency(currency)
+
+    def data_source(self, crm: Any, currency: str | None = None) -> str:
+        """Show which data the study read, for readers (no machine paths); set the currency.
+
+        Parameters
+        ----------
+        crm : CRMData
+            The loaded data source.
+        currency : str, optional
+            The currency of its money figures.
+
+        Returns
+        -------
+        str
+            The Markdown shown.
+        """
+        from crmstats import source_label
+
+        if currency is not None:
+            set_currency(currency)
+        tables = []
+        for name, table in crm.tables().items():
+            tables.append(f"{name.replace('_', ' ')} ({fmt_count(len(table))} rows)"
+                          if isinstance(table, pd.DataFrame) else name.replace("_", " "))
+        text = f"**Data source:** {_escape_md(source_label(crm))}"
+        if tables:
+            text += ". Tables: " + ", ".join(tables)
+        if get_currency():
+            text += f". Money in {_escape_md(get_currency())}"
+        text += "."
+        self._display(text)
+        return text
 
     # rendering ---------------------------------------------------------------
     @staticmethod

@@ -3,10 +3,12 @@
 Computations on transaction-scale tables are in :mod:`crmstats.churn.summaries`
 (Ibis expressions, run where the data lives); survival analysis on per-customer
 frames in :mod:`crmstats.churn.survival` (statsmodels) and
-:mod:`crmstats.churn.hazard` (the sBG model with churn drivers); figures in
+:mod:`crmstats.churn.cox` and :mod:`crmstats.churn.hazard` (two sibling estimators of churn
+drivers: Cox, and the sBG model with drivers); figures in
 :mod:`crmstats.churn.plotting`.
 """
 
+from crmstats.churn.cox import CoxModel
 from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
 from crmstats.churn.plotting import (
     plot_churn_rate,
@@ -32,21 +34,14 @@ from crmstats.churn.summaries import (
     retention_matrix,
     service_kpis,
 )
-from crmstats.churn.survival import (
-    ChurnDrivers,
-    SurvivalCurves,
-    churn_drivers,
-    project_retention,
-    survival_curves,
-)
+from crmstats.churn.survival import SurvivalCurves, project_retention, survival_curves
 
 __all__ = [
-    "ChurnDrivers",
+    "CoxModel",
     "ShiftedBetaGeoHazardModel",
     "SurvivalCurves",
     "account_lifetimes",
     "account_months",
-    "churn_drivers",
     "churn_rate",
     "cohort_table",
     "cross_sell",

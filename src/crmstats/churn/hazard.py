@@ -1,6 +1,6 @@
 """Churn drivers inside the sBG model: a shifted-beta-geometric model with proportional hazards.
 
-The Cox model (:func:`crmstats.churn.churn_drivers`) assumes every account
+The Cox model (:class:`crmstats.churn.CoxModel`, this model's sibling) assumes every account
 with the same covariates has the same hazard. Contractual churn is not like
 that: accounts differ in a churn propensity nobody records, and the
 shifted-beta-geometric (sBG) model [1]_ describes exactly that heterogeneity.
@@ -41,12 +41,14 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, NotFittedError
+from crmstats.clv.models.shifted_beta_geo import sbg_log_likelihood
+from crmstats.estimator import Estimator, numerical_hessian, summary_table
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = ["ShiftedBetaGeoHazardModel"]
 
 
-class ShiftedBetaGeoHazardModel:
+class ShiftedBetaGeoHazardModel(Estimator):
     """Shifted-beta-geometric churn with proportional-hazards drivers (see the module docstring).
 
     Parameters
@@ -60,16 +62,19 @@ class ShiftedBetaGeoHazardModel:
         ``alpha``, ``beta`` (the baseline sBG) and one log hazard ratio per
         covariate.
     summary_ : pandas.DataFrame
-        Index: the parameters; ``estimate``, ``se``, ``lower_95``,
-        ``upper_95`` (alpha and beta's intervals on the log scale) and
-        ``p_value`` (coefficients: Wald test of no effect).
+        Index: the parameters; ``estimate``, ``std_err`` (alpha and beta by
+        the delta method), ``lower_95``, ``upper_95`` (alpha and beta's
+        intervals on the log scale) and ``p_value`` (coefficients: Wald test
+        of no effect) — the schema of :mod:`crmstats.estimator`.
     table : pandas.DataFrame
         The covariates' ``coef``, ``hazard_ratio``, ``lower``, ``upper`` and
-        ``p_value``, as :class:`crmstats.churn.ChurnDrivers` has them (so
+        ``p_value``, as :class:`crmstats.churn.CoxModel` has them (so
         :func:`crmstats.churn.plot_hazard_ratios` draws it).
     log_likelihood_ : float
-    n_ : int
+    n_obs_ : int
         Accounts; ``events_``: churns.
+    converged_ : bool
+        Whether the optimiser reached a point of zero gradient.
     """
 
     def __init__(self, maxiter: int = 1000):
@@ -137,20 +142,13 @@ class ShiftedBetaGeoHazardModel:
 
     @staticmethod
     def _loglik(theta, data):
+        """Total log-likelihood: the sBG likelihood of :mod:`crmstats.clv` with exposure."""
         log_a, log_b, coef = theta[0], theta[1], theta[2:]
         a, b = np.exp(log_a), np.exp(log_b)
         c = np.exp(data["x"] @ coef) if len(coef) else np.ones(len(data["x"]))
-        cum = np.bincount(data["codes"], weights=c, minlength=data["n"])
-        c_last = c[data["last"]]
-        total, before = cum, cum - c_last
-        base = special.betaln(a, b)
-        lb_total = special.betaln(a, b + total)
-        lb_before = special.betaln(a, b + before)
-        ev = data["event"]
-        # log(B(a, b + C(n-1)) - B(a, b + C(n))), stably
-        diff = lb_total[ev] - lb_before[ev]
-        churned = lb_before[ev] + np.log(-np.expm1(np.minimum(diff, -1e-300)))
-        return churned.sum() + lb_total[~ev].sum() - data["n"] * base
+        total = np.bincount(data["codes"], weights=c, minlength=data["n"])
+        before = total - c[data["last"]]
+        return float(sbg_log_likelihood(a, b, before, total, data["event"]).sum())
 
     # ------------------------------------------------------------------ fitting
 
@@ -213,7 +211,10 @@ class ShiftedBetaGeoHazardModel:
                 warnings.warn(f"ShiftedBetaGeoHazardModel: {result.message} (gradient "
                               f"{np.linalg.norm(grad, np.inf):.2g})", ConvergenceWarning,
                               stacklevel=2)
-        cov = np.linalg.pinv(_hessian(nll, theta))
+        converged = True
+        if not result.success:
+            converged = bool(np.linalg.norm(_gradient(nll, theta), np.inf) <= 1e-2)
+        cov = np.linalg.pinv(numerical_hessian(nll, theta, 1e-4 * np.maximum(1.0, np.abs(theta))))
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         names = ["alpha", "beta", *covariates]
         z = stats.norm.ppf(0.975)
@@ -224,19 +225,15 @@ class ShiftedBetaGeoHazardModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.r_[np.nan, np.nan, 2 * stats.norm.sf(np.abs(theta[2:] / se[2:]))]
         self.params_ = pd.Series(est, index=names, name="estimate")
-        self.summary_ = pd.DataFrame({"estimate": est, "se": se_natural, "lower_95": lower,
-                                      "upper_95": upper, "p_value": p},
-                                     index=pd.Index(names, name="parameter"))
+        self.summary_ = summary_table(names, est, se_natural, lower=lower, upper=upper,
+                                      p_value=p)
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
         self.log_likelihood_ = float(-nll(theta))
-        self.n_ = data["n"]
+        self.n_obs_ = data["n"]
         self.events_ = int(data["event"].sum())
         self.covariates_ = covariates
+        self.converged_ = converged
         return self
-
-    def _check_fitted(self):
-        if not hasattr(self, "params_"):
-            raise NotFittedError("ShiftedBetaGeoHazardModel is not fitted; call fit() first")
 
     @property
     def table(self) -> pd.DataFrame:
@@ -325,18 +322,3 @@ def _gradient(f, x, step=1e-6):
     h = step * np.maximum(1.0, np.abs(x))
     return np.array([(f(x + h[i] * e) - f(x - h[i] * e)) / (2 * h[i])
                      for i, e in enumerate(np.eye(len(x)))])
-
-
-def _hessian(f, x, step=1e-4):
-    """Central-difference Hessian of a scalar function."""
-    n = len(x)
-    h = step * np.maximum(1.0, np.abs(x))
-    out = np.empty((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            ei, ej = np.zeros(n), np.zeros(n)
-            ei[i], ej[j] = h[i], h[j]
-            value = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
-                4 * h[i] * h[j])
-            out[i, j] = out[j, i] = value
-    return out

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, legend_with_twin, percent_axis, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, money_axis, percent_axis, require_columns
 
 __all__ = [
     "plot_churn_rate",
@@ -106,11 +106,11 @@ def plot_hazard_ratios(drivers, ax: plt.Axes | None = None, *,
                        title: str = "Churn drivers (Cox proportional hazards)") -> plt.Axes:
     """Forest plot of hazard ratios with 95 % intervals (log scale).
 
-    Takes :func:`~crmstats.churn.churn_drivers`' result, a fitted
-    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel` or their ``table``.
+    Takes a fitted :class:`~crmstats.churn.CoxModel` or
+    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel`, or their ``table``.
     """
     table = getattr(drivers, "table", drivers)
-    require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "churn_drivers")
+    require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "hazard ratios")
     ax = get_ax(ax, figsize=(7, 0.5 * len(table) + 1.5))
     y = np.arange(len(table))[::-1]
     ax.errorbar(table["hazard_ratio"], y,
@@ -155,7 +155,7 @@ def plot_mrr_bridge(bridge: pd.DataFrame, ax: plt.Axes | None = None, *,
     first, final = part.index[0], part.index[-1]
     fmt = (lambda d: d.strftime("%Y-%m")) if isinstance(part.index, pd.DatetimeIndex) else str
     ax.set_title(f"MRR bridge {fmt(first)} to {fmt(final)}")
-    ax.set_ylabel("MRR")
+    money_axis(ax, "y", "MRR")
     return ax
 
 

@@ -779,8 +779,8 @@ def account_months(
     ``resolution_days`` is the account's mean days to resolve over all its
     resolved tickets (its service level, a trait of the account; the median
     over accounts where it has none), with ``log_resolution_days``. Feed it
-    to :func:`crmstats.churn.churn_drivers` with ``entry_col="entry"``,
-    ``duration_col="exit"``.
+    to :class:`crmstats.churn.CoxModel` (whose defaults are these columns:
+    ``entry``, ``exit``, ``churned``).
 
     The per-account spells and the per-account, per-month ticket counts are
     aggregated in the database; only those small frames are expanded here.

@@ -1,4 +1,7 @@
-"""Survival of customers and accounts: Kaplan-Meier, log-rank, Cox drivers, sBG projection.
+"""Survival of customers and accounts: Kaplan-Meier, log-rank, sBG projection.
+
+The churn-driver models (Cox, and the sBG with drivers) are estimators in
+:mod:`crmstats.churn.cox` and :mod:`crmstats.churn.hazard`.
 
 Works on small per-customer frames (one row per customer or account, e.g. from
 :func:`crmstats.churn.account_lifetimes`), so plain pandas and statsmodels.
@@ -28,8 +31,7 @@ from scipy import stats
 
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
 
-__all__ = ["ChurnDrivers", "SurvivalCurves", "churn_drivers", "project_retention",
-           "survival_curves"]
+__all__ = ["SurvivalCurves", "project_retention", "survival_curves"]
 
 
 def _frame(data, columns: Sequence[str], what: str) -> pd.DataFrame:
@@ -185,124 +187,6 @@ def survival_curves(
                              "p_value": float(stats.chi2.sf(chisq, df))}, name="log-rank")
     return SurvivalCurves(pd.concat(curves, ignore_index=True),
                           pd.DataFrame(medians).set_index("group"), logrank)
-
-
-@dataclass
-class ChurnDrivers:
-    """Result of :func:`churn_drivers`.
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        Index: covariate; ``coef`` (log hazard ratio), ``hazard_ratio``,
-        ``lower``/``upper`` (95 % interval of the ratio), ``p_value``.
-    ph_test : pandas.DataFrame
-        Index: covariate; ``rho`` (correlation of the scaled Schoenfeld
-        residuals with the rank of the event times) and ``p_value``: a small
-        p-value means the covariate's effect changes over time, i.e. the
-        proportional-hazards assumption fails for it [3]_.
-    n : int
-        Customers used; ``events``: churn events.
-    """
-
-    table: pd.DataFrame
-    ph_test: pd.DataFrame
-    n: int
-    events: int
-
-
-def churn_drivers(
-    customers: pd.DataFrame,
-    *,
-    duration_col: str = "duration",
-    event_col: str = "churned",
-    covariates: Sequence[str],
-    entry_col: str | None = None,
-    standardize: bool = False,
-) -> ChurnDrivers:
-    """Cox proportional-hazards model of churn: hazard ratios with CIs and p-values [2]_.
-
-    Parameters
-    ----------
-    customers : pandas.DataFrame
-        One row per customer or account.
-    duration_col, event_col : str
-        Time observed (as in :func:`survival_curves`) and churn indicator
-        (1 churned, 0 censored). In
-        counting-process form (one row per interval, as from
-        :func:`crmstats.churn.account_months`), the interval's end.
-    covariates : sequence of str
-        Numeric driver columns (encode categories as indicators first).
-    entry_col : str, optional
-        The interval's start, for covariates that change over time (delayed
-        entry); omit for one row per customer.
-    standardize : bool
-        Scale each covariate to unit standard deviation, so hazard ratios are
-        per standard deviation.
-
-    Returns
-    -------
-    ChurnDrivers
-    """
-    from statsmodels.duration.hazard_regression import PHReg
-
-    covariates = list(covariates)
-    if not covariates:
-        raise ValueError("churn_drivers needs at least one covariate")
-    needed = [duration_col, event_col, *covariates] + ([entry_col] if entry_col else [])
-    data = _frame(customers, needed, "customers")
-    d, e = _durations(data, duration_col, event_col, "customers")
-    entry = None
-    if entry_col:
-        entry = pd.to_numeric(data[entry_col], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(entry) | (entry < 0) | (entry >= d)
-        if bad.any():
-            rows = list(data.index[bad][:5])
-            raise DataError(f"customers table, column {entry_col!r}: an interval must start "
-                            f"at or after 0 and before its end, e.g. rows {rows}",
-                            table="customers", column=entry_col, rows=rows)
-    x = data[covariates].apply(pd.to_numeric, errors="coerce")
-    bad = ~np.isfinite(x.to_numpy(dtype=float)).all(axis=1)
-    if bad.any():
-        col = x.columns[~np.isfinite(x.to_numpy(dtype=float)).all(axis=0)][0]
-        rows = list(data.index[bad][:5])
-        raise DataError(f"customers table, column {col!r}: missing or non-numeric covariate "
-                        f"values, e.g. rows {rows}", table="customers", column=col, rows=rows)
-    if e.sum() < len(covariates) + 1:
-        raise DataError(f"customers table: {int(e.sum())} churn event(s) cannot estimate "
-                        f"{len(covariates)} hazard ratio(s)", table="customers", column=event_col)
-    xv = x.to_numpy(dtype=float)
-    if standardize:
-        sd = xv.std(axis=0, ddof=1)
-        xv = (xv - xv.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = PHReg(d, xv, status=e, entry=entry, ties="efron").fit()
-    for w in caught:
-        if "converge" in str(w.message).lower():
-            warnings.warn(f"churn_drivers: {w.message}", ConvergenceWarning, stacklevel=2)
-    coef = np.asarray(result.params, float)
-    se = np.asarray(result.bse, float)
-    z = stats.norm.ppf(0.975)
-    table = pd.DataFrame({
-        "coef": coef, "hazard_ratio": np.exp(coef), "lower": np.exp(coef - z * se),
-        "upper": np.exp(coef + z * se), "p_value": np.asarray(result.pvalues, float),
-    }, index=pd.Index(covariates, name="covariate"))
-    # Grambsch-Therneau style check: scaled Schoenfeld residuals vs rank of event time
-    resid = np.asarray(result.schoenfeld_residuals, float)
-    events = e == 1
-    ranks = stats.rankdata(d[events])
-    rows = []
-    for j, name in enumerate(covariates):
-        r = resid[events, j]
-        ok = np.isfinite(r)
-        if ok.sum() > 2 and np.std(r[ok]) > 0:
-            rho, p = stats.pearsonr(ranks[ok], r[ok])
-        else:
-            rho, p = np.nan, np.nan
-        rows.append({"covariate": name, "rho": float(rho), "p_value": float(p)})
-    return ChurnDrivers(table, pd.DataFrame(rows).set_index("covariate"), int(len(d)),
-                        int(e.sum()))
 
 
 def project_retention(

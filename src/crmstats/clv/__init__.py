@@ -22,7 +22,6 @@ from crmstats.clv.models import (
     BetaGeoModel,
     GammaGammaModel,
     ModifiedBetaGeoModel,
-    NotFittedError,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
@@ -54,7 +53,6 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
-    "NotFittedError",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
     "SummaryUnits",

@@ -149,6 +149,54 @@ class ValueMigration:
         total = float(c["clv_start"].sum())
         return float(c.loc[down, "clv_start"].sum() / total) if total > 0 else float("nan")
 
+    def top_fallers(self, n: int = 15, *, pseudonymous: bool = True,
+                    key: str | bytes | None = None) -> pd.DataFrame:
+        """Return the customers to act on first: the largest falls in value, for a list.
+
+        Parameters
+        ----------
+        n : int
+            Rows.
+        pseudonymous : bool
+            Show a stable keyed pseudonym per customer instead of its id
+            (:func:`crmstats.privacy.pseudonymize`; the analyst maps it back
+            with :func:`crmstats.privacy.reidentify` and the key).
+        key : str or bytes, optional
+            Pseudonym key (default the environment's, see :mod:`crmstats.privacy`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``customer`` (pseudonym or id); ``tier_then``, ``tier_now``
+            (``"lost"`` for a lapsed customer), ``clv_then``, ``clv_now``,
+            ``value_lost`` and ``p_alive_now``, largest value lost first.
+        """
+        f = self.fallers.head(int(n))
+        out = pd.DataFrame({
+            "tier_then": f["tier_start"].astype(str),
+            "tier_now": np.where(f["lost"], LOST, f["tier_end"].astype(str)),
+            "clv_then": f["clv_start"], "clv_now": f["clv_end"],
+            "value_lost": f["value_lost"], "p_alive_now": f["p_alive_end"]}, index=f.index)
+        if pseudonymous:
+            from crmstats.privacy import pseudonymize
+
+            out.index = pd.Index(pseudonymize(f.index.to_series(), key=key).to_numpy())
+        out.index.name = "customer"
+        return out
+
+
+def parse_date(value, name: str) -> pd.Timestamp:
+    """Return ``value`` as a naive UTC timestamp, or a clear error naming the parameter."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} {value!r} is not a date (use e.g. '2025-06-30')") from None
+    if stamp is pd.NaT:
+        raise ValueError(f"{name} is missing (NaT)")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
+
 
 def _tier_codes(values: pd.Series, cutoffs: np.ndarray) -> np.ndarray:
     """Tier code (0 = top) of each value under descending cut-offs (last tier: the rest)."""
@@ -179,8 +227,9 @@ def value_migration(
     ----------
     transactions : DataFrame, path, ibis.Table or CRMData
         Canonical transactions table (a ``CRMData`` gives its ``transactions``).
-    start : timestamp-like
-        The earlier date (e.g. the previous run's ``as_of``).
+    start : timestamp-like or int
+        The earlier date (e.g. the previous run's ``as_of``), or a whole
+        number of months before ``end``.
     end : timestamp-like, optional
         The later date; default the last transaction.
     freq, time_unit : str
@@ -232,7 +281,12 @@ def value_migration(
     tx = as_table(transactions, "transactions")
     if end is None:
         end = execute(tx.timestamp.max())
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    end = parse_date(end, "end")
+    if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+        if start < 1:
+            raise ValueError(f"start as months before the end must be at least 1, got {start}")
+        start = end - pd.DateOffset(months=int(start))
+    start = parse_date(start, "start")
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
     kw = dict(freq=freq, time_unit=time_unit, horizon_months=horizon_months,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, require_columns
+from crmstats.plotting import get_ax, money_axis, percent_axis, require_columns
 
 __all__ = [
     "plot_clv_distribution",
@@ -144,7 +144,8 @@ def plot_clv_distribution(clv: pd.DataFrame, ax: plt.Axes | None = None, *,
                      common_norm=False, bins=40)
     else:
         sns.histplot(data, x="clv", ax=ax, bins=40)
-    ax.set_xlabel(f"CLV (clipped at the {clip_quantile:.0%} quantile, {cap:,.0f})")
+    money_axis(ax, "x", f"CLV (clipped at the {clip_quantile:.0%} quantile, {cap:,.0f})")
+    ax.set_ylabel("customers" if by is None else "density")
     ax.set_title("Customer lifetime value")
     return ax
 
@@ -176,6 +177,8 @@ def plot_lorenz(pareto, ax: plt.Axes | None = None) -> plt.Axes:
                 (x, y), xytext=(-10, 10), textcoords="offset points", ha="right")
     ax.set_xlabel("share of customers (least valuable first)")
     ax.set_ylabel("share of value")
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
     ax.set_title(f"Value concentration (Gini {pareto.gini:.2f})")
     ax.legend(frameon=False, loc="upper left")
     return ax
@@ -290,6 +293,6 @@ def plot_value_bridge(migration, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_xticklabels([f"{migration.start:%Y-%m-%d}", *[s for s, _ in steps],
                         f"{migration.end:%Y-%m-%d}"])
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.set_ylabel("total customer lifetime value")
+    money_axis(ax, "y", "total customer lifetime value")
     ax.set_title("Where the change in customer value came from")
     return ax

@@ -9,7 +9,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 
-from crmstats.plotting import get_ax, legend_with_twin, percent_axis, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, money_axis, percent_axis, require_columns
 
 __all__ = ["plot_calibration", "plot_days_in_stage", "plot_funnel", "plot_lead_kpis",
            "plot_lifecycle", "plot_lift", "plot_stage_flows"]
@@ -65,7 +65,7 @@ def plot_lead_kpis(kpis: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     per = per.sort_values("cost_per_lead", ascending=False)
     ax = get_ax(ax, figsize=(9, 4))
     ax.bar(per.index, per["cost_per_lead"], color="tab:blue", alpha=0.6, label="cost per lead")
-    ax.set_ylabel("cost per lead")
+    money_axis(ax, "y", "cost per lead")
     ax.tick_params(axis="x", rotation=30)
     twin = ax.twinx()
     twin.plot(per.index, per["lead_to_won"], "o", color="tab:red", label="lead → won rate")

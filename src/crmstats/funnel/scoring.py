@@ -28,7 +28,8 @@ import pandas as pd
 from scipy import stats
 
 from crmstats.backend import execute
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
+from crmstats.estimator import Estimator, summary_table
+from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
 from crmstats.sources import load_crm
 
 __all__ = ["COMPANY_SIZES", "LeadScoringModel", "auc", "lead_features", "lookalike_scores"]
@@ -101,7 +102,7 @@ def auc(y_true, score) -> float:
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-class LeadScoringModel:
+class LeadScoringModel(Estimator):
     """Logistic lead-scoring model (statsmodels GLM, binomial family) [1]_.
 
     Parameters
@@ -144,7 +145,11 @@ class LeadScoringModel:
     band_edges_ : pandas.Series
         Minimum score of bands A (top quarter of training scores), B and C;
         the rest is D.
-    n_train_, n_test_, n_unlabelled_ : int
+    summary_ : pandas.DataFrame
+        Per term, on the log-odds scale: ``estimate``, ``std_err``,
+        ``lower_95``, ``upper_95``, ``p_value`` (the schema of
+        :mod:`crmstats.estimator`).
+    n_obs_, n_test_, n_unlabelled_ : int
         Leads fitted on, held out, and left out for a missing outcome.
     """
 
@@ -295,10 +300,12 @@ class LeadScoringModel:
                 "p_value": pvalues,
             })
         self.coefficients_.index.name = "term"
+        self.summary_ = summary_table(params.index, params, se, p_value=pvalues,
+                                      index_name="term")
         train_scores = self._predict(x[~test])
         self.band_edges_ = pd.Series(np.quantile(train_scores, [0.75, 0.5, 0.25]),
                                      index=["A", "B", "C"], name="min_score")
-        self.n_train_, self.n_test_ = int((~test).sum()), int(test.sum())
+        self.n_obs_, self.n_test_ = int((~test).sum()), int(test.sum())
         self.n_unlabelled_ = int((~labelled).sum())
         y_test = y[test].to_numpy()
         if test.sum() >= 10 and 0 < y_test.sum() < len(y_test):
@@ -321,10 +328,6 @@ class LeadScoringModel:
         z = x.to_numpy(float) @ self.params_.reindex(x.columns).to_numpy(float)
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-z))
-
-    def _check_fitted(self):
-        if not hasattr(self, "params_"):
-            raise CRMStatsError("LeadScoringModel is not fitted yet; call fit(leads, ...)")
 
     def predict_proba(self, leads: pd.DataFrame) -> pd.Series:
         """Return the modelled probability of the outcome for each lead (``score``)."""

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, legend_with_twin, require_columns
+from crmstats.plotting import get_ax, legend_with_twin, money_axis, require_columns
 
 __all__ = [
     "plot_monthly_activity",
@@ -36,7 +36,7 @@ def plot_monthly_activity(activity: pd.DataFrame, ax: plt.Axes | None = None) ->
     width = pd.Timedelta(days=20)
     ax.bar(x, activity["revenue"], width=width, color=sns.color_palette()[0], alpha=0.6,
            label="revenue")
-    ax.set_ylabel("revenue")
+    money_axis(ax, "y", "revenue")
     ax2 = ax.twinx()
     ax2.plot(x, activity["customers"], color=sns.color_palette()[1], marker="o", ms=3,
              label="active customers")
@@ -120,7 +120,7 @@ def plot_spend_by_channel(spend: pd.DataFrame, ax: plt.Axes | None = None) -> pl
     colors = sns.color_palette("tab10", n_colors=spend.shape[1])
     ax.stackplot(spend.index, spend.T.to_numpy(), labels=list(spend.columns), colors=colors,
                  alpha=0.85)
-    ax.set_ylabel("spend")
+    money_axis(ax, "y", "spend")
     ax.set_title("Marketing spend per channel")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return ax

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
+from crmstats.validation import reuse_validated
 
 __all__ = ["COLUMNS", "OPEN_LEAD_STAGES", "customer_360"]
 
@@ -88,7 +89,7 @@ COLUMNS: dict[str, str] = {
 
 def _open_and_cut(crm, as_of):
     """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live)."""
-    from crmstats.io import execute
+    from crmstats.io import as_table, execute
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
             "subscriptions": "month", "contacts": "created_at", "customers": "acquired_at"}
@@ -98,12 +99,19 @@ def _open_and_cut(crm, as_of):
         if "stage_events" in tables:
             ends.append(pd.Timestamp(execute(tables["stage_events"].entered_at.max())))
         as_of = max(ends)
-    as_of = pd.Timestamp(as_of)
-    if as_of.tzinfo is not None:
-        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    from crmstats.clv.migration import parse_date
+
+    as_of = parse_date(as_of, "as_of")
     when = as_of.to_pydatetime()
     cut = {name: t.filter(t[cuts[name]] <= when) for name, t in tables.items()}
-    return dataclasses.replace(crm, **cut), as_of
+    if int(execute(cut["transactions"].count())) == 0:
+        raise DataError(f"transactions table: no transaction on or before as_of "
+                        f"{as_of:%Y-%m-%d %H:%M:%S}", table="transactions", column="timestamp")
+    # checked once here; inside customer_360 (reuse_validated) the functions it calls trust them
+    cut = {name: as_table(t, name) for name, t in cut.items()}
+    out = dataclasses.replace(crm, **cut)
+    out._checked.update(crm._checked)  # the source's data-quality checks ran on the full tables
+    return out, as_of
 
 
 def _purchases(tx) -> pd.DataFrame:
@@ -177,6 +185,7 @@ def _tickets(tickets, as_of: pd.Timestamp) -> pd.DataFrame:
     return execute(per).set_index("customer_id")
 
 
+@reuse_validated()
 def customer_360(
     crm: Any,
     as_of=None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -32,11 +34,13 @@ def plot_tier_by_stage(scores: pd.DataFrame, ax: plt.Axes | None = None, *,
     cust = scores[scores["kind"] == "customer"]
     table = pd.crosstab(cust["value_tier"], cust["lifecycle_stage"].astype(object).fillna(
         "(no contact)"))
-    ax = get_ax(ax, figsize=(9, 3.5))
+    table.columns = [textwrap.fill(str(c), 14) for c in table.columns]
+    ax = get_ax(ax, figsize=(9, 4))
     sns.heatmap(table, ax=ax, cmap=cmap, annot=table.map(lambda v: f"{v:,}"), fmt="",
                 cbar_kws={"label": "customers"}, linewidths=0.5, linecolor="white")
     ax.set_xlabel("lifecycle stage")
     ax.set_ylabel("value tier")
     ax.set_title("Customers by value tier and lifecycle stage")
     ax.tick_params(axis="y", rotation=0)
+    ax.tick_params(axis="x", rotation=0, labelsize=8)
     return ax

@@ -1,18 +1,17 @@
-"""CLV models: BTYD transaction models, Gamma-Gamma spend, sBG contractual retention.
+"""CLV models, one file each: BTYD transaction models, Gamma-Gamma spend, sBG retention.
 
 Every model follows the scikit-learn pattern: hyperparameters in ``__init__``,
 ``fit(...)`` returns ``self``, fitted attributes end in ``_``
-(``params_``, ``log_likelihood_``, ``summary_``, ``variance_matrix_``).
+(``params_``, ``log_likelihood_``, ``summary_``, ``variance_matrix_``,
+``n_obs_``: the contract of :mod:`crmstats.estimator`).
 """
 
-from crmstats.clv.models.base import BaseModel, NotFittedError
+from crmstats.clv.models.base import BaseModel
 from crmstats.clv.models.beta_geo import BetaGeoModel, ModifiedBetaGeoModel
+from crmstats.clv.models.bg_bb import BetaGeoBetaBinomModel
+from crmstats.clv.models.gamma_gamma import GammaGammaModel
 from crmstats.clv.models.pareto_nbd import ParetoNBDModel
-from crmstats.clv.models.spend_retention import (
-    BetaGeoBetaBinomModel,
-    GammaGammaModel,
-    ShiftedBetaGeoModel,
-)
+from crmstats.clv.models.shifted_beta_geo import ShiftedBetaGeoModel, sbg_log_likelihood
 
 __all__ = [
     "BaseModel",
@@ -20,7 +19,7 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
-    "NotFittedError",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
+    "sbg_log_likelihood",
 ]

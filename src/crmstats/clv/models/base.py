@@ -14,7 +14,9 @@ predictions; :class:`BaseModel` owns the rest:
   first moved to the estimate on a systematic subsample of rows;
 * ``params_``, ``log_likelihood_`` (total), ``variance_matrix_`` (inverse of
   the observed information: analytic, or by finite differences),
-  ``summary_`` (estimate, standard error, 95 % interval) and
+  ``summary_`` (``estimate``, ``std_err``, ``lower_95``, ``upper_95``: the
+  schema of :mod:`crmstats.estimator`), ``n_obs_`` (customers, weights
+  counted), ``converged_`` and
   :meth:`print_summary`;
 * a :class:`~crmstats.ConvergenceWarning` carrying the optimiser's message when
   it stops without converging; never silent NaN parameters.
@@ -27,19 +29,20 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from crmstats.clv.units import summary_units
-from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, NotFittedError
+from crmstats.estimator import Estimator, numerical_hessian, summary_table
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
-__all__ = ["BaseModel", "NotFittedError"]
+__all__ = ["BaseModel"]
 
 
 def _bad_rows(summary: pd.DataFrame, mask: np.ndarray) -> list:
     return list(summary.index[mask][:5])
 
 
-class BaseModel:
+class BaseModel(Estimator):
     """Shared machinery of the CLV models (see the module docstring).
 
     Parameters
@@ -445,7 +448,7 @@ class BaseModel:
         self.time_unit_ = units.time_unit if units is not None else None
         self.params_ = pd.Series(np.exp(best.x), index=list(self._param_names), name="estimate")
         self.log_likelihood_ = float(-self._nll_value(best.x, data))
-        self.n_customers_ = float(data["weights"].sum())
+        self.n_obs_ = float(data["weights"].sum())
         self.n_rows_ = len(data["weights"])
         self.converged_ = bool(best.success)
         self.optimizer_message_ = str(best.message)
@@ -526,22 +529,7 @@ class BaseModel:
                 hess[:, j] = (grad_natural(theta + e) - grad_natural(theta - e)) / (2 * h[j])
             hess = (hess + hess.T) / 2
         else:
-            f0 = nll_natural(theta)
-            for i in range(k):
-                for j in range(i, k):
-                    if i == j:
-                        e = np.zeros(k)
-                        e[i] = h[i]
-                        hess[i, i] = (
-                            nll_natural(theta + e) - 2 * f0 + nll_natural(theta - e)
-                        ) / h[i] ** 2
-                    else:
-                        ei, ej = np.zeros(k), np.zeros(k)
-                        ei[i], ej[j] = h[i], h[j]
-                        hess[i, j] = hess[j, i] = (
-                            nll_natural(theta + ei + ej) - nll_natural(theta + ei - ej)
-                            - nll_natural(theta - ei + ej) + nll_natural(theta - ei - ej)
-                        ) / (4 * h[i] * h[j])
+            hess = numerical_hessian(nll_natural, theta, h)
         try:
             cov = np.linalg.inv(hess)
         except np.linalg.LinAlgError:
@@ -556,20 +544,9 @@ class BaseModel:
             )
         names = list(self._param_names)
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
-        z = stats.norm.ppf(0.975)
-        self.summary_ = pd.DataFrame(
-            {"estimate": theta, "standard_error": se, "lower_95": theta - z * se,
-             "upper_95": theta + z * se},
-            index=pd.Index(names, name="parameter"),
-        )
+        self.summary_ = summary_table(names, theta, se)
 
     # ------------------------------------------------------------------ helpers
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(summary) first"
-            )
 
     def _p(self) -> list[float]:
         self._check_fitted()
@@ -600,7 +577,7 @@ class BaseModel:
     def print_summary(self) -> None:
         """Print the parameter table and fit statistics."""
         self._check_fitted()
-        print(f"{type(self).__name__}: {self.n_customers_:,.0f} customers "
+        print(f"{type(self).__name__}: {self.n_obs_:,.0f} customers "
               f"({self.n_rows_:,} distinct rows), log-likelihood {self.log_likelihood_:,.4f}")
         print(self.summary_.round(4).to_string())
 
