@@ -198,3 +198,25 @@ def test_data_quality_counts_what_was_dropped_and_flagged(messy):
     assert "renamed" in report.loc["transactions", "mapping"]
     mapping = crmstats.source_mapping(load_crm(messy))
     assert ((mapping["exported"] == "MQL") & (mapping["canonical"] == "lead")).any()
+
+
+@pytest.mark.slow
+def test_the_committed_acme_example_is_reproducible_and_exact(tmp_path):
+    """data/acme is what `crmstats data messy` writes, and maps back to its demo's KPIs."""
+    from tests.conftest import ROOT
+
+    acme = ROOT / "data" / "acme"
+    source = "demo:seed=5,n_contacts=2500,holdout_share=0.1"
+    assert source in (acme / "crmstats.yml").read_text()
+    write_messy_export(tmp_path, source)
+    for path in acme.iterdir():
+        if path.suffix in (".csv", ".yml") and path.name != "run.yml":
+            assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+        elif path.suffix == ".parquet":
+            pd.testing.assert_frame_equal(pd.read_parquet(path),
+                                          pd.read_parquet(tmp_path / path.name))
+    size = sum(p.stat().st_size for p in acme.iterdir())
+    assert size < 2_000_000
+    run = yaml.safe_load((acme / "run.yml").read_text())
+    assert run["data_source"] == "data/acme"
+    assert_same_kpis(crm_kpis(load_crm(acme)), crm_kpis(load_crm(source)))

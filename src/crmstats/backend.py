@@ -75,9 +75,12 @@ def execute(expr: ir.Expr) -> Any:
     """Execute an Ibis expression and return pandas (DataFrame, Series or scalar).
 
     Expressions over in-memory tables run on :func:`backend`; expressions bound
-    to another backend run there.
+    to another backend run there. A database error becomes a
+    :class:`~crmstats.DataError` (the gate's own calls name the table, see
+    :func:`query_errors`).
     """
-    return _backend_of(expr).execute(expr)
+    with query_errors("input", "running a computation"):
+        return _backend_of(expr).execute(expr)
 
 
 @contextmanager
@@ -90,6 +93,12 @@ def query_errors(table: str, what: str = "") -> Iterator[None]:
     """
     try:
         yield
+    except DataError as exc:
+        if table == "input" or exc.table is not None or not getattr(exc, "query", False):
+            raise
+        named = DataError(f"{table} table: {str(exc)[0].lower()}{str(exc)[1:]}", table=table)
+        named.query = True
+        raise named from None
     except CRMStatsError:
         raise
     except (TypeError, KeyError, AttributeError, NotImplementedError):
@@ -99,8 +108,12 @@ def query_errors(table: str, what: str = "") -> Iterator[None]:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]
         doing = f" while {what}" if what else ""
-        raise DataError(f"{table} table: the database rejected the query{doing} "
-                        f"({type(exc).__name__}: {first})", table=table) from None
+        where = f"{table} table: the" if table != "input" else "The"
+        error = DataError(f"{where} database rejected the query{doing} "
+                          f"({type(exc).__name__}: {first})",
+                          table=None if table == "input" else table)
+        error.query = True
+        raise error from None
 
 
 def _is_query_error(exc: Exception) -> bool:
@@ -144,6 +157,8 @@ def read_table(data: Any, *, table: str = "table", text_columns: Iterable[str] =
         return data
     if isinstance(data, pd.DataFrame):
         return ibis.memtable(data)
+    if callable(getattr(data, "to_ibis", None)):  # a mapped source table (crmstats.validation)
+        return data.to_ibis(table)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         name = path.name.lower()

@@ -155,6 +155,17 @@ class SourceTable:
     def __repr__(self) -> str:
         return f"SourceTable({self.label or type(self.data).__name__})"
 
+    def to_ibis(self, table: str = "table") -> ir.Table:
+        """Return the exported table with canonical column names, not yet validated.
+
+        For code that only needs the columns (:func:`crmstats.backend.read_table`
+        calls it); everything else goes through :func:`as_table`.
+        """
+        t = read_table(self.data, table=table)
+        renames = {k: v for k, v in self.columns.items()
+                   if k != v and v in t.columns and k not in t.columns}
+        return t.rename(renames) if renames else t
+
 
 def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None) -> ir.Table:
     """Validate ``data`` as canonical table ``table`` and return an Ibis table.
@@ -795,9 +806,11 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
             checks[f"null_{c.name}"] = (c, "null value(s)",
                                         lambda tb, n=c.name: tb[n].isnull())
             if c.kind == "id" and schema[c.name].is_string():
-                # a blank id would become one more customer (or lead, account, ...)
+                # a blank id would become one more customer (or lead, account, ...); counted
+                # first by a cheap superset (empty, or starting with a space or control
+                # character), then exactly only when that finds any
                 checks[f"blank_{c.name}"] = (c, "blank id(s) (empty or only spaces)",
-                                             lambda tb, n=c.name: tb[n].strip() == "")
+                                             lambda tb, n=c.name: tb[n] < "!")
         elif c.kind in ("money", "count", "float") and schema[c.name].is_floating():
             checks[f"nonfinite_{c.name}"] = (
                 c, "missing or non-finite value(s)",
@@ -838,6 +851,9 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
         raise DataError(f"{spec.name} table is empty (no rows)", table=spec.name)
     for key, (c, problem, cond) in checks.items():
         n = counts[key]
+        if key.startswith("blank_") and pd.notna(n) and int(n) > 0:
+            cond = lambda tb, name=c.name: tb[name].strip() == ""  # noqa: E731 - exact check
+            n = execute(t.count(where=cond(t)))
         if pd.notna(n) and int(n) > 0:
             sample = _offending(t, cond, source)
             raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))

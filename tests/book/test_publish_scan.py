@@ -104,5 +104,8 @@ def test_personal_values_come_from_the_sources_personal_columns():
     source = "demo:seed=3,n_contacts=300"
     values = build.__dict__["_personal_values"]([Study("s", "S", None, {"data_source": source}),
                                                  Study("t", "T", None, {"data_source": "nope"})])
-    contacts = load_crm(source).contacts
+    crm = load_crm(source)
+    contacts = crm.contacts
     assert set(contacts["email"]) <= set(values) and set(contacts["name"]) <= set(values)
+    assert set(crm.customers["customer_id"]) <= set(values)  # text ids: C000123
+    assert not {str(v) for v in crm.transactions["amount"]} & set(values)

@@ -538,12 +538,20 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
     return found
 
 
+#: Id columns whose text values count as personal: the book shows pseudonyms instead.
+_ID_COLUMNS = ("customer_id", "contact_id", "lead_id", "account_id", "journey_id")
+_TEXT_ID = re.compile(r"(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[^\s]{5,}")
+
+
 def _personal_values(studies: list[Study]) -> tuple:
     """Values of the personal columns of every data source the studies read.
 
     The columns are those :meth:`crmstats.CRMData.personal_columns` marks
-    (the schema's name, e-mail, phone, ... plus a source file's own marks).
-    A source that cannot be loaded gives none (its studies failed already).
+    (the schema's name, e-mail, phone, ... plus a source file's own marks),
+    and the text ids of customers, contacts, leads and accounts (``C000123``:
+    published lists show pseudonyms, so a raw id on a page is a leak; numeric
+    ids are left out, they cannot be told from other numbers). A source that
+    cannot be loaded gives none (its studies failed already).
     """
     import crmstats
 
@@ -553,12 +561,17 @@ def _personal_values(studies: list[Study]) -> tuple:
         try:
             crm = crmstats.load_crm(source)
             for name, table in crm.tables().items():
-                columns = [c for c in crm.personal_columns(name) if c in _columns(table)]
-                if not columns:
+                present = _columns(table)
+                columns = [c for c in crm.personal_columns(name) if c in present]
+                ids = [c for c in _ID_COLUMNS if c in present]
+                if not columns and not ids:
                     continue
-                frame = crmstats.execute(crmstats.as_table(table, name).select(*columns))
+                frame = crmstats.execute(crmstats.as_table(table, name).select(*columns, *ids))
                 for column in columns:
                     values.update(str(v) for v in frame[column].dropna().unique())
+                for column in ids:
+                    values.update(v for v in frame[column].dropna().astype(str).unique()
+                                  if _TEXT_ID.fullmatch(v))
         except Exception:  # noqa: BLE001 - an unloadable source has nothing to scan for
             continue
     return tuple(sorted(values))

@@ -6,7 +6,7 @@ column names, day-first dates, comma decimals, its own stage and channel names
 id — together with the ``crmstats.yml`` that maps every table back onto the
 canonical one. Read through the source file, the export gives exactly the KPIs
 of the source it was made from; it is how ``data/acme/`` is built
-(``crmstats data messy demo:seed=5,n_contacts=2500 data/acme``) and what the
+(``crmstats data messy demo:seed=5,n_contacts=2500,holdout_share=0.1 data/acme``) and what the
 data-layer tests use.
 """
 
@@ -85,7 +85,8 @@ def _spaces(values: pd.Series, rng: np.random.Generator, share: float = 0.05) ->
     return out
 
 
-def write_messy_export(folder: str | os.PathLike, source: Any = "demo:seed=5,n_contacts=2500",
+def write_messy_export(folder: str | os.PathLike,
+                       source: Any = "demo:seed=5,n_contacts=2500,holdout_share=0.1",
                        *, name: str = "ACME CRM export", seed: int = 11) -> Path:
     """Write a messy export of ``source`` to ``folder`` with its ``crmstats.yml``.
 
@@ -220,9 +221,25 @@ def write_messy_export(folder: str | os.PathLike, source: Any = "demo:seed=5,n_c
                     "email": "Email", "referred_by": "Referred By", "phone": "Phone"},
         "dayfirst": True, "personal": ["Full Name", "Email", "Phone"]}
 
+    if crm.experiments is not None:
+        ex = crm.experiments
+        groups = {"treatment": "Test", "holdout": "Control"}
+        frame = pd.DataFrame({"Journey": ex["journey_id"], "Channel": _channels(ex["channel"], rng),
+                              "Group": ex["group"].map(groups)})
+        if "started_at" in ex.columns:
+            frame["Started"] = _dates(ex["started_at"])
+        frame.to_csv(out / "holdout_tests.csv", **csv)
+        tables["experiments"] = {
+            "file": "holdout_tests.csv",
+            "columns": {"journey_id": "Journey", "channel": "Channel", "group": "Group",
+                        **({"started_at": "Started"} if "started_at" in ex.columns else {})},
+            "dayfirst": True,
+            "values": {"channel": _channel_values(),
+                       "group": {v: k for k, v in groups.items()}}}
+
     spec = {"name": name, "location": ".", "tables": tables}
     header = (f"# {name}: a messy export of {crm.name} ({crm.source}), written by\n"
-              f"#   crmstats data messy {crm.source} {out}\n"
+              f"#   crmstats data messy {crm.source} FOLDER\n"
               "# Every table maps back onto the canonical one: the KPIs equal the source's.\n")
     path = out / "crmstats.yml"
     path.write_text(header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))

@@ -3,7 +3,7 @@
 The per-customer join of the domain functions is in
 :mod:`crmstats.scores.customer360`; writing it to files and database tables
 (atomically) in :mod:`crmstats.scores.export`; figures in
-:mod:`crmstats.scores.plotting`.
+:mod:`crmstats.scores.plotting` (imported on first use).
 """
 
 from crmstats.scores.customer360 import COLUMNS, OPEN_LEAD_STAGES, customer_360
@@ -13,7 +13,6 @@ from crmstats.scores.export import (
     export_scores,
     new_run_id,
 )
-from crmstats.scores.plotting import plot_tier_by_stage
 
 __all__ = [
     "COLUMNS",
@@ -25,3 +24,11 @@ __all__ = [
     "new_run_id",
     "plot_tier_by_stage",
 ]
+
+
+def __getattr__(name: str):
+    if name == "plot_tier_by_stage":
+        from crmstats.scores.plotting import plot_tier_by_stage
+
+        return plot_tier_by_stage
+    raise AttributeError(f"module 'crmstats.scores' has no attribute {name!r}")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
+from crmstats.validation import reuse_validated
 
 __all__ = ["COLUMNS", "OPEN_LEAD_STAGES", "customer_360"]
 
@@ -88,7 +89,7 @@ COLUMNS: dict[str, str] = {
 
 def _open_and_cut(crm, as_of):
     """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live)."""
-    from crmstats.io import execute
+    from crmstats.io import as_table, execute
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
             "subscriptions": "month", "contacts": "created_at", "customers": "acquired_at"}
@@ -106,7 +107,11 @@ def _open_and_cut(crm, as_of):
     if int(execute(cut["transactions"].count())) == 0:
         raise DataError(f"transactions table: no transaction on or before as_of "
                         f"{as_of:%Y-%m-%d %H:%M:%S}", table="transactions", column="timestamp")
-    return dataclasses.replace(crm, **cut), as_of
+    # checked once here; inside customer_360 (reuse_validated) the functions it calls trust them
+    cut = {name: as_table(t, name) for name, t in cut.items()}
+    out = dataclasses.replace(crm, **cut)
+    out._checked.update(crm._checked)  # the source's data-quality checks ran on the full tables
+    return out, as_of
 
 
 def _purchases(tx) -> pd.DataFrame:
@@ -122,7 +127,7 @@ def _key_accounts(crm, as_of: pd.Timestamp, nrr_months: int, covariates) -> pd.D
     """MRR now and ``nrr_months`` earlier per account (in-database), churn risk from the sBG."""
     from crmstats._expr import period_index
     from crmstats.churn import ShiftedBetaGeoHazardModel, account_months
-    from crmstats.churn.summaries import _account_periods
+    from crmstats.churn.revenue import _account_periods
     from crmstats.io import execute
 
     s = crm.subscriptions
@@ -180,6 +185,7 @@ def _tickets(tickets, as_of: pd.Timestamp) -> pd.DataFrame:
     return execute(per).set_index("customer_id")
 
 
+@reuse_validated()
 def customer_360(
     crm: Any,
     as_of=None,
