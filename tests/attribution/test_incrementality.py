@@ -184,6 +184,18 @@ def test_counterfactual_model_recovers_known_logistic_effects():
     assert model.summary_.loc["a", "estimate"] == pytest.approx(0.8, abs=0.08)
 
 
+def test_counterfactual_model_follows_the_estimator_contract(random_paths):
+    from crmstats import NotFittedError
+    from crmstats.estimator import SUMMARY_COLUMNS
+
+    model = A.IncrementalityModel(n_boot=0)
+    with pytest.raises(NotFittedError):
+        _ = model.shares_
+    assert model.fit(random_paths) is model
+    assert tuple(model.summary_.columns) == SUMMARY_COLUMNS
+    assert model.n_obs_ == int(random_paths.conversions.sum() + random_paths.nulls.sum())
+
+
 def test_counterfactual_model_needs_non_converting_journeys(random_paths):
     with pytest.raises(DataError, match="nulls"):
         A.IncrementalityModel(n_boot=0).fit(random_paths.assign(nulls=0))
@@ -292,3 +304,20 @@ def test_experiment_data_runs_the_demo_with_holdouts_and_requires_experiments():
     assert kept.source.endswith("holdout_share=0.05")
     with pytest.raises(DataError, match="experiments"):
         A.experiment_data(simulate_crm(seed=3, n_contacts=2000))
+
+
+def test_key_findings_are_written_from_the_results(holdout_crm):
+    from crmstats.book import findings
+
+    crm = holdout_crm
+    paths = _paths(crm)
+    lifts = A.lift_test(crm.experiments, crm.conversions)
+    cal = A.calibrate(A.MarkovAttribution().fit(paths), lifts)
+    eco = A.incremental_economics(cal, crm.spend)
+    shares = A.credit_shares({"linear": A.heuristic(paths, "linear")})["linear"]
+    text = findings.incrementality(lifts, cal, eco, journey_shares=shares)
+    assert 3 <= len(text) <= 5
+    top = cal["share"].idxmax().replace("_", " ")
+    assert any(f"{top} adds the most" in t for t in text)
+    n_sig = int(((lifts["p_value"] < 0.05) & (lifts["lift"] > 0)).sum())
+    assert text[0].startswith(f"{n_sig} of {len(lifts)} channels")
