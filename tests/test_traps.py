@@ -139,7 +139,7 @@ def test_int_and_text_ids_across_tables_join():
     tx = _tx(["2024-01-01", "2024-02-01", "2024-01-05"], ids=["1", "1", "2"])
     customers = pd.DataFrame({"customer_id": [1, 2], "acquired_at": pd.to_datetime(
         ["2024-01-01", "2024-01-05"]), "acquisition_channel": ["email", "social"]})
-    out = retention_matrix(tx, cohort_col="acquisition_channel", customers=customers)
+    out = retention_matrix(tx, by="acquisition_channel", customers=customers)
     assert set(out.index) == {"email", "social"}
     crm = CRMData(transactions=tx, customers=customers)
     assert crm.table("customers").customer_id.type().is_string()
