@@ -50,8 +50,6 @@ def _public_callables():
 #: strict xfails turn into failures as soon as the code follows the convention.
 KNOWN = {
     "attribution.lift_test": "incrementality work (issue 16): group_col should be by=",
-    "attribution.IncrementalityModel": "incrementality work (issue 16): not yet on "
-                                       "crmstats.estimator.Estimator",
 }
 
 
