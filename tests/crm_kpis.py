@@ -39,6 +39,12 @@ def crm_kpis(crm) -> dict:
         life = funnel.lifecycle_stage(crm)
         out["lifecycle_stage"] = life["stage"].value_counts().sort_index().to_dict()
         out["stage_flows"] = _num(funnel.stage_flows(crm, start="2025-06-01"))
+        scores = crmstats.customer_360(crm, n_bootstrap=0)
+        out["customer_360"] = (len(scores), _num(scores),
+                               scores["lifecycle_stage"].value_counts().sort_index().to_dict())
+        migration = clv.value_migration(crm, 6)
+        out["value_migration"] = {k: round(float(v), 6)
+                                  for k, v in migration.decomposition.items()}
         # the book's KPI figures
         revenue = overview.customer_revenue(crm.transactions)
         revenue = revenue["revenue"] if isinstance(revenue, pd.DataFrame) else revenue
@@ -61,7 +67,7 @@ def crm_kpis(crm) -> dict:
         out["service"] = _num(churn.service_kpis(crm.tickets))
         out["cross_sell"] = _num(churn.cross_sell(crm.subscriptions))
         out["retention_by_channel"] = round(float(np.nansum(churn.retention_matrix(
-            crm.transactions, cohort_col="acquisition_channel", customers=crm.customers
+            crm.transactions, by="acquisition_channel", customers=crm.customers
         ).to_numpy(dtype=float))), 6)
         out["spend"] = _num(overview.spend_by_channel(crm.spend, period="M"))
     return out

@@ -432,7 +432,7 @@ def _(crm):
 @case("cohort-column-absent", DataError, r"customers table: no column 'region'")
 def _(crm):
     tx, cu = _tx(crm), crm.customers.copy()
-    return (lambda: churn.cohort_table(tx, cohort_col="region", customers=cu)), [tx, cu]
+    return (lambda: churn.cohort_table(tx, by="region", customers=cu)), [tx, cu]
 
 
 @case("mrr-bridge-no-month-column", DataError, "month")

@@ -115,3 +115,19 @@ def test_a_kernel_that_dies_on_start_is_started_again(tmp_path, monkeypatch):
     with pytest.raises(StudyError, match="cell 2 .*ValueError: bad"):
         run_study(template, tmp_path / "out.ipynb")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_reads_like_a_report(path):
+    """Code behind toggles; a StudyPage opens the study and its findings close it."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    hidden = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+    shown = [c.source.splitlines()[0] for c in code
+             if not hidden & set(c.metadata.get("tags", []))]
+    assert not shown, f"code cells shown to readers: {shown}"
+    sources = "\n".join(c.source for c in code)
+    assert "StudyPage(" in sources and ".finish(" in sources
+    if "money" in sources:  # money is labelled with the run's currency
+        assert "currency" in next(c.source for c in code
+                                  if "parameters" in c.metadata.get("tags", []))

@@ -133,3 +133,28 @@ def test_no_false_alarm_on_lookalikes(what, text):
 
 def test_the_tables_are_big_enough():
     assert len(CREDENTIALS) >= 30 and len(LOOKALIKES) >= 30
+
+
+def test_pseudonymous_tables_for_publishing_leave_the_callers_table_alone():
+    from crmstats.privacy import pseudonymous
+
+    top = pd.DataFrame({"clv": [9.5, 7.25], "email": ["a@x.org", "b@x.org"],
+                        "account_id": ["A1", "A2"]},
+                       index=pd.Index(["C000001", "C000002"], name="customer_id"))
+    shown = pseudonymous(top, key="k")
+    assert shown.index.name == "customer_id"
+    assert shown.index.tolist() == pseudonymize(["C000001", "C000002"], key="k").tolist()
+    assert shown["account_id"].tolist() == pseudonymize(["A1", "A2"], key="k").tolist()
+    assert "email" not in shown and shown["clv"].tolist() == [9.5, 7.25]
+    # the analyst's table (what the crmstats functions return) keeps raw ids
+    assert top.index.tolist() == ["C000001", "C000002"] and "email" in top
+    # a table that is not a customer list is left as it is
+    channels = pd.DataFrame({"share": [0.5]}, index=pd.Index(["email"], name="channel"))
+    assert pseudonymous(channels, key="k").equals(channels)
+
+
+def test_redact_removes_what_the_scan_finds():
+    from crmstats.privacy import redact
+
+    text = "dup anna&#64;example.com, Anna Berg, /root/x.csv:3, sk_live_abcdefghij12"
+    assert redact(text, extra_values=["Anna Berg"], paths=["/root"]) == "dup […], […], […]:3, […]"

@@ -144,6 +144,8 @@ def book_build(
                             keep_runs=keep_runs)
     except CRMStatsError as exc:
         _fail(exc)
+    for repaired in result.recovered:
+        typer.echo(f"repaired after an interrupted build: {repaired}", err=True)
     typer.echo(f"book published: {result.html / 'index.html'} (run archived in {result.run_dir})")
     if result.failures:
         names = "\n  ".join(str(r.error) for r in result.failures)

@@ -69,6 +69,7 @@ __all__ = [
     "notebook_text",
     "pseudonym_table",
     "pseudonymize",
+    "pseudonymous",
     "redact",
     "reidentify",
     "scan_text",
@@ -276,6 +277,55 @@ def reidentify(pseudonyms: Any, ids: Any, *, key: str | bytes | None = None) -> 
     return pd.Series(result, index=wanted.index, dtype=object)
 
 
+#: Names of id columns (and index names) that identify a customer, account, lead or contact.
+ID_COLUMNS = ("customer_id", "account_id", "lead_id", "contact_id", "customer", "account",
+              "lead", "contact")
+
+
+def pseudonymous(table: pd.DataFrame | pd.Series, *, key: str | bytes | None = None,
+                 id_columns: Iterable[str] = ID_COLUMNS) -> pd.DataFrame | pd.Series:
+    """Return a customer-level table fit for publishing: pseudonyms instead of ids.
+
+    The index and the columns named in ``id_columns`` (customer, account,
+    lead and contact ids) are replaced by :func:`pseudonymize`; personal
+    columns (:data:`crmstats.schema.PII_COLUMNS`: name, e-mail, phone, ...)
+    are dropped. The caller's table is not changed; the functions that made
+    it keep returning raw ids, so an analyst in JupyterLab still sees them.
+
+    Parameters
+    ----------
+    table : DataFrame or Series
+        A list of customers (e.g. a top-value or win-back list).
+    key : str or bytes, optional
+        Pseudonym key (default as in :func:`pseudonymize`).
+    id_columns : iterable of str
+        Names of id columns and index names to replace.
+
+    Returns
+    -------
+    DataFrame or Series
+        A copy with pseudonyms (``"C-7f3a9c21"``).
+    """
+    from crmstats.schema import PII_COLUMNS
+
+    ids = {c.lower() for c in id_columns}
+    out = table.copy()
+    if isinstance(out, pd.DataFrame):
+        out = out.drop(columns=[c for c in out.columns if str(c).lower() in PII_COLUMNS])
+        for column in out.columns:
+            if str(column).lower() in ids:
+                out[column] = pseudonymize(out[column], key=key).to_numpy()
+    names = [n for n in out.index.names if n is not None]
+    if isinstance(out.index, pd.MultiIndex):
+        levels = [pd.Index(pseudonymize(out.index.get_level_values(i), key=key).to_numpy(),
+                           name=n) if n is not None and str(n).lower() in ids
+                  else out.index.get_level_values(i) for i, n in enumerate(out.index.names)]
+        out.index = pd.MultiIndex.from_arrays(levels)
+    elif names and str(names[0]).lower() in ids:
+        out.index = pd.Index(pseudonymize(out.index, key=key).to_numpy(), name=out.index.name)
+    return out
+
+
 # --------------------------------------------------------------------------- scanning
 
 
@@ -406,13 +456,13 @@ def decode(text: str) -> str:
 def machine_paths(extra: Iterable[str | os.PathLike] = ()) -> list[str]:
     """Absolute paths of this machine that must not appear in a published page.
 
-    The home folder, the temporary folder, the Python environment (``sys.prefix``,
-    the base interpreter) and the working directory, plus ``extra`` (e.g. the
+    The home folder, the temporary folder and the Python environment
+    (``sys.prefix``, the base interpreter), plus ``extra`` (e.g. the
     repository root), longest first. Root-level folders (``/``, ``/usr``) are
     left out: they name no user or project.
     """
     candidates = [Path.home(), Path(tempfile.gettempdir()), Path("/tmp"), Path(sys.prefix),
-                  Path(sys.base_prefix), Path.cwd(), *map(Path, extra)]
+                  Path(sys.base_prefix), *map(Path, extra)]
     out: set[str] = set()
     for path in candidates:
         for variant in {str(path), str(Path(path).resolve())}:

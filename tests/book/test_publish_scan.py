@@ -92,6 +92,11 @@ def test_failure_pages_and_summary_name_columns_and_counts_not_values(book):
      "t.ipynb: cell 2 failed: FileNotFoundError: …"),
     ("t.ipynb: cell 4 failed: DataError: 5 rows with phone +1 (555) 010-0123\nrow 7",
      "t.ipynb: cell 4 failed: DataError: 5 rows with phone …"),
+    # a symlink to a system file: its first line came back as "columns present"
+    ("t.ipynb: cell 3 failed: DataError: transactions table: missing required column "
+     "'customer_id', 'timestamp', 'amount'; columns present: root:x:0:0:root:/root:/bin/bash",
+     "t.ipynb: cell 3 failed: DataError: transactions table: missing required column "
+     "'customer_id', 'timestamp', 'amount' (details in the run archive)"),
 ])
 def test_public_error_keeps_columns_and_counts(error, shown):
     assert public_error(error, ("Anna Berg",), ["/root"]) == shown
@@ -104,5 +109,8 @@ def test_personal_values_come_from_the_sources_personal_columns():
     source = "demo:seed=3,n_contacts=300"
     values = build.__dict__["_personal_values"]([Study("s", "S", None, {"data_source": source}),
                                                  Study("t", "T", None, {"data_source": "nope"})])
-    contacts = load_crm(source).contacts
+    crm = load_crm(source)
+    contacts = crm.contacts
     assert set(contacts["email"]) <= set(values) and set(contacts["name"]) <= set(values)
+    assert set(crm.customers["customer_id"]) <= set(values)  # text ids: C000123
+    assert not {str(v) for v in crm.transactions["amount"]} & set(values)

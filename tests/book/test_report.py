@@ -110,6 +110,10 @@ def test_kpis_use_the_currency_and_percent_everywhere():
     ("read C:\\Users\\ana\\crm\\orders.csv", "read orders.csv"),
     ("folder ~/data/acme/ has no spend", "folder a folder has no spend"),
     ("3 of 100 customers (3.0 %) bought once", "3 of 100 customers (3.0 %) bought once"),
+    ("1 repeat customer(s) with zero mean spend were left out of the fit, e.g. rows ['10244']",
+     "1 repeat customer(s) with zero mean spend were left out of the fit"),
+    ("2 blank ids in customers (e.g. rows [4, 9]); dropped", "2 blank ids in customers; dropped"),
+    ("names differ in case, e.g. 'Email', 'email'", "names differ in case"),
 ])
 def test_reader_text_cuts_machine_paths(message, text):
     assert reader_text(message) == text

@@ -57,7 +57,7 @@ def test_cohort_table_equals_pandas(demo, metric):
 
 
 def test_cohort_table_by_channel_equals_pandas(demo):
-    got = churn.cohort_table(demo.transactions, cohort_col="acquisition_channel",
+    got = churn.cohort_table(demo.transactions, by="acquisition_channel",
                              customers=demo.customers, metric="customers", max_age=6)
     tx = demo.transactions[demo.transactions["amount"] >= 0]
     m = _month(tx["timestamp"])
@@ -213,11 +213,11 @@ def test_log_rank_and_medians_on_known_groups():
     d = np.minimum(np.concatenate([fast, slow]), censor)
     e = (np.concatenate([fast, slow]) <= censor).astype(int)
     frame = pd.DataFrame({"duration": d, "churned": e, "g": ["fast"] * 400 + ["slow"] * 400})
-    curves = churn.survival_curves(frame, group_col="g")
+    curves = churn.survival_curves(frame, by="g")
     assert curves.logrank["p_value"] < 1e-6
     assert curves.medians.loc["fast", "median"] == pytest.approx(3, abs=1)
     assert curves.medians.loc["slow", "median"] == pytest.approx(9, abs=2)
-    same = churn.survival_curves(frame.assign(g=rng.choice(["a", "b"], 800)), group_col="g")
+    same = churn.survival_curves(frame.assign(g=rng.choice(["a", "b"], 800)), by="g")
     assert same.logrank["p_value"] > 0.01
 
 
@@ -252,7 +252,7 @@ def test_bad_inputs_are_named(demo):
     with pytest.raises(DataError, match="events must be 0"):
         churn.survival_curves(pd.DataFrame({"duration": [1, 2], "churned": [1, 3]}))
     with pytest.raises(DataError, match="no column 'nope'"):
-        churn.cohort_table(demo.transactions, cohort_col="nope", customers=demo.customers)
+        churn.cohort_table(demo.transactions, by="nope", customers=demo.customers)
     with pytest.raises(ValueError, match="metric"):
         churn.cohort_table(demo.transactions, metric="profit")
     with pytest.raises(ValueError, match="churned_after"):
@@ -283,7 +283,7 @@ def test_plots_return_axes(demo):
 
 def test_retention_by_channel_counts_only_customers_observable_at_each_age(small):
     tx, cu = small.transactions, small.customers
-    got = churn.retention_matrix(tx, cohort_col="acquisition_channel", customers=cu, max_age=8)
+    got = churn.retention_matrix(tx, by="acquisition_channel", customers=cu, max_age=8)
     buys = tx[tx["amount"] >= 0]
     m = _month(buys["timestamp"])
     first = m.groupby(buys["customer_id"]).min()
@@ -490,7 +490,7 @@ def test_log_rank_p_value_is_the_upper_tail_not_one_minus_cdf():
     d = np.minimum(np.concatenate([fast, slow]), censor)
     e = (np.concatenate([fast, slow]) <= censor).astype(int)
     frame = pd.DataFrame({"duration": d, "churned": e, "g": ["fast"] * 400 + ["slow"] * 400})
-    test = churn.survival_curves(frame, group_col="g").logrank
+    test = churn.survival_curves(frame, by="g").logrank
     assert test["statistic"] > 100  # overwhelming evidence ...
     assert 0 < test["p_value"] < 1e-20  # ... and still a positive p-value
     assert test["p_value"] == pytest.approx(stats.chi2.sf(test["statistic"], 1), rel=1e-12)

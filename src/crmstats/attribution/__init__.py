@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         holdout_size,
         lift_test,
     )
-    from crmstats.attribution.findings import incrementality_findings
     from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
     from crmstats.attribution.incrementality import IncrementalityModel
     from crmstats.attribution.markov import MarkovAttribution
@@ -61,7 +60,6 @@ __all__ = [
     "holdout_plan",
     "holdout_size",
     "incremental_economics",
-    "incrementality_findings",
     "lift_test",
     "plot_cac_ltv",
     "plot_credit_shares",

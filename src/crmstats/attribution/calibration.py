@@ -135,14 +135,17 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
     sm = se_m.to_numpy(float)
     sl = se_l.to_numpy(float)
     lv = lift.to_numpy(float)
-    ok = tested & (np.abs(m) > 0)
+    # the model's error is taken as proportional to its estimate; a model that gives a channel
+    # nothing or less (an estimate <= 0) is scaled by the measured lift instead
+    size = np.where(m > 0, m, np.fmax(np.abs(m), np.abs(np.nan_to_num(lv))))
+    ok = tested & (size > 0)
     if ok.any():
-        r = (lv[ok] - m[ok]) / m[ok]
-        var_r = (sl[ok] ** 2 + sm[ok] ** 2) / m[ok] ** 2
+        r = (lv[ok] - m[ok]) / size[ok]
+        var_r = (sl[ok] ** 2 + sm[ok] ** 2) / size[ok] ** 2
         tau2 = max(0.0, float(np.mean(r ** 2 - var_r)))
     else:
         tau2 = np.inf
-    v_m = sm ** 2 + tau2 * m ** 2
+    v_m = sm ** 2 + tau2 * size ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         w_m = np.where(v_m > 0, 1.0 / v_m, np.inf)
         w_l = np.where(tested, np.where(sl > 0, 1.0 / sl ** 2, np.inf), 0.0)

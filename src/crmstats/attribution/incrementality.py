@@ -39,14 +39,14 @@ import numpy as np
 import pandas as pd
 
 from crmstats.attribution.paths import PathData, _as_path_data
-from crmstats.exceptions import ConvergenceWarning, DataError, NotFittedError
+from crmstats.estimator import Estimator, summary_table
+from crmstats.exceptions import ConvergenceWarning, DataError
 
 __all__ = ["IncrementalityModel"]
 
-_Z95 = 1.959963984540054
 
 
-class IncrementalityModel:
+class IncrementalityModel(Estimator):
     """Counterfactual conversion model of all journeys on channel exposure [1]_ [2]_.
 
     Parameters
@@ -275,16 +275,12 @@ class IncrementalityModel:
         else:
             se = np.asarray(res.bse, dtype=float)
             p = np.asarray(res.pvalues, dtype=float)
-        return pd.DataFrame({
-            "estimate": params, "std_err": se,
-            "lower_95": params - _Z95 * se, "upper_95": params + _Z95 * se, "p_value": p,
-        }, index=pd.Index(names, name="term"))
+        return summary_table(names, params, se, p_value=p, index_name="term")
 
     @property
     def shares_(self) -> pd.Series:
         """Share of the incremental conversions per channel (sums to 1)."""
-        if not hasattr(self, "attribution_"):
-            raise NotFittedError("IncrementalityModel is not fitted; call fit(paths) first")
+        self._check_fitted()
         return self.attribution_["share"]
 
     def __repr__(self) -> str:

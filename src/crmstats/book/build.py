@@ -253,19 +253,24 @@ def _failure_page(study: Study, error: str, run: str) -> str:
 def public_error(error: str, personal: tuple = (), paths: list[str] | None = None) -> str:
     """Return the failure text that may be shown on a published page.
 
-    The first line of the error (notebook, cell, error type and message), with
-    values taken out: anything the publication scan would flag (e-mails, phone
-    numbers, credentials, personal values, machine paths), lists (``[...]``,
-    usually offending rows or ids) and quoted text that is not a plain column
-    name. Column names and counts stay. The full error stays in the run
-    archive and on the command line.
+    The first line of the error (notebook, cell, error type and message, up
+    to the first ``"; "`` — what follows is detail, such as the columns a
+    file was found to hold), with values taken out: anything the publication
+    scan would flag (e-mails, phone numbers, credentials, personal values,
+    machine paths), lists (``[...]``, usually offending rows or ids) and
+    quoted text that is not a plain column name. Column names and counts
+    stay. The full error stays in the run archive and on the command line.
     """
     from crmstats.privacy import redact
 
     text = (error or "failed").strip().splitlines()[0] if (error or "").strip() else "failed"
+    head, sep, _ = text.partition("; ")  # details after "; " (e.g. what a file holds) stay out
+    text = head + (" (details in the run archive)" if sep else "")
     text = redact(text, extra_values=personal, paths=paths, mark="…")
     text = re.sub(r"\[[^\[\]]*\]", "[…]", text)
-    text = re.sub(r"(['\"])(?![A-Za-z_][A-Za-z0-9_.]{0,40}\1)[^'\"]*\1", "'…'", text)
+    text = re.sub(r"(['\"])[^'\"]*\1",
+                  lambda m: m.group() if re.fullmatch(r"['\"][A-Za-z_][A-Za-z0-9_.]{0,40}['\"]",
+                                                      m.group()) else "'…'", text)
     return text[:300] + ("…" if len(text) > 300 else "")
 
 
@@ -538,12 +543,20 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
     return found
 
 
+#: Id columns whose text values count as personal: the book shows pseudonyms instead.
+_ID_COLUMNS = ("customer_id", "contact_id", "lead_id", "account_id", "journey_id")
+_TEXT_ID = re.compile(r"(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[^\s]{5,}")
+
+
 def _personal_values(studies: list[Study]) -> tuple:
     """Values of the personal columns of every data source the studies read.
 
     The columns are those :meth:`crmstats.CRMData.personal_columns` marks
-    (the schema's name, e-mail, phone, ... plus a source file's own marks).
-    A source that cannot be loaded gives none (its studies failed already).
+    (the schema's name, e-mail, phone, ... plus a source file's own marks),
+    and the text ids of customers, contacts, leads and accounts (``C000123``:
+    published lists show pseudonyms, so a raw id on a page is a leak; numeric
+    ids are left out, they cannot be told from other numbers). A source that
+    cannot be loaded gives none (its studies failed already).
     """
     import crmstats
 
@@ -553,12 +566,17 @@ def _personal_values(studies: list[Study]) -> tuple:
         try:
             crm = crmstats.load_crm(source)
             for name, table in crm.tables().items():
-                columns = [c for c in crm.personal_columns(name) if c in _columns(table)]
-                if not columns:
+                present = _columns(table)
+                columns = [c for c in crm.personal_columns(name) if c in present]
+                ids = [c for c in _ID_COLUMNS if c in present]
+                if not columns and not ids:
                     continue
-                frame = crmstats.execute(crmstats.as_table(table, name).select(*columns))
+                frame = crmstats.execute(crmstats.as_table(table, name).select(*columns, *ids))
                 for column in columns:
                     values.update(str(v) for v in frame[column].dropna().unique())
+                for column in ids:
+                    values.update(v for v in frame[column].dropna().astype(str).unique()
+                                  if _TEXT_ID.fullmatch(v))
         except Exception:  # noqa: BLE001 - an unloadable source has nothing to scan for
             continue
     return tuple(sorted(values))

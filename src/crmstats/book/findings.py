@@ -19,7 +19,7 @@ import pandas as pd
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
 __all__ = ["attribution", "churn", "clv", "data_overview", "data_quality", "funnel",
-           "key_accounts", "lead_scoring", "lifecycle", "value_migration"]
+           "incrementality", "key_accounts", "lead_scoring", "lifecycle", "value_migration"]
 
 
 def _label(name: Any) -> str:
@@ -340,7 +340,7 @@ def funnel(conversion: pd.DataFrame, channels: pd.DataFrame,
     channels : DataFrame
         :func:`crmstats.funnel.lead_kpis` with ``period=None`` (per channel).
     pipeline_summary : Series
-        ``funnel.pipeline(...)["summary"]``.
+        ``funnel.pipeline(...).summary``.
 
     Returns
     -------
@@ -491,4 +491,72 @@ def value_migration(migration: Any, top_n: int = 15) -> list[str]:
                    f"{fmt_money(top.sum())} of expected value between them "
                    f"({fmt_pct(top.sum() / f['value_lost'].clip(lower=0).sum())} of all the "
                    "value lost by customers who fell a tier).")
+    return _keep(out)
+
+
+def incrementality(lifts: pd.DataFrame, calibrated: pd.DataFrame,
+                   economics: pd.DataFrame | None = None,
+                   journey_shares: pd.Series | None = None,
+                   truth_error: pd.Series | None = None) -> list[str]:
+    """Write the key findings of the incrementality study.
+
+    Parameters
+    ----------
+    lifts : pandas.DataFrame
+        :func:`crmstats.attribution.lift_test` (one row per tested channel).
+    calibrated : pandas.DataFrame
+        :func:`crmstats.attribution.calibrate`.
+    economics : pandas.DataFrame, optional
+        :func:`crmstats.attribution.incremental_economics` (with a ``total`` row).
+    journey_shares : pandas.Series, optional
+        One journey model's credit shares, to say where it misjudges most.
+    truth_error : pandas.Series, optional
+        Mean absolute share error per model against a known truth (simulated data).
+
+    Returns
+    -------
+    list of str
+    """
+    out: list[str | None] = []
+    if len(lifts):
+        sig = lifts[(lifts["p_value"] < 0.05) & (lifts["lift"] > 0)]
+        best = _top(lifts["relative_lift"])[0]
+        out.append(
+            f"{len(sig)} of {len(lifts)} channels tested with holdouts raise conversion "
+            f"significantly (5 % level); the largest relative lift is {_label(best)}: "
+            f"{fmt_pct(lifts.loc[best, 'relative_lift'], signed=True)} (95 % interval "
+            f"{fmt_pct(lifts.loc[best, 'relative_lower_95'], signed=True)} to "
+            f"{fmt_pct(lifts.loc[best, 'relative_upper_95'], signed=True)}).")
+        flat = [_label(c) for c in lifts.index[lifts["lower_95"] <= 0]]
+        if flat:
+            out.append("No lift can be told from zero yet for " + ", ".join(flat[:4])
+                       + (" and others" if len(flat) > 4 else "")
+                       + ": their holdouts are too small, or they add little.")
+    ranked = _top(calibrated["share"], 2)
+    if len(ranked) == 2:
+        out.append(f"Calibrated by the experiments, {_label(ranked[0])} adds the most "
+                   f"conversions ({fmt_pct(calibrated.loc[ranked[0], 'share'])} of all "
+                   f"incremental conversions), then {_label(ranked[1])} "
+                   f"({fmt_pct(calibrated.loc[ranked[1], 'share'])}).")
+    if journey_shares is not None:
+        credit = journey_shares.reindex(calibrated.index).fillna(0.0)
+        diff = calibrated["share"] - credit
+        c = diff.abs().idxmax()
+        word = "under" if diff[c] > 0 else "over"
+        out.append(f"Journey-based credit {word}-rates {_label(c)} most: "
+                   f"{fmt_pct(credit[c])} of the credit against "
+                   f"{fmt_pct(calibrated.loc[c, 'share'])} of what the channels add.")
+    if economics is not None and "incremental_cac" in economics:
+        eco = economics.drop(index="total", errors="ignore")
+        eco = eco[np.isfinite(eco["incremental_cac"]) & (eco["incremental_cac"] > 0)]
+        if len(eco) >= 2:
+            cheap, dear = eco["incremental_cac"].idxmin(), eco["incremental_cac"].idxmax()
+            out.append(f"Per customer it adds, {_label(cheap)} is the cheapest channel "
+                       f"({fmt_money(eco.loc[cheap, 'incremental_cac'])}) and {_label(dear)} "
+                       f"the dearest ({fmt_money(eco.loc[dear, 'incremental_cac'])}).")
+    if truth_error is not None and len(truth_error.dropna()):
+        err = truth_error.dropna()
+        best = err.idxmin()
+        out.append(f"Against the simulator's known truth, {best} comes closest "
+                   f"({fmt_pct(err[best])} off per channel on average).")
     return _keep(out)

@@ -409,7 +409,7 @@ def format_record(values: Any, *, money: Sequence[str] = (), pct: Sequence[str] 
     Parameters
     ----------
     values : Series or mapping
-        Figures by name, e.g. ``funnel.pipeline(...)["summary"]``.
+        Figures by name, e.g. ``funnel.pipeline(...).summary``.
     money, pct, count, ratio : list of str
         Names by role; other numbers get 4 significant digits, dates show as dates.
     currency : str, optional
@@ -452,12 +452,18 @@ _PATH = re.compile(
     r"""(?:[A-Za-z]:\\|\\\\|~/|/)(?:[^\s'"`:,;()\[\]{}<>]+[/\\])+([^\s'"`:,;()\[\]{}<>/\\]*)""")
 
 
+_EXAMPLES = re.compile(
+    r"[,;:]?\s*\(?\b(?:e\.g\.|for example|such as)\s*(?:(?:the\s+)?(?:rows?|ids?|values?|"
+    r"customers?|contacts?|accounts?|leads?)\s*)?(?:\[[^\]]*\]|\([^)]*\)|'[^']*'"
+    r"(?:\s*,\s*'[^']*')*)\)?", re.I)
+
+
 def reader_text(message: str) -> str:
     """Reword a warning or error message for a published page.
 
     Machine paths (absolute, home-relative or Windows) are cut to their file
-    name, and the ``module.function:`` prefix developers put first stays only
-    as the name of what noticed the problem.
+    name, and example values (``e.g. rows ['C1', 'C2']``) are dropped: a
+    published page names tables, columns and counts, never a customer's id.
 
     Examples
     --------
@@ -465,6 +471,8 @@ def reader_text(message: str) -> str:
     'rfm_summary: 3 rows of transactions.parquet are late'
     """
     text = _PATH.sub(lambda m: m.group(1) or "a folder", str(message))
+    # example rows name customers or values: a page for readers names counts, not values
+    text = _EXAMPLES.sub("", text)
     return " ".join(text.split())
 
 

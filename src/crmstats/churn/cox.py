@@ -75,26 +75,26 @@ class CoxModel(Estimator):
         panel: pd.DataFrame,
         *,
         covariates: Sequence[str],
-        duration_col: str = "exit",
-        event_col: str = "churned",
-        entry_col: str | None = "entry",
+        duration_col: str | None = None,
+        event_col: str | None = None,
+        entry_col: str | None = None,
     ) -> CoxModel:
         """Fit by partial likelihood.
 
         Parameters
         ----------
         panel : pandas.DataFrame
-            One row per account and period at risk (the columns of
-            :func:`crmstats.churn.account_months` by default), or one row per
-            customer with ``entry_col=None``.
+            One row per account and period at risk, with the columns of
+            :func:`crmstats.churn.account_months`: ``entry`` and ``exit`` (the
+            interval), ``churned`` (1 churned, 0 censored) and the drivers.
+            Without an ``entry`` column each row is one customer observed from
+            time 0 to ``exit`` (counting-process form is then not used).
         covariates : sequence of str
             Numeric driver columns (encode categories as indicators first).
-        duration_col, event_col : str
-            The interval's end (or the time observed, one row per customer)
-            and the churn indicator (1 churned, 0 censored).
-        entry_col : str or None
-            The interval's start, for covariates that change over time
-            (delayed entry); None for one row per customer.
+        duration_col, event_col, entry_col : str, optional
+            The caller's names of the ``exit``, ``churned`` and ``entry``
+            columns (e.g. ``duration_col="duration"`` for
+            :func:`crmstats.churn.account_lifetimes`).
 
         Returns
         -------
@@ -106,6 +106,9 @@ class CoxModel(Estimator):
         covariates = list(covariates)
         if not covariates:
             raise ValueError("CoxModel.fit needs at least one covariate")
+        duration_col, event_col = duration_col or "exit", event_col or "churned"
+        if entry_col is None and isinstance(panel, pd.DataFrame) and "entry" in panel.columns:
+            entry_col = "entry"
         needed = [duration_col, event_col, *covariates] + ([entry_col] if entry_col else [])
         data = _frame(panel, needed, "panel")
         d, e = _durations(data, duration_col, event_col, "panel")

@@ -157,9 +157,9 @@ class ShiftedBetaGeoHazardModel(Estimator):
         panel: pd.DataFrame,
         *,
         covariates: Sequence[str] = (),
-        id_col: str = "account_id",
-        duration_col: str = "exit",
-        event_col: str = "churned",
+        id_col: str | None = None,
+        duration_col: str | None = None,
+        event_col: str | None = None,
     ) -> ShiftedBetaGeoHazardModel:
         """Fit by maximum likelihood on a per-account, per-period panel.
 
@@ -171,8 +171,9 @@ class ShiftedBetaGeoHazardModel(Estimator):
             period an account churned in (its last row).
         covariates : sequence of str
             Numeric drivers, which may change from period to period.
-        id_col, duration_col, event_col : str
-            Account id, the period of tenure, and the churn flag.
+        id_col, duration_col, event_col : str, optional
+            The caller's names of the ``account_id``, ``exit`` (period of
+            tenure) and ``churned`` columns.
 
         Returns
         -------
@@ -180,6 +181,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
             ``self``, fitted.
         """
         covariates = list(covariates)
+        id_col, duration_col, event_col = _canonical(id_col, duration_col, event_col)
         data = self._prepare(panel, id_col, duration_col, event_col, covariates)
         if data["event"].sum() < len(covariates) + 2:
             raise DataError(f"panel table: {int(data['event'].sum())} churn(s) cannot estimate "
@@ -266,8 +268,8 @@ class ShiftedBetaGeoHazardModel(Estimator):
         return np.exp(special.betaln(a, b + rate * t) - special.betaln(a, b))
 
     def churn_probability(self, panel: pd.DataFrame, *, accounts=None,
-                          id_col: str = "account_id", duration_col: str = "exit",
-                          event_col: str = "churned") -> pd.Series:
+                          id_col: str | None = None, duration_col: str | None = None,
+                          event_col: str | None = None) -> pd.Series:
         """Probability that each account still at risk churns in its next period.
 
         An account that survived its panel's periods, with cumulative hazard
@@ -286,7 +288,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
             Accounts to score. Those without any row (in their first period)
             get ``C = 0`` and the panel's mean covariates. Default: every
             account of the panel.
-        id_col, duration_col, event_col : str
+        id_col, duration_col, event_col : str, optional
             As for :meth:`fit`.
 
         Returns
@@ -298,6 +300,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
         self._check_fitted()
         cov = list(self.covariates_)
         coef = self.params_[cov].to_numpy(float)
+        id_col, duration_col, event_col = _canonical(id_col, duration_col, event_col)
         data = self._prepare(panel, id_col, duration_col, event_col, cov)
         mult = np.exp(data["x"] @ coef) if cov else np.ones(len(data["x"]))
         ids = pd.factorize(panel[id_col].to_numpy()[
@@ -317,6 +320,11 @@ class ShiftedBetaGeoHazardModel(Estimator):
         p = -np.expm1(special.betaln(a, b + c + nxt) - special.betaln(a, b + c))
         p[churned.to_numpy(bool)] = np.nan
         return pd.Series(p, index=cum.index, name="churn_probability")
+
+
+def _canonical(id_col, duration_col, event_col):
+    """Return the panel's column names: the caller's, or account_months' canonical ones."""
+    return id_col or "account_id", duration_col or "exit", event_col or "churned"
 
 
 def _gradient(f, x, step=1e-6):

@@ -65,7 +65,7 @@ def _durations(data: pd.DataFrame, duration_col: str, event_col: str, what: str)
     return d, e.astype(int)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SurvivalCurves:
     """Result of :func:`survival_curves`.
 
@@ -106,27 +106,27 @@ class SurvivalCurves:
 def survival_curves(
     customers: pd.DataFrame,
     *,
-    duration_col: str = "duration",
-    event_col: str = "churned",
-    group_col: str | None = None,
+    by: str | None = None,
     alpha: float = 0.05,
+    duration_col: str | None = None,
+    event_col: str | None = None,
 ) -> SurvivalCurves:
     """Kaplan-Meier survival per group, median lifetime, and the log-rank test [1]_.
 
     Parameters
     ----------
     customers : pandas.DataFrame
-        One row per customer or account.
-    duration_col : str
-        Time observed: the period of churn, or for a censored customer the
-        last period it is known to have survived (``duration`` of
-        :func:`~crmstats.churn.account_lifetimes`).
-    event_col : str
-        1 if the customer churned at that time, 0 if still active (censored).
-    group_col : str, optional
-        Column whose values are compared (e.g. segment, acquisition channel).
+        One row per customer or account (e.g.
+        :func:`~crmstats.churn.account_lifetimes`): ``duration``, the time
+        observed (the period of churn, or for a censored customer the last
+        period it is known to have survived), and ``churned``, 1 if the
+        customer churned at that time, 0 if still active (censored).
+    by : str, optional
+        Column whose groups are compared (e.g. segment, acquisition channel).
     alpha : float
         1 − confidence of the bands and median intervals.
+    duration_col, event_col : str, optional
+        The caller's names of the ``duration`` and ``churned`` columns.
 
     Returns
     -------
@@ -134,10 +134,11 @@ def survival_curves(
     """
     from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-    cols = [duration_col, event_col] + ([group_col] if group_col else [])
+    duration_col, event_col = duration_col or "duration", event_col or "churned"
+    cols = [duration_col, event_col] + ([by] if by else [])
     data = _frame(customers, cols, "customers")
     d, e = _durations(data, duration_col, event_col, "customers")
-    groups = (data[group_col].astype(str).to_numpy() if group_col
+    groups = (data[by].astype(str).to_numpy() if by
               else np.full(len(data), "all", dtype=object))
     z = special.ndtri(1 - alpha / 2)  # standard normal quantile
     curves, medians = [], []
@@ -193,11 +194,11 @@ def project_retention(
     lifetimes: pd.DataFrame,
     *,
     fit_periods: int = 6,
-    cohort_col: str = "start",
-    duration_col: str = "duration",
-    event_col: str = "churned",
     cohort_freq: str = "Q",
     min_size: int = 10,
+    start_col: str | None = None,
+    duration_col: str | None = None,
+    event_col: str | None = None,
 ) -> pd.DataFrame:
     """Fit the shifted-beta-geometric model per cohort and project its retention [4]_.
 
@@ -213,19 +214,17 @@ def project_retention(
     Parameters
     ----------
     lifetimes : pandas.DataFrame
-        One row per account, e.g. :func:`crmstats.churn.account_lifetimes`.
+        One row per account, e.g. :func:`crmstats.churn.account_lifetimes`:
+        ``start`` (first period; cohorts group it by ``cohort_freq``),
+        ``duration`` (renewals faced) and ``churned`` (churn indicator).
     fit_periods : int
         Ages used to fit; later ages are projection.
-    cohort_col : str
-        Start period column; cohorts group it by ``cohort_freq``.
-    duration_col, event_col : str
-        Survival duration in periods (``duration`` of
-        :func:`~crmstats.churn.account_lifetimes`: renewals faced) and churn
-        indicator.
     cohort_freq : str
         Cohort granularity ("M", "Q", "Y").
     min_size : int
         Cohorts with fewer accounts are left out.
+    start_col, duration_col, event_col : str, optional
+        The caller's names of the ``start``, ``duration`` and ``churned`` columns.
 
     Returns
     -------
@@ -235,6 +234,8 @@ def project_retention(
         (True on calibration ages), and the cohort's ``alpha``, ``beta`` and
         ``expected_lifetime`` (periods, from the fit).
     """
+    cohort_col = start_col or "start"
+    duration_col, event_col = duration_col or "duration", event_col or "churned"
     data = _frame(lifetimes, [cohort_col, duration_col, event_col], "lifetimes")
     d, e = _durations(data, duration_col, event_col, "lifetimes")
     start = pd.to_datetime(data[cohort_col])

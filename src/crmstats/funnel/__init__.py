@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
-    from crmstats.funnel.lifecycle import LIFECYCLE_STAGES, lifecycle_stage, stage_flows
+    from crmstats.funnel.lifecycle import (
+        LIFECYCLE_STAGES,
+        lifecycle_stage,
+        snapshot_date,
+        stage_flows,
+    )
     from crmstats.funnel.plotting import (
         plot_calibration,
         plot_days_in_stage,
@@ -24,12 +29,14 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.funnel.scoring import (
         COMPANY_SIZES,
         LeadScoringModel,
+        Lookalikes,
         auc,
         lead_features,
         lookalike_scores,
     )
     from crmstats.funnel.summaries import (
         FUNNEL_STAGES,
+        Pipeline,
         lead_kpis,
         lead_stage_times,
         pipeline,
@@ -38,10 +45,12 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     )
 
 __all__ = [
+    "Pipeline",
     "COMPANY_SIZES",
     "FUNNEL_STAGES",
     "LIFECYCLE_STAGES",
     "LeadScoringModel",
+    "Lookalikes",
     "auc",
     "lead_features",
     "lead_kpis",
@@ -58,6 +67,7 @@ __all__ = [
     "plot_stage_flows",
     "stage_conversion",
     "stage_durations",
+    "snapshot_date",
     "stage_flows",
 ]
 

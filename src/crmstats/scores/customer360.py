@@ -127,7 +127,7 @@ def _key_accounts(crm, as_of: pd.Timestamp, nrr_months: int, covariates) -> pd.D
     """MRR now and ``nrr_months`` earlier per account (in-database), churn risk from the sBG."""
     from crmstats._expr import period_index
     from crmstats.churn import ShiftedBetaGeoHazardModel, account_months
-    from crmstats.churn.summaries import _account_periods
+    from crmstats.churn.revenue import _account_periods
     from crmstats.io import execute
 
     s = crm.subscriptions

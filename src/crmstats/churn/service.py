@@ -1,0 +1,107 @@
+"""Service KPIs of tickets per period, per active account (Ibis).
+
+Every function here runs where the data lives (the embedded DuckDB by default,
+PostgreSQL or Spark when given their tables) and returns small pandas frames;
+periods are numbered with :func:`crmstats._expr.period_index`, so period
+arithmetic is integer arithmetic that every backend supports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from crmstats._expr import period_index, period_start, period_unit
+from crmstats.churn.revenue import _subscriptions
+from crmstats.exceptions import DataError
+from crmstats.io import as_table, execute
+
+__all__ = ["service_kpis"]
+
+
+def service_kpis(
+    tickets: Any,
+    *,
+    period: str = "M",
+    target_hours: float = 48.0,
+    active_customers: pd.Series | None = None,
+    subscriptions: Any = None,
+    ticket_id_col: str | None = None,
+    customer_id_col: str | None = None,
+    opened_at_col: str | None = None,
+    resolved_at_col: str | None = None,
+) -> pd.DataFrame:
+    """Service KPIs per period of ticket opening.
+
+    Parameters
+    ----------
+    tickets : DataFrame, path or ibis.Table
+        Canonical tickets table.
+    period : {"D", "W", "M", "Q", "Y"}
+        Period of the output.
+    target_hours : float
+        Resolution-time target.
+    active_customers : pandas.Series, optional
+        Active customers per period (indexed by period start, e.g.
+        ``churn_rate(...)["active_start"]``), for tickets per active customer.
+    subscriptions : DataFrame, path or ibis.Table, optional
+        Canonical subscriptions table: restricts the KPIs to the key accounts'
+        tickets and counts the active customers in the database, as the
+        accounts with MRR in each period (overrides ``active_customers``).
+    ticket_id_col, customer_id_col, opened_at_col, resolved_at_col : str, optional
+        The caller's names of the canonical ticket columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``period``; columns ``tickets``, ``customers`` (with a ticket),
+        ``resolved``, ``open`` (unresolved), ``median_hours`` and
+        ``p90_hours`` to resolve, ``within_target`` (share of resolved tickets
+        resolved within ``target_hours``) and, with ``active_customers`` or
+        ``subscriptions``, ``active_customers`` and
+        ``tickets_per_active_customer``.
+    """
+    period = period_unit(period)
+    t = as_table(tickets, "tickets", columns={
+        "ticket_id": ticket_id_col, "customer_id": customer_id_col,
+        "opened_at": opened_at_col, "resolved_at": resolved_at_col})
+    if "resolved_at" not in t.columns:
+        t = t.mutate(resolved_at=ibis.null("timestamp"))
+    active = None
+    if subscriptions is not None:
+        s = _subscriptions(subscriptions, None, None, None)
+        s = s.filter(s.mrr > 0)
+        ids = s.select(aid=s.account_id.cast("string")).distinct()
+        t = t.semi_join(ids, t.customer_id.cast("string") == ids.aid)
+        per_active = s.group_by(p=period_index(s.month, period)).aggregate(
+            n=s.account_id.nunique())
+        active = execute(per_active).set_index("p")["n"]
+    hours = (t.resolved_at.epoch_seconds() - t.opened_at.epoch_seconds()) / 3600.0
+    t = t.mutate(p=period_index(t.opened_at, period), hours=hours)
+    per = t.group_by("p").aggregate(
+        tickets=t.count(),
+        customers=t.customer_id.nunique(),
+        resolved=t.count(where=t.resolved_at.notnull()),
+        median_hours=t.hours.quantile(0.5),
+        p90_hours=t.hours.quantile(0.9),
+        within=t.count(where=t.hours <= float(target_hours)),
+    )
+    out = execute(per).set_index("p").sort_index()
+    if out.empty:
+        raise DataError("tickets table: no ticket of the key accounts in subscriptions",
+                        table="tickets", column="customer_id")
+    out["open"] = out["tickets"] - out["resolved"]
+    out["within_target"] = out["within"] / out["resolved"].where(out["resolved"] > 0)
+    out = out[["tickets", "customers", "resolved", "open", "median_hours", "p90_hours",
+               "within_target"]]
+    if active is not None:
+        out["active_customers"] = active.reindex(out.index)
+    out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
+    if active is None and active_customers is not None:
+        out["active_customers"] = pd.Series(active_customers).reindex(out.index)
+    if "active_customers" in out:
+        out["tickets_per_active_customer"] = out["tickets"] / out["active_customers"].where(
+            lambda x: x > 0)
+    return out
