@@ -9,7 +9,7 @@ statement, the median and the range over the rounds, and, per round, the paired
 differences and ratios the goals are about (both sides of a pair measured in the
 same round, so a burst of load on this shared machine hits both):
 
-* ``import crmstats`` minus ``import pandas`` — goal <= 0.15 s;
+* ``import pandas, crmstats`` minus ``import pandas`` (what crmstats adds) — goal <= 0.15 s;
 * ``import crmstats.clv`` / ``import lifetimes`` — goal < 1;
 * ``from crmstats.clv import BetaGeoModel, rfm_summary`` /
   ``from lifetimes import BetaGeoFitter`` — what a script that fits a model imports,
@@ -30,6 +30,7 @@ CASES = {
     "python": "pass",
     "pandas": "import pandas",
     "crmstats": "import crmstats",
+    "pandas + crmstats": "import pandas, crmstats",
     "crmstats.clv": "import crmstats.clv",
     "lifetimes": "import lifetimes",
     "clv names": "from crmstats.clv import BetaGeoModel, rfm_summary",
@@ -79,8 +80,8 @@ def main(rounds: int) -> None:
         return [op(x, y) for x, y in zip(times[a], times[b], strict=True)]
 
     print("\npaired per round:")
-    print(f"  import crmstats - import pandas: "
-          f"{spread(paired('crmstats', 'pandas', float.__sub__))} s  (goal <= 0.15 s)")
+    print(f"  import pandas, crmstats - import pandas: "
+          f"{spread(paired('pandas + crmstats', 'pandas', float.__sub__))} s  (goal <= 0.15 s)")
     print(f"  import crmstats.clv / import lifetimes: "
           f"{spread(paired('crmstats.clv', 'lifetimes', float.__truediv__), '{:.2f}')}"
           "  (goal < 1)")
