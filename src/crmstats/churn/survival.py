@@ -65,7 +65,7 @@ def _durations(data: pd.DataFrame, duration_col: str, event_col: str, what: str)
     return d, e.astype(int)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SurvivalCurves:
     """Result of :func:`survival_curves`.
 

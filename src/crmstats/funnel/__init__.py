@@ -6,7 +6,12 @@ the data lives); lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
 figures in :mod:`crmstats.funnel.plotting`.
 """
 
-from crmstats.funnel.lifecycle import LIFECYCLE_STAGES, lifecycle_stage, stage_flows
+from crmstats.funnel.lifecycle import (
+    LIFECYCLE_STAGES,
+    lifecycle_stage,
+    snapshot_date,
+    stage_flows,
+)
 from crmstats.funnel.plotting import (
     plot_calibration,
     plot_days_in_stage,
@@ -19,12 +24,14 @@ from crmstats.funnel.plotting import (
 from crmstats.funnel.scoring import (
     COMPANY_SIZES,
     LeadScoringModel,
+    Lookalikes,
     auc,
     lead_features,
     lookalike_scores,
 )
 from crmstats.funnel.summaries import (
     FUNNEL_STAGES,
+    Pipeline,
     lead_kpis,
     lead_stage_times,
     pipeline,
@@ -33,10 +40,12 @@ from crmstats.funnel.summaries import (
 )
 
 __all__ = [
+    "Pipeline",
     "COMPANY_SIZES",
     "FUNNEL_STAGES",
     "LIFECYCLE_STAGES",
     "LeadScoringModel",
+    "Lookalikes",
     "auc",
     "lead_features",
     "lead_kpis",
@@ -53,5 +62,6 @@ __all__ = [
     "plot_stage_flows",
     "stage_conversion",
     "stage_durations",
+    "snapshot_date",
     "stage_flows",
 ]
