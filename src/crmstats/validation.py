@@ -857,6 +857,7 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
         if pd.notna(n) and int(n) > 0:
             sample = _offending(t, cond, source)
             raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))
+    _check_name_variants(t, spec, mapping)
     if spec.name == "stage_events":
         _check_stages(t, mapping)
     for earlier, later in spec.order:
@@ -888,6 +889,27 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
 _STAGE_ORDER = (("subscriber", "lead"), ("lead", "qualified"), ("lead", "unqualified"),
                 ("qualified", "opportunity"), ("opportunity", "won"), ("opportunity", "lost"),
                 ("lead", "won"))
+
+
+#: Name columns checked on every call for values differing only in case or spaces (they
+#: have few distinct values, so the check is one small GROUP BY each).
+_NAME_COLUMNS = ("stage", "channel", "acquisition_channel")
+
+
+def _check_name_variants(t: ir.Table, spec: TableSpec, mapping) -> None:
+    """Warn when names (channels, stages) differ only in case or surrounding spaces."""
+    schema = t.schema()
+    for name in _NAME_COLUMNS:
+        if name not in schema or not schema[name].is_string():
+            continue
+        names = execute(t.select(v=t[name]).distinct().limit(100_000))["v"].dropna()
+        merged = len(names) - names.astype(str).str.strip().str.lower().nunique()
+        if merged:
+            warnings.warn(
+                f"{spec.name} table, column {_caller(name, mapping)!r}: {merged:,} name(s) "
+                "differ from another only in upper/lower case or surrounding spaces and "
+                "count separately; map them with values: (and trim: true) in crmstats.yml",
+                DataWarning, stacklevel=5)
 
 
 def stage_problems(t: ir.Table) -> dict:
@@ -1008,7 +1030,7 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
     for name in text:
         merged = int(counts[f"distinct_{name}"]) - int(counts[f"folded_{name}"])
         out[f"case_variants_{name}"] = merged
-        if merged:
+        if merged and name not in _NAME_COLUMNS:  # those warn on every call already
             warnings.warn(
                 f"{table} table, column {name!r}: {merged:,} value(s) differ from another only "
                 "in upper/lower case or surrounding spaces and count as different "
