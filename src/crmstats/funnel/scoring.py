@@ -32,6 +32,7 @@ from scipy import stats
 from crmstats.backend import execute
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
+from crmstats.funnel.summaries import lead_stage_times
 from crmstats.sources import load_crm
 
 __all__ = ["COMPANY_SIZES", "LeadScoringModel", "Lookalikes", "auc", "lead_features",
@@ -68,8 +69,6 @@ def lead_features(crm, *, target_stage: str = "qualified",
         ``won`` (missing while the lead is still in the pipeline; 0 once it is
         disqualified or its opportunity is lost).
     """
-    from crmstats.funnel.summaries import lead_stage_times
-
     crm = load_crm(crm)
     per = lead_stage_times(crm.table("stage_events"), extra=[exit_stage, "lost"])
     reached = per[f"reached_{target_stage}"]
