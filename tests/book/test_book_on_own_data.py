@@ -133,3 +133,10 @@ def test_the_book_names_a_broken_template_in_one_line(tmp_path):
     with pytest.raises(StudyError, match=r"^study 'mine' \(mine.ipynb\): the notebook names "
                                          r"no kernel"):
         load_studies(tmp_path / "book" / "studies.yml")
+
+
+def test_summary_shows_no_machine_path_of_a_parameter():
+    run = _run("2026-01-02_000000", "/srv/crm/exports/acme/crmstats.yml", 10)
+    run["parameters"] = {"data_source": "/srv/crm/exports/acme/crmstats.yml"}
+    page = summary_page(run, [])
+    assert "/srv" not in page and "crmstats.yml" in page

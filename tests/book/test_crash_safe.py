@@ -209,6 +209,23 @@ def _publish_failing_after_switch(new_html, book_dir, name):
 build.__dict__.setdefault("_publish_real", build._publish)
 
 
+@pytest.mark.parametrize(("code", "name"), [(errno.EACCES, "Permission denied (EACCES)"),
+                                             (errno.EROFS, "Read-only file system (EROFS)"),
+                                             (errno.EDQUOT, "Disk quota exceeded (EDQUOT)")])
+def test_permission_and_quota_errors_are_one_line_too(book, monkeypatch, code, name):
+    before = published_text(book)
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code), "book/_build/.html.next")
+
+    monkeypatch.setattr(build.os, "symlink", refuse)
+    with pytest.raises(StudyError) as err:
+        build_book(book, params={"note": "second build"}, jobs=1)
+    assert str(err.value) == (f"publishing (switching the link) failed: {name} "
+                              "on book/_build/.html.next")
+    assert published_text(book) == before and not (book / "_build.staging").exists()
+
+
 def test_jupyter_book_failing_on_a_full_disk_names_the_cause(book, monkeypatch):
     before = published_text(book)
     monkeypatch.setenv("FAKE_JB_FAIL", "1")

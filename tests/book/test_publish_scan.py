@@ -92,6 +92,11 @@ def test_failure_pages_and_summary_name_columns_and_counts_not_values(book):
      "t.ipynb: cell 2 failed: FileNotFoundError: …"),
     ("t.ipynb: cell 4 failed: DataError: 5 rows with phone +1 (555) 010-0123\nrow 7",
      "t.ipynb: cell 4 failed: DataError: 5 rows with phone …"),
+    # a symlink to a system file: its first line came back as "columns present"
+    ("t.ipynb: cell 3 failed: DataError: transactions table: missing required column "
+     "'customer_id', 'timestamp', 'amount'; columns present: root:x:0:0:root:/root:/bin/bash",
+     "t.ipynb: cell 3 failed: DataError: transactions table: missing required column "
+     "'customer_id', 'timestamp', 'amount' (details in the run archive)"),
 ])
 def test_public_error_keeps_columns_and_counts(error, shown):
     assert public_error(error, ("Anna Berg",), ["/root"]) == shown

@@ -98,8 +98,9 @@ def test_lookalikes_find_the_channels_of_valuable_customers(demo, demo_leads):
     customers = demo_leads[demo_leads["stage"] == "won"]
     prospects = demo_leads[demo_leads["stage"].isin(["lead", "qualified", "opportunity"])]
     before = prospects.copy()
-    ranked = funnel.lookalike_scores(customers, prospects, value_tier=tiers,
+    result = funnel.lookalike_scores(customers, prospects, value_tier=tiers,
                                      features=["channel", "industry", "company_size_code"])
+    ranked = result.scores
     pd.testing.assert_frame_equal(prospects, before)
     assert ranked["score"].is_monotonic_decreasing
     assert set(ranked.index) == set(prospects.index)
@@ -109,7 +110,7 @@ def test_lookalikes_find_the_channels_of_valuable_customers(demo, demo_leads):
     truth = demo.truth["customer_truth"]
     true_value = (truth["lambda"] * truth["alive_at_end"] * truth["mean_spend"]).groupby(
         truth["acquisition_channel"]).mean()
-    coef = ranked.attrs["model"].coefficients_["coef"]
+    coef = result.model.coefficients_["coef"]
     est = pd.Series({ch: coef.get(f"channel[{ch}]", 0.0) for ch in true_value.index})
     assert stats.spearmanr(true_value, est).statistic > 0.8
     top = prospects.loc[ranked.index[: len(ranked) // 10], "channel"]
@@ -165,9 +166,10 @@ def test_penalty_keeps_separated_levels_finite(small):
         plain = funnel.lookalike_scores(customers, leads, value_tier=tier, top_tier="top",
                                         features=["channel", "engagement_score"])
     ridge = funnel.lookalike_scores(customers, leads, value_tier=tier, top_tier="top",
-                                    features=["channel", "engagement_score"], penalty=1.0)
-    a = plain.attrs["model"].coefficients_
-    b = ridge.attrs["model"].coefficients_
+                                    features=["channel", "engagement_score"],
+                                    model=funnel.LeadScoringModel(penalty=1.0))
+    a = plain.model.coefficients_
+    b = ridge.model.coefficients_
     assert abs(a.loc["channel[display]", "coef"]) > 10
     assert 0 < b.loc["channel[display]", "coef"] < 10
     assert np.isfinite(b[["std_err", "p_value"]].to_numpy()).all()

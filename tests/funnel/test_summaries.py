@@ -166,7 +166,7 @@ def test_lead_kpis_equal_pandas_and_reconcile_spend(demo, period):
 def test_pipeline_equals_pandas_and_velocity_is_its_formula(demo):
     as_of = pd.Timestamp("2025-09-30")
     out = funnel.pipeline(demo.stage_events, deals=demo.conversions, as_of=as_of)
-    s = out["summary"]
+    s = out.summary
     # pandas reference: latest stage by as_of, open leads, closed opportunities in 365 days
     events = demo.stage_events[demo.stage_events["entered_at"] <= as_of]
     rank = {s: i for i, s in enumerate(["subscriber", "lead", "qualified", "unqualified",
@@ -175,9 +175,9 @@ def test_pipeline_equals_pandas_and_velocity_is_its_formula(demo):
         .groupby("lead_id").last()
     open_ = latest[latest["stage"].isin(["qualified", "opportunity"])]
     assert s["open_opportunities"] == int((latest["stage"] == "opportunity").sum())
-    assert s["open_leads_in_pipeline"] == len(open_) == out["open"].to_numpy().sum()
+    assert s["open_leads_in_pipeline"] == len(open_) == out.open.to_numpy().sum()
     age = (as_of - open_["entered_at"]).dt.total_seconds() / 86400
-    assert out["open"].loc["qualified", "0-30 days"] == int(
+    assert out.open.loc["qualified", "0-30 days"] == int(
         ((open_["stage"] == "qualified") & (age < 30)).sum())
     ref = first_entries(demo.stage_events, extra=["lost"])
     window = (as_of - pd.Timedelta(days=365), as_of)
@@ -197,9 +197,9 @@ def test_pipeline_equals_pandas_and_velocity_is_its_formula(demo):
 
 def test_pipeline_shows_every_age_bucket_and_no_deals_gives_nan(small):
     out = funnel.pipeline(small.stage_events, as_of="2024-01-15")
-    assert out["open"].shape[1] == 5 and list(out["open"].index) == ["qualified", "opportunity"]
-    assert np.isnan(out["summary"]["average_deal_size"])
-    assert np.isnan(out["summary"]["sales_velocity_per_day"])
+    assert out.open.shape[1] == 5 and list(out.open.index) == ["qualified", "opportunity"]
+    assert np.isnan(out.summary["average_deal_size"])
+    assert np.isnan(out.summary["sales_velocity_per_day"])
 
 
 def test_stage_durations_equal_pandas_and_sample_reproducibly(small):

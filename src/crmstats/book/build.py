@@ -253,19 +253,24 @@ def _failure_page(study: Study, error: str, run: str) -> str:
 def public_error(error: str, personal: tuple = (), paths: list[str] | None = None) -> str:
     """Return the failure text that may be shown on a published page.
 
-    The first line of the error (notebook, cell, error type and message), with
-    values taken out: anything the publication scan would flag (e-mails, phone
-    numbers, credentials, personal values, machine paths), lists (``[...]``,
-    usually offending rows or ids) and quoted text that is not a plain column
-    name. Column names and counts stay. The full error stays in the run
-    archive and on the command line.
+    The first line of the error (notebook, cell, error type and message, up
+    to the first ``"; "`` — what follows is detail, such as the columns a
+    file was found to hold), with values taken out: anything the publication
+    scan would flag (e-mails, phone numbers, credentials, personal values,
+    machine paths), lists (``[...]``, usually offending rows or ids) and
+    quoted text that is not a plain column name. Column names and counts
+    stay. The full error stays in the run archive and on the command line.
     """
     from crmstats.privacy import redact
 
     text = (error or "failed").strip().splitlines()[0] if (error or "").strip() else "failed"
+    head, sep, _ = text.partition("; ")  # details after "; " (e.g. what a file holds) stay out
+    text = head + (" (details in the run archive)" if sep else "")
     text = redact(text, extra_values=personal, paths=paths, mark="…")
     text = re.sub(r"\[[^\[\]]*\]", "[…]", text)
-    text = re.sub(r"(['\"])(?![A-Za-z_][A-Za-z0-9_.]{0,40}\1)[^'\"]*\1", "'…'", text)
+    text = re.sub(r"(['\"])[^'\"]*\1",
+                  lambda m: m.group() if re.fullmatch(r"['\"][A-Za-z_][A-Za-z0-9_.]{0,40}['\"]",
+                                                      m.group()) else "'…'", text)
     return text[:300] + ("…" if len(text) > 300 else "")
 
 

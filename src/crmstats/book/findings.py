@@ -340,7 +340,7 @@ def funnel(conversion: pd.DataFrame, channels: pd.DataFrame,
     channels : DataFrame
         :func:`crmstats.funnel.lead_kpis` with ``period=None`` (per channel).
     pipeline_summary : Series
-        ``funnel.pipeline(...)["summary"]``.
+        ``funnel.pipeline(...).summary``.
 
     Returns
     -------

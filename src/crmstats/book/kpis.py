@@ -21,7 +21,15 @@ from typing import Any
 
 import pandas as pd
 
-from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio, get_currency
+from crmstats.book.report import (
+    fmt_count,
+    fmt_money,
+    fmt_number,
+    fmt_pct,
+    fmt_ratio,
+    get_currency,
+    reader_text,
+)
 from crmstats.exceptions import CRMStatsError
 
 __all__ = ["HEADLINE_KPIS", "KPI_MIME", "Kpi", "format_kpi", "read_kpis", "record_kpis",
@@ -348,14 +356,16 @@ def summary_page(run: dict[str, Any],
     lines += ["", "## Parameters of this run", ""]
     lines += ["| study | status | parameters |", "|---|---|---|"]
     for slug, study in run["studies"].items():
-        params = ", ".join(f"`{k}={v!r}`" for k, v in sorted(study.get("parameters", {}).items()))
+        params = ", ".join(f"`{reader_text(f'{k}={v!r}')}`"
+                           for k, v in sorted(study.get("parameters", {}).items()))
         status = study["status"] + (f" (run {study['from_run']})"
                                     if study["status"] == "kept" else "")
         lines.append(f"| [{_md(study['title'])}](studies/{slug}) | {status} | "
                      f"{_md(params) or '(defaults)'} |")
     if run.get("parameters"):
         lines += ["", "Run parameters (`--params`): "
-                  + ", ".join(f"`{k}={v!r}`" for k, v in sorted(run["parameters"].items()))]
+                  + ", ".join(f"`{reader_text(f'{k}={v!r}')}`"
+                              for k, v in sorted(run["parameters"].items()))]
     return "\n".join(lines) + "\n"
 
 

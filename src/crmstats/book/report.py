@@ -409,7 +409,7 @@ def format_record(values: Any, *, money: Sequence[str] = (), pct: Sequence[str] 
     Parameters
     ----------
     values : Series or mapping
-        Figures by name, e.g. ``funnel.pipeline(...)["summary"]``.
+        Figures by name, e.g. ``funnel.pipeline(...).summary``.
     money, pct, count, ratio : list of str
         Names by role; other numbers get 4 significant digits, dates show as dates.
     currency : str, optional

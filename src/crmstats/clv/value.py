@@ -288,7 +288,7 @@ def value_tiers(values, tiers: Mapping[str, float] | None = None) -> pd.DataFram
     return pd.DataFrame({"value": s, "rank": rank, "tier": tier}, index=s.index)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ParetoResult:
     """Result of :func:`pareto_analysis`.
 

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from crmstats.sources import load_crm
+
 __all__ = ["CHANNEL_NAMES", "STAGE_NAMES", "write_messy_export"]
 
 #: The export's names of the canonical stages.
@@ -107,8 +109,6 @@ def write_messy_export(folder: str | os.PathLike,
     pathlib.Path
         The source file written.
     """
-    from crmstats.sources import load_crm
-
     crm = load_crm(source)
     rng = np.random.default_rng(seed)
     out = Path(folder)

@@ -6,37 +6,51 @@ the data lives); lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
 figures in :mod:`crmstats.funnel.plotting`.
 """
 
-from crmstats.funnel.lifecycle import LIFECYCLE_STAGES, lifecycle_stage, stage_flows
-from crmstats.funnel.plotting import (
-    plot_calibration,
-    plot_days_in_stage,
-    plot_funnel,
-    plot_lead_kpis,
-    plot_lifecycle,
-    plot_lift,
-    plot_stage_flows,
-)
-from crmstats.funnel.scoring import (
-    COMPANY_SIZES,
-    LeadScoringModel,
-    auc,
-    lead_features,
-    lookalike_scores,
-)
-from crmstats.funnel.summaries import (
-    FUNNEL_STAGES,
-    lead_kpis,
-    lead_stage_times,
-    pipeline,
-    stage_conversion,
-    stage_durations,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.funnel.lifecycle import (
+        LIFECYCLE_STAGES,
+        lifecycle_stage,
+        snapshot_date,
+        stage_flows,
+    )
+    from crmstats.funnel.plotting import (
+        plot_calibration,
+        plot_days_in_stage,
+        plot_funnel,
+        plot_lead_kpis,
+        plot_lifecycle,
+        plot_lift,
+        plot_stage_flows,
+    )
+    from crmstats.funnel.scoring import (
+        COMPANY_SIZES,
+        LeadScoringModel,
+        Lookalikes,
+        auc,
+        lead_features,
+        lookalike_scores,
+    )
+    from crmstats.funnel.summaries import (
+        FUNNEL_STAGES,
+        Pipeline,
+        lead_kpis,
+        lead_stage_times,
+        pipeline,
+        stage_conversion,
+        stage_durations,
+    )
 
 __all__ = [
+    "Pipeline",
     "COMPANY_SIZES",
     "FUNNEL_STAGES",
     "LIFECYCLE_STAGES",
     "LeadScoringModel",
+    "Lookalikes",
     "auc",
     "lead_features",
     "lead_kpis",
@@ -53,5 +67,8 @@ __all__ = [
     "plot_stage_flows",
     "stage_conversion",
     "stage_durations",
+    "snapshot_date",
     "stage_flows",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -50,7 +50,7 @@ from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError,
 from crmstats.sources import load_crm
 from crmstats.validation import reuse_validated
 
-__all__ = ["LIFECYCLE_STAGES", "lifecycle_stage", "stage_flows"]
+__all__ = ["LIFECYCLE_STAGES", "lifecycle_stage", "snapshot_date", "stage_flows"]
 
 #: The lifecycle stages, in the order of the customer journey.
 LIFECYCLE_STAGES = (
@@ -82,6 +82,28 @@ def _funnel_stage(crm, as_of: pd.Timestamp) -> pd.Series:
     per = t.group_by(t.lead_id.cast("string").name("contact_id")).aggregate(
         stage=t.stage.argmax(t.rank))
     return execute(per).set_index("contact_id")["stage"]
+
+
+def snapshot_date(crm, as_of=None) -> pd.Timestamp:
+    """Return the date of a lifecycle snapshot: ``as_of``, or the last event or transaction.
+
+    Parameters
+    ----------
+    crm : CRMData or data source
+        With ``stage_events`` and ``transactions``.
+    as_of : timestamp-like, optional
+        The date asked for.
+
+    Returns
+    -------
+    pandas.Timestamp
+    """
+    if as_of is not None:
+        return pd.Timestamp(as_of)
+    crm = load_crm(crm)
+    crm.require("stage_events", "transactions")
+    return max(pd.Timestamp(execute(crm.table("transactions").timestamp.max())),
+               pd.Timestamp(execute(crm.table("stage_events").entered_at.max())))
 
 
 @reuse_validated()
@@ -122,18 +144,16 @@ def lifecycle_stage(
         :data:`LIFECYCLE_STAGES`), ``referrals`` (contacts it referred by the
         date; 0 without referral data), and for customers
         ``weeks_since_purchase``, ``p_alive`` and ``score`` (P(alive) × value
-        if active, former customers only). Ids only. ``attrs`` hold
-        ``as_of`` and ``lapsed_after_weeks``.
+        if active, former customers only) and ``lapsed_after_weeks`` (the
+        lapse window applied to them). Ids only. The date itself is
+        :func:`snapshot_date` of ``as_of``.
     """
     from crmstats.clv import fit_value, rfm_summary, winback_list
 
     crm = load_crm(crm)
     crm.require("stage_events", "transactions")
     tx = crm.table("transactions")
-    if as_of is None:
-        as_of = max(pd.Timestamp(execute(tx.timestamp.max())),
-                    pd.Timestamp(execute(crm.table("stage_events").entered_at.max())))
-    as_of = pd.Timestamp(as_of)
+    as_of = snapshot_date(crm, as_of)
     funnel = _funnel_stage(crm, as_of)
     contacts = None
     if crm.contacts is not None:
@@ -192,8 +212,8 @@ def lifecycle_stage(
         customer_like = out["stage"].eq("customer") | out["stage"].str.startswith("former")
         out.loc[customer_like & (out["referrals"] > 0), "stage"] = "evangelist"
     out["stage"] = pd.Categorical(out["stage"], categories=LIFECYCLE_STAGES, ordered=True)
-    out.attrs["as_of"] = as_of
-    out.attrs["lapsed_after_weeks"] = lapsed_after
+    out["lapsed_after_weeks"] = np.where(out["weeks_since_purchase"].notna(),
+                                         float(lapsed_after), np.nan)
     return out
 
 

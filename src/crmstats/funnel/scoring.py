@@ -18,21 +18,25 @@ References
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from crmstats.backend import execute
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
+from crmstats.funnel.summaries import lead_stage_times
 from crmstats.sources import load_crm
 
-__all__ = ["COMPANY_SIZES", "LeadScoringModel", "auc", "lead_features", "lookalike_scores"]
+__all__ = ["COMPANY_SIZES", "LeadScoringModel", "Lookalikes", "auc", "lead_features",
+           "lookalike_scores"]
 
 #: Company size bands in order (their position is the ordinal ``company_size_code``).
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
@@ -65,8 +69,6 @@ def lead_features(crm, *, target_stage: str = "qualified",
         ``won`` (missing while the lead is still in the pipeline; 0 once it is
         disqualified or its opportunity is lost).
     """
-    from crmstats.funnel.summaries import lead_stage_times
-
     crm = load_crm(crm)
     per = lead_stage_times(crm.table("stage_events"), extra=[exit_stage, "lost"])
     reached = per[f"reached_{target_stage}"]
@@ -98,7 +100,9 @@ def auc(y_true, score) -> float:
     n1, n0 = int(y.sum()), int(len(y) - y.sum())
     if n1 == 0 or n0 == 0:
         return np.nan
-    ranks = stats.rankdata(s)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(s)
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -274,7 +278,7 @@ class LeadScoringModel(Estimator):
                     p_t = 1.0 / (1.0 + np.exp(-xt @ params.to_numpy()))
                     info = (xt * (p_t * (1 - p_t))[:, None]).T @ xt + np.diag(alpha) * len(xt)
                     se = pd.Series(np.sqrt(np.diag(np.linalg.inv(info))), index=x.columns)
-                    pvalues = pd.Series(2 * stats.norm.sf(np.abs(params / se)), index=x.columns)
+                    pvalues = pd.Series(2 * special.ndtr(-np.abs(params / se)), index=x.columns)
                 else:
                     result = glm.fit()
                     params, se, pvalues = result.params, result.bse, result.pvalues
@@ -292,7 +296,7 @@ class LeadScoringModel(Estimator):
                           "outcome (separation); their estimates are unreliable — pool rare "
                           "levels or pass penalty=1", ConvergenceWarning, stacklevel=2)
         self.params_ = params
-        z = stats.norm.ppf(0.975)
+        z = special.ndtri(0.975)  # standard normal quantile
         with np.errstate(over="ignore"):
             self.coefficients_ = pd.DataFrame({
                 "coef": params, "std_err": se, "odds_ratio": np.exp(params),
@@ -352,6 +356,22 @@ class LeadScoringModel(Estimator):
                                                                     ordered=True)})
 
 
+@dataclass(frozen=True)
+class Lookalikes:
+    """Result of :func:`lookalike_scores`.
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        Prospects, best first: ``score``, ``band``, ``lift``.
+    model : LeadScoringModel
+        The fitted look-alike model (``coefficients_``, ``auc_``...).
+    """
+
+    scores: pd.DataFrame
+    model: LeadScoringModel
+
+
 def lookalike_scores(
     customers: pd.DataFrame,
     prospects: pd.DataFrame,
@@ -359,8 +379,8 @@ def lookalike_scores(
     value_tier: Any,
     features: Sequence[str],
     top_tier: Any = None,
-    **model_args: Any,
-) -> pd.DataFrame:
+    model: LeadScoringModel | None = None,
+) -> Lookalikes:
     """Rank prospects by their modelled likelihood of belonging to the customers' top value tier.
 
     Existing customers are labelled 1 when their value tier is the top tier
@@ -384,16 +404,18 @@ def lookalike_scores(
     top_tier : label or list of labels, optional
         The tier(s) counting as top; default the first category of an
         ordered categorical (the top of the pyramid).
-    **model_args
-        Passed to :class:`LeadScoringModel` (``test_size``, ``seed``, ``reference``).
+    model : LeadScoringModel, optional
+        An unfitted model with the settings to use (``test_size``, ``seed``,
+        ``reference``, ``penalty``); default ``LeadScoringModel()``. A copy
+        is fitted.
 
     Returns
     -------
-    pandas.DataFrame
-        Prospects, best first: ``score`` (modelled probability of the top
-        tier), ``band`` (A-D by the customers' score quartiles) and ``lift``
-        (score ÷ the top tier's share of customers). The fitted model is in
-        ``.attrs["model"]``. Ids only, no personal data.
+    Lookalikes
+        ``scores``: prospects, best first, with ``score`` (modelled
+        probability of the top tier), ``band`` (A-D by the customers' score
+        quartiles) and ``lift`` (score ÷ the top tier's share of customers),
+        ids only, no personal data; ``model``: the fitted look-alike model.
     """
     if isinstance(value_tier, str):
         LeadScoringModel._check_columns(customers, [value_tier], "customers")
@@ -422,9 +444,9 @@ def lookalike_scores(
         raise DataError(f"value_tier: no customer in top tier(s) {unknown}; tiers: "
                         f"{sorted(map(str, tier.dropna().unique()))}", table="value_tier")
     known = customers.loc[tier.notna()].assign(_top=tier.dropna().isin(tops).astype(int))
-    model = LeadScoringModel(**model_args).fit(known, features=list(features), target="_top")
-    out = model.score_bands(prospects)
+    fitted = (LeadScoringModel() if model is None else copy.deepcopy(model)).fit(
+        known, features=list(features), target="_top")
+    out = fitted.score_bands(prospects)
     out["lift"] = out["score"] / known["_top"].mean()
     out = out.sort_values("score", ascending=False, kind="mergesort")
-    out.attrs["model"] = model
-    return out
+    return Lookalikes(scores=out, model=fitted)

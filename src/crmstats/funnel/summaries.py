@@ -26,6 +26,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -36,8 +37,8 @@ from crmstats._expr import period_index, period_start
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
-__all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "pipeline", "stage_conversion",
-           "stage_durations"]
+__all__ = ["FUNNEL_STAGES", "Pipeline", "lead_kpis", "lead_stage_times", "pipeline",
+           "stage_conversion", "stage_durations"]
 
 #: The default funnel, in order; ``unqualified`` and ``lost`` are exits.
 FUNNEL_STAGES: tuple[str, ...] = ("subscriber", "lead", "qualified", "opportunity", "won")
@@ -299,6 +300,24 @@ def lead_kpis(
     return out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    """Result of :func:`pipeline`.
+
+    Attributes
+    ----------
+    open : pandas.DataFrame
+        Open leads by stage (rows) and age bucket (columns), every bucket shown.
+    summary : pandas.Series
+        ``as_of``, ``open_opportunities``, ``open_leads_in_pipeline``,
+        ``closed_in_window``, ``win_rate``, ``average_deal_size``,
+        ``cycle_days``, ``sales_velocity_per_day``, ``sales_velocity_per_month``.
+    """
+
+    open: pd.DataFrame
+    summary: pd.Series
+
+
 def pipeline(
     stage_events: Any,
     *,
@@ -313,7 +332,7 @@ def pipeline(
     lead_id_col: str | None = None,
     stage_col: str | None = None,
     entered_at_col: str | None = None,
-) -> dict[str, Any]:
+) -> Pipeline:
     """Open pipeline by stage and age, win rate, deal size and sales velocity as of a date.
 
     A lead is **open** at ``as_of`` when the latest stage it entered by then
@@ -352,12 +371,8 @@ def pipeline(
 
     Returns
     -------
-    dict
-        ``open`` (DataFrame: open stage × age bucket counts, every bucket
-        shown), ``summary`` (Series: as_of, open_opportunities,
-        open_leads_in_pipeline, closed_in_window, win_rate,
-        average_deal_size, cycle_days, sales_velocity_per_day,
-        sales_velocity_per_month).
+    Pipeline
+        ``open`` (open stage × age bucket counts) and ``summary`` (the KPIs).
     """
     stages = list(stages)
     if any(s in stages for s in exit_stages) or lost_stage not in exit_stages:
@@ -419,7 +434,7 @@ def pipeline(
         "win_rate": win_rate, "average_deal_size": deal, "cycle_days": cycle_days,
         "sales_velocity_per_day": velocity, "sales_velocity_per_month": velocity * 30.4375,
     })
-    return {"open": table, "summary": summary}
+    return Pipeline(open=table, summary=summary)
 
 
 def stage_durations(
