@@ -202,6 +202,8 @@ def _journey_covariates(contacts, by: list[str]) -> list[str]:
     if clash:
         raise DataError(f"build_paths: by= column(s) {clash} clash with the path counts' own "
                         "columns; rename them", table="contacts", column=clash[0])
+    from crmstats.io import as_table
+
     cols = as_table(contacts, "contacts").columns
     missing = [c for c in by if c not in cols]
     if missing:
