@@ -456,13 +456,13 @@ def decode(text: str) -> str:
 def machine_paths(extra: Iterable[str | os.PathLike] = ()) -> list[str]:
     """Absolute paths of this machine that must not appear in a published page.
 
-    The home folder, the temporary folder, the Python environment (``sys.prefix``,
-    the base interpreter) and the working directory, plus ``extra`` (e.g. the
+    The home folder, the temporary folder and the Python environment
+    (``sys.prefix``, the base interpreter), plus ``extra`` (e.g. the
     repository root), longest first. Root-level folders (``/``, ``/usr``) are
     left out: they name no user or project.
     """
     candidates = [Path.home(), Path(tempfile.gettempdir()), Path("/tmp"), Path(sys.prefix),
-                  Path(sys.base_prefix), Path.cwd(), *map(Path, extra)]
+                  Path(sys.base_prefix), *map(Path, extra)]
     out: set[str] = set()
     for path in candidates:
         for variant in {str(path), str(Path(path).resolve())}:

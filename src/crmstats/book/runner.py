@@ -210,15 +210,19 @@ def run_studies(
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, s) for s in studies]
-        for future in as_completed(futures):
-            result = future.result()
-            if result is None:
-                continue
-            results[result.slug] = result
-            if not result.ok:
-                failed = True
-            if on_done is not None:
-                on_done(result)
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                if result is None:
+                    continue
+                results[result.slug] = result
+                if not result.ok:
+                    failed = True
+                if on_done is not None:
+                    on_done(result)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): start no further study
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return [results[s.slug] for s in studies if s.slug in results]
 
 
