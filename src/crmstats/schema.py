@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crmstats.exceptions import DataError
+
 __all__ = ["PII_COLUMNS", "SALES_STAGES", "TABLES", "ColumnSpec", "TableSpec", "table_spec"]
 
 
@@ -220,8 +222,6 @@ def table_spec(table: str) -> TableSpec:
     DataError
         If ``table`` is not a canonical table name (a ``ValueError``).
     """
-    from crmstats.exceptions import DataError
-
     try:
         return TABLES[table]
     except KeyError:

@@ -368,11 +368,12 @@ def load_crm(source: Any = "demo") -> CRMData:
         return _load_database(text)
     head, _, rest = text.partition(":")
     if head == "demo":
+        # imported on use (not a cycle): the simulator is only needed for the demo
         from crmstats.datasets import simulate_crm
 
         return simulate_crm(**_demo_options(rest, simulate_crm))
     if head == "cdnow":
-        from crmstats.datasets import load_cdnow
+        from crmstats.datasets import load_cdnow  # on use, like the simulator
 
         kind = rest or "master"
         return CRMData(transactions=load_cdnow(kind=kind), source=f"cdnow:{kind}")

@@ -857,6 +857,7 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
         if pd.notna(n) and int(n) > 0:
             sample = _offending(t, cond, source)
             raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))
+    _check_name_variants(t, spec, mapping)
     if spec.name == "stage_events":
         _check_stages(t, mapping)
     for earlier, later in spec.order:
@@ -890,6 +891,27 @@ _STAGE_ORDER = (("subscriber", "lead"), ("lead", "qualified"), ("lead", "unquali
                 ("lead", "won"))
 
 
+#: Name columns checked on every call for values differing only in case or spaces (they
+#: have few distinct values, so the check is one small GROUP BY each).
+_NAME_COLUMNS = ("stage", "channel", "acquisition_channel")
+
+
+def _check_name_variants(t: ir.Table, spec: TableSpec, mapping) -> None:
+    """Warn when names (channels, stages) differ only in case or surrounding spaces."""
+    schema = t.schema()
+    for name in _NAME_COLUMNS:
+        if name not in schema or not schema[name].is_string():
+            continue
+        names = execute(t.select(v=t[name]).distinct().limit(100_000))["v"].dropna()
+        merged = len(names) - names.astype(str).str.strip().str.lower().nunique()
+        if merged:
+            warnings.warn(
+                f"{spec.name} table, column {_caller(name, mapping)!r}: {merged:,} name(s) "
+                "differ from another only in upper/lower case or surrounding spaces and "
+                "count separately; map them with values: (and trim: true) in crmstats.yml",
+                DataWarning, stacklevel=5)
+
+
 def stage_problems(t: ir.Table) -> dict:
     """Count stage names outside the funnel and leads whose stages run backwards.
 
@@ -912,7 +934,7 @@ def stage_problems(t: ir.Table) -> dict:
             f"t_{s}": t.entered_at.min(where=t.stage == s)
             for s in sorted({x for p in pairs for x in p})})
         bad = ibis.or_(*[firsts[f"t_{b}"] < firsts[f"t_{a}"] for a, b in pairs])
-        out["out_of_order"] = int(execute(firsts.count(where=bad)))
+        out["out_of_order"] = int(execute(firsts.filter(bad).count()))
         out["pairs"] = pairs
     return out
 
@@ -1008,7 +1030,7 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
     for name in text:
         merged = int(counts[f"distinct_{name}"]) - int(counts[f"folded_{name}"])
         out[f"case_variants_{name}"] = merged
-        if merged:
+        if merged and name not in _NAME_COLUMNS:  # those warn on every call already
             warnings.warn(
                 f"{table} table, column {name!r}: {merged:,} value(s) differ from another only "
                 "in upper/lower case or surrounding spaces and count as different "

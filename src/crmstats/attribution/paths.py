@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmstats.exceptions import DataError, DataWarning
-from crmstats.io import as_table, execute
+
+# Ibis is imported where the database work is (build_paths), not at module level: fitting a
+# model on path counts (MarkovAttribution, ShapleyAttribution) never needs it.
 
 __all__ = ["build_paths", "from_channelattribution", "to_channelattribution"]
 
@@ -113,6 +114,10 @@ def build_paths(
         conversion values), ``nulls`` (non-converting journeys, int), and with
         ``half_life`` the two ``decay_*`` columns.
     """
+    import ibis
+
+    from crmstats.io import as_table, execute
+
     if max_touches is not None and int(max_touches) < 1:
         raise ValueError(f"max_touches must be at least 1, got {max_touches}")
     lookback_s = _to_seconds(lookback, "lookback")
@@ -179,12 +184,18 @@ def _ordered_channels(t):
     """
     if t.get_backend().name != "pyspark":
         return t.channel.collect(order_by=[t.ts, t.channel])
+    import ibis
+
     touches = ibis.struct({"ts": t.ts, "channel": t.channel}).collect()
     return touches.sort().map(lambda touch: touch.channel)
 
 
 def _attach_decay(t, journeys, out: pd.DataFrame, half_life_s: float) -> pd.DataFrame:
     """Per path and position: normalised time-decay weights summed over converting journeys."""
+    import ibis
+
+    from crmstats.io import execute
+
     conv = t.filter(t.converted == 1)
     age = _seconds(conv.conv_at) - _seconds(conv.ts)
     conv = conv.mutate(
