@@ -26,7 +26,7 @@ book: $(STAMP) ## Run every study with papermill and build the Jupyter Book (boo
 	$(BIN)/crmstats book build $(if $(PARAMS),--params $(PARAMS),)
 
 test: $(STAMP) ## Run the full test suite (lint, unit, notebooks through papermill, book build)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 test-fast: $(STAMP) ## Run the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"

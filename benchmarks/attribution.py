@@ -1,7 +1,7 @@
 """Benchmark: exact Markov attribution (crmstats) vs ChannelAttribution's simulated markov_model.
 
-Usage: ``python benchmarks/attribution.py [N_JOURNEYS] [N_CHANNELS]`` (defaults
-1,000,000 and 8). Draws journeys as the demo simulator does (a first channel
+Usage: ``python benchmarks/attribution.py [N_JOURNEYS] [N_CHANNELS] [--rounds R]``
+(defaults 1,000,000, 8 and 3). Draws journeys as the demo simulator does (a first channel
 by popularity, each next touch repeating the previous channel with
 probability 0.35, 1-8 touches, conversion probability rising with the
 distinct channels touched), counts the distinct paths in ChannelAttribution's
@@ -23,7 +23,6 @@ without it the script says so and times crmstats alone.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,16 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import report, run_case  # noqa: E402
+from _harness import (  # noqa: E402
+    load_note,
+    paired_ratios,
+    report,
+    report_rounds,
+    rounds,
+    run_case,
+    spread,
+    whole_process,
+)
 
 POPULARITY = np.array([0.22, 0.20, 0.15, 0.12, 0.10, 0.07, 0.05, 0.04, 0.03, 0.02])
 EFFECT = np.array([0.10, 0.06, 0.04, 0.08, 0.02, 0.14, 0.20, 0.03, 0.12, 0.16])
@@ -103,7 +111,7 @@ def touchpoints(chan, lengths, converted, value, k: int, seed: int = 13):
     return tp, cv
 
 
-def main(n: int, k: int) -> None:
+def main(n: int, k: int, n_rounds: int = 3) -> None:
     if not 6 <= k <= 10:
         raise SystemExit("N_CHANNELS must be 6-10")
     has_ca = importlib.util.find_spec("ChannelAttribution") is not None
@@ -118,61 +126,80 @@ def main(n: int, k: int) -> None:
         tp.to_parquet(Path(tmp) / "touchpoints.parquet", index=False)
         cv.to_parquet(Path(tmp) / "conversions.parquet", index=False)
         load = f"import pandas as pd; paths = pd.read_parquet({str(ppath)!r})"
-        dump = ("extra = {'removal_effects': re}")
-        ours = run_case(
-            load + "; from crmstats.attribution import MarkovAttribution",
+        dump = "extra = {'removal_effects': re}"
+        ca_kw = ("var_value='total_conversion_value', var_null='total_null', out_more=True, "
+                 "verbose=False, flg_pro=False")
+        ca_call = ("with contextlib.redirect_stdout(io.StringIO()): "
+                   "res = markov_model(paths, 'path', 'total_conversions', {extra}**kw)")
+        ca_setup = (load + "; import contextlib, io; from ChannelAttribution import markov_model"
+                    f"; kw = dict({ca_kw})")
+        ca_after = ("r = res['removal_effects']; "
+                    "re = dict(zip(r['channel_name'], r['removal_effects_conversion'])); " + dump)
+        # in-process: the timed fit only (crmstats warmed by one fit on 100 paths: lazy imports)
+        cases = {"crmstats MarkovAttribution": lambda: run_case(
+            load + "; from crmstats.attribution import MarkovAttribution"
+            "; MarkovAttribution(order=1).fit(paths.head(100))",
             "m = MarkovAttribution(order=1).fit(paths)",
-            after="re = m.removal_effects_.to_dict(); " + dump,
-        )
+            after="re = m.removal_effects_.to_dict(); " + dump, repeat=1)}
+        # whole process: interpreter start, imports, reading the path counts, the fit
+        whole = {"crmstats MarkovAttribution": lambda: whole_process(
+            f"import pandas as pd\nfrom crmstats.attribution import MarkovAttribution\n"
+            f"paths = pd.read_parquet({str(ppath)!r})\nMarkovAttribution(order=1).fit(paths)\n")}
+        if has_ca:
+            cases["ChannelAttribution markov_model"] = lambda: run_case(
+                ca_setup, ca_call.format(extra=""), after=ca_after, repeat=1)
+            whole["ChannelAttribution markov_model"] = lambda: whole_process(
+                "import contextlib, io\nimport pandas as pd\n"
+                "from ChannelAttribution import markov_model\n"
+                f"paths = pd.read_parquet({str(ppath)!r})\n"
+                "with contextlib.redirect_stdout(io.StringIO()):\n"
+                f"    markov_model(paths, 'path', 'total_conversions', {ca_kw})\n")
+        print(f"\nwhole process, {n_rounds} rounds; {load_note()}")
+        whole_res = rounds(whole, n_rounds)
+        print(f"after: {load_note()}")
+        report_rounds("Markov attribution, whole process: import + read path counts + fit",
+                      whole_res)
+        print(f"\nin-process, {n_rounds} rounds; {load_note()}")
+        res = rounds(cases, n_rounds)
+        print(f"after: {load_note()}")
+        report_rounds("Markov attribution, in-process (timed fit only)", res)
+        ours = res["crmstats MarkovAttribution"][0]
         results = {}
         if has_ca:
-            ca_setup = load + (
-                "; import contextlib, io; from ChannelAttribution import markov_model"
-                "; kw = dict(var_value='total_conversion_value', var_null='total_null', "
-                "out_more=True, verbose=False, flg_pro=False)")
-            ca_after = ("r = res['removal_effects']; "
-                        "re = dict(zip(r['channel_name'], r['removal_effects_conversion'])); "
-                        + dump)
-            results["ChannelAttribution markov_model"] = run_case(
-                ca_setup,
-                "with contextlib.redirect_stdout(io.StringIO()): "
-                "res = markov_model(paths, 'path', 'total_conversions', **kw)",
-                after=ca_after)
             results["ChannelAttribution, 10x sims"] = run_case(
-                ca_setup,
-                "with contextlib.redirect_stdout(io.StringIO()): "
-                "res = markov_model(paths, 'path', 'total_conversions', nsim_start=1e6, "
-                "max_step=100, **kw)",
+                ca_setup, ca_call.format(extra="nsim_start=1e6, max_step=100, "),
                 after=ca_after, repeat=1)
-        results["crmstats MarkovAttribution"] = ours
         results["crmstats build_paths (DuckDB)"] = run_case(
             "from crmstats.attribution import build_paths",
             f"p = build_paths({str(Path(tmp) / 'touchpoints.parquet')!r}, "
             f"{str(Path(tmp) / 'conversions.parquet')!r})", repeat=1)
+        report("single runs", results, anchor="crmstats build_paths (DuckDB)")
     if not has_ca:
         print("\nChannelAttribution is not installed (pip install channelattribution): "
-              "timing crmstats alone.")
-        report(f"Markov attribution, {n:,} journeys", results,
-               anchor="crmstats MarkovAttribution")
+              "timed crmstats alone.")
         return
     anchor = "ChannelAttribution markov_model"
-    report(f"Markov attribution (order 1), {n:,} journeys, {k} channels", results, anchor=anchor)
+    ratio = paired_ratios(whole_res, anchor, "crmstats MarkovAttribution")
+    print(f"\nwhole process, ChannelAttribution / crmstats: {spread(ratio)}x  (goal > 1x)")
+    ratio = paired_ratios(res, anchor, "crmstats MarkovAttribution")
+    print(f"in-process fit, ChannelAttribution / crmstats: {spread(ratio)}x")
     exact = pd.Series(ours["removal_effects"])
-    print(f"\nspeed-up of crmstats over ChannelAttribution: "
-          f"{results[anchor]['seconds'] / ours['seconds']:.1f}x")
-    for name in ("ChannelAttribution markov_model", "ChannelAttribution, 10x sims"):
-        sim = pd.Series(results[name]["removal_effects"]).reindex(exact.index)
+    sims = {anchor: res[anchor][0], "ChannelAttribution, 10x sims":
+            results["ChannelAttribution, 10x sims"]}
+    for name, r in sims.items():
+        sim = pd.Series(r["removal_effects"]).reindex(exact.index)
         diff = (sim - exact).abs()
         print(f"largest |removal effect difference| vs {name}: {diff.max():.4f} "
               f"({diff.idxmax()}); mean {diff.mean():.4f}")
     table = pd.DataFrame({"crmstats (exact)": exact,
-                          **{n_: pd.Series(results[n_]["removal_effects"])
-                             for n_ in ("ChannelAttribution markov_model",
-                                        "ChannelAttribution, 10x sims")}})
+                          **{n_: pd.Series(r["removal_effects"]) for n_, r in sims.items()}})
     print("\nremoval effects\n" + table.round(4).to_string())
-    print(json.dumps({"speedup": results[anchor]["seconds"] / ours["seconds"]}))
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000,
-         int(sys.argv[2]) if len(sys.argv) > 2 else 8)
+    argv, n_rounds = sys.argv[1:], 3
+    if "--rounds" in argv:
+        i = argv.index("--rounds")
+        n_rounds = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
+    main(int(argv[0]) if argv else 1_000_000, int(argv[1]) if len(argv) > 1 else 8, n_rounds)

@@ -11,11 +11,10 @@ from crmstats.book import build_book, load_studies, read_kpis
 from crmstats.book.build import build_lock
 from crmstats.book.kpis import KPI_MIME, format_kpi
 from crmstats.book.studies import check_no_secrets
-from tests.conftest import ROOT, SMALL_DEMO
+from tests.conftest import ROOT, SMALL_DEMO, make_study_template
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_book_builds_with_every_study_and_figures(built_book):
     book, result, spec = built_book
     html = book / "_build" / "html"
@@ -33,18 +32,13 @@ def test_book_builds_with_every_study_and_figures(built_book):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_failed_study_keeps_the_published_book(book_to_modify):
     book, _, _ = book_to_modify
     index = book / "_build" / "html" / "index.html"
     before = index.read_bytes()
     mtime = index.stat().st_mtime_ns
-    broken = book.parent / "notebooks" / "broken.ipynb"
-    import nbformat
-
-    nb = nbformat.read(book.parent / "notebooks" / "data_overview.ipynb", as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('study exploded')"))
-    nbformat.write(nb, broken)
+    make_study_template(book.parent / "notebooks" / "broken.ipynb",
+                        "raise RuntimeError('study exploded')")
     spec = yaml.safe_load((book / "studies.yml").read_text())
     spec["studies"].append({"slug": "broken", "title": "Broken",
                             "template": "notebooks/broken.ipynb"})
@@ -55,18 +49,24 @@ def test_failed_study_keeps_the_published_book(book_to_modify):
     assert index.stat().st_mtime_ns == mtime
 
 
-def _add_broken_study(book):
-    import nbformat
-
-    broken = book.parent / "notebooks" / "broken.ipynb"
-    nb = nbformat.read(book.parent / "notebooks" / "data_overview.ipynb", as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('study exploded')"))
-    nbformat.write(nb, broken)
+def _add_study(book, slug, *cells):
+    """Add a minimal study (see ``make_study_template``) to the book copy's studies.yml."""
+    template = book.parent / "notebooks" / f"{slug.replace('-', '_')}.ipynb"
+    make_study_template(template, *cells)
     spec = yaml.safe_load((book / "studies.yml").read_text())
-    if not any(s["slug"] == "broken" for s in spec["studies"]):
-        spec["studies"].append({"slug": "broken", "title": "Broken",
-                                "template": "notebooks/broken.ipynb"})
+    if not any(s["slug"] == slug for s in spec["studies"]):
+        spec["studies"].append({"slug": slug, "title": slug.title(),
+                                "template": f"notebooks/{template.name}"})
         (book / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def _add_broken_study(book):
+    _add_study(book, "broken", "raise RuntimeError('study exploded')")
+
+
+#: A study that records fixed KPIs: its summary rows compare with the previous run's.
+FIXED_KPIS = ("from crmstats.book import record_kpis\n"
+              "record_kpis(customers=1234, revenue=5678.5, top20_revenue_share=0.5)")
 
 
 def _runs(book):
@@ -95,7 +95,6 @@ def test_old_run_archives_are_pruned_but_the_latest_published_one_stays(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_summary_page_is_built_from_the_recorded_kpis(built_book):
     book, result, spec = built_book
     html = book / "_build" / "html"
@@ -126,11 +125,12 @@ def test_summary_page_is_built_from_the_recorded_kpis(built_book):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_keep_going_publishes_with_the_failure_marked(book_to_modify):
     book, _, _ = book_to_modify
+    _add_study(book, "fixed-kpis", FIXED_KPIS)
+    build_book(book, only=["fixed-kpis"], jobs=1)  # the previous published run to compare with
     _add_broken_study(book)
-    result = build_book(book, only=["data-overview", "broken"], jobs=2, keep_going=True)
+    result = build_book(book, only=["fixed-kpis", "broken"], jobs=2, keep_going=True)
     assert result.published
     assert [r.slug for r in result.failures] == ["broken"]
     html = book / "_build" / "html"
@@ -140,7 +140,7 @@ def test_keep_going_publishes_with_the_failure_marked(book_to_modify):
     assert "study exploded" in summary
     # the change column compares with the previous published run: same data, no change
     rows = [line.split("|") for line in (result.run_dir / "summary.md").read_text().splitlines()
-            if "(studies/data-overview)" in line and line.count("|") == 7]
+            if "(studies/fixed-kpis)" in line and line.count("|") == 7]
     assert len(rows) == 3
     assert all(row[3].strip() == "no change" for row in rows), rows
     record = json.loads((result.run_dir / "kpis.json").read_text())
@@ -150,7 +150,6 @@ def test_keep_going_publishes_with_the_failure_marked(book_to_modify):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_book_pages_show_no_personal_data_or_secrets(built_book):
     """Every page and published source, entity-decoded: no e-mail, phone, name, key or path."""
     from crmstats.book.build import scan_book
@@ -205,7 +204,6 @@ def _tables(page):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_only_rebuilds_the_chosen_studies_and_reruns_are_byte_identical(built_book, tmp_path):
     """--only keeps the other pages (marked with their run); same data, same bytes."""
     import shutil
@@ -214,7 +212,7 @@ def test_only_rebuilds_the_chosen_studies_and_reruns_are_byte_identical(built_bo
     copy = tmp_path / "repo"
     shutil.copytree(book.parent, copy, symlinks=True)
     book2 = copy / "book"
-    rerun = ["data-overview", "clv-cdnow"]
+    rerun = ["clv-cdnow"]  # the one template this suite runs twice: reproducibility
     result = build_book(book2, only=rerun, jobs=2)
     assert result.published and sorted(r.slug for r in result.studies) == sorted(rerun)
     html = book2 / "_build" / "html"

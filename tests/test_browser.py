@@ -61,7 +61,6 @@ def browser():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_every_page_loads_renders_and_links(browser, served_book):
     base, html = served_book
     # every page of the book (_static/ holds theme template fragments, not pages)
@@ -207,7 +206,6 @@ def test_wide_tables_scroll_inside_their_column(browser, served_book, built_book
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_screenshots_of_summary_and_a_study(browser, served_book, built_book):
     base, _ = served_book
     _, _, spec = built_book

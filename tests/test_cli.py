@@ -51,7 +51,6 @@ def test_parse_value(text, value):
     assert parse_value(text) == value
 
 
-@pytest.mark.xdist_group("notebooks")
 def test_study_run_success_and_injected_parameter(tmp_path):
     t = make_template(tmp_path / "ok.ipynb", "print(x * 2)")
     out = tmp_path / "out.ipynb"
@@ -61,7 +60,6 @@ def test_study_run_success_and_injected_parameter(tmp_path):
     assert "42" in nb.cells[-1].outputs[0]["text"]
 
 
-@pytest.mark.xdist_group("notebooks")
 def test_study_run_failure_names_notebook_cell_and_error(tmp_path):
     t = make_template(tmp_path / "broken.ipynb", "raise ValueError('bad input here')")
     res = runner.invoke(app, ["study", "run", str(t), "-o", str(tmp_path / "o.ipynb")])

@@ -4,12 +4,16 @@ Customer lifetime value, cohort churn, channel attribution and the funnel and
 account KPIs around them.
 
 The public API is flat: canonical data handling lives here, and each domain
-subpackage (``crmstats.overview``, and later ``clv``, ``churn``, ``attribution``,
+subpackage (``crmstats.overview``, ``clv``, ``churn``, ``attribution``,
 ``funnel``) has the same shape: computations, then ``plotting``.
+
+Names are imported on first use (see :mod:`crmstats._lazy`): ``import
+crmstats`` loads pandas but not Ibis, SciPy, statsmodels or matplotlib.
 """
 
-from crmstats.backend import backend, execute
-from crmstats.crmdata import CRMData
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
 from crmstats.exceptions import (
     ConvergenceError,
     ConvergenceWarning,
@@ -19,21 +23,17 @@ from crmstats.exceptions import (
     NotFittedError,
     StudyError,
 )
-from crmstats.quality import data_quality, source_mapping
-from crmstats.schema import TABLES
-from crmstats.sources import export_crm, load_crm, source_label
-from crmstats.validation import as_table, validate
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.backend import backend, execute
+    from crmstats.crmdata import CRMData
+    from crmstats.quality import data_quality, source_mapping
+    from crmstats.schema import TABLES
+    from crmstats.scores import customer_360  # pulls in every domain subpackage
+    from crmstats.sources import export_crm, load_crm, source_label
+    from crmstats.validation import as_table, validate
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    # the customer 360 pulls in every domain subpackage: imported on first use only
-    if name == "customer_360":
-        from crmstats.scores import customer_360
-
-        return customer_360
-    raise AttributeError(f"module 'crmstats' has no attribute {name!r}")
 
 
 __all__ = [
@@ -58,3 +58,10 @@ __all__ = [
     "source_mapping",
     "validate",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, __file__,
+    submodules=("attribution", "backend", "book", "churn", "clv", "crmdata", "datasets", "funnel",
+                "io", "overview", "plotting", "privacy", "quality", "schema", "scores", "sources",
+                "validation"),
+)

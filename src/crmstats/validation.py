@@ -939,7 +939,7 @@ def stage_problems(t: ir.Table) -> dict:
             f"t_{s}": t.entered_at.min(where=t.stage == s)
             for s in sorted({x for p in pairs for x in p})})
         bad = ibis.or_(*[firsts[f"t_{b}"] < firsts[f"t_{a}"] for a, b in pairs])
-        out["out_of_order"] = _count(execute(firsts.count(where=bad)))
+        out["out_of_order"] = _count(execute(firsts.filter(bad).count()))
         out["pairs"] = pairs
     return out
 

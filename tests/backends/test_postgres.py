@@ -15,7 +15,8 @@ from crmstats.clv import calibration_holdout_split, rfm_summary
 from crmstats.funnel import lead_kpis, stage_conversion
 from crmstats.overview import customer_revenue, monthly_activity, spend_by_channel, stage_counts
 
-pytestmark = pytest.mark.xdist_group("postgres")
+# one PostgreSQL server per worker that runs these: `make test` (pytest --dist loadfile) keeps
+# a module on one worker
 
 CASES = {
     "rfm_summary-days": ("transactions", lambda t: rfm_summary(t)),

@@ -11,7 +11,8 @@ import pytest
 import crmstats
 from crmstats.scores import customer_360, export_scores
 
-pytestmark = pytest.mark.xdist_group("postgres")
+# one PostgreSQL server per worker that runs these: `make test` (pytest --dist loadfile) keeps
+# a module on one worker
 
 
 @pytest.fixture(scope="module")

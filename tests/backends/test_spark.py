@@ -15,7 +15,7 @@ import pytest
 
 from tests.backends.test_postgres import CASES, _sorted_paths
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = pytest.mark.spark
 
 
 @pytest.fixture(scope="module")

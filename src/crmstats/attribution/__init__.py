@@ -14,27 +14,36 @@ the measured lifts and :func:`incremental_economics` prices it. Figures are in
 :mod:`crmstats.attribution.plotting`.
 """
 
-from crmstats.attribution.calibration import calibrate
-from crmstats.attribution.compare import credit_shares, share_error
-from crmstats.attribution.economics import channel_economics, incremental_economics
-from crmstats.attribution.experiments import (
-    experiment_data,
-    holdout_plan,
-    holdout_size,
-    lift_test,
-)
-from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
-from crmstats.attribution.incrementality import IncrementalityModel
-from crmstats.attribution.markov import MarkovAttribution
-from crmstats.attribution.paths import build_paths, from_channelattribution, to_channelattribution
-from crmstats.attribution.plotting import (
-    plot_cac_ltv,
-    plot_credit_shares,
-    plot_lift_tests,
-    plot_removal_effects,
-    plot_transition_matrix,
-)
-from crmstats.attribution.shapley import ShapleyAttribution
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.attribution.calibration import calibrate
+    from crmstats.attribution.compare import credit_shares, share_error
+    from crmstats.attribution.economics import channel_economics, incremental_economics
+    from crmstats.attribution.experiments import (
+        experiment_data,
+        holdout_plan,
+        holdout_size,
+        lift_test,
+    )
+    from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
+    from crmstats.attribution.incrementality import IncrementalityModel
+    from crmstats.attribution.markov import MarkovAttribution
+    from crmstats.attribution.paths import (
+        build_paths,
+        from_channelattribution,
+        to_channelattribution,
+    )
+    from crmstats.attribution.plotting import (
+        plot_cac_ltv,
+        plot_credit_shares,
+        plot_lift_tests,
+        plot_removal_effects,
+        plot_transition_matrix,
+    )
+    from crmstats.attribution.shapley import ShapleyAttribution
 
 __all__ = [
     "HEURISTIC_MODELS",
@@ -60,3 +69,5 @@ __all__ = [
     "share_error",
     "to_channelattribution",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

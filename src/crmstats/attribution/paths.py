@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmstats.exceptions import DataError, DataWarning
-from crmstats.io import as_table, execute
+
+# Ibis is imported where the database work is (build_paths), not at module level: fitting a
+# model on path counts (MarkovAttribution, ShapleyAttribution) never needs it.
 
 __all__ = ["build_paths", "from_channelattribution", "to_channelattribution"]
 
@@ -56,6 +57,8 @@ def build_paths(
     lookback: float | pd.Timedelta | None = None,
     max_touches: int | None = None,
     half_life: float | pd.Timedelta | None = None,
+    contacts: Any = None,
+    by: list[str] | tuple[str, ...] | None = None,
     journey_id_col: str | None = None,
     timestamp_col: str | None = None,
     channel_col: str | None = None,
@@ -101,6 +104,14 @@ def build_paths(
         columns ``decay_conversions`` and ``decay_value`` hold, per path, the
         tuple of these normalised weights summed over its converting journeys
         (and weighted by their values).
+    contacts : DataFrame, path or ibis.Table, optional
+        Canonical contacts table, whose ``by`` columns describe each journey
+        (a journey's id is its contact's id).
+    by : list of str, optional
+        Contacts columns to count the paths by as well: one row per path and
+        combination of their values (for models of conversion that adjust for
+        who the contact is, :class:`~crmstats.attribution.IncrementalityModel`
+        with ``covariates``). Other models sum such rows back per path.
     journey_id_col, timestamp_col, channel_col, value_col : str, optional
         The caller's names of the canonical columns (``journey_id`` and
         ``timestamp`` are used for both tables).
@@ -110,9 +121,13 @@ def build_paths(
     pandas.DataFrame
         One row per distinct path, most frequent first: ``path`` (tuple of
         channel names in time order), ``conversions`` (int), ``value`` (sum of
-        conversion values), ``nulls`` (non-converting journeys, int), and with
-        ``half_life`` the two ``decay_*`` columns.
+        conversion values), ``nulls`` (non-converting journeys, int), the ``by``
+        columns, and with ``half_life`` the two ``decay_*`` columns.
     """
+    import ibis
+
+    from crmstats.io import as_table, execute
+
     if max_touches is not None and int(max_touches) < 1:
         raise ValueError(f"max_touches must be at least 1, got {max_touches}")
     lookback_s = _to_seconds(lookback, "lookback")
@@ -143,10 +158,18 @@ def build_paths(
         converted=t.converted.max(),
         value=t.value.max(),
     )
-    counts = journeys.group_by("path").aggregate(
-        conversions=journeys.converted.sum(),
-        value=journeys.value.sum(),
-        nulls=(1 - journeys.converted).sum(),
+    keys = ["path"]
+    if by:
+        keys += _journey_covariates(contacts, list(by))
+        ct = as_table(contacts, "contacts")
+        ct = ct.select(ct.contact_id.cast("string").name("__contact"), *[ct[c] for c in by])
+        cells = journeys.left_join(ct, journeys.jid == ct["__contact"])
+    else:
+        cells = journeys
+    counts = cells.group_by(keys).aggregate(
+        conversions=cells.converted.sum(),
+        value=cells.value.sum(),
+        nulls=(1 - cells.converted).sum(),
     )
     out = execute(counts)
     n_conv_in = int(execute(cv.count()))
@@ -164,9 +187,30 @@ def build_paths(
     if half_life_s is not None:
         out = _attach_decay(t, journeys, out, half_life_s)
     out["_n"] = out["conversions"] + out["nulls"]
-    out = out.sort_values(["_n", "conversions", "path"], ascending=[False, False, True],
-                          kind="mergesort").drop(columns="_n")
+    order = ["_n", "conversions", "path", *keys[1:]]
+    out = out.sort_values(order, ascending=[False, False] + [True] * (len(order) - 2),
+                          kind="mergesort", na_position="last").drop(columns="_n")
     return out.reset_index(drop=True)
+
+
+def _journey_covariates(contacts, by: list[str]) -> list[str]:
+    """Check the ``by`` columns of :func:`build_paths` and return them."""
+    if contacts is None:
+        raise DataError("build_paths: by= needs the contacts table (contacts=...) that holds "
+                        "those columns", table="contacts")
+    clash = [c for c in by if c in ("path", "conversions", "value", "nulls", "jid", "converted")]
+    if clash:
+        raise DataError(f"build_paths: by= column(s) {clash} clash with the path counts' own "
+                        "columns; rename them", table="contacts", column=clash[0])
+    from crmstats.io import as_table
+
+    cols = as_table(contacts, "contacts").columns
+    missing = [c for c in by if c not in cols]
+    if missing:
+        raise DataError(f"contacts table: no column(s) {', '.join(map(repr, missing))} for "
+                        f"by=; columns present: {', '.join(cols)}", table="contacts",
+                        column=missing[0])
+    return list(by)
 
 
 def _ordered_channels(t):
@@ -179,12 +223,18 @@ def _ordered_channels(t):
     """
     if t.get_backend().name != "pyspark":
         return t.channel.collect(order_by=[t.ts, t.channel])
+    import ibis
+
     touches = ibis.struct({"ts": t.ts, "channel": t.channel}).collect()
     return touches.sort().map(lambda touch: touch.channel)
 
 
 def _attach_decay(t, journeys, out: pd.DataFrame, half_life_s: float) -> pd.DataFrame:
     """Per path and position: normalised time-decay weights summed over converting journeys."""
+    import ibis
+
+    from crmstats.io import execute
+
     conv = t.filter(t.converted == 1)
     age = _seconds(conv.conv_at) - _seconds(conv.ts)
     conv = conv.mutate(

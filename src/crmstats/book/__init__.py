@@ -9,12 +9,17 @@
   (``StudyPage``).
 """
 
-from crmstats.book import report
-from crmstats.book.build import BuildResult, build_book
-from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
-from crmstats.book.report import StudyPage, fmt_money, fmt_pct, format_table
-from crmstats.book.runner import StudyResult, run_studies, run_study
-from crmstats.book.studies import Study, load_studies, parse_value
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.book import report
+    from crmstats.book.build import BuildResult, build_book
+    from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
+    from crmstats.book.report import StudyPage, fmt_money, fmt_pct, format_table
+    from crmstats.book.runner import StudyResult, run_studies, run_study
+    from crmstats.book.studies import Study, load_studies, parse_value
 
 __all__ = [
     "BuildResult",
@@ -34,3 +39,5 @@ __all__ = [
     "run_studies",
     "run_study",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

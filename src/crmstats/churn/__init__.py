@@ -12,25 +12,30 @@ drivers: Cox, and the sBG model with drivers); figures in
 :mod:`crmstats.churn.plotting`.
 """
 
-from crmstats.churn.cohorts import churn_rate, cohort_table, retention_matrix
-from crmstats.churn.cox import CoxModel
-from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
-from crmstats.churn.plotting import (
-    plot_churn_rate,
-    plot_cohort_heatmap,
-    plot_cross_sell,
-    plot_hazard_ratios,
-    plot_mrr_bridge,
-    plot_retention_curves,
-    plot_retention_projection,
-    plot_retention_trend,
-    plot_service_kpis,
-    plot_survival,
-)
-from crmstats.churn.revenue import cross_sell, grr_by_cohort, mrr_bridge, nrr_by_cohort
-from crmstats.churn.service import service_kpis
-from crmstats.churn.survival import SurvivalCurves, project_retention, survival_curves
-from crmstats.churn.tenure import account_lifetimes, account_months
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.churn.cohorts import churn_rate, cohort_table, retention_matrix
+    from crmstats.churn.cox import CoxModel
+    from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
+    from crmstats.churn.plotting import (
+        plot_churn_rate,
+        plot_cohort_heatmap,
+        plot_cross_sell,
+        plot_hazard_ratios,
+        plot_mrr_bridge,
+        plot_retention_curves,
+        plot_retention_projection,
+        plot_retention_trend,
+        plot_service_kpis,
+        plot_survival,
+    )
+    from crmstats.churn.revenue import cross_sell, grr_by_cohort, mrr_bridge, nrr_by_cohort
+    from crmstats.churn.service import service_kpis
+    from crmstats.churn.survival import SurvivalCurves, project_retention, survival_curves
+    from crmstats.churn.tenure import account_lifetimes, account_months
 
 __all__ = [
     "CoxModel",
@@ -59,3 +64,5 @@ __all__ = [
     "service_kpis",
     "survival_curves",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

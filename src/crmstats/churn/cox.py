@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from crmstats.churn.survival import _durations, _frame
 from crmstats.estimator import Estimator, summary_table
@@ -172,6 +171,8 @@ class CoxModel(Estimator):
 
 def _ph_test(result, d, e, covariates) -> pd.DataFrame:
     """Grambsch-Therneau style check: scaled Schoenfeld residuals vs rank of event time."""
+    from scipy import stats  # only here: importing crmstats.churn stays light
+
     resid = np.asarray(result.schoenfeld_residuals, float)
     events = e == 1
     ranks = stats.rankdata(d[events])

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import special
 
 from crmstats.clv.models.shifted_beta_geo import sbg_log_likelihood
 from crmstats.estimator import Estimator, numerical_hessian, summary_table
@@ -193,6 +193,8 @@ class ShiftedBetaGeoHazardModel(Estimator):
                 value = -self._loglik(theta, data)
             return value if np.isfinite(value) else 1e300
 
+        from scipy import optimize  # on first fit: importing the package stays light
+
         start = np.zeros(2 + len(covariates))
         result = optimize.minimize(nll, start, method="BFGS",
                                    options={"maxiter": int(self.maxiter), "gtol": 1e-6})
@@ -219,13 +221,13 @@ class ShiftedBetaGeoHazardModel(Estimator):
         cov = np.linalg.pinv(numerical_hessian(nll, theta, 1e-4 * np.maximum(1.0, np.abs(theta))))
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         names = ["alpha", "beta", *covariates]
-        z = stats.norm.ppf(0.975)
+        z = special.ndtri(0.975)  # standard normal quantile
         est = np.r_[np.exp(theta[:2]), theta[2:]]
         lower = np.r_[np.exp(theta[:2] - z * se[:2]), theta[2:] - z * se[2:]]
         upper = np.r_[np.exp(theta[:2] + z * se[:2]), theta[2:] + z * se[2:]]
         se_natural = np.r_[est[:2] * se[:2], se[2:]]  # delta method for alpha, beta
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.r_[np.nan, np.nan, 2 * stats.norm.sf(np.abs(theta[2:] / se[2:]))]
+            p = np.r_[np.nan, np.nan, 2 * special.ndtr(-np.abs(theta[2:] / se[2:]))]
         self.params_ = pd.Series(est, index=names, name="estimate")
         self.summary_ = summary_table(names, est, se_natural, lower=lower, upper=upper,
                                       p_value=p)

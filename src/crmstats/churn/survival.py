@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
 
@@ -140,7 +140,7 @@ def survival_curves(
     d, e = _durations(data, duration_col, event_col, "customers")
     groups = (data[by].astype(str).to_numpy() if by
               else np.full(len(data), "all", dtype=object))
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = special.ndtri(1 - alpha / 2)  # standard normal quantile
     curves, medians = [], []
     for g in pd.unique(groups):
         mask = groups == g
@@ -185,7 +185,7 @@ def survival_curves(
         df = len(medians) - 1
         # the upper tail directly: statsmodels' 1 - cdf rounds p-values below ~1e-16 to 0
         logrank = pd.Series({"statistic": float(chisq), "df": df,
-                             "p_value": float(stats.chi2.sf(chisq, df))}, name="log-rank")
+                             "p_value": float(special.chdtrc(df, chisq))}, name="log-rank")
     return SurvivalCurves(pd.concat(curves, ignore_index=True),
                           pd.DataFrame(medians).set_index("group"), logrank)
 

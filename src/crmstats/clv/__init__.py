@@ -9,44 +9,49 @@ between two dates in :mod:`crmstats.clv.migration`; model checks in
 figures in :mod:`crmstats.clv.plotting`.
 """
 
-from crmstats.clv.diagnostics import (
-    compare_models,
-    frequency_recency_grid,
-    holdout_comparison,
-    holdout_error,
-    tracking,
-)
-from crmstats.clv.migration import ValueMigration, value_migration
-from crmstats.clv.models import (
-    BetaGeoBetaBinomModel,
-    BetaGeoModel,
-    GammaGammaModel,
-    ModifiedBetaGeoModel,
-    ParetoNBDModel,
-    ShiftedBetaGeoModel,
-)
-from crmstats.clv.plotting import (
-    plot_clv_distribution,
-    plot_frequency_recency,
-    plot_holdout_comparison,
-    plot_lorenz,
-    plot_tracking,
-    plot_value_bridge,
-    plot_value_migration,
-    plot_value_pyramid,
-)
-from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
-from crmstats.clv.units import SummaryUnits, summary_units, with_units
-from crmstats.clv.valuation import ValueFit, fit_value
-from crmstats.clv.value import (
-    customer_lifetime_value,
-    lapse_threshold,
-    pareto_analysis,
-    rfm_segments,
-    value_by_group,
-    value_tiers,
-    winback_list,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.clv.diagnostics import (
+        compare_models,
+        frequency_recency_grid,
+        holdout_comparison,
+        holdout_error,
+        tracking,
+    )
+    from crmstats.clv.migration import ValueMigration, value_migration
+    from crmstats.clv.models import (
+        BetaGeoBetaBinomModel,
+        BetaGeoModel,
+        GammaGammaModel,
+        ModifiedBetaGeoModel,
+        ParetoNBDModel,
+        ShiftedBetaGeoModel,
+    )
+    from crmstats.clv.plotting import (
+        plot_clv_distribution,
+        plot_frequency_recency,
+        plot_holdout_comparison,
+        plot_lorenz,
+        plot_tracking,
+        plot_value_bridge,
+        plot_value_migration,
+        plot_value_pyramid,
+    )
+    from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
+    from crmstats.clv.units import SummaryUnits, summary_units, with_units
+    from crmstats.clv.valuation import ValueFit, fit_value
+    from crmstats.clv.value import (
+        customer_lifetime_value,
+        lapse_threshold,
+        pareto_analysis,
+        rfm_segments,
+        value_by_group,
+        value_tiers,
+        winback_list,
+    )
 
 __all__ = [
     "BetaGeoBetaBinomModel",
@@ -86,3 +91,5 @@ __all__ = [
     "winback_list",
     "with_units",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from crmstats._expr import observation_end as _observation_end
 from crmstats._expr import period_index, truncate, up_to
+from crmstats.backend import _backend_of
 from crmstats.clv.units import SummaryUnits, check_units, label
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
@@ -77,6 +78,17 @@ def _occasions(t: ir.Table, freq: str, *, starts: bool = False) -> ir.Table:
         value=buys.amount.cast(_EXACT).sum())
 
 
+def _arg_min(arg: ir.Column, key: ir.IntegerColumn) -> ir.Scalar:
+    """DuckDB's own ``arg_min(arg, key)``: ``arg`` at the row of the smallest ``key``."""
+
+
+def _duckdb_arg_min(arg: ir.Column, key: ir.IntegerColumn) -> ir.Scalar:
+    """``arg`` at the smallest ``key`` per group, as DuckDB's hash aggregate ``arg_min``."""
+    udf = ibis.udf.agg.builtin(_arg_min, name="arg_min",
+                               signature=((arg.type(), "int64"), arg.type()))
+    return udf(arg, key.cast("int64"))
+
+
 def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
                   monetary: bool) -> ir.Table:
     """One row per customer from its occasions, in a single aggregation.
@@ -92,7 +104,12 @@ def _summary_expr(occ: ir.Table, end: ir.IntegerValue, freq: str, unit: str,
     )
     if monetary:
         aggs["total_value"] = occ.value.sum()
-        aggs["first_value"] = occ.value.argmin(occ.period)
+        if _backend_of(occ).name == "duckdb":
+            # Ibis compiles argmin to an ordered FIRST(... ORDER BY ...), which DuckDB
+            # evaluates by sorting every group; its own arg_min is a plain hash aggregate
+            aggs["first_value"] = _duckdb_arg_min(occ.value, occ.period)
+        else:
+            aggs["first_value"] = occ.value.argmin(occ.period)
     per = occ.group_by("customer_id").aggregate(**aggs)
     cols = dict(
         frequency=(per.occasions - 1).cast("float64"),

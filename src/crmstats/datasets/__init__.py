@@ -4,15 +4,14 @@
 :func:`simulate_crm` returns a :class:`~crmstats.CRMData` with known ground truth.
 """
 
-from crmstats.datasets.real import load_cdnow, load_donations
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.datasets.real import load_cdnow, load_donations
+    from crmstats.datasets.simulate import simulate_crm
 
 __all__ = ["load_cdnow", "load_donations", "simulate_crm"]
 
-
-def __getattr__(name):
-    # the simulator is imported on first use so that `import crmstats` stays light
-    if name == "simulate_crm":
-        from crmstats.datasets.simulate import simulate_crm
-
-        return simulate_crm
-    raise AttributeError(f"module 'crmstats.datasets' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

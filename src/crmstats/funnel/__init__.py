@@ -6,38 +6,43 @@ the data lives); lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
 figures in :mod:`crmstats.funnel.plotting`.
 """
 
-from crmstats.funnel.lifecycle import (
-    LIFECYCLE_STAGES,
-    lifecycle_stage,
-    snapshot_date,
-    stage_flows,
-)
-from crmstats.funnel.plotting import (
-    plot_calibration,
-    plot_days_in_stage,
-    plot_funnel,
-    plot_lead_kpis,
-    plot_lifecycle,
-    plot_lift,
-    plot_stage_flows,
-)
-from crmstats.funnel.scoring import (
-    COMPANY_SIZES,
-    LeadScoringModel,
-    Lookalikes,
-    auc,
-    lead_features,
-    lookalike_scores,
-)
-from crmstats.funnel.summaries import (
-    FUNNEL_STAGES,
-    Pipeline,
-    lead_kpis,
-    lead_stage_times,
-    pipeline,
-    stage_conversion,
-    stage_durations,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.funnel.lifecycle import (
+        LIFECYCLE_STAGES,
+        lifecycle_stage,
+        snapshot_date,
+        stage_flows,
+    )
+    from crmstats.funnel.plotting import (
+        plot_calibration,
+        plot_days_in_stage,
+        plot_funnel,
+        plot_lead_kpis,
+        plot_lifecycle,
+        plot_lift,
+        plot_stage_flows,
+    )
+    from crmstats.funnel.scoring import (
+        COMPANY_SIZES,
+        LeadScoringModel,
+        Lookalikes,
+        auc,
+        lead_features,
+        lookalike_scores,
+    )
+    from crmstats.funnel.summaries import (
+        FUNNEL_STAGES,
+        Pipeline,
+        lead_kpis,
+        lead_stage_times,
+        pipeline,
+        stage_conversion,
+        stage_durations,
+    )
 
 __all__ = [
     "Pipeline",
@@ -65,3 +70,5 @@ __all__ = [
     "snapshot_date",
     "stage_flows",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -27,7 +27,7 @@ from typing import Any
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from crmstats.backend import execute
 from crmstats.estimator import Estimator, summary_table
@@ -100,7 +100,9 @@ def auc(y_true, score) -> float:
     n1, n0 = int(y.sum()), int(len(y) - y.sum())
     if n1 == 0 or n0 == 0:
         return np.nan
-    ranks = stats.rankdata(s)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(s)
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -276,7 +278,7 @@ class LeadScoringModel(Estimator):
                     p_t = 1.0 / (1.0 + np.exp(-xt @ params.to_numpy()))
                     info = (xt * (p_t * (1 - p_t))[:, None]).T @ xt + np.diag(alpha) * len(xt)
                     se = pd.Series(np.sqrt(np.diag(np.linalg.inv(info))), index=x.columns)
-                    pvalues = pd.Series(2 * stats.norm.sf(np.abs(params / se)), index=x.columns)
+                    pvalues = pd.Series(2 * special.ndtr(-np.abs(params / se)), index=x.columns)
                 else:
                     result = glm.fit()
                     params, se, pvalues = result.params, result.bse, result.pvalues
@@ -294,7 +296,7 @@ class LeadScoringModel(Estimator):
                           "outcome (separation); their estimates are unreliable — pool rare "
                           "levels or pass penalty=1", ConvergenceWarning, stacklevel=2)
         self.params_ = params
-        z = stats.norm.ppf(0.975)
+        z = special.ndtri(0.975)  # standard normal quantile
         with np.errstate(over="ignore"):
             self.coefficients_ = pd.DataFrame({
                 "coef": params, "std_err": se, "odds_ratio": np.exp(params),

@@ -4,20 +4,25 @@ Computations are in :mod:`crmstats.overview.summaries` (run in-database through
 Ibis), figures in :mod:`crmstats.overview.plotting`.
 """
 
-from crmstats.overview.plotting import (
-    plot_monthly_activity,
-    plot_orders_per_customer,
-    plot_spend_by_channel,
-    plot_stage_counts,
-)
-from crmstats.overview.summaries import (
-    customer_revenue,
-    monthly_activity,
-    orders_per_customer,
-    spend_by_channel,
-    stage_counts,
-    table_overview,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.overview.plotting import (
+        plot_monthly_activity,
+        plot_orders_per_customer,
+        plot_spend_by_channel,
+        plot_stage_counts,
+    )
+    from crmstats.overview.summaries import (
+        customer_revenue,
+        monthly_activity,
+        orders_per_customer,
+        spend_by_channel,
+        stage_counts,
+        table_overview,
+    )
 
 __all__ = [
     "customer_revenue",
@@ -31,3 +36,5 @@ __all__ = [
     "stage_counts",
     "table_overview",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

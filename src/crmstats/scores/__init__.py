@@ -6,13 +6,19 @@ The per-customer join of the domain functions is in
 :mod:`crmstats.scores.plotting` (imported on first use).
 """
 
-from crmstats.scores.customer360 import COLUMNS, OPEN_LEAD_STAGES, customer_360
-from crmstats.scores.export import (
-    ExportResult,
-    export_customer_scores,
-    export_scores,
-    new_run_id,
-)
+from typing import TYPE_CHECKING
+
+from crmstats._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.scores.customer360 import COLUMNS, OPEN_LEAD_STAGES, customer_360
+    from crmstats.scores.export import (
+        ExportResult,
+        export_customer_scores,
+        export_scores,
+        new_run_id,
+    )
+    from crmstats.scores.plotting import plot_tier_by_stage
 
 __all__ = [
     "COLUMNS",
@@ -26,9 +32,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name == "plot_tier_by_stage":
-        from crmstats.scores.plotting import plot_tier_by_stage
-
-        return plot_tier_by_stage
-    raise AttributeError(f"module 'crmstats.scores' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

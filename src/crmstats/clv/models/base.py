@@ -29,7 +29,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from crmstats.clv.units import summary_units
 from crmstats.estimator import Estimator, numerical_hessian, summary_table
@@ -327,6 +326,8 @@ class BaseModel(Estimator):
 
     def _lbfgs(self, data, start: np.ndarray):
         """L-BFGS-B from ``start`` (analytic gradient where the model has one)."""
+        from scipy import optimize  # imported on first fit: `import crmstats.clv` stays light
+
         return optimize.minimize(
             self._objective(data), start, jac=self._has_gradient, method="L-BFGS-B",
             options={"maxiter": int(self.maxiter), "gtol": float(self.tol),
@@ -383,8 +384,10 @@ class BaseModel(Estimator):
                 message, success = "converged to rounding precision", True
                 break
             x, f, g, h = trial, f_new, g_new, h_new
-        return optimize.OptimizeResult(x=x, fun=f, jac=g, hess=h, success=success,
-                                       message=message, nit=it)
+        from scipy.optimize import OptimizeResult
+
+        return OptimizeResult(x=x, fun=f, jac=g, hess=h, success=success,
+                              message=message, nit=it)
 
     def _warm_start(self, data, start: np.ndarray) -> np.ndarray:
         """Return a start near the optimum: the estimate on a systematic subsample of rows.

@@ -1,0 +1,98 @@
+"""Benchmark: the whole book, cold and warm, and where each study's time goes.
+
+Usage: ``python benchmarks/book.py [--runs R] [--jobs J]`` (defaults 2 runs, 2 jobs).
+
+Copies the repository's ``book/`` sources and ``notebooks/`` into a temporary
+folder and runs ``crmstats book build`` there R times in a row, each as a fresh
+process timed from outside (wall clock, and the build's CPU time from rusage).
+The first run is "cold" for the build's own files; later runs are "warm"
+(bytecode and file caches filled by the run before). For every run it reads
+the executed notebooks' papermill timings and splits each study's time into
+kernel start and teardown (the notebook's time outside its cells), the first
+cell (the imports) and the rest, so the share of start-up in the book is
+measured rather than guessed. Goal: the warm book in <= 35 s on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import load_note  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _arg(name: str, default: int) -> int:
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+def breakdown(studies: Path) -> dict[str, dict[str, float]]:
+    """Per executed notebook: total, kernel start/teardown, first (import) cell, the rest."""
+    out = {}
+    for nb_path in sorted(studies.glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        total = float(nb["metadata"]["papermill"]["duration"])
+        cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        durations = [float(c["metadata"].get("papermill", {}).get("duration") or 0.0)
+                     for c in cells]
+        first = durations[0] if durations else 0.0
+        out[nb_path.stem] = {"total": total, "kernel": total - sum(durations),
+                             "imports": first, "rest": sum(durations) - first}
+    return out
+
+
+def build_once(repo: Path, jobs: int) -> dict:
+    exe = Path(sys.executable).with_name("crmstats")
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(exe), "book", "build", "--jobs", str(jobs)], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    log = proc.stdout.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"book build failed:\n{log[-3000:]}")
+    return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "studies": breakdown(repo / "book" / "studies")}
+
+
+def main() -> None:
+    runs, jobs = _arg("--runs", 2), _arg("--jobs", 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp)
+        shutil.copytree(ROOT / "notebooks", repo / "notebooks")
+        shutil.copytree(ROOT / "book", repo / "book",
+                        ignore=shutil.ignore_patterns("_build*", "studies", "runs", ".build.lock"))
+        results = []
+        for i in range(runs):
+            print(f"run {i + 1}: {load_note()}", flush=True)
+            results.append(build_once(repo, jobs))
+        print(f"after: {load_note()}")
+    print(f"\nbook build, {jobs} jobs, {len(results[0]['studies'])} studies")
+    print(f"{'run':<8}{'wall s':>9}{'CPU s':>9}{'studies s':>11}{'kernel s':>10}"
+          f"{'imports s':>11}{'start+imports':>15}")
+    for i, r in enumerate(results):
+        parts = {k: sum(s[k] for s in r["studies"].values())
+                 for k in ("total", "kernel", "imports", "rest")}
+        share = (parts["kernel"] + parts["imports"]) / parts["total"]
+        label = "cold" if i == 0 else "warm"
+        print(f"{label:<8}{r['seconds']:>9.1f}{r['cpu_seconds']:>9.1f}{parts['total']:>11.1f}"
+              f"{parts['kernel']:>10.1f}{parts['imports']:>11.1f}{share:>15.0%}")
+    warm = [r["seconds"] for r in results[1:]] or [results[0]["seconds"]]
+    print(f"\nwarm book: {statistics.median(warm):.1f} s (goal <= 35 s)")
+    print("\nper study (last run): total / kernel start / imports / rest, seconds")
+    for slug, s in results[-1]["studies"].items():
+        print(f"  {slug:<28}{s['total']:>7.2f}{s['kernel']:>7.2f}{s['imports']:>7.2f}"
+              f"{s['rest']:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
