@@ -11,9 +11,11 @@ averages over the seeds of:
 * the mean absolute error (share points, over channels) of the credit shares
   against the true incremental shares (``truth["attribution_shares"]``) of:
   the best and the worst journey model (first/last touch, linear, position
-  based, Markov order 1, Shapley), the counterfactual ``IncrementalityModel``,
-  the lift tests alone, and :func:`calibrate` applied to the counterfactual
-  model and to Markov.
+  based, Markov order 1, Shapley), the counterfactual ``IncrementalityModel``
+  without and with the contacts' features as covariates (engagement score,
+  company size, industry, job title: what retargeting in the simulator keys
+  on), the lift tests alone, and :func:`calibrate` applied to the
+  counterfactual models and to Markov.
 
 This is an accuracy benchmark (no timing); it takes a few minutes.
 """
@@ -29,6 +31,7 @@ import pandas as pd
 from crmstats import attribution as A
 from crmstats.datasets import simulate_crm
 
+COVARIATES = ["engagement_score", "company_size", "industry", "job_title"]
 JOURNEY = ("first touch", "last touch", "linear", "position based", "Markov", "Shapley")
 
 
@@ -37,6 +40,8 @@ def one(seed: int, n: int, holdout: float, confounding: float) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         paths = A.build_paths(crm.touchpoints, crm.conversions)
+        cells = A.build_paths(crm.touchpoints, crm.conversions, contacts=crm.contacts,
+                              by=COVARIATES)
     truth = crm.truth["attribution_shares"]
     lifts = A.lift_test(crm.experiments, crm.conversions)
     models = {
@@ -51,7 +56,10 @@ def one(seed: int, n: int, holdout: float, confounding: float) -> dict:
     models["counterfactual"] = model
     models["lift tests alone"] = lifts["incremental_conversions"].clip(lower=0).rename(
         "conversions").to_frame()
+    adjusted = A.IncrementalityModel(n_boot=30, covariates=COVARIATES).fit(cells)
+    models["counterfactual + contacts"] = adjusted
     models["calibrated counterfactual"] = A.calibrate(model, lifts)
+    models["calibrated counterfactual + contacts"] = A.calibrate(adjusted, lifts)
     models["calibrated Markov"] = A.calibrate(models["Markov"], lifts)
     err = A.share_error(A.credit_shares(models), truth)["mae"]
     true = crm.truth["channel_lift"]["lift"].reindex(lifts.index)
@@ -61,7 +69,8 @@ def one(seed: int, n: int, holdout: float, confounding: float) -> dict:
         "best journey model": float(err[list(JOURNEY)].min()),
         "worst journey model": float(err[list(JOURNEY)].max()),
     }
-    for name in ("counterfactual", "lift tests alone", "calibrated counterfactual",
+    for name in ("counterfactual", "counterfactual + contacts", "lift tests alone",
+                 "calibrated counterfactual", "calibrated counterfactual + contacts",
                  "calibrated Markov"):
         out[name] = float(err[name])
     return out

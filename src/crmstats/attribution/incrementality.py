@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from crmstats.attribution.paths import PathData, _as_path_data
+from crmstats.attribution.paths import PathData, _as_path_data, _encode_paths, _numeric
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import ConvergenceWarning, DataError
 
@@ -71,6 +71,13 @@ class IncrementalityModel(Estimator):
         See ``penalty``.
     seed : int
         Seed of the bootstrap.
+    covariates : list of str, optional
+        Columns of the path counts describing the contact (from
+        ``build_paths(..., contacts=crm.contacts, by=[...])``) that the model
+        adjusts for: numbers enter as they are (standardised), other columns as
+        one indicator per level. Exposure that follows who the contact is
+        (retargeting likely buyers) then no longer passes for an effect of the
+        channel — as far as these columns describe the contact.
 
     Attributes
     ----------
@@ -96,13 +103,15 @@ class IncrementalityModel(Estimator):
     """
 
     def __init__(self, features: str = "presence", *, half_life: float | None = None,
-                 penalty="auto", n_boot: int = 200, min_conversions: int = 20, seed: int = 0):
+                 penalty="auto", n_boot: int = 200, min_conversions: int = 20, seed: int = 0,
+                 covariates: list[str] | tuple[str, ...] | None = None):
         self.features = features
         self.half_life = half_life
         self.penalty = penalty
         self.n_boot = n_boot
         self.min_conversions = min_conversions
         self.seed = seed
+        self.covariates = covariates
 
     # ------------------------------------------------------------------ design
     def _design(self, data: PathData):
@@ -127,13 +136,6 @@ class IncrementalityModel(Estimator):
             names += [f"decayed[{c}]" for c in data.channels]
         x = np.hstack(blocks)
         return x, names, len(blocks)
-
-    @staticmethod
-    def _drop_channel(x, c, k, n_blocks):
-        out = x.copy()
-        for b in range(n_blocks):
-            out[:, b * k + c] = 0.0
-        return out
 
     # ------------------------------------------------------------------ fitting
     def _fit_glm(self, exog, conv, nulls, start=None, penalty=None):
@@ -181,7 +183,10 @@ class IncrementalityModel(Estimator):
         IncrementalityModel
             ``self``, fitted.
         """
-        data = _as_path_data(paths)
+        if self.covariates:
+            data, cov, cov_names = _with_covariates(paths, list(self.covariates))
+        else:
+            data, cov, cov_names = _as_path_data(paths), None, []
         conv, nulls = data.conversions, data.nulls
         if conv.sum() <= 0:
             raise DataError("paths table: no conversions to attribute", table="paths",
@@ -191,6 +196,9 @@ class IncrementalityModel(Estimator):
                             "model needs journeys that did not convert too", table="paths",
                             column="nulls")
         x, names, n_blocks = self._design(data)
+        if cov is not None:
+            x = np.hstack([x, cov])
+            names = names + cov_names
         k = len(data.channels)
         exog = np.column_stack([np.ones(len(x)), x])
         if self.penalty == "auto":
@@ -241,16 +249,25 @@ class IncrementalityModel(Estimator):
 
     @staticmethod
     def _increments(params, exog, trials, k, n_blocks):
-        p_all = _expit(exog @ params)
+        eta = exog @ params
+        p_all = _expit(eta)
         inc = np.empty(k)
         for c in range(k):
             rows = exog[:, 1 + c] > 0
-            without = IncrementalityModel._drop_channel(exog[rows, 1:], c, k, n_blocks)
-            p_wo = _expit(params[0] + without @ params[1:])
-            inc[c] = np.sum(trials[rows] * (p_all[rows] - p_wo))
+            cols = [1 + blk * k + c for blk in range(n_blocks)]
+            # the same journeys without channel c (covariates kept as they are)
+            eta_wo = eta[rows] - exog[np.ix_(rows, cols)] @ params[cols]
+            inc[c] = np.sum(trials[rows] * (p_all[rows] - _expit(eta_wo)))
         return inc
 
     def _bootstrap(self, exog, conv, nulls, params, k, n_blocks, penalised, penalty):
+        """Refit on journeys resampled with replacement (multinomial counts per path cell).
+
+        The replicates are refitted by a few Newton steps from the full fit's
+        coefficients (the same likelihood, and the same ridge penalty as
+        statsmodels' ``fit_regularized`` when the full fit used it), which is
+        fast enough for hundreds of replicates.
+        """
         b = int(self.n_boot)
         if b <= 0:
             return None
@@ -258,13 +275,18 @@ class IncrementalityModel(Estimator):
         cells = np.concatenate([conv, nulls])
         n = int(round(cells.sum()))
         prob = cells / cells.sum()
+        keep = (conv + nulls) > 0
+        alpha = 0.0
+        if penalised:
+            alpha = float(penalty) if penalty else 1.0 / max(float((conv + nulls).sum()), 1.0)
         out = np.empty((b, k))
         for i in range(b):
             draw = rng.multinomial(n, prob).astype(float)
             cb, nb = draw[: len(conv)], draw[len(conv):]
-            res, _ = self._fit_glm(exog, cb, nb, start=params,
-                                   penalty=penalty if penalised else None)
-            out[i] = self._increments(np.asarray(res.params, float), exog, cb + nb, k, n_blocks)
+            drawn = keep & ((cb + nb) > 0)
+            beta = _newton_logit(exog[drawn], cb[drawn], nb[drawn], params, alpha,
+                                 rows=int(keep.sum()))
+            out[i] = self._increments(beta, exog, cb + nb, k, n_blocks)
         return out
 
     @staticmethod
@@ -292,3 +314,77 @@ def _expit(z):
     from scipy.special import expit
 
     return expit(z)
+
+
+def _with_covariates(paths, covariates: list[str]):
+    """Path counts with contact covariates: no merging of equal paths; the covariate matrix."""
+    if not isinstance(paths, pd.DataFrame) or "path" not in paths.columns:
+        raise DataError("paths table: covariates need the DataFrame of build_paths(..., "
+                        "contacts=..., by=[...])", table="paths")
+    missing = [c for c in covariates if c not in paths.columns]
+    if missing:
+        raise DataError(f"paths table: no covariate column(s) {', '.join(map(repr, missing))}; "
+                        "count the paths by them with build_paths(..., contacts=crm.contacts, "
+                        f"by={covariates!r})", table="paths", column=missing[0])
+    if len(paths) == 0:
+        raise DataError("paths table is empty (no rows)", table="paths")
+    frame = paths[covariates]
+    null = frame.isna().any(axis=1).to_numpy()
+    if null.any():
+        col = next(c for c in covariates if frame[c].isna().any())
+        rows = list(paths.index[null][:5])
+        raise DataError(f"paths table, column {col!r}: {int(null.sum())} path row(s) without a "
+                        f"covariate value (journeys without a contact row?), e.g. rows {rows}",
+                        table="paths", column=col, rows=rows)
+    blocks, names = [], []
+    for c in covariates:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s.to_numpy(dtype=float)
+            sd = v.std()
+            blocks.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
+            names.append(c)
+        else:
+            levels = sorted(map(str, s.astype(str).unique()))
+            for level in levels[1:]:
+                blocks.append((s.astype(str).to_numpy() == level).astype(float)[:, None])
+                names.append(f"{c}[{level}]")
+    cov = np.hstack(blocks) if blocks else np.zeros((len(paths), 0))
+    codes, channels, lengths, empty = _encode_paths(paths["path"], ">")
+    if empty.any():
+        rows = list(paths.index[empty][:5])
+        raise DataError(f"paths table, column 'path': {int(empty.sum())} empty path(s) or empty "
+                        f"channel name(s), e.g. rows {rows}", table="paths", column="path",
+                        rows=rows)
+    data = PathData(channels=channels, codes=codes, lengths=lengths,
+                    conversions=_numeric(paths, "conversions", "conversions"),
+                    value=_numeric(paths, "value", "value", default=0.0),
+                    nulls=_numeric(paths, "nulls", "nulls", default=0.0))
+    return data, cov, names
+
+
+def _newton_logit(x, conv, nulls, start, alpha=0.0, max_iter=25, tol=1e-6, rows=None):
+    """Binomial logit coefficients by Newton's method from ``start``.
+
+    Maximises ``sum(conv log p + nulls log(1 - p)) / rows - alpha / 2 * |beta[1:]|^2``
+    (``rows`` = number of path rows, the scaling of statsmodels' ``fit_regularized``;
+    rows with no trials add nothing to the likelihood and may be left out of ``x``).
+    """
+    beta = np.asarray(start, dtype=float).copy()
+    rows = max(len(x) if rows is None else rows, 1)
+    pen = np.full(len(beta), float(alpha) * rows)
+    pen[0] = 0.0
+    trials = conv + nulls
+    for _ in range(max_iter):
+        p = _expit(x @ beta)
+        grad = x.T @ (conv - trials * p) - pen * beta
+        w = trials * p * (1 - p)
+        hess = (x * w[:, None]).T @ x + np.diag(pen)
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        beta += step
+        if np.max(np.abs(step)) < tol:
+            break
+    return beta

@@ -57,6 +57,8 @@ def build_paths(
     lookback: float | pd.Timedelta | None = None,
     max_touches: int | None = None,
     half_life: float | pd.Timedelta | None = None,
+    contacts: Any = None,
+    by: list[str] | tuple[str, ...] | None = None,
     journey_id_col: str | None = None,
     timestamp_col: str | None = None,
     channel_col: str | None = None,
@@ -102,6 +104,14 @@ def build_paths(
         columns ``decay_conversions`` and ``decay_value`` hold, per path, the
         tuple of these normalised weights summed over its converting journeys
         (and weighted by their values).
+    contacts : DataFrame, path or ibis.Table, optional
+        Canonical contacts table, whose ``by`` columns describe each journey
+        (a journey's id is its contact's id).
+    by : list of str, optional
+        Contacts columns to count the paths by as well: one row per path and
+        combination of their values (for models of conversion that adjust for
+        who the contact is, :class:`~crmstats.attribution.IncrementalityModel`
+        with ``covariates``). Other models sum such rows back per path.
     journey_id_col, timestamp_col, channel_col, value_col : str, optional
         The caller's names of the canonical columns (``journey_id`` and
         ``timestamp`` are used for both tables).
@@ -111,8 +121,8 @@ def build_paths(
     pandas.DataFrame
         One row per distinct path, most frequent first: ``path`` (tuple of
         channel names in time order), ``conversions`` (int), ``value`` (sum of
-        conversion values), ``nulls`` (non-converting journeys, int), and with
-        ``half_life`` the two ``decay_*`` columns.
+        conversion values), ``nulls`` (non-converting journeys, int), the ``by``
+        columns, and with ``half_life`` the two ``decay_*`` columns.
     """
     import ibis
 
@@ -148,10 +158,18 @@ def build_paths(
         converted=t.converted.max(),
         value=t.value.max(),
     )
-    counts = journeys.group_by("path").aggregate(
-        conversions=journeys.converted.sum(),
-        value=journeys.value.sum(),
-        nulls=(1 - journeys.converted).sum(),
+    keys = ["path"]
+    if by:
+        keys += _journey_covariates(contacts, list(by))
+        ct = as_table(contacts, "contacts")
+        ct = ct.select(ct.contact_id.cast("string").name("__contact"), *[ct[c] for c in by])
+        cells = journeys.left_join(ct, journeys.jid == ct["__contact"])
+    else:
+        cells = journeys
+    counts = cells.group_by(keys).aggregate(
+        conversions=cells.converted.sum(),
+        value=cells.value.sum(),
+        nulls=(1 - cells.converted).sum(),
     )
     out = execute(counts)
     n_conv_in = int(execute(cv.count()))
@@ -169,9 +187,30 @@ def build_paths(
     if half_life_s is not None:
         out = _attach_decay(t, journeys, out, half_life_s)
     out["_n"] = out["conversions"] + out["nulls"]
-    out = out.sort_values(["_n", "conversions", "path"], ascending=[False, False, True],
-                          kind="mergesort").drop(columns="_n")
+    order = ["_n", "conversions", "path", *keys[1:]]
+    out = out.sort_values(order, ascending=[False, False] + [True] * (len(order) - 2),
+                          kind="mergesort", na_position="last").drop(columns="_n")
     return out.reset_index(drop=True)
+
+
+def _journey_covariates(contacts, by: list[str]) -> list[str]:
+    """Check the ``by`` columns of :func:`build_paths` and return them."""
+    if contacts is None:
+        raise DataError("build_paths: by= needs the contacts table (contacts=...) that holds "
+                        "those columns", table="contacts")
+    clash = [c for c in by if c in ("path", "conversions", "value", "nulls", "jid", "converted")]
+    if clash:
+        raise DataError(f"build_paths: by= column(s) {clash} clash with the path counts' own "
+                        "columns; rename them", table="contacts", column=clash[0])
+    from crmstats.io import as_table
+
+    cols = as_table(contacts, "contacts").columns
+    missing = [c for c in by if c not in cols]
+    if missing:
+        raise DataError(f"contacts table: no column(s) {', '.join(map(repr, missing))} for "
+                        f"by=; columns present: {', '.join(cols)}", table="contacts",
+                        column=missing[0])
+    return list(by)
 
 
 def _ordered_channels(t):

@@ -90,6 +90,8 @@ def plot_lift(model, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_xlabel("share of leads contacted, best scores first")
     target = getattr(model, "target_", "outcome")
     ax.set_ylabel(f"share of leads with the outcome ({target}) found")
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
     ax.set_title(f"Cumulative gains (held out; AUC {getattr(model, 'auc_', np.nan):.2f})")
     ax.legend()
     return ax
@@ -104,6 +106,8 @@ def plot_calibration(model, ax: plt.Axes | None = None) -> plt.Axes:
     ax.plot(table["predicted"], table["observed"], marker="o")
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed share")
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
     ax.set_title("Calibration (held-out leads, score deciles)")
     return ax
 
