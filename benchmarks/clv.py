@@ -1,7 +1,8 @@
 """Benchmark: CLV summaries and BG/NBD fitting, crmstats beside lifetimes in the same run.
 
 Usage: ``python benchmarks/clv.py [N_CUSTOMERS] [--rounds R] [--pipeline-rows N]
-[--all-models]`` (defaults: 1,000,000 customers, about 9.3M transactions; 3 rounds;
+[--all-models] [--no-pipeline] [--fits-only]``
+(defaults: 1,000,000 customers, about 9.3M transactions; 3 rounds;
 a 2,000,000-row log for the whole-process pipeline).
 
 Every comparison runs R rounds; each round runs every case once, in a fresh
@@ -227,7 +228,13 @@ def main(n_customers: int) -> None:
         n_tx = len(log)
         del log
         end = repr(str(OBSERVATION_END.date()))
-        cs_sum = summaries(tmp, tx_path, n_customers, n_tx, n_rounds)
+        if "--fits-only" in sys.argv:
+            cs_sum = tmp / "crmstats_summary.parquet"
+            run_case("from crmstats.clv import rfm_summary",
+                     f"s = rfm_summary({str(tx_path)!r}, observation_end={end}, freq='D')",
+                     repeat=1, after=f"s.to_parquet({str(cs_sum)!r})")
+        else:
+            cs_sum = summaries(tmp, tx_path, n_customers, n_tx, n_rounds)
         weekly_sum = tmp / "weekly_summary.parquet"
         run_case(
             "from crmstats.clv import rfm_summary",

@@ -37,6 +37,18 @@ from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 __all__ = ["BaseModel"]
 
 
+def vdot(a: np.ndarray, b: np.ndarray) -> float:
+    """Dot product of two 1-D float arrays, summed by NumPy rather than by BLAS.
+
+    OpenBLAS spreads even a vector dot product over its threads; on a 2-core
+    machine shared with other work that made ``np.dot`` of two 376k-row
+    vectors take 1.9 ms against 0.2 ms for ``einsum`` (and a BG/NBD fit on a
+    million customers 0.6-2.9 s instead of 0.2-0.35 s). The likelihood sums are
+    made of such products.
+    """
+    return np.einsum("i,i->", a, b)
+
+
 def _bad_rows(summary: pd.DataFrame, mask: np.ndarray) -> list:
     return list(summary.index[mask][:5])
 

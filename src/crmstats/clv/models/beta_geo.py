@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, expit, gammaln, hyp2f1, polygamma, psi
 
-from crmstats.clv.models.base import BaseModel
+from crmstats.clv.models.base import BaseModel, vdot
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel"]
 
@@ -155,7 +155,7 @@ class BetaGeoModel(BaseModel):
               - gammaln(a + b + k))
         log_aT = np.log(alpha + Tu)
         inv_aT = 1.0 / (alpha + Tu)
-        ll = np.dot(Wx, lx) + r * np.log(alpha) * n - np.dot(RT, log_aT)
+        ll = vdot(Wx, lx) + r * np.log(alpha) * n - vdot(RT, log_aT)
         dropout = k > 0  # rows whose likelihood has the dropout term
         inv_bx = np.where(dropout, 1.0 / np.where(dropout, b + k - 1, 1.0), 0.0)
         log_c = np.log(a) + np.log(np.where(dropout, inv_bx, 1.0))
@@ -165,27 +165,27 @@ class BetaGeoModel(BaseModel):
         s_D, s_E, s_sig, s_sigb = sums[1:5]
         psi_rx, psi_ab, psi_abx, psi_bx = psi(r + xu), psi(a + b), psi(a + b + k), psi(b + k)
         grad = np.array([
-            np.dot(Wx, psi_rx) - n * (psi(r) - np.log(alpha)) - np.dot(WT, log_aT) + s_D,
-            n * r / alpha - np.dot(RT, inv_aT) + s_E,
-            np.dot(Wx, psi_ab - psi_abx) + s_sig / a,
-            np.dot(Wx, psi_ab + psi_bx - psi(b) - psi_abx) - s_sigb,
+            vdot(Wx, psi_rx) - n * (psi(r) - np.log(alpha)) - vdot(WT, log_aT) + s_D,
+            n * r / alpha - vdot(RT, inv_aT) + s_E,
+            vdot(Wx, psi_ab - psi_abx) + s_sig / a,
+            vdot(Wx, psi_ab + psi_bx - psi(b) - psi_abx) - s_sigb,
         ])
         if not hessian:
             return -ll, self._to_log_scale(theta, grad)
         (h_DD, h_D, h_Db, h_DE, h_EE, h_E, h_Eb, h_q, h_qb, h_bb) = sums[5:]
         t_ab, t_abx = polygamma(1, a + b), polygamma(1, a + b + k)
-        h_ab_x = np.dot(Wx, t_ab - t_abx)
+        h_ab_x = vdot(Wx, t_ab - t_abx)
         hess = np.empty((4, 4))
-        hess[0, 0] = np.dot(Wx, polygamma(1, r + xu)) - n * polygamma(1, r) + h_DD
-        hess[0, 1] = n / alpha - np.dot(WT, inv_aT) + h_DE
+        hess[0, 0] = vdot(Wx, polygamma(1, r + xu)) - n * polygamma(1, r) + h_DD
+        hess[0, 1] = n / alpha - vdot(WT, inv_aT) + h_DE
         hess[0, 2] = h_D / a
         hess[0, 3] = -h_Db
-        hess[1, 1] = -n * r / alpha**2 + np.dot(RT, inv_aT**2) + h_EE
+        hess[1, 1] = -n * r / alpha**2 + vdot(RT, inv_aT**2) + h_EE
         hess[1, 2] = h_E / a
         hess[1, 3] = -h_Eb
         hess[2, 2] = h_ab_x + (h_q - s_sig) / a**2
         hess[2, 3] = h_ab_x - h_qb / a
-        hess[3, 3] = h_ab_x + np.dot(Wx, polygamma(1, b + k)) - n * polygamma(1, b) + h_bb
+        hess[3, 3] = h_ab_x + vdot(Wx, polygamma(1, b + k)) - n * polygamma(1, b) + h_bb
         hess = np.triu(hess) + np.triu(hess, 1).T
         return -ll, *self._to_log_scale(theta, grad, hess)
 
@@ -342,15 +342,15 @@ def _repeat_sums(c, r, log_c, inv_bx, log_aT, inv_aT, log_atx, inv_atx, hessian)
         E -= inv_atx.take(t_i)
         rxE = rx * E
         ib = inv_bx.take(x_i)
-        part = [np.dot(w, soft), np.dot(ws, D), np.dot(ws, rxE), ws.sum(), np.dot(ws, ib)]
+        part = [vdot(w, soft), vdot(ws, D), vdot(ws, rxE), ws.sum(), vdot(ws, ib)]
         if hessian:
             wq = ws * (1.0 - sig)
             qD, qE = wq * D, wq * rxE
             F = inv_atx.take(t_i) ** 2 - inv_aT.take(T_i) ** 2
             part += [
-                np.dot(qD, D), qD.sum(), np.dot(qD, ib), np.dot(qD, rxE) + np.dot(ws, E),
-                np.dot(qE, rxE) + np.dot(ws * rx, F), qE.sum(), np.dot(qE, ib), wq.sum(),
-                np.dot(wq, ib), np.dot(wq + ws, ib * ib),
+                vdot(qD, D), qD.sum(), vdot(qD, ib), vdot(qD, rxE) + vdot(ws, E),
+                vdot(qE, rxE) + vdot(ws * rx, F), qE.sum(), vdot(qE, ib), wq.sum(),
+                vdot(wq, ib), vdot(wq + ws, ib * ib),
             ]
         out += part
     return out

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln
 
-from crmstats.clv.models.base import BaseModel, _bad_rows
+from crmstats.clv.models.base import BaseModel, _bad_rows, vdot
 from crmstats.exceptions import DataError
 
 __all__ = ["BetaGeoBetaBinomModel"]
@@ -73,7 +73,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return np.logaddexp.reduce(np.vstack(terms), axis=0)
 
     def _nll(self, log_params, data):
-        return -np.dot(data["weights"], self._log_likelihood_rows(np.exp(log_params), data))
+        return -vdot(data["weights"], self._log_likelihood_rows(np.exp(log_params), data))
 
     def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
         """Probability of being active in the next opportunity (``periods + 1``)."""

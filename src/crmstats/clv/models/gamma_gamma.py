@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln, polygamma, psi
 
-from crmstats.clv.models.base import BaseModel, _bad_rows
+from crmstats.clv.models.base import BaseModel, _bad_rows, vdot
 from crmstats.exceptions import DataError, DataWarning
 
 __all__ = ["GammaGammaModel"]
@@ -92,7 +92,7 @@ class GammaGammaModel(BaseModel):
             cached = data["_gg"] = {
                 "xu": xu, "Wx": np.bincount(xi, weights=w, minlength=len(xu)),
                 "n": float(w.sum()), "x": x, "m": m, "w": w, "wx": w * x,
-                "x_log_mx": np.dot(w * x, np.log(m * x)), "log_m": np.dot(w, np.log(m)),
+                "x_log_mx": vdot(w * x, np.log(m * x)), "log_m": vdot(w, np.log(m)),
             }
         return cached
 
@@ -115,14 +115,14 @@ class GammaGammaModel(BaseModel):
         px = p * xu
         u = v + c["m"] * c["x"]
         log_u, inv_u = np.log(u), 1.0 / u
-        s_wx_lu, s_w_lu = np.dot(wx, log_u), np.dot(w, log_u)
-        ll = (np.dot(Wx, gammaln(px + q) - gammaln(px)) - n * gammaln(q) + n * q * np.log(v)
+        s_wx_lu, s_w_lu = vdot(wx, log_u), vdot(w, log_u)
+        ll = (vdot(Wx, gammaln(px + q) - gammaln(px)) - n * gammaln(q) + n * q * np.log(v)
               + p * c["x_log_mx"] - c["log_m"] - p * s_wx_lu - q * s_w_lu)
         psi_pq, psi_px = psi(px + q), psi(px)
-        s_wx_iu, s_w_iu = np.dot(wx, inv_u), np.dot(w, inv_u)
+        s_wx_iu, s_w_iu = vdot(wx, inv_u), vdot(w, inv_u)
         grad = np.array([
-            np.dot(Wx * xu, psi_pq - psi_px) + c["x_log_mx"] - s_wx_lu,
-            np.dot(Wx, psi_pq) - n * psi(q) + n * np.log(v) - s_w_lu,
+            vdot(Wx * xu, psi_pq - psi_px) + c["x_log_mx"] - s_wx_lu,
+            vdot(Wx, psi_pq) - n * psi(q) + n * np.log(v) - s_w_lu,
             n * q / v - p * s_wx_iu - q * s_w_iu,
         ])
         if not hessian:
@@ -130,12 +130,12 @@ class GammaGammaModel(BaseModel):
         t_pq, t_px = polygamma(1, px + q), polygamma(1, px)
         inv_u2 = inv_u * inv_u
         hess = np.empty((3, 3))
-        hess[0, 0] = np.dot(Wx * xu * xu, t_pq - t_px)
-        hess[0, 1] = hess[1, 0] = np.dot(Wx * xu, t_pq)
+        hess[0, 0] = vdot(Wx * xu * xu, t_pq - t_px)
+        hess[0, 1] = hess[1, 0] = vdot(Wx * xu, t_pq)
         hess[0, 2] = hess[2, 0] = -s_wx_iu
-        hess[1, 1] = np.dot(Wx, t_pq) - n * polygamma(1, q)
+        hess[1, 1] = vdot(Wx, t_pq) - n * polygamma(1, q)
         hess[1, 2] = hess[2, 1] = n / v - s_w_iu
-        hess[2, 2] = -n * q / v**2 + p * np.dot(wx, inv_u2) + q * np.dot(w, inv_u2)
+        hess[2, 2] = -n * q / v**2 + p * vdot(wx, inv_u2) + q * vdot(w, inv_u2)
         return -ll, *self._to_log_scale(theta, grad, hess)
 
     def expected_spend(self, summary: pd.DataFrame) -> pd.Series:

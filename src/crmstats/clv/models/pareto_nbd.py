@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
 
-from crmstats.clv.models.base import BaseModel
+from crmstats.clv.models.base import BaseModel, vdot
 
 __all__ = ["ParetoNBDModel"]
 
@@ -116,7 +116,7 @@ class ParetoNBDModel(BaseModel):
         rows = np.logaddexp(alive[i_T], np.where(np.isnan(dead), -np.inf, dead))
         xu, Wx = c["xu"], c["Wx"]
         head = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        return -(np.dot(Wx, head) + np.dot(data["weights"], rows))
+        return -(vdot(Wx, head) + vdot(data["weights"], rows))
 
     def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
         """Probability that each customer is still active at the end of observation."""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, hyp2f1
 
-from crmstats.clv.models.base import BaseModel
+from crmstats.clv.models.base import BaseModel, vdot
 from crmstats.exceptions import DataError
 
 __all__ = ["ShiftedBetaGeoModel", "sbg_log_likelihood"]
@@ -126,7 +126,7 @@ class ShiftedBetaGeoModel(BaseModel):
         return sbg_log_likelihood(alpha, beta, t - 1, t, churned == 1)
 
     def _nll(self, log_params, data):
-        return -np.dot(data["weights"], self._log_likelihood_rows(np.exp(log_params), data))
+        return -vdot(data["weights"], self._log_likelihood_rows(np.exp(log_params), data))
 
     def _initial(self, data):
         return np.log(np.array([1.0, 3.0]))
