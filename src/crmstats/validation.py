@@ -684,7 +684,7 @@ def _date_order(counts, spec, c, mapping, dayfirst) -> bool:
     the data show but nobody declared is used with a :class:`DataWarning`.
     """
     name = _caller(c.name, mapping)
-    n, first_big, second_big = (int(counts[k]) for k in ("n", "first", "second"))
+    n, first_big, second_big = (_count(counts[k]) for k in ("n", "first", "second"))
     where = f"{spec.name} table, column {name!r}"
     if first_big and second_big:
         raise DataError(
@@ -732,7 +732,7 @@ def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping, source) -> ir.T
         first=t.count(where=col.re_extract(_DMY, 1).try_cast("int64") > 12),
         second=t.count(where=col.re_extract(_DMY, 2).try_cast("int64") > 12),
     )).iloc[0]
-    if int(counts["n"]) == 0:
+    if _count(counts["n"]) == 0:
         return iso
     dayfirst = _date_order(counts, spec, c, mapping,
                            source.dayfirst if source is not None else None)
@@ -779,7 +779,7 @@ def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
 
 def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=None) -> None:
     """Raise naming the count and up to five rows of ``t`` where ``cond(table)`` holds."""
-    n = int(execute(t.count(where=cond(t))))
+    n = _count(execute(t.count(where=cond(t))))
     if n:
         sample = _offending(t, cond, source)
         raise _error(spec, col_spec, mapping, problem, _row_labels(sample, spec, source), n)
@@ -891,6 +891,11 @@ _STAGE_ORDER = (("subscriber", "lead"), ("lead", "qualified"), ("lead", "unquali
                 ("lead", "won"))
 
 
+def _count(value) -> int:
+    """Return an aggregate count as int (Spark gives NULL for a filtered count of 0)."""
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
 #: Name columns checked on every call for values differing only in case or spaces (they
 #: have few distinct values, so the check is one small GROUP BY each).
 _NAME_COLUMNS = ("stage", "channel", "acquisition_channel")
@@ -934,7 +939,7 @@ def stage_problems(t: ir.Table) -> dict:
             f"t_{s}": t.entered_at.min(where=t.stage == s)
             for s in sorted({x for p in pairs for x in p})})
         bad = ibis.or_(*[firsts[f"t_{b}"] < firsts[f"t_{a}"] for a, b in pairs])
-        out["out_of_order"] = int(execute(firsts.filter(bad).count()))
+        out["out_of_order"] = _count(execute(firsts.filter(bad).count()))
         out["pairs"] = pairs
     return out
 
@@ -1019,7 +1024,7 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
         counts = execute(t.aggregate(__n__=t.count(), **aggs)).iloc[0] if aggs else None
         if check_dups:
             distinct = int(execute(t.distinct().count()))
-            n = int(counts["__n__"]) if counts is not None else int(execute(t.count()))
+            n = _count(counts["__n__"]) if counts is not None else _count(execute(t.count()))
             out["duplicate_rows"] = n - distinct
     if out.get("duplicate_rows"):
         warnings.warn(
@@ -1028,7 +1033,7 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
                else "") + "; if they are a double export set drop_duplicates: true for the "
             "table in crmstats.yml", DataWarning, stacklevel=3)
     for name in text:
-        merged = int(counts[f"distinct_{name}"]) - int(counts[f"folded_{name}"])
+        merged = _count(counts[f"distinct_{name}"]) - _count(counts[f"folded_{name}"])
         out[f"case_variants_{name}"] = merged
         if merged and name not in _NAME_COLUMNS:  # those warn on every call already
             warnings.warn(
