@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import importlib
 import sys
+import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -87,4 +88,25 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[name])) | set(table) | subs)
 
+    # Importing a submodule binds it in its package under its own name. Where a public name
+    # equals its submodule's (attribution.heuristic, the function, lives in
+    # attribution/heuristic.py), the public object must win, as with an eager import.
+    clashes = {public: original for public, (source, original) in table.items()
+               if source == f"{name}.{public}"}
+    package = sys.modules.get(name)
+    if clashes and package is not None and type(package) is types.ModuleType:
+        package.__class__ = _package_class(clashes, name)
     return __getattr__, __dir__
+
+
+def _package_class(clashes: dict[str, str], name: str) -> type:
+    """Build a module class that binds the ``clashes`` names to their objects, not submodules."""
+
+    class _Package(types.ModuleType):
+        def __setattr__(self, key: str, value: object) -> None:
+            if (key in clashes and isinstance(value, types.ModuleType)
+                    and value.__name__ == f"{name}.{key}" and hasattr(value, clashes[key])):
+                value = getattr(value, clashes[key])
+            super().__setattr__(key, value)
+
+    return _Package

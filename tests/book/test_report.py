@@ -151,7 +151,8 @@ def test_key_findings_land_at_the_top_of_the_executed_notebook(tmp_path):
                                  "language": "python"}
     nb.cells = [
         nbformat.v4.new_code_cell("from crmstats.book import report\npage = report.StudyPage()"),
-        nbformat.v4.new_code_cell("currency = '$'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("currency: str = '$'  # currency of money figures",
+                                  metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
             "import warnings, crmstats\n"
             "warnings.warn('transactions: 2 rows of /tmp/tmpq1/x.parquet dated late',"

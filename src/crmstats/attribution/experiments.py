@@ -72,7 +72,6 @@ def lift_test(
     *,
     journey_id_col: str | None = None,
     channel_col: str | None = None,
-    group_col: str | None = None,
 ) -> pd.DataFrame:
     """Per channel: conversion rates of treatment and holdout, lift with 95 % intervals.
 
@@ -85,8 +84,10 @@ def lift_test(
     conversions : DataFrame, path or ibis.Table
         Canonical conversions table; a unit converted when its ``journey_id``
         has a conversion (at or after ``started_at`` when the experiments carry it).
-    journey_id_col, channel_col, group_col : str, optional
-        The caller's names of the experiments table's columns.
+    journey_id_col, channel_col : str, optional
+        The caller's names of the experiments table's columns (the ``group``
+        column keeps its canonical name; a data source's column mapping,
+        ``crmstats.yml``, can rename it).
 
     Returns
     -------
@@ -108,8 +109,7 @@ def lift_test(
         When a channel has no unit in one of its groups (no comparison is possible).
     """
     e = as_table(experiments, "experiments", columns={"journey_id": journey_id_col,
-                                                     "channel": channel_col,
-                                                     "group": group_col})
+                                                     "channel": channel_col})
     c = as_table(conversions, "conversions", columns={"journey_id": journey_id_col})
     conv = c.group_by(journey_id=c.journey_id.cast("string")).aggregate(
         converted_at=c.timestamp.min())
@@ -138,7 +138,7 @@ def lift_test(
         raise DataError(
             f"experiments table: channel(s) {', '.join(map(repr, bad[:5]))} have no unit in the "
             "treatment or in the holdout group; a lift needs both",
-            table="experiments", column=group_col or "group", rows=bad[:5])
+            table="experiments", column="group", rows=bad[:5])
     return _two_proportions(x_t, n_t, x_h, n_h).rename_axis("channel")
 
 
