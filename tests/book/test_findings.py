@@ -77,3 +77,25 @@ def test_lifecycle_findings_count_stages():
     assert "Of 650 contacts, 100 are active customers (15.4 %) and 50 are former" in text
     assert "10 former customers are high priority" in text and "20 customers" in text
     assert "largest group is subscriber (76.9 %" in text
+
+
+def test_incrementality_findings_agree_in_number_and_never_print_a_negative_share():
+    lifts = pd.DataFrame({"p_value": [0.01, 0.4], "lift": [0.02, 0.001],
+                          "lower_95": [0.005, -0.01], "relative_lift": [0.4, 0.01],
+                          "relative_lower_95": [0.1, -0.2], "relative_upper_95": [0.7, 0.2]},
+                         index=["events", "social"])
+    calibrated = pd.DataFrame({"share": [0.8, 0.2004, -0.0004]},
+                              index=["events", "email", "social"])
+    journey = pd.Series({"events": 0.5, "email": 0.2, "social": 0.3})
+    text = " ".join(findings.incrementality(lifts, calibrated, journey_shares=journey))
+    assert "Of 2 channels tested with holdouts, 1 raises conversion significantly" in text
+    assert "events: +40.0 %" in text
+    assert "social most: 30.0 % of the credit against next to none of what" in text, text
+
+
+def test_an_empty_table_reads_as_a_sentence_not_a_bare_header():
+    shown = report.format_table(pd.DataFrame(columns=["table", "exported"]),
+                                empty="No mapping: the source uses the canonical names.")
+    assert shown.data == "No mapping: the source uses the canonical names."
+    with_rows = report.format_table(pd.DataFrame({"table": ["a"]}), empty="unused")
+    assert "<table" in with_rows.to_html()

@@ -521,8 +521,9 @@ def incrementality(lifts: pd.DataFrame, calibrated: pd.DataFrame,
     if len(lifts):
         sig = lifts[(lifts["p_value"] < 0.05) & (lifts["lift"] > 0)]
         best = _top(lifts["relative_lift"])[0]
+        verb = "raises" if len(sig) == 1 else "raise"
         out.append(
-            f"{len(sig)} of {len(lifts)} channels tested with holdouts raise conversion "
+            f"Of {len(lifts)} channels tested with holdouts, {len(sig)} {verb} conversion "
             f"significantly (5 % level); the largest relative lift is {_label(best)}: "
             f"{fmt_pct(lifts.loc[best, 'relative_lift'], signed=True)} (95 % interval "
             f"{fmt_pct(lifts.loc[best, 'relative_lower_95'], signed=True)} to "
@@ -543,9 +544,12 @@ def incrementality(lifts: pd.DataFrame, calibrated: pd.DataFrame,
         diff = calibrated["share"] - credit
         c = diff.abs().idxmax()
         word = "under" if diff[c] > 0 else "over"
+        adds = calibrated.loc[c, "share"]
+        # a calibrated share at or below zero is "nothing measurable", not "-0.036 %"
+        adds_text = (f"{fmt_pct(adds)} of what the channels add" if adds >= 0.001
+                     else "next to none of what the channels add")
         out.append(f"Journey-based credit {word}-rates {_label(c)} most: "
-                   f"{fmt_pct(credit[c])} of the credit against "
-                   f"{fmt_pct(calibrated.loc[c, 'share'])} of what the channels add.")
+                   f"{fmt_pct(credit[c])} of the credit against {adds_text}.")
     if economics is not None and "incremental_cac" in economics:
         eco = economics.drop(index="total", errors="ignore")
         eco = eco[np.isfinite(eco["incremental_cac"]) & (eco["incremental_cac"] > 0)]

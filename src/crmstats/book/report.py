@@ -286,6 +286,7 @@ def format_table(
     labels: bool = True,
     caption: str | None = None,
     index: bool = True,
+    empty: str | None = None,
 ) -> Any:
     """Format a table for readers; its values are not changed.
 
@@ -313,11 +314,15 @@ def format_table(
         A caption shown above the table.
     index : bool
         Show the index.
+    empty : str, optional
+        A sentence shown instead of a table without rows (a header with no
+        rows reads like a broken page).
 
     Returns
     -------
-    pandas.io.formats.style.Styler
-        Renders as an HTML table (``styled.data`` is the unchanged frame).
+    pandas.io.formats.style.Styler or IPython.display.Markdown
+        Renders as an HTML table (``styled.data`` is the unchanged frame); the
+        ``empty`` sentence when given and the table has no rows.
 
     Raises
     ------
@@ -336,6 +341,10 @@ def format_table(
         frame = frame.to_frame(frame.name if frame.name is not None else "value")
     if not isinstance(frame, pd.DataFrame):
         raise CRMStatsError(f"format_table: expected a DataFrame, got {type(frame).__name__}")
+    if empty is not None and frame.empty:
+        from IPython.display import Markdown
+
+        return Markdown(empty)
     numeric_cols = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
                     and not pd.api.types.is_bool_dtype(frame[c])]
     roles: dict[Any, str] = {c: "pvalue" for c in frame.columns
