@@ -320,7 +320,7 @@ def test_key_findings_are_written_from_the_results(holdout_crm):
     top = cal["share"].idxmax().replace("_", " ")
     assert any(f"{top} adds the most" in t for t in text)
     n_sig = int(((lifts["p_value"] < 0.05) & (lifts["lift"] > 0)).sum())
-    assert text[0].startswith(f"{n_sig} of {len(lifts)} channels")
+    assert text[0].startswith(f"Of {len(lifts)} channels tested with holdouts, {n_sig} raise")
 
 
 COVARIATES = ["engagement_score", "company_size", "industry", "job_title"]
