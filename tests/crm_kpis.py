@@ -47,16 +47,13 @@ def crm_kpis(crm) -> dict:
                                   for k, v in migration.decomposition.items()}
         # the book's KPI figures
         revenue = overview.customer_revenue(crm.transactions)
-        revenue = revenue["revenue"] if isinstance(revenue, pd.DataFrame) else revenue
         out["customers"] = len(revenue)
         out["revenue"] = round(float(revenue.sum()), 6)
         fit = clv.fit_value(crm.transactions, time_unit="W")
-        values = fit.values if hasattr(fit, "values") else fit.value
-        out["average_clv"] = round(float(values["clv"].mean()), 4)
+        out["average_clv"] = round(float(fit.values["clv"].mean()), 4)
         rates = churn.churn_rate(crm.transactions, period="M")
         out["churn"] = _num(rates)
-        bridge = churn.mrr_bridge(crm.subscriptions)
-        out["mrr_bridge"] = _num(bridge if isinstance(bridge, pd.DataFrame) else bridge.bridge)
+        out["mrr_bridge"] = _num(churn.mrr_bridge(crm.subscriptions))
         out["lead_kpis"] = _num(funnel.lead_kpis(crm.stage_events, crm.spend, period=None))
         out["stage_conversion"] = _num(funnel.stage_conversion(crm.stage_events))
         out["by_channel"] = _num(funnel.stage_conversion(crm.stage_events, by="channel"))

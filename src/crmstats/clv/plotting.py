@@ -292,7 +292,6 @@ def plot_value_bridge(migration, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_xticks(range(len(steps) + 2))
     ax.set_xticklabels([f"{migration.start:%Y-%m-%d}", *[s for s, _ in steps],
                         f"{migration.end:%Y-%m-%d}"])
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     money_axis(ax, "y", "total customer lifetime value")
     ax.set_title("Where the change in customer value came from")
     return ax
