@@ -114,3 +114,16 @@ def test_personal_values_come_from_the_sources_personal_columns():
     assert set(contacts["email"]) <= set(values) and set(contacts["name"]) <= set(values)
     assert set(crm.customers["customer_id"]) <= set(values)  # text ids: C000123
     assert not {str(v) for v in crm.transactions["amount"]} & set(values)
+
+
+def test_personal_values_are_the_same_from_a_folder_source(tmp_path):
+    """A folder holds paths, not frames: the scan reads it through the gate all the same."""
+    from crmstats import export_crm, load_crm
+    from crmstats.book.studies import Study
+
+    source = "demo:seed=3,n_contacts=300"
+    export_crm(load_crm(source), tmp_path / "export")
+    scan = build.__dict__["_personal_values"]
+    from_frames = scan([Study("s", "S", None, {"data_source": source})])
+    from_folder = scan([Study("s", "S", None, {"data_source": str(tmp_path / "export")})])
+    assert len(from_folder) > 300 and from_folder == from_frames

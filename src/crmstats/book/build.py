@@ -50,6 +50,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ import yaml
 from crmstats.book.kpis import read_kpis, strip_kpi_records, summary_page
 from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.studies import Study, load_studies
-from crmstats.exceptions import StudyError
+from crmstats.exceptions import CRMStatsError, StudyError
 
 __all__ = ["PUBLISH_STEPS", "BuildResult", "build_book", "build_lock", "prune_runs", "recover",
            "scan_book", "write_toc"]
@@ -543,8 +544,6 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
     return found
 
 
-#: Id columns whose text values count as personal: the book shows pseudonyms instead.
-_ID_COLUMNS = ("customer_id", "contact_id", "lead_id", "account_id", "journey_id")
 _TEXT_ID = re.compile(r"(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[^\s]{5,}")
 
 
@@ -555,39 +554,39 @@ def _personal_values(studies: list[Study]) -> tuple:
     (the schema's name, e-mail, phone, ... plus a source file's own marks),
     and the text ids of customers, contacts, leads and accounts (``C000123``:
     published lists show pseudonyms, so a raw id on a page is a leak; numeric
-    ids are left out, they cannot be told from other numbers). A source that
-    cannot be loaded gives none (its studies failed already).
+    ids are left out, they cannot be told from other numbers). A source or a
+    table that cannot be loaded gives none (the studies reading it failed
+    already); any other error stops the build rather than scanning without it.
     """
     import crmstats
+    from crmstats.privacy import ID_COLUMNS
 
     values: set[str] = set()
     sources = {s.parameters.get("data_source") for s in studies}
     for source in sorted(str(x) for x in sources if isinstance(x, str) and x):
         try:
             crm = crmstats.load_crm(source)
-            for name, table in crm.tables().items():
-                present = _columns(table)
+        except CRMStatsError:
+            continue
+        for name in crm.tables():
+            try:
+                with warnings.catch_warnings():  # the studies have shown them already
+                    warnings.simplefilter("ignore")
+                    table = crm.table(name)  # any source kind: frame, file, database
+                present = set(table.columns)
                 columns = [c for c in crm.personal_columns(name) if c in present]
-                ids = [c for c in _ID_COLUMNS if c in present]
+                ids = [c for c in ID_COLUMNS if c in present]
                 if not columns and not ids:
                     continue
-                frame = crmstats.execute(crmstats.as_table(table, name).select(*columns, *ids))
-                for column in columns:
-                    values.update(str(v) for v in frame[column].dropna().unique())
-                for column in ids:
-                    values.update(v for v in frame[column].dropna().astype(str).unique()
-                                  if _TEXT_ID.fullmatch(v))
-        except Exception:  # noqa: BLE001 - an unloadable source has nothing to scan for
-            continue
+                frame = crmstats.execute(table.select(*columns, *ids))
+            except CRMStatsError:
+                continue
+            for column in columns:
+                values.update(str(v) for v in frame[column].dropna().unique())
+            for column in ids:
+                values.update(v for v in frame[column].dropna().astype(str).unique()
+                              if _TEXT_ID.fullmatch(v))
     return tuple(sorted(values))
-
-
-def _columns(table: Any) -> list[str]:
-    data = getattr(table, "data", table)
-    try:
-        return list(data.columns)
-    except Exception:  # noqa: BLE001 - an Ibis table or a path: ask Ibis
-        return []
 
 
 @contextmanager
