@@ -61,3 +61,45 @@ def test_crmdata_require_and_repr(small_crm):
     text = repr(small_crm)
     assert "transactions=" in text and "rows" in text
     assert "@" not in text
+
+
+def test_a_csv_read_after_another_changed_keeps_its_own_data(tmp_path):
+    """Cached CSV tables never share a name: a changed file once let a new file take it."""
+    import time
+
+    from crmstats.backend import execute, read_table
+
+    paths = {n: tmp_path / f"{n}.csv" for n in "abc"}
+    paths["a"].write_text("x\n1\n")
+    paths["b"].write_text("x\n2\n")
+    read_table(str(paths["a"])), read_table(str(paths["b"]))
+    time.sleep(0.01)
+    paths["a"].write_text("x\n11\n")  # a's stale entry is replaced
+    read_table(str(paths["a"]))
+    paths["c"].write_text("x\n3\n")
+    read_table(str(paths["c"]))
+    assert execute(read_table(str(paths["a"])))["x"].tolist() == [11]
+    assert execute(read_table(str(paths["b"])))["x"].tolist() == [2]
+    assert execute(read_table(str(paths["c"])))["x"].tolist() == [3]
+
+
+def test_a_source_file_loads_each_csv_once():
+    """Validation, the id-type check and the data-quality counts share one CSV load."""
+    import importlib
+    import warnings
+    from pathlib import Path
+
+    backend = importlib.import_module("crmstats.backend")
+    acme = Path(__file__).parents[1] / "data" / "acme"
+    for key in [k for k in backend._CSV_CACHE if k[0].startswith(str(acme.resolve()))]:
+        del backend._CSV_CACHE[key]  # read here from scratch, whatever ran before
+    before = set(backend._CSV_CACHE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        crm = load_crm(str(acme))
+        for name in crm.tables():
+            crm.table(name)
+        crmstats.data_quality(crm)
+    added = [k for k in backend._CSV_CACHE if k not in before]
+    files = {k[0] for k in added}
+    assert len(files) == len(list(acme.glob("*.csv"))) and len(added) == len(files)

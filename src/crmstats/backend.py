@@ -14,6 +14,7 @@ warehouse) run on their own backend.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -184,6 +185,9 @@ def read_table(data: Any, *, table: str = "table", text_columns: Iterable[str] =
 
 #: CSV files read into the embedded DuckDB, by (path, size, mtime, text columns).
 _CSV_CACHE: dict[tuple, ir.Table] = {}
+#: Numbers of the temporary tables: never reused, so a new file cannot take the name of a
+#: table an earlier (possibly stale) entry still refers to.
+_CSV_IDS = itertools.count()
 
 
 def _read_csv(con, path: Path, text: frozenset) -> ir.Table:
@@ -202,8 +206,9 @@ def _read_csv(con, path: Path, text: frozenset) -> ir.Table:
     forced = text & set(sniffed.columns)
     if forced and any(not sniffed.schema()[c].is_string() for c in forced):
         sniffed = con.read_csv(str(path), types={c: "VARCHAR" for c in forced})
-    table = con.create_table(f"crmstats_csv_{len(_CSV_CACHE)}_{os.getpid()}", sniffed,
-                             temp=True, overwrite=True)
+    with _LOCK:
+        number = next(_CSV_IDS)
+    table = con.create_table(f"crmstats_csv_{number}_{os.getpid()}", sniffed, temp=True)
     with _LOCK:
         stale = [k for k in _CSV_CACHE if k[0] == key[0] and k[3] == text]
         for k in stale:

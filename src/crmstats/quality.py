@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from crmstats.backend import execute, query_errors, read_table
+from crmstats.backend import execute, query_errors
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import TABLES
 from crmstats.sources import load_crm
-from crmstats.validation import SourceTable, deep_checks, stage_problems
+from crmstats.validation import SourceTable, deep_checks, read_raw, stage_problems
 
 __all__ = ["data_quality", "source_mapping"]
 
@@ -39,7 +39,7 @@ def _rows_read(data: Any, name: str) -> int:
     if isinstance(raw, pd.DataFrame):
         return len(raw)
     with query_errors(name, "counting its rows"):
-        return int(execute(read_table(raw, table=name).count()))
+        return int(execute(read_raw(data, name).count()))
 
 
 def _describe_error(exc: DataError) -> str:

@@ -971,22 +971,33 @@ def _check_stages(t: ir.Table, mapping) -> None:
             "the source", DataWarning, stacklevel=5)
 
 
+def read_raw(data: Any, table: str) -> ir.Table:
+    """Read a table's file or database table as :func:`validate_table` reads it.
+
+    The same columns are read as text, so a CSV is loaded into DuckDB once
+    (:func:`crmstats.backend.read_table` caches by file and text columns).
+    """
+    source = data if isinstance(data, SourceTable) else None
+    mapping = {k: v for k, v in source.columns.items() if v != k} if source else {}
+    text = _text_columns(table_spec(table), mapping, source)
+    return read_table(source.data if source else data, table=table, text_columns=text)
+
+
 def id_dtype(data: Any, table: str, column: str) -> str | None:
     """Return ``"string"``, ``"integer"`` or None: an id column's type, from the schema only."""
-    mapping = {}
-    if isinstance(data, SourceTable):
-        mapping, data = data.columns, data.data
+    mapping = data.columns if isinstance(data, SourceTable) else {}
+    raw = data.data if isinstance(data, SourceTable) else data
     name = mapping.get(column, column)
     try:
-        if isinstance(data, pd.DataFrame):
-            if name not in data.columns:
+        if isinstance(raw, pd.DataFrame):
+            if name not in raw.columns:
                 return None
-            dtype = data[name].dtype
+            dtype = raw[name].dtype
             if pd.api.types.is_integer_dtype(dtype):
                 return "integer"
             text = pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
             return "string" if text else None
-        t = read_table(data, table=table)
+        t = read_raw(data, table)
     except DataError:
         return None
     if name not in t.columns:
