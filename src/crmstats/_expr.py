@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.backend import execute
-from crmstats.exceptions import DataWarning
+from crmstats.exceptions import DataError, DataWarning
 
 __all__ = ["PERIODS", "observation_end", "period_index", "period_start", "period_unit",
            "truncate", "up_to"]
@@ -74,6 +74,19 @@ def period_start(index, period: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime({"year": years, "month": months + 1, "day": 1}))
 
 
+def parse_date(value, name: str) -> pd.Timestamp:
+    """Return ``value`` as a naive UTC timestamp, or a DataError naming the parameter."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} {value!r} is not a date (use e.g. '2025-06-30')") from None
+    if stamp is pd.NaT:
+        raise DataError(f"{name} {value!r} is not a date (use e.g. '2025-06-30')")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
+
+
 def observation_end(t: ir.Table, value, *, column: str = "timestamp",
                     table: str = "transactions") -> pd.Timestamp:
     """Return the end of observation of table ``t``: ``value`` or the last ``column`` value.
@@ -86,12 +99,7 @@ def observation_end(t: ir.Table, value, *, column: str = "timestamp",
     """
     if value is None:
         return pd.Timestamp(execute(t[column].max()))
-    try:
-        end = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"observation_end {value!r} is not a timestamp") from exc
-    if end is pd.NaT:
-        raise ValueError(f"observation_end {value!r} is not a timestamp")
+    end = parse_date(value, "observation_end")
     span = execute(t.aggregate(first=t[column].min(), last=t[column].max()))
     first, last = pd.Timestamp(span["first"].iloc[0]), pd.Timestamp(span["last"].iloc[0])
     if pd.notna(last):

@@ -166,6 +166,20 @@ def test_plot_tier_by_stage(plain):
         plot_tier_by_stage(plain[["clv"]])
 
 
+def test_as_of_given_as_a_date_includes_that_whole_day(demo):
+    """As observation_end does: purchases later that day count (were cut at midnight)."""
+    tx = demo.transactions
+    days = tx.loc[tx["amount"] >= 0, "timestamp"].dt.normalize()
+    day = days[days.between("2025-06-01", "2025-06-30")].value_counts().idxmax()
+    scores = customer_360(demo, f"{day:%Y-%m-%d}", n_bootstrap=0)
+    summary = clv.rfm_summary(tx, observation_end=f"{day:%Y-%m-%d}")
+    summary.index = summary.index.astype(str)
+    bought = tx.loc[(tx["timestamp"].dt.normalize() == day) & (tx["amount"] >= 0), "customer_id"]
+    assert (scores.loc[bought.astype(str), "last_purchase"].dt.normalize() == day).all()
+    freq = scores["frequency"].dropna()
+    assert freq.equals(summary["frequency"].reindex(freq.index).astype(freq.dtype))
+
+
 def test_bad_dates_are_named(demo):
     with pytest.raises(ValueError, match="as_of 'soon' is not a date"):
         customer_360(demo, "soon", n_bootstrap=0)

@@ -185,19 +185,6 @@ class ValueMigration:
         return out
 
 
-def parse_date(value, name: str) -> pd.Timestamp:
-    """Return ``value`` as a naive UTC timestamp, or a clear error naming the parameter."""
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} {value!r} is not a date (use e.g. '2025-06-30')") from None
-    if stamp is pd.NaT:
-        raise ValueError(f"{name} is missing (NaT)")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp
-
-
 def _tier_codes(values: pd.Series, cutoffs: np.ndarray) -> np.ndarray:
     """Tier code (0 = top) of each value under descending cut-offs (last tier: the rest)."""
     codes = np.full(len(values), len(cutoffs) - 1, dtype=int)
@@ -267,9 +254,15 @@ def value_migration(
     the end, the top decile by value lost 1.8-2.4 times (large accounts lose
     much value in absolute terms from ordinary pauses).
     """
+    from crmstats._expr import parse_date
     from crmstats.clv.summaries import rfm_summary
     from crmstats.clv.valuation import fit_value
-    from crmstats.clv.value import DEFAULT_TIERS, customer_lifetime_value, value_tiers
+    from crmstats.clv.value import (
+        DEFAULT_TIERS,
+        customer_lifetime_value,
+        lapse_threshold,
+        value_tiers,
+    )
     from crmstats.crmdata import CRMData
     from crmstats.io import as_table, execute
 
@@ -323,9 +316,7 @@ def value_migration(
     tier_end = pd.Series(tier_end, index=v_end.index)
 
     if lapsed_after is None:
-        repeat = s_end[s_end["frequency"] > 0]
-        lapsed_after = (2.0 * float((repeat["recency"] / repeat["frequency"]).median())
-                        if len(repeat) else float("inf"))
+        lapsed_after = lapse_threshold(s_end, default=float("inf"))
     since_start = s_start["T"] - s_start["recency"]
     since_end = (s_end["T"] - s_end["recency"]).reindex(s_start.index)
     lost = (since_start < lapsed_after) & (since_end >= lapsed_after)

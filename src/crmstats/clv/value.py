@@ -428,7 +428,7 @@ def rfm_segments(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def lapse_threshold(summary: pd.DataFrame) -> float:
+def lapse_threshold(summary: pd.DataFrame, default: float | None = None) -> float:
     """Default time without a purchase after which a customer counts as lapsed.
 
     Twice the median time between purchases of repeat customers
@@ -438,6 +438,8 @@ def lapse_threshold(summary: pd.DataFrame) -> float:
     ----------
     summary : pandas.DataFrame
         Output of :func:`~crmstats.clv.rfm_summary`.
+    default : float, optional
+        Returned when no customer has a repeat purchase (else an error).
 
     Returns
     -------
@@ -446,10 +448,12 @@ def lapse_threshold(summary: pd.DataFrame) -> float:
     Raises
     ------
     DataError
-        If no customer has a repeat purchase.
+        If no customer has a repeat purchase and no ``default`` is given.
     """
     _require_summary(summary, ["frequency", "recency", "T"])
     repeat = summary[summary["frequency"] > 0]
+    if repeat.empty and default is not None:
+        return float(default)
     if repeat.empty:
         raise DataError("summary: no repeat customers to derive lapsed_after from; "
                         "pass lapsed_after", table="summary", column="frequency")

@@ -45,6 +45,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from crmstats._expr import parse_date
 from crmstats.backend import execute
 from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError, DataWarning
 from crmstats.sources import load_crm
@@ -99,7 +100,7 @@ def snapshot_date(crm, as_of=None) -> pd.Timestamp:
     pandas.Timestamp
     """
     if as_of is not None:
-        return pd.Timestamp(as_of)
+        return parse_date(as_of, "as_of")
     crm = load_crm(crm)
     crm.require("stage_events", "transactions")
     return max(pd.Timestamp(execute(crm.table("transactions").timestamp.max())),
@@ -148,7 +149,7 @@ def lifecycle_stage(
         lapse window applied to them). Ids only. The date itself is
         :func:`snapshot_date` of ``as_of``.
     """
-    from crmstats.clv import fit_value, rfm_summary, winback_list
+    from crmstats.clv import fit_value, lapse_threshold, rfm_summary, winback_list
 
     crm = load_crm(crm)
     crm.require("stage_events", "transactions")
@@ -172,9 +173,7 @@ def lifecycle_stage(
     s = summary.reindex(won).dropna()
     since = s["T"] - s["recency"]
     if lapsed_after is None:
-        repeat = s[s["frequency"] > 0]
-        lapsed_after = (2.0 * float((repeat["recency"] / repeat["frequency"]).median())
-                        if len(repeat) else 26.0)
+        lapsed_after = lapse_threshold(s, default=26.0)
     lapsed = since[since >= lapsed_after].index
     out.loc[lapsed, "stage"] = "former customer, low priority"
     out["weeks_since_purchase"] = since.reindex(out.index)

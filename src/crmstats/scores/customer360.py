@@ -89,6 +89,7 @@ COLUMNS: dict[str, str] = {
 
 def _open_and_cut(crm, as_of):
     """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live)."""
+    from crmstats._expr import parse_date, up_to
     from crmstats.io import as_table, execute
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
@@ -99,11 +100,9 @@ def _open_and_cut(crm, as_of):
         if "stage_events" in tables:
             ends.append(pd.Timestamp(execute(tables["stage_events"].entered_at.max())))
         as_of = max(ends)
-    from crmstats.clv.migration import parse_date
-
     as_of = parse_date(as_of, "as_of")
-    when = as_of.to_pydatetime()
-    cut = {name: t.filter(t[cuts[name]] <= when) for name, t in tables.items()}
+    # a date includes that whole day, as observation_end does in fit_value
+    cut = {name: t.filter(up_to(t[cuts[name]], as_of)) for name, t in tables.items()}
     if int(execute(cut["transactions"].count())) == 0:
         raise DataError(f"transactions table: no transaction on or before as_of "
                         f"{as_of:%Y-%m-%d %H:%M:%S}", table="transactions", column="timestamp")
