@@ -215,9 +215,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
                 warnings.warn(f"ShiftedBetaGeoHazardModel: {result.message} (gradient "
                               f"{np.linalg.norm(grad, np.inf):.2g})", ConvergenceWarning,
                               stacklevel=2)
-        converged = True
-        if not result.success:
-            converged = bool(np.linalg.norm(_gradient(nll, theta), np.inf) <= 1e-2)
+        converged = bool(result.success or np.linalg.norm(grad, np.inf) <= 1e-2)
         cov = np.linalg.pinv(numerical_hessian(nll, theta, 1e-4 * np.maximum(1.0, np.abs(theta))))
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         names = ["alpha", "beta", *covariates]

@@ -91,10 +91,7 @@ def _prepare(frame: pd.DataFrame, run_id: str, personal: Iterable[str],
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"scores export: expected a DataFrame, got {type(frame).__name__}",
                         table="scores")
-    allowed = {str(c).lower() for c in exportable}
-    blocked = [c for c in frame.columns
-               if str(c).lower() in {str(p).lower() for p in personal}
-               and str(c).lower() not in allowed]
+    blocked = _blocked(frame.columns, personal, exportable)
     if blocked:
         raise DataError(f"scores export: column(s) {', '.join(map(str, blocked))} hold personal "
                         "data; mark them exportable in the source file to write them",
@@ -167,10 +164,6 @@ def _write_duckdb(out: pd.DataFrame, path: str, table: str) -> None:
     finally:
         con.unregister("_crmstats_scores")
         con.close()
-
-
-_PG_TYPES = {"b": "boolean", "i": "bigint", "u": "bigint", "f": "double precision",
-             "M": "timestamp"}
 
 
 def _pg_type(s: pd.Series) -> str:
@@ -295,12 +288,11 @@ def export_scores(
     return ExportResult(target=_safe(to), table=table, rows=len(out), run_id=run_id, kind=kind)
 
 
-def _marks(crm, attribute: str) -> list[str]:
-    """Column marks of the contacts table from a source file (personal / exportable), if any."""
-    marks = getattr(crm, attribute, None) or {}
-    if callable(marks):
-        return list(marks("contacts"))
-    return list(marks.get("contacts", ())) if isinstance(marks, dict) else []
+def _blocked(columns: Iterable, personal: Iterable[str], exportable: Iterable[str]) -> list:
+    """Return the columns that hold personal data and are not marked exportable (any case)."""
+    personal = {str(p).lower() for p in personal}
+    allowed = {str(e).lower() for e in exportable}
+    return [c for c in columns if str(c).lower() in personal - allowed]
 
 
 def export_customer_scores(
@@ -340,12 +332,10 @@ def export_customer_scores(
     from crmstats.scores.customer360 import customer_360
 
     crm = load_crm(source)
-    personal = _marks(crm, "personal_columns") or _marks(crm, "personal")
-    exportable = _marks(crm, "exportable")
+    personal = crm.personal_columns("contacts")  # the schema's PII columns and the source's marks
+    exportable = list(crm.exportable.get("contacts", ()))
     contact_columns = list(contact_columns)
-    blocked = [c for c in contact_columns
-               if c.lower() in {p.lower() for p in personal} | _pii()
-               and c.lower() not in {e.lower() for e in exportable}]
+    blocked = _blocked(contact_columns, personal, exportable)
     if blocked:  # refuse before computing anything
         raise DataError(f"scores export: column(s) {', '.join(blocked)} hold personal data; "
                         "mark them exportable in the source file to write them",
@@ -353,9 +343,3 @@ def export_customer_scores(
     scores = customer_360(crm, as_of, n_bootstrap=n_bootstrap, contact_columns=contact_columns)
     return export_scores(scores, to, table=table, run_id=run_id, personal=personal,
                          exportable=exportable)
-
-
-def _pii() -> set[str]:
-    from crmstats.schema import PII_COLUMNS
-
-    return {c.lower() for c in PII_COLUMNS}
