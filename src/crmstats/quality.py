@@ -82,8 +82,8 @@ def data_quality(crm: Any) -> pd.DataFrame:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                t = crm.table(name)
-                checks = deep_checks(t, name)
+                t = crm.table(name)  # runs the deep checks once per bundle and keeps them
+                checks = crm._checked[name] if name in crm._checked else deep_checks(t, name)
                 stages = stage_problems(t) if name == "stage_events" else {}
         except DataError as exc:
             row.update(rows_dropped=0, dropped_because="", rows_used=0,
@@ -144,7 +144,6 @@ def data_quality(crm: Any) -> pd.DataFrame:
         out[col] = out[col].fillna(0).astype("int64")
     out["flags"] = out["flags"].fillna("")
     out["dropped_because"] = out["dropped_because"].fillna("")
-    out.attrs["name"] = crm.name
     return out
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crmstats.backend import execute, query_errors, read_table
+from crmstats.backend import _backend_of, execute, query_errors, read_table
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.schema import SALES_STAGES, ColumnSpec, TableSpec, table_spec
 
@@ -718,7 +718,7 @@ def _date_order(counts, spec, c, mapping, dayfirst) -> bool:
 def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping, source) -> ir.TimestampValue:
     """Parse a text timestamp column in-database; day/month order never guessed silently."""
     col = t[c.name].strip()
-    duckdb = _backend_name(t) == "duckdb"
+    duckdb = _backend_of(t).name == "duckdb"
     fmt = source.timestamp_format if source is not None else None
     if fmt:
         return _strptime(col, fmt, duckdb)
@@ -754,13 +754,6 @@ def _dmy(col: ir.StringValue, iso: ir.TimestampValue, dayfirst: bool) -> ir.Time
             if time and time != "%H:%M:%S" or (time and sep == "T"):
                 candidates.append(_try_strptime(normal, f"{date}{sep}{time}"))
     return ibis.coalesce(*candidates, iso)
-
-
-def _backend_name(t: ir.Table) -> str:
-    try:
-        return t._find_backend(use_default=False).name
-    except ibis.common.exceptions.IbisError:
-        return "duckdb"
 
 
 def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
@@ -1027,9 +1020,8 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
         col = t[name]
         aggs[f"distinct_{name}"] = col.nunique()
         aggs[f"folded_{name}"] = col.strip().lower().nunique()
-    check_dups = not (table == "transactions" and "order_id" in schema) and not spec.key
-    if table == "transactions" and "order_id" not in schema:
-        check_dups = True
+    # keyless tables, and transactions without order_id (their key cannot tell orders apart)
+    check_dups = not spec.key or (table == "transactions" and "order_id" not in schema)
     out: dict[str, int] = {}
     with query_errors(table, "checking data quality"):
         counts = execute(t.aggregate(__n__=t.count(), **aggs)).iloc[0] if aggs else None
