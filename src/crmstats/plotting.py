@@ -51,14 +51,14 @@ def money_axis(ax: plt.Axes, which: str = "y", label: str | None = None) -> None
     without one the ticks get thousands separators only. ``label`` becomes
     ``"label ($)"``.
     """
-    from crmstats.book.report import _with_currency, get_currency
+    from crmstats.book.report import fmt_money, get_currency
 
     axis = ax.yaxis if which == "y" else ax.xaxis
     currency = get_currency()
 
     def tick(value, _):
-        text = f"{value:,.0f}" if abs(value) >= 10 or value == round(value) else f"{value:,.2f}"
-        return _with_currency(text, currency)
+        whole = abs(value) >= 10 or value == round(value)
+        return fmt_money(value, currency, decimals=0 if whole else 2)
 
     axis.set_major_formatter(plt.FuncFormatter(tick))
     if label is not None:

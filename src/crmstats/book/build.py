@@ -654,12 +654,13 @@ def build_book(
     """
     book_dir = Path(book_dir).resolve()
     studies = load_studies(book_dir / "studies.yml", overrides=params)
-    if only:
-        # checks the slugs; the other studies keep their last published pages
-        chosen = {s.slug for s in load_studies(book_dir / "studies.yml", overrides=params,
-                                               only=only, check_parameters=False)}
-    else:
-        chosen = {s.slug for s in studies}
+    chosen = {s.slug for s in studies}
+    if only:  # the other studies keep their last published pages
+        unknown = set(only) - chosen
+        if unknown:
+            raise StudyError(f"{book_dir / 'studies.yml'}: no study with slug(s) "
+                             f"{sorted(unknown)}")
+        chosen = set(only)
     html = book_dir / "_build" / "html"
     result = BuildResult(html=html)
     with _terminate_on_sigterm(), build_lock(book_dir):

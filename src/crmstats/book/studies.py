@@ -263,14 +263,17 @@ def check_parameter_types(params: dict[str, Any], declared: dict[str, str], wher
                              f"template declares it {annotation}")
 
 
-def validate_parameters(params: dict[str, Any], template: Path, where: str) -> dict[str, str]:
+def validate_parameters(params: dict[str, Any], template: Path, where: str,
+                        declared: dict[str, str] | None = None) -> dict[str, str]:
     """Check ``params`` against ``template``: declared names, plain typed data, no secrets.
 
-    Returns the template's declared ``{name: annotation}``.
+    ``declared`` is the template's :func:`declared_parameters` when the caller
+    has read them already. Returns the template's declared ``{name: annotation}``.
     """
     check_parameter_types(params, {}, where)  # plain data first: nothing else is looked at
     check_no_secrets(params, where)
-    declared = declared_parameters(template)
+    if declared is None:
+        declared = declared_parameters(template)
     undeclared = sorted(set(params) - set(declared))
     if undeclared:
         raise StudyError(f"{where}: parameter(s) {undeclared} are not declared in the "
@@ -472,8 +475,8 @@ def load_studies(
             merged.update({k: overrides[k] for k in reach})
             used_overrides.update(k for k in overrides if k in declared)
             merged.update(own)
-        if check_parameters:
-            validate_parameters(merged, template, where)
+        if check_parameters:  # the template was read just above
+            validate_parameters(merged, template, where, declared=declared)
         else:
             check_parameter_types(merged, {}, where)
             check_no_secrets(merged, where)
