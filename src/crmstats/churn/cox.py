@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from crmstats.churn.survival import _durations, _frame
+from crmstats.churn.survival import _durations, _frame, _hazard_ratio_table
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import ConvergenceWarning, DataError
 
@@ -162,11 +162,7 @@ class CoxModel(Estimator):
     def table(self) -> pd.DataFrame:
         """Hazard ratios of the covariates with 95 % intervals and p-values."""
         self._check_fitted()
-        s = self.summary_
-        return pd.DataFrame({
-            "coef": s["estimate"], "hazard_ratio": np.exp(s["estimate"]),
-            "lower": np.exp(s["lower_95"]), "upper": np.exp(s["upper_95"]),
-            "p_value": s["p_value"]}, index=pd.Index(self.covariates_, name="covariate"))
+        return _hazard_ratio_table(self.summary_, self.covariates_)
 
 
 def _ph_test(result, d, e, covariates) -> pd.DataFrame:

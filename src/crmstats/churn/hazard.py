@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from crmstats.churn.survival import _hazard_ratio_table
 from crmstats.clv.models.shifted_beta_geo import sbg_log_likelihood
 from crmstats.estimator import Estimator, numerical_hessian, summary_table
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
@@ -241,11 +242,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
     def table(self) -> pd.DataFrame:
         """Hazard ratios of the covariates with 95 % intervals and p-values."""
         self._check_fitted()
-        s = self.summary_.loc[self.covariates_]
-        return pd.DataFrame({
-            "coef": s["estimate"], "hazard_ratio": np.exp(s["estimate"]),
-            "lower": np.exp(s["lower_95"]), "upper": np.exp(s["upper_95"]),
-            "p_value": s["p_value"]}, index=pd.Index(self.covariates_, name="covariate"))
+        return _hazard_ratio_table(self.summary_, self.covariates_)
 
     def survival(self, t, covariates: dict[str, float] | None = None) -> np.ndarray:
         """Share of new accounts still active after ``t`` periods, at constant covariates.

@@ -298,3 +298,17 @@ def _project_cohorts(d, e, cohorts, fit_periods, min_size) -> list[dict]:
                          "alpha": model.params_["alpha"], "beta": model.params_["beta"],
                          "expected_lifetime": lifetime})
     return rows
+
+
+def _hazard_ratio_table(summary: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+    """Hazard ratios of ``covariates`` from a hazard model's ``summary_`` (log-hazard scale).
+
+    Columns ``coef``, ``hazard_ratio``, ``lower``, ``upper`` (the 95 % interval of the
+    ratio) and ``p_value``; shared by :class:`~crmstats.churn.CoxModel` and
+    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel`.
+    """
+    s = summary.loc[list(covariates)]
+    return pd.DataFrame({
+        "coef": s["estimate"], "hazard_ratio": np.exp(s["estimate"]),
+        "lower": np.exp(s["lower_95"]), "upper": np.exp(s["upper_95"]),
+        "p_value": s["p_value"]}, index=pd.Index(list(covariates), name="covariate"))

@@ -296,16 +296,15 @@ class LeadScoringModel(Estimator):
                           "outcome (separation); their estimates are unreliable — pool rare "
                           "levels or pass penalty=1", ConvergenceWarning, stacklevel=2)
         self.params_ = params
-        z = special.ndtri(0.975)  # standard normal quantile
-        with np.errstate(over="ignore"):
-            self.coefficients_ = pd.DataFrame({
-                "coef": params, "std_err": se, "odds_ratio": np.exp(params),
-                "lower": np.exp(params - z * se), "upper": np.exp(params + z * se),
-                "p_value": pvalues,
-            })
-        self.coefficients_.index.name = "term"
         self.summary_ = summary_table(params.index, params, se, p_value=pvalues,
                                       index_name="term")
+        s = self.summary_
+        with np.errstate(over="ignore"):  # the odds-ratio view of the same estimates
+            self.coefficients_ = pd.DataFrame({
+                "coef": s["estimate"], "std_err": s["std_err"],
+                "odds_ratio": np.exp(s["estimate"]), "lower": np.exp(s["lower_95"]),
+                "upper": np.exp(s["upper_95"]), "p_value": s["p_value"],
+            })
         train_scores = self._predict(x[~test])
         self.band_edges_ = pd.Series(np.quantile(train_scores, [0.75, 0.5, 0.25]),
                                      index=["A", "B", "C"], name="min_score")

@@ -328,16 +328,15 @@ def customer_360(
         known = out["kind"] == "customer"
         out.loc[known, "open_tickets"] = out.loc[known, "open_tickets"].fillna(0)
     out["as_of"] = as_of
-    out = out.rename(columns={"channel": "acquisition_channel"}) if "channel" in out else out
     for col in COLUMNS:
         if col not in out.columns:
             out[col] = np.nan
     out["open_lead"] = out["open_lead"].eq(True)
     out["key_account"] = out["key_account"].eq(True)
     out["open_tickets"] = out["open_tickets"].astype("Int64")
-    for col in ("frequency", "R", "F", "M", "value_rank"):
-        out[col] = out[col].astype("Int64") if col != "frequency" else out[col]
-    out["lifecycle_stage"] = _ordered(out["lifecycle_stage"], "stage")
+    for col in ("R", "F", "M", "value_rank"):
+        out[col] = out[col].astype("Int64")
+    out["lifecycle_stage"] = _ordered(out["lifecycle_stage"])
     out["value_tier"] = pd.Categorical(out["value_tier"].astype(object),
                                        categories=list(tier["tier"].cat.categories),
                                        ordered=True)
@@ -369,7 +368,7 @@ def _by_str(frame):
     return out
 
 
-def _ordered(values: pd.Series, what: str) -> pd.Categorical:
+def _ordered(values: pd.Series) -> pd.Categorical:
     from crmstats.funnel import LIFECYCLE_STAGES
 
     return pd.Categorical(values.astype(object), categories=list(LIFECYCLE_STAGES), ordered=True)
