@@ -48,7 +48,7 @@ from crmstats.backend import backend, execute, list_tables, read_table
 from crmstats.crmdata import CRMData, default_name
 from crmstats.exceptions import DataError
 from crmstats.schema import SALES_STAGES, TABLES
-from crmstats.validation import SourceTable
+from crmstats.validation import SourceTable, dmy_counts
 
 __all__ = ["SOURCE_FILE", "export_crm", "init_source_file", "load_crm", "read_source_file",
            "source_label"]
@@ -557,12 +557,11 @@ def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> s
             kind = TABLES[table].column(canonical).kind
             if kind == "timestamp" and schema[col].is_string():
                 sample = execute(t.select(v=t[col]).filter(t[col].notnull()).limit(2000))["v"]
-                parts = sample.astype(str).str.extract(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]")
-                if parts[0].notna().any():
-                    first = (pd.to_numeric(parts[0], errors="coerce") > 12).any()
-                    second = (pd.to_numeric(parts[1], errors="coerce") > 12).any()
+                counts = dmy_counts(sample)
+                if counts["n"]:
+                    first, second = counts["first"] > 0, counts["second"] > 0
                     if first != second:
-                        entry["dayfirst"] = bool(first)
+                        entry["dayfirst"] = first
                     else:
                         unclear.append((entry, f"{table}.{canonical} ({col})"))
             if kind in ("money", "float") and schema[col].is_string():

@@ -565,14 +565,23 @@ def _frame_date_order(values: pd.Series, spec, col_spec, mapping) -> bool:
     text = values[values.map(lambda v: isinstance(v, str))] if values.dtype == object else values
     if not len(text) or not (pd.api.types.is_string_dtype(text.dtype) or text.dtype == object):
         return False
-    parts = text.astype(str).str.extract(_DMY)
-    found = parts[0].notna()
-    if not found.any():
+    counts = dmy_counts(text)
+    if not counts["n"]:
         return False
+    return _date_order(counts, spec, col_spec, mapping, None)
+
+
+def dmy_counts(text: pd.Series) -> dict[str, int]:
+    """Count dates written like ``02/03/2024``, and which order they allow.
+
+    ``n`` counts them all, ``first`` those whose first part exceeds 12 (only a
+    day-first reading parses them), ``second`` those whose second part does.
+    """
+    parts = text.astype(str).str.extract(_DMY)
     first = pd.to_numeric(parts[0], errors="coerce") > 12
     second = pd.to_numeric(parts[1], errors="coerce") > 12
-    counts = {"n": int(found.sum()), "first": int(first.sum()), "second": int(second.sum())}
-    return _date_order(counts, spec, col_spec, mapping, None)
+    return {"n": int(parts[0].notna().sum()), "first": int(first.sum()),
+            "second": int(second.sum())}
 
 
 def _is_tz_aware(v) -> bool:
