@@ -46,3 +46,45 @@ def test_donations_summary():
     assert d["weights"].sum() == 11_104
     assert (d["periods"] == 6).all()
     assert (d["frequency"] <= d["recency"]).all()
+
+
+def test_example_exports_are_the_generators_output_byte_for_byte(tmp_path):
+    """data/giftshop and data/deals are written by crmstats.datasets.exports, never by hand."""
+    from pathlib import Path
+
+    from crmstats.datasets.exports import write_examples
+
+    committed = Path(__file__).parents[1] / "data"
+    write_examples(tmp_path)
+    for name in ("giftshop", "deals"):
+        made = sorted(p.name for p in (tmp_path / name).iterdir())
+        assert made == sorted(p.name for p in (committed / name).iterdir()
+                              if p.name != "run.yml")
+        for file in made:
+            made_bytes = (tmp_path / name / file).read_bytes()
+            assert made_bytes == (committed / name / file).read_bytes(), \
+                f"data/{name}/{file} differs from write_examples' output"
+            assert (committed / name / file).stat().st_size < 1_000_000
+
+
+def test_example_exports_have_the_real_shapes():
+    from pathlib import Path
+
+    base = Path(__file__).parents[1] / "data"
+    log = pd.read_csv(base / "giftshop" / "invoices.csv", dtype=str, keep_default_na=False)
+    assert list(log.columns) == ["InvoiceNo", "StockCode", "Description", "Quantity",
+                                 "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+    cancelled = log["InvoiceNo"].str.startswith("C")
+    assert cancelled.sum() > 10 and (log.loc[cancelled, "Quantity"].astype(int) < 0).all()
+    assert (log["CustomerID"] == "").mean() > 0.03  # guest sales without a customer id
+    when = pd.to_datetime(log["InvoiceDate"], format="%d/%m/%Y %H:%M")
+    assert (when.dt.day > 12).any()  # day-first, visibly
+    assert when.max() < pd.Timestamp("2024-12-10")  # a partial last month (9 days)
+    deals = pd.read_csv(base / "deals" / "deals.csv", dtype=str, keep_default_na=False)
+    assert set(deals["deal_stage"]) == {"Prospecting", "Engaging", "Won", "Lost"}
+    prospecting = deals["deal_stage"] == "Prospecting"
+    assert (deals.loc[prospecting, ["engage_date", "close_date"]] == "").all().all()
+    engaging = deals["deal_stage"] == "Engaging"
+    assert (deals.loc[engaging, "close_date"] == "").all()
+    assert (deals.loc[~prospecting, "engage_date"] != "").all()
+    assert deals["opportunity_id"].is_unique
