@@ -1,12 +1,20 @@
 """Every estimator, fitted: n_obs_ counts what it was fitted on, summary_ has the one schema."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from crmstats import NotFittedError, attribution, churn, clv, funnel
+from crmstats import ConvergenceWarning, NotFittedError, attribution, churn, clv, funnel
 from crmstats.datasets import load_cdnow, load_donations
-from crmstats.estimator import SUMMARY_COLUMNS, Estimator, numerical_hessian
+from crmstats.estimator import (
+    SUMMARY_COLUMNS,
+    Estimator,
+    log_interval,
+    numerical_hessian,
+    summary_table,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::crmstats.DataWarning")
 
@@ -52,15 +60,82 @@ def test_clv_models(summary):
         model = cls().fit(summary)
         _check(model, n, cls._param_names)
         assert model.converged_
-        # the Wald interval of the shared schema
+        # every parameter is positive: the interval is the delta method's on the log scale
         s = model.summary_
-        np.testing.assert_allclose(s["upper_95"] - s["estimate"], 1.959964 * s["std_err"],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(np.log(s["upper_95"] / s["estimate"]),
+                                   1.959964 * s["std_err"] / s["estimate"], rtol=1e-6)
+        np.testing.assert_allclose(s["lower_95"] * s["upper_95"], s["estimate"] ** 2, rtol=1e-9)
     donations = load_donations()
     bb = clv.BetaGeoBetaBinomModel().fit(donations)
     _check(bb, donations["weights"].sum(), ("alpha", "beta", "gamma", "delta"))
     sbg = clv.ShiftedBetaGeoModel().fit([1000, 631, 468, 382, 326])  # Fader & Hardie 2007
     _check(sbg, 1000, ("alpha", "beta"))
+
+
+def _small_fits():
+    """Every estimator with positive parameters, fitted on data so small that ±1.96 se < 0.
+
+    On each of these the Wald interval ``estimate - 1.96 std_err`` of at least
+    one parameter is below 0 (a BG/NBD ``a`` of 0.56 ± 0.57 on 118 CDNOW
+    customers, a Gamma-Gamma ``p`` of 11.9 ± 15.8, ...): what a reader saw for
+    BG/NBD's a and b on a real shop's log.
+    """
+    cdnow = clv.calibration_holdout_split(load_cdnow("sample"), calibration_end="1997-09-30",
+                                          observation_end="1998-06-30", time_unit="W")
+    tiny = cdnow.iloc[::20]
+    donations = load_donations()
+    tiny_donations = donations.assign(weights=np.ceil(donations["weights"] / 100))
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, theta in enumerate(rng.beta(0.7, 1.2, 30)):
+        for t in range(1, 9):
+            churned = rng.random() < theta
+            rows.append((f"a{i}", t - 1, t, int(churned), int(rng.random() < 0.3)))
+            if churned:
+                break
+    panel = pd.DataFrame(rows, columns=["account_id", "entry", "exit", "churned", "x"])
+    return [
+        ("BetaGeoModel", lambda: clv.BetaGeoModel().fit(tiny), ["r", "alpha", "a", "b"]),
+        ("ModifiedBetaGeoModel", lambda: clv.ModifiedBetaGeoModel().fit(tiny),
+         ["r", "alpha", "a", "b"]),
+        ("ParetoNBDModel", lambda: clv.ParetoNBDModel().fit(tiny), ["r", "alpha", "s", "beta"]),
+        ("GammaGammaModel", lambda: clv.GammaGammaModel().fit(tiny), ["p", "q", "v"]),
+        ("BetaGeoBetaBinomModel", lambda: clv.BetaGeoBetaBinomModel().fit(tiny_donations),
+         ["alpha", "beta", "gamma", "delta"]),
+        ("ShiftedBetaGeoModel", lambda: clv.ShiftedBetaGeoModel().fit([40, 25, 19, 15, 13]),
+         ["alpha", "beta"]),
+        ("ShiftedBetaGeoHazardModel",
+         lambda: churn.ShiftedBetaGeoHazardModel().fit(panel, covariates=["x"]),
+         ["alpha", "beta"]),
+    ]
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in _small_fits()])
+def test_intervals_of_positive_parameters_stay_positive(name):
+    """95 % intervals of positive parameters: log scale, above 0, std_err still reported."""
+    _, make, positive = next(f for f in _small_fits() if f[0] == name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make()
+    s = model.summary_.loc[positive]
+    est, se = s["estimate"].to_numpy(), s["std_err"].to_numpy()
+    assert np.all(np.isfinite(se) & (se > 0))
+    assert (est - 1.959964 * se < 0).any()  # the Wald interval would leave the parameter space
+    assert np.all(s["lower_95"] > 0)
+    assert np.all((s["lower_95"] < est) & (est < s["upper_95"]))
+    np.testing.assert_allclose(s["lower_95"], est * np.exp(-1.959964 * se / est), rtol=1e-6)
+    np.testing.assert_allclose(s["upper_95"], est * np.exp(1.959964 * se / est), rtol=1e-6)
+
+
+def test_log_interval_and_mixed_summary_table():
+    lo, hi = log_interval([2.0, 0.5], [1.0, 5.0])
+    np.testing.assert_allclose(lo, [2 * np.exp(-1.959964 / 2), 0.5 * np.exp(-1.959964 * 10)],
+                               rtol=1e-6)
+    assert np.all(lo > 0) and np.all(hi > [2.0, 0.5])
+    table = summary_table(["shape", "coef"], [0.5, -0.3], [1.0, 0.2], positive=[True, False])
+    assert table.loc["shape", "lower_95"] > 0
+    assert table.loc["coef", "lower_95"] == pytest.approx(-0.3 - 1.959964 * 0.2)
+    assert table.loc["coef", "upper_95"] == pytest.approx(-0.3 + 1.959964 * 0.2)
 
 
 def test_churn_hazard_models_are_siblings(panel):

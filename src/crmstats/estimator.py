@@ -13,7 +13,10 @@ everywhere:
 * ``summary_`` — where a model has parameters with sampling uncertainty — is
   one table with the columns of :data:`SUMMARY_COLUMNS`: ``estimate``,
   ``std_err``, ``lower_95``, ``upper_95`` and, where a test of "no effect"
-  applies, ``p_value`` (see :func:`summary_table`);
+  applies, ``p_value`` (see :func:`summary_table`). The interval of a
+  parameter that is positive by definition (a rate, a shape, a scale) is
+  built on the log scale, so it never reaches below 0 (:func:`log_interval`);
+  coefficients that may have either sign get the Wald interval;
 * ``converged_`` where the model is fitted by an optimiser.
 
 Observed-information standard errors by central differences are computed by
@@ -30,12 +33,46 @@ import pandas as pd
 
 from crmstats.exceptions import NotFittedError
 
-__all__ = ["SUMMARY_COLUMNS", "Estimator", "numerical_hessian", "summary_table"]
+__all__ = ["SUMMARY_COLUMNS", "Estimator", "log_interval", "numerical_hessian", "summary_table"]
 
 #: Columns of every estimator's ``summary_`` (``p_value`` only where a test applies).
 SUMMARY_COLUMNS = ("estimate", "std_err", "lower_95", "upper_95", "p_value")
 
 _Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), without importing scipy.stats
+
+
+def log_interval(estimate, std_err, z: float = _Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of a positive quantity on the log scale: ``θ · exp(± z · se / θ)``.
+
+    The delta method gives ``se(log θ) = se(θ) / θ``; the interval
+    ``exp(log θ ± z · se(log θ))`` is then mapped back. Unlike the Wald
+    interval ``θ ± z · se`` it never reaches 0 or below, and it is wider above
+    the estimate than below, as the sampling distribution of a positive
+    estimate is. A missing standard error gives a missing interval; an
+    infinite one gives ``(0, inf)``.
+
+    Parameters
+    ----------
+    estimate, std_err : array-like
+        Positive estimates and their standard errors (natural scale).
+    z : float
+        Normal quantile; the default gives a 95 % interval.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Lower and upper bounds.
+
+    References
+    ----------
+    .. [1] Cox, D. R. and Hinkley, D. V. (1974). Theoretical Statistics.
+       Chapman & Hall, section 9.3 (intervals after a transformation).
+    """
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_err, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        half = z * se / est
+        return est * np.exp(-half), est * np.exp(half)
 
 
 def summary_table(
@@ -45,6 +82,7 @@ def summary_table(
     *,
     lower=None,
     upper=None,
+    positive=False,
     p_value=None,
     index_name: str = "parameter",
 ) -> pd.DataFrame:
@@ -55,10 +93,16 @@ def summary_table(
     names : sequence of str
         Parameter names (the index).
     estimate, std_err : array-like
-        Point estimates and their standard errors.
+        Point estimates and their standard errors (``std_err`` always on the
+        parameters' own scale).
     lower, upper : array-like, optional
-        The 95 % interval; default the Wald interval ``estimate ± 1.96 std_err``
-        (give them for intervals built on another scale, e.g. log).
+        The 95 % interval, when the caller builds it another way (e.g. by
+        profile likelihood). By default the interval comes from ``positive``.
+    positive : bool or sequence of bool
+        Which parameters are positive by definition (all, none, or one flag
+        per parameter). Theirs is the log-scale interval of
+        :func:`log_interval`, which stays above 0; the others get the Wald
+        interval ``estimate ± 1.96 std_err``.
     p_value : array-like, optional
         Two-sided p-value of "no effect", where such a test applies (NaN for
         parameters without one); omitted, the column is left out.
@@ -73,11 +117,15 @@ def summary_table(
     """
     est = np.asarray(estimate, dtype=float)
     se = np.asarray(std_err, dtype=float)
+    pos = np.broadcast_to(np.asarray(positive, dtype=bool), est.shape)
+    log_lo, log_hi = log_interval(est, se)
+    default_lo = np.where(pos, log_lo, est - _Z95 * se)
+    default_hi = np.where(pos, log_hi, est + _Z95 * se)
     out = pd.DataFrame({
         "estimate": est,
         "std_err": se,
-        "lower_95": est - _Z95 * se if lower is None else np.asarray(lower, dtype=float),
-        "upper_95": est + _Z95 * se if upper is None else np.asarray(upper, dtype=float),
+        "lower_95": default_lo if lower is None else np.asarray(lower, dtype=float),
+        "upper_95": default_hi if upper is None else np.asarray(upper, dtype=float),
     }, index=pd.Index(list(names), name=index_name))
     if p_value is not None:
         out["p_value"] = np.asarray(p_value, dtype=float)

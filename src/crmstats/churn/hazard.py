@@ -220,16 +220,14 @@ class ShiftedBetaGeoHazardModel(Estimator):
         cov = np.linalg.pinv(numerical_hessian(nll, theta, 1e-4 * np.maximum(1.0, np.abs(theta))))
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         names = ["alpha", "beta", *covariates]
-        z = special.ndtri(0.975)  # standard normal quantile
         est = np.r_[np.exp(theta[:2]), theta[2:]]
-        lower = np.r_[np.exp(theta[:2] - z * se[:2]), theta[2:] - z * se[2:]]
-        upper = np.r_[np.exp(theta[:2] + z * se[:2]), theta[2:] + z * se[2:]]
         se_natural = np.r_[est[:2] * se[:2], se[2:]]  # delta method for alpha, beta
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.r_[np.nan, np.nan, 2 * special.ndtr(-np.abs(theta[2:] / se[2:]))]
         self.params_ = pd.Series(est, index=names, name="estimate")
-        self.summary_ = summary_table(names, est, se_natural, lower=lower, upper=upper,
-                                      p_value=p)
+        # alpha and beta are positive: their intervals on the log scale
+        self.summary_ = summary_table(names, est, se_natural, p_value=p,
+                                      positive=[True, True] + [False] * len(covariates))
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
         self.log_likelihood_ = float(-nll(theta))
         self.n_obs_ = data["n"]

@@ -15,8 +15,9 @@ predictions; :class:`BaseModel` owns the rest:
 * ``params_``, ``log_likelihood_`` (total), ``variance_matrix_`` (inverse of
   the observed information: analytic, or by finite differences),
   ``summary_`` (``estimate``, ``std_err``, ``lower_95``, ``upper_95``: the
-  schema of :mod:`crmstats.estimator`), ``n_obs_`` (customers, weights
-  counted), ``converged_`` and
+  schema of :mod:`crmstats.estimator`; every parameter is positive, so the
+  95 % interval is on the log scale, ``θ · exp(± 1.96 se / θ)``, and never
+  reaches below 0), ``n_obs_`` (customers, weights counted), ``converged_`` and
   :meth:`print_summary`;
 * a :class:`~crmstats.ConvergenceWarning` carrying the optimiser's message when
   it stops without converging; never silent NaN parameters.
@@ -559,7 +560,7 @@ class BaseModel(Estimator):
             )
         names = list(self._param_names)
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
-        self.summary_ = summary_table(names, theta, se)
+        self.summary_ = summary_table(names, theta, se, positive=True)  # log-scale interval
 
     # ------------------------------------------------------------------ helpers
 
