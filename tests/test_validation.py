@@ -223,3 +223,64 @@ def test_experiment_groups_are_treatment_or_holdout():
     assert list(ok["group"]) == ["treatment", "holdout"]
     with pytest.raises(DataError, match=r"key \(journey_id, channel\) is duplicated"):
         validate(exp.iloc[[0, 0]], "experiments")
+
+
+# ----------------------------------------------------------------------------- invoice lines
+
+
+def _lines():
+    return pd.DataFrame({"CustomerID": ["17850", "17850", "13047", "17850"],
+                         "InvoiceDate": pd.to_datetime(["2024-01-01", "2024-01-01",
+                                                        "2024-01-02", "2024-01-09"]),
+                         "Quantity": [6, 2, 12, -2], "UnitPrice": ["2.55", "3.39", "0.85", "3.39"],
+                         "InvoiceNo": ["536365", "536365", "536366", "C536370"],
+                         "StockCode": ["85123A", "71053", "22633", "71053"]})
+
+
+def test_amount_of_an_invoice_line_is_quantity_times_unit_price(tmp_path):
+    lines = _lines()
+    cols = {"customer_id": "CustomerID", "timestamp": "InvoiceDate", "quantity": "Quantity",
+            "unit_price": "UnitPrice", "order_id": "InvoiceNo", "product_category": "StockCode"}
+    want = lines["Quantity"] * lines["UnitPrice"].astype(float)  # a returned line: a refund
+    out = validate(lines, "transactions", columns=cols)
+    np.testing.assert_allclose(out["amount"], want)
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    got = crmstats.io.execute(validate(str(tmp_path / "lines.csv"), "transactions",
+                                       columns=cols))
+    np.testing.assert_allclose(got["amount"], want)
+    # without a unit price the amount is still missing, and the message says how to add it
+    with pytest.raises(DataError, match="map quantity and unit_price"):
+        validate(lines.drop(columns="UnitPrice"), "transactions", columns={
+            k: v for k, v in cols.items() if k != "unit_price"})
+
+
+# ----------------------------------------------------------------------------- deals
+
+
+def _deals():
+    return pd.DataFrame({"deal_id": ["d1", "d2", "d3", "d4"],
+                         "stage": ["Prospecting", "Engaging", "won", "lost"],
+                         "created_at": [None, "2024-01-03", "2024-01-05", "2024-02-01"],
+                         "closed_at": [None, None, "2024-02-05", "2024-03-01"],
+                         "amount": ["", "1200", "900", "0"]})
+
+
+def test_deals_without_dates_or_amount_are_valid(tmp_path):
+    deals = _deals()
+    out = validate(deals, "deals")
+    assert out["created_at"].isna().sum() == 1 and out["amount"].isna().sum() == 1
+    deals.to_csv(tmp_path / "deals.csv", index=False)
+    got = crmstats.io.execute(validate(str(tmp_path / "deals.csv"), "deals"))
+    assert got["amount"].isna().sum() == 1 and got["closed_at"].isna().sum() == 2
+    with pytest.raises(DataError, match="'amount'.*not numbers"):
+        validate(deals.assign(amount=["", "1200", "n/a", "0"]), "deals")
+    with pytest.raises(DataError, match="'closed_at'.*before 'created_at'"):
+        validate(deals.assign(closed_at=[None, None, "2023-02-05", "2024-03-01"]), "deals")
+    with pytest.raises(DataError, match="'amount'.*negative"):
+        validate(deals.assign(amount=["", "-5", "900", "0"]), "deals")
+
+
+def test_unmapped_closed_won_stage_names_are_flagged():
+    deals = _deals().assign(stage=["Prospecting", "Engaging", "Closed Won", "closedlost"])
+    with pytest.warns(crmstats.DataWarning, match="Closed Won: won"):
+        validate(deals, "deals")

@@ -57,7 +57,7 @@ class CRMData:
     Attributes
     ----------
     transactions, customers, touchpoints, conversions, stage_events, spend,
-    subscriptions, tickets, contacts, experiments
+    subscriptions, tickets, contacts, experiments, deals
         The canonical tables (None when absent).
     truth : dict or None
         Ground truth of a simulated CRM (see :func:`crmstats.datasets.simulate_crm`);
@@ -86,6 +86,7 @@ class CRMData:
     tickets: Any = None
     contacts: Any = None
     experiments: Any = None
+    deals: Any = None
     truth: dict | None = field(default=None, repr=False)
     source: str = "in-memory"
     name: str | None = None

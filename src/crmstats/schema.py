@@ -15,11 +15,21 @@ Conventions
   converted to UTC and stored naive; a column that mixes naive and aware values
   is rejected, because its naive values have no defined instant.
 * **Money** (``amount``, ``value``, ``cost``, ``mrr``) must be finite.
+* **Line value**: an export with a unit price and a quantity per line but no
+  line total (an invoice log) maps ``unit_price`` and ``quantity``;
+  ``amount`` is then ``quantity × unit_price`` (a returned line has a negative
+  quantity, so a negative amount: a refund).
 * **Refund policy**: a negative transaction ``amount`` is a refund.  Refunds are
   kept in revenue KPIs (they reduce revenue), but they are never counted as a
   purchase occasion: summaries such as ``rfm_summary`` count and average only
   rows with ``amount >= 0`` (a zero-value row, e.g. a free item, is a
   purchase).  Negative ``cost``, ``mrr`` or conversion ``value`` are errors.
+* **Deals** (one row per opportunity, its *current* stage): the stages
+  ``won`` and ``lost`` close a deal, every other stage name is an open stage.
+  Map an export's names onto ``won``/``lost`` with ``values:`` in
+  ``crmstats.yml`` (Salesforce ``Closed Won: won``, HubSpot ``closedwon: won``);
+  other stage names are kept as the export writes them (mapped or not). A deal
+  without dates is valid: it is open at its stage, with unknown age.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from dataclasses import dataclass, field
 
 from crmstats.exceptions import DataError
 
-__all__ = ["PII_COLUMNS", "SALES_STAGES", "TABLES", "ColumnSpec", "TableSpec", "table_spec"]
+__all__ = ["CLOSED_STAGES", "PII_COLUMNS", "SALES_STAGES", "TABLES", "ColumnSpec", "TableSpec",
+           "table_spec"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class ColumnSpec:
         For numeric kinds, whether negative values are rejected.
     values : tuple of str
         For categories, the only values allowed (empty: any value).
+    nullable : bool
+        For numeric kinds, whether a missing value (unknown, e.g. the amount of
+        an early deal) is allowed; present values must still be finite.
     """
 
     name: str
@@ -57,6 +71,7 @@ class ColumnSpec:
     description: str = ""
     nonnegative: bool = False
     values: tuple[str, ...] = ()
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,9 @@ class TableSpec:
     key: tuple[str, ...] = field(default_factory=tuple)
     #: Pairs (earlier, later) of timestamp columns: later may not precede earlier.
     order: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: Required columns that may be computed when absent: name -> (factor, factor),
+    #: the product of two other columns (``amount = quantity * unit_price``).
+    derived: dict = field(default_factory=dict)
 
     @property
     def required(self) -> list[str]:
@@ -83,8 +101,8 @@ class TableSpec:
         return None
 
 
-def _c(name, kind, required=True, description="", nonnegative=False, values=()):
-    return ColumnSpec(name, kind, required, description, nonnegative, values)
+def _c(name, kind, required=True, description="", nonnegative=False, values=(), nullable=False):
+    return ColumnSpec(name, kind, required, description, nonnegative, values, nullable)
 
 
 TABLES: dict[str, TableSpec] = {
@@ -96,12 +114,16 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("customer_id", "id", description="Buyer; equals the contact id."),
                 _c("timestamp", "timestamp", description="Order time."),
-                _c("amount", "money", description="Order value; negative = refund."),
+                _c("amount", "money", description="Order value; negative = refund. When the "
+                   "export has none: quantity × unit_price."),
                 _c("order_id", "id", False, "Order key; unique per product category when present."),
                 _c("product_category", "category", False, "Product category of the line."),
-                _c("quantity", "count", False, "Units.", nonnegative=True),
+                _c("quantity", "count", False, "Units; negative on a returned line."),
+                _c("unit_price", "money", False, "Price per unit (for amount when the export "
+                   "has no line total).", nonnegative=True),
             ),
             key=("order_id", "product_category"),
+            derived={"amount": ("quantity", "unit_price")},
         ),
         TableSpec(
             "customers",
@@ -145,6 +167,27 @@ TABLES: dict[str, TableSpec] = {
                 _c("owner", "category", False, "Sales owner."),
             ),
             key=("lead_id", "stage", "entered_at"),
+        ),
+        TableSpec(
+            "deals",
+            "One row per deal (opportunity) with its current stage: a CRM's deals export.",
+            (
+                _c("deal_id", "id", description="Deal (opportunity) key."),
+                _c("stage", "category",
+                   description="Current stage: won and lost close the deal, any other "
+                               "name is an open stage (map names with values:)."),
+                _c("created_at", "timestamp", False,
+                   "When the deal was created or engaged; empty for early deals."),
+                _c("closed_at", "timestamp", False, "When it was won or lost; empty while open."),
+                _c("amount", "money", False, "Deal value (expected while open); empty if unknown.",
+                   nonnegative=True, nullable=True),
+                _c("owner", "category", False, "Sales owner (agent)."),
+                _c("account", "category", False, "Account (company) of the deal."),
+                _c("product", "category", False, "Product sold."),
+                _c("channel", "category", False, "Channel the deal came from."),
+            ),
+            key=("deal_id",),
+            order=(("created_at", "closed_at"),),
         ),
         TableSpec(
             "spend",
@@ -240,3 +283,7 @@ SALES_STAGES: tuple[str, ...] = (
     "lost",
     "won",
 )
+
+#: The stages that close a deal (``deals.stage``): won, then lost. Every other stage
+#: name of the deals table is an open stage.
+CLOSED_STAGES: tuple[str, ...] = ("won", "lost")

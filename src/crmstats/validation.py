@@ -243,6 +243,9 @@ def validate_table(
             if source is not None:
                 t = _apply_source(t, spec, mapping, source)
             t = _coerce_ibis(t, spec, mapping, source)
+            derived = {n: t[a] * t[b] for n, (a, b) in spec.derived.items()
+                       if n not in t.columns and a in t.columns and b in t.columns}
+            t = t.mutate(**derived) if derived else t
             rows = None
         _check_content(t, spec, mapping, rows)
     _remember(t, table)
@@ -352,8 +355,16 @@ def _caller(name: str, mapping: Mapping[str, str]) -> str:
     return mapping.get(name, name)
 
 
+def _derivable(spec: TableSpec, name: str, mapping, present) -> bool:
+    """Whether required column ``name`` is absent but computable from two present columns."""
+    factors = spec.derived.get(name)
+    return (factors is not None and name not in mapping
+            and all(_caller(f, mapping) in present for f in factors))
+
+
 def _missing_error(spec: TableSpec, mapping, present) -> DataError | None:
-    missing = [c for c in spec.required if _caller(c, mapping) not in present]
+    missing = [c for c in spec.required if _caller(c, mapping) not in present
+               and not _derivable(spec, c, mapping, present)]
     if not missing:
         return None
     shown = [
@@ -363,6 +374,9 @@ def _missing_error(spec: TableSpec, mapping, present) -> DataError | None:
     hint = ""
     if len(missing) == 1 and missing[0] not in mapping:
         hint = f"; map another column with {missing[0]}_col=..."
+        if missing[0] in spec.derived:
+            hint += (f" (or map {' and '.join(spec.derived[missing[0]])}: {missing[0]} is "
+                     "then their product)")
     return DataError(
         f"{spec.name} table: missing required column {', '.join(shown)}; "
         f"columns present: {', '.join(map(str, present))}{hint}",
@@ -416,6 +430,9 @@ def _coerce_columns(data: pd.DataFrame, spec: TableSpec, mapping) -> dict[str, p
             continue
         col_spec = spec.column(canonical)
         out[canonical] = _coerce_series(data[col], spec, col_spec, mapping, data.index)
+    for name, (a, b) in spec.derived.items():
+        if name not in out and a in out and b in out:
+            out[name] = out[a] * out[b]
     return out
 
 
@@ -488,6 +505,8 @@ def _coerce_series(s: pd.Series, spec, col_spec: ColumnSpec, mapping, index) -> 
         if not pd.api.types.is_numeric_dtype(s.dtype):
             num = pd.to_numeric(s, errors="coerce")
             bad = num.isna() & s.notna()
+            if col_spec.nullable:  # an empty field is a missing (unknown) value
+                bad &= s.astype(str).str.strip() != ""
             if bad.any():
                 vals = [f"{index[i]} ({s.iloc[i]!r})" for i in np.flatnonzero(bad)[:_MAX_ROWS]]
                 raise DataError(
@@ -654,8 +673,10 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping, source=None) -> ir.Table
                 hint = ("" if source is not None and source.decimal else
                         " (for numbers such as '1.234,50' set decimal: ',' and thousands: '.' "
                         "for the table in crmstats.yml)")
-                _raise_if_rows(t, lambda tb, n=c.name, v=col: v.try_cast("float64").isnull()
-                               & tb[n].notnull(), spec, c, mapping,
+                _raise_if_rows(t, lambda tb, n=c.name, v=col, e=c.nullable:
+                               v.try_cast("float64").isnull() & tb[n].notnull()
+                               & ((tb[n].strip() != "") if e else ibis.literal(True)),
+                               spec, c, mapping,
                                "value(s) that are not numbers" + hint)
                 casts[c.name] = col.try_cast("float64")
             elif dtype.is_numeric() and not dtype.is_boolean():
@@ -815,9 +836,11 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
                                              lambda tb, n=c.name: tb[n] < "!")
         elif c.kind in ("money", "count", "float") and schema[c.name].is_floating():
             checks[f"nonfinite_{c.name}"] = (
-                c, "missing or non-finite value(s)",
-                lambda tb, n=c.name: tb[n].isnull() | tb[n].isnan() | tb[n].isinf(),
-            )
+                (c, "non-finite value(s)",
+                 lambda tb, n=c.name: tb[n].notnull() & (tb[n].isnan() | tb[n].isinf()))
+                if c.nullable else
+                (c, "missing or non-finite value(s)",
+                 lambda tb, n=c.name: tb[n].isnull() | tb[n].isnan() | tb[n].isinf()))
             if c.nonnegative:
                 checks[f"negative_{c.name}"] = (c, "negative value(s)",
                                                 lambda tb, n=c.name: tb[n] < 0)
@@ -862,6 +885,8 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
     _check_name_variants(t, spec, mapping)
     if spec.name == "stage_events":
         _check_stages(t, mapping)
+    if spec.name == "deals":
+        _check_deal_stages(t, mapping)
     for earlier, later in spec.order:
         if earlier in schema and later in schema:
             _raise_if_rows(t, lambda tb, e=earlier, la=later: tb[la] < tb[e], spec,
@@ -971,6 +996,31 @@ def _check_stages(t: ir.Table, mapping) -> None:
             f"{found['out_of_order']:,} lead(s) entered a stage before an earlier funnel stage "
             f"({named} checked); their days in stage are unreliable: fix the stage times in "
             "the source", DataWarning, stacklevel=5)
+
+
+#: Export names (normalised: lower case, letters and digits) that mean a closed deal.
+_CLOSED_NAMES = {"won": ("won", "closedwon", "dealwon", "win"),
+                 "lost": ("lost", "closedlost", "deallost", "loss")}
+
+
+def _check_deal_stages(t: ir.Table, mapping) -> None:
+    """Warn when a deals export names its won/lost stages otherwise than ``won``/``lost``.
+
+    Without the canonical names no deal counts as closed: every deal would be open.
+    """
+    names = execute(t.select(v=t.stage.cast("string")).distinct().limit(10_000))["v"].dropna()
+    present = set(names)
+    norm = {n: "".join(ch for ch in str(n).lower() if ch.isalnum()) for n in names}
+    for canonical, spellings in _CLOSED_NAMES.items():
+        if canonical in present:
+            continue
+        like = sorted(n for n, k in norm.items() if k in spellings)
+        if like:
+            shown = ", ".join(f"{n}: {canonical}" for n in like[:3])
+            warnings.warn(
+                f"deals table, column {_caller('stage', mapping)!r}: no deal is at stage "
+                f"{canonical!r}, so none counts as {canonical}; map the export's name in "
+                f"crmstats.yml, e.g. values: stage: {{{shown}}}", DataWarning, stacklevel=5)
 
 
 def read_raw(data: Any, table: str) -> ir.Table:
