@@ -18,8 +18,9 @@ import pandas as pd
 
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
-__all__ = ["attribution", "churn", "clv", "data_overview", "data_quality", "funnel",
-           "incrementality", "key_accounts", "lead_scoring", "lifecycle", "value_migration"]
+__all__ = ["attribution", "churn", "churn_kpis", "clv", "data_overview", "data_quality",
+           "funnel", "incrementality", "key_accounts", "lead_scoring", "lifecycle",
+           "value_migration"]
 
 
 def _label(name: Any) -> str:
@@ -237,9 +238,58 @@ def attribution(shares: pd.DataFrame, economics: pd.DataFrame | None = None,
     return _keep(out)
 
 
+_UNITS = {"W": "week", "M": "month", "Q": "quarter", "Y": "year", "D": "day"}
+
+
+def _span(values: pd.Series, unit: str) -> str:
+    """Name the periods behind a figure: 'the last 9 months, March 2011 to November 2011'."""
+    n = len(values)
+    if n == 0:
+        return f"no {unit}"
+    what = f"the last {unit}" if n == 1 else f"the last {n} {unit}s"
+    if isinstance(values.index, pd.DatetimeIndex):
+        first, last = values.index[0], values.index[-1]
+        what += f", {_date(first)}" if n == 1 else f", {_date(first)} to {_date(last)}"
+    return what
+
+
+def _left_out(frame: pd.DataFrame) -> str:
+    """Return ' December 2011 is left out ...': the partial period a KPI frame dropped, if any."""
+    note = frame.attrs.get("left_out", "")
+    return f" {note}" if note else ""
+
+
+def churn_kpis(rates: pd.DataFrame, churned_after: int, period: str = "M",
+               n: int = 12) -> dict[str, dict[str, Any]]:
+    """Return the churn study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The churn rate is the mean of the last ``n`` observable periods (missing
+    ones are neither averaged in nor counted: :mod:`crmstats._windows`), and
+    its label says how many there were, as :func:`churn` does.
+    """
+    from crmstats._windows import recent
+
+    unit = _UNITS.get(period, "period")
+    last = recent(rates["churn_rate"], n)
+    periods = f"{len(last)} {unit}" + ("" if len(last) == 1 else "s")
+    return {
+        "churn_rate": {"value": last.mean(), "kind": "share",
+                       "label": f"Churn rate per {unit} (inactive {churned_after} {unit}s; "
+                                f"mean of the last {periods})"},
+        "active_customers": {"value": rates["active_end"].dropna().iloc[-1],
+                             "label": f"Active customers (end of {_date(rates.index[-1])})",
+                             "kind": "count"},
+    }
+
+
 def churn(rates: pd.DataFrame, retention: pd.DataFrame, churned_after: int,
           period: str = "M") -> list[str]:
     """Write the key findings of the cohort retention and churn study.
+
+    Only observable periods count (:mod:`crmstats._windows`): the average and
+    the "last three against before" comparison skip the periods whose churn
+    cannot be seen (the data's first ``churned_after``), and the text names
+    how many periods it averaged, as :func:`churn_kpis` labels the KPI.
 
     Parameters
     ----------
@@ -256,19 +306,27 @@ def churn(rates: pd.DataFrame, retention: pd.DataFrame, churned_after: int,
     -------
     list of str
     """
-    unit = {"W": "week", "M": "month", "Q": "quarter"}.get(period, "period")
-    last = rates["churn_rate"].tail(12)
-    out = [f"On average {fmt_pct(last.mean())} of active customers churned per {unit} over the "
-           f"last {len(last)} {unit}s (no purchase for {churned_after} {unit}s).",
+    from crmstats._windows import recent
+
+    unit = _UNITS.get(period, "period")
+    last = recent(rates["churn_rate"], 12)
+    out = [f"On average {fmt_pct(last.mean())} of active customers churned per {unit} over "
+           f"{_span(last, unit)} (no purchase for {churned_after} {unit}s counts as "
+           "churned).",
            f"{fmt_count(rates['active_end'].iloc[-1])} customers were active at the end of "
-           f"{_date(rates.index[-1])}."]
+           f"{_date(rates.index[-1])}." + _left_out(rates)]
+    unseen = rates.index[rates["churn_rate"].isna() & rates["churned"].isna()]
+    if len(unseen) and unseen[0] == rates.index[0]:
+        out.append(f"The data's first {fmt_count(len(unseen))} {unit}s show no churn figure: "
+                   f"nobody can be seen to go {churned_after} {unit}s without a purchase "
+                   "before the data are that old.")
     if len(last) >= 6:
-        recent, before = last.tail(3).mean(), last.iloc[:-3].mean()
-        trend = "higher" if recent > before else "lower"
-        out.append(f"Churn in the last three {unit}s ({fmt_pct(recent)}) is {trend} than in the "
-                   f"{len(last) - 3} {unit}s before ({fmt_pct(before)}).")
+        recent3, before = last.tail(3).mean(), last.iloc[:-3].mean()
+        trend = "higher" if recent3 > before else "lower"
+        out.append(f"Churn in the last three {unit}s ({fmt_pct(recent3)}) is {trend} than in "
+                   f"the {len(last) - 3} {unit}s before ({fmt_pct(before)}).")
     curve = retention.mean(axis=0, skipna=True)
-    ages = [a for a in curve.index if a not in (0, "0")]
+    ages = [a for a in curve.dropna().index if a not in (0, "0")]
     if ages:
         first = ages[0]
         after = f"one {unit}" if str(first) == "1" else f"{first} {unit}s"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start, period_unit
+from crmstats._windows import data_window
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
 from crmstats.validation import align_ids
@@ -31,12 +32,17 @@ def _cohort_rows(transactions, period, by, customers, customer_id_col, timestamp
 
     Each cell carries ``orders`` (purchases, refunds excluded) and ``revenue``
     (net of refunds); aggregating to cells first spares the cohort counts a
-    distinct count over every transaction.
+    distinct count over every transaction. Cells of a partial last period are
+    left out (:mod:`crmstats._windows`); with ``by``, so are the customers whose
+    first purchase falls in the data's first period (their acquisition, and so
+    their age, is not observed: they may have bought long before the data).
     """
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col,
                            amount_col=amount_col)
+    win = data_window(t, "timestamp", period)
     t = t.mutate(p=period_index(t.timestamp, period))
+    t = t.filter(t.p <= win.last_complete)
     cells = t.group_by(["customer_id", "p"]).aggregate(
         orders=t.count(where=t.amount >= 0), revenue=t.amount.sum())
     buys = cells.filter(cells.orders > 0)
@@ -44,7 +50,8 @@ def _cohort_rows(transactions, period, by, customers, customer_id_col, timestamp
     j = cells.inner_join(first, "customer_id").mutate(age=lambda x: x.p - x.first_p)
     j = j.filter(j.age >= 0)
     if by is None:
-        return t, j.mutate(cohort=j.first_p)
+        return win, j.mutate(cohort=j.first_p)
+    j = j.filter(j.first_p > win.first)
     if customers is None:
         raise ValueError("by= needs the customers table (customers=...)")
     c = as_table(customers, "customers", columns={"customer_id": customer_id_col})
@@ -56,7 +63,7 @@ def _cohort_rows(transactions, period, by, customers, customer_id_col, timestamp
     j, c = align_ids(j, c, "customer_id")
     j = j.left_join(c, "customer_id").mutate(
         cohort=lambda x: ibis.coalesce(x.cohort, ibis.literal("(unknown)")))
-    return t, j
+    return win, j
 
 
 def cohort_table(
@@ -102,13 +109,18 @@ def cohort_table(
     pandas.DataFrame
         Index: the cohorts (period starts, or ``by`` values); columns
         ``0, 1, 2, ...`` (age in periods); cells the metric, 0 where nothing
-        happened (and NaN where the age lies beyond the data for that cohort).
+        happened, NaN where it is not observed (:mod:`crmstats._windows`):
+        ages beyond the last complete period, and the whole first cohort —
+        its customers bought in the data's first period, acquired then or
+        before the data, so it is no acquisition cohort. A partial last
+        period is left out. With ``by``, customers first seen in the data's
+        first period are left out (their age is unknown).
     """
     period = period_unit(period)
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
-    t, j = _cohort_rows(transactions, period, by, customers, customer_id_col,
-                        timestamp_col, amount_col)
+    win, j = _cohort_rows(transactions, period, by, customers, customer_id_col,
+                          timestamp_col, amount_col)
     if max_age is not None:
         j = j.filter(j.age <= int(max_age))
     if metric == "customers":
@@ -121,12 +133,12 @@ def cohort_table(
     table = cells.pivot(index="cohort", columns="age", values="value").sort_index()
     table = table.reindex(columns=range(int(cells["age"].max()) + 1 if len(cells) else 0))
     if by is None:
-        # ages beyond the last observed period are unknown, not zero
-        last = int(execute(t.p.max()))
+        # ages beyond the last complete period are unknown, not zero; the data's first
+        # cohort holds everyone who bought then, acquired then or long before: no cohort
         cohorts = table.index.to_numpy(dtype="int64")
         ages = np.arange(table.shape[1])
-        beyond = cohorts[:, None] + ages[None, :] > last
-        table = table.fillna(0.0).mask(beyond)
+        beyond = cohorts[:, None] + ages[None, :] > win.last_complete
+        table = table.fillna(0.0).mask(beyond | (cohorts == win.first)[:, None])
         table.index = pd.DatetimeIndex(period_start(cohorts, period), name="cohort")
     else:
         table = table.fillna(0.0)
@@ -192,12 +204,12 @@ def _exposure(transactions, counts, *, period="M", by=None, customers=None,
               max_age=None, customer_id_col=None, timestamp_col=None, amount_col=None):
     """Count the customers of each ``by`` cohort observable at each age."""
     period = period_unit(period)
-    t, j = _cohort_rows(transactions, period, by, customers, customer_id_col,
-                        timestamp_col, amount_col)
+    win, j = _cohort_rows(transactions, period, by, customers, customer_id_col,
+                          timestamp_col, amount_col)
     starts = j.filter(j.age == 0)
     by_first = execute(starts.group_by(["cohort", "first_p"]).aggregate(
         n=starts.count(where=starts.orders > 0)))
-    last = int(execute(t.p.max()))
+    last = win.last_complete
     ages = counts.columns.to_numpy(dtype="int64")
     firsts = by_first["first_p"].to_numpy(dtype="int64")
     # customer groups by first period, observable at age a when first_p + a <= last
@@ -242,8 +254,14 @@ def churn_rate(
         Index ``period`` (start); columns ``active_start`` (active at the
         start of the period), ``new`` (first purchases), ``returned``,
         ``churned``, ``active_end`` and ``churn_rate`` = churned ÷
-        active_start. Periods whose churn cannot be known yet (the last
-        ``churned_after - 1``) are left out.
+        active_start. Windows follow the rule of :mod:`crmstats._windows`:
+        a partial last period is left out, and the first ``churned_after``
+        periods of the data are NaN — who was active then, who could churn
+        and who is new depend on purchases before the data (``active_end``
+        is known from period ``churned_after``). Counts are floats for the
+        NaN. ``attrs["left_out"]`` is a sentence naming a partial period left
+        out ("" when none). ``new`` is a first purchase *in the data*: a customer whose
+        earlier purchases predate it counts as new, not returned.
     """
     period = period_unit(period)
     n = int(churned_after)
@@ -268,8 +286,8 @@ def churn_rate(
     # a churn event n periods after a purchase with no purchase in between
     churns = occ.filter(occ.next_p.isnull() | (occ.next_p - occ.p > n))
     churns = churns.group_by(p=churns.p + n).aggregate(n=churns.count())
-    last = int(execute(t.timestamp.pipe(period_index, period).max()))
-    first = int(execute(buys.timestamp.pipe(period_index, period).min()))
+    win = data_window(t, "timestamp", period)
+    first, last = win.first, win.last_complete
     s = execute(starting)
     c = execute(churns)
     idx = np.arange(first, last + 1)
@@ -281,18 +299,21 @@ def churn_rate(
     out = pd.DataFrame({
         "active_start": active_start, "new": new, "returned": ret, "churned": churned,
         "active_end": active_end,
-    }).astype("int64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["churn_rate"] = np.where(out["active_start"] > 0,
-                                     out["churned"] / out["active_start"].where(
-                                         out["active_start"] > 0, 1), np.nan)
-    # churn in the last n-1 periods is not knowable yet
-    out = out.iloc[: max(len(out) - (n - 1), 0)]
-    if out.empty or int(out["active_start"].sum()) == 0:
+    }).astype("float64")
+    # the window's first n periods depend on purchases before the data: who was active,
+    # who could churn, who is new (rule 3 of crmstats._windows); the customers active at
+    # the end of a period are those who bought in its last n periods, known one earlier
+    out.loc[out.index < first + n, ["active_start", "new", "returned", "churned"]] = np.nan
+    out.loc[out.index < first + n - 1, "active_end"] = np.nan
+    out["churn_rate"] = out["churned"] / out["active_start"].where(out["active_start"] > 0)
+    if not (out["active_start"] > 0).any():
         raise DataError(
-            f"transactions table: the purchases span {last - first + 1} period(s) of "
-            f"{period!r}; churn after {n} inactive period(s) needs more than {n} (and "
-            "customers active at a period's start): use a shorter period or a smaller "
-            "churned_after", table="transactions", column=timestamp_col or "timestamp")
+            f"transactions table: the purchases span {win.last - first + 1} period(s) of "
+            f"{period!r} ({last - first + 1} complete); churn after {n} inactive "
+            f"period(s) is first observable in the data's period {n + 1} (nobody can have "
+            "churned before) and needs customers active at its start: use a shorter "
+            "period or a smaller churned_after",
+            table="transactions", column=timestamp_col or "timestamp")
     out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
+    out.attrs["left_out"] = win.note()
     return out
