@@ -220,3 +220,36 @@ def test_the_committed_acme_example_is_reproducible_and_exact(tmp_path):
     run = yaml.safe_load((acme / "run.yml").read_text())
     assert run["data_source"] == "data/acme"
     assert_same_kpis(crm_kpis(load_crm(acme)), crm_kpis(load_crm(source)))
+
+
+@pytest.mark.parametrize("example, table", [("giftshop", "transactions"), ("deals", "deals")])
+def test_source_init_recognises_the_real_shapes(example, table, tmp_path):
+    """init on the bare example export writes a file giving the committed file's table."""
+    from pathlib import Path
+
+    from crmstats.io import execute
+    from crmstats.sources import init_source_file
+
+    committed = Path(__file__).parents[1] / "data" / example
+    folder = tmp_path / example
+    folder.mkdir()
+    for p in committed.glob("*.csv"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    text = init_source_file(folder)
+    spec = yaml.safe_load(text)
+    assert list(spec["tables"]) == [table]
+    (folder / "crmstats.yml").write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # nothing left unmapped or undeclared
+        got = execute(load_crm(folder).table(table))
+        want = execute(load_crm(committed).table(table))
+    key = ["order_id", "product_category"] if table == "transactions" else ["deal_id"]
+    cols = sorted(want.columns)
+    pd.testing.assert_frame_equal(got[cols].sort_values(key).reset_index(drop=True),
+                                  want[cols].sort_values(key).reset_index(drop=True),
+                                  check_dtype=False)
+    if table == "deals":  # the stage names in funnel order: open ones first
+        assert list(spec["tables"]["deals"]["values"]["stage"].values()) == [
+            "Prospecting", "Engaging", "lost", "won"]
+    else:
+        assert "computed as Quantity x UnitPrice" in text and "drop_blank_ids" in text

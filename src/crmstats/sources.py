@@ -421,10 +421,13 @@ _SYNONYMS = {
     "customer_id": ["customer", "customerid", "customerno", "client", "clientid", "buyer",
                     "cust", "custid", "account", "accountid"],
     "timestamp": ["orderdate", "date", "time", "datetime", "purchasedat", "ordertime",
-                  "createdat", "touchedat", "convertedat", "occurredat"],
-    "amount": ["revenue", "total", "price", "sales", "ordervalue", "amounteur", "amountusd"],
-    "order_id": ["order", "orderno", "ordernumber", "invoice", "invoiceno"],
-    "product_category": ["category", "productcategory", "product", "productline"],
+                  "createdat", "touchedat", "convertedat", "occurredat", "invoicedate"],
+    "amount": ["revenue", "total", "price", "sales", "ordervalue", "amounteur", "amountusd",
+               "linetotal", "closevalue", "dealvalue", "dealamount", "value"],
+    "order_id": ["order", "orderno", "ordernumber", "invoice", "invoiceno", "invoicenumber"],
+    "product_category": ["category", "productcategory", "product", "productline", "stockcode",
+                         "sku", "productcode", "itemcode"],
+    "unit_price": ["unitprice", "priceeach", "priceperunit", "itemprice"],
     "quantity": ["qty", "units", "quantity"],
     "acquired_at": ["acquired", "firstorder", "since", "customersince", "signupdate"],
     "acquisition_channel": ["channel", "source", "acquisitionchannel", "leadsource"],
@@ -433,9 +436,14 @@ _SYNONYMS = {
     "cost": ["cost", "spend", "amount", "budget"],
     "value": ["value", "revenue", "amount", "conversionvalue"],
     "lead_id": ["lead", "leadid", "contact", "contactid", "prospect"],
-    "stage": ["stage", "status", "pipelinestage", "lifecyclestage", "dealstage"],
+    "stage": ["stage", "status", "pipelinestage", "lifecyclestage", "dealstage", "stagename"],
     "entered_at": ["entered", "enteredat", "date", "changedat", "stagedate", "timestamp"],
-    "owner": ["owner", "rep", "salesrep", "accountmanager"],
+    "owner": ["owner", "rep", "salesrep", "accountmanager", "salesagent", "agent", "dealowner",
+              "opportunityowner", "ownername"],
+    "deal_id": ["deal", "dealid", "opportunity", "opportunityid", "oppid", "recordid", "id"],
+    "closed_at": ["closedate", "closed", "closedat", "closeddate", "dateclosed"],
+    "account": ["account", "accountname", "company", "companyname", "client"],
+    "product": ["product", "productname", "item"],
     "date": ["date", "day", "month", "week"],
     "account_id": ["account", "accountid", "customer", "customerid", "client"],
     "month": ["month", "period", "billingmonth"],
@@ -445,7 +453,8 @@ _SYNONYMS = {
     "resolved_at": ["resolved", "resolvedat", "closed", "closedat"],
     "category": ["category", "type", "topic"],
     "contact_id": ["contact", "contactid", "id", "person", "lead", "leadid"],
-    "created_at": ["created", "createdat", "signup", "signupdate", "date"],
+    "created_at": ["created", "createdat", "signup", "signupdate", "date", "createddate",
+                   "createdate", "engagedate", "engaged", "opendate"],
     "name": ["name", "fullname", "contactname"],
     "email": ["email", "emailaddress", "mail"],
     "referred_by": ["referredby", "referrer", "referral"],
@@ -458,7 +467,8 @@ _FILE_HINTS = {
     "customers": ["customer", "client", "account"],
     "touchpoints": ["touch", "session", "visit", "click", "impression"],
     "conversions": ["conversion"],
-    "stage_events": ["pipeline", "stage", "funnel", "deal", "lifecycle"],
+    "stage_events": ["pipeline", "stage", "funnel", "deal", "lifecycle", "history"],
+    "deals": ["deal", "opportunit", "opps", "pipeline"],
     "spend": ["spend", "budget", "cost", "marketing"],
     "subscriptions": ["mrr", "subscription", "contract", "recurring"],
     "tickets": ["ticket", "case", "support", "service"],
@@ -495,21 +505,81 @@ def _guess_columns(table: str, columns: list[str]) -> dict[str, str]:
     return found
 
 
+def _fit(table: str, columns: list[str]) -> tuple[int, int]:
+    """How well the columns fit a table: (every required column found, columns found)."""
+    found = _guess_columns(table, columns)
+    spec = TABLES[table]
+    complete = all(c in found or (c in spec.derived and all(f in found for f in spec.derived[c]))
+                   for c in spec.required)
+    return int(complete), len(found)
+
+
 def _guess_table(filename: str, columns: list[str], taken: set[str]) -> str | None:
+    """Return the canonical table a file holds: by its name, else by its columns.
+
+    A name may point to several tables (``deals.csv``: a deals export or a stage
+    history); the columns decide between them — a file whose columns hold every
+    required column of one table and more of its columns wins.
+    """
     stem = _norm(Path(filename).stem)
-    for table, words in _FILE_HINTS.items():
-        if table not in taken and any(w in stem for w in words):
-            return table
-    best, score = None, 0
-    for table in TABLES:
-        if table in taken or table not in CRMData.table_names():
-            continue
-        found = _guess_columns(table, columns)
-        required = TABLES[table].required
-        n = sum(c in found for c in required)
-        if n == len(required) and n > score:
-            best, score = table, n
-    return best
+    free = [t for t in CRMData.table_names() if t not in taken]
+    named = [t for t in free if any(w in stem for w in _FILE_HINTS.get(t, ()))]
+    if named:
+        return max(named, key=lambda t: _fit(t, columns))  # max keeps the first on a tie
+    fits = {t: _fit(t, columns) for t in free}
+    complete = [t for t in free if fits[t][0]]
+    return max(complete, key=lambda t: fits[t][1]) if complete else None
+
+
+#: Usual names of open deal stages in their funnel order (normalised): the default
+#: pipelines of Salesforce, HubSpot and Pipedrive, and common words.
+_OPEN_STAGE_ORDER = ("new", "prospecting", "prospect", "lead", "appointmentscheduled",
+                     "qualification", "qualified", "qualifiedtobuy", "contactmade", "engaging",
+                     "discovery", "needsanalysis", "demoscheduled", "presentationscheduled",
+                     "valueproposition", "iddecisionmakers", "decisionmakerboughtin",
+                     "perceptionanalysis", "proposal", "proposalmade", "proposalpricequote",
+                     "quote", "contractsent", "negotiation", "negotiationreview",
+                     "negotiationsstarted", "commit")
+
+
+def _deal_stage_values(names: list[str]) -> tuple[dict[str, str], str]:
+    """``values: stage:`` for a deals export: closed names onto won/lost, open ones in order.
+
+    The open stages are listed (mapped onto themselves) in their usual funnel
+    order, because that listing is the funnel order crmstats uses.
+    """
+    closed = {n: c for n in names for c, spellings in _CLOSED_SPELLINGS.items()
+              if _norm(n) in spellings}
+    rank = {s: i for i, s in enumerate(_OPEN_STAGE_ORDER)}
+    opened = sorted((n for n in names if n not in closed),
+                    key=lambda n: (rank.get(_norm(n), len(rank)), n))
+    values = {**{n: n for n in opened}, **closed}
+    missing = [c for c in ("won", "lost") if c not in closed.values()]
+    note = (f"open stages listed in funnel order ({', '.join(opened) or 'none'}): check the "
+            "order, it is the funnel's")
+    if missing:
+        note += f"; no stage name recognised as {' or '.join(missing)}: map it"
+    return values, note
+
+
+#: Normalised names of the stages that close a deal.
+_CLOSED_SPELLINGS = {"won": ("won", "closedwon", "dealwon", "win"),
+                     "lost": ("lost", "closedlost", "deallost", "loss")}
+
+
+def _blank_ids(t, table: str, columns: dict[str, str]) -> int:
+    """Rows whose required id column is empty (blank or missing) in the exported table."""
+    ids = [columns[c.name] for c in TABLES[table].columns
+           if c.kind == "id" and c.required and c.name in columns]
+    if not ids:
+        return 0
+    schema = t.schema()
+    blank = [t[c].isnull() | ((t[c].strip() == "") if schema[c].is_string() else False)
+             for c in ids]
+    cond = blank[0]
+    for b in blank[1:]:
+        cond = cond | b
+    return int(execute(t.count(where=cond)))
 
 
 def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> str:
@@ -548,7 +618,13 @@ def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> s
         taken.add(table)
         columns = _guess_columns(table, list(t.columns))
         entry: dict[str, Any] = {"file": path.name, "columns": columns}
-        missing = [c for c in TABLES[table].required if c not in columns]
+        spec = TABLES[table]
+        missing = [c for c in spec.required if c not in columns and not (
+            c in spec.derived and all(f in columns for f in spec.derived[c]))]
+        derived = [c for c in spec.derived if c not in columns and c not in missing]
+        for c in derived:
+            notes.append(f"{table}.{c} ({path.name}): no column; computed as "
+                         f"{' x '.join(columns[f] for f in spec.derived[c])}: check it")
         if missing:
             notes.append(f"{table} ({path.name}): map {', '.join(missing)} by hand "
                          f"(columns: {', '.join(t.columns)})")
@@ -568,6 +644,12 @@ def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> s
                 sample = execute(t.select(v=t[col]).filter(t[col].notnull()).limit(2000))["v"]
                 if sample.astype(str).str.match(r"^\s*-?[\d.]*\d,\d+\s*$").any():
                     entry["decimal"], entry["thousands"] = ",", "."
+        blank = _blank_ids(t, table, columns)
+        if blank:
+            entry["drop_blank_ids"] = True
+            ids = [c.name for c in spec.columns if c.kind == "id" and c.required]
+            notes.append(f"{table} ({path.name}): {blank:,} row(s) have no {'/'.join(ids)} "
+                         "and are dropped (drop_blank_ids): check it")
         values = {}
         for canonical in ("stage", "channel", "acquisition_channel"):
             col = columns.get(canonical)
@@ -575,7 +657,11 @@ def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> s
                 continue
             names = execute(t.select(v=t[col].cast("string")).distinct().limit(200))["v"]
             names = sorted(str(v) for v in names.dropna())
-            if canonical == "stage":
+            if canonical == "stage" and table == "deals":
+                guessed, note = _deal_stage_values(names)
+                notes.append(f"deals.stage ({path.name}): {note}")
+                unmapped = []
+            elif canonical == "stage":
                 guessed = {n: _STAGE_GUESSES[_norm(n)] for n in names if _norm(n) in
                            _STAGE_GUESSES and n != _STAGE_GUESSES[_norm(n)]}
                 unmapped = [n for n in names if _norm(n) not in _STAGE_GUESSES]

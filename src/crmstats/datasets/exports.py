@@ -267,8 +267,8 @@ def write_deals_export(folder: str | os.PathLike, *, seed: int = 3,
         "      owner: sales_agent\n"
         "      account: account\n"
         "      product: product\n"
-        "    values:\n"
-        "      stage: {Prospecting: prospecting, Engaging: engaging, Won: won, Lost: lost}\n")
+        "    values:  # won and lost close a deal; open stages are listed in funnel order\n"
+        "      stage: {Prospecting: Prospecting, Engaging: Engaging, Won: won, Lost: lost}\n")
     return path
 
 
