@@ -139,9 +139,13 @@ def test_exact_duplicate_rows_without_order_id_warn_and_a_source_file_drops_them
 def test_int_and_text_ids_across_tables_join():
     from crmstats.churn import retention_matrix
 
-    tx = _tx(["2024-01-01", "2024-02-01", "2024-01-05"], ids=["1", "1", "2"])
-    customers = pd.DataFrame({"customer_id": [1, 2], "acquired_at": pd.to_datetime(
-        ["2024-01-01", "2024-01-05"]), "acquisition_channel": ["email", "social"]})
+    # customers 1 and 2 are first seen after the data's first month (whose buyers may have
+    # been acquired before the data), and the log covers March to its last day
+    tx = _tx(["2024-01-01", "2024-02-01", "2024-03-01", "2024-02-05", "2024-03-31"],
+             ids=["0", "1", "1", "2", "0"])
+    customers = pd.DataFrame({"customer_id": [0, 1, 2], "acquired_at": pd.to_datetime(
+        ["2024-01-01", "2024-02-01", "2024-02-05"]),
+        "acquisition_channel": ["email", "email", "social"]})
     out = retention_matrix(tx, by="acquisition_channel", customers=customers)
     assert set(out.index) == {"email", "social"}
     crm = CRMData(transactions=tx, customers=customers)
