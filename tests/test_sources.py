@@ -253,3 +253,28 @@ def test_source_init_recognises_the_real_shapes(example, table, tmp_path):
             "Prospecting", "Engaging", "lost", "won"]
     else:
         assert "computed as Quantity x UnitPrice" in text and "drop_blank_ids" in text
+
+
+def test_a_deals_export_gives_the_same_pipeline_from_every_source_kind(tmp_path):
+    """frames, a folder, the crmstats.yml of the export and a DuckDB file: one pipeline."""
+    from pathlib import Path
+
+    from crmstats import funnel
+    from crmstats.io import execute
+
+    described = load_crm(Path(__file__).parents[1] / "data" / "deals")
+    frames = crmstats.CRMData(deals=execute(described.table("deals")))
+    crmstats.export_crm(frames, tmp_path / "folder")
+    sources = {"crmstats.yml": described, "frames": frames,
+               "folder": load_crm(tmp_path / "folder"),
+               "duckdb": load_crm(_duckdb_file(frames, tmp_path / "crm.duckdb"))}
+    stages = funnel.deal_stages(described)
+    results = {k: funnel.pipeline(crm, stages=stages) for k, crm in sources.items()}
+    want = results["crmstats.yml"]
+    assert want.summary["open_deals"] == 283 and want.summary["open_undated"] == 115
+    for kind, got in results.items():
+        pd.testing.assert_series_equal(got.summary, want.summary, obj=kind)
+        pd.testing.assert_frame_equal(got.open, want.open, obj=kind)
+        for col in ("owner", "product", "account"):
+            pd.testing.assert_frame_equal(got.by[col], want.by[col], check_dtype=False,
+                                          obj=f"{kind} by {col}")

@@ -1,7 +1,8 @@
 """Lead generation, the sales funnel, lead scoring and lifecycle stages.
 
 Funnel and lead KPIs are in :mod:`crmstats.funnel.summaries` (Ibis, run where
-the data lives); lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
+the data lives), the pipeline of deals or stage events in
+:mod:`crmstats.funnel.pipeline`; lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
 (statsmodels); contact lifecycle stages in :mod:`crmstats.funnel.lifecycle`;
 figures in :mod:`crmstats.funnel.plotting`.
 """
@@ -17,6 +18,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         snapshot_date,
         stage_flows,
     )
+    from crmstats.funnel.pipeline import BREAKDOWNS, Pipeline, deal_stages, pipeline
     from crmstats.funnel.plotting import (
         plot_calibration,
         plot_days_in_stage,
@@ -36,15 +38,14 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     )
     from crmstats.funnel.summaries import (
         FUNNEL_STAGES,
-        Pipeline,
         lead_kpis,
         lead_stage_times,
-        pipeline,
         stage_conversion,
         stage_durations,
     )
 
 __all__ = [
+    "BREAKDOWNS",
     "Pipeline",
     "COMPANY_SIZES",
     "FUNNEL_STAGES",
@@ -52,6 +53,7 @@ __all__ = [
     "LeadScoringModel",
     "Lookalikes",
     "auc",
+    "deal_stages",
     "lead_features",
     "lead_kpis",
     "lead_stage_times",

@@ -26,7 +26,6 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -37,8 +36,8 @@ from crmstats._expr import period_index, period_start
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
-__all__ = ["FUNNEL_STAGES", "Pipeline", "lead_kpis", "lead_stage_times", "pipeline",
-           "stage_conversion", "stage_durations"]
+__all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "stage_conversion",
+           "stage_durations"]
 
 #: The default funnel, in order; ``unqualified`` and ``lost`` are exits.
 FUNNEL_STAGES: tuple[str, ...] = ("subscriber", "lead", "qualified", "opportunity", "won")
@@ -298,143 +297,6 @@ def lead_kpis(
         return out.sort_values("channel").set_index("channel")[cols]
     out["period"] = period_start(out["_p"].astype("int64"), period)
     return out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """Result of :func:`pipeline`.
-
-    Attributes
-    ----------
-    open : pandas.DataFrame
-        Open leads by stage (rows) and age bucket (columns), every bucket shown.
-    summary : pandas.Series
-        ``as_of``, ``open_opportunities``, ``open_leads_in_pipeline``,
-        ``closed_in_window``, ``win_rate``, ``average_deal_size``,
-        ``cycle_days``, ``sales_velocity_per_day``, ``sales_velocity_per_month``.
-    """
-
-    open: pd.DataFrame
-    summary: pd.Series
-
-
-def pipeline(
-    stage_events: Any,
-    *,
-    as_of=None,
-    deals: Any = None,
-    stages: Sequence[str] = FUNNEL_STAGES,
-    open_stages: Sequence[str] = ("qualified", "opportunity"),
-    exit_stages: Sequence[str] = ("unqualified", "lost"),
-    lost_stage: str = "lost",
-    window_days: float = 365.0,
-    age_bins: Sequence[float] = (0, 30, 60, 90, 180, np.inf),
-    lead_id_col: str | None = None,
-    stage_col: str | None = None,
-    entered_at_col: str | None = None,
-) -> Pipeline:
-    """Open pipeline by stage and age, win rate, deal size and sales velocity as of a date.
-
-    A lead is **open** at ``as_of`` when the latest stage it entered by then
-    is one of ``open_stages`` (no exit and no win yet); its age is the time
-    since it entered that stage. Win rate, deal size and cycle length come
-    from the opportunities closed (won, or ``lost_stage``) in the
-    ``window_days`` before ``as_of``: win rate = won ÷ (won + lost), cycle
-    length = mean days from becoming a lead to the win. Sales velocity [2]_ = open opportunities ×
-    win rate × average deal size ÷ cycle length (revenue per day).
-
-    The stage events carry no deal amount, so the **deal size** is the value
-    of the won deal's first order: ``deals`` is the conversions table
-    (``journey_id`` = ``lead_id``, ``value``), or any table with those two
-    columns. Without it, deal size and velocity are NaN.
-
-    Parameters
-    ----------
-    stage_events : DataFrame, path or ibis.Table
-        Canonical stage_events table.
-    as_of : timestamp-like, optional
-        Date of the snapshot; default the last stage event.
-    deals : DataFrame, path or ibis.Table, optional
-        Canonical conversions table giving each won deal's first-order value.
-    stages : sequence of str
-        The funnel in order, ending with the won stage.
-    open_stages, exit_stages : sequence of str
-        Stages in which a lead is open, and the stages that close it unwon.
-    lost_stage : str
-        The exit of an opportunity (a lost deal, for the win rate).
-    window_days : float
-        Look-back window for win rate, deal size and cycle length.
-    age_bins : sequence of float
-        Edges (days) of the age buckets of open leads.
-    lead_id_col, stage_col, entered_at_col : str, optional
-        The caller's names of the canonical columns.
-
-    Returns
-    -------
-    Pipeline
-        ``open`` (open stage × age bucket counts) and ``summary`` (the KPIs).
-    """
-    stages = list(stages)
-    if any(s in stages for s in exit_stages) or lost_stage not in exit_stages:
-        raise ValueError(f"exit_stages {list(exit_stages)} must not be funnel stages and must "
-                         f"include lost_stage {lost_stage!r}")
-    events = _events(stage_events, lead_id_col, stage_col, entered_at_col)
-    per = lead_stage_times(events, stages=stages, extra=[*exit_stages])
-    if as_of is None:
-        as_of = pd.Timestamp(execute(events.entered_at.max()))
-    as_of = pd.Timestamp(as_of)
-    cut = ibis.literal(as_of.to_pydatetime())
-    # the latest stage entered by as_of (ties: the later stage in the funnel, exits first)
-    cand = [*stages, *exit_stages]
-    latest_t = ibis.greatest(*[ibis.ifelse(per[f"t_{s}"] <= cut, per[f"t_{s}"],
-                                           ibis.null("timestamp")) for s in cand])
-    cases = [(per[f"t_{s}"] == latest_t, s) for s in [stages[-1], *exit_stages,
-                                                       *reversed(stages[:-1])]]
-    per = per.mutate(_latest=ibis.cases(*cases, else_=ibis.null("string")), _latest_t=latest_t)
-    open_ = per.filter(per._latest.isin(list(open_stages)))
-    age = (cut.epoch_seconds() - open_._latest_t.epoch_seconds()) / 86400.0
-    raw = execute(open_.select(stage=open_._latest, age=age))
-    buckets = pd.cut(raw["age"], list(age_bins), right=False)
-    labels = [f"{iv.left:g}+ days" if np.isinf(iv.right) else f"{iv.left:g}-{iv.right:g} days"
-              for iv in buckets.cat.categories]
-    table = (raw.assign(bucket=buckets).groupby(["stage", "bucket"], observed=False).size()
-             .unstack("bucket").reindex(list(open_stages)).fillna(0).astype("int64"))
-    table.columns, table.index.name = labels, "stage"
-    # opportunities closed in the window: won, or lost (and not won)
-    start = ibis.literal((as_of - pd.Timedelta(days=float(window_days))).to_pydatetime())
-    won_t = per[f"t_{stages[-1]}"]
-
-    def _in_window(t):
-        return t.notnull() & (t > start) & (t <= cut)
-
-    closed_won = _in_window(won_t)
-    closed_lost = _in_window(per[f"t_{lost_stage}"])
-    lead_t = ibis.coalesce(*[per[f"t_{s}"] for s in stages[1:]])
-    cycle = (won_t.epoch_seconds() - lead_t.epoch_seconds()) / 86400.0
-    stats = execute(per.aggregate(
-        won=per.count(where=closed_won), lost=per.count(where=closed_lost & ~closed_won),
-        cycle=ibis.ifelse(closed_won, cycle, ibis.null("float64")).mean(),
-        open_opps=per.count(where=per._latest == "opportunity"),
-    )).iloc[0]
-    closed = int(stats["won"]) + int(stats["lost"])
-    win_rate = int(stats["won"]) / closed if closed else np.nan
-    deal = np.nan
-    if deals is not None:
-        conv = as_table(deals, "conversions")
-        won_ids = per.filter(closed_won).select(lid=per.lead_id.cast("string"))
-        j = conv.inner_join(won_ids, conv.journey_id.cast("string") == won_ids.lid)
-        value = execute(j.value.mean())
-        deal = float(value) if value is not None and pd.notna(value) else np.nan
-    cycle_days = float(stats["cycle"]) if pd.notna(stats["cycle"]) else np.nan
-    velocity = (int(stats["open_opps"]) * win_rate * deal / cycle_days
-                if cycle_days and np.isfinite(cycle_days) else np.nan)
-    summary = pd.Series({
-        "as_of": as_of, "open_opportunities": int(stats["open_opps"]),
-        "open_leads_in_pipeline": int(table.to_numpy().sum()), "closed_in_window": closed,
-        "win_rate": win_rate, "average_deal_size": deal, "cycle_days": cycle_days,
-        "sales_velocity_per_day": velocity, "sales_velocity_per_month": velocity * 30.4375,
-    })
-    return Pipeline(open=table, summary=summary)
 
 
 def stage_durations(
