@@ -251,11 +251,11 @@ def test_customer_lists_are_pseudonymous_and_map_back(built_book):
     raw_id = re.compile(r"\bC\d{6}\b")
     for page in html.rglob("*.html"):
         assert not raw_id.search(page.read_text()), page.name
-    for slug in ("clv-demo", "lifecycle-demo", "lead-scoring-demo"):
+    for slug in ("clv", "lifecycle", "lead-scoring"):
         shown = sorted(set(re.findall(r"\bC-[0-9a-f]{8}\b",
                                       (html / "studies" / f"{slug}.html").read_text())))
         assert len(shown) >= 10, slug
-        ids = (crm.customers["customer_id"] if slug == "clv-demo"
+        ids = (crm.customers["customer_id"] if slug == "clv"
                else crm.contacts["contact_id"])
         back = reidentify(shown, ids)  # the test key of conftest, as the kernels had it
         assert back.notna().all(), slug

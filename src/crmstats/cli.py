@@ -141,11 +141,15 @@ def book_build(
         typer.echo(f"running the studies of {book_dir / 'studies.yml'} ...", err=True)
         result = build_book(book_dir, params=run_params, only=only, jobs=jobs,
                             keep_going=keep_going, on_done=print_progress,
-                            keep_runs=keep_runs)
+                            keep_runs=keep_runs, params_file=str(params) if params else None)
     except CRMStatsError as exc:
         _fail(exc)
     for repaired in result.recovered:
         typer.echo(f"repaired after an interrupted build: {repaired}", err=True)
+    if result.unavailable:
+        typer.echo(f"not available for this source ({len(result.unavailable)}, listed on the "
+                   f"page 'Not available for this source'): "
+                   f"{', '.join(result.unavailable)}", err=True)
     typer.echo(f"book published: {result.html / 'index.html'} (run archived in {result.run_dir})")
     if result.failures:
         names = "\n  ".join(str(r.error) for r in result.failures)
@@ -242,8 +246,14 @@ def source_init(
 def source_check(
     file: Annotated[Path, typer.Argument(help="A crmstats.yml (or the folder holding "
                                               "it).")],
+    book_dir: Annotated[Path, typer.Option("--book-dir", help="The book whose studies are "
+                                           "listed as supported or not.")] = Path("book"),
 ) -> None:
-    """Validate every table of a source file and print what it reads, drops and flags."""
+    """Validate every table of a source file and print what it reads, drops and flags.
+
+    Then list the book's studies the source supports, and what each of the
+    others needs.
+    """
     import warnings
 
     import pandas as pd
@@ -271,10 +281,36 @@ def source_check(
         if issubclass(w.category, DataWarning) and text not in seen:
             seen.add(text)
             typer.echo(f"warning: {text}", err=True)
+    _echo_study_support(crm, book_dir)
     bad = report.index[report["flags"].str.startswith("unusable")].tolist()
     if bad:
         _fail(CRMStatsError(f"{len(bad)} table(s) unusable: {', '.join(bad)}"))
     typer.echo("ok: every table validates")
+
+
+def _echo_study_support(crm, book_dir: Path) -> None:
+    """Print which studies of ``book_dir/studies.yml`` the source supports, and why not."""
+    from crmstats.book.build import needs_text, unmet_needs
+    from crmstats.book.studies import load_studies
+
+    path = book_dir / "studies.yml"
+    if not path.is_file():
+        typer.echo(f"(no {path} here: run from the repository root, or give --book-dir, to "
+                   "see which studies this source supports)", err=True)
+        return
+    try:
+        studies = load_studies(path, check_parameters=False)
+    except CRMStatsError as exc:
+        typer.echo(f"warning: cannot list the studies: {exc}", err=True)
+        return
+    verdicts = [(s, unmet_needs(s, crm)) for s in studies]
+    supported = [s.slug for s, unmet in verdicts if not unmet]
+    typer.echo(f"studies supported ({len(supported)} of {len(studies)}): "
+               + (", ".join(supported) or "none"))
+    for study, unmet in verdicts:
+        if unmet:
+            typer.echo(f"  not available: {study.slug} — needs "
+                       + ", ".join(needs_text(item).replace("`", "") for item in unmet))
 
 
 @scores_app.command("export")

@@ -50,8 +50,8 @@ from crmstats.exceptions import DataError
 from crmstats.schema import SALES_STAGES, TABLES
 from crmstats.validation import SourceTable, dmy_counts
 
-__all__ = ["SOURCE_FILE", "export_crm", "init_source_file", "load_crm", "read_source_file",
-           "source_label"]
+__all__ = ["SOURCE_FILE", "expand_source", "export_crm", "init_source_file", "load_crm",
+           "read_source_file", "source_label"]
 
 #: The name of a folder's source file.
 SOURCE_FILE = "crmstats.yml"
@@ -77,8 +77,12 @@ def source_label(data_source: Any) -> str:
     if isinstance(data_source, CRMData):
         return data_source.name or default_name(data_source.source)
     text = str(data_source).strip()
+    try:
+        text = expand_source(text)
+    except DataError:  # an unset variable: the name of what was written
+        return default_name(text)
     if "://" not in text:
-        path = Path(text).expanduser()
+        path = Path(text)
         spec_path = path / SOURCE_FILE if path.is_dir() else path
         if spec_path.suffix in (".yml", ".yaml") and spec_path.is_file():
             try:
@@ -251,11 +255,33 @@ def _parse_options(text: str) -> dict[str, Any]:
     return opts
 
 
+def _duckdb_file(url: str) -> bool:
+    """Whether ``url`` names a DuckDB database file (not ``duckdb://`` in memory)."""
+    parts = urlsplit(url)
+    where = (parts.netloc + parts.path).strip()
+    return parts.scheme == "duckdb" and where not in ("", "/", ":memory:", "/:memory:") \
+        and not where.startswith(("md:", "motherduck:"))
+
+
 def _connect(url: str):
+    """Connect to a data source's database; a DuckDB file is opened read-only.
+
+    A source is only read, and DuckDB lets one process write a file or many
+    read it: the book's parallel kernels each open the source, so a
+    read-write connection would lock the others out ("Conflicting lock is
+    held"). A ``read_only`` option in the URL is replaced.
+    """
     _check_url(url, "data source")
     parts = urlsplit(url)
+    kwargs: dict[str, Any] = {}
+    if _duckdb_file(url):
+        base, _, query = url.partition("?")
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                if k.lower() != "read_only"]
+        url = base + ("?" + "&".join(f"{k}={v}" for k, v in kept) if kept else "")
+        kwargs["read_only"] = True
     try:
-        return ibis.connect(url)
+        return ibis.connect(url, **kwargs)
     except Exception as exc:  # drivers raise many types; the message is what matters
         raise DataError(f"data source {urlunsplit(parts._replace(query=''))!r}: cannot "
                         f"connect ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
@@ -312,6 +338,54 @@ def _demo_options(text: str, simulate) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- load / export
 
 
+def _named_source(text: str) -> bool:
+    """Whether ``text`` is a database URL or a built-in source (demo, cdnow), not a path."""
+    return "://" in text or text.partition(":")[0] in ("demo", "cdnow")
+
+
+def expand_source(text: str) -> str:
+    """Return a path data source with ``~`` and environment variables expanded.
+
+    ``~/exports/shop``, ``$HOME/exports/shop`` and ``${EXPORTS}/shop`` mean
+    what they mean in a shell (a scheduled run's ``run.yml`` can name its
+    export so); database URLs and the built-in sources are returned as they
+    are.
+
+    Raises
+    ------
+    DataError
+        Naming an environment variable that is not set (its value is never
+        guessed as empty).
+    """
+    import re
+
+    text = str(text).strip()
+    if _named_source(text):
+        return text
+    unset = [m.group(1) or m.group(2) for m in re.finditer(r"\$(?:\{(\w+)\}|(\w+))", text)
+             if (m.group(1) or m.group(2)) not in os.environ]
+    if unset:
+        raise DataError(f"data source {text!r}: environment variable {unset[0]} is not set")
+    return os.path.expanduser(os.path.expandvars(text))
+
+
+def resolve_source(source: Any, root: str | os.PathLike) -> Any:
+    """Return the data source as a process whose working folder is ``root`` reads it.
+
+    The book's kernels run in the repository root, so a relative path in a
+    study's parameters is relative to it; the build process, which may run
+    elsewhere, resolves it here to mean the same data. ``~`` and environment
+    variables are expanded (:func:`expand_source`); anything else is returned
+    unchanged.
+    """
+    if not isinstance(source, str | os.PathLike):
+        return source
+    text = expand_source(str(source))
+    if _named_source(text) or Path(text).is_absolute():
+        return text
+    return str(Path(root) / text)
+
+
 def _load_folder(path: Path, text: str) -> CRMData:
     if (path / SOURCE_FILE).is_file():
         return _load_source_file(path / SOURCE_FILE)
@@ -346,11 +420,14 @@ def load_crm(source: Any = "demo") -> CRMData:
           (transactions only);
         * a source file (``crmstats.yml``, see :mod:`crmstats.sources`) that
           maps a company's own export, or a folder holding one;
+        * a path may be absolute, relative, start with ``~`` or hold
+          environment variables (``$HOME/exports/shop``, ``${EXPORTS}/shop``);
         * a folder holding ``<table>.parquet`` or ``<table>.csv`` files, one
           per canonical table (as written by :func:`export_crm`);
         * a database URL understood by ``ibis.connect`` — e.g.
           ``"postgresql://crm@db.example.com:5432/crm"`` or
-          ``"duckdb:///srv/crm.duckdb"`` — whose tables named like the canonical
+          ``"duckdb:///srv/crm.duckdb"`` (opened read-only, so parallel studies
+          share it) — whose tables named like the canonical
           ones are used where they live (every aggregation runs on that server);
           query parameters map canonical tables to other table names:
           ``"postgresql://crm@db/crm?transactions=orders_view"``. Credentials
@@ -363,7 +440,7 @@ def load_crm(source: Any = "demo") -> CRMData:
     """
     if isinstance(source, CRMData):
         return source
-    text = str(source).strip()
+    text = expand_source(str(source))
     if "://" in text:
         return _load_database(text)
     head, _, rest = text.partition(":")
@@ -377,7 +454,7 @@ def load_crm(source: Any = "demo") -> CRMData:
 
         kind = rest or "master"
         return CRMData(transactions=load_cdnow(kind=kind), source=f"cdnow:{kind}")
-    path = Path(text).expanduser()
+    path = Path(text)
     if path.is_dir():
         return _load_folder(path, text)
     if path.is_file() and path.suffix in (".yml", ".yaml"):

@@ -118,7 +118,7 @@ def install(setattr, script: Path) -> None:
     setattr(papermill, "execute_notebook", fake_execute_notebook)
     setattr(build, "_jupyter_book_command",
             lambda source, out, strict: [sys.executable, str(script), str(source), str(out)])
-    setattr(build, "_personal_values", lambda studies: ("Anna Berg", "anna@example.com"))
+    setattr(build, "_personal_values", lambda studies, crms=None: ("Anna Berg", "anna@example.com"))
 
 
 def published_text(book: Path) -> str:

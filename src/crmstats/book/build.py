@@ -59,13 +59,20 @@ from typing import Any
 
 import yaml
 
-from crmstats.book.kpis import read_kpis, strip_kpi_records, summary_page
+from crmstats.book.kpis import (
+    NOT_AVAILABLE,
+    NOT_AVAILABLE_PAGE,
+    read_kpis,
+    strip_kpi_records,
+    summary_page,
+)
 from crmstats.book.runner import StudyResult, run_studies
-from crmstats.book.studies import Study, load_studies
+from crmstats.book.studies import Study, load_studies, source_label
 from crmstats.exceptions import CRMStatsError, StudyError
 
-__all__ = ["PUBLISH_STEPS", "BuildResult", "build_book", "build_lock", "prune_runs", "recover",
-           "scan_book", "write_toc"]
+__all__ = ["PUBLISH_STEPS", "BuildResult", "build_book", "build_lock", "needs_text",
+           "prune_runs", "recover", "scan_book", "unmet_needs", "write_toc"]
+
 
 #: Files and folders of ``book/`` that are generated, never book sources.
 GENERATED = {"_build", "studies", "studies.yml", "_toc.yml", "runs", "summary.md"}
@@ -87,6 +94,9 @@ class BuildResult:
         The run's archive folder (``book/runs/<stamp>``).
     recovered : list of str
         What :func:`recover` repaired before this build (an interrupted earlier one).
+    unavailable : dict
+        ``{slug: unmet requirements}`` of the studies not run because their
+        source lacks what they need (each requirement a list of alternatives).
     """
 
     html: Path
@@ -94,6 +104,7 @@ class BuildResult:
     published: bool = False
     run_dir: Path | None = None
     recovered: list[str] = field(default_factory=list)
+    unavailable: dict[str, list[list[str]]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[StudyResult]:
@@ -191,13 +202,22 @@ def _kept_studies(studies: list[Study], runs_dir: Path) -> dict[str, tuple[Path,
     runs = list(_published(_runs(runs_dir)))
     for study in studies:
         for folder, data in runs:
-            entry = (data.get("studies") or {}).get(study.slug)
+            done = data.get("studies") or {}
+            # a renamed study (clv-demo -> clv) keeps the page archived under its old slug
+            name = next((n for n in (study.slug, *study.formerly) if n in done), None)
+            entry = done.get(name) if name else None
             if (entry and entry.get("status") in ("ok", "kept")
                     and entry.get("parameters") == study.parameters
-                    and (folder / "notebooks" / f"{study.slug}.ipynb").exists()):
-                kept[study.slug] = (folder, entry)
+                    and (folder / "notebooks" / f"{name}.ipynb").exists()):
+                kept[study.slug] = (folder, {**entry, "archived_as": name})
                 break
     return kept
+
+
+def _kept_notebook(kept: dict[str, tuple[Path, dict]], slug: str) -> Path:
+    """Return the archived notebook of a study kept from an earlier run."""
+    folder, entry = kept[slug]
+    return folder / "notebooks" / f"{entry.get('archived_as', slug)}.ipynb"
 
 
 def _run_date(stamp: str) -> str:
@@ -213,9 +233,10 @@ def _kept_banner(stamp: str) -> str:
 
 def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
              params: dict[str, Any] | None, started: str,
-             kept: dict[str, tuple[Path, dict]] | None = None) -> dict[str, Any]:
+             kept: dict[str, tuple[Path, dict]] | None = None,
+             unavailable: dict[str, list[tuple[str, ...]]] | None = None) -> dict[str, Any]:
     """Copy the executed notebooks into ``run_dir`` and write its ``kpis.json``."""
-    kept = kept or {}
+    kept, unavailable = kept or {}, unavailable or {}
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     by_slug = {r.slug: r for r in results}
     record: dict[str, Any] = {"run": run_dir.name, "started": started,
@@ -225,11 +246,16 @@ def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
         res = by_slug.get(study.slug)
         entry: dict[str, Any] = {"title": study.title, "parameters": study.parameters,
                                  "template": study.template.name, "kpis": {}}
-        if study.slug in kept:
+        if study.formerly:
+            entry["formerly"] = list(study.formerly)
+        if study.slug in unavailable:
+            entry.update(status=NOT_AVAILABLE, error=None,
+                         needs=[list(item) for item in unavailable[study.slug]])
+        elif study.slug in kept:
             folder, old = kept[study.slug]
             entry.update(status="kept", error=None, kpis=old.get("kpis") or {},
                          from_run=old.get("from_run") or folder.name)
-            shutil.copy2(folder / "notebooks" / f"{study.slug}.ipynb",
+            shutil.copy2(_kept_notebook(kept, study.slug),
                          run_dir / "notebooks" / f"{study.slug}.ipynb")
         elif res is None:
             entry.update(status="not run", error="not run after an earlier failure")
@@ -547,7 +573,7 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
 _TEXT_ID = re.compile(r"(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[^\s]{5,}")
 
 
-def _personal_values(studies: list[Study]) -> tuple:
+def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -> tuple:
     """Values of the personal columns of every data source the studies read.
 
     The columns are those :meth:`crmstats.CRMData.personal_columns` marks
@@ -562,11 +588,10 @@ def _personal_values(studies: list[Study]) -> tuple:
     from crmstats.privacy import ID_COLUMNS
 
     values: set[str] = set()
-    sources = {s.parameters.get("data_source") for s in studies}
-    for source in sorted(str(x) for x in sources if isinstance(x, str) and x):
-        try:
-            crm = crmstats.load_crm(source)
-        except CRMStatsError:
+    if crms is None:
+        crms = _load_sources(studies, Path.cwd())
+    for crm in crms.values():
+        if isinstance(crm, CRMStatsError):
             continue
         for name in crm.tables():
             try:
@@ -587,6 +612,127 @@ def _personal_values(studies: list[Study]) -> tuple:
                 values.update(v for v in frame[column].dropna().astype(str).unique()
                               if _TEXT_ID.fullmatch(v))
     return tuple(sorted(values))
+
+
+def _source_of(study: Study) -> Any:
+    """Return the data source a study reads (its template's default is the demo)."""
+    return study.parameters.get("data_source", "demo")
+
+
+def _load_sources(studies: list[Study], root: Path) -> dict[Any, Any]:
+    """Load each study's data source once, as its kernel will read it (from ``root``).
+
+    Returns ``{data_source: CRMData}``, or the CRMStatsError for a source
+    that cannot be loaded (its studies run and report it themselves).
+    """
+    import crmstats
+    from crmstats.sources import resolve_source
+
+    crms: dict[Any, Any] = {}
+    for study in studies:
+        source = _source_of(study)
+        if not isinstance(source, str) or not source or source in crms:
+            continue
+        try:
+            crms[source] = crmstats.load_crm(resolve_source(source, root))
+        except CRMStatsError as exc:
+            crms[source] = exc
+    return crms
+
+
+def _has_column(crm: Any, table: str, column: str) -> bool:
+    """Whether ``table`` of ``crm`` has ``column`` once mapped.
+
+    A table that fails validation counts as having it: the study runs and
+    reports the real problem.
+    """
+    with warnings.catch_warnings():  # the studies show them
+        warnings.simplefilter("ignore")
+        try:
+            return column in crm.table(table).columns
+        except CRMStatsError:
+            return True
+
+
+def unmet_needs(study: Study, crm: Any, source: Any = None) -> list[tuple[str, ...]]:
+    """Return what ``study`` requires that ``crm`` does not hold (empty: the study applies).
+
+    ``source`` is the data source as written (default ``crm.source``): a
+    simulated demo source counts as holding experiments
+    (:func:`crmstats.attribution.experiment_data` simulates its holdouts).
+    """
+    from crmstats.book.studies import unmet_requirements
+
+    if not study.requires:
+        return []
+    tables = set(crm.tables())
+    if str(crm.source if source is None else source).strip().partition(":")[0] == "demo":
+        tables.add("experiments")
+    return unmet_requirements(study.requires, tables,
+                              lambda table, column: _has_column(crm, table, column))
+
+
+def _unavailable(studies: list[Study], crms: dict[Any, Any]) -> dict[str, list[tuple[str, ...]]]:
+    """``{slug: unmet requirements}`` of the studies their source cannot serve.
+
+    A study whose source cannot be loaded is not listed: it runs, and fails
+    naming the problem.
+    """
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for study in studies:
+        crm = crms.get(_source_of(study))
+        if crm is None or isinstance(crm, CRMStatsError):
+            continue
+        unmet = unmet_needs(study, crm, _source_of(study))
+        if unmet:
+            out[study.slug] = unmet
+    return out
+
+
+def _table_example(table: str) -> str:
+    """Return a crmstats.yml entry mapping ``table`` (its required columns), as an example."""
+    from crmstats.schema import TABLES
+
+    spec = TABLES.get(table)
+    columns = spec.required if spec is not None else ["..."]
+    mapping = ", ".join(f"{c}: <your column>" for c in columns)
+    return f"  {table}:\n    file: <your {table} file>.csv\n    columns: {{{mapping}}}"
+
+
+def needs_text(item: tuple[str, ...]) -> str:
+    """Describe an unmet requirement for readers: ```deals` or `stage_events```."""
+    words = [f"`{o}`" if "." not in o else "column `{1}` of `{0}`".format(*o.split(".", 1))
+             for o in item]
+    return " or ".join(words)
+
+
+def _not_available_page(studies: list[Study], unavailable: dict[str, list[tuple[str, ...]]]
+                        ) -> str:
+    """Write the one page listing the studies the source cannot serve, and how to add data."""
+    from crmstats.book.report import _escape_md, reader_text
+    from crmstats.book.studies import source_label
+
+    def text(value: str) -> str:
+        return _escape_md(reader_text(value))
+
+    chosen = [s for s in studies if s.slug in unavailable]
+    sources = sorted({source_label(_source_of(s)) for s in chosen})
+    lines = ["# Not available for this source", "",
+             f"The data of {text(', '.join(sources))} does not hold what these studies "
+             "need, so they were not run. Each runs in the next build once its data is "
+             "described in the source's `crmstats.yml`.", ""]
+    tables: list[str] = []
+    for study in chosen:
+        needs = [needs_text(item) for item in unavailable[study.slug]]
+        lines.append(f"- **{text(study.title)}** needs {', '.join(needs)}.")
+        tables += [item[0].split(".")[0] for item in unavailable[study.slug]]
+    example = "\n".join(_table_example(t) for t in dict.fromkeys(tables))
+    lines += ["", "To add a table, export it from the CRM next to the others and map it under "
+              "`tables:` in `crmstats.yml` (`crmstats source init <folder>` writes a first draft, "
+              "`crmstats source check <folder>` shows which studies the source supports); on a "
+              "database, name its table with `table:` instead of `file:`. For example:", "",
+              "```yaml", "tables:", example, "```", ""]
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -616,8 +762,14 @@ def build_book(
     strict: bool = True,
     on_done: Callable[[StudyResult], None] | None = None,
     keep_runs: int = 30,
+    params_file: str | None = None,
 ) -> BuildResult:
-    """Run every study of ``book_dir/studies.yml`` and publish the book.
+    """Run every study of ``book_dir/studies.yml`` that its source can serve; publish the book.
+
+    A study whose data source lacks what it ``requires`` (see
+    :mod:`crmstats.book.studies`) is not run: it is listed on one page, "Not
+    available for this source", with what it needs and how to add it — this is
+    not a failure. A study that applies and fails is one.
 
     Parameters
     ----------
@@ -626,7 +778,8 @@ def build_book(
     params : dict, optional
         Run-wide parameters (``--params run.yml``) for the studies that declare them.
     only : list of str, optional
-        Run and publish only these study slugs.
+        Run only these study slugs; the others keep their last published pages
+        (a study never published before is left out of this book).
     jobs : int, optional
         Studies executed in parallel; default the number of cores.
     keep_going : bool
@@ -640,6 +793,8 @@ def build_book(
     keep_runs : int
         Run archives kept in ``book/runs`` after this run (the newest ones, and
         always the latest published one); 0 keeps them all.
+    params_file : str, optional
+        The file ``params`` came from, named in errors about them.
 
     Returns
     -------
@@ -653,7 +808,7 @@ def build_book(
         stays in place.
     """
     book_dir = Path(book_dir).resolve()
-    studies = load_studies(book_dir / "studies.yml", overrides=params)
+    studies = load_studies(book_dir / "studies.yml", overrides=params, params_file=params_file)
     chosen = {s.slug for s in studies}
     if only:  # the other studies keep their last published pages
         unknown = set(only) - chosen
@@ -710,13 +865,20 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
     from crmstats.privacy import machine_paths
 
     root, runs_dir = book_dir.parent, run_dir.parent
-    kept = _kept_studies([s for s in studies if s.slug not in chosen], runs_dir)
-    # a study outside --only with no published page to keep is run too
-    to_run = [s for s in studies if s.slug not in kept]
+    crms = _load_sources(studies, root)
+    unavailable = _unavailable(studies, crms)
+    result.unavailable = {slug: [list(item) for item in unmet]
+                          for slug, unmet in unavailable.items()}
+    available = [s for s in studies if s.slug not in unavailable]
+    kept = _kept_studies([s for s in available if s.slug not in chosen], runs_dir)
+    # --only: a study not chosen keeps its published page, or is left out of this book
+    studies = [s for s in studies if s.slug in chosen or s.slug in kept or s.slug in unavailable]
+    to_run = [s for s in available if s.slug in chosen]
     result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
                                  keep_going=keep_going, on_done=on_done)
     with _fs_step("archiving the run"):
-        record = _archive(run_dir, studies, result.studies, params, started, kept)
+        record = _archive(run_dir, studies, result.studies, params, started, kept,
+                          unavailable)
     if not keep_going and (result.failures or len(result.studies) < len(to_run)):
         lines = [str(r.error) for r in result.failures]
         skipped = len(to_run) - len(result.studies)
@@ -726,7 +888,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         raise StudyError("study failed; the book was not published:\n  "
                          + "\n  ".join(lines))
     staging = book_dir / "_build.staging"
-    personal = _personal_values(studies)
+    personal = _personal_values(studies, crms)
     paths = machine_paths([root, book_dir, staging])
     source = staging / "src"
     with _fs_step("assembling the book sources"):
@@ -746,14 +908,16 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         for study in studies:
             res = by_slug.get(study.slug)
             published = source / "studies" / f"{study.slug}.ipynb"
+            if study.slug in unavailable:
+                continue  # listed on the one "not available" page
+            name = source_label(_source_of(study))
             if study.slug in kept:
-                folder, _ = kept[study.slug]
-                strip_kpi_records(folder / "notebooks" / f"{study.slug}.ipynb", published,
-                                  title=study.title,
-                                  banner=_kept_banner(kept[study.slug][1].get("from_run")
-                                                      or folder.name))
+                folder, old = kept[study.slug]
+                strip_kpi_records(_kept_notebook(kept, study.slug), published,
+                                  title=study.title, source_name=name,
+                                  banner=_kept_banner(old.get("from_run") or folder.name))
             elif res is not None and res.ok:
-                strip_kpi_records(res.output, published, title=study.title)
+                strip_kpi_records(res.output, published, title=study.title, source_name=name)
             else:
                 error = str(res.error) if res is not None else "not run"
                 (source / "studies" / f"{study.slug}.md").write_text(
@@ -766,7 +930,13 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         # every other Markdown page of the book folder, the intro first
         pages = sorted(p.stem for p in source.glob("*.md") if p.stem != "summary")
         front = sorted(pages, key=lambda name: (name != "intro", name))
-        write_toc(studies, source / "_toc.yml", root="summary", front_pages=front)
+        extra = []
+        if unavailable:
+            (source / "studies" / f"{NOT_AVAILABLE_PAGE}.md").write_text(
+                _not_available_page(studies, unavailable))
+            extra.append(f"studies/{NOT_AVAILABLE_PAGE}")
+        write_toc([s for s in studies if s.slug not in unavailable], source / "_toc.yml",
+                  root="summary", front_pages=front, extra_pages=extra)
     _jupyter_book(source, staging / "out", strict)
     new_html = staging / "out" / "_build" / "html"
     _reached("built")

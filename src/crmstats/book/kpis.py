@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ from crmstats.exceptions import CRMStatsError
 
 __all__ = ["HEADLINE_KPIS", "KPI_MIME", "Kpi", "format_kpi", "read_kpis", "record_kpis",
            "strip_kpi_records", "summary_page"]
+
+#: Run-record status of a study its data source cannot serve, and the page listing them.
+NOT_AVAILABLE = "not available"
+NOT_AVAILABLE_PAGE = "not-available"
 
 #: MIME type of the KPI record embedded in an executed notebook.
 KPI_MIME = "application/vnd.crmstats.kpis+json"
@@ -203,29 +208,72 @@ def read_kpis(notebook: str | Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def strip_kpi_records(source: str | Path, target: str | Path, *, title: str | None = None,
-                      banner: str | None = None) -> None:
-    """Copy an executed notebook for publishing: no machine-readable records, no paths.
+#: The tags that fold a cell's code behind a toggle, and what replaces them on a page.
+_TOGGLE_TAGS = {"hide-input": "remove-input", "hide-cell": "remove-cell"}
+#: An object's default repr (``<pandas.io.formats.style.Styler at 0x7f…>``): its address
+#: changes with every run.
+_ADDRESS = re.compile(r"\s+at\s+0x[0-9a-fA-F]+(?=>)")
+_OBJECT_REPR = re.compile(r"<[\w.]+(?: object)?\s+at\s+0x[0-9a-fA-F]+>")
+#: Timing papermill and the kernel leave in metadata: different in every run.
+_RUN_METADATA = ("papermill", "execution")
 
-    The KPI records are read into the run's ``kpis.json``; the rendered page
-    keeps the human-readable table of the same output. papermill's notes of
-    the machine's input and output paths are dropped, its injected-parameters
-    cell is hidden behind a toggle like the template's parameters cell, the
-    first heading becomes ``title`` (the study's title, naming its data
-    source) and ``banner`` (Markdown) is shown under it.
+
+def strip_kpi_records(source: str | Path, target: str | Path, *, title: str | None = None,
+                      banner: str | None = None, source_name: str | None = None) -> None:
+    """Copy an executed notebook for publishing: readers' page, reproducible bytes, no paths.
+
+    * the KPI records (read into the run's ``kpis.json``) are dropped; the
+      rendered page keeps the human-readable table of the same output;
+    * code cells lose their "Show code cell source" toggles: ``hide-input``
+      becomes ``remove-input`` and papermill's injected-parameters cell and
+      the template's parameters cell are removed from the page — the
+      notebook itself (``_sources/studies/<slug>.ipynb`` of the book) keeps
+      every cell's code for analysts;
+    * the ``data_source`` parameter is written as the source's name
+      (``source_name``) in the injected cell and the notebook's metadata: a
+      scheduled run's absolute path never reaches a page; the run archive
+      (``book/runs/<stamp>/notebooks``) keeps the notebook as executed;
+    * papermill's machine paths and timings, the kernel's timestamps, the
+      random cell ids and object addresses in outputs
+      (``<... Styler at 0x7f…>``) are replaced by fixed values, so two runs
+      on the same data publish the same bytes;
+    * the first heading becomes ``title`` (the study's title, naming its data
+      source) and ``banner`` (Markdown) is shown under it.
     """
     import nbformat
 
     nb = nbformat.read(str(source), as_version=4)
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{index}"
+        for key in _RUN_METADATA:
+            cell.metadata.pop(key, None)
         for output in cell.get("outputs", []):
-            output.get("data", {}).pop(KPI_MIME, None)
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-input"]
+            data = output.get("data", {})
+            data.pop(KPI_MIME, None)
+            plain = data.get("text/plain")
+            if isinstance(plain, list):
+                plain = "".join(plain)
+            if isinstance(plain, str) and _OBJECT_REPR.search(plain):
+                if _OBJECT_REPR.fullmatch(plain.strip()) and len(data) > 1:
+                    data.pop("text/plain")  # the HTML (a styled table) is what readers see
+                else:
+                    data["text/plain"] = _ADDRESS.sub("", plain)
+        tags = list(cell.metadata.get("tags", []))
+        if "injected-parameters" in tags or "parameters" in tags:
+            tags = [t for t in tags if t not in _TOGGLE_TAGS] + ["remove-cell"]
+        else:
+            tags = [_TOGGLE_TAGS.get(t, t) for t in tags]
+        if tags:
+            cell.metadata["tags"] = list(dict.fromkeys(tags))
+        if "injected-parameters" in tags and source_name is not None:
+            cell.source = re.sub(r"(?m)^data_source = .*$",
+                                 f"data_source = {source_name!r}  # the run's data source "
+                                 "(its location is not published)", cell.source)
     papermill_meta = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        papermill_meta.pop(key, None)
+    params = dict(papermill_meta.get("parameters") or {})
+    if "data_source" in params and source_name is not None:
+        params["data_source"] = source_name
+    nb.metadata["papermill"] = {"parameters": params} if params else {}
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
     if title and first is not None:
         lines = nb.cells[first].source.splitlines()
@@ -233,6 +281,7 @@ def strip_kpi_records(source: str | Path, target: str | Path, *, title: str | No
             nb.cells[first].source = "\n".join([f"# {title}", *lines[1:]])
     if banner:
         cell = nbformat.v4.new_markdown_cell(f":::{{note}}\n{banner}\n:::")
+        cell["id"] = "banner"
         nb.cells.insert(0 if first is None else first + 1, cell)
     nbformat.write(nb, str(target))
 
@@ -261,8 +310,10 @@ def _previous_values(study: Mapping[str, Any], slug: str,
                      earlier: list[dict[str, Any]]) -> tuple[str | None, dict[str, float]]:
     """Find the latest earlier run of ``slug`` on the same source: its stamp and KPI values."""
     source = _source(study)
+    names = [slug, *(study.get("formerly") or ())]  # a renamed study: its runs under old slugs
     for run in earlier:
-        old = (run.get("studies") or {}).get(slug)
+        runs_studies = run.get("studies") or {}
+        old = next((runs_studies[n] for n in names if n in runs_studies), None)
         if not old or old.get("status") not in ("ok", "kept") or _source(old) != source:
             continue
         stamp = old.get("from_run") or run.get("run")
@@ -317,12 +368,17 @@ def summary_page(run: dict[str, Any],
         "compared.",
         "",
     ]
-    failed = {s: st for s, st in run["studies"].items() if st["status"] not in ("ok", "kept")}
+    failed = {s: st for s, st in run["studies"].items()
+              if st["status"] not in ("ok", "kept", NOT_AVAILABLE)}
     if failed:
         lines += [":::{warning}", "Studies that failed in this run (figures missing):", ""]
         lines += [f"- [{st['title']}](studies/{slug}) — {_md(st.get('error') or 'failed')}"
                   for slug, st in failed.items()]
         lines += [":::", ""]
+    missing = [st for st in run["studies"].values() if st["status"] == NOT_AVAILABLE]
+    if missing:
+        lines += [f"Not available for this source: {', '.join(_md(st['title']) for st in missing)}"
+                  f" — [what they need](studies/{NOT_AVAILABLE_PAGE}).", ""]
     kept = {s: st for s, st in run["studies"].items() if st["status"] == "kept"}
     if kept:
         lines += [":::{note}", "Not rerun in this build (`--only`); their pages and figures are "
@@ -356,17 +412,25 @@ def summary_page(run: dict[str, Any],
     lines += ["", "## Parameters of this run", ""]
     lines += ["| study | status | parameters |", "|---|---|---|"]
     for slug, study in run["studies"].items():
-        params = ", ".join(f"`{reader_text(f'{k}={v!r}')}`"
-                           for k, v in sorted(study.get("parameters", {}).items()))
+        params = ", ".join(_parameter(k, v) for k, v in sorted(study.get("parameters", {}).items()))
         status = study["status"] + (f" (run {study['from_run']})"
                                     if study["status"] == "kept" else "")
-        lines.append(f"| [{_md(study['title'])}](studies/{slug}) | {status} | "
+        page = NOT_AVAILABLE_PAGE if study["status"] == NOT_AVAILABLE else slug
+        lines.append(f"| [{_md(study['title'])}](studies/{page}) | {status} | "
                      f"{_md(params) or '(defaults)'} |")
     if run.get("parameters"):
         lines += ["", "Run parameters (`--params`): "
-                  + ", ".join(f"`{reader_text(f'{k}={v!r}')}`"
-                              for k, v in sorted(run["parameters"].items()))]
+                  + ", ".join(_parameter(k, v) for k, v in sorted(run["parameters"].items()))]
     return "\n".join(lines) + "\n"
+
+
+def _parameter(name: str, value: Any) -> str:
+    """Show a parameter on the summary; a data source by its name, never its path."""
+    from crmstats.book.studies import source_label
+
+    if name == "data_source" and isinstance(value, str):
+        value = source_label(value)
+    return f"`{reader_text(f'{name}={value!r}')}`"
 
 
 def _md(text: str) -> str:

@@ -10,6 +10,14 @@ The file has these keys::
         title: "Data overview: {source}"    # {source}: the data source's name
         template: notebooks/data_overview.ipynb   # relative to the repository root
         parameters: {}                      # overrides of the defaults (optional)
+        requires: [transactions]            # what the data source must hold (optional)
+        formerly: [data-overview-demo]      # earlier slugs, for comparisons (optional)
+
+``requires`` lists what a study needs from its data source; each item is a
+canonical table (``transactions``), a column of one (``transactions.quantity``)
+or a list of alternatives, any one of which will do (``[deals, stage_events]``).
+A build runs the studies whose source has what they need and lists the others
+on one page, "Not available for this source" (:func:`unmet_requirements`).
 
 Every parameter a study receives must be declared in its template's
 ``parameters`` cell; anything else is an error naming the study and the
@@ -38,7 +46,8 @@ from crmstats.book.template import check_template
 from crmstats.exceptions import StudyError
 
 __all__ = ["Study", "check_no_secrets", "check_parameter_types", "declared_parameters",
-           "load_studies", "parse_value", "source_label", "study_title", "validate_parameters"]
+           "load_studies", "parse_value", "parse_requirements", "source_label", "study_title",
+           "unmet_requirements", "validate_parameters"]
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")  # always used with fullmatch ("a\n" is refused)
 
@@ -282,7 +291,71 @@ def validate_parameters(params: dict[str, Any], template: Path, where: str,
     return declared
 
 
-_STUDY_KEYS = {"slug", "title", "template", "parameters"}
+_STUDY_KEYS = {"slug", "title", "template", "parameters", "requires", "formerly"}
+
+#: Tables a study may require besides the canonical ones of :mod:`crmstats.schema`
+#: (a table being added: a requirement may name it before the schema has it).
+_EXTRA_TABLES = {"deals"}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+
+
+def _requirement(item: Any, where: str) -> tuple[str, ...]:
+    """One ``requires`` item as a tuple of alternatives, each ``table`` or ``table.column``."""
+    from crmstats.schema import TABLES
+
+    options = item if type(item) is list else [item]
+    if not options:
+        raise StudyError(f"{where}: 'requires' has an empty list of alternatives")
+    out = []
+    for option in options:
+        if type(option) is not str:
+            raise StudyError(f"{where}: a 'requires' item is a table name, table.column or a "
+                             f"list of them, got {_describe(option)}")
+        table, _, column = option.partition(".")
+        if table not in TABLES and table not in _EXTRA_TABLES:
+            raise StudyError(f"{where}: 'requires' names no table {option!r}; tables: "
+                             f"{', '.join(sorted({*TABLES, *_EXTRA_TABLES}))}")
+        if column and not _NAME.fullmatch(column):
+            raise StudyError(f"{where}: 'requires' item {option!r}: the column is not a name")
+        out.append(option)
+    return tuple(out)
+
+
+def parse_requirements(value: Any, where: str) -> tuple[tuple[str, ...], ...]:
+    """Check a study's ``requires`` list; return it as a tuple of alternatives per item."""
+    if value is None:
+        return ()
+    if type(value) is not list:
+        raise StudyError(f"{where}: 'requires' must be a list, got {_describe(value)}")
+    return tuple(_requirement(item, where) for item in value)
+
+
+def unmet_requirements(requires: tuple[tuple[str, ...], ...], tables: set[str],
+                       has_column=None) -> list[tuple[str, ...]]:
+    """Return the items of ``requires`` that a data source does not meet.
+
+    Parameters
+    ----------
+    requires : tuple of tuple of str
+        From :func:`parse_requirements`: per item, its alternatives.
+    tables : set of str
+        The tables the source holds.
+    has_column : callable, optional
+        ``has_column(table, column) -> bool`` for ``table.column`` items
+        (default: any column of a present table is there).
+
+    Returns
+    -------
+    list of tuple of str
+        The unmet items, each with its alternatives, in the order required.
+    """
+    def met(option: str) -> bool:
+        table, _, column = option.partition(".")
+        if table not in tables:
+            return False
+        return not column or has_column is None or bool(has_column(table, column))
+
+    return [item for item in requires if not any(met(option) for option in item)]
 
 def source_label(data_source: Any) -> str:
     """Name a data source for readers (:func:`crmstats.source_label`; the demo by default)."""
@@ -310,12 +383,20 @@ class Study:
         Absolute path of the template notebook.
     parameters : dict
         Parameters passed to papermill (defaults merged with the study's own).
+    requires : tuple of tuple of str
+        What the study needs from its data source: per item, its alternatives
+        (``table`` or ``table.column``); see :func:`unmet_requirements`.
+    formerly : tuple of str
+        Slugs the study had before (``clv-demo``): the summary compares with
+        runs archived under them.
     """
 
     slug: str
     title: str
     template: Path
     parameters: dict[str, Any] = field(default_factory=dict)
+    requires: tuple[tuple[str, ...], ...] = ()
+    formerly: tuple[str, ...] = ()
 
 
 def parse_value(text: str, declared: str = "") -> Any:
@@ -375,6 +456,7 @@ def load_studies(
     overrides: dict[str, Any] | None = None,
     only: list[str] | None = None,
     check_parameters: bool = True,
+    params_file: str | Path | None = None,
 ) -> list[Study]:
     """Read and check a ``studies.yml``.
 
@@ -394,6 +476,9 @@ def load_studies(
         Keep only these slugs.
     check_parameters : bool
         Check every parameter against the template's ``parameters`` cell.
+    params_file : str or Path, optional
+        The file ``overrides`` came from (``run.yml``): errors about them name
+        it, not ``studies.yml``.
 
     Returns
     -------
@@ -405,17 +490,18 @@ def load_studies(
         Naming the entry and what is wrong with it.
     """
     path = Path(path)
+    run = f"run parameters ({params_file})" if params_file else "run parameters"
     overrides = dict(overrides or {})
     per_study = overrides.pop("studies", None) or {}
     if not isinstance(per_study, dict) or not all(isinstance(v, dict)
                                                   for v in per_study.values()):
-        raise StudyError("run parameters: 'studies' must map study slugs to their parameters, "
+        raise StudyError(f"{run}: 'studies' must map study slugs to their parameters, "
                          "e.g. studies: {clv-cdnow: {data_source: data/acme}}")
-    check_parameter_types(overrides, {}, "run parameters")
-    check_no_secrets(overrides, "run parameters")
+    check_parameter_types(overrides, {}, run)
+    check_no_secrets(overrides, run)
     for slug, values in per_study.items():
-        check_parameter_types(values, {}, f"run parameters of study {slug!r}")
-        check_no_secrets(values, f"run parameters of study {slug!r}")
+        check_parameter_types(values, {}, f"{run} of study {slug!r}")
+        check_no_secrets(values, f"{run} of study {slug!r}")
     if not path.exists():
         raise StudyError(f"{path}: no such studies file")
     try:
@@ -472,6 +558,11 @@ def load_studies(
             # the study pins itself (the CDNOW study's data_source); the run overrides
             # those only by naming the study (studies: {slug: {...}})
             reach = [k for k in overrides if k in declared and k not in params]
+            if check_parameters:  # a run's mistakes are reported against the run's file
+                validate_parameters({k: overrides[k] for k in reach}, template,
+                                    f"{run}, for study {slug!r}", declared=declared)
+                validate_parameters(own, template, f"{run} of study {slug!r}",
+                                    declared=declared)
             merged.update({k: overrides[k] for k in reach})
             used_overrides.update(k for k in overrides if k in declared)
             merged.update(own)
@@ -480,15 +571,22 @@ def load_studies(
         else:
             check_parameter_types(merged, {}, where)
             check_no_secrets(merged, where)
+        formerly = entry.get("formerly") or []
+        if type(formerly) is not list or not all(type(f) is str and _SLUG.fullmatch(f)
+                                                 for f in formerly):
+            raise StudyError(f"{where}: 'formerly' must be a list of earlier slugs")
         studies.append(Study(slug=slug, title=study_title(str(entry["title"]),
                                                           merged.get("data_source")),
-                             template=template, parameters=merged))
+                             template=template, parameters=merged,
+                             requires=parse_requirements(entry.get("requires"), where),
+                             formerly=tuple(formerly)))
     unknown_studies = sorted(set(per_study) - seen)
     if unknown_studies:
-        raise StudyError(f"run parameters: 'studies' names no study {unknown_studies}")
+        raise StudyError(f"{run}: 'studies' names no study {unknown_studies}; studies: "
+                         f"{sorted(seen)}")
     unused = sorted(set(overrides) - used_overrides)
     if unused:
-        raise StudyError(f"{path}: run parameter(s) {unused} are declared by no study")
+        raise StudyError(f"{run}: parameter(s) {unused} are declared by no study of {path}")
     if only:
         wanted = set(only)
         unknown_slugs = wanted - seen
