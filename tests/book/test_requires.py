@@ -268,3 +268,53 @@ def test_a_duckdb_file_source_is_read_by_several_processes_at_once(tmp_path, sma
         """)], capture_output=True, text=True, env={**os.environ}, timeout=300)
     assert other.returncode == 0, other.stderr[-2000:]
     assert int(other.stdout.strip().splitlines()[-1]) == rows == len(small_crm.transactions)
+
+
+def _book_copy(tmp_path, slugs):
+    """The repository's book and templates in ``tmp_path``, with only the studies ``slugs``."""
+    import shutil
+
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copytree(ROOT / "book", root / "book",
+                    ignore=shutil.ignore_patterns("_build*", "runs", "studies", "_toc.yml"))
+    spec = yaml.safe_load((root / "book" / "studies.yml").read_text())
+    spec["studies"] = [s for s in spec["studies"] if s["slug"] in slugs]
+    (root / "book" / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return root / "book"
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_on_a_transactions_only_export_publishes(tmp_path, shop, monkeypatch):
+    """Done-when of issue 21: absolute path in run.yml, no flags, exit 0, what applies."""
+    book = _book_copy(tmp_path, ["data-quality", "churn", "attribution", "funnel"])
+    run = tmp_path / "run.yml"
+    run.write_text(f"data_source: {shop}\ncurrency: GBP\n")
+    monkeypatch.chdir(book.parent)
+    result = CliRunner().invoke(app, ["book", "build", "--params", str(run)])
+    assert result.exit_code == 0, result.output
+    html = book / "_build" / "html"
+    assert (html / "studies" / "churn.html").exists()
+    assert (html / "studies" / "data-quality.html").exists()
+    page = (html / "studies" / "not-available.html").read_text()
+    assert "attribution" in page.lower() and "touchpoints" in page
+    churn = (html / "studies" / "churn.html").read_text()
+    assert "Cohort retention and churn: shop" in churn
+    assert "Show code cell source" not in churn  # no code toggles for readers
+    for path in html.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".ipynb", ".md", ".js"):
+            assert str(shop) not in path.read_text(), path
+
+
+@pytest.mark.slow
+def test_the_book_builds_on_a_duckdb_file_with_the_default_parallelism(tmp_path, small_crm):
+    import duckdb
+
+    path = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("tx", small_crm.transactions)
+        con.execute("CREATE TABLE transactions AS SELECT * FROM tx")
+    book = _book_copy(tmp_path, ["data-quality", "churn"])
+    result = build_book(book, params={"data_source": f"duckdb:///{path}"})  # default -j
+    assert result.published and not result.failures
+    assert sorted(r.slug for r in result.studies) == ["churn", "data-quality"]
