@@ -164,3 +164,47 @@ def test_a_small_hand_made_log():
         3.0, 1.0, 2.0]
     assert rates.loc["2025-03-01", "churn_rate"] == pytest.approx(1 / 3)
     assert "April 2025 is left out" in rates.attrs["left_out"]
+
+
+# ----------------------------------------------------------------- key accounts
+
+
+@pytest.fixture(scope="module")
+def subs():
+    return crmstats.load_crm("demo").subscriptions
+
+
+def test_mrr_bridge_on_subscriptions_that_start_mid_stream(subs):
+    cut = subs[subs["month"] >= "2025-01-01"]
+    b = churn.mrr_bridge(cut)
+    # January 2025 has no observed start: the old bridge called all its MRR new
+    assert b.loc["2025-01-01"].drop("end").isna().all()
+    assert b.loc["2025-01-01", "end"] == pytest.approx(cut.loc[cut["month"] == "2025-01-01",
+                                                               "mrr"].sum())
+    # every later month equals the uncut bridge (new and reactivated only as their sum:
+    # an account that paid before the data and comes back looks new in the cut)
+    whole = churn.mrr_bridge(subs).loc[b.index[1:]]
+    same = ["start", "expansion", "contraction", "churned", "end", "accounts_start",
+            "accounts_churned", "logo_churn_rate", "nrr", "grr"]
+    pd.testing.assert_frame_equal(b.iloc[1:][same], whole[same])
+    np.testing.assert_allclose((b["new"] + b["reactivated"]).iloc[1:],
+                               whole["new"] + whole["reactivated"])
+    # NRR and GRR by cohort: the first cohort is every account paying in January 2025
+    for table in (churn.nrr_by_cohort(cut), churn.grr_by_cohort(cut)):
+        assert table.loc["2025-01-01"].isna().all()
+        assert (table[0].iloc[1:] == 1.0).all()
+
+
+def test_key_account_headlines_count_observed_months(subs):
+    cut = subs[subs["month"] >= "2025-01-01"]  # 12 months: the first has no start
+    b = churn.mrr_bridge(cut)
+    kpis = findings.key_accounts_kpis(b, "M")
+    observed = b["nrr"].dropna()
+    assert len(b) == 12 and len(observed) == 11
+    assert kpis["nrr"]["value"] == pytest.approx(observed.mean())
+    assert kpis["grr"]["value"] == pytest.approx(b["grr"].dropna().mean())
+    assert all("mean of the last 11 months" in k["label"] for k in kpis.values())
+    text = " ".join(findings.key_accounts(b))
+    assert f"averaged {100 * observed.mean():.1f} % per month over the last 11 months, " \
+           "February 2025 to December 2025" in text
+    assert "at the start of February 2025" in text

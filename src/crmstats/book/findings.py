@@ -19,8 +19,8 @@ import pandas as pd
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
 __all__ = ["attribution", "churn", "churn_kpis", "clv", "data_overview", "data_quality",
-           "funnel", "incrementality", "key_accounts", "lead_scoring", "lifecycle",
-           "value_migration"]
+           "funnel", "incrementality", "key_accounts", "key_accounts_kpis", "lead_scoring",
+           "lifecycle", "value_migration"]
 
 
 def _label(name: Any) -> str:
@@ -338,9 +338,39 @@ def churn(rates: pd.DataFrame, retention: pd.DataFrame, churned_after: int,
     return _keep(out)
 
 
+def key_accounts_kpis(bridge: pd.DataFrame, period: str = "M",
+                      n: int = 12) -> dict[str, dict[str, Any]]:
+    """Return the key-account study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    NRR, GRR and logo churn are means over the last ``n`` periods whose start
+    is observed (the bridge's first period is not: :mod:`crmstats._windows`);
+    the labels say how many, as :func:`key_accounts` does.
+    """
+    unit = _UNITS.get(period, "period")
+    last = _observed_bridge(bridge, n)
+    periods = f"{len(last)} {unit}" + ("" if len(last) == 1 else "s")
+    names = {"nrr": "Net revenue retention (NRR)", "grr": "Gross revenue retention (GRR)",
+             "logo_churn_rate": "Key-account logo churn"}
+    return {key: {"value": last[key].mean(), "kind": "share",
+                  "label": f"{label} per {unit}, mean of the last {periods}"}
+            for key, label in names.items()}
+
+
+def _observed_bridge(bridge: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Return the last ``n`` periods of an MRR bridge whose start is observed."""
+    from crmstats._windows import recent
+
+    return bridge.loc[recent(bridge["start"], n).index]
+
+
 def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
-                 drivers: pd.DataFrame | None = None, months: int = 12) -> list[str]:
+                 drivers: pd.DataFrame | None = None, months: int = 12,
+                 period: str = "M") -> list[str]:
     """Write the key findings of the key accounts study.
+
+    Averages use the last ``months`` periods whose start is observed (the
+    bridge's first period is not), and the text says how many, as
+    :func:`key_accounts_kpis` labels the KPIs.
 
     Parameters
     ----------
@@ -352,18 +382,24 @@ def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
         A hazard model's ``summary_`` (``estimate``, ``p_value`` per driver).
     months : int
         Periods averaged.
+    period : str
+        The bridge's period (``"M"`` or ``"Q"``).
 
     Returns
     -------
     list of str
     """
-    last = bridge.tail(months)
+    unit = _UNITS.get(period, "period")
+    last = _observed_bridge(bridge, months)
     out = [f"Monthly recurring revenue stood at {fmt_money(bridge['end'].iloc[-1])} at the end "
-           f"of {_date(bridge.index[-1])}, against {fmt_money(last['start'].iloc[0])} "
-           f"{len(last)} periods earlier.",
-           f"Net revenue retention averaged {fmt_pct(last['nrr'].mean())} per period and gross "
-           f"revenue retention {fmt_pct(last['grr'].mean())}; "
-           f"{fmt_pct(last['logo_churn_rate'].mean())} of accounts left per period."]
+           f"of {_date(bridge.index[-1])}."]
+    if len(last):
+        out[0] = out[0][:-1] + (f", against {fmt_money(last['start'].iloc[0])} at the start "
+                                f"of {_date(last.index[0])}.")
+        out.append(f"Net revenue retention averaged {fmt_pct(last['nrr'].mean())} per {unit} "
+                   f"over {_span(last['nrr'], unit)}, and gross revenue retention "
+                   f"{fmt_pct(last['grr'].mean())}; {fmt_pct(last['logo_churn_rate'].mean())} "
+                   f"of accounts left per {unit}.")
     if medians is not None and len(medians) and "median" in medians:
         median = medians["median"].iloc[0]
         if _finite(median):

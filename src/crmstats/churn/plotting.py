@@ -132,10 +132,17 @@ def plot_hazard_ratios(drivers, ax: plt.Axes | None = None, *,
 
 def plot_mrr_bridge(bridge: pd.DataFrame, ax: plt.Axes | None = None, *,
                     last: int | None = 12) -> plt.Axes:
-    """Waterfall from starting to ending MRR over the last ``last`` periods."""
+    """Waterfall from starting to ending MRR over the last ``last`` observable periods.
+
+    Periods whose start is not observed (the data's first: NaN in
+    :func:`~crmstats.churn.mrr_bridge`) are not drawn.
+    """
     require_columns(bridge, ["start", "new", "expansion", "contraction", "churned",
                              "reactivated", "end"], "mrr_bridge")
-    part = bridge.iloc[-last:] if last else bridge
+    part = bridge[bridge["start"].notna()]
+    if part.empty:
+        raise ValueError("mrr_bridge has no period with an observed start (one period of data)")
+    part = part.iloc[-last:] if last else part
     steps = [("start", part["start"].iloc[0]), ("new", part["new"].sum()),
              ("expansion", part["expansion"].sum()), ("reactivated", part["reactivated"].sum()),
              ("contraction", -part["contraction"].sum()), ("churned", -part["churned"].sum())]

@@ -77,7 +77,14 @@ def mrr_bridge(
         ``accounts_start``, ``accounts_churned``, ``logo_churn_rate``,
         ``nrr`` = (start + expansion − contraction − churned) ÷ start and
         ``grr`` = (start − contraction − churned) ÷ start (per period,
-        not annualised).
+        not annualised). The first period is NaN but for ``end``: its start
+        lies before the data (:mod:`crmstats._windows`), so whether its MRR is
+        new or was there before is not observed. Account counts are floats
+        for that NaN. Subscriptions record whole months, so no period is
+        partial (a quarter is its last month's snapshot, and a quarter
+        without it is absent). ``new`` is MRR of an account without MRR
+        earlier *in the data*: an account that paid before the data,
+        stopped, and came back counts as new, not reactivated.
     """
     period = str(period).upper()
     s = _subscriptions(subscriptions, account_id_col, month_col, mrr_col)
@@ -115,6 +122,13 @@ def mrr_bridge(
     out["grr"] = (out["start"] - out["contraction"] - out["churned"]) / start
     out["logo_churn_rate"] = out["accounts_churned"] / out["accounts_start"].where(
         out["accounts_start"] > 0)
+    # the first period has no observed start: its accounts held MRR before the data, or
+    # not, so none of its moves is known (every account would look new)
+    moves = ["start", "new", "expansion", "contraction", "churned", "reactivated",
+             "accounts_start", "accounts_churned", "logo_churn_rate", "nrr", "grr"]
+    out[["accounts_start", "accounts_churned"]] = out[["accounts_start",
+                                                       "accounts_churned"]].astype("float64")
+    out.loc[idx[0], moves] = np.nan
     cols = ["start", "new", "expansion", "contraction", "churned", "reactivated", "end",
             "accounts_start", "accounts_churned", "logo_churn_rate", "nrr", "grr"]
     out = out[cols]
@@ -147,7 +161,9 @@ def nrr_by_cohort(
         Index: the cohorts (period of each account's first MRR); columns
         ``0, 1, ...``: the cohort's MRR at that age ÷ its MRR at age 0
         (NaN beyond the data). Expansion counts; reactivated MRR counts where
-        it returns.
+        it returns. The data's first cohort is NaN: it holds every account
+        paying in the first period, whether it started then or before the
+        data (:mod:`crmstats._windows`).
     """
     return _revenue_retention(subscriptions, period, account_id_col, month_col, mrr_col,
                               gross=False)
@@ -191,12 +207,14 @@ def _revenue_retention(subscriptions, period, account_id_col, month_col, mrr_col
     if cells.empty:
         raise DataError("subscriptions table: no positive MRR", table="subscriptions",
                         column="mrr")
-    last = int(execute(ap.p.max()))
+    span = execute(ap.aggregate(first=ap.p.min(), last=ap.p.max())).iloc[0]
     table = cells.pivot(index="c", columns="age", values="mrr").sort_index()
     table = table.reindex(columns=range(int(cells["age"].max()) + 1)).fillna(0.0)
     cohorts = table.index.to_numpy(dtype="int64")
-    beyond = cohorts[:, None] + np.arange(table.shape[1])[None, :] > last
-    table = table.div(table[0], axis=0).mask(beyond)
+    beyond = cohorts[:, None] + np.arange(table.shape[1])[None, :] > int(span["last"])
+    # the data's first cohort is every account paying then, started then or before: no cohort
+    first = (cohorts == int(span["first"]))[:, None]
+    table = table.div(table[0], axis=0).mask(beyond | first)
     table.index = pd.DatetimeIndex(period_start(cohorts, period), name="cohort")
     table.columns = pd.Index(table.columns.astype(int), name="age")
     return table
