@@ -448,3 +448,84 @@ def test_predictions_are_stable_for_a_thousand_repeat_purchases(fitted, name):
     assert np.all(np.isfinite(alive)) and np.all((alive >= 0) & (alive <= 1))
     assert alive[0] < 1e-50 and alive[1] > 0.9  # long silence after a heavy history: gone
     assert np.all(np.isfinite(purchases)) and purchases[0] < 1e-40 and purchases[1] > 100
+
+
+# ---------------------------------------------------------------- extreme parameters
+
+
+def _with_params(model, **params):
+    """A copy of a fitted model with other parameter values (e.g. a fit at the boundary)."""
+    import copy
+
+    out = copy.deepcopy(model)
+    out.params_ = pd.Series(params, dtype=float)[list(model._param_names)]
+    return out
+
+
+def _quadrature(r, alpha, a, b, t):
+    """E[(1 - (1 + p t / alpha)^-r) / p] over p ~ Beta(a, b): scipy quad over logit(p)."""
+    from scipy import integrate, special
+
+    def f(y):
+        log_p, log_q = -np.logaddexp(0.0, -y), -np.logaddexp(0.0, y)
+        p = np.exp(log_p)
+        g = -np.expm1(-r * np.log1p(p * t / alpha)) / p if p > 0 else r * t / alpha
+        return g * np.exp(a * log_p + b * log_q - special.betaln(a, b))
+
+    mode = np.log(a / b)
+    return sum(integrate.quad(f, lo, hi, epsabs=0.0, epsrel=1e-11, limit=500)[0]
+               for lo, hi in ((-np.inf, mode), (mode, np.inf)))
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd"])
+@pytest.mark.parametrize("a", [0.02, 0.5, 0.99, 1.5, 3.0])
+@pytest.mark.parametrize("b", [1e8, 1e10, 2.5e10, 9e10])
+def test_bgnbd_predictions_at_the_no_dropout_boundary_are_not_negative(fitted, cdnow_calibration,
+                                                                       name, a, b):
+    """Before: at b = 1e10 the closed form gave -5,047 expected purchases (a = 0.02) and
+    +1.8e7 at b = 9e10: (a + b - 1) / (a - 1) times a difference lost to rounding.
+    As b → ∞ nobody drops out and the model is the NBD: E = (r + x) t / (alpha + T)."""
+    model = _with_params(fitted[name], r=0.3, alpha=5.0, a=a, b=b)
+    s = cdnow_calibration
+    got = model.predict_purchases(s, 52.0).to_numpy()
+    nbd = (0.3 + s["frequency"]) * 52.0 / (5.0 + s["T"])
+    alive = model.probability_alive(s).to_numpy()
+    assert (got >= 0).all()
+    np.testing.assert_allclose(got, nbd * alive, rtol=1e-6)
+    np.testing.assert_allclose(model.expected_purchases([1.0, 52.0]),
+                               0.3 * np.array([1.0, 52.0]) / 5.0, rtol=1e-6)
+
+
+def test_bgnbd_conditional_expectation_equals_its_integral():
+    """alive_purchases = E over the Beta dropout probability, checked by quadrature (also near
+    a = 1, where the closed form divides by a - 1, and for large b)."""
+    from crmstats.clv.models.beta_geo import alive_purchases
+
+    worst = 0.0
+    for r, alpha, t in ((0.05, 0.5, 52.0), (0.3, 5.0, 1.0), (30.5, 80.0, 52.0)):
+        for a in (0.02, 0.99999, 1.0, 1.000001, 1.5, 40.0):
+            for b in (0.3, 30.0, 1e3, 1e5):
+                got = alive_purchases(r, alpha, a, b, t)
+                want = _quadrature(r, alpha, a, b, t)
+                worst = max(worst, abs(got - want) / want)
+    assert worst < 1e-6
+
+
+def test_pareto_nbd_predictions_at_s_one_and_huge_beta(fitted, cdnow_calibration):
+    """(1 - (β / (β + t))^(s - 1)) / (s - 1) was 0 / 0 at s = 1 and lost digits at huge β."""
+    s = cdnow_calibration
+    base = fitted["pnbd"]
+    near = _with_params(base, r=0.55, alpha=10.6, s=1 + 1e-9, beta=12.0)
+    at_one = _with_params(base, r=0.55, alpha=10.6, s=1.0, beta=12.0)
+    for model in (near, at_one):
+        got = model.predict_purchases(s, 52.0).to_numpy()
+        assert np.isfinite(got).all() and (got >= 0).all()
+    # at s = 1 the limit is rate x log(1 + t / (beta + T))
+    limit = ((0.55 + s["frequency"]) * (12.0 + s["T"]) / (10.6 + s["T"])
+             * np.log1p(52.0 / (12.0 + s["T"])) * at_one.probability_alive(s))
+    np.testing.assert_allclose(at_one.predict_purchases(s, 52.0), limit, rtol=1e-12)
+    np.testing.assert_allclose(near.predict_purchases(s, 52.0), limit, rtol=1e-6)
+    huge = _with_params(base, r=0.55, alpha=10.6, s=0.6, beta=1e10)
+    got = huge.predict_purchases(s, 52.0).to_numpy()
+    nbd = (0.55 + s["frequency"]) * 52.0 / (10.6 + s["T"]) * huge.probability_alive(s)
+    np.testing.assert_allclose(got, nbd, rtol=1e-6)

@@ -131,8 +131,7 @@ class ParetoNBDModel(BaseModel):
     def expected_purchases(self, t) -> np.ndarray:
         """Return the expected repeat purchases of a new customer in ``(0, t]``."""
         r, alpha, s, beta = self._p()
-        t = np.asarray(t, dtype=float)
-        return r * beta / (alpha * (s - 1)) * (1 - (beta / (beta + t)) ** (s - 1))
+        return r * beta / alpha * _lifetime_share(s, beta, np.asarray(t, dtype=float))
 
     def predict_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
         """Return each customer's expected purchases in the next ``t`` units, given its history."""
@@ -141,8 +140,20 @@ class ParetoNBDModel(BaseModel):
         x, T = d["frequency"], d["T"]
         t = float(t)
         alive = self.probability_alive(summary).to_numpy()
-        rate = (r + x) * (beta + T) / ((alpha + T) * (s - 1))
-        with np.errstate(under="ignore"):
-            value = rate * (1 - ((beta + T) / (beta + T + t)) ** (s - 1)) * alive
-        return pd.Series(value,
+        rate = (r + x) * (beta + T) / (alpha + T)
+        return pd.Series(rate * _lifetime_share(s, beta + T, t) * alive,
                          index=index, name="expected_purchases")
+
+
+def _lifetime_share(s, beta, t):
+    """``(1 - (β / (β + t))^(s - 1)) / (s - 1)``, without cancellation, for every s > 0.
+
+    Written as ``L · exprel(-(s - 1) L)`` with ``L = log(1 + t / β)``: the
+    same number, but positive and accurate where ``s`` is near 1 (0 / 0 in
+    the plain form) and where ``β`` is huge (a fit at the no-dropout
+    boundary, ``1 - (1 - ε)`` in the plain form).
+    """
+    from scipy.special import exprel
+
+    log_growth = np.log1p(t / beta)
+    return log_growth * exprel(-(s - 1) * log_growth)
