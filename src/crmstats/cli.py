@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -131,6 +133,9 @@ def book_build(
     scores_table: Annotated[str, typer.Option(
         "--scores-table", help="Table name for --export-scores into a database.")]
     = "crmstats_scores",
+    replace_scores: Annotated[bool, typer.Option(
+        "--replace-scores", help="--export-scores may overwrite an existing file (as "
+        "scores export --replace).")] = False,
 ) -> None:
     """Execute every study with papermill and build the book to book/_build/html."""
     from crmstats.book.build import build_book
@@ -156,10 +161,12 @@ def book_build(
         _fail(CRMStatsError(f"published with {len(result.failures)} failed study(ies), "
                             f"marked as failed in the book:\n  {names}"))
     if export_scores_to:
-        _export_book_scores(book_dir, run_params, result, export_scores_to, scores_table)
+        _export_book_scores(book_dir, run_params, result, export_scores_to, scores_table,
+                            replace_scores)
 
 
-def _export_book_scores(book_dir: Path, run_params: dict, result, to: str, table: str) -> None:
+def _export_book_scores(book_dir: Path, run_params: dict, result, to: str, table: str,
+                        replace: bool = False) -> None:
     """Write the customer 360 of a successful build's data source, with the run's id."""
     import yaml
 
@@ -170,7 +177,9 @@ def _export_book_scores(book_dir: Path, run_params: dict, result, to: str, table
         source = run_params.get("data_source") or (spec.get("defaults") or {}).get(
             "data_source", "demo")
         run_id = result.run_dir.name if result.run_dir is not None else None
-        done = export_customer_scores(source, to, table=table, run_id=run_id)
+        with _warnings_as_lines():
+            done = export_customer_scores(source, to, table=table, run_id=run_id,
+                                          replace=replace)
     except (CRMStatsError, ValueError) as exc:
         _fail(CRMStatsError(f"book published, but the scores export failed: {exc}"))
     typer.echo(f"scores exported: {done.rows:,} rows to {done.target}"
@@ -313,6 +322,18 @@ def _echo_study_support(crm, book_dir: Path) -> None:
                        + ", ".join(needs_text(item).replace("`", "") for item in unmet))
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Show each distinct warning raised inside as one ``warning:`` line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+                typer.echo(f"warning: {text}", err=True)
+
+
 @scores_app.command("export")
 def scores_export(
     source: Annotated[str, typer.Argument(help="Data source: demo, a folder, a source file or "
@@ -332,13 +353,29 @@ def scores_export(
     column: Annotated[list[str] | None, typer.Option(
         "--column", help="Contacts column to carry (repeatable); personal ones only when the "
         "source marks them exportable.")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Overwrite an existing file, or replace a database table that is not "
+        "a crmstats scores table (never the source's own files or tables, never a table a "
+        "view depends on).")] = False,
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="CSV: write text cells as they are (default: cells a spreadsheet would "
+        "evaluate, =... +... -... @..., get a leading ').")] = False,
+    pseudonymize: Annotated[bool, typer.Option(
+        "--pseudonymize", help="Write keyed pseudonyms of the ids (column id_pseudonym) "
+        "instead of the ids.")] = False,
+    lock_timeout: Annotated[float, typer.Option(
+        "--lock-timeout", help="Seconds to wait for a DuckDB file or PostgreSQL table another "
+        "process holds.")] = 60.0,
 ) -> None:
     """Write the customer 360 (one scored row per customer and open lead) for the CRM."""
     from crmstats.scores import export_customer_scores
 
     try:
-        done = export_customer_scores(source, to, table=table, as_of=as_of, run_id=run_id,
-                                      n_bootstrap=bootstrap, contact_columns=column or ())
+        with _warnings_as_lines():
+            done = export_customer_scores(source, to, table=table, as_of=as_of, run_id=run_id,
+                                          n_bootstrap=bootstrap, contact_columns=column or (),
+                                          replace=replace, raw=raw, pseudonymize=pseudonymize,
+                                          lock_timeout=lock_timeout)
     except (CRMStatsError, ValueError) as exc:
         _fail(exc)
     typer.echo(f"wrote {done.rows:,} rows to {done.target}"

@@ -94,3 +94,27 @@ def test_personal_columns_go_out_only_when_the_source_file_marks_them_exportable
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert {"email", "Full Name"} <= set(out.columns)
     assert out.loc[out["kind"] == "customer", "email"].notna().all()
+
+
+def test_scores_export_replaces_only_with_replace_and_never_the_sources_file(tmp_path):
+    import crmstats
+
+    folder = tmp_path / "crm"
+    crmstats.export_crm(crmstats.load_crm(SMALL_DEMO), folder)
+    out = tmp_path / "scores.csv"
+    base = ["scores", "export", str(folder), "--bootstrap", "0"]
+    res = runner.invoke(app, [*base, "--to", str(out), "--run-id", "one"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*base, "--to", str(out), "--run-id", "two"])
+    assert res.exit_code == 1
+    errors = [line for line in res.output.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--replace" in errors[0] and "Traceback" not in res.output
+    assert set(pd.read_csv(out)["run_id"]) == {"one"}
+    res = runner.invoke(app, [*base, "--to", str(out), "--run-id", "two", "--replace"])
+    assert res.exit_code == 0, res.output
+    assert set(pd.read_csv(out)["run_id"]) == {"two"}
+    source_file = folder / "transactions.parquet"
+    before = source_file.read_bytes()
+    res = runner.invoke(app, [*base, "--to", str(source_file), "--replace"])
+    assert res.exit_code == 1 and "source reads" in res.output
+    assert source_file.read_bytes() == before

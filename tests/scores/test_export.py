@@ -54,6 +54,7 @@ def _same(got: pd.DataFrame, frame: pd.DataFrame, run_id: str) -> None:
 def test_file_round_trip(tmp_path, suffix):
     frame = _scores(500)
     target = tmp_path / "out" / f"scores.{suffix}"
+    target.parent.mkdir()
     result = export_scores(frame, target, run_id="r1")
     assert result.rows == 500 and result.kind == suffix and result.run_id == "r1"
     got = pd.read_parquet(target) if suffix == "parquet" else pd.read_csv(
