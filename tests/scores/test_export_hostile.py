@@ -466,6 +466,8 @@ def test_a_foreign_key_target_and_a_view_target_are_refused(tmp_path):
 
 
 def test_the_sources_own_duckdb_tables_are_never_replaced(tmp_path):
+    from crmstats.scores import export_customer_scores
+
     db = tmp_path / "crm.duckdb"
     crm = crmstats.load_crm("demo:n_contacts=300,seed=2")
     with duckdb.connect(str(db)) as con:
@@ -473,16 +475,25 @@ def test_the_sources_own_duckdb_tables_are_never_replaced(tmp_path):
             con.register("f", frame)
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM f")
             con.unregister("f")
-    source = crmstats.load_crm(f"duckdb:///{db}")
     n = _db_rows(db, "SELECT count(*) FROM transactions")[0][0]
+    url = f"duckdb:///{db}"
     with pytest.raises(CRMStatsError, match="table the source reads") as err:
         export_scores(_scores(5), f"duckdb://{db}", table="transactions", replace=True,
-                      source=source)
+                      source=url)
     _one_line(err.value)
+    with pytest.raises(CRMStatsError, match="table the source reads"):
+        export_customer_scores(url, db, table="TRANSACTIONS", replace=True, n_bootstrap=0)
     assert _db_rows(db, "SELECT count(*) FROM transactions") == [(n,)]
-    # a scores table in the source's own file is fine, while the source is open
-    export_scores(_scores(5), db, table="scores", source=source, run_id="r")
-    assert _db_rows(db, "SELECT count(*) FROM scores") == [(5,)]
+    # a scores table in the source's own file is fine: the export closes its own read-only
+    # connection to the source before writing
+    done = export_customer_scores(url, db, table="scores", n_bootstrap=0, run_id="r")
+    assert _db_rows(db, "SELECT count(*), min(run_id) FROM scores") == [(done.rows, "r")]
+    # a caller's source still open read-only in this process: one line saying so
+    source = crmstats.load_crm(url)
+    with pytest.raises(CRMStatsError, match="open read-only in this process") as err:
+        export_scores(_scores(5), db, table="scores", source=source)
+    _one_line(err.value)
+    assert len(source.transactions.execute()) == n  # the caller's connection was left open
 
 
 STEPS_DB = ["CREATE", "COMMENT", "DROP", "ALTER", "COMMIT"]

@@ -312,33 +312,71 @@ def _identity(con) -> tuple | None:
     return None
 
 
-def _source_reads(source) -> tuple[list[tuple[str, Path]], dict[tuple, set[str]]]:
-    """Return the files (``(table, path)``) and database tables (by database) a source reads."""
-    if source is None:
-        return [], {}
-    from crmstats.io import load_crm
+@dataclass(frozen=True)
+class _Reads:
+    """What a source reads: files ``(table, path)`` and table names by database identity."""
+
+    files: list
+    tables: dict
+
+
+def _backends(crm):
+    """Yield ``(table name, Ibis table or path)`` of a source's tables, unwrapped."""
     from crmstats.validation import SourceTable
+
+    for name, data in crm.tables().items():
+        yield name, (data.data if isinstance(data, SourceTable) else data)
+
+
+def _source_reads(source) -> _Reads:
+    """Return the files and database tables a source reads (``source`` may be a _Reads)."""
+    if isinstance(source, _Reads):
+        return source
+    if source is None:
+        return _Reads([], {})
+    from crmstats.backend import _backend_of
+    from crmstats.io import load_crm
 
     crm = load_crm(source)
     files: list[tuple[str, Path]] = []
     tables: dict[tuple, set[str]] = {}
     if str(crm.source).lower().endswith((".yml", ".yaml")):
         files.append(("source file", Path(crm.source)))
-    for name, data in crm.tables().items():
-        data = data.data if isinstance(data, SourceTable) else data
+    for name, data in _backends(crm):
         if isinstance(data, (str, os.PathLike)):
             files.append((name, Path(data).expanduser()))
             continue
         try:
-            from crmstats.backend import _backend_of
-
             where = _identity(_backend_of(data))
             table_name = data.get_name()
         except Exception:  # not an Ibis table (a DataFrame): nothing on disk to protect
             continue
         if where is not None:
             tables.setdefault(where, set()).add(str(table_name).lower())
-    return files, tables
+    return _Reads(files, tables)
+
+
+def _release(crm, path: str) -> None:
+    """Close the source's own (read-only) connections to the DuckDB file about to be written.
+
+    DuckDB refuses a read-write connection to a file this process holds with
+    another configuration; the scores are computed by then.
+    """
+    from crmstats.backend import _backend_of
+
+    target = ("duckdb", str(Path(path).resolve()))
+    seen = set()
+    for _, data in _backends(crm):
+        try:
+            con = _backend_of(data)
+        except Exception:  # a DataFrame or a path: no connection
+            continue
+        if id(con) not in seen and _identity(con) == target:
+            seen.add(id(con))
+            try:
+                con.disconnect()
+            except Exception:  # already closed: nothing to release
+                pass
 
 
 def _refuse_source_file(path: Path, files: list[tuple[str, Path]]) -> None:
@@ -510,6 +548,12 @@ def _connect_duckdb(path: str, lock_timeout: float):
             break
         except duckdb.Error as exc:
             text = str(exc)
+            if "different configuration" in text:
+                raise CRMStatsError(
+                    f"scores export: the DuckDB file {path!r} is open read-only in this process "
+                    "(a source read from it); close that connection (its Ibis backend's "
+                    "disconnect()) before exporting into the same file; nothing written"
+                ) from None
             if "lock" not in text.lower():
                 raise CRMStatsError(f"scores export: cannot open the DuckDB file {path!r} "
                                     f"({_first_line(exc)}); nothing written") from None
@@ -730,6 +774,14 @@ def _safe(url: str) -> str:
            f"{parts.port or ''}{parts.path}"
 
 
+def _duckdb_path(to: str) -> str:
+    """Return the file of ``duckdb:///abs/path.duckdb``, ``duckdb://rel.duckdb`` or a path."""
+    if "://" in to:
+        parts = urlsplit(to)
+        to = parts.netloc + parts.path
+    return str(Path(to).expanduser())
+
+
 def _pg_identity(url: str) -> tuple:
     parts = urlsplit(url)
     return ("postgresql", parts.hostname or "localhost", int(parts.port or 5432),
@@ -820,7 +872,8 @@ def export_scores(
     if kind == "postgresql" and urlsplit(to).password:
         raise CRMStatsError("scores export: the URL carries a password; give credentials "
                             "through PGPASSWORD or ~/.pgpass instead")
-    files, tables = _source_reads(source)
+    reads = _source_reads(source)
+    files, tables = reads.files, reads.tables
     out = _personal_ids(out, ids, pseudonymize)
     if kind in ("parquet", "csv"):
         path = Path(to).expanduser()
@@ -830,12 +883,7 @@ def export_scores(
         _write_file(out, path, kind, replace=replace)
         return ExportResult(target=to, table=None, rows=len(out), run_id=run_id, kind=kind)
     if kind == "duckdb":
-        if "://" in to:  # duckdb:///abs/path.duckdb or duckdb://relative.duckdb
-            parts = urlsplit(to)
-            path = parts.netloc + parts.path
-        else:
-            path = to
-        path = str(Path(path).expanduser())
+        path = _duckdb_path(to)
         if Path(path).is_dir():
             raise CRMStatsError(f"scores export: {path!r} is a folder, not a DuckDB file; "
                                 "nothing written")
@@ -910,10 +958,13 @@ def export_customer_scores(
                         "mark them exportable in the source file to write them",
                         table="contacts", column=blocked[0])
     kind = _kind(str(to))
+    reads = _source_reads(crm)
     if kind in ("parquet", "csv"):  # refuse before computing anything, as above
-        _refuse_source_file(Path(str(to)).expanduser(), _source_reads(crm)[0])
+        _refuse_source_file(Path(str(to)).expanduser(), reads.files)
         _file_target(Path(str(to)).expanduser(), replace)
     scores = customer_360(crm, as_of, n_bootstrap=n_bootstrap, contact_columns=contact_columns)
+    if kind == "duckdb" and crm is not source:  # our own read-only connection to the target
+        _release(crm, _duckdb_path(str(to)))
     return export_scores(scores, to, table=table, run_id=run_id, personal=personal,
                          exportable=exportable, replace=replace, raw=raw,
-                         pseudonymize=pseudonymize, source=crm, lock_timeout=lock_timeout)
+                         pseudonymize=pseudonymize, source=reads, lock_timeout=lock_timeout)
