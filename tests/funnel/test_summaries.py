@@ -105,8 +105,11 @@ def test_skipped_stages_and_reentries_follow_the_rule():
                        ts + 6 * day, ts, ts + 3 * day, ts + 9 * day],
     })
     before = events.copy()
-    got = funnel.stage_conversion(events)
+    got = funnel.stage_conversion(events, stages=funnel.FUNNEL_STAGES)
     pd.testing.assert_frame_equal(events, before)
+    # nobody was recorded as an opportunity: the default funnel leaves that stage out
+    assert list(funnel.stage_conversion(events).index) == ["subscriber", "lead", "qualified",
+                                                           "won"]
     # c never has a subscriber event but reached lead, so it passed through subscriber
     assert got["entered"].tolist() == [3, 3, 2, 1, 1]
     assert got.loc["lead", "advanced"] == 2 and got.loc["lead", "dropped"] == 1

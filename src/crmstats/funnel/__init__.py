@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         FUNNEL_STAGES,
         lead_kpis,
         lead_stage_times,
+        own_stages,
         stage_conversion,
         stage_durations,
     )
@@ -59,6 +60,7 @@ __all__ = [
     "lead_stage_times",
     "lifecycle_stage",
     "lookalike_scores",
+    "own_stages",
     "pipeline",
     "plot_calibration",
     "plot_days_in_stage",

@@ -2,11 +2,13 @@
 
 The funnel rule, used by every function here
 ----------------------------------------------
-The funnel is an ordered list of stages (default ``subscriber → lead →
-qualified → opportunity → won``); ``unqualified`` and ``lost`` are the exits
-after ``lead`` and ``opportunity``. A lead **reached** a stage when it has an
-event at that stage *or at any later funnel stage* — a skipped stage counts as
-passed through (a deal won without a recorded opportunity was an opportunity).
+The funnel is an ordered list of stages (by default the stages of ``subscriber
+→ lead → qualified → opportunity → won`` that the data hold, see
+:func:`own_stages`: no funnel reports a stage nobody was recorded in);
+``unqualified`` and ``lost`` are the exits after ``lead`` and ``opportunity``.
+A lead **reached** a stage when it has an event at that stage *or at any later
+funnel stage* — a skipped stage counts as passed through (a deal won without a
+recorded opportunity was an opportunity).
 A **re-entry** counts once: each stage's entry time is the lead's *first*
 event at it. Days in a stage run from its entry to the entry of the next
 stage the lead reached (leads that left the funnel or are still in the stage
@@ -36,7 +38,7 @@ from crmstats._expr import period_index, period_start
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
-__all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "stage_conversion",
+__all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "own_stages", "stage_conversion",
            "stage_durations"]
 
 #: The default funnel, in order; ``unqualified`` and ``lost`` are exits.
@@ -107,10 +109,34 @@ def _by_key(per, by: str | None, contacts=None):
                     f"{', '.join(cols)}", table="stage_events", column=by)
 
 
+def own_stages(stage_events: Any, *, stage_col: str | None = None) -> list[str]:
+    """Return the funnel stages the events hold, in funnel order (the default funnel).
+
+    The stages of :data:`FUNNEL_STAGES` that occur in the data, in that
+    order — never a stage the data lack (a funnel with a stage nobody was
+    recorded in would report it at 100 %). The won stage is kept even when
+    nobody was won yet.
+
+    Raises
+    ------
+    DataError
+        If fewer than one funnel stage besides won occurs.
+    """
+    t = as_table(stage_events, "stage_events", columns={"stage": stage_col})
+    present = set(execute(t.select(s=t.stage.cast("string")).distinct())["s"].dropna())
+    stages = [s for s in FUNNEL_STAGES[:-1] if s in present] + [FUNNEL_STAGES[-1]]
+    if len(stages) < 2:
+        raise DataError(f"stage_events table: none of the funnel stages "
+                        f"{', '.join(FUNNEL_STAGES)} occurs; stages present: "
+                        f"{', '.join(sorted(map(str, present)))} (map yours with values: in "
+                        "crmstats.yml)", table="stage_events", column=stage_col or "stage")
+    return stages
+
+
 def stage_conversion(
     stage_events: Any,
     *,
-    stages: Sequence[str] = FUNNEL_STAGES,
+    stages: Sequence[str] | None = None,
     by: str | None = None,
     contacts: Any = None,
     lead_id_col: str | None = None,
@@ -123,8 +149,9 @@ def stage_conversion(
     ----------
     stage_events : DataFrame, path or ibis.Table
         Canonical stage_events table.
-    stages : sequence of str
-        The funnel in order, ending with the won stage (see the module's funnel rule).
+    stages : sequence of str, optional
+        The funnel in order, ending with the won stage (see the module's funnel
+        rule); default the data's own stages (:func:`own_stages`).
     by : str, optional
         Break down by a column of the events (``channel``, ``owner``, ...; a
         lead's first value), a column of ``contacts`` (``industry``,
@@ -151,7 +178,8 @@ def stage_conversion(
     module's funnel rule), so ``entered`` never grows down the funnel and
     ``entered - dropped`` of a stage is the next stage's ``entered``.
     """
-    stages = list(stages)
+    stages = (own_stages(_events(stage_events, lead_id_col, stage_col, entered_at_col))
+              if stages is None else list(stages))
     per = _by_key(lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
                                    stage_col=stage_col, entered_at_col=entered_at_col), by,
                   contacts)
@@ -302,7 +330,7 @@ def lead_kpis(
 def stage_durations(
     stage_events: Any,
     *,
-    stages: Sequence[str] = FUNNEL_STAGES,
+    stages: Sequence[str] | None = None,
     max_leads: int | None = 20_000,
     seed: int = 1,
     lead_id_col: str | None = None,
@@ -315,8 +343,9 @@ def stage_durations(
     ----------
     stage_events : DataFrame, path or ibis.Table
         Canonical stage_events table.
-    stages : sequence of str
-        The funnel in order (durations for every stage but the last).
+    stages : sequence of str, optional
+        The funnel in order (durations for every stage but the last); default
+        the data's own stages (:func:`own_stages`).
     max_leads : int, optional
         Keep about this many leads, sampled at random in the database (None: all).
     seed : int
@@ -330,7 +359,8 @@ def stage_durations(
     pandas.DataFrame
         Columns ``stage`` (ordered categorical) and ``days``.
     """
-    stages = list(stages)
+    stages = (own_stages(_events(stage_events, lead_id_col, stage_col, entered_at_col))
+              if stages is None else list(stages))
     per = lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
                            stage_col=stage_col, entered_at_col=entered_at_col)
     if max_leads is not None:
