@@ -139,3 +139,16 @@ def test_default_funnel_is_the_datas_own_stages(small):
     out = funnel.pipeline(no_subscribers, as_of="2024-06-30")
     assert list(out.open.index) == ["qualified", "opportunity"]
     assert np.isfinite(out.summary["win_rate"])
+
+
+def test_funnel_findings_on_a_deals_only_source(export):
+    """The funnel study's findings from a deals export name only what the export has."""
+    from crmstats.book import findings
+
+    out = funnel.pipeline(crmstats.load_crm(DEALS))
+    text = findings.funnel(None, None, out.summary, out.by["owner"], 365)
+    joined = " ".join(text)
+    assert "283 deals are open (115 of them without a date yet)" in joined
+    assert "1,217 deals closed in the last 365 days, 56.0 % were won" in joined
+    for invented in ("lead", "subscriber", "qualified", "opportunit"):
+        assert invented not in joined.lower()

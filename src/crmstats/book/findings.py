@@ -422,44 +422,78 @@ def key_accounts(bridge: pd.DataFrame, medians: pd.DataFrame | None = None,
     return _keep(out)
 
 
-def funnel(conversion: pd.DataFrame, channels: pd.DataFrame,
-           pipeline_summary: pd.Series | Mapping[str, Any]) -> list[str]:
+def funnel(conversion: pd.DataFrame | None, channels: pd.DataFrame | None,
+           pipeline_summary: pd.Series | Mapping[str, Any],
+           by_owner: pd.DataFrame | None = None, window_days: float | None = None) -> list[str]:
     """Write the key findings of the lead generation and funnel study.
 
     Parameters
     ----------
-    conversion : DataFrame
+    conversion : DataFrame or None
         :func:`crmstats.funnel.stage_conversion` (stages; ``entered``,
-        ``conversion_to_next``).
-    channels : DataFrame
-        :func:`crmstats.funnel.lead_kpis` with ``period=None`` (per channel).
+        ``conversion_to_next``); None for a source without stage history.
+    channels : DataFrame or None
+        :func:`crmstats.funnel.lead_kpis` with ``period=None`` (per channel);
+        None for a source without stage history or spend.
     pipeline_summary : Series
         ``funnel.pipeline(...).summary``.
+    by_owner : DataFrame, optional
+        ``funnel.pipeline(...).by["owner"]`` (``won``, ``lost``, ``win_rate``).
+    window_days : float, optional
+        The pipeline's look-back window (named in the text).
 
     Returns
     -------
     list of str
     """
-    totals = channels[["spend", "leads", "won"]].sum()
-    out = [f"{fmt_count(totals['leads'])} leads became {fmt_count(totals['won'])} customers: "
-           f"{fmt_pct(totals['won'] / totals['leads'])} of leads, at "
-           f"{fmt_money(totals['spend'] / totals['leads'])} of spend per lead."]
-    steps = conversion["conversion_to_next"].dropna()
+    out = []
+    if channels is not None and len(channels):
+        totals = channels[["spend", "leads", "won"]].sum()
+        out.append(f"{fmt_count(totals['leads'])} leads became {fmt_count(totals['won'])} "
+                   f"customers: {fmt_pct(totals['won'] / totals['leads'])} of leads, at "
+                   f"{fmt_money(totals['spend'] / totals['leads'])} of spend per lead.")
+    steps = conversion["conversion_to_next"].dropna() if conversion is not None else []
     if len(steps):
         worst = steps.idxmin()
         out.append(f"The largest drop is after the {_label(worst)} stage: only "
                    f"{fmt_pct(steps.loc[worst])} move on to the next stage.")
-    cpl = channels["cost_per_lead"].replace([np.inf, -np.inf], np.nan).dropna()
-    won = channels["lead_to_won"].dropna()
-    if len(cpl) >= 2 and len(won) >= 2:
-        out.append(f"{_label(cpl.idxmin()).capitalize()} brings the cheapest leads "
-                   f"({fmt_money(cpl.min())} each); {_label(won.idxmax())} leads turn into "
-                   f"customers most often ({fmt_pct(won.max())}).")
+    if channels is not None and len(channels):
+        cpl = channels["cost_per_lead"].replace([np.inf, -np.inf], np.nan).dropna()
+        won = channels["lead_to_won"].dropna()
+        if len(cpl) >= 2 and len(won) >= 2:
+            out.append(f"{_label(cpl.idxmin()).capitalize()} brings the cheapest leads "
+                       f"({fmt_money(cpl.min())} each); {_label(won.idxmax())} leads turn into "
+                       f"customers most often ({fmt_pct(won.max())}).")
     s = pipeline_summary
-    if _finite(s.get("win_rate")):
+    window = (f"in the last {fmt_count(window_days)} days" if _finite(window_days)
+              else "recently")
+    if s.get("source") == "deals":
+        undated = int(s.get("open_undated") or 0)
+        line = f"{fmt_count(s.get('open_deals'))} deals are open"
+        if undated:
+            line += f" ({fmt_count(undated)} of them without a date yet)"
+        if _finite(s.get("open_value")):
+            line += f", worth {fmt_money(s.get('open_value'))} where an amount is recorded"
+        out.append(line + ".")
+        if _finite(s.get("win_rate")):
+            line = (f"Of the {fmt_count(s.get('closed_in_window'))} deals closed {window}, "
+                    f"{fmt_pct(s.get('win_rate'))} were won")
+            if _finite(s.get("average_deal_size")):
+                line += f", for {fmt_money(s.get('average_deal_size'))} on average"
+            if _finite(s.get("cycle_days_median")):
+                line += (f"; half of the won deals closed within "
+                         f"{fmt_number(s.get('cycle_days_median'), 2)} days of their start")
+            out.append(line + ".")
+    elif _finite(s.get("win_rate")):
         out.append(f"{fmt_count(s.get('open_opportunities'))} opportunities are open; "
                    f"{fmt_pct(s.get('win_rate'))} of recently closed ones were won, for a sales "
                    f"velocity of {fmt_money(s.get('sales_velocity_per_month'))} per month.")
+    if by_owner is not None and {"won", "lost", "win_rate"} <= set(by_owner.columns):
+        closed = by_owner["won"] + by_owner["lost"]
+        rates = by_owner["win_rate"][closed >= 10].dropna()
+        if len(rates) >= 2 and rates.max() > rates.min():
+            out.append(f"Win rates by owner range from {fmt_pct(rates.min())} to "
+                       f"{fmt_pct(rates.max())} (owners with at least 10 closed deals).")
     return _keep(out)
 
 

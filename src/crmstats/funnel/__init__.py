@@ -18,7 +18,13 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         snapshot_date,
         stage_flows,
     )
-    from crmstats.funnel.pipeline import BREAKDOWNS, Pipeline, deal_stages, pipeline
+    from crmstats.funnel.pipeline import (
+        BREAKDOWNS,
+        Pipeline,
+        deal_stages,
+        has_tables,
+        pipeline,
+    )
     from crmstats.funnel.plotting import (
         plot_calibration,
         plot_days_in_stage,
@@ -26,6 +32,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         plot_lead_kpis,
         plot_lifecycle,
         plot_lift,
+        plot_pipeline,
         plot_stage_flows,
     )
     from crmstats.funnel.scoring import (
@@ -55,6 +62,7 @@ __all__ = [
     "Lookalikes",
     "auc",
     "deal_stages",
+    "has_tables",
     "lead_features",
     "lead_kpis",
     "lead_stage_times",
@@ -68,6 +76,7 @@ __all__ = [
     "plot_lead_kpis",
     "plot_lifecycle",
     "plot_lift",
+    "plot_pipeline",
     "plot_stage_flows",
     "stage_conversion",
     "stage_durations",

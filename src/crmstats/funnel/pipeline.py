@@ -42,7 +42,7 @@ from crmstats.io import as_table, execute
 from crmstats.schema import CLOSED_STAGES
 from crmstats.validation import SourceTable
 
-__all__ = ["BREAKDOWNS", "Pipeline", "deal_stages", "pipeline"]
+__all__ = ["BREAKDOWNS", "Pipeline", "deal_stages", "has_tables", "pipeline"]
 
 #: Columns the pipeline is broken down by, where the data has them.
 BREAKDOWNS: tuple[str, ...] = ("owner", "product", "account", "channel")
@@ -389,3 +389,30 @@ def _summarise(d, *, as_of, open_stages, window_days, age_bins, by, source, has_
 
 def _float(value) -> float:
     return float(value) if value is not None and pd.notna(value) else np.nan
+
+
+def has_tables(crm: CRMData, *tables: str, show: bool = True) -> bool:
+    """Return whether ``crm`` has every table; if not, show a one-line note saying so.
+
+    For study pages whose sections need tables a source may lack (the
+    funnel's stage history, spend): the section's cell runs when this is True
+    and otherwise the page says, in one line, what the section would need.
+
+    Parameters
+    ----------
+    crm : CRMData
+    *tables : str
+        Canonical table names.
+    show : bool
+        Display the note (in a notebook) when a table is missing.
+    """
+    missing = [t for t in tables if getattr(crm, t, None) is None]
+    if missing and show:
+        from IPython.display import Markdown, display
+
+        what = {"stage_events": "the stage history of leads (stage_events)",
+                "spend": "marketing spend (spend)", "contacts": "the contacts (contacts)",
+                "deals": "a deals export (deals)"}
+        needs = " and ".join(what.get(t, t) for t in missing)
+        display(Markdown(f"*Not available for this source: this part needs {needs}.*"))
+    return not missing

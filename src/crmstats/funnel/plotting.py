@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 from crmstats.plotting import get_ax, legend_with_twin, money_axis, percent_axis, require_columns
 
 __all__ = ["plot_calibration", "plot_days_in_stage", "plot_funnel", "plot_lead_kpis",
-           "plot_lifecycle", "plot_lift", "plot_stage_flows"]
+           "plot_lifecycle", "plot_lift", "plot_pipeline", "plot_stage_flows"]
 
 
 def plot_funnel(conversion: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
@@ -33,6 +33,39 @@ def plot_funnel(conversion: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axe
     ax.set_yticks([])
     ax.set_xticks([])
     ax.set_title("Sales funnel: contacts reaching each stage")
+    return ax
+
+
+def plot_pipeline(pipe, ax: plt.Axes | None = None) -> plt.Axes:
+    """Open deals by stage (funnel order, top first), stacked by age bucket.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        :func:`crmstats.funnel.pipeline`'s result (its ``open`` table).
+    ax : matplotlib Axes, optional
+    """
+    table = getattr(pipe, "open", None)
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError("plot_pipeline takes the result of funnel.pipeline")
+    ax = get_ax(ax, figsize=(8, 0.6 * max(len(table), 1) + 1.6))
+    if not len(table) or not table.to_numpy().sum():
+        ax.text(0.5, 0.5, "No open deals", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    y = np.arange(len(table))[::-1]
+    colors = sns.color_palette("crest", len(table.columns))
+    left = np.zeros(len(table))
+    for color, col in zip(colors, table.columns, strict=True):
+        width = table[col].to_numpy(float)
+        ax.barh(y, width, left=left, color="lightgrey" if col == "no date" else color,
+                label=str(col))
+        left += width
+    ax.set_yticks(y, [str(s) for s in table.index])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("open deals")
+    ax.legend(title="age", fontsize=8, loc="lower right")
+    ax.set_title("Open deals by stage and age")
     return ax
 
 
