@@ -391,9 +391,14 @@ def _refuse_source_file(path: Path, files: list[tuple[str, Path]]) -> None:
                                 "elsewhere")
 
 
+def _same_table(a: str, b: str) -> bool:
+    """Whether two table names may be one table (a name without a schema may be in any)."""
+    (sa, _, na), (sb, _, nb) = a.lower().rpartition("."), b.lower().rpartition(".")
+    return na == nb and (sa == sb or not sa or not sb)
+
+
 def _refuse_source_table(where: tuple | None, table: str, tables: dict) -> None:
-    base = table.rpartition(".")[2].lower()
-    if where is not None and base in tables.get(where, set()):
+    if where is not None and any(_same_table(table, t) for t in tables.get(where, ())):
         raise CRMStatsError(f"scores export: table {table!r} is a table the source reads; it is "
                             "never overwritten — choose another --table")
 
