@@ -74,6 +74,14 @@ class Window:
         """Return the period numbers kept: the first to the last complete one."""
         return np.arange(self.first, self.last_complete + 1)
 
+    def attrs(self) -> dict:
+        """Return what a KPI frame records of its window (``frame.attrs``).
+
+        ``data_start`` and ``data_end`` (the first and last timestamp) and
+        ``left_out`` (:meth:`note`).
+        """
+        return {"data_start": self.start, "data_end": self.end, "left_out": self.note()}
+
     def note(self) -> str:
         """Return a sentence for readers on the partial period left out ('' when none)."""
         if not self.partial_last:

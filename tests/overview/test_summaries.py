@@ -37,20 +37,25 @@ def test_monthly_activity_equals_pandas_on_cdnow(cdnow):
     assert len(got) == 18
     pd.testing.assert_index_equal(pd.DatetimeIndex(got.index.to_numpy()),
                                   pd.DatetimeIndex(want.index.to_numpy()))
-    for col in ["orders", "customers", "new_customers"]:
+    for col in ["orders", "customers"]:
         np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
+    # the first month's buyers cannot be told new: missing, not all of them
+    assert np.isnan(got["new_customers"].iloc[0])
+    np.testing.assert_array_equal(got["new_customers"].to_numpy()[1:],
+                                  want["new_customers"].to_numpy()[1:])
     np.testing.assert_allclose(got["revenue"], want["revenue"], rtol=1e-12)
-    assert got["new_customers"].sum() == (cdnow[cdnow.amount >= 0].customer_id.nunique())
+    assert got.attrs["left_out"] == ""  # CDNOW ends on 30 June 1998: June is complete
 
 
 def test_monthly_activity_counts_refunds_in_revenue_not_orders():
     tx = pd.DataFrame({
         "customer_id": ["a", "a", "b", "b"],
-        "timestamp": pd.to_datetime(["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-10"]),
+        "timestamp": pd.to_datetime(["2024-01-03", "2024-01-20", "2024-02-01", "2024-02-29"]),
         "amount": [100.0, -30.0, 50.0, 20.0],
     })
     got = monthly_activity(tx)
     want = pandas_monthly_activity(tx)
+    want.loc["2024-01-01", "new_customers"] = np.nan  # the data's first month
     np.testing.assert_allclose(got[want.columns].to_numpy(dtype=float),
                                want.to_numpy(dtype=float))
     assert got.loc["2024-01-01", "orders"] == 1
@@ -62,6 +67,9 @@ def test_monthly_activity_counts_refunds_in_revenue_not_orders():
 def test_monthly_activity_other_periods(cdnow, period, freq):
     got = monthly_activity(cdnow, period=period)
     ref = cdnow.groupby(cdnow.timestamp.dt.to_period(freq).dt.to_timestamp())["amount"].sum()
+    if period == "W":  # the data end on Tuesday 30 June 1998: that week is partial
+        assert got.attrs["left_out"].startswith("The week of 29 June 1998 is left out")
+        ref = ref.iloc[:-1]
     np.testing.assert_allclose(got["revenue"].to_numpy(), ref.to_numpy())
     np.testing.assert_array_equal(got.index.to_numpy(), ref.index.to_numpy())
 
@@ -108,8 +116,9 @@ def test_table_overview_reports_counts_and_invalid_tables(small_crm):
     assert ov.loc["transactions", "rows"] == len(small_crm.transactions)
     assert ov.loc["transactions", "ids"] == small_crm.transactions.customer_id.nunique()
     assert ov.loc["transactions", "first"] == small_crm.transactions.timestamp.min()
-    assert (ov.drop("experiments")["status"] == "ok").all()
-    assert ov.loc["experiments", "status"] == "absent"  # no holdouts in this simulation
+    assert (ov.drop(["experiments", "deals"])["status"] == "ok").all()
+    # no holdouts in this simulation, and its sales cycle is stage events, not a deals export
+    assert (ov.loc[["experiments", "deals"], "status"] == "absent").all()
     # an experiments table without its optional started_at has no date range
     exp = pd.DataFrame({"journey_id": ["a", "b"], "channel": "email",
                         "group": ["treatment", "holdout"]})
@@ -129,3 +138,26 @@ def test_bad_input_is_a_data_error(cdnow):
         monthly_activity(cdnow.drop(columns="amount"))
     with pytest.raises(ValueError, match="period must be one of"):
         monthly_activity(cdnow, period="fortnight")
+
+
+def test_monthly_activity_on_a_log_that_starts_mid_stream_with_a_partial_last_month():
+    from crmstats.book import findings
+
+    tx = crmstats.load_crm("demo").transactions
+    cut = tx[(tx["timestamp"] >= "2024-12-01") & (tx["timestamp"] < "2025-12-10")]
+    got = monthly_activity(cut)
+    want = pandas_monthly_activity(cut)
+    # December 2025 (9 days) is left out, not shown as a month with a third of the revenue
+    assert got.index[-1] == pd.Timestamp("2025-11-01") and len(got) == len(want) - 1
+    assert got.attrs["left_out"].startswith("December 2025 is left out")
+    # every December 2024 buyer is in the first month of the data: none is known to be new
+    assert np.isnan(got["new_customers"].iloc[0])
+    np.testing.assert_array_equal(got["new_customers"].to_numpy()[1:],
+                                  want["new_customers"].to_numpy()[1:-1])
+    for col in ("orders", "customers", "revenue", "refunds"):
+        np.testing.assert_allclose(got[col].to_numpy(dtype=float),
+                                   want[col].to_numpy(dtype=float)[:-1], rtol=1e-12)
+    text = " ".join(findings.data_overview(got, pd.DataFrame({"share": [0.5]}),
+                                           pd.Series([1.0, 2.0]), 0.6))
+    assert "from December 2024 to December 2025" in text  # the data's span, 9 December included
+    assert "December 2025 is left out of the per-period figures" in text

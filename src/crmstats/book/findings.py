@@ -104,7 +104,8 @@ def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Seri
     Parameters
     ----------
     activity : DataFrame
-        :func:`crmstats.overview.monthly_activity`.
+        :func:`crmstats.overview.monthly_activity` (its ``attrs`` give the
+        data's first and last day and the partial period left out, if any).
     orders : DataFrame
         :func:`crmstats.overview.orders_per_customer`.
     revenue : Series
@@ -116,7 +117,8 @@ def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Seri
     -------
     list of str
     """
-    first, last = activity.index.min(), activity.index.max()
+    first = activity.attrs.get("data_start", activity.index.min())
+    last = activity.attrs.get("data_end", activity.index.max())
     once = orders["share"].iloc[0] if len(orders) else float("nan")
     out = [
         f"The source records {fmt_count(len(revenue))} customers who bought, for a net revenue "
@@ -131,6 +133,7 @@ def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Seri
         out.append(f"The busiest period was {_date(busiest)}, with "
                    f"{fmt_money(activity.loc[busiest, 'revenue'])} of revenue from "
                    f"{fmt_count(activity.loc[busiest, 'customers'])} customers.")
+    out.append(_left_out(activity).strip() or None)
     return _keep(out)
 
 

@@ -259,9 +259,10 @@ def churn_rate(
         periods of the data are NaN — who was active then, who could churn
         and who is new depend on purchases before the data (``active_end``
         is known from period ``churned_after``). Counts are floats for the
-        NaN. ``attrs["left_out"]`` is a sentence naming a partial period left
-        out ("" when none). ``new`` is a first purchase *in the data*: a customer whose
-        earlier purchases predate it counts as new, not returned.
+        NaN. ``attrs`` holds ``data_start``, ``data_end`` and ``left_out`` (a
+        sentence naming a partial period left out, "" when none). ``new`` is
+        a first purchase *in the data*: a customer whose earlier purchases
+        predate it counts as new, not returned.
     """
     period = period_unit(period)
     n = int(churned_after)
@@ -315,5 +316,5 @@ def churn_rate(
             "period or a smaller churned_after",
             table="transactions", column=timestamp_col or "timestamp")
     out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
-    out.attrs["left_out"] = win.note()
+    out.attrs.update(win.attrs())
     return out

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from crmstats._expr import truncate
+from crmstats._expr import period_index, period_start, truncate
+from crmstats._windows import data_window
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
@@ -112,11 +114,19 @@ def monthly_activity(
         (buyers whose first purchase falls in the period), ``revenue`` (sum of
         all amounts, refunds included — see the refund policy in
         :mod:`crmstats.schema`) and ``refunds`` (sum of negative amounts, as a
-        positive number). Periods without activity are absent.
+        positive number). Periods without activity are absent. Windows
+        follow :mod:`crmstats._windows`: a partial last period is left out
+        (``attrs["left_out"]`` says which; ``attrs["data_start"]`` and
+        ``attrs["data_end"]`` are the first and last timestamp), and
+        ``new_customers`` is NaN in the data's first period, where customers
+        who bought before the data cannot be told from new ones (later, a
+        customer is new at its first purchase *in the data*).
     """
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
+    win = data_window(t, "timestamp", period)
     t = t.mutate(period=truncate(t.timestamp, period))
+    t = t.filter(period_index(t.timestamp, period) <= win.last_complete)
     purchases = t.filter(t.amount >= 0)
     first = purchases.group_by("customer_id").aggregate(first_period=purchases.period.min())
     new = first.group_by(period=first.first_period).aggregate(new_customers=first.count())
@@ -130,11 +140,14 @@ def monthly_activity(
         "period", "orders", "customers", "new_customers", "revenue", "refunds"
     )
     out = execute(joined.order_by("period")).set_index("period")
-    out["new_customers"] = out["new_customers"].fillna(0).astype("int64")
+    out["new_customers"] = out["new_customers"].fillna(0).astype("float64")
     out["refunds"] = out["refunds"].fillna(0.0)
     out["orders"] = out["orders"].astype("int64")
     out["customers"] = out["customers"].astype("int64")
     out.index = pd.DatetimeIndex(out.index, name="period")
+    # in the data's first period every buyer looks new: who bought before is not in the data
+    out.loc[out.index == period_start([win.first], period)[0], "new_customers"] = np.nan
+    out.attrs.update(win.attrs())
     return out
 
 
@@ -265,10 +278,15 @@ def spend_by_channel(spend: Any, *, period: str = "M", date_col: str | None = No
     -------
     pandas.DataFrame
         Index ``period``; one column per channel (sorted by total spend,
-        largest first); zeros where a channel had no spend.
+        largest first); zeros where a channel had no spend. A partial last
+        period is left out (:mod:`crmstats._windows`; spend dated on each
+        period's first day records whole periods); ``attrs`` as
+        :func:`monthly_activity`.
     """
     t = as_table(spend, "spend",
                  columns={"date": date_col, "channel": channel_col, "cost": cost_col})
+    win = data_window(t, "date", period)
+    t = t.filter(period_index(t.date, period) <= win.last_complete)
     t = t.mutate(period=truncate(t.date, period))
     long = execute(t.group_by(["period", "channel"]).aggregate(cost=t.cost.sum()))
     wide = long.pivot_table(index="period", columns="channel", values="cost",
@@ -276,4 +294,5 @@ def spend_by_channel(spend: Any, *, period: str = "M", date_col: str | None = No
     wide = wide[wide.sum().sort_values(ascending=False).index]
     wide.index = pd.DatetimeIndex(wide.index, name="period")
     wide.columns.name = "channel"
+    wide.attrs.update(win.attrs())
     return wide
