@@ -130,7 +130,8 @@ def test_study_page_collects_warnings_into_data_notes():
     warnings.warn_explicit("deprecated thing", FutureWarning, "f.py", 3)
     notes = page.notes_markdown()
     assert "## Data notes" in notes
-    assert "**Data.** transactions: 4 rows in t.csv are late (noted 2 times)" in notes
+    # Markdown of the text: the file name escaped so it is not made a link
+    assert r"**Data.** transactions: 4 rows in t\.csv are late (noted 2 times)" in notes
     assert "**Model fit.** fit stopped early" in notes
     assert "1 technical message" in notes and "deprecated thing" not in notes
     assert "/srv" not in notes
@@ -168,5 +169,5 @@ def test_key_findings_land_at_the_top_of_the_executed_notebook(tmp_path):
     texts = [o for c in done.cells for o in c.outputs if o.get("output_type") == "stream"]
     assert texts == []  # no warning printed into the page
     last = "".join(o.get("data", {}).get("text/markdown", "") for o in done.cells[-1].outputs)
-    assert "Data notes" in last and "2 rows of x.parquet dated late" in last
+    assert "Data notes" in last and r"2 rows of x\.parquet dated late" in last  # Markdown
     assert "/tmp" not in last

@@ -8,6 +8,11 @@ goes through this module:
   digits, a currency, shares as percentages);
 * :func:`format_table` formats a whole table for display — the raw values stay
   in the frame (``styled.data``), only their display changes;
+* :func:`md_text` and :func:`html_text` turn a value from the data or a
+  configuration (a channel, a stage, a source's name) into Markdown or HTML
+  that shows it as plain text — every table, heading, finding and note of a
+  study is written through them, so a name such as
+  ``<script>alert(1)</script>`` is shown, never run;
 * :class:`StudyPage` opens a study with its "Key findings" (written when the
   study has run, shown before any method) and collects every warning raised
   while the study runs into a "Data notes" section at its end, worded for
@@ -20,6 +25,7 @@ study, including its KPI records, uses it.
 
 from __future__ import annotations
 
+import html
 import itertools
 import math
 import re
@@ -44,6 +50,10 @@ __all__ = [
     "format_record",
     "format_table",
     "get_currency",
+    "html_text",
+    "md_code",
+    "md_text",
+    "plain_plot_text",
     "reader_text",
     "set_currency",
 ]
@@ -52,6 +62,73 @@ __all__ = [
 MISSING = "—"
 
 _state: dict[str, Any] = {"currency": ""}
+
+
+# ----------------------------------------------------------------------------- text
+
+#: Characters that open Markdown/MyST syntax anywhere in a line: escapes, code and
+#: roles (`` ` ``, ``{role}``), emphasis, links and images, raw HTML and autolinks,
+#: entities, dollar math, table cells and strike-through.
+_MD_INLINE = re.compile(r"([\\`*_\[\]{}<>&$|~])")
+#: What makes a block of a line's start: headings, quotes, lists, rules, fences,
+#: targets ``(x)=``, comments ``%``, field lists ``:x:`` and definitions ``: x``.
+_MD_LEADING = re.compile(r"^([#>+\-=:%.!\"'(^/@;,?)])")
+#: What the linkify extension would turn into a link: ``www.x.com``, ``x.io``, ``a@b.com``,
+#: ``http://`` (an escaped dot, at sign or colon breaks the match; the text reads the same).
+_MD_LINKIFY = re.compile(r"(?<=\w)([.@])(?=[A-Za-z])|(?<=\w)(:)(?=//)")
+_MD_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
+_SPACES = re.compile(r"[\s\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def _one_line(value: Any) -> str:
+    return _SPACES.sub(" ", "" if value is None else str(value)).strip()
+
+
+def md_text(value: Any) -> str:
+    r"""Return Markdown (MyST) that shows ``value`` as literal text on one line.
+
+    Every name that comes from the data or a configuration is written into a
+    page through this function (or :func:`html_text`): raw HTML (``<script>``,
+    ``<img onerror=...>``), links (``[x](javascript:...)``), images, MyST roles
+    and substitutions (``{raw}`...```, ``{{x}}``), ``$math$``, emphasis and
+    table bars are backslash-escaped, and so are the dots, at signs and colons
+    of what would be made a link (``www.x.com``, ``a@b.com``), so they read as
+    the characters typed; line
+    breaks and control characters become spaces, so a value cannot start a new
+    block (a fence, a directive, a heading); a leading character that would
+    open a block where the value starts a line (``#``, ``-``, ``1.``, ``:::``,
+    ``%``) is escaped too.
+
+    Examples
+    --------
+    >>> print(md_text("<script>alert(1)</script>"))
+    \<script\>alert(1)\</script\>
+    >>> print(md_text("# Paid_search [x](javascript:y)"))
+    \# Paid\_search \[x\](javascript:y)
+    """
+    text = _MD_INLINE.sub(r"\\\1", _one_line(value))
+    text = _MD_LINKIFY.sub(lambda m: "\\" + (m.group(1) or m.group(2)), text)
+    text = _MD_ORDERED.sub(r"\1\\\2", text)
+    return _MD_LEADING.sub(r"\\\1", text)
+
+
+def md_code(value: Any) -> str:
+    """Return a Markdown code span showing ``value`` literally (on one line).
+
+    The span's fence is longer than any run of backticks in the value, so the
+    value cannot close it; table bars are escaped (GitHub-style tables split
+    cells at ``|`` even inside code).
+    """
+    text = _one_line(value).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def html_text(value: Any) -> str:
+    """Return HTML that shows ``value`` as text (``&``, ``<``, ``>`` and quotes escaped)."""
+    return html.escape("" if value is None else str(value), quote=True)
 
 
 def set_currency(currency: str | None) -> None:
@@ -273,6 +350,22 @@ def _index_formatter(index: pd.Index, humanize: bool):
     return show
 
 
+def _escaped(formatter: Any):
+    """Wrap a cell formatter (None: the value as it is) so its text is HTML-escaped."""
+    def show(value: Any) -> str:
+        if formatter is not None:
+            return html_text(formatter(value))
+        if isinstance(value, (float, np.floating)):
+            return html_text(fmt_number(value))
+        return html_text(value)
+    return show
+
+
+def _axis_names(axis: pd.Index, labels: bool) -> list:
+    """Return the names of an index as shown: humanized when ``labels``, HTML-escaped."""
+    return [None if n is None else html_text(_label(n) if labels else n) for n in axis.names]
+
+
 def format_table(
     frame: pd.DataFrame | pd.Series,
     *,
@@ -344,7 +437,7 @@ def format_table(
     if empty is not None and frame.empty:
         from IPython.display import Markdown
 
-        return Markdown(empty)
+        return Markdown(md_text(empty))
     numeric_cols = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
                     and not pd.api.types.is_bool_dtype(frame[c])]
     roles: dict[Any, str] = {c: "pvalue" for c in frame.columns
@@ -389,19 +482,19 @@ def format_table(
         else:
             d = _column_decimals(values, sig, 6)
             formatters[col] = lambda v, d=d: fmt_number(v, decimals=d)
-    styler = frame.style
+    # every cell, header and caption is text: formatted, then HTML-escaped; the names of the
+    # axes are shown from a shallow copy (the caller's frame keeps its own names)
+    shown = frame.rename_axis(index=_axis_names(frame.index, labels),
+                              columns=_axis_names(frame.columns, labels))
+    styler = shown.style
     styler.set_uuid(f"crm{next(_table_ids)}")
-    styler.format(formatters, na_rep=MISSING)
-    if labels:
-        styler.format_index(_index_formatter(frame.columns, True), axis=1)
-        styler.format_index(_index_formatter(frame.index, False), axis=0)
-        if frame.index.names and any(n is not None for n in frame.index.names):
-            styler.index.names = [_label(n) if n is not None else None  # type: ignore[attr-defined]
-                                  for n in frame.index.names]
+    styler.format({c: _escaped(formatters.get(c)) for c in frame.columns}, na_rep=MISSING)
+    styler.format_index(_escaped(_index_formatter(frame.columns, labels)), axis=1)
+    styler.format_index(_escaped(_index_formatter(frame.index, False)), axis=0)
     if not index:
         styler.hide(axis="index")
     if caption:
-        styler.set_caption(caption)
+        styler.set_caption(html_text(caption))
     numeric = [c for c in frame.columns if c in formatters]
     styler.set_table_attributes('class="dataframe crm-table"')
     if numeric:  # numbers right-aligned, one rule per column
@@ -485,6 +578,18 @@ def reader_text(message: str) -> str:
     return " ".join(text.split())
 
 
+def plain_plot_text() -> None:
+    r"""Show plot labels as typed: matplotlib reads no ``$...$`` math in any text.
+
+    A channel named ``$\x{ $`` would otherwise stop every plot naming it
+    (a mathtext error at drawing) and ``$5 off $10`` would be typeset as math.
+    crmstats' own plots use no mathtext.
+    """
+    import matplotlib
+
+    matplotlib.rcParams["text.parse_math"] = False
+
+
 @dataclass(frozen=True)
 class Note:
     """One warning collected while a study ran."""
@@ -513,6 +618,11 @@ class StudyPage:
 
     Notes
     -----
+    Findings, notes and the data source line are Markdown built with
+    :func:`md_text`: a name from the data shows as typed. The page also turns
+    off matplotlib's mathtext (:func:`plain_plot_text`), so plot labels show
+    names with ``$`` signs as typed instead of failing or typesetting them.
+
     The findings are displayed with a display id and updated at the end, so
     the executed notebook (papermill/nbclient apply display updates to the
     cell that showed the original) has them at the top.
@@ -520,6 +630,7 @@ class StudyPage:
 
     def __init__(self, currency: str = "") -> None:
         set_currency(currency)
+        plain_plot_text()
         self.notes: list[Note] = []
         self._counts: dict[Note, int] = {}
         self._findings_id = f"crmstats-findings-{id(self):x}"
@@ -561,13 +672,13 @@ class StudyPage:
             set_currency(currency)
         tables = []
         for name, table in crm.tables().items():
-            tables.append(f"{name.replace('_', ' ')} ({fmt_count(len(table))} rows)"
-                          if isinstance(table, pd.DataFrame) else name.replace("_", " "))
-        text = f"**Data source:** {_escape_md(source_label(crm))}"
+            tables.append(f"{md_text(_label(name))} ({fmt_count(len(table))} rows)"
+                          if isinstance(table, pd.DataFrame) else md_text(_label(name)))
+        text = f"**Data source:** {md_text(source_label(crm))}"
         if tables:
             text += ". Tables: " + ", ".join(tables)
         if get_currency():
-            text += f". Money in {_escape_md(get_currency())}"
+            text += f". Money in {md_text(get_currency())}"
         text += "."
         self._display(text)
         return text
@@ -592,7 +703,7 @@ class StudyPage:
         if findings is None:
             return ("## Key findings\n\n*The findings are written when the study has run; "
                     "if this line stays, the study stopped before its end.*\n")
-        return "## Key findings\n\n" + "\n".join(f"- {s}" for s in findings) + "\n"
+        return "## Key findings\n\n" + "\n".join(f"- {md_text(s)}" for s in findings) + "\n"
 
     def notes_markdown(self) -> str:
         """Return the "Data notes" section (Markdown)."""
@@ -609,7 +720,7 @@ class StudyPage:
                 continue
             times = self._counts[note]
             suffix = f" (noted {times} times)" if times > 1 else ""
-            lines.append(f"- **{note.kind}.** {_escape_md(note.text)}{suffix}")
+            lines.append(f"- **{note.kind}.** {md_text(note.text)}{suffix}")
         if technical:
             lines.append(f"- **Software.** {len(technical)} technical message(s) from the "
                          "libraries used (not about the data) were left out of this page.")
@@ -643,6 +754,3 @@ class StudyPage:
         self._display(self.notes_markdown())
         return findings
 
-
-def _escape_md(text: str) -> str:
-    return re.sub(r"([*_`\[\]<>|])", r"\\\1", text)
