@@ -11,7 +11,6 @@ summary is typed in or recomputed.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -29,6 +28,8 @@ from crmstats.book.report import (
     fmt_pct,
     fmt_ratio,
     get_currency,
+    md_code,
+    md_text,
     reader_text,
 )
 from crmstats.exceptions import CRMStatsError
@@ -278,7 +279,7 @@ def strip_kpi_records(source: str | Path, target: str | Path, *, title: str | No
     if title and first is not None:
         lines = nb.cells[first].source.splitlines()
         if lines and lines[0].startswith("# "):
-            nb.cells[first].source = "\n".join([f"# {title}", *lines[1:]])
+            nb.cells[first].source = "\n".join([f"# {md_text(title)}", *lines[1:]])
     if banner:
         cell = nbformat.v4.new_markdown_cell(f":::{{note}}\n{banner}\n:::")
         cell["id"] = "banner"
@@ -372,26 +373,27 @@ def summary_page(run: dict[str, Any],
               if st["status"] not in ("ok", "kept", NOT_AVAILABLE)}
     if failed:
         lines += [":::{warning}", "Studies that failed in this run (figures missing):", ""]
-        lines += [f"- [{st['title']}](studies/{slug}) — {_md(st.get('error') or 'failed')}"
-                  for slug, st in failed.items()]
+        lines += [f"- [{md_text(st['title'])}](studies/{slug}) — "
+                  f"{md_text(st.get('error') or 'failed')}" for slug, st in failed.items()]
         lines += [":::", ""]
     missing = [st for st in run["studies"].values() if st["status"] == NOT_AVAILABLE]
     if missing:
-        lines += [f"Not available for this source: {', '.join(_md(st['title']) for st in missing)}"
+        names = ", ".join(md_text(st["title"]) for st in missing)
+        lines += [f"Not available for this source: {names}"
                   f" — [what they need](studies/{NOT_AVAILABLE_PAGE}).", ""]
     kept = {s: st for s, st in run["studies"].items() if st["status"] == "kept"}
     if kept:
         lines += [":::{note}", "Not rerun in this build (`--only`); their pages and figures are "
                   "those of the run named:", ""]
-        lines += [f"- [{_md(st['title'])}](studies/{slug}) — run {st['from_run']}"
+        lines += [f"- [{md_text(st['title'])}](studies/{slug}) — run {st['from_run']}"
                   for slug, st in kept.items()]
         lines += [":::", ""]
     first_time = sorted({source_label(_source(st)) for s, st in run["studies"].items()
                          if st.get("kpis") and compared.get(s) is None
                          and st["status"] != "kept"})
     if first_time:
-        lines += [f"No earlier published run of {', '.join(first_time)}: the change column "
-                  "starts with the next run.", ""]
+        lines += [f"No earlier published run of {', '.join(map(md_text, first_time))}: the "
+                  "change column starts with the next run.", ""]
     lines += ["| KPI | value | change | since | study | data source |",
               "|---|---|---|---|---|---|"]
     for _, slug, _name, rec, study, before in rows:
@@ -403,10 +405,11 @@ def summary_page(run: dict[str, Any],
         else:
             change = _change(rec["value"], before, rec["kind"])
             since = compared[slug]
-        title = _md(study["title"]) + (f" (run {study['from_run']})"
+        title = md_text(study["title"]) + (f" (run {study['from_run']})"
                                        if study["status"] == "kept" else "")
-        lines.append(f"| {_md(rec['label'])} | {value} | {change} | {since} | "
-                     f"[{title}](studies/{slug}) | {_md(source_label(_source(study)))} |")
+        lines.append(f"| {md_text(rec['label'])} | {md_text(value)} | {change} | "
+                     f"{since} | [{title}](studies/{slug}) | "
+                     f"{md_text(source_label(_source(study)))} |")
     if not rows:
         lines.append("| (no study recorded KPIs) | | | | | |")
     lines += ["", "## Parameters of this run", ""]
@@ -416,8 +419,8 @@ def summary_page(run: dict[str, Any],
         status = study["status"] + (f" (run {study['from_run']})"
                                     if study["status"] == "kept" else "")
         page = NOT_AVAILABLE_PAGE if study["status"] == NOT_AVAILABLE else slug
-        lines.append(f"| [{_md(study['title'])}](studies/{page}) | {status} | "
-                     f"{_md(params) or '(defaults)'} |")
+        lines.append(f"| [{md_text(study['title'])}](studies/{page}) | {status} | "
+                     f"{params or '(defaults)'} |")
     if run.get("parameters"):
         lines += ["", "Run parameters (`--params`): "
                   + ", ".join(_parameter(k, v) for k, v in sorted(run["parameters"].items()))]
@@ -430,9 +433,5 @@ def _parameter(name: str, value: Any) -> str:
 
     if name == "data_source" and isinstance(value, str):
         value = source_label(value)
-    return f"`{reader_text(f'{name}={value!r}')}`"
+    return md_code(reader_text(f"{name}={value!r}"))
 
-
-def _md(text: str) -> str:
-    """Escape text for a Markdown table cell."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
