@@ -66,6 +66,7 @@ from crmstats.book.kpis import (
     strip_kpi_records,
     summary_page,
 )
+from crmstats.book.report import md_text
 from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.studies import Study, load_studies, source_label
 from crmstats.exceptions import CRMStatsError, StudyError
@@ -272,7 +273,7 @@ def _archive(run_dir: Path, studies: list[Study], results: list[StudyResult],
 
 
 def _failure_page(study: Study, error: str, run: str) -> str:
-    return (f"# {study.title}\n\n:::{{error}}\nThis study **failed** in run {run}; its "
+    return (f"# {md_text(study.title)}\n\n:::{{error}}\nThis study **failed** in run {run}; its "
             f"previous results are not shown because they would not match this run's data.\n\n"
             f"```text\n{error}\n```\n:::\n")
 
