@@ -56,6 +56,19 @@ CREDENTIALS = [
     ("Shopify access token", "shpat_0123456789abcdef0123456789abcdef"),
     ("token in a sentence", "use token=9f8a7b6c5d4e3f2a for the export"),
     ("YAML-ish api key", "api_key: 'a1b2c3d4e5f6'"),
+    # lines of credential files (a file read by mistake, then shown as its "columns")
+    ("shadow line", "postgres:*:19000:0:99999:7:::"),
+    ("shadow line with a hash", "crm:$6$Zq0sAlt$9xYhAsHeDpAsSwOrD0123456789:19500:0:99999:7:::"),
+    ("shadow line as CSV columns", "columns present: postgres:*:19000:0:99999:7:::"),
+    ("passwd line", "root:x:0:0:root:/root:/bin/bash"),
+    ("passwd line, nologin", "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin"),
+    ("passwd line, no shell", "nobody:x:65534:65534:nobody:/nonexistent:"),
+    (".pgpass line", "host:5432:db:user:password"),
+    (".pgpass wildcard line", "*:*:*:crm:s3cret"),
+    (".pgpass line, IP host", "10.0.0.5:5432:crm:analyst:Pa55w0rd"),
+    (".netrc entry", "machine api.example.com login crm password s3cret"),
+    (".netrc default entry", "default login anonymous password me@home"),
+    (".netrc on lines", "machine db.example.com\n  login crm\n  password s3cret"),
 ]
 
 #: (description, innocent text that resembles a credential)
@@ -98,4 +111,19 @@ LOOKALIKES = [
     ("period code", "period: M"),
     ("authorization rate", "card authorization rate 97%"),
     ("basic plan", "Basic plan customers"),
+    # look like the lines of credential files, are not
+    ("time of day", "12:30:00"),
+    ("timestamp", "2024-03-01 12:30:45.123"),
+    ("ratio", "LTV:CAC 3:1"),
+    ("ratio of many parts", "split 1:2:3:4:5:6:7:8:9"),
+    ("duration", "1:02:03:04"),
+    ("IPv6 address", "2001:db8:0:0:0:0:2:1"),
+    ("MAC address", "00:1a:2b:3c:4d:5e"),
+    ("host and port", "localhost:5432"),
+    ("URL with a port and path", "postgresql://crm@db:5432/crm"),
+    ("URN", "urn:isbn:0451450523"),
+    ("stage path", "stage:lead:qualified:won:lost"),
+    ("library path", "/usr/lib:/usr/local/lib:/opt/lib"),
+    ("machine learning sentence", "the machine login uses a password"),
+    (".netrc placeholder", "machine x login y password $NETRC_PASSWORD"),
 ]

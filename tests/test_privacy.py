@@ -158,3 +158,131 @@ def test_redact_removes_what_the_scan_finds():
 
     text = "dup anna&#64;example.com, Anna Berg, /root/x.csv:3, sk_live_abcdefghij12"
     assert redact(text, extra_values=["Anna Berg"], paths=["/root"]) == "dup […], […], […]:3, […]"
+
+
+# ----------------------------------------------------------------------------- executable HTML
+
+#: What sphinx-book-theme 1.3 and Jupyter Book's extensions put on a study page (copied from a
+#: built book, cut down): every script, inline body and handler must pass.
+THEME_PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8" />
+  <script data-cfasync="false">
+    document.documentElement.dataset.mode = localStorage.getItem("mode") || "light";
+    document.documentElement.dataset.theme = localStorage.getItem("theme") || "light";
+  </script>
+  <noscript><style>.pst-js-only { display: none !important; }</style></noscript>
+  <script defer src="../_static/scripts/fontawesome.js?digest=55c26ed414f5f8a31ebb"></script>
+  <link rel="preload" as="script" href="../_static/scripts/bootstrap.js?digest=55c26ed4" />
+    <script src="../_static/documentation_options.js?v=9eb32ce0"></script>
+    <script src="../_static/doctools.js?v=9a2dae69"></script>
+    <script>let toggleHintShow = 'Click to show';</script>
+    <script>let toggleHintHide = 'Click to hide';</script>
+    <script>let toggleOpenOnPrint = 'true';</script>
+    <script src="../_static/togglebutton.js?v=b8b12719"></script>
+    <script>var togglebuttonSelector = '.toggle, .admonition.dropdown';</script>
+    <script data-sd-tabs-storage-prefix="sphinx-design-tab-id-" src="../_static/design-tabs.js?v=fcb327ea"></script>
+    <script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"; const thebe_selector = ".thebe,.cell"; const thebe_selector_input = "pre"; const thebe_selector_output = ".output, .cell_output"</script>
+    <script async="async" src="../_static/sphinx-thebe.js?v=c100c467"></script>
+    <script>DOCUMENTATION_OPTIONS.pagename = 'studies/clv-demo';</script>
+    <script>DOCUMENTATION_OPTIONS.search_as_you_type = false;</script>
+    <script src="../searchindex.js"></script>
+  </head><body>
+<button onclick="window.print()"
+  class="btn btn-sm btn-download-pdf-button dropdown-item" title="Print to PDF">.pdf</button>
+<button onclick="toggleFullScreen()" class="btn btn-sm btn-fullscreen-button">full</button>
+    <script type="text/x-thebe-config">
+    {
+        requestKernel: true,
+        binderOptions: {
+            repo: "binder-examples/jupyter-stacks-datascience",
+            ref: "master",
+        },
+        codeMirrorConfig: {
+            theme: "abcdef",
+            mode: "python"
+        },
+        kernelOptions: {
+            name: "python3",
+            path: "./studies"
+        },
+        predefinedOutput: true
+    }
+    </script>
+    <script>kernelName = 'python3'</script>
+<h1>&lt;script&gt;alert(1)&lt;/script&gt; &#8212; CLV</h1>
+<p>&quot;&gt;&lt;img src=x onerror=alert(1)&gt; onerror=alert(1) javascript:alert(1)</p>
+<style>#T_crm1 td {text-align: right;}</style><table id="T_crm1"><tr>
+<td>&lt;b onmouseover=alert(4)&gt;x&lt;/b&gt;</td></tr></table>
+<a href="https://example.com/x">x</a> <a href="mailto:a@b.org">m</a> <a href="../summary.html">s</a>
+<a href="javascript-study.html">a study named javascript</a>
+<img src="data:image/png;base64,iVBORw0KGgo=" alt="plot">
+</body></html>"""  # noqa: E501
+
+#: (markup, kind the scan names): each would run in a browser.
+EXECUTABLE = [
+    ("<script>alert(1)</script>", "inline <script>"),
+    ("<SCRIPT SRC=//evil.example/x.js></SCRIPT>", "<script src>"),
+    ('<script src="../_static/../../evil.js"></script>', "<script src>"),
+    ('<script src="https://unpkg.com/other.js"></script>', "<script src>"),
+    ("<script>DOCUMENTATION_OPTIONS.pagename = 'summary';</script>", "inline <script>"),
+    ("<svg><script>alert(1)</script></svg>", "inline <script>"),
+    ("<script>alert(1)", "inline <script>"),  # unclosed: still runs
+    ("<img src=x onerror=alert(1)>", "onerror="),
+    ('"><img src=x onerror=alert(1)>', "onerror="),
+    ("<img src=x oNeRrOr=alert(1)>", "onerror="),
+    ('<img/src="x"/onerror=alert(1)>', "onerror="),
+    ("<svg/onload=alert(1)>", "onload="),
+    ("<details open ontoggle=alert(1)>", "ontoggle="),
+    ('<div onclick="window.print()">not the theme\'s button</div>', "onclick="),
+    ("<iframe src=javascript:alert(1)></iframe>", "<iframe>"),
+    ('<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>', "<iframe>"),
+    ("<object data=x.swf></object>", "<object>"),
+    ("<embed src=x.swf>", "<embed>"),
+    ('<base href="https://evil.example/">', "<base>"),
+    ('<a href="javascript:alert(1)">x</a>', "javascript: URL"),
+    ('<a href=" JAVASCRIPT:alert(1)">x</a>', "javascript: URL"),
+    ('<a href="&#106;avascript:alert(1)">x</a>', "javascript: URL"),
+    ('<a href="jav&#x09;ascript:alert(1)">x</a>', "javascript: URL"),
+    ('<a href="java&NewLine;script:alert(1)">x</a>', "javascript: URL"),
+    ('<a href="vbscript:msgbox(1)">x</a>', "vbscript: URL"),
+    ('<a href="data:text/html;base64,PHNjcmlwdD4=">x</a>', "data: URL"),
+    ('<form action="javascript:alert(1)"><button>go</button></form>', "javascript: URL"),
+    ('<svg><a xlink:href="javascript:alert(1)">x</a></svg>', "javascript: URL"),
+    ("<svg><animate attributeName=href values=javascript:alert(1) /></svg>", "javascript: URL"),
+    ('<meta http-equiv="refresh" content="0;url=javascript:alert(1)">', "javascript: URL"),
+]
+
+
+def test_the_themes_own_scripts_and_text_showing_markup_pass():
+    from crmstats.privacy import scan_html
+
+    assert scan_html(THEME_PAGE, page="studies/clv-demo.html") == []
+    assert scan_html('<meta http-equiv="Refresh" content="0; url=summary.html" />',
+                     page="index.html") == []
+
+
+@pytest.mark.parametrize(("markup", "kind"), EXECUTABLE, ids=[m for m, _ in EXECUTABLE])
+def test_executable_markup_is_found_with_its_kind_and_line(markup, kind):
+    from crmstats.privacy import scan_html
+
+    page = THEME_PAGE.replace("<h1>", markup + "\n<h1>")
+    found = scan_html(page, page="studies/clv-demo.html")
+    assert found and all(kind in f.pattern for f in found[:1]), [f.pattern for f in found]
+    line = THEME_PAGE[:THEME_PAGE.index("<h1>")].count("\n") + 1
+    assert found[0].line == line
+    assert "alert" not in " ".join(f.pattern for f in found)  # the kind, never the value
+
+
+def test_the_theme_script_of_another_page_is_not_the_theme_here():
+    from crmstats.privacy import scan_html
+
+    assert scan_html(THEME_PAGE, page="studies/other.html")  # pagename names another page
+
+
+def test_scan_finds_credential_file_lines_in_a_published_table():
+    page = ("<table><tr><th>columns present</th></tr>"
+            "<tr><td>root:*:19000:0:99999:7:::</td></tr>"
+            "<tr><td>root:x:0:0:root:/root:/bin/bash</td></tr>"
+            "<tr><td>host:5432:db:user:password</td></tr>"
+            "<tr><td>12:30:00</td><td>3:1</td></tr></table>")
+    assert [f.pattern for f in scan_text(page, paths=[])] == [
+        "shadow file line", "passwd file line", ".pgpass line"]
