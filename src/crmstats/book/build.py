@@ -549,14 +549,16 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
     index) — not the theme's own assets under ``_static/`` — is decoded
     (HTML entities, ``%40``, ``\u0040`` escapes) and searched for e-mail addresses,
     phone numbers, credentials, ``personal`` values and machine ``paths``
-    (:func:`crmstats.privacy.scan_text`).
+    (:func:`crmstats.privacy.scan_text`); every HTML page and SVG image also
+    for scripts, frames, event handlers and ``javascript:`` URLs that did not
+    come from the theme (:func:`crmstats.privacy.scan_html`).
 
     Returns
     -------
     list of (page, pattern, line)
         Page relative to ``html_dir``; never the value found.
     """
-    from crmstats.privacy import notebook_text, scan_text
+    from crmstats.privacy import notebook_text, scan_html, scan_text
 
     html_dir = Path(html_dir)
     found: list[tuple[str, str, int]] = []
@@ -568,6 +570,9 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
         text = notebook_text(raw) if page.suffix == ".ipynb" else raw
         for f in scan_text(text, extra_values=personal, paths=paths):
             found.append((rel.as_posix(), f.pattern, f.line))
+        if page.suffix.lower() in (".html", ".htm", ".svg"):  # what a browser would run
+            found += [(rel.as_posix(), f.pattern, f.line)
+                      for f in scan_html(raw, page=rel.as_posix())]
     return found
 
 
@@ -953,8 +958,9 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
             for page, kinds in list(by_page.items())[:20]]
         more = f"\n  ... and {len(by_page) - 20} more pages" if len(by_page) > 20 else ""
         raise StudyError(
-            f"publication scan: {len(findings)} finding(s) of personal data, credentials or "
-            "machine paths; the book was not published (the last good book stays):\n  "
+            f"publication scan: {len(findings)} finding(s) of personal data, credentials, "
+            "machine paths or executable content; the book was not published (the last good "
+            "book stays):\n  "
             + "\n  ".join(listed) + more)
     _reached("scanned")
     _publish(new_html, book_dir, run_dir.name)
