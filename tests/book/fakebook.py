@@ -3,8 +3,8 @@
 The fakes keep what the build relies on and drop the cost: papermill writes
 the executed notebook (injected parameters, one output, papermill metadata
 with absolute paths, like the real one); jupyter-book is a real child process
-(a small script) that renders each page to HTML — with ``@`` entity-encoded,
-as Sphinx may — and copies the sources to ``_sources/``.
+(a small script) that renders each page to HTML — Markdown's backslash escapes
+as the characters they stand for, ``@`` entity-encoded, as Sphinx may — and copies the sources to ``_sources/``.
 
 Run as ``python -m tests.book.fakebook BOOK [--kill-at STEP] [--jb-sleep S]
 [--jb-pidfile F]`` to build in a child process (the SIGKILL tests).
@@ -25,7 +25,7 @@ import yaml
 PARAMS = 'data_source: str = "none"  # data source\nnote: str = ""  # printed by the study\n'
 
 JB_SCRIPT = r'''
-import html, json, os, pathlib, shutil, sys, time
+import html, json, os, pathlib, re, shutil, sys, time
 src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 if os.environ.get("FAKE_JB_PIDFILE"):
     pathlib.Path(os.environ["FAKE_JB_PIDFILE"]).write_text(str(os.getpid()))
@@ -49,6 +49,7 @@ for p in sorted(src.rglob("*")):
                 parts.append("".join(o.get("text", "")))
                 parts.append("".join(o.get("data", {}).get("text/plain", "")))
         text = "\n".join(parts)
+    text = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)  # Markdown escapes, as rendered
     body = html.escape(text).replace("@", "&#64;")
     page = dest / rel.with_suffix(".html")
     page.parent.mkdir(parents=True, exist_ok=True)
