@@ -8,6 +8,7 @@ its own browser here). Skips with a message where it is absent, fails under
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -223,3 +224,133 @@ def test_screenshots_of_summary_and_a_study(browser, served_book, built_book):
     page.goto(base + "summary.html", wait_until="load")
     assert page.locator("table").first.is_visible()
     assert page.locator("a[href^='studies/']").count() >= 3
+
+
+# ----------------------------------------------------------------------------- hostile names
+
+#: Names a CRM user can type (a UTM value, a stage, a source file's ``name:``), mapped onto
+#: the small demo by a source file's ``values:``: script, event handlers, Markdown/MyST tricks.
+HOSTILE_CHANNELS = {
+    "paid_search": "<script>alert(1)</script>",
+    "email": '"><img src=x onerror=alert(2)>',
+    "social": "[click](javascript:alert(3)) {raw}`html <b onmouseover=alert(4)>x</b>`",
+    "organic_search": "$\\foo{ $ organic <svg onload=alert(5)>",
+}
+HOSTILE_STAGE = ("unqualified", '"><img src=x onerror=alert(6)>')
+HOSTILE_VALUES = {
+    "segment": {"retail": "*{{ x }}* <iframe src=javascript:alert(7)>"},
+    "industry": {"software": "```{raw} html <script>alert(8)</script>"},
+    "product_category": {"software": ":::{raw} html <script>alert(9)</script>"},
+}
+HOSTILE_SOURCE_NAME = "<script>alert(10)</script> <img src=x onerror=alert(11)> $x$"
+#: Studies that show channels, stages, segments and the source name (the summary is built too).
+HOSTILE_STUDIES = [("data-quality", "notebooks/data_quality.ipynb"),
+                   ("attribution-demo", "notebooks/attribution.ipynb"),
+                   ("funnel-demo", "notebooks/funnel.ipynb")]
+
+
+def hostile_source(folder: Path) -> Path:
+    """Write the small demo's tables and a ``crmstats.yml`` naming them with hostile text."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    import crmstats
+    from tests.conftest import SMALL_DEMO
+
+    files = crmstats.export_crm(crmstats.load_crm(SMALL_DEMO), folder)
+    tables = {}
+    for path in files:
+        name = path.stem
+        values = {}
+        for column in ("channel", "acquisition_channel"):
+            values[column] = dict(HOSTILE_CHANNELS)
+        if name == "stage_events":
+            values["stage"] = {HOSTILE_STAGE[0]: HOSTILE_STAGE[1]}
+        values.update(HOSTILE_VALUES)
+        present = set(pq.read_schema(path).names)
+        tables[name] = {"file": path.name,
+                        **({"values": {c: m for c, m in values.items() if c in present}}
+                           if any(c in present for c in values) else {})}
+    spec = {"name": HOSTILE_SOURCE_NAME, "location": ".", "tables": tables}
+    (folder / "crmstats.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder / "crmstats.yml"
+
+
+@pytest.fixture(scope="module")
+def hostile_book(tmp_path_factory):
+    """A book of three studies and the summary, built on the demo renamed with hostile names.
+
+    Built with ``keep_going`` so that a study the names break is a failure page (asserted
+    separately) rather than no book at all.
+    """
+    import yaml
+
+    from crmstats.book import build_book
+
+    root = tmp_path_factory.mktemp("hostile")
+    source = hostile_source(root / "data")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    book = root / "book"
+    book.mkdir()
+    for name in ("_config.yml", *(p.name for p in (ROOT / "book").glob("*.md"))):
+        shutil.copy2(ROOT / "book" / name, book / name)
+    if (ROOT / "book" / "_static").is_dir():
+        shutil.copytree(ROOT / "book" / "_static", book / "_static")
+    spec = {"defaults": {"data_source": source.relative_to(root).as_posix()},  # studies run in root
+            "studies": [{"slug": slug, "title": "{source} — " + slug, "template": template}
+                        for slug, template in HOSTILE_STUDIES]}
+    (book / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    here = os.getcwd()
+    os.chdir(root)  # as `crmstats book build` runs: titles read the source file from here
+    try:
+        result = build_book(book, jobs=2, keep_going=True)
+    finally:
+        os.chdir(here)
+    return book, result
+
+
+@pytest.fixture(scope="module")
+def served_hostile_book(hostile_book):
+    book, _ = hostile_book
+    html = book / "_build" / "html"
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", html
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_hostile_names_show_as_text_and_fire_no_dialog(browser, hostile_book,
+                                                       served_hostile_book):
+    """Every page of a book whose names carry script: zero dialogs, the names readable."""
+    _, result = hostile_book
+    base, html = served_hostile_book
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                   if not p.relative_to(html).as_posix().startswith("_static/"))
+    assert len(pages) >= len(HOSTILE_STUDIES) + 2
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    dialogs: list[str] = []
+
+    def on_dialog(dialog):
+        dialogs.append(f"{page.url.removeprefix(base)}: {dialog.type}({dialog.message})")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    texts = {}
+    for rel in pages:
+        page.goto(base + rel, wait_until="networkidle")
+        page.mouse.move(400, 400)  # handlers such as onmouseover get their chance
+        texts[rel] = page.locator("body").inner_text()
+    assert dialogs == [], f"{len(dialogs)} dialog(s):\n" + "\n".join(dialogs[:30])
+    failed = [f"{r.slug}: {r.error}" for r in result.failures]
+    assert not failed, "a hostile name broke a study:\n" + "\n".join(failed)
+    # the names were on the pages, shown as the text typed
+    everything = "\n".join(texts.values())
+    for name in (*HOSTILE_CHANNELS.values(), HOSTILE_STAGE[1], HOSTILE_SOURCE_NAME):
+        assert name in everything, f"{name!r} is not shown as text on any page"
+    assert HOSTILE_SOURCE_NAME in texts["summary.html"]
+    for slug, _ in HOSTILE_STUDIES:
+        assert texts[f"studies/{slug}.html"].count(HOSTILE_SOURCE_NAME) >= 1, slug
