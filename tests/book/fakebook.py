@@ -4,7 +4,8 @@ The fakes keep what the build relies on and drop the cost: papermill writes
 the executed notebook (injected parameters, one output, papermill metadata
 with absolute paths, like the real one); jupyter-book is a real child process
 (a small script) that renders each page to HTML — Markdown's backslash escapes
-as the characters they stand for, ``@`` entity-encoded, as Sphinx may — and copies the sources to ``_sources/``.
+as the characters they stand for, ``@`` entity-encoded, as Sphinx may — and
+copies the sources to ``_sources/``.
 
 Run as ``python -m tests.book.fakebook BOOK [--kill-at STEP] [--jb-sleep S]
 [--jb-pidfile F]`` to build in a child process (the SIGKILL tests).

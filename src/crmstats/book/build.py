@@ -715,11 +715,11 @@ def needs_text(item: tuple[str, ...]) -> str:
 def _not_available_page(studies: list[Study], unavailable: dict[str, list[tuple[str, ...]]]
                         ) -> str:
     """Write the one page listing the studies the source cannot serve, and how to add data."""
-    from crmstats.book.report import _escape_md, reader_text
+    from crmstats.book.report import reader_text
     from crmstats.book.studies import source_label
 
     def text(value: str) -> str:
-        return _escape_md(reader_text(value))
+        return md_text(reader_text(value))
 
     chosen = [s for s in studies if s.slug in unavailable]
     sources = sorted({source_label(_source_of(s)) for s in chosen})
