@@ -278,3 +278,20 @@ def test_a_deals_export_gives_the_same_pipeline_from_every_source_kind(tmp_path)
         for col in ("owner", "product", "account"):
             pd.testing.assert_frame_equal(got.by[col], want.by[col], check_dtype=False,
                                           obj=f"{kind} by {col}")
+
+
+def test_source_check_names_example_rows_of_an_unusable_table(tmp_path):
+    from typer.testing import CliRunner
+
+    from crmstats.cli import app
+
+    (tmp_path / "orders.csv").write_text("InvoiceNo,Customer,Date,Amount\n"
+                                         "536365,c1,13/01/2024,5\n536366,c2,31/31/2023,6\n")
+    (tmp_path / "crmstats.yml").write_text(
+        "name: shop\ntables:\n  transactions:\n    file: orders.csv\n    dayfirst: true\n"
+        "    columns: {customer_id: Customer, timestamp: Date, amount: Amount, "
+        "order_id: InvoiceNo}\n")
+    out = CliRunner().invoke(app, ["source", "check", str(tmp_path)])
+    assert out.exit_code == 1
+    assert "e.g. ids [536366] (column 'InvoiceNo')" in out.output
+    assert "'31/31/2023'" in out.output and "read day-first as declared" in out.output

@@ -6,6 +6,7 @@ import pytest
 import crmstats
 from crmstats import DataError, validate
 from crmstats.schema import TABLES
+from crmstats.validation import SourceTable
 
 
 def tx(**overrides):
@@ -284,3 +285,47 @@ def test_unmapped_closed_won_stage_names_are_flagged():
     deals = _deals().assign(stage=["Prospecting", "Engaging", "Closed Won", "closedlost"])
     with pytest.warns(crmstats.DataWarning, match="Closed Won: won"):
         validate(deals, "deals")
+
+
+# ----------------------------------------------------------------------------- date messages
+
+
+def _dates_csv(tmp_path, dates, ids=None):
+    ids = ids or [f"{536365 + i}" for i in range(len(dates))]
+    path = tmp_path / "orders.csv"
+    path.write_text("InvoiceNo,Customer,Date,Amount\n" + "".join(
+        f"{i},c{k},{d},1\n" for k, (i, d) in enumerate(zip(ids, dates, strict=True))))
+    return SourceTable(str(path), columns={
+        "order_id": "InvoiceNo", "customer_id": "Customer", "timestamp": "Date",
+        "amount": "Amount"})
+
+
+def test_impossible_dates_are_unparsable_not_a_mixed_order(tmp_path):
+    source = _dates_csv(tmp_path, ["13/01/2024", "14/02/2024", "31/31/2023", "02/03/2024"])
+    with pytest.warns(crmstats.DataWarning, match="read day-first"), \
+            pytest.raises(DataError) as info:
+        crmstats.as_table(source, "transactions")
+    text = str(info.value)
+    assert "mixes" not in text
+    assert "unparsable timestamp(s) in 1 row(s)" in text
+    assert "'31/31/2023'" in text and "read day-first" in text
+    # rows of a file are named by their ids, and the message says so (not "rows 536367")
+    assert "e.g. ids [536367] (column 'InvoiceNo')" in text
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c"], "amount": [1.0, 2.0, 3.0],
+                          "timestamp": ["13/01/2024", "31/31/2023", "02/02/2024"]})
+    with pytest.raises(DataError, match=r"1 unparsable .*'31/31/2023'.*read day-first"):
+        validate(frame)
+
+
+def test_date_order_errors_quote_three_values(tmp_path):
+    mixed = ["13/01/2024", "14/01/2024", "15/01/2024", "16/01/2024", "01/14/2024",
+             "01/15/2024"]
+    with pytest.raises(DataError) as info:
+        crmstats.as_table(_dates_csv(tmp_path, mixed), "transactions")
+    text = str(info.value)
+    assert "4 value(s) can only be day-first (e.g. '13/01/2024', '14/01/2024', '15/01/2024')" \
+        in text and "2 only month-first (e.g. '01/14/2024', '01/15/2024')" in text
+    with pytest.raises(DataError, match=r"3 date\(s\) written like 02/03/2024 \(e\.g\. "
+                                        r"'03/01/2024', '01/04/2024', '02/02/2024'\)"):
+        validate(pd.DataFrame({"customer_id": ["a", "b", "c"], "amount": [1.0, 2.0, 3.0],
+                               "timestamp": ["03/01/2024", "01/04/2024", "02/02/2024"]}))

@@ -292,6 +292,13 @@ def source_check(
             typer.echo(f"warning: {text}", err=True)
     _echo_study_support(crm, book_dir)
     bad = report.index[report["flags"].str.startswith("unusable")].tolist()
+    for table in bad:  # in full, with the example rows the table above leaves out
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)
+                crm.table(table)
+        except CRMStatsError as exc:
+            typer.echo(f"error: {exc}", err=True)
     if bad:
         _fail(CRMStatsError(f"{len(bad)} table(s) unusable: {', '.join(bad)}"))
     typer.echo("ok: every table validates")

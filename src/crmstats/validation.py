@@ -385,17 +385,29 @@ def _missing_error(spec: TableSpec, mapping, present) -> DataError | None:
     )
 
 
+class _Ids(list):
+    """Offending rows named by their key or id values (a file or database has no index)."""
+
+    def __init__(self, values, columns):
+        super().__init__(values)
+        self.columns = list(columns)
+
+
 def _fmt_rows(rows) -> str:
-    rows = list(rows)[:_MAX_ROWS]
-    return ", ".join(repr(r) if isinstance(r, str) else str(r) for r in rows)
+    shown = ", ".join(repr(r) if isinstance(r, str) else str(r) for r in list(rows)[:_MAX_ROWS])
+    if isinstance(rows, _Ids):  # named by ids, not row numbers: say so, and which column
+        cols = ", ".join(map(repr, rows.columns))
+        return f"ids [{shown}] (column{'s' if len(rows.columns) > 1 else ''} {cols})"
+    return f"rows {shown}"
 
 
-def _error(spec, col_spec: ColumnSpec, mapping, problem: str, rows, total=None) -> DataError:
+def _error(spec, col_spec: ColumnSpec, mapping, problem: str, rows, total=None,
+           detail: str = "") -> DataError:
     name = _caller(col_spec.name, mapping)
     count = f"{total} row(s)" if total is not None else "row(s)"
     return DataError(
-        f"{spec.name} table, column {name!r}: {problem} in {count}, e.g. rows "
-        f"{_fmt_rows(rows)}",
+        f"{spec.name} table, column {name!r}: {problem} in {count}, e.g. "
+        f"{_fmt_rows(rows)}" + (f"; {detail}" if detail else ""),
         table=spec.name,
         column=name,
         rows=list(rows)[:_MAX_ROWS],
@@ -567,9 +579,11 @@ def _coerce_timestamps(s: pd.Series, spec, col_spec, mapping, index) -> pd.Serie
     if bad.any():
         rows = np.flatnonzero(bad)[:_MAX_ROWS]
         vals = [f"{index[i]} ({s.iloc[i]!r})" for i in rows]
+        written = s[bad].astype(str).str.match(_DMY).any()
+        how = f"; {_how(dayfirst, False)}" if written else ""
         raise DataError(
             f"{spec.name} table, column {name!r}: {int(bad.sum())} unparsable timestamp(s), "
-            f"e.g. rows {', '.join(vals)}",
+            f"e.g. rows {', '.join(vals)}{how}",
             table=spec.name,
             column=name,
             rows=list(index[rows]),
@@ -587,20 +601,32 @@ def _frame_date_order(values: pd.Series, spec, col_spec, mapping) -> bool:
     counts = dmy_counts(text)
     if not counts["n"]:
         return False
-    return _date_order(counts, spec, col_spec, mapping, None)
+
+    def examples(kind: str) -> list[str]:
+        parts = text.astype(str).str.extract(_DMY)
+        a = pd.to_numeric(parts[0], errors="coerce")
+        b = pd.to_numeric(parts[1], errors="coerce")
+        hit = {"first": (a > 12) & (b <= 12), "second": (b > 12) & (a <= 12),
+               "any": parts[0].notna()}[kind]
+        return list(text[hit.to_numpy()].astype(str).head(3))
+
+    return _date_order(counts, spec, col_spec, mapping, None, examples)
 
 
 def dmy_counts(text: pd.Series) -> dict[str, int]:
     """Count dates written like ``02/03/2024``, and which order they allow.
 
     ``n`` counts them all, ``first`` those whose first part exceeds 12 (only a
-    day-first reading parses them), ``second`` those whose second part does.
+    day-first reading parses them), ``second`` those whose second part does
+    (values with both parts above 12 are in neither: no order parses them).
     """
     parts = text.astype(str).str.extract(_DMY)
-    first = pd.to_numeric(parts[0], errors="coerce") > 12
-    second = pd.to_numeric(parts[1], errors="coerce") > 12
-    return {"n": int(parts[0].notna().sum()), "first": int(first.sum()),
-            "second": int(second.sum())}
+    a = pd.to_numeric(parts[0], errors="coerce")
+    b = pd.to_numeric(parts[1], errors="coerce")
+    # a value with both parts above 12 (31/31/2023) fits neither order: it is unparsable,
+    # not evidence of a mixed order
+    return {"n": int(parts[0].notna().sum()), "first": int(((a > 12) & (b <= 12)).sum()),
+            "second": int(((b > 12) & (a <= 12)).sum())}
 
 
 def _is_tz_aware(v) -> bool:
@@ -651,10 +677,16 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping, source=None) -> ir.Table
             elif dtype.is_date():
                 casts[c.name] = t[c.name].cast("timestamp")
             elif dtype.is_string():
-                parsed = _parse_timestamps(t, spec, c, mapping, source)
-                _raise_if_rows(t, lambda tb, n=c.name, p=parsed: p.isnull()
-                               & tb[n].notnull() & (tb[n].strip() != ""), spec, c, mapping,
-                               "unparsable timestamp(s)")
+                parsed, how = _parse_timestamps(t, spec, c, mapping, source)
+
+                def bad(tb, n=c.name, p=parsed):
+                    return p.isnull() & tb[n].notnull() & (tb[n].strip() != "")
+
+                if _count(execute(t.count(where=bad(t)))):
+                    values = execute(t.filter(bad(t)).select(v=t[c.name]).limit(3))["v"]
+                    _raise_if_rows(t, bad, spec, c, mapping, "unparsable timestamp(s)",
+                                   detail=f"{how}; the values, e.g. "
+                                          f"{', '.join(map(repr, values))}")
                 casts[c.name] = parsed
             else:
                 raise DataError(
@@ -706,27 +738,36 @@ def _strptime(col: ir.StringValue, fmt: str, duckdb: bool) -> ir.TimestampValue:
     return _try_strptime(col, fmt) if duckdb else col.as_timestamp(fmt)
 
 
-def _date_order(counts, spec, c, mapping, dayfirst) -> bool:
+def _date_order(counts, spec, c, mapping, dayfirst, examples=None) -> bool:
     """Decide day-first (True) or month-first (False) from the data and the source's option.
 
     Never a silent guess: conflicting evidence or no evidence at all (every
     day and month at most 12) without a declared order is an error; an order
     the data show but nobody declared is used with a :class:`DataWarning`.
+    Errors quote up to three of the values concerned (``examples(kind)`` with
+    kind ``"first"``, ``"second"`` or ``"any"``).
     """
     name = _caller(c.name, mapping)
     n, first_big, second_big = (_count(counts[k]) for k in ("n", "first", "second"))
     where = f"{spec.name} table, column {name!r}"
+
+    def shown(kind: str) -> str:
+        values = examples(kind) if examples is not None else []
+        return f" (e.g. {', '.join(map(repr, values))})" if values else ""
+
     if first_big and second_big:
         raise DataError(
-            f"{where}: mixes day-first and month-first dates ({first_big} value(s) can only be "
-            f"day-first, {second_big} only month-first); export the column in one order",
+            f"{where}: mixes day-first and month-first dates: {first_big} value(s) can only be "
+            f"day-first{shown('first')}, {second_big} only month-first{shown('second')}; "
+            "export the column in one order",
             table=spec.name, column=name)
     if dayfirst is True and second_big:
         raise DataError(f"{where}: dayfirst is set but {second_big} date(s) have a month above "
-                        "12 (they are month-first)", table=spec.name, column=name)
+                        f"12{shown('second')}: they are month-first", table=spec.name,
+                        column=name)
     if dayfirst is False and first_big:
         raise DataError(f"{where}: dayfirst is false but {first_big} date(s) have a day above "
-                        "12 in the month position (they are day-first)",
+                        f"12 in the month position{shown('first')}: they are day-first",
                         table=spec.name, column=name)
     if dayfirst is not None:
         return bool(dayfirst)
@@ -739,39 +780,56 @@ def _date_order(counts, spec, c, mapping, dayfirst) -> bool:
             DataWarning, stacklevel=5)
         return bool(first_big)
     raise DataError(
-        f"{where}: {n} date(s) written like 02/03/2024 could be day-first or month-first "
-        "(no day or month above 12); declare the order with dayfirst: true/false or "
-        "timestamp_format in crmstats.yml, or convert the column with pandas.to_datetime",
+        f"{where}: {n} date(s) written like 02/03/2024{shown('any')} could be day-first or "
+        "month-first (no day or month above 12); declare the order with dayfirst: true/false "
+        "or timestamp_format in crmstats.yml, or convert the column with pandas.to_datetime",
         table=spec.name, column=name)
 
 
-def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping, source) -> ir.TimestampValue:
-    """Parse a text timestamp column in-database; day/month order never guessed silently."""
+def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping,
+                      source) -> tuple[ir.TimestampValue, str]:
+    """Parse a text timestamp column in-database; day/month order never guessed silently.
+
+    Returns the parsed column and how it was read (for messages: "read day-first", ...).
+    """
     col = t[c.name].strip()
     duckdb = _backend_of(t).name == "duckdb"
     fmt = source.timestamp_format if source is not None else None
     if fmt:
-        return _strptime(col, fmt, duckdb)
+        return _strptime(col, fmt, duckdb), f"read with timestamp_format {fmt!r}"
     iso = col.try_cast("timestamp")
     declared = source.dayfirst if source is not None else None
     if declared is not None and duckdb:
         # the order is declared: a date contradicting it fails to parse and is reported
-        return _dmy(col, iso, bool(declared))
+        return _dmy(col, iso, bool(declared)), _how(bool(declared), declared=True)
+    a = col.re_extract(_DMY, 1).try_cast("int64")
+    b = col.re_extract(_DMY, 2).try_cast("int64")
+    kinds = {"first": (a > 12) & (b <= 12), "second": (b > 12) & (a <= 12),
+             "any": col.re_search(_DMY)}
     counts = execute(t.aggregate(
         n=t.count(where=col.re_search(_DMY)),
-        first=t.count(where=col.re_extract(_DMY, 1).try_cast("int64") > 12),
-        second=t.count(where=col.re_extract(_DMY, 2).try_cast("int64") > 12),
+        first=t.count(where=kinds["first"]), second=t.count(where=kinds["second"]),
     )).iloc[0]
     if _count(counts["n"]) == 0:
-        return iso
+        return iso, "read as ISO dates (2024-03-02)"
+
+    def examples(kind: str) -> list[str]:
+        return list(execute(t.filter(kinds[kind]).select(v=col).limit(3))["v"])
+
     dayfirst = _date_order(counts, spec, c, mapping,
-                           source.dayfirst if source is not None else None)
+                           source.dayfirst if source is not None else None, examples)
     if not duckdb:
         raise DataError(
             f"{spec.name} table, column {_caller(c.name, mapping)!r}: dates written like "
             "02/03/2024 in a database table need timestamp_format in crmstats.yml",
             table=spec.name, column=_caller(c.name, mapping))
-    return _dmy(col, iso, dayfirst)
+    return _dmy(col, iso, dayfirst), _how(dayfirst, declared=source is not None
+                                          and source.dayfirst is not None)
+
+
+def _how(dayfirst: bool, declared: bool) -> str:
+    order = "day-first" if dayfirst else "month-first"
+    return f"dates read {order}" + (" as declared" if declared else " as the data show")
 
 
 def _dmy(col: ir.StringValue, iso: ir.TimestampValue, dayfirst: bool) -> ir.TimestampValue:
@@ -786,26 +844,33 @@ def _dmy(col: ir.StringValue, iso: ir.TimestampValue, dayfirst: bool) -> ir.Time
     return ibis.coalesce(*candidates, iso)
 
 
-def _row_labels(rows: pd.DataFrame, spec: TableSpec, source) -> list:
-    """Name offending rows: the caller's index labels (pandas input) or their key/ids."""
+def _row_labels(rows: pd.DataFrame, spec: TableSpec, source, mapping=None) -> list:
+    """Name offending rows: the caller's index labels (pandas input) or their key/ids.
+
+    A file or database table has no row labels: its rows are named by their key
+    (or id) values, in an :class:`_Ids` list whose message says so and names the
+    columns (``e.g. ids ['536375'] (column 'InvoiceNo')``), never as row numbers.
+    """
+    mapping = mapping or {}
     if source is not None and ROW_COL in rows.columns:
         return list(source.labels[rows[ROW_COL].to_numpy()])
     keys = [c for c in (spec.key or ()) if c in rows.columns]
     ids = keys or [c.name for c in spec.columns if c.kind == "id" and c.name in rows.columns]
     if ids:
-        return [
-            tuple(r) if len(ids) > 1 else r[0]
-            for r in rows[ids].astype(object).itertuples(index=False)
-        ]
+        return _Ids([tuple(r) if len(ids) > 1 else r[0]
+                     for r in rows[ids].astype(object).itertuples(index=False)],
+                    [_caller(c, mapping) for c in ids])
     return list(rows.index)
 
 
-def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=None) -> None:
+def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=None,
+                   detail: str = "") -> None:
     """Raise naming the count and up to five rows of ``t`` where ``cond(table)`` holds."""
     n = _count(execute(t.count(where=cond(t))))
     if n:
         sample = _offending(t, cond, source)
-        raise _error(spec, col_spec, mapping, problem, _row_labels(sample, spec, source), n)
+        raise _error(spec, col_spec, mapping, problem,
+                     _row_labels(sample, spec, source, mapping), n, detail)
 
 
 def _offending(t: ir.Table, cond, source) -> pd.DataFrame:
@@ -881,7 +946,8 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
             n = execute(t.count(where=cond(t)))
         if pd.notna(n) and int(n) > 0:
             sample = _offending(t, cond, source)
-            raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source), int(n))
+            raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source, mapping),
+                         int(n))
     _check_name_variants(t, spec, mapping)
     if spec.name == "stage_events":
         _check_stages(t, mapping)
@@ -902,13 +968,16 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
             rows = _offending(t, lambda tb: ibis.and_(*[tb[k] == first[k] for k in key]), source)
             examples = [tuple(r) if len(key) > 1 else r[0]
                         for r in dups[key].astype(object).itertuples(index=False)]
+            shared = _row_labels(rows, spec, source, mapping)
+            who = (f"{len(shared)} rows" if isinstance(shared, _Ids) else _fmt_rows(shared))
             raise DataError(
                 f"{spec.name} table: key ({', '.join(_caller(k, mapping) for k in key)}) is "
-                f"duplicated for {total} value(s), e.g. {_fmt_rows(examples)}; rows "
-                f"{_fmt_rows(_row_labels(rows, spec, source))} share the first one",
+                f"duplicated for {total} value(s), e.g. "
+                f"{', '.join(repr(r) if isinstance(r, str) else str(r) for r in examples)}; "
+                f"{who} share the first one",
                 table=spec.name,
                 column=_caller(key[0], mapping),
-                rows=_row_labels(rows, spec, source),
+                rows=_row_labels(rows, spec, source, mapping),
             )
 
 
