@@ -43,8 +43,13 @@ def test_a_leak_stops_the_publish_and_names_page_and_pattern_only(book, what, no
     # the published source too
     assert any(ln.strip().startswith("_sources/studies/s1.ipynb: ") and pattern in ln
                for ln in lines)
-    secret = note.split()[1] if " " in note else note
-    assert secret not in message and "anna" not in message.lower() and "AKIA" not in message
+    # the message shows a redacted excerpt and the fix, never the value found
+    from crmstats.privacy import scan_text
+
+    assert scan_text(message, extra_values=("Anna Berg",)) == []
+    assert "anna" not in message.lower() and "AKIA" not in message and "1234567" not in message
+    assert "[…]" in message
+    assert any(ln.startswith("fix (") and pattern in ln.split(":")[0] for ln in lines)
     assert published_text(book) == before  # the last good book stays
     assert not (book / "_build.staging").exists()
     runs = sorted((book / "runs").glob("*/kpis.json"))

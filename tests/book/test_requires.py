@@ -318,3 +318,22 @@ def test_the_book_builds_on_a_duckdb_file_with_the_default_parallelism(tmp_path,
     result = build_book(book, params={"data_source": f"duckdb:///{path}"})  # default -j
     assert result.published and not result.failures
     assert sorted(r.slug for r in result.studies) == ["churn", "data-quality"]
+
+
+def test_runs_of_a_source_under_a_machine_path_are_compared(tmp_path):
+    """The summary redacts values, but compares runs by the source as given."""
+    from crmstats.book.build import _public_record
+
+    source = str(tmp_path / "exports" / "shop")  # under the temporary folder: a machine path
+
+    def run(stamp, value):
+        kpis = {"customers": {"value": value, "label": "Customers", "kind": "count"}}
+        return {"run": stamp, "started": stamp, "parameters": {"data_source": source},
+                "published": True,
+                "studies": {"clv": {"title": "CLV: shop", "status": "ok", "kpis": kpis,
+                                    "parameters": {"data_source": source}}}}
+
+    page = summary_page(_public_record(run("2026-01-08_000000", 1100), (), [str(tmp_path)]),
+                        [run("2026-01-01_000000", 1000)])
+    row = next(line for line in page.splitlines() if line.startswith("| Customers"))
+    assert "+10.0 %" in row and str(tmp_path) not in page and "data_source='shop'" in page

@@ -72,7 +72,7 @@ from crmstats.book.studies import Study, load_studies, source_label
 from crmstats.exceptions import CRMStatsError, StudyError
 
 __all__ = ["PUBLISH_STEPS", "BuildResult", "build_book", "build_lock", "needs_text",
-           "prune_runs", "recover", "scan_book", "unmet_needs", "write_toc"]
+           "prune_runs", "recover", "scan_book", "scan_refusal", "unmet_needs", "write_toc"]
 
 
 #: Files and folders of ``book/`` that are generated, never book sources.
@@ -576,6 +576,98 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
     return found
 
 
+#: What to do about each kind of finding of the publication scan.
+_SCAN_FIXES = {
+    "machine path": "a page shows a path of this machine: a study printed a file or folder "
+                    "(a parameter, a warning, an error); name the data source by its name "
+                    "(`name:` in crmstats.yml) and print file names, not paths "
+                    "(crmstats.book.report.reader_text)",
+    "email address": "a page shows personal data: publish pseudonymous ids "
+                     "(crmstats.privacy.pseudonymous) or counts, and mark the column "
+                     "`personal:` in crmstats.yml",
+    "credential": "a page shows a credential: give credentials through environment variables "
+                  "(e.g. PGPASSWORD), never in data, parameters or prints, and rotate this "
+                  "one if it is real",
+}
+_SCAN_FIXES["phone number"] = _SCAN_FIXES["personal value"] = _SCAN_FIXES["email address"]
+
+
+def _is_value_finding(pattern: str) -> bool:
+    """Whether a finding is a value the redaction replaces (not executable content)."""
+    from crmstats.privacy import CREDENTIAL_PATTERNS
+
+    return pattern in _SCAN_FIXES or pattern in {name for name, _ in CREDENTIAL_PATTERNS}
+
+
+def _scan_fix(pattern: str) -> str:
+    if pattern in _SCAN_FIXES:
+        return _SCAN_FIXES[pattern]
+    from crmstats.privacy import CREDENTIAL_PATTERNS
+
+    if pattern in {name for name, _ in CREDENTIAL_PATTERNS}:
+        return _SCAN_FIXES["credential"]
+    return ("a page holds content a browser would run that did not come from the theme: a "
+            "name from the data or the configuration reached the page unescaped; write it with "
+            "crmstats.book.report.md_text (Markdown) or html.escape")
+
+
+def _scan_excerpt(html_dir: Path, page: str, line: int, personal: tuple,
+                  paths: list[str] | None) -> str:
+    """Return the finding's line of ``page``, redacted, around the first redaction."""
+    from crmstats.privacy import decode, notebook_text, redact
+
+    try:
+        raw = (html_dir / page).read_text(errors="replace")
+    except OSError:
+        return ""
+    text = decode(notebook_text(raw) if page.endswith(".ipynb") else raw)
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return ""
+    shown = re.sub(r"<[^>]*>", " ", redact(lines[line - 1], extra_values=personal, paths=paths,
+                                            mark="[…]"))
+    shown = " ".join(shown.split())
+    at = shown.find("[…]")
+    start = max(0, at - 30) if at >= 0 else 0
+    excerpt = shown[start:start + 60]
+    return ("…" if start else "") + excerpt + ("…" if start + 60 < len(shown) else "")
+
+
+def scan_refusal(html_dir: str | Path, findings: list[tuple[str, str, int]], *,
+                 personal: tuple = (), paths: list[str] | None = None) -> str:
+    """Say why the publication scan refused a book: page, kind, redacted excerpt, fix.
+
+    One line per page and kind of finding (at most 20 pages), with the
+    line numbers, an excerpt of the first finding's line with every value
+    the scan flags replaced by ``[…]``, and what to do about that kind of
+    finding; never the value itself.
+    """
+    html_dir = Path(html_dir)
+    by_page: dict[str, dict[str, list[int]]] = {}
+    for page, pattern, line in findings:
+        by_page.setdefault(page, {}).setdefault(pattern, []).append(line)
+    listed: list[str] = []
+    fixes: dict[str, list[str]] = {}
+    for page, kinds in list(by_page.items())[:20]:
+        for pattern, lines in kinds.items():
+            numbers = sorted(set(lines))
+            # an excerpt shows where a value was redacted; executable content has none
+            excerpt = (_scan_excerpt(html_dir, page, numbers[0], personal, paths)
+                       if _is_value_finding(pattern) else "")
+            listed.append(f"{page}: {pattern} (line{'s' if len(numbers) > 1 else ''} "
+                          f"{', '.join(map(str, numbers[:5]))})"
+                          + (f": \"{excerpt}\"" if excerpt else ""))
+            kinds_of_fix = fixes.setdefault(_scan_fix(pattern), [])
+            if pattern not in kinds_of_fix:
+                kinds_of_fix.append(pattern)
+    more = f"\n  ... and {len(by_page) - 20} more pages" if len(by_page) > 20 else ""
+    how = "\n".join(f"fix ({', '.join(patterns)}): {fix}" for fix, patterns in fixes.items())
+    return (f"publication scan: {len(findings)} finding(s) of personal data, credentials, "
+            "machine paths or executable content; the book was not published (the last good "
+            "book stays):\n  "
+            + "\n  ".join(listed) + more + "\n" + how)
+
+
 _TEXT_ID = re.compile(r"(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[^\s]{5,}")
 
 
@@ -855,10 +947,15 @@ def _public_record(record: dict[str, Any], personal: tuple, paths: list[str]) ->
             return {k: clean(v) for k, v in value.items()}
         return value
 
+    def clean_parameters(params: dict) -> dict:
+        # data_source stays as given: the summary compares runs by it and shows only the
+        # source's name (kpis._parameter), never the value
+        return {k: v if k == "data_source" else clean(v) for k, v in params.items()}
+
     public = json.loads(json.dumps(record, default=str))
-    public["parameters"] = clean(public.get("parameters") or {})
+    public["parameters"] = clean_parameters(public.get("parameters") or {})
     for study in public.get("studies", {}).values():
-        study["parameters"] = clean(study.get("parameters") or {})
+        study["parameters"] = clean_parameters(study.get("parameters") or {})
         if study.get("error"):
             study["error"] = public_error(study["error"], personal, paths)
     return public
@@ -949,19 +1046,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
     with _fs_step("scanning the book"):
         findings = scan_book(new_html, personal=personal, paths=paths)
     if findings:
-        by_page: dict[str, dict[str, list[int]]] = {}
-        for page, pattern, line in findings:
-            by_page.setdefault(page, {}).setdefault(pattern, []).append(line)
-        listed = [page + ": " + ", ".join(
-            f"{pattern} (line{'s' if len(lines) > 1 else ''} "
-            f"{', '.join(map(str, sorted(set(lines))[:5]))})" for pattern, lines in kinds.items())
-            for page, kinds in list(by_page.items())[:20]]
-        more = f"\n  ... and {len(by_page) - 20} more pages" if len(by_page) > 20 else ""
-        raise StudyError(
-            f"publication scan: {len(findings)} finding(s) of personal data, credentials, "
-            "machine paths or executable content; the book was not published (the last good "
-            "book stays):\n  "
-            + "\n  ".join(listed) + more)
+        raise StudyError(scan_refusal(new_html, findings, personal=personal, paths=paths))
     _reached("scanned")
     _publish(new_html, book_dir, run_dir.name)
     result.published = True
