@@ -7,6 +7,7 @@ where its tables are and how their columns, values, dates and numbers map onto
 the canonical tables::
 
     name: ACME CRM export            # shown in study titles and on the data-quality page
+    currency: EUR                    # of its money columns (the book's studies show it)
     location: .                      # folder relative to this file, or a database URL
     tables:
       transactions:
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -51,7 +53,7 @@ from crmstats.schema import SALES_STAGES, TABLES
 from crmstats.validation import SourceTable, dmy_counts
 
 __all__ = ["SOURCE_FILE", "expand_source", "export_crm", "init_source_file", "load_crm",
-           "read_source_file", "source_label"]
+           "read_source_file", "source_currency", "source_label"]
 
 #: The name of a folder's source file.
 SOURCE_FILE = "crmstats.yml"
@@ -61,7 +63,7 @@ _TABLE_KEYS = {"file", "table", "columns", "values", "dayfirst", "timestamp_form
                "exportable"}
 _SHARED_KEYS = {"dayfirst", "timestamp_format", "decimal", "thousands", "trim",
                 "drop_duplicates", "drop_blank_ids"}
-_TOP_KEYS = {"name", "location", "tables", "description"} | _SHARED_KEYS
+_TOP_KEYS = {"name", "location", "tables", "description", "currency"} | _SHARED_KEYS
 
 
 # ----------------------------------------------------------------------------- labels
@@ -92,6 +94,34 @@ def source_label(data_source: Any) -> str:
             name = spec.get("name")
             return str(name) if name else default_name(str(spec_path))
     return default_name(text)
+
+
+def source_currency(data_source: Any, root: str | os.PathLike = ".") -> str | None:
+    """Return the currency a data source declares, without loading any data.
+
+    ``"USD"`` for CDNOW (a US purchase log), a source file's ``currency``
+    (also for a folder holding ``crmstats.yml``), otherwise None. A relative
+    path is read from ``root``; a source file that cannot be read gives None
+    (loading it reports the problem).
+    """
+    if isinstance(data_source, CRMData) or not isinstance(data_source, str | os.PathLike):
+        return None
+    text = str(data_source).strip()
+    if text.partition(":")[0] == "cdnow":
+        return "USD"
+    try:
+        path = Path(resolve_source(text, root))
+    except DataError:
+        return None
+    if _named_source(str(path)):
+        return None
+    spec_path = path / SOURCE_FILE if path.is_dir() else path
+    if spec_path.suffix not in (".yml", ".yaml") or not spec_path.is_file():
+        return None
+    try:
+        return read_source_file(spec_path).get("currency")
+    except DataError:
+        return None
 
 
 # ----------------------------------------------------------------------------- source files
@@ -173,8 +203,13 @@ def read_source_file(path: str | os.PathLike) -> dict:
                                 "values to canonical ones")
         merged = {"trim": True, **shared, **entry, "columns": columns, "values": values}
         out[name] = merged
+    currency = spec.get("currency")
+    if currency is not None and (type(currency) is not str
+                                 or not re.fullmatch(r"[^\W\d_]{3}|[^\w\s]{1,3}", currency)):
+        raise DataError(f"{where}: 'currency' must be a currency code (EUR, GBP) or symbol "
+                        "(€, £)")
     return {"name": spec.get("name") or default_name(str(path)), "location": location,
-            "tables": out, "path": path}
+            "tables": out, "path": path, "currency": currency}
 
 
 def _load_source_file(path: Path) -> CRMData:

@@ -80,10 +80,28 @@ def test_slugs_are_source_neutral_and_remember_the_old_ones():
     studies = {s.slug: s for s in load_studies(STUDIES, check_parameters=False)}
     assert not [slug for slug in studies if slug.endswith("-demo")]
     assert studies["clv"].formerly == ("clv-demo",)
+
+
+def test_each_study_shows_its_sources_currency(tmp_path):
+    studies = {s.slug: s for s in load_studies(STUDIES)}
     assert studies["clv-cdnow"].parameters["currency"] == "USD"
+    assert "currency" not in studies["data-quality"].parameters  # it declares none
     run = {s.slug: s for s in load_studies(STUDIES, overrides={"currency": "GBP"})}
     assert run["clv"].parameters["currency"] == "GBP"
     assert run["clv-cdnow"].parameters["currency"] == "USD"  # CDNOW is in dollars
+    (tmp_path / "transactions.csv").write_text("customer_id,timestamp,amount\na,2024-01-01,1\n")
+    (tmp_path / "crmstats.yml").write_text("name: shop\ncurrency: EUR\ntables:\n"
+                                           "  transactions: transactions.csv\n")
+    run = {s.slug: s for s in load_studies(STUDIES, overrides={
+        "data_source": str(tmp_path), "currency": "GBP",
+        "studies": {"churn": {"currency": "CHF"}}})}
+    assert run["clv"].parameters["currency"] == "EUR"  # the source's, not the run's default
+    assert run["churn"].parameters["currency"] == "CHF"  # named explicitly for the study
+    assert run["clv-cdnow"].parameters["currency"] == "USD"
+    (tmp_path / "crmstats.yml").write_text("currency: [1]\ntables:\n"
+                                           "  transactions: transactions.csv\n")
+    with pytest.raises(DataError, match="'currency' must be a currency code"):
+        load_crm(tmp_path)
 
 
 def test_run_parameter_errors_name_the_run_file():

@@ -552,6 +552,7 @@ def load_studies(
         merged = {**defaults, **params}
         check_parameter_types(merged, {}, where)  # plain data before anything else
         own = per_study.get(slug) or {}
+        declared: dict[str, str] = {}
         if check_parameters or overrides or own:
             declared = declared_parameters(template, slug)
             # run-wide overrides reach the studies that declare them, except a parameter
@@ -566,6 +567,14 @@ def load_studies(
             merged.update({k: overrides[k] for k in reach})
             used_overrides.update(k for k in overrides if k in declared)
             merged.update(own)
+        if "currency" in declared and "currency" not in params and "currency" not in own:
+            # each study's money is in its source's currency (CDNOW: USD; a source
+            # file's currency:), whatever the run's default
+            from crmstats.sources import source_currency
+
+            currency = source_currency(merged.get("data_source", "demo"), root)
+            if currency is not None:
+                merged["currency"] = currency
         if check_parameters:  # the template was read just above
             validate_parameters(merged, template, where, declared=declared)
         else:
