@@ -304,7 +304,9 @@ def _connect(url: str):
     A source is only read, and DuckDB lets one process write a file or many
     read it: the book's parallel kernels each open the source, so a
     read-write connection would lock the others out ("Conflicting lock is
-    held"). A ``read_only`` option in the URL is replaced.
+    held"). A ``read_only`` option in the URL is replaced. A writer into the
+    same file in this process (the scores export) closes these connections
+    first (DuckDB refuses a second configuration of an open file).
     """
     _check_url(url, "data source")
     parts = urlsplit(url)
@@ -316,10 +318,11 @@ def _connect(url: str):
         url = base + ("?" + "&".join(f"{k}={v}" for k, v in kept) if kept else "")
         kwargs["read_only"] = True
     try:
-        return ibis.connect(url, **kwargs)
+        con = ibis.connect(url, **kwargs)
     except Exception as exc:  # drivers raise many types; the message is what matters
         raise DataError(f"data source {urlunsplit(parts._replace(query=''))!r}: cannot "
                         f"connect ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    return con
 
 
 def _load_database(url: str) -> CRMData:

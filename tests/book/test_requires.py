@@ -355,3 +355,4 @@ def test_runs_of_a_source_under_a_machine_path_are_compared(tmp_path):
                         [run("2026-01-01_000000", 1000)])
     row = next(line for line in page.splitlines() if line.startswith("| Customers"))
     assert "+10.0 %" in row and str(tmp_path) not in page and "data_source='shop'" in page
+
