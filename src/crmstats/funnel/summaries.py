@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start
+from crmstats._windows import data_window
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
@@ -238,6 +239,7 @@ def lead_kpis(
     opportunity_stage: str = "opportunity",
     won_stage: str = "won",
     stages: Sequence[str] = FUNNEL_STAGES,
+    mature_days: float | None = None,
     lead_id_col: str | None = None,
     stage_col: str | None = None,
     entered_at_col: str | None = None,
@@ -265,6 +267,10 @@ def lead_kpis(
         Stage names (reached by the funnel rule of this module).
     stages : sequence of str
         The funnel in order.
+    mature_days : float, optional
+        Days a lead cohort needs to have had to convert before its
+        conversions are reported (see Notes); default the 90th percentile of
+        the days from lead to win of the won leads.
     lead_id_col, stage_col, entered_at_col : str, optional
         The caller's names of the canonical columns.
 
@@ -277,12 +283,28 @@ def lead_kpis(
         ``cost_per_qualified``, ``cost_per_opportunity``, ``cac``,
         ``lead_to_opportunity``, ``lead_to_won`` and ``median_days_to_won``
         (from becoming a lead to the win). Divisions by zero give NaN. The
-        rows' ``spend`` sums to the spend table's total cost; spend of a
-        channel without leads appears with zero leads (NaN costs per lead).
+        rows' ``spend`` sums to the spend table's total cost (over the
+        periods shown); spend of a channel without leads appears with zero
+        leads (NaN costs per lead).
+
+    Notes
+    -----
+    By period, windows follow :mod:`crmstats._windows`. A partial last
+    period (of the stage events) is left out, spend included. The data's
+    first period is NaN but for its spend: leads that became leads before
+    the data show up there at their first recorded stage. A **recent cohort**
+    has not had the time to convert: until ``mature_days`` have passed from
+    the period's end to the last stage event, its ``qualified``,
+    ``opportunities``, ``won``, the costs per qualified lead, opportunity and
+    win, the rates and ``median_days_to_won`` are NaN, not the low figures
+    of conversions so far. Counts are floats for the NaN. ``attrs`` holds
+    the window (``data_start``, ``data_end``, ``left_out``) and
+    ``mature_days``. With ``period=None`` every lead counts, recent ones
+    included.
     """
     stages = list(stages)
-    per = lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
-                           stage_col=stage_col, entered_at_col=entered_at_col)
+    events = _events(stage_events, lead_id_col, stage_col, entered_at_col)
+    per = lead_stage_times(events, stages=stages)
     if by not in per.columns:
         raise DataError(f"stage_events table: no column {by!r} (the lead's channel) to match "
                         "the spend table", table="stage_events", column=by)
@@ -302,6 +324,12 @@ def lead_kpis(
                                        ibis.null("float64")).quantile(0.5),
     ))
     sp = as_table(spend, "spend")
+    if not whole:
+        win = data_window(events, "entered_at", period)
+        sp = sp.filter(period_index(sp.date, period) <= win.last_complete)
+        if mature_days is None:
+            mature_days = execute(ibis.ifelse(leads[f"t_{won_stage}"].notnull(), days_won,
+                                              ibis.null("float64")).quantile(0.9))
     cost = execute(sp.group_by([sp.channel.cast("string").name("_ch"),
                                 (ibis.literal(0) if whole else period_index(sp.date, period))
                                 .name("_p")]).aggregate(
@@ -323,8 +351,24 @@ def lead_kpis(
     out = out.rename(columns={"_ch": "channel"})
     if whole:
         return out.sort_values("channel").set_index("channel")[cols]
+    out = out[out["_p"] <= win.last_complete].copy()
+    # conversions of cohorts too recent to have converted, and the data's first period
+    # (leads from before the data), are not observed (crmstats._windows)
+    days = float(mature_days) if mature_days is not None and pd.notna(mature_days) else 0.0
+    ends = period_start(out["_p"].astype("int64") + 1, period)
+    young = np.asarray(ends + pd.Timedelta(days=days) > win.end)
+    conversion = ["qualified", "opportunities", "won", "cost_per_qualified",
+                  "cost_per_opportunity", "cac", "lead_to_opportunity", "lead_to_won",
+                  "median_days_to_won"]
+    out[["leads", "qualified", "opportunities", "won"]] = out[
+        ["leads", "qualified", "opportunities", "won"]].astype("float64")
+    out.loc[young, conversion] = np.nan
+    out.loc[np.asarray(out["_p"] == win.first), [c for c in cols if c != "spend"]] = np.nan
     out["period"] = period_start(out["_p"].astype("int64"), period)
-    return out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
+    out = out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
+    out.attrs.update(win.attrs())
+    out.attrs["mature_days"] = days
+    return out
 
 
 def stage_durations(
