@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 
 from crmstats.exceptions import DataError
 
-__all__ = ["CLOSED_STAGES", "PII_COLUMNS", "SALES_STAGES", "TABLES", "ColumnSpec", "TableSpec",
-           "table_spec"]
+__all__ = ["CLOSED_STAGES", "CLOSED_STAGE_NAMES", "OPEN_STAGE_ORDER", "PII_COLUMNS",
+           "SALES_STAGES", "TABLES", "ColumnSpec", "TableSpec", "stage_key", "table_spec",
+           "usual_stage_order"]
 
 
 @dataclass(frozen=True)
@@ -287,3 +288,31 @@ SALES_STAGES: tuple[str, ...] = (
 #: The stages that close a deal (``deals.stage``): won, then lost. Every other stage
 #: name of the deals table is an open stage.
 CLOSED_STAGES: tuple[str, ...] = ("won", "lost")
+
+#: Export names of the closing stages (lower case, letters and digits only), e.g.
+#: Salesforce's "Closed Won", HubSpot's "closedwon".
+CLOSED_STAGE_NAMES: dict[str, tuple[str, ...]] = {
+    "won": ("won", "closedwon", "dealwon", "win"),
+    "lost": ("lost", "closedlost", "deallost", "loss"),
+}
+
+#: Usual names of open deal stages in funnel order (lower case, letters and digits
+#: only): the default pipelines of Salesforce, HubSpot and Pipedrive and common words.
+OPEN_STAGE_ORDER: tuple[str, ...] = (
+    "new", "prospecting", "prospect", "lead", "appointmentscheduled", "qualification",
+    "qualified", "qualifiedtobuy", "contactmade", "engaging", "discovery", "needsanalysis",
+    "demoscheduled", "presentationscheduled", "valueproposition", "iddecisionmakers",
+    "decisionmakerboughtin", "perceptionanalysis", "proposal", "proposalmade",
+    "proposalpricequote", "quote", "contractsent", "negotiation", "negotiationreview",
+    "negotiationsstarted", "commit")
+
+
+def stage_key(name: str) -> str:
+    """Return a stage name as compared with the lists above: lower case, letters and digits."""
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def usual_stage_order(names) -> list[str]:
+    """Return open deal stage names sorted by :data:`OPEN_STAGE_ORDER`, unknown ones last."""
+    rank = {s: i for i, s in enumerate(OPEN_STAGE_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(stage_key(n), len(rank)), str(n)))

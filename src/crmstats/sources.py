@@ -49,7 +49,13 @@ import pandas as pd
 from crmstats.backend import backend, execute, list_tables, read_table
 from crmstats.crmdata import CRMData, default_name
 from crmstats.exceptions import DataError
-from crmstats.schema import SALES_STAGES, TABLES
+from crmstats.schema import (
+    CLOSED_STAGE_NAMES,
+    SALES_STAGES,
+    TABLES,
+    stage_key,
+    usual_stage_order,
+)
 from crmstats.validation import SourceTable, dmy_counts
 
 __all__ = ["SOURCE_FILE", "expand_source", "export_crm", "init_source_file", "load_crm",
@@ -600,8 +606,8 @@ _STAGE_GUESSES = {"subscriber": "subscriber", "newsletter": "subscriber", "lead"
                   "closedlost": "lost", "lost": "lost"}
 
 
-def _norm(text: str) -> str:
-    return "".join(ch for ch in str(text).lower() if ch.isalnum())
+#: Normalised names (lower case, letters and digits) for matching columns and stages.
+_norm = stage_key
 
 
 def _guess_columns(table: str, columns: list[str]) -> dict[str, str]:
@@ -646,28 +652,15 @@ def _guess_table(filename: str, columns: list[str], taken: set[str]) -> str | No
     return max(complete, key=lambda t: fits[t][1]) if complete else None
 
 
-#: Usual names of open deal stages in their funnel order (normalised): the default
-#: pipelines of Salesforce, HubSpot and Pipedrive, and common words.
-_OPEN_STAGE_ORDER = ("new", "prospecting", "prospect", "lead", "appointmentscheduled",
-                     "qualification", "qualified", "qualifiedtobuy", "contactmade", "engaging",
-                     "discovery", "needsanalysis", "demoscheduled", "presentationscheduled",
-                     "valueproposition", "iddecisionmakers", "decisionmakerboughtin",
-                     "perceptionanalysis", "proposal", "proposalmade", "proposalpricequote",
-                     "quote", "contractsent", "negotiation", "negotiationreview",
-                     "negotiationsstarted", "commit")
-
-
 def _deal_stage_values(names: list[str]) -> tuple[dict[str, str], str]:
     """``values: stage:`` for a deals export: closed names onto won/lost, open ones in order.
 
     The open stages are listed (mapped onto themselves) in their usual funnel
     order, because that listing is the funnel order crmstats uses.
     """
-    closed = {n: c for n in names for c, spellings in _CLOSED_SPELLINGS.items()
+    closed = {n: c for n in names for c, spellings in CLOSED_STAGE_NAMES.items()
               if _norm(n) in spellings}
-    rank = {s: i for i, s in enumerate(_OPEN_STAGE_ORDER)}
-    opened = sorted((n for n in names if n not in closed),
-                    key=lambda n: (rank.get(_norm(n), len(rank)), n))
+    opened = usual_stage_order(n for n in names if n not in closed)
     values = {**{n: n for n in opened}, **closed}
     missing = [c for c in ("won", "lost") if c not in closed.values()]
     note = (f"open stages listed in funnel order ({', '.join(opened) or 'none'}): check the "
@@ -675,11 +668,6 @@ def _deal_stage_values(names: list[str]) -> tuple[dict[str, str], str]:
     if missing:
         note += f"; no stage name recognised as {' or '.join(missing)}: map it"
     return values, note
-
-
-#: Normalised names of the stages that close a deal.
-_CLOSED_SPELLINGS = {"won": ("won", "closedwon", "dealwon", "win"),
-                     "lost": ("lost", "closedlost", "deallost", "loss")}
 
 
 def _blank_ids(t, table: str, columns: dict[str, str]) -> int:

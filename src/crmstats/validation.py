@@ -43,7 +43,14 @@ import pyarrow as pa
 
 from crmstats.backend import _backend_of, execute, query_errors, read_table
 from crmstats.exceptions import DataError, DataWarning
-from crmstats.schema import SALES_STAGES, ColumnSpec, TableSpec, table_spec
+from crmstats.schema import (
+    CLOSED_STAGE_NAMES,
+    SALES_STAGES,
+    ColumnSpec,
+    TableSpec,
+    stage_key,
+    table_spec,
+)
 
 __all__ = ["SourceTable", "align_ids", "as_table", "deep_checks", "reuse_validated",
            "stage_problems", "transactions_table", "validate", "validate_table"]
@@ -1067,11 +1074,6 @@ def _check_stages(t: ir.Table, mapping) -> None:
             "the source", DataWarning, stacklevel=5)
 
 
-#: Export names (normalised: lower case, letters and digits) that mean a closed deal.
-_CLOSED_NAMES = {"won": ("won", "closedwon", "dealwon", "win"),
-                 "lost": ("lost", "closedlost", "deallost", "loss")}
-
-
 def _check_deal_stages(t: ir.Table, mapping) -> None:
     """Warn when a deals export names its won/lost stages otherwise than ``won``/``lost``.
 
@@ -1079,8 +1081,8 @@ def _check_deal_stages(t: ir.Table, mapping) -> None:
     """
     names = execute(t.select(v=t.stage.cast("string")).distinct().limit(10_000))["v"].dropna()
     present = set(names)
-    norm = {n: "".join(ch for ch in str(n).lower() if ch.isalnum()) for n in names}
-    for canonical, spellings in _CLOSED_NAMES.items():
+    norm = {n: stage_key(n) for n in names}
+    for canonical, spellings in CLOSED_STAGE_NAMES.items():
         if canonical in present:
             continue
         like = sorted(n for n, k in norm.items() if k in spellings)

@@ -39,7 +39,7 @@ import pandas as pd
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
-from crmstats.schema import CLOSED_STAGES
+from crmstats.schema import CLOSED_STAGES, usual_stage_order
 from crmstats.validation import SourceTable
 
 __all__ = ["BREAKDOWNS", "Pipeline", "deal_stages", "has_tables", "pipeline"]
@@ -83,20 +83,6 @@ class Pipeline:
     by: dict = field(default_factory=dict)
 
 
-#: Usual names of open deal stages in funnel order (lower case, letters and digits only).
-_USUAL_ORDER = ("new", "prospecting", "prospect", "lead", "appointmentscheduled",
-                "qualification", "qualified", "qualifiedtobuy", "contactmade", "engaging",
-                "discovery", "needsanalysis", "demoscheduled", "presentationscheduled",
-                "valueproposition", "iddecisionmakers", "decisionmakerboughtin",
-                "perceptionanalysis", "proposal", "proposalmade", "proposalpricequote", "quote",
-                "contractsent", "negotiation", "negotiationreview", "negotiationsstarted",
-                "commit")
-
-
-def _norm(text: str) -> str:
-    return "".join(ch for ch in str(text).lower() if ch.isalnum())
-
-
 def deal_stages(data: Any, stages: Sequence[str] | None = None) -> list[str]:
     """Return a deals table's stages in funnel order: open stages, then ``won``, ``lost``.
 
@@ -121,9 +107,7 @@ def deal_stages(data: Any, stages: Sequence[str] | None = None) -> list[str]:
     listed = list(stages or [])
     if not listed and isinstance(raw, SourceTable):
         listed = list(dict.fromkeys(str(v) for v in (raw.values.get("stage") or {}).values()))
-    rank = {s: i for i, s in enumerate(_USUAL_ORDER)}
-    rest = sorted((s for s in present if s not in listed and s not in CLOSED_STAGES),
-                  key=lambda s: (rank.get(_norm(s), len(rank)), s))
+    rest = usual_stage_order(s for s in present if s not in listed and s not in CLOSED_STAGES)
     opened = [s for s in listed if s in present and s not in CLOSED_STAGES] + rest
     return opened + [s for s in CLOSED_STAGES if s in present]
 
