@@ -139,14 +139,21 @@ def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Seri
 
 def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
         spend_params: Mapping[str, float] | pd.Series | None = None,
-        horizon_months: int = 12) -> list[str]:
+        horizon_months: int = 12, *, fits: Mapping[str, Any] | None = None) -> list[str]:
     """Write the key findings of the customer lifetime value study.
+
+    A fit that did not converge or sits at the edge of its parameter space
+    (:func:`crmstats.clv.fit_problem`) is named in plain words — which fit and
+    what it means — and is not used: a holdout fit with a problem is left out
+    of the ranking, and values resting on a whole-period fit with a problem
+    are not headlined.
 
     Parameters
     ----------
     comparison : DataFrame or None
         :func:`crmstats.clv.compare_models` on the holdout (index model,
-        column ``mae``), or None when there was no holdout test.
+        columns ``mae`` and ``fit_problem``), or None when there was no
+        holdout test.
     values : DataFrame
         :func:`crmstats.clv.customer_lifetime_value` (column ``clv``).
     pareto : ParetoResult
@@ -156,26 +163,46 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
         ``p v / (q - 1)``.
     horizon_months : int
         The CLV horizon.
+    fits : mapping of str to fitted model, optional
+        The whole-period models the values rest on, by the names readers
+        know, e.g. ``{"BG/NBD": fit.transaction_model, "Gamma-Gamma":
+        fit.spend_model}``.
 
     Returns
     -------
     list of str
     """
+    from crmstats.clv import fit_problem
+
     clv_values = values["clv"]
-    out = [
-        f"The average customer is worth {fmt_money(clv_values.mean())} over the next "
-        f"{horizon_months} months (discounted); all {fmt_count(len(clv_values))} customers "
-        f"together {fmt_money(clv_values.sum())}.",
-        f"The top 20 % of customers hold {fmt_pct(pareto.top_share)} of that expected value.",
-    ]
+    problems = [f"The {name} fit on the whole period {problem}; the customer values on this "
+                "page rest on it, so they are shown but not used as headline figures."
+                for name, model in (fits or {}).items()
+                if (problem := fit_problem(model))]
+    out = list(problems)
+    if not problems:
+        out += [
+            f"The average customer is worth {fmt_money(clv_values.mean())} over the next "
+            f"{horizon_months} months (discounted); all {fmt_count(len(clv_values))} customers "
+            f"together {fmt_money(clv_values.sum())}.",
+            f"The top 20 % of customers hold {fmt_pct(pareto.top_share)} of that expected "
+            "value.",
+        ]
     if comparison is not None and len(comparison) >= 1 and "mae" in comparison:
-        best = comparison["mae"].idxmin()
-        line = (f"On the holdout period, {best} predicted each customer's purchases best "
-                f"(mean absolute error {fmt_number(comparison.loc[best, 'mae'], 3)} purchases")
-        if {"actual", "predicted"} <= set(comparison.columns):
-            line += (f"; {fmt_number(comparison.loc[best, 'predicted'], 3)} predicted against "
-                     f"{fmt_count(comparison.loc[best, 'actual'])} made")
-        out.append(line + ").")
+        flagged = (comparison["fit_problem"].fillna("").astype(str) if "fit_problem" in comparison
+                   else pd.Series("", index=comparison.index))
+        for name in comparison.index[flagged.ne("")]:
+            out.append(f"The {name} fit of the holdout test {flagged[name]}; its holdout ranking "
+                       "is not used.")
+        trusted = comparison[flagged.eq("")]
+        if len(trusted):
+            best = trusted["mae"].idxmin()
+            line = (f"On the holdout period, {best} predicted each customer's purchases best "
+                    f"(mean absolute error {fmt_number(trusted.loc[best, 'mae'], 3)} purchases")
+            if {"actual", "predicted"} <= set(trusted.columns):
+                line += (f"; {fmt_number(trusted.loc[best, 'predicted'], 3)} predicted against "
+                         f"{fmt_count(trusted.loc[best, 'actual'])} made")
+            out.append(line + ").")
     if spend_params is not None:
         p, q, v = (float(spend_params[k]) for k in ("p", "q", "v"))
         if q > 1:
@@ -186,6 +213,30 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
         out.append(f"{fmt_pct(dormant)} of customers are expected to be worth almost nothing "
                    "(under 1 % of the average customer).")
     return _keep(out)
+
+
+def clv_kpis(values: pd.DataFrame, pareto: Any,
+             fits: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Return the CLV study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The average CLV and the top-20 % share of expected value — unless one of
+    ``fits`` (the whole-period models the values rest on, as for :func:`clv`)
+    did not converge or sits at the edge of its parameter space
+    (:func:`crmstats.clv.fit_problem`): then only the number of customers
+    valued, its label saying why, so that no value from a fit not to be
+    trusted reaches the book's summary.
+    """
+    from crmstats.clv import fit_problem
+
+    untrusted = [name for name, model in (fits or {}).items() if fit_problem(model)]
+    if untrusted:
+        return {"customers_valued": {
+            "value": len(values), "kind": "count",
+            "label": f"Customers valued (no average value: the {' and '.join(untrusted)} fit "
+                     "is not to be trusted, see the CLV study)"}}
+    return {"average_clv": {"value": float(values["clv"].mean())},
+            "top20_clv_share": {"value": float(pareto.top_share), "kind": "share",
+                                "label": "Expected value share of the top 20 % of customers"}}
 
 
 def attribution(shares: pd.DataFrame, economics: pd.DataFrame | None = None,

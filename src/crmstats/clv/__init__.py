@@ -44,7 +44,10 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.clv.units import SummaryUnits, summary_units, with_units
     from crmstats.clv.valuation import ValueFit, fit_value
     from crmstats.clv.value import (
+        BootstrapCLV,
+        bootstrap_clv,
         customer_lifetime_value,
+        fit_problem,
         lapse_threshold,
         pareto_analysis,
         rfm_segments,
@@ -55,6 +58,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
 
 __all__ = [
     "BetaGeoBetaBinomModel",
+    "BootstrapCLV",
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
@@ -63,9 +67,11 @@ __all__ = [
     "SummaryUnits",
     "ValueFit",
     "ValueMigration",
+    "bootstrap_clv",
     "calibration_holdout_split",
     "compare_models",
     "customer_lifetime_value",
+    "fit_problem",
     "fit_value",
     "frequency_recency_grid",
     "holdout_comparison",

@@ -24,7 +24,7 @@ import pandas as pd
 
 from crmstats.clv.summaries import _check_units, _occasions
 from crmstats.clv.units import resolve_units
-from crmstats.clv.value import _require_summary
+from crmstats.clv.value import _require_summary, fit_problem
 from crmstats.io import execute, transactions_table
 
 __all__ = [
@@ -261,9 +261,12 @@ def compare_models(models: dict, calibration_holdout: pd.DataFrame) -> pd.DataFr
     -------
     pandas.DataFrame
         One row per model: ``log_likelihood`` (calibration), ``n_params``,
-        ``bic``, and the holdout ``actual``/``predicted`` totals,
-        ``total_error``, ``mae`` and ``rmse`` of :func:`holdout_error`, sorted
-        by holdout ``mae``.
+        ``bic``, the holdout ``actual``/``predicted`` totals,
+        ``total_error``, ``mae`` and ``rmse`` of :func:`holdout_error`, and
+        ``fit_problem`` (:func:`~crmstats.clv.fit_problem`: empty for a fit
+        to trust; a fit that did not converge or sits at the edge of its
+        parameter space is not to be ranked). Sorted by holdout ``mae``, the
+        fits to trust first.
     """
     if not models:
         raise ValueError("models is empty")
@@ -274,7 +277,9 @@ def compare_models(models: dict, calibration_holdout: pd.DataFrame) -> pd.DataFr
         k = len(model.params_)
         ll = float(model.log_likelihood_)
         rows[name] = {"log_likelihood": ll, "n_params": k, "bic": k * np.log(n) - 2 * ll,
-                      **err.to_dict()}
+                      **err.to_dict(), "fit_problem": fit_problem(model) or ""}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "model"
-    return out.sort_values("mae")
+    trusted = out["fit_problem"].eq("")
+    return (out.assign(_untrusted=~trusted).sort_values(["_untrusted", "mae"], kind="mergesort")
+            .drop(columns="_untrusted"))

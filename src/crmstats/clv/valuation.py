@@ -70,6 +70,18 @@ class ValueFit:
         """Discounted CLV per customer (the ``clv`` column of :attr:`values`)."""
         return self.values["clv"]
 
+    @property
+    def models(self) -> dict[str, BaseModel]:
+        """The two fitted models by the names readers know (``"BG/NBD"``, ``"Gamma-Gamma"``)."""
+        return {_LABELS.get(type(m).__name__, type(m).__name__): m
+                for m in (self.transaction_model, self.spend_model)}
+
+
+#: Names readers know, by model class.
+_LABELS = {"BetaGeoModel": "BG/NBD", "ModifiedBetaGeoModel": "MBG/NBD",
+           "ParetoNBDModel": "Pareto/NBD", "BetaGeoBetaBinomModel": "BG/BB",
+           "GammaGammaModel": "Gamma-Gamma"}
+
 
 def _unfitted(model, default: type, role: str):
     if model is None:

@@ -30,8 +30,11 @@ from crmstats.clv.units import resolve_units
 from crmstats.exceptions import ConvergenceError, ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = [
+    "BootstrapCLV",
     "ParetoResult",
+    "bootstrap_clv",
     "customer_lifetime_value",
+    "fit_problem",
     "lapse_threshold",
     "value_by_group",
     "pareto_analysis",
@@ -40,7 +43,10 @@ __all__ = [
     "winback_list",
 ]
 
-#: Length of a month in each time unit of a summary.
+#: Length of a month in each time unit of a summary: a calendar month on average, 365.25 / 12
+#: = 30.4375 days (4.348 weeks). lifetimes' ``customer_lifetime_value`` steps 30 days
+#: (4.345 weeks) a month, so its CLV of a daily summary covers 1.4 % less time: 1.46 % lower
+#: mean CLV on a shop's invoice log, 0.07 % on a weekly summary.
 MONTH_IN_UNITS = {"D": 365.25 / 12, "W": 365.25 / 12 / 7, "M": 1.0}
 
 #: Default customer pyramid: share of customers in each tier, from the top.
@@ -99,6 +105,36 @@ def require_converged(*models, allow_unconverged: bool = False, what: str = "") 
             )
 
 
+def fit_problem(model) -> str | None:
+    """Say in plain words why a fit should not be trusted, or return None.
+
+    A fit is not to be trusted when its optimiser stopped without converging
+    (``converged_`` False: the estimates are its last step) or when the
+    estimate sits at the edge of the parameter space (``boundary_``: e.g.
+    BG/NBD's b running off to 1e10, the data showing no measurable dropout).
+    Such a fit is not used to rank models (:func:`compare_models`) or for a
+    study's headline.
+
+    Parameters
+    ----------
+    model : fitted estimator
+        Anything with ``converged_`` and/or ``boundary_`` (others pass).
+
+    Returns
+    -------
+    str or None
+        A clause that follows the fit's name, e.g. "did not converge and
+        found no measurable dropout: ...".
+    """
+    parts = []
+    if getattr(model, "converged_", True) is False:
+        parts.append("did not converge")
+    boundary = getattr(model, "boundary_", None)
+    if boundary:
+        parts.append(str(boundary))
+    return " and ".join(parts) or None
+
+
 def _require_finite(out: pd.DataFrame, column: str, what: str) -> pd.DataFrame:
     """Refuse a result with missing values instead of returning NaN."""
     bad = ~np.isfinite(out[column].to_numpy(dtype=float))
@@ -126,6 +162,159 @@ def _clv_point(transaction_model, spend_model, summary, horizon_months, discount
     return total * spend
 
 
+def _refit_problem(models) -> str | None:
+    """Why a bootstrap refit is not usable (a short reason, for the count), or None."""
+    for model in models:
+        if getattr(model, "converged_", True) is False:
+            return "did not converge"
+        if getattr(model, "boundary_", None):
+            return "at the edge of the parameter space"
+    return None
+
+
+@dataclass(frozen=True)
+class BootstrapCLV:
+    """Result of :func:`bootstrap_clv`.
+
+    Attributes
+    ----------
+    lower, upper : pandas.Series
+        Per customer, the interval (NaN when withheld):
+        ``0 <= lower <= estimate <= upper``.
+    estimate : pandas.Series
+        The point CLV the interval is built around.
+    ci : float
+        Its coverage.
+    n_bootstrap : int
+        Refits asked for.
+    n_used : int
+        Refits the interval is built from.
+    n_dropped : int
+        Refits dropped: ``n_bootstrap - n_used``.
+    dropped : pandas.Series
+        Refits dropped, by reason ("did not converge", "at the edge of the
+        parameter space", "failed", "gave non-finite or negative values").
+    withheld : str or None
+        Why the interval is withheld (fewer than half the refits usable), or
+        None.
+    """
+
+    lower: pd.Series
+    upper: pd.Series
+    estimate: pd.Series
+    ci: float
+    n_bootstrap: int
+    n_used: int
+    n_dropped: int
+    dropped: pd.Series
+    withheld: str | None
+
+
+def bootstrap_clv(
+    transaction_model,
+    spend_model,
+    summary: pd.DataFrame,
+    *,
+    n_bootstrap: int = 50,
+    horizon_months: int = 12,
+    discount_rate: float = 0.01,
+    ci: float = 0.9,
+    time_unit: str | None = None,
+    allow_unconverged: bool = False,
+    seed: int = 13,
+) -> BootstrapCLV:
+    """Percentile bootstrap interval of every customer's CLV; failed refits dropped and counted.
+
+    Customers are resampled with replacement and both models refitted
+    ``n_bootstrap`` times. A refit that raises, does not converge, sits at
+    the edge of its parameter space (``boundary_``: e.g. BG/NBD's b driven to
+    1e8-1e10, the no-dropout limit, which a real shop's log gave on 5 of 50
+    resamples) or gives a non-finite or negative CLV is dropped and counted
+    by reason, with a :class:`~crmstats.ConvergenceWarning`. The interval is
+    the percentile interval of the other refits, widened where needed to
+    contain the point estimate (a percentile interval need not) and never
+    below 0. With fewer than half the refits usable (and at least two) it is
+    withheld: NaN, with the reason.
+
+    Parameters
+    ----------
+    transaction_model, spend_model, summary, horizon_months, discount_rate, time_unit,
+    allow_unconverged
+        As for :func:`customer_lifetime_value` (the point estimate).
+    n_bootstrap : int
+        Number of refits (at least 1).
+    ci : float
+        Coverage of the interval.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    BootstrapCLV
+    """
+    from crmstats.exceptions import CRMStatsError
+
+    if int(n_bootstrap) < 1:
+        raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+    if not 0 < float(ci) < 1:
+        raise ValueError(f"ci is a coverage in (0, 1), got {ci}")
+    point = customer_lifetime_value(transaction_model, spend_model, summary,
+                                    horizon_months=horizon_months, discount_rate=discount_rate,
+                                    time_unit=time_unit, allow_unconverged=allow_unconverged)
+    units = resolve_units(summary, transaction_model, spend_model, time_unit=time_unit,
+                          what="bootstrap_clv")
+    month = _month_length(units.time_unit)
+    n_bootstrap = int(n_bootstrap)
+    rng = np.random.default_rng(seed)
+    n = len(summary)
+    draws, dropped = [], {}
+    for _ in range(n_bootstrap):
+        sample = summary.iloc[rng.integers(0, n, n)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                tm = copy.deepcopy(transaction_model).fit(sample)
+                sm = copy.deepcopy(spend_model).fit(sample)
+            except (CRMStatsError, ValueError, FloatingPointError):
+                tm = sm = None
+        reason = "failed" if tm is None else _refit_problem((tm, sm))
+        if reason is None:
+            draw = _clv_point(tm, sm, summary, horizon_months, discount_rate, month)
+            if not np.all(np.isfinite(draw)) or (draw < 0).any():
+                reason = "gave non-finite or negative values"
+        if reason is None:
+            draws.append(draw)
+        else:
+            dropped[reason] = dropped.get(reason, 0) + 1
+    n_used = len(draws)
+    why = ", ".join(f"{k}: {v}" for k, v in dropped.items())
+    estimate = point["clv"]
+    withheld = None
+    if n_used < max(2, -(-n_bootstrap // 2)):
+        withheld = f"only {n_used} of {n_bootstrap} bootstrap refits were usable ({why})"
+        warnings.warn(f"bootstrap_clv: the CLV interval is withheld: {withheld}",
+                      ConvergenceWarning, stacklevel=2)
+        lower = upper = np.full(n, np.nan)
+    else:
+        if dropped:
+            warnings.warn(f"bootstrap_clv: {n_bootstrap - n_used} of {n_bootstrap} bootstrap "
+                          f"refits were dropped ({why}); the interval uses the other {n_used}",
+                          ConvergenceWarning, stacklevel=2)
+        alpha = (1.0 - float(ci)) / 2.0
+        stacked = np.vstack(draws)
+        est = estimate.to_numpy(dtype=float)
+        lower = np.maximum(np.minimum(np.quantile(stacked, alpha, axis=0), est), 0.0)
+        upper = np.maximum(np.quantile(stacked, 1.0 - alpha, axis=0), est)
+    index = estimate.index
+    return BootstrapCLV(
+        lower=pd.Series(lower, index=index, name="clv_lower"),
+        upper=pd.Series(upper, index=index, name="clv_upper"),
+        estimate=estimate, ci=float(ci), n_bootstrap=n_bootstrap, n_used=n_used,
+        n_dropped=n_bootstrap - n_used,
+        dropped=pd.Series(dropped, dtype="int64", name="refits").rename_axis("reason"),
+        withheld=withheld)
+
+
 def customer_lifetime_value(
     transaction_model,
     spend_model,
@@ -146,6 +335,12 @@ def customer_lifetime_value(
     on the customer's history), times the customer's expected spend per
     purchase (Gamma-Gamma), discounted at ``discount_rate`` per month to the
     end of observation [1]_.
+
+    A month is an average calendar month, 365.25 / 12 = 30.4375 days
+    (4.348 weeks; :data:`MONTH_IN_UNITS`). lifetimes' ``customer_lifetime_value``
+    takes 30 days (4.345 weeks): on a daily summary its CLV is about 1.4 %
+    lower (1.46 % in mean on a shop's invoice log) for that reason alone; on
+    a weekly summary the two differ by under 0.1 %.
 
     Parameters
     ----------
@@ -168,9 +363,14 @@ def customer_lifetime_value(
         Value customers with a model whose fit did not converge (its last
         iterate) instead of raising :class:`~crmstats.ConvergenceError`.
     n_bootstrap : int
-        When > 0, a non-parametric bootstrap interval: customers are resampled
-        with replacement, both models refitted, and every customer's CLV
-        recomputed, ``n_bootstrap`` times.
+        When > 0, the bootstrap interval of :func:`bootstrap_clv`: customers
+        resampled with replacement, both models refitted, every customer's
+        CLV recomputed, ``n_bootstrap`` times. Refits that fail, do not
+        converge, sit at the edge of the parameter space (``boundary_``) or
+        give a negative or non-finite CLV are dropped and counted (a
+        ``ConvergenceWarning`` says how many and why; :func:`bootstrap_clv`
+        returns the counts); the interval is withheld (NaN) when fewer than
+        half are usable.
     ci : float
         Coverage of the bootstrap interval.
     seed : int
@@ -181,7 +381,9 @@ def customer_lifetime_value(
     pandas.DataFrame
         Index ``customer_id``; columns ``expected_purchases`` (over the
         horizon, undiscounted), ``expected_spend`` (per purchase), ``clv``
-        (discounted), and with a bootstrap ``clv_lower``/``clv_upper``.
+        (discounted), and with a bootstrap ``clv_lower``/``clv_upper``
+        (``0 <= clv_lower <= clv <= clv_upper``: the percentile interval of
+        the usable refits, widened to contain the estimate where it does not).
 
     Raises
     ------
@@ -212,28 +414,11 @@ def customer_lifetime_value(
         transaction_model, spend_model, summary, horizon_months, discount_rate, month
     )
     if n_bootstrap and int(n_bootstrap) > 0:
-        rng = np.random.default_rng(seed)
-        draws = np.empty((int(n_bootstrap), len(summary)))
-        n = len(summary)
-        unconverged = 0
-        for k in range(int(n_bootstrap)):
-            sample = summary.iloc[rng.integers(0, n, n)]
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                tm = copy.deepcopy(transaction_model).fit(sample)
-                sm = copy.deepcopy(spend_model).fit(sample)
-            unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-            draws[k] = _clv_point(tm, sm, summary, horizon_months, discount_rate, month)
-        if unconverged:
-            warnings.warn(
-                f"customer_lifetime_value: {unconverged} of {int(n_bootstrap)} bootstrap refits "
-                "stopped before the optimiser's convergence test (their estimates are used)",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        alpha = (1.0 - float(ci)) / 2.0
-        out["clv_lower"] = np.quantile(draws, alpha, axis=0)
-        out["clv_upper"] = np.quantile(draws, 1.0 - alpha, axis=0)
+        boot = bootstrap_clv(transaction_model, spend_model, summary,
+                             n_bootstrap=n_bootstrap, horizon_months=horizon_months,
+                             discount_rate=discount_rate, ci=ci, time_unit=time_unit,
+                             allow_unconverged=allow_unconverged, seed=seed)
+        out["clv_lower"], out["clv_upper"] = boot.lower.to_numpy(), boot.upper.to_numpy()
     return _require_finite(out, "clv", "customer_lifetime_value")
 
 

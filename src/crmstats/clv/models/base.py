@@ -20,7 +20,12 @@ predictions; :class:`BaseModel` owns the rest:
   reaches below 0), ``n_obs_`` (customers, weights counted), ``converged_`` and
   :meth:`print_summary`;
 * a :class:`~crmstats.ConvergenceWarning` carrying the optimiser's message when
-  it stops without converging; never silent NaN parameters.
+  it stops without converging; never silent NaN parameters;
+* ``boundary_``: None, or in plain words how the estimate sits at the edge of
+  the parameter space (BG/NBD's b running off to 1e10 means the data show no
+  measurable dropout), with a :class:`~crmstats.ConvergenceWarning` — such a
+  fit is the limit of a simpler model and its standard errors mean nothing;
+  :func:`crmstats.clv.fit_problem` names it for readers.
 """
 
 from __future__ import annotations
@@ -469,13 +474,37 @@ class BaseModel(Estimator):
         self.converged_ = bool(best.success)
         self.optimizer_message_ = str(best.message)
         self._inference(data)
-        boundary = self._at_boundary()
-        if boundary:
-            warnings.warn(f"{type(self).__name__}: {boundary}", ConvergenceWarning, stacklevel=2)
+        self.boundary_ = self._at_boundary()
+        if self.boundary_:
+            warnings.warn(f"{type(self).__name__} {self.boundary_}; its standard errors mean "
+                          "nothing there", ConvergenceWarning, stacklevel=2)
         return self
 
+    #: Dimensionless parameters (shapes) and the range outside which an estimate counts as
+    #: run off to the edge of the parameter space (scales have units: no absolute range).
+    _shape_params: ClassVar[tuple[str, ...]] = ()
+    _edge: ClassVar[tuple[float, float]] = (1e-6, 1e6)
+
     def _at_boundary(self) -> str | None:
-        """Describe an estimate that runs off to the edge of the parameter space, if it does."""
+        """Describe, in plain words, an estimate at the edge of the parameter space, if it is.
+
+        Returns a clause that follows the fit's name ("... found no
+        measurable dropout ..."), or None for an interior estimate. Here: a
+        shape parameter outside :attr:`_edge`, or an information matrix that
+        is not positive definite (the likelihood is flat in some direction).
+        Models add what the edge means for them.
+        """
+        lo, hi = self._edge
+        edge = {n: float(self.params_[n]) for n in self._shape_params
+                if not lo <= float(self.params_[n]) <= hi}
+        if edge:
+            values = ", ".join(f"{n} = {v:.3g}" for n, v in edge.items())
+            return ("ran to the edge of its parameter space: the data cannot pin the model "
+                    f"down ({values})")
+        flat = list(self.summary_.index[self.summary_["std_err"].isna()])
+        if flat:
+            return ("cannot pin down " + " and ".join(flat) + " from these data (the likelihood "
+                    "is flat at the estimate: no standard error)")
         return None
 
     def log_likelihood(self, summary: pd.DataFrame, params=None) -> float:
@@ -551,13 +580,8 @@ class BaseModel(Estimator):
         except np.linalg.LinAlgError:
             cov = np.full((k, k), np.nan)
         se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
-        if np.isnan(se).any():
-            warnings.warn(
-                f"{type(self).__name__}: the information matrix is not positive definite at the "
-                "estimate; standard errors are undefined (NaN)",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        # NaN standard errors (an information matrix that is not positive definite) make
+        # boundary_ say so, with a ConvergenceWarning (see _at_boundary)
         names = list(self._param_names)
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
         self.summary_ = summary_table(names, theta, se, positive=True)  # log-scale interval

@@ -69,14 +69,22 @@ class BetaGeoModel(BaseModel):
         return np.log(np.array([0.5, max(np.average(data["T"], weights=data["weights"]) / 4, 1.0),
                                 1.0, 2.0]))
 
+    _shape_params = ("r", "a", "b")
+
     def _at_boundary(self):
+        """No dropout (b → ∞ or a → 0), or the same dropout for everyone (a, b → ∞)."""
         a, b = float(self.params_["a"]), float(self.params_["b"])
+        p = _dropout_words(a / (a + b))
         if min(a, b) > 1e4:
-            return (f"a = {a:.3g} and b = {b:.3g} grow without bound: the data show no "
-                    "heterogeneity in dropout, and the model tends to one dropout probability "
-                    f"a / (a + b) = {a / (a + b):.4g} for every customer (predictions stay "
-                    "valid; the standard errors of a and b do not)")
-        return None
+            return (f"found the same dropout probability for every customer: a and b grow "
+                    f"without bound (a = {a:.3g}, b = {b:.3g}) and the model tends to one "
+                    f"dropout probability a / (a + b) after each purchase: {p}")
+        if b > self._edge[1] or a < self._edge[0]:
+            name, value = ("b", b) if b > self._edge[1] else ("a", a)
+            return (f"found no measurable dropout: {name} ran off to {value:.3g}, so every "
+                    "customer counts as active for ever (limiting dropout probability "
+                    f"a / (a + b) after each purchase: {p})")
+        return super()._at_boundary()
 
     def _starts(self, data):
         base = self._initial(data)
@@ -288,6 +296,11 @@ class ModifiedBetaGeoModel(BetaGeoModel):
 
     def _log_alive_odds(self, r, alpha, a, b, x, tx, T):
         return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+
+
+def _dropout_words(p: float) -> str:
+    """Format a dropout probability for a sentence: ``"1.3 %"``, ``"below 0.01 %"``."""
+    return "below 0.01 %" if p < 1e-4 else f"{100 * p:.2g} %"
 
 
 #: Rows per block in :func:`_repeat_sums` (temporaries stay in cache).

@@ -37,6 +37,7 @@ class BetaGeoBetaBinomModel(BaseModel):
     """
 
     _param_names = ("alpha", "beta", "gamma", "delta")
+    _shape_params = ("alpha", "beta", "gamma", "delta")
     _columns = ("frequency", "recency", "periods")
 
     @classmethod

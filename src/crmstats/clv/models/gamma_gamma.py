@@ -43,6 +43,7 @@ class GammaGammaModel(BaseModel):
     """
 
     _param_names = ("p", "q", "v")
+    _shape_params = ("p", "q")
     _columns = ("frequency", "monetary_value")
     _has_gradient = True
     _has_hessian = True

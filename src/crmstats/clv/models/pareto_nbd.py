@@ -43,6 +43,22 @@ class ParetoNBDModel(BaseModel):
     """
 
     _param_names = ("r", "alpha", "s", "beta")
+    _shape_params = ("r", "s")
+
+    def _at_boundary(self):
+        """No dropout (s → 0 or s / β → 0), or the same dropout rate for everyone (s → ∞)."""
+        s, beta = float(self.params_["s"]), float(self.params_["beta"])
+        unit = {"D": "day", "W": "week", "M": "month"}.get(getattr(self, "time_unit_", None),
+                                                           "time unit")
+        if s > 1e4:
+            return (f"found the same dropout rate for every customer: s and beta grow without "
+                    f"bound (s = {s:.3g}, beta = {beta:.3g}) and the model tends to one dropout "
+                    f"rate s / beta = {s / beta:.3g} per {unit}")
+        if s < self._edge[0] or s / beta < 1e-8:
+            return (f"found no measurable dropout: s / beta = {s / beta:.3g} per {unit} "
+                    f"(s = {s:.3g}, beta = {beta:.3g}), so every customer counts as active "
+                    "for ever")
+        return super()._at_boundary()
 
     def _initial(self, data):
         scale = max(np.average(data["T"], weights=data["weights"]) / 4, 1.0)

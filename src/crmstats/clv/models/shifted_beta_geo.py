@@ -85,6 +85,7 @@ class ShiftedBetaGeoModel(BaseModel):
     """
 
     _param_names = ("alpha", "beta")
+    _shape_params = ("alpha", "beta")
     _columns = ("duration", "churned")
     _needs_repeat = False
 

@@ -1,0 +1,142 @@
+"""Fits a reader can trust: boundary fits named and not ranked, bootstrap refits screened."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmstats import ConvergenceWarning, clv
+from crmstats.book import findings, report
+from tests.clv.conftest import simulate_shop_without_dropout
+
+
+def _quiet(fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit()
+
+
+@pytest.fixture(scope="module")
+def holdout_shop():
+    """Seed 4: BG/NBD's b runs off to 1.7e7 and the fit does not converge; Pareto/NBD is fine."""
+    return simulate_shop_without_dropout(1000, 4, holdout=39.0)
+
+
+@pytest.fixture(scope="module")
+def stuck(holdout_shop):
+    """The BG/NBD fit of the holdout shop, with the warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = clv.BetaGeoModel().fit(holdout_shop)
+    return model, [str(w.message) for w in caught if w.category is ConvergenceWarning]
+
+
+def test_no_dropout_fit_is_named_with_its_limiting_dropout_probability(holdout_shop, stuck):
+    bg, caught = stuck
+    assert any("BetaGeoModel found no measurable dropout" in w for w in caught)
+    assert bg.params_["b"] > 1e6
+    assert "no measurable dropout" in bg.boundary_ and "b ran off to" in bg.boundary_
+    assert "limiting dropout probability a / (a + b) after each purchase: below 0.01 %" in (
+        bg.boundary_)
+    assert clv.fit_problem(bg).startswith("did not converge and found no measurable dropout")
+    # its predictions are still those of the no-dropout limit: finite and not negative
+    assert (bg.predict_purchases(holdout_shop, 52.0) >= 0).all()
+
+
+def test_interior_fits_have_no_boundary(fitted):
+    for model in fitted.values():
+        assert model.boundary_ is None and clv.fit_problem(model) is None
+
+
+def test_homogeneous_dropout_names_the_limit_too():
+    """a and b both run off: one dropout probability a / (a + b) for everyone."""
+    s = simulate_shop_without_dropout(1000, 3)
+    bg = _quiet(lambda: clv.BetaGeoModel().fit(s))
+    assert "same dropout probability for every customer" in bg.boundary_
+    a, b = bg.params_["a"], bg.params_["b"]
+    assert f"{100 * a / (a + b):.2g} %" in bg.boundary_
+
+
+def test_compare_models_does_not_rank_a_boundary_fit(holdout_shop, stuck):
+    models = {"BG/NBD": stuck[0],
+              "Pareto/NBD": clv.ParetoNBDModel().fit(holdout_shop)}
+    table = clv.compare_models(models, holdout_shop)
+    assert list(table.index) == ["Pareto/NBD", "BG/NBD"]  # trusted first, whatever the mae
+    assert table.loc["Pareto/NBD", "fit_problem"] == ""
+    assert "no measurable dropout" in table.loc["BG/NBD", "fit_problem"]
+    report.set_currency("$")
+    try:
+        values = pd.DataFrame({"clv": [100.0, 50.0, 10.0, 5.0]})
+        text = findings.clv(table, values, type("P", (), {"top_share": 0.6})())
+    finally:
+        report.set_currency("")
+    joined = " ".join(text)
+    assert ("The BG/NBD fit of the holdout test did not converge and found no measurable "
+            "dropout") in joined
+    assert "its holdout ranking is not used" in joined
+    assert "below 0.01 %" in joined
+    assert "On the holdout period, Pareto/NBD predicted each customer's purchases best" in joined
+    assert "BG/NBD predicted" not in joined
+    assert 1 <= len(text) <= 5
+
+
+def test_findings_do_not_headline_values_from_a_boundary_fit(holdout_shop, stuck):
+    bg = stuck[0]
+    gg = clv.GammaGammaModel().fit(holdout_shop)
+    values = clv.customer_lifetime_value(bg, gg, holdout_shop, allow_unconverged=True)
+    pareto = clv.pareto_analysis(values)
+    text = " ".join(findings.clv(None, values, pareto, gg.params_,
+                                 fits={"BG/NBD": bg, "Gamma-Gamma": gg}))
+    assert "The BG/NBD fit on the whole period did not converge and found no measurable" in text
+    assert "not used as headline figures" in text
+    assert "The average customer is worth" not in text
+
+
+def test_bootstrap_drops_and_counts_degenerate_refits():
+    """Seed 0: the fit is interior, but resamples of a shop without dropout send b off."""
+    s = simulate_shop_without_dropout(1000, 0)
+    bg, gg = clv.BetaGeoModel().fit(s), clv.GammaGammaModel().fit(s)
+    assert bg.boundary_ is None and bg.converged_
+    with pytest.warns(ConvergenceWarning, match=r"of 8 bootstrap refits were dropped"):
+        boot = clv.bootstrap_clv(bg, gg, s, n_bootstrap=8)
+    assert isinstance(boot, clv.BootstrapCLV)
+    assert boot.n_dropped >= 1 and boot.n_used + boot.n_dropped == 8
+    assert boot.dropped.sum() == boot.n_dropped
+    assert set(boot.dropped.index) <= {"did not converge", "at the edge of the parameter space",
+                                       "failed", "gave non-finite or negative values"}
+    assert boot.withheld is None
+    lo, mid, hi = boot.lower, boot.estimate, boot.upper
+    assert (lo >= 0).all() and (lo <= mid).all() and (mid <= hi).all()
+    assert (hi > lo).mean() > 0.9  # a real interval, not the point repeated
+    # customer_lifetime_value's columns are the same interval
+    with pytest.warns(ConvergenceWarning, match="were dropped"):
+        values = clv.customer_lifetime_value(bg, gg, s, n_bootstrap=8)
+    np.testing.assert_array_equal(values["clv_lower"], lo)
+    np.testing.assert_array_equal(values["clv_upper"], hi)
+    pd.testing.assert_series_equal(values["clv"], mid)
+
+
+def test_bootstrap_interval_is_withheld_when_most_refits_degenerate():
+    s = simulate_shop_without_dropout(1000, 3)  # the fit itself sits at the boundary
+    bg = _quiet(lambda: clv.BetaGeoModel().fit(s))
+    gg = clv.GammaGammaModel().fit(s)
+    with pytest.warns(ConvergenceWarning, match="interval is withheld"):
+        boot = clv.bootstrap_clv(bg, gg, s, n_bootstrap=3, allow_unconverged=True)
+    assert boot.lower.isna().all() and boot.upper.isna().all()
+    assert boot.n_used < 2 and "bootstrap refits were usable" in boot.withheld
+    assert np.isfinite(boot.estimate).all()
+
+
+def test_clv_kpis_headline_only_trusted_fits(stuck):
+    from crmstats.datasets import load_cdnow
+
+    fit = clv.fit_value(load_cdnow("sample"), horizon_months=12)
+    pareto = clv.pareto_analysis(fit.values)
+    assert set(fit.models) == {"BG/NBD", "Gamma-Gamma"}
+    kpis = findings.clv_kpis(fit.values, pareto, fits=fit.models)
+    assert kpis["average_clv"]["value"] == pytest.approx(fit.clv.mean())
+    assert set(kpis) == {"average_clv", "top20_clv_share"}
+    kpis = findings.clv_kpis(fit.values, pareto, fits={"BG/NBD": stuck[0]})
+    assert set(kpis) == {"customers_valued"}  # no value from a fit not to be trusted
+    assert "BG/NBD fit is not to be trusted" in kpis["customers_valued"]["label"]
