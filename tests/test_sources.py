@@ -295,3 +295,31 @@ def test_source_check_names_example_rows_of_an_unusable_table(tmp_path):
     assert out.exit_code == 1
     assert "e.g. ids [536366] (column 'InvoiceNo')" in out.output
     assert "'31/31/2023'" in out.output and "read day-first as declared" in out.output
+
+
+def test_the_invoice_log_reads_as_plain_pandas_reads_it():
+    """data/giftshop through its crmstats.yml: line values, refunds, guests dropped, dates."""
+    from pathlib import Path
+
+    from crmstats import clv
+    from crmstats.io import execute
+
+    base = Path(__file__).parents[1] / "data" / "giftshop"
+    raw = pd.read_csv(base / "invoices.csv", dtype={"CustomerID": str, "InvoiceNo": str})
+    raw = raw[raw["CustomerID"].notna()]
+    raw["amount"] = raw["Quantity"] * raw["UnitPrice"]
+    raw["when"] = pd.to_datetime(raw["InvoiceDate"], format="%d/%m/%Y %H:%M")
+    crm = load_crm(base)
+    assert crm.name == "Gift shop invoices" and crm.tables().keys() == {"transactions"}
+    got = execute(crm.table("transactions"))
+    assert len(got) == len(raw) and got["customer_id"].nunique() == raw["CustomerID"].nunique()
+    assert got["amount"].sum() == pytest.approx(raw["amount"].sum(), rel=1e-12)
+    refunds = raw["InvoiceNo"].str.startswith("C")
+    assert (got["amount"] < 0).sum() == refunds.sum() > 0
+    assert got["timestamp"].min() == raw["when"].min()
+    assert got["timestamp"].max() == raw["when"].max()
+    # RFM as lifetimes counts it: purchase days per customer, refunds never a purchase
+    rfm = clv.rfm_summary(crm.transactions)
+    buys = raw[~refunds].assign(day=lambda f: f["when"].dt.normalize())
+    days = buys.groupby("CustomerID")["day"].nunique()
+    assert rfm["frequency"].sum() == (days - 1).sum()

@@ -152,3 +152,30 @@ def test_funnel_findings_on_a_deals_only_source(export):
     assert "1,217 deals closed in the last 365 days, 56.0 % were won" in joined
     for invented in ("lead", "subscriber", "qualified", "opportunit"):
         assert invented not in joined.lower()
+
+
+@pytest.mark.parametrize("names, closed, order", [
+    (["Prospecting", "Negotiation/Review", "Qualification", "Closed Won", "Closed Lost"],
+     {"Closed Won": "won", "Closed Lost": "lost"},
+     ["Prospecting", "Qualification", "Negotiation/Review"]),  # Salesforce
+    (["qualifiedtobuy", "contractsent", "appointmentscheduled", "closedwon", "closedlost"],
+     {"closedwon": "won", "closedlost": "lost"},
+     ["appointmentscheduled", "qualifiedtobuy", "contractsent"]),  # HubSpot
+])
+def test_crm_stage_names_map_onto_won_and_lost(names, closed, order):
+    from crmstats.validation import SourceTable
+
+    rng = np.random.default_rng(5)
+    stage = rng.choice(names, 400)
+    frame = pd.DataFrame({"Id": [f"d{i}" for i in range(400)], "StageName": stage,
+                          "Amount": rng.integers(100, 5000, 400).astype(float)})
+    table = SourceTable(frame, columns={"deal_id": "Id", "stage": "StageName",
+                                        "amount": "Amount"}, values={"stage": closed})
+    crm = CRMData(deals=table)
+    assert funnel.deal_stages(crm) == [*order, "won", "lost"]
+    out = funnel.pipeline(crm, window_days=None)  # no dates: every closed deal counts
+    won = np.isin(stage, [k for k, v in closed.items() if v == "won"])
+    lost = np.isin(stage, [k for k, v in closed.items() if v == "lost"])
+    assert out.summary["win_rate"] == pytest.approx(won.sum() / (won.sum() + lost.sum()))
+    assert out.summary["average_deal_size"] == pytest.approx(frame["Amount"][won].mean())
+    assert list(out.open.index) == order and out.open["no date"].sum() == (~won & ~lost).sum()

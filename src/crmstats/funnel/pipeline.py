@@ -138,7 +138,8 @@ def pipeline(
       current stage) to ``as_of``. Deals without a date are open with unknown
       age (column ``"no date"``).
     * **Closed** deals are won or lost with a close date in the ``window_days``
-      before ``as_of`` (``window_days=None``: every closed deal, dated or not).
+      before ``as_of`` (``window_days=None``, or a deals table without
+      ``closed_at``: every closed deal, dated or not).
       **Win rate** = won ÷ (won + lost); **average deal size** = mean amount of
       the won deals (those with a known amount); **cycle days** = days from the
       deal's creation (stage events: becoming a lead) to the win, mean and median.
@@ -153,7 +154,8 @@ def pipeline(
         table on its own is read as stage events (wrap a deals table as
         ``CRMData(deals=table)``).
     as_of : timestamp-like, optional
-        Date of the snapshot; default the data's last date.
+        Date of the snapshot; default the data's last date (today for deals
+        without any date).
     deals : table, optional
         For stage events: the conversions table (``journey_id`` = ``lead_id``,
         ``value``) giving each won deal's value; default the source's
@@ -212,11 +214,14 @@ def _from_deals(crm: CRMData, *, as_of, stages, window_days, age_bins, by) -> Pi
     null_ts = ibis.null("timestamp")
     created = t.created_at if "created_at" in t.columns else null_ts
     closed_at = t.closed_at if "closed_at" in t.columns else null_ts
-    if as_of is None:
-        last = execute(t.aggregate(a=ibis.greatest(closed_at.max(), created.max())
-                                   if "closed_at" in t.columns else created.max()))["a"].iloc[0]
-        as_of = pd.Timestamp(last) if last is not None and pd.notna(last) else pd.NaT
-    as_of = pd.Timestamp(as_of)
+    dated = [t[c] for c in ("created_at", "closed_at") if c in t.columns]
+    if as_of is None and dated:
+        last = execute(t.aggregate(a=ibis.greatest(*[c.max() for c in dated])))["a"].iloc[0]
+        as_of = pd.Timestamp(last) if last is not None and pd.notna(last) else None
+    # no date at all: ages are unknown, and the snapshot is today's
+    as_of = pd.Timestamp.now().normalize() if as_of is None else pd.Timestamp(as_of)
+    if "closed_at" not in t.columns:
+        window_days = None  # no close dates: no window can be applied, every closed deal counts
     stage = t.stage.cast("string")
     d = t.mutate(_stage=stage, _open=~stage.isin(list(CLOSED_STAGES)), _age_from=created,
                  _closed_at=closed_at, _created=created, _won=stage == "won",
