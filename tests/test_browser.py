@@ -344,6 +344,18 @@ def test_hostile_names_show_as_text_and_fire_no_dialog(browser, hostile_book,
         page.goto(base + rel, wait_until="networkidle")
         page.mouse.move(400, 400)  # handlers such as onmouseover get their chance
         texts[rel] = page.locator("body").inner_text()
+    # the search page writes matching titles into the page: search for each hostile title
+    from urllib.parse import quote
+
+    finished = ("() => (document.querySelector('#search-results .search-summary') || {})"
+                ".innerText?.startsWith('Search finished')")
+    for slug, _ in HOSTILE_STUDIES:
+        # the whole title (Sphinx matches it against every title), then a word of it
+        for query in (f"{HOSTILE_SOURCE_NAME} — {slug}", slug.split("-")[0]):
+            page.goto(base + "search.html?q=" + quote(query), wait_until="networkidle")
+            page.wait_for_function(finished, timeout=20_000)
+            page.mouse.move(400, 400)
+            texts[f"search for {query}"] = page.locator("#search-results").inner_text()
     assert dialogs == [], f"{len(dialogs)} dialog(s):\n" + "\n".join(dialogs[:30])
     failed = [f"{r.slug}: {r.error}" for r in result.failures]
     assert not failed, "a hostile name broke a study:\n" + "\n".join(failed)
@@ -354,3 +366,5 @@ def test_hostile_names_show_as_text_and_fire_no_dialog(browser, hostile_book,
     assert HOSTILE_SOURCE_NAME in texts["summary.html"]
     for slug, _ in HOSTILE_STUDIES:
         assert texts[f"studies/{slug}.html"].count(HOSTILE_SOURCE_NAME) >= 1, slug
+        found = texts[f"search for {slug.split('-')[0]}"]
+        assert f"{HOSTILE_SOURCE_NAME} — {slug}" in found, (slug, found[:500])

@@ -249,3 +249,30 @@ def test_plot_labels_with_dollars_draw_as_typed():
     svg = buffer.getvalue().decode()
     assert scan_html(svg) == []
     assert "&lt;script&gt;" in svg or "<script" not in svg
+
+
+def _search_index(alltitles: dict) -> str:
+    import json
+
+    return "Search.setIndex(" + json.dumps(
+        {"titles": ["&lt;b&gt; page", "KPI summary"], "alltitles": alltitles,
+         "indexentries": {}, "docnames": ["a", "b"]}, sort_keys=True) + ")"
+
+
+def test_search_titles_are_escaped_once_and_the_scan_sees_raw_ones(tmp_path):
+    """Sphinx's search page writes matching titles as HTML: raw section titles would run."""
+    from crmstats.book.sphinx_ext import escape_search_titles
+    from crmstats.privacy import scan_search_index
+
+    raw = {HOSTILE[1] + " — data quality": [[0, None]], "Key findings": [[0, "key-findings"]],
+           "&lt;b&gt; page": [[0, None]]}
+    path = tmp_path / "searchindex.js"
+    path.write_text(_search_index(raw))
+    found = scan_search_index(path.read_text())
+    assert [f.pattern for f in found] == ["event handler attribute onerror= in a search title"]
+    assert escape_search_titles(path) is True
+    assert scan_search_index(path.read_text()) == []
+    text = path.read_text()
+    assert html.escape(HOSTILE[1], quote=False) in text and '"Key findings"' in text
+    assert "&amp;lt;" not in text  # an escaped title is not escaped twice
+    assert escape_search_titles(path) is False  # idempotent: a rebuild keeps it as it is

@@ -80,6 +80,7 @@ __all__ = [
     "redact",
     "reidentify",
     "scan_html",
+    "scan_search_index",
     "scan_text",
 ]
 
@@ -798,3 +799,26 @@ def scan_html(text: str, *, page: str = "") -> list[Finding]:
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     return [Finding(kind, line_starts[min(line, len(line_starts)) - 1] + column, line)
             for line, column, kind in sorted(finder.hits)]
+
+
+def scan_search_index(text: str) -> list[Finding]:
+    """Find titles in a Sphinx ``searchindex.js`` that its search page would run.
+
+    The search page writes the titles that match a query into the page as
+    HTML, so every title of the index (page titles, section titles, index
+    entries) is checked with :func:`scan_html`. Findings are named
+    ``"<kind> in a search title"`` at line 1 (the index is one line).
+    """
+    prefix, suffix = "Search.setIndex(", ")"
+    text = text.strip()
+    if not (text.startswith(prefix) and text.endswith(suffix)):
+        return []
+    try:
+        index = json.loads(text[len(prefix):-len(suffix)])
+    except ValueError:
+        return []
+    titles = [t for t in index.get("titles") or [] if isinstance(t, str)]
+    for key in ("alltitles", "indexentries"):
+        titles += [t for t in (index.get(key) or {}) if isinstance(t, str)]
+    return [Finding(f"{f.pattern} in a search title", 0, 1)
+            for title in titles for f in scan_html(title)]

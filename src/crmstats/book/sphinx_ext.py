@@ -11,11 +11,20 @@ printing (``<h1>{{ pagetitle }}</h1>``), and the book's title into the sidebar
 (``{{ root_title }}``), as plain text that its templates do not escape: a title
 naming a data source called ``<script>...`` would be markup there, though the
 page's own heading shows it as text. This extension escapes both.
+
+Sphinx's search index (``searchindex.js``) holds every section title as plain
+text (``alltitles``, and index entries likewise), and the search page writes
+the titles that match a query into the page as HTML (``innerHTML``): searching
+for a title that names ``<img src=x onerror=...>`` ran it. When the build has
+finished, this extension rewrites those titles HTML-escaped, as the page
+titles of the same index already are, so the search page shows them as text.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
 from typing import Any
 
 #: Template variables that sphinx-book-theme fills with plain text and writes unescaped.
@@ -48,8 +57,49 @@ def _escape_plain_titles(app, pagename, templatename, context, doctree) -> None:
             context[key] = html.escape(value, quote=True)
 
 
+_INDEX_PREFIX, _INDEX_SUFFIX = "Search.setIndex(", ")"
+
+
+def escape_search_titles(path: str | Path) -> bool:
+    """HTML-escape the section titles and index entries of a Sphinx ``searchindex.js``.
+
+    Returns whether the file was changed. Titles that become equal when
+    escaped keep all their places; a title already escaped stays as it is.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if not (text.startswith(_INDEX_PREFIX) and text.endswith(_INDEX_SUFFIX)):
+        return False
+    index = json.loads(text[len(_INDEX_PREFIX):-len(_INDEX_SUFFIX)])
+    changed = False
+    for key in ("alltitles", "indexentries"):
+        entries = index.get(key)
+        if not isinstance(entries, dict):
+            continue
+        escaped: dict[str, list] = {}
+        for title, places in entries.items():
+            # unescaped first: an index written by an earlier incremental build stays as it is
+            shown = html.escape(html.unescape(title), quote=False)
+            escaped.setdefault(shown, []).extend(places)
+        changed |= list(escaped) != list(entries)
+        index[key] = escaped
+    if changed:  # written as Sphinx writes it
+        path.write_text(_INDEX_PREFIX + json.dumps(index, sort_keys=True) + _INDEX_SUFFIX,
+                        encoding="utf-8")
+    return changed
+
+
+def _escape_search_index(app, exception) -> None:
+    if exception is not None or getattr(app.builder, "format", "") != "html":
+        return
+    index = Path(app.outdir) / getattr(app.builder, "searchindex_filename", "searchindex.js")
+    if index.is_file():
+        escape_search_titles(index)
+
+
 def setup(app) -> dict[str, Any]:
     """Register the extension with Sphinx."""
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _escape_plain_titles, priority=900)
+    app.connect("build-finished", _escape_search_index)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
