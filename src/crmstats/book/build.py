@@ -551,14 +551,16 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
     phone numbers, credentials, ``personal`` values and machine ``paths``
     (:func:`crmstats.privacy.scan_text`); every HTML page and SVG image also
     for scripts, frames, event handlers and ``javascript:`` URLs that did not
-    come from the theme (:func:`crmstats.privacy.scan_html`).
+    come from the theme (:func:`crmstats.privacy.scan_html`), and the search
+    index for titles that its search page would run
+    (:func:`crmstats.privacy.scan_search_index`).
 
     Returns
     -------
     list of (page, pattern, line)
         Page relative to ``html_dir``; never the value found.
     """
-    from crmstats.privacy import notebook_text, scan_html, scan_text
+    from crmstats.privacy import notebook_text, scan_html, scan_search_index, scan_text
 
     html_dir = Path(html_dir)
     found: list[tuple[str, str, int]] = []
@@ -573,6 +575,8 @@ def scan_book(html_dir: str | Path, *, personal: tuple = (),
         if page.suffix.lower() in (".html", ".htm", ".svg"):  # what a browser would run
             found += [(rel.as_posix(), f.pattern, f.line)
                       for f in scan_html(raw, page=rel.as_posix())]
+        elif rel.as_posix() == "searchindex.js":  # the search page shows its titles as HTML
+            found += [(rel.as_posix(), f.pattern, f.line) for f in scan_search_index(raw)]
     return found
 
 
