@@ -234,6 +234,12 @@ def test_only_rebuilds_the_chosen_studies_and_reruns_are_byte_identical(built_bo
         assert json.dumps(record["studies"][slug]["kpis"], sort_keys=True) == json.dumps(
             before["studies"][slug]["kpis"], sort_keys=True), slug
         assert _tables(page) == _tables(book / "_build" / "html" / "studies" / f"{slug}.html")
+        # a rerun publishes its notebook byte for byte (no random cell ids, timings,
+        # object addresses); a kept one differs by its "not rerun" note only
+        notebook = f"_sources/studies/{slug}.ipynb"
+        if slug in rerun:
+            assert (html / notebook).read_bytes() == (
+                book / "_build" / "html" / notebook).read_bytes(), slug
     summary = (html / "summary.html").read_text()
     assert "Not rerun in this build" in summary
     lines = (result.run_dir / "summary.md").read_text().splitlines()
