@@ -121,3 +121,14 @@ def test_real_studies_yml_is_valid():
     studies = load_studies(ROOT / "book" / "studies.yml")
     assert [s.slug for s in studies[:2]] == ["data-quality", "data-overview"]
     assert all(s.template.exists() for s in studies)
+
+
+def test_a_typo_in_run_yml_is_reported_against_run_yml(tmp_path):
+    run = tmp_path / "run.yml"
+    run.write_text("data_source: demo\nperoid: M\n")
+    result = runner.invoke(app, ["book", "build", "--params", str(run),
+                                 "--book-dir", str(ROOT / "book")])
+    assert result.exit_code == 1
+    assert f"run parameters ({run}): parameter(s) ['peroid'] are declared by no study" in (
+        result.output)
+    assert "book/studies.yml: run parameter" not in result.output
