@@ -179,3 +179,18 @@ def test_crm_stage_names_map_onto_won_and_lost(names, closed, order):
     assert out.summary["win_rate"] == pytest.approx(won.sum() / (won.sum() + lost.sum()))
     assert out.summary["average_deal_size"] == pytest.approx(frame["Amount"][won].mean())
     assert list(out.open.index) == order and out.open["no date"].sum() == (~won & ~lost).sum()
+
+
+def test_plot_pipeline_draws_every_stage_and_age():
+    import matplotlib.pyplot as plt
+
+    out = funnel.pipeline(crmstats.load_crm(DEALS))
+    ax = funnel.plot_pipeline(out)
+    widths = [p.get_width() for p in ax.patches]
+    assert sum(widths) == out.open.to_numpy().sum()
+    # funnel order from the top: the first stage highest
+    ticks = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    assert ticks["Prospecting"] > ticks["Engaging"]
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="funnel.pipeline"):
+        funnel.plot_pipeline(out.summary)

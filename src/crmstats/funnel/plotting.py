@@ -64,7 +64,7 @@ def plot_pipeline(pipe, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_yticks(y, [str(s) for s in table.index])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("open deals")
-    ax.legend(title="age", fontsize=8, loc="lower right")
+    ax.legend(title="age", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title("Open deals by stage and age")
     return ax
 
