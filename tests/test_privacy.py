@@ -258,6 +258,13 @@ def test_the_themes_own_scripts_and_text_showing_markup_pass():
     assert scan_html(THEME_PAGE, page="studies/clv-demo.html") == []
     assert scan_html('<meta http-equiv="Refresh" content="0; url=summary.html" />',
                      page="index.html") == []
+    # a page with math: Sphinx adds MathJax from its CDN and its configuration
+    math = ('<script>window.MathJax = {"options": {"processHtmlClass": '
+            '"tex2jax_process|mathjax_process|math|output_area"}}</script>\n'
+            '<script defer="defer" src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/'
+            'tex-mml-chtml.js"></script>')
+    assert scan_html(math, page="intro.html") == []
+    assert scan_html(math.replace("cdn.jsdelivr.net", "cdn.example.org"), page="intro.html")
 
 
 @pytest.mark.parametrize(("markup", "kind"), EXECUTABLE, ids=[m for m, _ in EXECUTABLE])

@@ -638,8 +638,10 @@ def notebook_text(raw: str) -> str:
 
 #: Scripts the book's theme (sphinx-book-theme, pydata-sphinx-theme) and the Sphinx extensions
 #: Jupyter Book loads put on every page, as paths from the book's root (cache keys such as
-#: ``?v=...`` or ``?digest=...`` dropped). A page's ``<script src>`` must resolve to one of them.
+#: ``?v=...`` or ``?digest=...`` dropped), and MathJax, which Sphinx loads from its CDN on a
+#: page with math. A page's ``<script src>`` must resolve to one of them.
 THEME_SCRIPTS = frozenset({
+    "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js",
     "_static/clipboard.min.js", "_static/copybutton.js", "_static/design-tabs.js",
     "_static/doctools.js", "_static/documentation_options.js", "_static/language_data.js",
     "_static/scripts/bootstrap.js", "_static/scripts/fontawesome.js",
@@ -663,6 +665,8 @@ THEME_INLINE_SCRIPTS = (
     "DOCUMENTATION_OPTIONS.pagename = '{page}';",
     "DOCUMENTATION_OPTIONS.search_as_you_type = false;",
     "kernelName = 'python3'",
+    'window.MathJax = {"options": {"processHtmlClass": '
+    '"tex2jax_process|mathjax_process|math|output_area"}}',
     '// Activate the search field on page load let searchInput = document.querySelector('
     '"form.bd-search input"); if (searchInput) { searchInput.focus(); searchInput.select(); '
     'console.log("[PST]: Set focus on search field."); }',
@@ -762,8 +766,8 @@ class _ExecutableFinder(HTMLParser):
 
     def _theme_src(self, src: str) -> bool:
         parts = urllib.parse.urlsplit(_URL_NOISE.sub("", src))
-        if parts.scheme or parts.netloc:
-            return False
+        if parts.scheme or parts.netloc:  # only the exact address Sphinx writes (MathJax)
+            return src in THEME_SCRIPTS
         path = posixpath.normpath(posixpath.join(posixpath.dirname(self.page), parts.path))
         return path in THEME_SCRIPTS
 
