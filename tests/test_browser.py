@@ -6,6 +6,7 @@ its own browser here). Skips with a message where it is absent, fails under
 ``tests/artifacts/`` (git-ignored).
 """
 
+import contextlib
 import functools
 import http.server
 import os
@@ -29,18 +30,26 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def served_book(built_book):
-    """Serve the built HTML over HTTP on loopback (as a web server would publish it)."""
-    book, _, _ = built_book
-    html = book / "_build" / "html"
+@contextlib.contextmanager
+def _serve(html: Path):
+    """Serve a built book's HTML over HTTP on loopback (as a web server would publish it)."""
     handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", html
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", html
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    """Serve the built HTML over HTTP on loopback (as a web server would publish it)."""
+    book, _, _ = built_book
+    with _serve(book / "_build" / "html") as served:
+        yield served
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -312,14 +321,8 @@ def hostile_book(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served_hostile_book(hostile_book):
     book, _ = hostile_book
-    html = book / "_build" / "html"
-    handler = functools.partial(_QuietHandler, directory=str(html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", html
-    server.shutdown()
-    server.server_close()
+    with _serve(book / "_build" / "html") as served:
+        yield served
 
 
 @pytest.mark.slow
