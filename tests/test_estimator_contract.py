@@ -127,6 +127,16 @@ def test_intervals_of_positive_parameters_stay_positive(name):
     np.testing.assert_allclose(s["upper_95"], est * np.exp(1.959964 * se / est), rtol=1e-6)
 
 
+def test_every_clv_model_is_in_the_interval_test():
+    """A new CLV model (all parameters positive) must join the parametrised test above."""
+    from crmstats.clv.models import BaseModel
+
+    covered = {name for name, _, _ in _small_fits()}
+    models = {name for name in clv.__all__
+              if isinstance(getattr(clv, name), type) and issubclass(getattr(clv, name), BaseModel)}
+    assert models <= covered, models - covered
+
+
 def test_log_interval_and_mixed_summary_table():
     lo, hi = log_interval([2.0, 0.5], [1.0, 5.0])
     np.testing.assert_allclose(lo, [2 * np.exp(-1.959964 / 2), 0.5 * np.exp(-1.959964 * 10)],

@@ -140,3 +140,24 @@ def test_clv_kpis_headline_only_trusted_fits(stuck):
     kpis = findings.clv_kpis(fit.values, pareto, fits={"BG/NBD": stuck[0]})
     assert set(kpis) == {"customers_valued"}  # no value from a fit not to be trusted
     assert "BG/NBD fit is not to be trusted" in kpis["customers_valued"]["label"]
+
+
+def test_a_converged_fit_at_the_boundary_is_still_not_trusted(fitted):
+    """On a real shop's log one bootstrap refit drove b to 1e8 and reported converged_ True."""
+    import copy
+
+    model = copy.deepcopy(fitted["bgnbd"])
+    model.params_ = model.params_.copy()
+    model.params_["b"] = 1e8
+    model.boundary_ = model._at_boundary()
+    assert model.converged_
+    assert model.boundary_.startswith("found no measurable dropout: b ran off to 1e+08")
+    assert clv.fit_problem(model) == model.boundary_
+    pnbd = copy.deepcopy(fitted["pnbd"])
+    pnbd.params_ = pnbd.params_.copy()
+    pnbd.params_["beta"] = 1e12
+    assert "no measurable dropout" in pnbd._at_boundary()
+    gg = copy.deepcopy(fitted["gg"])
+    gg.params_ = gg.params_.copy()
+    gg.params_["q"] = 3e7
+    assert gg._at_boundary().startswith("ran to the edge of its parameter space")
