@@ -395,6 +395,8 @@ def test_cross_sell_on_transactions_equals_pandas(small):
     tx = small.transactions
     got = churn.cross_sell(tx, period="M")
     b = tx[tx["amount"] >= 0].assign(m=_month(tx["timestamp"]))
+    if not tx["timestamp"].max().is_month_end:  # a partial last month is left out
+        b = b[b["m"] < _month(tx["timestamp"]).max()]
     cells = b.groupby(["customer_id", "product_category", "m"])["amount"].sum().reset_index()
     cells = cells.sort_values(["customer_id", "product_category", "m"])
     grp = cells.groupby(["customer_id", "product_category"])

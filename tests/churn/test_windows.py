@@ -208,3 +208,18 @@ def test_key_account_headlines_count_observed_months(subs):
     assert f"averaged {100 * observed.mean():.1f} % per month over the last 11 months, " \
            "February 2025 to December 2025" in text
     assert "at the start of February 2025" in text
+
+
+def test_account_lifetimes_flag_starts_before_the_data(subs):
+    cut = subs[subs["month"] >= "2025-01-01"]
+    life = churn.account_lifetimes(cut)
+    january = set(cut.loc[(cut["month"] == "2025-01-01") & (cut["mrr"] > 0), "account_id"])
+    assert set(life.index[~life["start_observed"]]) == january
+    kept = churn.account_lifetimes(cut, observed_starts=True)
+    assert set(kept.index) == set(life.index) - january
+    # an account that starts inside the cut has the same first spell as in the uncut data
+    whole = churn.account_lifetimes(subs).loc[kept.index]
+    started = whole["start"] >= "2025-02-01"  # (its first spell may begin before the cut)
+    cols = ["start", "tenure", "duration", "churned"]
+    pd.testing.assert_frame_equal(kept.loc[started[started].index, cols],
+                                  whole.loc[started, cols])

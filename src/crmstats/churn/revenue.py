@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start, period_unit
+from crmstats._windows import data_window
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, read_table
 
@@ -268,7 +269,10 @@ def cross_sell(
         ``cross_sell_accounts``, ``cross_sell_rate``, ``upsell_accounts`` and
         ``upsell_rate``. The rates divide by the previous period's accounts
         for subscriptions, and by the period's returning buyers (past their
-        first period) for transactions.
+        first period) for transactions. On transactions a partial last
+        period is left out (:mod:`crmstats._windows`; subscriptions record
+        whole months). A category is new to an account when the account did
+        not hold or buy it earlier *in the data*.
     """
     period = period_unit(period)
     if table is None:
@@ -288,7 +292,10 @@ def cross_sell(
             "customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col,
             "product_category": category_col})
         _require_category(tx, "transactions", category_col or "product_category")
-        tx = tx.filter((tx.amount >= 0) & tx.product_category.notnull())
+        # a partial last period is left out (crmstats._windows)
+        last = data_window(tx, "timestamp", period).last_complete
+        tx = tx.filter((tx.amount >= 0) & tx.product_category.notnull()
+                       & (tx.timestamp.pipe(period_index, period) <= last))
         cells = tx.group_by([tx.customer_id.name("aid"), tx.product_category,
                              tx.timestamp.pipe(period_index, period).name("p")]).aggregate(
             revenue=tx.amount.sum())

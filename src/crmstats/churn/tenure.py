@@ -30,6 +30,7 @@ def account_lifetimes(
     subscriptions: Any,
     tickets: Any = None,
     *,
+    observed_starts: bool = False,
     account_id_col: str | None = None,
     month_col: str | None = None,
     mrr_col: str | None = None,
@@ -52,6 +53,16 @@ def account_lifetimes(
     resolve; the median over accounts where an account has no resolved
     ticket, flagged by ``no_resolved_ticket``).
 
+    Parameters
+    ----------
+    subscriptions, tickets : DataFrame, path or ibis.Table
+        Canonical subscriptions and (optional) tickets tables.
+    observed_starts : bool
+        Keep only the accounts whose start is observed (``start_observed``):
+        what survival curves and retention projections need.
+    account_id_col, month_col, mrr_col : str, optional
+        The caller's names of the canonical subscription columns.
+
     Returns
     -------
     pandas.DataFrame
@@ -59,7 +70,11 @@ def account_lifetimes(
         (months in the first spell), ``duration`` (renewals faced: ``tenure``
         if churned, else ``tenure - 1``), ``churned`` (1 = churned,
         0 = censored),
-        ``reactivated`` (came back later), ``start_mrr`` and with tickets
+        ``reactivated`` (came back later), ``start_mrr``, ``start_observed``
+        (False for accounts already paying in the data's first month: they
+        may have started before the data, so their tenure is at least the
+        one shown; leave them out of survival curves, :mod:`crmstats._windows`)
+        and with tickets
         ``tickets``, ``tickets_per_month``, ``resolution_days``,
         ``no_resolved_ticket``.
     """
@@ -82,7 +97,12 @@ def account_lifetimes(
     out["reactivated"] = (out["last_p"] > out["spell_end"]).astype("int64")
     out["duration"] = out["tenure"] - 1 + out["churned"]
     out["start"] = period_start(out["start_p"], "M")
-    result = out[["start", "tenure", "duration", "churned", "reactivated", "start_mrr"]].copy()
+    # an account paying in the data's first month may have started long before
+    out["start_observed"] = out["start_p"] > int(execute(ap.p.min()))
+    if observed_starts:
+        out = out[out["start_observed"]]
+    result = out[["start", "tenure", "duration", "churned", "reactivated", "start_mrr",
+                  "start_observed"]].copy()
     if tickets is not None:
         tk = as_table(tickets, "tickets")
         if "resolved_at" not in tk.columns:
