@@ -85,6 +85,7 @@ def test_findings_do_not_headline_values_from_a_boundary_fit(holdout_shop, stuck
     bg = stuck[0]
     gg = clv.GammaGammaModel().fit(holdout_shop)
     values = clv.customer_lifetime_value(bg, gg, holdout_shop, allow_unconverged=True)
+    assert (values["clv"] >= 0).all() and (values["expected_purchases"] >= 0).all()
     pareto = clv.pareto_analysis(values)
     text = " ".join(findings.clv(None, values, pareto, gg.params_,
                                  fits={"BG/NBD": bg, "Gamma-Gamma": gg}))
