@@ -75,18 +75,19 @@ _TOP_KEYS = {"name", "location", "tables", "description", "currency"} | _SHARED_
 # ----------------------------------------------------------------------------- labels
 
 
-def source_label(data_source: Any) -> str:
+def source_label(data_source: Any, root: str | os.PathLike | None = None) -> str:
     """Return the display name of a data source, without loading any data.
 
     ``"demo CRM"`` for the demo, ``"CDNOW"`` for cdnow, a source file's
     ``name`` (also for a folder holding ``crmstats.yml``), a ``CRMData``'s
-    ``name``, otherwise the folder's (or database's) name.
+    ``name``, otherwise the folder's (or database's) name. A relative path is
+    read from ``root`` when given (the book's kernels run in the repository).
     """
     if isinstance(data_source, CRMData):
         return data_source.name or default_name(data_source.source)
     text = str(data_source).strip()
     try:
-        text = expand_source(text)
+        text = expand_source(text) if root is None else str(resolve_source(text, root))
     except DataError:  # an unset variable: the name of what was written
         return default_name(text)
     if "://" not in text:

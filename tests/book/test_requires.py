@@ -303,8 +303,16 @@ def _book_copy(tmp_path, slugs):
 
 
 @pytest.mark.slow
-def test_a_scheduled_run_on_a_transactions_only_export_publishes(tmp_path, shop, monkeypatch):
-    """Done-when of issue 21: absolute path in run.yml, no flags, exit 0, what applies."""
+def test_a_scheduled_run_on_a_transactions_only_export_publishes(tmp_path, monkeypatch):
+    """Done-when of issue 21: absolute path in run.yml, no flags, exit 0, what applies.
+
+    On the project's gift-shop invoice log (transactions only, starting mid-stream, invoice
+    numbers as order ids), copied to an absolute path of this machine.
+    """
+    import shutil
+
+    shop = tmp_path / "exports" / "giftshop"
+    shutil.copytree(ROOT / "data" / "giftshop", shop)
     book = _book_copy(tmp_path, ["data-quality", "churn", "attribution", "funnel"])
     run = tmp_path / "run.yml"
     run.write_text(f"data_source: {shop}\ncurrency: GBP\n")
@@ -317,7 +325,7 @@ def test_a_scheduled_run_on_a_transactions_only_export_publishes(tmp_path, shop,
     page = (html / "studies" / "not-available.html").read_text()
     assert "attribution" in page.lower() and "touchpoints" in page
     churn = (html / "studies" / "churn.html").read_text()
-    assert "Cohort retention and churn: shop" in churn
+    assert "Cohort retention and churn: Gift shop invoices" in churn
     assert "Show code cell source" not in churn  # no code toggles for readers
     for path in html.rglob("*"):
         if path.is_file() and path.suffix in (".html", ".ipynb", ".md", ".js"):
@@ -364,3 +372,23 @@ def test_runs_of_a_source_under_a_machine_path_are_compared(tmp_path):
     row = next(line for line in page.splitlines() if line.startswith("| Customers"))
     assert "+10.0 %" in row and str(tmp_path) not in page and "data_source='shop'" in page
 
+
+
+def test_a_relative_source_is_named_as_the_kernels_read_it(tmp_path, monkeypatch):
+    """A cron job started elsewhere: data/giftshop is the repository's, titles use its name:."""
+    import shutil
+
+    book = _fake_book(tmp_path, monkeypatch, [("s1", ["transactions"]), ("s2", ["deals"])])
+    shutil.copytree(ROOT / "data" / "giftshop", book.parent / "data" / "giftshop")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = build_book(book, params={"data_source": "data/giftshop"})
+    assert result.published and list(result.unavailable) == ["s2"]
+    html = book / "_build" / "html"
+    assert "Study s1: Gift shop invoices" in (html / "studies" / "s1.html").read_text()
+    import html as html_module
+
+    summary = html_module.unescape((html / "summary.html").read_text())
+    assert "data_source='Gift shop invoices'" in summary
+    assert "Gift shop invoices" in (html / "studies" / "not-available.html").read_text()

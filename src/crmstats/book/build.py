@@ -808,8 +808,8 @@ def needs_text(item: tuple[str, ...]) -> str:
     return " or ".join(words)
 
 
-def _not_available_page(studies: list[Study], unavailable: dict[str, list[tuple[str, ...]]]
-                        ) -> str:
+def _not_available_page(studies: list[Study], unavailable: dict[str, list[tuple[str, ...]]],
+                        root: Path | None = None) -> str:
     """Write the one page listing the studies the source cannot serve, and how to add data."""
     from crmstats.book.report import reader_text
     from crmstats.book.studies import source_label
@@ -818,7 +818,7 @@ def _not_available_page(studies: list[Study], unavailable: dict[str, list[tuple[
         return md_text(reader_text(value))
 
     chosen = [s for s in studies if s.slug in unavailable]
-    sources = sorted({source_label(_source_of(s)) for s in chosen})
+    sources = sorted({source_label(_source_of(s), root) for s in chosen})
     lines = ["# Not available for this source", "",
              f"The data of {text(', '.join(sources))} does not hold what these studies "
              "need, so they were not run. Each runs in the next build once its data is "
@@ -1017,7 +1017,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
             published = source / "studies" / f"{study.slug}.ipynb"
             if study.slug in unavailable:
                 continue  # listed on the one "not available" page
-            name = source_label(_source_of(study))
+            name = source_label(_source_of(study), root)
             if study.slug in kept:
                 folder, old = kept[study.slug]
                 strip_kpi_records(_kept_notebook(kept, study.slug), published,
@@ -1031,7 +1031,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
                     _failure_page(study, public_error(error, personal, paths), run_dir.name))
         earlier = [data for folder, data in _published(_runs(runs_dir))
                    if folder.name < run_dir.name]
-        page = summary_page(_public_record(record, personal, paths), earlier)
+        page = summary_page(_public_record(record, personal, paths), earlier, root=root)
         (source / "summary.md").write_text(page)
         (run_dir / "summary.md").write_text(page)
         # every other Markdown page of the book folder, the intro first
@@ -1040,7 +1040,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         extra = []
         if unavailable:
             (source / "studies" / f"{NOT_AVAILABLE_PAGE}.md").write_text(
-                _not_available_page(studies, unavailable))
+                _not_available_page(studies, unavailable, root))
             extra.append(f"studies/{NOT_AVAILABLE_PAGE}")
         write_toc([s for s in studies if s.slug not in unavailable], source / "_toc.yml",
                   root="summary", front_pages=front, extra_pages=extra)

@@ -325,7 +325,8 @@ def _previous_values(study: Mapping[str, Any], slug: str,
 
 
 def summary_page(run: dict[str, Any],
-                 previous: dict[str, Any] | list[dict[str, Any]] | None = None) -> str:
+                 previous: dict[str, Any] | list[dict[str, Any]] | None = None,
+                 root: str | Path | None = None) -> str:
     """Write the summary page (MyST Markdown) from a run record and the earlier ones.
 
     Each KPI's change is against the latest earlier published run of the same
@@ -342,6 +343,9 @@ def summary_page(run: dict[str, Any],
     previous : dict or list of dict, optional
         The earlier published run records, newest first (one record is
         accepted too).
+    root : str or Path, optional
+        Where relative data source paths are read from (the repository,
+        where the kernels ran), for the sources' names.
 
     Returns
     -------
@@ -388,7 +392,7 @@ def summary_page(run: dict[str, Any],
         lines += [f"- [{md_text(st['title'])}](studies/{slug}) — run {st['from_run']}"
                   for slug, st in kept.items()]
         lines += [":::", ""]
-    first_time = sorted({source_label(_source(st)) for s, st in run["studies"].items()
+    first_time = sorted({source_label(_source(st), root) for s, st in run["studies"].items()
                          if st.get("kpis") and compared.get(s) is None
                          and st["status"] != "kept"})
     if first_time:
@@ -409,13 +413,14 @@ def summary_page(run: dict[str, Any],
                                        if study["status"] == "kept" else "")
         lines.append(f"| {md_text(rec['label'])} | {md_text(value)} | {change} | "
                      f"{since} | [{title}](studies/{slug}) | "
-                     f"{md_text(source_label(_source(study)))} |")
+                     f"{md_text(source_label(_source(study), root))} |")
     if not rows:
         lines.append("| (no study recorded KPIs) | | | | | |")
     lines += ["", "## Parameters of this run", ""]
     lines += ["| study | status | parameters |", "|---|---|---|"]
     for slug, study in run["studies"].items():
-        params = ", ".join(_parameter(k, v) for k, v in sorted(study.get("parameters", {}).items()))
+        params = ", ".join(_parameter(k, v, root)
+                           for k, v in sorted(study.get("parameters", {}).items()))
         status = study["status"] + (f" (run {study['from_run']})"
                                     if study["status"] == "kept" else "")
         page = NOT_AVAILABLE_PAGE if study["status"] == NOT_AVAILABLE else slug
@@ -423,15 +428,16 @@ def summary_page(run: dict[str, Any],
                      f"{params or '(defaults)'} |")
     if run.get("parameters"):
         lines += ["", "Run parameters (`--params`): "
-                  + ", ".join(_parameter(k, v) for k, v in sorted(run["parameters"].items()))]
+                  + ", ".join(_parameter(k, v, root)
+                              for k, v in sorted(run["parameters"].items()))]
     return "\n".join(lines) + "\n"
 
 
-def _parameter(name: str, value: Any) -> str:
+def _parameter(name: str, value: Any, root: str | Path | None = None) -> str:
     """Show a parameter on the summary; a data source by its name, never its path."""
     from crmstats.book.studies import source_label
 
     if name == "data_source" and isinstance(value, str):
-        value = source_label(value)
+        value = source_label(value, root)
     return md_code(reader_text(f"{name}={value!r}"))
 

@@ -357,16 +357,20 @@ def unmet_requirements(requires: tuple[tuple[str, ...], ...], tables: set[str],
 
     return [item for item in requires if not any(met(option) for option in item)]
 
-def source_label(data_source: Any) -> str:
-    """Name a data source for readers (:func:`crmstats.source_label`; the demo by default)."""
+def source_label(data_source: Any, root: str | Path | None = None) -> str:
+    """Name a data source for readers (:func:`crmstats.source_label`; the demo by default).
+
+    A relative path is read from ``root`` (the repository, where the kernels run).
+    """
     from crmstats.sources import source_label as label
 
-    return str(label("demo" if data_source is None else data_source))
+    return str(label("demo" if data_source is None else data_source, root))
 
 
-def study_title(title: str, data_source: Any) -> str:
+def study_title(title: str, data_source: Any, root: str | Path | None = None) -> str:
     """Return ``title`` with ``{source}`` replaced by the data source's name for readers."""
-    return title.replace("{source}", source_label(data_source)) if "{source}" in title else title
+    return (title.replace("{source}", source_label(data_source, root)) if "{source}" in title
+            else title)
 
 
 @dataclass(frozen=True)
@@ -585,7 +589,7 @@ def load_studies(
                                                  for f in formerly):
             raise StudyError(f"{where}: 'formerly' must be a list of earlier slugs")
         studies.append(Study(slug=slug, title=study_title(str(entry["title"]),
-                                                          merged.get("data_source")),
+                                                          merged.get("data_source"), root),
                              template=template, parameters=merged,
                              requires=parse_requirements(entry.get("requires"), where),
                              formerly=tuple(formerly)))
