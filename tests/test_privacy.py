@@ -2,6 +2,7 @@
 
 import os
 import stat
+import warnings
 
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from crmstats import CRMStatsError, DataError
 from crmstats.privacy import (
     CREDENTIAL_PATTERNS,
+    PseudonymKeyWarning,
     find_credential,
     key_path,
     pseudonym_table,
@@ -17,6 +19,8 @@ from crmstats.privacy import (
     scan_text,
 )
 from tests.secret_forms import CREDENTIALS, LOOKALIKES
+
+K, K1, K2 = "test-key-0123456789", "test-key-one-0123456789", "test-key-two-0123456789"
 
 
 @pytest.fixture
@@ -29,13 +33,13 @@ def no_env_key(monkeypatch, tmp_path):
 def test_pseudonyms_are_stable_keyed_and_short():
     ids = pd.Series(["anna@example.com", "bob@example.com", 17, None], index=[5, 6, 7, 8],
                     name="customer_id")
-    a = pseudonymize(ids, key="k1")
+    a = pseudonymize(ids, key=K1)
     assert a.index.tolist() == [5, 6, 7, 8] and a.name == "customer_id"
     assert a.iloc[:3].str.fullmatch(r"C-[0-9a-f]{8}").all() and a.iloc[3] is None
     assert a.iloc[:3].nunique() == 3
-    assert pseudonymize(ids, key="k1").equals(a)                     # stable
-    assert pseudonymize(["anna@example.com"], key="k1")[0] == a[5]   # independent of the set
-    b = pseudonymize(ids, key="k2")
+    assert pseudonymize(ids, key=K1).equals(a)                     # stable
+    assert pseudonymize(["anna@example.com"], key=K1)[0] == a[5]   # independent of the set
+    b = pseudonymize(ids, key=K2)
     assert (a.iloc[:3] != b.iloc[:3]).all()                          # keyed
     assert "anna" not in "".join(a.iloc[:3])
     # caller's data untouched
@@ -43,22 +47,73 @@ def test_pseudonyms_are_stable_keyed_and_short():
 
 
 def test_key_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv("CRMSTATS_PSEUDONYM_KEY", "from-env")
-    assert pseudonymize(["x"])[0] == pseudonymize(["x"], key="from-env")[0]
+    monkeypatch.setenv("CRMSTATS_PSEUDONYM_KEY", "from-env-0123456789")
+    assert pseudonymize(["x"])[0] == pseudonymize(["x"], key="from-env-0123456789")[0]
 
 
-def test_key_file_is_created_once_private_and_reused(no_env_key):
+def test_key_file_is_created_once_private_announced_and_reused(no_env_key):
     path = no_env_key
     assert key_path() == path and not path.exists()
-    first = pseudonymize(["x", "y"])
+    with pytest.warns(PseudonymKeyWarning) as record:
+        first = pseudonymize(["x", "y"])
+    assert len(record) == 1
+    said = str(record[0].message)
+    assert str(path) in said and "changes every pseudonym" in said
+    assert record[0].filename == __file__  # points at the caller, not at crmstats
     assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
     content = path.read_bytes()
-    assert pseudonymize(["x", "y"]).equals(first) and path.read_bytes() == content
+    assert content.strip().decode() not in said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an existing key is used without a word
+        assert pseudonymize(["x", "y"]).equals(first) and path.read_bytes() == content
     assert not [p for p in path.parent.iterdir() if p != path]  # no temporary file left
 
 
+SHORT_KEYS = ["a", "k3y", "0123456789abcde", "ü" * 7]  # 1, 3, 15 and 14 bytes
+
+
+@pytest.mark.parametrize("short", SHORT_KEYS)
+def test_a_short_key_is_refused_from_every_origin_without_showing_it(short, no_env_key,
+                                                                      monkeypatch):
+    def refused(call) -> str:
+        with pytest.raises(CRMStatsError, match="shorter than 16 bytes") as err:
+            call()
+        return str(err.value)
+
+    def same_for_another_key(make) -> str:
+        """The message, checked to be the same for another short key: it cannot hold the key."""
+        said = refused(make(short))
+        assert said == refused(make("~Q~")), said
+        return said
+
+    same_for_another_key(lambda k: lambda: pseudonymize(["C1"], key=k))
+    same_for_another_key(lambda k: lambda: pseudonymize(["C1"], key=k.encode()))
+    same_for_another_key(lambda k: lambda: reidentify(["C-00000000"], ["C1"], key=k))
+
+    def from_env(k):
+        monkeypatch.setenv("CRMSTATS_PSEUDONYM_KEY", k)
+        return lambda: pseudonymize(["C1"])
+
+    assert "CRMSTATS_PSEUDONYM_KEY" in same_for_another_key(from_env)
+    monkeypatch.delenv("CRMSTATS_PSEUDONYM_KEY")
+    no_env_key.parent.mkdir(parents=True)
+
+    def from_file(k):
+        no_env_key.write_text(k + "\n")
+        os.chmod(no_env_key, 0o600)
+        return lambda: pseudonymize(["C1"])
+
+    assert str(no_env_key) in same_for_another_key(from_file)
+    assert no_env_key.read_text() == "~Q~\n"  # the user's file is left alone
+
+
+def test_a_key_of_16_bytes_is_enough():
+    assert pseudonymize(["C1"], key="0123456789abcdef")[0].startswith("C-")
+
+
 def test_a_key_file_readable_by_others_is_refused(no_env_key):
-    pseudonymize(["x"])
+    with pytest.warns(PseudonymKeyWarning):
+        pseudonymize(["x"])
     os.chmod(no_env_key, 0o644)
     with pytest.raises(CRMStatsError, match="readable by other users.*chmod 600"):
         pseudonymize(["x"])
@@ -66,24 +121,24 @@ def test_a_key_file_readable_by_others_is_refused(no_env_key):
 
 def test_analyst_maps_pseudonyms_back():
     ids = pd.Series([f"cust-{i}" for i in range(500)])
-    published = pseudonymize(ids.iloc[[3, 99, 250]], key="k")
-    back = reidentify(published, ids, key="k")
+    published = pseudonymize(ids.iloc[[3, 99, 250]], key=K)
+    back = reidentify(published, ids, key=K)
     assert back.tolist() == ["cust-3", "cust-99", "cust-250"]
-    assert reidentify(["C-00000000"], ids, key="k").isna().all()
-    table = pseudonym_table(ids, key="k")
+    assert reidentify(["C-00000000"], ids, key=K).isna().all()
+    table = pseudonym_table(ids, key=K)
     assert len(table) == 500 and table.set_index("id").loc["cust-99", "pseudonym"] == published[99]
 
 
 def test_colliding_pseudonyms_are_lengthened_and_still_reidentified():
     ids = pd.Series(range(3000))
-    short = pseudonymize(ids, key="k", length=4)  # 3000 ids in 65536 slots: collisions
+    short = pseudonymize(ids, key=K, length=4)  # 3000 ids in 65536 slots: collisions
     assert short.nunique() == 3000
     assert short.str.len().iloc[0] > len("C-") + 4
-    assert reidentify(short.iloc[[10, 20]], ids, key="k").tolist() == [10, 20]
-    four = pseudonymize(ids, key="k", length=8).str[: len("C-") + 4]
+    assert reidentify(short.iloc[[10, 20]], ids, key=K).tolist() == [10, 20]
+    four = pseudonymize(ids, key=K, length=8).str[: len("C-") + 4]
     assert four.duplicated().any()
     with pytest.raises(DataError, match="more than one id"):
-        reidentify(four[four.duplicated(keep=False)].iloc[:1], ids, key="k")
+        reidentify(four[four.duplicated(keep=False)].iloc[:1], ids, key=K)
 
 
 def test_scan_finds_pii_credentials_and_paths_without_repeating_them():
@@ -141,16 +196,16 @@ def test_pseudonymous_tables_for_publishing_leave_the_callers_table_alone():
     top = pd.DataFrame({"clv": [9.5, 7.25], "email": ["a@x.org", "b@x.org"],
                         "account_id": ["A1", "A2"]},
                        index=pd.Index(["C000001", "C000002"], name="customer_id"))
-    shown = pseudonymous(top, key="k")
+    shown = pseudonymous(top, key=K)
     assert shown.index.name == "customer_id"
-    assert shown.index.tolist() == pseudonymize(["C000001", "C000002"], key="k").tolist()
-    assert shown["account_id"].tolist() == pseudonymize(["A1", "A2"], key="k").tolist()
+    assert shown.index.tolist() == pseudonymize(["C000001", "C000002"], key=K).tolist()
+    assert shown["account_id"].tolist() == pseudonymize(["A1", "A2"], key=K).tolist()
     assert "email" not in shown and shown["clv"].tolist() == [9.5, 7.25]
     # the analyst's table (what the crmstats functions return) keeps raw ids
     assert top.index.tolist() == ["C000001", "C000002"] and "email" in top
     # a table that is not a customer list is left as it is
     channels = pd.DataFrame({"share": [0.5]}, index=pd.Index(["email"], name="channel"))
-    assert pseudonymous(channels, key="k").equals(channels)
+    assert pseudonymous(channels, key=K).equals(channels)
 
 
 def test_redact_removes_what_the_scan_finds():

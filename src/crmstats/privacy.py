@@ -20,12 +20,19 @@ The pseudonym key
 The pseudonym of an id is ``HMAC-SHA256(key, id)`` shown as ``"C-"`` plus its
 first 8 hex digits. The key never lives in the book or the repository:
 
-1. the environment variable ``CRMSTATS_PSEUDONYM_KEY`` (any string), else
+1. the environment variable ``CRMSTATS_PSEUDONYM_KEY``, else
 2. the key file ``$CRMSTATS_CONFIG_DIR/pseudonym.key`` (default
    ``$XDG_CONFIG_HOME/crmstats/pseudonym.key``, i.e.
    ``~/.config/crmstats/pseudonym.key``), created once with 32 random bytes
-   and mode 0600 the first time a pseudonym is needed. A key file readable by
-   other users is refused.
+   and mode 0600 the first time a pseudonym is needed — and announced with a
+   :class:`PseudonymKeyWarning` naming the path, since a key made silently in
+   an ephemeral home (cron, a container) would change every pseudonym without
+   a word. A key file readable by other users is refused.
+
+A key shorter than :data:`MIN_KEY_BYTES` (16 bytes) is refused from every
+origin — the variable, the file or a ``key=`` argument — with a message that
+does not show it: a short key can be guessed, and with it every pseudonym of
+an enumerable id reversed.
 
 Whoever holds the key can map a published pseudonym back to the customer
 (:func:`reidentify`); without it, pseudonyms cannot be linked to ids (beyond
@@ -56,6 +63,7 @@ import stat
 import sys
 import tempfile
 import urllib.parse
+import warnings
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -68,7 +76,9 @@ from crmstats.exceptions import CRMStatsError, DataError
 __all__ = [
     "CREDENTIAL_PATTERNS",
     "KEY_ENV",
+    "MIN_KEY_BYTES",
     "Finding",
+    "PseudonymKeyWarning",
     "decode",
     "find_credential",
     "key_path",
@@ -103,6 +113,20 @@ def key_path() -> Path:
     return Path(xdg) / "crmstats" / "pseudonym.key"
 
 
+#: Shortest pseudonym key accepted, in bytes: with fewer, the key itself can be guessed, and
+#: then every pseudonym of an enumerable id (a customer number) can be reversed.
+MIN_KEY_BYTES = 16
+
+
+class PseudonymKeyWarning(UserWarning):
+    """A new pseudonym key was created: keep it, or every pseudonym changes."""
+
+
+def _short_key(origin: str, hint: str) -> CRMStatsError:
+    return CRMStatsError(f"pseudonym key {origin}: shorter than {MIN_KEY_BYTES} bytes "
+                         f"(the key is not shown); {hint}")
+
+
 def _read_key_file(path: Path) -> bytes:
     try:
         info = path.stat()
@@ -119,14 +143,19 @@ def _read_key_file(path: Path) -> bytes:
         key = path.read_bytes().strip()
     except OSError as exc:
         raise CRMStatsError(f"pseudonym key {path}: cannot read it ({exc.strerror})") from None
-    if len(key) < 16:
-        raise CRMStatsError(f"pseudonym key {path}: shorter than 16 bytes; delete it to "
-                            "have a new one made (every pseudonym changes)")
+    if len(key) < MIN_KEY_BYTES:
+        raise _short_key(str(path), "delete it to have a new one made (every pseudonym "
+                                    "changes)")
     return key
 
 
 def _create_key_file(path: Path) -> None:
-    """Create the key file atomically with mode 0600 (a concurrent creator wins)."""
+    """Create the key file atomically with mode 0600 (a concurrent creator wins).
+
+    The process that creates it says so (:class:`PseudonymKeyWarning`, naming
+    the path): a key made silently in an ephemeral home (cron, a container)
+    would re-key every pseudonym without a word.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pseudonym.key.")  # mode 0600
@@ -135,8 +164,9 @@ def _create_key_file(path: Path) -> None:
                 handle.write(secrets.token_hex(32) + "\n")
             try:
                 os.link(tmp, path)  # fails if another process made the key first
+                created = True
             except FileExistsError:
-                pass
+                created = False
         finally:
             os.unlink(tmp)
     except OSError as exc:
@@ -144,16 +174,27 @@ def _create_key_file(path: Path) -> None:
             f"pseudonym key {path}: cannot create it ({exc.strerror}); set {KEY_ENV} "
             "or CRMSTATS_CONFIG_DIR"
         ) from None
+    if created:
+        warnings.warn(
+            f"crmstats created a new pseudonym key at {path}: keep it (back it up, or set "
+            f"{KEY_ENV}); losing or replacing it changes every pseudonym, and pseudonyms "
+            "already published can no longer be mapped back",
+            PseudonymKeyWarning, stacklevel=4)
 
 
 def _key(key: str | bytes | None) -> bytes:
     if key is not None:
         key = key.encode() if isinstance(key, str) else bytes(key)
-        if not key:
-            raise CRMStatsError("pseudonym key: empty")
+        if len(key) < MIN_KEY_BYTES:
+            raise _short_key("given", "use a long random key, e.g. "
+                             "python -c 'import secrets; print(secrets.token_hex(32))'")
         return key
     env = os.environ.get(KEY_ENV)
     if env:
+        if len(env.encode()) < MIN_KEY_BYTES:
+            raise _short_key(f"in {KEY_ENV}", "set a long random key, e.g. "
+                             "python -c 'import secrets; print(secrets.token_hex(32))', or "
+                             "unset it to use the key file")
         return env.encode()
     path = key_path()
     if not path.exists():
@@ -204,8 +245,8 @@ def pseudonymize(ids: Any, *, key: str | bytes | None = None,
 
     Examples
     --------
-    >>> pseudonymize(["alice@example.com", 42], key="k").tolist()
-    ['C-8647c468', 'C-7955074f']
+    >>> pseudonymize(["alice@example.com", 42], key="a-long-secret-key").tolist()
+    ['C-f70e119b', 'C-affe535a']
     """
     if not 4 <= int(length) <= 64:
         raise CRMStatsError(f"pseudonym length must be 4 to 64 hex digits, got {length}")

@@ -154,11 +154,11 @@ def test_plots(migration):
 def test_top_fallers_are_pseudonymous_and_map_back(migration):
     from crmstats.privacy import reidentify
 
-    top = migration.top_fallers(10, key="test-key")
+    top = migration.top_fallers(10, key="test-key-0123456789")
     assert len(top) == 10 and top.index.name == "customer"
     assert all(str(p).startswith("C-") for p in top.index)
     assert not set(top.index) & set(migration.customers.index)
-    back = reidentify(pd.Series(top.index), migration.customers.index, key="test-key")
+    back = reidentify(pd.Series(top.index), migration.customers.index, key="test-key-0123456789")
     assert list(back) == list(migration.fallers.index[:10])
     np.testing.assert_allclose(top["value_lost"], migration.fallers["value_lost"].iloc[:10])
     raw = migration.top_fallers(10, pseudonymous=False)
