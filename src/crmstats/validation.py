@@ -386,10 +386,28 @@ def _missing_error(spec: TableSpec, mapping, present) -> DataError | None:
                      "then their product)")
     return DataError(
         f"{spec.name} table: missing required column {', '.join(shown)}; "
-        f"columns present: {', '.join(map(str, present))}{hint}",
+        f"{_present_columns(present)}{hint}",
         table=spec.name,
         column=_caller(missing[0], mapping),
     )
+
+
+def _present_columns(present) -> str:
+    """Name the columns a table has, only if they look like a header row's column names.
+
+    A file that is no CSV (a password or key file read by mistake) has its first
+    line as one "column": that line is not repeated in a message.
+    """
+    from crmstats.privacy import find_credential
+
+    names = [str(c) for c in present]
+    one_line = len(names) == 1 and (":" in names[0] or len(names[0].split()) > 4)
+    header = (all(len(n) <= 80 and n.isprintable() for n in names) and not one_line
+              and find_credential(" ".join(names)) is None)
+    if not header:
+        return ("its first line does not look like column names (not shown here): is it a "
+                "CSV file with a header row?")
+    return f"columns present: {', '.join(names)}"
 
 
 class _Ids(list):
