@@ -69,6 +69,21 @@ CREDENTIALS = [
     (".netrc entry", "machine api.example.com login crm password s3cret"),
     (".netrc default entry", "default login anonymous password me@home"),
     (".netrc on lines", "machine db.example.com\n  login crm\n  password s3cret"),
+    # forms a source file's location or any of its texts can take (issue 22)
+    ("libpq keyword sslpassword", "host=db sslpassword=kx81Qa dbname=crm"),
+    ("libpq keyword quoted password", "host=db port=5432 password='s3 cret' dbname=crm"),
+    ("libpq keyword spaced password", "host=db password = s3cret"),
+    ("ODBC Pwd", "Driver={PostgreSQL};Server=db;Uid=crm;Pwd=s3cret;"),
+    ("password key in any case", "postgresql://db/crm?PassWord=s3cret"),
+    ("sslpassword among other keys", "postgresql:///crm?host=/var/run/postgresql&sslpassword=k81"),
+    ("percent-encoded password option", "postgresql://db/crm?options=-c%20password%3Ds3cret"),
+    ("passwd in a MySQL URL", "mysql://crm@db/crm?passwd=s3cret"),
+    ("token in a DuckDB URL", "duckdb:///crm.duckdb?motherduck_token=abc123def"),
+    ("key-file passphrase in a URL", "snowflake://crm@acct/db?private_key_file_pwd=abc123"),
+    ("export PGPASSWORD", "export PGPASSWORD=s3cret"),
+    ("env file line, unquoted YAML", "PGPASSWORD: s3cret"),
+    ("YAML password unquoted", "password: hunter22"),
+    ("YAML client secret unquoted", "client_secret: 8d7f6e5c4b3a2a1f"),
 ]
 
 #: (description, innocent text that resembles a credential)
@@ -126,4 +141,9 @@ LOOKALIKES = [
     ("library path", "/usr/lib:/usr/local/lib:/opt/lib"),
     ("machine learning sentence", "the machine login uses a password"),
     (".netrc placeholder", "machine x login y password $NETRC_PASSWORD"),
+    ("password field name", "password: reset"),
+    ("token heading", "token: bucket"),
+    ("ssl key file", "postgresql://crm@db/crm?sslmode=verify-full&sslkey=/etc/crm/client.key"),
+    ("percent in a name", "Spring sale 20% off"),
+    ("yaml placeholder", "password: <your password>"),
 ]

@@ -421,6 +421,12 @@ _PLACEHOLDER = (r"(?:\.{3}|\*{3,}|<[^<>\s]{1,40}>|\$\{?[A-Za-z_]|x{3,}(?![A-Za-z
 # A user name of /etc/passwd or /etc/shadow at the start of its line (not inside a word or path).
 _USER = r"(?<![\w:/.$-])[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?"
 
+# Names whose unquoted YAML value (``password: hunter22``) is a credential: the password
+# family and compound key names, not a bare "token" or "key" ("token: bucket" is a word).
+_YAML_CRED_KEYS = (r"(?:ssl)?password|passwd|pwd|passphrase|api[_-]?key|apikey"
+                   r"|(?:access|secret|private)[_-]?key|(?:client|app|api|consumer)[_-]?secret"
+                   r"|(?:access|refresh|auth|api|bot)[_-]?token")
+
 #: ``(name, compiled pattern)`` of credential forms; :func:`find_credential` and
 #: :func:`scan_text` use them, and study parameters are refused when one matches.
 CREDENTIAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -432,6 +438,10 @@ CREDENTIAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
      re.compile(rf"(?<![A-Za-z0-9])[\"']?(?:[A-Za-z0-9]+[_-])*(?:PG|MYSQL_?)?(?:{_CRED_KEYS})"
                 rf"(?![A-Za-z0-9])[\"']?\s*(?:=|:\s*[\"'])\s*[\"']?(?=[^\s;&\"',}}<>])"
                 rf"(?!{_PLACEHOLDER})", re.I)),
+    ("credential setting",  # YAML or .env style, unquoted: "password: hunter22"
+     re.compile(rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:PG|MYSQL_?)?(?:{_YAML_CRED_KEYS})"
+                rf":[ \t]+(?!{_PLACEHOLDER})(?=[^\s,;]*[0-9!#$%^&*+/=]|[^\s,;]{{12}})"
+                r"[^\s,;]{4,}", re.I)),
     ("authorization header",
      re.compile(r"\b(?:Bearer|Token)\s+(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{16,}=*"
                 r"|\bBasic\s+(?=[A-Za-z0-9+/]*\d)[A-Za-z0-9+/]{12,}={0,2}(?![A-Za-z0-9+/])"
@@ -478,9 +488,16 @@ CREDENTIAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 
 
 def find_credential(text: str) -> str | None:
-    """Return the name of the first credential pattern ``text`` matches, or None."""
+    """Return the name of the first credential pattern ``text`` matches, or None.
+
+    Percent-encoded text (``options=-c%20password%3Ds3cret``) is also matched
+    decoded.
+    """
+    texts = [text]
+    if "%" in text:
+        texts.append(urllib.parse.unquote(text))
     for name, pattern in CREDENTIAL_PATTERNS:
-        if pattern.search(text):
+        if any(pattern.search(t) for t in texts):
             return name
     return None
 
