@@ -49,6 +49,7 @@ import pandas as pd
 from crmstats.backend import backend, execute, list_tables, read_table
 from crmstats.crmdata import CRMData, default_name
 from crmstats.exceptions import DataError
+from crmstats.privacy import find_credential
 from crmstats.schema import (
     CLOSED_STAGE_NAMES,
     SALES_STAGES,
@@ -57,6 +58,7 @@ from crmstats.schema import (
     usual_stage_order,
 )
 from crmstats.validation import SourceTable, dmy_counts
+from crmstats.yamlfile import read_yaml
 
 __all__ = ["SOURCE_FILE", "expand_source", "export_crm", "init_source_file", "load_crm",
            "read_source_file", "source_currency", "source_label"]
@@ -66,10 +68,11 @@ SOURCE_FILE = "crmstats.yml"
 
 _TABLE_KEYS = {"file", "table", "columns", "values", "dayfirst", "timestamp_format", "decimal",
                "thousands", "trim", "drop_duplicates", "drop_blank_ids", "personal",
-               "exportable"}
+               "exportable", "allow_outside"}
 _SHARED_KEYS = {"dayfirst", "timestamp_format", "decimal", "thousands", "trim",
                 "drop_duplicates", "drop_blank_ids"}
-_TOP_KEYS = {"name", "location", "tables", "description", "currency"} | _SHARED_KEYS
+_TOP_KEYS = {"name", "location", "tables", "description", "currency",
+             "allow_outside"} | _SHARED_KEYS
 
 
 # ----------------------------------------------------------------------------- labels
@@ -135,50 +138,186 @@ def source_currency(data_source: Any, root: str | os.PathLike = ".") -> str | No
 
 
 def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"source file {str(path)!r} is not valid YAML: "
-                        f"{str(exc).splitlines()[0]}") from None
+    spec = read_yaml(path, what="source file", error=DataError)
     if not isinstance(spec, dict):
-        raise DataError(f"source file {str(path)!r}: expected a mapping with name, location "
+        raise DataError(f"source file {path}: expected a mapping with name, location "
                         "and tables")
     return spec
 
 
 def _check_keys(where: str, given, allowed: set[str]) -> None:
-    unknown = sorted(set(given) - allowed)
+    unknown = sorted(set(given) - allowed, key=str)
     if unknown:
-        raise DataError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
-                        f"{', '.join(sorted(allowed))}")
+        raise DataError(f"{where}: unknown key(s) {', '.join(map(_key_label, unknown))}; "
+                        f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _key_label(key: Any) -> str:
+    """Show a key of the file in a message: quoted if a short plain name, else ``[...]``."""
+    if type(key) is str and len(key) <= 40 and key.isprintable() and find_credential(key) is None:
+        return repr(key)
+    return "[...]"
+
+
+def _refuse_secrets(where: str, value: Any, at: str = "") -> None:
+    """Refuse any string of the file (keys too) that looks like a credential; never echo it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            label = f"{at}.{key}" if _key_label(key) == repr(key) else f"{at}.[...]"
+            _refuse_secrets(where, key, label.lstrip(".") + " (a key)")
+            _refuse_secrets(where, item, label.lstrip("."))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_secrets(where, item, f"{at}[{i}]")
+    elif isinstance(value, str):
+        kind = find_credential(value)
+        if kind is not None:
+            raise DataError(f"{where}: {at or 'a value'} looks like a credential ({kind}); "
+                            "give credentials through environment variables (e.g. PGPASSWORD) "
+                            "or ~/.pgpass, never in a file or URL (the value is not repeated "
+                            "here)")
 
 
 def _check_url(url: str, where: str) -> None:
     parts = urlsplit(url)
-    if parts.password or any(k.lower() in ("password", "pwd", "pass")
-                             for k, _ in parse_qsl(parts.query)):
-        raise DataError(f"{where}: the database URL carries a password; give credentials "
-                        "through environment variables (e.g. PGPASSWORD) or ~/.pgpass, never "
-                        "in a file or URL")
+    try:
+        password = parts.password
+    except ValueError:  # a malformed netloc: judged by the patterns below
+        password = None
+    if password or any(k.lower() in _PASSWORD_KEYS for k, _ in parse_qsl(parts.query)) \
+            or find_credential(url) is not None:
+        raise DataError(f"{where}: the database URL carries a password or another "
+                        "credential; give credentials through environment variables (e.g. "
+                        "PGPASSWORD) or ~/.pgpass, never in a file or URL")
+
+
+#: Query keys of a database URL that carry a password (libpq, JDBC, ODBC spellings).
+_PASSWORD_KEYS = {"password", "pwd", "pass", "passwd", "passphrase", "sslpassword"}
+
+#: Longest text of each kind a source file may hold (characters).
+_MAX_NAME = 200          # name; a table name; canonical and exported column names
+_MAX_TEXT = 4_000        # description, location, file
+_MAX_ITEMS = 10_000      # entries of one values map, of personal/exportable lists
+
+
+def _text(where: str, key: str, value: Any, limit: int, *, line: bool = True) -> str:
+    """Check a text setting: a string of at most ``limit`` characters (one line)."""
+    if type(value) is not str:
+        raise DataError(f"{where}: {key!s} must be text, got {_kind(value)} (quote it)")
+    if len(value) > limit:
+        raise DataError(f"{where}: {key!s} is {len(value):,} characters long; at most "
+                        f"{limit:,}")
+    if line and ("\n" in value or "\r" in value or not value.isprintable()):
+        raise DataError(f"{where}: {key!s} must be one line of printable text")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", bool: "true/false", type(None): "nothing",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _flag(where: str, key: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise DataError(f"{where}: {key} must be true or false, got {_kind(value)}")
+    return value
+
+
+def _header_name(where: str, key: str, value: Any) -> str:
+    """Check an exported column name: text, or a number a CSV header may hold (``2024``)."""
+    if type(value) is int:
+        value = str(value)
+    return _text(where, key, value, _MAX_NAME)
+
+
+def _check_shared(where: str, entry: dict) -> None:
+    """Type-check the keys a table and the top level share (and ``allow_outside``)."""
+    for key in ("trim", "drop_duplicates", "drop_blank_ids", "allow_outside"):
+        if key in entry:
+            _flag(where, key, entry[key])
+    if entry.get("dayfirst") is not None:
+        _flag(where, "dayfirst", entry["dayfirst"])
+    if entry.get("timestamp_format") is not None:
+        _text(where, "timestamp_format", entry["timestamp_format"], 100)
+    for key in ("decimal", "thousands"):
+        if entry.get(key) is not None:
+            sep = _text(where, key, entry[key], 3, line=False)
+            if not sep or any(ch.isalnum() for ch in sep):
+                raise DataError(f"{where}: {key} must be a separator such as ',' '.' or ' ', "
+                                "not a letter or digit")
+
+
+def _check_table(where: str, entry: dict) -> dict:
+    """Type-check one table's entry; return it with ``columns`` and ``values`` as text maps."""
+    _check_shared(where, entry)
+    for key in ("file", "table"):
+        if key in entry:
+            _text(where, key, entry[key], _MAX_TEXT if key == "file" else _MAX_NAME)
+    raw = entry.get("columns") or {}
+    if not isinstance(raw, dict):
+        raise DataError(f"{where}: columns must map canonical names to exported column names, "
+                        f"got {_kind(raw)}")
+    columns = {_text(where, "a canonical column name in columns", k, _MAX_NAME):
+               _header_name(where, f"columns.{k}", v) for k, v in raw.items()}
+    raw = entry.get("values") or {}
+    if not isinstance(raw, dict):
+        raise DataError(f"{where}: values must map columns to {{exported value: canonical "
+                        f"value}}, got {_kind(raw)}")
+    values = {}
+    for col, mapping in raw.items():
+        col = _text(where, "a column name in values", col, _MAX_NAME)
+        if not isinstance(mapping, dict):
+            raise DataError(f"{where}: values of {col!r} must map exported values to canonical "
+                            "ones")
+        if len(mapping) > _MAX_ITEMS:
+            raise DataError(f"{where}: values of {col!r} has {len(mapping):,} entries; at most "
+                            f"{_MAX_ITEMS:,}")
+        for k, v in mapping.items():
+            if type(k) not in (str, int, float, bool) or type(v) is not str:
+                raise DataError(f"{where}: values of {col!r} must map exported values to "
+                                f"canonical names (text), got {_kind(k)}: {_kind(v)}")
+            if isinstance(k, str):
+                _text(where, f"an exported value in values of {col!r}", k, _MAX_NAME)
+            _text(where, f"a canonical value in values of {col!r}", v, _MAX_NAME)
+        values[col] = mapping
+    for key in ("personal", "exportable"):
+        names = entry.get(key)
+        if names is None:
+            continue
+        if not isinstance(names, list) or len(names) > _MAX_ITEMS:
+            raise DataError(f"{where}: {key} must be a list of column names, got {_kind(names)}")
+        for name in names:
+            _header_name(where, f"a column name in {key}", name)
+    return {**entry, "columns": columns, "values": values}
 
 
 def read_source_file(path: str | os.PathLike) -> dict:
     """Read and check a source file; return its content with defaults filled in.
 
+    The file is read with :func:`crmstats.yamlfile.read_yaml` (at most 1 MB, no
+    YAML aliases); every key is type-checked and every text in it (keys
+    included) is refused if it looks like a credential.
+
     Raises
     ------
     DataError
-        Unknown keys, tables or canonical columns, a password in the location,
-        or a table without ``file``/``table``.
+        Unknown keys, tables or canonical columns, a key of the wrong type or
+        too long, a credential anywhere, or a table without ``file``/``table``.
+        The message names the file and the key, never a credential.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"source file {str(path)!r} does not exist")
     spec = _read_yaml(path)
     where = f"source file {path.name}"
+    _refuse_secrets(where, spec)
     _check_keys(where, spec, _TOP_KEYS)
+    for key in ("name", "location"):
+        if spec.get(key) is not None:
+            _text(where, key, spec[key], _MAX_NAME if key == "name" else _MAX_TEXT)
+    if spec.get("description") is not None:
+        _text(where, "description", spec["description"], _MAX_TEXT, line=False)
+    _check_shared(where, spec)
     tables = spec.get("tables")
     if not isinstance(tables, dict) or not tables:
         raise DataError(f"{where}: 'tables' must map canonical table names "
@@ -186,29 +325,28 @@ def read_source_file(path: str | os.PathLike) -> dict:
     location = str(spec.get("location", ".") or ".")
     if "://" in location:
         _check_url(location, where)
-    shared = {k: spec[k] for k in _SHARED_KEYS if k in spec}
+    shared = {k: spec[k] for k in _SHARED_KEYS | {"allow_outside"} if k in spec}
     out = {}
     for name, entry in tables.items():
         if name not in CRMData.table_names():
-            raise DataError(f"{where}: unknown table {name!r}; canonical tables are "
+            raise DataError(f"{where}: unknown table {_key_label(name)}; canonical tables are "
                             f"{', '.join(CRMData.table_names())}")
+        if not isinstance(entry, (str, dict)) and entry is not None:
+            raise DataError(f"{where}, table {name}: expected a file name or a mapping, got "
+                            f"{_kind(entry)}")
         entry = {"file": entry} if isinstance(entry, str) else dict(entry or {})
         _check_keys(f"{where}, table {name}", entry, _TABLE_KEYS)
         if ("file" in entry) == ("table" in entry):
             raise DataError(f"{where}, table {name}: give exactly one of 'file' (in the "
                             "location folder) or 'table' (in the location database)")
-        columns = {str(k): str(v) for k, v in dict(entry.get("columns") or {}).items()}
+        entry = _check_table(f"{where}, table {name}", entry)
+        columns = entry["columns"]
         clash = sorted({v for v in columns.values() if list(columns.values()).count(v) > 1})
         if clash:
             raise DataError(f"{where}, table {name}: exported column(s) "
                             f"{', '.join(map(repr, clash))} mapped twice (write "
                             "canonical_name: exported name, once per column)")
-        values = dict(entry.get("values") or {})
-        for col, mapping in values.items():
-            if not isinstance(mapping, dict):
-                raise DataError(f"{where}, table {name}: values of {col!r} must map exported "
-                                "values to canonical ones")
-        merged = {"trim": True, **shared, **entry, "columns": columns, "values": values}
+        merged = {"trim": True, **shared, **entry}
         out[name] = merged
     currency = spec.get("currency")
     if currency is not None and (type(currency) is not str
@@ -219,25 +357,94 @@ def read_source_file(path: str | os.PathLike) -> dict:
             "tables": out, "path": path, "currency": currency}
 
 
+#: Folders a source may never read from, with everything under them: the system's own
+#: files, and the places a user keeps credentials (see README "Source files").
+_SYSTEM_TREES = ("/etc", "/proc", "/sys", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib32",
+                 "/lib64", "/libx32", "/boot", "/run", "/var/lib", "/var/log", "/var/run",
+                 "/var/spool", "/var/mail", "/var/cache", "/var/db", "/root", "/System",
+                 "/Library", "/private/etc", "/private/var/db", "/private/var/root",
+                 "/private/var/log")
+_SECRET_HOME_FOLDERS = (".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker",
+                        ".password-store", ".config/gcloud", ".config/crmstats")
+#: Folders that are never a data source themselves (a folder inside them may be).
+_ROOT_FOLDERS = ("/", "/home", "/Users", "/mnt", "/media", "/srv", "/opt", "/var", "/tmp",
+                 "/var/tmp", "/private", "/Volumes")
+
+
+def _home_folders() -> set[Path]:
+    """Every user's home folder (the root of each; the folders inside are the users')."""
+    homes = {Path.home()}
+    try:
+        import pwd
+
+        homes |= {Path(e.pw_dir) for e in pwd.getpwall() if e.pw_dir not in ("", "/")}
+    except ImportError:  # Windows: no user database
+        pass
+    return homes
+
+
+def _system_folder(folder: Path) -> str | None:
+    """Why ``folder`` (resolved) may not be read as a data source, or None if it may."""
+    home = Path.home().resolve()
+    trees = [Path(t) for t in _SYSTEM_TREES if Path(t) != home]
+    trees += [home / s for s in _SECRET_HOME_FOLDERS]
+    for tree in trees:
+        if folder == tree or folder.is_relative_to(tree):
+            return f"it is inside {tree}, a folder of the system or of credentials"
+    if folder in {Path(r) for r in _ROOT_FOLDERS} or folder in _home_folders():
+        return "it is a top-level or home folder, not a folder of data"
+    return None
+
+
+def _check_folder(folder: Path, where: str, named: str) -> None:
+    reason = _system_folder(folder)
+    if reason:
+        raise DataError(f"{where}: the folder {named!r} cannot be a data source: {reason}. "
+                        "Put the export in a folder of its own")
+
+
+def _inside(base: Path, name: str, where: str, allow_outside: bool) -> Path:
+    """Resolve ``name`` (symlinks followed) and check it stays inside ``base``."""
+    resolved = (base / name).resolve()
+    if not resolved.is_relative_to(base):
+        if not allow_outside:
+            raise DataError(f"{where}: file {name!r} is outside the source's folder (by its "
+                            "path or a link); a source reads only files in its location "
+                            "folder, unless its source file sets allow_outside: true")
+        reason = _system_folder(resolved.parent)
+        if reason:
+            raise DataError(f"{where}: file {name!r} cannot be read: {reason}")
+    if resolved.exists() and not resolved.is_file():
+        raise DataError(f"{where}: {name!r} is not a regular file")
+    return resolved
+
+
 def _load_source_file(path: Path) -> CRMData:
     spec = read_source_file(path)
     location = spec["location"]
+    where = f"source file {path.name}"
     con = None
     if "://" in location:
         con = _connect(location)
         available = set(list_tables(con))
     else:
+        if re.match(r"\s*[A-Za-z_]+\s*=", location):
+            raise DataError(f"{where}: location looks like a keyword connection string "
+                            "(host=... dbname=...); write a database URL "
+                            "(postgresql://user@host/db) or a folder")
         base = (path.parent / location).resolve()
         if not base.is_dir():
-            raise DataError(f"source file {path.name}: location {location!r} is not a folder "
+            raise DataError(f"{where}: location {location!r} is not a folder "
                             f"({str(base)!r})")
+        _check_folder(base, where, location)
     found, personal, exportable = {}, {}, {}
     for name, entry in spec["tables"].items():
         if "file" in entry:
             if con is not None:
                 raise DataError(f"source file {path.name}, table {name}: 'file' needs a folder "
                                 "location; on a database use 'table'")
-            data = base / str(entry["file"])
+            data = _inside(base, entry["file"], f"{where}, table {name}",
+                           bool(entry.get("allow_outside")))
             if not data.exists():
                 held = ", ".join(sorted(p.name for p in base.iterdir()
                                         if not p.name.startswith("."))) or "nothing"
@@ -282,6 +489,10 @@ def _canonical(column: str, columns: dict) -> str:
 
 
 def _parse_options(text: str) -> dict[str, Any]:
+    if find_credential(text) is not None:
+        raise DataError("data source options look like they hold a credential (not repeated "
+                        "here); credentials come from environment variables, never from a "
+                        "data source")
     opts: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         if "=" not in part:
@@ -434,12 +645,16 @@ def resolve_source(source: Any, root: str | os.PathLike) -> Any:
 def _load_folder(path: Path, text: str) -> CRMData:
     if (path / SOURCE_FILE).is_file():
         return _load_source_file(path / SOURCE_FILE)
+    base = path.resolve()
+    _check_folder(base, f"data source {text!r}", text)
     found = {}
     for name in CRMData.table_names():
         for suffix in (".parquet", ".csv"):
             candidate = path / f"{name}{suffix}"
-            if candidate.exists():
-                found[name] = str(candidate)
+            if candidate.exists() or candidate.is_symlink():
+                # a link to a file outside the folder is refused (a crmstats.yml may opt in)
+                found[name] = str(_inside(base, candidate.name, f"data source {text!r}",
+                                          False))
                 break
     if not found:
         held = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
