@@ -40,10 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from crmstats.book.template import check_template
 from crmstats.exceptions import StudyError
+from crmstats.yamlfile import read_yaml
 
 __all__ = ["Study", "check_no_secrets", "check_parameter_types", "declared_parameters",
            "load_studies", "parse_value", "parse_requirements", "source_label", "study_title",
@@ -508,12 +507,8 @@ def load_studies(
         check_no_secrets(values, f"{run} of study {slug!r}")
     if not path.exists():
         raise StudyError(f"{path}: no such studies file")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StudyError(f"{path}: cannot read it ({exc})") from None
+    # bounded, plain data, no aliases (crmstats.yamlfile)
+    spec = read_yaml(path, what="studies file", error=StudyError) or {}
     if not isinstance(spec, dict) or not isinstance(spec.get("studies"), list):
         raise StudyError(f"{path}: expected a mapping with a 'studies' list")
     unknown_top = set(spec) - {"defaults", "studies", "templates"}
@@ -607,13 +602,6 @@ def load_studies(
             raise StudyError(f"{path}: no study with slug(s) {sorted(unknown_slugs)}")
         studies = [s for s in studies if s.slug in wanted]
     return studies
-
-
-def _yaml_problem(exc: Exception) -> str:
-    """Describe a YAML error in one line (a tag safe loading refuses, a syntax error)."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
 
 
 def _template_dir(value: Any, root: Path, path: Path) -> Path:
