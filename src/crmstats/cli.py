@@ -55,23 +55,14 @@ def main(
 
 
 def _read_yaml_params(path: Path | None) -> dict:
-    """Read a YAML file of parameters with safe loading (plain data only; types checked later)."""
-    import yaml
-
-    from crmstats.book.studies import _yaml_problem
+    """Read a YAML file of parameters: bounded plain data (crmstats.yamlfile); types later."""
+    from crmstats.yamlfile import read_yaml
 
     if path is None:
         return {}
-    if path.is_dir():
-        raise CRMStatsError(f"{path}: a folder, not a parameters file")
     if not path.exists():
         raise CRMStatsError(f"{path}: no such parameters file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise CRMStatsError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CRMStatsError(f"{path}: cannot read it ({exc})") from None
+    data = read_yaml(path, what="parameters file") or {}
     if not isinstance(data, dict) or not all(type(k) is str for k in data):
         raise CRMStatsError(f"{path}: expected a mapping of parameter names to values")
     return data
@@ -168,12 +159,11 @@ def book_build(
 def _export_book_scores(book_dir: Path, run_params: dict, result, to: str, table: str,
                         replace: bool = False) -> None:
     """Write the customer 360 of a successful build's data source, with the run's id."""
-    import yaml
-
     from crmstats.scores import export_customer_scores
+    from crmstats.yamlfile import read_yaml
 
     try:
-        spec = yaml.safe_load((book_dir / "studies.yml").read_text()) or {}
+        spec = read_yaml(book_dir / "studies.yml", what="studies file") or {}
         source = run_params.get("data_source") or (spec.get("defaults") or {}).get(
             "data_source", "demo")
         run_id = result.run_dir.name if result.run_dir is not None else None
