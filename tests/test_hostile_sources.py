@@ -324,15 +324,26 @@ def test_an_alias_bomb_is_refused_at_once_in_little_memory(source, bomb):
     path = write_spec(source, bomb)
     child = _in_a_child(path)
     assert child["result"].startswith("refused: source file"), child
-    assert "aliases" in child["result"] and "line" in child["result"]
+    assert "values (line" in child["result"] and "through YAML aliases" in child["result"]
     assert child["grew"] < 50 * 2**20, child  # bytes of RSS beyond the imports
 
 
-def test_aliases_are_refused_but_anchors_alone_are_harmless(source):
-    spec = "name: &n ACME\nlocation: .\ntables: {transactions: {file: orders.csv}}\n"
-    assert read_source_file(write_spec(source, spec))["name"] == "ACME"
-    with pytest.raises(DataError, match=r"aliases \(\*n, line 2\)"):
-        read_source_file(write_spec(source, spec.replace("location: .", "description: *n")))
+def test_a_few_aliases_are_fine_but_a_value_holding_itself_is_refused(source):
+    spec = ("name: &n ACME\nlocation: .\ntables: {transactions: {file: orders.csv, "
+            "personal: &p [Phone, Mail], exportable: *p}}\ndescription: *n\n")
+    read = read_source_file(write_spec(source, spec))
+    assert read["name"] == "ACME" and read["tables"]["transactions"]["exportable"] == [
+        "Phone", "Mail"]
+    with pytest.raises(DataError, match=r"alias \*a \(line 1\) repeats a value inside itself"):
+        read_source_file(write_spec(source, "name: &a [x, *a]\n"))
+    with pytest.raises(DataError, match="alias.*repeats a value inside itself"):
+        read_source_file(write_spec(source, "tables: &t {transactions: {file: x, values: *t}}\n"))
+
+
+def test_aliases_cannot_deepen_past_the_limit(source):
+    spec = "a: &a " + "[" * 20 + "1" + "]" * 20 + "\nname: [[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]\n"
+    with pytest.raises(DataError, match="nested more than 32 levels"):
+        read_source_file(write_spec(source, spec))
 
 
 def test_deep_nesting_is_refused(source):
@@ -435,7 +446,7 @@ def test_studies_yml_goes_through_the_same_reader(tmp_path):
     book = tmp_path / "book"
     book.mkdir()
     (book / "studies.yml").write_text(BOMB.replace("name:", "defaults:"))
-    with pytest.raises(StudyError, match="aliases"):
+    with pytest.raises(StudyError, match="through YAML aliases"):
         load_studies(book / "studies.yml", check_parameters=False)
     (book / "studies.yml").write_text("studies: []\n" + "# padding\n" * (MAX_BYTES // 10 + 1))
     with pytest.raises(StudyError, match="more than the"):
@@ -446,10 +457,10 @@ def test_a_run_file_goes_through_the_same_reader(tmp_path):
     from crmstats.cli import app
 
     run = tmp_path / "run.yml"
-    run.write_text("a: &a [1, 2]\ndata_source: *a\n")
+    run.write_text(BOMB.replace("name:", "data_source:"))
     for command in (["book", "build", "--book-dir", str(tmp_path / "book"), "--params", str(run)],
                     ["study", "run", str(tmp_path / "t.ipynb"), "-y", str(run)]):
         res = CliRunner().invoke(app, command)
         assert res.exit_code == 1, res.output
-        assert "parameters file" in res.output and "aliases" in res.output
+        assert "parameters file" in res.output and "through YAML aliases" in res.output
         assert "Traceback" not in res.output

@@ -159,20 +159,41 @@ def _key_label(key: Any) -> str:
     return "[...]"
 
 
-def _refuse_secrets(where: str, value: Any, at: str = "") -> None:
-    """Refuse any string of the file (keys too) that looks like a credential; never echo it."""
+def _texts(value: Any, at: tuple = ()):
+    """Yield ``(keys, value)`` of every scalar in ``value``; a key as ``(..., key, None)``."""
     if isinstance(value, dict):
         for key, item in value.items():
-            label = f"{at}.{key}" if _key_label(key) == repr(key) else f"{at}.[...]"
-            _refuse_secrets(where, key, label.lstrip(".") + " (a key)")
-            _refuse_secrets(where, item, label.lstrip("."))
+            yield (*at, key, None), key
+            yield from _texts(item, (*at, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _refuse_secrets(where, item, f"{at}[{i}]")
-    elif isinstance(value, str):
-        kind = find_credential(value)
+            yield from _texts(item, (*at, i))
+    else:
+        yield at, value
+
+
+def _label(keys: tuple) -> str:
+    """Where a text sits in a source file, for a message: keys that are plain names, else [...]."""
+    out = ""
+    for key in keys:
+        if key is None:
+            out += " (a key)"
+        elif type(key) is int:
+            out += f"[{key}]"
+        else:
+            out += "." + (key if _key_label(key) == repr(key) else "[...]")
+    return out.lstrip(".") or "a value"
+
+
+def _refuse_secrets(where: str, spec: Any) -> None:
+    """Refuse any string of the file (keys too) that looks like a credential; never echo it."""
+    texts = [(keys, text) for keys, text in _texts(spec) if isinstance(text, str)]
+    if find_credential("\n".join(text for _, text in texts)) is None:  # one pass over the file
+        return
+    for keys, text in texts:
+        kind = find_credential(text)
         if kind is not None:
-            raise DataError(f"{where}: {at or 'a value'} looks like a credential ({kind}); "
+            raise DataError(f"{where}: {_label(keys)} looks like a credential ({kind}); "
                             "give credentials through environment variables (e.g. PGPASSWORD) "
                             "or ~/.pgpass, never in a file or URL (the value is not repeated "
                             "here)")
@@ -247,6 +268,22 @@ def _check_shared(where: str, entry: dict) -> None:
                                 "not a letter or digit")
 
 
+def _check_counts(where: str, spec: dict) -> None:
+    """Refuse a values map or list over :data:`_MAX_ITEMS` entries before anything reads it."""
+    tables = spec.get("tables")
+    for name, entry in (tables.items() if isinstance(tables, dict) else ()):
+        if not isinstance(entry, dict):
+            continue
+        sized = [(f"values of {_key_label(col)}", m)
+                 for col, m in (entry.get("values") or {}).items()] \
+            if isinstance(entry.get("values"), dict) else []
+        sized += [(key, entry.get(key)) for key in ("columns", "personal", "exportable")]
+        for what, items in sized:
+            if isinstance(items, (dict, list)) and len(items) > _MAX_ITEMS:
+                raise DataError(f"{where}, table {_key_label(name)}: {what} has "
+                                f"{len(items):,} entries; at most {_MAX_ITEMS:,}")
+
+
 def _check_table(where: str, entry: dict) -> dict:
     """Type-check one table's entry; return it with ``columns`` and ``values`` as text maps."""
     _check_shared(where, entry)
@@ -265,26 +302,24 @@ def _check_table(where: str, entry: dict) -> dict:
                         f"value}}, got {_kind(raw)}")
     values = {}
     for col, mapping in raw.items():
-        col = _text(where, "a column name in values", col, _MAX_NAME)
+        _text(where, "a column name in values", col, _MAX_NAME)
+        shown = _key_label(col)  # the file's own key: shown only if a plain name
         if not isinstance(mapping, dict):
-            raise DataError(f"{where}: values of {col!r} must map exported values to canonical "
+            raise DataError(f"{where}: values of {shown} must map exported values to canonical "
                             "ones")
-        if len(mapping) > _MAX_ITEMS:
-            raise DataError(f"{where}: values of {col!r} has {len(mapping):,} entries; at most "
-                            f"{_MAX_ITEMS:,}")
         for k, v in mapping.items():
             if type(k) not in (str, int, float, bool) or type(v) is not str:
-                raise DataError(f"{where}: values of {col!r} must map exported values to "
+                raise DataError(f"{where}: values of {shown} must map exported values to "
                                 f"canonical names (text), got {_kind(k)}: {_kind(v)}")
             if isinstance(k, str):
-                _text(where, f"an exported value in values of {col!r}", k, _MAX_NAME)
-            _text(where, f"a canonical value in values of {col!r}", v, _MAX_NAME)
+                _text(where, f"an exported value in values of {shown}", k, _MAX_NAME)
+            _text(where, f"a canonical value in values of {shown}", v, _MAX_NAME)
         values[col] = mapping
     for key in ("personal", "exportable"):
         names = entry.get(key)
         if names is None:
             continue
-        if not isinstance(names, list) or len(names) > _MAX_ITEMS:
+        if not isinstance(names, list):
             raise DataError(f"{where}: {key} must be a list of column names, got {_kind(names)}")
         for name in names:
             _header_name(where, f"a column name in {key}", name)
@@ -294,8 +329,8 @@ def _check_table(where: str, entry: dict) -> dict:
 def read_source_file(path: str | os.PathLike) -> dict:
     """Read and check a source file; return its content with defaults filled in.
 
-    The file is read with :func:`crmstats.yamlfile.read_yaml` (at most 1 MB, no
-    YAML aliases); every key is type-checked and every text in it (keys
+    The file is read with :func:`crmstats.yamlfile.read_yaml` (at most 1 MB,
+    aliases bounded); every key is type-checked and every text in it (keys
     included) is refused if it looks like a credential.
 
     Raises
@@ -310,7 +345,8 @@ def read_source_file(path: str | os.PathLike) -> dict:
         raise DataError(f"source file {str(path)!r} does not exist")
     spec = _read_yaml(path)
     where = f"source file {path.name}"
-    _refuse_secrets(where, spec)
+    _check_counts(where, spec)  # bounds the work below
+    _refuse_secrets(where, spec)  # before any message can show a text of the file
     _check_keys(where, spec, _TOP_KEYS)
     for key in ("name", "location"):
         if spec.get(key) is not None:
@@ -322,9 +358,6 @@ def read_source_file(path: str | os.PathLike) -> dict:
     if not isinstance(tables, dict) or not tables:
         raise DataError(f"{where}: 'tables' must map canonical table names "
                         f"({', '.join(TABLES)}) to their file or table")
-    location = str(spec.get("location", ".") or ".")
-    if "://" in location:
-        _check_url(location, where)
     shared = {k: spec[k] for k in _SHARED_KEYS | {"allow_outside"} if k in spec}
     out = {}
     for name, entry in tables.items():
@@ -339,15 +372,17 @@ def read_source_file(path: str | os.PathLike) -> dict:
         if ("file" in entry) == ("table" in entry):
             raise DataError(f"{where}, table {name}: give exactly one of 'file' (in the "
                             "location folder) or 'table' (in the location database)")
-        entry = _check_table(f"{where}, table {name}", entry)
+        out[name] = {"trim": True, **shared, **_check_table(f"{where}, table {name}", entry)}
+    location = str(spec.get("location", ".") or ".")
+    if "://" in location:
+        _check_url(location, where)
+    for name, entry in out.items():
         columns = entry["columns"]
         clash = sorted({v for v in columns.values() if list(columns.values()).count(v) > 1})
         if clash:
             raise DataError(f"{where}, table {name}: exported column(s) "
                             f"{', '.join(map(repr, clash))} mapped twice (write "
                             "canonical_name: exported name, once per column)")
-        merged = {"trim": True, **shared, **entry}
-        out[name] = merged
     currency = spec.get("currency")
     if currency is not None and (type(currency) is not str
                                  or not re.fullmatch(r"[^\W\d_]{3}|[^\w\s]{1,3}", currency)):

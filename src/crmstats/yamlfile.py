@@ -9,10 +9,12 @@ one line naming the file (and the line where it can):
 * a file larger than :data:`MAX_BYTES` (1 MB: a large source file is a few
   kilobytes; a mapping of ten thousand stage or channel names fits easily);
 * anything that is not a regular file (a folder, a FIFO, a device);
-* YAML aliases (``*name``): an alias lets a few lines expand into billions of
-  values (the "billion laughs" bomb), and crmstats' files have no need of them
-  (anchors alone are harmless and allowed);
-* nesting deeper than :data:`MAX_DEPTH` levels;
+* a document that expands to more than :data:`MAX_VALUES` values (250,000),
+  YAML aliases (``*name``) counted as the whole value they repeat: an alias lets
+  a few lines expand into billions of values (the "billion laughs" bomb), while
+  an alias or two (as ``yaml.safe_dump`` writes for a repeated mapping) stay
+  welcome; an alias inside its own anchor (a value containing itself) is refused;
+* nesting deeper than :data:`MAX_DEPTH` levels, aliases expanded;
 * tags outside plain YAML (``!!python/object`` ...): safe loading builds
   nothing but strings, numbers, booleans, nulls, lists and mappings;
 * text that is not UTF-8.
@@ -32,12 +34,14 @@ import yaml
 
 from crmstats.exceptions import CRMStatsError
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "read_yaml", "yaml_problem"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "read_yaml", "yaml_problem"]
 
 #: Largest YAML file crmstats reads (bytes).
 MAX_BYTES = 1_000_000
-#: Deepest nesting of lists and mappings in a YAML file.
+#: Deepest nesting of lists and mappings in a YAML file (aliases expanded).
 MAX_DEPTH = 32
+#: Most values (scalars, lists and mappings) a YAML file may expand to, aliases expanded.
+MAX_VALUES = 250_000
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 50x faster
 
@@ -79,21 +83,53 @@ def _read_bounded(path: Path, what: str, error: type[CRMStatsError], max_bytes: 
 
 
 def _check_events(text: str, path: Path, what: str, error: type[CRMStatsError]) -> None:
-    """Refuse aliases and deep nesting from the event stream, before anything is built."""
-    depth = 0
+    """Bound what the document expands to, from the event stream, before anything is built.
+
+    Each open list or mapping counts the values it holds, an alias counting as
+    the whole value it repeats; the count and the depth (aliases expanded) are
+    checked as they grow, so a bomb is refused at the alias that crosses a limit.
+    """
+    stack: list[list] = []  # per open collection: [values, height, anchor]
+    done: dict[str, tuple[int, int]] = {}  # anchor -> (values, height) of a finished node
+
+    def line(event) -> str:
+        return str(event.start_mark.line + 1) if event.start_mark is not None else "?"
+
+    def add(values: int, height: int, event) -> None:
+        if not stack:
+            return
+        top = stack[-1]
+        top[0] += values
+        top[1] = max(top[1], height + 1)
+        if top[0] > MAX_VALUES:
+            raise error(f"{what} {path}: expands to more than {MAX_VALUES:,} values (line "
+                        f"{line(event)}{', through YAML aliases' if done else ''}); a crmstats "
+                        "file is far smaller")
+        if len(stack) + height > MAX_DEPTH:
+            raise error(f"{what} {path}: nested more than {MAX_DEPTH} levels deep "
+                        f"(line {line(event)})")
+
     for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.AliasEvent):
-            line = event.start_mark.line + 1 if event.start_mark is not None else "?"
-            raise error(f"{what} {path}: YAML aliases (*{_short(event.anchor)}, line {line}) "
-                        "are not allowed in crmstats files; write the value out")
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+            stack.append([1, 0, event.anchor])
+            if len(stack) > MAX_DEPTH:
                 raise error(f"{what} {path}: nested more than {MAX_DEPTH} levels deep "
-                            f"(line {line})")
+                            f"(line {line(event)})")
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
+            values, height, anchor = stack.pop()
+            if anchor is not None:
+                done[anchor] = (values, height)
+            add(values, height, event)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                done[event.anchor] = (1, 0)
+            add(1, 0, event)
+        elif isinstance(event, yaml.AliasEvent):
+            if any(entry[2] == event.anchor for entry in stack):
+                raise error(f"{what} {path}: the YAML alias *{_short(event.anchor)} (line "
+                            f"{line(event)}) repeats a value inside itself")
+            if event.anchor in done:  # an unknown alias is the loader's error
+                add(*done[event.anchor], event)
 
 
 def _short(text: Any) -> str:
@@ -127,7 +163,7 @@ def read_yaml(path: str | os.PathLike, *, what: str = "YAML file",
     ------
     CRMStatsError
         Of type ``error``, one line naming the file: missing, unreadable, too
-        large, not UTF-8, not valid YAML, an alias, too deep, a tag.
+        large, not UTF-8, not valid YAML, expanding too far, too deep, a tag.
     """
     path = Path(path)
     text = _read_bounded(path, what, error, max_bytes)
