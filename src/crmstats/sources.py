@@ -32,6 +32,14 @@ Keys set at the top level (``dayfirst``, ``timestamp_format``, ``decimal``,
 ``thousands``, ``trim``, ``drop_duplicates``, ``drop_blank_ids``) apply to every
 table unless the table sets its own. ``trim`` (default true) removes surrounding
 spaces from ids and text columns.
+
+A source file is untrusted text (:func:`read_source_file`): it is read within the
+bounds of :mod:`crmstats.yamlfile`, every key is type-checked, and any text that
+looks like a credential is refused without being repeated. Table files resolve,
+links followed, inside the ``location`` folder unless the file sets
+``allow_outside: true`` (per table or at the top level); a system or credential
+folder (:data:`_SYSTEM_TREES`, :data:`_SECRET_HOME_FOLDERS`) or a top-level or home
+folder (:data:`_ROOT_FOLDERS`) is never a source's folder.
 """
 
 from __future__ import annotations
