@@ -261,8 +261,8 @@ def lead_kpis(
     by : str
         Column of the events matching the spend table's ``channel``.
     period : {"W", "M", "Q", "Y"} or None
-        Period of lead creation and of spend; None sums over the whole data
-        (one row per channel).
+        Period of lead creation and of spend; None sums over the observable
+        span (one row per channel; see Notes).
     lead_stage, qualified_stage, opportunity_stage, won_stage : str
         Stage names (reached by the funnel rule of this module).
     stages : sequence of str
@@ -297,10 +297,12 @@ def lead_kpis(
     the period's end to the last stage event, its ``qualified``,
     ``opportunities``, ``won``, the costs per qualified lead, opportunity and
     win, the rates and ``median_days_to_won`` are NaN, not the low figures
-    of conversions so far. Counts are floats for the NaN. ``attrs`` holds
-    the window (``data_start``, ``data_end``, ``left_out``) and
-    ``mature_days``. With ``period=None`` every lead counts, recent ones
-    included.
+    of conversions so far. Counts are floats for the NaN. With
+    ``period=None`` the same rule selects the leads and spend summed: those
+    of the months after the data's first, complete and mature (all the data
+    when no month is); ``attrs["span"]`` gives that span's first and last
+    day (None for all the data). ``attrs`` also holds the window
+    (``data_start``, ``data_end``, ``left_out``) and ``mature_days``.
     """
     stages = list(stages)
     events = _events(stage_events, lead_id_col, stage_col, entered_at_col)
@@ -314,22 +316,34 @@ def lead_kpis(
     leads = leads.mutate(_ch=leads[by].cast("string"),
                          _p=ibis.literal(0) if whole else period_index(lead_t, period),
                          _lead_t=lead_t)
-    days_won = (leads[f"t_{won_stage}"].epoch_seconds() - leads._lead_t.epoch_seconds()) / 86400.0
+    if mature_days is None:
+        mature_days = execute(_days_to_won(leads, won_stage).quantile(0.9))
+    days = float(mature_days) if mature_days is not None and pd.notna(mature_days) else 0.0
+    win = data_window(events, "entered_at", period or "M")
+    sp = as_table(spend, "spend")
+    span = None
+    if whole:
+        # the span of observable cohorts: the months after the data's first, complete and
+        # mature (crmstats._windows); all the data when no month is
+        months = np.arange(win.first + 1, win.last_complete + 1)
+        ends = period_start(months + 1, "M") + pd.Timedelta(days=days)
+        mature = months[np.asarray(ends <= win.end)]
+        if len(mature):
+            lo, hi = int(mature[0]), int(mature[-1])
+            leads = leads.filter(period_index(leads._lead_t, "M").between(lo, hi))
+            sp = sp.filter(period_index(sp.date, "M").between(lo, hi))
+            span = (period_start([lo], "M")[0],
+                    period_start([hi + 1], "M")[0] - pd.Timedelta(days=1))
+    else:
+        sp = sp.filter(period_index(sp.date, period) <= win.last_complete)
+    days_won = _days_to_won(leads, won_stage)
     counts = execute(leads.group_by(["_ch", "_p"]).aggregate(
         leads=leads.count(),
         qualified=leads.count(where=leads[f"reached_{qualified_stage}"]),
         opportunities=leads.count(where=leads[f"reached_{opportunity_stage}"]),
         won=leads.count(where=leads[f"reached_{won_stage}"]),
-        median_days_to_won=ibis.ifelse(leads[f"t_{won_stage}"].notnull(), days_won,
-                                       ibis.null("float64")).quantile(0.5),
+        median_days_to_won=days_won.quantile(0.5),
     ))
-    sp = as_table(spend, "spend")
-    if not whole:
-        win = data_window(events, "entered_at", period)
-        sp = sp.filter(period_index(sp.date, period) <= win.last_complete)
-        if mature_days is None:
-            mature_days = execute(ibis.ifelse(leads[f"t_{won_stage}"].notnull(), days_won,
-                                              ibis.null("float64")).quantile(0.9))
     cost = execute(sp.group_by([sp.channel.cast("string").name("_ch"),
                                 (ibis.literal(0) if whole else period_index(sp.date, period))
                                 .name("_p")]).aggregate(
@@ -350,11 +364,12 @@ def lead_kpis(
             "lead_to_won", "median_days_to_won"]
     out = out.rename(columns={"_ch": "channel"})
     if whole:
-        return out.sort_values("channel").set_index("channel")[cols]
+        out = out.sort_values("channel").set_index("channel")[cols]
+        out.attrs.update(win.attrs(), mature_days=days, span=span)
+        return out
     out = out[out["_p"] <= win.last_complete].copy()
     # conversions of cohorts too recent to have converted, and the data's first period
     # (leads from before the data), are not observed (crmstats._windows)
-    days = float(mature_days) if mature_days is not None and pd.notna(mature_days) else 0.0
     ends = period_start(out["_p"].astype("int64") + 1, period)
     young = np.asarray(ends + pd.Timedelta(days=days) > win.end)
     conversion = ["qualified", "opportunities", "won", "cost_per_qualified",
@@ -366,9 +381,14 @@ def lead_kpis(
     out.loc[np.asarray(out["_p"] == win.first), [c for c in cols if c != "spend"]] = np.nan
     out["period"] = period_start(out["_p"].astype("int64"), period)
     out = out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
-    out.attrs.update(win.attrs())
-    out.attrs["mature_days"] = days
+    out.attrs.update(win.attrs(), mature_days=days)
     return out
+
+
+def _days_to_won(leads, won_stage: str):
+    """Days from becoming a lead to the win, null for leads not won."""
+    days = (leads[f"t_{won_stage}"].epoch_seconds() - leads._lead_t.epoch_seconds()) / 86400.0
+    return ibis.ifelse(leads[f"t_{won_stage}"].notnull(), days, ibis.null("float64"))
 
 
 def stage_durations(
