@@ -118,3 +118,29 @@ def test_scores_export_replaces_only_with_replace_and_never_the_sources_file(tmp
     res = runner.invoke(app, [*base, "--to", str(source_file), "--replace"])
     assert res.exit_code == 1 and "source reads" in res.output
     assert source_file.read_bytes() == before
+
+
+def test_scores_export_flags_raw_pseudonymize_and_the_personal_id_warning(tmp_path,
+                                                                          monkeypatch):
+    from crmstats.scores import customer360
+
+    monkeypatch.setenv("CRMSTATS_PSEUDONYM_KEY", "k" * 32)
+    frame = pd.DataFrame({"acquisition_channel": ["=1+1", "email", "-2+3"],
+                          "clv": [1.0, 2.0, 3.0], "as_of": pd.Timestamp("2025-06-30")},
+                         index=pd.Index(["ann@example.com", "C2", "C3"], name="id"))
+    monkeypatch.setattr(customer360, "customer_360", lambda *a, **k: frame)
+    base = ["scores", "export", "demo:n_contacts=300,seed=2", "--bootstrap", "0"]
+    res = runner.invoke(app, [*base, "--to", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "--pseudonymize" in warned[0] and "1 of 3" in warned[0]
+    assert pd.read_csv(tmp_path / "a.csv")["acquisition_channel"].tolist() == [
+        "'=1+1", "email", "'-2+3"]
+    res = runner.invoke(app, [*base, "--to", str(tmp_path / "b.csv"), "--raw"])
+    assert pd.read_csv(tmp_path / "b.csv")["acquisition_channel"].tolist() == [
+        "=1+1", "email", "-2+3"]
+    res = runner.invoke(app, [*base, "--to", str(tmp_path / "c.csv"), "--pseudonymize"])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+    out = pd.read_csv(tmp_path / "c.csv")
+    assert "id" not in out.columns and out["id_pseudonym"].str.startswith("C-").all()
+    assert "example.com" not in (tmp_path / "c.csv").read_text()

@@ -671,3 +671,58 @@ def test_a_read_only_folder_is_one_line_and_keeps_the_old_file(tmp_path):
     assert results["left"] == ["s.csv", "s.parquet"]  # no temporary file, old files there
     assert results["kept"] == ["old"]
     assert list(folder.iterdir()) == []  # the tmpfs lived in the child's namespace only
+
+
+_ON_A_FULL_DISK = textwrap.dedent("""
+    import json, subprocess, sys
+    from pathlib import Path
+    import duckdb, numpy as np, pandas as pd
+    from crmstats import CRMStatsError
+    from crmstats.scores import export_scores
+    from tests.scores.test_export import _scores
+    folder = Path(sys.argv[1])
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], check=True)
+    rng = np.random.default_rng(1)
+    n = 400_000
+    big = pd.DataFrame({"clv": rng.gamma(2.0, 30.0, n)},
+                       index=pd.Index([f"C{i:07d}" for i in range(n)], name="id"))
+    results = {}
+    for kind in ("csv", "parquet", "duckdb"):
+        target = folder / f"s.{kind}"
+        export_scores(_scores(20), target, table="scores", run_id="old")
+        try:
+            export_scores(big, target, table="scores", run_id="new", replace=True)
+            results[kind] = "written"
+        except CRMStatsError as exc:
+            results[kind] = str(exc)
+        if kind == "duckdb":
+            with duckdb.connect(str(target), read_only=True) as con:
+                kept = con.execute("SELECT DISTINCT run_id FROM scores").fetchall()
+            results[kind + " kept"] = [r[0] for r in kept]
+        else:
+            frame = pd.read_csv(target) if kind == "csv" else pd.read_parquet(target)
+            results[kind + " kept"] = sorted(set(frame["run_id"]))
+        target.unlink()
+    results["left"] = sorted(p.name for p in folder.iterdir())
+    print(json.dumps(results))
+""")
+
+
+def test_a_real_full_disk_is_one_line_and_keeps_the_old_data(tmp_path):
+    """ENOSPC for real: a 3 MB tmpfs in a private mount namespace (root only, e.g. CI)."""
+    import json
+
+    if not _private_mounts():
+        pytest.skip("needs root and unshare -m (the injected and RLIMIT_FSIZE cases run)")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
+                           _ON_A_FULL_DISK, str(folder)], capture_output=True, text=True,
+                          timeout=600, cwd=os.getcwd())
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for kind in ("csv", "parquet", "duckdb"):
+        assert "No space left on device" in results[kind], results
+        assert "unchanged" in results[kind] and "\n" not in results[kind]
+        assert results[kind + " kept"] == ["old"], results
+    assert results["left"] == [], results  # no temporary file left on the full disk
