@@ -637,11 +637,21 @@ def _private_mounts() -> bool:
         return False
 
 
+def _in_private_mount(script: str, folder) -> dict:
+    """Run ``script`` (which mounts a tmpfs on ``folder``) in a private mount namespace."""
+    import json
+
+    folder.mkdir()
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
+                           script, str(folder)], capture_output=True, text=True, timeout=600,
+                          cwd=os.getcwd())
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_a_read_only_folder_is_one_line_and_keeps_the_old_file(tmp_path):
     """Not root: chmod the folder; root (chmod does not stop it): a read-only tmpfs mounted
     in a private mount namespace (unshare -m), so nothing outside the test sees it."""
-    import json
-
     if os.geteuid() != 0:
         for suffix in FILES:
             export_scores(_scores(20), tmp_path / f"s.{suffix}", run_id="old")
@@ -659,12 +669,7 @@ def test_a_read_only_folder_is_one_line_and_keeps_the_old_file(tmp_path):
     if not _private_mounts():
         pytest.skip("root without private mount namespaces: no way to make a folder read-only")
     folder = tmp_path / "ro"
-    folder.mkdir()
-    done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
-                           _IN_READ_ONLY_FS, str(folder)], capture_output=True, text=True,
-                          timeout=300, cwd=os.getcwd())
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    results = _in_private_mount(_IN_READ_ONLY_FS, folder)
     for suffix in FILES:
         assert "Read-only file system" in results[suffix], results
         assert "the old file is unchanged" in results[suffix] and "\n" not in results[suffix]
@@ -710,17 +715,9 @@ _ON_A_FULL_DISK = textwrap.dedent("""
 
 def test_a_real_full_disk_is_one_line_and_keeps_the_old_data(tmp_path):
     """ENOSPC for real: a 3 MB tmpfs in a private mount namespace (root only, e.g. CI)."""
-    import json
-
     if not _private_mounts():
         pytest.skip("needs root and unshare -m (the injected and RLIMIT_FSIZE cases run)")
-    folder = tmp_path / "small"
-    folder.mkdir()
-    done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
-                           _ON_A_FULL_DISK, str(folder)], capture_output=True, text=True,
-                          timeout=600, cwd=os.getcwd())
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    results = _in_private_mount(_ON_A_FULL_DISK, tmp_path / "small")
     for kind in ("csv", "parquet", "duckdb"):
         assert "No space left on device" in results[kind], results
         assert "unchanged" in results[kind] and "\n" not in results[kind]
