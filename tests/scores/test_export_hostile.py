@@ -87,6 +87,15 @@ def test_a_symlinked_target_is_written_through_and_keeps_the_link(tmp_path):
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
 
 
+def test_a_link_to_a_missing_file_is_refused(tmp_path):
+    link = tmp_path / "scores.csv"
+    link.symlink_to(tmp_path / "elsewhere" / "planted.csv")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(CRMStatsError, match="link to a missing file"):
+        export_scores(_scores(5), link, replace=True)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
 @pytest.mark.parametrize("suffix", FILES)
 def test_bad_file_targets_are_one_line(tmp_path, suffix):
     folder = tmp_path / f"scores.{suffix}"

@@ -418,6 +418,9 @@ def _file_target(path: Path, replace: bool) -> os.stat_result | None:
     try:
         info = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():  # a planted link would create a file wherever it points
+            raise CRMStatsError(f"scores export: {name!r} is a link to a missing file; "
+                                "nothing written") from None
         return None
     except OSError as exc:
         raise CRMStatsError(f"scores export: cannot check {name!r} ({exc.strerror}); nothing "
@@ -559,7 +562,7 @@ def _connect_duckdb(path: str, lock_timeout: float):
                     "(a source read from it); close that connection (its Ibis backend's "
                     "disconnect()) before exporting into the same file; nothing written"
                 ) from None
-            if "lock" not in text.lower():
+            if "conflicting lock" not in text.lower() and "set lock" not in text.lower():
                 raise CRMStatsError(f"scores export: cannot open the DuckDB file {path!r} "
                                     f"({_first_line(exc)}); nothing written") from None
             if time.monotonic() >= deadline:
