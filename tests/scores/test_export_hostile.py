@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -651,9 +652,10 @@ def _in_private_mount(script: str, folder) -> dict:
     import json
 
     folder.mkdir()
+    root = Path(__file__).resolve().parents[2]  # the repository: the script imports tests.*
     done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
                            script, str(folder)], capture_output=True, text=True, timeout=600,
-                          cwd=os.getcwd())
+                          cwd=root)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
