@@ -223,3 +223,24 @@ def test_account_lifetimes_flag_starts_before_the_data(subs):
     cols = ["start", "tenure", "duration", "churned"]
     pd.testing.assert_frame_equal(kept.loc[started[started].index, cols],
                                   whole.loc[started, cols])
+
+
+def test_the_shipped_invoice_log_that_starts_mid_stream():
+    """data/giftshop: an invoice log from 1 December 2023 to 9 December 2024, mapped by its file."""
+    from tests.conftest import ROOT
+
+    crm = crmstats.load_crm(str(ROOT / "data" / "giftshop"))
+    tx = crmstats.execute(crm.table("transactions"))
+    rates = churn.churn_rate(crm.transactions, churned_after=N)
+    m = _month(tx["timestamp"])
+    ref = _pandas_churn(tx, N, int(m.min()), int(m.max()) - 1)  # December 2024 is partial
+    assert len(rates) == len(ref) and rates["churn_rate"].iloc[:N].isna().all()
+    np.testing.assert_array_equal(
+        rates[["active_start", "active_end", "churned"]].to_numpy()[N:], ref.to_numpy()[N:])
+    observable = (ref["churned"] / ref["active_start"]).iloc[N:]
+    kpis = findings.churn_kpis(rates, N, "M")
+    assert kpis["churn_rate"]["value"] == pytest.approx(observable.mean())
+    assert f"last {len(observable)} months" in kpis["churn_rate"]["label"]
+    text = " ".join(findings.churn(rates, churn.retention_matrix(crm.transactions), N))
+    assert f"over the last {len(observable)} months, March 2024 to November 2024" in text
+    assert "December 2024 is left out" in text
