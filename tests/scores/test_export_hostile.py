@@ -77,6 +77,15 @@ def test_a_new_file_is_0600_and_a_replaced_file_keeps_its_mode(tmp_path, suffix)
         os.umask(old_umask)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_root_replacing_another_users_file_keeps_its_owner(tmp_path):
+    target = tmp_path / "scores.csv"
+    export_scores(_scores(5), target)
+    os.chown(target, 4321, 4321)
+    export_scores(_scores(6), target, replace=True)
+    assert (target.stat().st_uid, target.stat().st_gid) == (4321, 4321)
+
+
 def test_a_symlinked_target_is_written_through_and_keeps_the_link(tmp_path):
     real = tmp_path / "real.csv"
     export_scores(_scores(5), real, run_id="old")

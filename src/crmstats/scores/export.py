@@ -26,7 +26,12 @@ What it never does
   :data:`MARKER` (set on every table this module writes), or was written
   before the marker existed (first column ``run_id`` and an ``as_of``
   column) — or with ``replace=True``; never when a view or a foreign key
-  depends on it, and never a view.
+  depends on it, and never a view. PostgreSQL records view dependencies
+  (``pg_depend`` through ``pg_rewrite``); DuckDB does not
+  (``duckdb_dependencies()`` lists no view), so the export drops the old
+  table inside its transaction and asks every view that mentions the name
+  and bound before whether it still binds: one that no longer does depends
+  on the table, and the transaction is rolled back.
 * **Write a formula into a spreadsheet**: in a CSV file, text cells (and
   headers) a spreadsheet would evaluate — starting with ``=``, ``+``, ``-``,
   ``@``, a tab or a carriage return — get a leading ``'`` (the OWASP rule
@@ -460,6 +465,11 @@ def _write_file(out: pd.DataFrame, path: Path, kind: str, *, replace: bool) -> N
             handle.flush()
             os.fsync(handle.fileno())
         if info is not None:
+            if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+                try:  # root replacing another user's file: the file stays theirs
+                    os.chown(tmp, info.st_uid, info.st_gid)
+                except PermissionError:
+                    pass  # not root: the mode below still keeps it as private as it was
             os.chmod(tmp, stat.S_IMODE(info.st_mode))
             os.replace(tmp, real)
         else:
