@@ -381,10 +381,11 @@ def summary_page(run: dict[str, Any],
                   f"{md_text(st.get('error') or 'failed')}" for slug, st in failed.items()]
         lines += [":::", ""]
     missing = [st for st in run["studies"].values() if st["status"] == NOT_AVAILABLE]
-    if missing:
-        names = ", ".join(md_text(st["title"]) for st in missing)
-        lines += [f"Not available for this source: {names}"
-                  f" — [what they need](studies/{NOT_AVAILABLE_PAGE}).", ""]
+    if missing:  # titles hold commas: one per line
+        lines += [":::{note}", f"Not available for this source ([what they need]"
+                  f"(studies/{NOT_AVAILABLE_PAGE})):", ""]
+        lines += [f"- {md_text(st['title'])}" for st in missing]
+        lines += [":::", ""]
     kept = {s: st for s, st in run["studies"].items() if st["status"] == "kept"}
     if kept:
         lines += [":::{note}", "Not rerun in this build (`--only`); their pages and figures are "
