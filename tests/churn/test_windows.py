@@ -108,6 +108,8 @@ def test_first_cohort_and_partial_cells_are_missing(cut):
     counts = churn.cohort_table(cut, metric="customers")
     # the first cohort holds every December 2024 buyer, acquired then or before: no cohort
     assert counts.loc["2024-12-01"].isna().all()
+    # no age column that only the first cohort reached (it would be blank)
+    assert counts.notna().any().all() and counts.columns[-1] == 10
     # the 9-day December 2025 is left out: no cohort of it, no cell in it
     assert counts.index[-1] == pd.Timestamp("2025-11-01")
     assert np.isnan(counts.loc["2025-11-01", 1])

@@ -139,6 +139,9 @@ def cohort_table(
         ages = np.arange(table.shape[1])
         beyond = cohorts[:, None] + ages[None, :] > win.last_complete
         table = table.fillna(0.0).mask(beyond | (cohorts == win.first)[:, None])
+        # ages only the first cohort reached are observed in none
+        seen = np.flatnonzero(table.notna().any(axis=0).to_numpy())
+        table = table.iloc[:, : seen[-1] + 1 if len(seen) else 0]
         table.index = pd.DatetimeIndex(period_start(cohorts, period), name="cohort")
     else:
         table = table.fillna(0.0)

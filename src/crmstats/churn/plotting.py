@@ -203,7 +203,11 @@ def plot_retention_projection(projection: pd.DataFrame, ax: plt.Axes | None = No
 
 
 def plot_churn_rate(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Active customers (bars) and the churn rate (line) per period."""
+    """Active customers (bars) and the churn rate (line) per period.
+
+    The data's first periods, whose churn is not observable yet (NaN in
+    :func:`~crmstats.churn.churn_rate`), are shaded.
+    """
     require_columns(rates, ["active_start", "churned", "churn_rate"], "churn_rate")
     ax = get_ax(ax)
     ax.bar(rates.index, rates["active_start"], width=20 if len(rates) < 60 else 5,
@@ -215,6 +219,13 @@ def plot_churn_rate(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes
     percent_axis(twin)
     twin.set_ylabel("churn rate")
     twin.set_ylim(0, max(0.05, float(rates["churn_rate"].max(skipna=True) or 0) * 1.2))
+    # the data's first periods, where nobody can be seen to churn yet (NaN), are shaded
+    unseen = rates["churn_rate"].isna() & rates["churned"].isna()
+    lead = int(np.argmin(unseen.to_numpy())) if not unseen.all() else len(rates)
+    if lead and isinstance(rates.index, pd.DatetimeIndex) and len(rates) > 1:
+        step = rates.index[1] - rates.index[0]
+        ax.axvspan(rates.index[0] - step / 2, rates.index[lead - 1] + step / 2, color="grey",
+                   alpha=0.12, lw=0, label="churn not observable yet")
     ax.set_title("Active customers and churn per period")
     if isinstance(rates.index, pd.DatetimeIndex):
         _date_axis(ax)
