@@ -42,6 +42,7 @@ HOSTILE = [
     "{{ substitution }}",
     "$x^2$ and $\\foo{ $",
     "# a heading",
+    "ends in a heading's closing ##",
     "1. a list",
     "- [ ] a task",
     "> a quote",

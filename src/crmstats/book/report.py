@@ -68,8 +68,8 @@ _state: dict[str, Any] = {"currency": ""}
 
 #: Characters that open Markdown/MyST syntax anywhere in a line: escapes, code and
 #: roles (`` ` ``, ``{role}``), emphasis, links and images, raw HTML and autolinks,
-#: entities, dollar math, table cells and strike-through.
-_MD_INLINE = re.compile(r"([\\`*_\[\]{}<>&$|~])")
+#: entities, dollar math, table cells, strike-through and a heading's closing ``#``s.
+_MD_INLINE = re.compile(r"([\\`*_\[\]{}<>&$|~#])")
 #: What makes a block of a line's start: headings, quotes, lists, rules, fences,
 #: targets ``(x)=``, comments ``%``, field lists ``:x:`` and definitions ``: x``.
 _MD_LEADING = re.compile(r"^([#>+\-=:%.!\"'(^/@;,?)])")
