@@ -144,3 +144,27 @@ def test_scores_export_flags_raw_pseudonymize_and_the_personal_id_warning(tmp_pa
     out = pd.read_csv(tmp_path / "c.csv")
     assert "id" not in out.columns and out["id_pseudonym"].str.startswith("C-").all()
     assert "example.com" not in (tmp_path / "c.csv").read_text()
+
+
+def test_book_export_scores_replaces_a_file_only_with_replace_scores(tmp_path, monkeypatch):
+    import types
+
+    import typer
+
+    from crmstats import cli
+    from crmstats.scores import customer360
+
+    frame = pd.DataFrame({"clv": [1.0, 2.0], "as_of": pd.Timestamp("2025-06-30")},
+                         index=pd.Index(["C1", "C2"], name="id"))
+    monkeypatch.setattr(customer360, "customer_360", lambda *a, **k: frame)
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "studies.yml").write_text("defaults: {data_source: 'demo:n_contacts=300,seed=2'}\n")
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"an older file")
+    result = types.SimpleNamespace(run_dir=tmp_path / "runs" / "2025-07-01T06-00-00")
+    with pytest.raises(typer.Exit):
+        cli._export_book_scores(book, {}, result, str(out), "crmstats_scores")
+    assert out.read_bytes() == b"an older file"
+    cli._export_book_scores(book, {}, result, str(out), "crmstats_scores", True)
+    assert pd.read_parquet(out)["run_id"].tolist() == ["2025-07-01T06-00-00"] * 2

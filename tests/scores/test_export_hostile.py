@@ -227,6 +227,11 @@ def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(tmp_path):
     assert frame["channel"].tolist() == HOSTILE
 
 
+def test_a_hostile_run_id_is_neutralised_too(tmp_path):
+    export_scores(_scores(3), tmp_path / "s.csv", run_id="=WEBSERVICE(\"http://x\")")
+    assert {r[0] for r in _cells(tmp_path / "s.csv")[1:]} == {"'=WEBSERVICE(\"http://x\")"}
+
+
 def test_raw_writes_the_cells_as_they_are(tmp_path):
     frame = _hostile_frame()
     export_scores(frame, tmp_path / "s.csv", run_id="r1", raw=True)
