@@ -132,6 +132,24 @@ def test_system_home_and_credential_folders_are_never_a_location(source, locatio
         load_crm(folder)  # a folder source, too
 
 
+def test_a_location_linked_to_a_system_folder_is_refused(source, tmp_path):
+    (tmp_path / "exports").symlink_to("/etc")
+    spec = orders_spec()
+    spec["location"] = "../exports"
+    with pytest.raises(DataError, match="inside /etc"):
+        load_crm(write_spec(source, spec))
+    with pytest.raises(DataError, match="inside /etc"):
+        load_crm(tmp_path / "exports")
+
+
+def test_a_table_file_that_is_a_fifo_or_a_folder_is_refused(source):
+    os.mkfifo(source / "pipe.csv")
+    (source / "folder.csv").mkdir()
+    for name in ("pipe.csv", "folder.csv"):
+        with pytest.raises(DataError, match="is not a regular file"):
+            load_crm(write_spec(source, orders_spec(name)))
+
+
 def test_a_folder_of_the_users_own_is_a_location(source, tmp_path):
     data = tmp_path / "exports" / "2024"
     data.mkdir(parents=True)

@@ -69,6 +69,32 @@ def test_key_file_is_created_once_private_announced_and_reused(no_env_key):
     assert not [p for p in path.parent.iterdir() if p != path]  # no temporary file left
 
 
+def test_check_key_announces_a_new_key_once_and_refuses_a_short_one(no_env_key, monkeypatch):
+    from crmstats.privacy import check_key
+
+    with pytest.warns(PseudonymKeyWarning, match="changes every pseudonym"):
+        check_key()
+    assert no_env_key.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_key()
+        pseudonymize(["x"])  # the key it made is the one used
+    monkeypatch.setenv("CRMSTATS_PSEUDONYM_KEY", "short")
+    with pytest.raises(CRMStatsError, match="CRMSTATS_PSEUDONYM_KEY: shorter than 16 bytes"):
+        check_key()
+
+
+def test_a_book_build_checks_the_key_before_any_study_runs(tmp_path, monkeypatch):
+    from crmstats.book import build_book
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "studies.yml").write_text("studies: []\n")
+    monkeypatch.setenv("CRMSTATS_PSEUDONYM_KEY", "short")
+    with pytest.raises(CRMStatsError, match="shorter than 16 bytes"):
+        build_book(tmp_path / "book")
+    assert not (tmp_path / "book" / "runs").exists()  # refused before anything ran
+
+
 SHORT_KEYS = ["a", "k3y", "0123456789abcde", "ü" * 7]  # 1, 3, 15 and 14 bytes
 
 

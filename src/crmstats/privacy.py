@@ -79,6 +79,7 @@ __all__ = [
     "MIN_KEY_BYTES",
     "Finding",
     "PseudonymKeyWarning",
+    "check_key",
     "decode",
     "find_credential",
     "key_path",
@@ -200,6 +201,22 @@ def _key(key: str | bytes | None) -> bytes:
     if not path.exists():
         _create_key_file(path)
     return _read_key_file(path)
+
+
+def check_key() -> None:
+    """Make sure the pseudonym key is usable before studies run in other processes.
+
+    Reads the key as :func:`pseudonymize` would: a short or unreadable key is
+    refused here, once, and a missing key file is created here — announced on
+    the caller's stderr (:class:`PseudonymKeyWarning`) rather than inside a
+    study's notebook. ``crmstats book build`` calls it before running studies.
+
+    Raises
+    ------
+    CRMStatsError
+        As :func:`pseudonymize` would for the key.
+    """
+    _key(None)
 
 
 # --------------------------------------------------------------------------- pseudonyms
