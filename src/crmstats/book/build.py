@@ -70,6 +70,7 @@ from crmstats.book.report import md_text
 from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.studies import Study, load_studies, source_label
 from crmstats.exceptions import CRMStatsError, StudyError
+from crmstats.privacy import check_key
 
 __all__ = ["PUBLISH_STEPS", "BuildResult", "build_book", "build_lock", "needs_text",
            "prune_runs", "recover", "scan_book", "scan_refusal", "unmet_needs", "write_toc"]
@@ -911,6 +912,7 @@ def build_book(
     """
     book_dir = Path(book_dir).resolve()
     studies = load_studies(book_dir / "studies.yml", overrides=params, params_file=params_file)
+    check_key()  # a short key fails here once; a new key is announced here, not on a page
     chosen = {s.slug for s in studies}
     if only:  # the other studies keep their last published pages
         unknown = set(only) - chosen
