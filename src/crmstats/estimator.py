@@ -22,18 +22,48 @@ everywhere:
 Observed-information standard errors by central differences are computed by
 one function, :func:`numerical_hessian`, for every likelihood model that has no
 analytic Hessian.
+
+Keeping a fitted model (the second half of this module): every parametric
+estimator can be rebuilt at given parameters (``Model.from_params(params,
+**meta)``: e.g. a paper's published estimates; ``fitted_here_`` is then False
+and standard errors are NaN unless given) and written to / read from a small
+JSON file (``model.save(path)``, ``Model.load(path)``, or
+``to_dict``/``from_dict``): class name, crmstats version, format version,
+hyperparameters, parameters, the ``summary_`` table, the variance matrix where
+the model keeps one, and the fit's facts that predictions need (the time unit
+of the summary it was fitted on, ``n_obs_``, ``converged_``, ``boundary_``...).
+No pickle: a model file is untrusted input. :func:`load_model` reads a file of
+any known class; every value is checked (type, finiteness, known class and
+keys, bounded size) and bad input is a :class:`~crmstats.DataError` naming the
+file and the key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import NotFittedError
+from crmstats.exceptions import CRMStatsError, NotFittedError
+from crmstats.modelfile import (
+    MODEL_CLASSES,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    _count,
+    _num,
+    _plain,
+    _Reader,
+    given_column,
+    given_params,
+    load_model,
+)
 
-__all__ = ["SUMMARY_COLUMNS", "Estimator", "log_interval", "numerical_hessian", "summary_table"]
+__all__ = ["SUMMARY_COLUMNS", "Estimator", "given_column", "given_params", "load_model",
+           "log_interval", "numerical_hessian", "summary_table"]
 
 #: Columns of every estimator's ``summary_`` (``p_value`` only where a test applies).
 SUMMARY_COLUMNS = ("estimate", "std_err", "lower_95", "upper_95", "p_value")
@@ -171,23 +201,166 @@ def numerical_hessian(f: Callable[[np.ndarray], float], x, h) -> np.ndarray:
 
 
 class Estimator:
-    """Base of every estimator: the fitted check and the shared attributes (module docstring).
+    """Base of every estimator: the fitted check, the shared attributes, keeping a model.
 
     Subclasses set ``n_obs_`` in ``fit`` (and ``summary_`` where it applies)
-    and call :meth:`_check_fitted` before using fitted attributes.
+    and call :meth:`_check_fitted` before using fitted attributes. A
+    parametric estimator also implements :meth:`from_params` and the two
+    hooks of the model file, :meth:`_fit_facts` and :meth:`_restore`, and
+    lists its ``__init__`` arguments in ``_hyper`` (module docstring).
     """
+
+    #: ``__init__`` arguments written to a model file (JSON scalars, lists, str mappings).
+    _hyper: ClassVar[tuple[str, ...]] = ()
 
     def _check_fitted(self) -> None:
         if getattr(self, "n_obs_", None) is None:
             raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(...) first"
+                f"this {type(self).__name__} is not fitted yet; call fit(...) first "
+                f"(or build it with {type(self).__name__}.from_params / load)"
             )
 
     @property
     def is_fitted(self) -> bool:
-        """Whether ``fit`` has been called."""
+        """Whether the model can be used: fitted, built by ``from_params`` or loaded."""
         return getattr(self, "n_obs_", None) is not None
+
+    @property
+    def fitted_here_(self) -> bool:
+        """False for a model built by :meth:`from_params` (its parameters came from elsewhere).
+
+        A model fitted by crmstats keeps True through :meth:`save` and :meth:`load`.
+        """
+        self._check_fitted()
+        return not getattr(self, "_given_params", False)
 
     def __repr__(self) -> str:
         state = "fitted" if self.is_fitted else "not fitted"
         return f"{type(self).__name__}({state})"
+
+    # ------------------------------------------------------------------ keeping a model
+
+    @classmethod
+    def from_params(cls, params, **meta) -> Estimator:
+        """Return a model evaluable at given parameters (see the subclass's method)."""
+        raise CRMStatsError(f"{cls.__name__} has no parameters to rebuild it from")
+
+    def _fit_facts(self) -> dict[str, Any]:
+        """Return the fit's facts a model file keeps (JSON values); see :meth:`_restore`."""
+        raise CRMStatsError(f"{type(self).__name__} cannot be saved")
+
+    def _restore(self, params: pd.Series, summary: pd.DataFrame, facts: _Reader,
+                 variance: pd.DataFrame | None) -> None:
+        """Set the fitted attributes from a model file's parts (already type-checked)."""
+        raise CRMStatsError(f"{type(self).__name__} cannot be loaded")
+
+    def _given(self, params: pd.Series, summary: pd.DataFrame, *, n_obs=None) -> None:
+        """Set what every model built by :meth:`from_params` has."""
+        self.params_ = params
+        self.summary_ = summary
+        self.n_obs_ = float("nan") if n_obs is None else _count(n_obs, "n_obs")
+        self.converged_ = None  # not fitted here: nothing converged or failed
+        self.log_likelihood_ = float("nan")
+        self._given_params = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the model as plain JSON-ready data (the content of :meth:`save`'s file)."""
+        from crmstats import __version__
+
+        self._check_fitted()
+        variance = getattr(self, "variance_matrix_", None)
+        return {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "crmstats_version": __version__,
+            "class": type(self).__name__,
+            "hyperparameters": {name: _plain(getattr(self, name)) for name in self._hyper},
+            "fitted_here": self.fitted_here_,
+            "params": {"names": [str(n) for n in self.params_.index],
+                       "values": [_num(v) for v in self.params_.to_numpy(dtype=float)]},
+            "summary": {"index_name": self.summary_.index.name,
+                        "columns": {c: [_num(v) for v in self.summary_[c].to_numpy(float)]
+                                    for c in self.summary_.columns}},
+            "variance_matrix": None if variance is None else
+            [[_num(v) for v in row] for row in np.asarray(variance, dtype=float)],
+            "fit": _plain(self._fit_facts()),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, source: str = "model") -> Estimator:
+        """Rebuild a model from :meth:`to_dict`'s data, checking every value.
+
+        Parameters
+        ----------
+        data : mapping
+            As :meth:`to_dict` returns it (e.g. parsed from a model file).
+        source : str
+            What the data came from (a file name), for error messages.
+
+        Returns
+        -------
+        Estimator
+            An instance of the class the data name; called on a subclass, the
+            data must name that class (or one of its subclasses).
+        """
+        r = _Reader(data, source)
+        r.expect("format", MODEL_FORMAT)
+        version = r.integer("format_version")
+        if version != MODEL_FORMAT_VERSION:
+            r.fail("format_version", f"this crmstats reads format version "
+                   f"{MODEL_FORMAT_VERSION}, the file has {version}")
+        r.string("crmstats_version")
+        name = r.string("class")
+        if name not in MODEL_CLASSES:
+            r.fail("class", f"unknown model class {name!r}; known: {', '.join(MODEL_CLASSES)}")
+        klass = getattr(importlib.import_module(MODEL_CLASSES[name]), name)
+        if not issubclass(klass, cls):
+            r.fail("class", f"the file holds a {name}, not a {cls.__name__}")
+        hyper = r.section("hyperparameters")
+        unknown = sorted(set(hyper.keys()) - set(klass._hyper))
+        if unknown:
+            hyper.fail(unknown[0], f"not a {name} hyperparameter")
+        model = klass(**{k: hyper.plain(k) for k in hyper.keys()})
+        p = r.section("params")
+        names = p.strings("names")
+        values = p.numbers("values", finite=True)
+        if len(names) != len(values) or len(set(names)) != len(names):
+            p.fail("names", "parameter names must be distinct, one per value")
+        params = pd.Series(values, index=names, name="estimate", dtype=float)
+        sm = r.section("summary")
+        index_name = sm.optional_string("index_name")
+        cols = sm.section("columns")
+        columns = {}
+        for c in cols.keys():
+            if c not in SUMMARY_COLUMNS:
+                cols.fail(c, f"not a summary column ({', '.join(SUMMARY_COLUMNS)})")
+            columns[c] = cols.numbers(c)
+            if len(columns[c]) != len(names):
+                cols.fail(c, f"{len(columns[c])} values for {len(names)} parameters")
+        if "estimate" not in columns or not np.array_equal(columns["estimate"], values):
+            cols.fail("estimate", "the summary's estimates differ from params")
+        summary = pd.DataFrame(columns, index=pd.Index(names, name=index_name))
+        variance = None
+        if r.has("variance_matrix"):
+            rows = r.get("variance_matrix", list)
+            if len(rows) != len(names):
+                r.fail("variance_matrix", f"expected {len(names)} rows")
+            matrix = [r.numbers_of(row, f"variance_matrix[{i}]") for i, row in enumerate(rows)]
+            if any(len(row) != len(names) for row in matrix):
+                r.fail("variance_matrix", f"expected {len(names)} columns per row")
+            variance = pd.DataFrame(matrix, index=names, columns=names, dtype=float)
+        fitted_here = r.boolean("fitted_here")
+        model._restore(params, summary, r.section("fit"), variance)
+        model._given_params = not fitted_here
+        return model
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` as a small JSON file (:meth:`to_dict`; no pickle)."""
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+
+    @classmethod
+    def load(cls, path) -> Estimator:
+        """Read a model written by :meth:`save`, checking every value (see :func:`load_model`)."""
+        return load_model(path, cls)

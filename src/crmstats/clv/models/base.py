@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from crmstats.clv.units import summary_units
-from crmstats.estimator import Estimator, numerical_hessian, summary_table
+from crmstats.estimator import (
+    Estimator,
+    given_column,
+    given_params,
+    numerical_hessian,
+    summary_table,
+)
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = ["BaseModel"]
@@ -90,10 +96,107 @@ class BaseModel(Estimator):
     #: Whether later starting points are tried only when the first run fails.
     _first_success_suffices: ClassVar[bool] = False
 
+    _hyper = ("penalizer", "maxiter", "tol")
+
     def __init__(self, penalizer: float = 0.0, maxiter: int = 2000, tol: float = 1e-8):
         self.penalizer = penalizer
         self.maxiter = maxiter
         self.tol = tol
+
+    # ------------------------------------------------------------------ keeping a model
+
+    @classmethod
+    def from_params(cls, params, *, time_unit: str | None = None, freq: str | None = None,
+                    std_err=None, variance_matrix=None, n_obs=None, **hyper) -> BaseModel:
+        """Return the model evaluable at given parameters, e.g. a paper's estimates.
+
+        Predictions work as after :meth:`fit`; ``fitted_here_`` is False,
+        ``converged_`` None, ``log_likelihood_`` NaN, and the standard errors
+        (so the intervals) NaN unless given.
+
+        Parameters
+        ----------
+        params : mapping or pandas.Series
+            Every parameter of the model by name (``_param_names``), positive.
+        time_unit, freq : {"D", "W", "M"}, optional
+            The units the parameters are in (e.g. ``time_unit="W"`` for Fader,
+            Hardie & Lee's weekly CDNOW estimates); given, the model refuses a
+            summary labelled in other units, as a fitted model does.
+        std_err : mapping, optional
+            Standard errors by parameter name (missing ones are NaN).
+        variance_matrix : array-like, optional
+            The parameters' covariance matrix, in the order of ``params``.
+        n_obs : float, optional
+            Customers the parameters were estimated on (default NaN: unknown).
+        **hyper
+            ``penalizer``, ``maxiter``, ``tol`` (used only by a later ``fit``).
+
+        Returns
+        -------
+        BaseModel
+        """
+        names = list(cls._param_names)
+        model = cls(**hyper)
+        p = given_params(cls, params, names, positive=names)
+        model._set_units(freq, time_unit)
+        se = given_column(cls, std_err, names, "std_err")
+        model._given(p, summary_table(names, p, se, positive=True), n_obs=n_obs)
+        if variance_matrix is not None:
+            cov = np.asarray(variance_matrix, dtype=float)
+            if cov.shape != (len(names), len(names)) or not np.all(np.isfinite(cov)):
+                raise DataError(f"{cls.__name__}.from_params: variance_matrix must be a finite "
+                                f"{len(names)} x {len(names)} matrix", table="variance_matrix")
+        else:
+            cov = np.full((len(names), len(names)), np.nan)
+        model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
+        model.n_rows_ = None
+        model.optimizer_message_ = "not fitted: parameters given"
+        model.boundary_ = model._at_boundary()
+        return model
+
+    def _set_units(self, freq, time_unit) -> None:
+        from crmstats.clv.units import check_units
+
+        if freq is None and time_unit is None:
+            self.freq_ = self.time_unit_ = None
+            return
+        try:
+            units = check_units(freq or time_unit, time_unit)
+        except ValueError as exc:
+            raise DataError(f"{type(self).__name__}: bad time_unit / freq: {exc}", table="units",
+                            column="time_unit") from None
+        self.freq_ = units.freq if freq is not None else None
+        self.time_unit_ = units.time_unit
+
+    def _fit_facts(self) -> dict:
+        return {"time_unit": self.time_unit_, "freq": self.freq_, "n_obs": self.n_obs_,
+                "n_rows": self.n_rows_, "converged": self.converged_,
+                "boundary": self.boundary_, "log_likelihood": self.log_likelihood_,
+                "optimizer_message": self.optimizer_message_}
+
+    def _restore(self, params, summary, facts, variance) -> None:
+        names = list(self._param_names)
+        if list(params.index) != names:
+            facts.fail("params", f"{type(self).__name__} has parameters {', '.join(names)}",
+                       top=True)
+        if not np.all(params.to_numpy() > 0):
+            facts.fail("params", "every parameter of this model is positive", top=True)
+        unit = facts.optional_string("time_unit")
+        freq = facts.optional_string("freq")
+        try:
+            self._set_units(freq, unit)
+        except DataError as exc:
+            facts.fail("time_unit", str(exc))
+        self.params_ = params
+        self.summary_ = summary
+        self.variance_matrix_ = variance if variance is not None else pd.DataFrame(
+            np.nan, index=names, columns=names)
+        self.n_obs_ = facts.count("n_obs")
+        self.n_rows_ = None if not facts.has("n_rows") else int(facts.integer("n_rows"))
+        self.converged_ = facts.boolean("converged") if facts.has("converged") else None
+        self.boundary_ = facts.optional_string("boundary")
+        self.log_likelihood_ = facts.number("log_likelihood")
+        self.optimizer_message_ = facts.optional_string("optimizer_message") or ""
 
     # ------------------------------------------------------------------ validation
 
@@ -465,6 +568,7 @@ class BaseModel(Estimator):
                 stacklevel=2,
             )
         self._data_ = data
+        self._given_params = False
         self.freq_ = units.freq if units is not None else None
         self.time_unit_ = units.time_unit if units is not None else None
         self.params_ = pd.Series(np.exp(best.x), index=list(self._param_names), name="estimate")
@@ -502,7 +606,7 @@ class BaseModel(Estimator):
             return ("ran to the edge of its parameter space: the data cannot pin the model "
                     f"down ({values})")
         flat = list(self.summary_.index[self.summary_["std_err"].isna()])
-        if flat:
+        if flat and not getattr(self, "_given_params", False):  # given: no se is no news
             return ("cannot pin down " + " and ".join(flat) + " from these data (the likelihood "
                     "is flat at the estimate: no standard error)")
         return None
@@ -600,7 +704,7 @@ class BaseModel(Estimator):
         units = summary_units(summary, check=False)
         if units is None:
             return
-        if units.time_unit != unit or units.freq != self.freq_:
+        if units.time_unit != unit or (self.freq_ is not None and units.freq != self.freq_):
             raise DataError(
                 f"{type(self).__name__} was fitted on a summary with freq={self.freq_!r}, "
                 f"time_unit={unit!r}, but this summary has freq={units.freq!r}, "
@@ -617,8 +721,12 @@ class BaseModel(Estimator):
     def print_summary(self) -> None:
         """Print the parameter table and fit statistics."""
         self._check_fitted()
-        print(f"{type(self).__name__}: {self.n_obs_:,.0f} customers "
-              f"({self.n_rows_:,} distinct rows), log-likelihood {self.log_likelihood_:,.4f}")
+        if not self.fitted_here_:
+            print(f"{type(self).__name__}: parameters given, not fitted here")
+        else:
+            rows = "" if self.n_rows_ is None else f" ({self.n_rows_:,} distinct rows)"
+            print(f"{type(self).__name__}: {self.n_obs_:,.0f} customers{rows}, "
+                  f"log-likelihood {self.log_likelihood_:,.4f}")
         print(self.summary_.round(4).to_string())
 
     def __repr__(self) -> str:

@@ -48,6 +48,13 @@ class GammaGammaModel(BaseModel):
     _has_gradient = True
     _has_hessian = True
 
+    def _fit_facts(self) -> dict:
+        return {**super()._fit_facts(), "n_ignored": getattr(self, "n_ignored_", None)}
+
+    def _restore(self, params, summary, facts, variance) -> None:
+        super()._restore(params, summary, facts, variance)
+        self.n_ignored_ = int(facts.integer("n_ignored")) if facts.has("n_ignored") else None
+
     def _prepare(self, summary):
         data = self._validate(summary)
         repeat = data["frequency"] > 0
