@@ -240,6 +240,17 @@ def test_credentials_in_any_text_of_a_source_file_are_refused_unechoed(source, w
             load_crm(path)
 
 
+@pytest.mark.parametrize("name", ["postgresql://crm:s3cretPW@db.example.com/crm",
+                                  "PGPASSWORD=s3cretPW", ["ACME", "s3cretPW"], "x" * 300])
+def test_a_hostile_name_never_becomes_a_label(source, name):
+    spec = orders_spec()
+    spec["name"] = name
+    path = write_spec(source, spec)
+    assert source_label(path) == source_label(source) == "acme"
+    with pytest.raises(DataError):
+        load_crm(path)
+
+
 @pytest.mark.parametrize(("what", "text"), LOOKALIKES, ids=[c[0] for c in LOOKALIKES])
 def test_lookalikes_in_a_source_files_texts_pass(source, what, text):
     spec = orders_spec()

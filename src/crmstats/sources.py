@@ -105,12 +105,10 @@ def source_label(data_source: Any, root: str | os.PathLike | None = None) -> str
         path = Path(text)
         spec_path = path / SOURCE_FILE if path.is_dir() else path
         if spec_path.suffix in (".yml", ".yaml") and spec_path.is_file():
-            try:
-                spec = _read_yaml(spec_path)
-            except DataError:
+            try:  # checked as load_crm checks it: a hostile name never becomes a title
+                return str(read_source_file(spec_path)["name"])
+            except DataError:  # load_crm says why; the label is the folder's name
                 return default_name(text)
-            name = spec.get("name")
-            return str(name) if name else default_name(str(spec_path))
     return default_name(text)
 
 
