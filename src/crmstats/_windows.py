@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Window", "data_window", "recent"]
+__all__ = ["Window", "WindowFrame", "data_window", "recent"]
 
 
 @dataclass(frozen=True)
@@ -74,20 +74,44 @@ class Window:
         """Return the period numbers kept: the first to the last complete one."""
         return np.arange(self.first, self.last_complete + 1)
 
-    def attrs(self) -> dict:
-        """Return what a KPI frame records of its window (``frame.attrs``).
-
-        ``data_start`` and ``data_end`` (the first and last timestamp) and
-        ``left_out`` (:meth:`note`).
-        """
-        return {"data_start": self.start, "data_end": self.end, "left_out": self.note()}
-
     def note(self) -> str:
         """Return a sentence for readers on the partial period left out ('' when none)."""
         if not self.partial_last:
             return ""
         return (f"{_period_name(self.last, self.period)} is left out of the per-period "
                 f"figures: the data stop on {self.end.day} {self.end:%B %Y}, before it ended.")
+
+
+class WindowFrame(pd.DataFrame):
+    """A per-period KPI table with the :class:`Window` it observed.
+
+    A typed result rather than ``DataFrame.attrs`` (no result travels there):
+    ``frame.window`` is the window (``window.note()`` says which partial period
+    was left out, ``window.start``/``window.end`` the first and last
+    timestamp); ``mature_days`` and ``span`` are set by the lead KPIs (the
+    days a lead cohort needs to be observed, and the observable span's first
+    and last day) and are None elsewhere. They follow the frame through
+    pandas' selections (``_metadata``).
+    """
+
+    _metadata = ["window", "mature_days", "span"]
+
+    @property
+    def _constructor(self):
+        return WindowFrame
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, window: Window, *, mature_days: float | None = None,
+           span: tuple | None = None) -> WindowFrame:
+        """Return ``frame`` (not copied) as a WindowFrame observed over ``window``."""
+        out = cls(frame, copy=False)
+        out.window, out.mature_days, out.span = window, mature_days, span
+        return out
+
+    def left_out(self) -> str:
+        """Return the sentence on the partial period left out ('' when none)."""
+        window = getattr(self, "window", None)
+        return window.note() if window is not None else ""
 
 
 def _period_name(index: int, period: str) -> str:

@@ -62,12 +62,12 @@ def test_churn_is_missing_not_zero_where_nobody_can_churn_yet(cut):
 def test_partial_last_month_is_left_out(cut, full):
     rates = churn.churn_rate(cut, churned_after=N)
     assert rates.index[-1] == pd.Timestamp("2025-11-01")  # December holds 9 days only
-    assert "December 2025" in rates.attrs["left_out"]
-    assert "9 December 2025" in rates.attrs["left_out"]
+    assert "December 2025" in rates.left_out()
+    assert "9 December 2025" in rates.left_out()
     # a log that reaches the month's last day keeps it
     whole = churn.churn_rate(full, churned_after=N)
     assert whole.index[-1] == pd.Timestamp("2025-12-01")
-    assert whole.attrs["left_out"] == ""
+    assert whole.left_out() == ""
 
 
 def test_observable_churn_equals_plain_pandas_and_the_uncut_data(cut, full):
@@ -165,7 +165,7 @@ def test_a_small_hand_made_log():
     assert rates.loc["2025-03-01", ["active_start", "churned", "active_end"]].tolist() == [
         3.0, 1.0, 2.0]
     assert rates.loc["2025-03-01", "churn_rate"] == pytest.approx(1 / 3)
-    assert "April 2025 is left out" in rates.attrs["left_out"]
+    assert "April 2025 is left out" in rates.left_out()
 
 
 # ----------------------------------------------------------------- key accounts

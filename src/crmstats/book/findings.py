@@ -104,7 +104,7 @@ def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Seri
     Parameters
     ----------
     activity : DataFrame
-        :func:`crmstats.overview.monthly_activity` (its ``attrs`` give the
+        :func:`crmstats.overview.monthly_activity` (its ``window`` gives the
         data's first and last day and the partial period left out, if any).
     orders : DataFrame
         :func:`crmstats.overview.orders_per_customer`.
@@ -117,8 +117,9 @@ def data_overview(activity: pd.DataFrame, orders: pd.DataFrame, revenue: pd.Seri
     -------
     list of str
     """
-    first = activity.attrs.get("data_start", activity.index.min())
-    last = activity.attrs.get("data_end", activity.index.max())
+    window = getattr(activity, "window", None)
+    first = window.start if window is not None else activity.index.min()
+    last = window.end if window is not None else activity.index.max()
     once = orders["share"].iloc[0] if len(orders) else float("nan")
     out = [
         f"The source records {fmt_count(len(revenue))} customers who bought, for a net revenue "
@@ -309,7 +310,8 @@ def _span(values: pd.Series, unit: str) -> str:
 
 def _left_out(frame: pd.DataFrame) -> str:
     """Return ' December 2011 is left out ...': the partial period a KPI frame dropped, if any."""
-    note = frame.attrs.get("left_out", "")
+    window = getattr(frame, "window", None)
+    note = window.note() if window is not None else ""
     return f" {note}" if note else ""
 
 

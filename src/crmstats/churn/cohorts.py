@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start, period_unit
-from crmstats._windows import data_window
+from crmstats._windows import WindowFrame, data_window
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
 from crmstats.validation import align_ids
@@ -262,8 +262,9 @@ def churn_rate(
         periods of the data are NaN — who was active then, who could churn
         and who is new depend on purchases before the data (``active_end``
         is known from period ``churned_after``). Counts are floats for the
-        NaN. ``attrs`` holds ``data_start``, ``data_end`` and ``left_out`` (a
-        sentence naming a partial period left out, "" when none). ``new`` is
+        NaN. A :class:`~crmstats._windows.WindowFrame`: ``window`` is the
+        observed window and ``left_out()`` a sentence naming a partial
+        period left out ("" when none). ``new`` is
         a first purchase *in the data*: a customer whose earlier purchases
         predate it counts as new, not returned.
     """
@@ -319,5 +320,5 @@ def churn_rate(
             "period or a smaller churned_after",
             table="transactions", column=timestamp_col or "timestamp")
     out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
-    out.attrs.update(win.attrs())
+    out = WindowFrame.of(out, win)
     return out

@@ -380,7 +380,7 @@ def _float(value) -> float:
     return float(value) if value is not None and pd.notna(value) else np.nan
 
 
-def has_tables(crm: CRMData, *tables: str, show: bool = True) -> bool:
+def has_tables(crm: CRMData, tables: str | Sequence[str], *, show: bool = True) -> bool:
     """Return whether ``crm`` has every table; if not, show a one-line note saying so.
 
     For study pages whose sections need tables a source may lack (the
@@ -390,11 +390,12 @@ def has_tables(crm: CRMData, *tables: str, show: bool = True) -> bool:
     Parameters
     ----------
     crm : CRMData
-    *tables : str
-        Canonical table names.
+    tables : str or sequence of str
+        Canonical table name(s).
     show : bool
         Display the note (in a notebook) when a table is missing.
     """
+    tables = [tables] if isinstance(tables, str) else list(tables)
     missing = [t for t in tables if getattr(crm, t, None) is None]
     if missing and show:
         from IPython.display import Markdown, display

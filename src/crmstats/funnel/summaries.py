@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start
-from crmstats._windows import data_window
+from crmstats._windows import WindowFrame, data_window
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute
 
@@ -300,9 +300,10 @@ def lead_kpis(
     of conversions so far. Counts are floats for the NaN. With
     ``period=None`` the same rule selects the leads and spend summed: those
     of the months after the data's first, complete and mature (all the data
-    when no month is); ``attrs["span"]`` gives that span's first and last
-    day (None for all the data). ``attrs`` also holds the window
-    (``data_start``, ``data_end``, ``left_out``) and ``mature_days``.
+    when no month is). The result is a :class:`~crmstats._windows.WindowFrame`:
+    ``span`` gives that span's first and last day (None for all the data),
+    ``window`` the window (``left_out()`` its note) and ``mature_days`` the
+    days a lead cohort needs to be observed.
     """
     stages = list(stages)
     events = _events(stage_events, lead_id_col, stage_col, entered_at_col)
@@ -365,7 +366,7 @@ def lead_kpis(
     out = out.rename(columns={"_ch": "channel"})
     if whole:
         out = out.sort_values("channel").set_index("channel")[cols]
-        out.attrs.update(win.attrs(), mature_days=days, span=span)
+        out = WindowFrame.of(out, win, mature_days=days, span=span)
         return out
     out = out[out["_p"] <= win.last_complete].copy()
     # conversions of cohorts too recent to have converted, and the data's first period
@@ -381,7 +382,7 @@ def lead_kpis(
     out.loc[np.asarray(out["_p"] == win.first), [c for c in cols if c != "spend"]] = np.nan
     out["period"] = period_start(out["_p"].astype("int64"), period)
     out = out.sort_values(["channel", "period"]).set_index(["channel", "period"])[cols]
-    out.attrs.update(win.attrs(), mature_days=days)
+    out = WindowFrame.of(out, win, mature_days=days)
     return out
 
 

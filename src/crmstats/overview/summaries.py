@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start, truncate
-from crmstats._windows import data_window
+from crmstats._windows import WindowFrame, data_window
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
 from crmstats.io import as_table, execute, transactions_table
@@ -116,8 +116,9 @@ def monthly_activity(
         :mod:`crmstats.schema`) and ``refunds`` (sum of negative amounts, as a
         positive number). Periods without activity are absent. Windows
         follow :mod:`crmstats._windows`: a partial last period is left out
-        (``attrs["left_out"]`` says which; ``attrs["data_start"]`` and
-        ``attrs["data_end"]`` are the first and last timestamp), and
+        (a :class:`~crmstats._windows.WindowFrame`: ``left_out()`` says
+        which; ``window.start`` and ``window.end`` are the first and last
+        timestamp), and
         ``new_customers`` is NaN in the data's first period, where customers
         who bought before the data cannot be told from new ones (later, a
         customer is new at its first purchase *in the data*).
@@ -147,7 +148,7 @@ def monthly_activity(
     out.index = pd.DatetimeIndex(out.index, name="period")
     # in the data's first period every buyer looks new: who bought before is not in the data
     out.loc[out.index == period_start([win.first], period)[0], "new_customers"] = np.nan
-    out.attrs.update(win.attrs())
+    out = WindowFrame.of(out, win)
     return out
 
 
@@ -280,7 +281,7 @@ def spend_by_channel(spend: Any, *, period: str = "M", date_col: str | None = No
         Index ``period``; one column per channel (sorted by total spend,
         largest first); zeros where a channel had no spend. A partial last
         period is left out (:mod:`crmstats._windows`; spend dated on each
-        period's first day records whole periods); ``attrs`` as
+        period's first day records whole periods); a WindowFrame as
         :func:`monthly_activity`.
     """
     t = as_table(spend, "spend",
@@ -294,5 +295,5 @@ def spend_by_channel(spend: Any, *, period: str = "M", date_col: str | None = No
     wide = wide[wide.sum().sort_values(ascending=False).index]
     wide.index = pd.DatetimeIndex(wide.index, name="period")
     wide.columns.name = "channel"
-    wide.attrs.update(win.attrs())
+    wide = WindowFrame.of(wide, win)
     return wide
