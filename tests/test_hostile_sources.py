@@ -447,6 +447,19 @@ def test_every_key_is_type_checked_and_named(source, change, message):
     assert str(err.value).startswith("source file crmstats.yml")
 
 
+def test_plain_values_of_every_key_still_pass(source):
+    spec = orders_spec(values={"channel": {"Mail": "email", 3: "paid_search", True: "direct",
+                                           None: "unknown"}},
+                       columns={"customer_id": "Customer", "timestamp": "Date",
+                                "amount": 2024},
+                       personal=["Phone", 7], exportable=[], thousands="", decimal=",",
+                       timestamp_format="%Y-%m-%d", dayfirst=None, trim=False)
+    spec.update(description="Orders\nfrom the shop", dayfirst=False, drop_duplicates=True)
+    read = read_source_file(write_spec(source, spec))["tables"]["transactions"]
+    assert read["columns"]["amount"] == "2024" and read["values"]["channel"][None] == "unknown"
+    assert read["trim"] is False and read["dayfirst"] is None
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"\xff\xfe n\x00a\x00", "not UTF-8"),
     (b"name: !!python/object/apply:os.system ['true']\n", "not valid YAML"),

@@ -269,7 +269,7 @@ def _check_shared(where: str, entry: dict) -> None:
     for key in ("decimal", "thousands"):
         if entry.get(key) is not None:
             sep = _text(where, key, entry[key], 3, line=False)
-            if not sep or any(ch.isalnum() for ch in sep):
+            if any(ch.isalnum() for ch in sep) or (key == "decimal" and not sep):
                 raise DataError(f"{where}: {key} must be a separator such as ',' '.' or ' ', "
                                 "not a letter or digit")
 
@@ -314,7 +314,7 @@ def _check_table(where: str, entry: dict) -> dict:
             raise DataError(f"{where}: values of {shown} must map exported values to canonical "
                             "ones")
         for k, v in mapping.items():
-            if type(k) not in (str, int, float, bool) or type(v) is not str:
+            if type(k) not in (str, int, float, bool, type(None)) or type(v) is not str:
                 raise DataError(f"{where}: values of {shown} must map exported values to "
                                 f"canonical names (text), got {_kind(k)}: {_kind(v)}")
             if isinstance(k, str):
