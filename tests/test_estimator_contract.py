@@ -203,3 +203,184 @@ def test_numerical_hessian_of_a_quadratic():
     a = np.array([[3.0, 1.0], [1.0, 2.0]])
     h = numerical_hessian(lambda x: 0.5 * x @ a @ x, np.array([0.3, -0.2]), 1e-4)
     np.testing.assert_allclose(h, a, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- keeping a model
+
+#: Estimators without parameters to rebuild from or keep, and why (a new estimator must be
+#: in MODEL_CLASSES or here).
+NOT_PARAMETRIC = {
+    "MarkovAttribution": "credit is computed from the journeys' transition counts; no parameters",
+    "ShapleyAttribution": "credit is computed from the journeys' coalition worths; no parameters",
+}
+#: Estimators whose from_params is refused, and why.
+NO_FROM_PARAMS = {
+    "IncrementalityModel": "incremental conversions are sums over the fitted journeys",
+}
+
+
+def _all_estimator_classes():
+    import crmstats.attribution.incrementality  # noqa: F401  (lazy modules: import them all)
+    import crmstats.attribution.markov  # noqa: F401
+    import crmstats.attribution.shapley  # noqa: F401
+    import crmstats.churn.cox  # noqa: F401
+    import crmstats.churn.hazard  # noqa: F401
+    import crmstats.clv.models.bg_bb  # noqa: F401
+    import crmstats.clv.models.beta_geo  # noqa: F401
+    import crmstats.clv.models.gamma_gamma  # noqa: F401
+    import crmstats.clv.models.pareto_nbd  # noqa: F401
+    import crmstats.clv.models.shifted_beta_geo  # noqa: F401
+    import crmstats.funnel.scoring  # noqa: F401
+
+    out, todo = {}, list(Estimator.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("crmstats.") and not cls.__name__.startswith("_") \
+                and "BaseModel" != cls.__name__:
+            out[cls.__name__] = cls
+    return out
+
+
+def test_every_estimator_can_be_kept_or_says_why_not():
+    from crmstats.modelfile import MODEL_CLASSES
+
+    classes = _all_estimator_classes()
+    assert set(classes) == set(MODEL_CLASSES) | set(NOT_PARAMETRIC), \
+        set(classes) ^ (set(MODEL_CLASSES) | set(NOT_PARAMETRIC))
+    for name in MODEL_CLASSES:
+        cls = classes[name]
+        assert cls.__module__ == MODEL_CLASSES[name]
+        for method in ("from_params", "_fit_facts", "_restore"):
+            assert getattr(cls, method) is not getattr(Estimator, method), (name, method)
+    assert set(_KEEPERS) == set(MODEL_CLASSES)
+
+
+def _paths(crm):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return attribution.build_paths(crm.touchpoints, crm.conversions)
+
+
+def _leads(crm):
+    return funnel.lead_features(crm)
+
+
+#: Per class: fit(data) -> model, the data, outputs(model, data) -> dict of arrays,
+#: from_params meta(model) -> kwargs.
+_KEEPERS = {
+    "BetaGeoModel": ("cdnow", lambda d: clv.BetaGeoModel().fit(d),
+                     lambda m, d: {"p": m.predict_purchases(d, 10), "a": m.probability_alive(d)},
+                     lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+    "ModifiedBetaGeoModel": ("cdnow", lambda d: clv.ModifiedBetaGeoModel().fit(d),
+                             lambda m, d: {"p": m.predict_purchases(d, 10),
+                                           "a": m.probability_alive(d)},
+                             lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+    "ParetoNBDModel": ("cdnow", lambda d: clv.ParetoNBDModel().fit(d),
+                       lambda m, d: {"p": m.predict_purchases(d, 10),
+                                     "a": m.probability_alive(d)},
+                       lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+    "GammaGammaModel": ("cdnow", lambda d: clv.GammaGammaModel().fit(d),
+                        lambda m, d: {"s": m.expected_spend(d)},
+                        lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+    "BetaGeoBetaBinomModel": ("donations", lambda d: clv.BetaGeoBetaBinomModel().fit(d),
+                              lambda m, d: {"p": m.predict_purchases(d, 5),
+                                            "a": m.probability_alive(d)},
+                              lambda m: {}),
+    "ShiftedBetaGeoModel": ("survivors", lambda d: clv.ShiftedBetaGeoModel().fit(d),
+                            lambda m, d: {"s": m.survival(np.arange(20)),
+                                          "r": m.retention_rate(np.arange(1, 20))},
+                            lambda m: {}),
+    "CoxModel": ("panel", lambda d: churn.CoxModel().fit(d, covariates=["x"]),
+                 lambda m, d: {"t": m.table.to_numpy()},
+                 lambda m: {"std_err": m.summary_["std_err"], "p_value": m.summary_["p_value"],
+                            "n_obs": m.n_obs_, "events": m.events_}),
+    "ShiftedBetaGeoHazardModel": (
+        "panel", lambda d: churn.ShiftedBetaGeoHazardModel().fit(d, covariates=["x"]),
+        lambda m, d: {"s": m.survival(np.arange(12), {"x": 1.0}),
+                      "c": m.churn_probability(d)},
+        lambda m: {}),
+    "LeadScoringModel": (
+        "leads", lambda d: funnel.LeadScoringModel(penalty=1.0).fit(
+            d, features=["engagement_score", "industry"], target="qualified"),
+        lambda m, d: {"p": m.predict_proba(d), "b": m.score_bands(d)["band"].cat.codes},
+        lambda m: {"reference": {f: ref for f, (_, ref) in m.levels_.items()},
+                   "band_edges": m.band_edges_}),
+    "IncrementalityModel": ("paths", lambda d: attribution.IncrementalityModel(n_boot=5).fit(d),
+                            lambda m, d: {"a": m.attribution_.to_numpy(), "s": m.shares_},
+                            None),
+}
+
+
+@pytest.fixture(scope="module")
+def keeper_data(summary, panel, small_crm):
+    return {"cdnow": summary, "donations": load_donations(),
+            "survivors": [1000, 631, 468, 382, 326], "panel": panel,
+            "leads": _leads(small_crm), "paths": _paths(small_crm)}
+
+
+def _same_outputs(got, expected, name):
+    assert got.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(np.asarray(got[key], dtype=float),
+                                   np.asarray(expected[key], dtype=float), rtol=1e-12,
+                                   atol=0, err_msg=f"{name}: {key}")
+
+
+@pytest.mark.parametrize("name", sorted(_KEEPERS))
+def test_every_estimator_is_kept_and_rebuilt_identically(name, keeper_data, tmp_path):
+    """save/load, to_dict/from_dict and from_params reproduce the fitted model's outputs."""
+    import json
+
+    from crmstats import CRMStatsError
+    from crmstats.estimator import load_model
+
+    kind, fit, outputs, meta = _KEEPERS[name]
+    data = keeper_data[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = fit(data)
+    cls = type(model)
+    assert type(model).__name__ == name and model.fitted_here_
+    expected = outputs(model, data)
+    model.save(tmp_path / "m.json")
+    copies = [cls.load(tmp_path / "m.json"), load_model(tmp_path / "m.json"),
+              cls.from_dict(json.loads(json.dumps(model.to_dict())))]
+    for copy in copies:
+        assert type(copy) is cls and copy.fitted_here_ and copy.is_fitted
+        pd.testing.assert_series_equal(copy.params_, model.params_, check_names=False)
+        pd.testing.assert_frame_equal(copy.summary_, model.summary_)
+        assert copy.n_obs_ == model.n_obs_
+        assert copy.converged_ == getattr(model, "converged_", None)
+        for attr in ("boundary_", "time_unit_", "freq_", "covariates_", "events_",
+                     "features_", "levels_", "channels_"):
+            assert getattr(copy, attr, None) == getattr(model, attr, None), attr
+        if hasattr(model, "variance_matrix_"):
+            pd.testing.assert_frame_equal(copy.variance_matrix_, model.variance_matrix_)
+        assert {k: getattr(copy, k) for k in cls._hyper} == \
+            {k: getattr(model, k) for k in cls._hyper}
+        _same_outputs(outputs(copy, data), expected, name)
+    if meta is None:
+        with pytest.raises(CRMStatsError, match="from_params"):
+            cls.from_params(model.params_)
+        assert name in NO_FROM_PARAMS
+        return
+    given = meta(model)
+    rebuilt = cls.from_params(model.params_, **given)
+    assert not rebuilt.fitted_here_ and rebuilt.converged_ is None
+    if "std_err" not in given:
+        assert rebuilt.summary_["std_err"].isna().all()
+    assert list(rebuilt.summary_.columns) == list(model.summary_.columns)
+    _same_outputs(outputs(rebuilt, data), expected, name)
+    # a rebuilt model is kept like a fitted one, and stays "not fitted here"
+    rebuilt.save(tmp_path / "r.json")
+    again = cls.load(tmp_path / "r.json")
+    assert not again.fitted_here_
+    _same_outputs(outputs(again, data), expected, name)
+
+
+def test_setting_params_by_hand_is_not_the_way():
+    model = clv.BetaGeoModel()
+    model.params_ = pd.Series({"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426})
+    with pytest.raises(NotFittedError, match="from_params"):
+        model.expected_purchases(10)

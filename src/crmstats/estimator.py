@@ -53,17 +53,17 @@ from crmstats.modelfile import (
     MODEL_CLASSES,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
-    _count,
     _num,
     _plain,
     _Reader,
     given_column,
+    given_count,
     given_params,
     load_model,
 )
 
-__all__ = ["SUMMARY_COLUMNS", "Estimator", "given_column", "given_params", "load_model",
-           "log_interval", "numerical_hessian", "summary_table"]
+__all__ = ["SUMMARY_COLUMNS", "Estimator", "given_column", "given_count", "given_params",
+           "load_model", "log_interval", "numerical_hessian", "summary_table"]
 
 #: Columns of every estimator's ``summary_`` (``p_value`` only where a test applies).
 SUMMARY_COLUMNS = ("estimate", "std_err", "lower_95", "upper_95", "p_value")
@@ -258,10 +258,26 @@ class Estimator:
         """Set what every model built by :meth:`from_params` has."""
         self.params_ = params
         self.summary_ = summary
-        self.n_obs_ = float("nan") if n_obs is None else _count(n_obs, "n_obs")
+        self.n_obs_ = float("nan") if n_obs is None else given_count(n_obs, "n_obs")
         self.converged_ = None  # not fitted here: nothing converged or failed
         self.log_likelihood_ = float("nan")
         self._given_params = True
+
+    def _common_facts(self) -> dict[str, Any]:
+        """Return the facts every fitted model has: ``n_obs_``, ``converged_``, log-likelihood."""
+        return {"n_obs": self.n_obs_, "converged": getattr(self, "converged_", None),
+                "log_likelihood": getattr(self, "log_likelihood_", float("nan"))}
+
+    def _restore_common(self, params: pd.Series, summary: pd.DataFrame, facts: _Reader,
+                        variance: pd.DataFrame | None = None) -> None:
+        """Set ``params_``, ``summary_``, ``variance_matrix_`` and :meth:`_common_facts`."""
+        self.params_ = params
+        self.summary_ = summary
+        if variance is not None:
+            self.variance_matrix_ = variance
+        self.n_obs_ = facts.count("n_obs")
+        self.converged_ = facts.boolean("converged") if facts.has("converged") else None
+        self.log_likelihood_ = facts.number("log_likelihood")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the model as plain JSON-ready data (the content of :meth:`save`'s file)."""

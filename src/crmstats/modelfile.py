@@ -24,7 +24,7 @@ import pandas as pd
 from crmstats.exceptions import DataError
 
 __all__ = ["MAX_MODEL_FILE_BYTES", "MODEL_CLASSES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
-           "given_column", "given_params", "load_model"]
+           "given_column", "given_count", "given_params", "load_model"]
 
 #: What a model file says it is, and the version of its layout.
 MODEL_FORMAT = "crmstats-model"
@@ -123,7 +123,8 @@ def _plain(value):
     return value
 
 
-def _count(value, name: str) -> float:
+def given_count(value, name: str) -> float:
+    """Check a count given to ``from_params`` (``n_obs``, ``events``): finite and >= 0."""
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -40,7 +40,7 @@ import pandas as pd
 
 from crmstats.attribution.paths import PathData, _as_path_data, _encode_paths, _numeric
 from crmstats.estimator import Estimator, summary_table
-from crmstats.exceptions import ConvergenceWarning, DataError
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = ["IncrementalityModel"]
 
@@ -101,6 +101,47 @@ class IncrementalityModel(Estimator):
     penalised_ : bool
         Whether the ridge fit was used.
     """
+
+    _hyper = ("features", "half_life", "penalty", "n_boot", "min_conversions", "seed",
+              "covariates")
+
+    # ------------------------------------------------------------------ keeping a model
+    @classmethod
+    def from_params(cls, params, **meta) -> IncrementalityModel:
+        """Refuse: this model's results are sums over the journeys it was fitted on.
+
+        The incremental conversions (``attribution_``) compare every journey
+        with and without each channel, so coefficients alone do not give them;
+        keep a fitted model with :meth:`save` / :meth:`load` instead.
+        """
+        raise CRMStatsError("IncrementalityModel.from_params: its incremental conversions are "
+                            "sums over the journeys it was fitted on, which coefficients alone "
+                            "do not give; fit it, or keep a fitted one with save / load")
+
+    def _fit_facts(self) -> dict:
+        a = self.attribution_
+        return {**self._common_facts(), "channels": self.channels_,
+                "conversions": self.conversions_, "baseline": self.baseline_,
+                "penalised": self.penalised_,
+                "attribution": {c: list(a[c].astype(float)) for c in a.columns}}
+
+    def _restore(self, params, summary, facts, variance) -> None:
+        channels = facts.strings("channels")
+        if list(params.index[:1]) != ["intercept"] or not set(channels) <= set(params.index):
+            facts.fail("channels", "the parameters must be the intercept and the channels' terms")
+        section = facts.section("attribution")
+        columns = {c: section.numbers(c) for c in section.keys()}
+        known = {"conversions", "value", "share", "std_err", "lower_95", "upper_95",
+                 "share_lower_95", "share_upper_95"}
+        for c, values in columns.items():
+            if c not in known or len(values) != len(channels):
+                section.fail(c, f"one value per channel expected, in {sorted(known)}")
+        self._restore_common(params, summary, facts)
+        self.channels_ = channels
+        self.attribution_ = pd.DataFrame(columns, index=pd.Index(channels, name="channel"))
+        self.conversions_ = facts.count("conversions")
+        self.baseline_ = facts.count("baseline")
+        self.penalised_ = facts.boolean("penalised")
 
     def __init__(self, features: str = "presence", *, half_life: float | None = None,
                  penalty="auto", n_boot: int = 200, min_conversions: int = 20, seed: int = 0,
@@ -245,6 +286,7 @@ class IncrementalityModel(Estimator):
         self.baseline_ = float(np.sum(trials * p_none))
         self.penalised_ = bool(penalised)
         self.params_ = pd.Series(params, index=["intercept", *names])
+        self._given_params = False
         return self
 
     @staticmethod

@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 
 from crmstats.churn.survival import _durations, _frame, _hazard_ratio_table
-from crmstats.estimator import Estimator, summary_table
+from crmstats.estimator import (
+    Estimator,
+    given_column,
+    given_count,
+    given_params,
+    summary_table,
+)
 from crmstats.exceptions import ConvergenceWarning, DataError
 
 __all__ = ["CoxModel"]
@@ -67,8 +73,60 @@ class CoxModel(Estimator):
         Whether the optimiser reported convergence.
     """
 
+    _hyper = ("standardize",)
+
     def __init__(self, standardize: bool = False):
         self.standardize = standardize
+
+    @classmethod
+    def from_params(cls, params, *, std_err=None, p_value=None, n_obs=None, events=None,
+                    standardize: bool = False) -> CoxModel:
+        """Return the model at given log hazard ratios (e.g. a published Cox fit).
+
+        Parameters
+        ----------
+        params : mapping or pandas.Series
+            Log hazard ratio per covariate.
+        std_err, p_value : mapping, optional
+            By covariate; missing ones are NaN (so are the intervals).
+        n_obs, events : int, optional
+            Rows and churn events of the fit the parameters come from.
+        standardize : bool
+            Whether the ratios are per standard deviation (as ``fit`` would say).
+
+        Returns
+        -------
+        CoxModel
+            ``fitted_here_`` False, ``converged_`` None, ``ph_test_`` NaN.
+        """
+        p = given_params(cls, params)
+        names = list(p.index)
+        se = given_column(cls, std_err, names, "std_err")
+        pv = given_column(cls, p_value, names, "p_value")
+        model = cls(standardize=standardize)
+        model._given(p, summary_table(names, p, se, p_value=pv, index_name="covariate"),
+                     n_obs=n_obs)
+        model.covariates_ = names
+        model.events_ = None if events is None else int(given_count(events, "events"))
+        model.ph_test_ = pd.DataFrame({"rho": np.nan, "p_value": np.nan},
+                                      index=pd.Index(names, name="covariate"))
+        return model
+
+    def _fit_facts(self) -> dict:
+        return {**self._common_facts(), "covariates": self.covariates_, "events": self.events_,
+                "ph_test": {"rho": list(self.ph_test_["rho"]),
+                            "p_value": list(self.ph_test_["p_value"])}}
+
+    def _restore(self, params, summary, facts, variance) -> None:
+        covariates = facts.strings("covariates")
+        if covariates != list(params.index):
+            facts.fail("covariates", "must name the parameters, in order")
+        self._restore_common(params, summary, facts)
+        self.covariates_ = covariates
+        self.events_ = int(facts.integer("events")) if facts.has("events") else None
+        ph = facts.section("ph_test")
+        self.ph_test_ = pd.DataFrame({"rho": ph.numbers("rho"), "p_value": ph.numbers("p_value")},
+                                     index=pd.Index(covariates, name="covariate"))
 
     def fit(
         self,
@@ -156,6 +214,7 @@ class CoxModel(Estimator):
         self.events_ = int(e.sum())
         self.covariates_ = covariates
         self.converged_ = converged
+        self._given_params = False
         return self
 
     @property

@@ -43,7 +43,14 @@ from scipy import special
 
 from crmstats.churn.survival import _hazard_ratio_table
 from crmstats.clv.models.shifted_beta_geo import sbg_log_likelihood
-from crmstats.estimator import Estimator, numerical_hessian, summary_table
+from crmstats.estimator import (
+    Estimator,
+    given_column,
+    given_count,
+    given_params,
+    numerical_hessian,
+    summary_table,
+)
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = ["ShiftedBetaGeoHazardModel"]
@@ -78,8 +85,75 @@ class ShiftedBetaGeoHazardModel(Estimator):
         Whether the optimiser reached a point of zero gradient.
     """
 
+    _hyper = ("maxiter",)
+
     def __init__(self, maxiter: int = 1000):
         self.maxiter = maxiter
+
+    # ------------------------------------------------------------------ keeping a model
+
+    @classmethod
+    def from_params(cls, params, *, std_err=None, p_value=None, variance_matrix=None,
+                    n_obs=None, events=None, maxiter: int = 1000) -> ShiftedBetaGeoHazardModel:
+        """Return the model at given parameters: ``alpha``, ``beta`` and log hazard ratios.
+
+        Parameters
+        ----------
+        params : mapping or pandas.Series
+            ``alpha`` and ``beta`` (positive) and one log hazard ratio per
+            covariate (any other name).
+        std_err, p_value : mapping, optional
+            By parameter name; missing ones are NaN.
+        variance_matrix : array-like, optional
+            Covariance of the parameters in the order alpha, beta, covariates.
+        n_obs, events : int, optional
+            Accounts and churns of the fit the parameters come from.
+        maxiter : int
+            Used only by a later ``fit``.
+
+        Returns
+        -------
+        ShiftedBetaGeoHazardModel
+            Its ``survival`` and ``churn_probability`` work; ``fitted_here_`` False.
+        """
+        raw = given_params(cls, params, positive=("alpha", "beta"))
+        missing = [n for n in ("alpha", "beta") if n not in raw.index]
+        if missing:
+            raise DataError(f"{cls.__name__}.from_params: params lack {', '.join(missing)}",
+                            table="params", column=missing[0])
+        covariates = [n for n in raw.index if n not in ("alpha", "beta")]
+        names = ["alpha", "beta", *covariates]
+        p = raw[names]
+        se = given_column(cls, std_err, names, "std_err")
+        pv = given_column(cls, p_value, names, "p_value")
+        pv[:2] = np.nan
+        model = cls(maxiter=maxiter)
+        model._given(p, summary_table(names, p, se, p_value=pv,
+                                      positive=[True, True] + [False] * len(covariates)),
+                     n_obs=n_obs)
+        k = len(names)
+        cov = np.full((k, k), np.nan) if variance_matrix is None else np.asarray(
+            variance_matrix, dtype=float)
+        if cov.shape != (k, k) or (variance_matrix is not None and not np.isfinite(cov).all()):
+            raise DataError(f"{cls.__name__}.from_params: variance_matrix must be a finite "
+                            f"{k} x {k} matrix", table="variance_matrix")
+        model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
+        model.covariates_ = covariates
+        model.events_ = None if events is None else int(given_count(events, "events"))
+        return model
+
+    def _fit_facts(self) -> dict:
+        return {**self._common_facts(), "covariates": self.covariates_, "events": self.events_}
+
+    def _restore(self, params, summary, facts, variance) -> None:
+        covariates = facts.strings("covariates")
+        if list(params.index) != ["alpha", "beta", *covariates]:
+            facts.fail("covariates", "the parameters must be alpha, beta and the covariates")
+        if not (params["alpha"] > 0 and params["beta"] > 0):
+            facts.fail("params", "alpha and beta are positive", top=True)
+        self._restore_common(params, summary, facts, variance)
+        self.covariates_ = covariates
+        self.events_ = int(facts.integer("events")) if facts.has("events") else None
 
     # ------------------------------------------------------------------ data
 
@@ -234,6 +308,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
         self.events_ = int(data["event"].sum())
         self.covariates_ = covariates
         self.converged_ = converged
+        self._given_params = False
         return self
 
     @property

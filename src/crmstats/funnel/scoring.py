@@ -30,8 +30,13 @@ import pandas as pd
 from scipy import special
 
 from crmstats.backend import execute
-from crmstats.estimator import Estimator, summary_table
-from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
+from crmstats.estimator import (
+    Estimator,
+    given_column,
+    given_params,
+    summary_table,
+)
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 from crmstats.funnel.summaries import lead_stage_times
 from crmstats.sources import load_crm
 
@@ -157,6 +162,8 @@ class LeadScoringModel(Estimator):
         Leads fitted on, held out, and left out for a missing outcome.
     """
 
+    _hyper = ("test_size", "seed", "reference", "n_bins", "penalty")
+
     def __init__(self, test_size: float = 0.3, seed: int = 7,
                  reference: Mapping[str, str] | None = None, n_bins: int = 10,
                  penalty: float = 0.0):
@@ -165,6 +172,121 @@ class LeadScoringModel(Estimator):
         self.reference = reference
         self.n_bins = n_bins
         self.penalty = penalty
+
+    # ------------------------------------------------------------------ keeping a model
+
+    @classmethod
+    def from_params(cls, params, *, reference: Mapping[str, str] | None = None,
+                    band_edges: Mapping[str, float] | None = None, std_err=None,
+                    p_value=None, target: str = "qualified", n_obs=None) -> LeadScoringModel:
+        """Return the model at given log-odds, to score leads without refitting.
+
+        Parameters
+        ----------
+        params : mapping or pandas.Series
+            Log-odds per term as in ``params_``: ``intercept``, numeric
+            features by name, categorical levels as ``feature[level]``.
+        reference : mapping
+            The reference level of every categorical feature (the level
+            without a term), e.g. ``{"industry": "software"}``.
+        band_edges : mapping, optional
+            Minimum score of bands ``A``, ``B`` and ``C``; without them
+            :meth:`score_bands` refuses to band.
+        std_err, p_value : mapping, optional
+            By term; missing ones are NaN.
+        target : str
+            Name of the outcome the model scores.
+        n_obs : int, optional
+            Leads the parameters were estimated on.
+
+        Returns
+        -------
+        LeadScoringModel
+            ``fitted_here_`` False; ``auc_`` NaN, no calibration table.
+        """
+        p = given_params(cls, params)
+        if "intercept" not in p.index:
+            raise DataError(f"{cls.__name__}.from_params: params lack 'intercept'",
+                            table="params", column="intercept")
+        p = p[["intercept", *[n for n in p.index if n != "intercept"]]]
+        reference = dict(reference or {})
+        features, seen = [], {}
+        for term in p.index[1:]:
+            name, bracket, level = term.partition("[")
+            if bracket and term.endswith("]"):
+                seen.setdefault(name, []).append(level[:-1])
+            if name not in features:
+                features.append(name)
+        missing = [f for f in seen if f not in reference]
+        if missing:
+            raise DataError(f"{cls.__name__}.from_params: give the reference level of the "
+                            f"categorical feature(s) {missing} (reference={{...}})",
+                            table="params", column=missing[0])
+        levels = {f: (sorted({*lv, str(reference[f])}), str(reference[f]))
+                  for f, lv in seen.items()}
+        edges = band_edges
+        if edges is not None:
+            edges = given_params(cls, edges, ["A", "B", "C"])
+        model = cls(reference=reference or None)
+        names = list(p.index)
+        se = given_column(cls, std_err, names, "std_err")
+        pv = given_column(cls, p_value, names, "p_value")
+        model._given(p, summary_table(names, p, se, p_value=pv, index_name="term"),
+                     n_obs=n_obs)
+        model._set_terms(features, str(target), levels, edges)
+        model.n_test_ = model.n_unlabelled_ = None
+        model.auc_ = np.nan
+        model.calibration_ = pd.DataFrame(columns=["leads", "predicted", "observed"])
+        model.test_scores_ = pd.DataFrame(columns=["score", "outcome"])
+        return model
+
+    def _set_terms(self, features, target, levels, band_edges) -> None:
+        self.features_, self.target_, self.levels_ = list(features), target, dict(levels)
+        self.band_edges_ = pd.Series(np.nan if band_edges is None else
+                                     np.asarray(band_edges, dtype=float),
+                                     index=["A", "B", "C"], name="min_score")
+        self.coefficients_ = _odds_ratios(self.summary_)
+
+    def _fit_facts(self) -> dict:
+        return {**self._common_facts(), "features": self.features_, "target": self.target_,
+                "levels": {f: {"levels": list(lv), "reference": ref}
+                           for f, (lv, ref) in self.levels_.items()},
+                "band_edges": list(self.band_edges_), "auc": self.auc_,
+                "n_test": self.n_test_, "n_unlabelled": self.n_unlabelled_,
+                "calibration": {c: list(self.calibration_[c].astype(float))
+                                for c in ("leads", "predicted", "observed")}}
+
+    def _restore(self, params, summary, facts, variance) -> None:
+        features = facts.strings("features")
+        section = facts.section("levels")
+        levels = {}
+        for f in section.keys():
+            one = section.section(f)
+            levels[f] = (one.strings("levels"), one.string("reference"))
+            if f not in features or levels[f][1] not in levels[f][0]:
+                section.fail(f, "a categorical feature's levels must include its reference")
+        terms = ["intercept"]
+        for f in features:
+            terms += ([f"{f}[{lv}]" for lv in levels[f][0] if lv != levels[f][1]]
+                      if f in levels else [f])
+        if sorted(terms) != sorted(params.index):
+            facts.fail("features", "the features and levels do not give the parameters' terms")
+        edges = facts.numbers("band_edges")
+        if len(edges) != 3:
+            facts.fail("band_edges", "three values expected (bands A, B, C)")
+        self._restore_common(params, summary, facts)
+        self._set_terms(features, facts.string("target"), levels, edges)
+        self.auc_ = facts.number("auc")
+        self.n_test_ = int(facts.integer("n_test")) if facts.has("n_test") else None
+        self.n_unlabelled_ = (int(facts.integer("n_unlabelled")) if facts.has("n_unlabelled")
+                              else None)
+        cal = facts.section("calibration")
+        columns = {c: cal.numbers(c) for c in ("leads", "predicted", "observed")}
+        if len({len(v) for v in columns.values()}) != 1:
+            cal.fail("leads", "the calibration columns differ in length")
+        self.calibration_ = pd.DataFrame(columns)
+        self.calibration_.index = pd.RangeIndex(1, len(self.calibration_) + 1, name="bin")
+        self.test_scores_ = pd.DataFrame(columns=["score", "outcome"])  # lead ids: not kept
 
     def _design(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
         cols = {}
@@ -298,13 +420,8 @@ class LeadScoringModel(Estimator):
         self.params_ = params
         self.summary_ = summary_table(params.index, params, se, p_value=pvalues,
                                       index_name="term")
-        s = self.summary_
-        with np.errstate(over="ignore"):  # the odds-ratio view of the same estimates
-            self.coefficients_ = pd.DataFrame({
-                "coef": s["estimate"], "std_err": s["std_err"],
-                "odds_ratio": np.exp(s["estimate"]), "lower": np.exp(s["lower_95"]),
-                "upper": np.exp(s["upper_95"]), "p_value": s["p_value"],
-            })
+        self.coefficients_ = _odds_ratios(self.summary_)
+        self._given_params = False
         train_scores = self._predict(x[~test])
         self.band_edges_ = pd.Series(np.quantile(train_scores, [0.75, 0.5, 0.25]),
                                      index=["A", "B", "C"], name="min_score")
@@ -349,10 +466,23 @@ class LeadScoringModel(Estimator):
         """
         score = self.predict_proba(leads)
         edges = self.band_edges_
+        if edges.isna().any():
+            raise CRMStatsError("LeadScoringModel: no band edges (a model built by from_params "
+                                "without band_edges=...); cannot band the scores")
         band = np.select([score >= edges["A"], score >= edges["B"], score >= edges["C"]],
                          ["A", "B", "C"], "D")
         return pd.DataFrame({"score": score, "band": pd.Categorical(band, categories=_BANDS,
                                                                     ordered=True)})
+
+
+def _odds_ratios(s: pd.DataFrame) -> pd.DataFrame:
+    """Return the odds-ratio view of a ``summary_`` on the log-odds scale."""
+    with np.errstate(over="ignore"):
+        return pd.DataFrame({
+            "coef": s["estimate"], "std_err": s["std_err"],
+            "odds_ratio": np.exp(s["estimate"]), "lower": np.exp(s["lower_95"]),
+            "upper": np.exp(s["upper_95"]), "p_value": s["p_value"],
+        })
 
 
 @dataclass(frozen=True)
