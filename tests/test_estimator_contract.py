@@ -220,17 +220,14 @@ NO_FROM_PARAMS = {
 
 
 def _all_estimator_classes():
-    import crmstats.attribution.incrementality  # noqa: F401  (lazy modules: import them all)
-    import crmstats.attribution.markov  # noqa: F401
-    import crmstats.attribution.shapley  # noqa: F401
-    import crmstats.churn.cox  # noqa: F401
-    import crmstats.churn.hazard  # noqa: F401
-    import crmstats.clv.models.bg_bb  # noqa: F401
-    import crmstats.clv.models.beta_geo  # noqa: F401
-    import crmstats.clv.models.gamma_gamma  # noqa: F401
-    import crmstats.clv.models.pareto_nbd  # noqa: F401
-    import crmstats.clv.models.shifted_beta_geo  # noqa: F401
-    import crmstats.funnel.scoring  # noqa: F401
+    """Every Estimator subclass defined in a domain package (every module imported)."""
+    import importlib
+    import pkgutil
+
+    for package in ("attribution", "churn", "clv", "funnel", "overview", "scores"):
+        pkg = importlib.import_module(f"crmstats.{package}")
+        for info in pkgutil.walk_packages(pkg.__path__, f"crmstats.{package}."):
+            importlib.import_module(info.name)
 
     out, todo = {}, list(Estimator.__subclasses__())
     while todo:
