@@ -181,3 +181,31 @@ def test_key_findings_are_written_from_the_migration(migration):
     assert fmt_money(d["new"], "€") in text[1] and fmt_money(d["lost"], "€") in text[1]
     assert fmt_pct(migration.share_value_moved_down) in text[2]
     assert "10 accounts" in text[-1]
+
+
+def test_an_untrusted_fit_on_a_real_shape_log_is_named_and_not_headlined():
+    """The gift-shop invoice log (data/giftshop): its Gamma-Gamma fit runs off to q ~ 3e8.
+
+    Value migration refuses such a fit by default; with ``allow_unconverged`` (as the study
+    runs) it values the customers, the result names the fit, the findings say so first and
+    headline no total, and the KPI record carries a count instead of money.
+    """
+    from pathlib import Path
+
+    from crmstats.book import findings
+    from crmstats.exceptions import ConvergenceError
+
+    source = Path(__file__).resolve().parents[2] / "data" / "giftshop" / "crmstats.yml"
+    crm = crmstats.load_crm(source)
+    with pytest.warns(Warning), pytest.raises(ConvergenceError, match="GammaGamma"):
+        clv.value_migration(crm, 6)
+    with pytest.warns(Warning):
+        m = clv.value_migration(crm, 6, allow_unconverged=True)
+    assert clv.fit_problem(m.fits["Gamma-Gamma"])
+    assert clv.fit_problem(m.fits["BG/NBD"]) is None
+    lines = findings.value_migration(m)
+    assert lines[0].startswith("The Gamma-Gamma fit used to value customers did not converge")
+    assert not any(line.startswith("Expected customer value") for line in lines)
+    kpis = findings.value_migration_kpis(m)
+    assert set(kpis) == {"customers_valued_migration"}
+    assert kpis["customers_valued_migration"]["value"] == len(m.customers)

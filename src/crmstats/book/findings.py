@@ -18,9 +18,9 @@ import pandas as pd
 
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
-__all__ = ["attribution", "churn", "churn_kpis", "clv", "data_overview", "data_quality",
+__all__ = ["attribution", "churn", "churn_kpis", "clv", "clv_kpis", "data_overview", "data_quality",
            "funnel", "incrementality", "key_accounts", "key_accounts_kpis", "lead_scoring",
-           "lifecycle", "value_migration"]
+           "lifecycle", "value_migration", "value_migration_kpis"]
 
 
 def _label(name: Any) -> str:
@@ -173,13 +173,8 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
     -------
     list of str
     """
-    from crmstats.clv import fit_problem
-
     clv_values = values["clv"]
-    problems = [f"The {name} fit on the whole period {problem}; the customer values on this "
-                "page rest on it, so they are shown but not used as headline figures."
-                for name, model in (fits or {}).items()
-                if (problem := fit_problem(model))]
+    problems = _fit_problems(fits, "on the whole period")
     out = list(problems)
     if not problems:
         out += [
@@ -214,6 +209,15 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
         out.append(f"{fmt_pct(dormant)} of customers are expected to be worth almost nothing "
                    "(under 1 % of the average customer).")
     return _keep(out)
+
+
+def _fit_problems(fits: Mapping[str, Any] | None, where: str) -> list[str]:
+    """Name each fit of ``fits`` not to be trusted (:func:`crmstats.clv.fit_problem`)."""
+    from crmstats.clv import fit_problem
+
+    return [f"The {name} fit {where} {problem}; the customer values on this page rest on it, "
+            "so they are shown but not used as headline figures."
+            for name, model in (fits or {}).items() if (problem := fit_problem(model))]
 
 
 def clv_kpis(values: pd.DataFrame, pareto: Any,
@@ -651,9 +655,11 @@ def value_migration(migration: Any, top_n: int = 15) -> list[str]:
     when = (f"from {pd.Timestamp(migration.start):%d %B %Y} to "
             f"{pd.Timestamp(migration.end):%d %B %Y}")
     direction = "rose" if change >= 0 else "fell"
-    out = [f"Expected customer value (discounted CLV of every customer) {direction} "
+    problems = _fit_problems(getattr(migration, "fits", None), "used to value customers")
+    out = [*problems, None if problems or start <= 0 else
+           f"Expected customer value (discounted CLV of every customer) {direction} "
            f"{when}, from {fmt_money(start)} to {fmt_money(end)} "
-           f"({fmt_pct(change / start, signed=True)})." if start > 0 else None]
+           f"({fmt_pct(change / start, signed=True)})."]
     net = migration.net_migration
     out.append(f"New customers added {fmt_money(d['new'])}; the customers already there "
                f"{'gained' if net >= 0 else 'lost'} {fmt_money(abs(net))} net: "
@@ -676,6 +682,31 @@ def value_migration(migration: Any, top_n: int = 15) -> list[str]:
                    f"({fmt_pct(top.sum() / f['value_lost'].clip(lower=0).sum())} of all the "
                    "value lost by customers who fell a tier).")
     return _keep(out)
+
+
+def value_migration_kpis(migration: Any) -> dict[str, dict[str, Any]]:
+    """Return the value-migration study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The value share of customers who fell a tier or more and the net value
+    migration of existing customers — unless a fit the values rest on is not
+    to be trusted (:func:`crmstats.clv.fit_problem`, as for :func:`clv_kpis`):
+    then only the number of customers valued, its label saying why.
+    """
+    from crmstats.clv import fit_problem
+
+    untrusted = [name for name, model in (getattr(migration, "fits", None) or {}).items()
+                 if fit_problem(model)]
+    if untrusted:
+        return {"customers_valued_migration": {
+            "value": len(migration.customers), "kind": "count",
+            "label": f"Customers valued (no value change: the {' and '.join(untrusted)} fit "
+                     "is not to be trusted, see the value-migration study)"}}
+    return {"value_share_moved_down": {"value": migration.share_value_moved_down,
+                                       "label": "Value share of customers who fell a tier or more",
+                                       "kind": "share"},
+            "net_value_migration": {"value": migration.net_migration,
+                                    "label": "Net value migration of existing customers",
+                                    "kind": "money"}}
 
 
 def incrementality(lifts: pd.DataFrame, calibrated: pd.DataFrame,

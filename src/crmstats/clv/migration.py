@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,12 @@ class ValueMigration:
         lapsed.
     time_unit : str
         Unit of recency and T in the summaries.
+    fits : dict
+        The fitted models the values rest on, by the names readers know
+        (``"BG/NBD"``, ``"Gamma-Gamma"``; with ``refit`` also the start
+        date's, ``"BG/NBD at the start"``...): what
+        :func:`crmstats.clv.fit_problem` is asked about before a figure is
+        headlined.
     """
 
     customers: pd.DataFrame
@@ -134,6 +140,7 @@ class ValueMigration:
     refit: bool
     lapsed_after: float
     time_unit: str
+    fits: dict = field(default_factory=dict)
 
     @property
     def net_migration(self) -> float:
@@ -207,6 +214,7 @@ def value_migration(
     boundaries: str = "start",
     lapsed_after: float | None = None,
     refit: bool = False,
+    allow_unconverged: bool = False,
 ) -> ValueMigration:
     """Value tiers at two dates, the migration matrix and the change in total CLV by source.
 
@@ -239,6 +247,11 @@ def value_migration(
     refit : bool
         Fit the models at each date on the data up to it instead of once at
         the end date (see the module docstring for why one fit is the default).
+    allow_unconverged : bool
+        Value customers even when a fit did not converge (as for
+        :func:`~crmstats.clv.fit_value`); the result's ``fits`` then let
+        :func:`crmstats.clv.fit_problem` say which fit is not to be trusted
+        (the study names it and headlines nothing that rests on it).
 
     Returns
     -------
@@ -283,7 +296,7 @@ def value_migration(
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
     kw = dict(freq=freq, time_unit=time_unit, horizon_months=horizon_months,
-              discount_rate=discount_rate)
+              discount_rate=discount_rate, allow_unconverged=allow_unconverged)
     s_start = rfm_summary(tx, observation_end=start, freq=freq, time_unit=time_unit)
     if len(s_start) < 20:
         raise DataError(f"transactions table: {len(s_start)} customer(s) bought by the start "
@@ -301,7 +314,8 @@ def value_migration(
         bg_start = fit_end.transaction_model
         v_start = customer_lifetime_value(bg_start, fit_end.spend_model, s_start,
                                           horizon_months=horizon_months,
-                                          discount_rate=discount_rate)["clv"]
+                                          discount_rate=discount_rate,
+                                          allow_unconverged=allow_unconverged)["clv"]
     bg_end = fit_end.transaction_model
 
     tiers = dict(tiers or DEFAULT_TIERS)
@@ -374,4 +388,14 @@ def value_migration(
         customers=out, counts=counts, value_start=value_start, value_change=value_change,
         new_customers=new, decomposition=decomposition, fallers=fallers, start=start, end=end,
         tiers=tiers, boundaries=boundaries, cutoffs=cutoffs.rename("clv_cutoff"),
-        refit=bool(refit), lapsed_after=float(lapsed_after), time_unit=time_unit)
+        refit=bool(refit), lapsed_after=float(lapsed_after), time_unit=time_unit,
+        fits=_fits(fit_end, fit_start))
+
+
+def _fits(fit_end, fit_start) -> dict:
+    """Name the fitted models a migration rests on, for :func:`crmstats.clv.fit_problem`."""
+    out = {"BG/NBD": fit_end.transaction_model, "Gamma-Gamma": fit_end.spend_model}
+    if fit_start is not None:
+        out.update({"BG/NBD at the start": fit_start.transaction_model,
+                    "Gamma-Gamma at the start": fit_start.spend_model})
+    return out

@@ -205,6 +205,7 @@ def customer_360(
     churn_covariates: Sequence[str] = ("tickets_recent", "log_resolution_days"),
     contact_columns: Sequence[str] = (),
     seed: int = 13,
+    allow_unconverged: bool = False,
 ) -> pd.DataFrame:
     """One scored row per customer and per open lead, as of a date.
 
@@ -245,6 +246,10 @@ def customer_360(
         (e.g. an e-mail for matching rows back in the CRM). Personal columns
         are only written out by :func:`crmstats.scores.export_scores` when the
         source marks them exportable.
+    allow_unconverged : bool
+        Score customers even when the value fit did not converge (as for
+        :func:`crmstats.clv.fit_value`; a study page that draws on the scores
+        names the fit, e.g. through :func:`crmstats.clv.value_migration`).
 
     Returns
     -------
@@ -266,7 +271,8 @@ def customer_360(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = fit_value(tx, observation_end=as_of, freq=freq, time_unit=time_unit,
-                        horizon_months=horizon_months, discount_rate=discount_rate)
+                        horizon_months=horizon_months, discount_rate=discount_rate,
+                        allow_unconverged=allow_unconverged)
         value = fit.values
         if n_bootstrap:
             value = customer_lifetime_value(
