@@ -506,3 +506,24 @@ def test_a_run_file_goes_through_the_same_reader(tmp_path):
         assert res.exit_code == 1, res.output
         assert "parameters file" in res.output and "through YAML aliases" in res.output
         assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("source", ["$PGPASSWORD/shop", "${API_TOKEN}", "~/x/$DB_SECRET"])
+def test_a_data_source_never_expands_a_credential_variable(source, monkeypatch):
+    """``data_source: $PGPASSWORD`` would put the password into every message naming the source."""
+    for name in ("PGPASSWORD", "API_TOKEN", "DB_SECRET"):
+        monkeypatch.setenv(name, "hunter2-s3cret")
+    with pytest.raises(DataError, match="names a credential") as err:
+        load_crm(source)
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_keyword_dsn_given_as_the_data_source_is_not_echoed():
+    dsn = "host=db.example.com user=crm password=hunter2-s3cret dbname=crm"
+    with pytest.raises(DataError, match="looks like a credential") as err:
+        load_crm(dsn)
+    assert "hunter2" not in str(err.value)
+    in_a_path = "password=hunter2-s3cret"
+    with pytest.raises(DataError) as err:
+        load_crm(f"/tmp/exports/{in_a_path}")
+    assert "hunter2" not in str(err.value)

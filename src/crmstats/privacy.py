@@ -504,6 +504,25 @@ CREDENTIAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+#: Names that denote credentials (matched on words split at _ - . and case changes).
+CREDENTIAL_WORDS = frozenset({"password", "passwd", "pwd", "passphrase", "token", "secret",
+                              "key", "apikey", "credential", "credentials", "auth", "bearer"})
+
+
+def name_words(name: str) -> set[str]:
+    """Return the lower-case words of a setting's name (``PGPASSWORD`` holds ``password``).
+
+    Split at ``_ - .``, spaces and case changes; a word ending in
+    ``password``, ``passwd``, ``token`` or ``secret`` also counts as that word
+    (``PGPASSWORD``, ``authtoken``). ``name_words(n) & CREDENTIAL_WORDS`` says
+    whether a name denotes a credential.
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    words = {w.lower() for w in re.split(r"[\s_.\-]+", spaced) if w}
+    return words | {end for w in words for end in ("password", "passwd", "token", "secret")
+                    if w.endswith(end)}
+
+
 def find_credential(text: str) -> str | None:
     """Return the name of the first credential pattern ``text`` matches, or None.
 

@@ -652,18 +652,29 @@ def expand_source(text: str) -> str:
     ------
     DataError
         Naming an environment variable that is not set (its value is never
-        guessed as empty).
+        guessed as empty), or one whose name denotes a credential
+        (``$PGPASSWORD``: its value would be echoed where the source is named).
     """
     import re
+
+    from crmstats.privacy import CREDENTIAL_WORDS, find_credential, name_words
 
     text = str(text).strip()
     if _named_source(text):
         return text
-    unset = [m.group(1) or m.group(2) for m in re.finditer(r"\$(?:\{(\w+)\}|(\w+))", text)
-             if (m.group(1) or m.group(2)) not in os.environ]
+    names = [m.group(1) or m.group(2) for m in re.finditer(r"\$(?:\{(\w+)\}|(\w+))", text)]
+    for name in names:
+        if name_words(name) & CREDENTIAL_WORDS:
+            raise DataError(f"data source: environment variable {name} names a credential; a "
+                            "data source holds a path or URL, never a credential's value")
+    unset = [name for name in names if name not in os.environ]
     if unset:
         raise DataError(f"data source {text!r}: environment variable {unset[0]} is not set")
-    return os.path.expanduser(os.path.expandvars(text))
+    expanded = os.path.expanduser(os.path.expandvars(text))
+    if expanded != text and (kind := find_credential(expanded)):
+        raise DataError(f"data source: after its environment variables are expanded it holds "
+                        f"what looks like a credential ({kind}); it is not shown here")
+    return expanded
 
 
 def resolve_source(source: Any, root: str | os.PathLike) -> Any:
@@ -743,7 +754,13 @@ def load_crm(source: Any = "demo") -> CRMData:
         return source
     text = expand_source(str(source))
     if "://" in text:
-        return _load_database(text)
+        return _load_database(text)  # refuses credentials in a URL with its own message
+    from crmstats.privacy import find_credential
+
+    if kind := find_credential(text):  # e.g. a libpq keyword string given as the source
+        raise DataError(f"data source: holds what looks like a credential ({kind}), not shown "
+                        "here; credentials come from the environment (PGPASSWORD, ~/.pgpass), "
+                        "never from the data source")
     head, _, rest = text.partition(":")
     if head == "demo":
         # imported on use (not a cycle): the simulator is only needed for the demo

@@ -50,17 +50,9 @@ __all__ = ["Study", "check_no_secrets", "check_parameter_types", "declared_param
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")  # always used with fullmatch ("a\n" is refused)
 
-#: Parameter names that denote credentials (matched on words split at _ - . and case changes).
-_SECRET_WORDS = {"password", "passwd", "pwd", "passphrase", "token", "secret",
-                 "key", "apikey", "credential", "credentials", "auth", "bearer"}
 #: The only value types a parameter may have (exact types: no subclasses), and containers of them.
 _PLAIN = (str, int, float, bool, type(None))
 _MAX_DEPTH = 10
-
-
-def _name_words(name: str) -> set[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
-    return {w.lower() for w in re.split(r"[\s_.\-]+", spaced) if w}
 
 
 def _key_label(key: Any) -> str:
@@ -107,19 +99,17 @@ def check_no_secrets(params: dict[str, Any], where: str) -> None:
         Naming the parameter (and the nested position) and what it looks
         like; the value itself is never repeated in the message.
     """
-    from crmstats.privacy import find_credential
+    from crmstats.privacy import CREDENTIAL_WORDS, find_credential, name_words
 
     def refuse_name(key: Any, what: str, nested: bool = False) -> None:
-        words = _name_words(str(key))
-        words |= {end for w in words for end in ("password", "passwd", "token", "secret")
-                  if w.endswith(end)}  # PGPASSWORD, authtoken
+        words = name_words(str(key))  # PGPASSWORD holds password
         if nested:  # a nested key may be data ("key accounts"): only setting-like names count
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}", str(key)):
                 return
             words = ({w for w in words if w not in ("key", "auth")}
                      | ({"key"} if words & {"api", "access", "secret", "private", "account"}
                         and "key" in words else set()))
-        words &= _SECRET_WORDS
+        words &= CREDENTIAL_WORDS
         if words:
             raise StudyError(
                 f"{where}: {what} looks like a credential ({sorted(words)[0]}); "
