@@ -527,3 +527,23 @@ def test_a_keyword_dsn_given_as_the_data_source_is_not_echoed():
     with pytest.raises(DataError) as err:
         load_crm(f"/tmp/exports/{in_a_path}")
     assert "hunter2" not in str(err.value)
+
+
+def test_source_init_never_opens_a_link_out_of_its_folder(tmp_path):
+    """``source init`` reads every data file of the folder: a link to a secret is not one."""
+    from crmstats.sources import init_source_file
+
+    secret = tmp_path / "outside" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("root:HASHVALUE:19000:0:99999:7:::\nx\n")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "orders.csv").write_text("customer_id,timestamp,amount\nc1,2024-01-02,10\n")
+    (folder / "transactions.csv").symlink_to(secret)
+    text = init_source_file(folder)
+    assert "HASHVALUE" not in text and "root:" not in text
+    assert "transactions.csv: a link to a file outside the folder, not read" in text
+    (folder / "orders.csv").unlink()
+    with pytest.raises(DataError, match="links to files outside it are not read") as err:
+        init_source_file(folder)
+    assert "HASHVALUE" not in str(err.value)

@@ -974,12 +974,18 @@ def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> s
     base = Path(folder)
     if not base.is_dir():
         raise DataError(f"source init: {str(base)!r} is not a folder")
+    _check_folder(base.resolve(), "source init", str(base))
     files = sorted(p for p in base.iterdir() if p.is_file() and p.name.lower().endswith(
         (".csv", ".csv.gz", ".tsv", ".txt", ".parquet", ".pq")))
+    # a link out of the folder is never opened (its first line could be /etc/shadow's)
+    outside = [p for p in files if not p.resolve().is_relative_to(base.resolve())]
+    files = [p for p in files if p not in outside]
     if not files:
-        raise DataError(f"source init: {str(base)!r} holds no .csv or .parquet file")
+        raise DataError(f"source init: {str(base)!r} holds no .csv or .parquet file"
+                        + (" (links to files outside it are not read)" if outside else ""))
     tables: dict[str, dict] = {}
-    notes: list[str] = []
+    notes: list[str] = [f"{p.name}: a link to a file outside the folder, not read"
+                        for p in outside]
     taken: set[str] = set()
     unclear: list[tuple[dict, str]] = []
     for path in files:
