@@ -99,3 +99,16 @@ def test_an_empty_table_reads_as_a_sentence_not_a_bare_header():
     assert shown.data == "No mapping: the source uses the canonical names."
     with_rows = report.format_table(pd.DataFrame({"table": ["a"]}), empty="unused")
     assert "<table" in with_rows.to_html()
+
+
+def test_data_quality_findings_agree_in_number():
+    """'1 table was read', not '1 tables were read' (a transactions-only export)."""
+    quality = pd.DataFrame(
+        {"rows_read": [8788], "rows_dropped": [0], "dropped_because": [""], "flags": [""],
+         "first": [pd.Timestamp("2023-12-01")], "last": [pd.Timestamp("2024-12-09")],
+         "mapping": ["InvoiceDate -> timestamp"]}, index=pd.Index(["transactions"]))
+    lines = findings.data_quality(quality)
+    assert lines[0] == "1 table was read, 8,788 rows in all."
+    assert lines[-1].startswith("1 table is mapped from the export's own names")
+    two = pd.concat([quality, quality.rename(index={"transactions": "customers"})])
+    assert findings.data_quality(two)[0] == "2 tables were read, 17,576 rows in all."

@@ -58,6 +58,11 @@ def _keep(sentences: list[str | None]) -> list[str]:
     return out[:5]
 
 
+def _counted(n: int, noun: str) -> str:
+    """Return '1 table' or '2,000 tables'."""
+    return f"{fmt_count(n)} {noun}{'' if n == 1 else 's'}"
+
+
 def data_quality(quality: pd.DataFrame) -> list[str]:
     """Write the key findings of the data-quality page.
 
@@ -74,7 +79,8 @@ def data_quality(quality: pd.DataFrame) -> list[str]:
     """
     read = int(quality["rows_read"].sum())
     dropped = int(quality["rows_dropped"].sum())
-    out = [f"{fmt_count(len(quality))} tables were read, {fmt_count(read)} rows in all."]
+    out = [f"{_counted(len(quality), 'table')} {'was' if len(quality) == 1 else 'were'} read, "
+           f"{_counted(read, 'row')} in all."]
     if dropped:
         worst = quality["rows_dropped"].idxmax()
         out.append(f"{fmt_count(dropped)} rows ({fmt_pct(dropped / read)}) were left out; most "
@@ -91,9 +97,9 @@ def data_quality(quality: pd.DataFrame) -> list[str]:
         out.append(f"The data run from {_date(first)} to {_date(last)}.")
     mapped = quality["mapping"].fillna("").astype(str)
     n_mapped = int((~mapped.str.startswith("canonical") & (mapped != "")).sum())
-    out.append(f"{fmt_count(n_mapped)} tables are mapped from the export's own names by the "
-               "source file." if n_mapped else "The tables use crmstats' canonical names: "
-               "no mapping was needed.")
+    out.append(f"{_counted(n_mapped, 'table')} {'is' if n_mapped == 1 else 'are'} mapped from "
+               "the export's own names by the source file." if n_mapped else
+               "The tables use crmstats' canonical names: no mapping was needed.")
     return _keep(out)
 
 
