@@ -61,7 +61,7 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_exports(
     __name__, __file__,
-    submodules=("attribution", "backend", "book", "churn", "clv", "crmdata", "datasets", "funnel",
-                "io", "overview", "plotting", "privacy", "quality", "schema", "scores", "sources",
-                "validation"),
+    submodules=("attribution", "backend", "book", "churn", "clv", "crmdata", "datasets",
+                "formatting", "funnel", "io", "overview", "plotting", "privacy", "quality",
+                "schema", "scores", "sources", "validation"),
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from crmstats.formatting import fmt_money, get_currency
+
 __all__ = ["get_ax", "legend_with_twin", "money_axis", "percent_axis", "require_columns"]
 
 
@@ -47,12 +49,10 @@ def percent_axis(ax: plt.Axes, which: str = "y") -> None:
 def money_axis(ax: plt.Axes, which: str = "y", label: str | None = None) -> None:
     """Format an axis' ticks as money in the study's currency and name the currency.
 
-    The currency is the one a study set (:func:`crmstats.book.report.set_currency`);
+    The currency is the one a study set (:func:`crmstats.formatting.set_currency`);
     without one the ticks get thousands separators only. ``label`` becomes
     ``"label ($)"``.
     """
-    from crmstats.book.report import fmt_money, get_currency
-
     axis = ax.yaxis if which == "y" else ax.xaxis
     currency = get_currency()
 

@@ -5,7 +5,9 @@ goes through this module:
 
 * :func:`fmt_number`, :func:`fmt_count`, :func:`fmt_money`, :func:`fmt_pct`,
   :func:`fmt_ratio` format one value (thousands separators, 3-4 significant
-  digits, a currency, shares as percentages);
+  digits, a currency, shares as percentages) — they live in
+  :mod:`crmstats.formatting`, below the domain subpackages, and are re-exported
+  here;
 * :func:`format_table` formats a whole table for display — the raw values stay
   in the frame (``styled.data``), only their display changes;
 * :func:`md_text` and :func:`html_text` turn a value from the data or a
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import math
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,19 @@ import numpy as np
 import pandas as pd
 
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataWarning
+from crmstats.formatting import (  # re-exported: the book's public formatting names
+    MISSING,
+    decimals_for,
+    fmt_count,
+    fmt_money,
+    fmt_number,
+    fmt_pct,
+    fmt_pvalue,
+    fmt_ratio,
+    get_currency,
+    is_missing,
+    set_currency,
+)
 
 __all__ = [
     "StudyPage",
@@ -58,10 +72,6 @@ __all__ = [
     "set_currency",
 ]
 
-#: Shown for a missing value.
-MISSING = "—"
-
-_state: dict[str, Any] = {"currency": ""}
 
 
 # ----------------------------------------------------------------------------- text
@@ -131,163 +141,6 @@ def html_text(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def set_currency(currency: str | None) -> None:
-    """Set the currency of money figures: a symbol (``"$"``, ``"€"``) or a code (``"EUR"``).
-
-    A symbol is written before the amount (``$1,234``), a code of letters
-    after it (``1,234 EUR``). An empty string writes amounts without one.
-    """
-    if currency is None:
-        currency = ""
-    if not isinstance(currency, str) or len(currency.strip()) > 5 or "\n" in currency:
-        raise CRMStatsError(f"currency must be a short symbol or code such as '$' or 'EUR', "
-                            f"got {currency!r}")
-    _state["currency"] = currency.strip()
-
-
-def get_currency() -> str:
-    """Return the currency set by :func:`set_currency` (``""`` when none)."""
-    return _state["currency"]
-
-
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    try:
-        return bool(np.isnan(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _decimals(magnitude: float, sig: int, max_decimals: int = 6) -> int:
-    """Decimals that give ``sig`` significant digits at ``magnitude`` (never fewer than 0)."""
-    if magnitude == 0 or not math.isfinite(magnitude):
-        return 0
-    return int(min(max_decimals, max(0, sig - 1 - math.floor(math.log10(abs(magnitude))))))
-
-
-def _fixed(value: float, decimals: int) -> str:
-    text = f"{value:,.{decimals}f}"
-    # "-0" and "-0.00" read as zero
-    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
-
-
-def fmt_number(value: Any, sig: int = 4, *, decimals: int | None = None) -> str:
-    """Format a number with thousands separators and ``sig`` significant digits.
-
-    Numbers of ``sig`` digits or more before the decimal point are shown as
-    whole numbers (``190,871``), smaller ones with enough decimals for ``sig``
-    significant digits (``95.42``, ``0.2431``).
-
-    Parameters
-    ----------
-    value : number
-        The value; ``None``/NaN give ``"—"``.
-    sig : int
-        Significant digits (3-4 read best).
-    decimals : int, optional
-        Fixed decimals instead (used by :func:`format_table` for aligned columns).
-
-    Examples
-    --------
-    >>> fmt_number(-95415.118618), fmt_number(0.243123), fmt_number(3.0)
-    ('-95,415', '0.2431', '3.000')
-    """
-    if _missing(value):
-        return MISSING
-    value = float(value)
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    if decimals is None:
-        decimals = _decimals(value, sig, 10)
-    return _fixed(value, decimals)
-
-
-def fmt_count(value: Any) -> str:
-    """Format a count: a whole number with thousands separators (``23,570``)."""
-    if _missing(value):
-        return MISSING
-    return _fixed(float(value), 0)
-
-
-def _with_currency(amount: str, currency: str) -> str:
-    if not currency:
-        return amount
-    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
-    if currency.isalpha() and len(currency) > 1:  # a code: 1,234 EUR
-        return f"{sign}{digits} {currency}"
-    return f"{sign}{currency}{digits}"  # a symbol: $1,234
-
-
-def fmt_money(value: Any, currency: str | None = None, sig: int = 4, *,
-              decimals: int | None = None) -> str:
-    """Format an amount of money with its currency.
-
-    Parameters
-    ----------
-    value : number
-        The amount.
-    currency : str, optional
-        Symbol or code; default the one set by :func:`set_currency`.
-    sig : int
-        Unused for money (kept for a uniform signature): amounts under 1,000
-        show cents, larger ones are whole.
-    decimals : int, optional
-        Fixed decimals instead.
-
-    Examples
-    --------
-    >>> fmt_money(190870.508155, "$"), fmt_money(45.2345, "EUR"), fmt_money(-3.5, "€")
-    ('$190,871', '45.23 EUR', '-€3.50')
-    """
-    if _missing(value):
-        return MISSING
-    currency = get_currency() if currency is None else currency
-    value = float(value)
-    if decimals is None:  # cents below 1,000, whole amounts from there
-        decimals = 0 if abs(value) >= 1000 else 2
-    return _with_currency(fmt_number(value, decimals=decimals), currency)
-
-
-def fmt_pct(value: Any, decimals: int | None = None, *, signed: bool = False) -> str:
-    """Format a share (a fraction: 0.62) as a percentage (``62.0 %``).
-
-    One decimal by default; a non-zero share under 1 % keeps two significant
-    digits (``0.12 %``) so it does not read as zero.
-
-    Examples
-    --------
-    >>> fmt_pct(0.62), fmt_pct(0.00123), fmt_pct(-0.05, signed=True)
-    ('62.0 %', '0.12 %', '-5.0 %')
-    """
-    if _missing(value):
-        return MISSING
-    percent = 100 * float(value)
-    if math.isinf(percent):
-        return fmt_number(percent)
-    if decimals is None:
-        decimals = 1 if percent == 0 or abs(percent) >= 1 else _decimals(percent, 2, 4)
-    text = _fixed(percent, decimals)
-    if signed and not text.startswith("-") and text.strip("0.,"):
-        text = "+" + text
-    return f"{text} %"
-
-
-def fmt_pvalue(value: Any) -> str:
-    """Format a p-value: three decimals, or ``< 0.001``."""
-    if _missing(value):
-        return MISSING
-    value = float(value)
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def fmt_ratio(value: Any) -> str:
-    """Format a ratio such as LTV:CAC (``3.25x``)."""
-    if _missing(value):
-        return MISSING
-    return f"{fmt_number(float(value), 3)}x"
-
-
 # ----------------------------------------------------------------------------- tables
 
 _table_ids = itertools.count(1)
@@ -318,7 +171,7 @@ def _column_decimals(values: pd.Series, sig: int, max_decimals: int) -> int:
     finite = finite[np.isfinite(finite) & (finite != 0)].abs()
     if finite.empty:
         return 0
-    return _decimals(float(finite.median()), sig, max_decimals)
+    return decimals_for(float(finite.median()), sig, max_decimals)
 
 
 def _label(name: Any) -> str:
@@ -328,7 +181,7 @@ def _label(name: Any) -> str:
 
 
 def _date_text(value: Any) -> str:
-    if _missing(value):
+    if is_missing(value):
         return MISSING
     if isinstance(value, pd.Period):
         return str(value)
@@ -543,7 +396,7 @@ def format_record(values: Any, *, money: Sequence[str] = (), pct: Sequence[str] 
         elif isinstance(value, (float, np.floating)):
             shown.append(fmt_number(value))
         else:
-            shown.append(MISSING if _missing(value) else str(value))
+            shown.append(MISSING if is_missing(value) else str(value))
     frame = pd.DataFrame({name: shown}, index=[_label(k) for k in series.index])
     return format_table(frame, labels=False)
 
@@ -666,7 +519,7 @@ class StudyPage:
         str
             The Markdown shown.
         """
-        from crmstats import source_label
+        from crmstats.sources import source_label
 
         if currency is not None:
             set_currency(currency)

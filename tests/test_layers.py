@@ -1,0 +1,115 @@
+"""The layers of the package point one way: the domains never import the book runner.
+
+Read statically from the source (``ast``), so an import inside a function, or in
+an ``if TYPE_CHECKING:`` block, counts as much as one at the top of a module —
+a lazy import still ties the layers together.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SRC = ROOT / "src"
+DOMAINS = ["attribution", "churn", "clv", "datasets", "funnel", "overview", "scores"]
+
+
+def modules() -> dict[str, Path]:
+    """``{dotted module name: source path}`` of every module of the package."""
+    found = {}
+    for path in sorted((SRC / "crmstats").rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports_of(name: str) -> set[str]:
+    """The crmstats modules that module ``name`` imports anywhere in its source."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names = [f"{module}.{alias.name}" for alias in node.names]
+            targets = [n for n in names if n in MODULES]
+            if len(targets) < len(names):  # some names are attributes of ``module``
+                targets.append(module)
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:  # ``crmstats.x.func`` -> ``crmstats.x``
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def in_package(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def domain_modules() -> list[str]:
+    return [m for m in MODULES if any(in_package(m, f"crmstats.{d}") for d in DOMAINS)]
+
+
+def test_the_scan_sees_function_level_imports():
+    # crmstats.cli imports the book runner inside its commands only
+    assert "crmstats.book.runner" in imports_of("crmstats.cli")
+    assert len(domain_modules()) > 30
+
+
+@pytest.mark.parametrize("module", domain_modules())
+def test_no_domain_module_imports_the_book(module):
+    book = sorted(m for m in imports_of(module) if in_package(m, "crmstats.book"))
+    assert book == [], f"{module} imports {book}: the book runner sits above the domains"
+
+
+def test_nothing_a_domain_needs_reaches_the_book():
+    """Follow every import from the domains (the shared plotting helpers included)."""
+    seen: set[str] = set()
+    todo = list(domain_modules())
+    via: dict[str, str] = {}
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for target in imports_of(module):
+            via.setdefault(target, module)
+            todo.append(target)
+    book = sorted(m for m in seen if in_package(m, "crmstats.book"))
+    assert book == [], [f"{via[m]} -> {m}" for m in book]
+
+
+def test_formatting_sits_below_the_domains():
+    assert imports_of("crmstats.formatting") <= {"crmstats.exceptions"}
+    assert "crmstats.formatting" in imports_of("crmstats.plotting")
+
+
+def test_the_book_keeps_its_formatting_names():
+    from crmstats import formatting
+    from crmstats.book import report
+
+    for name in formatting.__all__:
+        assert getattr(report, name) is getattr(formatting, name), name
+    before = formatting.get_currency()
+    try:
+        report.set_currency("EUR")  # one currency state for the book and the plots
+        assert formatting.get_currency() == "EUR"
+        assert formatting.fmt_money(1234.5) == "1,234 EUR"
+    finally:
+        formatting.set_currency(before)
