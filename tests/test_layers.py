@@ -113,3 +113,17 @@ def test_the_book_keeps_its_formatting_names():
         assert formatting.fmt_money(1234.5) == "1,234 EUR"
     finally:
         formatting.set_currency(before)
+
+
+def test_no_module_imports_the_io_shim():
+    """``crmstats.io`` re-exports the data layer for user code; the package uses the real homes."""
+    users = sorted(m for m in MODULES if "crmstats.io" in imports_of(m))
+    assert users == []
+    import crmstats.backend
+    import crmstats.io
+    import crmstats.sources
+    import crmstats.validation
+
+    for name in crmstats.io.__all__:
+        home = (crmstats.backend, crmstats.validation, crmstats.sources)
+        assert any(getattr(crmstats.io, name) is getattr(m, name, None) for m in home), name

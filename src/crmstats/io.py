@@ -1,4 +1,7 @@
-"""Compatibility home of the data-layer functions (kept for existing imports).
+"""Compatibility home of the data-layer functions (kept for existing user imports).
+
+Nothing in crmstats imports this module (``tests/test_layers.py`` checks): the
+package imports each function from its real home below, and new code should too.
 
 The data layer lives in three modules that import in one direction:
 :mod:`crmstats.backend` (DuckDB connection, :func:`execute`, :func:`read_table`)

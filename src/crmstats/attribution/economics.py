@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats.backend import execute
 from crmstats.exceptions import DataError, DataWarning
-from crmstats.io import as_table, execute
+from crmstats.validation import as_table
 
 __all__ = ["channel_economics", "incremental_economics"]
 

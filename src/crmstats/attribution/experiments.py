@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats.backend import execute
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
+from crmstats.validation import as_table
 
 __all__ = ["experiment_data", "holdout_plan", "holdout_size", "lift_test"]
 
@@ -311,7 +312,7 @@ def experiment_data(source: Any = "demo", *, demo_holdout_share: float = 0.1):
     DataError
         When the source has no experiments (or touchpoints / conversions) table.
     """
-    from crmstats.io import load_crm
+    from crmstats.sources import load_crm
 
     if isinstance(source, str) and source.strip().partition(":")[0] == "demo" \
             and "holdout_share" not in source:

@@ -126,7 +126,8 @@ def build_paths(
     """
     import ibis
 
-    from crmstats.io import as_table, execute
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
 
     if max_touches is not None and int(max_touches) < 1:
         raise ValueError(f"max_touches must be at least 1, got {max_touches}")
@@ -202,7 +203,7 @@ def _journey_covariates(contacts, by: list[str]) -> list[str]:
     if clash:
         raise DataError(f"build_paths: by= column(s) {clash} clash with the path counts' own "
                         "columns; rename them", table="contacts", column=clash[0])
-    from crmstats.io import as_table
+    from crmstats.validation import as_table
 
     cols = as_table(contacts, "contacts").columns
     missing = [c for c in by if c not in cols]
@@ -233,7 +234,7 @@ def _attach_decay(t, journeys, out: pd.DataFrame, half_life_s: float) -> pd.Data
     """Per path and position: normalised time-decay weights summed over converting journeys."""
     import ibis
 
-    from crmstats.io import execute
+    from crmstats.backend import execute
 
     conv = t.filter(t.converted == 1)
     age = _seconds(conv.conv_at) - _seconds(conv.ts)

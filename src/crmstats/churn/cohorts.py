@@ -16,9 +16,9 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start, period_unit
 from crmstats._windows import WindowFrame, data_window
+from crmstats.backend import execute
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute, transactions_table
-from crmstats.validation import align_ids
+from crmstats.validation import align_ids, as_table, transactions_table
 
 __all__ = ["churn_rate", "cohort_table", "retention_matrix"]
 

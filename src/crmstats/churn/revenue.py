@@ -16,8 +16,9 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start, period_unit
 from crmstats._windows import data_window
+from crmstats.backend import execute, read_table
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute, read_table
+from crmstats.validation import as_table
 
 __all__ = ["cross_sell", "grr_by_cohort", "mrr_bridge", "nrr_by_cohort"]
 

@@ -16,9 +16,10 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start, period_unit
 from crmstats._windows import data_window
+from crmstats.backend import execute
 from crmstats.churn.revenue import _subscriptions
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
+from crmstats.validation import as_table
 
 __all__ = ["service_kpis"]
 

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from crmstats._expr import period_index, period_start
+from crmstats.backend import execute
 from crmstats.churn.revenue import _account_periods, _subscriptions
-from crmstats.io import as_table, execute
+from crmstats.validation import as_table
 
 __all__ = ["account_lifetimes", "account_months"]
 

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats.backend import execute
 from crmstats.clv.summaries import _check_units, _occasions
 from crmstats.clv.units import resolve_units
 from crmstats.clv.value import _require_summary, fit_problem
-from crmstats.io import execute, transactions_table
+from crmstats.validation import transactions_table
 
 __all__ = [
     "compare_models",

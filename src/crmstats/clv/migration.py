@@ -268,6 +268,7 @@ def value_migration(
     much value in absolute terms from ordinary pauses).
     """
     from crmstats._expr import parse_date
+    from crmstats.backend import execute
     from crmstats.clv.summaries import rfm_summary
     from crmstats.clv.valuation import fit_value
     from crmstats.clv.value import (
@@ -277,7 +278,7 @@ def value_migration(
         value_tiers,
     )
     from crmstats.crmdata import CRMData
-    from crmstats.io import as_table, execute
+    from crmstats.validation import as_table
 
     if isinstance(transactions, CRMData):
         transactions.require("transactions")

@@ -33,10 +33,10 @@ import pandas as pd
 
 from crmstats._expr import observation_end as _observation_end
 from crmstats._expr import period_index, truncate, up_to
-from crmstats.backend import _backend_of
+from crmstats.backend import _backend_of, execute
 from crmstats.clv.units import SummaryUnits, check_units, label
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute, transactions_table
+from crmstats.validation import as_table, transactions_table
 
 __all__ = ["calibration_holdout_split", "holdout_period", "rfm_summary"]
 

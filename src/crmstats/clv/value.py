@@ -749,7 +749,8 @@ def value_by_group(
         ``total`` and ``value_share``. Valued customers missing from the
         customers table form the group ``"(unknown)"``.
     """
-    from crmstats.io import as_table, execute
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
 
     s = _values(values)
     t = as_table(customers, "customers", columns={"customer_id": customer_id_col})

@@ -36,11 +36,11 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from crmstats.backend import execute
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
 from crmstats.schema import CLOSED_STAGES, usual_stage_order
-from crmstats.validation import SourceTable
+from crmstats.validation import SourceTable, as_table
 
 __all__ = ["BREAKDOWNS", "Pipeline", "deal_stages", "has_tables", "pipeline"]
 

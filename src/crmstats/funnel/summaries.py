@@ -36,8 +36,9 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start
 from crmstats._windows import WindowFrame, data_window
+from crmstats.backend import execute
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute
+from crmstats.validation import as_table
 
 __all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "own_stages", "stage_conversion",
            "stage_durations"]

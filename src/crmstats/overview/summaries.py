@@ -9,10 +9,11 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start, truncate
 from crmstats._windows import WindowFrame, data_window
+from crmstats.backend import execute
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
-from crmstats.io import as_table, execute, transactions_table
 from crmstats.schema import SALES_STAGES, TABLES
+from crmstats.validation import as_table, transactions_table
 
 __all__ = [
     "customer_revenue",

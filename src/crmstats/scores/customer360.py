@@ -90,7 +90,8 @@ COLUMNS: dict[str, str] = {
 def _open_and_cut(crm, as_of):
     """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live)."""
     from crmstats._expr import parse_date, up_to
-    from crmstats.io import as_table, execute
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
             "subscriptions": "month", "contacts": "created_at", "customers": "acquired_at"}
@@ -114,7 +115,7 @@ def _open_and_cut(crm, as_of):
 
 
 def _purchases(tx) -> pd.DataFrame:
-    from crmstats.io import execute
+    from crmstats.backend import execute
 
     buys = tx.filter(tx.amount >= 0)
     per = buys.group_by(customer_id=buys.customer_id.cast("string")).aggregate(
@@ -125,9 +126,9 @@ def _purchases(tx) -> pd.DataFrame:
 def _key_accounts(crm, as_of: pd.Timestamp, nrr_months: int, covariates) -> pd.DataFrame:
     """MRR now and ``nrr_months`` earlier per account (in-database), churn risk from the sBG."""
     from crmstats._expr import period_index
+    from crmstats.backend import execute
     from crmstats.churn import ShiftedBetaGeoHazardModel, account_months
     from crmstats.churn.revenue import _account_periods
-    from crmstats.io import execute
 
     s = crm.subscriptions
     ap = _account_periods(s, "M")
@@ -170,7 +171,7 @@ def _ts_literal(ts: pd.Timestamp):
 def _tickets(tickets, as_of: pd.Timestamp) -> pd.DataFrame:
     import ibis
 
-    from crmstats.io import execute
+    from crmstats.backend import execute
 
     t = tickets
     if "resolved_at" not in t.columns:
@@ -258,9 +259,10 @@ def customer_360(
         each; the columns of :data:`COLUMNS`, in that order, then any
         ``contact_columns``. Ids only unless ``contact_columns`` asks for more.
     """
+    from crmstats.backend import execute
     from crmstats.clv import customer_lifetime_value, fit_value, rfm_segments, value_tiers
-    from crmstats.io import execute, load_crm
     from crmstats.overview import customer_revenue
+    from crmstats.sources import load_crm
 
     crm = load_crm(crm)
     crm.require("transactions")

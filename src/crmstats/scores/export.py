@@ -340,7 +340,7 @@ def _source_reads(source) -> _Reads:
     if source is None:
         return _Reads([], {})
     from crmstats.backend import _backend_of
-    from crmstats.io import load_crm
+    from crmstats.sources import load_crm
 
     crm = load_crm(source)
     files: list[tuple[str, Path]] = []
@@ -963,8 +963,8 @@ def export_customer_scores(
     -------
     ExportResult
     """
-    from crmstats.io import load_crm
     from crmstats.scores.customer360 import customer_360
+    from crmstats.sources import load_crm
 
     crm = load_crm(source)
     personal = crm.personal_columns("contacts")  # the schema's PII columns and the source's marks
