@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,22 @@ class CRMData:
     def tables(self) -> dict[str, Any]:
         """Return the tables that are present, by name."""
         return {n: getattr(self, n) for n in self.table_names() if getattr(self, n) is not None}
+
+    def simulated_truth(self, *keys: str) -> Any:
+        """Return the simulator's ground truth at ``keys`` (``None`` for data without one).
+
+        ``crm.simulated_truth("channel_lift", "relative_lift")`` is
+        ``crm.truth["channel_lift"]["relative_lift"]`` on a simulated CRM
+        (:func:`crmstats.datasets.simulate_crm`) and ``None`` on real data or
+        when the simulator did not record that key, so a study can pass it to a
+        plot's ``truth=`` argument on any source.
+        """
+        value: Any = self.truth
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                return None
+            value = value[key]
+        return value
 
     def require(self, *names: str) -> None:
         """Raise :class:`~crmstats.DataError` unless every table in ``names`` is present."""

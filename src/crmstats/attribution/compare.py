@@ -50,7 +50,7 @@ def credit_shares(models: Mapping[str, Any], *, by: str = "conversions") -> pd.D
     return out.sort_index()
 
 
-def share_error(shares: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
+def share_error(shares: pd.DataFrame, truth: pd.Series | None) -> pd.DataFrame:
     """Error of each model's credit shares against the true shares.
 
     Parameters
@@ -60,7 +60,9 @@ def share_error(shares: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
     truth : pandas.Series
         True share per channel (e.g. ``crm.truth["attribution_shares"]`` of
         the simulator: each channel's incremental wins, by removing it from
-        every journey, over the sum of these increments).
+        every journey, over the sum of these increments). ``None`` (data
+        without a known truth, e.g. ``crm.simulated_truth(...)`` on real data)
+        gives the table without rows.
 
     Returns
     -------
@@ -68,6 +70,11 @@ def share_error(shares: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
         Index: the models, best first; columns ``mae`` (mean absolute error of
         the shares over channels), ``max_abs_error`` and ``worst_channel``.
     """
+    if truth is None:
+        out = pd.DataFrame({"mae": pd.Series(dtype=float), "max_abs_error": pd.Series(dtype=float),
+                            "worst_channel": pd.Series(dtype=object)})
+        out.index.name = "model"
+        return out
     channels = shares.index.union(truth.index)
     s = shares.reindex(channels).fillna(0.0)
     t = truth.reindex(channels).fillna(0.0).astype(float)

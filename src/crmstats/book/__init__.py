@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.book.kpis import HEADLINE_KPIS, read_kpis, record_kpis
     from crmstats.book.report import StudyPage, fmt_money, fmt_pct, format_table
     from crmstats.book.runner import StudyResult, run_studies, run_study
-    from crmstats.book.studies import Study, load_studies, parse_value
+    from crmstats.book.studies import Study, comma_list, load_studies, parse_value
 
 __all__ = [
     "BuildResult",
@@ -28,6 +28,7 @@ __all__ = [
     "StudyPage",
     "StudyResult",
     "build_book",
+    "comma_list",
     "fmt_money",
     "fmt_pct",
     "format_table",

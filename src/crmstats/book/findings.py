@@ -18,9 +18,11 @@ import pandas as pd
 
 from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
 
-__all__ = ["attribution", "churn", "churn_kpis", "clv", "clv_kpis", "data_overview", "data_quality",
-           "funnel", "incrementality", "key_accounts", "key_accounts_kpis", "lead_scoring",
-           "lifecycle", "value_migration", "value_migration_kpis"]
+__all__ = ["attribution", "churn", "churn_kpis", "clv", "clv_kpis", "data_overview",
+           "data_overview_kpis", "data_quality", "funnel", "funnel_kpis", "incrementality",
+           "incrementality_kpis", "key_accounts", "key_accounts_kpis", "lead_scoring",
+           "lead_scoring_kpis", "lifecycle", "lifecycle_kpis", "value_migration",
+           "value_migration_kpis"]
 
 
 def _label(name: Any) -> str:
@@ -714,6 +716,78 @@ def value_migration_kpis(migration: Any) -> dict[str, dict[str, Any]]:
                                     "label": "Net value migration of existing customers",
                                     "kind": "money"}}
 
+
+
+def data_overview_kpis(revenue: pd.Series, top_share: float) -> dict[str, Any]:
+    """Return the data-overview study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    Customers who bought, their net revenue and the revenue share of the top
+    fifth, from :func:`crmstats.overview.customer_revenue` (one value per
+    customer) and :func:`crmstats.clv.pareto_analysis`'s ``top_share``.
+
+    Examples
+    --------
+    >>> data_overview_kpis(pd.Series([10.0, 30.0, -5.0]), 0.8)
+    {'customers': 3, 'revenue': 35.0, 'top20_revenue_share': 0.8}
+    """
+    return {"customers": len(revenue), "revenue": float(revenue.sum()),
+            "top20_revenue_share": top_share}
+
+
+def funnel_kpis(summary: Mapping[str, Any],
+                channels: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Return the funnel study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The pipeline's win rate and sales velocity (``Pipeline.summary``) and, when
+    the source has lead channels (:func:`crmstats.funnel.lead_kpis`), the lead
+    to customer rate and the cost per lead over all channels.
+    """
+    kpis: dict[str, Any] = {
+        "win_rate": {"value": summary["win_rate"], "kind": "share",
+                     "label": "Win rate of opportunities (look-back window)"},
+        "sales_velocity": {"value": summary["sales_velocity_per_month"], "kind": "money",
+                           "label": "Sales velocity per month"}}
+    if channels is not None:
+        totals = channels[["spend", "leads", "won"]].sum()
+        kpis["lead_to_customer_rate"] = totals["won"] / totals["leads"]
+        kpis["cost_per_lead"] = {"value": totals["spend"] / totals["leads"], "kind": "money",
+                                 "label": "Cost per lead"}
+    return kpis
+
+
+def incrementality_kpis(calibrated: pd.DataFrame, economics: pd.DataFrame,
+                        conversions: Any) -> dict[str, dict[str, Any]]:
+    """Return the incrementality study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The share of all sales the channels add (calibrated incremental
+    conversions over the ``conversions`` table's rows) and the blended
+    incremental CAC (``economics``' ``total`` row).
+    """
+    n = len(conversions) if isinstance(conversions, pd.DataFrame) else conversions.count().execute()
+    return {"incremental_sales_share": {"value": calibrated["conversions"].sum() / n,
+                                        "label": "Share of sales the channels add (calibrated)",
+                                        "kind": "share"},
+            "incremental_cac": {"value": economics.loc["total", "incremental_cac"],
+                                "label": "Incremental CAC (blended)", "kind": "money"}}
+
+
+def lead_scoring_kpis(auc: float) -> dict[str, dict[str, Any]]:
+    """Return the lead-scoring study's headline KPI (the held-out AUC) for ``record_kpis``."""
+    return {"lead_score_auc": {"value": auc, "label": "Lead score AUC (held out)",
+                               "kind": "number"}}
+
+
+def lifecycle_kpis(counts: pd.Series) -> dict[str, dict[str, Any]]:
+    """Return the lifecycle study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    From the contacts per stage: former customers to win back first, and the
+    evangelists (customers who referred others).
+    """
+    return {"former_customers_high_priority": {
+                "value": counts["former customer, high priority"], "kind": "count",
+                "label": "Former customers to win back (high priority)"},
+            "evangelists": {"value": counts["evangelist"], "kind": "count",
+                            "label": "Evangelists (customers who referred others)"}}
 
 def incrementality(lifts: pd.DataFrame, calibrated: pd.DataFrame,
                    economics: pd.DataFrame | None = None,

@@ -44,7 +44,8 @@ from crmstats.book.template import check_template
 from crmstats.exceptions import StudyError
 from crmstats.yamlfile import read_yaml
 
-__all__ = ["Study", "check_no_secrets", "check_parameter_types", "declared_parameters",
+__all__ = ["Study", "check_no_secrets", "check_parameter_types", "comma_list",
+           "declared_parameters",
            "load_studies", "parse_value", "parse_requirements", "source_label", "study_title",
            "unmet_requirements", "validate_parameters"]
 
@@ -403,6 +404,28 @@ def parse_value(text: str, declared: str = "") -> Any:
     if declared and _matches(value, declared) is False and _matches(text, declared):
         return text
     return value
+
+
+def comma_list(text: str | None) -> list[str]:
+    """Split a comma-separated study parameter into its names.
+
+    Study parameters are literals, so a list of columns is written as one
+    string (``features: str = "engagement_score, company_size"``); each name is
+    stripped and empty items are dropped (``""`` and ``None`` give ``[]``, which
+    crmstats' ``by=`` / ``covariates=`` arguments read as "none").
+
+    Examples
+    --------
+    >>> comma_list("engagement_score, company_size,,industry")
+    ['engagement_score', 'company_size', 'industry']
+    >>> comma_list(" ")
+    []
+    """
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise StudyError(f"expected a comma-separated list of names, got {type(text).__name__}")
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _parse_plain(text: str) -> Any:
