@@ -170,6 +170,8 @@ def good(cdnow):
     (lambda d: [d["params"].update({"values": [0.2, 4, 0.8, -2]}),
                 d["summary"]["columns"].update({"estimate": [0.2, 4, 0.8, -2]})], "params"),
     (lambda d: d["hyperparameters"].update({"evil": 1}), "hyperparameters.evil"),
+    (lambda d: d["hyperparameters"].update({"maxiter": "many"}), "hyperparameters.maxiter"),
+    (lambda d: d["hyperparameters"].update({"tol": [1, 2]}), "hyperparameters.tol"),
     (lambda d: d["fit"].update({"time_unit": "fortnight"}), "fit.time_unit"),
     (lambda d: d["fit"].update({"n_obs": -5}), "fit.n_obs"),
     (lambda d: d["fit"].update({"converged": "yes"}), "fit.converged"),

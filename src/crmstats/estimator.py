@@ -336,7 +336,7 @@ class Estimator:
         unknown = sorted(set(hyper.keys()) - set(klass._hyper))
         if unknown:
             hyper.fail(unknown[0], f"not a {name} hyperparameter")
-        model = klass(**{k: hyper.plain(k) for k in hyper.keys()})
+        model = klass(**{k: _hyper_value(klass, hyper, k) for k in hyper.keys()})
         p = r.section("params")
         names = p.strings("names")
         values = p.numbers("values", finite=True)
@@ -380,3 +380,26 @@ class Estimator:
     def load(cls, path) -> Estimator:
         """Read a model written by :meth:`save`, checking every value (see :func:`load_model`)."""
         return load_model(path, cls)
+
+
+def _hyper_value(klass, hyper: _Reader, key: str):
+    """Read hyperparameter ``key`` and check it has the type of ``__init__``'s default."""
+    import inspect
+
+    value = hyper.plain(key)
+    default = inspect.signature(klass.__init__).parameters[key].default
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(default, str):  # e.g. penalty="auto", or a number
+        ok = isinstance(value, str | int | float) and not isinstance(value, bool)
+    else:
+        ok = True
+    if not ok:
+        hyper.fail(key, f"expected a value like the default {default!r}, got {value!r}")
+    return value
