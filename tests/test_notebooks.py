@@ -1,6 +1,5 @@
 """Study templates: committed clean, documented parameters, and each one runs."""
 
-import ast
 import json
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import nbformat
 import pytest
 
 from crmstats.book import load_studies, run_study
+from crmstats.book.template import check_template, skeleton_problems
 from tests.conftest import SMALL_DEMO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,22 +31,52 @@ def test_template_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
-def test_parameters_cell_is_typed_commented_literals(path):
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
-    source = cells[0].source
-    tree = ast.parse(source)
-    names = []
-    for stmt in tree.body:
-        assert isinstance(stmt, ast.AnnAssign), f"not a typed assignment: {ast.unparse(stmt)}"
-        assert isinstance(stmt.value, ast.Constant), f"not a literal: {ast.unparse(stmt)}"
-        names.append(stmt.target.id)
-    for line in source.strip().splitlines():
-        assert "  # " in line, f"parameter without a comment: {line}"
-    assert "data_source" in names
-    # the first cell is a markdown title for the book
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+def test_template_keeps_the_contract_and_the_skeleton(path):
+    """The package's own checks (crmstats.book.template), as a study run applies them."""
+    check_template(path)  # raises StudyError naming the study
+    assert skeleton_problems(path) == []
+
+
+def _broken(tmp_path, edit) -> list[str]:
+    """The skeleton problems of a copy of a good template after ``edit(notebook)``."""
+    nb = json.loads((ROOT / "notebooks" / "clv.ipynb").read_text())
+    edit(nb)
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps(nb))
+    check_template(path)
+    return skeleton_problems(path)
+
+
+def _code(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _params(nb):
+    return next(c for c in _code(nb) if "parameters" in c["metadata"].get("tags", []))
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda nb: nb["cells"][0].update(source=["Churn"]), "Markdown title"),
+    (lambda nb: _params(nb).update(source=["".join(_params(nb)["source"])
+                                           + "\nextra = 3  # untyped"]), "without a type"),
+    (lambda nb: _params(nb).update(source=["".join(_params(nb)["source"])
+                                           + "\nextra: int = 3 # one space"]), "without a comment"),
+    (lambda nb: _params(nb).update(source=["".join(
+        line for line in "".join(_params(nb)["source"]).splitlines(keepends=True)
+        if not line.startswith("data_source"))]), "'data_source'"),
+    (lambda nb: _params(nb).update(source=["".join(
+        line for line in "".join(_params(nb)["source"]).splitlines(keepends=True)
+        if not line.startswith("currency"))]), "'currency'"),
+    (lambda nb: _code(nb)[0]["metadata"].update(tags=["hide-input"]), "'remove-input'"),
+    (lambda nb: nb["cells"].remove(_code(nb)[0]), "open the page"),
+    (lambda nb: nb["cells"].remove(_code(nb)[-1]), "finish the page"),
+    (lambda nb: _code(nb)[3]["metadata"].update(tags=[]), "shown to readers"),
+], ids=["title", "untyped", "uncommented", "no-data-source", "no-currency", "page-tag",
+        "no-page", "no-finish", "shown-code"])
+def test_skeleton_check_names_each_departure(tmp_path, edit, problem):
+    assert _broken(tmp_path, lambda nb: None) == []
+    problems = _broken(tmp_path, edit)
+    assert any(problem in p for p in problems), problems
 
 
 @pytest.mark.slow
@@ -115,19 +145,3 @@ def test_a_kernel_that_dies_on_start_is_started_again(tmp_path, monkeypatch):
     with pytest.raises(StudyError, match="cell 2 .*ValueError: bad"):
         run_study(template, tmp_path / "out.ipynb")
     assert len(calls) == 1
-
-
-@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
-def test_template_reads_like_a_report(path):
-    """Code behind toggles; a StudyPage opens the study and its findings close it."""
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    hidden = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
-    shown = [c.source.splitlines()[0] for c in code
-             if not hidden & set(c.metadata.get("tags", []))]
-    assert not shown, f"code cells shown to readers: {shown}"
-    sources = "\n".join(c.source for c in code)
-    assert "StudyPage(" in sources and ".finish(" in sources
-    if "money" in sources:  # money is labelled with the run's currency
-        assert "currency" in next(c.source for c in code
-                                  if "parameters" in c.metadata.get("tags", []))

@@ -14,7 +14,13 @@ A study template is a Jupyter notebook that
 
 :func:`check_template` enforces 1 and 2 with a one-line error naming the
 study, instead of the page of papermill traceback a broken template used to
-give.
+give. :func:`skeleton_problems` lists where a template departs from the
+skeleton every study of the book shares (the README's "Write your own study"):
+a Markdown title first; every parameter typed; ``data_source`` declared, and
+``currency`` where money is shown; ``page = report.StudyPage()`` in the first
+code cell, tagged ``remove-input``; every code cell behind a toggle; the page
+finished in the last code cell. A study that breaks it still runs; the book's
+own templates are held to it by the test suite.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 
 from crmstats.exceptions import StudyError
 
-__all__ = ["check_template"]
+__all__ = ["check_template", "skeleton_problems"]
 
 
 def check_template(template: str | Path, study: str | None = None) -> None:
@@ -104,3 +110,69 @@ def _parameter_problem(line: str) -> str | None:
     if "#" not in line:
         return "has no comment saying what the parameter means"
     return None
+
+
+_HIDDEN = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _tags(cell: dict) -> set[str]:
+    return set((cell.get("metadata") or {}).get("tags") or [])
+
+
+def skeleton_problems(template: str | Path) -> list[str]:
+    """List where a template departs from the skeleton every study shares.
+
+    Run :func:`check_template` first: this assumes a readable notebook with one
+    ``parameters`` cell of literals.
+
+    Parameters
+    ----------
+    template : str or Path
+        The template notebook.
+
+    Returns
+    -------
+    list of str
+        One sentence per departure, naming the cell (by its first line); empty
+        when the template keeps the skeleton.
+    """
+    nb = json.loads(Path(template).read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    problems = []
+    if not (cells and cells[0].get("cell_type") == "markdown"
+            and _source(cells[0]).startswith("# ")):
+        problems.append("the first cell is not a Markdown title ('# ...')")
+    params = next((c for c in code if "parameters" in _tags(c)), None)
+    names = []
+    if params is not None:
+        for stmt in ast.parse(_source(params)).body:
+            if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
+                problems.append(f"parameter without a type: {ast.unparse(stmt)}")
+                continue
+            names.append(stmt.target.id)
+        for line in _source(params).strip().splitlines():
+            if "  # " not in line:
+                problems.append(f"parameter without a comment ('  # ...'): {line.strip()}")
+    if "data_source" not in names:
+        problems.append("no 'data_source' parameter")
+    sources = "\n".join(_source(c) for c in code)
+    if "money" in sources and "currency" not in names:
+        problems.append("money is shown but there is no 'currency' parameter")
+    if not code or "StudyPage(" not in _source(code[0]):
+        problems.append("the first code cell does not open the page (page = report.StudyPage())")
+    elif "remove-input" not in _tags(code[0]):
+        problems.append("the first code cell (page = report.StudyPage()) is not tagged "
+                        "'remove-input'")
+    if not code or ".finish(" not in _source(code[-1]):
+        problems.append("the last code cell does not finish the page (page.finish(...))")
+    for cell in code:
+        if not _HIDDEN & _tags(cell):
+            first = (_source(cell).strip().splitlines() or [""])[0]
+            problems.append(f"code cell shown to readers (tag it 'hide-input'): {first}")
+    return problems

@@ -156,8 +156,14 @@ def fit_value(
 
     Examples
     --------
-    >>> fit = clv.fit_value(crm.transactions, horizon_months=12)  # doctest: +SKIP
-    >>> fit.values["clv"].mean(), fit.transaction_model.summary_  # doctest: +SKIP
+    >>> import crmstats
+    >>> from crmstats import clv
+    >>> crm = crmstats.load_crm("demo:seed=3,n_contacts=2000")
+    >>> fit = clv.fit_value(crm.transactions, horizon_months=12)
+    >>> list(fit.values.columns)
+    ['expected_purchases', 'expected_spend', 'clv']
+    >>> fit.transaction_model.summary_.index.tolist()
+    ['r', 'alpha', 'a', 'b']
     """
     tm = _unfitted(transaction_model, BetaGeoModel, "transaction_model")
     sm = _unfitted(spend_model, GammaGammaModel, "spend_model")
