@@ -52,6 +52,14 @@ def test_ids_differing_only_in_case_or_spaces_warn_on_a_direct_call():
         clv.rfm_summary(_duckdb(frame), observation_end="2024-01-31")
 
 
+def test_validate_warns_too():
+    from crmstats import validate
+
+    frame = _tx(["a", "a", "A"], ["2024-01-01", "2024-01-01", "2024-01-02"], [1.0, 1.0, 2.0])
+    got = _trap_warnings(lambda: validate(frame, "transactions"))
+    assert len(got) == 2 and "exactly repeat" in got[0] and "upper/lower case" in got[1]
+
+
 def test_clean_data_and_integer_ids_pass_silently():
     clean = _tx(["a", "b", "b"], ["2024-01-01", "2024-01-02", "2024-01-03"], [1.0, 2.0, 3.0])
     ints = _tx([1, 2, 2], ["2024-01-01", "2024-01-02", "2024-01-03"], [1.0, 2.0, 3.0])

@@ -98,7 +98,10 @@ def validate(
         spec = table_spec(table)
         cols = _coerce_columns(data, spec, mapping)
         arrow = _to_arrow(cols)
-        _check_content(ibis.memtable(arrow), spec, mapping, _RowSource(arrow, data.index))
+        t, rows = ibis.memtable(arrow), _RowSource(arrow, data.index)
+        _check_content(t, spec, mapping, rows)
+        if spec.name in _TRAP_TABLES:
+            _check_traps(t, spec, mapping, rows, data)
         out = pd.DataFrame(cols)
         out.index = data.index
         return out
