@@ -5,57 +5,22 @@ an ``if TYPE_CHECKING:`` block, counts as much as one at the top of a module —
 a lazy import still ties the layers together.
 """
 
-import ast
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import ROOT
+from tests.import_graph import import_graph
 
 SRC = ROOT / "src"
 DOMAINS = ["attribution", "churn", "clv", "datasets", "funnel", "overview", "scores"]
 
 
-def modules() -> dict[str, Path]:
-    """``{dotted module name: source path}`` of every module of the package."""
-    found = {}
-    for path in sorted((SRC / "crmstats").rglob("*.py")):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
-
-
-MODULES = modules()
+GRAPH = import_graph(SRC)
+MODULES = sorted(GRAPH)
 
 
 def imports_of(name: str) -> set[str]:
     """The crmstats modules that module ``name`` imports anywhere in its source."""
-    path = MODULES[name]
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module or ""
-            names = [f"{module}.{alias.name}" for alias in node.names]
-            targets = [n for n in names if n in MODULES]
-            if len(targets) < len(names):  # some names are attributes of ``module``
-                targets.append(module)
-        else:
-            continue
-        for target in targets:
-            while target and target not in MODULES:  # ``crmstats.x.func`` -> ``crmstats.x``
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
-    return found
+    return GRAPH[name]
 
 
 def in_package(name: str, package: str) -> bool:
