@@ -39,7 +39,7 @@ from crmstats.clv import (
     value_tiers,
 )
 from crmstats.overview import monthly_activity, spend_by_channel, stage_counts
-from tests.conftest import ROOT, SMALL_DEMO
+from tests.conftest import ROOT
 
 
 @dataclass
@@ -523,14 +523,9 @@ def _(crm):
 # ----------------------------------------------------------------- the test
 
 
-@pytest.fixture(scope="module")
-def crm():
-    return crmstats.load_crm(SMALL_DEMO)
-
-
 @pytest.mark.parametrize("bad", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gets_a_crmstats_message_and_leaves_data_alone(bad, crm):
-    call, frames = bad.build(crm)
+def test_bad_input_gets_a_crmstats_message_and_leaves_data_alone(bad, small_crm):
+    call, frames = bad.build(small_crm)
     before = [f.copy(deep=True) for f in frames]
     if issubclass(bad.expect, Warning):
         with warnings.catch_warnings():

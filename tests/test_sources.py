@@ -23,13 +23,8 @@ from tests.crm_kpis import assert_same_kpis, crm_kpis
 
 
 @pytest.fixture(scope="module")
-def demo():
-    return load_crm(SMALL_DEMO)
-
-
-@pytest.fixture(scope="module")
-def reference(demo):
-    return crm_kpis(demo)
+def reference(small_crm):
+    return crm_kpis(small_crm)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +46,8 @@ def _duckdb_file(crm, path) -> str:
     return f"duckdb:///{path}"
 
 
-def test_folder_source_gives_the_same_kpis(demo, reference, tmp_path):
-    crmstats.export_crm(demo, tmp_path / "crm")
+def test_folder_source_gives_the_same_kpis(small_crm, reference, tmp_path):
+    crmstats.export_crm(small_crm, tmp_path / "crm")
     crm = load_crm(tmp_path / "crm")
     assert crm.name == "crm"
     assert_same_kpis(crm_kpis(crm), reference)
@@ -74,10 +69,10 @@ def test_source_file_with_a_messy_export_gives_the_same_kpis(messy, reference):
     assert load_crm(messy).name == "ACME CRM export"
 
 
-def test_duckdb_file_source_gives_the_same_kpis(demo, reference, tmp_path):
-    url = _duckdb_file(demo, tmp_path / "crm.duckdb")
+def test_duckdb_file_source_gives_the_same_kpis(small_crm, reference, tmp_path):
+    url = _duckdb_file(small_crm, tmp_path / "crm.duckdb")
     crm = load_crm(url)
-    assert set(crm.tables()) == set(demo.tables())
+    assert set(crm.tables()) == set(small_crm.tables())
     assert crm.name == "crm (duckdb)"
     assert_same_kpis(crm_kpis(crm), reference)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_DEMO, requires_system_tool
+from tests.conftest import requires_system_tool
 
 
 def _pg_bin() -> Path | None:
@@ -70,17 +70,10 @@ def postgres():
 
 
 @pytest.fixture(scope="session")
-def demo():
-    import crmstats
-
-    return crmstats.load_crm(SMALL_DEMO)
-
-
-@pytest.fixture(scope="session")
-def pg_tables(postgres, demo):
+def pg_tables(postgres, small_crm):
     """The small demo CRM's tables loaded into PostgreSQL, as Ibis tables."""
     out = {}
-    for name, frame in demo.tables().items():
+    for name, frame in small_crm.tables().items():
         postgres.create_table(name, frame, overwrite=True)
         out[name] = postgres.table(name)
     return out

@@ -41,27 +41,27 @@ CASES = {
 }
 
 
-def test_lead_kpis_on_postgres_equals_duckdb(demo, pg_tables):
-    expected = lead_kpis(demo.stage_events, demo.spend)
+def test_lead_kpis_on_postgres_equals_duckdb(small_crm, pg_tables):
+    expected = lead_kpis(small_crm.stage_events, small_crm.spend)
     got = lead_kpis(pg_tables["stage_events"], pg_tables["spend"])
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False,
                                   check_exact=False, rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_postgres_equals_duckdb(name, demo, pg_tables):
+def test_postgres_equals_duckdb(name, small_crm, pg_tables):
     table, fn = CASES[name]
-    expected = fn(getattr(demo, table))
+    expected = fn(getattr(small_crm, table))
     got = fn(pg_tables[table])
     assert len(expected) > 0
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False,
                                   check_exact=False, rtol=1e-9)
 
 
-def test_postgres_validation_names_the_problem(postgres, demo):
+def test_postgres_validation_names_the_problem(postgres, small_crm):
     from crmstats import DataError
 
-    bad = demo.transactions.copy()
+    bad = small_crm.transactions.copy()
     bad.loc[3, "amount"] = float("nan")
     postgres.create_table("bad_transactions", bad, overwrite=True)
     with pytest.raises(DataError, match="amount"):
@@ -74,24 +74,25 @@ def _sorted_paths(frame):
     return out.sort_values("path").reset_index(drop=True)
 
 
-def test_build_paths_on_postgres_equals_duckdb(demo, pg_tables):
+def test_build_paths_on_postgres_equals_duckdb(small_crm, pg_tables):
     from crmstats.attribution import build_paths
 
-    expected = build_paths(demo.touchpoints, demo.conversions)
+    expected = build_paths(small_crm.touchpoints, small_crm.conversions)
     got = build_paths(pg_tables["touchpoints"], pg_tables["conversions"])
     assert len(expected) > 10
     pd.testing.assert_frame_equal(_sorted_paths(got), _sorted_paths(expected),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
 
 
-def test_a_database_url_is_a_data_source(postgres, pg_tables, demo):
+def test_a_database_url_is_a_data_source(postgres, pg_tables, small_crm):
     import crmstats
 
     con_url = f"postgresql://crm@127.0.0.1:{postgres.con.info.port}/postgres"
     crm = crmstats.load_crm(con_url)
-    assert set(demo.table_names()) <= set(crm.table_names()) | {"contacts"}
+    assert set(small_crm.table_names()) <= set(crm.table_names()) | {"contacts"}
     assert crm.transactions.get_backend().name == "postgres"
-    pd.testing.assert_frame_equal(rfm_summary(crm.transactions), rfm_summary(demo.transactions),
+    pd.testing.assert_frame_equal(rfm_summary(crm.transactions),
+                                  rfm_summary(small_crm.transactions),
                                   check_dtype=False, check_index_type=False)
     # canonical tables can map to other names, e.g. a view
     postgres.raw_sql("CREATE OR REPLACE VIEW orders_view AS SELECT * FROM transactions")
@@ -125,16 +126,17 @@ def test_a_study_runs_on_the_database(postgres, pg_tables, tmp_path):
     assert kpis["customers"]["value"] == crm_rows.customer_id.nunique().execute()
 
 
-def test_every_crmdata_function_and_kpi_on_postgres_equals_the_frames(postgres, pg_tables, demo):
+def test_every_crmdata_function_and_kpi_on_postgres_equals_the_frames(postgres, pg_tables,
+                                                                       small_crm):
     """(e) of the five sources: the whole CRM in PostgreSQL gives the frames' KPIs."""
     import crmstats
     from tests.crm_kpis import assert_same_kpis, crm_kpis
 
     url = f"postgresql://crm@127.0.0.1:{postgres.con.info.port}/postgres"
     crm = crmstats.load_crm(url)
-    assert set(crm.tables()) == set(demo.tables())
+    assert set(crm.tables()) == set(small_crm.tables())
     assert crm.table("contacts").get_backend().name == "postgres"
-    assert_same_kpis(crm_kpis(crm), crm_kpis(demo))
+    assert_same_kpis(crm_kpis(crm), crm_kpis(small_crm))
 
 
 def test_a_source_file_maps_database_tables(postgres, pg_tables, tmp_path):

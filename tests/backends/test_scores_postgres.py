@@ -22,11 +22,11 @@ def pg_url(postgres):
 
 
 @pytest.fixture(scope="module")
-def frame_scores(demo):
-    return customer_360(demo, n_bootstrap=0)
+def frame_scores(small_crm):
+    return customer_360(small_crm, n_bootstrap=0)
 
 
-def test_customer_360_on_postgres_equals_dataframes(demo, pg_tables, frame_scores):
+def test_customer_360_on_postgres_equals_dataframes(small_crm, pg_tables, frame_scores):
     crm = crmstats.CRMData(**pg_tables, source="postgresql")
     got = customer_360(crm, n_bootstrap=0)
     pd.testing.assert_frame_equal(got, frame_scores, check_exact=False, rtol=1e-9,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.spark
 
 
 @pytest.fixture(scope="module")
-def spark_tables(demo):
+def spark_tables(small_crm):
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java (apt-get install openjdk-17-jre-headless)")
@@ -35,7 +35,7 @@ def spark_tables(demo):
              .getOrCreate())
     con = ibis.pyspark.connect(spark)
     tables = {}
-    for name, frame in demo.tables().items():
+    for name, frame in small_crm.tables().items():
         spark.createDataFrame(frame).createOrReplaceTempView(name)
         tables[name] = con.table(name)
     yield tables
@@ -44,9 +44,9 @@ def spark_tables(demo):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_spark_equals_duckdb(name, demo, spark_tables):
+def test_spark_equals_duckdb(name, small_crm, spark_tables):
     table, fn = CASES[name]
-    expected = fn(getattr(demo, table))
+    expected = fn(getattr(small_crm, table))
     got = fn(spark_tables[table])
     assert len(expected) > 0
     # Spark's timestamp arithmetic rounds differently in the last digits (1e-8 relative)
@@ -54,19 +54,19 @@ def test_spark_equals_duckdb(name, demo, spark_tables):
                                   check_exact=False, rtol=1e-6)
 
 
-def test_build_paths_on_spark_equals_duckdb(demo, spark_tables):
+def test_build_paths_on_spark_equals_duckdb(small_crm, spark_tables):
     from crmstats.attribution import build_paths
 
-    expected = build_paths(demo.touchpoints, demo.conversions)
+    expected = build_paths(small_crm.touchpoints, small_crm.conversions)
     got = build_paths(spark_tables["touchpoints"], spark_tables["conversions"])
     pd.testing.assert_frame_equal(_sorted_paths(got), _sorted_paths(expected),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
 
 
-def test_lead_kpis_on_spark_equals_duckdb(demo, spark_tables):
+def test_lead_kpis_on_spark_equals_duckdb(small_crm, spark_tables):
     from crmstats.funnel import lead_kpis
 
-    expected = lead_kpis(demo.stage_events, demo.spend)
+    expected = lead_kpis(small_crm.stage_events, small_crm.spend)
     got = lead_kpis(spark_tables["stage_events"], spark_tables["spend"])
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_index_type=False,
                                   check_exact=False, rtol=1e-6)

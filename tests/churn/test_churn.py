@@ -9,17 +9,11 @@ import pytest
 import crmstats
 from crmstats import DataError, churn
 from crmstats.clv import ShiftedBetaGeoModel
-from tests.conftest import SMALL_DEMO
 
 
 @pytest.fixture(scope="module")
 def demo():
     return crmstats.load_crm("demo")
-
-
-@pytest.fixture(scope="module")
-def small():
-    return crmstats.load_crm(SMALL_DEMO)
 
 
 def _month(ts: pd.Series) -> pd.Series:
@@ -84,8 +78,8 @@ def test_retention_matrix_is_share_of_cohort(demo):
     assert ((share.fillna(0) >= 0) & (share.fillna(0) <= 1)).all().all()
 
 
-def test_churn_rate_equals_brute_force(small):
-    tx = small.transactions
+def test_churn_rate_equals_brute_force(small_crm):
+    tx = small_crm.transactions
     n = 2
     got = churn.churn_rate(tx, period="M", churned_after=n)
     buys = tx[tx["amount"] >= 0]
@@ -145,8 +139,8 @@ def test_nrr_by_cohort_starts_at_one(demo):
     assert table.shape[1] >= 12
 
 
-def test_cross_sell_counts_equal_pandas(small):
-    subs = small.subscriptions
+def test_cross_sell_counts_equal_pandas(small_crm):
+    subs = small_crm.subscriptions
     got = churn.cross_sell(subs)
     s = subs[subs["mrr"] > 0].assign(m=_month(subs["month"]))
     first_cat = s.groupby(["account_id", "product_category"])["m"].transform("min")
@@ -181,8 +175,8 @@ def _pandas_service(tk: pd.DataFrame, target: float = 48.0) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def test_service_kpis_equal_pandas(small):
-    tk = small.tickets.copy()
+def test_service_kpis_equal_pandas(small_crm):
+    tk = small_crm.tickets.copy()
     # two tickets still open at the end: an old one (a miss) and a recent one (not yet due)
     tk.loc[tk.index[5], "resolved_at"] = pd.NaT
     tk.loc[tk["opened_at"].idxmax() - 1, "resolved_at"] = pd.NaT
@@ -346,8 +340,8 @@ def test_plots_return_axes(demo):
 # ----------------------------------------------------------------- additions
 
 
-def test_retention_by_channel_counts_only_customers_observable_at_each_age(small):
-    tx, cu = small.transactions, small.customers
+def test_retention_by_channel_counts_only_customers_observable_at_each_age(small_crm):
+    tx, cu = small_crm.transactions, small_crm.customers
     got = churn.retention_matrix(tx, by="acquisition_channel", customers=cu, max_age=8)
     buys = tx[tx["amount"] >= 0]
     m = _month(buys["timestamp"])
@@ -391,8 +385,8 @@ def test_grr_by_cohort_caps_each_account_at_its_start(demo):
     assert np.nanmax(values) <= 1 + 1e-12
 
 
-def test_cross_sell_on_transactions_equals_pandas(small):
-    tx = small.transactions
+def test_cross_sell_on_transactions_equals_pandas(small_crm):
+    tx = small_crm.transactions
     got = churn.cross_sell(tx, period="M")
     b = tx[tx["amount"] >= 0].assign(m=_month(tx["timestamp"]))
     if not tx["timestamp"].max().is_month_end:  # a partial last month is left out
@@ -421,8 +415,8 @@ def test_cross_sell_on_transactions_equals_pandas(small):
     np.testing.assert_allclose(got["breadth"].to_numpy(), ref_breadth.to_numpy())
 
 
-def test_service_kpis_per_active_key_account_equal_pandas(small):
-    tk, subs = small.tickets, small.subscriptions
+def test_service_kpis_per_active_key_account_equal_pandas(small_crm):
+    tk, subs = small_crm.tickets, small_crm.subscriptions
     got = churn.service_kpis(tk, subscriptions=subs)
     key = tk[tk["customer_id"].isin(set(subs["account_id"]))]
     if not tk["opened_at"].max().is_month_end:  # a partial last month is left out

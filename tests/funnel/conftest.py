@@ -5,7 +5,6 @@ import pytest
 
 import crmstats
 from crmstats import funnel
-from tests.conftest import SMALL_DEMO
 
 STAGES = list(funnel.FUNNEL_STAGES)
 
@@ -13,11 +12,6 @@ STAGES = list(funnel.FUNNEL_STAGES)
 @pytest.fixture(scope="session")
 def demo():
     return crmstats.load_crm("demo")
-
-
-@pytest.fixture(scope="session")
-def small():
-    return crmstats.load_crm(SMALL_DEMO)
 
 
 @pytest.fixture(scope="session")

@@ -66,23 +66,25 @@ def test_former_customers_are_ranked_by_p_alive_times_value(demo, stages):
         former).mean()
 
 
-def test_earlier_snapshot_and_no_referral_data(small):
-    early = funnel.lifecycle_stage(small, as_of="2024-06-30", models=False)
-    created = small.contacts.set_index("contact_id")["created_at"]
+def test_earlier_snapshot_and_no_referral_data(small_crm):
+    early = funnel.lifecycle_stage(small_crm, as_of="2024-06-30", models=False)
+    created = small_crm.contacts.set_index("contact_id")["created_at"]
     assert set(early.index) == set(created.index[created <= "2024-06-30"])
-    assert funnel.snapshot_date(small, "2024-06-30") == pd.Timestamp("2024-06-30")
-    last = max(small.transactions["timestamp"].max(), small.stage_events["entered_at"].max())
-    assert funnel.snapshot_date(small) == pd.Timestamp(last)
-    plain = crmstats.CRMData(stage_events=small.stage_events, transactions=small.transactions,
-                             contacts=small.contacts.drop(columns=["referred_by"]))
+    assert funnel.snapshot_date(small_crm, "2024-06-30") == pd.Timestamp("2024-06-30")
+    last = max(small_crm.transactions["timestamp"].max(),
+               small_crm.stage_events["entered_at"].max())
+    assert funnel.snapshot_date(small_crm) == pd.Timestamp(last)
+    plain = crmstats.CRMData(stage_events=small_crm.stage_events,
+                             transactions=small_crm.transactions,
+                             contacts=small_crm.contacts.drop(columns=["referred_by"]))
     out = funnel.lifecycle_stage(plain, models=False)
     assert "evangelist" not in set(out["stage"]) and (out["referrals"] == 0).all()
     assert "former customer, high priority" not in set(out["stage"])  # no models, no ranking
 
 
-def test_stage_flows_move_forward_and_sum_per_period(small):
-    flows = funnel.stage_flows(small, start="2025-01-01", end="2025-06-30")
-    long = funnel.stage_flows(small, start="2025-01-01", end="2025-06-30", by_period=True)
+def test_stage_flows_move_forward_and_sum_per_period(small_crm):
+    flows = funnel.stage_flows(small_crm, start="2025-01-01", end="2025-06-30")
+    long = funnel.stage_flows(small_crm, start="2025-01-01", end="2025-06-30", by_period=True)
     assert long["period"].nunique() == 5  # Feb..Jun month ends after the Jan snapshot
     summed = long.groupby(["from", "to"])["contacts"].sum()
     for (a, b), n in summed.items():
@@ -95,29 +97,30 @@ def test_stage_flows_move_forward_and_sum_per_period(small):
             if post in flows.index and pre in flows.columns:
                 assert flows.loc[post, pre] == 0, (post, pre)
     # every contact of a snapshot is counted once per move: (new) are the contacts created
-    created = small.contacts["created_at"]
+    created = small_crm.contacts["created_at"]
     new = long.loc[long["from"] == "(new)", "contacts"].sum()
     assert new == int(((created > "2025-01-31 23:59:59") & (created <= "2025-06-30 23:59:59"))
                       .sum())
     with pytest.raises(DataError, match="fewer than two period ends"):
-        funnel.stage_flows(small, start="2025-01-01", end="2025-01-15")
+        funnel.stage_flows(small_crm, start="2025-01-01", end="2025-01-15")
 
 
-def test_plots_return_axes(small):
-    leads = funnel.lead_features(small)
+def test_plots_return_axes(small_crm):
+    leads = funnel.lead_features(small_crm)
     model = funnel.LeadScoringModel().fit(leads, features=["engagement_score", "industry"])
-    stages = funnel.lifecycle_stage(small, models=False)
+    stages = funnel.lifecycle_stage(small_crm, models=False)
     axes = [
-        funnel.plot_funnel(funnel.stage_conversion(small.stage_events)),
-        funnel.plot_days_in_stage(funnel.stage_durations(small.stage_events)),
-        funnel.plot_lead_kpis(funnel.lead_kpis(small.stage_events, small.spend)),
-        funnel.plot_lead_kpis(funnel.lead_kpis(small.stage_events, small.spend, period=None)),
+        funnel.plot_funnel(funnel.stage_conversion(small_crm.stage_events)),
+        funnel.plot_days_in_stage(funnel.stage_durations(small_crm.stage_events)),
+        funnel.plot_lead_kpis(funnel.lead_kpis(small_crm.stage_events, small_crm.spend)),
+        funnel.plot_lead_kpis(funnel.lead_kpis(small_crm.stage_events, small_crm.spend,
+                                               period=None)),
         funnel.plot_lift(model), funnel.plot_calibration(model),
         funnel.plot_lifecycle(stages),
-        funnel.plot_stage_flows(funnel.stage_flows(small, start="2025-01-01",
+        funnel.plot_stage_flows(funnel.stage_flows(small_crm, start="2025-01-01",
                                                    end="2025-04-30")),
     ]
     assert all(isinstance(a, matplotlib.axes.Axes) and a.get_title() for a in axes)
     with pytest.raises(ValueError, match="without `by`"):
-        funnel.plot_funnel(funnel.stage_conversion(small.stage_events, by="channel"))
+        funnel.plot_funnel(funnel.stage_conversion(small_crm.stage_events, by="channel"))
     plt.close("all")

@@ -102,16 +102,16 @@ def _deals_from_events(events: pd.DataFrame, conversions: pd.DataFrame, as_of) -
         .to_numpy(), "owner": latest["owner"].to_numpy()})
 
 
-def test_deals_and_stage_events_of_one_pipeline_agree(small):
+def test_deals_and_stage_events_of_one_pipeline_agree(small_crm):
     as_of = pd.Timestamp("2024-06-30")
-    events = small.stage_events
-    deals = _deals_from_events(events, small.conversions, as_of)
-    from_events = funnel.pipeline(CRMData(stage_events=events, conversions=small.conversions),
+    events = small_crm.stage_events
+    deals = _deals_from_events(events, small_crm.conversions, as_of)
+    from_events = funnel.pipeline(CRMData(stage_events=events, conversions=small_crm.conversions),
                                   as_of=as_of)
     from_deals = funnel.pipeline(CRMData(deals=deals), as_of=as_of,
                                  stages=["qualified", "opportunity"])
     both = funnel.pipeline(CRMData(deals=deals, stage_events=events,
-                                   conversions=small.conversions), as_of=as_of,
+                                   conversions=small_crm.conversions), as_of=as_of,
                            stages=["qualified", "opportunity"])
     assert both.summary["source"] == "deals"
     for key in ("won", "lost", "win_rate", "average_deal_size", "won_value", "cycle_days",
@@ -133,8 +133,8 @@ def test_pipeline_of_a_source_without_deals_or_events_is_named():
         funnel.pipeline(crm)
 
 
-def test_default_funnel_is_the_datas_own_stages(small):
-    events = small.stage_events
+def test_default_funnel_is_the_datas_own_stages(small_crm):
+    events = small_crm.stage_events
     no_subscribers = events[events["stage"] != "subscriber"]
     out = funnel.pipeline(no_subscribers, as_of="2024-06-30")
     assert list(out.open.index) == ["qualified", "opportunity"]

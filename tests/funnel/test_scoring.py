@@ -156,8 +156,8 @@ def test_scoring_bad_inputs_are_named(demo_leads):
         funnel.LeadScoringModel().fit(leads, features=["engagement_score"]).predict_proba(leads)
 
 
-def test_penalty_keeps_separated_levels_finite(small):
-    leads = funnel.lead_features(small)
+def test_penalty_keeps_separated_levels_finite(small_crm):
+    leads = funnel.lead_features(small_crm)
     customers = leads[leads["stage"] == "won"].copy()
     # a level with only one outcome: every "display" customer is top tier
     top = customers["channel"].eq("display") | (customers["engagement_score"] > 70)

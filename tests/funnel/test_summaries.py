@@ -79,17 +79,17 @@ def test_stage_conversion_by_channel_equals_pandas(demo):
     assert sums.reindex(total.index).tolist() == total["entered"].tolist()
 
 
-def test_stage_conversion_by_cohort_month_equals_pandas(small):
-    events = small.stage_events
+def test_stage_conversion_by_cohort_month_equals_pandas(small_crm):
+    events = small_crm.stage_events
     got = funnel.stage_conversion(events, by="cohort_month")
     cohort = events.groupby("lead_id")["entered_at"].min().dt.to_period("M").dt.start_time
     _compare(got, _reference_conversion(events, cohort))
 
 
-def test_stage_conversion_by_contact_segment_equals_pandas(small):
-    events = small.stage_events
-    got = funnel.stage_conversion(events, by="industry", contacts=small.contacts)
-    industry = small.contacts.set_index("contact_id")["industry"]
+def test_stage_conversion_by_contact_segment_equals_pandas(small_crm):
+    events = small_crm.stage_events
+    got = funnel.stage_conversion(events, by="industry", contacts=small_crm.contacts)
+    industry = small_crm.contacts.set_index("contact_id")["industry"]
     _compare(got, _reference_conversion(events, industry))
 
 
@@ -247,22 +247,22 @@ def test_pipeline_equals_pandas_and_velocity_is_its_formula(demo):
     assert demo.truth["base_win_probability"] < s["win_rate"] < 0.6
 
 
-def test_pipeline_shows_every_age_bucket_and_no_deals_gives_nan(small):
-    out = funnel.pipeline(small.stage_events, as_of="2024-01-15")
+def test_pipeline_shows_every_age_bucket_and_no_deals_gives_nan(small_crm):
+    out = funnel.pipeline(small_crm.stage_events, as_of="2024-01-15")
     assert out.open.shape[1] == 5 and list(out.open.index) == ["qualified", "opportunity"]
     assert np.isnan(out.summary["average_deal_size"])
     assert np.isnan(out.summary["sales_velocity_per_day"])
 
 
-def test_stage_durations_equal_pandas_and_sample_reproducibly(small):
-    got = funnel.stage_durations(small.stage_events, max_leads=None)
-    ref = first_entries(small.stage_events)
+def test_stage_durations_equal_pandas_and_sample_reproducibly(small_crm):
+    got = funnel.stage_durations(small_crm.stage_events, max_leads=None)
+    ref = first_entries(small_crm.stage_events)
     for s in STAGES[:-1]:
         days = ((next_entry(ref, s) - ref[f"t_{s}"]).dt.total_seconds() / 86400).dropna()
         np.testing.assert_allclose(np.sort(got.loc[got["stage"] == s, "days"].to_numpy()),
                                    np.sort(days.to_numpy()), rtol=1e-9)
-    a = funnel.stage_durations(small.stage_events, max_leads=500)
-    b = funnel.stage_durations(small.stage_events, max_leads=500)
+    a = funnel.stage_durations(small_crm.stage_events, max_leads=500)
+    b = funnel.stage_durations(small_crm.stage_events, max_leads=500)
     pd.testing.assert_frame_equal(a, b)
     assert 0 < len(a) < len(got)
 

@@ -9,28 +9,22 @@ import pytest
 import crmstats
 from crmstats import clv, funnel
 from crmstats.scores import COLUMNS, OPEN_LEAD_STAGES, customer_360
-from tests.conftest import SMALL_DEMO
 
 BOOT = 8
 
 
 @pytest.fixture(scope="module")
-def demo():
-    return crmstats.load_crm(SMALL_DEMO)
+def scores(small_crm):
+    return customer_360(small_crm, n_bootstrap=BOOT)
 
 
-@pytest.fixture(scope="module")
-def scores(demo):
-    return customer_360(demo, n_bootstrap=BOOT)
-
-
-def test_one_row_per_customer_and_open_lead(scores, demo):
+def test_one_row_per_customer_and_open_lead(scores, small_crm):
     assert scores.index.is_unique and scores.index.name == "id"
-    buyers = set(demo.transactions["customer_id"].astype(str))
-    known = set(demo.customers["customer_id"].astype(str))
+    buyers = set(small_crm.transactions["customer_id"].astype(str))
+    known = set(small_crm.customers["customer_id"].astype(str))
     customers = scores.index[scores["kind"] == "customer"]
     assert set(customers) == buyers | known
-    stages = funnel.lifecycle_stage(demo, as_of=scores["as_of"].iloc[0])
+    stages = funnel.lifecycle_stage(small_crm, as_of=scores["as_of"].iloc[0])
     open_ids = set(stages.index[stages["stage"].astype(str).isin(OPEN_LEAD_STAGES)])
     assert set(scores.index[scores["kind"] == "lead"]) == open_ids - set(customers)
     assert set(scores.index[scores["open_lead"]]) == open_ids
@@ -45,9 +39,9 @@ def test_every_column_is_documented(scores):
     assert scores.notna().any().all(), scores.columns[~scores.notna().any()].tolist()
 
 
-def test_clv_tier_and_stage_equal_the_individual_functions(scores, demo):
+def test_clv_tier_and_stage_equal_the_individual_functions(scores, small_crm):
     as_of = scores["as_of"].iloc[0]
-    fit = clv.fit_value(demo.transactions, observation_end=as_of)
+    fit = clv.fit_value(small_crm.transactions, observation_end=as_of)
     summary, bg = fit.summary, fit.transaction_model
     with pytest.warns(crmstats.ConvergenceWarning):  # some refits on 166 customers
         value = clv.customer_lifetime_value(bg, fit.spend_model, summary, n_bootstrap=BOOT)
@@ -61,15 +55,15 @@ def test_clv_tier_and_stage_equal_the_individual_functions(scores, demo):
     np.testing.assert_array_equal(got["frequency"], summary["frequency"])
     segments = clv.rfm_segments(summary)
     assert (got["rfm_segment"].to_numpy() == segments["segment"].to_numpy()).all()
-    stages = funnel.lifecycle_stage(demo, as_of=as_of)
+    stages = funnel.lifecycle_stage(small_crm, as_of=as_of)
     common = scores.index.intersection(stages.index)
     assert len(common) == len(scores)
     assert (scores["lifecycle_stage"].astype(str) == stages.loc[scores.index, "stage"].astype(
         str)).all()
 
 
-def test_lead_scores_equal_the_lead_scoring_model(scores, demo):
-    leads = funnel.lead_features(demo)
+def test_lead_scores_equal_the_lead_scoring_model(scores, small_crm):
+    leads = funnel.lead_features(small_crm)
     features = ["engagement_score", "company_size_code", "industry", "job_title", "country"]
     model = funnel.LeadScoringModel().fit(leads, features=features, target="won")
     open_ids = scores.index[scores["open_lead"]]
@@ -78,9 +72,9 @@ def test_lead_scores_equal_the_lead_scoring_model(scores, demo):
     assert scores.loc[~scores["open_lead"], "lead_score"].isna().all()
 
 
-def test_key_accounts_and_tickets_against_pandas(scores, demo):
+def test_key_accounts_and_tickets_against_pandas(scores, small_crm):
     as_of = scores["as_of"].iloc[0]
-    subs = demo.subscriptions
+    subs = small_crm.subscriptions
     month = subs["month"].dt.to_period("M")
     now = as_of.to_period("M")
     per = subs.groupby([subs["account_id"].astype(str), month])["mrr"].sum()
@@ -94,7 +88,7 @@ def test_key_accounts_and_tickets_against_pandas(scores, demo):
     np.testing.assert_allclose(ka.loc[both, "nrr_12m"], mrr[both] / before[both])
     risk = ka["churn_risk"].dropna()
     assert len(risk) > 0 and ((risk > 0) & (risk < 1)).all()
-    t = demo.tickets
+    t = small_crm.tickets
     open_ = t[(t["opened_at"] <= as_of) & (t["resolved_at"].isna() | (t["resolved_at"] > as_of))]
     expected = open_.groupby(open_["customer_id"].astype(str)).size()
     got = scores["open_tickets"].dropna()
@@ -106,26 +100,26 @@ def test_key_accounts_and_tickets_against_pandas(scores, demo):
     np.testing.assert_allclose(scores.loc[med.index, "median_resolution_hours"], med, rtol=1e-9)
 
 
-def test_as_of_cuts_every_table(demo):
+def test_as_of_cuts_every_table(small_crm):
     as_of = pd.Timestamp("2025-06-30 23:59:59")
-    early = customer_360(demo, as_of, n_bootstrap=0)
+    early = customer_360(small_crm, as_of, n_bootstrap=0)
     assert (early["as_of"] == as_of).all()
     assert (early["last_purchase"].dropna() <= as_of).all()
     assert (early["acquired_at"].dropna() <= as_of).all()
-    buyers = demo.transactions.loc[(demo.transactions["timestamp"] <= as_of)
-                                   & (demo.transactions["amount"] >= 0), "customer_id"]
+    buyers = small_crm.transactions.loc[(small_crm.transactions["timestamp"] <= as_of)
+                                   & (small_crm.transactions["amount"] >= 0), "customer_id"]
     assert set(early.index[early["first_purchase"].notna()]) == set(buyers.astype(str))
     assert early["clv_lower"].isna().all()  # no bootstrap asked
 
 
 @pytest.fixture(scope="module")
-def plain(demo):
+def plain(small_crm):
     """Without the bootstrap interval (refits that stop early amplify last-digit differences)."""
-    return customer_360(demo, n_bootstrap=0)
+    return customer_360(small_crm, n_bootstrap=0)
 
 
-def test_a_folder_source_gives_the_same_scores(tmp_path, demo, plain):
-    crmstats.export_crm(demo, tmp_path)
+def test_a_folder_source_gives_the_same_scores(tmp_path, small_crm, plain):
+    crmstats.export_crm(small_crm, tmp_path)
     frames = plain
     folder = customer_360(str(tmp_path), n_bootstrap=0)
     pd.testing.assert_frame_equal(folder, frames, check_exact=False, rtol=1e-9,
@@ -143,12 +137,12 @@ def test_transactions_only_and_callers_frames_untouched():
         customer_360(crmstats.CRMData(customers=cdnow.transactions))
 
 
-def test_a_duckdb_file_source_gives_the_same_scores(tmp_path, demo, plain):
+def test_a_duckdb_file_source_gives_the_same_scores(tmp_path, small_crm, plain):
     import duckdb
 
     db = tmp_path / "crm.duckdb"
     with duckdb.connect(str(db)) as con:
-        for name, frame in demo.tables().items():
+        for name, frame in small_crm.tables().items():
             con.register("frame", frame)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
             con.unregister("frame")
@@ -166,12 +160,12 @@ def test_plot_tier_by_stage(plain):
         plot_tier_by_stage(plain[["clv"]])
 
 
-def test_as_of_given_as_a_date_includes_that_whole_day(demo):
+def test_as_of_given_as_a_date_includes_that_whole_day(small_crm):
     """As observation_end does: purchases later that day count (were cut at midnight)."""
-    tx = demo.transactions
+    tx = small_crm.transactions
     days = tx.loc[tx["amount"] >= 0, "timestamp"].dt.normalize()
     day = days[days.between("2025-06-01", "2025-06-30")].value_counts().idxmax()
-    scores = customer_360(demo, f"{day:%Y-%m-%d}", n_bootstrap=0)
+    scores = customer_360(small_crm, f"{day:%Y-%m-%d}", n_bootstrap=0)
     summary = clv.rfm_summary(tx, observation_end=f"{day:%Y-%m-%d}")
     summary.index = summary.index.astype(str)
     bought = tx.loc[(tx["timestamp"].dt.normalize() == day) & (tx["amount"] >= 0), "customer_id"]
@@ -180,8 +174,8 @@ def test_as_of_given_as_a_date_includes_that_whole_day(demo):
     assert freq.equals(summary["frequency"].reindex(freq.index).astype(freq.dtype))
 
 
-def test_bad_dates_are_named(demo):
+def test_bad_dates_are_named(small_crm):
     with pytest.raises(ValueError, match="as_of 'soon' is not a date"):
-        customer_360(demo, "soon", n_bootstrap=0)
+        customer_360(small_crm, "soon", n_bootstrap=0)
     with pytest.raises(crmstats.DataError, match="no transaction on or before as_of"):
-        customer_360(demo, "2020-01-01", n_bootstrap=0)
+        customer_360(small_crm, "2020-01-01", n_bootstrap=0)
