@@ -1,0 +1,195 @@
+"""The per-table gate: :func:`validate`, :func:`as_table` and :func:`validate_table`.
+
+Maps the caller's column names onto the canonical ones, hands the table to a
+coercion engine (:mod:`.coerce_pandas` for DataFrames, :mod:`.coerce_ibis` for
+files and database tables), then runs the content checks (:mod:`.content`) and
+the two traps (:mod:`.traps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from crmstats.backend import query_errors, read_table
+from crmstats.schema import (
+    TableSpec,
+    table_spec,
+)
+from crmstats.validation.coerce_ibis import _coerce_ibis, _rename_ibis
+from crmstats.validation.coerce_pandas import _coerce_columns, _RowSource, _to_arrow, spec_names
+from crmstats.validation.columns import _column_mapping, _text_columns
+from crmstats.validation.content import _check_content
+from crmstats.validation.memory import _TRUSTED, _remember
+from crmstats.validation.source_table import SourceTable
+from crmstats.validation.traps import _TRAP_TABLES, _check_traps
+
+
+def validate(
+    data: Any,
+    table: str = "transactions",
+    *,
+    columns: Mapping[str, str] | None = None,
+    **col_overrides: str,
+) -> pd.DataFrame | ir.Table:
+    """Check a table against its canonical schema and return it in canonical form.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, str, pathlib.Path or ibis.Table
+        The table. Paths ending in ``.csv``/``.csv.gz`` or ``.parquet`` are read
+        with DuckDB.
+    table : str
+        Canonical table name, one of :data:`crmstats.schema.TABLES`.
+    columns : mapping, optional
+        ``{canonical_name: caller_name}`` for columns named differently.
+    **col_overrides
+        The same mapping given as ``<canonical>_col="caller_name"`` keywords,
+        e.g. ``customer_id_col="cust"``.
+
+    Returns
+    -------
+    pandas.DataFrame or ibis.Table
+        A pandas DataFrame (a new object; the input is untouched) when given
+        one, otherwise an Ibis table; canonical column names and types.
+
+    Raises
+    ------
+    DataError
+        Naming the table, column and offending rows.
+    """
+    mapping = _column_mapping(columns, col_overrides)
+    if isinstance(data, pd.DataFrame):
+        spec = table_spec(table)
+        cols = _coerce_columns(data, spec, mapping)
+        arrow = _to_arrow(cols)
+        t, rows = ibis.memtable(arrow), _RowSource(arrow, data.index)
+        _check_content(t, spec, mapping, rows)
+        if spec.name in _TRAP_TABLES:
+            _check_traps(t, spec, mapping, rows, data)
+        out = pd.DataFrame(cols)
+        out.index = data.index
+        return out
+    return validate_table(data, table, columns=mapping)
+
+
+def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None) -> ir.Table:
+    """Validate ``data`` as canonical table ``table`` and return an Ibis table.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, path, ibis.Table or SourceTable
+        The input table.
+    table : str
+        Canonical table name (see :mod:`crmstats.schema`).
+    columns : mapping, optional
+        ``{canonical_name: caller_name}``; ``None`` values are ignored, so
+        functions can pass their ``*_col`` arguments straight through.
+
+    Returns
+    -------
+    ibis.Table
+        Canonical names and types; pandas inputs become in-memory DuckDB tables
+        that read the frame's memory (no copy): edit the frame and the table
+        follows, and passing the table to a crmstats function checks it again.
+    """
+    mapping = {k: v for k, v in (columns or {}).items() if v is not None}
+    return validate_table(data, table, columns=mapping)
+
+
+def transactions_table(
+    transactions: Any,
+    *,
+    customer_id_col: str | None = None,
+    timestamp_col: str | None = None,
+    amount_col: str | None = None,
+) -> ir.Table:
+    """Validate a transactions table with the caller's column names (see :func:`as_table`)."""
+    return as_table(transactions, "transactions", columns={
+        "customer_id": customer_id_col, "timestamp": timestamp_col, "amount": amount_col})
+
+
+def validate_table(
+    data: Any, table: str, *, columns: Mapping[str, str] | None = None
+) -> ir.Table:
+    """Validate ``data`` and return it as an Ibis table with canonical columns.
+
+    This is the entry every crmstats function uses on its inputs; see
+    :func:`validate` for the parameters. A pandas input becomes an in-memory
+    table of the embedded DuckDB backend; a :class:`SourceTable` has its
+    mapping applied first.
+    """
+    spec = table_spec(table)
+    mapping = {k: v for k, v in dict(columns or {}).items() if v is not None and v != k}
+    trusted = _TRUSTED.get()
+    if (trusted is not None and isinstance(data, ir.Table) and not mapping
+            and trusted.get(data.op()) == table):
+        return data  # validated earlier in this same crmstats call: nothing new to check
+    source, original = None, data
+    if isinstance(data, SourceTable):
+        source = data
+        mapping = {**{k: v for k, v in source.columns.items() if v != k}, **mapping}
+        data = source.data
+        if isinstance(data, pd.DataFrame):
+            data = ibis.memtable(data)
+    with query_errors(table, "validating it"):
+        if isinstance(data, pd.DataFrame):
+            # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
+            arrow = _to_arrow(_coerce_columns(data, spec, mapping))
+            t = ibis.memtable(arrow)
+            rows = _RowSource(arrow, data.index)
+        else:
+            t = read_table(data, table=table, text_columns=_text_columns(spec, mapping, source))
+            if source is not None:
+                names = spec_names(spec)
+                extra = {k: v for k, v in source.columns.items()
+                         if k not in names and k != v and v in t.columns and k not in t.columns}
+                t = t.rename(extra) if extra else t
+            t = _rename_ibis(t, spec, mapping)
+            if source is not None:
+                t = _apply_source(t, spec, mapping, source)
+            t = _coerce_ibis(t, spec, mapping, source)
+            derived = {n: t[a] * t[b] for n, (a, b) in spec.derived.items()
+                       if n not in t.columns and a in t.columns and b in t.columns}
+            t = t.mutate(**derived) if derived else t
+            rows = None
+        _check_content(t, spec, mapping, rows)
+        if spec.name in _TRAP_TABLES:
+            _check_traps(t, spec, mapping, rows, original)
+    _remember(t, table)
+    return t
+
+
+def _apply_source(t: ir.Table, spec: TableSpec, mapping, source: SourceTable) -> ir.Table:
+    """Trim, map values, drop blank-id and duplicate rows as the source file says."""
+    schema = t.schema()
+    text = [c for c in spec.columns if c.name in schema and schema[c.name].is_string()
+            and c.kind in ("id", "category")]
+    changes = {}
+    for name in dict.fromkeys([*(c.name for c in text), *source.values]):
+        if name not in schema or not schema[name].is_string():
+            continue
+        col = t[name]
+        if source.trim:
+            col = col.strip()
+        mapping_values = source.values.get(name)
+        if mapping_values:
+            col = col.substitute({str(k).strip() if source.trim else str(k): str(v)
+                                  for k, v in mapping_values.items()})
+        changes[name] = col
+    if changes:
+        t = t.mutate(**changes)
+    if source.drop_blank_ids:
+        for c in spec.columns:
+            if c.kind == "id" and c.required and c.name in schema:
+                col = t[c.name]
+                keep = col.notnull() & (col.strip() != "") if schema[c.name].is_string() \
+                    else col.notnull()
+                t = t.filter(keep)
+    if source.drop_duplicates:
+        t = t.distinct()
+    return t
