@@ -53,6 +53,7 @@ def test_folder_source_gives_the_same_kpis(small_crm, reference, tmp_path):
     assert_same_kpis(crm_kpis(crm), reference)
 
 
+@pytest.mark.slow  # 10-18 s: every KPI function on a whole messy export read back
 def test_source_file_with_a_messy_export_gives_the_same_kpis(messy, reference):
     crm = load_crm(messy / "crmstats.yml")
     assert crm.name == "ACME CRM export"
