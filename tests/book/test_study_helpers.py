@@ -79,3 +79,19 @@ def test_lead_scoring_and_lifecycle_kpis():
     assert kpis["former_customers_high_priority"]["value"] == 12
     assert kpis["evangelists"]["value"] == 7
     assert {k["kind"] for k in kpis.values()} == {"count"}
+
+
+def test_lifecycle_counts_equal_value_counts_in_funnel_order(small_crm):
+    from crmstats import DataError, funnel
+
+    stages = funnel.lifecycle_stage(small_crm, models=False)
+    counts = funnel.lifecycle_counts(stages)
+    reference = stages["stage"].value_counts(sort=False)  # what the template computed
+    assert list(counts.index) == list(funnel.LIFECYCLE_STAGES)
+    pd.testing.assert_series_equal(counts["contacts"], reference.astype("int64"),
+                                   check_names=False, check_index_type=False)
+    assert counts["share"].sum() == pytest.approx(1.0)
+    assert counts.loc["evangelist", "share"] == pytest.approx(
+        reference["evangelist"] / reference.sum())
+    with pytest.raises(DataError, match="lifecycle_stage"):
+        funnel.lifecycle_counts(stages.drop(columns="stage"))

@@ -14,6 +14,7 @@ from crmstats._lazy import lazy_exports
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.funnel.lifecycle import (
         LIFECYCLE_STAGES,
+        lifecycle_counts,
         lifecycle_stage,
         snapshot_date,
         stage_flows,
@@ -66,6 +67,7 @@ __all__ = [
     "lead_features",
     "lead_kpis",
     "lead_stage_times",
+    "lifecycle_counts",
     "lifecycle_stage",
     "lookalike_scores",
     "own_stages",

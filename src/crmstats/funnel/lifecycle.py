@@ -51,7 +51,8 @@ from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError,
 from crmstats.sources import load_crm
 from crmstats.validation import reuse_validated
 
-__all__ = ["LIFECYCLE_STAGES", "lifecycle_stage", "snapshot_date", "stage_flows"]
+__all__ = ["LIFECYCLE_STAGES", "lifecycle_counts", "lifecycle_stage", "snapshot_date",
+           "stage_flows"]
 
 #: The lifecycle stages, in the order of the customer journey.
 LIFECYCLE_STAGES = (
@@ -214,6 +215,43 @@ def lifecycle_stage(
     out["lapsed_after_weeks"] = np.where(out["weeks_since_purchase"].notna(),
                                          float(lapsed_after), np.nan)
     return out
+
+
+def lifecycle_counts(stages: pd.DataFrame) -> pd.DataFrame:
+    """Contacts per lifecycle stage and their share of all contacts.
+
+    Parameters
+    ----------
+    stages : pandas.DataFrame
+        :func:`lifecycle_stage` (a categorical ``stage`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: every stage of :data:`LIFECYCLE_STAGES`, in funnel order (a
+        stage nobody is in counts 0); columns ``contacts`` and ``share``.
+
+    Examples
+    --------
+    >>> stages = pd.DataFrame({"stage": pd.Categorical(
+    ...     ["lead", "customer", "lead", "evangelist"], categories=LIFECYCLE_STAGES)})
+    >>> lifecycle_counts(stages).loc[["lead", "customer", "opportunity"]]
+                 contacts  share
+    stage
+    lead                2   0.50
+    customer            1   0.25
+    opportunity         0   0.00
+    """
+    if not isinstance(stages, pd.DataFrame) or "stage" not in stages.columns:
+        raise DataError("lifecycle_counts: expected the DataFrame returned by lifecycle_stage "
+                        "(a 'stage' column)", column="stage")
+    stage = pd.Categorical(stages["stage"], categories=LIFECYCLE_STAGES, ordered=True)
+    counts = pd.Series(stage).value_counts(sort=False)
+    counts.index = pd.CategoricalIndex(counts.index, categories=LIFECYCLE_STAGES, ordered=True,
+                                       name="stage")
+    total = counts.sum()
+    return pd.DataFrame({"contacts": counts.astype("int64"),
+                         "share": counts / total if total else counts * 0.0})
 
 
 @reuse_validated()
