@@ -9,6 +9,7 @@ still ties two modules together.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 
@@ -47,3 +48,44 @@ def import_graph(src: Path) -> dict[str, set[str]]:
             found |= {resolve(t) for t in targets if t.startswith("crmstats")}
         graph[name] = found - {name, ""}
     return graph
+
+
+def rings_and_floors(graph: dict[str, set[str]]) -> tuple[list[list[str]], dict[str, int]]:
+    """Strongly connected components (Tarjan) and each module's floor."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            components.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    room = {v: i for i, component in enumerate(components) for v in component}
+    floor_of_room: dict[int, int] = {}
+    for i, component in enumerate(components):  # Tarjan emits imported rooms first
+        below = {room[w] for v in component for w in graph[v]} - {i}
+        floor_of_room[i] = 1 + max((floor_of_room[j] for j in below), default=0)
+    rings = [c for c in components if len(c) > 1]
+    return rings, {v: floor_of_room[room[v]] for v in graph}

@@ -33,8 +33,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.sources import export_crm, load_crm, source_label
     from crmstats.validation import as_table, validate
 
-__version__ = "0.1.0"
-
+from crmstats._version import __version__
 
 __all__ = [
     "TABLES",

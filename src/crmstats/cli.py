@@ -40,7 +40,7 @@ def _fail(exc: Exception) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        from crmstats import __version__
+        from crmstats._version import __version__
 
         typer.echo(f"crmstats {__version__}")
         raise typer.Exit()

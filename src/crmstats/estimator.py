@@ -59,7 +59,7 @@ from crmstats.modelfile import (
     given_column,
     given_count,
     given_params,
-    load_model,
+    read_model_file,
 )
 
 __all__ = ["SUMMARY_COLUMNS", "Estimator", "given_column", "given_count", "given_params",
@@ -281,7 +281,7 @@ class Estimator:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the model as plain JSON-ready data (the content of :meth:`save`'s file)."""
-        from crmstats import __version__
+        from crmstats._version import __version__
 
         self._check_fitted()
         variance = getattr(self, "variance_matrix_", None)
@@ -380,6 +380,30 @@ class Estimator:
     def load(cls, path) -> Estimator:
         """Read a model written by :meth:`save`, checking every value (see :func:`load_model`)."""
         return load_model(path, cls)
+
+
+def load_model(path, cls=None):
+    """Read a model file written by :meth:`Estimator.save`, of any known class.
+
+    The file is untrusted input: it is refused unread above
+    :data:`crmstats.modelfile.MAX_MODEL_FILE_BYTES`, must be strict JSON (no
+    NaN tokens), name a class of :data:`crmstats.modelfile.MODEL_CLASSES` and
+    hold values of the right types; every problem is a
+    :class:`~crmstats.DataError` naming the file and the key.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+    cls : type, optional
+        The class the file must hold (or a subclass of it); default any estimator.
+
+    Returns
+    -------
+    Estimator
+    """
+    data, source = read_model_file(path)
+    return (cls or Estimator).from_dict(data, source=source)
 
 
 def _hyper_value(klass, hyper: _Reader, key: str):

@@ -1,13 +1,14 @@
 """Model files: the JSON form of a fitted estimator, read as untrusted input.
 
-:meth:`crmstats.estimator.Estimator.save` writes, and :func:`load_model` reads,
-a small JSON document (no pickle): format and version, crmstats version, the
-class name (one of :data:`MODEL_CLASSES`, nothing else is imported),
-hyperparameters, parameters, the ``summary_`` table, the variance matrix and
-the fit's facts. Floats are JSON numbers, ``null`` (NaN) or ``"inf"`` /
-``"-inf"``. Reading checks the size, the JSON, every key's type and
-finiteness; a problem is a :class:`~crmstats.DataError` naming the file and
-the key. :func:`given_params` and :func:`given_column` check the arguments of
+:meth:`crmstats.estimator.Estimator.save` writes, and
+:func:`crmstats.estimator.load_model` reads, a small JSON document (no pickle):
+format and version, crmstats version, the class name (one of
+:data:`MODEL_CLASSES`, nothing else is imported), hyperparameters,
+parameters, the ``summary_`` table, the variance matrix and the fit's facts.
+Floats are JSON numbers, ``null`` (NaN) or ``"inf"`` / ``"-inf"``. Reading
+checks the size, the JSON, every key's type and finiteness; a problem is a
+:class:`~crmstats.DataError` naming the file and the key.
+:func:`given_params` and :func:`given_column` check the arguments of
 ``from_params`` the same way.
 """
 
@@ -24,7 +25,7 @@ import pandas as pd
 from crmstats.exceptions import DataError
 
 __all__ = ["MAX_MODEL_FILE_BYTES", "MODEL_CLASSES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
-           "given_column", "given_count", "given_params", "load_model"]
+           "given_column", "given_count", "given_params", "read_model_file"]
 
 #: What a model file says it is, and the version of its layout.
 MODEL_FORMAT = "crmstats-model"
@@ -48,24 +49,17 @@ MODEL_CLASSES = {
 }
 
 
-def load_model(path, cls=None):
-    """Read a model file written by :meth:`Estimator.save`, of any known class.
+def read_model_file(path) -> tuple[dict, str]:
+    """Read a model file's JSON, bounded and strict; return it and the file's name.
 
     The file is untrusted input: it is refused unread above
-    :data:`MAX_MODEL_FILE_BYTES`, must be strict JSON (no NaN tokens), name a
-    class of :data:`MODEL_CLASSES` and hold values of the right types; every
-    problem is a :class:`~crmstats.DataError` naming the file and the key.
+    :data:`MAX_MODEL_FILE_BYTES` and must be strict JSON (no NaN tokens);
+    :func:`crmstats.estimator.load_model` then checks its class and values.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The model file.
-    cls : type, optional
-        The class the file must hold (or a subclass of it).
-
-    Returns
-    -------
-    Estimator
+    Raises
+    ------
+    DataError
+        Naming the file.
     """
     source = os.fspath(path)
     try:
@@ -90,9 +84,7 @@ def load_model(path, cls=None):
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataError(f"model file {source}: not a crmstats model file (not valid JSON: "
                         f"{str(exc)[:200]})", table=source) from None
-    if cls is None:
-        from crmstats.estimator import Estimator as cls
-    return cls.from_dict(data, source=source)
+    return data, source
 
 
 # ---------------------------------------------------------------------- model-file values
