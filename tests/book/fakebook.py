@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jb-pidfile", default="")
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
-    from crmstats.book import build, build_book
+    from crmstats.book import build_book, publish
 
     install(setattr, Path(args.book).parent / "fake_jb.py")
     if args.jb_sleep:
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
         def hook(step):
             if step == args.kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
-        build._step_hook = hook
+        publish._step_hook = hook
     params = {"note": args.note} if args.note else None
     result = build_book(args.book, params=params, jobs=1)
     print(json.dumps({"published": result.published, "run": result.run_dir.name}))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from crmstats import StudyError
-from crmstats.book import build, build_book
+from crmstats.book import build, build_book, publish
 from crmstats.book.build import PUBLISH_STEPS, build_lock, recover
 from tests.book.fakebook import install, make_repo, published_text
 
@@ -33,7 +33,7 @@ def book(tmp_path, monkeypatch):
     """A fake book, published once (its pages say 'first build')."""
     book = make_repo(tmp_path / "repo")
     install(monkeypatch.setattr, tmp_path / "fake_jb.py")
-    monkeypatch.setattr(build, "_step_hook", None)
+    monkeypatch.setattr(publish, "_step_hook", None)
     result = build_book(book, params={"note": "first build"}, jobs=1)
     assert result.published and "first build" in published_text(book)
     return book
@@ -64,7 +64,7 @@ def build_killed_at(book: Path, step: str) -> int:
     pid = os.fork()
     if pid == 0:  # child: no pytest cleanup, no finally blocks after the kill
         try:
-            build._step_hook = (lambda s: os.kill(os.getpid(), signal.SIGKILL)
+            publish._step_hook = (lambda s: os.kill(os.getpid(), signal.SIGKILL)
                                 if s == step else None)
             build_book(book, params={"note": "second build"}, jobs=1)
         finally:
@@ -167,10 +167,10 @@ FS_FAULTS = [
 def test_a_full_disk_at_each_step_is_one_line_naming_step_and_cause(book, monkeypatch,
                                                                      case, module, name, step):
     before = published_text(book)
-    target = {"os": build.os, "shutil": build.shutil, "build": build}[module]
+    target = {"os": os, "shutil": shutil, "build": build}[module]
     if case == "lock":
         real_open = os.open
-        monkeypatch.setattr(build.os, "open", lambda p, *a, **k: _enospc()
+        monkeypatch.setattr(os, "open", lambda p, *a, **k: _enospc()
                             if str(p).endswith(".build.lock") else real_open(p, *a, **k))
     elif case == "record":  # the switch is done; recording fails afterwards
         monkeypatch.setattr(build, "_publish", _publish_failing_after_switch)
@@ -192,18 +192,18 @@ def test_a_full_disk_at_each_step_is_one_line_naming_step_and_cause(book, monkey
 
 
 def _publish_failing_after_switch(new_html, book_dir, name):
-    real = build._write_atomic
+    real = publish._write_atomic  # _publish (crmstats.book.publish) looks it up there
 
     def failing(path, text):
         if path.name == ".published":
             _enospc()
         real(path, text)
 
-    build._write_atomic = failing
+    publish._write_atomic = failing
     try:
         build.__dict__["_publish_real"](new_html, book_dir, name)
     finally:
-        build._write_atomic = real
+        publish._write_atomic = real
 
 
 build.__dict__.setdefault("_publish_real", build._publish)
@@ -218,7 +218,7 @@ def test_permission_and_quota_errors_are_one_line_too(book, monkeypatch, code, n
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code), "book/_build/.html.next")
 
-    monkeypatch.setattr(build.os, "symlink", refuse)
+    monkeypatch.setattr(os, "symlink", refuse)
     with pytest.raises(StudyError) as err:
         build_book(book, params={"note": "second build"}, jobs=1)
     assert str(err.value) == (f"publishing (switching the link) failed: {name} "
