@@ -23,6 +23,7 @@ from crmstats.schema import (
     stage_key,
     usual_stage_order,
 )
+from crmstats.source_folders import _check_folder
 from crmstats.validation import dmy_counts
 
 __all__ = ["init_source_file"]
@@ -186,8 +187,6 @@ def init_source_file(folder: str | os.PathLike, *, name: str | None = None) -> s
     distinct stage and channel names are listed so each can be mapped.
     """
     import yaml
-
-    from crmstats.sources import _check_folder  # the reader's folder rules (sources imports us)
 
     base = Path(folder)
     if not base.is_dir():

@@ -38,8 +38,8 @@ bounds of :mod:`crmstats.yamlfile`, every key is type-checked, and any text that
 looks like a credential is refused without being repeated. Table files resolve,
 links followed, inside the ``location`` folder unless the file sets
 ``allow_outside: true`` (per table or at the top level); a system or credential
-folder (:data:`_SYSTEM_TREES`, :data:`_SECRET_HOME_FOLDERS`) or a top-level or home
-folder (:data:`_ROOT_FOLDERS`) is never a source's folder.
+folder or a top-level or home folder (:mod:`crmstats.source_folders`) is never a
+source's folder.
 
 Guessing a starting source file (``crmstats source init``) lives in
 :mod:`crmstats.source_init`; :func:`init_source_file` is re-exported here.
@@ -62,6 +62,7 @@ from crmstats.crmdata import CRMData, default_name
 from crmstats.exceptions import DataError
 from crmstats.privacy import find_credential
 from crmstats.schema import TABLES
+from crmstats.source_folders import _check_folder, _system_folder
 from crmstats.source_init import init_source_file
 from crmstats.validation import SourceTable
 from crmstats.yamlfile import read_yaml
@@ -394,52 +395,6 @@ def read_source_file(path: str | os.PathLike) -> dict:
                         "(€, £)")
     return {"name": spec.get("name") or default_name(str(path)), "location": location,
             "tables": out, "path": path, "currency": currency}
-
-
-#: Folders a source may never read from, with everything under them: the system's own
-#: files, and the places a user keeps credentials (see README "Source files").
-_SYSTEM_TREES = ("/etc", "/proc", "/sys", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib32",
-                 "/lib64", "/libx32", "/boot", "/run", "/var/lib", "/var/log", "/var/run",
-                 "/var/spool", "/var/mail", "/var/cache", "/var/db", "/root", "/System",
-                 "/Library", "/private/etc", "/private/var/db", "/private/var/root",
-                 "/private/var/log")
-_SECRET_HOME_FOLDERS = (".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker",
-                        ".password-store", ".config/gcloud", ".config/crmstats")
-#: Folders that are never a data source themselves (a folder inside them may be).
-_ROOT_FOLDERS = ("/", "/home", "/Users", "/mnt", "/media", "/srv", "/opt", "/var", "/tmp",
-                 "/var/tmp", "/private", "/Volumes")
-
-
-def _home_folders() -> set[Path]:
-    """Every user's home folder (the root of each; the folders inside are the users')."""
-    homes = {Path.home()}
-    try:
-        import pwd
-
-        homes |= {Path(e.pw_dir) for e in pwd.getpwall() if e.pw_dir not in ("", "/")}
-    except ImportError:  # Windows: no user database
-        pass
-    return homes
-
-
-def _system_folder(folder: Path) -> str | None:
-    """Why ``folder`` (resolved) may not be read as a data source, or None if it may."""
-    home = Path.home().resolve()
-    trees = [Path(t) for t in _SYSTEM_TREES if Path(t) != home]
-    trees += [home / s for s in _SECRET_HOME_FOLDERS]
-    for tree in trees:
-        if folder == tree or folder.is_relative_to(tree):
-            return f"it is inside {tree}, a folder of the system or of credentials"
-    if folder in {Path(r) for r in _ROOT_FOLDERS} or folder in _home_folders():
-        return "it is a top-level or home folder, not a folder of data"
-    return None
-
-
-def _check_folder(folder: Path, where: str, named: str) -> None:
-    reason = _system_folder(folder)
-    if reason:
-        raise DataError(f"{where}: the folder {named!r} cannot be a data source: {reason}. "
-                        "Put the export in a folder of its own")
 
 
 def _inside(base: Path, name: str, where: str, allow_outside: bool) -> Path:
