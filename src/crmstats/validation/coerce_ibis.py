@@ -66,12 +66,7 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping, source=None) -> ir.Table
                                           f"{', '.join(map(repr, values))}")
                 casts[c.name] = parsed
             else:
-                raise DataError(
-                    f"{spec.name} table, column {_caller(c.name, mapping)!r}: type {dtype} where "
-                    "timestamps are expected",
-                    table=spec.name,
-                    column=_caller(c.name, mapping),
-                )
+                raise _wrong_type(spec, c, mapping, dtype, "timestamps")
         elif c.kind in ("money", "count", "float"):
             if dtype.is_string():
                 col = t[c.name].strip()
@@ -92,12 +87,7 @@ def _coerce_ibis(t: ir.Table, spec: TableSpec, mapping, source=None) -> ir.Table
                 if not dtype.is_float64():
                     casts[c.name] = t[c.name].cast("float64")
             else:
-                raise DataError(
-                    f"{spec.name} table, column {_caller(c.name, mapping)!r}: type {dtype} where "
-                    "numbers are expected",
-                    table=spec.name,
-                    column=_caller(c.name, mapping),
-                )
+                raise _wrong_type(spec, c, mapping, dtype, "numbers")
     return t.mutate(**casts) if casts else t
 
 
@@ -164,3 +154,10 @@ def _dmy(col: ir.StringValue, iso: ir.TimestampValue, dayfirst: bool) -> ir.Time
             if time and time != "%H:%M:%S" or (time and sep == "T"):
                 candidates.append(_try_strptime(normal, f"{date}{sep}{time}"))
     return ibis.coalesce(*candidates, iso)
+
+
+def _wrong_type(spec, c, mapping, dtype, expected: str) -> DataError:
+    """Return the error for a column whose type cannot hold ``expected`` values."""
+    column = _caller(c.name, mapping)
+    return DataError(f"{spec.name} table, column {column!r}: type {dtype} where {expected} "
+                     "are expected", table=spec.name, column=column)
