@@ -160,12 +160,15 @@ def _export_book_scores(book_dir: Path, run_params: dict, result, to: str, table
                         replace: bool = False) -> None:
     """Write the customer 360 of a successful build's data source, with the run's id."""
     from crmstats.scores import export_customer_scores
+    from crmstats.sources import resolve_source
     from crmstats.yamlfile import read_yaml
 
     try:
         spec = read_yaml(book_dir / "studies.yml", what="studies file") or {}
         source = run_params.get("data_source") or (spec.get("defaults") or {}).get(
             "data_source", "demo")
+        # read as the studies' kernels read it: a relative path from the book's repository
+        source = resolve_source(source, book_dir.parent)
         run_id = result.run_dir.name if result.run_dir is not None else None
         with _warnings_as_lines():
             done = export_customer_scores(source, to, table=table, run_id=run_id,

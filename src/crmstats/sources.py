@@ -47,6 +47,7 @@ Guessing a starting source file (``crmstats source init``) lives in
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -105,7 +106,7 @@ def source_label(data_source: Any, root: str | os.PathLike | None = None) -> str
         spec_path = path / SOURCE_FILE if path.is_dir() else path
         if spec_path.suffix in (".yml", ".yaml") and spec_path.is_file():
             try:  # checked as load_crm checks it: a hostile name never becomes a title
-                return str(read_source_file(spec_path)["name"])
+                return str(_declared(spec_path)[0])
             except DataError:  # load_crm says why; the label is the folder's name
                 return default_name(text)
     return default_name(text)
@@ -134,9 +135,25 @@ def source_currency(data_source: Any, root: str | os.PathLike = ".") -> str | No
     if spec_path.suffix not in (".yml", ".yaml") or not spec_path.is_file():
         return None
     try:
-        return read_source_file(spec_path).get("currency")
+        return _declared(spec_path)[1]
     except DataError:
         return None
+
+
+def _declared(path: Path) -> tuple[str, str | None]:
+    """Return a source file's ``name`` and ``currency``, read (and checked) once per version.
+
+    A build asks for them per study, per page and per KPI row; the file is
+    read again only when its path, size or modification time changes.
+    """
+    info = path.stat()
+    return _declared_cached(str(path.resolve()), info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _declared_cached(path: str, mtime_ns: int, size: int) -> tuple[str, str | None]:
+    spec = read_source_file(path)
+    return spec["name"], spec.get("currency")
 
 
 # ----------------------------------------------------------------------------- source files
