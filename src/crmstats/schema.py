@@ -87,7 +87,7 @@ class TableSpec:
     order: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     #: Required columns that may be computed when absent: name -> (factor, factor),
     #: the product of two other columns (``amount = quantity * unit_price``).
-    derived: dict = field(default_factory=dict)
+    derived: dict = field(default_factory=dict, hash=False)  # a dict: left out of the hash
 
     @property
     def required(self) -> list[str]:

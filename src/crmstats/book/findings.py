@@ -219,13 +219,22 @@ def clv(comparison: pd.DataFrame | None, values: pd.DataFrame, pareto: Any,
     return _keep(out)
 
 
-def _fit_problems(fits: Mapping[str, Any] | None, where: str) -> list[str]:
-    """Name each fit of ``fits`` not to be trusted (:func:`crmstats.clv.fit_problem`)."""
+def _untrusted(fits: Mapping[str, Any] | None) -> dict[str, str]:
+    """Return ``{name: problem}`` for each fit of ``fits`` not to be trusted.
+
+    The problem is :func:`crmstats.clv.fit_problem`'s clause.
+    """
     from crmstats.clv import fit_problem
 
+    return {name: problem for name, model in (fits or {}).items()
+            if (problem := fit_problem(model))}
+
+
+def _fit_problems(fits: Mapping[str, Any] | None, where: str) -> list[str]:
+    """Name each fit of ``fits`` not to be trusted, in a sentence for readers."""
     return [f"The {name} fit {where} {problem}; the customer values on this page rest on it, "
             "so they are shown but not used as headline figures."
-            for name, model in (fits or {}).items() if (problem := fit_problem(model))]
+            for name, problem in _untrusted(fits).items()]
 
 
 def clv_kpis(values: pd.DataFrame, pareto: Any,
@@ -239,9 +248,7 @@ def clv_kpis(values: pd.DataFrame, pareto: Any,
     valued, its label saying why, so that no value from a fit not to be
     trusted reaches the book's summary.
     """
-    from crmstats.clv import fit_problem
-
-    untrusted = [name for name, model in (fits or {}).items() if fit_problem(model)]
+    untrusted = list(_untrusted(fits))
     if untrusted:
         return {"customers_valued": {
             "value": len(values), "kind": "count",
@@ -700,10 +707,7 @@ def value_migration_kpis(migration: Any) -> dict[str, dict[str, Any]]:
     to be trusted (:func:`crmstats.clv.fit_problem`, as for :func:`clv_kpis`):
     then only the number of customers valued, its label saying why.
     """
-    from crmstats.clv import fit_problem
-
-    untrusted = [name for name, model in (getattr(migration, "fits", None) or {}).items()
-                 if fit_problem(model)]
+    untrusted = list(_untrusted(getattr(migration, "fits", None)))
     if untrusted:
         return {"customers_valued_migration": {
             "value": len(migration.customers), "kind": "count",

@@ -395,8 +395,5 @@ def value_migration(
 
 def _fits(fit_end, fit_start) -> dict:
     """Name the fitted models a migration rests on, for :func:`crmstats.clv.fit_problem`."""
-    out = {"BG/NBD": fit_end.transaction_model, "Gamma-Gamma": fit_end.spend_model}
-    if fit_start is not None:
-        out.update({"BG/NBD at the start": fit_start.transaction_model,
-                    "Gamma-Gamma at the start": fit_start.spend_model})
-    return out
+    starts = fit_start.models if fit_start is not None else {}
+    return {**fit_end.models, **{f"{name} at the start": m for name, m in starts.items()}}

@@ -15,7 +15,7 @@ from crmstats.schema import (
     TableSpec,
     stage_key,
 )
-from crmstats.validation.messages import _caller, _count
+from crmstats.validation.messages import _caller, _count, _user_level
 
 #: Funnel paths whose stages must be entered in this order (first entries).
 _STAGE_ORDER = (("subscriber", "lead"), ("lead", "qualified"), ("lead", "unqualified"),
@@ -115,4 +115,5 @@ def _check_deal_stages(t: ir.Table, mapping) -> None:
             warnings.warn(
                 f"deals table, column {_caller('stage', mapping)!r}: no deal is at stage "
                 f"{canonical!r}, so none counts as {canonical}; map the export's name in "
-                f"crmstats.yml, e.g. values: stage: {{{shown}}}", DataWarning, stacklevel=5)
+                f"crmstats.yml, e.g. values: stage: {{{shown}}}", DataWarning,
+                stacklevel=_user_level())
