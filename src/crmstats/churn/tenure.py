@@ -91,15 +91,15 @@ def account_lifetimes(
     start_mrr = ap.inner_join(firsts, "account_id").filter(lambda x: x.p == x.start_p)
     start_mrr = start_mrr.select("account_id", start_mrr=start_mrr.mrr)
     per = per.inner_join(start_mrr, "account_id")
-    data_last = int(execute(ap.p.max()))
     out = execute(per).set_index("account_id").sort_index()
+    data_last = int(out["last_p"].max())  # every account is in out: the data's last month
     out["tenure"] = (out["spell_end"] - out["start_p"] + 1).astype("int64")
     out["churned"] = (out["spell_end"] < data_last).astype("int64")
     out["reactivated"] = (out["last_p"] > out["spell_end"]).astype("int64")
     out["duration"] = out["tenure"] - 1 + out["churned"]
     out["start"] = period_start(out["start_p"], "M")
     # an account paying in the data's first month may have started long before
-    out["start_observed"] = out["start_p"] > int(execute(ap.p.min()))
+    out["start_observed"] = out["start_p"] > int(out["start_p"].min())
     if observed_starts:
         out = out[out["start_observed"]]
     result = out[["start", "tenure", "duration", "churned", "reactivated", "start_mrr",

@@ -234,14 +234,9 @@ def _from_deals(crm: CRMData, *, as_of, stages, window_days, age_bins, by) -> Pi
 
 def _from_events(events, *, as_of, conversions, stages, open_stages, exit_stages, lost_stage,
                  window_days, age_bins, by) -> Pipeline:
-    from crmstats.funnel.summaries import FUNNEL_STAGES, lead_stage_times
+    from crmstats.funnel.summaries import lead_stage_times, own_stages
 
-    present = set(execute(events.select(s=events.stage.cast("string")).distinct())["s"])
-    if stages is None:
-        stages = [s for s in FUNNEL_STAGES if s in present]
-        if FUNNEL_STAGES[-1] not in stages:
-            stages.append(FUNNEL_STAGES[-1])
-    stages = list(stages)
+    stages = own_stages(events) if stages is None else list(stages)
     if open_stages is None:
         open_stages = [s for s in ("qualified", "opportunity") if s in stages] or stages[1:-1]
     if any(s in stages for s in exit_stages) or lost_stage not in exit_stages:
