@@ -277,3 +277,18 @@ def test_search_titles_are_escaped_once_and_the_scan_sees_raw_ones(tmp_path):
     assert html.escape(HOSTILE[1], quote=False) in text and '"Key findings"' in text
     assert "&amp;lt;" not in text  # an escaped title is not escaped twice
     assert escape_search_titles(path) is False  # idempotent: a rebuild keeps it as it is
+
+
+@pytest.mark.parametrize("text", ["Search.setIndex({broken", "var index = {};",
+                                  "Search.setIndex([])"])
+def test_a_search_index_the_scan_cannot_read_is_refused(text, tmp_path):
+    """What the scan cannot read it cannot pass (it returned no finding before)."""
+    from crmstats.book.scan import _scan_fix
+    from crmstats.book.sphinx_ext import escape_search_titles
+    from crmstats.privacy import scan_search_index
+
+    assert [f.pattern for f in scan_search_index(text)] == ["unreadable search index"]
+    assert "constraints.txt" in _scan_fix("unreadable search index")
+    path = tmp_path / "searchindex.js"
+    path.write_text(text)
+    assert escape_search_titles(path) is False and path.read_text() == text

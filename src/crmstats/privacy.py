@@ -899,22 +899,35 @@ def scan_html(text: str, *, page: str = "") -> list[Finding]:
             for line, column, kind in sorted(finder.hits)]
 
 
+#: How Sphinx wraps the JSON of ``searchindex.js``.
+SEARCH_INDEX_PREFIX, SEARCH_INDEX_SUFFIX = "Search.setIndex(", ")"
+
+
+def read_search_index(text: str) -> dict | None:
+    """Return the JSON object of a Sphinx ``searchindex.js``, or None if it is not one."""
+    text = text.strip()
+    if not (text.startswith(SEARCH_INDEX_PREFIX) and text.endswith(SEARCH_INDEX_SUFFIX)):
+        return None
+    try:
+        index = json.loads(text[len(SEARCH_INDEX_PREFIX):-len(SEARCH_INDEX_SUFFIX)])
+    except ValueError:
+        return None
+    return index if isinstance(index, dict) else None
+
+
 def scan_search_index(text: str) -> list[Finding]:
     """Find titles in a Sphinx ``searchindex.js`` that its search page would run.
 
     The search page writes the titles that match a query into the page as
     HTML, so every title of the index (page titles, section titles, index
     entries) is checked with :func:`scan_html`. Findings are named
-    ``"<kind> in a search title"`` at line 1 (the index is one line).
+    ``"<kind> in a search title"`` at line 1 (the index is one line). An
+    index that cannot be read is a finding too (``"unreadable search index"``):
+    what the scan cannot read it cannot pass.
     """
-    prefix, suffix = "Search.setIndex(", ")"
-    text = text.strip()
-    if not (text.startswith(prefix) and text.endswith(suffix)):
-        return []
-    try:
-        index = json.loads(text[len(prefix):-len(suffix)])
-    except ValueError:
-        return []
+    index = read_search_index(text)
+    if index is None:
+        return [Finding("unreadable search index", 0, 1)]
     titles = [t for t in index.get("titles") or [] if isinstance(t, str)]
     for key in ("alltitles", "indexentries"):
         titles += [t for t in (index.get(key) or {}) if isinstance(t, str)]

@@ -116,6 +116,9 @@ def _is_value_finding(pattern: str) -> bool:
 
 
 def _scan_fix(pattern: str) -> str:
+    if pattern == "unreadable search index":
+        return ("the search index is not in the format of the pinned Sphinx, so its titles "
+                "could not be checked: rebuild with the versions of constraints.txt")
     if pattern in _SCAN_FIXES:
         return _SCAN_FIXES[pattern]
     from crmstats.privacy import CREDENTIAL_PATTERNS

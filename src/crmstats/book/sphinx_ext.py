@@ -57,7 +57,6 @@ def _escape_plain_titles(app, pagename, templatename, context, doctree) -> None:
             context[key] = html.escape(value, quote=True)
 
 
-_INDEX_PREFIX, _INDEX_SUFFIX = "Search.setIndex(", ")"
 
 
 def escape_search_titles(path: str | Path) -> bool:
@@ -66,11 +65,12 @@ def escape_search_titles(path: str | Path) -> bool:
     Returns whether the file was changed. Titles that become equal when
     escaped keep all their places; a title already escaped stays as it is.
     """
+    from crmstats.privacy import read_search_index
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if not (text.startswith(_INDEX_PREFIX) and text.endswith(_INDEX_SUFFIX)):
+    index = read_search_index(path.read_text(encoding="utf-8"))
+    if index is None:  # not Sphinx's format: the publication scan refuses it
         return False
-    index = json.loads(text[len(_INDEX_PREFIX):-len(_INDEX_SUFFIX)])
     changed = False
     for key in ("alltitles", "indexentries"):
         entries = index.get(key)
@@ -84,8 +84,10 @@ def escape_search_titles(path: str | Path) -> bool:
         changed |= list(escaped) != list(entries)
         index[key] = escaped
     if changed:  # written as Sphinx writes it
-        path.write_text(_INDEX_PREFIX + json.dumps(index, sort_keys=True) + _INDEX_SUFFIX,
-                        encoding="utf-8")
+        from crmstats.privacy import SEARCH_INDEX_PREFIX, SEARCH_INDEX_SUFFIX
+
+        path.write_text(SEARCH_INDEX_PREFIX + json.dumps(index, sort_keys=True)
+                        + SEARCH_INDEX_SUFFIX, encoding="utf-8")
     return changed
 
 
