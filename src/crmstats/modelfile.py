@@ -46,6 +46,7 @@ MODEL_CLASSES = {
     "ShiftedBetaGeoHazardModel": "crmstats.churn.hazard",
     "LeadScoringModel": "crmstats.funnel.scoring",
     "IncrementalityModel": "crmstats.attribution.incrementality",
+    "MediaMixModel": "crmstats.attribution.mmm",
 }
 
 

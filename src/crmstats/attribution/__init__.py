@@ -10,7 +10,10 @@ exactly (:class:`MarkovAttribution`) and exact Shapley values
 LTV:CAC. What a channel *adds* is measured by the counterfactual
 :class:`IncrementalityModel` and by holdout experiments (:func:`lift_test`,
 planned with :func:`holdout_size`); :func:`calibrate` moves model credit toward
-the measured lifts and :func:`incremental_economics` prices it. Figures are in
+the measured lifts and :func:`incremental_economics` prices it. What each
+channel's *spend* returns, where it saturates and how to split a budget is the
+media-mix model's (:func:`media_table`, :class:`MediaMixModel`,
+:func:`optimize_budget`). Figures are in
 :mod:`crmstats.attribution.plotting`.
 """
 
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.attribution.budget import BudgetPlan, optimize_budget
     from crmstats.attribution.calibration import calibrate
     from crmstats.attribution.compare import credit_shares, share_error
     from crmstats.attribution.economics import channel_economics, incremental_economics
@@ -31,6 +35,8 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
     from crmstats.attribution.incrementality import IncrementalityModel
     from crmstats.attribution.markov import MarkovAttribution
+    from crmstats.attribution.media import media_table
+    from crmstats.attribution.mmm import MediaMixModel
     from crmstats.attribution.paths import (
         build_paths,
         from_channelattribution,
@@ -46,9 +52,11 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.attribution.shapley import ShapleyAttribution
 
 __all__ = [
+    "BudgetPlan",
     "HEURISTIC_MODELS",
     "IncrementalityModel",
     "MarkovAttribution",
+    "MediaMixModel",
     "ShapleyAttribution",
     "build_paths",
     "calibrate",
@@ -61,6 +69,8 @@ __all__ = [
     "holdout_size",
     "incremental_economics",
     "lift_test",
+    "media_table",
+    "optimize_budget",
     "plot_cac_ltv",
     "plot_credit_shares",
     "plot_lift_tests",

@@ -1,0 +1,235 @@
+"""Splitting a media budget across channels under fitted (or true) response curves.
+
+:func:`allocate` maximises ``Σ_c f_c(s_c)`` subject to ``Σ_c s_c = total`` and
+bounds, for any per-channel response ``f`` (Hill curves are S-shaped, so the
+problem is not concave): a greedy pass that gives each small slice of the
+budget to the channel whose outcome rises most, then a sequential quadratic
+programming polish (SLSQP) from that start. The model's
+:meth:`~crmstats.attribution.MediaMixModel.optimize_budget` uses it on the
+fitted curves, the simulator on the true ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+__all__ = ["BudgetPlan", "allocate", "optimize_budget"]
+
+
+def allocate(curve: Callable[[np.ndarray], np.ndarray], total: float, lower, upper,
+             *, starts=(), n_slices: int = 200) -> np.ndarray:
+    """Weekly spend per channel maximising ``curve(s).sum()`` with ``Σ s = total``.
+
+    Parameters
+    ----------
+    curve : callable
+        Maps a spend vector (one entry per channel) to the outcome per channel.
+    total : float
+        Budget to split.
+    lower, upper : array-like
+        Bounds per channel (``upper`` may be ``inf``); ``Σ lower <= total <= Σ upper``.
+    starts : sequence of array-like
+        Further starting splits (e.g. the current one).
+    n_slices : int
+        Slices of the greedy start.
+
+    Returns
+    -------
+    numpy.ndarray
+        The best allocation found from the greedy start, the given starts and
+        an even split (each polished by SLSQP).
+    """
+    lo = np.asarray(lower, dtype=float)
+    hi = np.asarray(upper, dtype=float)
+    if total < lo.sum() - 1e-9 or total > hi.sum() + 1e-9:
+        raise ValueError(f"a budget of {total:,.2f} does not fit the bounds (between "
+                         f"{lo.sum():,.2f} and {hi.sum():,.2f})")
+    cands = [_greedy(curve, total, lo, hi, n_slices)]
+    finite_hi = np.where(np.isfinite(hi), hi, lo + total)
+    cands.append(_fit_total(lo + (finite_hi - lo) * 0.5, total, lo, hi))
+    cands += [_fit_total(np.asarray(s, float), total, lo, hi) for s in starts]
+    scale = max(total, 1e-12)
+    bounds = [(a / scale, (b / scale if np.isfinite(b) else None))
+              for a, b in zip(lo, hi, strict=True)]
+    best, best_value = None, -np.inf
+    for s0 in cands:
+        for s in (s0, _polish(curve, s0, scale, bounds, total, lo, hi)):
+            if s is None:
+                continue
+            value = float(np.sum(curve(s)))
+            if value > best_value:
+                best, best_value = s, value
+    return best if best is not None else cands[0]
+
+
+def _fit_total(s, total, lo, hi):
+    """Scale ``s`` within the bounds so that it sums to ``total``."""
+    s = np.clip(np.asarray(s, float), lo, hi)
+    for _ in range(50):
+        gap = total - s.sum()
+        if abs(gap) <= 1e-9 * max(total, 1):
+            break
+        free = (s < hi) if gap > 0 else (s > lo)
+        if not free.any():
+            break
+        s[free] += gap / free.sum()
+        s = np.clip(s, lo, hi)
+    return s
+
+
+def _greedy(curve, total, lo, hi, n_slices):
+    s = lo.copy()
+    rest = total - lo.sum()
+    step = rest / n_slices if rest > 0 else 0.0
+    base = curve(s)
+    for _ in range(n_slices if step > 0 else 0):
+        room = hi - s
+        gains = np.full(len(s), -np.inf)
+        for c in np.flatnonzero(room > 1e-12):
+            trial = s.copy()
+            trial[c] += min(step, room[c])
+            gains[c] = curve(trial)[c] - base[c]
+        c = int(np.argmax(gains))
+        s[c] += min(step, hi[c] - s[c])
+        base = curve(s)
+    return s
+
+
+def _polish(curve, s0, scale, bounds, total, lo, hi):
+    res = minimize(lambda z: -float(np.sum(curve(z * scale))), s0 / scale, method="SLSQP",
+                   bounds=bounds, constraints=[{"type": "eq", "fun": lambda z: z.sum() - 1.0}],
+                   options={"maxiter": 300, "ftol": 1e-12})
+    if not np.all(np.isfinite(res.x)):
+        return None
+    return _fit_total(res.x * scale, total, lo, hi)
+
+
+@dataclass
+class BudgetPlan:
+    """The result of :func:`optimize_budget`.
+
+    Attributes
+    ----------
+    allocation : pandas.DataFrame
+        Index ``channel``; columns ``current`` (weekly spend of the current
+        split, scaled to the budget), ``recommended`` (weekly spend),
+        ``change``, ``current_outcome`` and ``recommended_outcome`` (expected
+        outcome per week under the fitted curves), ``lower``/``upper`` (the
+        bounds used).
+    total : float
+        The weekly budget split.
+    weeks : int
+        Weeks the gain is counted over.
+    gain, gain_lower_95, gain_upper_95 : float
+        Expected extra outcome over ``weeks`` of the recommended split against
+        the current one, with its 95 % interval (parameter draws).
+    relative_gain : float
+        ``gain`` as a share of the current split's expected outcome (media only).
+    """
+
+    allocation: pd.DataFrame
+    total: float
+    weeks: int
+    gain: float
+    gain_lower_95: float
+    gain_upper_95: float
+    relative_gain: float
+
+
+def _bounds(model, bounds, limit):
+    chans = model.channels_
+    lo = np.zeros(len(chans))
+    hi = limit.copy()
+    if bounds is None:
+        return lo, hi
+    if not isinstance(bounds, Mapping):
+        raise ValueError("bounds: expected a mapping channel -> (lower, upper) weekly spend")
+    unknown = [str(c) for c in bounds if c not in chans]
+    if unknown:
+        raise ValueError(f"bounds: unknown channel(s) {', '.join(map(repr, unknown))}; "
+                         f"the model's are {', '.join(map(repr, chans))}")
+    for c, pair in bounds.items():
+        j = chans.index(c)
+        try:
+            a, b = (float(v) for v in pair)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"bounds[{c!r}]: expected (lower, upper)") from err
+        if not (0 <= a <= b):
+            raise ValueError(f"bounds[{c!r}]: need 0 <= lower <= upper, got ({a}, {b})")
+        lo[j], hi[j] = a, b
+    return lo, hi
+
+
+def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: int = 13,
+                    max_extrapolation: float = 1.5) -> BudgetPlan:
+    """Split a weekly budget across channels to maximise the expected outcome.
+
+    The curves are the model's steady-state responses (a steady weekly spend
+    has adstock equal to it). The curves are known only over the spend the
+    data saw, so no channel is sent beyond ``max_extrapolation`` × its
+    largest weekly spend: a bound above that, or a budget that would need
+    it, is refused with a message saying so.
+
+    Parameters
+    ----------
+    model : MediaMixModel
+        Fitted (or rebuilt by ``from_params``).
+    total : float, optional
+        Weekly budget (default: the current weekly spend, the mean of the
+        last 13 weeks).
+    bounds : mapping, optional
+        ``{channel: (lower, upper)}`` weekly spend; others get ``(0,
+        max_extrapolation × largest weekly spend)``.
+    weeks : int
+        Weeks the expected gain is counted over.
+    max_extrapolation : float
+        How far beyond the largest weekly spend seen a channel may go.
+
+    Returns
+    -------
+    BudgetPlan
+    """
+    model._check_fitted()
+    chans = model.channels_
+    current = model.current_spend_.to_numpy(float)
+    total = float(current.sum()) if total is None else float(total)
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError(f"total must be a positive weekly budget, got {total}")
+    limit = float(max_extrapolation) * model.max_spend_.to_numpy(float)
+    lo, hi = _bounds(model, bounds, limit)
+    over = [c for c, h, m in zip(chans, hi, limit, strict=True) if h > m * (1 + 1e-9)]
+    if over:
+        c = over[0]
+        j = chans.index(c)
+        raise ValueError(f"bounds[{c!r}]: an upper bound of {hi[j]:,.0f} a week is more than "
+                         f"{max_extrapolation:g} x the most the data show spent on {c!r} in a "
+                         f"week ({model.max_spend_.iloc[j]:,.0f}); the response there is not "
+                         "known, so the model does not recommend it (raise max_extrapolation "
+                         "to insist)")
+    if total > hi.sum():
+        raise ValueError(f"a weekly budget of {total:,.0f} needs more than {max_extrapolation:g} "
+                         f"x the largest weekly spend seen in some channels (at most "
+                         f"{hi.sum():,.0f} fits the bounds): the response there is not known, "
+                         "so the model does not recommend a split")
+    base = current * total / current.sum() if current.sum() > 0 else np.full(len(chans),
+                                                                          total / len(chans))
+    base = np.clip(base, lo, hi)
+    alloc = allocate(model.response, total, lo, hi, starts=[base])
+    cur_out, rec_out = model.response(base), model.response(alloc)
+    draws = model.response(alloc, draws=True).sum(axis=1) - \
+        model.response(base, draws=True).sum(axis=1)
+    gain = float(rec_out.sum() - cur_out.sum()) * int(weeks)
+    if len(draws) > 1:
+        g_lo, g_hi = (float(v) * int(weeks) for v in np.quantile(draws, [0.025, 0.975]))
+    else:
+        g_lo = g_hi = float("nan")
+    frame = pd.DataFrame({"current": base, "recommended": alloc, "change": alloc - base,
+                          "current_outcome": cur_out, "recommended_outcome": rec_out,
+                          "lower": lo, "upper": hi}, index=pd.Index(chans, name="channel"))
+    rel = gain / (float(cur_out.sum()) * int(weeks)) if cur_out.sum() > 0 else float("nan")
+    return BudgetPlan(frame, total, int(weeks), gain, g_lo, g_hi, rel)
