@@ -306,12 +306,20 @@ _KEEPERS = {
     "IncrementalityModel": ("paths", lambda d: attribution.IncrementalityModel(n_boot=5).fit(d),
                             lambda m, d: {"a": m.attribution_.to_numpy(), "s": m.shares_},
                             None),
+    "MediaMixModel": ("media", lambda d: attribution.MediaMixModel(n_draws=20,
+                                                                   holdout_weeks=0).fit(d),
+                      lambda m, d: {"r": m.response(m.current_spend_),
+                                    "h": m.response(2 * m.max_spend_)},
+                      lambda m: {"current_spend": m.current_spend_, "max_spend": m.max_spend_}),
 }
 
 
 @pytest.fixture(scope="module")
 def keeper_data(summary, panel, small_crm):
+    from crmstats.datasets import simulate_media
+
     return {"cdnow": summary, "donations": load_donations(),
+            "media": simulate_media(2, n_weeks=80, n_channels=3)[0],
             "survivors": [1000, 631, 468, 382, 326], "panel": panel,
             "leads": _leads(small_crm), "paths": _paths(small_crm)}
 

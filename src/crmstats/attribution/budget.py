@@ -109,7 +109,7 @@ def _polish(curve, s0, scale, bounds, total, lo, hi):
     return _fit_total(res.x * scale, total, lo, hi)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BudgetPlan:
     """The result of :func:`optimize_budget`.
 

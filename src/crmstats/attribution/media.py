@@ -13,11 +13,15 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start
 from crmstats._windows import data_window
+from crmstats.attribution.mmmdata import assemble
 from crmstats.backend import execute
 from crmstats.exceptions import DataError
 
 __all__ = ["OUTCOMES", "media_table"]
 
+#: A week without any outcome row is a gap in the export (an error), not a quiet week, when a
+#: typical week has at least this many rows (a Poisson count of 10 is 0 with probability 5e-5).
+_GAP_ROWS = 10
 #: Outcomes of :func:`media_table`: (table, aggregate) per name.
 OUTCOMES = {
     "conversions": ("conversions", None),
@@ -36,8 +40,8 @@ def _full_weeks(table, column: str) -> tuple[int, int]:
     """First and last week (period numbers) a table covers from start to end."""
     win = data_window(table, column, "W")
     first = win.first
-    if win.start > period_start([first], "W")[0]:
-        first += 1  # the data begin mid-week: that week is partial
+    if win.start.normalize() > period_start([first], "W")[0]:
+        first += 1  # the data begin after the week's Monday: that week is partial
     return first, win.last_complete
 
 
@@ -69,19 +73,22 @@ def media_table(
     Returns
     -------
     pandas.DataFrame
-        Index ``week`` (each week's Monday); columns ``outcome``, one spend
-        column per channel (largest total spend first) and the controls.
+        Index ``week`` (each week's Monday); two-level columns ``(role,
+        name)``: ``("outcome", <outcome>)``, ``("spend", <channel>)`` per
+        channel (largest total spend first) and ``("control", <name>)`` per
+        control — ``table["spend"]`` is the spend per week and channel.
         The weeks run over the full weeks both the outcome and the spend
-        cover; a week without spend in a channel is 0 there. ``attrs`` holds
-        ``outcome``, ``channels`` and ``controls`` (the column roles).
+        cover; a week without spend in a channel is 0 there. A week without
+        any outcome row is 0 when weeks are quiet (a typical week has fewer
+        than 10 rows) and a gap otherwise (see Raises).
 
     Raises
     ------
     DataError
         When a table is absent, spend is recorded per month (a weekly model
-        cannot split it), a week within the span has no outcome row (the
-        export has a gap: the weeks are named), the controls miss a week or
-        hold non-numbers, or a channel is named like another column.
+        cannot split it), a week within the span has no outcome row while a
+        typical week has 10 or more (the export has a gap: the weeks are named), or the
+        controls miss a week or hold non-numbers.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
@@ -113,19 +120,24 @@ def media_table(
     wk = period_index(t.timestamp, "W")
     t = t.mutate(_w=wk).filter((wk >= lo) & (wk <= hi))
     value = t.count() if col is None else t[col].sum()
-    out_w = execute(t.group_by("_w").aggregate(outcome=value))
+    out_w = execute(t.group_by("_w").aggregate(outcome=value, rows=t.count()))
     sw = period_index(sp.date, "W")
     sp = sp.mutate(_w=sw).filter((sw >= lo) & (sw <= hi))
     spend_w = execute(sp.group_by(["_w", sp.channel.cast("string").name("channel")])
                       .aggregate(cost=sp.cost.sum()))
     weeks = np.arange(lo, hi + 1)
-    y = out_w.set_index("_w")["outcome"].astype(float).reindex(weeks)
-    if y.isna().any():
-        gap = period_start(weeks[y.isna().to_numpy()], "W")
-        raise DataError(f"{name} table: no row in {int(y.isna().sum())} week(s) inside the "
-                        f"span the media table covers ({_weeks_text(gap)}); an export with "
-                        "gaps cannot be read as zero outcome: fill or restrict with start/end",
+    per = out_w.set_index("_w").reindex(weeks)
+    y = per["outcome"].astype(float)
+    rows_per_week = per["rows"].fillna(0).to_numpy(float)
+    empty = y.isna().to_numpy()
+    if empty.any() and np.median(rows_per_week) >= _GAP_ROWS:
+        gap = period_start(weeks[empty], "W")
+        raise DataError(f"{name} table: no row in {int(empty.sum())} week(s) inside the "
+                        f"span the media table covers ({_weeks_text(gap)}), while a typical "
+                        f"week has {np.median(rows_per_week):,.0f}: the export has gaps, which "
+                        "cannot be read as zero outcome; fill them or restrict with start/end",
                         table=name, column="timestamp")
+    y = y.fillna(0.0)
     wide = (spend_w.pivot_table(index="_w", columns="channel", values="cost", aggfunc="sum")
             .reindex(weeks).fillna(0.0).astype(float)) if len(spend_w) else pd.DataFrame(
                 index=weeks)
@@ -134,24 +146,11 @@ def media_table(
                         table="spend")
     wide = wide[wide.sum().sort_values(ascending=False, kind="mergesort").index]
     index = pd.DatetimeIndex(period_start(weeks, "W"), name="week")
-    frame = pd.DataFrame({"outcome": y.to_numpy()}, index=index)
-    channels = [str(c) for c in wide.columns]
-    if "outcome" in channels:
-        raise DataError("spend table, column 'channel': a channel is named 'outcome', which "
-                        "the media table uses for the outcome; rename it", table="spend",
-                        column="channel")
-    for c in channels:
-        frame[c] = wide[c].to_numpy()
-    names = _controls(controls, index, frame.columns) if controls is not None else None
-    if names is not None:
-        for c in names.columns:
-            frame[c] = names[c].to_numpy()
-    frame.attrs.update({"outcome": outcome, "channels": channels,
-                        "controls": [] if names is None else list(names.columns)})
-    return frame
+    ctrl = _controls(controls, index) if controls is not None else None
+    return assemble(index, outcome, y.to_numpy(), wide, ctrl)
 
 
-def _controls(controls: pd.DataFrame, index: pd.DatetimeIndex, taken) -> pd.DataFrame:
+def _controls(controls: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
     if not isinstance(controls, pd.DataFrame):
         raise ValueError("controls: expected a DataFrame of weekly control columns")
     c = controls.copy()
@@ -166,10 +165,6 @@ def _controls(controls: pd.DataFrame, index: pd.DatetimeIndex, taken) -> pd.Data
         dup = c.index[c.index.duplicated()]
         raise DataError(f"controls: week(s) {_weeks_text(dup)} appear twice", table="controls",
                         column="week")
-    clash = [str(n) for n in c.columns if str(n) in set(map(str, taken))]
-    if clash:
-        raise DataError(f"controls: column(s) {', '.join(map(repr, clash))} are named like the "
-                        "outcome or a channel; rename them", table="controls", column=clash[0])
     missing = index.difference(c.index)
     if len(missing):
         raise DataError(f"controls: no row for {len(missing)} week(s) of the media table "

@@ -141,8 +141,9 @@ class MediaMixModel(Estimator):
         data : CRMData or pandas.DataFrame
             A CRM with ``spend`` and the outcome's table (read by
             :func:`media_table` with ``self.outcome`` and ``controls``), or
-            the weekly table itself (index of weeks; ``outcome``, spend
-            columns, controls).
+            the weekly table itself: :func:`media_table`'s layout, or a flat
+            frame indexed by week with an ``outcome`` column, spend columns
+            and the controls named in ``controls``.
         lift_tests : pandas.DataFrame, optional
             Experiments' measurements of channels' incremental outcome: one
             row per test with ``channel``, ``start``, ``end`` (the weeks the
@@ -152,11 +153,12 @@ class MediaMixModel(Estimator):
             period is the ``experiments`` table's span of ``data``). Each is
             a measurement of the channel's contribution over the period, so
             the fitted ROAS moves toward it by its precision.
-        controls : pandas.DataFrame, optional
-            Weekly controls (for a ``CRMData``; see :func:`media_table`).
+        controls : pandas.DataFrame or list of str, optional
+            Weekly controls: a frame for a ``CRMData`` (see
+            :func:`media_table`), the control columns' names for a flat table.
         channels : list of str, optional
-            Spend columns of a weekly table (default: its ``attrs`` or every
-            column but ``outcome`` and the controls).
+            Spend columns of a flat table (default: every column but
+            ``outcome`` and the controls).
 
         Returns
         -------
@@ -167,8 +169,8 @@ class MediaMixModel(Estimator):
                              f"got {self.adstock!r}")
         table, chans, ctrls = weekly_input(data, self.outcome, controls, channels)
         n, k = len(table), len(chans)
-        y = table["outcome"].to_numpy(float)
-        spend = table[chans].to_numpy(float)
+        y = table["outcome"].iloc[:, 0].to_numpy(float)
+        spend = table["spend"][chans].to_numpy(float)
         self._ys = float(np.mean(np.abs(y))) or 1.0
         self._m = spend.mean(axis=0)
         X, names, self._design = baseline_design(table, ctrls, int(self.n_fourier),
@@ -336,7 +338,7 @@ class MediaMixModel(Estimator):
             within the weekly spend the data saw).
         """
         self._check_fitted()
-        spend = self.table_[self.channels_].to_numpy(float)
+        spend = self.table_["spend"][self.channels_].to_numpy(float)
         top = spend.max(axis=0)
         rows = []
         for j, c in enumerate(self.channels_):

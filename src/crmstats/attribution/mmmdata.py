@@ -15,47 +15,59 @@ _WEEKS_PER_YEAR = 52.1775
 MIN_WEEKS = 26
 
 
+def assemble(index, outcome: str, y, spend: pd.DataFrame, controls=None) -> pd.DataFrame:
+    """Build the weekly media table: columns ``(role, name)``, roles outcome/spend/control."""
+    parts = {"outcome": pd.DataFrame({outcome: np.asarray(y, float)}, index=index),
+             "spend": pd.DataFrame(np.asarray(spend, float), index=index,
+                                   columns=[str(c) for c in spend.columns])}
+    if controls is not None and len(controls.columns):
+        parts["control"] = pd.DataFrame(np.asarray(controls, float), index=index,
+                                        columns=[str(c) for c in controls.columns])
+    out = pd.concat(parts, axis=1, names=["role", "name"])
+    out.index.name = "week"
+    return out
+
+
 def weekly_input(data: Any, outcome: str, controls, channels):
-    """Return ``(table, channels, controls)`` from a CRMData or a weekly media table."""
+    """Return ``(table, channels, controls)`` from a CRMData or a weekly media table.
+
+    The table comes back in :func:`assemble`'s layout (a copy; the caller's
+    data are not changed).
+    """
     if hasattr(data, "table") and hasattr(data, "require"):
         from crmstats.attribution.media import media_table
 
         table = media_table(data, outcome, controls=controls)
-        chans, ctrls = list(table.attrs["channels"]), list(table.attrs["controls"])
     elif isinstance(data, pd.DataFrame):
-        table = data.copy()
-        if "week" in table.columns:
-            table = table.set_index("week")
-        if "outcome" not in table.columns:
-            raise DataError("media table: no 'outcome' column (the weekly outcome the model "
-                            "explains)", table="media table", column="outcome")
-        if not isinstance(table.index, pd.DatetimeIndex):
-            raise DataError("media table: the index (or a 'week' column) must hold the weeks",
-                            table="media table", column="week")
-        ctrls = list(data.attrs.get("controls", [])) if controls is None else list(controls)
-        if channels is None:
-            channels = data.attrs.get("channels") or [
-                c for c in table.columns if c != "outcome" and c not in ctrls]
-        chans = [str(c) for c in channels]
-        table.columns = [str(c) for c in table.columns]
-        missing = [c for c in [*chans, *ctrls] if c not in table.columns]
-        if missing:
-            raise DataError(f"media table: no column {missing[0]!r}", table="media table",
-                            column=missing[0])
+        table = _as_media_table(data, controls, channels)
     else:
         raise ValueError("MediaMixModel.fit: expected a CRMData or a weekly media table "
                          "(pandas DataFrame)")
-    for c in ["outcome", *chans, *ctrls]:
-        vals = pd.to_numeric(table[c], errors="coerce").astype(float)
+    chans = [str(c) for c in table["spend"].columns]
+    ctrls = [str(c) for c in table["control"].columns] if "control" in table.columns.levels[0] \
+        else []
+    taken = [n for n in [*chans, *ctrls] if n == "baseline"]
+    dup = sorted({n for n in [*chans, *ctrls] if [*chans, *ctrls].count(n) > 1})
+    if taken or dup:
+        name = (taken or dup)[0]
+        raise DataError(f"media table: the name {name!r} is used twice (or is 'baseline', the "
+                        "name of the baseline's contribution); rename it",
+                        table="media table", column=name)
+    if not isinstance(table.index, pd.DatetimeIndex):
+        raise DataError("media table: the index (or a 'week' column) must hold the weeks",
+                        table="media table", column="week")
+    for role, name in table.columns:
+        vals = pd.to_numeric(table[(role, name)], errors="coerce").astype(float)
         bad = ~np.isfinite(vals.to_numpy())
         if bad.any():
-            raise DataError(f"media table, column {c!r}: {int(bad.sum())} week(s) hold no "
-                            "finite number", table="media table", column=c,
+            raise DataError(f"media table, column {name!r}: {int(bad.sum())} week(s) hold no "
+                            "finite number", table="media table", column=name,
                             rows=[str(i.date()) for i in table.index[bad][:5]])
-        if c in chans and (vals < 0).any():
-            raise DataError(f"media table, column {c!r}: negative spend", table="media table",
-                            column=c, rows=[str(i.date()) for i in table.index[vals < 0][:5]])
-        table[c] = vals
+        if role == "spend" and (vals < 0).any():
+            raise DataError(f"media table, column {name!r}: negative spend",
+                            table="media table", column=name,
+                            rows=[str(i.date()) for i in table.index[vals < 0][:5]])
+        table[(role, name)] = vals
     if not table.index.is_monotonic_increasing or table.index.has_duplicates:
         raise DataError("media table: the weeks must be distinct and in order",
                         table="media table", column="week")
@@ -67,7 +79,7 @@ def weekly_input(data: Any, outcome: str, controls, channels):
     if len(table) < MIN_WEEKS:
         raise DataError(f"media table: {len(table)} weeks; a media-mix model needs at least "
                         f"{MIN_WEEKS}", table="media table")
-    dead = [c for c in chans if table[c].sum() <= 0]
+    dead = [c for c in chans if table[("spend", c)].sum() <= 0]
     if dead:
         warnings.warn(f"MediaMixModel: no spend at all in {', '.join(map(repr, dead))}; "
                       "left out of the model", DataWarning, stacklevel=3)
@@ -75,6 +87,33 @@ def weekly_input(data: Any, outcome: str, controls, channels):
     if not chans:
         raise DataError("media table: no channel with spend", table="media table")
     return table, chans, ctrls
+
+
+def _as_media_table(data: pd.DataFrame, controls, channels) -> pd.DataFrame:
+    """Return the weekly table in :func:`assemble`'s layout (a flat one has ``outcome``)."""
+    frame = data.copy()
+    if isinstance(frame.columns, pd.MultiIndex):
+        roles = set(frame.columns.get_level_values(0))
+        if not {"outcome", "spend"} <= roles or len(frame["outcome"].columns) != 1:
+            raise DataError("media table: expected columns (outcome, name), (spend, channel) "
+                            "and optional (control, name), as media_table returns",
+                            table="media table")
+        return frame
+    if "week" in frame.columns:
+        frame = frame.set_index("week")
+    frame.columns = [str(c) for c in frame.columns]
+    if "outcome" not in frame.columns:
+        raise DataError("media table: no 'outcome' column (the weekly outcome the model "
+                        "explains)", table="media table", column="outcome")
+    ctrls = [str(c) for c in (controls or [])]
+    chans = [str(c) for c in channels] if channels is not None else [
+        c for c in frame.columns if c != "outcome" and c not in ctrls]
+    missing = [c for c in [*chans, *ctrls] if c not in frame.columns]
+    if missing:
+        raise DataError(f"media table: no column {missing[0]!r}", table="media table",
+                        column=missing[0])
+    return assemble(frame.index, "outcome", frame["outcome"], frame[chans],
+                    frame[ctrls] if ctrls else None)
 
 
 def baseline_design(table: pd.DataFrame, controls, n_fourier: int, trend: bool):
@@ -93,7 +132,7 @@ def baseline_design(table: pd.DataFrame, controls, n_fourier: int, trend: bool):
             scale.append(1.0)
     n_base = len(cols)
     for c in controls:
-        v = table[c].to_numpy(float)
+        v = table[("control", c)].to_numpy(float)
         sd = v.std()
         if sd <= 0:
             raise DataError(f"media table, control {c!r}: the same value every week; it "

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.attribution.mediacurves import geometric_adstock, hill
+from crmstats.attribution.mmmdata import assemble
 
 __all__ = ["MEDIA_CHANNELS", "media_lift_tests", "media_plan", "simulate_media",
            "true_allocation"]
@@ -131,9 +132,9 @@ def simulate_media(
     Returns
     -------
     (pandas.DataFrame, dict)
-        The weekly table — index ``week``; columns ``outcome``, one spend
-        column per channel and the control ``promotion`` (0/1) — as
-        :func:`crmstats.attribution.media_table` returns it, and the truth:
+        The weekly table in :func:`crmstats.attribution.media_table`'s layout
+        (``("outcome", "revenue")``, ``("spend", <channel>)``, ``("control",
+        "promotion")``, a 0/1 promotion week), and the truth:
         ``channels``, ``params`` (per channel ``theta``, ``half_saturation``
         in currency per week, ``shape``, ``beta`` = the outcome per week at
         full saturation), ``roas`` (contribution over the weeks ÷ spend),
@@ -170,10 +171,8 @@ def simulate_media(
     noise_sd = float(noise) * mu.mean()
     y = mu + rng.normal(0.0, noise_sd, n)
     weeks = pd.date_range(pd.Timestamp(start), periods=n, freq="W-MON", name="week")
-    table = pd.DataFrame(x, index=weeks, columns=channels)
-    table.insert(0, "outcome", y)
-    table["promotion"] = promo
-    table.attrs.update({"outcome": "revenue", "channels": channels, "controls": ["promotion"]})
+    table = assemble(weeks, "revenue", y, pd.DataFrame(x, columns=channels),
+                     pd.DataFrame({"promotion": promo}))
     params = pd.DataFrame({"theta": theta, "half_saturation": half, "shape": shape,
                            "beta": beta}, index=pd.Index(channels, name="channel"))
     bump = np.column_stack([hill(geometric_adstock(x[:, c] * 1.01, theta[c]), half[c],
@@ -235,7 +234,7 @@ def media_lift_tests(table: pd.DataFrame, truth: dict, *, channels=None, weeks: 
     contrib = truth["contributions"]
     rows = []
     for c in channels or truth["channels"]:
-        spend = table[c].to_numpy()
+        spend = table[("spend", c)].to_numpy()
         ok = [i for i in range(len(spend) - weeks) if spend[i:i + weeks].sum() > 0]
         i = int(rng.choice(ok))
         true = float(contrib[c].iloc[i:i + weeks].sum())
