@@ -13,11 +13,10 @@ import pandas as pd
 
 from crmstats._expr import period_index, period_start
 from crmstats._windows import data_window
-from crmstats.attribution.mmmdata import assemble
 from crmstats.backend import execute
 from crmstats.exceptions import DataError
 
-__all__ = ["OUTCOMES", "media_table"]
+__all__ = ["OUTCOMES", "assemble", "media_table"]
 
 #: A week without any outcome row is a gap in the export (an error), not a quiet week, when a
 #: typical week has at least this many rows (a Poisson count of 10 is 0 with probability 5e-5).
@@ -180,3 +179,16 @@ def _controls(controls: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
         c[name] = vals.astype(float)
     c.columns = [str(n) for n in c.columns]
     return c
+
+
+def assemble(index, outcome: str, y, spend: pd.DataFrame, controls=None) -> pd.DataFrame:
+    """Build the weekly media table: columns ``(role, name)``, roles outcome/spend/control."""
+    parts = {"outcome": pd.DataFrame({outcome: np.asarray(y, float)}, index=index),
+             "spend": pd.DataFrame(np.asarray(spend, float), index=index,
+                                   columns=[str(c) for c in spend.columns])}
+    if controls is not None and len(controls.columns):
+        parts["control"] = pd.DataFrame(np.asarray(controls, float), index=index,
+                                        columns=[str(c) for c in controls.columns])
+    out = pd.concat(parts, axis=1, names=["role", "name"])
+    out.index.name = "week"
+    return out

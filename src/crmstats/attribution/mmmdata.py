@@ -8,24 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats.attribution.media import assemble, media_table
 from crmstats.exceptions import DataError, DataWarning
 
 _WEEKS_PER_YEAR = 52.1775
 #: Fewest weeks a media-mix model is fitted on.
 MIN_WEEKS = 26
-
-
-def assemble(index, outcome: str, y, spend: pd.DataFrame, controls=None) -> pd.DataFrame:
-    """Build the weekly media table: columns ``(role, name)``, roles outcome/spend/control."""
-    parts = {"outcome": pd.DataFrame({outcome: np.asarray(y, float)}, index=index),
-             "spend": pd.DataFrame(np.asarray(spend, float), index=index,
-                                   columns=[str(c) for c in spend.columns])}
-    if controls is not None and len(controls.columns):
-        parts["control"] = pd.DataFrame(np.asarray(controls, float), index=index,
-                                        columns=[str(c) for c in controls.columns])
-    out = pd.concat(parts, axis=1, names=["role", "name"])
-    out.index.name = "week"
-    return out
 
 
 def weekly_input(data: Any, outcome: str, controls, channels):
@@ -35,8 +23,6 @@ def weekly_input(data: Any, outcome: str, controls, channels):
     data are not changed).
     """
     if hasattr(data, "table") and hasattr(data, "require"):
-        from crmstats.attribution.media import media_table
-
         table = media_table(data, outcome, controls=controls)
     elif isinstance(data, pd.DataFrame):
         table = _as_media_table(data, controls, channels)

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crmstats.attribution.media import assemble
 from crmstats.attribution.mediacurves import geometric_adstock, hill
-from crmstats.attribution.mmmdata import assemble
 
 __all__ = ["MEDIA_CHANNELS", "media_lift_tests", "media_plan", "simulate_media",
            "true_allocation"]
