@@ -52,6 +52,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -359,11 +360,14 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
     # --only: a study not chosen keeps its published page, or is left out of this book
     studies = [s for s in studies if s.slug in chosen or s.slug in kept or s.slug in unavailable]
     to_run = [s for s in available if s.slug in chosen]
-    result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
-                                 keep_going=keep_going, on_done=on_done)
-    with _fs_step("archiving the run"):
-        record = _archive(run_dir, studies, result.studies, params, started, kept,
-                          unavailable)
+    with tempfile.TemporaryDirectory(prefix="crmstats-fits-") as fits:
+        result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
+                                     keep_going=keep_going, on_done=on_done, fit_cache=fits)
+        with _fs_step("archiving the run"):
+            record = _archive(run_dir, studies, result.studies, params, started, kept,
+                              unavailable)
+            if (Path(fits) / "fits.log").exists():  # which models were fitted, which shared
+                shutil.copy2(Path(fits) / "fits.log", run_dir / "fits.log")
     if not keep_going and (result.failures or len(result.studies) < len(to_run)):
         lines = [str(r.error) for r in result.failures]
         skipped = len(to_run) - len(result.studies)

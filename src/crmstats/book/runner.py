@@ -7,15 +7,22 @@ even when the calling process set ``MPLBACKEND=Agg`` (kernels inherit the
 environment, and a non-inline backend would silently drop every figure). A failing cell becomes a
 :class:`~crmstats.StudyError` naming the notebook, the cell and the error —
 not a page of traceback.
+
+Studies of one :func:`run_studies` call share a cache of fitted models
+(:mod:`crmstats.fitcache`): the runner names a fresh folder in the kernels'
+environment (``CRMSTATS_FIT_CACHE``), so the same model fitted to the same data
+is fitted once per build; the folder is removed when the studies are done.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +175,7 @@ def run_studies(
     cwd: str | Path | None = None,
     keep_going: bool = False,
     on_done: Callable[[StudyResult], None] | None = None,
+    fit_cache: str | Path | None = None,
 ) -> list[StudyResult]:
     """Run studies in parallel into ``out_dir/<slug>.ipynb``.
 
@@ -186,6 +194,9 @@ def run_studies(
         started are skipped after the first failure.
     on_done : callable, optional
         Called with each :class:`StudyResult` as it finishes (progress display).
+    fit_cache : str or Path, optional
+        An existing folder for the studies' shared fitted models (it keeps
+        ``fits.log``); default a temporary folder removed afterwards.
 
     Returns
     -------
@@ -208,7 +219,7 @@ def run_studies(
         except StudyError as exc:
             return StudyResult(study.slug, output, time.perf_counter() - start, exc)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with _fit_cache(fit_cache), ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, s) for s in studies]
         try:
             for future in as_completed(futures):
@@ -224,6 +235,23 @@ def run_studies(
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return [results[s.slug] for s in studies if s.slug in results]
+
+
+@contextmanager
+def _fit_cache(folder: str | Path | None):
+    """Name the build's fitted-model cache in the environment the kernels inherit."""
+    from crmstats.fitcache import ENV
+
+    before = os.environ.get(ENV)
+    with tempfile.TemporaryDirectory(prefix="crmstats-fits-") as tmp:
+        os.environ[ENV] = str(Path(folder or tmp).resolve())
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = before
 
 
 def print_progress(result: StudyResult, stream=None) -> None:

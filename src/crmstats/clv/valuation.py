@@ -26,6 +26,7 @@ from crmstats.clv.summaries import rfm_summary
 from crmstats.clv.units import summary_units
 from crmstats.clv.value import customer_lifetime_value, require_converged
 from crmstats.exceptions import DataError
+from crmstats.fitcache import fit_shared
 
 __all__ = ["ValueFit", "fit_value"]
 
@@ -178,8 +179,9 @@ def fit_value(
                             "of observation", table="transactions",
                             column=customer_id_col or "customer_id")
     units = summary_units(summary)
-    tm.fit(summary)
-    sm.fit(summary)
+    # in a book build, the fit of the same models to the same summary is shared between studies
+    tm = fit_shared(tm, summary)
+    sm = fit_shared(sm, summary)
     require_converged(tm, sm, allow_unconverged=allow_unconverged, what="fit_value")
     values = customer_lifetime_value(tm, sm, summary, horizon_months=horizon_months,
                                      discount_rate=discount_rate,
