@@ -14,6 +14,7 @@ Run as ``python -m tests.book.fakebook BOOK [--kill-at STEP] [--jb-sleep S]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -114,10 +115,12 @@ def install(setattr, script: Path) -> None:
     """Install the fakes with ``setattr(obj, name, value)`` (monkeypatch.setattr or setattr)."""
     import papermill
 
-    from crmstats.book import build
+    from crmstats.book import build, runner
 
     script.write_text(JB_SCRIPT)
     setattr(papermill, "execute_notebook", fake_execute_notebook)
+    # no kernel is started: no kernel server either
+    setattr(runner, "warm_kernels", lambda cwd=None: contextlib.nullcontext("python3"))
     setattr(build, "_jupyter_book_command",
             lambda source, out, strict: [sys.executable, str(script), str(source), str(out)])
     setattr(build, "_personal_values", lambda studies, crms=None: ("Anna Berg", "anna@example.com"))

@@ -12,6 +12,8 @@ Studies of one :func:`run_studies` call share a cache of fitted models
 (:mod:`crmstats.fitcache`): the runner names a fresh folder in the kernels'
 environment (``CRMSTATS_FIT_CACHE``), so the same model fitted to the same data
 is fitted once per build; the folder is removed when the studies are done.
+Their kernels are forked from one process that imported the stack once
+(:mod:`crmstats.book.warm`), each study still in a fresh kernel of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from crmstats.book.studies import Study, validate_parameters
+from crmstats.book.warm import warm_kernels
 from crmstats.exceptions import StudyError
 
 __all__ = ["StudyResult", "run_studies", "run_study"]
@@ -214,12 +217,14 @@ def run_studies(
         start = time.perf_counter()
         output = out_dir / f"{study.slug}.ipynb"
         try:
-            run_study(study.template, output, study.parameters, cwd=cwd)
+            run_study(study.template, output, study.parameters, cwd=cwd, kernel_name=kernel)
             return StudyResult(study.slug, output, time.perf_counter() - start)
         except StudyError as exc:
             return StudyResult(study.slug, output, time.perf_counter() - start, exc)
 
-    with _fit_cache(fit_cache), ThreadPoolExecutor(max_workers=jobs) as pool:
+    os.environ["MPLBACKEND"] = INLINE_BACKEND  # before the kernel server imports Matplotlib
+    with _fit_cache(fit_cache), warm_kernels(cwd) as kernel, \
+            ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, s) for s in studies]
         try:
             for future in as_completed(futures):

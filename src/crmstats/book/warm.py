@@ -1,0 +1,219 @@
+"""Warm kernels for a book build: study kernels forked from one process that imported the stack.
+
+Each study runs in a fresh kernel (nothing leaks from one study into the
+next), but starting Python, ipykernel, pandas, Ibis, DuckDB, SciPy,
+statsmodels, Matplotlib and crmstats costs every kernel 3-4 s of CPU — on a
+12-study book more than the studies' own work. :func:`warm_kernels` starts one
+server process per build that imports all of that once and then forks a
+kernel for every study that asks:
+
+* a kernel spec ``crmstats-warm`` (in a temporary Jupyter path) whose command
+  is :mod:`crmstats.book._warm_launch`, a standard-library script that sends
+  its arguments, folder and environment to the server over a Unix socket and
+  stays alive as the process Jupyter manages (forwarding interrupts; exiting
+  when the kernel does);
+* the server forks: the child takes the launcher's folder and environment,
+  resets its signal handlers and becomes an ipykernel on the connection file
+  Jupyter wrote. The server imports no Matplotlib backend and opens no
+  database connection, so the child sets up the inline backend and DuckDB as
+  a fresh kernel does (figures and results are the same);
+* when the server cannot be reached the launcher starts an ordinary kernel.
+
+The server exits when the build's context ends or the build process dies. The
+server waits for its kernels, so their CPU time is counted in the build's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["KERNEL_NAME", "OFF_ENV", "PRELOAD", "warm_kernels"]
+
+#: The kernel spec's name while a build runs.
+KERNEL_NAME = "crmstats-warm"
+#: ``CRMSTATS_WARM_KERNELS=0`` turns warm kernels off (ordinary kernels, e.g. to compare).
+OFF_ENV = "CRMSTATS_WARM_KERNELS"
+
+#: What the server imports before forking kernels: what every study kernel imports.
+PRELOAD = (
+    "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython.core.pylabtools",
+    "pandas", "numpy", "scipy.optimize", "scipy.special", "scipy.stats",
+    "statsmodels.api", "ibis", "ibis.backends.duckdb", "duckdb", "matplotlib",
+    "matplotlib.pyplot", "papermill.translators",
+    "crmstats", "crmstats.clv", "crmstats.churn", "crmstats.attribution", "crmstats.funnel",
+    "crmstats.overview", "crmstats.scores", "crmstats.book", "crmstats.book.report",
+    "crmstats.book.findings",
+)
+
+#: Modules that must not be imported before the fork: the child's IPython shell must import
+#: (and so activate) the inline Matplotlib backend itself.
+_NOT_BEFORE_FORK = ("matplotlib_inline.backend_inline",)
+
+
+@contextlib.contextmanager
+def warm_kernels(cwd: str | Path | None = None):
+    """Serve warm kernels under the kernel name :data:`KERNEL_NAME` while the context lasts.
+
+    Sets ``JUPYTER_PATH`` so the kernel spec is found; yields the kernel name.
+    With the environment variable ``CRMSTATS_WARM_KERNELS=0`` it yields
+    ``"python3"`` and starts nothing: every study starts an ordinary kernel.
+    """
+    if os.environ.get(OFF_ENV, "").strip() == "0":
+        yield "python3"
+        return
+    with tempfile.TemporaryDirectory(prefix="crmstats-kernels-") as tmp:
+        sock = Path(tmp) / "server.sock"
+        spec = Path(tmp) / "kernels" / KERNEL_NAME
+        spec.mkdir(parents=True)
+        launcher = Path(__file__).with_name("_warm_launch.py")
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-I", "-S", str(launcher), str(sock),
+                     "-f", "{connection_file}"],
+            "display_name": "Python 3 (crmstats build)", "language": "python",
+            "interrupt_mode": "signal"}))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "crmstats.book.warm", str(sock)],
+            cwd=str(cwd) if cwd else None, stdin=subprocess.DEVNULL)
+        before = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
+        try:
+            yield KERNEL_NAME
+        finally:
+            if before is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = before
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _child(conn: socket.socket, request: dict) -> None:
+    """In the forked child: become the study's kernel (never returns)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.setsid()
+        _watch_launcher(conn)
+        from ipykernel.kernelapp import IPKernelApp
+
+        # the server is the kernel's parent: the kernel ends with it (and prints no banner)
+        sys.argv = ["ipykernel_launcher", *request["args"],
+                    f"--IPKernelApp.parent_handle={os.getppid()}"]
+        IPKernelApp.launch_instance()
+        code = 0
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _watch_launcher(conn: socket.socket) -> None:
+    """End the kernel when its launcher (the process Jupyter manages) is gone."""
+    import threading
+
+    def watch():
+        try:
+            while conn.recv(64):
+                pass
+        except OSError:
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="crmstats-launcher-watch").start()
+
+
+def _read_request(conn: socket.socket) -> dict:
+    data = b""
+    conn.settimeout(10)
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise OSError("launcher closed the connection")
+        data += chunk
+        if len(data) > 4_000_000:
+            raise OSError("request too long")
+    conn.settimeout(None)
+    request = json.loads(data)
+    if not (isinstance(request.get("args"), list) and isinstance(request.get("cwd"), str)
+            and isinstance(request.get("env"), dict)):
+        raise OSError("malformed request")
+    return request
+
+
+def serve(path: str) -> None:
+    """Import :data:`PRELOAD`, then fork a kernel for every launcher that connects."""
+    import importlib
+    import warnings
+
+    parent = os.getppid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)  # first: a launcher that comes early waits for the imports
+    listener.listen(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+    for name in _NOT_BEFORE_FORK:  # a preloaded module pulled it in: leave it to the kernel
+        sys.modules.pop(name, None)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    kernels: set[int] = set()
+    while not stop and os.getppid() == parent:
+        ready, _, _ = select.select([listener], [], [], 0.2)
+        if ready:
+            conn, _ = listener.accept()
+            try:
+                request = _read_request(conn)
+            except (OSError, ValueError):
+                conn.close()
+                continue
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                conn.sendall(f"{os.getpid()}\n".encode())
+                _child(conn, request)
+            kernels.add(pid)
+            conn.close()  # the child holds the launcher's connection
+        _reap(kernels, block=False)
+    listener.close()
+    # the build is over (or died): a kernel still running has no study left to serve
+    for pid in kernels:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    _reap(kernels, block=True)
+
+
+def _reap(kernels: set[int], *, block: bool) -> None:
+    """Wait for ended kernels (so their CPU time counts in the build's)."""
+    while kernels:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            kernels.clear()
+            return
+        if pid == 0:
+            return
+        kernels.discard(pid)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

@@ -1,0 +1,80 @@
+"""Warm kernels (crmstats.book.warm): each study in a fresh kernel forked from a preloaded one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crmstats.book.runner import run_studies
+from crmstats.book.studies import Study
+from crmstats.book.warm import OFF_ENV
+from tests.conftest import make_study_template
+
+CELLS = (
+    "import os, sys\n"
+    "print('preloaded', 'statsmodels.api' in sys.modules)\n"
+    "print('pid', os.getpid())\n"
+    "print('cwd', os.getcwd())\n"
+    "print('cache', bool(os.environ.get('CRMSTATS_FIT_CACHE')))\n"
+    "x = globals().get('x', 0) + 1\n"
+    "print('x', x)",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]);",
+)
+
+
+def _run(tmp_path, n=2):
+    template = make_study_template(tmp_path / "t.ipynb", *CELLS)
+    studies = [Study(f"s{i}", f"s{i}", template) for i in range(n)]
+    results = run_studies(studies, tmp_path / "out", jobs=2, cwd=tmp_path)
+    assert all(r.ok for r in results), [r.error for r in results]
+    out = {}
+    for r in results:
+        nb = json.loads(r.output.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        text = "".join("".join(o.get("text", "")) for c in code for o in c.get("outputs", []))
+        out[r.slug] = {
+            "lines": dict(line.split(" ", 1) for line in text.splitlines()),
+            "images": sum("image/png" in o.get("data", {}) for c in code
+                          for o in c.get("outputs", [])),
+            "counts": [c["execution_count"] for c in code],
+        }
+    return out
+
+
+@pytest.mark.slow
+def test_studies_run_in_fresh_preloaded_kernels(tmp_path, monkeypatch):
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    out = _run(tmp_path, n=3)
+    pids = {o["lines"]["pid"] for o in out.values()}
+    assert len(pids) == 3  # a kernel of its own for every study
+    for o in out.values():
+        assert o["lines"]["preloaded"] == "True"
+        assert o["lines"]["x"] == "1"  # nothing left over from another study
+        assert o["lines"]["cwd"] == str(tmp_path)
+        assert o["lines"]["cache"] == "True"
+        assert o["images"] == 1  # the inline backend works in a forked kernel
+        assert o["counts"] == list(range(1, len(o["counts"]) + 1))
+
+
+@pytest.mark.slow
+def test_warm_kernels_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(OFF_ENV, "0")
+    out = _run(tmp_path, n=1)
+    assert out["s0"]["lines"]["preloaded"] == "False"
+    assert out["s0"]["images"] == 1
+
+
+def test_launcher_without_a_server_starts_an_ordinary_kernel(tmp_path):
+    import crmstats.book.warm as warm
+
+    launcher = Path(warm.__file__).with_name("_warm_launch.py")
+    proc = subprocess.run([sys.executable, "-I", "-S", str(launcher), str(tmp_path / "none.sock"),
+                           "--version"], capture_output=True, text=True, timeout=120)
+    import IPython
+
+    assert proc.returncode == 0, proc.stderr
+    assert IPython.__version__ in proc.stdout  # ipykernel_launcher --version answered
