@@ -1,6 +1,10 @@
 """Benchmark: the whole book, cold and warm, and where each study's time goes.
 
-Usage: ``python benchmarks/book.py [--runs R] [--jobs J]`` (defaults 2 runs, 2 jobs).
+Usage: ``python benchmarks/book.py [--runs R] [--jobs J] [--ordinary] [--params FILE]
+[--kpis PATH]`` (defaults 2 runs, 2 jobs). ``--ordinary`` starts an ordinary kernel per study
+(``CRMSTATS_WARM_KERNELS=0``) instead of forking warm ones, to compare; ``--params`` passes a
+run file (e.g. ``data_source: "demo:n_contacts=400000"``); ``--kpis`` keeps the last run's
+``kpis.json``. Each run also counts the models fitted and shared (the run's ``fits.log``).
 
 Copies the repository's ``book/`` sources and ``notebooks/`` into a temporary
 folder and runs ``crmstats book build`` there R times in a row, each as a fresh
@@ -50,18 +54,30 @@ def breakdown(studies: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def _opt(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
 def build_once(repo: Path, jobs: int) -> dict:
     exe = Path(sys.executable).with_name("crmstats")
+    env = dict(os.environ)
+    if "--ordinary" in sys.argv:
+        env["CRMSTATS_WARM_KERNELS"] = "0"
+    extra = ["--params", str(Path(_opt("--params")).resolve())] if _opt("--params") else []
     start = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "book", "build", "--jobs", str(jobs)], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([str(exe), "book", "build", "--jobs", str(jobs), *extra], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     log = proc.stdout.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"book build failed:\n{log[-3000:]}")
+    run = max((repo / "book" / "runs").iterdir())
+    fits = (run / "fits.log").read_text().split() if (run / "fits.log").exists() else []
     return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "studies": breakdown(repo / "book" / "studies")}
+            "studies": breakdown(repo / "book" / "studies"), "run": run,
+            "fits": {e: sum(1 for i in range(0, len(fits), 3) if fits[i] == e)
+                     for e in ("fit", "hit")}}
 
 
 def main() -> None:
@@ -76,6 +92,8 @@ def main() -> None:
             print(f"run {i + 1}: {load_note()}", flush=True)
             results.append(build_once(repo, jobs))
         print(f"after: {load_note()}")
+        if _opt("--kpis"):
+            shutil.copy2(results[-1]["run"] / "kpis.json", _opt("--kpis"))
     print(f"\nbook build, {jobs} jobs, {len(results[0]['studies'])} studies")
     print(f"{'run':<8}{'wall s':>9}{'CPU s':>9}{'studies s':>11}{'kernel s':>10}"
           f"{'imports s':>11}{'start+imports':>15}")
@@ -88,6 +106,8 @@ def main() -> None:
               f"{parts['kernel']:>10.1f}{parts['imports']:>11.1f}{share:>15.0%}")
     warm = [r["seconds"] for r in results[1:]] or [results[0]["seconds"]]
     print(f"\nwarm book: {statistics.median(warm):.1f} s (goal <= 35 s)")
+    print(f"models fitted / taken from the build's cache (last run): "
+          f"{results[-1]['fits']['fit']} / {results[-1]['fits']['hit']}")
     print("\nper study (last run): total / kernel start / imports / rest, seconds")
     for slug, s in results[-1]["studies"].items():
         print(f"  {slug:<28}{s['total']:>7.2f}{s['kernel']:>7.2f}{s['imports']:>7.2f}"

@@ -348,11 +348,15 @@ def scores_export(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run id stored in every row "
                                                                 "(default: time + random).")]
     = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits for the CLV "
-                                                               "interval (0: none).")] = 50,
+    bootstrap: Annotated[int | None, typer.Option(
+        "--bootstrap", help="Bootstrap refits for the CLV interval (0: none; default 50, "
+        "none with --model).")] = None,
     column: Annotated[list[str] | None, typer.Option(
         "--column", help="Contacts column to carry (repeatable); personal ones only when the "
         "source marks them exportable.")] = None,
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", help="A saved model file (Model.save) to value customers with instead of "
+        "fitting: a BG/NBD, MBG/NBD or Pareto/NBD and/or a Gamma-Gamma (repeatable).")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Overwrite an existing file, or replace a database table that is not "
         "a crmstats scores table (never the source's own files or tables, never a table a "
@@ -372,10 +376,12 @@ def scores_export(
 
     try:
         with _warnings_as_lines():
+            if bootstrap is None:
+                bootstrap = 0 if model else 50
             done = export_customer_scores(source, to, table=table, as_of=as_of, run_id=run_id,
                                           n_bootstrap=bootstrap, contact_columns=column or (),
                                           replace=replace, raw=raw, pseudonymize=pseudonymize,
-                                          lock_timeout=lock_timeout)
+                                          lock_timeout=lock_timeout, models=model or ())
     except (CRMStatsError, ValueError) as exc:
         _fail(exc)
     typer.echo(f"wrote {done.rows:,} rows to {done.target}"

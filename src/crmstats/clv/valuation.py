@@ -95,6 +95,22 @@ def _unfitted(model, default: type, role: str):
     return copy.deepcopy(model)  # the caller's estimator is never fitted in place
 
 
+def _kept(model) -> bool:
+    """Whether ``model`` is an estimator already fitted, built by from_params or loaded."""
+    return not isinstance(model, type) and bool(getattr(model, "is_fitted", False))
+
+
+def _models_units(models, freq: str, time_unit: str) -> tuple[str, str]:
+    """Return the units of the summary kept models score: theirs when they record them."""
+    found = {(m.freq_ or freq, m.time_unit_) for m in models
+             if getattr(m, "time_unit_", None) is not None}
+    if len(found) > 1:
+        raise DataError("fit_value: the given models were fitted in different time units "
+                        f"({', '.join(f'freq={f}, time_unit={u}' for f, u in sorted(found))})",
+                        table="model", column="time_unit")
+    return found.pop() if found else (freq, time_unit)
+
+
 def fit_value(
     transactions: Any,
     *,
@@ -110,6 +126,7 @@ def fit_value(
     customer_id_col: str | None = None,
     timestamp_col: str | None = None,
     amount_col: str | None = None,
+    refit: bool = True,
 ) -> ValueFit:
     """Summarise transactions, fit a transaction and a spend model, and value every customer.
 
@@ -142,6 +159,13 @@ def fit_value(
         raising :class:`~crmstats.ConvergenceError`.
     customer_id_col, timestamp_col, amount_col : str, optional
         The caller's names of the canonical columns.
+    refit : bool
+        False: a given model that is already fitted (or built by
+        ``from_params``, or loaded with :func:`crmstats.load_model`) values
+        the customers as it is — e.g. last month's model scoring this week's
+        customers — and the summary is made in the units it records
+        (``freq_``, ``time_unit_``; they override ``freq`` and ``time_unit``).
+        A model not given, or not fitted, is fitted as usual.
 
     Returns
     -------
@@ -166,8 +190,13 @@ def fit_value(
     >>> fit.transaction_model.summary_.index.tolist()
     ['r', 'alpha', 'a', 'b']
     """
-    tm = _unfitted(transaction_model, BetaGeoModel, "transaction_model")
-    sm = _unfitted(spend_model, GammaGammaModel, "spend_model")
+    keep_tm = not refit and _kept(transaction_model)
+    keep_sm = not refit and _kept(spend_model)
+    tm = transaction_model if keep_tm else _unfitted(transaction_model, BetaGeoModel,
+                                                     "transaction_model")
+    sm = spend_model if keep_sm else _unfitted(spend_model, GammaGammaModel, "spend_model")
+    kept = [m for m, k in ((tm, keep_tm), (sm, keep_sm)) if k]
+    freq, time_unit = _models_units(kept, freq, time_unit)
     summary = rfm_summary(transactions, observation_end=observation_end, freq=freq,
                           time_unit=time_unit, customer_id_col=customer_id_col,
                           timestamp_col=timestamp_col, amount_col=amount_col)
@@ -180,8 +209,10 @@ def fit_value(
                             column=customer_id_col or "customer_id")
     units = summary_units(summary)
     # in a book build, the fit of the same models to the same summary is shared between studies
-    tm = fit_shared(tm, summary)
-    sm = fit_shared(sm, summary)
+    if not keep_tm:
+        tm = fit_shared(tm, summary)
+    if not keep_sm:
+        sm = fit_shared(sm, summary)
     require_converged(tm, sm, allow_unconverged=allow_unconverged, what="fit_value")
     values = customer_lifetime_value(tm, sm, summary, horizon_months=horizon_months,
                                      discount_rate=discount_rate,

@@ -207,6 +207,8 @@ def customer_360(
     contact_columns: Sequence[str] = (),
     seed: int = 13,
     allow_unconverged: bool = False,
+    transaction_model: Any = None,
+    spend_model: Any = None,
 ) -> pd.DataFrame:
     """One scored row per customer and per open lead, as of a date.
 
@@ -251,6 +253,12 @@ def customer_360(
         Score customers even when the value fit did not converge (as for
         :func:`crmstats.clv.fit_value`; a study page that draws on the scores
         names the fit, e.g. through :func:`crmstats.clv.value_migration`).
+    transaction_model, spend_model : fitted estimator, optional
+        Models to value the customers with instead of fitting them on these
+        data (e.g. loaded with :func:`crmstats.load_model`: last month's
+        model scoring this week's customers); the summary is made in the
+        units they record. One not given is fitted. The CLV interval refits
+        models on resamples of the data, so it needs ``n_bootstrap=0`` here.
 
     Returns
     -------
@@ -264,6 +272,10 @@ def customer_360(
     from crmstats.overview import customer_revenue
     from crmstats.sources import load_crm
 
+    given = transaction_model is not None or spend_model is not None
+    if given and n_bootstrap:
+        raise ValueError("customer_360: the CLV interval refits the models on resamples of the "
+                         "data; with given (saved) models pass n_bootstrap=0")
     crm = load_crm(crm)
     crm.require("transactions")
     crm, as_of = _open_and_cut(crm, as_of)
@@ -274,7 +286,8 @@ def customer_360(
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = fit_value(tx, observation_end=as_of, freq=freq, time_unit=time_unit,
                         horizon_months=horizon_months, discount_rate=discount_rate,
-                        allow_unconverged=allow_unconverged)
+                        allow_unconverged=allow_unconverged, transaction_model=transaction_model,
+                        spend_model=spend_model, refit=not given)
         value = fit.values
         if n_bootstrap:
             value = customer_lifetime_value(

@@ -938,6 +938,7 @@ def export_customer_scores(
     raw: bool = False,
     pseudonymize: bool = False,
     lock_timeout: float = 60.0,
+    models: Iterable[str | os.PathLike] = (),
 ) -> ExportResult:
     """Compute :func:`crmstats.customer_360` on a source and write it with :func:`export_scores`.
 
@@ -958,14 +959,24 @@ def export_customer_scores(
         Bootstrap refits of the CLV interval.
     contact_columns : iterable of str
         Contacts columns to carry (see :func:`crmstats.customer_360`).
+    models : iterable of path
+        Model files (:meth:`crmstats.estimator.Estimator.save`) to value the
+        customers with instead of fitting: a transaction model and/or a spend
+        model (:func:`crmstats.scores.saved.load_value_models`); read and
+        checked before anything is computed. Needs ``n_bootstrap=0``.
 
     Returns
     -------
     ExportResult
     """
     from crmstats.scores.customer360 import customer_360
+    from crmstats.scores.saved import load_value_models
     from crmstats.sources import load_crm
 
+    tm, sm = load_value_models(models)
+    if (tm is not None or sm is not None) and n_bootstrap:
+        raise ValueError("scores export: the CLV interval refits the models on resamples of "
+                         "the data; with saved models use no bootstrap (--bootstrap 0)")
     crm = load_crm(source)
     personal = crm.personal_columns("contacts")  # the schema's PII columns and the source's marks
     exportable = list(crm.exportable.get("contacts", ()))
@@ -980,7 +991,8 @@ def export_customer_scores(
     if kind in ("parquet", "csv"):  # refuse before computing anything, as above
         _refuse_source_file(Path(str(to)).expanduser(), reads.files)
         _file_target(Path(str(to)).expanduser(), replace)
-    scores = customer_360(crm, as_of, n_bootstrap=n_bootstrap, contact_columns=contact_columns)
+    scores = customer_360(crm, as_of, n_bootstrap=n_bootstrap, contact_columns=contact_columns,
+                          transaction_model=tm, spend_model=sm)
     if kind == "duckdb" and crm is not source:  # our own read-only connection to the target
         _release(crm, _duckdb_path(str(to)))
     return export_scores(scores, to, table=table, run_id=run_id, personal=personal,
