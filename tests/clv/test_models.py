@@ -162,8 +162,8 @@ def test_bgnbd_newton_fit_equals_lbfgs_fit(cdnow_calibration):
     np.testing.assert_allclose(newton.summary_["std_err"],
                                lbfgs.summary_["std_err"], rtol=1e-3)
     # the L2 penalty enters value, gradient and Hessian alike
-    pen_newton = BetaGeoModel(penalizer=0.05).fit(s)
-    pen_lbfgs = _BetaGeoByLBFGS(penalizer=0.05).fit(s)
+    pen_newton = BetaGeoModel(penalty=0.05).fit(s)
+    pen_lbfgs = _BetaGeoByLBFGS(penalty=0.05).fit(s)
     np.testing.assert_allclose(pen_newton.params_, pen_lbfgs.params_, rtol=1e-4)
     assert not np.allclose(pen_newton.params_, newton.params_, rtol=1e-2)
 

@@ -151,7 +151,7 @@ def test_fit_value_equals_the_chain_it_replaces(master):
 
 
 def test_fit_value_leaves_the_callers_estimator_and_data_alone(master):
-    template = ParetoNBDModel(penalizer=0.0)
+    template = ParetoNBDModel(penalty=0.0)
     before = master.copy()
     fit = fit_value(master.iloc[:5000], transaction_model=template)
     assert not hasattr(template, "params_")

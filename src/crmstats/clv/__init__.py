@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.clv.covariate_frame import covariate_frame
     from crmstats.clv.diagnostics import (
         compare_models,
         frequency_recency_grid,
@@ -70,6 +71,7 @@ __all__ = [
     "bootstrap_clv",
     "calibration_holdout_split",
     "compare_models",
+    "covariate_frame",
     "customer_lifetime_value",
     "fit_problem",
     "fit_value",

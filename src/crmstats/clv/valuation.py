@@ -143,7 +143,7 @@ def fit_value(
         Unit of recency and T (weeks, as in the published BTYD analyses).
     transaction_model : estimator or class, optional
         An unfitted transaction model (``BetaGeoModel()``, ``ParetoNBDModel()``,
-        ``ModifiedBetaGeoModel(penalizer=0.01)``...); default BG/NBD. A copy is
+        ``ModifiedBetaGeoModel(penalty=0.01)``...); default BG/NBD. A copy is
         fitted; the caller's object is left as it is.
     spend_model : estimator or class, optional
         An unfitted spend model; default ``GammaGammaModel()``.

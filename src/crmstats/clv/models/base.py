@@ -70,13 +70,18 @@ class BaseModel(Estimator):
 
     Parameters
     ----------
-    penalizer : float
-        L2 penalty on the parameters (``penalizer * sum(params**2)`` is added
-        to the negative log-likelihood), as in lifetimes; 0 gives the plain MLE.
+    penalty : float
+        L2 penalty on the parameters (``penalty * sum(params**2)`` is added
+        to the negative log-likelihood, as lifetimes' ``penalizer``; with
+        covariates also ``penalty * sum(coefficients**2)``); 0 gives the
+        plain MLE.
     maxiter : int
         Maximum optimiser iterations.
     tol : float
         Optimiser tolerance on the gradient.
+    penalizer : float, optional
+        Deprecated name of ``penalty`` (a :class:`DeprecationWarning`; it goes
+        in the next release).
     """
 
     #: Parameter names, in order (set by each model).
@@ -96,12 +101,36 @@ class BaseModel(Estimator):
     #: Whether later starting points are tried only when the first run fails.
     _first_success_suffices: ClassVar[bool] = False
 
-    _hyper = ("penalizer", "maxiter", "tol")
+    #: The scale parameter each process's covariates act on (``{"purchase": "alpha",
+    #: "dropout": "b"}``); empty: the model takes no covariates.
+    _covariate_scales: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, penalizer: float = 0.0, maxiter: int = 2000, tol: float = 1e-8):
-        self.penalizer = penalizer
+    _hyper = ("penalty", "maxiter", "tol")
+
+    def __init__(self, penalty: float = 0.0, maxiter: int = 2000, tol: float = 1e-8,
+                 penalizer: float | None = None):
+        if penalizer is not None:
+            warnings.warn("penalizer is deprecated: use penalty (same meaning); penalizer goes "
+                          "in the next release", DeprecationWarning, stacklevel=2)
+            penalty = penalizer
+        self.penalty = penalty
         self.maxiter = maxiter
         self.tol = tol
+
+    @property
+    def penalizer(self) -> float:
+        """Deprecated name of :attr:`penalty`."""
+        warnings.warn("penalizer is deprecated: use penalty", DeprecationWarning, stacklevel=2)
+        return self.penalty
+
+    @classmethod
+    def from_dict(cls, data, *, source: str = "model"):
+        """Rebuild a model from :meth:`to_dict`'s data; files that say ``penalizer`` still load."""
+        hyper = data.get("hyperparameters") if isinstance(data, dict) else None
+        if isinstance(hyper, dict) and "penalizer" in hyper and "penalty" not in hyper:
+            hyper = {("penalty" if k == "penalizer" else k): v for k, v in hyper.items()}
+            data = {**data, "hyperparameters": hyper}
+        return super().from_dict(data, source=source)
 
     # ------------------------------------------------------------------ keeping a model
 
@@ -129,18 +158,35 @@ class BaseModel(Estimator):
         n_obs : float, optional
             Customers the parameters were estimated on (default NaN: unknown).
         **hyper
-            ``penalizer``, ``maxiter``, ``tol`` (used only by a later ``fit``).
+            ``penalty``, ``maxiter``, ``tol`` (used only by a later ``fit``).
 
         Returns
         -------
         BaseModel
+
+        Notes
+        -----
+        A model with covariates (BG/NBD, Pareto/NBD) takes its coefficients
+        among ``params`` by name, ``"purchase:<column>"``,
+        ``"dropout:<column>"`` or ``"shared:<column>"`` (as in its
+        ``params_``); its predictions then need ``covariates=``.
         """
-        names = list(cls._param_names)
+        base = list(cls._param_names)
         model = cls(**hyper)
-        p = given_params(cls, params, names, positive=names)
+        given = list(params.index if isinstance(params, pd.Series) else params or [])
+        extra = [str(k) for k in given if str(k) not in base]
+        model._design = None
+        if extra and cls._covariate_scales:
+            from crmstats.clv.models.covariates import design_from_names
+
+            model._design = design_from_names(extra, f"{cls.__name__}.from_params")
+        names = base + (extra if model._design is not None else [])
+        p = given_params(cls, params, names, positive=base)
         model._set_units(freq, time_unit)
         se = given_column(cls, std_err, names, "std_err")
-        model._given(p, summary_table(names, p, se, positive=True), n_obs=n_obs)
+        positive = [n in base for n in names]
+        model._given(p, summary_table(names, p, se, positive=positive), n_obs=n_obs)
+        model.covariates_ = model._patterns = model.lr_test_ = None
         if variance_matrix is not None:
             cov = np.asarray(variance_matrix, dtype=float)
             if cov.shape != (len(names), len(names)) or not np.all(np.isfinite(cov)):
@@ -169,17 +215,38 @@ class BaseModel(Estimator):
         self.time_unit_ = units.time_unit
 
     def _fit_facts(self) -> dict:
-        return {"time_unit": self.time_unit_, "freq": self.freq_, "n_obs": self.n_obs_,
-                "n_rows": self.n_rows_, "converged": self.converged_,
-                "boundary": self.boundary_, "log_likelihood": self.log_likelihood_,
-                "optimizer_message": self.optimizer_message_}
+        facts = {"time_unit": self.time_unit_, "freq": self.freq_, "n_obs": self.n_obs_,
+                 "n_rows": self.n_rows_, "converged": self.converged_,
+                 "boundary": self.boundary_, "log_likelihood": self.log_likelihood_,
+                 "optimizer_message": self.optimizer_message_}
+        if getattr(self, "_design", None) is not None:
+            from crmstats.clv.models.covariate_fit import covariate_facts
+
+            facts.update(covariate_facts(self))
+        return facts
+
+    def _keep_patterns(self, values: np.ndarray, weights: np.ndarray) -> None:
+        """Keep the fitted customers' covariate patterns (a new customer's default population)."""
+        from crmstats.clv.models.covariate_fit import MAX_KEPT_PATTERNS
+
+        self._patterns = (np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+                          ) if len(values) <= MAX_KEPT_PATTERNS else None
 
     def _restore(self, params, summary, facts, variance) -> None:
-        names = list(self._param_names)
-        if list(params.index) != names:
-            facts.fail("params", f"{type(self).__name__} has parameters {', '.join(names)}",
+        base = list(self._param_names)
+        names = list(params.index)
+        self._design, self.covariates_, self._patterns, self.lr_test_ = None, None, None, None
+        if names[:len(base)] != base or (len(names) > len(base) and not self._covariate_scales):
+            facts.fail("params", f"{type(self).__name__} has parameters {', '.join(base)}",
                        top=True)
-        if not np.all(params.to_numpy() > 0):
+        if len(names) > len(base):
+            from crmstats.clv.models.covariate_fit import restore_covariates
+
+            try:
+                restore_covariates(self, names[len(base):], facts)
+            except DataError as exc:
+                facts.fail("params", str(exc), top=True)
+        if not np.all(params.iloc[:len(base)].to_numpy() > 0):
             facts.fail("params", "every parameter of this model is positive", top=True)
         unit = facts.optional_string("time_unit")
         freq = facts.optional_string("freq")
@@ -190,7 +257,7 @@ class BaseModel(Estimator):
         self.params_ = params
         self.summary_ = summary
         self.variance_matrix_ = variance if variance is not None else pd.DataFrame(
-            np.nan, index=names, columns=names)
+            np.nan, index=names, columns=names)  # names: with the coefficients
         self.n_obs_ = facts.count("n_obs")
         self.n_rows_ = None if not facts.has("n_rows") else int(facts.integer("n_rows"))
         self.converged_ = facts.boolean("converged") if facts.has("converged") else None
@@ -377,6 +444,10 @@ class BaseModel(Estimator):
     # ------------------------------------------------------------------ fitting
 
     def _prepare(self, summary: pd.DataFrame) -> dict[str, np.ndarray]:
+        return self._compress(*self._prepare_frame(summary))
+
+    def _prepare_frame(self, summary: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """Return the validated model columns and the weights (None: one per row), uncompressed."""
         data = self._validate(summary)
         weights = None
         if "weights" in summary.columns and "weights" not in self._columns:
@@ -394,7 +465,7 @@ class BaseModel(Estimator):
                 f"{type(self).__name__} cannot be estimated from one-time buyers only",
                 table="summary", column="frequency",
             )
-        return self._compress(data, weights)
+        return data, weights
 
     def _objective(self, data, hessian: bool = False):
         """Return the penalised negative log-likelihood in log-parameters, for the optimiser.
@@ -404,7 +475,7 @@ class BaseModel(Estimator):
         (``hessian=True``); a non-finite value becomes 1e300 so that the
         optimiser backs off.
         """
-        penalizer = float(self.penalizer)
+        penalty = float(self.penalty)
 
         def fun(log_params):
             with np.errstate(all="ignore"):
@@ -415,17 +486,17 @@ class BaseModel(Estimator):
                 else:
                     value, grad = self._nll(log_params, data), None
             params = np.exp(log_params)
-            value = value + penalizer * np.sum(params**2)
+            value = value + penalty * np.sum(params**2)
             if not np.isfinite(value):
                 k = len(log_params)
                 if hessian:
                     return 1e300, np.zeros(k), np.eye(k)
                 return (1e300, np.zeros(k)) if self._has_gradient else 1e300
             if hessian:
-                pen = penalizer * 2 * params**2
+                pen = penalty * 2 * params**2
                 return value, grad + pen, hess + np.diag(2 * pen)
             if self._has_gradient:
-                return value, grad + penalizer * 2 * params**2
+                return value, grad + penalty * 2 * params**2
             return value
 
         return fun
@@ -455,7 +526,7 @@ class BaseModel(Estimator):
                      "ftol": 1e-15, "maxfun": 20 * int(self.maxiter)},
         )
 
-    def _newton(self, data, start: np.ndarray, xtol: float = 1e-8):
+    def _newton(self, data, start: np.ndarray, xtol: float = 1e-8, fun=None):
         """Damped Newton iterations on the penalised negative log-likelihood.
 
         Each iteration evaluates value, gradient and Hessian in one pass. The
@@ -465,9 +536,10 @@ class BaseModel(Estimator):
         and halved until the value decreases. Converged when the Newton step
         is below ``xtol`` in every log-parameter (relative change of the
         parameters), or when the value can no longer decrease beyond rounding
-        while the step is below 1e-6.
+        while the step is below 1e-6. ``fun`` replaces the model's objective
+        (the fit with covariates).
         """
-        fun = self._objective(data, hessian=True)
+        fun = fun or self._objective(data, hessian=True)
         x = np.asarray(start, dtype=float)
         f, g, h = fun(x)
         message, success, it = "maximum number of iterations reached", False, 0
@@ -527,7 +599,8 @@ class BaseModel(Estimator):
         res = self._minimize(sub, start)
         return res.x if np.all(np.isfinite(res.x)) and res.fun < 1e299 else start
 
-    def fit(self, summary: pd.DataFrame) -> BaseModel:
+    def fit(self, summary: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
+            purchase=None, dropout=None, shared=False) -> BaseModel:
         """Fit the model by maximum likelihood.
 
         Parameters
@@ -536,11 +609,35 @@ class BaseModel(Estimator):
             Per-customer summary with the model's columns (see
             :func:`crmstats.clv.rfm_summary`); an optional ``weights`` column
             counts identical customers.
+        covariates : pandas.DataFrame, optional
+            BG/NBD, MBG/NBD and Pareto/NBD: time-invariant covariates, one row
+            per customer of ``summary`` (indexed by customer id, numbers only:
+            see :func:`crmstats.clv.covariate_frame`). Each acts on the scale
+            of the purchase rate and of dropout (Fader & Hardie 2007;
+            :mod:`crmstats.clv.models.covariates`): ``exp(coefficient)``
+            multiplies the purchase rate, or the dropout. The fit adds the
+            coefficients to ``params_`` and ``summary_`` (with ``p_value``),
+            keeps each customer's row in ``covariates_`` for the predictions
+            and tests the covariates against the model without them
+            (``lr_test_``).
+        purchase, dropout : list of str, optional
+            The covariate columns acting on each process (default: all, on both).
+        shared : bool or list of str
+            Give the columns acting on both processes one coefficient for both
+            (True: every such column) instead of one each.
 
         Returns
         -------
         self
         """
+        if covariates is not None:
+            from crmstats.clv.models.covariate_fit import fit_with_covariates
+
+            return fit_with_covariates(self, summary, covariates, purchase, dropout, shared)
+        if purchase is not None or dropout is not None or shared not in (False, None):
+            raise ValueError("purchase=, dropout= and shared= choose among covariates: pass "
+                             "covariates= too")
+        self._design, self.covariates_, self._patterns, self.lr_test_ = None, None, None, None
         units = summary_units(summary)
         data = self._prepare(summary)
         best = None
@@ -611,7 +708,7 @@ class BaseModel(Estimator):
                     "is flat at the estimate: no standard error)")
         return None
 
-    def log_likelihood(self, summary: pd.DataFrame, params=None) -> float:
+    def log_likelihood(self, summary: pd.DataFrame, params=None, covariates=None) -> float:
         """Total log-likelihood of ``summary`` under ``params`` (default: the fitted ones).
 
         Parameters
@@ -621,6 +718,10 @@ class BaseModel(Estimator):
         params : mapping or pandas.Series, optional
             Parameter values by name (e.g. another fitter's estimates), so two
             estimates can be compared on the same data and the same likelihood.
+            Coefficients of covariates by their names (``"purchase:x"``...).
+        covariates : pandas.DataFrame, optional
+            Covariates of the customers (a model with covariates; default the
+            rows kept from the fit).
 
         Returns
         -------
@@ -631,12 +732,24 @@ class BaseModel(Estimator):
             self._check_fitted()
             params = self.params_
         params = pd.Series(params, dtype=float)
-        missing = [p for p in self._param_names if p not in params.index]
+        base = list(self._param_names)
+        missing = [p for p in base if p not in params.index]
         if missing:
             raise CRMStatsError(f"{type(self).__name__}.log_likelihood: params lack {missing}")
-        values = params[list(self._param_names)].to_numpy(dtype=float)
+        values = params[base].to_numpy(dtype=float)
         if not np.all(np.isfinite(values) & (values > 0)):
             raise CRMStatsError(f"{type(self).__name__}.log_likelihood: params must be positive")
+        extra = [str(k) for k in params.index if k not in base]
+        if extra or covariates is not None:
+            from crmstats.clv.models.covariate_fit import likelihood_with_covariates
+            from crmstats.clv.models.covariates import design_from_names
+
+            if not extra or not self._covariate_scales:
+                raise CRMStatsError(f"{type(self).__name__}.log_likelihood: covariates need "
+                                    "coefficients among params (and a model that takes them)")
+            design = design_from_names(extra, f"{type(self).__name__}.log_likelihood")
+            return likelihood_with_covariates(self, summary, params[base + extra], design,
+                                              covariates)
         return float(-self._nll_value(np.log(values), self._prepare(summary)))
 
     def _starts(self, data) -> list[np.ndarray]:
@@ -693,8 +806,23 @@ class BaseModel(Estimator):
     # ------------------------------------------------------------------ helpers
 
     def _p(self) -> list[float]:
+        """Return the model's own parameters (without covariate coefficients)."""
         self._check_fitted()
-        return [float(v) for v in self.params_.to_numpy()]
+        return [float(v) for v in self.params_.to_numpy()[:len(self._param_names)]]
+
+    def _groups(self, index: pd.Index, covariates=None) -> list:
+        """Return ``[(rows, params), ...]``: customers grouped by their parameters."""
+        from crmstats.clv.models.covariate_fit import prediction_groups
+
+        self._check_fitted()
+        return prediction_groups(self, index, covariates)
+
+    def _population(self, covariates=None):
+        """Return a new customer's parameters: ``([(weight, params), ...], index or None)``."""
+        from crmstats.clv.models.covariate_fit import population_groups
+
+        self._check_fitted()
+        return population_groups(self, covariates)
 
     def _check_units(self, summary: pd.DataFrame) -> None:
         """Refuse a summary whose recorded units differ from those the model was fitted in."""

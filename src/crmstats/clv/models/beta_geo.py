@@ -37,7 +37,7 @@ class BetaGeoModel(BaseModel):
 
     Parameters
     ----------
-    penalizer, maxiter, tol
+    penalty, maxiter, tol
         See :class:`~crmstats.clv.models.base.BaseModel`.
 
     Attributes
@@ -58,6 +58,7 @@ class BetaGeoModel(BaseModel):
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _covariate_scales = {"purchase": "alpha", "dropout": "b"}
     _has_gradient = True
     _has_hessian = True
     _first_success_suffices = True
@@ -199,20 +200,33 @@ class BetaGeoModel(BaseModel):
 
     # ------------------------------------------------------------------ predictions
 
-    def expected_purchases(self, t) -> np.ndarray:
+    def expected_purchases(self, t, covariates: pd.DataFrame | None = None):
         """Return the expected repeat purchases of a new customer in ``(0, t]``: E[X(t)].
 
         Parameters
         ----------
         t : float or array-like
             Time since the first purchase, in the model's unit.
+        covariates : pandas.DataFrame, optional
+            A model with covariates: new customers' covariates, one row each
+            (then ``t`` is one number). Without: the average over the
+            covariate patterns of the customers fitted.
 
         Returns
         -------
-        numpy.ndarray
+        numpy.ndarray or pandas.Series
+            A Series indexed like ``covariates`` when they are given.
         """
-        r, alpha, a, b = self._p()
-        return alive_purchases(r, alpha, a, b, np.asarray(t, dtype=float))
+        groups, index = self._population(covariates)
+        if index is None:
+            t = np.asarray(t, dtype=float)
+            return sum(w * self._new_customer(p, t) for w, p in groups)
+        return pd.Series([float(self._new_customer(p, float(t))) for _, p in groups],
+                         index=index, name="expected_purchases")
+
+    def _new_customer(self, params, t):
+        r, alpha, a, b = params
+        return alive_purchases(r, alpha, a, b, t)
 
     def _log_alive_odds(self, r, alpha, a, b, x, tx, T):
         """Log-odds against being alive: log(δ(x>0) · a/(b+x-1) · ((α+T)/(α+tx))^(r+x)).
@@ -225,25 +239,32 @@ class BetaGeoModel(BaseModel):
                     + (r + x) * (np.log(alpha + T) - np.log(alpha + tx)))
         return np.where(repeat, log_odds, -np.inf)
 
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+    def probability_alive(self, summary: pd.DataFrame,
+                          covariates: pd.DataFrame | None = None) -> pd.Series:
         """Probability that each customer is still active at the end of observation.
 
         Parameters
         ----------
         summary : pandas.DataFrame
             ``frequency``, ``recency``, ``T`` per customer.
+        covariates : pandas.DataFrame, optional
+            A model with covariates: rows for customers not among those it was
+            fitted on (the others' rows are kept from the fit).
 
         Returns
         -------
         pandas.Series
             Indexed like ``summary``.
         """
-        r, alpha, a, b = self._p()
         index, d = self._as_arrays(summary)
-        log_odds = self._log_alive_odds(r, alpha, a, b, d["frequency"], d["recency"], d["T"])
-        return pd.Series(expit(-log_odds), index=index, name="p_alive")
+        out = np.empty(len(index))
+        for rows, (r, alpha, a, b) in self._groups(index, covariates):
+            out[rows] = expit(-self._log_alive_odds(r, alpha, a, b, d["frequency"][rows],
+                                                    d["recency"][rows], d["T"][rows]))
+        return pd.Series(out, index=index, name="p_alive")
 
-    def predict_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
+    def predict_purchases(self, summary: pd.DataFrame, t,
+                          covariates: pd.DataFrame | None = None) -> pd.Series:
         """Return each customer's expected purchases in the next ``t`` units, given its history.
 
         Parameters
@@ -252,20 +273,23 @@ class BetaGeoModel(BaseModel):
             ``frequency``, ``recency``, ``T`` per customer.
         t : float
             Horizon, in the model's unit.
+        covariates : pandas.DataFrame, optional
+            As for :meth:`probability_alive`.
 
         Returns
         -------
         pandas.Series
             Indexed like ``summary``.
         """
-        r, alpha, a, b = self._p()
         index, d = self._as_arrays(summary)
-        x, tx, T = d["frequency"], d["recency"], d["T"]
-        # FHL 2005 eq. 10: the posterior of an active customer is Gamma(r + x, α + T) for the
-        # rate and Beta(a, b + x) for the dropout probability
-        body = alive_purchases(r + x, alpha + T, a, b + x + self._shift, float(t))
-        alive = expit(-self._log_alive_odds(r, alpha, a, b, x, tx, T))
-        return pd.Series(body * alive, index=index, name="expected_purchases")
+        out = np.empty(len(index))
+        for rows, (r, alpha, a, b) in self._groups(index, covariates):
+            x, tx, T = d["frequency"][rows], d["recency"][rows], d["T"][rows]
+            # FHL 2005 eq. 10: the posterior of an active customer is Gamma(r + x, α + T) for
+            # the rate and Beta(a, b + x) for the dropout probability
+            body = alive_purchases(r + x, alpha + T, a, b + x + self._shift, float(t))
+            out[rows] = body * expit(-self._log_alive_odds(r, alpha, a, b, x, tx, T))
+        return pd.Series(out, index=index, name="expected_purchases")
 
 
 class ModifiedBetaGeoModel(BetaGeoModel):
@@ -287,12 +311,11 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + tx)
         return a1 + a2 + np.logaddexp(a3, a4)
 
-    def expected_purchases(self, t) -> np.ndarray:
-        """Return the expected repeat purchases of a new customer in ``(0, t]``."""
-        r, alpha, a, b = self._p()
+    def _new_customer(self, params, t):
+        r, alpha, a, b = params
         # a new customer drops out after the first purchase with probability a / (a + b);
         # one who stays has Beta(a, b + 1) as dropout probability
-        return b / (a + b) * alive_purchases(r, alpha, a, b + 1, np.asarray(t, dtype=float))
+        return b / (a + b) * alive_purchases(r, alpha, a, b + 1, t)
 
     def _log_alive_odds(self, r, alpha, a, b, x, tx, T):
         return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))

@@ -31,7 +31,7 @@ class ParetoNBDModel(BaseModel):
 
     Parameters
     ----------
-    penalizer, maxiter, tol
+    penalty, maxiter, tol
         See :class:`~crmstats.clv.models.base.BaseModel`.
 
     Attributes
@@ -43,6 +43,7 @@ class ParetoNBDModel(BaseModel):
     """
 
     _param_names = ("r", "alpha", "s", "beta")
+    _covariate_scales = {"purchase": "alpha", "dropout": "beta"}
     _shape_params = ("r", "s")
 
     def _at_boundary(self):
@@ -72,11 +73,14 @@ class ParetoNBDModel(BaseModel):
     def _log_f(r, alpha, s, beta, x, u):
         """Log of Fader & Hardie's 2F1 term at time ``u`` (t_x or T) for ``x`` repeat purchases."""
         rsx = r + s + x
-        if alpha >= beta:
+        if np.ndim(alpha) or np.ndim(beta):  # per-customer scales (covariates)
+            ge = np.asarray(alpha >= beta)
+            big, second = np.where(ge, alpha, beta), np.where(ge, s + 1, r + x)
+        elif alpha >= beta:
             big, second = alpha, s + 1
         else:
             big, second = beta, r + x
-        z = abs(alpha - beta) / (big + u)
+        z = np.abs(alpha - beta) / (big + u)
         return np.log(hyp2f1(rsx, second, rsx + 1, z)) - rsx * np.log(big + u)
 
     @classmethod
@@ -134,31 +138,59 @@ class ParetoNBDModel(BaseModel):
         head = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         return -(vdot(Wx, head) + vdot(data["weights"], rows))
 
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
-        """Probability that each customer is still active at the end of observation."""
-        r, alpha, s, beta = self._p()
+    def probability_alive(self, summary: pd.DataFrame,
+                          covariates: pd.DataFrame | None = None) -> pd.Series:
+        """Probability that each customer is still active at the end of observation.
+
+        ``covariates``: a model with covariates takes rows for customers it was
+        not fitted on (the others' are kept from the fit).
+        """
         index, d = self._as_arrays(summary)
-        x, tx, T = d["frequency"], d["recency"], d["T"]
+        out = np.empty(len(index))
+        for rows, params in self._groups(index, covariates):
+            out[rows] = self._alive(params, d["frequency"][rows], d["recency"][rows],
+                                    d["T"][rows])
+        return pd.Series(out, index=index, name="p_alive")
+
+    def _alive(self, params, x, tx, T):
+        r, alpha, s, beta = params
         log_a0 = self._log_a0(r, alpha, s, beta, x, tx, T)
         log_odds = (np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + T)
                     + s * np.log(beta + T) + np.where(np.isnan(log_a0), -np.inf, log_a0))
-        return pd.Series(expit(-log_odds), index=index, name="p_alive")
+        return expit(-log_odds)
 
-    def expected_purchases(self, t) -> np.ndarray:
-        """Return the expected repeat purchases of a new customer in ``(0, t]``."""
-        r, alpha, s, beta = self._p()
-        return r * beta / alpha * _lifetime_share(s, beta, np.asarray(t, dtype=float))
+    def expected_purchases(self, t, covariates: pd.DataFrame | None = None):
+        """Return the expected repeat purchases of a new customer in ``(0, t]``.
 
-    def predict_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
-        """Return each customer's expected purchases in the next ``t`` units, given its history."""
-        r, alpha, s, beta = self._p()
-        index, d = self._as_arrays(summary)
-        x, T = d["frequency"], d["T"]
-        t = float(t)
-        alive = self.probability_alive(summary).to_numpy()
-        rate = (r + x) * (beta + T) / (alpha + T)
-        return pd.Series(rate * _lifetime_share(s, beta + T, t) * alive,
+        ``covariates``: as for :meth:`BetaGeoModel.expected_purchases`.
+        """
+        groups, index = self._population(covariates)
+        if index is None:
+            t = np.asarray(t, dtype=float)
+            return sum(w * self._new_customer(p, t) for w, p in groups)
+        return pd.Series([float(self._new_customer(p, float(t))) for _, p in groups],
                          index=index, name="expected_purchases")
+
+    @staticmethod
+    def _new_customer(params, t):
+        r, alpha, s, beta = params
+        return r * beta / alpha * _lifetime_share(s, beta, t)
+
+    def predict_purchases(self, summary: pd.DataFrame, t,
+                          covariates: pd.DataFrame | None = None) -> pd.Series:
+        """Return each customer's expected purchases in the next ``t`` units, given its history.
+
+        ``covariates``: as for :meth:`probability_alive`.
+        """
+        index, d = self._as_arrays(summary)
+        t = float(t)
+        out = np.empty(len(index))
+        for rows, params in self._groups(index, covariates):
+            r, alpha, s, beta = params
+            x, tx, T = d["frequency"][rows], d["recency"][rows], d["T"][rows]
+            rate = (r + x) * (beta + T) / (alpha + T)
+            out[rows] = rate * _lifetime_share(s, beta + T, t) * self._alive(params, x, tx, T)
+        return pd.Series(out, index=index, name="expected_purchases")
 
 
 def _lifetime_share(s, beta, t):
