@@ -12,7 +12,10 @@ machine.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import run_case  # noqa: E402
+from _harness import load_note, run_case  # noqa: E402
+
+from book import breakdown  # noqa: E402
 
 CHUNK = 10_000_000
 
@@ -75,6 +80,151 @@ def main(n: int, limit: str) -> None:
                   f"{r['rows']:>13,}  {goal}")
 
 
+
+
+# --- the whole book on a larger demo, per study ----------------------------------------------
+
+#: Put on the kernels' PYTHONPATH as ``sitecustomize``: a Jupyter kernel samples its own peak
+#: resident memory (VmHWM) and the code it has run, and writes both to ``$_SCALE_PROBE_DIR``
+#: (the code tells which study the kernel ran; the executed notebooks hold the same cells).
+_PROBE = '''
+import os, threading
+_dir = os.environ.get("_SCALE_PROBE_DIR")
+try:
+    _cmd = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+except OSError:
+    _cmd = []
+if _dir and any(b"ipykernel" in part for part in _cmd):
+    import atexit, json, time
+
+    _seen = {"inputs": []}
+
+    def _hwm():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _write():
+        try:
+            import sys
+            ip = sys.modules.get("IPython")
+            shell = ip.get_ipython() if ip else None
+            if shell is not None and len(shell.user_ns.get("In", [])) > len(_seen["inputs"]):
+                _seen["inputs"] = list(shell.user_ns["In"])
+            path = os.path.join(_dir, f"{os.getpid()}.json")
+            with open(path + ".tmp", "w") as f:
+                json.dump({"peak_rss_mb": _hwm(), "inputs": _seen["inputs"]}, f)
+            os.replace(path + ".tmp", path)
+        except Exception:
+            pass
+
+    def _loop():
+        while True:
+            time.sleep(0.5)
+            _write()
+
+    threading.Thread(target=_loop, daemon=True).start()
+    atexit.register(_write)
+'''
+
+
+def _kernel_peaks(probe_dir: Path, studies: Path) -> dict[str, float]:
+    """Each study's kernel peak RSS (MB), matched by the code the kernel ran."""
+    cells = {}
+    for nb_path in studies.glob("*.ipynb"):
+        nb = json.loads(nb_path.read_text())
+        cells[nb_path.stem] = {"".join(c["source"]).strip() for c in nb["cells"]
+                               if c["cell_type"] == "code"}
+    peaks: dict[str, float] = {}
+    for record in probe_dir.glob("*.json"):
+        data = json.loads(record.read_text())
+        ran = {str(s).strip() for s in data["inputs"] if str(s).strip()}
+        if not ran or not cells:
+            continue
+        slug = max(cells, key=lambda s: len(cells[s] & ran))
+        if cells[slug] & ran:
+            peaks[slug] = max(peaks.get(slug, 0.0), data["peak_rss_mb"])
+    return peaks
+
+
+def build_book(contacts: int | None, jobs: int, only: list[str]) -> dict:
+    """Build a copy of the repository's book on ``demo:n_contacts=contacts`` (None: default)."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        shutil.copytree(root / "notebooks", repo / "notebooks")
+        shutil.copytree(root / "book", repo / "book",
+                        ignore=shutil.ignore_patterns("_build*", "studies", "runs", ".build.lock"))
+        probe, hook = Path(tmp) / "probe", Path(tmp) / "hook"
+        probe.mkdir()
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(_PROBE)
+        cmd = [str(Path(sys.executable).with_name("crmstats")), "book", "build",
+               "--jobs", str(jobs), "--keep-going"]
+        if contacts:
+            (repo / "run.yml").write_text(f"data_source: 'demo:n_contacts={contacts}'\n")
+            cmd += ["--params", "run.yml"]
+        for slug in only:
+            cmd += ["--only", slug]
+        env = dict(os.environ, _SCALE_PROBE_DIR=str(probe),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(hook),
+                                                            os.environ.get("PYTHONPATH")])))
+        before = load_note()
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        log = proc.stdout.read()
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(f"book build failed (studies below may be partial):\n{log[-3000:]}")
+        return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "max_child_rss_mb": usage.ru_maxrss / 1024, "load_before": before,
+                "load_after": load_note(),
+                "studies": breakdown(repo / "book" / "studies"),
+                "peaks": _kernel_peaks(probe, repo / "book" / "studies")}
+
+
+def print_book(label: str, r: dict) -> None:
+    print(f"\n{label}: {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU "
+          f"(build and kernels), largest process {r['max_child_rss_mb'] / 1024:.2f} GB")
+    print(f"  before: {r['load_before']}\n  after:  {r['load_after']}")
+    print(f"  {'study':<26}{'total s':>9}{'kernel s':>10}{'imports s':>11}{'rest s':>9}"
+          f"{'peak RSS MB':>13}")
+    for slug, s in r["studies"].items():
+        peak = r["peaks"].get(slug)
+        shown = f"{peak:>13.0f}" if peak else f"{'?':>13}"
+        print(f"  {slug:<26}{s['total']:>9.1f}{s['kernel']:>10.1f}{s['imports']:>11.1f}"
+              f"{s['rest']:>9.1f}{shown}")
+
+
+def book_main(argv: list[str]) -> None:
+    """``scale.py book [--contacts N] [--jobs J] [--only SLUG ...] [--default]``."""
+    def arg(name: str, default: int) -> int:
+        return int(argv[argv.index(name) + 1]) if name in argv else default
+
+    contacts, jobs = arg("--contacts", 400_000), arg("--jobs", 2)
+    only = [argv[i + 1] for i, a in enumerate(argv) if a == "--only"]
+    results = {}
+    if "--default" in argv:
+        results["default demo"] = build_book(None, jobs, only)
+        print_book("default demo", results["default demo"])
+    label = f"demo:n_contacts={contacts:,}"
+    results[label] = build_book(contacts, jobs, only)
+    print_book(label, results[label])
+    if "--default" in argv:
+        ratio = results[label]["seconds"] / results["default demo"]["seconds"]
+        peak = max([results[label]["max_child_rss_mb"], *results[label]["peaks"].values()])
+        print(f"\n10x / default: {ratio:.2f}x wall (goal <= 2x); "
+              f"largest process {peak / 1024:.2f} GB (goal <= 1.5 GB)")
+    if "--json" in argv:
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps(results, indent=1))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["book"]:
+        book_main(sys.argv[2:])
+        sys.exit()
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000_000,
          sys.argv[2] if len(sys.argv) > 2 else "3GB")

@@ -1,5 +1,7 @@
 """Lifecycle stages and flows on the demo CRM, and the funnel figures."""
 
+import dataclasses
+
 import matplotlib.axes
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -124,3 +126,64 @@ def test_plots_return_axes(small_crm):
     with pytest.raises(ValueError, match="without `by`"):
         funnel.plot_funnel(funnel.stage_conversion(small_crm.stage_events, by="channel"))
     plt.close("all")
+
+
+def _pandas_snapshot(crm, as_of):
+    """Plain pandas reference of lifecycle_stage(models=False): the rule of the module's table."""
+    from crmstats.clv import lapse_threshold, rfm_summary
+
+    as_of = pd.Timestamp(as_of)
+    rank = {"subscriber": 0, "lead": 1, "unqualified": 2, "qualified": 3, "opportunity": 4,
+            "lost": 5, "won": 6}
+    ladder = {"won": "customer", "lost": "lost opportunity", "opportunity": "opportunity",
+              "qualified": "qualified lead", "unqualified": "unqualified lead", "lead": "lead",
+              "subscriber": "subscriber"}
+    ev = crm.stage_events
+    ev = ev[(ev["entered_at"] <= as_of) & ev["stage"].isin(list(rank))]
+    furthest = ev.assign(r=ev["stage"].map(rank)).groupby("lead_id")["r"].max()
+    names = {r: ladder[s] for s, r in rank.items()}
+    c = crm.contacts[crm.contacts["created_at"] <= as_of]
+    stage = c["contact_id"].map(furthest.map(names)).fillna("subscriber")
+    stage.index = c["contact_id"].to_numpy()
+    summary = rfm_summary(crm.transactions, observation_end=as_of, time_unit="W")
+    s = summary.reindex(stage.index[stage == "customer"]).dropna()
+    since = (s["T"] - s["recency"]).reindex(stage.index)
+    stage[since >= lapse_threshold(s, default=26.0)] = "former customer, low priority"
+    referrals = (c["referred_by"].dropna().value_counts().reindex(stage.index).fillna(0)
+                 .astype("int64"))
+    customer_like = (stage == "customer") | stage.str.startswith("former")
+    stage[customer_like & (referrals > 0)] = "evangelist"
+    return pd.DataFrame({"stage": stage, "weeks_since_purchase": since, "referrals": referrals})
+
+
+def test_snapshots_and_flows_match_a_pandas_reference(small_crm):
+    # re-entries and contradicting exits, so the furthest-stage rule is exercised: some won
+    # leads are also lost later, some qualified leads later disqualified
+    ev = small_crm.stage_events
+    won = ev[ev["stage"] == "won"].head(40)
+    qualified = ev[(ev["stage"] == "qualified") & ~ev["lead_id"].isin(won["lead_id"])].head(40)
+    extra = pd.concat([won.assign(stage="lost"), qualified.assign(stage="unqualified")])
+    extra["entered_at"] = extra["entered_at"] + pd.Timedelta(days=3)
+    crm = dataclasses.replace(small_crm, stage_events=pd.concat([ev, extra], ignore_index=True))
+    ends = ["2025-03-31 23:59:59", "2025-04-30 23:59:59", "2025-05-31 23:59:59"]
+    refs = [_pandas_snapshot(crm, when) for when in ends]
+    for when, ref in zip(ends, refs, strict=True):
+        got = funnel.lifecycle_stage(crm, as_of=when, models=False)
+        assert list(got.index) == list(ref.index)
+        assert (got["stage"].astype(str).to_numpy() == ref["stage"].to_numpy()).all()
+        assert (got["referrals"].to_numpy() == ref["referrals"].to_numpy()).all()
+        pd.testing.assert_series_equal(got["weeks_since_purchase"], ref["weeks_since_purchase"],
+                                       check_names=False, check_index=False)
+    # flows: each contact's move from one snapshot to the next, (new) if not on file before
+    expected = []
+    for before, after, when in zip(refs, refs[1:], ends[1:], strict=False):
+        prev = before["stage"].replace({"former customer, low priority": "former customer"})
+        now = after["stage"].replace({"former customer, low priority": "former customer"})
+        moves = pd.DataFrame({"from": prev.reindex(now.index).fillna("(new)"), "to": now})
+        counts = moves.groupby(["from", "to"]).size()
+        expected.append(counts.rename("contacts").reset_index().assign(
+            period=pd.Timestamp(when).normalize()))
+    expected = pd.concat(expected).set_index(["period", "from", "to"])["contacts"].sort_index()
+    long = funnel.stage_flows(crm, start="2025-03-01", end="2025-05-31", by_period=True)
+    got = long.set_index(["period", "from", "to"])["contacts"].sort_index()
+    pd.testing.assert_series_equal(got, expected, check_dtype=False)

@@ -39,7 +39,6 @@ References
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
@@ -66,24 +65,96 @@ _LADDER = [  # latest event stage -> lifecycle stage
     ("qualified", "qualified lead"), ("unqualified", "unqualified lead"), ("lead", "lead"),
     ("subscriber", "subscriber"),
 ]
-_ORDER = {"subscriber": 0, "lead": 1, "unqualified": 2, "qualified": 2, "opportunity": 3,
-          "lost": 4, "won": 4}
+#: Event stages from the nearest to the furthest: of the stages a contact entered by a
+#: date, the last one in this order is its funnel stage (won over lost, qualified over
+#: unqualified: no two stages rank alike).
+_BY_RANK = ("subscriber", "lead", "unqualified", "qualified", "opportunity", "lost", "won")
+_STAGE_OF = dict(_LADDER)
 
 
-def _funnel_stage(crm, as_of: pd.Timestamp) -> pd.Series:
-    """Each contact's furthest stage reached by ``as_of`` (in-database)."""
-    t = crm.table("stage_events")
-    t = t.filter(t.entered_at <= as_of.to_pydatetime())
-    known = [s for s, _ in _LADDER]
-    t = t.filter(t.stage.isin(known))
-    import ibis
+class _Contacts:
+    """What every snapshot needs, fetched once: the contacts and each one's first stage entries.
 
-    rank = ibis.cases(*[(t.stage == s, _ORDER[s] * 10 + (1 if s in ("won", "qualified")
-                                                           else 0)) for s in known])
-    t = t.mutate(rank=rank)
-    per = t.group_by(t.lead_id.cast("string").name("contact_id")).aggregate(
-        stage=t.stage.argmax(t.rank))
-    return execute(per).set_index("contact_id")["stage"]
+    The contacts (or, without a contacts table, every lead with a funnel event) are
+    the rows; ``entered[k]`` is each one's first entry into ``_BY_RANK[k]`` (NaT if
+    never). The aggregation runs in the database; a snapshot is then a few array
+    comparisons, so many snapshots (:func:`stage_flows`) cost one query, not one each.
+    """
+
+    def __init__(self, crm):
+        t = crm.table("stage_events")
+        t = t.filter(t.stage.isin(list(_BY_RANK)))
+        per = execute(t.group_by(t.lead_id.cast("string").name("contact_id")).aggregate(
+            **{f"t{k}": t.entered_at.min(where=t.stage == s) for k, s in enumerate(_BY_RANK)}))
+        lead_ids = per["contact_id"].to_numpy(dtype=object)
+        self.created = self.referrer = self.referred_at = None
+        if crm.contacts is not None:
+            c = crm.table("contacts")
+            cols = [x for x in ("contact_id", "created_at", "referred_by") if x in c.columns]
+            contacts = execute(c.select(*cols).mutate(contact_id=c.contact_id.cast("string")))
+            self.ids = contacts["contact_id"].to_numpy(dtype=object)
+            self.created = contacts["created_at"].to_numpy()
+            where = pd.Index(lead_ids).get_indexer(self.ids)
+        else:
+            contacts = None
+            self.ids = lead_ids
+            where = np.arange(len(lead_ids))
+        self.entered = []
+        for k in range(len(_BY_RANK)):
+            times = per[f"t{k}"].to_numpy()
+            nat = np.datetime64("NaT")
+            found = times[np.maximum(where, 0)] if len(times) else np.full(len(where), nat)
+            self.entered.append(np.where(where >= 0, found, nat))
+        if contacts is not None and "referred_by" in contacts.columns:
+            known = contacts["referred_by"].notna().to_numpy()
+            referred = contacts.loc[known, "referred_by"].astype(str).to_numpy(dtype=object)
+            self.referrer = pd.Index(self.ids).get_indexer(referred)  # -1: not a contact
+            self.referred_at = self.created[known]
+
+    def snapshot(self, tx, as_of: pd.Timestamp, lapsed_after: float | None) -> dict:
+        """Stages as of a date before the win-back ranking and the evangelists.
+
+        Returns the rows on file by ``as_of`` (``ids``, at positions ``rows`` of
+        all contacts), their ``stage`` (object
+        array), weeks since the last purchase of customers (``since``, NaN for
+        others), the ``lapsed`` rows (positions in ``ids``), the ``won``
+        customers' RFM summary and the ``lapsed_after`` applied.
+        """
+        from crmstats.clv import lapse_threshold, rfm_summary
+
+        when = np.datetime64(as_of.to_datetime64())
+        code = np.full(len(self.ids), -1)
+        for k, times in enumerate(self.entered):
+            code[times <= when] = k
+        keep = self.created <= when if self.created is not None else code >= 0
+        names = np.array([_STAGE_OF[s] for s in _BY_RANK] + ["subscriber"], dtype=object)
+        ids, stage = self.ids[keep], names[code[keep]]
+        summary = rfm_summary(tx, observation_end=as_of, time_unit="W")  # ignores later rows
+        summary.index = summary.index.astype(str)
+        won = ids[stage == "customer"]
+        s = summary.reindex(won).dropna()
+        gap = s["T"] - s["recency"]
+        if lapsed_after is None:
+            lapsed_after = lapse_threshold(s, default=26.0)
+        since = np.full(len(ids), np.nan)
+        won_rows = np.flatnonzero(stage == "customer")
+        since[won_rows[pd.Index(won).get_indexer(gap.index)]] = gap.to_numpy(dtype=float)
+        lapsed = np.flatnonzero(since >= lapsed_after)
+        stage[lapsed] = "former customer, low priority"
+        referrals = np.zeros(len(ids), dtype="int64")
+        if self.referrer is not None:
+            counted = self.referrer[(self.referred_at <= when) & (self.referrer >= 0)]
+            referrals = np.bincount(counted, minlength=len(self.ids))[keep].astype("int64")
+        return {"ids": ids, "rows": np.flatnonzero(keep), "stage": stage, "since": since,
+                "lapsed": lapsed, "won": s, "lapsed_after": lapsed_after, "referrals": referrals,
+                "has_referrals": self.referrer is not None}
+
+
+def _evangelists(stage: np.ndarray, referrals: np.ndarray) -> None:
+    """Make customers, current or former, who referred a contact evangelists (in place)."""
+    customer_like = np.isin(stage, [s for s in LIFECYCLE_STAGES
+                                    if s == "customer" or s.startswith("former")])
+    stage[customer_like & (referrals > 0)] = "evangelist"
 
 
 def snapshot_date(crm, as_of=None) -> pd.Timestamp:
@@ -150,37 +221,19 @@ def lifecycle_stage(
         lapse window applied to them). Ids only. The date itself is
         :func:`snapshot_date` of ``as_of``.
     """
-    from crmstats.clv import fit_value, lapse_threshold, rfm_summary, winback_list
+    from crmstats.clv import fit_value, winback_list
 
     crm = load_crm(crm)
     crm.require("stage_events", "transactions")
     tx = crm.table("transactions")
     as_of = snapshot_date(crm, as_of)
-    funnel = _funnel_stage(crm, as_of)
-    contacts = None
-    if crm.contacts is not None:
-        c = crm.table("contacts")
-        cols = [x for x in ("contact_id", "created_at", "referred_by") if x in c.columns]
-        contacts = execute(c.select(*cols).mutate(contact_id=c.contact_id.cast("string")))
-        ids = contacts.loc[contacts["created_at"] <= as_of, "contact_id"]
-    else:
-        ids = pd.Series(funnel.index, dtype=str)
-    stage = funnel.reindex(ids.to_numpy()).map(dict(_LADDER)).fillna("subscriber")
-    out = pd.DataFrame({"stage": stage.to_numpy()}, index=pd.Index(ids.to_numpy(),
-                                                                     name="contact_id"))
-    summary = rfm_summary(tx, observation_end=as_of, time_unit="W")  # ignores later rows
-    summary.index = summary.index.astype(str)
-    won = out.index[out["stage"] == "customer"]
-    s = summary.reindex(won).dropna()
-    since = s["T"] - s["recency"]
-    if lapsed_after is None:
-        lapsed_after = lapse_threshold(s, default=26.0)
-    lapsed = since[since >= lapsed_after].index
-    out.loc[lapsed, "stage"] = "former customer, low priority"
-    out["weeks_since_purchase"] = since.reindex(out.index)
+    snap = _Contacts(crm).snapshot(tx, as_of, lapsed_after)
+    lapsed_after, s = snap["lapsed_after"], snap["won"]
+    out = pd.DataFrame({"stage": snap["stage"]}, index=pd.Index(snap["ids"], name="contact_id"))
+    out["weeks_since_purchase"] = snap["since"]
     out["p_alive"] = np.nan
     out["score"] = np.nan
-    if models and len(lapsed) and (s["frequency"] > 0).sum() >= 20:
+    if models and len(snap["lapsed"]) and (s["frequency"] > 0).sum() >= 20:
         problem = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -203,14 +256,11 @@ def lifecycle_stage(
             p_alive = fit.transaction_model.probability_alive(fit.summary)
             out.loc[p_alive.index.astype(str), "p_alive"] = p_alive.to_numpy()
     # evangelists: customers (current or former) who referred other contacts by as_of
-    out["referrals"] = 0
-    if contacts is not None and "referred_by" in contacts.columns:
-        c = contacts
-        referred = c.loc[c["created_at"] <= as_of, "referred_by"].dropna()
-        counts = referred.astype(str).value_counts()
-        out["referrals"] = counts.reindex(out.index).fillna(0).astype("int64").to_numpy()
-        customer_like = out["stage"].eq("customer") | out["stage"].str.startswith("former")
-        out.loc[customer_like & (out["referrals"] > 0), "stage"] = "evangelist"
+    out["referrals"] = snap["referrals"]
+    if snap["has_referrals"]:
+        stage = out["stage"].to_numpy(dtype=object, copy=True)
+        _evangelists(stage, snap["referrals"])
+        out["stage"] = stage
     out["stage"] = pd.Categorical(out["stage"], categories=LIFECYCLE_STAGES, ordered=True)
     out["lapsed_after_weeks"] = np.where(out["weeks_since_purchase"].notna(),
                                          float(lapsed_after), np.nan)
@@ -288,13 +338,11 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
         the end of the move), ``from``, ``to`` and ``contacts`` (non-zero
         moves and stays only).
     """
-    # validated once (see the decorator); every snapshot reuses the validated tables
+    # validated once (see the decorator); the contacts' stage entries are fetched once and
+    # every snapshot compares them with its date (one RFM summary per snapshot)
     crm = load_crm(crm)
     crm.require("stage_events", "transactions")
-    tables = {name: crm.table(name) for name in ("transactions", "stage_events", "contacts")
-              if getattr(crm, name) is not None}
-    tx, events = tables["transactions"], tables["stage_events"]
-    crm = dataclasses.replace(crm, **tables)
+    tx, events = crm.table("transactions"), crm.table("stage_events")
     first = pd.Timestamp(execute(events.entered_at.min()))
     last = pd.Timestamp(execute(tx.timestamp.max()))
     start = pd.Timestamp(start) if start is not None else first
@@ -306,18 +354,28 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
     if len(ends) < 2:
         raise DataError(f"stage_flows: fewer than two period ends between {start:%Y-%m-%d} "
                         f"and {end:%Y-%m-%d}", table="stage_events")
+    contacts = _Contacts(crm)
+    labels = [*LIFECYCLE_STAGES[:8], "former customer", "(new)"]
+    code_of = {s: i for i, s in enumerate(labels)}
+    code_of["former customer, low priority"] = code_of["former customer"]
     parts = []
     previous = None
     for when in ends:
-        snap = lifecycle_stage(crm, as_of=when + pd.Timedelta(hours=23, minutes=59, seconds=59),
-                               lapsed_after=lapsed_after, models=False)["stage"].astype(str)
-        snap = snap.replace({"former customer, low priority": "former customer"})
+        snap = contacts.snapshot(tx, when + pd.Timedelta(hours=23, minutes=59, seconds=59),
+                                 lapsed_after)
+        _evangelists(snap["stage"], snap["referrals"])
+        # each row's stage as a code over every contact (-1: not on file yet)
+        now = np.full(len(contacts.ids), -1)
+        now[snap["rows"]] = [code_of[s] for s in snap["stage"]]
         if previous is not None:
-            before = previous.reindex(snap.index).fillna("(new)")
-            moves = pd.DataFrame({"from": before.to_numpy(), "to": snap.to_numpy()})
-            counts = moves.groupby(["from", "to"]).size().rename("contacts").reset_index()
-            parts.append(counts.assign(period=when))
-        previous = snap
+            on_file = now >= 0
+            before = np.where(previous[on_file] >= 0, previous[on_file], code_of["(new)"])
+            pair, n = np.unique(before * len(labels) + now[on_file], return_counts=True)
+            parts.append(pd.DataFrame({
+                "from": np.array(labels, dtype=object)[pair // len(labels)],
+                "to": np.array(labels, dtype=object)[pair % len(labels)],
+                "contacts": n.astype("int64"), "period": when}))
+        previous = now
     long = pd.concat(parts, ignore_index=True)
     order = ["(new)", *[s for s in LIFECYCLE_STAGES if not s.startswith("former")],
              "former customer"]

@@ -40,7 +40,7 @@ from crmstats.backend import execute
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError
 from crmstats.schema import CLOSED_STAGES, usual_stage_order
-from crmstats.validation import SourceTable, as_table
+from crmstats.validation import SourceTable, as_table, reuse_validated
 
 __all__ = ["BREAKDOWNS", "Pipeline", "deal_stages", "has_tables", "pipeline"]
 
@@ -112,6 +112,7 @@ def deal_stages(data: Any, stages: Sequence[str] | None = None) -> list[str]:
     return opened + [s for s in CLOSED_STAGES if s in present]
 
 
+@reuse_validated()  # the events are validated once, however many queries read them
 def pipeline(
     data: Any,
     *,

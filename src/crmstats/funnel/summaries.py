@@ -38,7 +38,8 @@ from crmstats._expr import period_index, period_start
 from crmstats._windows import WindowFrame, data_window
 from crmstats.backend import execute
 from crmstats.exceptions import DataError
-from crmstats.validation import as_table
+from crmstats.validation import as_table, reuse_validated
+from crmstats.validation.memory import remember, remembered
 
 __all__ = ["FUNNEL_STAGES", "lead_kpis", "lead_stage_times", "own_stages", "stage_conversion",
            "stage_durations"]
@@ -72,7 +73,7 @@ def lead_stage_times(
     if len(stages) < 2 or len(set(stages)) != len(stages):
         raise ValueError(f"stages must be at least two distinct stage names, got {stages}")
     t = _events(stage_events, lead_id_col, stage_col, entered_at_col)
-    present = set(execute(t.stage.cast("string").name("stage").as_table().distinct())["stage"])
+    present = _present_stages(t)
     unknown = [s for s in stages if s not in present]
     if len(unknown) == len(stages):
         raise DataError(f"stage_events table: none of the funnel stages {stages} occurs; "
@@ -89,6 +90,16 @@ def lead_stage_times(
         later = per[f"t_{s}"].notnull() | later
         reached[f"reached_{s}"] = later
     return per.mutate(**reached)
+
+
+def _present_stages(t) -> set[str]:
+    """Return the stage names of validated events (one query per crmstats call: remembered)."""
+    key = ("funnel.present_stages", t.op())
+    present = remembered(key)
+    if present is None:
+        present = set(execute(t.select(s=t.stage.cast("string")).distinct())["s"].dropna())
+        remember(key, present)
+    return present
 
 
 def _by_key(per, by: str | None, contacts=None):
@@ -125,7 +136,7 @@ def own_stages(stage_events: Any, *, stage_col: str | None = None) -> list[str]:
         If fewer than one funnel stage besides won occurs.
     """
     t = as_table(stage_events, "stage_events", columns={"stage": stage_col})
-    present = set(execute(t.select(s=t.stage.cast("string")).distinct())["s"].dropna())
+    present = _present_stages(t)
     stages = [s for s in FUNNEL_STAGES[:-1] if s in present] + [FUNNEL_STAGES[-1]]
     if len(stages) < 2:
         raise DataError(f"stage_events table: none of the funnel stages "
@@ -135,6 +146,7 @@ def own_stages(stage_events: Any, *, stage_col: str | None = None) -> list[str]:
     return stages
 
 
+@reuse_validated()
 def stage_conversion(
     stage_events: Any,
     *,
@@ -180,28 +192,32 @@ def stage_conversion(
     module's funnel rule), so ``entered`` never grows down the funnel and
     ``entered - dropped`` of a stage is the next stage's ``entered``.
     """
-    stages = (own_stages(_events(stage_events, lead_id_col, stage_col, entered_at_col))
-              if stages is None else list(stages))
-    per = _by_key(lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
-                                   stage_col=stage_col, entered_at_col=entered_at_col), by,
-                  contacts)
+    # validated once (see the decorator); every stage's figures come from one query
+    events = _events(stage_events, lead_id_col, stage_col, entered_at_col)
+    stages = own_stages(events) if stages is None else list(stages)
+    per = _by_key(lead_stage_times(events, stages=stages), by, contacts)
     won = per[f"reached_{stages[-1]}"]
-    parts = []
+    aggs = {}
     for i, s in enumerate(stages):
         here = per[f"reached_{s}"]
-        aggs = {"entered": per.count(where=here), "won": per.count(where=here & won)}
+        aggs[f"entered_{i}"] = per.count(where=here)
+        aggs[f"won_{i}"] = per.count(where=here & won)
         if i + 1 < len(stages):
             nxt = per[f"reached_{stages[i + 1]}"]
-            aggs["advanced"] = per.count(where=here & nxt)
+            aggs[f"advanced_{i}"] = per.count(where=here & nxt)
             # the next stage actually entered (skips fall through to a later one)
             nxt_t = ibis.coalesce(*[per[f"t_{x}"] for x in stages[i + 1:]])
             days = (nxt_t.epoch_seconds() - per[f"t_{s}"].epoch_seconds()) / 86400.0
             ok = per[f"t_{s}"].notnull() & nxt_t.notnull()
-            aggs["median_days"] = ibis.ifelse(ok, days, ibis.null("float64")).quantile(0.5)
-            aggs["p90_days"] = ibis.ifelse(ok, days, ibis.null("float64")).quantile(0.9)
-        out = execute(per.group_by("_by").aggregate(**aggs))
-        out["stage"] = s
-        parts.append(out)
+            aggs[f"median_days_{i}"] = ibis.ifelse(ok, days, ibis.null("float64")).quantile(0.5)
+            aggs[f"p90_days_{i}"] = ibis.ifelse(ok, days, ibis.null("float64")).quantile(0.9)
+    wide = execute(per.group_by("_by").aggregate(**aggs))
+    parts = []
+    for i, s in enumerate(stages):
+        names = [n for n in ("entered", "won", "advanced", "median_days", "p90_days")
+                 if f"{n}_{i}" in wide.columns]
+        out = wide[["_by", *[f"{n}_{i}" for n in names]]].set_axis(["_by", *names], axis=1)
+        parts.append(out.assign(stage=s))
     frame = pd.concat(parts, ignore_index=True)
     frame["advanced"] = frame["advanced"].fillna(frame["won"]).astype("int64")
     frame["dropped"] = frame["entered"] - frame["advanced"]
@@ -229,6 +245,7 @@ def stage_conversion(
     return frame
 
 
+@reuse_validated()
 def lead_kpis(
     stage_events: Any,
     spend: Any,
@@ -393,6 +410,7 @@ def _days_to_won(leads, won_stage: str):
     return ibis.ifelse(leads[f"t_{won_stage}"].notnull(), days, ibis.null("float64"))
 
 
+@reuse_validated()
 def stage_durations(
     stage_events: Any,
     *,
@@ -425,10 +443,9 @@ def stage_durations(
     pandas.DataFrame
         Columns ``stage`` (ordered categorical) and ``days``.
     """
-    stages = (own_stages(_events(stage_events, lead_id_col, stage_col, entered_at_col))
-              if stages is None else list(stages))
-    per = lead_stage_times(stage_events, stages=stages, lead_id_col=lead_id_col,
-                           stage_col=stage_col, entered_at_col=entered_at_col)
+    events = _events(stage_events, lead_id_col, stage_col, entered_at_col)  # validated once
+    stages = own_stages(events) if stages is None else list(stages)
+    per = lead_stage_times(events, stages=stages)
     if max_leads is not None:
         n = int(execute(per.count()))
         if n > int(max_leads):
