@@ -2,9 +2,9 @@
 
 Funnel and lead KPIs are in :mod:`crmstats.funnel.summaries` (Ibis, run where
 the data lives), the pipeline of deals or stage events in
-:mod:`crmstats.funnel.pipeline`; lead scoring and look-alikes in :mod:`crmstats.funnel.scoring`
-(statsmodels); contact lifecycle stages in :mod:`crmstats.funnel.lifecycle`;
-figures in :mod:`crmstats.funnel.plotting`.
+:mod:`crmstats.funnel.pipeline`; lead scoring in :mod:`crmstats.funnel.scoring` and
+look-alikes in :mod:`crmstats.funnel.lookalike` (statsmodels); contact lifecycle
+stages in :mod:`crmstats.funnel.lifecycle`; figures in :mod:`crmstats.funnel.plotting`.
 """
 
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         snapshot_date,
         stage_flows,
     )
+    from crmstats.funnel.lookalike import Lookalikes, lookalike_scores
     from crmstats.funnel.pipeline import (
         BREAKDOWNS,
         Pipeline,
@@ -39,10 +40,8 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.funnel.scoring import (
         COMPANY_SIZES,
         LeadScoringModel,
-        Lookalikes,
         auc,
         lead_features,
-        lookalike_scores,
     )
     from crmstats.funnel.summaries import (
         FUNNEL_STAGES,

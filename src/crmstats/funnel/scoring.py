@@ -4,7 +4,8 @@ One shared, documented qualification model for marketing and sales: the
 coefficients say which lead features raise the odds of qualifying (odds
 ratios with confidence intervals and p-values), a held-out split says how
 well the scores rank (AUC) and whether they can be read as probabilities
-(calibration), and score bands A-D turn them into a handling rule.
+(calibration), and score bands A-D turn them into a handling rule. The
+look-alike model built on it is :mod:`crmstats.funnel.lookalike`.
 
 References
 ----------
@@ -18,11 +19,8 @@ References
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import ibis
 import numpy as np
@@ -40,8 +38,7 @@ from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, Da
 from crmstats.funnel.summaries import lead_stage_times
 from crmstats.sources import load_crm
 
-__all__ = ["COMPANY_SIZES", "LeadScoringModel", "Lookalikes", "auc", "lead_features",
-           "lookalike_scores"]
+__all__ = ["COMPANY_SIZES", "LeadScoringModel", "auc", "lead_features"]
 
 #: Company size bands in order (their position is the ordinal ``company_size_code``).
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
@@ -483,99 +480,3 @@ def _odds_ratios(s: pd.DataFrame) -> pd.DataFrame:
             "odds_ratio": np.exp(s["estimate"]), "lower": np.exp(s["lower_95"]),
             "upper": np.exp(s["upper_95"]), "p_value": s["p_value"],
         })
-
-
-@dataclass(frozen=True)
-class Lookalikes:
-    """Result of :func:`lookalike_scores`.
-
-    Attributes
-    ----------
-    scores : pandas.DataFrame
-        Prospects, best first: ``score``, ``band``, ``lift``.
-    model : LeadScoringModel
-        The fitted look-alike model (``coefficients_``, ``auc_``...).
-    """
-
-    scores: pd.DataFrame
-    model: LeadScoringModel
-
-
-def lookalike_scores(
-    customers: pd.DataFrame,
-    prospects: pd.DataFrame,
-    *,
-    value_tier: Any,
-    features: Sequence[str],
-    top_tier: Any = None,
-    model: LeadScoringModel | None = None,
-) -> Lookalikes:
-    """Rank prospects by their modelled likelihood of belonging to the customers' top value tier.
-
-    Existing customers are labelled 1 when their value tier is the top tier
-    (e.g. the customer value pyramid of :func:`crmstats.clv.value_tiers` on
-    CLV) and 0 otherwise; a :class:`LeadScoringModel` learns that label from
-    ``features`` the prospects share; prospects are scored and ranked —
-    a look-alike model [1]_.
-
-    Parameters
-    ----------
-    customers : pandas.DataFrame
-        One row per existing customer, indexed by id, with the ``features``.
-    prospects : pandas.DataFrame
-        Open leads / prospects to rank, with the same ``features``.
-    value_tier : str, pandas.Series or DataFrame
-        Each customer's value tier: a column of ``customers``, a Series
-        indexed like ``customers``, or the frame of ``clv.value_tiers``
-        (its ``tier`` column). Customers without a tier are left out.
-    features : sequence of str
-        Columns used to find look-alikes.
-    top_tier : label or list of labels, optional
-        The tier(s) counting as top; default the first category of an
-        ordered categorical (the top of the pyramid).
-    model : LeadScoringModel, optional
-        An unfitted model with the settings to use (``test_size``, ``seed``,
-        ``reference``, ``penalty``); default ``LeadScoringModel()``. A copy
-        is fitted.
-
-    Returns
-    -------
-    Lookalikes
-        ``scores``: prospects, best first, with ``score`` (modelled
-        probability of the top tier), ``band`` (A-D by the customers' score
-        quartiles) and ``lift`` (score ÷ the top tier's share of customers),
-        ids only, no personal data; ``model``: the fitted look-alike model.
-    """
-    if isinstance(value_tier, str):
-        LeadScoringModel._check_columns(customers, [value_tier], "customers")
-        tier = customers[value_tier]
-    elif isinstance(value_tier, pd.DataFrame):
-        if "tier" not in value_tier.columns:
-            raise DataError("value_tier: a DataFrame must have a 'tier' column (as "
-                            "clv.value_tiers returns)", table="value_tier", column="tier")
-        tier = value_tier["tier"]
-    else:
-        tier = pd.Series(value_tier)
-    LeadScoringModel._check_columns(customers, list(features), "customers")
-    LeadScoringModel._check_columns(prospects, list(features), "prospects")
-    tier = tier.reindex(customers.index)
-    if tier.isna().all():
-        raise DataError("value_tier: no tier for any customer (its index must match the "
-                        "customers' index)", table="value_tier")
-    if top_tier is None:
-        if not (isinstance(tier.dtype, pd.CategoricalDtype) and tier.cat.ordered):
-            raise ValueError("top_tier: name the top tier(s); value_tier is not an ordered "
-                             "categorical whose first category is the top")
-        top_tier = tier.cat.categories[0]
-    tops = list(top_tier) if isinstance(top_tier, list | tuple | set) else [top_tier]
-    unknown = [t for t in tops if not (tier == t).any()]
-    if unknown:
-        raise DataError(f"value_tier: no customer in top tier(s) {unknown}; tiers: "
-                        f"{sorted(map(str, tier.dropna().unique()))}", table="value_tier")
-    known = customers.loc[tier.notna()].assign(_top=tier.dropna().isin(tops).astype(int))
-    fitted = (LeadScoringModel() if model is None else copy.deepcopy(model)).fit(
-        known, features=list(features), target="_top")
-    out = fitted.score_bands(prospects)
-    out["lift"] = out["score"] / known["_top"].mean()
-    out = out.sort_values("score", ascending=False, kind="mergesort")
-    return Lookalikes(scores=out, model=fitted)
