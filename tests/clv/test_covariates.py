@@ -143,11 +143,14 @@ def test_predictions_use_each_customers_covariates(shop, X):
 
 def test_new_customers_need_covariates(shop, X):
     summary, _ = shop
-    model = BetaGeoModel().fit(summary.iloc[:2000], covariates=X)
-    with pytest.raises(DataError, match="have no covariates"):
+    model = BetaGeoModel().fit(summary.iloc[:2000], covariates=X.iloc[:2000])
+    with pytest.raises(DataError, match="1000 customer.s. have no covariates"):
         model.predict_purchases(summary, 13)
-    out = model.predict_purchases(summary, 13, covariates=X)
+    out = model.predict_purchases(summary, 13, covariates=X.iloc[2000:])
     assert out.notna().all() and len(out) == len(summary)
+    # a frame of the whole customers table is kept whole: new customers need nothing more
+    whole = BetaGeoModel().fit(summary.iloc[:2000], covariates=X)
+    pd.testing.assert_series_equal(whole.predict_purchases(summary, 13), out)
     plain = BetaGeoModel().fit(summary)
     with pytest.raises(DataError, match="without covariates"):
         plain.probability_alive(summary, covariates=X)
@@ -163,6 +166,13 @@ def test_value_functions_work_unchanged(shop, X):
     np.testing.assert_allclose(value["expected_purchases"],
                                model.predict_purchases(summary, 6 * 30.4375 / 7), rtol=1e-12)
     assert (value["clv"] >= 0).all()
+    # the bootstrap refits the model with its covariates
+    refit = BetaGeoModel().fit(summary.sample(frac=1, replace=True, random_state=1),
+                               **model.refit_options())
+    assert list(refit.params_.index) == list(model.params_.index)
+    boot = clv.bootstrap_clv(model, gg, spend, n_bootstrap=3, horizon_months=6)
+    assert boot.n_used == 3
+    assert (boot.lower <= value["clv"] + 1e-9).all() and (value["clv"] <= boot.upper + 1e-9).all()
 
 
 def test_shared_and_one_process_coefficients(shop, X):

@@ -273,7 +273,8 @@ def bootstrap_clv(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             try:
-                tm = copy.deepcopy(transaction_model).fit(sample)
+                tm = copy.deepcopy(transaction_model).fit(
+                    sample, **getattr(transaction_model, "refit_options", dict)())
                 sm = copy.deepcopy(spend_model).fit(sample)
             except (CRMStatsError, ValueError, FloatingPointError):
                 tm = sm = None

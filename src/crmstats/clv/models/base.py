@@ -817,6 +817,18 @@ class BaseModel(Estimator):
         self._check_fitted()
         return prediction_groups(self, index, covariates)
 
+    def refit_options(self) -> dict:
+        """Return the keywords with which ``fit`` repeats this fit's covariates on other data.
+
+        ``copy.deepcopy(model).fit(resample, **model.refit_options())`` refits
+        a model with covariates as it was fitted (the bootstrap does so);
+        ``{}`` for a model without covariates.
+        """
+        from crmstats.clv.models.covariate_fit import refit_options
+
+        self._check_fitted()
+        return refit_options(self)
+
     def _population(self, covariates=None):
         """Return a new customer's parameters: ``([(weight, params), ...], index or None)``."""
         from crmstats.clv.models.covariate_fit import population_groups

@@ -19,6 +19,7 @@ from crmstats.clv.models.covariates import (
     align_covariates,
     check_estimable,
     design_for,
+    pattern_codes,
 )
 from crmstats.clv.units import summary_units
 from crmstats.estimator import numerical_hessian, summary_table
@@ -45,16 +46,14 @@ class Patterns:
 
     def __init__(self, model, frame: pd.DataFrame, weights, z: np.ndarray, design: Design):
         w = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float)
-        self.values, codes = np.unique(z, axis=0, return_inverse=True)
-        codes = np.asarray(codes).ravel()
+        self.values, codes = pattern_codes(z)
         self.weights = np.bincount(codes, weights=w, minlength=len(self.values))
         self.mp, self.md = design.matrices(self.values)
         self.groups, self.rows = [], None
         if len(self.values) > MAX_PATTERN_GROUPS:
             cols = list(model._columns)
             table = np.column_stack([codes] + [frame[c].to_numpy(dtype=float) for c in cols])
-            uniq, inv = np.unique(table, axis=0, return_inverse=True)
-            inv = np.asarray(inv).ravel()
+            uniq, inv = pattern_codes(table)
             self.rows = {c: uniq[:, j + 1] for j, c in enumerate(cols)}
             self.rows["weights"] = np.bincount(inv, weights=w, minlength=len(uniq))
             code = uniq[:, 0].astype(int)
@@ -254,9 +253,10 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     model.converged_ = bool(res.success)
     model.optimizer_message_ = str(res.message)
     model._design = design
-    index = frame.index[~frame.index.duplicated()]
-    model.covariates_ = pd.DataFrame(z[~frame.index.duplicated()], index=index,
-                                     columns=list(design.columns))
+    # every row given (numbers or NaN; checked when looked up): customers not fitted on, e.g.
+    # new ones from the same customers table, are predicted without covariates= again
+    model.covariates_ = covariates[list(design.columns)].apply(
+        pd.to_numeric, errors="coerce").astype(float)
     model._keep_patterns(pats.values, pats.weights)
     _inference(model, theta, pats)
     lr = 2 * (model.log_likelihood_ - null.log_likelihood_)
@@ -340,8 +340,7 @@ def prediction_groups(model, index: pd.Index, covariates):
         return [(slice(None), tuple(model._p()))]
     z = align_covariates(covariates, index, design.columns,
                          fallback=getattr(model, "covariates_", None))
-    values, codes = np.unique(z, axis=0, return_inverse=True)
-    codes = np.asarray(codes).ravel()
+    values, codes = pattern_codes(z)
     params = _scaled(model, *design.matrices(values))
     return [(np.flatnonzero(codes == p), tuple(params[p])) for p in range(len(values))]
 
@@ -410,3 +409,20 @@ def restore_covariates(model, names, facts) -> None:
         model.lr_test_ = pd.Series({k: sec.number(k) for k in (
             "statistic", "df", "p_value", "log_likelihood", "log_likelihood_null")},
             name="likelihood_ratio_test")
+
+
+def refit_options(model) -> dict:
+    """Return the ``fit`` keywords that repeat a fit's covariates on another summary."""
+    design = getattr(model, "_design", None)
+    kept = getattr(model, "covariates_", None)
+    if design is None:
+        return {}
+    if kept is None:
+        raise DataError(f"{type(model).__name__}: the customers' covariates are not kept "
+                        "(parameters given, or a model file); refit it with covariates=",
+                        table="covariates")
+    kinds = {p: [c for q, c in design.coefs if q == p] for p in ("purchase", "dropout", "shared")}
+    return {"covariates": kept,
+            "purchase": kinds["purchase"] + kinds["shared"],
+            "dropout": kinds["dropout"] + kinds["shared"],
+            "shared": kinds["shared"]}
