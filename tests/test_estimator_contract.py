@@ -156,7 +156,8 @@ def test_churn_hazard_models_are_siblings(panel):
     assert "p_value" in cox.summary_ and "p_value" in sbg.summary_
     assert cox.events_ == sbg.events_ == int(panel["churned"].sum())
     for model in (cox, sbg):
-        assert list(model.table.columns) == ["coef", "hazard_ratio", "lower", "upper", "p_value"]
+        assert list(model.table.columns) == ["coef", "hazard_ratio", "hazard_ratio_lower_95",
+                                              "hazard_ratio_upper_95", "p_value"]
         assert model.table.loc["x", "coef"] > 0
     # Cox ignores the heterogeneity in churn propensity and understates the driver
     assert cox.table.loc["x", "coef"] < sbg.table.loc["x", "coef"]

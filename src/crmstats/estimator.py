@@ -241,8 +241,8 @@ class Estimator:
     # ------------------------------------------------------------------ keeping a model
 
     @classmethod
-    def from_params(cls, params, **meta) -> Estimator:
-        """Return a model evaluable at given parameters (see the subclass's method)."""
+    def from_params(cls, params) -> Estimator:
+        """Return a model evaluable at given parameters (each subclass spells out its own)."""
         raise CRMStatsError(f"{cls.__name__} has no parameters to rebuild it from")
 
     def _fit_facts(self) -> dict[str, Any]:

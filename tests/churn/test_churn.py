@@ -228,10 +228,10 @@ def test_kaplan_meier_band_covers_true_survival(demo):
     truth = demo.truth["key_account_survival"]["survival"]
     at = curves.at(np.arange(1, 19))
     true = truth.reindex(at["time"].astype(int)).to_numpy()
-    assert ((at["band_lower"] <= true) & (true <= at["band_upper"])).all()
+    assert ((at["survival_band_lower_95"] <= true) & (true <= at["survival_band_upper_95"])).all()
     # the pointwise intervals sit inside the simultaneous band
-    assert (at["band_lower"] <= at["lower"] + 1e-12).all()
-    assert (at["upper"] <= at["band_upper"] + 1e-12).all()
+    assert (at["survival_band_lower_95"] <= at["survival_lower_95"] + 1e-12).all()
+    assert (at["survival_upper_95"] <= at["survival_band_upper_95"] + 1e-12).all()
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +259,7 @@ def test_cox_recovers_the_service_drivers(big, big_panel):
     assert truth["tickets_last_3m"] > 0 and truth["resolution_days_z"] > 0
     assert (drivers.table["coef"] > 0).all()
     assert (drivers.table["p_value"] < 0.01).all()
-    assert (drivers.table["lower"] > 1).all()
+    assert (drivers.table["hazard_ratio_lower_95"] > 1).all()
     assert drivers.n_obs_ == len(panel)
     assert drivers.events_ == int(panel["churned"].sum()) > 600
 
@@ -296,7 +296,7 @@ def test_projection_tracks_observed_retention(demo):
     life = churn.account_lifetimes(demo.subscriptions)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        proj = churn.project_retention(life, fit_periods=6, cohort_freq="Y", min_size=50)
+        proj = churn.project_retention(life, fit_periods=6, period="Y", min_size=50)
     later = proj[~proj["fitted"] & proj["observed"].notna()]
     assert len(later) > 5
     assert (later["observed"] - later["projected"]).abs().mean() < 0.08

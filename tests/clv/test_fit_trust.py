@@ -113,8 +113,8 @@ def test_bootstrap_drops_and_counts_degenerate_refits():
     # customer_lifetime_value's columns are the same interval
     with pytest.warns(ConvergenceWarning, match="were dropped"):
         values = clv.customer_lifetime_value(bg, gg, s, n_bootstrap=8)
-    np.testing.assert_array_equal(values["clv_lower"], lo)
-    np.testing.assert_array_equal(values["clv_upper"], hi)
+    np.testing.assert_array_equal(values["clv_lower_90"], lo)
+    np.testing.assert_array_equal(values["clv_upper_90"], hi)
     pd.testing.assert_series_equal(values["clv"], mid)
 
 

@@ -103,7 +103,7 @@ def test_tracking_reads_units_from_the_model(master):
     cal = rfm_summary(master, observation_end="1997-09-30", time_unit="W")
     bg = BetaGeoModel().fit(cal)
     implicit = tracking(bg, master, calibration_end="1997-09-30", observation_end="1998-06-30")
-    explicit = tracking(bg, master, freq="D", time_unit="W", calibration_end="1997-09-30",
+    explicit = tracking(bg, master, period="D", time_unit="W", calibration_end="1997-09-30",
                         observation_end="1998-06-30")
     pd.testing.assert_frame_equal(implicit, explicit)
     with pytest.raises(DataError, match="unit mismatch"):
@@ -144,7 +144,7 @@ def test_fit_value_equals_the_chain_it_replaces(master):
     chain = customer_lifetime_value(bg, gg, summary, horizon_months=12, discount_rate=0.01)
     pd.testing.assert_frame_equal(fit.values, chain)
     pd.testing.assert_series_equal(fit.transaction_model.params_, bg.params_)
-    assert (fit.freq, fit.time_unit) == ("D", "W")
+    assert (fit.period, fit.time_unit) == ("D", "W")
     assert fit.clv.mean() == pytest.approx(33.10, abs=0.01)
     with pytest.raises(AttributeError):
         fit.values = None  # frozen

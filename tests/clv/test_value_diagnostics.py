@@ -43,11 +43,11 @@ def test_clv_without_discount_is_purchases_times_spend(models, cdnow_calibration
 
 def test_clv_bootstrap_interval_brackets_the_estimate(models, cdnow_calibration):
     bg, gg = models
-    out = customer_lifetime_value(bg, gg, cdnow_calibration, n_bootstrap=20, ci=0.9, seed=3)
-    assert (out["clv_lower"] <= out["clv_upper"]).all()
-    inside = (out["clv_lower"] <= out["clv"] + 1e-9) & (out["clv"] <= out["clv_upper"] + 1e-9)
+    out = customer_lifetime_value(bg, gg, cdnow_calibration, n_bootstrap=20, level=0.9, seed=3)
+    assert (out["clv_lower_90"] <= out["clv_upper_90"]).all()
+    inside = (out["clv_lower_90"] <= out["clv"] + 1e-9) & (out["clv"] <= out["clv_upper_90"] + 1e-9)
     assert inside.mean() > 0.9
-    width = out["clv_upper"] - out["clv_lower"]
+    width = out["clv_upper_90"] - out["clv_lower_90"]
     assert (width > 0).mean() > 0.9  # refits on resamples do move the estimate
 
 
@@ -98,7 +98,7 @@ def test_holdout_comparison_and_error_against_pandas(models, cdnow_calibration):
 def test_tracking_actual_counts_equal_pandas(models):
     bg, _ = models
     tx = load_cdnow("sample")
-    out = tracking(bg, tx, freq="D", time_unit="W", calibration_end="1997-09-30",
+    out = tracking(bg, tx, period="D", time_unit="W", calibration_end="1997-09-30",
                    observation_end="1998-06-30")
     # pandas reference: repeat purchase days of the calibration cohort
     days = tx.assign(day=tx["timestamp"].dt.floor("D"))[tx["amount"] >= 0]
@@ -161,7 +161,7 @@ def test_tracking_labels_and_values_equal_lifetimes(models):
     ref = expected_cumulative_transactions(ref_model, days, "date", "customer_id",
                                            t=n_days - n_days % 7, freq="D", freq_multiplier=7,
                                            set_index_date=True)
-    ours = tracking(bg, tx, freq="D", time_unit="W", observation_end="1998-06-30")
+    ours = tracking(bg, tx, period="D", time_unit="W", observation_end="1998-06-30")
     ref.index = ref.index.to_timestamp()
     common = ours.index.intersection(ref.index)
     assert len(common) == len(ref) and common[0] == ours.index[0]

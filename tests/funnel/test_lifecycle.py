@@ -52,11 +52,11 @@ def test_former_customers_are_ranked_by_p_alive_times_value(demo, stages):
     high = stages[stages["stage"] == "former customer, high priority"]
     low = stages[stages["stage"] == "former customer, low priority"]
     assert high["score"].min() >= low["score"].max()
-    lapse = stages["lapsed_after_weeks"].dropna().unique()
+    lapse = stages["lapsed_after"].dropna().unique()
     assert len(lapse) == 1
     lapse = lapse[0]
-    assert (high["weeks_since_purchase"] >= lapse).all()
-    assert (stages.loc[stages["stage"] == "customer", "weeks_since_purchase"] < lapse).all()
+    assert (high["time_since_purchase"] >= lapse).all()
+    assert (stages.loc[stages["stage"] == "customer", "time_since_purchase"] < lapse).all()
     # against the truth: high-priority former customers are worth more (true weekly spend
     # of the alive) than low-priority ones, and current customers are more often alive
     truth = demo.truth["customer_truth"]

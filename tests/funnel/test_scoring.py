@@ -50,7 +50,7 @@ def test_lead_scoring_recovers_true_drivers(demo, demo_leads, model):
         assert np.sign(est["coef"]) == np.sign(value), term
         assert est["p_value"] < 0.001, term
         assert est["coef"] == pytest.approx(value * scale.get(term, 1), rel=0.35), term
-        assert est["lower"] < est["odds_ratio"] < est["upper"]
+        assert est["odds_ratio_lower_95"] < est["odds_ratio"] < est["odds_ratio_upper_95"]
     # terms the simulator gives no effect are not found significant
     null_terms = [t for t in coef.index if t not in truth.index]
     assert null_terms and (coef.loc[null_terms, "p_value"] > 0.001).all()

@@ -48,7 +48,7 @@ def test_clv_tier_and_stage_equal_the_individual_functions(scores, small_crm):
     np.testing.assert_array_equal(value["clv"], fit.clv)
     tiers = clv.value_tiers(value)
     got = scores.loc[value.index]
-    for col in ("clv", "clv_lower", "clv_upper", "expected_purchases", "expected_spend"):
+    for col in ("clv", "clv_lower_90", "clv_upper_90", "expected_purchases", "expected_spend"):
         np.testing.assert_allclose(got[col].to_numpy(float), value[col].to_numpy(), rtol=1e-12)
     assert (got["value_tier"].astype(str).to_numpy() == tiers["tier"].astype(str).to_numpy()).all()
     np.testing.assert_allclose(got["p_alive"], bg.probability_alive(summary), rtol=1e-12)
@@ -109,7 +109,7 @@ def test_as_of_cuts_every_table(small_crm):
     buyers = small_crm.transactions.loc[(small_crm.transactions["timestamp"] <= as_of)
                                    & (small_crm.transactions["amount"] >= 0), "customer_id"]
     assert set(early.index[early["first_purchase"].notna()]) == set(buyers.astype(str))
-    assert early["clv_lower"].isna().all()  # no bootstrap asked
+    assert early["clv_lower_90"].isna().all()  # no bootstrap asked
 
 
 @pytest.fixture(scope="module")

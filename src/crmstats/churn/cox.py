@@ -132,7 +132,8 @@ class CoxModel(Estimator):
         self,
         panel: pd.DataFrame,
         *,
-        covariates: Sequence[str],
+        covariates: Sequence[str] = (),
+        id_col: str | None = None,
         duration_col: str | None = None,
         event_col: str | None = None,
         entry_col: str | None = None,
@@ -148,7 +149,12 @@ class CoxModel(Estimator):
             Without an ``entry`` column each row is one customer observed from
             time 0 to ``exit`` (counting-process form is then not used).
         covariates : sequence of str
-            Numeric driver columns (encode categories as indicators first).
+            Numeric driver columns (encode categories as indicators first); at
+            least one.
+        id_col : str, optional
+            The caller's name of the ``account_id`` column. Not needed here
+            (each row is its own interval); taken so that the Cox and the sBG
+            hazard model are fitted with the same arguments.
         duration_col, event_col, entry_col : str, optional
             The caller's names of the ``exit``, ``churned`` and ``entry``
             columns (e.g. ``duration_col="duration"`` for

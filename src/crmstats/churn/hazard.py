@@ -235,6 +235,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
         id_col: str | None = None,
         duration_col: str | None = None,
         event_col: str | None = None,
+        entry_col: str | None = None,
     ) -> ShiftedBetaGeoHazardModel:
         """Fit by maximum likelihood on a per-account, per-period panel.
 
@@ -249,6 +250,10 @@ class ShiftedBetaGeoHazardModel(Estimator):
         id_col, duration_col, event_col : str, optional
             The caller's names of the ``account_id``, ``exit`` (period of
             tenure) and ``churned`` columns.
+        entry_col : str, optional
+            The caller's name of the ``entry`` column. Not needed here (the
+            periods are ``1, 2, ..., n`` per account); taken so that the Cox
+            and the sBG hazard model are fitted with the same arguments.
 
         Returns
         -------
@@ -335,23 +340,25 @@ class ShiftedBetaGeoHazardModel(Estimator):
         t = np.asarray(t, float)
         return np.exp(special.betaln(a, b + rate * t) - special.betaln(a, b))
 
-    def churn_probability(self, panel: pd.DataFrame, *, accounts=None,
+    def churn_probability(self, panel: pd.DataFrame, *, horizon: int = 1, accounts=None,
                           id_col: str | None = None, duration_col: str | None = None,
                           event_col: str | None = None) -> pd.Series:
-        """Probability that each account still at risk churns in its next period.
+        """Probability that each account still at risk churns within the next ``horizon`` periods.
 
         An account that survived its panel's periods, with cumulative hazard
         multiplier ``C = sum_t exp(x_t' b)``, has the posterior
-        ``E[(1 - theta)^C]``-weighted propensity, so its churn probability in
-        the next period with multiplier ``c`` is
-        ``1 - B(alpha, beta + C + c) / B(alpha, beta + C)``. The next period's
-        covariates are taken as the account's last row's (the drivers known
-        at the date).
+        ``E[(1 - theta)^C]``-weighted propensity, so its probability of churn
+        by ``horizon`` periods ahead, each with multiplier ``c``, is
+        ``1 - B(alpha, beta + C + horizon c) / B(alpha, beta + C)``. The next
+        periods' covariates are taken as the account's last row's (the drivers
+        known at the date).
 
         Parameters
         ----------
         panel : pandas.DataFrame
             As given to :meth:`fit` (e.g. :func:`crmstats.churn.account_months`).
+        horizon : int
+            Periods ahead (at least 1; 1 is the next period).
         accounts : sequence, optional
             Accounts to score. Those without any row (in their first period)
             get ``C = 0`` and the panel's mean covariates. Default: every
@@ -366,6 +373,8 @@ class ShiftedBetaGeoHazardModel(Estimator):
             last row is a churn (no longer at risk).
         """
         self._check_fitted()
+        if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+            raise ValueError(f"horizon is a whole number of periods >= 1, got {horizon!r}")
         cov = list(self.covariates_)
         coef = self.params_[cov].to_numpy(float)
         id_col, duration_col, event_col = _canonical(id_col, duration_col, event_col)
@@ -385,7 +394,7 @@ class ShiftedBetaGeoHazardModel(Estimator):
             churned = churned.reindex(accounts).fillna(False).astype(bool)
         a, b = float(self.params_["alpha"]), float(self.params_["beta"])
         c, nxt = cum.to_numpy(float), last.to_numpy(float)
-        p = -np.expm1(special.betaln(a, b + c + nxt) - special.betaln(a, b + c))
+        p = -np.expm1(special.betaln(a, b + c + int(horizon) * nxt) - special.betaln(a, b + c))
         p[churned.to_numpy(bool)] = np.nan
         return pd.Series(p, index=cum.index, name="churn_probability")
 

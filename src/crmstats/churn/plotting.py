@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from crmstats.plotting import get_ax, legend_with_twin, money_axis, percent_axis, require_columns
+from crmstats.vocabulary import find_interval
 
 __all__ = [
     "plot_churn_rate",
@@ -83,11 +84,14 @@ def plot_survival(curves, ax: plt.Axes | None = None, *, truth: pd.Series | None
                   title: str = "Survival (Kaplan-Meier) with 95 % bands") -> plt.Axes:
     """Kaplan-Meier step curves with simultaneous 95 % bands per group (and a true curve)."""
     frame = getattr(curves, "curves", curves)
-    require_columns(frame, ["group", "time", "survival", "lower", "upper"], "survival_curves")
+    require_columns(frame, ["group", "time", "survival"], "survival_curves")
+    try:  # the simultaneous band, else the pointwise interval (README "Glossary")
+        lo, hi, _ = find_interval(frame, "survival_band")
+    except KeyError:
+        lo, hi, _ = find_interval(frame, "survival")
     ax = get_ax(ax)
     for group, c in frame.groupby("group", sort=False):
         line = ax.step(c["time"], c["survival"], where="post", label=str(group))[0]
-        lo, hi = ("band_lower", "band_upper") if "band_lower" in c else ("lower", "upper")
         ax.fill_between(c["time"], c[lo], c[hi], step="post", alpha=0.2,
                         color=line.get_color())
     if truth is not None:
@@ -110,12 +114,13 @@ def plot_hazard_ratios(drivers, ax: plt.Axes | None = None, *,
     :class:`~crmstats.churn.ShiftedBetaGeoHazardModel`, or their ``table``.
     """
     table = getattr(drivers, "table", drivers)
-    require_columns(table, ["hazard_ratio", "lower", "upper", "p_value"], "hazard ratios")
+    require_columns(table, ["hazard_ratio", "p_value"], "hazard ratios")
+    lo, hi, _ = find_interval(table, "hazard_ratio")
     ax = get_ax(ax, figsize=(7, 0.5 * len(table) + 1.5))
     y = np.arange(len(table))[::-1]
     ax.errorbar(table["hazard_ratio"], y,
-                xerr=[table["hazard_ratio"] - table["lower"],
-                      table["upper"] - table["hazard_ratio"]],
+                xerr=[table["hazard_ratio"] - table[lo],
+                      table[hi] - table["hazard_ratio"]],
                 fmt="o", color="tab:red", capsize=3)
     ax.axvline(1.0, color="grey", ls="--")
     ax.set_xscale("log")

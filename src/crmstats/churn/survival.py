@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import special
 
 from crmstats.exceptions import ConvergenceWarning, DataError, DataWarning
+from crmstats.vocabulary import interval_columns, renamed_arguments, with_old_column_names
 
 __all__ = ["SurvivalCurves", "project_retention", "survival_curves"]
 
@@ -72,22 +73,30 @@ class SurvivalCurves:
     Attributes
     ----------
     curves : pandas.DataFrame
-        Columns ``group``, ``time``, ``survival``, ``lower``, ``upper``,
-        ``band_lower``, ``band_upper``, ``at_risk``: the Kaplan-Meier step
+        Columns ``group``, ``time``, ``survival``, ``survival_lower_95``,
+        ``survival_upper_95``, ``survival_band_lower_95``,
+        ``survival_band_upper_95``, ``at_risk``: the Kaplan-Meier step
         function with pointwise log(-log) confidence intervals and a
         simultaneous Hall-Wellner band (which covers the whole true curve
         with the stated confidence), starting at time 0 with survival 1.
+        The interval columns are named for the level (``_90`` at 0.9); their
+        old names ``lower``, ``upper``, ``band_lower``, ``band_upper`` read
+        them for one release.
     medians : pandas.DataFrame
         Index ``group``; ``customers``, ``events``, ``median`` lifetime and its
-        confidence interval ``lower``/``upper`` (NaN where not reached).
+        confidence interval ``median_lower_95``/``median_upper_95`` (NaN where
+        not reached; old names ``lower``/``upper``).
     logrank : pandas.Series or None
         ``statistic``, ``df`` and ``p_value`` of the log-rank test between
         groups (None for one group).
+    level : float
+        Coverage of the intervals and bands.
     """
 
     curves: pd.DataFrame
     medians: pd.DataFrame
     logrank: pd.Series | None
+    level: float = 0.95
 
     def at(self, times) -> pd.DataFrame:
         """Survival (and band) of each group at the given times (step function)."""
@@ -96,18 +105,24 @@ class SurvivalCurves:
             idx = np.searchsorted(curve["time"].to_numpy(), np.asarray(times, float),
                                   side="right") - 1
             part = curve.iloc[np.clip(idx, 0, None)][
-                ["survival", "lower", "upper", "band_lower", "band_upper"]].copy()
+                ["survival", *interval_columns("survival", self.level),
+                 *interval_columns("survival_band", self.level)]].copy()
             part.insert(0, "time", np.asarray(times, float))
             part.insert(0, "group", group)
             rows.append(part)
-        return pd.concat(rows, ignore_index=True)
+        (s_lo, s_hi), (b_lo, b_hi) = (interval_columns(q, self.level)
+                                      for q in ("survival", "survival_band"))
+        return with_old_column_names(pd.concat(rows, ignore_index=True),
+                                     {"lower": s_lo, "upper": s_hi, "band_lower": b_lo,
+                                      "band_upper": b_hi})
 
 
+@renamed_arguments(alpha=("level", lambda alpha: 1.0 - float(alpha)))
 def survival_curves(
     customers: pd.DataFrame,
     *,
     by: str | None = None,
-    alpha: float = 0.05,
+    level: float = 0.95,
     duration_col: str | None = None,
     event_col: str | None = None,
 ) -> SurvivalCurves:
@@ -123,8 +138,9 @@ def survival_curves(
         customer churned at that time, 0 if still active (censored).
     by : str, optional
         Column whose groups are compared (e.g. segment, acquisition channel).
-    alpha : float
-        1 − confidence of the bands and median intervals.
+    level : float
+        Coverage of the bands and median intervals (``alpha`` = 1 − level is
+        its old form, deprecated).
     duration_col, event_col : str, optional
         The caller's names of the ``duration`` and ``churned`` columns.
 
@@ -140,7 +156,12 @@ def survival_curves(
     d, e = _durations(data, duration_col, event_col, "customers")
     groups = (data[by].astype(str).to_numpy() if by
               else np.full(len(data), "all", dtype=object))
+    if not 0 < float(level) < 1:
+        raise ValueError(f"level is a coverage in (0, 1), got {level}")
+    alpha = 1.0 - float(level)  # statsmodels' argument
     z = special.ndtri(1 - alpha / 2)  # standard normal quantile
+    (s_lo, s_hi), (b_lo, b_hi) = (interval_columns(q, level) for q in ("survival", "survival_band"))
+    m_lo, m_hi = interval_columns("median", level)
     curves, medians = [], []
     for g in pd.unique(groups):
         mask = groups == g
@@ -165,9 +186,9 @@ def survival_curves(
         curves.append(pd.DataFrame({
             "group": g, "time": np.concatenate([[0.0], times]),
             "survival": np.concatenate([[1.0], s]),
-            "lower": np.concatenate([[1.0], lower]), "upper": np.concatenate([[1.0], upper]),
-            "band_lower": np.concatenate([[1.0], band_lo]),
-            "band_upper": np.concatenate([[1.0], band_hi]),
+            s_lo: np.concatenate([[1.0], lower]), s_hi: np.concatenate([[1.0], upper]),
+            b_lo: np.concatenate([[1.0], band_lo]),
+            b_hi: np.concatenate([[1.0], band_hi]),
             "at_risk": np.concatenate([[mask.sum()], np.asarray(sf.n_risk, float)]),
         }))
         med = sf.quantile(0.5)
@@ -177,8 +198,8 @@ def survival_curves(
             lo, hi = np.nan, np.nan
         medians.append({"group": g, "customers": int(mask.sum()), "events": int(e[mask].sum()),
                         "median": float(med) if med is not None else np.nan,
-                        "lower": float(lo) if lo is not None else np.nan,
-                        "upper": float(hi) if hi is not None else np.nan})
+                        m_lo: float(lo) if lo is not None else np.nan,
+                        m_hi: float(hi) if hi is not None else np.nan})
     logrank = None
     if len(medians) > 1:
         chisq, _ = survdiff(d, e, groups)
@@ -186,15 +207,20 @@ def survival_curves(
         # the upper tail directly: statsmodels' 1 - cdf rounds p-values below ~1e-16 to 0
         logrank = pd.Series({"statistic": float(chisq), "df": df,
                              "p_value": float(special.chdtrc(df, chisq))}, name="log-rank")
-    return SurvivalCurves(pd.concat(curves, ignore_index=True),
-                          pd.DataFrame(medians).set_index("group"), logrank)
+    curves = with_old_column_names(pd.concat(curves, ignore_index=True),
+                                   {"lower": s_lo, "upper": s_hi, "band_lower": b_lo,
+                                    "band_upper": b_hi})
+    medians = with_old_column_names(pd.DataFrame(medians).set_index("group"),
+                                    {"lower": m_lo, "upper": m_hi})
+    return SurvivalCurves(curves, medians, logrank, float(level))
 
 
+@renamed_arguments(cohort_freq="period")
 def project_retention(
     lifetimes: pd.DataFrame,
     *,
     fit_periods: int = 6,
-    cohort_freq: str = "Q",
+    period: str = "Q",
     min_size: int = 10,
     start_col: str | None = None,
     duration_col: str | None = None,
@@ -215,12 +241,13 @@ def project_retention(
     ----------
     lifetimes : pandas.DataFrame
         One row per account, e.g. :func:`crmstats.churn.account_lifetimes`:
-        ``start`` (first period; cohorts group it by ``cohort_freq``),
+        ``start`` (first period; cohorts group it by ``period``),
         ``duration`` (renewals faced) and ``churned`` (churn indicator).
     fit_periods : int
         Ages used to fit; later ages are projection.
-    cohort_freq : str
-        Cohort granularity ("M", "Q", "Y").
+    period : str
+        Cohort granularity ("M", "Q", "Y"; ``cohort_freq`` is its old name,
+        deprecated).
     min_size : int
         Cohorts with fewer accounts are left out.
     start_col, duration_col, event_col : str, optional
@@ -239,16 +266,16 @@ def project_retention(
     data = _frame(lifetimes, [cohort_col, duration_col, event_col], "lifetimes")
     d, e = _durations(data, duration_col, event_col, "lifetimes")
     start = pd.to_datetime(data[cohort_col])
-    cohorts = start.dt.to_period(cohort_freq).dt.start_time
+    cohorts = start.dt.to_period(period).dt.start_time
     rows = _project_cohorts(d, e, cohorts.to_numpy(), fit_periods, min_size)
     if not rows:
         # too few accounts per cohort: project the pooled accounts instead
         rows = _project_cohorts(d, e, np.full(len(data), "all", dtype=object), fit_periods,
                                 min(min_size, 5))
         if rows:
-            warnings.warn(f"project_retention: no {cohort_freq} cohort has {min_size} accounts "
+            warnings.warn(f"project_retention: no {period} cohort has {min_size} accounts "
                           "observed long enough; the accounts are projected pooled",
-                          DataWarning, stacklevel=2)
+                          DataWarning, stacklevel=3)
     if not rows:
         raise DataError("lifetimes: no cohort is large enough (min_size) and observed long "
                         "enough to fit the sBG model", table="lifetimes", column=cohort_col)
@@ -303,12 +330,15 @@ def _project_cohorts(d, e, cohorts, fit_periods, min_size) -> list[dict]:
 def _hazard_ratio_table(summary: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
     """Hazard ratios of ``covariates`` from a hazard model's ``summary_`` (log-hazard scale).
 
-    Columns ``coef``, ``hazard_ratio``, ``lower``, ``upper`` (the 95 % interval of the
-    ratio) and ``p_value``; shared by :class:`~crmstats.churn.CoxModel` and
-    :class:`~crmstats.churn.ShiftedBetaGeoHazardModel`.
+    Columns ``coef``, ``hazard_ratio``, ``hazard_ratio_lower_95``,
+    ``hazard_ratio_upper_95`` (the 95 % interval of the ratio; old names ``lower``,
+    ``upper``, read for one release) and ``p_value``; shared by
+    :class:`~crmstats.churn.CoxModel` and :class:`~crmstats.churn.ShiftedBetaGeoHazardModel`.
     """
     s = summary.loc[list(covariates)]
-    return pd.DataFrame({
+    lo, hi = interval_columns("hazard_ratio")
+    table = pd.DataFrame({
         "coef": s["estimate"], "hazard_ratio": np.exp(s["estimate"]),
-        "lower": np.exp(s["lower_95"]), "upper": np.exp(s["upper_95"]),
+        lo: np.exp(s["lower_95"]), hi: np.exp(s["upper_95"]),
         "p_value": s["p_value"]}, index=pd.Index(list(covariates), name="covariate"))
+    return with_old_column_names(table, {"lower": lo, "upper": hi})

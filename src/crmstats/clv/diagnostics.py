@@ -27,6 +27,7 @@ from crmstats.clv.summaries import _check_units, _occasions
 from crmstats.clv.units import resolve_units
 from crmstats.clv.value import _require_summary, fit_problem
 from crmstats.validation import transactions_table
+from crmstats.vocabulary import renamed_arguments
 
 __all__ = [
     "compare_models",
@@ -157,11 +158,12 @@ def holdout_error(model, calibration_holdout: pd.DataFrame) -> pd.Series:
     })
 
 
+@renamed_arguments(freq="period")
 def tracking(
     model,
     transactions: Any,
     *,
-    freq: str | None = None,
+    period: str | None = None,
     time_unit: str | None = None,
     calibration_end=None,
     observation_end=None,
@@ -182,9 +184,10 @@ def tracking(
         With ``expected_purchases(t)`` in ``time_unit``.
     transactions : DataFrame, path or ibis.Table
         Canonical transactions table.
-    freq : {"D", "W"}, optional
+    period : {"D", "W"}, optional
         Merging granularity of purchases, as in the summary the model was
-        fitted on; read from the model (``freq_``) when it records it.
+        fitted on; read from the model (``freq_``) when it records it
+        (``freq`` is its old name, deprecated).
     time_unit : {"D", "W"}, optional
         The model's time unit, also the step of the output; read from the
         model (``time_unit_``) when it records it. A value contradicting the
@@ -200,13 +203,13 @@ def tracking(
     Returns
     -------
     pandas.DataFrame
-        Index ``period``: the last day (``freq="W"``: week) each step
+        Index ``period``: the last day (``period="W"``: week) each step
         includes, as in lifetimes' ``expected_cumulative_transactions``; the
         model is evaluated at the step's end. Columns ``actual`` and
         ``expected`` repeat transactions in the step, and their cumulative
         sums ``actual_cumulative`` and ``expected_cumulative``.
     """
-    units = resolve_units(None, model, time_unit=time_unit, freq=freq, what="tracking")
+    units = resolve_units(None, model, time_unit=time_unit, freq=period, what="tracking")
     freq, unit = _check_units(units.freq or "D", units.time_unit)
     if unit not in _UNIT_DAYS:
         raise ValueError("tracking supports time_unit 'D' or 'W'")

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.exceptions import ConvergenceWarning, DataError
+from crmstats.vocabulary import renamed_arguments
 
 __all__ = ["COMPONENTS", "ValueMigration", "value_migration"]
 
@@ -201,12 +202,13 @@ def _tier_codes(values: pd.Series, cutoffs: np.ndarray) -> np.ndarray:
     return codes
 
 
+@renamed_arguments(freq="period")
 def value_migration(
     transactions: Any,
     start,
     end=None,
     *,
-    freq: str = "D",
+    period: str = "D",
     time_unit: str = "W",
     horizon_months: int = 12,
     discount_rate: float = 0.01,
@@ -227,8 +229,9 @@ def value_migration(
         number of months before ``end``.
     end : timestamp-like, optional
         The later date; default the last transaction.
-    freq, time_unit : str
-        As for :func:`~crmstats.clv.rfm_summary`.
+    period, time_unit : str
+        As for :func:`~crmstats.clv.rfm_summary` (``freq`` is the old name of
+        ``period``, deprecated).
     horizon_months, discount_rate : int, float
         As for :func:`~crmstats.clv.customer_lifetime_value`.
     tiers : mapping of str to float, optional
@@ -296,9 +299,9 @@ def value_migration(
     start = parse_date(start, "start")
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
-    kw = dict(freq=freq, time_unit=time_unit, horizon_months=horizon_months,
+    kw = dict(period=period, time_unit=time_unit, horizon_months=horizon_months,
               discount_rate=discount_rate, allow_unconverged=allow_unconverged)
-    s_start = rfm_summary(tx, observation_end=start, freq=freq, time_unit=time_unit)
+    s_start = rfm_summary(tx, observation_end=start, freq=period, time_unit=time_unit)
     if len(s_start) < 20:
         raise DataError(f"transactions table: {len(s_start)} customer(s) bought by the start "
                         f"date {start:%Y-%m-%d}; value migration needs at least 20",

@@ -27,6 +27,7 @@ from crmstats.clv.units import summary_units
 from crmstats.clv.value import customer_lifetime_value, require_converged
 from crmstats.exceptions import DataError
 from crmstats.fitcache import fit_shared
+from crmstats.vocabulary import renamed_arguments, renamed_attribute
 
 __all__ = ["ValueFit", "fit_value"]
 
@@ -46,8 +47,9 @@ class ValueFit:
     values : pandas.DataFrame
         :func:`~crmstats.clv.customer_lifetime_value`: ``expected_purchases``,
         ``expected_spend``, ``clv`` per customer.
-    freq, time_unit : str
-        Units of the summary and the models.
+    period, time_unit : str
+        Units of the summary and the models (``freq`` is the old name of
+        ``period``, deprecated).
     observation_end : pandas.Timestamp or None
         The end of observation asked for (None: the last transaction).
     horizon_months : int
@@ -60,11 +62,13 @@ class ValueFit:
     transaction_model: BaseModel
     spend_model: GammaGammaModel
     values: pd.DataFrame
-    freq: str
+    period: str
     time_unit: str
     observation_end: pd.Timestamp | None
     horizon_months: int
     discount_rate: float
+
+    freq = renamed_attribute("period", "freq")
 
     @property
     def clv(self) -> pd.Series:
@@ -111,11 +115,12 @@ def _models_units(models, freq: str, time_unit: str) -> tuple[str, str]:
     return found.pop() if found else (freq, time_unit)
 
 
+@renamed_arguments(freq="period")
 def fit_value(
     transactions: Any,
     *,
     observation_end=None,
-    freq: str = "D",
+    period: str = "D",
     time_unit: str = "W",
     transaction_model: BaseModel | type | None = None,
     spend_model: GammaGammaModel | type | None = None,
@@ -137,8 +142,9 @@ def fit_value(
     observation_end : timestamp-like, optional
         End of observation; later transactions are ignored. Default: the last
         transaction.
-    freq : {"D", "W", "M"}
-        Granularity at which purchases merge into one occasion.
+    period : {"D", "W", "M"}
+        Granularity at which purchases merge into one occasion (``freq`` is
+        its old name, deprecated).
     time_unit : {"D", "W", "M"}
         Unit of recency and T (weeks, as in the published BTYD analyses).
     transaction_model : estimator or class, optional
@@ -164,7 +170,7 @@ def fit_value(
         ``from_params``, or loaded with :func:`crmstats.load_model`) values
         the customers as it is — e.g. last month's model scoring this week's
         customers — and the summary is made in the units it records
-        (``freq_``, ``time_unit_``; they override ``freq`` and ``time_unit``).
+        (``freq_``, ``time_unit_``; they override ``period`` and ``time_unit``).
         A model not given, or not fitted, is fitted as usual.
 
     Returns
@@ -196,8 +202,8 @@ def fit_value(
                                                      "transaction_model")
     sm = spend_model if keep_sm else _unfitted(spend_model, GammaGammaModel, "spend_model")
     kept = [m for m, k in ((tm, keep_tm), (sm, keep_sm)) if k]
-    freq, time_unit = _models_units(kept, freq, time_unit)
-    summary = rfm_summary(transactions, observation_end=observation_end, freq=freq,
+    period, time_unit = _models_units(kept, period, time_unit)
+    summary = rfm_summary(transactions, observation_end=observation_end, freq=period,
                           time_unit=time_unit, customer_id_col=customer_id_col,
                           timestamp_col=timestamp_col, amount_col=amount_col)
     if customers is not None:
@@ -219,5 +225,5 @@ def fit_value(
                                      allow_unconverged=allow_unconverged)
     end = None if observation_end is None else pd.Timestamp(observation_end)
     return ValueFit(summary=summary, transaction_model=tm, spend_model=sm, values=values,
-                    freq=units.freq, time_unit=units.time_unit, observation_end=end,
+                    period=units.freq, time_unit=units.time_unit, observation_end=end,
                     horizon_months=int(horizon_months), discount_rate=float(discount_rate))

@@ -28,6 +28,12 @@ import pandas as pd
 
 from crmstats.clv.units import resolve_units
 from crmstats.exceptions import ConvergenceError, ConvergenceWarning, CRMStatsError, DataError
+from crmstats.vocabulary import (
+    interval_columns,
+    renamed_arguments,
+    renamed_attribute,
+    with_old_column_names,
+)
 
 __all__ = [
     "BootstrapCLV",
@@ -180,11 +186,12 @@ class BootstrapCLV:
     ----------
     lower, upper : pandas.Series
         Per customer, the interval (NaN when withheld):
-        ``0 <= lower <= estimate <= upper``.
+        ``0 <= lower <= estimate <= upper``; named ``clv_lower_<pct>`` and
+        ``clv_upper_<pct>`` for the level (``clv_lower_90`` at 0.9).
     estimate : pandas.Series
         The point CLV the interval is built around.
-    ci : float
-        Its coverage.
+    level : float
+        Its coverage (``ci`` is its old name, deprecated).
     n_bootstrap : int
         Refits asked for.
     n_used : int
@@ -202,14 +209,17 @@ class BootstrapCLV:
     lower: pd.Series
     upper: pd.Series
     estimate: pd.Series
-    ci: float
+    level: float
     n_bootstrap: int
     n_used: int
     n_dropped: int
     dropped: pd.Series
     withheld: str | None
 
+    ci = renamed_attribute("level", "ci")
 
+
+@renamed_arguments(ci="level")
 def bootstrap_clv(
     transaction_model,
     spend_model,
@@ -218,7 +228,7 @@ def bootstrap_clv(
     n_bootstrap: int = 50,
     horizon_months: int = 12,
     discount_rate: float = 0.01,
-    ci: float = 0.9,
+    level: float = 0.9,
     time_unit: str | None = None,
     allow_unconverged: bool = False,
     seed: int = 13,
@@ -243,8 +253,8 @@ def bootstrap_clv(
         As for :func:`customer_lifetime_value` (the point estimate).
     n_bootstrap : int
         Number of refits (at least 1).
-    ci : float
-        Coverage of the interval.
+    level : float
+        Coverage of the interval (``ci`` is its old name, deprecated).
     seed : int
         Seed of the resampling.
 
@@ -256,8 +266,8 @@ def bootstrap_clv(
 
     if int(n_bootstrap) < 1:
         raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
-    if not 0 < float(ci) < 1:
-        raise ValueError(f"ci is a coverage in (0, 1), got {ci}")
+    if not 0 < float(level) < 1:
+        raise ValueError(f"level is a coverage in (0, 1), got {level}")
     point = customer_lifetime_value(transaction_model, spend_model, summary,
                                     horizon_months=horizon_months, discount_rate=discount_rate,
                                     time_unit=time_unit, allow_unconverged=allow_unconverged)
@@ -294,28 +304,30 @@ def bootstrap_clv(
     if n_used < max(2, -(-n_bootstrap // 2)):
         withheld = f"only {n_used} of {n_bootstrap} bootstrap refits were usable ({why})"
         warnings.warn(f"bootstrap_clv: the CLV interval is withheld: {withheld}",
-                      ConvergenceWarning, stacklevel=2)
+                      ConvergenceWarning, stacklevel=3)
         lower = upper = np.full(n, np.nan)
     else:
         if dropped:
             warnings.warn(f"bootstrap_clv: {n_bootstrap - n_used} of {n_bootstrap} bootstrap "
                           f"refits were dropped ({why}); the interval uses the other {n_used}",
-                          ConvergenceWarning, stacklevel=2)
-        alpha = (1.0 - float(ci)) / 2.0
+                          ConvergenceWarning, stacklevel=3)
+        tail = (1.0 - float(level)) / 2.0
         stacked = np.vstack(draws)
         est = estimate.to_numpy(dtype=float)
-        lower = np.maximum(np.minimum(np.quantile(stacked, alpha, axis=0), est), 0.0)
-        upper = np.maximum(np.quantile(stacked, 1.0 - alpha, axis=0), est)
+        lower = np.maximum(np.minimum(np.quantile(stacked, tail, axis=0), est), 0.0)
+        upper = np.maximum(np.quantile(stacked, 1.0 - tail, axis=0), est)
     index = estimate.index
+    lower_name, upper_name = interval_columns("clv", level)
     return BootstrapCLV(
-        lower=pd.Series(lower, index=index, name="clv_lower"),
-        upper=pd.Series(upper, index=index, name="clv_upper"),
-        estimate=estimate, ci=float(ci), n_bootstrap=n_bootstrap, n_used=n_used,
+        lower=pd.Series(lower, index=index, name=lower_name),
+        upper=pd.Series(upper, index=index, name=upper_name),
+        estimate=estimate, level=float(level), n_bootstrap=n_bootstrap, n_used=n_used,
         n_dropped=n_bootstrap - n_used,
         dropped=pd.Series(dropped, dtype="int64", name="refits").rename_axis("reason"),
         withheld=withheld)
 
 
+@renamed_arguments(ci="level")
 def customer_lifetime_value(
     transaction_model,
     spend_model,
@@ -326,7 +338,7 @@ def customer_lifetime_value(
     time_unit: str | None = None,
     allow_unconverged: bool = False,
     n_bootstrap: int = 0,
-    ci: float = 0.9,
+    level: float = 0.9,
     seed: int = 13,
 ) -> pd.DataFrame:
     """Discounted customer lifetime value over a horizon, per customer.
@@ -372,8 +384,8 @@ def customer_lifetime_value(
         ``ConvergenceWarning`` says how many and why; :func:`bootstrap_clv`
         returns the counts); the interval is withheld (NaN) when fewer than
         half are usable.
-    ci : float
-        Coverage of the bootstrap interval.
+    level : float
+        Coverage of the bootstrap interval (``ci`` is its old name, deprecated).
     seed : int
         Seed of the bootstrap resampling.
 
@@ -382,9 +394,13 @@ def customer_lifetime_value(
     pandas.DataFrame
         Index ``customer_id``; columns ``expected_purchases`` (over the
         horizon, undiscounted), ``expected_spend`` (per purchase), ``clv``
-        (discounted), and with a bootstrap ``clv_lower``/``clv_upper``
-        (``0 <= clv_lower <= clv <= clv_upper``: the percentile interval of
-        the usable refits, widened to contain the estimate where it does not).
+        (discounted), and with a bootstrap ``clv_lower_<pct>`` /
+        ``clv_upper_<pct>``, named for the level (``clv_lower_90``,
+        ``clv_upper_90`` at the default 0.9; ``0 <= clv_lower_90 <= clv <=
+        clv_upper_90``: the percentile interval of the usable refits, widened
+        to contain the estimate where it does not). Their old names
+        ``clv_lower``/``clv_upper`` still read them for one release (with a
+        DeprecationWarning).
 
     Raises
     ------
@@ -417,9 +433,11 @@ def customer_lifetime_value(
     if n_bootstrap and int(n_bootstrap) > 0:
         boot = bootstrap_clv(transaction_model, spend_model, summary,
                              n_bootstrap=n_bootstrap, horizon_months=horizon_months,
-                             discount_rate=discount_rate, ci=ci, time_unit=time_unit,
+                             discount_rate=discount_rate, level=level, time_unit=time_unit,
                              allow_unconverged=allow_unconverged, seed=seed)
-        out["clv_lower"], out["clv_upper"] = boot.lower.to_numpy(), boot.upper.to_numpy()
+        out[boot.lower.name], out[boot.upper.name] = boot.lower.to_numpy(), boot.upper.to_numpy()
+        out = with_old_column_names(out, {"clv_lower": boot.lower.name,
+                                          "clv_upper": boot.upper.name})
     return _require_finite(out, "clv", "customer_lifetime_value")
 
 

@@ -49,6 +49,7 @@ from crmstats.backend import execute
 from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError, DataWarning
 from crmstats.sources import load_crm
 from crmstats.validation import reuse_validated
+from crmstats.vocabulary import with_old_column_names
 
 __all__ = ["LIFECYCLE_STAGES", "lifecycle_counts", "lifecycle_stage", "snapshot_date",
            "stage_flows"]
@@ -111,16 +112,18 @@ class _Contacts:
             self.referrer = pd.Index(self.ids).get_indexer(referred)  # -1: not a contact
             self.referred_at = self.created[known]
 
-    def snapshot(self, tx, as_of: pd.Timestamp, lapsed_after: float | None) -> dict:
+    def snapshot(self, tx, as_of: pd.Timestamp, lapsed_after: float | None,
+                 time_unit: str = "W") -> dict:
         """Stages as of a date before the win-back ranking and the evangelists.
 
         Returns the rows on file by ``as_of`` (``ids``, at positions ``rows`` of
         all contacts), their ``stage`` (object
-        array), weeks since the last purchase of customers (``since``, NaN for
-        others), the ``lapsed`` rows (positions in ``ids``), the ``won``
+        array), time since the last purchase of customers in ``time_unit``
+        (``since``, NaN for others), the ``lapsed`` rows (positions in ``ids``), the ``won``
         customers' RFM summary and the ``lapsed_after`` applied.
         """
         from crmstats.clv import lapse_threshold, rfm_summary
+        from crmstats.clv.value import MONTH_IN_UNITS
 
         when = np.datetime64(as_of.to_datetime64())
         code = np.full(len(self.ids), -1)
@@ -129,13 +132,14 @@ class _Contacts:
         keep = self.created <= when if self.created is not None else code >= 0
         names = np.array([_STAGE_OF[s] for s in _BY_RANK] + ["subscriber"], dtype=object)
         ids, stage = self.ids[keep], names[code[keep]]
-        summary = rfm_summary(tx, observation_end=as_of, time_unit="W")  # ignores later rows
+        summary = rfm_summary(tx, observation_end=as_of, time_unit=time_unit)  # ignores later rows
         summary.index = summary.index.astype(str)
         won = ids[stage == "customer"]
         s = summary.reindex(won).dropna()
         gap = s["T"] - s["recency"]
         if lapsed_after is None:
-            lapsed_after = lapse_threshold(s, default=26.0)
+            weeks26 = 26.0 * MONTH_IN_UNITS[time_unit] / MONTH_IN_UNITS["W"]
+            lapsed_after = lapse_threshold(s, default=weeks26)
         since = np.full(len(ids), np.nan)
         won_rows = np.flatnonzero(stage == "customer")
         since[won_rows[pd.Index(won).get_indexer(gap.index)]] = gap.to_numpy(dtype=float)
@@ -185,6 +189,7 @@ def lifecycle_stage(
     *,
     as_of=None,
     lapsed_after: float | None = None,
+    time_unit: str = "W",
     high_priority_share: float = 0.2,
     horizon_months: int = 12,
     models: bool = True,
@@ -199,8 +204,11 @@ def lifecycle_stage(
     as_of : timestamp-like, optional
         The date; default the last event or transaction.
     lapsed_after : float, optional
-        Weeks without a purchase after which a customer is a former customer;
-        default twice the median time between repeat purchases.
+        Time without a purchase, in ``time_unit``, after which a customer is a
+        former customer; default twice the median time between repeat
+        purchases (26 weeks when no customer bought twice).
+    time_unit : {"W", "D", "M"}
+        Unit of ``lapsed_after`` and of the ``time_since_purchase`` column.
     high_priority_share : float
         Share of former customers (the best by P(alive) × value if active)
         labelled high priority.
@@ -216,10 +224,12 @@ def lifecycle_stage(
         Index ``contact_id``; ``stage`` (ordered categorical of
         :data:`LIFECYCLE_STAGES`), ``referrals`` (contacts it referred by the
         date; 0 without referral data), and for customers
-        ``weeks_since_purchase``, ``p_alive`` and ``score`` (P(alive) × value
-        if active, former customers only) and ``lapsed_after_weeks`` (the
-        lapse window applied to them). Ids only. The date itself is
-        :func:`snapshot_date` of ``as_of``.
+        ``time_since_purchase`` (in ``time_unit``), ``p_alive`` and ``score``
+        (P(alive) × value if active, former customers only) and
+        ``lapsed_after`` (the lapse window applied to them, in ``time_unit``).
+        Ids only. The date itself is :func:`snapshot_date` of ``as_of``. The
+        columns' old names ``weeks_since_purchase`` and ``lapsed_after_weeks``
+        still read them for one release (with a DeprecationWarning).
     """
     from crmstats.clv import fit_value, winback_list
 
@@ -227,10 +237,10 @@ def lifecycle_stage(
     crm.require("stage_events", "transactions")
     tx = crm.table("transactions")
     as_of = snapshot_date(crm, as_of)
-    snap = _Contacts(crm).snapshot(tx, as_of, lapsed_after)
+    snap = _Contacts(crm).snapshot(tx, as_of, lapsed_after, time_unit)
     lapsed_after, s = snap["lapsed_after"], snap["won"]
     out = pd.DataFrame({"stage": snap["stage"]}, index=pd.Index(snap["ids"], name="contact_id"))
-    out["weeks_since_purchase"] = snap["since"]
+    out["time_since_purchase"] = snap["since"]
     out["p_alive"] = np.nan
     out["score"] = np.nan
     if models and len(snap["lapsed"]) and (s["frequency"] > 0).sum() >= 20:
@@ -239,7 +249,7 @@ def lifecycle_stage(
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", DataWarning)
             try:
-                fit = fit_value(tx, observation_end=as_of, time_unit="W", customers=s.index,
+                fit = fit_value(tx, observation_end=as_of, time_unit=time_unit, customers=s.index,
                                 horizon_months=horizon_months)
                 ranked = winback_list(fit.transaction_model, fit.spend_model, fit.summary,
                                       lapsed_after=lapsed_after,
@@ -262,9 +272,10 @@ def lifecycle_stage(
         _evangelists(stage, snap["referrals"])
         out["stage"] = stage
     out["stage"] = pd.Categorical(out["stage"], categories=LIFECYCLE_STAGES, ordered=True)
-    out["lapsed_after_weeks"] = np.where(out["weeks_since_purchase"].notna(),
-                                         float(lapsed_after), np.nan)
-    return out
+    out["lapsed_after"] = np.where(out["time_since_purchase"].notna(),
+                                   float(lapsed_after), np.nan)
+    return with_old_column_names(out, {"weeks_since_purchase": "time_since_purchase",
+                                       "lapsed_after_weeks": "lapsed_after"})
 
 
 def lifecycle_counts(stages: pd.DataFrame) -> pd.DataFrame:
@@ -306,7 +317,8 @@ def lifecycle_counts(stages: pd.DataFrame) -> pd.DataFrame:
 
 @reuse_validated()
 def stage_flows(crm, *, start=None, end=None, period: str = "M",
-                lapsed_after: float | None = None, by_period: bool = False) -> pd.DataFrame:
+                lapsed_after: float | None = None, time_unit: str = "W",
+                by_period: bool = False) -> pd.DataFrame:
     """Transitions between lifecycle stages from one period end to the next.
 
     Each period end gets a snapshot of :func:`lifecycle_stage` (without the
@@ -324,8 +336,10 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
     period : {"M", "Q", "W"}
         Snapshot period (month ends by default: month-over-month flows).
     lapsed_after : float, optional
-        Weeks without a purchase that make a customer a former customer
-        (default as in :func:`lifecycle_stage`, per snapshot).
+        Time without a purchase, in ``time_unit``, that makes a customer a
+        former customer (default as in :func:`lifecycle_stage`, per snapshot).
+    time_unit : {"W", "D", "M"}
+        Unit of ``lapsed_after``.
     by_period : bool
         Return the flows of every period (long format) instead of their sum.
 
@@ -362,7 +376,7 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
     previous = None
     for when in ends:
         snap = contacts.snapshot(tx, when + pd.Timedelta(hours=23, minutes=59, seconds=59),
-                                 lapsed_after)
+                                 lapsed_after, time_unit)
         _evangelists(snap["stage"], snap["referrals"])
         # each row's stage as a code over every contact (-1: not on file yet)
         now = np.full(len(contacts.ids), -1)

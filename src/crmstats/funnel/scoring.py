@@ -37,6 +37,7 @@ from crmstats.estimator import (
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 from crmstats.funnel.summaries import lead_stage_times
 from crmstats.sources import load_crm
+from crmstats.vocabulary import interval_columns, with_old_column_names
 
 __all__ = ["COMPANY_SIZES", "LeadScoringModel", "auc", "lead_features"]
 
@@ -474,9 +475,11 @@ class LeadScoringModel(Estimator):
 
 def _odds_ratios(s: pd.DataFrame) -> pd.DataFrame:
     """Return the odds-ratio view of a ``summary_`` on the log-odds scale."""
+    lo, hi = interval_columns("odds_ratio")
     with np.errstate(over="ignore"):
-        return pd.DataFrame({
+        table = pd.DataFrame({
             "coef": s["estimate"], "std_err": s["std_err"],
-            "odds_ratio": np.exp(s["estimate"]), "lower": np.exp(s["lower_95"]),
-            "upper": np.exp(s["upper_95"]), "p_value": s["p_value"],
+            "odds_ratio": np.exp(s["estimate"]), lo: np.exp(s["lower_95"]),
+            hi: np.exp(s["upper_95"]), "p_value": s["p_value"],
         })
+    return with_old_column_names(table, {"lower": lo, "upper": hi})

@@ -61,7 +61,7 @@ def lead_stage_times(
     lead_id_col: str | None = None,
     stage_col: str | None = None,
     entered_at_col: str | None = None,
-):
+) -> ibis.Table:
     """One row per lead (an Ibis table): first entry time of every stage, and ``reached_*`` flags.
 
     Columns ``t_<stage>`` (first entry, null if never entered) for the funnel

@@ -31,6 +31,7 @@ import pandas as pd
 
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 from crmstats.validation import reuse_validated
+from crmstats.vocabulary import interval_columns, renamed_arguments, with_old_column_names
 
 __all__ = ["COLUMNS", "OPEN_LEAD_STAGES", "customer_360"]
 
@@ -63,8 +64,10 @@ COLUMNS: dict[str, str] = {
     "expected_spend": "expected spend per purchase, Gamma-Gamma (clv.customer_lifetime_value)",
     "p_alive": "probability the customer is still active, BG/NBD (probability_alive)",
     "clv": "discounted customer lifetime value over the horizon (clv.customer_lifetime_value)",
-    "clv_lower": "lower end of the CLV bootstrap interval (clv.customer_lifetime_value)",
-    "clv_upper": "upper end of the CLV bootstrap interval (clv.customer_lifetime_value)",
+    "clv_lower_90": "lower end of the CLV bootstrap interval, named for its level "
+                    "(clv_lower_80 at level=0.8; clv.customer_lifetime_value)",
+    "clv_upper_90": "upper end of the CLV bootstrap interval, named for its level "
+                    "(clv.customer_lifetime_value)",
     "value_tier": "tier of the customer value pyramid by CLV (clv.value_tiers)",
     "value_rank": "rank by CLV, 1 = most valuable (clv.value_tiers)",
     "lifecycle_stage": "lifecycle stage as of as_of (funnel.lifecycle_stage)",
@@ -185,17 +188,18 @@ def _tickets(tickets, as_of: pd.Timestamp) -> pd.DataFrame:
     return execute(per).set_index("customer_id")
 
 
+@renamed_arguments(freq="period", ci="level")
 @reuse_validated()
 def customer_360(
     crm: Any,
     as_of=None,
     *,
-    freq: str = "D",
+    period: str = "D",
     time_unit: str = "W",
     horizon_months: int = 12,
     discount_rate: float = 0.01,
     n_bootstrap: int = 50,
-    ci: float = 0.9,
+    level: float = 0.9,
     tiers: Mapping[str, float] | None = None,
     lapsed_after: float | None = None,
     high_priority_share: float = 0.2,
@@ -222,18 +226,22 @@ def customer_360(
     as_of : timestamp-like, optional
         The date of the scores; every table is cut there. Default the last
         transaction or stage event.
-    freq, time_unit : str
+    period, time_unit : str
         As for :func:`crmstats.clv.rfm_summary` (recency and T are in
-        ``time_unit``).
+        ``time_unit``; ``freq`` is the old name of ``period``, deprecated).
     horizon_months, discount_rate : int, float
         As for :func:`crmstats.clv.customer_lifetime_value`.
-    n_bootstrap, ci, seed : int, float, int
-        Bootstrap refits for the CLV interval, its coverage and seed (0: no
-        interval; ``clv_lower``/``clv_upper`` stay empty).
+    n_bootstrap, level, seed : int, float, int
+        Bootstrap refits for the CLV interval, its coverage (``ci`` is the old
+        name of ``level``, deprecated) and seed (0: no
+        interval; ``clv_lower_90``/``clv_upper_90`` stay empty; the columns
+        are named for the level, and read by their old names ``clv_lower`` /
+        ``clv_upper`` for one release).
     tiers : mapping, optional
         Value tiers for :func:`crmstats.clv.value_tiers` (default its pyramid).
     lapsed_after, high_priority_share : float
-        As for :func:`crmstats.funnel.lifecycle_stage`.
+        As for :func:`crmstats.funnel.lifecycle_stage` (``lapsed_after`` in
+        ``time_unit``).
     lead_features : sequence of str
         Contact features of the lead-scoring model (those present are used).
     lead_target : {"won", "qualified"}
@@ -284,7 +292,7 @@ def customer_360(
     # ---------------------------------------------------------------- customers: value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = fit_value(tx, observation_end=as_of, freq=freq, time_unit=time_unit,
+        fit = fit_value(tx, observation_end=as_of, period=period, time_unit=time_unit,
                         horizon_months=horizon_months, discount_rate=discount_rate,
                         allow_unconverged=allow_unconverged, transaction_model=transaction_model,
                         spend_model=spend_model, refit=not given)
@@ -293,7 +301,7 @@ def customer_360(
             value = customer_lifetime_value(
                 fit.transaction_model, fit.spend_model, fit.summary,
                 horizon_months=horizon_months, discount_rate=discount_rate,
-                n_bootstrap=n_bootstrap, ci=ci, seed=seed)
+                n_bootstrap=n_bootstrap, level=level, seed=seed)
     summary, bg = fit.summary, fit.transaction_model
     tier = value_tiers(value, tiers)
     rfm = rfm_segments(summary).rename(columns={"segment": "rfm_segment"})
@@ -326,6 +334,7 @@ def customer_360(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
             stages = lifecycle_stage(crm, as_of=as_of, lapsed_after=lapsed_after,
+                                     time_unit=time_unit,
                                      high_priority_share=high_priority_share,
                                      horizon_months=horizon_months)
         stages.index = stages.index.astype(str)
@@ -349,7 +358,10 @@ def customer_360(
         known = out["kind"] == "customer"
         out.loc[known, "open_tickets"] = out.loc[known, "open_tickets"].fillna(0)
     out["as_of"] = as_of
-    for col in COLUMNS:
+    interval = dict(zip(("clv_lower_90", "clv_upper_90"), interval_columns("clv", level),
+                        strict=True))
+    columns = [interval.get(col, col) for col in COLUMNS]
+    for col in columns:
         if col not in out.columns:
             out[col] = np.nan
     out["open_lead"] = out["open_lead"].eq(True)
@@ -379,7 +391,9 @@ def customer_360(
         c = execute(table.select(*extra, contact_id=table.contact_id.cast("string")))
         carried = c.drop_duplicates("contact_id").set_index("contact_id")[extra]
         out = out.join(carried)
-    return out[[*COLUMNS, *extra]]
+    return with_old_column_names(out[[*columns, *extra]],
+                                 {"clv_lower": interval["clv_lower_90"],
+                                  "clv_upper": interval["clv_upper_90"]})
 
 
 def _by_str(frame):

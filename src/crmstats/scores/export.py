@@ -193,7 +193,8 @@ def _check_values(frame: pd.DataFrame) -> None:
         values = _numeric(frame, column)
         if values is not None and np.isinf(values).any():
             raise _impossible(frame, str(column), np.isinf(values), "is infinite")
-    for column in _NON_NEGATIVE:
+    levelled = [c for c in map(str, frame.columns) if c.startswith(("clv_lower_", "clv_upper_"))]
+    for column in dict.fromkeys([*_NON_NEGATIVE, *levelled]):
         values = _numeric(frame, column)
         if values is not None and (values < 0).any():
             raise _impossible(frame, column, values < 0, "is negative",
@@ -205,6 +206,9 @@ def _check_values(frame: pd.DataFrame) -> None:
             raise _impossible(frame, column, bad, "is a probability outside [0, 1]",
                               float(values[bad][0]))
     triples = [("clv_lower", "clv", "clv_upper"), ("lower_95", "estimate", "upper_95")]
+    # per-row intervals named for their level (README "Glossary"): clv_lower_90, clv, clv_upper_90
+    triples += [(c, c.rpartition("_lower_")[0], c.replace("_lower_", "_upper_"))
+                for c in map(str, frame.columns) if c.rpartition("_lower_")[0]]
     triples += [(f"{c}_lower", c, f"{c}_upper") for c in map(str, frame.columns)
                 if c != "clv" and (f"{c}_lower" in frame.columns or f"{c}_upper" in frame.columns)]
     for low_name, mid_name, high_name in triples:
