@@ -28,11 +28,13 @@ DATA_NAMES = {"summary", "transactions", "paths", "customers", "leads", "panel",
               "values", "crm", "data", "lifetimes", "spend", "prospects", "contacts"}
 
 
-def _members(cls):
-    """(name, function) of a class's public methods and property getters, inherited included.
+def members(cls):
+    """(name, kind, function) of a class's public members, inherited ones included.
 
-    Members defined by ``object`` or outside crmstats (pandas' DataFrame methods
-    on a subclass) are left out; classmethods and staticmethods give their function.
+    ``kind`` is "method", "property" (its getter), "classmethod" or "staticmethod"
+    (their function). Members defined by ``object`` or outside crmstats (pandas'
+    DataFrame methods on a subclass) and old names kept for one release
+    (:func:`crmstats.vocabulary.renamed_attribute`) are left out.
     """
     out = []
     for attr in dir(cls):
@@ -41,15 +43,15 @@ def _members(cls):
         owner = next((k for k in cls.__mro__ if attr in vars(k)), None)
         if owner is None or not owner.__module__.startswith("crmstats"):
             continue
-        member = inspect.getattr_static(cls, attr)
+        member, kind = inspect.getattr_static(cls, attr), "method"
         if isinstance(member, property):
-            member = member.fget
+            member, kind = member.fget, "property"
             if hasattr(member, "__renamed_to__"):
-                continue  # an old name kept for one release (crmstats.vocabulary)
+                continue
         elif isinstance(member, classmethod | staticmethod):
-            member = member.__func__
+            member, kind = member.__func__, type(member).__name__
         if inspect.isfunction(member):
-            out.append((attr, member))
+            out.append((attr, kind, member))
     return out
 
 
@@ -63,7 +65,7 @@ def _public_callables():
             if inspect.isclass(obj):
                 if dataclasses.is_dataclass(obj):
                     out.append((f"{dom}.{name}", obj, None))
-                for attr, member in _members(obj):
+                for attr, _, member in members(obj):
                     out.append((f"{dom}.{name}.{attr}", member, obj))
             elif inspect.isfunction(obj):
                 out.append((f"{dom}.{name}", obj, None))

@@ -1,4 +1,4 @@
-"""One name per idea (README "Glossary"): renamed names still work for one release, with a warning."""
+"""One name per idea (README "Glossary"); renamed names still work one release, with a warning."""
 
 import inspect
 import warnings

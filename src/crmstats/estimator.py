@@ -215,10 +215,25 @@ class Estimator:
 
     def _check_fitted(self) -> None:
         if getattr(self, "n_obs_", None) is None:
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(...) first "
-                f"(or build it with {type(self).__name__}.from_params / load)"
-            )
+            raise self._not_fitted()
+
+    def _not_fitted(self) -> NotFittedError:
+        name = type(self).__name__
+        keeps = type(self)._restore is not Estimator._restore  # it has a model file
+        return NotFittedError(
+            f"this {name} is not fitted yet; call fit(...) first"
+            + (f" (or build it with {name}.from_params / load)" if keeps else "")
+        )
+
+    def __getattr__(self, name: str):
+        # only reached when normal lookup fails: a fitted attribute (``params_``...) asked of
+        # an unfitted model is a NotFittedError (an AttributeError, so getattr(m, x, None)
+        # and hasattr keep working), and so is a property whose NotFittedError Python turned
+        # into this call; anything else is the usual AttributeError
+        if not name.startswith("_") and self.__dict__.get("n_obs_") is None \
+                and (name.endswith("_") or hasattr(type(self), name)):
+            raise self._not_fitted()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def is_fitted(self) -> bool:
@@ -284,6 +299,7 @@ class Estimator:
         from crmstats._version import __version__
 
         self._check_fitted()
+        facts = _plain(self._fit_facts())  # first: a model without a file says so
         variance = getattr(self, "variance_matrix_", None)
         return {
             "format": MODEL_FORMAT,
@@ -299,7 +315,7 @@ class Estimator:
                                     for c in self.summary_.columns}},
             "variance_matrix": None if variance is None else
             [[_num(v) for v in row] for row in np.asarray(variance, dtype=float)],
-            "fit": _plain(self._fit_facts()),
+            "fit": facts,
         }
 
     @classmethod
