@@ -94,10 +94,13 @@ RETIRED_OK = {
     "attribution.holdout_size": {"alpha"},  # the size of a planned test, not an interval level
     "attribution.holdout_plan": {"alpha"},
 }
-#: Renames landing today in files other helpers own (README "Glossary" lists them); xfail until
-#: then, not strict, so their landing is not blocked by this file: delete an entry once it passes.
-RENAMING = {
-    **{f"clv.{m}.__init__": "penalizer -> penalty: clv/models (helper covariates)"
+#: Deviations in files other helpers own today (renames of README "Glossary", missing return
+#: annotations); xfail until fixed, not strict, so that no landing is blocked by this file:
+#: delete an entry once it passes.
+PENDING = {
+    **{f"clv.{m}.__init__": "penalizer stays in the signature as a deprecated keyword "
+                            "(clv/models, helper covariates): crmstats.vocabulary."
+                            "renamed_arguments keeps old names out of signatures"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
                  "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
     **{f"clv.{m}.from_params": "freq -> period: clv/models (helpers covariates, gate)"
@@ -110,6 +113,13 @@ RENAMING = {
     "attribution.IncrementalityModel.__init__": "n_boot -> n_bootstrap: incrementality.py "
                                                 "(helper triangulate)",
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
+    **{f"clv.{m}.from_dict": "no return annotation: clv/models/base.py (helper covariates)"
+       for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
+                 "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
+    **{f"clv.{m}.expected_purchases": "no return annotation: clv/models (helper covariates)"
+       for m in ("BetaGeoModel", "ModifiedBetaGeoModel", "ParetoNBDModel")},
+    "attribution.MediaMixModel.optimize_budget": "no return annotation: attribution/mmm.py "
+                                                 "(helper mmm)",
     "attribution.IncrementalityModel.from_params": "**meta: spell out (or drop) the arguments "
                                                    "(incrementality.py, helper triangulate)",
 }
@@ -124,8 +134,8 @@ def _cases(pairs):
     def marks(n):
         if n in KNOWN:
             return [pytest.mark.xfail(strict=True, reason=KNOWN[n])]
-        if n in RENAMING:
-            return [pytest.mark.xfail(strict=False, reason=RENAMING[n])]
+        if n in PENDING:
+            return [pytest.mark.xfail(strict=False, reason=PENDING[n])]
         return []
 
     return [pytest.param(n, f, id=n, marks=marks(n)) for n, f in pairs]

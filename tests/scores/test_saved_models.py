@@ -49,7 +49,7 @@ def test_saved_models_value_the_customers_without_refitting(tmp_path, saved, sma
                                rtol=1e-12)
     refit = clv.fit_value(small_crm.transactions)
     assert not np.allclose(refit.clv.to_numpy(), expected["clv"].to_numpy())  # not a refit
-    assert customers["clv_lower"].isna().all()  # no bootstrap with saved models
+    assert customers["clv_lower_90"].isna().all()  # no bootstrap with saved models
 
 
 def test_only_a_transaction_model_fits_the_spend_model(tmp_path, saved):
