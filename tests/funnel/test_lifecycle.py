@@ -172,7 +172,7 @@ def test_snapshots_and_flows_match_a_pandas_reference(small_crm):
         assert list(got.index) == list(ref.index)
         assert (got["stage"].astype(str).to_numpy() == ref["stage"].to_numpy()).all()
         assert (got["referrals"].to_numpy() == ref["referrals"].to_numpy()).all()
-        pd.testing.assert_series_equal(got["weeks_since_purchase"], ref["weeks_since_purchase"],
+        pd.testing.assert_series_equal(got["time_since_purchase"], ref["weeks_since_purchase"],
                                        check_names=False, check_index=False)
     # flows: each contact's move from one snapshot to the next, (new) if not on file before
     expected = []
