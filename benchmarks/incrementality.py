@@ -52,11 +52,11 @@ def one(seed: int, n: int, holdout: float, confounding: float) -> dict:
         "Markov": A.MarkovAttribution().fit(paths),
         "Shapley": A.ShapleyAttribution().fit(paths),
     }
-    model = A.IncrementalityModel(n_boot=30).fit(paths)
+    model = A.IncrementalityModel(n_bootstrap=30).fit(paths)
     models["counterfactual"] = model
     models["lift tests alone"] = lifts["incremental_conversions"].clip(lower=0).rename(
         "conversions").to_frame()
-    adjusted = A.IncrementalityModel(n_boot=30, covariates=COVARIATES).fit(cells)
+    adjusted = A.IncrementalityModel(n_bootstrap=30, covariates=COVARIATES).fit(cells)
     models["counterfactual + contacts"] = adjusted
     models["calibrated counterfactual"] = A.calibrate(model, lifts)
     models["calibrated counterfactual + contacts"] = A.calibrate(adjusted, lifts)

@@ -304,7 +304,7 @@ _KEEPERS = {
         lambda m, d: {"p": m.predict_proba(d), "b": m.score_bands(d)["band"].cat.codes},
         lambda m: {"reference": {f: ref for f, (_, ref) in m.levels_.items()},
                    "band_edges": m.band_edges_}),
-    "IncrementalityModel": ("paths", lambda d: attribution.IncrementalityModel(n_boot=5).fit(d),
+    "IncrementalityModel": ("paths", lambda d: attribution.IncrementalityModel(n_bootstrap=5).fit(d),
                             lambda m, d: {"a": m.attribution_.to_numpy(), "s": m.shares_},
                             None),
     "MediaMixModel": ("media", lambda d: attribution.MediaMixModel(n_draws=20,

@@ -139,7 +139,7 @@ def test_counterfactual_model_beats_every_journey_model_on_the_default_demo(defa
     crm = default_demo
     paths = _paths(crm)
     truth = crm.truth["attribution_shares"]
-    model = A.IncrementalityModel(features="counts", n_boot=20).fit(paths)
+    model = A.IncrementalityModel(features="counts", n_bootstrap=20).fit(paths)
     journey = {
         "last touch": A.heuristic(paths, "last_touch"),
         "linear": A.heuristic(paths, "linear"),
@@ -175,7 +175,7 @@ def test_counterfactual_model_recovers_known_logistic_effects():
         rows[key] = (c0 + conv, n0 + (not conv))
     paths = pd.DataFrame([(k, c, float(c), n) for k, (c, n) in rows.items()],
                          columns=["path", "conversions", "value", "nulls"])
-    model = A.IncrementalityModel(n_boot=50, seed=1).fit(paths)
+    model = A.IncrementalityModel(n_bootstrap=50, seed=1).fit(paths)
     got = model.attribution_
     for c in chans:
         assert got.loc[c, "lower_95"] - 60 <= true_inc[c] <= got.loc[c, "upper_95"] + 60
@@ -188,7 +188,7 @@ def test_counterfactual_model_follows_the_estimator_contract(random_paths):
     from crmstats import NotFittedError
     from crmstats.estimator import SUMMARY_COLUMNS
 
-    model = A.IncrementalityModel(n_boot=0)
+    model = A.IncrementalityModel(n_bootstrap=0)
     with pytest.raises(NotFittedError):
         _ = model.shares_
     assert model.fit(random_paths) is model
@@ -198,15 +198,15 @@ def test_counterfactual_model_follows_the_estimator_contract(random_paths):
 
 def test_counterfactual_model_needs_non_converting_journeys(random_paths):
     with pytest.raises(DataError, match="nulls"):
-        A.IncrementalityModel(n_boot=0).fit(random_paths.assign(nulls=0))
+        A.IncrementalityModel(n_bootstrap=0).fit(random_paths.assign(nulls=0))
     with pytest.raises(ValueError, match="features"):
-        A.IncrementalityModel(features="bogus", n_boot=0).fit(random_paths)
+        A.IncrementalityModel(features="bogus", n_bootstrap=0).fit(random_paths)
 
 
 def test_a_thin_channel_gets_the_ridge_fit(random_paths):
     thin = pd.concat([random_paths, pd.DataFrame({"path": [("a", "z")], "conversions": [1],
                                                   "value": [5.0], "nulls": [0]})])
-    model = A.IncrementalityModel(n_boot=0).fit(thin)
+    model = A.IncrementalityModel(n_bootstrap=0).fit(thin)
     assert model.penalised_
     assert np.isfinite(model.attribution_["conversions"]).all()
 
@@ -260,7 +260,7 @@ def test_calibrated_credit_wins_under_confounding():
     truth = crm.truth["attribution_shares"]
     lifts = A.lift_test(crm.experiments, crm.conversions)
     markov = A.MarkovAttribution().fit(paths)
-    model = A.IncrementalityModel(n_boot=20).fit(paths)
+    model = A.IncrementalityModel(n_bootstrap=20).fit(paths)
     models = {
         "first touch": A.heuristic(paths, "first_touch"),
         "last touch": A.heuristic(paths, "last_touch"),
@@ -281,7 +281,7 @@ def test_calibrated_credit_wins_under_confounding():
 def test_incremental_economics_prices_calibrated_credit(holdout_crm):
     crm = holdout_crm
     paths = _paths(crm)
-    model = A.IncrementalityModel(n_boot=20).fit(paths)
+    model = A.IncrementalityModel(n_bootstrap=20).fit(paths)
     cal = A.calibrate(model, A.lift_test(crm.experiments, crm.conversions))
     eco = A.incremental_economics(cal, crm.spend)
     ch = cal.index
@@ -346,7 +346,7 @@ def test_paths_by_contact_columns_sum_back_to_the_plain_paths(holdout_crm):
         A.build_paths(crm.touchpoints, crm.conversions, contacts=crm.contacts,
                       by=["shoe_size"])
     with pytest.raises(DataError, match="covariate"):
-        A.IncrementalityModel(n_boot=0, covariates=["industry"]).fit(plain)
+        A.IncrementalityModel(n_bootstrap=0, covariates=["industry"]).fit(plain)
 
 
 def test_adjusting_for_the_contact_undoes_retargeting():
@@ -365,8 +365,8 @@ def test_adjusting_for_the_contact_undoes_retargeting():
         "linear": A.heuristic(cells, "linear"),
         "Markov": A.MarkovAttribution().fit(cells),
         "Shapley": A.ShapleyAttribution().fit(cells),
-        "counterfactual": A.IncrementalityModel(n_boot=0).fit(cells),
-        "adjusted": A.IncrementalityModel(n_boot=0, covariates=COVARIATES).fit(cells),
+        "counterfactual": A.IncrementalityModel(n_bootstrap=0).fit(cells),
+        "adjusted": A.IncrementalityModel(n_bootstrap=0, covariates=COVARIATES).fit(cells),
     }
     err = A.share_error(A.credit_shares(models), truth)["mae"]
     assert err.idxmin() == "adjusted", err
@@ -386,7 +386,7 @@ def test_calibrated_adjusted_credit_beats_journey_models_under_confounding():
         cells = A.build_paths(crm.touchpoints, crm.conversions, contacts=crm.contacts,
                               by=COVARIATES)
     lifts = A.lift_test(crm.experiments, crm.conversions)
-    adjusted = A.IncrementalityModel(n_boot=30, covariates=COVARIATES).fit(cells)
+    adjusted = A.IncrementalityModel(n_bootstrap=30, covariates=COVARIATES).fit(cells)
     models = {
         "first touch": A.heuristic(cells, "first_touch"),
         "last touch": A.heuristic(cells, "last_touch"),
@@ -394,7 +394,7 @@ def test_calibrated_adjusted_credit_beats_journey_models_under_confounding():
         "position based": A.heuristic(cells, "position_based"),
         "Markov": A.MarkovAttribution().fit(cells),
         "Shapley": A.ShapleyAttribution().fit(cells),
-        "counterfactual": A.IncrementalityModel(n_boot=0).fit(cells),
+        "counterfactual": A.IncrementalityModel(n_bootstrap=0).fit(cells),
         "calibrated": A.calibrate(adjusted, lifts),
     }
     err = A.share_error(A.credit_shares(models), crm.truth["attribution_shares"])["mae"]
@@ -412,3 +412,20 @@ def test_attribution_heuristic_is_the_function_whatever_was_imported_first():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True)
         assert out.stdout.strip() == "True", (first, out.stdout, out.stderr)
+
+
+def test_n_boot_is_the_deprecated_name_of_n_bootstrap(random_paths):
+    with pytest.warns(DeprecationWarning, match="n_bootstrap"):
+        old = A.IncrementalityModel(n_boot=3)
+    assert old.n_bootstrap == 3
+    with pytest.warns(DeprecationWarning, match="n_bootstrap"):
+        assert old.n_boot == 3
+    new = A.IncrementalityModel(n_bootstrap=3).fit(random_paths)
+    data = new.to_dict()
+    assert data["hyperparameters"]["n_bootstrap"] == 3 and "n_boot" not in data["hyperparameters"]
+    # a model file written before the rename still loads
+    hyper = {("n_boot" if k == "n_bootstrap" else k): v
+             for k, v in data["hyperparameters"].items()}
+    back = A.IncrementalityModel.from_dict({**data, "hyperparameters": hyper})
+    assert back.n_bootstrap == 3
+    pd.testing.assert_frame_equal(back.attribution_, new.attribution_)

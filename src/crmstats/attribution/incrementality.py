@@ -64,7 +64,7 @@ class IncrementalityModel(Estimator):
         maximum-likelihood model and falls back to a ridge of ``1 / journeys``
         when a channel is thin (fewer than ``min_conversions`` conversions
         among its journeys) or the fit does not converge.
-    n_boot : int
+    n_bootstrap : int
         Bootstrap replicates (journeys resampled with replacement) for the
         intervals of the incremental conversions; 0 skips them.
     min_conversions : int
@@ -78,6 +78,9 @@ class IncrementalityModel(Estimator):
         one indicator per level. Exposure that follows who the contact is
         (retargeting likely buyers) then no longer passes for an effect of the
         channel — as far as these columns describe the contact.
+    n_boot : int, optional
+        Deprecated name of ``n_bootstrap`` (a :class:`DeprecationWarning`; it
+        goes in the next release).
 
     Attributes
     ----------
@@ -102,10 +105,25 @@ class IncrementalityModel(Estimator):
         Whether the ridge fit was used.
     """
 
-    _hyper = ("features", "half_life", "penalty", "n_boot", "min_conversions", "seed",
+    _hyper = ("features", "half_life", "penalty", "n_bootstrap", "min_conversions", "seed",
               "covariates")
 
+    @property
+    def n_boot(self) -> int:
+        """Deprecated name of :attr:`n_bootstrap`."""
+        warnings.warn("n_boot is deprecated: use n_bootstrap", DeprecationWarning, stacklevel=2)
+        return self.n_bootstrap
+
     # ------------------------------------------------------------------ keeping a model
+    @classmethod
+    def from_dict(cls, data, *, source: str = "model"):
+        """Rebuild a model from :meth:`to_dict`'s data; files that say ``n_boot`` still load."""
+        hyper = data.get("hyperparameters") if isinstance(data, dict) else None
+        if isinstance(hyper, dict) and "n_boot" in hyper and "n_bootstrap" not in hyper:
+            hyper = {("n_bootstrap" if k == "n_boot" else k): v for k, v in hyper.items()}
+            data = {**data, "hyperparameters": hyper}
+        return super().from_dict(data, source=source)
+
     @classmethod
     def from_params(cls, params, **meta) -> IncrementalityModel:
         """Refuse: this model's results are sums over the journeys it was fitted on.
@@ -144,12 +162,17 @@ class IncrementalityModel(Estimator):
         self.penalised_ = facts.boolean("penalised")
 
     def __init__(self, features: str = "presence", *, half_life: float | None = None,
-                 penalty="auto", n_boot: int = 200, min_conversions: int = 20, seed: int = 0,
-                 covariates: list[str] | tuple[str, ...] | None = None):
+                 penalty="auto", n_bootstrap: int = 200, min_conversions: int = 20,
+                 seed: int = 0, covariates: list[str] | tuple[str, ...] | None = None,
+                 n_boot: int | None = None):
+        if n_boot is not None:
+            warnings.warn("n_boot is deprecated: use n_bootstrap (same meaning); n_boot goes in "
+                          "the next release", DeprecationWarning, stacklevel=2)
+            n_bootstrap = n_boot
         self.features = features
         self.half_life = half_life
         self.penalty = penalty
-        self.n_boot = n_boot
+        self.n_bootstrap = n_bootstrap
         self.min_conversions = min_conversions
         self.seed = seed
         self.covariates = covariates
@@ -310,7 +333,7 @@ class IncrementalityModel(Estimator):
         statsmodels' ``fit_regularized`` when the full fit used it), which is
         fast enough for hundreds of replicates.
         """
-        b = int(self.n_boot)
+        b = int(self.n_bootstrap)
         if b <= 0:
             return None
         rng = np.random.default_rng(self.seed)
@@ -349,7 +372,7 @@ class IncrementalityModel(Estimator):
 
     def __repr__(self) -> str:
         return (f"IncrementalityModel(features={self.features!r}, half_life={self.half_life}, "
-                f"penalty={self.penalty!r}, n_boot={self.n_boot})")
+                f"penalty={self.penalty!r}, n_bootstrap={self.n_bootstrap})")
 
 
 def _expit(z):
