@@ -110,14 +110,19 @@ PENDING = {
     "clv.with_units": "freq -> period: clv/units.py (helper gate)",
     "clv.rfm_summary": "freq -> period: clv/summaries.py (helper gate)",
     "clv.calibration_holdout_split": "freq -> period: clv/summaries.py (helper gate)",
-    "attribution.IncrementalityModel.__init__": "n_boot -> n_bootstrap: incrementality.py "
-                                                "(helper triangulate)",
+    "attribution.IncrementalityModel.__init__": "n_boot stays in the signature as a deprecated "
+                                                "keyword (incrementality.py, helper triangulate)",
+    "attribution.IncrementalityModel.from_dict": "no return annotation: incrementality.py "
+                                                 "(helper triangulate)",
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
     **{f"clv.{m}.from_dict": "no return annotation: clv/models/base.py (helper covariates)"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
                  "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
     **{f"clv.{m}.expected_purchases": "no return annotation: clv/models (helper covariates)"
        for m in ("BetaGeoModel", "ModifiedBetaGeoModel", "ParetoNBDModel")},
+    "clv.ShiftedBetaGeoModel.churn_probability": "the probability of churning *in* period t "
+                                                 "(a pmf), not by a horizon: to rename "
+                                                 "(clv/models, helper covariates)",
     "attribution.MediaMixModel.optimize_budget": "no return annotation: attribution/mmm.py "
                                                  "(helper mmm)",
     "attribution.IncrementalityModel.from_params": "**meta: spell out (or drop) the arguments "
@@ -127,6 +132,7 @@ PENDING = {
 NOT_RESULTS = {
     "to_dict": "a model's JSON-ready content (Estimator.to_dict), the model file's format",
     "models": "ValueFit.models: the fitted models by the names readers know, a lookup",
+    "refit_options": "CLV models: the keyword arguments that repeat a fit (fit(**...))",
 }
 
 
@@ -199,6 +205,9 @@ def test_signature_follows_the_conventions(name, func):
     for p in params:
         if p.name in RETIRED and p.name not in RETIRED_OK.get(name, ()):
             problems.append(f"{p.name}: the glossary's name is {RETIRED[p.name]}")
+    # 8. churn_probability is the probability of churn by a horizon
+    if name.endswith(".churn_probability") and "horizon" not in {p.name for p in params}:
+        problems.append("churn_probability takes horizon= (the probability of churn by it)")
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
