@@ -22,7 +22,7 @@ FHL_2005 = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 @pytest.fixture(scope="module")
 def cdnow():
     return clv.calibration_holdout_split(load_cdnow("sample"), calibration_end="1997-09-30",
-                                         observation_end="1998-06-30", freq="D", time_unit="W")
+                                         observation_end="1998-06-30", period="D", time_unit="W")
 
 
 def test_bgnbd_at_published_parameters_gives_the_published_expectation():
@@ -117,7 +117,7 @@ def test_a_model_fitted_on_weeks_refuses_a_daily_summary(cdnow, tmp_path):
     model = clv.BetaGeoModel().fit(cdnow)
     model.save(tmp_path / "m.json")
     daily = clv.calibration_holdout_split(load_cdnow("sample"), calibration_end="1997-09-30",
-                                          observation_end="1998-06-30", freq="D", time_unit="D")
+                                          observation_end="1998-06-30", period="D", time_unit="D")
     for m in (clv.BetaGeoModel.load(tmp_path / "m.json"),
               clv.BetaGeoModel.from_params(FHL_2005, time_unit="W")):
         with pytest.raises(DataError, match="time_unit='W'.*time_unit='D'"):
@@ -129,7 +129,7 @@ import sys
 from crmstats import clv
 from crmstats.datasets import load_cdnow
 model = clv.BetaGeoModel.load(sys.argv[1])
-summary = clv.rfm_summary(load_cdnow("sample"), observation_end="1998-03-31", freq="D",
+summary = clv.rfm_summary(load_cdnow("sample"), observation_end="1998-03-31", period="D",
                           time_unit="W")
 model.predict_purchases(summary, 13).to_frame().to_csv(sys.argv[2])
 """
@@ -138,13 +138,13 @@ model.predict_purchases(summary, 13).to_frame().to_csv(sys.argv[2])
 def test_a_scheduled_job_scores_new_customers_with_last_months_model(tmp_path):
     """Fit on one period, save; a fresh process loads the file and scores a later summary."""
     tx = load_cdnow("sample")
-    old = clv.rfm_summary(tx, observation_end="1997-12-31", freq="D", time_unit="W")
+    old = clv.rfm_summary(tx, observation_end="1997-12-31", period="D", time_unit="W")
     model = clv.BetaGeoModel().fit(old)
     model.save(tmp_path / "model.json")
     subprocess.run([sys.executable, "-c", _SCORE, str(tmp_path / "model.json"),
                     str(tmp_path / "scores.csv")], check=True, timeout=300)
     scores = pd.read_csv(tmp_path / "scores.csv", index_col=0, dtype={0: str})
-    new = clv.rfm_summary(tx, observation_end="1998-03-31", freq="D", time_unit="W")
+    new = clv.rfm_summary(tx, observation_end="1998-03-31", period="D", time_unit="W")
     assert len(scores) == len(new) > len(old) * 0.9
     np.testing.assert_allclose(scores["expected_purchases"].to_numpy(),
                                model.predict_purchases(new, 13).to_numpy(), rtol=1e-12)

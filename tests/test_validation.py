@@ -162,43 +162,6 @@ def test_every_table_requires_its_columns(table):
     assert info.value.column == spec.required[0]
 
 
-def test_a_validated_table_passed_back_is_not_checked_again_within_one_call(small_crm,
-                                                                           monkeypatch):
-    from crmstats import validation
-    from crmstats.io import as_table
-
-    t = as_table(small_crm.transactions, "transactions")
-    calls = []
-    # the gate looks _check_content up in its own module
-    monkeypatch.setattr(validation.gate, "_check_content", lambda *a, **k: calls.append(a))
-    as_table(t, "transactions")  # outside reuse_validated: checked again
-    assert len(calls) == 1
-    with validation.reuse_validated():
-        inner = as_table(small_crm.transactions, "transactions")
-        assert len(calls) == 2
-        with validation.reuse_validated():  # nested blocks share the memory
-            assert as_table(inner, "transactions") is inner
-        assert len(calls) == 2
-        # a derived expression, or the same expression as another table, is checked as usual
-        as_table(inner.filter(inner.amount >= 0), "transactions")
-        assert len(calls) == 3
-    as_table(inner, "transactions")  # the block is over: nothing is remembered
-    assert len(calls) == 4
-
-
-def test_a_table_passed_back_after_the_frame_was_edited_is_checked_again():
-    from crmstats.clv import rfm_summary
-    from crmstats.io import as_table
-
-    df = pd.DataFrame({"customer_id": [1, 1, 3], "amount": [10.0, 20.0, 30.0],
-                       "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
-    t = as_table(df, "transactions")
-    assert rfm_summary(t).loc[1, "frequency"] == 1
-    df.loc[1, "amount"] = np.nan  # the Ibis table reads the frame's memory (no copy)
-    with pytest.raises(DataError, match=r"amount.*non-finite"):
-        rfm_summary(t)
-
-
 def test_offending_rows_are_named_by_the_callers_index_labels():
     df = pd.DataFrame({"customer_id": [1, 2, None, 4], "amount": [1.0, -0.0, 2.0, np.inf],
                        "timestamp": pd.to_datetime(["2024-01-01"] * 4)},

@@ -17,9 +17,8 @@ from crmstats.validation import (
     as_table,
     deep_checks,
     id_dtype,
-    remember,
-    remembered,
 )
+from crmstats.validation.memory import fingerprint
 
 __all__ = ["CRMData", "default_name"]
 
@@ -94,6 +93,7 @@ class CRMData:
     personal: dict = field(default_factory=dict, repr=False)
     exportable: dict = field(default_factory=dict, repr=False)
     _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _validated: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.name is None:
@@ -141,9 +141,13 @@ class CRMData:
         a file, a database table and a mapped source table (column and value
         mapping, date and number formats of the source file applied) all come
         back alike. Validation is in-database (pandas inputs are read without a
-        copy). The first call per table also runs the slower data-quality checks
-        (exact duplicate rows, names differing only in case or spaces) and warns
-        once. Id columns are compared across the bundle: when one table holds
+        copy). Each table is validated once per process: later calls return the
+        same table, until the attribute is set to other data, a frame is edited
+        (pandas' copy-on-write gives an edited frame new arrays, which is
+        noticed) or a file changes; a database table is read as it was checked.
+        Validating also runs the slower data-quality checks (exact duplicate
+        rows, names differing only in case or spaces) and warns once. Id columns
+        are compared across the bundle: when one table holds
         text ids and another integer ids, integer ids are read as text so the
         tables join.
 
@@ -153,11 +157,16 @@ class CRMData:
             If the table is absent or invalid (naming table, column and rows).
         """
         self.require(name)
-        key = (id(self), name, id(getattr(self, name)))
-        done = remembered(key)
-        if done is not None:
-            return done
-        t = as_table(getattr(self, name), name)
+        data = getattr(self, name)
+        version = _version(data)
+        known = self._validated.get(name)
+        if known is not None and known[0] is data and version is not None \
+                and known[1] == version:
+            return known[2]
+        if known is not None:  # other data than was checked: look at the bundle again
+            self._checked.pop("_text_ids", None)
+            self._checked.pop(name, None)
+        t = as_table(data, name)
         if name not in self._checked:
             self._checked[name] = deep_checks(t, name)
         if self._text_ids():
@@ -165,7 +174,7 @@ class CRMData:
                      if c.kind == "id" and c.name in t.columns and t[c.name].type().is_integer()}
             if casts:
                 t = t.mutate(**casts)
-        remember(key, t)
+        self._validated[name] = (data, version, t)
         return t
 
     def personal_columns(self, name: str) -> list[str]:
@@ -193,3 +202,26 @@ class CRMData:
             n = f"{len(data):,} rows" if isinstance(data, pd.DataFrame) else type(t).__name__
             parts.append(f"{name}={n}")
         return f"CRMData(name={self.name!r}, source={self.source!r}, " + ", ".join(parts) + ")"
+
+
+def _version(data: Any) -> tuple | None:
+    """Return what tells one state of a table's data from another (None: cannot tell).
+
+    A frame's arrays and axes (:func:`crmstats.validation.memory.fingerprint`),
+    a file's size and modification time, an Ibis table's identity (a database
+    table is checked once per process).
+    """
+    import os
+
+    raw = data.data if isinstance(data, SourceTable) else data
+    if isinstance(raw, pd.DataFrame):
+        return fingerprint(raw)
+    if isinstance(raw, str | os.PathLike):
+        try:
+            st = os.stat(raw)
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns)
+    if isinstance(raw, ir.Table):
+        return ()
+    return None

@@ -8,7 +8,7 @@ from crmstats.datasets import load_cdnow
 def cdnow_calibration():
     """FHL (2005): the 2,357-customer sample, 39-week calibration, same-day purchases merged."""
     return calibration_holdout_split(load_cdnow("sample"), calibration_end="1997-09-30",
-                                     observation_end="1998-06-30", freq="D", time_unit="W")
+                                     observation_end="1998-06-30", period="D", time_unit="W")
 
 
 @pytest.fixture(scope="session")
@@ -52,4 +52,4 @@ def simulate_shop_without_dropout(n, seed, r=1.0, alpha=20.0, holdout=0.0):
     if holdout:
         frame["frequency_holdout"] = rng.poisson(lam * holdout).astype(float)
         frame["duration_holdout"] = float(holdout)
-    return with_units(frame, freq="D", time_unit="W")
+    return with_units(frame, period="D", time_unit="W")

@@ -440,7 +440,7 @@ def test_predictions_are_stable_for_a_thousand_repeat_purchases(fitted, name):
     model = fitted[name]
     rows = with_units(pd.DataFrame({"frequency": [1000.0, 1000.0, 5.0, 0.0],
                                     "recency": [1.0, 39 - 1 / 7, 20.0, 0.0],
-                                    "T": [39.0, 39.0, 39.0, 39.0]}), freq="D", time_unit="W")
+                                    "T": [39.0, 39.0, 39.0, 39.0]}), period="D", time_unit="W")
     with np.errstate(all="raise"), warnings.catch_warnings():
         warnings.simplefilter("error")
         alive = model.probability_alive(rows).to_numpy()

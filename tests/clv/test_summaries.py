@@ -25,7 +25,7 @@ def _aligned(ours, ref):
 
 @pytest.mark.parametrize(("freq", "unit", "mult"), [("D", "D", 1), ("D", "W", 7), ("W", "W", 1)])
 def test_rfm_summary_equals_lifetimes_on_cdnow(cdnow, lifetimes_utils, freq, unit, mult):
-    ours = rfm_summary(cdnow, freq=freq, time_unit=unit)
+    ours = rfm_summary(cdnow, period=freq, time_unit=unit)
     ref = lifetimes_utils.summary_data_from_transaction_data(
         cdnow, "customer_id", "timestamp", monetary_value_col="amount", freq=freq,
         freq_multiplier=mult,
@@ -99,15 +99,15 @@ def test_monthly_granularity_counts_calendar_months():
         "timestamp": pd.to_datetime(["2024-01-31", "2024-02-01", "2024-02-20"]),
         "amount": [1.0, 2.0, 3.0],
     })
-    out = rfm_summary(tx, freq="M", observation_end="2024-06-15")
+    out = rfm_summary(tx, period="M", observation_end="2024-06-15")
     assert out.loc["a"].tolist() == [1.0, 1.0, 5.0, 5.0]
 
 
 def test_bad_arguments_and_empty_results(cdnow):
-    with pytest.raises(ValueError, match="freq must be"):
-        rfm_summary(cdnow, freq="H")
-    with pytest.raises(ValueError, match="finer than freq"):
-        rfm_summary(cdnow, freq="W", time_unit="D")
+    with pytest.raises(ValueError, match="period must be"):
+        rfm_summary(cdnow, period="H")
+    with pytest.raises(ValueError, match="finer than period"):
+        rfm_summary(cdnow, period="W", time_unit="D")
     with pytest.raises(DataError, match="no purchase"):
         rfm_summary(cdnow, observation_end="1990-01-01")
     with pytest.raises(ValueError, match="must be after calibration_end"):
@@ -163,7 +163,7 @@ def test_rfm_summary_equals_a_pandas_reference_on_messy_data(freq, unit):
     same_day = tx.sample(800, random_state=3).assign(amount=lambda d: d["amount"].abs() + 1)
     tx = pd.concat([tx, same_day], ignore_index=True)  # same customer, same instant
     end = pd.Timestamp("2024-01-20 12:00")
-    ours = rfm_summary(tx, observation_end=end, freq=freq, time_unit=unit)
+    ours = rfm_summary(tx, observation_end=end, period=freq, time_unit=unit)
     ref = _pandas_summary(tx, end, freq, unit)
     assert list(ours.index) == list(ref.index)
     pd.testing.assert_frame_equal(ours, ref, check_names=False, rtol=1e-12)

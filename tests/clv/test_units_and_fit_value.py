@@ -32,7 +32,7 @@ def master():
 
 @pytest.fixture(scope="module")
 def daily(master):
-    return rfm_summary(master)  # defaults: freq="D", time_unit="D"
+    return rfm_summary(master)  # defaults: period="D", time_unit="D"
 
 
 def test_clv_with_defaults_reads_the_summary_unit(master, daily):
@@ -67,7 +67,7 @@ def test_a_model_refuses_a_summary_in_other_units(master, daily):
 
 def test_units_survive_ordinary_pandas_use(daily):
     want = summary_units(daily)
-    assert (want.freq, want.time_unit) == ("D", "D")
+    assert (want.period, want.time_unit) == ("D", "D")
     pieces = [
         daily[daily["frequency"] > 0], daily.iloc[:100], daily.head(), daily.copy(),
         daily.sample(50, random_state=1), daily[["frequency", "recency", "T"]],
@@ -87,7 +87,7 @@ def test_an_unlabelled_summary_needs_an_explicit_unit(daily):
         customer_lifetime_value(bg, gg, bare)
     explicit = customer_lifetime_value(bg, gg, bare, time_unit="D")
     assert explicit["clv"].mean() == pytest.approx(33.10, abs=0.01)
-    labelled = with_units(bare, freq="D")
+    labelled = with_units(bare, period="D")
     assert summary_units(labelled).time_unit == "D" and bare.columns.name is None
 
 

@@ -209,8 +209,8 @@ def tracking(
         ``expected`` repeat transactions in the step, and their cumulative
         sums ``actual_cumulative`` and ``expected_cumulative``.
     """
-    units = resolve_units(None, model, time_unit=time_unit, freq=period, what="tracking")
-    freq, unit = _check_units(units.freq or "D", units.time_unit)
+    units = resolve_units(None, model, time_unit=time_unit, period=period, what="tracking")
+    freq, unit = _check_units(units.period or "D", units.time_unit)
     if unit not in _UNIT_DAYS:
         raise ValueError("tracking supports time_unit 'D' or 'W'")
     t = transactions_table(transactions, customer_id_col=customer_id_col,

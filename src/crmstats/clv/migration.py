@@ -301,7 +301,7 @@ def value_migration(
         raise ValueError(f"start {start} must be before end {end}")
     kw = dict(period=period, time_unit=time_unit, horizon_months=horizon_months,
               discount_rate=discount_rate, allow_unconverged=allow_unconverged)
-    s_start = rfm_summary(tx, observation_end=start, freq=period, time_unit=time_unit)
+    s_start = rfm_summary(tx, observation_end=start, period=period, time_unit=time_unit)
     if len(s_start) < 20:
         raise DataError(f"transactions table: {len(s_start)} customer(s) bought by the start "
                         f"date {start:%Y-%m-%d}; value migration needs at least 20",

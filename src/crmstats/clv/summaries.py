@@ -3,7 +3,7 @@
 The definitions are those of the buy-till-you-die (BTYD) literature [1]_ and of
 the ``lifetimes`` package:
 
-* purchases are merged into *purchase occasions* at granularity ``freq``
+* purchases are merged into *purchase occasions* at granularity ``period``
   (``"D"``: several purchases on one day are one occasion); rows with a
   negative amount are refunds and never purchases (see :mod:`crmstats.schema`),
   zero-value rows (free items) are purchases;
@@ -13,8 +13,9 @@ the ``lifetimes`` package:
 * ``monetary_value`` — mean value of the repeat occasions (0 when there are none).
 
 Times are measured between period starts and expressed in ``time_unit``
-(default: ``freq``); ``freq="D", time_unit="W"`` gives the fractional weeks of
-the published CDNOW analyses.
+(default: ``period``); ``period="D", time_unit="W"`` gives the fractional weeks of
+the published CDNOW analyses. Both are recorded on the result, an
+:class:`~crmstats.clv.units.RFMSummary` (``summary.units``).
 
 References
 ----------
@@ -34,7 +35,7 @@ import pandas as pd
 from crmstats._expr import observation_end as _observation_end
 from crmstats._expr import period_index, truncate, up_to
 from crmstats.backend import _backend_of, execute
-from crmstats.clv.units import SummaryUnits, check_units, label
+from crmstats.clv.units import RFMSummary, check_units, deprecated_freq, label
 from crmstats.exceptions import DataError
 from crmstats.validation import as_table, transactions_table
 
@@ -44,9 +45,9 @@ __all__ = ["calibration_holdout_split", "holdout_period", "rfm_summary"]
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 
 
-def _check_units(freq: str, time_unit: str | None) -> tuple[str, str]:
-    units = check_units(freq, time_unit)
-    return units.freq, units.time_unit
+def _check_units(period: str, time_unit: str | None) -> tuple[str, str]:
+    units = check_units(period, time_unit)
+    return units.period, units.time_unit
 
 
 def _elapsed(later: ir.IntegerValue, earlier: ir.IntegerValue, freq: str,
@@ -140,13 +141,14 @@ def rfm_summary(
     transactions: Any,
     *,
     observation_end=None,
-    freq: str = "D",
+    period: str | None = None,
     time_unit: str | None = None,
     monetary: bool = True,
     customer_id_col: str | None = None,
     timestamp_col: str | None = None,
     amount_col: str | None = None,
-) -> pd.DataFrame:
+    freq: str | None = None,
+) -> RFMSummary:
     """Summarise transactions into one frequency/recency/T/monetary row per customer.
 
     Parameters
@@ -156,23 +158,25 @@ def rfm_summary(
     observation_end : timestamp-like, optional
         End of observation; later transactions are ignored. Defaults to the
         last transaction.
-    freq : {"D", "W", "M"}
-        Granularity at which purchases merge into one occasion.
+    period : {"D", "W", "M"}
+        Granularity at which purchases merge into one occasion (default "D").
     time_unit : {"D", "W", "M"}, optional
-        Unit of ``recency`` and ``T``; defaults to ``freq``. ``"W"`` with
-        ``freq="D"`` gives fractional weeks.
+        Unit of ``recency`` and ``T``; defaults to ``period``. ``"W"`` with
+        ``period="D"`` gives fractional weeks.
     monetary : bool
         Whether to compute ``monetary_value``.
     customer_id_col, timestamp_col, amount_col : str, optional
         The caller's names of the canonical columns.
+    freq : str, optional
+        Deprecated name of ``period`` (accepted until the next release).
 
     Returns
     -------
-    pandas.DataFrame
-        Index ``customer_id`` (sorted); columns ``frequency``, ``recency``,
-        ``T`` [, ``monetary_value``], all float. Customers whose first
-        purchase is after ``observation_end`` are absent. The column axis
-        records ``freq`` and ``time_unit`` (:func:`~crmstats.clv.summary_units`);
+    RFMSummary
+        A DataFrame: index ``customer_id`` (sorted); columns ``frequency``,
+        ``recency``, ``T`` [, ``monetary_value``], all float. Customers whose
+        first purchase is after ``observation_end`` are absent. ``.units``
+        records ``period`` and ``time_unit`` (:func:`~crmstats.clv.summary_units`);
         models and value functions read them from there.
 
     Raises
@@ -180,7 +184,7 @@ def rfm_summary(
     DataError
         If no purchase (non-negative amount) falls before ``observation_end``.
     """
-    freq, unit = _check_units(freq, time_unit)
+    freq, unit = _check_units(deprecated_freq(period, freq, "rfm_summary"), time_unit)
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
     end = _end_of_observation(t, observation_end)
@@ -195,7 +199,7 @@ def rfm_summary(
             table="transactions",
             column=amount_col or "amount",
         )
-    return label(out, SummaryUnits(freq, unit))
+    return label(out, check_units(freq, unit))
 
 
 def calibration_holdout_split(
@@ -203,13 +207,14 @@ def calibration_holdout_split(
     *,
     calibration_end,
     observation_end=None,
-    freq: str = "D",
+    period: str | None = None,
     time_unit: str | None = None,
     monetary: bool = True,
     customer_id_col: str | None = None,
     timestamp_col: str | None = None,
     amount_col: str | None = None,
-) -> pd.DataFrame:
+    freq: str | None = None,
+) -> RFMSummary:
     """Summarise a calibration period and count what each customer did in the holdout.
 
     Parameters
@@ -221,12 +226,12 @@ def calibration_holdout_split(
         purchase on or before it.
     observation_end : timestamp-like, optional
         End of the holdout period; defaults to the last transaction.
-    freq, time_unit, monetary, customer_id_col, timestamp_col, amount_col
+    period, time_unit, monetary, customer_id_col, timestamp_col, amount_col, freq
         As in :func:`rfm_summary`.
 
     Returns
     -------
-    pandas.DataFrame
+    RFMSummary
         The calibration summary (``frequency``, ``recency``, ``T``
         [, ``monetary_value``] of :func:`rfm_summary`) plus
         ``frequency_holdout`` (purchase occasions in the holdout period),
@@ -235,7 +240,8 @@ def calibration_holdout_split(
         ``monetary_value_holdout`` averages raw rows),]
         ``duration_holdout`` (holdout length in ``time_unit``).
     """
-    freq, unit = _check_units(freq, time_unit)
+    freq, unit = _check_units(deprecated_freq(period, freq, "calibration_holdout_split"),
+                              time_unit)
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
     cal_end = pd.Timestamp(calibration_end)
@@ -276,7 +282,7 @@ def calibration_holdout_split(
         )
     duration = execute(_elapsed(end_period, cal_period, freq, unit))
     out["duration_holdout"] = float(duration)
-    return label(out, SummaryUnits(freq, unit))
+    return label(out, check_units(freq, unit))
 
 
 def holdout_period(

@@ -1,42 +1,64 @@
 """The time units a per-customer summary is measured in, carried by the summary itself.
 
 A summary's ``recency`` and ``T`` are in ``time_unit`` (days, weeks or calendar
-months), and its purchases were merged at granularity ``freq``. Both are
-recorded in the name of the summary's column axis
-(``summary.columns.name == "rfm summary (freq=D, time_unit=W)"``) by
-:func:`~crmstats.clv.rfm_summary` and
-:func:`~crmstats.clv.calibration_holdout_split`. Unlike ``DataFrame.attrs``, the
-label survives what one ordinarily does to a summary — filtering rows,
-selecting or adding columns, ``copy``, ``head``, ``sample``, ``sort_values``,
-``concat`` of pieces of one summary, a Parquet or pickle round trip; ``merge``
-and ``join`` build a new column axis and drop it (an unlabelled summary then
-needs ``time_unit=`` given explicitly wherever a unit matters).
+months), and its purchases were merged at granularity ``period``.
+:func:`~crmstats.clv.rfm_summary` and :func:`~crmstats.clv.calibration_holdout_split`
+return an :class:`RFMSummary`: a DataFrame whose :attr:`~RFMSummary.units`
+record both. They are kept in the frame's ``attrs`` (key ``"crmstats_units"``),
+which pandas carries through what one ordinarily does to a summary — filtering
+rows, selecting or adding columns, ``copy``, ``head``, ``sample``,
+``sort_values``, ``concat`` of pieces of one summary, a pickle round trip
+(which keeps the type) and a Parquet round trip (which gives a plain DataFrame
+with the same ``attrs``: still a summary with units). ``merge`` and ``join``
+drop them (an unlabelled summary then needs ``time_unit=`` given explicitly
+wherever a unit matters). Summaries and model files of earlier releases, whose
+units rode on the column axis' name (``"rfm summary (freq=D, time_unit=W)"``),
+are still read.
 
 Every function that turns a summary into time-dependent numbers reads the
-label (:func:`resolve_units`): the fitted models record the units they were
-fitted in (``freq_``, ``time_unit_``) and refuse a summary in other units, and
-the value functions refuse a ``time_unit`` argument that contradicts the
-summary or the model. The label is checked against the data as well: ``T``
-and ``recency`` are whole numbers of ``freq`` periods, so a summary rescaled
-after labelling (``T / 7`` under a "days" label) is refused.
+units through :func:`summary_units` or :func:`resolve_units`: the fitted models
+record the units they were fitted in (``time_unit_`` and the period) and refuse a
+summary in other units, and the value functions refuse a ``time_unit``
+argument that contradicts the summary or the model. The units are checked
+against the data as well (once per unchanged frame): ``T`` and ``recency``
+are whole numbers of ``period`` periods, so a summary rescaled after
+labelling (``T / 7`` under a "days" label) is refused.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from crmstats.exceptions import DataError
+from crmstats.validation.memory import COUNTS, frame_once
 
-__all__ = ["SummaryUnits", "resolve_units", "summary_units", "with_units"]
+__all__ = ["RFMSummary", "SummaryUnits", "resolve_units", "summary_units", "with_units"]
+
+#: Key of a summary's ``attrs`` holding its units.
+UNITS_KEY = "crmstats_units"
 
 #: Days per unit (calendar months are not a fixed number of days).
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 _NAMES = {"D": "days", "W": "weeks", "M": "months"}
+#: The units label of earlier releases, on the column axis' name (still read).
 _LABEL = re.compile(r"^rfm summary \(freq=(?P<freq>[DWM]), time_unit=(?P<unit>[DWM])\)$")
+
+
+def deprecated_freq(period, freq, where: str, default: str | None = "D"):
+    """Return ``period``, or the deprecated ``freq`` given instead (with a DeprecationWarning)."""
+    if freq is not None:
+        warnings.warn(f"{where}: freq= is renamed period= (freq is accepted until the next "
+                      "release)", DeprecationWarning, stacklevel=3)
+        if period is not None and str(period).upper() != str(freq).upper():
+            raise ValueError(f"{where}: period={period!r} and freq={freq!r} disagree; give "
+                             "period only")
+        return freq
+    return default if period is None else period
 
 
 @dataclass(frozen=True)
@@ -45,50 +67,82 @@ class SummaryUnits:
 
     Attributes
     ----------
-    freq : {"D", "W", "M"}
-        Granularity at which purchases were merged into occasions.
+    period : {"D", "W", "M"}
+        Granularity at which purchases were merged into occasions (None where
+        nothing records it).
     time_unit : {"D", "W", "M"}
         Unit of ``recency`` and ``T``.
     """
 
-    freq: str
-    time_unit: str
+    period: str | None
+    time_unit: str | None
+
+    @property
+    def freq(self) -> str | None:
+        """Deprecated name of :attr:`period`."""
+        warnings.warn("SummaryUnits.freq is renamed period (freq is kept until the next "
+                      "release)", DeprecationWarning, stacklevel=2)
+        return self.period
 
     @property
     def label(self) -> str:
-        """The column-axis name that records these units on a summary."""
-        return f"rfm summary (freq={self.freq}, time_unit={self.time_unit})"
+        """The column-axis name that recorded these units in earlier releases."""
+        return f"rfm summary (freq={self.period}, time_unit={self.time_unit})"
+
+    def as_dict(self) -> dict[str, str | None]:
+        """Return the units as stored in a summary's ``attrs``."""
+        return {"period": self.period, "time_unit": self.time_unit}
 
     def describe(self) -> str:
         """Human-readable units, e.g. ``"weeks (purchases merged per day)"``."""
-        per = {"D": "day", "W": "week", "M": "month"}[self.freq]
+        per = {"D": "day", "W": "week", "M": "month"}[self.period]
         return f"{_NAMES[self.time_unit]} (purchases merged per {per})"
 
 
-def check_units(freq: str, time_unit: str | None) -> SummaryUnits:
-    """Validate a ``freq``/``time_unit`` pair (``time_unit`` defaults to ``freq``)."""
-    freq = str(freq).upper()
-    unit = str(time_unit or freq).upper()
-    if freq not in ("D", "W", "M"):
-        raise ValueError(f"freq must be 'D', 'W' or 'M'; got {freq!r}")
-    if freq == "M" or unit == "M":
-        if not (freq == "M" and unit == "M"):
-            raise ValueError("time_unit 'M' (calendar months) requires freq='M', and vice versa")
+class RFMSummary(pd.DataFrame):
+    """A per-customer summary (:func:`~crmstats.clv.rfm_summary`) that knows its units.
+
+    A pandas DataFrame in every respect; :attr:`units` reads the units the
+    summary records (``attrs["crmstats_units"]``, carried through filtering,
+    ``copy``, ``concat`` of pieces, Parquet and pickle round trips).
+    """
+
+    @property
+    def _constructor(self):
+        return RFMSummary
+
+    @property
+    def units(self) -> SummaryUnits | None:
+        """The summary's :class:`SummaryUnits` (None if they were lost, e.g. in a merge)."""
+        return summary_units(self, check=False)
+
+
+def check_units(period: str, time_unit: str | None) -> SummaryUnits:
+    """Validate a ``period``/``time_unit`` pair (``time_unit`` defaults to ``period``)."""
+    period = str(period).upper()
+    unit = str(time_unit or period).upper()
+    if period not in ("D", "W", "M"):
+        raise ValueError(f"period must be 'D', 'W' or 'M'; got {period!r}")
+    if period == "M" or unit == "M":
+        if not (period == "M" and unit == "M"):
+            raise ValueError("time_unit 'M' (calendar months) requires period='M', and vice "
+                             "versa")
     elif unit not in _UNIT_DAYS:
         raise ValueError(f"time_unit must be 'D', 'W' or 'M'; got {time_unit!r}")
-    elif _UNIT_DAYS[unit] < _UNIT_DAYS[freq]:
-        raise ValueError(f"time_unit {unit!r} is finer than freq {freq!r}")
-    return SummaryUnits(freq, unit)
+    elif _UNIT_DAYS[unit] < _UNIT_DAYS[period]:
+        raise ValueError(f"time_unit {unit!r} is finer than period {period!r}")
+    return SummaryUnits(period, unit)
 
 
 def _periods_per_unit(units: SummaryUnits) -> float:
-    if units.freq == "M":
+    if units.period == "M":
         return 1.0
-    return _UNIT_DAYS[units.time_unit] / _UNIT_DAYS[units.freq]
+    return _UNIT_DAYS[units.time_unit] / _UNIT_DAYS[units.period]
 
 
 def _check_against_data(summary: pd.DataFrame, units: SummaryUnits) -> None:
     """Refuse a label the data contradict: recency and T are whole numbers of periods."""
+    COUNTS["summary units"] += 1
     k = _periods_per_unit(units)
     for col in ("T", "recency"):
         if col not in summary.columns:
@@ -101,9 +155,9 @@ def _check_against_data(summary: pd.DataFrame, units: SummaryUnits) -> None:
             raise DataError(
                 f"summary table, column {col!r}: the summary is labelled "
                 f"{units.describe()}, but {int(off.sum())} value(s) are not whole "
-                f"{_NAMES[units.freq]} (e.g. rows "
+                f"{_NAMES[units.period]} (e.g. rows "
                 f"{rows}); was it rescaled after rfm_summary? Make it again with the "
-                "wanted freq and time_unit",
+                "wanted period and time_unit",
                 table="summary", column=col, rows=rows,
             )
 
@@ -114,10 +168,12 @@ def summary_units(summary: pd.DataFrame, *, check: bool = True) -> SummaryUnits 
     Parameters
     ----------
     summary : pandas.DataFrame
-        A per-customer summary (see :func:`~crmstats.clv.rfm_summary`).
+        A per-customer summary (see :func:`~crmstats.clv.rfm_summary`); an
+        :class:`RFMSummary`, a frame with its ``attrs`` (e.g. read back from
+        Parquet) or one labelled by an earlier release.
     check : bool
-        Also check the label against the data (``recency`` and ``T`` are whole
-        numbers of ``freq`` periods).
+        Also check the units against the data (``recency`` and ``T`` are
+        whole numbers of ``period`` periods); once per unchanged frame.
 
     Returns
     -------
@@ -125,6 +181,20 @@ def summary_units(summary: pd.DataFrame, *, check: bool = True) -> SummaryUnits 
     """
     if not isinstance(summary, pd.DataFrame):
         return None
+    units = _recorded(summary)
+    if units is not None and check:
+        frame_once(summary, ("units", units), lambda: _check_against_data(summary, units))
+    return units
+
+
+def _recorded(summary: pd.DataFrame) -> SummaryUnits | None:
+    stored = summary.attrs.get(UNITS_KEY)
+    if stored is not None:
+        try:
+            return check_units(stored["period"], stored["time_unit"])
+        except (TypeError, KeyError, ValueError):
+            raise DataError(f"summary table: unreadable units {stored!r} in its attrs",
+                            table="summary") from None
     name = summary.columns.name
     if name is None:
         return None
@@ -133,54 +203,58 @@ def summary_units(summary: pd.DataFrame, *, check: bool = True) -> SummaryUnits 
         if str(name).startswith("rfm summary"):
             raise DataError(f"summary table: unreadable unit label {name!r}", table="summary")
         return None
-    units = SummaryUnits(match["freq"], match["unit"])
-    if check:
-        _check_against_data(summary, units)
-    return units
+    return SummaryUnits(match["freq"], match["unit"])
 
 
-def with_units(summary: pd.DataFrame, *, freq: str, time_unit: str | None = None
-               ) -> pd.DataFrame:
-    """Return a copy of a summary labelled with its units (for summaries made elsewhere).
+def with_units(summary: pd.DataFrame, *, period: str | None = None,
+               time_unit: str | None = None, freq: str | None = None) -> RFMSummary:
+    """Return a copy of a summary that records its units (for summaries made elsewhere).
 
     Parameters
     ----------
     summary : pandas.DataFrame
         Per-customer summary with ``recency`` and ``T`` in ``time_unit``.
-    freq : {"D", "W", "M"}
+    period : {"D", "W", "M"}
         Granularity at which purchases were merged.
     time_unit : {"D", "W", "M"}, optional
-        Unit of ``recency`` and ``T``; defaults to ``freq``.
+        Unit of ``recency`` and ``T``; defaults to ``period``.
+    freq : str, optional
+        Deprecated name of ``period``.
 
     Returns
     -------
-    pandas.DataFrame
-        A shallow copy whose column axis records the units; the caller's frame
-        is not modified.
+    RFMSummary
+        A shallow copy that records the units; the caller's frame is not
+        modified.
 
     Raises
     ------
     DataError
-        If ``recency`` or ``T`` are not whole numbers of ``freq`` periods.
+        If ``recency`` or ``T`` are not whole numbers of ``period`` periods.
     """
-    units = check_units(freq, time_unit)
+    period = deprecated_freq(period, freq, "with_units", default=None)
+    if period is None:
+        raise TypeError("with_units() needs period= ('D', 'W' or 'M')")
+    units = check_units(period, time_unit)
     if not isinstance(summary, pd.DataFrame):
         raise DataError(f"summary: expected a DataFrame, got {type(summary).__name__}",
                         table="summary")
     _check_against_data(summary, units)
-    out = summary.copy(deep=False)
-    out.columns = pd.Index(list(out.columns), name=units.label)
+    return label(summary, units)
+
+
+def label(frame: pd.DataFrame, units: SummaryUnits) -> RFMSummary:
+    """Return ``frame`` as an :class:`RFMSummary` recording ``units`` (no data copied)."""
+    out = RFMSummary(frame.copy(deep=False))
+    if out.columns.name is not None and _LABEL.match(str(out.columns.name)):
+        out.columns = pd.Index(list(out.columns))  # an earlier release's label goes
+    out.attrs = {**frame.attrs, UNITS_KEY: units.as_dict()}
     return out
 
 
-def label(frame: pd.DataFrame, units: SummaryUnits) -> pd.DataFrame:
-    """Record ``units`` on ``frame`` in place (for frames this package just built)."""
-    frame.columns.name = units.label
-    return frame
-
-
 def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str | None = None,
-                  freq: str | None = None, what: str = "this function") -> SummaryUnits:
+                  period: str | None = None, what: str = "this function",
+                  freq: str | None = None) -> SummaryUnits:
     """Return the one set of units that a summary, fitted models and arguments agree on.
 
     Parameters
@@ -188,23 +262,26 @@ def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str |
     summary : pandas.DataFrame, optional
         A per-customer summary, labelled or not.
     *models
-        Fitted models; those fitted on a labelled summary record ``freq_`` and
-        ``time_unit_``.
-    time_unit, freq : str, optional
+        Fitted models; those fitted on a labelled summary record the period
+        and ``time_unit_``.
+    time_unit, period : str, optional
         Units the caller passed explicitly.
     what : str
         The caller's name, for messages.
+    freq : str, optional
+        Deprecated name of ``period``.
 
     Returns
     -------
     SummaryUnits
-        ``freq`` is None where no source records it.
+        ``period`` is None where no source records it.
 
     Raises
     ------
     DataError
         When two sources disagree, or when no source gives a time unit.
     """
+    period = deprecated_freq(period, freq, what, default=None)
     sources: list[tuple[str, SummaryUnits]] = []
     if summary is not None:
         units = summary_units(summary)
@@ -214,18 +291,18 @@ def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str |
         unit = getattr(model, "time_unit_", None)
         if unit is not None:
             sources.append((f"the fitted {type(model).__name__}",
-                            SummaryUnits(getattr(model, "freq_", None), unit)))
+                            SummaryUnits(_model_period(model), unit)))
     if time_unit is not None:
         t = str(time_unit).upper()
         if t not in _NAMES:
             raise ValueError(f"time_unit must be 'D', 'W' or 'M'; got {time_unit!r}")
-        f = None if freq is None else str(freq).upper()
-        sources.append((f"time_unit={time_unit!r}" + (f", freq={freq!r}" if freq else ""),
+        f = None if period is None else str(period).upper()
+        sources.append((f"time_unit={time_unit!r}" + (f", period={period!r}" if period else ""),
                         SummaryUnits(f, t)))
-    elif freq is not None:
-        sources.append((f"freq={freq!r}", SummaryUnits(str(freq).upper(), None)))
+    elif period is not None:
+        sources.append((f"period={period!r}", SummaryUnits(str(period).upper(), None)))
     unit = next((u.time_unit for _, u in sources if u.time_unit), None)
-    fr = next((u.freq for _, u in sources if u.freq), None)
+    fr = next((u.period for _, u in sources if u.period), None)
     for name, u in sources:
         for other, v in sources:
             if u.time_unit and v.time_unit and u.time_unit != v.time_unit:
@@ -235,16 +312,37 @@ def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str |
                     "(make the summary with rfm_summary(..., time_unit=...) and fit the "
                     "models on it)", table="summary", column="T",
                 )
-            if u.freq and v.freq and u.freq != v.freq:
+            if u.period and v.period and u.period != v.period:
                 raise DataError(
                     f"{what}: purchase-merging mismatch: {name} merges purchases per "
-                    f"{u.freq!r}, {other} per {v.freq!r}", table="summary", column="frequency",
+                    f"{u.period!r}, {other} per {v.period!r}", table="summary",
+                    column="frequency",
                 )
     if unit is None:
         raise DataError(
             f"{what}: the summary does not record its time unit (made elsewhere, or its "
-            "label was lost in a merge/join) and no time_unit was given; pass "
+            "units were lost in a merge/join) and no time_unit was given; pass "
             "time_unit='D'/'W'/'M', or label it with crmstats.clv.with_units",
             table="summary", column="T",
         )
     return SummaryUnits(fr, unit)
+
+
+def _model_period(model) -> str | None:
+    """Return the period a fitted model records (``period_``, or ``freq_`` of earlier ones)."""
+    if "period_" in vars(model) or hasattr(type(model), "period_"):
+        return getattr(model, "period_", None)
+    return vars(model).get("freq_")
+
+
+def checked_summary(summary: pd.DataFrame, key, check):
+    """Return ``check()`` for ``summary``, run once while the frame is unchanged.
+
+    For the models' checks of a summary's columns: one :func:`fit_value`
+    checks its summary once per set of columns, not once per prediction.
+    """
+    def run():
+        COUNTS["summary"] += 1
+        return check()
+
+    return frame_once(summary, ("checked", key), run)

@@ -203,7 +203,7 @@ def fit_value(
     sm = spend_model if keep_sm else _unfitted(spend_model, GammaGammaModel, "spend_model")
     kept = [m for m, k in ((tm, keep_tm), (sm, keep_sm)) if k]
     period, time_unit = _models_units(kept, period, time_unit)
-    summary = rfm_summary(transactions, observation_end=observation_end, freq=period,
+    summary = rfm_summary(transactions, observation_end=observation_end, period=period,
                           time_unit=time_unit, customer_id_col=customer_id_col,
                           timestamp_col=timestamp_col, amount_col=amount_col)
     if customers is not None:
@@ -225,5 +225,5 @@ def fit_value(
                                      allow_unconverged=allow_unconverged)
     end = None if observation_end is None else pd.Timestamp(observation_end)
     return ValueFit(summary=summary, transaction_model=tm, spend_model=sm, values=values,
-                    period=units.freq, time_unit=units.time_unit, observation_end=end,
+                    period=units.period, time_unit=units.time_unit, observation_end=end,
                     horizon_months=int(horizon_months), discount_rate=float(discount_rate))

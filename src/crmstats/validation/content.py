@@ -23,6 +23,7 @@ from crmstats.validation.messages import (
     _fmt_rows,
     _Ids,
     _row_labels,
+    _user_level,
 )
 from crmstats.validation.stages import _check_deal_stages, _check_name_variants, _check_stages
 
@@ -43,12 +44,16 @@ def _offending(t: ir.Table, cond, source) -> pd.DataFrame:
     return execute(table.filter(cond(table)).limit(_MAX_ROWS))
 
 
-def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
+def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> dict[str, Any]:
     """Null ids, non-finite/negative numbers, duplicated keys — one query, then details.
 
     ``source`` (a :class:`_RowSource`, for pandas inputs) names offending rows
     by the caller's index labels; it is only used once a check has failed.
+    Returns what was found without being an error: ``future_<column>``
+    (timestamps after tomorrow) and, for stage events, ``stages``
+    (:func:`~crmstats.validation.stage_problems`).
     """
+    facts: dict[str, Any] = {}
     checks: dict[str, tuple[ColumnSpec, str, Any]] = {}
     schema = t.schema()
     for c in spec.columns:
@@ -94,12 +99,13 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
     ).iloc[0]
     for key, (c, _) in future.items():
         n = counts[key]
+        facts[f"future_{c.name}"] = int(n) if pd.notna(n) else 0
         if pd.notna(n) and int(n) > 0:
             warnings.warn(
                 f"{spec.name} table, column {_caller(c.name, mapping)!r}: {int(n)} timestamp(s) "
                 "lie in the future; check the data's clock or time zone",
                 DataWarning,
-                stacklevel=4,
+                stacklevel=_user_level(),
             )
     if int(counts["__n__"]) == 0:
         raise DataError(f"{spec.name} table is empty (no rows)", table=spec.name)
@@ -112,11 +118,13 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
             sample = _offending(t, cond, source)
             raise _error(spec, c, mapping, problem, _row_labels(sample, spec, source, mapping),
                          int(n))
-    _check_name_variants(t, spec, mapping)
+    known = None
     if spec.name == "stage_events":
-        _check_stages(t, mapping)
+        facts["stages"] = _check_stages(t, mapping)
+        known = {"stage": facts["stages"]["names"]}
+    names = _check_name_variants(t, spec, mapping, known)
     if spec.name == "deals":
-        _check_deal_stages(t, mapping)
+        _check_deal_stages(t, mapping, names.get("stage"))
     for earlier, later in spec.order:
         if earlier in schema and later in schema:
             _raise_if_rows(t, lambda tb, e=earlier, la=later: tb[la] < tb[e], spec,
@@ -143,3 +151,4 @@ def _check_content(t: ir.Table, spec: TableSpec, mapping, source) -> None:
                 column=_caller(key[0], mapping),
                 rows=_row_labels(rows, spec, source, mapping),
             )
+    return facts

@@ -7,7 +7,7 @@ import warnings
 import pandas as pd
 
 from crmstats.exceptions import DataError, DataWarning
-from crmstats.validation.messages import _caller, _count
+from crmstats.validation.messages import _caller, _count, _user_level
 
 
 def _frame_date_order(values: pd.Series, spec, col_spec, mapping) -> bool:
@@ -89,7 +89,7 @@ def _date_order(counts, spec, c, mapping, dayfirst, examples=None) -> bool:
             f"{where}: {n} date(s) written like 02/03/2024 are read {order} because "
             f"{first_big or second_big} of them can only be {order}; declare it "
             f"(dayfirst: {str(bool(first_big)).lower()} in crmstats.yml) to silence this",
-            DataWarning, stacklevel=5)
+            DataWarning, stacklevel=_user_level())
         return bool(first_big)
     raise DataError(
         f"{where}: {n} date(s) written like 02/03/2024{shown('any')} could be day-first or "

@@ -14,7 +14,8 @@ from crmstats.schema import (
     table_spec,
 )
 from crmstats.validation.columns import _text_columns
-from crmstats.validation.messages import _count
+from crmstats.validation.memory import validated_as
+from crmstats.validation.messages import _count, _user_level
 from crmstats.validation.source_table import SourceTable
 from crmstats.validation.stages import _NAME_COLUMNS
 from crmstats.validation.traps import _TRAP_TABLES
@@ -69,16 +70,21 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
     """
     spec = table_spec(table)
     schema = t.schema()
+    known = validated_as(t)
+    # counts the gate's traps made already when it validated ``t`` (not counted again)
+    out: dict[str, int] = dict(known.facts) if known is not None else {}
     text = [c.name for c in spec.columns if c.name in schema and schema[c.name].is_string()
             and c.kind in ("id", "category")]
     aggs = {}
     for name in text:
+        if f"case_variants_{name}" in out:
+            continue
         col = t[name]
         aggs[f"distinct_{name}"] = col.nunique()
         aggs[f"folded_{name}"] = col.strip().lower().nunique()
     # keyless tables, and transactions without order_id (their key cannot tell orders apart)
-    check_dups = not spec.key or (table == "transactions" and "order_id" not in schema)
-    out: dict[str, int] = {}
+    check_dups = (not spec.key or (table == "transactions" and "order_id" not in schema)) \
+        and "duplicate_rows" not in out
     with query_errors(table, "checking data quality"):
         counts = execute(t.aggregate(__n__=t.count(), **aggs)).iloc[0] if aggs else None
         if check_dups:
@@ -92,8 +98,10 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
             f"{table} table: {out['duplicate_rows']:,} row(s) exactly repeat another row"
             + (" and there is no order_id to tell orders apart" if table == "transactions"
                else "") + "; if they are a double export set drop_duplicates: true for the "
-            "table in crmstats.yml", DataWarning, stacklevel=3)
+            "table in crmstats.yml", DataWarning, stacklevel=_user_level())
     for name in text:
+        if f"distinct_{name}" not in aggs:
+            continue
         merged = _count(counts[f"distinct_{name}"]) - _count(counts[f"folded_{name}"])
         out[f"case_variants_{name}"] = merged
         if merged and name not in _NAME_COLUMNS and not (trapped and name == "customer_id"):
@@ -103,7 +111,7 @@ def deep_checks(t: ir.Table, table: str) -> dict[str, int]:
                 "in upper/lower case or surrounding spaces and count as different "
                 f"{'ids' if spec.column(name).kind == 'id' else 'names'}; map them with "
                 "values: (or trim: true) in crmstats.yml",
-                DataWarning, stacklevel=3)
+                DataWarning, stacklevel=_user_level())
     return out
 
 

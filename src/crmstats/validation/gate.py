@@ -24,7 +24,7 @@ from crmstats.validation.coerce_ibis import _coerce_ibis, _rename_ibis
 from crmstats.validation.coerce_pandas import _coerce_columns, _RowSource, _to_arrow, spec_names
 from crmstats.validation.columns import _column_mapping, _text_columns
 from crmstats.validation.content import _check_content
-from crmstats.validation.memory import _TRUSTED, _remember
+from crmstats.validation.memory import COUNTS, mark, validated_as
 from crmstats.validation.source_table import SourceTable
 from crmstats.validation.traps import _TRAP_TABLES, _check_traps
 
@@ -65,6 +65,7 @@ def validate(
     mapping = _column_mapping(columns, col_overrides)
     if isinstance(data, pd.DataFrame):
         spec = table_spec(table)
+        COUNTS[spec.name] += 1
         cols = _coerce_columns(data, spec, mapping)
         arrow = _to_arrow(cols)
         t, rows = ibis.memtable(arrow), _RowSource(arrow, data.index)
@@ -125,19 +126,25 @@ def validate_table(
     """
     spec = table_spec(table)
     mapping = {k: v for k, v in dict(columns or {}).items() if v is not None and v != k}
-    trusted = _TRUSTED.get()
-    if (trusted is not None and isinstance(data, ir.Table) and not mapping
-            and trusted.get(data.op()) == table):
-        return data  # validated earlier in this same crmstats call: nothing new to check
-    source, original = None, data
+    if not mapping and isinstance(data, ir.Table):
+        known = validated_as(data)
+        if known is not None and known.table == table:
+            return data  # validated already (this very expression): nothing new to check
+    source, original, keep = None, data, None
     if isinstance(data, SourceTable):
         source = data
         mapping = {**{k: v for k, v in source.columns.items() if v != k}, **mapping}
         data = source.data
         if isinstance(data, pd.DataFrame):
+            keep = data = data.copy(deep=False)  # see below: edits of the caller's frame
             data = ibis.memtable(data)
+    COUNTS[table] += 1
     with query_errors(table, "validating it"):
         if isinstance(data, pd.DataFrame):
+            # a shallow copy, kept alive by the validated table: pandas' copy-on-write then
+            # gives a later in-place edit of the caller's frame its own memory, and the
+            # table (which reads these arrays without a copy) stays as it was validated
+            keep = data = data.copy(deep=False)
             # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
             arrow = _to_arrow(_coerce_columns(data, spec, mapping))
             t = ibis.memtable(arrow)
@@ -157,10 +164,10 @@ def validate_table(
                        if n not in t.columns and a in t.columns and b in t.columns}
             t = t.mutate(**derived) if derived else t
             rows = None
-        _check_content(t, spec, mapping, rows)
+        facts = _check_content(t, spec, mapping, rows)
         if spec.name in _TRAP_TABLES:
-            _check_traps(t, spec, mapping, rows, original)
-    _remember(t, table)
+            facts.update(_check_traps(t, spec, mapping, rows, original))
+    mark(t, table, keep=keep, facts=facts)
     return t
 
 

@@ -73,14 +73,23 @@ def _row_labels(rows: pd.DataFrame, spec: TableSpec, source, mapping=None) -> li
 
 
 def _user_level() -> int:
-    """Return the ``stacklevel`` that points a warning at the first caller outside crmstats."""
+    """Return the ``stacklevel`` that points a warning at the first caller outside crmstats.
+
+    Frames of crmstats and of :mod:`contextlib` (a ``@reuse_validated()``
+    decorator) are skipped.
+    """
+    import contextlib
     import os
     import sys
 
     # the crmstats package folder (this module sits one level below it)
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    skipped = os.path.abspath(contextlib.__file__)
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(package + os.sep) or path == skipped):
+            break
         frame, level = frame.f_back, level + 1
     return level
 

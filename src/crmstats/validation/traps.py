@@ -20,7 +20,6 @@ from crmstats.validation.messages import (
     _caller,
     _count,
     _examples,
-    _Ids,
     _row_labels,
     _user_level,
 )
@@ -30,12 +29,16 @@ from crmstats.validation.source_table import SourceTable
 _TRAP_TABLES = ("transactions",)
 
 
-#: Inputs already looked at in this process: key -> (weak reference, fingerprint); see _seen.
-_TRAPS_SEEN: dict[int, tuple] = {}
+#: Inputs already looked at in this process: key -> (weak reference, fingerprint, facts);
+#: see _seen.
+_TRAPS_SEEN: dict = {}
 
 
-def _seen(data) -> bool:
-    """Return whether this very input, unchanged, had its traps looked at in this process.
+def _seen(data) -> dict | None:
+    """Return what the traps found for this very input, unchanged, earlier in this process.
+
+    ``None`` when it was not looked at yet (it is then recorded, with empty
+    facts that :func:`_check_traps` fills in).
 
     A DataFrame is the same object with the same shape, columns and arrays (an
     in-place edit of values is not noticed: it only decides whether a warning
@@ -49,7 +52,7 @@ def _seen(data) -> bool:
         try:
             arrays = tuple(id(b.values) for b in data._mgr.blocks)
         except AttributeError:  # another pandas internals layout: look every time
-            return False
+            return None
         key, fingerprint = id(data), (data.shape, tuple(map(str, data.columns)), arrays)
         ref = weakref.ref(data)
     elif isinstance(data, ir.Table):
@@ -60,20 +63,20 @@ def _seen(data) -> bool:
         try:
             st = os.stat(data)
         except OSError:
-            return False
+            return None
         key, fingerprint, ref = ("path", os.fspath(data)), (st.st_size, st.st_mtime_ns), None
     else:
-        return False
+        return None
     entry = _TRAPS_SEEN.get(key)
     if entry is not None and entry[1] == fingerprint and (ref is None or entry[0]() is data):
-        return True
+        return entry[2]
     if len(_TRAPS_SEEN) > 256:
         _TRAPS_SEEN.clear()
-    _TRAPS_SEEN[key] = (ref, fingerprint)
-    return False
+    _TRAPS_SEEN[key] = (ref, fingerprint, {})
+    return None
 
 
-def _check_traps(t: ir.Table, spec: TableSpec, mapping, source, data) -> None:
+def _check_traps(t: ir.Table, spec: TableSpec, mapping, source, data) -> dict[str, int]:
     """Warn of the two traps a direct call would otherwise pass without a word.
 
     * rows that exactly repeat another row (a double export doubles revenue),
@@ -89,26 +92,36 @@ def _check_traps(t: ir.Table, spec: TableSpec, mapping, source, data) -> None:
     Ibis expression or file is not looked at again, and repeated calls cost
     nothing. A :class:`~crmstats.DataWarning` names the table, the column and
     example rows (the caller's index labels for a frame; ids for a file or
-    database table). Whole sources are checked by :func:`deep_checks`.
+    database table). Whole sources are checked by :func:`deep_checks`, which
+    reuses the counts returned here (``duplicate_rows``,
+    ``case_variants_customer_id``; a check not made is absent).
     """
-    if _seen(data):
-        return
+    seen = _seen(data)
+    if seen is not None:
+        return dict(seen)
+    facts: dict[str, int] = {}
     schema = t.schema()
     cols = [c for c in t.columns if c != ROW_COL]
     if "order_id" not in schema:
-        _warn_duplicate_rows(t, spec, mapping, source, cols)
+        facts["duplicate_rows"] = _warn_duplicate_rows(t, spec, mapping, source, cols)
     if "customer_id" in schema and schema["customer_id"].is_string():
-        _warn_id_variants(t, spec, mapping, source, "customer_id")
+        facts["case_variants_customer_id"] = _warn_id_variants(t, spec, mapping, source,
+                                                               "customer_id")
+    seen = _seen(data)  # recorded by the first call, unless the input cannot be recognised
+    if seen is not None:
+        seen.update(facts)
+    return facts
 
 
-def _warn_duplicate_rows(t, spec, mapping, source, cols) -> None:
+def _warn_duplicate_rows(t, spec, mapping, source, cols) -> int:
+    """Warn of rows exactly repeating another; return how many repeat one."""
     def row_hash(tb):
         return ibis.struct({c: tb[c] for c in cols}).hash()
 
     counts = execute(t.aggregate(n=t.count(), d=row_hash(t).nunique())).iloc[0]
     repeats = _count(counts["n"]) - _count(counts["d"])
     if repeats <= 0:
-        return
+        return 0
     h = row_hash(t)
     first = execute(t.group_by(h=h).aggregate(k=t.count()).filter(lambda g: g.k > 1)
                     .order_by("h").limit(1))["h"].iloc[0]
@@ -119,9 +132,11 @@ def _warn_duplicate_rows(t, spec, mapping, source, cols) -> None:
         f"equal; no order_id tells orders apart), e.g. {_examples(rows)} are one row twice; "
         "a double export doubles revenue: drop them (drop_duplicates: true in crmstats.yml) "
         "if they are one", DataWarning, stacklevel=_user_level())
+    return repeats
 
 
-def _warn_id_variants(t, spec, mapping, source, name) -> None:
+def _warn_id_variants(t, spec, mapping, source, name) -> int:
+    """Warn of ids differing from another only in case or spaces; return how many."""
     c = t[name]
     # cheap first (one pass, no distinct): ids can only be variants of each other when some
     # carry a leading or trailing space, or some have lower- and some upper-case letters
@@ -131,27 +146,31 @@ def _warn_id_variants(t, spec, mapping, source, name) -> None:
     )).iloc[0]
     if not _count(signs["padded"]) and not (_count(signs["not_lower"])
                                             and _count(signs["not_upper"])):
-        return
+        return 0
     ids = t.select(v=c).distinct().filter(lambda x: x.v.notnull())
     padded = (ids.v < "!") | ids.v.endswith(" ")  # a leading or trailing space (cheap)
     counts = execute(ids.aggregate(ids=ids.count(), lower=ids.v.lower().nunique(),
                                    padded=ids.count(where=padded))).iloc[0]
     merged = _count(counts["ids"]) - _count(counts["lower"])
-    if _count(counts["padded"]):  # trimming (slow in DuckDB) only where it can matter
-        folded = ids.mutate(f=ids.v.strip().lower())
+    # trimming (slow in DuckDB) only where it can matter
+    folded = ids.mutate(f=ids.v.strip().lower() if _count(counts["padded"]) else ids.v.lower())
+    if _count(counts["padded"]):
         merged = _count(counts["ids"]) - _count(execute(folded.f.nunique()))
     if merged <= 0:
-        return
-    folded = ids.mutate(f=ids.v.strip().lower())
+        return 0
     groups = folded.group_by("f").aggregate(k=folded.count()).filter(lambda g: g.k > 1)
     key = execute(groups.order_by("f").limit(1))["f"].iloc[0]
-    variants = execute(folded.filter(folded.f == key).order_by("v").limit(_MAX_ROWS))["v"]
-    rows = None
-    for value in variants:
-        sample = _offending(t, lambda tb, v=value: tb[name] == v, source)
-        labels = _row_labels(sample.head(1), spec, source, mapping)
-        rows = labels if rows is None else type(labels)(
-            [*rows, *labels], *([labels.columns] if isinstance(labels, _Ids) else []))
+    variants = list(execute(folded.filter(folded.f == key).order_by("v")
+                            .limit(_MAX_ROWS))["v"])
+    # one query for an example row of each variant (its first row, for a DataFrame)
+    table = source.table() if source is not None else t
+    order = [table[ROW_COL]] if ROW_COL in table.columns else []
+    first = table.filter(table[name].isin(variants)).mutate(
+        __n__=ibis.row_number().over(group_by=table[name], order_by=order))
+    sample = execute(first.filter(first.__n__ == 0).drop("__n__"))
+    sample = sample.set_index(sample[name].to_numpy()).loc[
+        [v for v in variants if v in set(sample[name])]].reset_index(drop=True)
+    rows = _row_labels(sample, spec, source, mapping)
     shown = _examples(rows)
     col = _caller(name, mapping)
     warnings.warn(
@@ -159,3 +178,4 @@ def _warn_id_variants(t, spec, mapping, source, name) -> None:
         f"upper/lower case or surrounding spaces and count as different ids, e.g. {shown} "
         "(one id written differently); trim and map them (trim: true, values: in "
         "crmstats.yml) or clean the export", DataWarning, stacklevel=_user_level())
+    return merged

@@ -36,7 +36,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from crmstats.clv.units import summary_units
+from crmstats.clv.units import checked_summary, summary_units
 from crmstats.estimator import (
     Estimator,
     given_column,
@@ -211,7 +211,7 @@ class BaseModel(Estimator):
         except ValueError as exc:
             raise DataError(f"{type(self).__name__}: bad time_unit / freq: {exc}", table="units",
                             column="time_unit") from None
-        self.freq_ = units.freq if freq is not None else None
+        self.freq_ = units.period if freq is not None else None
         self.time_unit_ = units.time_unit
 
     def _fit_facts(self) -> dict:
@@ -269,7 +269,17 @@ class BaseModel(Estimator):
 
     @classmethod
     def _validate(cls, summary: pd.DataFrame, what: str = "summary") -> pd.DataFrame:
-        """Check the summary frame and return its model columns as floats (a new frame)."""
+        """Check the summary frame and return its model columns as floats (a new frame).
+
+        Once per unchanged frame and set of columns (:func:`~crmstats.clv.units.checked_summary`).
+        """
+        if isinstance(summary, pd.DataFrame):
+            return checked_summary(summary, (cls._columns, cls._check_consistency.__func__, what),
+                                   lambda: cls._check_summary(summary, what))
+        return cls._check_summary(summary, what)
+
+    @classmethod
+    def _check_summary(cls, summary: pd.DataFrame, what: str) -> pd.DataFrame:
         if not isinstance(summary, pd.DataFrame):
             raise DataError(
                 f"{what}: expected a DataFrame with columns {', '.join(cls._columns)} "
@@ -666,7 +676,7 @@ class BaseModel(Estimator):
             )
         self._data_ = data
         self._given_params = False
-        self.freq_ = units.freq if units is not None else None
+        self.freq_ = units.period if units is not None else None
         self.time_unit_ = units.time_unit if units is not None else None
         self.params_ = pd.Series(np.exp(best.x), index=list(self._param_names), name="estimate")
         self.log_likelihood_ = float(-self._nll_value(best.x, data))
@@ -844,10 +854,10 @@ class BaseModel(Estimator):
         units = summary_units(summary, check=False)
         if units is None:
             return
-        if units.time_unit != unit or (self.freq_ is not None and units.freq != self.freq_):
+        if units.time_unit != unit or (self.freq_ is not None and units.period != self.freq_):
             raise DataError(
                 f"{type(self).__name__} was fitted on a summary with freq={self.freq_!r}, "
-                f"time_unit={unit!r}, but this summary has freq={units.freq!r}, "
+                f"time_unit={unit!r}, but this summary has freq={units.period!r}, "
                 f"time_unit={units.time_unit!r}; predictions would be in the wrong unit",
                 table="summary", column="T",
             )
