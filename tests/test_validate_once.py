@@ -119,3 +119,55 @@ def test_fit_value_checks_its_summary_once_per_model_columns(monkeypatch):
     # was 17 (BG/NBD 14 times: fit, then 13 predictions; Gamma-Gamma 3) and 4 unit checks
     assert sorted(calls) == ["BetaGeoModel", "GammaGammaModel"]
     assert len(units) == 1
+
+
+def test_a_source_file_is_read_once_per_version_in_a_process(tmp_path):
+    import os
+
+    import crmstats
+    from crmstats.source_file import READS
+
+    _tx().to_csv(tmp_path / "orders.csv", index=False)
+    spec = tmp_path / "crmstats.yml"
+    spec.write_text("name: Shop\ncurrency: EUR\ntables:\n  transactions: orders.csv\n")
+    before = READS["count"]
+    for _ in range(3):
+        crm = crmstats.load_crm(str(tmp_path))
+        assert crmstats.source_label(str(spec)) == "Shop"
+        assert crmstats.sources.source_currency(str(tmp_path)) == "EUR"
+    assert READS["count"] - before == 1  # was once per load_crm, plus once for the labels
+    crm.source = "changed"  # every call gets its own copy of what was read
+    assert crmstats.load_crm(str(spec)).source == str(spec)
+    spec.write_text("name: Shop 2\ntables:\n  transactions: orders.csv\n")
+    os.utime(spec, ns=(1, 1))  # another version of the file
+    assert crmstats.source_label(str(spec)) == "Shop 2"
+    assert READS["count"] - before == 2
+
+
+def test_the_same_unchanged_frame_is_validated_once_across_calls():
+    df = _tx()
+    n, _ = _count(lambda: (clv.rfm_summary(df), clv.rfm_summary(df, time_unit="W"),
+                           clv.fit_value(df, allow_unconverged=True)))
+    assert n == 1
+    renamed = df.rename(columns={"amount": "value"})
+    n, _ = _count(lambda: (clv.rfm_summary(renamed, amount_col="value"),
+                           clv.rfm_summary(renamed, amount_col="value")))
+    assert n == 1
+
+
+def test_stage_conversion_and_durations_validate_their_events_once(small_crm):
+    import ibis
+
+    from crmstats import funnel
+
+    raw = ibis.duckdb.connect().create_table("events", small_crm.stage_events)  # a database
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        n, _ = _count(lambda: funnel.stage_conversion(raw), "stage_events")
+        assert n == 1  # was 2: own_stages' table, then lead_stage_times' own
+        # a canonical table needing no cast is itself the validated table: not checked again
+        n, _ = _count(lambda: funnel.stage_durations(raw), "stage_events")
+        assert n == 0
+        renamed = raw.rename(step="stage")
+        n, _ = _count(lambda: funnel.stage_durations(renamed, stage_col="step"), "stage_events")
+        assert n == 1

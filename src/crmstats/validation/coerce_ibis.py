@@ -130,16 +130,17 @@ def _parse_timestamps(t: ir.Table, spec, c: ColumnSpec, mapping,
     if _count(counts["n"]) == 0:
         return iso, "read as ISO dates (2024-03-02)"
 
+    if not duckdb:  # refused before any warning about their order
+        raise DataError(
+            f"{spec.name} table, column {_caller(c.name, mapping)!r}: dates written like "
+            "02/03/2024 in a database table need timestamp_format in crmstats.yml",
+            table=spec.name, column=_caller(c.name, mapping))
+
     def examples(kind: str) -> list[str]:
         return list(execute(t.filter(kinds[kind]).select(v=col).limit(3))["v"])
 
     dayfirst = _date_order(counts, spec, c, mapping,
                            source.dayfirst if source is not None else None, examples)
-    if not duckdb:
-        raise DataError(
-            f"{spec.name} table, column {_caller(c.name, mapping)!r}: dates written like "
-            "02/03/2024 in a database table need timestamp_format in crmstats.yml",
-            table=spec.name, column=_caller(c.name, mapping))
     return _dmy(col, iso, dayfirst), _how(dayfirst, declared=source is not None
                                           and source.dayfirst is not None)
 

@@ -61,10 +61,10 @@ def _coerce_columns(data: pd.DataFrame, spec: TableSpec, mapping) -> dict[str, p
 def _to_arrow(columns: dict[str, pd.Series]) -> pa.Table:
     """Arrow table of the coerced columns; NumPy-backed ones share pandas' buffers (no copy).
 
-    The table is a view: it follows later in-place edits of the caller's frame.
-    That is safe because a validated table is only trusted again inside
-    :func:`reuse_validated` (one crmstats call); anywhere else it is checked
-    again when passed back.
+    The table is a view of the arrays of the (shallow copy of the) frame the
+    gate validated; the gate keeps that copy alive with the table, so pandas'
+    copy-on-write gives a later in-place edit of the caller's frame new
+    memory and the validated table never changes.
     """
     if not columns:
         return pa.table({})

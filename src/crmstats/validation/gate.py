@@ -24,7 +24,7 @@ from crmstats.validation.coerce_ibis import _coerce_ibis, _rename_ibis
 from crmstats.validation.coerce_pandas import _coerce_columns, _RowSource, _to_arrow, spec_names
 from crmstats.validation.columns import _column_mapping, _text_columns
 from crmstats.validation.content import _check_content
-from crmstats.validation.memory import COUNTS, mark, validated_as
+from crmstats.validation.memory import COUNTS, frame_once, mark, validated_as
 from crmstats.validation.source_table import SourceTable
 from crmstats.validation.traps import _TRAP_TABLES, _check_traps
 
@@ -95,8 +95,11 @@ def as_table(data: Any, table: str, *, columns: Mapping[str, str] | None = None)
     -------
     ibis.Table
         Canonical names and types; pandas inputs become in-memory DuckDB tables
-        that read the frame's memory (no copy): edit the frame and the table
-        follows, and passing the table to a crmstats function checks it again.
+        that read the frame's memory (no copy). The table knows it is
+        validated: passed to a crmstats function it is not checked again. It
+        stays as it was checked: an in-place edit of the frame afterwards gives
+        the frame new memory (pandas' copy-on-write), and the edited frame is
+        checked again wherever it is passed.
     """
     mapping = {k: v for k, v in (columns or {}).items() if v is not None}
     return validate_table(data, table, columns=mapping)
@@ -122,7 +125,10 @@ def validate_table(
     This is the entry every crmstats function uses on its inputs; see
     :func:`validate` for the parameters. A pandas input becomes an in-memory
     table of the embedded DuckDB backend; a :class:`SourceTable` has its
-    mapping applied first.
+    mapping applied first. Validated once: a table this function returned is
+    recognised, and the same unchanged frame gives the same table (see
+    :mod:`crmstats.validation.memory`); :data:`~crmstats.validation.memory.COUNTS`
+    counts the validations that ran.
     """
     spec = table_spec(table)
     mapping = {k: v for k, v in dict(columns or {}).items() if v is not None and v != k}
@@ -130,6 +136,17 @@ def validate_table(
         known = validated_as(data)
         if known is not None and known.table == table:
             return data  # validated already (this very expression): nothing new to check
+    if isinstance(data, pd.DataFrame):
+        # the same, unchanged frame (copy-on-write gives an edited one new arrays) is
+        # validated once: a second crmstats call on it gets the table the first one checked
+        return frame_once(data, ("validated", table, tuple(sorted(mapping.items()))),
+                          lambda: _validate_new(data, spec, mapping))
+    return _validate_new(data, spec, mapping)
+
+
+def _validate_new(data: Any, spec: TableSpec, mapping: dict) -> ir.Table:
+    """Validate ``data`` as table ``spec`` (see :func:`validate_table`), and mark the result."""
+    table = spec.name
     source, original, keep = None, data, None
     if isinstance(data, SourceTable):
         source = data
