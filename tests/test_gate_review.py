@@ -56,11 +56,11 @@ def test_deep_check_warnings_point_at_the_caller():
 
 
 def test_a_database_refuses_day_month_dates_without_first_warning(monkeypatch):
-    from crmstats.validation import coerce_ibis
+    from crmstats.validation import timestamps
 
     t = ibis.memtable(pd.DataFrame({"customer_id": ["a", "b"], "amount": [1.0, 2.0],
                                     "timestamp": ["13/02/2024", "01/02/2024"]}))
-    monkeypatch.setattr(coerce_ibis, "_backend_of", lambda _t: types.SimpleNamespace(
+    monkeypatch.setattr(timestamps, "_backend_of", lambda _t: types.SimpleNamespace(
         name="postgres"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -21,7 +21,7 @@ def weekly():
     return rfm_summary(tx, period="D", time_unit="W", observation_end="2024-03-31")
 
 
-def test_a_summary_is_typed_and_records_its_units_in_attrs(weekly):
+def test_a_summary_is_typed_and_knows_its_units(weekly):
     assert isinstance(weekly, RFMSummary) and isinstance(weekly, pd.DataFrame)
     assert weekly.units == SummaryUnits("D", "W") == summary_units(weekly)
     assert weekly.columns.name is None  # no side channel on the column axis
@@ -34,7 +34,9 @@ def test_round_trips_keep_the_units(weekly):
     back = pickle.loads(pickle.dumps(weekly))
     assert isinstance(back, RFMSummary) and back.units == weekly.units
     parquet = pd.read_parquet(io.BytesIO(weekly.to_parquet()))
-    assert summary_units(parquet) == weekly.units  # a plain frame, its attrs kept
+    assert summary_units(parquet) == weekly.units  # a plain frame; the file has the units
+    assert summary_units(pd.concat([weekly, weekly.iloc[:0].merge(
+        weekly[["T"]], left_index=True, right_index=True)])) is None  # merge dropped them
 
 
 def test_a_summary_labelled_by_an_earlier_release_is_still_read(weekly):

@@ -4,16 +4,14 @@ A summary's ``recency`` and ``T`` are in ``time_unit`` (days, weeks or calendar
 months), and its purchases were merged at granularity ``period``.
 :func:`~crmstats.clv.rfm_summary` and :func:`~crmstats.clv.calibration_holdout_split`
 return an :class:`RFMSummary`: a DataFrame whose :attr:`~RFMSummary.units`
-record both. They are kept in the frame's ``attrs`` (key ``"crmstats_units"``),
-which pandas carries through what one ordinarily does to a summary — filtering
-rows, selecting or adding columns, ``copy``, ``head``, ``sample``,
-``sort_values``, ``concat`` of pieces of one summary, a pickle round trip
-(which keeps the type) and a Parquet round trip (which gives a plain DataFrame
-with the same ``attrs``: still a summary with units). ``merge`` and ``join``
-drop them (an unlabelled summary then needs ``time_unit=`` given explicitly
-wherever a unit matters). Summaries and model files of earlier releases, whose
-units rode on the column axis' name (``"rfm summary (freq=D, time_unit=W)"``),
-are still read.
+record both. pandas carries them (the subclass's ``_metadata``) through what one
+ordinarily does to a summary — filtering rows, selecting or adding columns,
+``copy``, ``head``, ``sample``, ``sort_values``, ``concat`` of pieces in one
+unit, a pickle round trip; ``merge`` and ``join`` drop them (an unlabelled
+summary then needs ``time_unit=`` given explicitly wherever a unit matters).
+A Parquet file written by :meth:`RFMSummary.to_parquet` records them as the
+name of its column axis, as summaries of earlier releases did in memory: such
+files, and such summaries, are still read (:func:`summary_units`).
 
 Every function that turns a summary into time-dependent numbers reads the
 units through :func:`summary_units` or :func:`resolve_units`: the fitted models
@@ -39,8 +37,6 @@ from crmstats.validation.memory import COUNTS, frame_once
 
 __all__ = ["RFMSummary", "SummaryUnits", "resolve_units", "summary_units", "with_units"]
 
-#: Key of a summary's ``attrs`` holding its units.
-UNITS_KEY = "crmstats_units"
 
 #: Days per unit (calendar months are not a fixed number of days).
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
@@ -89,10 +85,6 @@ class SummaryUnits:
         """The column-axis name that recorded these units in earlier releases."""
         return f"rfm summary (freq={self.period}, time_unit={self.time_unit})"
 
-    def as_dict(self) -> dict[str, str | None]:
-        """Return the units as stored in a summary's ``attrs``."""
-        return {"period": self.period, "time_unit": self.time_unit}
-
     def describe(self) -> str:
         """Human-readable units, e.g. ``"weeks (purchases merged per day)"``."""
         per = {"D": "day", "W": "week", "M": "month"}[self.period]
@@ -102,19 +94,43 @@ class SummaryUnits:
 class RFMSummary(pd.DataFrame):
     """A per-customer summary (:func:`~crmstats.clv.rfm_summary`) that knows its units.
 
-    A pandas DataFrame in every respect; :attr:`units` reads the units the
-    summary records (``attrs["crmstats_units"]``, carried through filtering,
-    ``copy``, ``concat`` of pieces, Parquet and pickle round trips).
+    A pandas DataFrame in every respect; :attr:`units` are the units it was
+    made in. pandas carries them (``_metadata``) through filtering, column
+    selection, ``copy``, ``head``, ``sample``, ``sort_values``, ``concat`` of
+    pieces in the same units and a pickle round trip; ``merge`` and ``join``
+    drop them. :meth:`to_parquet` writes them into the file (as the name of
+    the column axis, where files of earlier releases have them too), so a
+    summary read back with ``pandas.read_parquet`` still has them
+    (:func:`summary_units`).
     """
+
+    _metadata = ["_units"]
+    _units: SummaryUnits | None = None
 
     @property
     def _constructor(self):
         return RFMSummary
 
+    def __finalize__(self, other, method=None, **kwargs):
+        """Keep the units through pandas operations; a ``concat`` of pieces in one unit too."""
+        super().__finalize__(other, method=method, **kwargs)
+        if method == "concat":
+            units = {getattr(o, "_units", None) for o in getattr(other, "objs", ())}
+            if len(units) == 1:
+                object.__setattr__(self, "_units", units.pop())
+        return self
+
     @property
     def units(self) -> SummaryUnits | None:
         """The summary's :class:`SummaryUnits` (None if they were lost, e.g. in a merge)."""
-        return summary_units(self, check=False)
+        return self._units
+
+    def to_parquet(self, path=None, *args, **kwargs):
+        """Write the summary to Parquet with its units (see :class:`RFMSummary`)."""
+        out = pd.DataFrame(self)
+        if self._units is not None:
+            out.columns = pd.Index(list(out.columns), name=self._units.label)
+        return out.to_parquet(path, *args, **kwargs)
 
 
 def check_units(period: str, time_unit: str | None) -> SummaryUnits:
@@ -169,8 +185,8 @@ def summary_units(summary: pd.DataFrame, *, check: bool = True) -> SummaryUnits 
     ----------
     summary : pandas.DataFrame
         A per-customer summary (see :func:`~crmstats.clv.rfm_summary`); an
-        :class:`RFMSummary`, a frame with its ``attrs`` (e.g. read back from
-        Parquet) or one labelled by an earlier release.
+        :class:`RFMSummary`, or a frame read back from its Parquet file or
+        labelled by an earlier release.
     check : bool
         Also check the units against the data (``recency`` and ``T`` are
         whole numbers of ``period`` periods); once per unchanged frame.
@@ -188,14 +204,10 @@ def summary_units(summary: pd.DataFrame, *, check: bool = True) -> SummaryUnits 
 
 
 def _recorded(summary: pd.DataFrame) -> SummaryUnits | None:
-    stored = summary.attrs.get(UNITS_KEY)
-    if stored is not None:
-        try:
-            return check_units(stored["period"], stored["time_unit"])
-        except (TypeError, KeyError, ValueError):
-            raise DataError(f"summary table: unreadable units {stored!r} in its attrs",
-                            table="summary") from None
-    name = summary.columns.name
+    units = getattr(summary, "_units", None)
+    if isinstance(units, SummaryUnits):
+        return units
+    name = summary.columns.name  # a Parquet file's units, or an earlier release's label
     if name is None:
         return None
     match = _LABEL.match(str(name))
@@ -244,11 +256,11 @@ def with_units(summary: pd.DataFrame, *, period: str | None = None,
 
 
 def label(frame: pd.DataFrame, units: SummaryUnits) -> RFMSummary:
-    """Return ``frame`` as an :class:`RFMSummary` recording ``units`` (no data copied)."""
+    """Return ``frame`` as an :class:`RFMSummary` in ``units`` (no data copied)."""
     out = RFMSummary(frame.copy(deep=False))
     if out.columns.name is not None and _LABEL.match(str(out.columns.name)):
-        out.columns = pd.Index(list(out.columns))  # an earlier release's label goes
-    out.attrs = {**frame.attrs, UNITS_KEY: units.as_dict()}
+        out.columns = pd.Index(list(out.columns))  # a file's (or earlier release's) label goes
+    out._units = units
     return out
 
 

@@ -29,8 +29,10 @@ Modules
 * :mod:`.gate` — :func:`validate`, :func:`as_table`, :func:`validate_table` (the per-table gate);
 * :mod:`.columns` — the caller's column names, missing and derivable columns;
 * :mod:`.source_table` — :class:`SourceTable` (a table plus how its source says to read it);
-* :mod:`.coerce_pandas` and :mod:`.coerce_ibis` — the two coercion engines (DataFrames;
-  files and database tables), which must agree rule for rule;
+* :mod:`.coerce_pandas` and :mod:`.coerce_ibis` — the coercion of DataFrames and of
+  files and database tables, which agree rule for rule (``tests/test_one_engine.py``);
+* :mod:`.timestamps` — the one parser of text timestamps (every input, in DuckDB or the
+  table's database);
 * :mod:`.dates` — day/month order of text dates;
 * :mod:`.content` and :mod:`.stages` — content checks, run on the table's backend;
 * :mod:`.traps` — duplicate rows and id variants, once per input;
@@ -40,7 +42,6 @@ Modules
 """
 
 # Names other crmstats modules import from here (kept for them; not public API).
-from crmstats.validation.dates import dmy_counts as dmy_counts
 from crmstats.validation.deep import align_ids, deep_checks
 from crmstats.validation.deep import id_dtype as id_dtype
 from crmstats.validation.deep import read_raw as read_raw
@@ -51,6 +52,7 @@ from crmstats.validation.memory import reuse_validated
 from crmstats.validation.messages import ROW_COL as ROW_COL
 from crmstats.validation.source_table import SourceTable
 from crmstats.validation.stages import stage_problems
+from crmstats.validation.timestamps import dmy_counts as dmy_counts
 
 __all__ = ["SourceTable", "align_ids", "as_table", "deep_checks", "reuse_validated",
            "stage_problems", "transactions_table", "validate", "validate_table"]

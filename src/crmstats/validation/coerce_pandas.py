@@ -1,12 +1,15 @@
 """The pandas coercion engine: a caller's DataFrame to typed columns, then Arrow.
 
 Must agree with :mod:`.coerce_ibis` (the engine for files and database
-tables) on every rule; the caller's frame is never modified.
+tables) on every rule (``tests/test_one_engine.py`` feeds the same messy tables
+through both); text timestamps are parsed by that engine itself
+(:mod:`.timestamps`, in the embedded DuckDB). The caller's frame is never
+modified.
 """
 
 from __future__ import annotations
 
-import warnings
+import datetime
 
 import ibis
 import ibis.expr.types as ir
@@ -14,14 +17,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crmstats.backend import execute
 from crmstats.exceptions import DataError
 from crmstats.schema import (
     ColumnSpec,
     TableSpec,
 )
 from crmstats.validation.columns import _missing_error
-from crmstats.validation.dates import _DMY, _frame_date_order, _how
-from crmstats.validation.messages import _MAX_ROWS, ROW_COL, _caller, _error, _fmt_rows
+from crmstats.validation.messages import _MAX_ROWS, ROW_COL, _caller, _error
+from crmstats.validation.timestamps import parse_text_column
 
 
 def _coerce_columns(data: pd.DataFrame, spec: TableSpec, mapping) -> dict[str, pd.Series]:
@@ -148,7 +152,6 @@ def _coerce_series(s: pd.Series, spec, col_spec: ColumnSpec, mapping, index) -> 
 
 
 def _coerce_timestamps(s: pd.Series, spec, col_spec, mapping, index) -> pd.Series:
-    name = _caller(col_spec.name, mapping)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_datetime64_dtype(s.dtype):
@@ -158,62 +161,29 @@ def _coerce_timestamps(s: pd.Series, spec, col_spec, mapping, index) -> pd.Serie
                      f"numbers of dtype {s.dtype} where timestamps are expected "
                      "(convert epoch values with pandas.to_datetime(unit=...) first)",
                      index[:_MAX_ROWS], len(s))
-    present = s.notna()
-    values = s[present]
-    # element-wise awareness: datetime objects carry tzinfo, strings an offset or 'Z'
-    aware = values.map(_is_tz_aware)
-    if aware.any() and not aware.all():
-        naive_rows = index[np.flatnonzero(present)[~aware.to_numpy()]]
-        aware_rows = index[np.flatnonzero(present)[aware.to_numpy()]]
-        raise DataError(
-            f"{spec.name} table, column {name!r}: mixes timezone-aware and naive timestamps "
-            f"(aware e.g. rows {_fmt_rows(aware_rows)}; naive e.g. rows {_fmt_rows(naive_rows)}); "
-            "give every value an offset or none",
-            table=spec.name,
-            column=name,
-            rows=list(naive_rows[:_MAX_ROWS]),
-        )
-    dayfirst = _frame_date_order(values, spec, col_spec, mapping)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            parsed = pd.to_datetime(s, errors="coerce", utc=bool(aware.any()), format="mixed",
-                                    dayfirst=dayfirst)
-        except (TypeError, ValueError, OverflowError) as exc:  # pragma: no cover - pandas edge
-            raise DataError(
-                f"{spec.name} table, column {name!r}: timestamps could not be parsed ({exc})",
-                table=spec.name,
-                column=name,
-            ) from None
-    bad = parsed.isna() & present
-    if bad.any():
-        rows = np.flatnonzero(bad)[:_MAX_ROWS]
-        vals = [f"{index[i]} ({s.iloc[i]!r})" for i in rows]
-        written = s[bad].astype(str).str.match(_DMY).any()
-        how = f"; {_how(dayfirst, False)}" if written else ""
-        raise DataError(
-            f"{spec.name} table, column {name!r}: {int(bad.sum())} unparsable timestamp(s), "
-            f"e.g. rows {', '.join(vals)}{how}",
-            table=spec.name,
-            column=name,
-            rows=list(index[rows]),
-        )
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed
+    # text (and Python datetime objects, written as ISO text with their offset): parsed by
+    # the engine that parses files and database tables, so a date means the same in both
+    text = _as_text(s)
+    arrow = pa.table({col_spec.name: text})
+    t = ibis.memtable(arrow)
+    parsed, _ = parse_text_column(t, spec, col_spec, mapping, None,
+                                  _RowSource(arrow, index))
+    out = execute(t.select(v=parsed))["v"]
+    return pd.Series(out.to_numpy(dtype="datetime64[us]"), name=s.name)
 
 
-def _is_tz_aware(v) -> bool:
-    if isinstance(v, pd.Timestamp) or hasattr(v, "tzinfo"):
-        return getattr(v, "tzinfo", None) is not None
-    if isinstance(v, str):
-        text = v.strip()
-        if text.endswith(("Z", "z")) or text.upper().endswith("UTC"):
-            return True
-        tail = text[-6:]
-        # an offset such as +01:00 / -0500 after a time part
-        return ("T" in text or " " in text or ":" in text) and (
-            (len(tail) == 6 and tail[0] in "+-" and tail[3] == ":")
-            or (len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and ":" in text)
-        )
-    return False
+def _as_text(s: pd.Series) -> pa.Array:
+    """Return a column's values as an Arrow string array (None for missing)."""
+    try:
+        return pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
+
+    def text(v):
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return None
+        if isinstance(v, datetime.datetime | datetime.date):
+            return v.isoformat(sep=" ") if isinstance(v, datetime.datetime) else v.isoformat()
+        return str(v)
+
+    return pa.array([text(v) for v in s.to_numpy(dtype=object)], type=pa.string())

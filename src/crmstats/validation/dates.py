@@ -1,50 +1,14 @@
-"""Day/month order of text dates (``03/04/2024``): counting, deciding, explaining."""
+"""Day/month order of text dates (``03/04/2024``): deciding and explaining.
+
+The evidence is counted by :func:`crmstats.validation.timestamps.date_parts`.
+"""
 
 from __future__ import annotations
 
 import warnings
 
-import pandas as pd
-
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.validation.messages import _caller, _count, _user_level
-
-
-def _frame_date_order(values: pd.Series, spec, col_spec, mapping) -> bool:
-    """Day-first (True) or not, for text dates of a DataFrame column (see :func:`_date_order`)."""
-    text = values[values.map(lambda v: isinstance(v, str))] if values.dtype == object else values
-    if not len(text) or not (pd.api.types.is_string_dtype(text.dtype) or text.dtype == object):
-        return False
-    counts = dmy_counts(text)
-    if not counts["n"]:
-        return False
-
-    def examples(kind: str) -> list[str]:
-        parts = text.astype(str).str.extract(_DMY)
-        a = pd.to_numeric(parts[0], errors="coerce")
-        b = pd.to_numeric(parts[1], errors="coerce")
-        hit = {"first": (a > 12) & (b <= 12), "second": (b > 12) & (a <= 12),
-               "any": parts[0].notna()}[kind]
-        return list(text[hit.to_numpy()].astype(str).head(3))
-
-    return _date_order(counts, spec, col_spec, mapping, None, examples)
-
-
-def dmy_counts(text: pd.Series) -> dict[str, int]:
-    """Count dates written like ``02/03/2024``, and which order they allow.
-
-    ``n`` counts them all, ``first`` those whose first part exceeds 12 (only a
-    day-first reading parses them), ``second`` those whose second part does
-    (values with both parts above 12 are in neither: no order parses them).
-    """
-    parts = text.astype(str).str.extract(_DMY)
-    a = pd.to_numeric(parts[0], errors="coerce")
-    b = pd.to_numeric(parts[1], errors="coerce")
-    # a value with both parts above 12 (31/31/2023) fits neither order: it is unparsable,
-    # not evidence of a mixed order
-    return {"n": int(parts[0].notna().sum()), "first": int(((a > 12) & (b <= 12)).sum()),
-            "second": int(((b > 12) & (a <= 12)).sum())}
-
 
 #: A date written with the day and month as one or two digits first: 02/03/2024, 2.3.24
 _DMY = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})"

@@ -71,7 +71,7 @@ def fingerprint(frame: pd.DataFrame) -> tuple | None:
     except AttributeError:  # another pandas internals layout: never remembered
         return None
     return (arrays, frame.shape, id(frame.index), id(frame.columns),
-            repr(sorted(frame.attrs.items(), key=str)) if frame.attrs else "")
+            getattr(frame, "_units", None))
 
 
 #: id(frame) -> (weak reference, fingerprint, shallow copy, {key: result}); see frame_once.
