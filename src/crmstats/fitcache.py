@@ -80,7 +80,8 @@ def cache_key(model: Any, data: pd.DataFrame) -> str:
             "hyper": {n: _plain(getattr(model, n)) for n in getattr(model, "_hyper", ())},
             "columns": [str(c) for c in data.columns],
             "dtypes": [str(t) for t in data.dtypes],
-            "axis": str(data.columns.name), "index": [str(data.index.name), str(data.index.dtype)],
+            "axis": str(data.columns.name), "units": repr(getattr(data, "_units", None)),
+            "index": [str(data.index.name), str(data.index.dtype)],
             "rows": len(data)}
     h.update(json.dumps(head, sort_keys=True, default=str).encode())
     h.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         plot_value_pyramid,
     )
     from crmstats.clv.summaries import calibration_holdout_split, holdout_period, rfm_summary
-    from crmstats.clv.units import SummaryUnits, summary_units, with_units
+    from crmstats.clv.units import RFMSummary, SummaryUnits, summary_units, with_units
     from crmstats.clv.valuation import ValueFit, fit_value
     from crmstats.clv.value import (
         BootstrapCLV,
@@ -65,6 +65,7 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
+    "RFMSummary",
     "SummaryUnits",
     "ValueFit",
     "ValueMigration",

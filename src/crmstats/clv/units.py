@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crmstats._frames import COUNTS, frame_once
 from crmstats.exceptions import DataError
-from crmstats.validation.memory import COUNTS, frame_once
 
 __all__ = ["RFMSummary", "SummaryUnits", "resolve_units", "summary_units", "with_units"]
 
@@ -125,12 +125,18 @@ class RFMSummary(pd.DataFrame):
         """The summary's :class:`SummaryUnits` (None if they were lost, e.g. in a merge)."""
         return self._units
 
-    def to_parquet(self, path=None, *args, **kwargs):
-        """Write the summary to Parquet with its units (see :class:`RFMSummary`)."""
+    def to_parquet(self, path=None, *, engine: str = "auto", compression: str | None = "snappy",
+                   index: bool | None = None, partition_cols: list | None = None,
+                   storage_options: dict | None = None) -> bytes | None:
+        """Write the summary to Parquet with its units (see :class:`RFMSummary`).
+
+        The arguments are those of :meth:`pandas.DataFrame.to_parquet`.
+        """
         out = pd.DataFrame(self)
         if self._units is not None:
             out.columns = pd.Index(list(out.columns), name=self._units.label)
-        return out.to_parquet(path, *args, **kwargs)
+        return out.to_parquet(path, engine=engine, compression=compression, index=index,
+                              partition_cols=partition_cols, storage_options=storage_options)
 
 
 def check_units(period: str, time_unit: str | None) -> SummaryUnits:

@@ -6,10 +6,8 @@
   copy the table keeps alive: pandas' copy-on-write then gives any later
   in-place edit of the caller's frame its own memory, so the validated table
   never changes under it.
-* :func:`frame_once` — a check of a DataFrame (an RFM summary's columns, its
-  units) runs once per unchanged frame: the frame's arrays are fingerprinted
-  and a shallow copy held, so an edit (which copy-on-write gives new arrays)
-  makes the next call check again.
+* :func:`~crmstats._frames.frame_once` — a check of a DataFrame (an RFM summary's
+  columns, its units; a frame's validation) runs once per unchanged frame.
 * :func:`reuse_validated` with :func:`remember` / :func:`remembered` — memos
   that live for one crmstats call.
 * :data:`COUNTS` — how many validations ran, by table (tests count them).
@@ -18,21 +16,18 @@
 from __future__ import annotations
 
 import weakref
-from collections import Counter
-from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import ibis.expr.types as ir
-import pandas as pd
+
+from crmstats._frames import COUNTS as COUNTS
+from crmstats._frames import fingerprint as fingerprint
+from crmstats._frames import frame_once as frame_once
 
 #: Inside :func:`reuse_validated`: memos of the current call; ``None`` outside.
 _TRUSTED: ContextVar[dict | None] = ContextVar("crmstats_trusted_tables", default=None)
-
-#: Validations run in this process, by what was validated ("transactions", "summary", ...).
-COUNTS: Counter = Counter()
-
 
 class _Validated:
     """What the gate knows of a table it returned: its name, what keeps its data, its facts."""
@@ -57,48 +52,6 @@ def validated_as(t: Any) -> _Validated | None:
     if not isinstance(t, ir.Table):
         return None
     return _VALIDATED.get(t.op())
-
-
-def fingerprint(frame: pd.DataFrame) -> tuple | None:
-    """Identity of a frame's data: its arrays, shape and axes (None: cannot tell).
-
-    Under copy-on-write (pandas 3) an in-place edit of a frame whose arrays are
-    also held elsewhere gives the frame new arrays, so the fingerprint changes;
-    :func:`frame_once` holds such a shallow copy.
-    """
-    try:
-        arrays = tuple(id(b.values) for b in frame._mgr.blocks)
-    except AttributeError:  # another pandas internals layout: never remembered
-        return None
-    return (arrays, frame.shape, id(frame.index), id(frame.columns),
-            getattr(frame, "_units", None))
-
-
-#: id(frame) -> (weak reference, fingerprint, shallow copy, {key: result}); see frame_once.
-_FRAMES: dict[int, tuple] = {}
-
-
-def frame_once(frame: pd.DataFrame, key: Any, compute: Callable[[], Any]) -> Any:
-    """Return ``compute()`` for ``frame``, computed once while the frame is unchanged.
-
-    An exception is never remembered (the check runs, and raises, again).
-    """
-    fp = fingerprint(frame)
-    if fp is None:
-        return compute()
-    entry = _FRAMES.get(id(frame))
-    if entry is None or entry[0]() is not frame or entry[1] != fp:
-        if len(_FRAMES) > 256:
-            _FRAMES.clear()
-        ident = id(frame)
-        ref = weakref.ref(frame, lambda _r, i=ident: _FRAMES.pop(i, None))
-        # the shallow copy makes copy-on-write give an edited frame new arrays
-        entry = (ref, fp, frame.copy(deep=False), {})
-        _FRAMES[ident] = entry
-    memo = entry[3]
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
 
 
 @contextmanager
