@@ -56,7 +56,7 @@ def test_freq_still_works_for_one_release_with_a_deprecation_warning(weekly):
     with pytest.warns(DeprecationWarning, match="freq= is renamed period="):
         old = rfm_summary(tx, freq="D", time_unit="W")
     assert old.units == SummaryUnits("D", "W")
-    with pytest.raises(ValueError, match="disagree"), warnings.catch_warnings():
+    with pytest.raises(TypeError, match="pass period= only"), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         rfm_summary(tx, freq="D", period="W")
     with pytest.warns(DeprecationWarning, match="renamed period"):

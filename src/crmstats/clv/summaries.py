@@ -35,9 +35,10 @@ import pandas as pd
 from crmstats._expr import observation_end as _observation_end
 from crmstats._expr import period_index, truncate, up_to
 from crmstats.backend import _backend_of, execute
-from crmstats.clv.units import RFMSummary, check_units, deprecated_freq, label
+from crmstats.clv.units import RFMSummary, check_units, label
 from crmstats.exceptions import DataError
 from crmstats.validation import as_table, transactions_table
+from crmstats.vocabulary import renamed_arguments
 
 __all__ = ["calibration_holdout_split", "holdout_period", "rfm_summary"]
 
@@ -137,17 +138,17 @@ def _to_frame(expr: ir.Table, columns: list[str]) -> pd.DataFrame:
     return out.astype("float64")
 
 
+@renamed_arguments(freq="period")
 def rfm_summary(
     transactions: Any,
     *,
     observation_end=None,
-    period: str | None = None,
+    period: str = "D",
     time_unit: str | None = None,
     monetary: bool = True,
     customer_id_col: str | None = None,
     timestamp_col: str | None = None,
     amount_col: str | None = None,
-    freq: str | None = None,
 ) -> RFMSummary:
     """Summarise transactions into one frequency/recency/T/monetary row per customer.
 
@@ -167,8 +168,6 @@ def rfm_summary(
         Whether to compute ``monetary_value``.
     customer_id_col, timestamp_col, amount_col : str, optional
         The caller's names of the canonical columns.
-    freq : str, optional
-        Deprecated name of ``period`` (accepted until the next release).
 
     Returns
     -------
@@ -184,7 +183,7 @@ def rfm_summary(
     DataError
         If no purchase (non-negative amount) falls before ``observation_end``.
     """
-    freq, unit = _check_units(deprecated_freq(period, freq, "rfm_summary"), time_unit)
+    freq, unit = _check_units(period, time_unit)
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
     end = _end_of_observation(t, observation_end)
@@ -202,18 +201,18 @@ def rfm_summary(
     return label(out, check_units(freq, unit))
 
 
+@renamed_arguments(freq="period")
 def calibration_holdout_split(
     transactions: Any,
     *,
     calibration_end,
     observation_end=None,
-    period: str | None = None,
+    period: str = "D",
     time_unit: str | None = None,
     monetary: bool = True,
     customer_id_col: str | None = None,
     timestamp_col: str | None = None,
     amount_col: str | None = None,
-    freq: str | None = None,
 ) -> RFMSummary:
     """Summarise a calibration period and count what each customer did in the holdout.
 
@@ -226,7 +225,7 @@ def calibration_holdout_split(
         purchase on or before it.
     observation_end : timestamp-like, optional
         End of the holdout period; defaults to the last transaction.
-    period, time_unit, monetary, customer_id_col, timestamp_col, amount_col, freq
+    period, time_unit, monetary, customer_id_col, timestamp_col, amount_col
         As in :func:`rfm_summary`.
 
     Returns
@@ -240,8 +239,7 @@ def calibration_holdout_split(
         ``monetary_value_holdout`` averages raw rows),]
         ``duration_holdout`` (holdout length in ``time_unit``).
     """
-    freq, unit = _check_units(deprecated_freq(period, freq, "calibration_holdout_split"),
-                              time_unit)
+    freq, unit = _check_units(period, time_unit)
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col, amount_col=amount_col)
     cal_end = pd.Timestamp(calibration_end)

@@ -26,7 +26,6 @@ labelling (``T / 7`` under a "days" label) is refused.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +33,7 @@ import pandas as pd
 
 from crmstats._frames import COUNTS, frame_once
 from crmstats.exceptions import DataError
+from crmstats.vocabulary import renamed_arguments, renamed_attribute
 
 __all__ = ["RFMSummary", "SummaryUnits", "resolve_units", "summary_units", "with_units"]
 
@@ -43,18 +43,6 @@ _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 _NAMES = {"D": "days", "W": "weeks", "M": "months"}
 #: The units label of earlier releases, on the column axis' name (still read).
 _LABEL = re.compile(r"^rfm summary \(freq=(?P<freq>[DWM]), time_unit=(?P<unit>[DWM])\)$")
-
-
-def deprecated_freq(period, freq, where: str, default: str | None = "D"):
-    """Return ``period``, or the deprecated ``freq`` given instead (with a DeprecationWarning)."""
-    if freq is not None:
-        warnings.warn(f"{where}: freq= is renamed period= (freq is accepted until the next "
-                      "release)", DeprecationWarning, stacklevel=3)
-        if period is not None and str(period).upper() != str(freq).upper():
-            raise ValueError(f"{where}: period={period!r} and freq={freq!r} disagree; give "
-                             "period only")
-        return freq
-    return default if period is None else period
 
 
 @dataclass(frozen=True)
@@ -73,12 +61,7 @@ class SummaryUnits:
     period: str | None
     time_unit: str | None
 
-    @property
-    def freq(self) -> str | None:
-        """Deprecated name of :attr:`period`."""
-        warnings.warn("SummaryUnits.freq is renamed period (freq is kept until the next "
-                      "release)", DeprecationWarning, stacklevel=2)
-        return self.period
+    freq = renamed_attribute("period", "freq")
 
     @property
     def label(self) -> str:
@@ -224,8 +207,9 @@ def _recorded(summary: pd.DataFrame) -> SummaryUnits | None:
     return SummaryUnits(match["freq"], match["unit"])
 
 
-def with_units(summary: pd.DataFrame, *, period: str | None = None,
-               time_unit: str | None = None, freq: str | None = None) -> RFMSummary:
+@renamed_arguments(freq="period")
+def with_units(summary: pd.DataFrame, *, period: str, time_unit: str | None = None
+               ) -> RFMSummary:
     """Return a copy of a summary that records its units (for summaries made elsewhere).
 
     Parameters
@@ -236,8 +220,6 @@ def with_units(summary: pd.DataFrame, *, period: str | None = None,
         Granularity at which purchases were merged.
     time_unit : {"D", "W", "M"}, optional
         Unit of ``recency`` and ``T``; defaults to ``period``.
-    freq : str, optional
-        Deprecated name of ``period``.
 
     Returns
     -------
@@ -250,9 +232,6 @@ def with_units(summary: pd.DataFrame, *, period: str | None = None,
     DataError
         If ``recency`` or ``T`` are not whole numbers of ``period`` periods.
     """
-    period = deprecated_freq(period, freq, "with_units", default=None)
-    if period is None:
-        raise TypeError("with_units() needs period= ('D', 'W' or 'M')")
     units = check_units(period, time_unit)
     if not isinstance(summary, pd.DataFrame):
         raise DataError(f"summary: expected a DataFrame, got {type(summary).__name__}",
@@ -270,9 +249,9 @@ def label(frame: pd.DataFrame, units: SummaryUnits) -> RFMSummary:
     return out
 
 
+@renamed_arguments(freq="period")
 def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str | None = None,
-                  period: str | None = None, what: str = "this function",
-                  freq: str | None = None) -> SummaryUnits:
+                  period: str | None = None, what: str = "this function") -> SummaryUnits:
     """Return the one set of units that a summary, fitted models and arguments agree on.
 
     Parameters
@@ -286,8 +265,6 @@ def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str |
         Units the caller passed explicitly.
     what : str
         The caller's name, for messages.
-    freq : str, optional
-        Deprecated name of ``period``.
 
     Returns
     -------
@@ -299,7 +276,6 @@ def resolve_units(summary: pd.DataFrame | None = None, *models, time_unit: str |
     DataError
         When two sources disagree, or when no source gives a time unit.
     """
-    period = deprecated_freq(period, freq, what, default=None)
     sources: list[tuple[str, SummaryUnits]] = []
     if summary is not None:
         units = summary_units(summary)
