@@ -458,6 +458,8 @@ def load_crm(source: Any = "demo") -> CRMData:
         raise DataError(f"data source: holds what looks like a credential ({kind}), not shown "
                         "here; credentials come from the environment (PGPASSWORD, ~/.pgpass), "
                         "never from the data source")
+    if text in _PRELOADED:  # made before this book kernel was forked (preload_sources)
+        return _PRELOADED[text]
     head, _, rest = text.partition(":")
     if head == "demo":
         # imported on use (not a cycle): the simulator is only needed for the demo
@@ -504,3 +506,29 @@ def export_crm(crm: CRMData, directory: str | os.PathLike) -> list[Path]:
         tmp.replace(target)
         written.append(target)
     return written
+
+
+#: Built-in sources made ahead by :func:`preload_sources`, by their text.
+_PRELOADED: dict[str, CRMData] = {}
+
+
+def preload_sources(sources) -> list[str]:
+    """Make the built-in sources among ``sources`` (demo, cdnow) once, for load_crm to return.
+
+    Called only by a book build's kernel server (:mod:`crmstats.book.warm`)
+    before it forks the study kernels: every kernel then finds the simulated
+    demo (seeded, so the same data) made once instead of simulating it again.
+    Elsewhere nothing is preloaded and :func:`load_crm` makes each source anew.
+
+    Returns
+    -------
+    list of str
+        The sources made.
+    """
+    done = []
+    for source in sources:
+        text = expand_source(str(source))
+        if text.partition(":")[0] in ("demo", "cdnow") and text not in _PRELOADED:
+            _PRELOADED[text] = load_crm(text)
+            done.append(text)
+    return done

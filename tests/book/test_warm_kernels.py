@@ -12,7 +12,7 @@ import pytest
 from crmstats.book.runner import run_studies
 from crmstats.book.studies import Study
 from crmstats.book.warm import OFF_ENV
-from tests.conftest import make_study_template
+from tests.conftest import SMALL_DEMO, make_study_template
 
 CELLS = (
     "import os, sys\n"
@@ -23,12 +23,19 @@ CELLS = (
     "x = globals().get('x', 0) + 1\n"
     "print('x', x)",
     "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]);",
+    "import crmstats\nfrom crmstats.sources import _PRELOADED\n"
+    "from crmstats.datasets import simulate_crm\n"
+    "crm = crmstats.load_crm(data_source)\n"
+    "print('made_before', crm is _PRELOADED.get(data_source))\n"
+    "fresh = simulate_crm(seed=3, n_contacts=2000)\n"
+    "print('same_data', all(getattr(crm, t).equals(getattr(fresh, t)) for t in crm.tables()))",
 )
 
 
 def _run(tmp_path, n=2):
     template = make_study_template(tmp_path / "t.ipynb", *CELLS)
-    studies = [Study(f"s{i}", f"s{i}", template) for i in range(n)]
+    studies = [Study(f"s{i}", f"s{i}", template, {"data_source": SMALL_DEMO})
+               for i in range(n)]
     results = run_studies(studies, tmp_path / "out", jobs=2, cwd=tmp_path)
     assert all(r.ok for r in results), [r.error for r in results]
     out = {}
@@ -56,6 +63,8 @@ def test_studies_run_in_fresh_preloaded_kernels(tmp_path, monkeypatch):
         assert o["lines"]["x"] == "1"  # nothing left over from another study
         assert o["lines"]["cwd"] == str(tmp_path)
         assert o["lines"]["cache"] == "True"
+        assert o["lines"]["made_before"] == "True"  # the server simulated the demo once
+        assert o["lines"]["same_data"] == "True"
         assert o["images"] == 1  # the inline backend works in a forked kernel
         assert o["counts"] == list(range(1, len(o["counts"]) + 1))
 
@@ -65,6 +74,7 @@ def test_warm_kernels_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv(OFF_ENV, "0")
     out = _run(tmp_path, n=1)
     assert out["s0"]["lines"]["preloaded"] == "False"
+    assert out["s0"]["lines"]["made_before"] == "False"
     assert out["s0"]["images"] == 1
 
 

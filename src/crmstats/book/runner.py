@@ -223,7 +223,8 @@ def run_studies(
             return StudyResult(study.slug, output, time.perf_counter() - start, exc)
 
     os.environ["MPLBACKEND"] = INLINE_BACKEND  # before the kernel server imports Matplotlib
-    with _fit_cache(fit_cache), warm_kernels(cwd) as kernel, \
+    sources = {str(s.parameters.get("data_source", "demo")) for s in studies}
+    with _fit_cache(fit_cache), warm_kernels(cwd, sources) as kernel, \
             ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, s) for s in studies]
         try:

@@ -60,8 +60,13 @@ _NOT_BEFORE_FORK = ("matplotlib_inline.backend_inline",)
 
 
 @contextlib.contextmanager
-def warm_kernels(cwd: str | Path | None = None):
+def warm_kernels(cwd: str | Path | None = None, sources=()):
     """Serve warm kernels under the kernel name :data:`KERNEL_NAME` while the context lasts.
+
+    ``sources`` are the studies' data sources: the built-in ones (the
+    simulated demo, CDNOW) are made once in the server before it forks
+    (:func:`crmstats.sources.preload_sources`), so no kernel simulates the
+    demo again.
 
     Sets ``JUPYTER_PATH`` so the kernel spec is found; yields the kernel name.
     With the environment variable ``CRMSTATS_WARM_KERNELS=0`` it yields
@@ -81,7 +86,8 @@ def warm_kernels(cwd: str | Path | None = None):
             "display_name": "Python 3 (crmstats build)", "language": "python",
             "interrupt_mode": "signal"}))
         server = subprocess.Popen(
-            [sys.executable, "-m", "crmstats.book.warm", str(sock)],
+            [sys.executable, "-m", "crmstats.book.warm", str(sock),
+             json.dumps(sorted({str(x) for x in sources}))],
             cwd=str(cwd) if cwd else None, stdin=subprocess.DEVNULL)
         before = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
@@ -158,8 +164,8 @@ def _read_request(conn: socket.socket) -> dict:
     return request
 
 
-def serve(path: str) -> None:
-    """Import :data:`PRELOAD`, then fork a kernel for every launcher that connects."""
+def serve(path: str, sources=()) -> None:
+    """Import :data:`PRELOAD` and make ``sources``, then fork a kernel per launcher."""
     import importlib
     import warnings
 
@@ -172,8 +178,19 @@ def serve(path: str) -> None:
         for name in PRELOAD:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
+        from crmstats.exceptions import CRMStatsError
+        from crmstats.sources import preload_sources
+
+        for source in sources:  # one by one: a kernel reports a source that fails itself
+            with contextlib.suppress(CRMStatsError, OSError, ValueError):
+                preload_sources([source])
+    _no_connection_yet()
     for name in _NOT_BEFORE_FORK:  # a preloaded module pulled it in: leave it to the kernel
         sys.modules.pop(name, None)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the kernels' collections skip what was imported here (and leave it shared)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     kernels: set[int] = set()
@@ -202,6 +219,13 @@ def serve(path: str) -> None:
     _reap(kernels, block=True)
 
 
+def _no_connection_yet() -> None:
+    """Refuse to fork with a database connection open (its threads would not survive a fork)."""
+    module = sys.modules.get("crmstats.backend")  # the module (crmstats.backend is a function)
+    if module is not None and module._BACKEND is not None:
+        raise RuntimeError("crmstats.book.warm: a DuckDB connection was opened before the fork")
+
+
 def _reap(kernels: set[int], *, block: bool) -> None:
     """Wait for ended kernels (so their CPU time counts in the build's)."""
     while kernels:
@@ -216,4 +240,4 @@ def _reap(kernels: set[int], *, block: bool) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else ())
