@@ -54,6 +54,14 @@ What it never does
   old file or table intact. A DuckDB file in use by another process (a book
   build reading it) is retried until ``lock_timeout`` seconds have passed.
 
+Over 500 lines (about 1,000) for now, on purpose but not for ever: every
+rule above is checked against every target (file, DuckDB, PostgreSQL) by the
+hostile-export tests, which patch this module's seams (``_run``,
+``_connect_duckdb``, ``_wait``, its ``os`` and ``tempfile``). The split that
+suits it — the file writer, the DuckDB and PostgreSQL table swaps, and the
+row checks (``_check_values``, ``_neutralise``) in modules of their own — moves
+those seams, so it waits for a change that reruns those tests on PostgreSQL.
+
 Personal columns (the schema's :data:`~crmstats.schema.PII_COLUMNS` and those
 a source marks personal) are refused unless named in ``exportable``.
 Credentials never go in the URL: PostgreSQL reads ``PGPASSWORD`` or
