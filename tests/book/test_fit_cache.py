@@ -70,7 +70,13 @@ def test_key_follows_every_value_of_the_data():
     labelled.columns.name = "rfm summary (freq=D, time_unit=D)"
     keys = {cache_key(model, d) for d in (data, changed, renamed, labelled)}
     keys.add(cache_key(clv.BetaGeoModel(maxiter=7), data))
-    assert len(keys) == 5
+    tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": [1.0, 2.0, 3.0],
+                       "timestamp": pd.to_datetime(["2024-01-01", "2024-01-29", "2024-01-15"])})
+    weeks = clv.rfm_summary(tx, time_unit="W")[["frequency", "recency", "T"]]
+    relabelled = clv.with_units(pd.DataFrame(weeks), period="D", time_unit="D")
+    assert relabelled.equals(weeks)  # the same numbers...
+    keys |= {cache_key(model, weeks), cache_key(model, relabelled)}
+    assert len(keys) == 7  # ...in other units are other data
     assert cache_key(model, data.copy()) == cache_key(clv.BetaGeoModel(), data)
 
 

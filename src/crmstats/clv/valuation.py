@@ -104,15 +104,15 @@ def _kept(model) -> bool:
     return not isinstance(model, type) and bool(getattr(model, "is_fitted", False))
 
 
-def _models_units(models, freq: str, time_unit: str) -> tuple[str, str]:
+def _models_units(models, period: str, time_unit: str) -> tuple[str, str]:
     """Return the units of the summary kept models score: theirs when they record them."""
-    found = {(m.freq_ or freq, m.time_unit_) for m in models
+    found = {(m.freq_ or period, m.time_unit_) for m in models
              if getattr(m, "time_unit_", None) is not None}
     if len(found) > 1:
         raise DataError("fit_value: the given models were fitted in different time units "
-                        f"({', '.join(f'freq={f}, time_unit={u}' for f, u in sorted(found))})",
+                        f"({', '.join(f'period={p}, time_unit={u}' for p, u in sorted(found))})",
                         table="model", column="time_unit")
-    return found.pop() if found else (freq, time_unit)
+    return found.pop() if found else (period, time_unit)
 
 
 @renamed_arguments(freq="period")
