@@ -8,6 +8,17 @@ whole log in memory — then runs :func:`crmstats.clv.rfm_summary` and
 with DuckDB limited to ``MEMORY_LIMIT`` (it spills to disk beyond), and prints
 wall time and peak RSS. Goal (issue 8): peak RSS <= 4 GB on a 2-core, 24 GiB
 machine.
+
+``python benchmarks/scale.py book [--contacts N] [--jobs J] [--only SLUG ...] [--default]
+[--json FILE]`` builds a copy of the repository's book on ``demo:n_contacts=N``
+(default 400,000: ten times the default demo) and prints each study's time
+(total, kernel start, import cell, the rest; papermill's timings) and its
+kernel's peak RSS (VmHWM, sampled inside the kernel by a ``sitecustomize``
+probe on the kernels' ``PYTHONPATH``; warm kernels forked by
+``crmstats.book.warm`` included), with the load before and after. With
+``--default`` it builds the default demo's book first and prints the ratio
+(goal of issue 23: the 10x book in at most twice the default book's time and
+<= 1.5 GB). ``--json`` keeps the figures and each build's KPI records.
 """
 
 from __future__ import annotations
@@ -94,7 +105,9 @@ try:
     _cmd = open("/proc/self/cmdline", "rb").read().split(b"\\0")
 except OSError:
     _cmd = []
-if _dir and any(b"ipykernel" in part for part in _cmd):
+_kernel = any(b"ipykernel" in part for part in _cmd)
+_server = any(b"crmstats.book.warm" in part for part in _cmd)  # forks the study kernels
+if _dir and (_kernel or _server):
     import atexit, json, time
 
     _seen = {"inputs": []}
@@ -124,8 +137,15 @@ if _dir and any(b"ipykernel" in part for part in _cmd):
             time.sleep(0.5)
             _write()
 
-    threading.Thread(target=_loop, daemon=True).start()
-    atexit.register(_write)
+    def _start():
+        _seen["inputs"] = []
+        threading.Thread(target=_loop, daemon=True).start()
+        atexit.register(_write)
+
+    if _kernel:
+        _start()
+    else:  # a warm-kernel server: sample in every kernel it forks, not in itself
+        os.register_at_fork(after_in_child=_start)
 '''
 
 
@@ -146,6 +166,12 @@ def _kernel_peaks(probe_dir: Path, studies: Path) -> dict[str, float]:
         if cells[slug] & ran:
             peaks[slug] = max(peaks.get(slug, 0.0), data["peak_rss_mb"])
     return peaks
+
+
+def _kpis(runs: Path) -> dict:
+    """The KPI records of the build's run (``book/runs/<stamp>/kpis.json``)."""
+    found = sorted(runs.glob("*/kpis.json"))
+    return json.loads(found[-1].read_text()) if found else {}
 
 
 def build_book(contacts: int | None, jobs: int, only: list[str]) -> dict:
@@ -183,6 +209,7 @@ def build_book(contacts: int | None, jobs: int, only: list[str]) -> dict:
                 "max_child_rss_mb": usage.ru_maxrss / 1024, "load_before": before,
                 "load_after": load_note(),
                 "studies": breakdown(repo / "book" / "studies"),
+                "kpis": _kpis(repo / "book" / "runs"),
                 "peaks": _kernel_peaks(probe, repo / "book" / "studies")}
 
 
