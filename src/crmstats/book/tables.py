@@ -17,7 +17,7 @@ import pandas as pd
 
 from crmstats.book.markup import html_text, md_text
 from crmstats.exceptions import CRMStatsError
-from crmstats.formatting import (  # re-exported: the book's public formatting names
+from crmstats.formatting import (
     MISSING,
     decimals_for,
     fmt_count,
