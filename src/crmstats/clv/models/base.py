@@ -26,6 +26,12 @@ predictions; :class:`BaseModel` owns the rest:
   measurable dropout), with a :class:`~crmstats.ConvergenceWarning` — such a
   fit is the limit of a simpler model and its standard errors mean nothing;
   :func:`crmstats.clv.fit_problem` names it for readers.
+
+Validation and compression live in :mod:`.summary_rows`, the optimisers in
+:mod:`.optimize` (mixins of :class:`BaseModel`), covariates in
+:mod:`.covariates` and :mod:`.covariate_fit`. This module stays above 500
+lines because it is one class: keeping a model (``from_params``, files),
+``fit``, inference and the prediction groups all share its attributes.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from crmstats.clv.units import checked_summary, summary_units
+from crmstats.clv.models.optimize import Optimizers
+from crmstats.clv.models.summary_rows import SummaryRows, _bad_rows
+from crmstats.clv.units import summary_units
 from crmstats.estimator import (
     Estimator,
     given_column,
@@ -61,11 +69,7 @@ def vdot(a: np.ndarray, b: np.ndarray) -> float:
     return np.einsum("i,i->", a, b)
 
 
-def _bad_rows(summary: pd.DataFrame, mask: np.ndarray) -> list:
-    return list(summary.index[mask][:5])
-
-
-class BaseModel(Estimator):
+class BaseModel(SummaryRows, Optimizers, Estimator):
     """Shared machinery of the CLV models (see the module docstring).
 
     Parameters
@@ -265,180 +269,6 @@ class BaseModel(Estimator):
         self.log_likelihood_ = facts.number("log_likelihood")
         self.optimizer_message_ = facts.optional_string("optimizer_message") or ""
 
-    # ------------------------------------------------------------------ validation
-
-    @classmethod
-    def _validate(cls, summary: pd.DataFrame, what: str = "summary") -> pd.DataFrame:
-        """Check the summary frame and return its model columns as floats (a new frame).
-
-        Once per unchanged frame and set of columns (:func:`~crmstats.clv.units.checked_summary`).
-        """
-        if isinstance(summary, pd.DataFrame):
-            return checked_summary(summary, (cls._columns, cls._check_consistency.__func__, what),
-                                   lambda: cls._check_summary(summary, what))
-        return cls._check_summary(summary, what)
-
-    @classmethod
-    def _check_summary(cls, summary: pd.DataFrame, what: str) -> pd.DataFrame:
-        if not isinstance(summary, pd.DataFrame):
-            raise DataError(
-                f"{what}: expected a DataFrame with columns {', '.join(cls._columns)} "
-                f"(see crmstats.clv.rfm_summary), got {type(summary).__name__}",
-                table=what,
-            )
-        missing = [c for c in cls._columns if c not in summary.columns]
-        if missing:
-            raise DataError(
-                f"{what} table: missing column(s) {', '.join(missing)}; "
-                f"{cls.__name__} needs {', '.join(cls._columns)}",
-                table=what,
-                column=missing[0],
-            )
-        if summary.empty:
-            raise DataError(f"{what} table is empty", table=what)
-        out = pd.DataFrame(index=summary.index)
-        for col in cls._columns:
-            values = pd.to_numeric(summary[col], errors="coerce").to_numpy(dtype=float)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                raise DataError(
-                    f"{what} table, column {col!r}: {int(bad.sum())} missing, non-numeric or "
-                    f"non-finite value(s), e.g. rows {_bad_rows(summary, bad)}",
-                    table=what, column=col, rows=_bad_rows(summary, bad),
-                )
-            if (values < 0).any():
-                neg = values < 0
-                raise DataError(
-                    f"{what} table, column {col!r}: {int(neg.sum())} negative value(s), e.g. "
-                    f"rows {_bad_rows(summary, neg)}",
-                    table=what, column=col, rows=_bad_rows(summary, neg),
-                )
-            out[col] = values
-        cls._check_consistency(out, summary, what)
-        return out
-
-    @classmethod
-    def _check_consistency(cls, data: pd.DataFrame, summary: pd.DataFrame, what: str) -> None:
-        if "frequency" in data and "recency" in data:
-            frac = data["frequency"].to_numpy() % 1 != 0
-            if frac.any():
-                raise DataError(
-                    f"{what} table, column 'frequency': non-integer repeat counts, e.g. rows "
-                    f"{_bad_rows(summary, frac)}",
-                    table=what, column="frequency", rows=_bad_rows(summary, frac),
-                )
-        if "recency" in data and "T" in data:
-            late = data["recency"].to_numpy() > data["T"].to_numpy() * (1 + 1e-9) + 1e-9
-            if late.any():
-                raise DataError(
-                    f"{what} table, column 'recency': recency exceeds T (the last purchase "
-                    f"after the end of observation), e.g. rows {_bad_rows(summary, late)}",
-                    table=what, column="recency", rows=_bad_rows(summary, late),
-                )
-
-    # ------------------------------------------------------------------ compression
-
-    @classmethod
-    def _compress(cls, data: pd.DataFrame, weights: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Collapse identical rows into unique rows with summed weights.
-
-        Each column is factorised by hashing and the codes combine into one
-        mixed-radix integer per row, whose distinct values are found by
-        sorting: several times faster than grouping the float columns
-        (``DataFrame.groupby``) or ``numpy.unique(axis=0)`` on a million
-        rows; the combined integers are sorted, so the unique rows
-        come back in a fixed order. Besides one array per column and ``weights``, the
-        result carries ``_codes``: per column, its distinct values and each
-        unique row's position among them (models use these to evaluate a
-        term once per distinct value).
-        """
-        cols = list(cls._columns)
-        w = None if weights is None else np.asarray(weights, dtype=float)
-        codes, uniques = [], []
-        for col in cols:
-            code, uniq = pd.factorize(data[col].to_numpy(dtype=float), sort=False)
-            codes.append(code)
-            uniques.append(np.asarray(uniq, dtype=float))
-        sizes = [max(len(u), 1) for u in uniques]
-        if float(np.prod([float(n) for n in sizes])) >= 2.0**62:
-            return cls._compress_groupby(data, cols, w)
-        key = codes[0].astype(np.int64)
-        for code, size in zip(codes[1:], sizes[1:], strict=True):
-            key = key * size + code
-        # distinct keys by sorting (much faster than hashing a million keys)
-        ordered = np.sort(key)
-        first = np.empty(len(ordered), dtype=bool)
-        first[:1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-        keys = ordered[first]
-        if w is None:
-            starts = np.flatnonzero(first)
-            counts = np.diff(np.append(starts, len(ordered))).astype(float)
-        else:
-            counts = np.bincount(np.searchsorted(keys, key), weights=w, minlength=len(keys))
-        per_col = []
-        rest = np.asarray(keys, dtype=np.int64)
-        for size in reversed(sizes[1:]):
-            rest, code = np.divmod(rest, size)
-            per_col.append(code)
-        per_col.append(rest)
-        per_col.reverse()
-        out = {col: uniques[i][per_col[i]] for i, col in enumerate(cols)}
-        out["weights"] = counts
-        out["_codes"] = {col: (uniques[i], per_col[i]) for i, col in enumerate(cols)}
-        return out
-
-    @staticmethod
-    def _compress_groupby(data: pd.DataFrame, cols: list[str], w) -> dict[str, np.ndarray]:
-        """:meth:`_compress` for columns with too many distinct values to combine codes."""
-        frame = data[cols].reset_index(drop=True)
-        frame["__w__"] = 1.0 if w is None else w
-        grouped = frame.groupby(cols, sort=True)["__w__"].sum()
-        out = {col: grouped.index.get_level_values(col).to_numpy(dtype=float) for col in cols}
-        out["weights"] = grouped.to_numpy(dtype=float)
-        return out
-
-    @staticmethod
-    def _distinct(data: dict[str, np.ndarray], col: str) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct values of a compressed column and each row's position among them."""
-        codes = data.get("_codes")
-        if codes is not None and col in codes:
-            return codes[col]
-        return np.unique(data[col], return_inverse=True)
-
-    @staticmethod
-    def _to_log_scale(theta: np.ndarray, grad: np.ndarray, hess: np.ndarray | None = None):
-        """Negative log-likelihood derivatives in log-parameters from the log-likelihood's.
-
-        ``grad`` and ``hess`` are the log-likelihood's gradient and Hessian in
-        the natural parameters ``theta``; with ``φ = log θ``:
-        ``g_φ = θ ⊙ g`` and ``H_φ = diag(θ) H diag(θ) + diag(θ ⊙ g)``. Signs
-        are flipped for the negative log-likelihood the optimiser minimises.
-        """
-        g_log = theta * grad
-        if hess is None:
-            return -g_log
-        return -g_log, -(hess * np.outer(theta, theta) + np.diag(g_log))
-
-    @staticmethod
-    def _memoized(data: dict, log_params, hessian: bool, evaluate):
-        """Return ``evaluate()`` for these log-parameters, remembering the last few results.
-
-        The fit, ``log_likelihood_`` and the standard errors evaluate the same
-        point; a value/gradient request is served by a remembered Hessian
-        evaluation at the same point.
-        """
-        memo = data.setdefault("_evals", {})
-        key = np.asarray(log_params, dtype=float).tobytes()
-        for k in ((key, True),) if hessian else ((key, True), (key, False)):
-            if k in memo:
-                return memo[k] if hessian else memo[k][:2]
-        out = evaluate()
-        if len(memo) >= 4:
-            memo.pop(next(iter(memo)))
-        memo[key, hessian] = out
-        return out
-
     # ------------------------------------------------------------------ model hooks
 
     def _nll(self, log_params: np.ndarray, data: dict[str, np.ndarray]):
@@ -476,138 +306,6 @@ class BaseModel(Estimator):
                 table="summary", column="frequency",
             )
         return data, weights
-
-    def _objective(self, data, hessian: bool = False):
-        """Return the penalised negative log-likelihood in log-parameters, for the optimiser.
-
-        Returns ``fun(log_params)`` giving the value, the value and gradient
-        (models with ``_has_gradient``) or value, gradient and Hessian
-        (``hessian=True``); a non-finite value becomes 1e300 so that the
-        optimiser backs off.
-        """
-        penalty = float(self.penalty)
-
-        def fun(log_params):
-            with np.errstate(all="ignore"):
-                if hessian:
-                    value, grad, hess = self._nll(log_params, data, hessian=True)
-                elif self._has_gradient:
-                    value, grad = self._nll(log_params, data)
-                else:
-                    value, grad = self._nll(log_params, data), None
-            params = np.exp(log_params)
-            value = value + penalty * np.sum(params**2)
-            if not np.isfinite(value):
-                k = len(log_params)
-                if hessian:
-                    return 1e300, np.zeros(k), np.eye(k)
-                return (1e300, np.zeros(k)) if self._has_gradient else 1e300
-            if hessian:
-                pen = penalty * 2 * params**2
-                return value, grad + pen, hess + np.diag(2 * pen)
-            if self._has_gradient:
-                return value, grad + penalty * 2 * params**2
-            return value
-
-        return fun
-
-    def _minimize(self, data, start: np.ndarray):
-        """One optimisation run from ``start`` (log-parameters); a scipy ``OptimizeResult``.
-
-        Models with an analytic Hessian use :meth:`_newton` (a handful of
-        iterations, each one pass over the rows), with L-BFGS-B as the
-        fallback should Newton fail; others use L-BFGS-B.
-        """
-        if not self._has_hessian:
-            return self._lbfgs(data, start)
-        res = self._newton(data, start)
-        if res.success:
-            return res
-        fallback = self._lbfgs(data, start)  # e.g. a start where the Hessian misleads
-        return fallback if fallback.fun <= res.fun else res
-
-    def _lbfgs(self, data, start: np.ndarray):
-        """L-BFGS-B from ``start`` (analytic gradient where the model has one)."""
-        from scipy import optimize  # imported on first fit: `import crmstats.clv` stays light
-
-        return optimize.minimize(
-            self._objective(data), start, jac=self._has_gradient, method="L-BFGS-B",
-            options={"maxiter": int(self.maxiter), "gtol": float(self.tol),
-                     "ftol": 1e-15, "maxfun": 20 * int(self.maxiter)},
-        )
-
-    def _newton(self, data, start: np.ndarray, xtol: float = 1e-8, fun=None):
-        """Damped Newton iterations on the penalised negative log-likelihood.
-
-        Each iteration evaluates value, gradient and Hessian in one pass. The
-        Hessian's eigenvalues are replaced by their absolute values (bounded
-        away from zero) so every step goes downhill even where the surface is
-        not convex; steps are capped at 2 in log-parameters (a factor e^2)
-        and halved until the value decreases. Converged when the Newton step
-        is below ``xtol`` in every log-parameter (relative change of the
-        parameters), or when the value can no longer decrease beyond rounding
-        while the step is below 1e-6. ``fun`` replaces the model's objective
-        (the fit with covariates).
-        """
-        fun = fun or self._objective(data, hessian=True)
-        x = np.asarray(start, dtype=float)
-        f, g, h = fun(x)
-        message, success, it = "maximum number of iterations reached", False, 0
-        while it < int(self.maxiter):
-            it += 1
-            if not (np.isfinite(f) and f < 1e299 and np.all(np.isfinite(h))):
-                message = "non-finite likelihood at the starting point"
-                break
-            vals, vecs = np.linalg.eigh(h)
-            floor = 1e-10 * max(1.0, float(np.abs(vals).max()))
-            step = -vecs @ ((vecs.T @ g) / np.maximum(np.abs(vals), floor))
-            size = float(np.abs(step).max())
-            if size < xtol:
-                message, success = "Newton step below tolerance", True
-                break
-            if size > 2.0:
-                step *= 2.0 / size
-                size = 2.0
-            slope = float(g @ step)
-            t = 1.0
-            while True:
-                trial = x + t * step
-                f_new, g_new, h_new = fun(trial)
-                if f_new <= f + 1e-4 * t * slope:
-                    break
-                if t * size < 1e-6 and f_new - f <= 1e-12 * max(1.0, abs(f)):
-                    break  # the rest is rounding in a sum over many customers
-                t /= 2
-                if t < 1e-10:
-                    message = "the line search found no decrease"
-                    break
-            if t < 1e-10:
-                break
-            if t * size < 1e-6 and f_new >= f:
-                message, success = "converged to rounding precision", True
-                break
-            x, f, g, h = trial, f_new, g_new, h_new
-        from scipy.optimize import OptimizeResult
-
-        return OptimizeResult(x=x, fun=f, jac=g, hess=h, success=success,
-                              message=message, nit=it)
-
-    def _warm_start(self, data, start: np.ndarray) -> np.ndarray:
-        """Return a start near the optimum: the estimate on a systematic subsample of rows.
-
-        Only for more than ``_warm_start_rows`` compressed rows: every k-th
-        row, its weight multiplied by k, so the subsample stands for the whole.
-        The optimiser then needs only a few passes over all rows; the final
-        estimate is the full-data optimum whatever the start.
-        """
-        n_rows = len(data["weights"])
-        if n_rows <= self._warm_start_rows:
-            return start
-        step = -(-n_rows // (self._warm_start_rows // 2))
-        sub = {col: data[col][::step] for col in self._columns}
-        sub["weights"] = data["weights"][::step] * step
-        res = self._minimize(sub, start)
-        return res.x if np.all(np.isfinite(res.x)) and res.fun < 1e299 else start
 
     def fit(self, summary: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
             purchase=None, dropout=None, shared=False) -> BaseModel:
