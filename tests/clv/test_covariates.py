@@ -12,15 +12,14 @@ from crmstats.clv import BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel
 MODELS = [BetaGeoModel, ParetoNBDModel, ModifiedBetaGeoModel]
 
 
-@pytest.fixture(scope="module")
-def shop():
+def simulate_shop(seed=13, n=3000):
     """A simulated shop (weeks) where channel shifts the purchase rate and dropout.
 
-    BG/NBD process: rate ~ Gamma(r, alpha_i), dropout after each purchase with
-    p ~ Beta(a, b_i); alpha_i = 4 exp(-0.5 paid) , b_i = 3 exp(-0.7 paid).
+    BG/NBD process: rate ~ Gamma(0.8, alpha_i), dropout after each purchase with
+    p ~ Beta(0.9, b_i); alpha_i = 4 exp(-0.5 paid), b_i = 3 exp(-0.7 paid); region
+    has no effect.
     """
-    rng = np.random.default_rng(13)
-    n = 3000
+    rng = np.random.default_rng(seed)
     paid = (rng.random(n) < 0.4).astype(float)
     region = rng.choice(["north", "south", "west"], n)
     alpha = 4.0 * np.exp(-0.5 * paid)
@@ -48,6 +47,17 @@ def shop():
     customers = pd.DataFrame({"customer_id": ids, "channel": np.where(paid > 0, "paid", "organic"),
                               "region": region, "age": rng.integers(18, 80, n)})
     return summary, customers
+
+
+#: The simulated shop's true coefficients (BetaGeoModel's names).
+TRUTH = {"purchase:channel[paid]": 0.5, "dropout:channel[paid]": 0.7,
+         "purchase:region[south]": 0.0, "purchase:region[west]": 0.0,
+         "dropout:region[south]": 0.0, "dropout:region[west]": 0.0}
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return simulate_shop()
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +115,27 @@ def test_bgnbd_recovers_the_simulated_coefficients(shop, X):
     summary, _ = shop
     model = BetaGeoModel().fit(summary, covariates=X)
     sm = model.summary_
-    for name, truth in [("purchase:channel[paid]", 0.5), ("dropout:channel[paid]", 0.7),
-                        ("purchase:region[south]", 0.0), ("dropout:region[west]", 0.0)]:
-        assert sm.loc[name, "lower_95"] < truth < sm.loc[name, "upper_95"], name
+    for name in ("purchase:channel[paid]", "dropout:channel[paid]", "purchase:region[south]",
+                 "dropout:region[west]"):
+        assert sm.loc[name, "lower_95"] < TRUTH[name] < sm.loc[name, "upper_95"], name
     assert model.converged_ and model.boundary_ is None
+
+
+@pytest.mark.slow
+def test_intervals_cover_the_true_coefficients_over_seeds():
+    """The issue's goal: >= 90 % of the true coefficients inside their 95 % interval.
+
+    Ten seeds (the goal asks for at least five): 56 of 60 when written; the first five
+    alone gave 26 of 30, z-scores of the misses -2.5, -2.1, -2.1, -2.0.
+    """
+    inside = []
+    for seed in range(10):
+        summary, customers = simulate_shop(seed=100 + seed)
+        X = clv.covariate_frame(customers, ["channel", "region"],
+                                reference={"channel": "organic", "region": "north"})
+        sm = BetaGeoModel().fit(summary, covariates=X).summary_
+        inside += [sm.loc[n, "lower_95"] < v < sm.loc[n, "upper_95"] for n, v in TRUTH.items()]
+    assert np.mean(inside) >= 0.9, f"{sum(inside)} of {len(inside)}"
 
 
 def test_predictions_use_each_customers_covariates(shop, X):

@@ -537,6 +537,20 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         self._check_fitted()
         return refit_options(self)
 
+    def _new_customers(self, t, covariates=None):
+        """Return ``expected_purchases``: ``_new_customer(params, t)`` over the population.
+
+        Without covariates in the model, or without ``covariates``: weighted
+        by the fitted covariate patterns (an array like ``t``); with a frame:
+        a Series indexed like it (``t`` one number).
+        """
+        groups, index = self._population(covariates)
+        if index is None:
+            t = np.asarray(t, dtype=float)
+            return sum(w * self._new_customer(p, t) for w, p in groups)
+        return pd.Series([float(self._new_customer(p, float(t))) for _, p in groups],
+                         index=index, name="expected_purchases")
+
     def _population(self, covariates=None):
         """Return a new customer's parameters: ``([(weight, params), ...], index or None)``."""
         from crmstats.clv.models.covariate_fit import population_groups

@@ -217,12 +217,7 @@ class BetaGeoModel(BaseModel):
         numpy.ndarray or pandas.Series
             A Series indexed like ``covariates`` when they are given.
         """
-        groups, index = self._population(covariates)
-        if index is None:
-            t = np.asarray(t, dtype=float)
-            return sum(w * self._new_customer(p, t) for w, p in groups)
-        return pd.Series([float(self._new_customer(p, float(t))) for _, p in groups],
-                         index=index, name="expected_purchases")
+        return self._new_customers(t, covariates)
 
     def _new_customer(self, params, t):
         r, alpha, a, b = params

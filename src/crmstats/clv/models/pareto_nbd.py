@@ -164,12 +164,7 @@ class ParetoNBDModel(BaseModel):
 
         ``covariates``: as for :meth:`BetaGeoModel.expected_purchases`.
         """
-        groups, index = self._population(covariates)
-        if index is None:
-            t = np.asarray(t, dtype=float)
-            return sum(w * self._new_customer(p, t) for w, p in groups)
-        return pd.Series([float(self._new_customer(p, float(t))) for _, p in groups],
-                         index=index, name="expected_purchases")
+        return self._new_customers(t, covariates)
 
     @staticmethod
     def _new_customer(params, t):
