@@ -110,10 +110,6 @@ PENDING = {
     "clv.with_units": "freq -> period: clv/units.py (helper gate)",
     "clv.rfm_summary": "freq -> period: clv/summaries.py (helper gate)",
     "clv.calibration_holdout_split": "freq -> period: clv/summaries.py (helper gate)",
-    "attribution.IncrementalityModel.__init__": "n_boot stays in the signature as a deprecated "
-                                                "keyword (incrementality.py, helper triangulate)",
-    "attribution.IncrementalityModel.from_dict": "no return annotation: incrementality.py "
-                                                 "(helper triangulate)",
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
     **{f"clv.{m}.from_dict": "no return annotation: clv/models/base.py (helper covariates)"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",

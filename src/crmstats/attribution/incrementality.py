@@ -41,6 +41,7 @@ import pandas as pd
 from crmstats.attribution.paths import PathData, _as_path_data, _encode_paths, _numeric
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
+from crmstats.vocabulary import renamed_arguments, renamed_attribute
 
 __all__ = ["IncrementalityModel"]
 
@@ -108,15 +109,11 @@ class IncrementalityModel(Estimator):
     _hyper = ("features", "half_life", "penalty", "n_bootstrap", "min_conversions", "seed",
               "covariates")
 
-    @property
-    def n_boot(self) -> int:
-        """Deprecated name of :attr:`n_bootstrap`."""
-        warnings.warn("n_boot is deprecated: use n_bootstrap", DeprecationWarning, stacklevel=2)
-        return self.n_bootstrap
+    n_boot = renamed_attribute("n_bootstrap", "n_boot")
 
     # ------------------------------------------------------------------ keeping a model
     @classmethod
-    def from_dict(cls, data, *, source: str = "model"):
+    def from_dict(cls, data, *, source: str = "model") -> IncrementalityModel:
         """Rebuild a model from :meth:`to_dict`'s data; files that say ``n_boot`` still load."""
         hyper = data.get("hyperparameters") if isinstance(data, dict) else None
         if isinstance(hyper, dict) and "n_boot" in hyper and "n_bootstrap" not in hyper:
@@ -161,14 +158,10 @@ class IncrementalityModel(Estimator):
         self.baseline_ = facts.count("baseline")
         self.penalised_ = facts.boolean("penalised")
 
+    @renamed_arguments(n_boot="n_bootstrap")
     def __init__(self, features: str = "presence", *, half_life: float | None = None,
                  penalty="auto", n_bootstrap: int = 200, min_conversions: int = 20,
-                 seed: int = 0, covariates: list[str] | tuple[str, ...] | None = None,
-                 n_boot: int | None = None):
-        if n_boot is not None:
-            warnings.warn("n_boot is deprecated: use n_bootstrap (same meaning); n_boot goes in "
-                          "the next release", DeprecationWarning, stacklevel=2)
-            n_bootstrap = n_boot
+                 seed: int = 0, covariates: list[str] | tuple[str, ...] | None = None):
         self.features = features
         self.half_life = half_life
         self.penalty = penalty
