@@ -88,7 +88,7 @@ KNOWN: dict[str, str] = {}
 #: Retired names (README "Glossary") -> the name that replaced them.
 RETIRED = {"ci": "level", "alpha": "level", "freq": "period", "cohort_freq": "period",
            "penalizer": "penalty", "n_boot": "n_bootstrap", "random_state": "seed",
-           "rng": "seed"}
+           "rng": "seed", "churned_after": "lapsed_after"}
 #: Where a retired name means another idea (the glossary says which).
 RETIRED_OK = {
     "attribution.holdout_size": {"alpha"},  # the size of a planned test, not an interval level

@@ -28,6 +28,7 @@ RENAMED = {
     clv.tracking: {"freq": "period"},
     churn.survival_curves: {"alpha": "level"},
     churn.project_retention: {"cohort_freq": "period"},
+    churn.churn_rate: {"churned_after": "lapsed_after"},
     scores.customer_360: {"freq": "period", "ci": "level"},
 }
 

@@ -32,7 +32,7 @@ CASES = {
     "cohort_table": ("transactions", lambda t: cohort_table(t, period="M")),
     "cohort_table-weeks-revenue": ("transactions",
                                    lambda t: cohort_table(t, period="W", metric="revenue")),
-    "churn_rate": ("transactions", lambda t: churn_rate(t, churned_after=2)),
+    "churn_rate": ("transactions", lambda t: churn_rate(t, lapsed_after=2)),
     "mrr_bridge": ("subscriptions", lambda t: mrr_bridge(t)),
     "cross_sell": ("subscriptions", lambda t: cross_sell(t)),
     "service_kpis": ("tickets", lambda t: service_kpis(t)),

@@ -81,7 +81,7 @@ def test_retention_matrix_is_share_of_cohort(demo):
 def test_churn_rate_equals_brute_force(small_crm):
     tx = small_crm.transactions
     n = 2
-    got = churn.churn_rate(tx, period="M", churned_after=n)
+    got = churn.churn_rate(tx, period="M", lapsed_after=n)
     buys = tx[tx["amount"] >= 0]
     months = sorted(set(_month(buys["timestamp"])))
     per_customer = _month(buys["timestamp"]).groupby(buys["customer_id"]).agg(set)
@@ -314,8 +314,8 @@ def test_bad_inputs_are_named(demo):
         churn.cohort_table(demo.transactions, by="nope", customers=demo.customers)
     with pytest.raises(ValueError, match="metric"):
         churn.cohort_table(demo.transactions, metric="profit")
-    with pytest.raises(ValueError, match="churned_after"):
-        churn.churn_rate(demo.transactions, churned_after=0)
+    with pytest.raises(ValueError, match="lapsed_after"):
+        churn.churn_rate(demo.transactions, lapsed_after=0)
 
 
 def test_plots_return_axes(demo):

@@ -50,7 +50,7 @@ def _pandas_churn(tx: pd.DataFrame, n: int, first: int, last: int) -> pd.DataFra
 
 
 def test_churn_is_missing_not_zero_where_nobody_can_churn_yet(cut):
-    rates = churn.churn_rate(cut, churned_after=N)
+    rates = churn.churn_rate(cut, lapsed_after=N)
     first = rates.index[:N]
     assert list(first) == list(pd.date_range("2024-12-01", periods=N, freq="MS"))
     # the old code reported 0.0 % here: nobody could have churned yet
@@ -60,18 +60,18 @@ def test_churn_is_missing_not_zero_where_nobody_can_churn_yet(cut):
 
 
 def test_partial_last_month_is_left_out(cut, full):
-    rates = churn.churn_rate(cut, churned_after=N)
+    rates = churn.churn_rate(cut, lapsed_after=N)
     assert rates.index[-1] == pd.Timestamp("2025-11-01")  # December holds 9 days only
     assert "December 2025" in rates.left_out()
     assert "9 December 2025" in rates.left_out()
     # a log that reaches the month's last day keeps it
-    whole = churn.churn_rate(full, churned_after=N)
+    whole = churn.churn_rate(full, lapsed_after=N)
     assert whole.index[-1] == pd.Timestamp("2025-12-01")
     assert whole.left_out() == ""
 
 
 def test_observable_churn_equals_plain_pandas_and_the_uncut_data(cut, full):
-    rates = churn.churn_rate(cut, churned_after=N)
+    rates = churn.churn_rate(cut, lapsed_after=N)
     m = _month(cut["timestamp"])
     ref = _pandas_churn(cut, N, int(m.min()), int(m.max()) - 1)
     seen = rates.iloc[N:]
@@ -79,13 +79,13 @@ def test_observable_churn_equals_plain_pandas_and_the_uncut_data(cut, full):
                                   ref.iloc[N:].to_numpy())
     np.testing.assert_array_equal(rates["active_end"].iloc[N - 1], ref["active_end"].iloc[N - 1])
     # what the cut data can observe, the uncut data observe alike
-    uncut = churn.churn_rate(full, churned_after=N).reindex(seen.index)
+    uncut = churn.churn_rate(full, lapsed_after=N).reindex(seen.index)
     cols = ["active_start", "churned", "active_end", "churn_rate"]
     pd.testing.assert_frame_equal(seen[cols], uncut[cols])
 
 
 def test_headline_and_findings_use_observable_months_only(cut):
-    rates = churn.churn_rate(cut, churned_after=N)
+    rates = churn.churn_rate(cut, lapsed_after=N)
     retention = churn.retention_matrix(cut, max_age=6)
     observable = rates["churn_rate"].dropna()
     assert len(observable) == 9  # March to November 2025
@@ -157,7 +157,7 @@ def test_a_small_hand_made_log():
                                      "2025-03-15", "2025-04-10"]),
         "amount": [10.0, 12.0, 5.0, 8.0, 9.0, 7.0],
     })
-    rates = churn.churn_rate(tx, churned_after=2)
+    rates = churn.churn_rate(tx, lapsed_after=2)
     # January and February: nobody can be seen to churn after two months yet
     assert list(rates.index) == list(pd.date_range("2025-01-01", "2025-03-01", freq="MS"))
     assert rates["churn_rate"].iloc[:2].isna().all()
@@ -233,7 +233,7 @@ def test_the_shipped_invoice_log_that_starts_mid_stream():
 
     crm = crmstats.load_crm(str(ROOT / "data" / "giftshop"))
     tx = crmstats.execute(crm.table("transactions"))
-    rates = churn.churn_rate(crm.transactions, churned_after=N)
+    rates = churn.churn_rate(crm.transactions, lapsed_after=N)
     m = _month(tx["timestamp"])
     ref = _pandas_churn(tx, N, int(m.min()), int(m.max()) - 1)  # December 2024 is partial
     assert len(rates) == len(ref) and rates["churn_rate"].iloc[:N].isna().all()

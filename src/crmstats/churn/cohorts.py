@@ -19,6 +19,7 @@ from crmstats._windows import WindowFrame, data_window
 from crmstats.backend import execute
 from crmstats.exceptions import DataError
 from crmstats.validation import align_ids, as_table, transactions_table
+from crmstats.vocabulary import renamed_arguments
 
 __all__ = ["churn_rate", "cohort_table", "retention_matrix"]
 
@@ -222,11 +223,12 @@ def _exposure(transactions, counts, *, period="M", by=None, customers=None,
     return exposed.reindex(counts.index).fillna(0.0).rename_axis(counts.index.name)
 
 
+@renamed_arguments(churned_after="lapsed_after")
 def churn_rate(
     transactions: Any,
     *,
     period: str = "M",
-    churned_after: int = 3,
+    lapsed_after: int = 3,
     customer_id_col: str | None = None,
     timestamp_col: str | None = None,
     amount_col: str | None = None,
@@ -234,9 +236,9 @@ def churn_rate(
     """Churn per period under an inactivity rule, for non-contractual businesses.
 
     A customer counts as **active** in a period while its last purchase is
-    fewer than ``churned_after`` periods old, and **churns** in the period
-    where that purchase becomes ``churned_after`` periods old without a new
-    one (so churn is known ``churned_after`` periods after the last
+    fewer than ``lapsed_after`` periods old, and **churns** in the period
+    where that purchase becomes ``lapsed_after`` periods old without a new
+    one (so churn is known ``lapsed_after`` periods after the last
     purchase). A purchase by a churned customer makes it active again
     (``returned``).
 
@@ -246,8 +248,10 @@ def churn_rate(
         Canonical transactions table.
     period : {"D", "W", "M", "Q", "Y"}
         Period of the rule and of the output.
-    churned_after : int
-        Periods without a purchase after which a customer has churned.
+    lapsed_after : int
+        Periods without a purchase after which a customer has churned (the
+        lapse threshold of README "Glossary", here in periods; ``churned_after``
+        is its old name, deprecated).
     customer_id_col, timestamp_col, amount_col : str, optional
         The caller's names of the canonical columns.
 
@@ -258,10 +262,10 @@ def churn_rate(
         start of the period), ``new`` (first purchases), ``returned``,
         ``churned``, ``active_end`` and ``churn_rate`` = churned ÷
         active_start. Windows follow the rule of :mod:`crmstats._windows`:
-        a partial last period is left out, and the first ``churned_after``
+        a partial last period is left out, and the first ``lapsed_after``
         periods of the data are NaN — who was active then, who could churn
         and who is new depend on purchases before the data (``active_end``
-        is known from period ``churned_after``). Counts are floats for the
+        is known from period ``lapsed_after``). Counts are floats for the
         NaN. A :class:`~crmstats._windows.WindowFrame`: ``window`` is the
         observed window and ``left_out()`` a sentence naming a partial
         period left out ("" when none). ``new`` is
@@ -269,9 +273,9 @@ def churn_rate(
         predate it counts as new, not returned.
     """
     period = period_unit(period)
-    n = int(churned_after)
+    n = int(lapsed_after)
     if n < 1:
-        raise ValueError(f"churned_after must be at least 1 period, got {churned_after}")
+        raise ValueError(f"lapsed_after must be at least 1 period, got {lapsed_after}")
     t = transactions_table(transactions, customer_id_col=customer_id_col,
                            timestamp_col=timestamp_col,
                            amount_col=amount_col)
@@ -317,7 +321,7 @@ def churn_rate(
             f"{period!r} ({last - first + 1} complete); churn after {n} inactive "
             f"period(s) is first observable in the data's period {n + 1} (nobody can have "
             "churned before) and needs customers active at its start: use a shorter "
-            "period or a smaller churned_after",
+            "period or a smaller lapsed_after",
             table="transactions", column=timestamp_col or "timestamp")
     out.index = pd.DatetimeIndex(period_start(out.index, period), name="period")
     out = WindowFrame.of(out, win)
