@@ -106,10 +106,6 @@ PENDING = {
     **{f"clv.{m}.from_params": "freq -> period: clv/models (helpers covariates, gate)"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
                  "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
-    "clv.SummaryUnits.__init__": "freq -> period: clv/units.py (helper gate)",
-    "clv.with_units": "freq -> period: clv/units.py (helper gate)",
-    "clv.rfm_summary": "freq -> period: clv/summaries.py (helper gate)",
-    "clv.calibration_holdout_split": "freq -> period: clv/summaries.py (helper gate)",
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
     **{f"clv.{m}.from_dict": "no return annotation: clv/models/base.py (helper covariates)"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
