@@ -50,6 +50,11 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         plot_transition_matrix,
     )
     from crmstats.attribution.shapley import ShapleyAttribution
+    from crmstats.attribution.triangulation import (
+        disagreements,
+        triangulate,
+        triangulation_finding,
+    )
 
 __all__ = [
     "BudgetPlan",
@@ -62,6 +67,7 @@ __all__ = [
     "calibrate",
     "channel_economics",
     "credit_shares",
+    "disagreements",
     "experiment_data",
     "from_channelattribution",
     "heuristic",
@@ -78,6 +84,8 @@ __all__ = [
     "plot_transition_matrix",
     "share_error",
     "to_channelattribution",
+    "triangulate",
+    "triangulation_finding",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

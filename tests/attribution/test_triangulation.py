@@ -1,0 +1,109 @@
+"""Triangulation: journey credit, holdout lift and the media-mix model side by side."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmstats import DataError
+from crmstats import attribution as A
+from crmstats.datasets import simulate_crm
+
+
+@pytest.fixture(scope="module")
+def confounded():
+    """Retargeting (confounding 0.5) with holdout tests on every channel."""
+    crm = simulate_crm(seed=21, n_contacts=20_000, holdout_share=0.3, confounding=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = A.build_paths(crm.touchpoints, crm.conversions)
+    return crm, A.MarkovAttribution().fit(paths), A.lift_test(crm.experiments, crm.conversions)
+
+
+def test_the_table_holds_each_source_as_computed_alone(confounded):
+    crm, markov, lifts = confounded
+    table = A.triangulate(markov, lifts, spend=crm.spend)
+    credit = markov.attribution_["conversions"]
+    assert table.index.name == "channel" and set(table.index) == set(credit.index)
+    assert np.allclose(table["journey_share"], (credit / credit.sum()).reindex(table.index))
+    assert np.allclose(table["lift_conversions"],
+                       lifts["incremental_conversions"].reindex(table.index))
+    spend = crm.spend.groupby("channel")["cost"].sum().reindex(table.index)  # pandas reference
+    assert np.allclose(table["spend"], spend)
+    assert np.allclose(table["cac"], spend / credit.reindex(table.index))
+    pos = table["lift_conversions"] > 0
+    assert np.allclose(table.loc[pos, "incremental_cac"], spend[pos] / table.loc[pos,
+                                                                                "lift_conversions"])
+    assert table.loc[~pos, "incremental_cac"].isna().all()
+    assert np.allclose(table["share_spread"],
+                       (table["journey_share"] - table["lift_share"]).abs())
+
+
+def test_disagreement_points_where_journeys_miss_the_truth(confounded):
+    """Retargeted journeys over-credit paid channels. Beside an exact experiment (the
+    simulator's true incremental conversions of each channel), the channels flagged as
+    disagreeing are the ones where journey credit is far from the truth."""
+    crm, markov, lifts = confounded
+    true_inc = crm.truth["channel_lift"]["incremental_conversions"]
+    exact = pd.DataFrame({"incremental_conversions": true_inc,
+                          "incremental_lower_95": true_inc, "incremental_upper_95": true_inc})
+    table = A.triangulate(markov, exact)
+    truth = crm.truth["attribution_shares"].reindex(table.index)
+    journey_error = (table["journey_share"] - truth).abs()
+    assert (table["lift_share"] - truth).abs().max() < 0.01
+    flagged = A.disagreements(table, min_points=0.03)
+    # flagged: where journey credit misses the truth by about 3 points or more (the exact
+    # test's share is within a point of the truth)
+    assert set(journey_error.index[journey_error >= 0.04]) <= set(flagged.index)
+    assert set(flagged.index) <= set(journey_error.index[journey_error >= 0.02])
+    assert flagged.index[0] == journey_error.idxmax()
+    text = A.triangulation_finding(table, min_points=0.03)
+    assert flagged.index[0].replace("_", " ") in text
+    assert "journey credit" in text and "holdout tests" in text
+    # with the measured (noisy) tests the table still holds every channel's interval
+    measured = A.triangulate(markov, lifts)
+    assert (measured["lift_lower_95"] <= measured["lift_upper_95"]).all()
+
+
+def test_the_odd_source_and_the_plain_words():
+    journey = pd.Series({"a": 50.0, "b": 30.0, "c": 20.0})
+    lifts = pd.DataFrame({"incremental_conversions": [10.0, 6.0, 4.0],
+                          "incremental_lower_95": [5.0, 1.0, -1.0],
+                          "incremental_upper_95": [15.0, 11.0, 9.0]}, index=["a", "b", "c"])
+    table = A.triangulate(journey, lifts)
+    assert table["share_spread"].max() == pytest.approx(0.0)
+    assert "agree" in A.triangulation_finding(table)
+    # a third source that puts channel c far above the others is named as the odd one
+    table["mmm_share"] = [0.3, 0.2, 0.5]
+    table["share_spread"] = table[["journey_share", "lift_share", "mmm_share"]].agg(np.ptp, axis=1)
+    table["odd_source"] = [
+        "the media-mix model" if s > 0.05 else "" for s in table["share_spread"]]
+    text = A.triangulation_finding(table)
+    assert text.index("c:") < text.index("a:")  # largest disagreement first
+    assert "the media-mix model stands apart" in text
+    with pytest.raises(DataError, match="no source"):
+        A.triangulate()
+    with pytest.raises(DataError, match="lift_test"):
+        A.triangulate(journey, lifts.drop(columns="incremental_lower_95"))
+
+
+def test_media_mix_columns_come_from_the_fitted_models():
+    from crmstats.datasets.media import media_lift_tests, simulate_media
+
+    table, truth = simulate_media(seed=4, n_weeks=104, n_channels=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = A.MediaMixModel(n_draws=50, holdout_weeks=0).fit(table)
+        tests = media_lift_tests(table, truth, seed=1)
+        calibrated = A.MediaMixModel(n_draws=50, holdout_weeks=0).fit(table, lift_tests=tests)
+    out = A.triangulate(media=model, calibrated=calibrated)
+    assert np.allclose(out["roas"], model.roas_["estimate"].reindex(out.index))
+    assert np.allclose(out["calibrated_roas_upper_95"],
+                       calibrated.roas_["upper_95"].reindex(out.index))
+    contrib = model.contributions_[model.channels_].sum()
+    assert np.allclose(out["mmm_share"], (contrib / contrib.sum()).reindex(out.index))
+    # the calibrated ROAS is closer to the truth than the uncalibrated one, on the median channel
+    true = truth["roas"].reindex(out.index)
+    assert ((out["calibrated_roas"] - true).abs() / true).median() <= \
+        ((out["roas"] - true).abs() / true).median() + 0.02
