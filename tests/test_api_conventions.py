@@ -103,7 +103,8 @@ PENDING = {
                             "renamed_arguments keeps old names out of signatures"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
                  "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
-    **{f"clv.{m}.from_params": "freq -> period: clv/models (helpers covariates, gate)"
+    **{f"clv.{m}.from_params": "freq -> period, **hyper spelled out: clv/models (helper "
+                               "covariates)"
        for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
                  "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
