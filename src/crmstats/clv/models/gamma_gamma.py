@@ -16,7 +16,17 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln, polygamma, psi
 
+from crmstats.clv.models._spend_covariates import (
+    _clear_covariates,
+    _covariate_log_likelihood,
+    _customer_design,
+    _fit_with_covariates,
+    lr_test,
+    norm_sf,
+)
+from crmstats.clv.models._spend_covariates import objective as covariate_objective
 from crmstats.clv.models.base import BaseModel, _bad_rows, vdot
+from crmstats.estimator import given_column, given_params, summary_table
 from crmstats.exceptions import DataError, DataWarning
 
 __all__ = ["GammaGammaModel"]
@@ -49,13 +59,87 @@ class GammaGammaModel(BaseModel):
     _has_hessian = True
 
     def _fit_facts(self) -> dict:
-        return {**super()._fit_facts(), "n_ignored": getattr(self, "n_ignored_", None)}
+        facts = {**super()._fit_facts(), "n_ignored": getattr(self, "n_ignored_", None)}
+        names = list(getattr(self, "_coef_names", ()))
+        if names:
+            facts["covariates"] = names
+            lr = getattr(self, "lr_test_", None)
+            if lr is not None:
+                facts["lr_test"] = {k: float(v) for k, v in lr.items()}
+        return facts
 
     def _restore(self, params, summary, facts, variance) -> None:
-        super()._restore(params, summary, facts, variance)
+        names = facts.strings("covariates") if facts.has("covariates") else []
+        if names and list(params.index) != [*self._param_names, *names]:
+            facts.fail("params", "the parameters must be p, q, v and the covariates' "
+                       "coefficients", top=True)
+        base = list(self._param_names)
+        super()._restore(params[base], summary, facts, None if variance is None
+                         else variance.loc[base, base])
+        self.params_, self.summary_ = params, summary
+        if variance is not None:
+            self.variance_matrix_ = variance
+        elif names:
+            self.variance_matrix_ = pd.DataFrame(np.nan, index=params.index,
+                                                 columns=params.index)
         self.n_ignored_ = int(facts.integer("n_ignored")) if facts.has("n_ignored") else None
+        _clear_covariates(self)
+        self._coef_names = tuple(names)
+        if names and facts.has("lr_test"):
+            lr = facts.section("lr_test")
+            self.lr_test_ = lr_test(lr.number("log_likelihood"),
+                                    lr.number("null_log_likelihood"), len(names))
 
-    def _prepare(self, summary):
+    @classmethod
+    def from_params(cls, params, *, std_err=None, variance_matrix=None, **meta):
+        """Return the model evaluable at given parameters (see :meth:`BaseModel.from_params`).
+
+        Parameters other than ``p``, ``q``, ``v`` are spend coefficients, named
+        as the covariate columns they multiply; predictions then need a
+        ``covariates=`` frame with those columns. With every coefficient 0 the
+        model gives the likelihood and predictions of the model without them.
+        """
+        given = params.to_dict() if isinstance(params, pd.Series) else params
+        extra = [str(k) for k in (given if isinstance(given, dict) else {})
+                 if str(k) not in cls._param_names]
+        if not extra:
+            model = super().from_params(params, std_err=std_err,
+                                        variance_matrix=variance_matrix, **meta)
+            _clear_covariates(model)
+            return model
+        base = {k: given[k] for k in cls._param_names if k in given}
+        model = super().from_params(base, **meta)
+        coefs = given_params(cls, {k: given[k] for k in extra}, extra)
+        names = [*cls._param_names, *extra]
+        model.params_ = pd.concat([model.params_, coefs]).rename("estimate")
+        se = given_column(cls, std_err, names, "std_err")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.abs(model.params_.to_numpy() / se)
+        pval = np.where(np.arange(len(names)) >= 3, 2 * norm_sf(z), np.nan)
+        model.summary_ = summary_table(names, model.params_, se, p_value=pval,
+                                       positive=[n in cls._param_names for n in names])
+        cov = np.full((len(names), len(names)), np.nan)
+        if variance_matrix is not None:
+            cov = np.asarray(variance_matrix, dtype=float)
+            if cov.shape != (len(names), len(names)) or not np.all(np.isfinite(cov)):
+                raise DataError(f"{cls.__name__}.from_params: variance_matrix must be a finite "
+                                f"{len(names)} x {len(names)} matrix", table="variance_matrix")
+        model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
+        _clear_covariates(model)
+        model._coef_names = tuple(extra)
+        return model
+
+    def _objective(self, data, hessian=False):
+        if "Z" in data:  # a fit with covariates
+            return covariate_objective(self, data, hessian)
+        return super()._objective(data, hessian)
+
+    def _repeat_rows(self, summary) -> pd.DataFrame:
+        """Return the validated columns of the rows the model is fitted on; set ``n_ignored_``.
+
+        Those rows are the repeat buyers with a positive mean spend. (A
+        ``weights`` column is not read: every row is one customer.)
+        """
         data = self._validate(summary)
         repeat = data["frequency"] > 0
         self.n_ignored_ = int((~repeat).sum())
@@ -68,14 +152,17 @@ class GammaGammaModel(BaseModel):
             warnings.warn(
                 f"{int(zero.sum())} repeat customer(s) with zero mean spend (free orders only) "
                 f"were left out of the Gamma-Gamma fit, e.g. rows "
-                f"{_bad_rows(summary, zero.to_numpy())}", DataWarning, stacklevel=3)
+                f"{_bad_rows(summary, zero.to_numpy())}", DataWarning, stacklevel=4)
             self.n_ignored_ += int(zero.sum())
             repeat &= ~zero
             if not repeat.any():
                 raise DataError("summary table, column 'monetary_value': no repeat customer "
                                 "with a positive mean spend", table="summary",
                                 column="monetary_value")
-        return self._compress(data[repeat], None)
+        return data[repeat]
+
+    def _prepare(self, summary):
+        return self._compress(self._repeat_rows(summary), None)
 
     def _initial(self, data):
         m = np.average(data["monetary_value"], weights=data["weights"])
@@ -146,19 +233,98 @@ class GammaGammaModel(BaseModel):
         hess[2, 2] = -n * q / v**2 + p * vdot(wx, inv_u2) + q * vdot(w, inv_u2)
         return -ll, *self._to_log_scale(theta, grad, hess)
 
-    def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
+    # ------------------------------------------------------------------ covariates
+
+    def fit(self, summary: pd.DataFrame, covariates: pd.DataFrame | None = None):
+        """Fit the model by maximum likelihood, optionally with covariates on the spend scale.
+
+        Parameters
+        ----------
+        summary : pandas.DataFrame
+            Per-customer summary with ``frequency`` and ``monetary_value``
+            (see :func:`crmstats.clv.rfm_summary`).
+        covariates : pandas.DataFrame, optional
+            Numeric covariates indexed like ``summary`` (by customer id), one
+            column per coefficient, e.g. the indicators of
+            :func:`crmstats.clv.covariate_frame`. Given, each customer's scale
+            is ``v_i = v exp(γ'x_i)``, so ``exp(γ_j)`` multiplies the mean spend
+            per purchase; ``summary_`` gains one row per coefficient (with a
+            ``p_value``), and ``lr_test_`` compares the fit with the model
+            without covariates.
+
+        Returns
+        -------
+        self
+        """
+        if covariates is None:
+            _clear_covariates(self)
+            return BaseModel.fit(self, summary)
+        return _fit_with_covariates(self, summary, covariates)
+
+    @property
+    def covariate_names_(self) -> list[str]:
+        """Names of the spend coefficients (empty for a model without covariates)."""
+        self._check_fitted()
+        return list(getattr(self, "_coef_names", ()))
+
+    def _scales(self, index: pd.Index, covariates, what: str) -> np.ndarray:
+        """Each customer's ``v_i`` (the fitted ``v`` for a model without covariates)."""
+        v = float(self.params_["v"])
+        names = self.covariate_names_
+        if not names:
+            return np.full(len(index), v)
+        gamma = self.params_[names].to_numpy(dtype=float)
+        design = _customer_design(self, index, covariates, what)
+        return v * np.exp(design @ gamma)
+
+    def expected_spend(self, summary: pd.DataFrame,
+                       covariates: pd.DataFrame | None = None) -> pd.Series:
         """Return each customer's expected spend per purchase, given its purchases so far.
 
-        Customers without a repeat purchase get the population mean ``p v / (q - 1)``.
+        ``p (v_i + x m) / (p x + q - 1)``; customers without a repeat purchase
+        get their population mean ``p v_i / (q - 1)``. With covariates,
+        ``v_i = v exp(γ'x_i)`` uses each customer's row of ``covariates`` or,
+        when not given, of the frame the model was fitted with.
         """
-        p, q, v = self._p()
+        p, q = float(self.params_["p"]), float(self.params_["q"])
         index, d = self._as_arrays(summary)
         x, m = d["frequency"], d["monetary_value"]
+        v = self._scales(index, covariates, "summary")
         cond = p * (v + x * m) / (p * x + q - 1)
         return pd.Series(np.where(x > 0, cond, p * v / (q - 1)), index=index,
                          name="expected_spend")
 
-    def population_mean(self) -> float:
-        """Mean spend per purchase across customers, ``p v / (q - 1)``."""
-        p, q, v = self._p()
-        return p * v / (q - 1)
+    def conditional_expected_average_profit(self, summary: pd.DataFrame,
+                                            covariates: pd.DataFrame | None = None
+                                            ) -> pd.Series:
+        """Lifetimes' name of :meth:`expected_spend`."""
+        return self.expected_spend(summary, covariates)
+
+    def population_mean(self, covariates: pd.DataFrame | None = None):
+        """Mean spend per purchase across customers, ``p v / (q - 1)``.
+
+        For a model with covariates and a ``covariates`` frame: the mean of a
+        new customer with each row's covariates, ``p v_i / (q - 1)`` (a
+        Series); without the frame, the mean at every covariate 0 (the
+        reference customer).
+        """
+        p, q, v = (float(self.params_[n]) for n in ("p", "q", "v"))
+        if covariates is None or not self.covariate_names_:
+            return p * v / (q - 1)
+        if not isinstance(covariates, pd.DataFrame):
+            raise DataError("covariates: expected a DataFrame indexed by customer id",
+                            table="covariates")
+        scales = self._scales(covariates.index, covariates, "covariates")
+        return pd.Series(p * scales / (q - 1), index=covariates.index, name="mean_spend")
+
+    def log_likelihood(self, summary: pd.DataFrame, params=None,
+                       covariates: pd.DataFrame | None = None) -> float:
+        """Total log-likelihood of ``summary`` under ``params`` (default: the fitted ones).
+
+        With covariates (a model fitted or built with them), ``covariates``
+        gives each customer's row (default: the frame of the fit).
+        """
+        names = self.covariate_names_ if self.is_fitted else []
+        if not names:
+            return BaseModel.log_likelihood(self, summary, params)
+        return _covariate_log_likelihood(self, summary, params, covariates)
