@@ -47,6 +47,30 @@ def test_economics_by_hand():
     np.testing.assert_allclose(reconciled, e.loc[["email", "events"], "spend"])
 
 
+def test_economics_of_a_new_customer_from_the_covariate_models():
+    new = pd.DataFrame({"clv": [80.0, 400.0], "clv_lower_95": [60.0, 300.0],
+                        "clv_upper_95": [100.0, 540.0]},
+                       index=pd.Index(["email", "events"], name="acquisition_channel"))
+    e = channel_economics(CREDIT, SPEND, CLV, horizon_months=12, new_customer_value=new)
+    plain = channel_economics(CREDIT, SPEND, CLV, horizon_months=12)
+    # the observed figures are unchanged; the new customer's sit beside them
+    pd.testing.assert_frame_equal(e[plain.columns], plain)
+    # email: first order 50 + 80 = 130 over a CAC of 20; the interval from the CLV's
+    assert e.loc["email", "new_ltv"] == pytest.approx(130.0)
+    assert e.loc["email", "new_ltv_cac"] == pytest.approx(6.5)
+    assert e.loc["email", "new_ltv_cac_lower_95"] == pytest.approx(110 / 20)
+    assert e.loc["email", "new_ltv_cac_upper_95"] == pytest.approx(150 / 20)
+    # events: CAC 200, first order 20, then 400 / 12 a month: 180 / (400 / 12) months
+    assert e.loc["events", "new_payback_months"] == pytest.approx(180 / (400 / 12))
+    # social has no new-customer value: NaN, not 0
+    assert np.isnan(e.loc["social", "new_ltv"]) and np.isnan(e.loc["social", "new_clv"])
+    # total: the new CLV blended over the credited customers (10 email, 5 events)
+    assert e.loc["total", "new_clv"] == pytest.approx((10 * 80 + 5 * 400) / 15)
+    assert np.isnan(e.loc["total", "new_ltv_cac_lower_95"])
+    with pytest.raises(ValueError, match="channel_value"):
+        channel_economics(CREDIT, SPEND, CLV, new_customer_value=pd.Series([1.0]))
+
+
 def test_economics_margin_period_and_no_total():
     e = channel_economics(CREDIT, SPEND, CLV, gross_margin=0.5, include_first_order=False,
                           end="2024-01-31", total=False)

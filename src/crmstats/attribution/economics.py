@@ -75,6 +75,7 @@ def channel_economics(
     date_col: str | None = None,
     channel_col: str | None = None,
     cost_col: str | None = None,
+    new_customer_value: Any = None,
 ) -> pd.DataFrame:
     """Leads, customers, costs and returns per channel.
 
@@ -108,6 +109,12 @@ def channel_economics(
         Append a ``total`` row (blended figures over all channels).
     date_col, channel_col, cost_col : str, optional
         The caller's names of the spend table's columns.
+    new_customer_value : pandas.DataFrame, optional
+        The expected CLV of a *new* customer per acquisition channel from the
+        CLV models with covariates (:func:`crmstats.clv.channel_value`: ``clv``
+        with ``clv_lower_95`` / ``clv_upper_95``, over ``horizon_months``).
+        Given, the same LTV, LTV:CAC and payback are computed from it beside
+        the figures of ``clv_by_channel`` (the channel's existing customers).
 
     Returns
     -------
@@ -121,7 +128,11 @@ def channel_economics(
         expected margin, after the first order, needed to recover the CAC, at
         the CLV's average monthly rate). A ratio with a zero denominator is
         +inf (e.g. spend but no customers) or NaN (nothing over nothing).
-        Spend sums to the total spend of the (restricted) spend table.
+        Spend sums to the total spend of the (restricted) spend table. With
+        ``new_customer_value``: ``new_clv`` (its ``clv``), ``new_ltv``,
+        ``new_ltv_cac`` with ``new_ltv_cac_lower_95`` / ``new_ltv_cac_upper_95``
+        (from the CLV's interval) and ``new_payback_months``; the ``total``
+        row blends them over the credited customers (no interval).
     """
     if not 0 < float(gross_margin) <= 1:
         raise ValueError(f"gross_margin must be in (0, 1], got {gross_margin}")
@@ -157,6 +168,7 @@ def channel_economics(
         opps = table.get(opportunity_stage, pd.Series(dtype=float))
 
     clv = _clv_series(clv_by_channel)
+    new = _new_value(new_customer_value)
     unpaid = sorted(set(credit.index[credit["conversions"] > 0]) - set(cost.index))
     if unpaid:
         warnings.warn(
@@ -172,12 +184,19 @@ def channel_economics(
     out["customers"] = credit["conversions"].reindex(channels).fillna(0.0)
     out["value"] = credit["value"].reindex(channels).fillna(0.0)
     out["_clv"] = clv.reindex(channels)
+    for col in new.columns:
+        out["_new_" + col] = new[col].reindex(channels)
     if total:
         cust = out["customers"]
-        has = out["_clv"].notna() & (cust > 0)
-        blended = (out["_clv"][has] * cust[has]).sum() / cust[has].sum() if has.any() else np.nan
+
+        def blend(values):
+            has = values.notna() & (cust > 0)
+            return (values[has] * cust[has]).sum() / cust[has].sum() if has.any() else np.nan
+
         row = out[["spend", "leads", "opportunities", "customers", "value"]].sum()
-        out.loc[TOTAL] = [*row.to_numpy(), blended]
+        out.loc[TOTAL] = [*row.to_numpy(), blend(out["_clv"]),
+                          *[blend(out["_new_" + c]) if c == "clv" else np.nan
+                            for c in new.columns]]
         out["leads"] = out["leads"].astype("int64")
         out["opportunities"] = out["opportunities"].astype("int64")
     if stage_events is None:
@@ -195,13 +214,46 @@ def channel_economics(
     margin = float(gross_margin)
     out["ltv"] = margin * (first + out["_clv"].to_numpy())
     out["ltv_cac"] = _ratio(out["ltv"], out["cac"])
-    remaining = np.clip(out["cac"].to_numpy() - margin * first, 0.0, None)
-    monthly = margin * out["_clv"].to_numpy() / float(horizon_months)
-    payback = _ratio(remaining, monthly)
-    payback[(remaining == 0)] = 0.0
-    payback[np.isnan(out["_clv"].to_numpy())] = np.nan
-    out["payback_months"] = payback
-    return out.drop(columns="_clv")
+    out["payback_months"] = _payback(out["cac"].to_numpy(), margin * first,
+                                     margin * out["_clv"].to_numpy(dtype=float),
+                                     float(horizon_months))
+    if len(new.columns):
+        cac = out["cac"].to_numpy()
+        out["new_clv"] = out["_new_clv"]
+        for suffix, col in (("", "_new_clv"), ("_lower_95", "_new_clv_lower_95"),
+                            ("_upper_95", "_new_clv_upper_95")):
+            ltv = margin * (first + out[col].to_numpy(dtype=float))
+            if not suffix:
+                out["new_ltv"] = ltv
+            out["new_ltv_cac" + suffix] = _ratio(ltv, cac)
+        out["new_payback_months"] = _payback(cac, margin * first,
+                                             margin * out["_new_clv"].to_numpy(dtype=float),
+                                             float(horizon_months))
+    return out.drop(columns=[c for c in out.columns if c.startswith("_")])
+
+
+def _payback(cac, first_margin, clv_margin, horizon_months: float) -> np.ndarray:
+    """Months of expected margin after the first order needed to recover the CAC."""
+    remaining = np.clip(np.asarray(cac, dtype=float) - first_margin, 0.0, None)
+    payback = _ratio(remaining, np.asarray(clv_margin, dtype=float) / horizon_months)
+    payback[remaining == 0] = 0.0
+    payback[np.isnan(clv_margin)] = np.nan
+    return payback
+
+
+def _new_value(table) -> pd.DataFrame:
+    """Return the ``clv`` (and its interval) of :func:`crmstats.clv.channel_value`, by channel."""
+    cols = ["clv", "clv_lower_95", "clv_upper_95"]
+    if table is None:
+        return pd.DataFrame()
+    if not isinstance(table, pd.DataFrame) or "clv" not in table.columns:
+        raise ValueError("new_customer_value: expected the DataFrame of "
+                         "crmstats.clv.channel_value (column clv per channel)")
+    out = pd.DataFrame(index=table.index.astype(str))
+    for col in cols:
+        out[col] = (pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+                    if col in table.columns else np.nan)
+    return out
 
 
 def incremental_economics(calibrated: Any, spend: Any, *, start: Any = None, end: Any = None,

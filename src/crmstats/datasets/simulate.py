@@ -22,9 +22,12 @@ The story
    conversion. Repeat orders follow BG/NBD [1]_: a purchase rate per week
    ``lambda ~ Gamma(r, alpha)`` and, after each repeat purchase, dropout with
    probability ``p ~ Beta(a, b)``. Order values follow Gamma-Gamma [2]_:
-   ``nu ~ Gamma(q, gamma)``, each order ``~ Gamma(p, nu)``. The parameters
-   differ by acquisition channel (the first touch). About 1 % of repeat orders
-   are refunded later (a negative row); refunds are not purchases.
+   ``nu ~ Gamma(q, gamma)``, each order ``~ Gamma(p, nu)``. The acquisition
+   channel (the first touch) and the segment (key account or retail) shift the
+   purchase rate, dropout and spend by known coefficients on the scale
+   parameters (:mod:`crmstats.datasets.customer_effects`;
+   ``truth["clv_coefficients"]``, ``truth["clv_baseline"]``). About 1 % of
+   repeat orders are refunded later (a negative row); refunds are not purchases.
 4. **Key accounts.** About a tenth of customers (more among large companies)
    are key accounts with monthly MRR per product category: expansion,
    contraction, cross-sell into new categories, and churn. Monthly churn is a
@@ -87,6 +90,13 @@ import numpy as np
 import pandas as pd
 
 from crmstats.crmdata import CRMData
+from crmstats.datasets.customer_effects import BASELINE as CUSTOMER_BASELINE
+from crmstats.datasets.customer_effects import (
+    channel_parameters,
+    customer_parameters,
+    draw_segment,
+    true_coefficients,
+)
 
 __all__ = ["CHANNELS", "simulate_crm"]
 
@@ -101,18 +111,6 @@ _POPULARITY = np.array([0.22, 0.20, 0.15, 0.12, 0.10, 0.07, 0.05, 0.04, 0.03, 0.
 #: loss-making (events) — a realistic mix for the channel-economics study.
 _COST_PER_TOUCH = np.array([1.2, 0.3, 0.75, 0.09, 0.45, 0.6, 9.0, 0.9, 2.4, 3.6])
 _EFFECT = np.array([0.10, 0.06, 0.04, 0.08, 0.02, 0.14, 0.20, 0.03, 0.12, 0.16])
-#: BG/NBD (r, alpha [weeks], a, b) and Gamma-Gamma (p, q, v) per channel.
-_BGNBD = np.array([
-    [0.45, 9.0, 0.75, 2.8], [0.35, 8.0, 0.80, 2.4], [0.30, 10.0, 0.90, 2.2],
-    [0.55, 7.0, 0.60, 3.2], [0.25, 11.0, 1.00, 2.0], [0.50, 8.0, 0.55, 3.5],
-    [0.60, 9.0, 0.50, 3.8], [0.28, 12.0, 0.95, 2.1], [0.40, 9.5, 0.70, 3.0],
-    [0.52, 8.5, 0.60, 3.4],
-])
-_GAMMA_GAMMA = np.array([
-    [6.0, 4.0, 22.0], [6.0, 4.0, 18.0], [6.0, 4.0, 15.0], [6.0, 4.0, 20.0],
-    [6.0, 4.0, 14.0], [6.0, 4.0, 26.0], [6.0, 4.0, 30.0], [6.0, 4.0, 16.0],
-    [6.0, 4.0, 24.0], [6.0, 4.0, 28.0],
-])
 _BASE_WIN = 0.25
 
 INDUSTRIES = ("manufacturing", "software", "retail", "finance", "healthcare", "logistics")
@@ -216,7 +214,10 @@ def simulate_crm(
         ``stage_events``, ``spend``, ``customers``, ``transactions``,
         ``subscriptions``, ``tickets``) and ``truth``, a dict of the true
         parameters: ``channels``, ``observation_start``, ``observation_end``,
-        ``time_unit_bgnbd`` ("W"), ``bgnbd`` and ``gamma_gamma`` (per channel),
+        ``time_unit_bgnbd`` ("W"), ``bgnbd`` and ``gamma_gamma`` (per channel, for
+        retail customers), ``clv_coefficients`` and ``clv_baseline`` (the
+        covariate model of repeat buying and spend, see
+        :mod:`crmstats.datasets.customer_effects`),
         ``channel_effects``, ``attribution_shares`` (true incremental share of
         won deals per channel, by counterfactual removal of the channel from
         every journey; sums to 1), ``qualification_coefficients`` and
@@ -562,9 +563,13 @@ def _repeat_buying(rng, contacts, stages, won, channels, t_end, key_account_shar
     m = len(cust)
     won_at = stages[stages.stage == "won"].set_index("lead_id")["entered_at"]
     acquired = won_at.loc[cust["contact_id"]].to_numpy().astype("datetime64[s]")
-    ch = np.array([channels.index(c) for c in cust["channel"]], dtype=int)
-    r, alpha, a, b = (_BGNBD[ch, j] for j in range(4))
-    p_gg, q_gg, v_gg = (_GAMMA_GAMMA[ch, j] for j in range(3))
+    # who the customer is (channel, segment) sets its parameters: customer_effects; the
+    # segment comes from a stream of its own (a jump of rng's), which it leaves untouched
+    segment = draw_segment(np.random.Generator(rng.bit_generator.jumped(2)),
+                           cust["company_size"].to_numpy(), key_account_share)
+    par = customer_parameters(cust["channel"].to_numpy(), segment, channels)
+    r, alpha, a, b = (par[k] for k in ("r", "alpha", "a", "b"))
+    p_gg, q_gg, v_gg = (par[k] for k in ("p", "q", "v"))
     lam = rng.gamma(r, 1.0 / alpha)  # purchases per week
     drop = rng.beta(a, b)
     nu = rng.gamma(q_gg, 1.0 / v_gg)
@@ -618,9 +623,6 @@ def _repeat_buying(rng, contacts, stages, won, channels, t_end, key_account_shar
     })
     tx = pd.concat([tx, refunds], ignore_index=True)
     tx = tx.sort_values(["timestamp", "order_id"], kind="mergesort").reset_index(drop=True)
-    big = np.isin(cust["company_size"].to_numpy(), ["201-1000", "1000+"])
-    p_key = np.where(big, key_account_share * 3.0, key_account_share * 0.5).clip(0, 1)
-    segment = np.where(rng.random(m) < p_key, "key_account", "retail")
     customers = pd.DataFrame({
         "customer_id": cust["contact_id"].to_numpy(),
         "acquired_at": pd.to_datetime(acquired),
@@ -800,8 +802,9 @@ def _truth(channels, t0, t_end, touch, f, contacts, survival, cust_truth):
         without[:, c] = False
         lift[c] = np.sum(reach * (p_all - _win_probability(without, k)))
     shares = pd.Series(lift / lift.sum(), index=channels, name="share")
-    bgnbd = pd.DataFrame(_BGNBD[:k], index=channels, columns=["r", "alpha", "a", "b"])
-    gg = pd.DataFrame(_GAMMA_GAMMA[:k], index=channels, columns=["p", "q", "v"])
+    per_channel = channel_parameters(channels)  # retail customers (the reference segment)
+    bgnbd = per_channel[["r", "alpha", "a", "b"]].rename_axis(None)
+    gg = per_channel[["p", "q", "v"]].rename_axis(None)
     return {
         "channels": channels,
         "observation_start": pd.Timestamp(t0),
@@ -825,4 +828,6 @@ def _truth(channels, t0, t_end, touch, f, contacts, survival, cust_truth):
         "churn_hazard_coefficients": pd.Series(_HAZARD, name="log_hazard_ratio"),
         "key_account_survival": survival,
         "customer_truth": cust_truth,
+        "clv_coefficients": true_coefficients(channels),
+        "clv_baseline": dict(CUSTOMER_BASELINE),
     }

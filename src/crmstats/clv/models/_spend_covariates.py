@@ -34,6 +34,7 @@ References
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -44,12 +45,39 @@ from crmstats.estimator import summary_table
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 
 _BASE = ("p", "q", "v")
+#: Prefix of a spend coefficient's name (``"spend:<column>"``, as BG/NBD's ``"purchase:..."``).
+PREFIX = "spend:"
+
+
+def coefficient_names(columns) -> list[str]:
+    """Return the coefficients' names for these covariate columns."""
+    return [PREFIX + str(c) for c in columns]
+
+
+def columns_of(names, where: str) -> list[str]:
+    """Return the covariate columns behind coefficient names ``"spend:<column>"``."""
+    out = []
+    for name in names:
+        name = str(name)
+        if not name.startswith(PREFIX) or len(name) == len(PREFIX):
+            raise DataError(f"{where}: unknown parameter {name!r}; the Gamma-Gamma model has p, "
+                            "q, v and spend coefficients named 'spend:<column>'",
+                            table="params", column=name)
+        out.append(name[len(PREFIX):])
+    if len(set(out)) != len(out):
+        raise DataError(f"{where}: a coefficient is named twice", table="params")
+    return out
+
+
+def _penalty(model) -> float:
+    return float(model.penalty if hasattr(type(model), "penalty") or "penalty" in vars(model)
+                 else model.penalizer)
 
 
 def _clear_covariates(model) -> None:
     """Forget the covariates of an earlier fit (a refit without them)."""
-    model._coef_names = ()
-    model._covariate_frame = None
+    model._spend_cols = ()
+    model.covariates_ = None
     model.lr_test_ = None
 
 
@@ -79,23 +107,24 @@ def _numeric_design(covariates, what: str, names=None) -> pd.DataFrame:
             raise DataError(f"{what} table: missing covariate column(s) {missing}; the model "
                             f"has coefficients for {list(names)}", table=what,
                             column=missing[0])
-    out = pd.DataFrame(index=covariates.index)
-    for raw, col in zip(covariates.columns, cols, strict=True):
+    out = {}
+    for j, col in enumerate(cols):
         if names is not None and col not in names:
             continue
-        series = covariates[raw]
+        series = covariates.iloc[:, j]
         if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
             raise DataError(f"{what} table, column {col!r}: not numeric (categorical columns "
                             "become indicators with crmstats.clv.covariate_frame)",
                             table=what, column=col)
-        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        values = series.to_numpy(dtype=float, na_value=np.nan)
         bad = ~np.isfinite(values)
         if bad.any():
             raise DataError(f"{what} table, column {col!r}: {int(bad.sum())} missing or "
                             f"non-finite value(s), e.g. rows {_rows(covariates.index, bad)}",
                             table=what, column=col, rows=_rows(covariates.index, bad))
         out[col] = values
-    return out if names is None else out[list(names)]
+    frame = pd.DataFrame(out, index=covariates.index)
+    return frame if names is None else frame[list(names)]
 
 
 def _aligned(frame: pd.DataFrame, index: pd.Index, what: str, table: str) -> np.ndarray:
@@ -111,11 +140,11 @@ def _aligned(frame: pd.DataFrame, index: pd.Index, what: str, table: str) -> np.
 
 def _customer_design(model, index: pd.Index, covariates, what: str) -> np.ndarray:
     """Each customer's covariate row: from ``covariates``, else from the fit's frame."""
-    names = model.covariate_names_
+    names = model._spend_columns()
     if covariates is not None:
         return _aligned(_numeric_design(covariates, "covariates", names), index, what,
                         "covariates")
-    kept = getattr(model, "_covariate_frame", None)
+    kept = getattr(model, "covariates_", None)
     if kept is None:
         raise DataError(f"{type(model).__name__} has spend covariates ({', '.join(names)}) "
                         "but no frame to read them from (built by from_params or loaded "
@@ -179,10 +208,10 @@ def _data(rows: pd.DataFrame, design: np.ndarray) -> dict:
 def objective(model, data: dict, hessian: bool = False):
     """Return the penalised objective of ``BaseModel._newton`` / ``_lbfgs`` with covariates.
 
-    The L2 penalty ``penalizer * (p² + q² + v² + Σγ²)`` extends the models'
+    The L2 penalty ``penalty * (p² + q² + v² + Σγ²)`` extends the models'
     penalty on their natural parameters to the coefficients.
     """
-    pen = float(model.penalizer)
+    pen = _penalty(model)
 
     def fun(phi):
         with np.errstate(all="ignore"):
@@ -206,7 +235,6 @@ def objective(model, data: dict, hessian: bool = False):
 
 
 def _fit_with_covariates(model, summary: pd.DataFrame, covariates):
-    from crmstats.clv.models.gamma_gamma import GammaGammaModel
     from crmstats.clv.units import summary_units
 
     units = summary_units(summary)
@@ -230,7 +258,7 @@ def _fit_with_covariates(model, summary: pd.DataFrame, covariates):
                         "the intercept) on the repeat customers, e.g. indicators of every "
                         "level of a category; leave one level out as the reference",
                         table="covariates")
-    null = GammaGammaModel(penalizer=model.penalizer, maxiter=model.maxiter, tol=model.tol)
+    null = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # said once, by _repeat_rows above
         null.fit(summary)
@@ -246,10 +274,10 @@ def _fit_with_covariates(model, summary: pd.DataFrame, covariates):
     model._given_params = False
     model.freq_ = units.freq if units is not None else None
     model.time_unit_ = units.time_unit if units is not None else None
-    model._coef_names = tuple(names)
-    model._covariate_frame = frame
+    model._spend_cols = tuple(names)
+    model.covariates_ = frame
     model.params_ = pd.Series(np.concatenate([np.exp(res.x[:3]), res.x[3:]]),
-                              index=[*_BASE, *names], name="estimate")
+                              index=[*_BASE, *coefficient_names(names)], name="estimate")
     with np.errstate(all="ignore"):
         model.log_likelihood_ = float(-_nll(res.x, data)[0])
     model.n_obs_ = float(len(rows))
@@ -269,14 +297,14 @@ def lr_test(log_likelihood: float, null_log_likelihood: float, df: int) -> pd.Se
     """Likelihood-ratio test of the covariates: ``2 (l₁ - l₀)`` against χ² with ``df``.
 
     Returns a Series ``statistic``, ``df``, ``p_value``, ``log_likelihood``,
-    ``null_log_likelihood``.
+    ``log_likelihood_null`` (as the BTYD models' ``lr_test_``).
     """
     from scipy.stats import chi2
 
     stat = max(2.0 * (log_likelihood - null_log_likelihood), 0.0)
     return pd.Series({"statistic": stat, "df": float(df), "p_value": float(chi2.sf(stat, df)),
                       "log_likelihood": log_likelihood,
-                      "null_log_likelihood": null_log_likelihood}, name="lr_test")
+                      "log_likelihood_null": null_log_likelihood}, name="likelihood_ratio_test")
 
 
 def norm_sf(z):
@@ -310,7 +338,7 @@ def _inference(model, phi: np.ndarray, data: dict) -> None:
 
 
 def _covariate_log_likelihood(model, summary, params, covariates) -> float:
-    names = model.covariate_names_
+    names = coefficient_names(model._spend_columns())
     if params is None:
         params = model.params_
     params = pd.Series(params, dtype=float)

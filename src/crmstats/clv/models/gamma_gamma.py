@@ -21,6 +21,8 @@ from crmstats.clv.models._spend_covariates import (
     _covariate_log_likelihood,
     _customer_design,
     _fit_with_covariates,
+    coefficient_names,
+    columns_of,
     lr_test,
     norm_sf,
 )
@@ -44,7 +46,15 @@ class GammaGammaModel(BaseModel):
     Attributes
     ----------
     params_ : pandas.Series
-        ``p``, ``q``, ``v``.
+        ``p``, ``q``, ``v`` (with covariates: ``v`` is the scale of a customer
+        whose covariates are all 0, e.g. of the reference levels) and the
+        spend coefficients ``"spend:<column>"``.
+    covariates_ : pandas.DataFrame or None
+        The covariates the model was fitted with (its predictions' default).
+    lr_test_ : pandas.Series or None
+        Likelihood-ratio test of the covariates against the model without
+        them: ``statistic``, ``df``, ``p_value``, ``log_likelihood``,
+        ``log_likelihood_null``.
     n_obs_ : float
         Repeat customers the model was fitted on.
     n_ignored_ : int
@@ -60,7 +70,7 @@ class GammaGammaModel(BaseModel):
 
     def _fit_facts(self) -> dict:
         facts = {**super()._fit_facts(), "n_ignored": getattr(self, "n_ignored_", None)}
-        names = list(getattr(self, "_coef_names", ()))
+        names = list(getattr(self, "_spend_cols", ()))
         if names:
             facts["covariates"] = names
             lr = getattr(self, "lr_test_", None)
@@ -70,7 +80,7 @@ class GammaGammaModel(BaseModel):
 
     def _restore(self, params, summary, facts, variance) -> None:
         names = facts.strings("covariates") if facts.has("covariates") else []
-        if names and list(params.index) != [*self._param_names, *names]:
+        if list(params.index) != [*self._param_names, *coefficient_names(names)]:
             facts.fail("params", "the parameters must be p, q, v and the covariates' "
                        "coefficients", top=True)
         base = list(self._param_names)
@@ -84,19 +94,20 @@ class GammaGammaModel(BaseModel):
                                                  columns=params.index)
         self.n_ignored_ = int(facts.integer("n_ignored")) if facts.has("n_ignored") else None
         _clear_covariates(self)
-        self._coef_names = tuple(names)
+        self._spend_cols = tuple(names)
         if names and facts.has("lr_test"):
             lr = facts.section("lr_test")
             self.lr_test_ = lr_test(lr.number("log_likelihood"),
-                                    lr.number("null_log_likelihood"), len(names))
+                                    lr.number("log_likelihood_null"), len(names))
 
     @classmethod
     def from_params(cls, params, *, std_err=None, variance_matrix=None, **meta):
         """Return the model evaluable at given parameters (see :meth:`BaseModel.from_params`).
 
-        Parameters other than ``p``, ``q``, ``v`` are spend coefficients, named
-        as the covariate columns they multiply; predictions then need a
-        ``covariates=`` frame with those columns. With every coefficient 0 the
+        Parameters other than ``p``, ``q``, ``v`` are spend coefficients,
+        ``"spend:<column>"`` for the covariate column they multiply (as in a
+        fitted model's ``params_``); predictions then need a ``covariates=``
+        frame with those columns. With every coefficient 0 the
         model gives the likelihood and predictions of the model without them.
         """
         given = params.to_dict() if isinstance(params, pd.Series) else params
@@ -109,6 +120,7 @@ class GammaGammaModel(BaseModel):
             return model
         base = {k: given[k] for k in cls._param_names if k in given}
         model = super().from_params(base, **meta)
+        columns = columns_of(extra, f"{cls.__name__}.from_params")
         coefs = given_params(cls, {k: given[k] for k in extra}, extra)
         names = [*cls._param_names, *extra]
         model.params_ = pd.concat([model.params_, coefs]).rename("estimate")
@@ -126,7 +138,7 @@ class GammaGammaModel(BaseModel):
                                 f"{len(names)} x {len(names)} matrix", table="variance_matrix")
         model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
         _clear_covariates(model)
-        model._coef_names = tuple(extra)
+        model._spend_cols = tuple(columns)
         return model
 
     def _objective(self, data, hessian=False):
@@ -248,9 +260,10 @@ class GammaGammaModel(BaseModel):
             column per coefficient, e.g. the indicators of
             :func:`crmstats.clv.covariate_frame`. Given, each customer's scale
             is ``v_i = v exp(γ'x_i)``, so ``exp(γ_j)`` multiplies the mean spend
-            per purchase; ``summary_`` gains one row per coefficient (with a
-            ``p_value``), and ``lr_test_`` compares the fit with the model
-            without covariates.
+            per purchase. ``params_`` and ``summary_`` (with a ``p_value``) gain
+            one row ``"spend:<column>"`` per coefficient, ``covariates_``
+            keeps the frame for the predictions, and ``lr_test_`` compares
+            the fit with the model without covariates.
 
         Returns
         -------
@@ -261,19 +274,18 @@ class GammaGammaModel(BaseModel):
             return BaseModel.fit(self, summary)
         return _fit_with_covariates(self, summary, covariates)
 
-    @property
-    def covariate_names_(self) -> list[str]:
-        """Names of the spend coefficients (empty for a model without covariates)."""
+    def _spend_columns(self) -> list[str]:
+        """Return the covariate columns of the spend coefficients (none: no covariates)."""
         self._check_fitted()
-        return list(getattr(self, "_coef_names", ()))
+        return list(getattr(self, "_spend_cols", ()))
 
     def _scales(self, index: pd.Index, covariates, what: str) -> np.ndarray:
         """Each customer's ``v_i`` (the fitted ``v`` for a model without covariates)."""
         v = float(self.params_["v"])
-        names = self.covariate_names_
+        names = self._spend_columns()
         if not names:
             return np.full(len(index), v)
-        gamma = self.params_[names].to_numpy(dtype=float)
+        gamma = self.params_[coefficient_names(names)].to_numpy(dtype=float)
         design = _customer_design(self, index, covariates, what)
         return v * np.exp(design @ gamma)
 
@@ -309,7 +321,7 @@ class GammaGammaModel(BaseModel):
         reference customer).
         """
         p, q, v = (float(self.params_[n]) for n in ("p", "q", "v"))
-        if covariates is None or not self.covariate_names_:
+        if covariates is None or not self._spend_columns():
             return p * v / (q - 1)
         if not isinstance(covariates, pd.DataFrame):
             raise DataError("covariates: expected a DataFrame indexed by customer id",
@@ -324,7 +336,7 @@ class GammaGammaModel(BaseModel):
         With covariates (a model fitted or built with them), ``covariates``
         gives each customer's row (default: the frame of the fit).
         """
-        names = self.covariate_names_ if self.is_fitted else []
+        names = self._spend_columns() if self.is_fitted else []
         if not names:
             return BaseModel.log_likelihood(self, summary, params)
         return _covariate_log_likelihood(self, summary, params, covariates)
