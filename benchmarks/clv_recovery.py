@@ -30,7 +30,6 @@ import os
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
 

