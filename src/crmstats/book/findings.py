@@ -900,7 +900,12 @@ def customer_effects(channel_fit: Any, horizon_months: int = 12, level: float = 
     -------
     list of str
     """
-    out = []
+    names = {"BetaGeoModel": "BG/NBD", "ModifiedBetaGeoModel": "MBG/NBD",
+             "ParetoNBDModel": "Pareto/NBD", "GammaGammaModel": "Gamma-Gamma"}
+    fits = {names.get(type(m).__name__, type(m).__name__): m
+            for m in (channel_fit.transaction_model, channel_fit.spend_model)}
+    out = [f"The {name} fit with these attributes {problem}: read its figures with care."
+           for name, problem in _untrusted(fits).items()]
     refs = {k: v for k, v in channel_fit.reference.items() if v is not None}
     tests = channel_fit.tests
     what = {"Gamma-Gamma": "spend per purchase"}

@@ -321,7 +321,7 @@ def fit_channel_value(
     summary: pd.DataFrame,
     customers: pd.DataFrame,
     *,
-    columns: Sequence[str] = ("acquisition_channel", "segment"),
+    columns: Sequence[str] | None = None,
     by: str = "acquisition_channel",
     reference: dict | None = None,
     transaction_model=None,
@@ -340,8 +340,9 @@ def fit_channel_value(
         :func:`~crmstats.clv.rfm_summary` (units recorded), e.g. ``fit_value(...).summary``.
     customers : pandas.DataFrame
         The customers table (``customer_id`` and ``columns``).
-    columns : sequence of str
+    columns : sequence of str, optional
         Customer attributes to use (categorical ones become indicators).
+        Default: ``acquisition_channel`` and ``segment``, those the table has.
     by : str
         The attribute to value new customers by.
     reference : dict, optional
@@ -363,6 +364,10 @@ def fit_channel_value(
     if not isinstance(customers, pd.DataFrame) or "customer_id" not in customers.columns:
         raise DataError("customers: expected the customers table (column customer_id)",
                         table="customers", column="customer_id")
+    if columns is None:
+        columns = [c for c in ("acquisition_channel", "segment") if c in customers.columns]
+    if isinstance(columns, str):
+        columns = [columns]
     known = customers[customers["customer_id"].isin(summary.index)]
     X = covariate_frame(known, list(columns), reference=reference)
     used = summary.loc[summary.index.isin(X.index)]
