@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -407,7 +408,7 @@ def covariate_label(column: str) -> str:
 _TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
 
 
-def plot_customer_effects(effects: pd.DataFrame, ax=None):
+def plot_customer_effects(effects: pd.DataFrame, ax=None) -> np.ndarray:
     """Plot each attribute's multiplier on purchase rate, dropout and spend, with its interval.
 
     Parameters
@@ -456,7 +457,7 @@ def plot_customer_effects(effects: pd.DataFrame, ax=None):
     return axes
 
 
-def plot_channel_value(values: pd.DataFrame, ax=None):
+def plot_channel_value(values: pd.DataFrame, ax=None) -> Any:
     """Plot the expected CLV of a new customer per channel with its 95 % interval.
 
     Parameters

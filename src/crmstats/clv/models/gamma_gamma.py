@@ -247,7 +247,8 @@ class GammaGammaModel(BaseModel):
 
     # ------------------------------------------------------------------ covariates
 
-    def fit(self, summary: pd.DataFrame, covariates: pd.DataFrame | None = None):
+    def fit(self, summary: pd.DataFrame,
+            covariates: pd.DataFrame | None = None) -> GammaGammaModel:
         """Fit the model by maximum likelihood, optionally with covariates on the spend scale.
 
         Parameters
@@ -312,7 +313,7 @@ class GammaGammaModel(BaseModel):
         """Lifetimes' name of :meth:`expected_spend`."""
         return self.expected_spend(summary, covariates)
 
-    def population_mean(self, covariates: pd.DataFrame | None = None):
+    def population_mean(self, covariates: pd.DataFrame | None = None) -> float | pd.Series:
         """Mean spend per purchase across customers, ``p v / (q - 1)``.
 
         For a model with covariates and a ``covariates`` frame: the mean of a
