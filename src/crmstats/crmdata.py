@@ -18,7 +18,8 @@ from crmstats.validation import (
     deep_checks,
     id_dtype,
 )
-from crmstats.validation.memory import fingerprint
+from crmstats.validation.memory import data_version as _version
+from crmstats.validation.memory import mark, validated_as
 
 __all__ = ["CRMData", "default_name"]
 
@@ -173,7 +174,9 @@ class CRMData:
             casts = {c.name: t[c.name].cast("string") for c in TABLES[name].columns
                      if c.kind == "id" and c.name in t.columns and t[c.name].type().is_integer()}
             if casts:
-                t = t.mutate(**casts)
+                checked = validated_as(t)
+                t = t.mutate(**casts)  # still the validated table: text ids are ids too
+                mark(t, name, keep=checked, facts=checked.facts if checked else None)
         self._validated[name] = (data, version, t)
         return t
 
@@ -203,25 +206,3 @@ class CRMData:
             parts.append(f"{name}={n}")
         return f"CRMData(name={self.name!r}, source={self.source!r}, " + ", ".join(parts) + ")"
 
-
-def _version(data: Any) -> tuple | None:
-    """Return what tells one state of a table's data from another (None: cannot tell).
-
-    A frame's arrays and axes (:func:`crmstats.validation.memory.fingerprint`),
-    a file's size and modification time, an Ibis table's identity (a database
-    table is checked once per process).
-    """
-    import os
-
-    raw = data.data if isinstance(data, SourceTable) else data
-    if isinstance(raw, pd.DataFrame):
-        return fingerprint(raw)
-    if isinstance(raw, str | os.PathLike):
-        try:
-            st = os.stat(raw)
-        except OSError:
-            return None
-        return (st.st_size, st.st_mtime_ns)
-    if isinstance(raw, ir.Table):
-        return ()
-    return None

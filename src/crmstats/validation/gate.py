@@ -24,7 +24,7 @@ from crmstats.validation.coerce_ibis import _coerce_ibis, _rename_ibis
 from crmstats.validation.coerce_pandas import _coerce_columns, _RowSource, _to_arrow, spec_names
 from crmstats.validation.columns import _column_mapping, _text_columns
 from crmstats.validation.content import _check_content
-from crmstats.validation.memory import COUNTS, frame_once, mark, validated_as
+from crmstats.validation.memory import COUNTS, frame_once, input_once, mark, validated_as
 from crmstats.validation.source_table import SourceTable
 from crmstats.validation.traps import _TRAP_TABLES, _check_traps
 
@@ -136,12 +136,13 @@ def validate_table(
         known = validated_as(data)
         if known is not None and known.table == table:
             return data  # validated already (this very expression): nothing new to check
+    key = ("validated", table, tuple(sorted(mapping.items())))
     if isinstance(data, pd.DataFrame):
         # the same, unchanged frame (copy-on-write gives an edited one new arrays) is
         # validated once: a second crmstats call on it gets the table the first one checked
-        return frame_once(data, ("validated", table, tuple(sorted(mapping.items()))),
-                          lambda: _validate_new(data, spec, mapping))
-    return _validate_new(data, spec, mapping)
+        return frame_once(data, key, lambda: _validate_new(data, spec, mapping))
+    # the same file (unchanged), mapped source table or database table: once per process
+    return input_once(data, key, lambda: _validate_new(data, spec, mapping))
 
 
 def _validate_new(data: Any, spec: TableSpec, mapping: dict) -> ir.Table:

@@ -16,11 +16,13 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import ibis.expr.types as ir
+import pandas as pd
 
 from crmstats._frames import COUNTS as COUNTS
 from crmstats._frames import fingerprint as fingerprint
@@ -38,20 +40,84 @@ class _Validated:
         self.table, self.keep, self.facts = table, keep, facts
 
 
-#: Validated Ibis expressions (their operation node) -> :class:`_Validated`.
-_VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Validated Ibis expressions: id(table) -> (weak reference, :class:`_Validated`). Keyed by
+#: the very object, not its operation node: two databases' tables of one name and schema
+#: have equal nodes.
+_VALIDATED: dict[int, tuple] = {}
 
 
 def mark(t: ir.Table, table: str, *, keep: Any = None, facts: dict | None = None) -> None:
     """Record that ``t`` is table ``table`` validated (``keep``: what must outlive it)."""
-    _VALIDATED[t.op()] = _Validated(table, keep, dict(facts or {}))
+    ident = id(t)
+    ref = weakref.ref(t, lambda _r, i=ident: _VALIDATED.pop(i, None))
+    _VALIDATED[ident] = (ref, _Validated(table, keep, dict(facts or {})))
 
 
 def validated_as(t: Any) -> _Validated | None:
     """Return what the gate recorded of ``t`` when it validated it, or None."""
     if not isinstance(t, ir.Table):
         return None
-    return _VALIDATED.get(t.op())
+    entry = _VALIDATED.get(id(t))
+    return entry[1] if entry is not None and entry[0]() is t else None
+
+
+def data_version(data: Any) -> tuple | None:
+    """Return what tells one state of an input's data from another (None: cannot tell).
+
+    A frame's arrays and axes (:func:`~crmstats._frames.fingerprint`), a file's
+    size and modification time, an Ibis table's identity (a database table is
+    checked once per process); a mapped source table by its data's.
+    """
+    import os
+
+    raw = getattr(data, "data", data) if type(data).__name__ == "SourceTable" else data
+    if isinstance(raw, pd.DataFrame):
+        return fingerprint(raw)
+    if isinstance(raw, str | os.PathLike):
+        try:
+            st = os.stat(raw)
+        except OSError:
+            return None
+        return ("file", os.path.realpath(raw), st.st_size, st.st_mtime_ns)
+    if isinstance(raw, ir.Table):
+        return ("ibis",)
+    return None
+
+
+#: Validations of inputs that are not DataFrames: key -> (weak reference or None, version,
+#: {key: validated table}); see input_once.
+_INPUTS: dict = {}
+
+
+def input_once(data: Any, key: Any, compute: Callable[[], Any]) -> Any:
+    """Return ``compute()`` for a file, mapped source table or Ibis table, once per version.
+
+    A path is recognised by its resolved path, size and modification time; a
+    source table or an Ibis table by identity (and its data's version). Exceptions
+    are not remembered.
+    """
+    import os
+
+    version = data_version(data)
+    if version is None:
+        return compute()
+    if isinstance(data, str | os.PathLike):
+        ident, ref = ("file", version[1]), None
+    else:
+        try:
+            ident, ref = id(data), weakref.ref(data)
+        except TypeError:
+            return compute()
+    entry = _INPUTS.get(ident)
+    if entry is None or entry[1] != version or (entry[0] is not None and entry[0]() is not data):
+        if len(_INPUTS) > 256:
+            _INPUTS.clear()
+        entry = (ref, version, {})
+        _INPUTS[ident] = entry
+    memo = entry[2]
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 @contextmanager
