@@ -112,9 +112,12 @@ def test_quiet_weeks_of_a_small_outcome_are_zeros(crm):
     assert (y == 0).any() and y.sum() <= len(few)
 
 
-def test_monthly_spend_is_refused(small_crm):
+def test_monthly_spend_is_refused(crm):
+    sp = crm.spend
+    monthly = sp.groupby([sp["date"].dt.to_period("M").dt.to_timestamp(), "channel"],
+                         as_index=False)["cost"].sum()
     with pytest.raises(DataError, match="per month"):
-        media_table(small_crm, "conversions")
+        media_table(CRMData(conversions=crm.conversions, spend=monthly), "conversions")
 
 
 def test_controls_join_by_week_and_missing_weeks_are_named(crm):

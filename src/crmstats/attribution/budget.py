@@ -2,9 +2,9 @@
 
 :func:`allocate` maximises ``Σ_c f_c(s_c)`` subject to ``Σ_c s_c = total`` and
 bounds, for any per-channel response ``f`` (Hill curves are S-shaped, so the
-problem is not concave): a greedy pass that gives each small slice of the
-budget to the channel whose outcome rises most, then a sequential quadratic
-programming polish (SLSQP) from that start. The model's
+problem is not concave): the exact optimum on a grid of budget slices by
+dynamic programming (the objective is a sum of one-channel curves), then a
+sequential quadratic programming polish (SLSQP) from it. The model's
 :meth:`~crmstats.attribution.MediaMixModel.optimize_budget` uses it on the
 fitted curves, the simulator on the true ones.
 """
@@ -22,7 +22,7 @@ __all__ = ["BudgetPlan", "allocate", "optimize_budget"]
 
 
 def allocate(curve: Callable[[np.ndarray], np.ndarray], total: float, lower, upper,
-             *, starts=(), n_slices: int = 200) -> np.ndarray:
+             *, starts=(), n_slices: int = 400) -> np.ndarray:
     """Weekly spend per channel maximising ``curve(s).sum()`` with ``Σ s = total``.
 
     Parameters
@@ -36,20 +36,20 @@ def allocate(curve: Callable[[np.ndarray], np.ndarray], total: float, lower, upp
     starts : sequence of array-like
         Further starting splits (e.g. the current one).
     n_slices : int
-        Slices of the greedy start.
+        Slices of the budget on the grid of the first pass.
 
     Returns
     -------
     numpy.ndarray
-        The best allocation found from the greedy start, the given starts and
-        an even split (each polished by SLSQP).
+        The best allocation found: the grid optimum (dynamic programming),
+        the given starts and an even split, each polished by SLSQP.
     """
     lo = np.asarray(lower, dtype=float)
     hi = np.asarray(upper, dtype=float)
     if total < lo.sum() - 1e-9 or total > hi.sum() + 1e-9:
         raise ValueError(f"a budget of {total:,.2f} does not fit the bounds (between "
                          f"{lo.sum():,.2f} and {hi.sum():,.2f})")
-    cands = [_greedy(curve, total, lo, hi, n_slices)]
+    cands = [_grid_optimum(curve, total, lo, hi, n_slices)]
     finite_hi = np.where(np.isfinite(hi), hi, lo + total)
     cands.append(_fit_total(lo + (finite_hi - lo) * 0.5, total, lo, hi))
     cands += [_fit_total(np.asarray(s, float), total, lo, hi) for s in starts]
@@ -82,22 +82,38 @@ def _fit_total(s, total, lo, hi):
     return s
 
 
-def _greedy(curve, total, lo, hi, n_slices):
-    s = lo.copy()
+def _grid_optimum(curve, total, lo, hi, n_slices):
+    """Exact optimum on a grid of ``n_slices`` budget slices, by dynamic programming.
+
+    The objective is a sum of one-channel curves under one budget constraint,
+    so the best split of ``m`` slices over the first ``c`` channels follows
+    from the best over ``c - 1`` channels (global on the grid, S-curves included).
+    """
+    k = len(lo)
     rest = total - lo.sum()
-    step = rest / n_slices if rest > 0 else 0.0
-    base = curve(s)
-    for _ in range(n_slices if step > 0 else 0):
-        room = hi - s
-        gains = np.full(len(s), -np.inf)
-        for c in np.flatnonzero(room > 1e-12):
-            trial = s.copy()
-            trial[c] += min(step, room[c])
-            gains[c] = curve(trial)[c] - base[c]
-        c = int(np.argmax(gains))
-        s[c] += min(step, hi[c] - s[c])
-        base = curve(s)
-    return s
+    if rest <= 0:
+        return lo.copy()
+    step = rest / n_slices
+    j = np.arange(n_slices + 1)
+    values = np.array([curve(lo + i * step) for i in j])  # (slices + 1) x channels
+    allowed = lo[None, :] + j[:, None] * step <= hi[None, :] * (1 + 1e-12) + 1e-9
+    values = np.where(allowed, values, -np.inf)
+    best = values[:, 0].copy()
+    choice = np.zeros((k, n_slices + 1), dtype=int)
+    choice[0] = j
+    idx = j[:, None] - j[None, :]  # m - i
+    valid = idx >= 0
+    for c in range(1, k):
+        table = np.where(valid, best[np.clip(idx, 0, None)] + values[:, c][None, :], -np.inf)
+        choice[c] = np.argmax(table, axis=1)
+        best = table[j, choice[c]]
+    m = n_slices
+    out = lo.copy()
+    for c in range(k - 1, -1, -1):
+        i = choice[c][m] if c > 0 else m
+        out[c] += i * step
+        m -= i
+    return out
 
 
 def _polish(curve, s0, scale, bounds, total, lo, hi):

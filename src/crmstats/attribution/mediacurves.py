@@ -66,7 +66,10 @@ def weibull_weights(shape: float, scale: float, max_lag: int) -> np.ndarray:
 def weibull_adstock(x, shape: float, scale: float, max_lag: int = 13) -> np.ndarray:
     """Delayed adstock: ``a_t = Σ_l w_l x_{t-l}`` with :func:`weibull_weights`."""
     x = np.asarray(x, dtype=float)
-    return lfilter(weibull_weights(shape, scale, max_lag), [1.0], x, axis=0)
+    w = weibull_weights(shape, scale, max_lag)
+    if x.ndim == 1:
+        return np.convolve(x, w)[:len(x)]
+    return lfilter(w, [1.0], x, axis=0)
 
 
 def hill(a, half: float, shape: float) -> np.ndarray:

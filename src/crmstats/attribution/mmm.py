@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats.attribution.budget import BudgetPlan
 from crmstats.attribution.mmmcore import MediaCore
 from crmstats.attribution.mmmdata import (
     baseline_design,
@@ -355,7 +356,7 @@ class MediaMixModel(Estimator):
         return pd.concat(rows, ignore_index=True)
 
     def optimize_budget(self, total: float | None = None, *, bounds=None, weeks: int = 13,
-                        max_extrapolation: float = 1.5):
+                        max_extrapolation: float = 1.5) -> BudgetPlan:
         """Return the weekly split of a budget that maximises the expected outcome (fitted curves).
 
         See :func:`crmstats.attribution.budget.optimize_budget`.

@@ -178,7 +178,9 @@ class MediaCore:
     def solve(self, u0, max_nfev=200):
         """Run the trust-region least-squares solver from ``u0``."""
         jac = self.jacobian if self.adstock == "geometric" else "2-point"
-        return least_squares(self.residuals, u0, jac=jac, method="trf", max_nfev=max_nfev,
+        # Levenberg-Marquardt (MINPACK's own QR): the trust-region solver's dense SVD calls
+        # a multi-threaded BLAS, which on a busy machine is 20x slower than the whole fit
+        return least_squares(self.residuals, u0, jac=jac, method="lm", max_nfev=max_nfev,
                              x_scale="jac")
 
     def fit(self, starts=(0.25, 0.6)):

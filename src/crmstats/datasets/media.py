@@ -44,14 +44,16 @@ _WEEKS_PER_YEAR = 52.1775
 
 
 def media_plan(rng: np.random.Generator, n_weeks: int, channels, *,
-               mean_spend=None, collinearity: float = 0.5) -> np.ndarray:
+               mean_spend=None, collinearity: float = 0.5, always_on=None) -> np.ndarray:
     """Draw a weekly spend plan (``n_weeks × len(channels)``, currency per week).
 
     Always-on channels spend every week around their mean, moved by the
     season and by a shared budget factor; flighted channels run bursts of 2-8
     weeks with gaps of 1-6 weeks. ``collinearity`` (0-1) is how much of each
-    channel's week-to-week variation the shared budget factor makes.
+    channel's week-to-week variation the shared budget factor makes;
+    ``always_on`` names the always-on channels (default :data:`_ALWAYS_ON`).
     """
+    always_on = _ALWAYS_ON if always_on is None else set(always_on)
     k = len(channels)
     t = np.arange(n_weeks)
     season = 1.0 + 0.2 * np.sin(2 * np.pi * t / _WEEKS_PER_YEAR + 1.0)
@@ -66,7 +68,7 @@ def media_plan(rng: np.random.Generator, n_weeks: int, channels, *,
     for c, name in enumerate(channels):
         own = rng.lognormal(0.0, 0.3, n_weeks)
         level = shared ** (2 * collinearity) * own ** (1 - collinearity) * season
-        if name in _ALWAYS_ON:
+        if name in always_on:
             # always on, in regimes of 3-10 weeks at a low, normal or high level (budget
             # shifts): without such variation no model can tell a channel from the baseline
             on = np.ones(n_weeks)
@@ -243,3 +245,184 @@ def media_lift_tests(table: pd.DataFrame, truth: dict, *, channels=None, weeks: 
                      "end": contrib.index[i + weeks - 1], "lift": true + rng.normal(0, se),
                      "std_err": se, "true_lift": true})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the demo's media
+
+#: Share of the demo's contacts brought by media spend in the book's MMM study source.
+DEMO_MEDIA_SHARE = 0.35
+#: Demo channels whose spend runs in flights; the others are always on.
+_DEMO_FLIGHTED = ("display", "events", "webinar")
+
+
+def demo_media_plan(seed: int, n: int, channels, popularity, t0, t_end,
+                    share: float = DEMO_MEDIA_SHARE) -> dict:
+    """Draw the demo's weekly media plan and the contacts it brings (hook of ``simulate_crm``).
+
+    Each channel's weekly spend (relative to its mean: flighted or always on,
+    with a shared budget factor and seasonality, :func:`media_plan`) brings
+    ``β_c · hill(adstock(x_c))`` contacts a week, whose first touch is that
+    channel; a baseline (level, trend, seasonality) brings the others, whose
+    first channel follows the channels' popularity. The channels' media
+    contacts are set in proportion to their popularity, so the mix of first
+    channels stays as without media. The ``n`` contacts are spread over the
+    weeks and sources in proportion to these intensities. Drawn from its own
+    generator (``[seed, 301]``).
+
+    Returns
+    -------
+    dict
+        ``created`` (sorted creation times), ``first`` (first channel code per
+        contact, in that order), ``source`` (-1 baseline, else the channel
+        code), ``weeks``, ``shape`` (weekly spend ÷ its mean, weeks ×
+        channels), ``theta``, ``half`` (relative), ``hill_shape``, ``lam``
+        (expected media contacts per week and channel), ``scale`` (contacts
+        per unit of intensity) and ``beta`` (media contacts a week at full
+        saturation).
+    """
+    rng = np.random.default_rng([seed, 301])
+    k = len(channels)
+    t0 = pd.Timestamp(t0)
+    t_end = pd.Timestamp(t_end)
+    first_week = t0 - pd.Timedelta(days=t0.day_of_week)
+    weeks = pd.date_range(first_week.normalize(), t_end, freq="W-MON")
+    n_w = len(weeks)
+    always = [c for c in channels if c not in _DEMO_FLIGHTED]
+    shape = media_plan(rng, n_w, channels, mean_spend=np.ones(k), collinearity=0.4,
+                       always_on=always)
+    theta = rng.uniform(0.2, 0.7, k)
+    half = rng.uniform(0.6, 1.5, k)
+    hs = rng.uniform(1.0, 2.0, k)
+    h = np.column_stack([hill(geometric_adstock(shape[:, c], theta[c]), half[c], hs[c])
+                         for c in range(k)])
+    # exposure of each week inside [t0, t_end] (the first and last may be partial)
+    start = np.maximum(weeks, t0)
+    stop = np.minimum(weeks + pd.Timedelta(days=7), t_end + pd.Timedelta(seconds=1))
+    expo = np.clip(np.asarray((stop - start) / pd.Timedelta(days=7), dtype=float), 0, 1)
+    beta = popularity * share * n / np.maximum((h * expo[:, None]).sum(axis=0),
+                                                          1e-12)
+    t = np.arange(n_w)
+    base = 1.0 + 0.15 * t / n_w + 0.15 * np.sin(2 * np.pi * t / _WEEKS_PER_YEAR + 0.5)
+    base = base * expo
+    base *= (1 - share) * n / base.sum()
+    media = h * beta * expo[:, None]
+    cells = np.concatenate([base, media.ravel()])
+    counts = rng.multinomial(n, cells / cells.sum())
+    week_of = np.concatenate([np.arange(n_w), np.repeat(np.arange(n_w), k)])
+    source_of = np.concatenate([np.full(n_w, -1), np.tile(np.arange(k), n_w)])
+    week = np.repeat(week_of, counts)
+    source = np.repeat(source_of, counts)
+    span = np.asarray((stop - start).total_seconds(), dtype=float)
+    offset = rng.random(n) * span[week]
+    created = (start.to_numpy()[week].astype("datetime64[s]")
+               + offset.astype("timedelta64[s]"))
+    first = np.where(source >= 0, source, rng.choice(k, n, p=popularity))
+    order = np.argsort(created, kind="mergesort")
+    return {"created": created[order], "first": first[order], "source": source[order],
+            "weeks": weeks, "shape": shape, "theta": theta, "half": half, "hill_shape": hs,
+            "beta": beta, "lam": media, "scale": 1.0, "channels": list(channels),
+            "exposure": expo, "share": float(share)}
+
+
+def demo_media_spend(media: dict, touches: pd.DataFrame) -> tuple:
+    """Price the demo's touches by the media plan; return the touches and the daily spend.
+
+    A channel's mean weekly spend is what its touches cost at the simulator's
+    cost per touch; its weekly spend follows the plan's shape around that
+    mean, and each week's spend is split over the channel's touches of that
+    week in proportion to their list cost (a week without a touch of the
+    channel records no spend). Spend is the daily sum of the touches' costs.
+    """
+    weeks = media["weeks"]
+    channels = media["channels"]
+    n_w = len(weeks)
+    level = touches.groupby("channel")["cost"].sum().reindex(channels).fillna(0.0) / \
+        media["exposure"].sum()
+    plan = media["shape"] * level.to_numpy()[None, :] * media["exposure"][:, None]
+    w = ((touches["timestamp"] - weeks[0]) // pd.Timedelta(days=7)).clip(0, n_w - 1).to_numpy()
+    c = pd.Categorical(touches["channel"], categories=channels).codes
+    listed = touches["cost"].to_numpy(float)
+    key = w * len(channels) + c
+    per = np.bincount(key, weights=listed, minlength=n_w * len(channels))
+    target = plan.ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(per > 0, target / per, 0.0)
+    out = touches.copy()
+    out["cost"] = np.round(listed * factor[key], 2)
+    day = out["timestamp"].dt.floor("D")
+    spend = (out.assign(date=day).groupby(["date", "channel"], as_index=False, observed=True)
+             ["cost"].sum())
+    spend["cost"] = spend["cost"].round(2)
+    spend = spend[spend["cost"] > 0].reset_index(drop=True)
+    recorded = np.bincount(key, weights=out["cost"].to_numpy(), minlength=n_w * len(channels))
+    weekly = pd.DataFrame(recorded.reshape(n_w, len(channels)), index=weeks, columns=channels)
+    return out, spend, weekly
+
+
+def demo_media_truth(media: dict, weekly_spend: pd.DataFrame, p_convert, t_close) -> dict:
+    """Return the demo's media truth in conversions (``crm.truth["media"]``).
+
+    A contact's chance to convert is ``p_convert`` (the simulator's exact
+    probability given its features and journey) and the weeks from its
+    creation to its deal's close (``t_close``, drawn for every contact) its
+    lag; by first channel ``c`` their
+    product by lag gives ``q_c(d)``, the conversions a media contact of ``c``
+    brings ``d`` weeks later. The expected contacts of channel ``c``'s spend in
+    week ``s``, ``λ_c(s)``, then make the weekly contributions ``Σ_s λ_c(s)
+    q_c(w - s)`` and the ROAS ``Σ_s λ_c(s) Σ_d q_c(d) / Σ_s x_c(s)``
+    (conversions per unit of spend, counted whenever they happen).
+    """
+    channels = media["channels"]
+    k, n_w = len(channels), len(media["weeks"])
+    first = media["first"]
+    week0 = np.datetime64(media["weeks"][0], "s")
+    seven = np.timedelta64(7 * 86400, "s")
+    lag = np.clip((np.asarray(t_close, "datetime64[s]") - week0) // seven
+                  - (np.asarray(media["created"], "datetime64[s]") - week0) // seven, 0, None)
+    max_lag = int(min(lag.max(initial=0), 4 * n_w)) + 1
+    q = np.zeros((k, max_lag))
+    for c in range(k):
+        mine = first == c
+        if mine.any():
+            q[c] = np.bincount(np.minimum(lag[mine], max_lag - 1),
+                               weights=np.asarray(p_convert)[mine], minlength=max_lag) / mine.sum()
+    big_q = q.sum(axis=1)
+    lam = media["lam"]
+    x = weekly_spend.reindex(columns=channels).fillna(0.0).to_numpy(float)
+    level = x.sum(axis=0) / media["exposure"].sum()
+    bump = np.column_stack([
+        hill(geometric_adstock(media["shape"][:, c] * 1.01, media["theta"][c]),
+             media["half"][c], media["hill_shape"][c]) for c in range(k)]) \
+        * media["beta"] * media["exposure"][:, None]
+    contrib = np.zeros((n_w, k))
+    for c in range(k):
+        contrib[:, c] = np.convolve(lam[:, c], q[c])[:n_w]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roas = lam.sum(axis=0) * big_q / x.sum(axis=0)
+        mroas = (bump - lam).sum(axis=0) * big_q / (0.01 * x.sum(axis=0))
+    idx = pd.Index(channels, name="channel")
+    params = pd.DataFrame({"theta": media["theta"], "half_saturation": media["half"] * level,
+                           "shape": media["hill_shape"], "beta": media["beta"] * big_q},
+                          index=idx)
+    total = float(level.sum())
+    upper = 1.5 * x.max(axis=0)
+    alloc, best = true_allocation(params, total, upper=upper)
+    return {
+        "outcome": "conversions", "channels": channels, "params": params,
+        "roas": pd.Series(roas, index=idx, name="roas"),
+        "mroas": pd.Series(mroas, index=idx, name="mroas"),
+        "contributions": pd.DataFrame(contrib, index=media["weeks"], columns=channels),
+        "conversions_per_contact": pd.Series(big_q, index=idx, name="conversions"),
+        "media_share": media["share"], "weekly_spend": weekly_spend,
+        "budget": total, "bounds_upper": pd.Series(upper, index=idx),
+        "optimal_allocation": alloc, "optimal_outcome": best,
+    }
+
+
+def apply_media_arrivals(contacts: pd.DataFrame, media: dict) -> pd.DataFrame:
+    """Give the demo's contacts the creation times and first channels the media plan drew."""
+    out = contacts.copy()
+    out["created_at"] = pd.to_datetime(media["created"])
+    out["channel_code"] = media["first"]
+    out["channel"] = np.array(media["channels"], dtype=object)[media["first"]]
+    return out

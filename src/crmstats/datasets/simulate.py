@@ -66,6 +66,16 @@ The story
    Confounding and holdouts draw from their own generators (seeded
    ``[seed, 201]`` and ``[seed, 202]``), so the defaults (0) leave every table
    exactly as it is without them.
+10. **Media** (``media_share = s > 0``). Weekly spend per channel follows a
+    media plan (flights, always-on channels, a shared budget factor,
+    seasonality) and brings contacts through known carry-over and
+    saturation: a share ``s`` of contacts arrive through a channel's spend
+    (their first touch is that channel), the rest on their own (level, trend,
+    seasonality); touches are priced so that each channel's weekly spend is
+    the plan's, and spend is daily (:mod:`crmstats.datasets.media`, its own
+    generator ``[seed, 301]``). ``truth["media"]`` holds each channel's
+    true ROAS and marginal ROAS in conversions per unit of spend, its weekly
+    contributions, the curves and the optimal split of the mean weekly budget.
 
 References
 ----------
@@ -96,6 +106,12 @@ from crmstats.datasets.customer_effects import (
     customer_parameters,
     draw_segment,
     true_coefficients,
+)
+from crmstats.datasets.media import (
+    apply_media_arrivals,
+    demo_media_plan,
+    demo_media_spend,
+    demo_media_truth,
 )
 
 __all__ = ["CHANNELS", "simulate_crm"]
@@ -182,6 +198,7 @@ def simulate_crm(
     key_account_share: float = 0.1,
     holdout_share: float = 0.0,
     confounding: float = 0.0,
+    media_share: float = 0.0,
 ) -> CRMData:
     """Simulate a company's CRM with known ground truth.
 
@@ -206,6 +223,11 @@ def simulate_crm(
         0-1: share of later touches targeted at paid channels by the contact's
         own buying propensity (retargeting). 0: channels are drawn without
         regard to the contact.
+    media_share : float
+        0-1: share of contacts brought by weekly media spend through known
+        carry-over and saturation (story item 10); spend is then daily and
+        ``truth["media"]`` holds the media-mix truth. 0: contacts arrive
+        evenly and spend is monthly, as before.
 
     Returns
     -------
@@ -246,6 +268,8 @@ def simulate_crm(
         raise ValueError(f"holdout_share must be in [0, 1), got {holdout_share}")
     if not 0.0 <= float(confounding) <= 1.0:
         raise ValueError(f"confounding must be in [0, 1], got {confounding}")
+    if not 0.0 <= float(media_share) < 1.0:
+        raise ValueError(f"media_share must be in [0, 1), got {media_share}")
     rng = np.random.default_rng(seed)
     n, k = int(n_contacts), int(n_channels)
     t0 = np.datetime64(pd.Timestamp(start).normalize().to_datetime64(), "s")
@@ -256,6 +280,10 @@ def simulate_crm(
     popularity = _POPULARITY[:k] / _POPULARITY[:k].sum()
 
     contacts, features = _contacts(rng, n, t0, horizon_s, k, popularity)
+    media = None
+    if media_share > 0:  # spend brings contacts (issue 24)
+        media = demo_media_plan(seed, n, channels, popularity, t0, t_end, float(media_share))
+        contacts = apply_media_arrivals(contacts, media)
     touch = _journeys(rng, contacts, k, popularity, channels)
     if confounding > 0:
         touch = _retarget(np.random.default_rng([seed, 201]), touch, contacts, features,
@@ -276,11 +304,14 @@ def simulate_crm(
     touch_df = touch["frame"]
     limit = touch_df["journey_id"].map(won_at).fillna(pd.Timestamp(t_end))
     touch_df = touch_df[touch_df["timestamp"] <= limit].reset_index(drop=True)
-    spend = (
-        touch_df.assign(date=touch_df["timestamp"].dt.to_period("M").dt.to_timestamp())
-        .groupby(["date", "channel"], as_index=False)["cost"].sum()
-    )
-    spend["cost"] = spend["cost"].round(2)
+    if media is None:
+        spend = (
+            touch_df.assign(date=touch_df["timestamp"].dt.to_period("M").dt.to_timestamp())
+            .groupby(["date", "channel"], as_index=False)["cost"].sum()
+        )
+        spend["cost"] = spend["cost"].round(2)
+    else:
+        touch_df, spend, weekly_spend = demo_media_spend(media, touch_df)
     first_orders = tx[tx["order_id"].isin(customers["first_order_id"])]
     conversions = pd.DataFrame({
         "journey_id": first_orders["customer_id"].to_numpy(),
@@ -293,12 +324,18 @@ def simulate_crm(
     truth["referral_share"] = _REFERRAL_SHARE
     truth["channel_lift"] = _true_lift(plan, touch, experiments, features, channels,
                                        t_close <= t_end)
+    if media is not None:
+        truth["media"] = demo_media_truth(
+            media, weekly_spend, _P_LEAD * _P_OPPORTUNITY / (1.0 + np.exp(
+                -_qualification_logit(features))) * _win_probability(touch["touched"], k),
+            t_close)
     truth["holdout_share"] = float(holdout_share)
     truth["confounding"] = float(confounding)
     sizes = {name: value for name, value, default in (
         ("n_contacts", n, 40_000), ("n_months", int(n_months), 24), ("start", start, "2024-01-01"),
         ("n_channels", k, 8), ("key_account_share", key_account_share, 0.1),
-        ("holdout_share", holdout_share, 0.0), ("confounding", confounding, 0.0))
+        ("holdout_share", holdout_share, 0.0), ("confounding", confounding, 0.0),
+        ("media_share", media_share, 0.0))
         if value != default}
     return CRMData(
         transactions=tx,

@@ -1,0 +1,107 @@
+"""Accuracy and speed of the media-mix model on simulated plans with known truth (issue 24).
+
+Usage: ``python benchmarks/mmm.py [SEEDS] [--lift-se REL]`` (defaults 6 seeds,
+0.15). For two designs — 156 weeks × 8 channels and 104 weeks × 6 channels —
+and each seed, :func:`crmstats.datasets.simulate_media` draws a plan and its
+outcome; then:
+
+* ``MediaMixModel().fit(table)`` (intervals, the 8-week holdout check):
+  median absolute relative error of channel ROAS against the truth, share
+  of channels whose 95 % interval covers the true ROAS, and wall time;
+* calibrated with one lift test per channel (8 weeks, measured with a
+  standard error of ``REL`` × the true lift: :func:`media_lift_tests`): the
+  same error and coverage;
+* ``optimize_budget`` of the plan's mean weekly spend: the recommended split
+  scored on the **true** curves, as a share of the true optimum under the
+  same bounds (0 to 1.5 × each channel's largest weekly spend).
+
+Goals: median error ≤ 15 % uncalibrated and ≤ 10 % calibrated, coverage
+≥ 85 %, allocation ≥ 98 % of the optimum, fit ≤ 5 s on 156 × 8. The load
+average is printed: the machine is shared, times are noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+
+import pandas as pd
+
+from crmstats.attribution import MediaMixModel
+from crmstats.datasets import media_lift_tests, simulate_media
+from crmstats.datasets.media import steady_response, true_allocation
+
+DESIGNS = ((156, 8), (104, 6))
+GOALS = {"err_uncal": 0.15, "err_cal": 0.10, "coverage": 0.85, "alloc": 0.98, "seconds": 5.0}
+
+
+def one(seed: int, weeks: int, channels: int, lift_se: float) -> tuple[pd.DataFrame, dict]:
+    table, truth = simulate_media(seed, n_weeks=weeks, n_channels=channels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model = MediaMixModel().fit(table)
+        seconds = time.perf_counter() - t0
+        tests = media_lift_tests(table, truth, rel_se=lift_se, seed=seed)
+        cal = MediaMixModel(holdout_weeks=0).fit(table, lift_tests=tests)
+    rows = []
+    for kind, m in (("uncalibrated", model), ("calibrated", cal)):
+        r = m.roas_.join(truth["roas"].rename("true"))
+        rows.append(pd.DataFrame({
+            "kind": kind, "seed": seed, "channel": r.index,
+            "err": (r["estimate"] / r["true"] - 1).abs().to_numpy(),
+            "covered": ((r["lower_95"] <= r["true"]) & (r["true"] <= r["upper_95"])).to_numpy(),
+            "width": (r["upper_95"] / r["lower_95"]).to_numpy()}))
+    total = float(truth["mean_spend"].sum())
+    plan = model.optimize_budget(total)
+    upper = plan.allocation["upper"].to_numpy()
+    _, best = true_allocation(truth["params"], total, upper=upper)
+    got = float(steady_response(truth["params"], plan.allocation["recommended"]).sum())
+    cur = float(steady_response(truth["params"], plan.allocation["current"]).sum())
+    return pd.concat(rows), {"seed": seed, "seconds": seconds, "alloc": got / best,
+                             "current_split": cur / best,
+                             "holdout_mape": model.diagnostics_["holdout_mape"]}
+
+
+def main() -> None:
+    seeds = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 6
+    lift_se = float(sys.argv[sys.argv.index("--lift-se") + 1]) if "--lift-se" in sys.argv \
+        else 0.15
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    for weeks, channels in DESIGNS:
+        errs, fits = [], []
+        for seed in range(1, seeds + 1):
+            e, f = one(seed, weeks, channels, lift_se)
+            errs.append(e)
+            fits.append(f)
+        e = pd.concat(errs)
+        f = pd.DataFrame(fits)
+        print(f"\n{weeks} weeks x {channels} channels, seeds 1-{seeds}, lift-test se "
+              f"{lift_se:.0%} of the true lift")
+        summary = e.groupby("kind").agg(median_abs_rel_err=("err", "median"),
+                                        mean_abs_rel_err=("err", "mean"),
+                                        coverage=("covered", "mean"),
+                                        median_interval_ratio=("width", "median"))
+        print(summary.round(3).to_string())
+        by_seed = e.groupby(["kind", "seed"])["err"].median().unstack(0).round(3)
+        print("median error by seed:\n" + by_seed.to_string())
+        print(f.round(3).to_string(index=False))
+        print(f"allocation vs true optimum: median {f['alloc'].median():.4f}, min "
+              f"{f['alloc'].min():.4f} (current split: median {f['current_split'].median():.4f})")
+        print(f"fit with intervals: median {f['seconds'].median():.2f} s, max "
+              f"{f['seconds'].max():.2f} s")
+        print("goals: " + ", ".join([
+            f"uncalibrated {summary.loc['uncalibrated', 'median_abs_rel_err']:.1%} "
+            f"(<= {GOALS['err_uncal']:.0%})",
+            f"calibrated {summary.loc['calibrated', 'median_abs_rel_err']:.1%} "
+            f"(<= {GOALS['err_cal']:.0%})",
+            f"coverage {summary.loc['uncalibrated', 'coverage']:.0%} (>= {GOALS['coverage']:.0%})",
+            f"allocation {f['alloc'].median():.1%} (>= {GOALS['alloc']:.0%})",
+            f"time {f['seconds'].max():.2f} s (<= {GOALS['seconds']:g} s)"]))
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
