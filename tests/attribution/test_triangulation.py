@@ -107,3 +107,38 @@ def test_media_mix_columns_come_from_the_fitted_models():
     true = truth["roas"].reindex(out.index)
     assert ((out["calibrated_roas"] - true).abs() / true).median() <= \
         ((out["roas"] - true).abs() / true).median() + 0.02
+
+
+def test_the_study_pieces_on_a_crm_with_daily_spend():
+    """triangulate_crm, the figures and the findings of "Where the next euro should go"."""
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from crmstats.book import findings
+
+    crm = simulate_crm(seed=5, n_contacts=4000, holdout_share=0.2)
+    tp = crm.touchpoints
+    daily = tp.assign(date=tp.timestamp.dt.normalize()).groupby(
+        ["date", "channel"], as_index=False)["cost"].sum()
+    crm = dataclasses.replace(crm, spend=daily)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = A.MediaMixModel(n_draws=30, holdout_weeks=0).fit(crm)
+        table = A.triangulate_crm(crm, model)
+    assert {"journey_share", "lift_share", "mmm_share", "roas", "calibrated_roas", "cac",
+            "odd_source"} <= set(table.columns)
+    assert np.allclose(table["roas"], model.roas_["estimate"].reindex(table.index))
+    plan = model.optimize_budget(weeks=13)
+    text = findings.next_euro(model, plan, table)
+    best = model.mroas_["estimate"].idxmax().replace("_", " ")
+    worst = model.mroas_["estimate"].idxmin().replace("_", " ")
+    assert text[0].startswith(f"The next unit of spend returns most in {best}")
+    assert f"least in {worst}" in text[0]
+    assert any("Expected gain over 13 weeks" in t or "no shift" in t for t in text)
+    kpis = findings.next_euro_kpis(model, plan)
+    assert kpis["best_marginal_roas"]["value"] == pytest.approx(model.mroas_["estimate"].max())
+    for ax in (A.plot_marginal_roas(model), A.plot_budget_shift(plan),
+               A.plot_triangulation(table)):
+        assert ax.get_title()
+    plt.close("all")

@@ -53,7 +53,13 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.attribution.triangulation import (
         disagreements,
         triangulate,
+        triangulate_crm,
         triangulation_finding,
+    )
+    from crmstats.attribution.triangulation_plots import (
+        plot_budget_shift,
+        plot_marginal_roas,
+        plot_triangulation,
     )
 
 __all__ = [
@@ -77,14 +83,18 @@ __all__ = [
     "lift_test",
     "media_table",
     "optimize_budget",
+    "plot_budget_shift",
     "plot_cac_ltv",
     "plot_credit_shares",
     "plot_lift_tests",
+    "plot_marginal_roas",
     "plot_removal_effects",
     "plot_transition_matrix",
+    "plot_triangulation",
     "share_error",
     "to_channelattribution",
     "triangulate",
+    "triangulate_crm",
     "triangulation_finding",
 ]
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from crmstats.exceptions import DataError
 
-__all__ = ["disagreements", "triangulate", "triangulation_finding"]
+__all__ = ["disagreements", "triangulate", "triangulate_crm", "triangulation_finding"]
 
 #: The sources whose shares are compared, with their names in plain words.
 SOURCES = {"journey_share": "journey credit", "lift_share": "the holdout tests",
@@ -55,10 +55,12 @@ def _credit(journey: Any) -> pd.Series:
 def _spend(spend: Any) -> pd.Series:
     if isinstance(spend, pd.Series):
         return spend.astype(float)
-    if isinstance(spend, pd.DataFrame) and {"channel", "cost"} <= set(spend.columns):
-        return spend.groupby(spend["channel"].astype(str))["cost"].sum().astype(float)
-    raise DataError("triangulate: spend must be the spend table (columns channel, cost) or a "
-                    "Series of spend per channel", table="spend")
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
+
+    t = as_table(spend, "spend")  # a DataFrame, a path or an Ibis table; checked
+    frame = execute(t.group_by(channel=t.channel.cast("string")).aggregate(cost=t.cost.sum()))
+    return frame.set_index("channel")["cost"].astype(float)
 
 
 def _media(model: Any, prefix: str) -> pd.DataFrame:
@@ -226,7 +228,7 @@ def triangulation_finding(table: pd.DataFrame, *, min_points: float = 0.05,
     n_sources = sum(c in table for c in SOURCES)
     if found.empty:
         return (f"The {n_sources} sources agree: no channel's share differs by "
-                f"{_pct(min_points)} points or more between them.")
+                f"{100 * min_points:.0f} share points or more between them.")
     sentences = []
     for channel, row in found.head(int(max_channels)).iterrows():
         name = str(channel).replace("_", " ")
@@ -238,6 +240,48 @@ def triangulation_finding(table: pd.DataFrame, *, min_points: float = 0.05,
     more = len(found) - len(sentences)
     extra = f" ({more} more not named)" if more > 0 else ""
     plural = "s" if len(found) > 1 else ""
-    return (f"The sources disagree by {_pct(min_points)} points or more on {len(found)} "
+    return (f"The sources disagree by {100 * min_points:.0f} share points or more on {len(found)} "
             f"channel{plural}{extra}; each source's share of the channels' total: "
             + " ".join(sentences))
+
+
+def triangulate_crm(crm: Any, media: Any) -> pd.DataFrame:
+    """:func:`triangulate` with every source a CRM holds, beside a fitted media-mix model.
+
+    Journey credit is a first-order Markov model of the journeys (when the CRM
+    has ``touchpoints`` and ``conversions``); the lift tests come from its
+    ``experiments`` table when it has one, and then ``media`` is fitted again
+    with them (``fit(crm, lift_tests=...)``, same hyperparameters) for the
+    calibrated ROAS; spend is the ``spend`` table's.
+
+    Parameters
+    ----------
+    crm : CRMData
+    media : MediaMixModel
+        Fitted on ``crm``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`triangulate`'s table.
+    """
+    import warnings
+
+    from crmstats.attribution.experiments import lift_test
+    from crmstats.attribution.markov import MarkovAttribution
+    from crmstats.attribution.paths import build_paths
+
+    has = crm.tables()
+    journey = lifts = calibrated = None
+    if "touchpoints" in has and "conversions" in has:
+        with warnings.catch_warnings():
+            # conversions without a touch (journeys withheld from every channel) are noted
+            # by the incrementality study; here they only leave the journey credit
+            warnings.simplefilter("ignore")
+            journey = MarkovAttribution().fit(build_paths(crm.touchpoints, crm.conversions))
+    if "experiments" in has and "conversions" in has:
+        lifts = lift_test(crm.experiments, crm.conversions)
+        hyper = {name: getattr(media, name) for name in media._hyper}
+        calibrated = type(media)(**hyper).fit(crm, lift_tests=lifts)
+    return triangulate(journey, lifts, media=media, calibrated=calibrated,
+                       spend=crm.spend if "spend" in has else None)

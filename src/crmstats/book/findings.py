@@ -28,8 +28,8 @@ from crmstats.book.report import (
 __all__ = ["attribution", "churn", "churn_kpis", "clv", "clv_kpis", "data_overview",
            "data_overview_kpis", "data_quality", "funnel", "funnel_kpis", "incrementality",
            "incrementality_kpis", "key_accounts", "key_accounts_kpis", "lead_scoring",
-           "lead_scoring_kpis", "lifecycle", "lifecycle_kpis", "value_migration",
-           "value_migration_kpis", "customer_effects"]
+           "lead_scoring_kpis", "lifecycle", "lifecycle_kpis", "next_euro", "next_euro_kpis",
+           "value_migration", "value_migration_kpis", "customer_effects"]
 
 
 def _label(name: Any) -> str:
@@ -963,3 +963,73 @@ def _level(column: Any) -> str:
     """Return the level of an indicator column ``name[level]`` in words (else the column)."""
     name, sep, level = str(column).partition("[")
     return _label(level[:-1] if sep and level.endswith("]") else column)
+
+
+def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) -> list[str]:
+    """Write the key findings of the study "Where the next euro should go".
+
+    Parameters
+    ----------
+    model : MediaMixModel
+        Fitted (its ``mroas_``: marginal ROAS at current spend, with intervals).
+    plan : BudgetPlan
+        ``model.optimize_budget(...)``: the recommended split and its expected gain.
+    triangulation : pandas.DataFrame, optional
+        :func:`crmstats.attribution.triangulate`'s table, to say where the
+        sources disagree.
+
+    Returns
+    -------
+    list of str
+    """
+    from crmstats.attribution.triangulation import triangulation_finding
+
+    out: list[str | None] = []
+    unit = str(getattr(model, "outcome", "outcome")).replace("_", " ")
+    m = model.mroas_.sort_values("estimate", ascending=False)
+    if len(m):
+        best, worst = m.index[0], m.index[-1]
+
+        def said(c):
+            return (f"{_label(c)} ({fmt_number(m.loc[c, 'estimate'], 2)} {unit} per unit of "
+                    f"spend, 95 % interval {fmt_number(m.loc[c, 'lower_95'], 2)} to "
+                    f"{fmt_number(m.loc[c, 'upper_95'], 2)})")
+
+        out.append(f"The next unit of spend returns most in {said(best)} and least in "
+                   f"{said(worst)}.")
+    a = plan.allocation
+    up = a[a["change"] > 0].sort_values("change", ascending=False)
+    down = a[a["change"] < 0].sort_values("change")
+    if len(up) and len(down):
+        moved = float(up["change"].sum())
+        out.append(
+            f"Recommended shift: move {fmt_money(moved)} a week "
+            f"({fmt_pct(moved / plan.total)} of the weekly budget of {fmt_money(plan.total)}) "
+            f"from {', '.join(_label(c) for c in down.index[:3])} to "
+            f"{', '.join(_label(c) for c in up.index[:3])}.")
+        out.append(
+            f"Expected gain over {plan.weeks} weeks: {fmt_number(plan.gain, 3)} {unit} "
+            f"(95 % interval {fmt_number(plan.gain_lower_95, 3)} to "
+            f"{fmt_number(plan.gain_upper_95, 3)}), {fmt_pct(plan.relative_gain, signed=True)} on "
+            "what media bring now"
+            + ("; the interval includes no gain, so the shift is a bet, not a sure thing."
+               if not plan.gain_lower_95 > 0 else "."))
+    else:
+        out.append("The current split is already where the fitted curves put the budget: no "
+                   "shift is recommended.")
+    if triangulation is not None and "share_spread" in triangulation:
+        out.append(triangulation_finding(triangulation))
+    return _keep(out)
+
+
+def next_euro_kpis(model: Any, plan: Any) -> dict[str, dict[str, Any]]:
+    """Return the next-euro study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The best channel's marginal ROAS and the recommended split's expected gain
+    (share of what media bring now).
+    """
+    m = model.mroas_["estimate"]
+    return {"best_marginal_roas": {"value": float(m.max()), "kind": "number",
+                                   "label": f"Best marginal ROAS ({_label(m.idxmax())})"},
+            "budget_shift_gain": {"value": float(plan.relative_gain), "kind": "share",
+                                  "label": "Expected gain of the recommended budget split"}}
