@@ -116,8 +116,6 @@ PENDING = {
     "clv.ShiftedBetaGeoModel.churn_probability": "the probability of churning *in* period t "
                                                  "(a pmf), not by a horizon: to rename "
                                                  "(clv/models, helper covariates)",
-    "attribution.IncrementalityModel.from_params": "**meta: spell out (or drop) the arguments "
-                                                   "(incrementality.py, helper triangulate)",
 }
 #: Members that return a dict and are not results (rule 5), and why.
 NOT_RESULTS = {

@@ -122,7 +122,7 @@ class IncrementalityModel(Estimator):
         return super().from_dict(data, source=source)
 
     @classmethod
-    def from_params(cls, params, **meta) -> IncrementalityModel:
+    def from_params(cls, params) -> IncrementalityModel:
         """Refuse: this model's results are sums over the journeys it was fitted on.
 
         The incremental conversions (``attribution_``) compare every journey
