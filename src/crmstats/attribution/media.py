@@ -18,8 +18,8 @@ from crmstats.exceptions import DataError
 
 __all__ = ["OUTCOMES", "assemble", "media_table"]
 
-#: A week without any outcome row is a gap in the export (an error), not a quiet week, when a
-#: typical week has at least this many rows (a Poisson count of 10 is 0 with probability 5e-5).
+#: A week without any outcome row is a gap in the export (an error), not a quiet week, when the
+#: weeks around it have at least this many rows (a Poisson count of 10 is 0 w.p. 5e-5).
 _GAP_ROWS = 10
 #: Outcomes of :func:`media_table`: (table, aggregate) per name.
 OUTCOMES = {
@@ -78,16 +78,16 @@ def media_table(
         control — ``table["spend"]`` is the spend per week and channel.
         The weeks run over the full weeks both the outcome and the spend
         cover; a week without spend in a channel is 0 there. A week without
-        any outcome row is 0 when weeks are quiet (a typical week has fewer
-        than 10 rows) and a gap otherwise (see Raises).
+        any outcome row is 0 when the weeks around it are quiet (their median
+        is below 10 rows) and a gap otherwise (see Raises).
 
     Raises
     ------
     DataError
         When a table is absent, spend is recorded per month (a weekly model
-        cannot split it), a week within the span has no outcome row while a
-        typical week has 10 or more (the export has a gap: the weeks are named), or the
-        controls miss a week or hold non-numbers.
+        cannot split it), a week within the span has no outcome row while the
+        4 weeks either side have a median of 10 or more (the export has a gap:
+        the weeks are named), or the controls miss a week or hold non-numbers.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
@@ -128,12 +128,16 @@ def media_table(
     per = out_w.set_index("_w").reindex(weeks)
     y = per["outcome"].astype(float)
     rows_per_week = per["rows"].fillna(0).to_numpy(float)
-    empty = y.isna().to_numpy()
-    if empty.any() and np.median(rows_per_week) >= _GAP_ROWS:
-        gap = period_start(weeks[empty], "W")
-        raise DataError(f"{name} table: no row in {int(empty.sum())} week(s) inside the "
-                        f"span the media table covers ({_weeks_text(gap)}), while a typical "
-                        f"week has {np.median(rows_per_week):,.0f}: the export has gaps, which "
+    # an empty week among busy ones (the 4 weeks either side have a median of 10+ rows) is a
+    # gap in the export; an empty week among quiet ones (a small business, a pipeline filling
+    # up) is a week without outcome
+    local = pd.Series(rows_per_week).rolling(9, center=True, min_periods=1).median().to_numpy()
+    gaps = y.isna().to_numpy() & (local >= _GAP_ROWS)
+    if gaps.any():
+        gap = period_start(weeks[gaps], "W")
+        raise DataError(f"{name} table: no row in {int(gaps.sum())} week(s) inside the "
+                        f"span the media table covers ({_weeks_text(gap)}), while the weeks "
+                        f"around have {np.median(local[gaps]):,.0f}: the export has gaps, which "
                         "cannot be read as zero outcome; fill them or restrict with start/end",
                         table=name, column="timestamp")
     y = y.fillna(0.0)
