@@ -57,7 +57,7 @@ def one_seed(seed: int, n_contacts: int, n_draws: int) -> tuple[pd.DataFrame, pd
 
     crm = simulate_crm(seed=seed, n_contacts=n_contacts)
     truth = crm.truth
-    summary = clv.rfm_summary(crm.transactions, freq="D", time_unit=truth["time_unit_bgnbd"],
+    summary = clv.rfm_summary(crm.transactions, period="D", time_unit=truth["time_unit_bgnbd"],
                               observation_end=truth["observation_end"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ def demo():
 
 @pytest.fixture(scope="module")
 def channel_fit(demo):
-    summary = clv.rfm_summary(demo.transactions, freq="D", time_unit="W")
+    summary = clv.rfm_summary(demo.transactions, period="D", time_unit="W")
     return clv.fit_channel_value(summary, demo.customers, reference=dict(REFERENCE),
                                  n_draws=60, seed=1, allow_unconverged=True)
 

@@ -186,3 +186,19 @@ def test_recovers_simulated_spend_coefficients():
         half = 2.576 * sm.loc[name, "std_err"]
         assert abs(sm.loc[name, "estimate"] - value) <= half, name
     assert m.lr_test_["p_value"] < 1e-10
+
+
+def test_refit_options_repeat_the_covariates(cdnow_cov):
+    """The bootstrap refits a spend model with covariates with them (it dropped them before)."""
+    from crmstats.clv import BetaGeoModel, bootstrap_clv
+
+    s, X = cdnow_cov
+    m = GammaGammaModel().fit(s, covariates=X)
+    assert m.refit_options()["covariates"] is m.covariates_
+    assert GammaGammaModel().fit(s).refit_options() == {}
+    resample = s.iloc[np.random.default_rng(1).integers(0, len(s), len(s))]
+    refit = GammaGammaModel().fit(resample, **m.refit_options())
+    assert list(refit.params_.index) == list(m.params_.index)
+    bg = BetaGeoModel().fit(s)
+    boot = bootstrap_clv(bg, m, s, horizon_months=3, n_bootstrap=4, seed=2)
+    assert boot.n_used >= 2

@@ -274,7 +274,8 @@ def bootstrap_clv(
             try:
                 tm = copy.deepcopy(transaction_model).fit(
                     sample, **getattr(transaction_model, "refit_options", dict)())
-                sm = copy.deepcopy(spend_model).fit(sample)
+                sm = copy.deepcopy(spend_model).fit(
+                    sample, **getattr(spend_model, "refit_options", dict)())
             except (CRMStatsError, ValueError, FloatingPointError):
                 tm = sm = None
         reason = "failed" if tm is None else _refit_problem((tm, sm))

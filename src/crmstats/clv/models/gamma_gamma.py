@@ -275,6 +275,22 @@ class GammaGammaModel(BaseModel):
             return BaseModel.fit(self, summary)
         return _fit_with_covariates(self, summary, covariates)
 
+    def refit_options(self) -> dict:
+        """Return the keywords with which ``fit`` repeats this fit's covariates on other data.
+
+        ``{"covariates": covariates_}`` for a model fitted with covariates (the
+        bootstrap of :func:`~crmstats.clv.bootstrap_clv` refits so), ``{}``
+        without.
+        """
+        self._check_fitted()
+        if not self._spend_columns():
+            return {}
+        if getattr(self, "covariates_", None) is None:
+            raise DataError("GammaGammaModel: the customers' covariates are not kept "
+                            "(parameters given, or a model file); refit it with covariates=",
+                            table="covariates")
+        return {"covariates": self.covariates_}
+
     def _spend_columns(self) -> list[str]:
         """Return the covariate columns of the spend coefficients (none: no covariates)."""
         self._check_fitted()
