@@ -301,11 +301,6 @@ class MediaMixModel(Estimator):
 
     # ------------------------------------------------------------------ curves
 
-    def _curve_params(self, u):
-        _, blk = self._core.split(u)
-        return (np.exp(blk["log_beta"]) * self._ys, np.exp(blk["log_half"]) * self._m,
-                np.exp(blk["log_shape"]))
-
     def response(self, spend, *, draws: bool = False) -> np.ndarray:
         """Steady weekly outcome per channel at a steady weekly ``spend`` (one per channel).
 
@@ -316,7 +311,11 @@ class MediaMixModel(Estimator):
         self._check_fitted()
         s = np.asarray(spend, dtype=float)
         us = self._draws if draws else self._u[None, :]
-        out = np.array([b * hill(s, h, sh) for b, h, sh in map(self._curve_params, us)])
+        core = self._core
+        k, first = core.k, core.p
+        block = {b: us[:, first + i * k:first + (i + 1) * k] for i, b in enumerate(core.blocks)}
+        out = np.exp(block["log_beta"]) * self._ys * hill(
+            s[None, :], np.exp(block["log_half"]) * self._m, np.exp(block["log_shape"]))
         return out if draws else out[0]
 
     def response_curves(self, n_points: int = 41, max_multiple: float = 2.0) -> pd.DataFrame:
