@@ -142,3 +142,18 @@ def test_the_study_pieces_on_a_crm_with_daily_spend():
                A.plot_triangulation(table)):
         assert ax.get_title()
     plt.close("all")
+
+
+def test_media_data_gives_the_demo_media_and_holdouts_and_requires_spend():
+    crm = A.media_data("demo:n_contacts=1500")
+    assert crm.source == "demo:seed=1,n_contacts=1500,holdout_share=0.1,media_share=0.35"
+    kept = A.media_data("demo:n_contacts=1500,media_share=0.2,holdout_share=0.05")
+    assert kept.source.endswith("holdout_share=0.05,media_share=0.2")
+    with pytest.raises(DataError, match="spend"):
+        A.media_data(dataclasses_replace_spend(simulate_crm(seed=3, n_contacts=500)))
+
+
+def dataclasses_replace_spend(crm):  # a CRM without spend
+    import dataclasses
+
+    return dataclasses.replace(crm, spend=None)

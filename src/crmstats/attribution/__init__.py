@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.attribution.shapley import ShapleyAttribution
     from crmstats.attribution.triangulation import (
         disagreements,
+        media_data,
         triangulate,
         triangulate_crm,
         triangulation_finding,
@@ -81,6 +82,7 @@ __all__ = [
     "holdout_size",
     "incremental_economics",
     "lift_test",
+    "media_data",
     "media_table",
     "optimize_budget",
     "plot_budget_shift",

@@ -35,7 +35,8 @@ import pandas as pd
 
 from crmstats.exceptions import DataError
 
-__all__ = ["disagreements", "triangulate", "triangulate_crm", "triangulation_finding"]
+__all__ = ["disagreements", "media_data", "triangulate", "triangulate_crm",
+           "triangulation_finding"]
 
 #: The sources whose shares are compared, with their names in plain words.
 SOURCES = {"journey_share": "journey credit", "lift_share": "the holdout tests",
@@ -285,3 +286,41 @@ def triangulate_crm(crm: Any, media: Any) -> pd.DataFrame:
         calibrated = type(media)(**hyper).fit(crm, lift_tests=lifts)
     return triangulate(journey, lifts, media=media, calibrated=calibrated,
                        spend=crm.spend if "spend" in has else None)
+
+
+def media_data(source: Any = "demo", *, demo_media_share: float = 0.35,
+               demo_holdout_share: float = 0.1) -> Any:
+    """Load a data source for the budget study: it must hold spend and conversions.
+
+    Parameters
+    ----------
+    source : str, path or CRMData
+        Any data source of :func:`crmstats.load_crm`. A simulated demo source
+        (``"demo"``, ``"demo:seed=3,..."``) gets ``media_share`` (weekly media
+        spend that brings contacts, see :func:`crmstats.datasets.simulate_crm`)
+        and ``holdout_share`` (holdout experiments) unless it sets them.
+    demo_media_share, demo_holdout_share : float
+        The demo's options when the source does not set them.
+
+    Returns
+    -------
+    CRMData
+        With ``spend`` and ``conversions``.
+
+    Raises
+    ------
+    DataError
+        When the source has no spend or conversions table.
+    """
+    from crmstats.sources import load_crm
+
+    if isinstance(source, str) and source.strip().partition(":")[0] == "demo":
+        text = source.strip()
+        head, _, options = text.partition(":")
+        extra = [f"{name}={value}" for name, value in (("media_share", demo_media_share),
+                                                       ("holdout_share", demo_holdout_share))
+                 if name not in options]
+        source = f"{head}:{','.join([o for o in [options] if o] + extra)}"
+    crm = load_crm(source)
+    crm.require("spend", "conversions")
+    return crm
