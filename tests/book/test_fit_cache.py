@@ -147,8 +147,8 @@ def test_a_book_build_fits_each_model_once_per_data_and_parameters(built_book):
     bg_fits = [key for cls, key in fits if cls == "BetaGeoModel"]
     bg_uses = [key for _, cls, key in log if cls == "BetaGeoModel"]
     # eight valuations (clv twice, attribution, lead scoring, lifecycle, value migration and
-    # its customer 360 twice) rest on three fits: the demo's customers, the demo's customers
-    # who are won contacts (lifecycle), CDNOW
+    # its customer 360 twice) rest on three fits (the demo's customers, the demo's customers
+    # who are won contacts, CDNOW): at least five fits saved, whatever studies add
     assert len(bg_uses) >= 8
-    assert len(bg_fits) <= 3
+    assert len(bg_uses) - len(bg_fits) >= 5
     assert set(bg_uses) == set(bg_fits)
