@@ -217,6 +217,9 @@ def serve(path: str, sources=()) -> None:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
     _reap(kernels, block=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # no interpreter teardown: DuckDB's bindings report "leaks" at exit otherwise
 
 
 def _no_connection_yet() -> None:
