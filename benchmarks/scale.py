@@ -127,7 +127,9 @@ if _dir and (_kernel or _server):
                 _seen["inputs"] = list(shell.user_ns["In"])
             path = os.path.join(_dir, f"{os.getpid()}.json")
             with open(path + ".tmp", "w") as f:
-                json.dump({"peak_rss_mb": _hwm(), "inputs": _seen["inputs"]}, f)
+                t = os.times()
+                json.dump({"peak_rss_mb": _hwm(), "cpu_seconds": t.user + t.system,
+                           "inputs": _seen["inputs"]}, f)
             os.replace(path + ".tmp", path)
         except Exception:
             pass
@@ -149,14 +151,14 @@ if _dir and (_kernel or _server):
 '''
 
 
-def _kernel_peaks(probe_dir: Path, studies: Path) -> dict[str, float]:
-    """Each study's kernel peak RSS (MB), matched by the code the kernel ran."""
+def _kernel_peaks(probe_dir: Path, studies: Path) -> dict[str, dict]:
+    """Each study's kernel peak RSS (MB) and CPU seconds, matched by the code the kernel ran."""
     cells = {}
     for nb_path in studies.glob("*.ipynb"):
         nb = json.loads(nb_path.read_text())
         cells[nb_path.stem] = {"".join(c["source"]).strip() for c in nb["cells"]
                                if c["cell_type"] == "code"}
-    peaks: dict[str, float] = {}
+    peaks: dict[str, dict] = {}
     for record in probe_dir.glob("*.json"):
         data = json.loads(record.read_text())
         ran = {str(s).strip() for s in data["inputs"] if str(s).strip()}
@@ -164,7 +166,7 @@ def _kernel_peaks(probe_dir: Path, studies: Path) -> dict[str, float]:
             continue
         slug = max(cells, key=lambda s: len(cells[s] & ran))
         if cells[slug] & ran:
-            peaks[slug] = max(peaks.get(slug, 0.0), data["peak_rss_mb"])
+            peaks[slug] = {"rss": data["peak_rss_mb"], "cpu": data.get("cpu_seconds", 0.0)}
     return peaks
 
 
@@ -231,10 +233,10 @@ def print_book(label: str, r: dict) -> None:
           f"(build and kernels), largest process {r['max_child_rss_mb'] / 1024:.2f} GB")
     print(f"  before: {r['load_before']}\n  after:  {r['load_after']}")
     print(f"  {'study':<26}{'total s':>9}{'kernel s':>10}{'imports s':>11}{'load s':>8}"
-          f"{'rest s':>9}{'peak RSS MB':>13}")
+          f"{'rest s':>9}{'kernel CPU s':>14}{'peak RSS MB':>13}")
     for slug, s in r["studies"].items():
         peak = r["peaks"].get(slug)
-        shown = f"{peak:>13.0f}" if peak else f"{'?':>13}"
+        shown = f"{peak['cpu']:>14.1f}{peak['rss']:>13.0f}" if peak else f"{'?':>14}{'?':>13}"
         load = r.get("load", {}).get(slug, 0.0)
         print(f"  {slug:<26}{s['total']:>9.1f}{s['kernel']:>10.1f}{s['imports']:>11.1f}"
               f"{load:>8.1f}{s['rest'] - load:>9.1f}{shown}")
@@ -257,7 +259,8 @@ def book_main(argv: list[str]) -> None:
     print_book(label, results[label])
     if "--default" in argv:
         ratio = results[label]["seconds"] / results["default demo"]["seconds"]
-        peak = max([results[label]["max_child_rss_mb"], *results[label]["peaks"].values()])
+        peak = max([results[label]["max_child_rss_mb"],
+                    *[p["rss"] for p in results[label]["peaks"].values()]])
         print(f"\n10x / default: {ratio:.2f}x wall (goal <= 2x); "
               f"largest process {peak / 1024:.2f} GB (goal <= 1.5 GB)")
     if "--json" in argv:
