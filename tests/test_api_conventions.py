@@ -98,24 +98,7 @@ RETIRED_OK = {
 #: annotations); xfail until fixed, not strict, so that no landing is blocked by this file:
 #: delete an entry once it passes.
 PENDING = {
-    **{f"clv.{m}.__init__": "penalizer stays in the signature as a deprecated keyword "
-                            "(clv/models, helper covariates): crmstats.vocabulary."
-                            "renamed_arguments keeps old names out of signatures"
-       for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
-                 "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
-    **{f"clv.{m}.from_params": "freq -> period, **hyper spelled out: clv/models (helper "
-                               "covariates)"
-       for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
-                 "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
-    **{f"clv.{m}.from_dict": "no return annotation: clv/models/base.py (helper covariates)"
-       for m in ("BetaGeoModel", "BetaGeoBetaBinomModel", "GammaGammaModel",
-                 "ModifiedBetaGeoModel", "ParetoNBDModel", "ShiftedBetaGeoModel")},
-    **{f"clv.{m}.expected_purchases": "no return annotation: clv/models (helper covariates)"
-       for m in ("BetaGeoModel", "ModifiedBetaGeoModel", "ParetoNBDModel")},
-    "clv.ShiftedBetaGeoModel.churn_probability": "the probability of churning *in* period t "
-                                                 "(a pmf), not by a horizon: to rename "
-                                                 "(clv/models, helper covariates)",
 }
 #: Members that return a dict and are not results (rule 5), and why.
 NOT_RESULTS = {

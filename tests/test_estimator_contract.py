@@ -269,18 +269,18 @@ def _leads(crm):
 _KEEPERS = {
     "BetaGeoModel": ("cdnow", lambda d: clv.BetaGeoModel().fit(d),
                      lambda m, d: {"p": m.predict_purchases(d, 10), "a": m.probability_alive(d)},
-                     lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+                     lambda m: {"time_unit": m.time_unit_, "period": m.period_}),
     "ModifiedBetaGeoModel": ("cdnow", lambda d: clv.ModifiedBetaGeoModel().fit(d),
                              lambda m, d: {"p": m.predict_purchases(d, 10),
                                            "a": m.probability_alive(d)},
-                             lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+                             lambda m: {"time_unit": m.time_unit_, "period": m.period_}),
     "ParetoNBDModel": ("cdnow", lambda d: clv.ParetoNBDModel().fit(d),
                        lambda m, d: {"p": m.predict_purchases(d, 10),
                                      "a": m.probability_alive(d)},
-                       lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+                       lambda m: {"time_unit": m.time_unit_, "period": m.period_}),
     "GammaGammaModel": ("cdnow", lambda d: clv.GammaGammaModel().fit(d),
                         lambda m, d: {"s": m.expected_spend(d)},
-                        lambda m: {"time_unit": m.time_unit_, "freq": m.freq_}),
+                        lambda m: {"time_unit": m.time_unit_, "period": m.period_}),
     "BetaGeoBetaBinomModel": ("donations", lambda d: clv.BetaGeoBetaBinomModel().fit(d),
                               lambda m, d: {"p": m.predict_purchases(d, 5),
                                             "a": m.probability_alive(d)},
@@ -359,7 +359,7 @@ def test_every_estimator_is_kept_and_rebuilt_identically(name, keeper_data, tmp_
         pd.testing.assert_frame_equal(copy.summary_, model.summary_)
         assert copy.n_obs_ == model.n_obs_
         assert copy.converged_ == getattr(model, "converged_", None)
-        for attr in ("boundary_", "time_unit_", "freq_", "covariates_", "events_",
+        for attr in ("boundary_", "time_unit_", "period_", "covariates_", "events_",
                      "features_", "levels_", "channels_"):
             assert getattr(copy, attr, None) == getattr(model, attr, None), attr
         if hasattr(model, "variance_matrix_"):

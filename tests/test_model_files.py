@@ -94,11 +94,11 @@ def test_saved_and_rebuilt_models_predict_exactly_what_the_fitted_ones_did(cdnow
         assert type(loaded) is type(model) and loaded.fitted_here_
         assert type(load_model(path)) is type(model)
         rebuilt = type(model).from_params(model.params_, time_unit=model.time_unit_,
-                                          freq=model.freq_)
+                                          period=model.period_)
         pd.testing.assert_frame_equal(loaded.summary_, model.summary_)
         pd.testing.assert_series_equal(loaded.params_, model.params_)
         for attr in ("n_obs_", "converged_", "boundary_", "log_likelihood_", "time_unit_",
-                     "freq_", "n_rows_"):
+                     "period_", "n_rows_"):
             assert getattr(loaded, attr) == getattr(model, attr), (name, attr)
         pd.testing.assert_frame_equal(loaded.variance_matrix_, model.variance_matrix_)
         expected = _predictions(model, data)

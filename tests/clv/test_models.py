@@ -74,7 +74,11 @@ def test_sbg_derl_equals_direct_sum_and_per_customer_fit():
         direct = sum(m.survival(t) / m.survival(n - 1) / 1.1 ** (t - n) for t in range(n, 5000))
         assert m.derl(0.1, renewals) == pytest.approx(direct, rel=1e-9)
     assert m.retention_rate(1) == pytest.approx(m.survival(1))
-    assert m.churn_probability(3) == pytest.approx(m.survival(2) - m.survival(3))
+    assert m.churn_in_period(3) == pytest.approx(m.survival(2) - m.survival(3))
+    assert m.churn_probability(horizon=3) == pytest.approx(1 - m.survival(3))
+    assert m.churn_probability(horizon=3) == pytest.approx(m.churn_in_period([1, 2, 3]).sum())
+    with pytest.warns(DeprecationWarning, match="churn_in_period"):
+        assert m.churn_probability(3) == m.churn_in_period(3)
     # the same cohort as one row per customer gives the same fit
     counts = np.array([1000, 631, 468, 382, 326, 289, 262, 241])
     rows = [(t, 1) for t in range(1, 8) for _ in range(counts[t - 1] - counts[t])]

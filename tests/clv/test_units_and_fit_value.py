@@ -58,7 +58,7 @@ def test_a_unit_that_contradicts_the_summary_is_an_error(daily):
 def test_a_model_refuses_a_summary_in_other_units(master, daily):
     bg = BetaGeoModel().fit(daily)
     weekly = rfm_summary(master, time_unit="W")
-    with pytest.raises(DataError, match="fitted on a summary with freq='D', time_unit='D'"):
+    with pytest.raises(DataError, match="fitted on a summary with period='D', time_unit='D'"):
         bg.predict_purchases(weekly, 10)
     gg = GammaGammaModel().fit(weekly)
     with pytest.raises(DataError, match="unit mismatch"):

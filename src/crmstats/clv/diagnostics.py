@@ -186,7 +186,7 @@ def tracking(
         Canonical transactions table.
     period : {"D", "W"}, optional
         Merging granularity of purchases, as in the summary the model was
-        fitted on; read from the model (``freq_``) when it records it
+        fitted on; read from the model (``period_``) when it records it
         (``freq`` is its old name, deprecated).
     time_unit : {"D", "W"}, optional
         The model's time unit, also the step of the output; read from the

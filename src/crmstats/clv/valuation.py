@@ -106,7 +106,7 @@ def _kept(model) -> bool:
 
 def _models_units(models, period: str, time_unit: str) -> tuple[str, str]:
     """Return the units of the summary kept models score: theirs when they record them."""
-    found = {(m.freq_ or period, m.time_unit_) for m in models
+    found = {(m.period_ or period, m.time_unit_) for m in models
              if getattr(m, "time_unit_", None) is not None}
     if len(found) > 1:
         raise DataError("fit_value: the given models were fitted in different time units "
@@ -170,7 +170,7 @@ def fit_value(
         ``from_params``, or loaded with :func:`crmstats.load_model`) values
         the customers as it is — e.g. last month's model scoring this week's
         customers — and the summary is made in the units it records
-        (``freq_``, ``time_unit_``; they override ``period`` and ``time_unit``).
+        (``period_``, ``time_unit_``; they override ``period`` and ``time_unit``).
         A model not given, or not fitted, is fitted as usual.
 
     Returns

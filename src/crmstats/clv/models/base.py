@@ -53,6 +53,7 @@ from crmstats.estimator import (
     summary_table,
 )
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
+from crmstats.vocabulary import renamed_arguments, renamed_attribute
 
 __all__ = ["BaseModel"]
 
@@ -83,9 +84,9 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         Maximum optimiser iterations.
     tol : float
         Optimiser tolerance on the gradient.
-    penalizer : float, optional
-        Deprecated name of ``penalty`` (a :class:`DeprecationWarning`; it goes
-        in the next release).
+
+    ``penalizer=`` is the deprecated name of ``penalty`` (a
+    :class:`DeprecationWarning`; it goes in the next release).
     """
 
     #: Parameter names, in order (set by each model).
@@ -111,24 +112,18 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
 
     _hyper = ("penalty", "maxiter", "tol")
 
-    def __init__(self, penalty: float = 0.0, maxiter: int = 2000, tol: float = 1e-8,
-                 penalizer: float | None = None):
-        if penalizer is not None:
-            warnings.warn("penalizer is deprecated: use penalty (same meaning); penalizer goes "
-                          "in the next release", DeprecationWarning, stacklevel=2)
-            penalty = penalizer
+    @renamed_arguments(penalizer="penalty")
+    def __init__(self, penalty: float = 0.0, maxiter: int = 2000, tol: float = 1e-8):
         self.penalty = penalty
         self.maxiter = maxiter
         self.tol = tol
 
-    @property
-    def penalizer(self) -> float:
-        """Deprecated name of :attr:`penalty`."""
-        warnings.warn("penalizer is deprecated: use penalty", DeprecationWarning, stacklevel=2)
-        return self.penalty
+    #: Deprecated names (one release): ``penalizer`` of ``penalty``, ``freq_`` of ``period_``.
+    penalizer = renamed_attribute("penalty", "penalizer")
+    freq_ = renamed_attribute("period_", "freq_")
 
     @classmethod
-    def from_dict(cls, data, *, source: str = "model"):
+    def from_dict(cls, data, *, source: str = "model") -> BaseModel:
         """Rebuild a model from :meth:`to_dict`'s data; files that say ``penalizer`` still load."""
         hyper = data.get("hyperparameters") if isinstance(data, dict) else None
         if isinstance(hyper, dict) and "penalizer" in hyper and "penalty" not in hyper:
@@ -139,8 +134,10 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
     # ------------------------------------------------------------------ keeping a model
 
     @classmethod
-    def from_params(cls, params, *, time_unit: str | None = None, freq: str | None = None,
-                    std_err=None, variance_matrix=None, n_obs=None, **hyper) -> BaseModel:
+    @renamed_arguments(freq="period")
+    def from_params(cls, params, *, time_unit: str | None = None, period: str | None = None,
+                    std_err=None, variance_matrix=None, n_obs=None, penalty: float = 0.0,
+                    maxiter: int = 2000, tol: float = 1e-8) -> BaseModel:
         """Return the model evaluable at given parameters, e.g. a paper's estimates.
 
         Predictions work as after :meth:`fit`; ``fitted_here_`` is False,
@@ -151,7 +148,7 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         ----------
         params : mapping or pandas.Series
             Every parameter of the model by name (``_param_names``), positive.
-        time_unit, freq : {"D", "W", "M"}, optional
+        time_unit, period : {"D", "W", "M"}, optional
             The units the parameters are in (e.g. ``time_unit="W"`` for Fader,
             Hardie & Lee's weekly CDNOW estimates); given, the model refuses a
             summary labelled in other units, as a fitted model does.
@@ -161,8 +158,8 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
             The parameters' covariance matrix, in the order of ``params``.
         n_obs : float, optional
             Customers the parameters were estimated on (default NaN: unknown).
-        **hyper
-            ``penalty``, ``maxiter``, ``tol`` (used only by a later ``fit``).
+        penalty, maxiter, tol
+            Hyperparameters (used only by a later ``fit``).
 
         Returns
         -------
@@ -176,7 +173,7 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         ``params_``); its predictions then need ``covariates=``.
         """
         base = list(cls._param_names)
-        model = cls(**hyper)
+        model = cls(penalty=penalty, maxiter=maxiter, tol=tol)
         given = list(params.index if isinstance(params, pd.Series) else params or [])
         extra = [str(k) for k in given if str(k) not in base]
         model._design = None
@@ -186,7 +183,7 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
             model._design = design_from_names(extra, f"{cls.__name__}.from_params")
         names = base + (extra if model._design is not None else [])
         p = given_params(cls, params, names, positive=base)
-        model._set_units(freq, time_unit)
+        model._set_units(period, time_unit)
         se = given_column(cls, std_err, names, "std_err")
         positive = [n in base for n in names]
         model._given(p, summary_table(names, p, se, positive=positive), n_obs=n_obs)
@@ -204,22 +201,22 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         model.boundary_ = model._at_boundary()
         return model
 
-    def _set_units(self, freq, time_unit) -> None:
+    def _set_units(self, period, time_unit) -> None:
         from crmstats.clv.units import check_units
 
-        if freq is None and time_unit is None:
-            self.freq_ = self.time_unit_ = None
+        if period is None and time_unit is None:
+            self.period_ = self.time_unit_ = None
             return
         try:
-            units = check_units(freq or time_unit, time_unit)
+            units = check_units(period or time_unit, time_unit)
         except ValueError as exc:
-            raise DataError(f"{type(self).__name__}: bad time_unit / freq: {exc}", table="units",
+            raise DataError(f"{type(self).__name__}: bad time_unit / period: {exc}", table="units",
                             column="time_unit") from None
-        self.freq_ = units.period if freq is not None else None
+        self.period_ = units.period if period is not None else None
         self.time_unit_ = units.time_unit
 
     def _fit_facts(self) -> dict:
-        facts = {"time_unit": self.time_unit_, "freq": self.freq_, "n_obs": self.n_obs_,
+        facts = {"time_unit": self.time_unit_, "freq": self.period_, "n_obs": self.n_obs_,
                  "n_rows": self.n_rows_, "converged": self.converged_,
                  "boundary": self.boundary_, "log_likelihood": self.log_likelihood_,
                  "optimizer_message": self.optimizer_message_}
@@ -374,7 +371,7 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
             )
         self._data_ = data
         self._given_params = False
-        self.freq_ = units.period if units is not None else None
+        self.period_ = units.period if units is not None else None
         self.time_unit_ = units.time_unit if units is not None else None
         self.params_ = pd.Series(np.exp(best.x), index=list(self._param_names), name="estimate")
         self.log_likelihood_ = float(-self._nll_value(best.x, data))
@@ -566,10 +563,10 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         units = summary_units(summary, check=False)
         if units is None:
             return
-        if units.time_unit != unit or (self.freq_ is not None and units.period != self.freq_):
+        if units.time_unit != unit or (self.period_ is not None and units.period != self.period_):
             raise DataError(
-                f"{type(self).__name__} was fitted on a summary with freq={self.freq_!r}, "
-                f"time_unit={unit!r}, but this summary has freq={units.period!r}, "
+                f"{type(self).__name__} was fitted on a summary with period={self.period_!r}, "
+                f"time_unit={unit!r}, but this summary has period={units.period!r}, "
                 f"time_unit={units.time_unit!r}; predictions would be in the wrong unit",
                 table="summary", column="T",
             )

@@ -200,7 +200,8 @@ class BetaGeoModel(BaseModel):
 
     # ------------------------------------------------------------------ predictions
 
-    def expected_purchases(self, t, covariates: pd.DataFrame | None = None):
+    def expected_purchases(self, t, covariates: pd.DataFrame | None = None
+                           ) -> np.ndarray | pd.Series:
         """Return the expected repeat purchases of a new customer in ``(0, t]``: E[X(t)].
 
         Parameters

@@ -243,7 +243,7 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     names = list(model._param_names) + design.names
     theta = res.x
     model._given_params = False
-    model.freq_ = units.period if units is not None else None
+    model.period_ = units.period if units is not None else None
     model.time_unit_ = units.time_unit if units is not None else None
     model.params_ = pd.Series(np.concatenate([np.exp(theta[:k]), theta[k:]]), index=names,
                               name="estimate")

@@ -159,7 +159,8 @@ class ParetoNBDModel(BaseModel):
                     + s * np.log(beta + T) + np.where(np.isnan(log_a0), -np.inf, log_a0))
         return expit(-log_odds)
 
-    def expected_purchases(self, t, covariates: pd.DataFrame | None = None):
+    def expected_purchases(self, t, covariates: pd.DataFrame | None = None
+                           ) -> np.ndarray | pd.Series:
         """Return the expected repeat purchases of a new customer in ``(0, t]``.
 
         ``covariates``: as for :meth:`BetaGeoModel.expected_purchases`.

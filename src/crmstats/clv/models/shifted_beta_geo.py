@@ -11,6 +11,8 @@ References
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, hyp2f1
@@ -142,11 +144,31 @@ class ShiftedBetaGeoModel(BaseModel):
         t = np.asarray(t, dtype=float)
         return np.exp(betaln(alpha, beta + t) - betaln(alpha, beta))
 
-    def churn_probability(self, t) -> np.ndarray:
+    def churn_in_period(self, t) -> np.ndarray:
         """Probability that a new customer churns exactly in period ``t`` (t >= 1)."""
         alpha, beta = self._p()
         t = np.asarray(t, dtype=float)
         return np.exp(betaln(alpha + 1, beta + t - 1) - betaln(alpha, beta))
+
+    def churn_probability(self, t=None, *, horizon=None) -> np.ndarray:
+        """Probability that a new customer churns within ``horizon`` periods: ``1 - S(horizon)``.
+
+        ``horizon`` defaults to 1, the first period.
+
+        ``churn_probability(t)`` (positional) is the old meaning, the probability
+        of churning exactly *in* period ``t``: it still returns that for one
+        release, with a :class:`DeprecationWarning` — use :meth:`churn_in_period`.
+        """
+        self._check_fitted()
+        if t is not None:
+            if horizon is not None:
+                raise TypeError("churn_probability: pass horizon= only")
+            warnings.warn("ShiftedBetaGeoModel.churn_probability(t) (the probability of "
+                          "churning in period t) is renamed churn_in_period(t); "
+                          "churn_probability(horizon=h) is the probability of churning within "
+                          "h periods", DeprecationWarning, stacklevel=2)
+            return self.churn_in_period(t)
+        return 1.0 - self.survival(1 if horizon is None else horizon)
 
     def retention_rate(self, t) -> np.ndarray:
         """Return the share of those active at ``t - 1`` who renew at ``t``.
