@@ -72,7 +72,7 @@ def simulate(n: int, levels: list[int], seed: int = 13):
     tx = np.minimum(np.ceil(tx * 7) / 7, T)
     ids = pd.Index([f"C{i:07d}" for i in range(n)], name="customer_id")
     summary = clv.with_units(pd.DataFrame({"frequency": x, "recency": tx, "T": T}, index=ids),
-                             freq="D", time_unit="W")
+                             period="D", time_unit="W")
     customers = pd.DataFrame({"customer_id": ids,
                               **{name: pd.Series(cats[name]).map(lambda v: f"L{v}").to_numpy()
                                  for name in names}})

@@ -43,7 +43,7 @@ def simulate_shop(seed=13, n=3000):
     tx = np.minimum(np.ceil(tx * 7) / 7, T)
     ids = pd.Index([f"C{i:05d}" for i in range(n)], name="customer_id")
     summary = clv.with_units(pd.DataFrame({"frequency": x, "recency": tx, "T": T}, index=ids),
-                             freq="D", time_unit="W")
+                             period="D", time_unit="W")
     customers = pd.DataFrame({"customer_id": ids, "channel": np.where(paid > 0, "paid", "organic"),
                               "region": region, "age": rng.integers(18, 80, n)})
     return summary, customers
