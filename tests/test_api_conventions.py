@@ -98,6 +98,9 @@ RETIRED_OK = {
 #: annotations); xfail until fixed, not strict, so that no landing is blocked by this file:
 #: delete an entry once it passes.
 PENDING = {
+    "clv.GammaGammaModel.from_params": "**meta: spell out the arguments (penalty, maxiter, tol "
+                                       "as BaseModel.from_params): gamma_gamma.py (helper "
+                                       "channelvalue)",
     "attribution.experiment_data": "no return annotation: attribution/experiments.py",
 }
 #: Members that return a dict and are not results (rule 5), and why.

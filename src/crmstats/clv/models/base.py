@@ -120,7 +120,17 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
 
     #: Deprecated names (one release): ``penalizer`` of ``penalty``, ``freq_`` of ``period_``.
     penalizer = renamed_attribute("penalty", "penalizer")
-    freq_ = renamed_attribute("period_", "freq_")
+
+    def _old_freq(self):
+        warnings.warn(f"{type(self).__name__}.freq_ is renamed period_; the old name will be "
+                      "removed in the next release", DeprecationWarning, stacklevel=2)
+        return self.period_
+
+    def _set_old_freq(self, value) -> None:  # code written for freq_ still sets the period
+        self.period_ = value
+
+    _old_freq.__renamed_to__ = "period_"  # the API convention test skips deprecated aliases
+    freq_ = property(_old_freq, _set_old_freq, doc="Deprecated: the old name of ``period_``.")
 
     @classmethod
     def from_dict(cls, data, *, source: str = "model") -> BaseModel:
