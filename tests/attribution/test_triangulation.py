@@ -157,3 +157,12 @@ def dataclasses_replace_spend(crm):  # a CRM without spend
     import dataclasses
 
     return dataclasses.replace(crm, spend=None)
+
+
+def test_the_readers_view_has_the_same_columns_whatever_the_sources():
+    journey = pd.Series({"a": 50.0, "b": 30.0})
+    view = A.triangulation_view(A.triangulate(journey))
+    assert list(view.columns) == ["spend", "journey_share", "lift_share", "mmm_share", "roas",
+                                  "calibrated_roas", "cac", "incremental_cac", "odd_source"]
+    assert view["journey_share"].tolist() == pytest.approx([0.625, 0.375])
+    assert view["lift_share"].isna().all() and (view["odd_source"] == "").all()

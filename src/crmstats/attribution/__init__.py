@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         triangulate,
         triangulate_crm,
         triangulation_finding,
+        triangulation_view,
     )
     from crmstats.attribution.triangulation_plots import (
         plot_budget_shift,
@@ -98,6 +99,7 @@ __all__ = [
     "triangulate",
     "triangulate_crm",
     "triangulation_finding",
+    "triangulation_view",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

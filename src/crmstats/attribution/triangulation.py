@@ -36,7 +36,11 @@ import pandas as pd
 from crmstats.exceptions import DataError
 
 __all__ = ["disagreements", "media_data", "triangulate", "triangulate_crm",
-           "triangulation_finding"]
+           "triangulation_finding", "triangulation_view"]
+
+#: The columns of :func:`triangulation_view`, for readers.
+VIEW_COLUMNS = ("spend", "journey_share", "lift_share", "mmm_share", "roas", "calibrated_roas",
+                "cac", "incremental_cac", "odd_source")
 
 #: The sources whose shares are compared, with their names in plain words.
 SOURCES = {"journey_share": "journey credit", "lift_share": "the holdout tests",
@@ -324,3 +328,15 @@ def media_data(source: Any = "demo", *, demo_media_share: float = 0.35,
     crm = load_crm(source)
     crm.require("spend", "conversions")
     return crm
+
+
+def triangulation_view(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the columns of :func:`triangulate`'s table a reader needs, always the same ones.
+
+    ``spend``, the three sources' shares, ROAS, calibrated ROAS, CAC,
+    incremental CAC and the source that stands apart (NaN, or empty, where a
+    source was not available), so a page can format them by name.
+    """
+    out = table.reindex(columns=list(VIEW_COLUMNS))
+    out["odd_source"] = out["odd_source"].astype(object).fillna("")
+    return out
