@@ -12,7 +12,7 @@ import still ties two modules together). It prints
   highest floor it imports (``crmstats.exceptions`` is on floor 1), and the
   number of floors is the highest;
 * the floors of the book's modules and of the shared plotting helpers, the
-  domain -> book imports (goal: none) and the users of ``crmstats.io``.
+  domain -> book imports (goal: none).
 
 ``-v`` lists every module with its floor and imports.
 """
@@ -47,8 +47,6 @@ def main(argv: list[str]) -> None:
         f"{m} -> {t}" for m, targets in graph.items() for t in targets
         if any(m.startswith(f"crmstats.{d}") for d in DOMAINS) and t.startswith("crmstats.book"))
     print(f"domain -> book imports: {len(domain_to_book)}", *domain_to_book, sep="\n  ")
-    io_users = sorted(m for m, targets in graph.items() if "crmstats.io" in targets)
-    print(f"modules importing crmstats.io: {len(io_users)}", *io_users, sep="\n  ")
     if verbose:
         for name in sorted(graph, key=lambda m: (floor[m], m)):
             print(f"{floor[name]:3d} {name}: {', '.join(sorted(graph[name]))}")

@@ -80,19 +80,11 @@ def test_the_book_keeps_its_formatting_names():
         formatting.set_currency(before)
 
 
-def test_no_module_imports_the_io_shim():
-    """``crmstats.io`` re-exports the data layer for user code; the package uses the real homes."""
-    users = sorted(m for m in MODULES if "crmstats.io" in imports_of(m))
-    assert users == []
-    import importlib
+def test_the_io_shim_is_gone():
+    """``crmstats.io`` (a re-export of the data layer) is gone: import from the real homes."""
+    import importlib.util
 
-    import crmstats.io
-
-    # by module path: the attribute crmstats.backend is the function backend() once the
-    # package's lazy names have been used, not the module
-    home = [importlib.import_module(f"crmstats.{m}") for m in ("backend", "validation", "sources")]
-    for name in crmstats.io.__all__:
-        assert any(getattr(crmstats.io, name) is getattr(m, name, None) for m in home), name
+    assert importlib.util.find_spec("crmstats.io") is None
 
 
 def test_no_import_ring():

@@ -223,7 +223,7 @@ def test_source_init_recognises_the_real_shapes(example, table, tmp_path):
     """init on the bare example export writes a file giving the committed file's table."""
     from pathlib import Path
 
-    from crmstats.io import execute
+    from crmstats.backend import execute
     from crmstats.sources import init_source_file
 
     committed = Path(__file__).parents[1] / "data" / example
@@ -256,7 +256,7 @@ def test_a_deals_export_gives_the_same_pipeline_from_every_source_kind(tmp_path)
     from pathlib import Path
 
     from crmstats import funnel
-    from crmstats.io import execute
+    from crmstats.backend import execute
 
     described = load_crm(Path(__file__).parents[1] / "data" / "deals")
     frames = crmstats.CRMData(deals=execute(described.table("deals")))
@@ -298,7 +298,7 @@ def test_the_invoice_log_reads_as_plain_pandas_reads_it():
     from pathlib import Path
 
     from crmstats import clv
-    from crmstats.io import execute
+    from crmstats.backend import execute
 
     base = Path(__file__).parents[1] / "data" / "giftshop"
     raw = pd.read_csv(base / "invoices.csv", dtype={"CustomerID": str, "InvoiceNo": str})

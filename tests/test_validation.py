@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 import crmstats
+from crmstats.backend import execute as _execute
 from crmstats import DataError, validate
 from crmstats.schema import TABLES
 from crmstats.validation import SourceTable
@@ -210,7 +211,7 @@ def test_amount_of_an_invoice_line_is_quantity_times_unit_price(tmp_path):
     out = validate(lines, "transactions", columns=cols)
     np.testing.assert_allclose(out["amount"], want)
     lines.to_csv(tmp_path / "lines.csv", index=False)
-    got = crmstats.io.execute(validate(str(tmp_path / "lines.csv"), "transactions",
+    got = _execute(validate(str(tmp_path / "lines.csv"), "transactions",
                                        columns=cols))
     np.testing.assert_allclose(got["amount"], want)
     # without a unit price the amount is still missing, and the message says how to add it
@@ -235,7 +236,7 @@ def test_deals_without_dates_or_amount_are_valid(tmp_path):
     out = validate(deals, "deals")
     assert out["created_at"].isna().sum() == 1 and out["amount"].isna().sum() == 1
     deals.to_csv(tmp_path / "deals.csv", index=False)
-    got = crmstats.io.execute(validate(str(tmp_path / "deals.csv"), "deals"))
+    got = _execute(validate(str(tmp_path / "deals.csv"), "deals"))
     assert got["amount"].isna().sum() == 1 and got["closed_at"].isna().sum() == 2
     with pytest.raises(DataError, match="'amount'.*not numbers"):
         validate(deals.assign(amount=["", "1200", "n/a", "0"]), "deals")

@@ -61,6 +61,6 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__, __file__,
     submodules=("attribution", "backend", "book", "churn", "clv", "crmdata", "datasets",
-                "formatting", "funnel", "io", "overview", "plotting", "privacy", "quality",
+                "formatting", "funnel", "overview", "plotting", "privacy", "quality",
                 "schema", "scores", "sources", "validation"),
 )
