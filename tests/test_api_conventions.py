@@ -94,15 +94,6 @@ RETIRED_OK = {
     "attribution.holdout_size": {"alpha"},  # the size of a planned test, not an interval level
     "attribution.holdout_plan": {"alpha"},
 }
-#: Deviations in files other helpers own today (renames of README "Glossary", missing return
-#: annotations); xfail until fixed, not strict, so that no landing is blocked by this file:
-#: delete an entry once it passes.
-PENDING = {
-    "clv.GammaGammaModel.from_params": "**meta: spell out the arguments (penalty, maxiter, tol "
-                                       "as BaseModel.from_params): gamma_gamma.py (helper "
-                                       "channelvalue)",
-    "attribution.experiment_data": "no return annotation: attribution/experiments.py",
-}
 #: Members that return a dict and are not results (rule 5), and why.
 NOT_RESULTS = {
     "to_dict": "a model's JSON-ready content (Estimator.to_dict), the model file's format",
@@ -115,8 +106,6 @@ def _cases(pairs):
     def marks(n):
         if n in KNOWN:
             return [pytest.mark.xfail(strict=True, reason=KNOWN[n])]
-        if n in PENDING:
-            return [pytest.mark.xfail(strict=False, reason=PENDING[n])]
         return []
 
     return [pytest.param(n, f, id=n, marks=marks(n)) for n, f in pairs]

@@ -31,7 +31,7 @@ References
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ import pandas as pd
 from crmstats.backend import execute
 from crmstats.exceptions import DataError
 from crmstats.validation import as_table
+
+if TYPE_CHECKING:
+    from crmstats.crmdata import CRMData
 
 __all__ = ["experiment_data", "holdout_plan", "holdout_size", "lift_test"]
 
@@ -289,7 +292,7 @@ def holdout_plan(lifts: pd.DataFrame, *, margin: float = 0.01, holdout_share: fl
     return out.join(plan[["holdout_units", "treatment_units", "total_units"]].astype("int64"))
 
 
-def experiment_data(source: Any = "demo", *, demo_holdout_share: float = 0.1):
+def experiment_data(source: Any = "demo", *, demo_holdout_share: float = 0.1) -> CRMData:
     """Load a data source for an incrementality study: it must hold an experiments table.
 
     Parameters

@@ -30,6 +30,7 @@ from crmstats.clv.models._spend_covariates import objective as covariate_objecti
 from crmstats.clv.models.base import BaseModel, _bad_rows, vdot
 from crmstats.estimator import given_column, given_params, summary_table
 from crmstats.exceptions import DataError, DataWarning
+from crmstats.vocabulary import renamed_arguments
 
 __all__ = ["GammaGammaModel"]
 
@@ -101,7 +102,10 @@ class GammaGammaModel(BaseModel):
                                     lr.number("log_likelihood_null"), len(names))
 
     @classmethod
-    def from_params(cls, params, *, std_err=None, variance_matrix=None, **meta):
+    @renamed_arguments(freq="period")
+    def from_params(cls, params, *, time_unit: str | None = None, period: str | None = None,
+                    std_err=None, variance_matrix=None, n_obs=None, penalty: float = 0.0,
+                    maxiter: int = 2000, tol: float = 1e-8) -> GammaGammaModel:
         """Return the model evaluable at given parameters (see :meth:`BaseModel.from_params`).
 
         Parameters other than ``p``, ``q``, ``v`` are spend coefficients,
@@ -110,6 +114,8 @@ class GammaGammaModel(BaseModel):
         frame with those columns. With every coefficient 0 the
         model gives the likelihood and predictions of the model without them.
         """
+        meta = {"time_unit": time_unit, "period": period, "n_obs": n_obs, "penalty": penalty,
+                "maxiter": maxiter, "tol": tol}
         given = params.to_dict() if isinstance(params, pd.Series) else params
         extra = [str(k) for k in (given if isinstance(given, dict) else {})
                  if str(k) not in cls._param_names]
