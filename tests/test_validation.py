@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 import crmstats
-from crmstats.backend import execute as _execute
 from crmstats import DataError, validate
+from crmstats.backend import execute as _execute
 from crmstats.schema import TABLES
 from crmstats.validation import SourceTable
 

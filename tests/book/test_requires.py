@@ -262,7 +262,7 @@ def test_source_check_lists_the_studies_the_source_supports(shop):
     result = CliRunner().invoke(app, ["source", "check", str(shop), "--book-dir",
                                       str(ROOT / "book")])
     assert result.exit_code == 0, result.output
-    assert ("studies supported (6 of 12): data-quality, data-overview, clv-cdnow, clv, churn, "
+    assert ("studies supported (6 of 13): data-quality, data-overview, clv-cdnow, clv, churn, "
             "value-migration") in result.output
     assert "not available: funnel — needs deals or stage_events" in result.output
     assert "not available: attribution — needs touchpoints, conversions, customers, spend" \

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import crmstats
-from crmstats.backend import execute as _execute
 from crmstats import CRMData, DataError, funnel
+from crmstats.backend import execute as _execute
 
 DEALS = Path(__file__).parents[2] / "data" / "deals"
 

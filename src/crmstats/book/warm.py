@@ -89,6 +89,7 @@ def warm_kernels(cwd: str | Path | None = None, sources=()):
             [sys.executable, "-m", "crmstats.book.warm", str(sock),
              json.dumps(sorted({str(x) for x in sources}))],
             cwd=str(cwd) if cwd else None, stdin=subprocess.DEVNULL)
+        _wait_for_socket(sock, server)
         before = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
         try:
@@ -220,6 +221,21 @@ def serve(path: str, sources=()) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # no interpreter teardown: DuckDB's bindings report "leaks" at exit otherwise
+
+
+def _wait_for_socket(sock: Path, server: subprocess.Popen, limit: float = 60.0) -> None:
+    """Wait until the server listens (it binds first), so no launcher comes too early.
+
+    A launcher that finds no socket starts an ordinary kernel: on a loaded
+    machine the server's interpreter can take seconds to start, and every study
+    then lost the warm kernel without a word. A server that exits, or does not
+    listen within ``limit`` seconds, leaves the studies to ordinary kernels.
+    """
+    import time
+
+    end = time.monotonic() + limit
+    while not sock.exists() and server.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
 
 
 def _no_connection_yet() -> None:

@@ -78,7 +78,8 @@ class SurvivalCurves:
         ``survival_band_upper_95``, ``at_risk``: the Kaplan-Meier step
         function with pointwise log(-log) confidence intervals and a
         simultaneous Hall-Wellner band (which covers the whole true curve
-        with the stated confidence), starting at time 0 with survival 1.
+        with the stated confidence; tabulated at 95 % only, NaN at other
+        levels), starting at time 0 with survival 1.
         The interval columns are named for the level (``_90`` at 0.9); their
         old names ``lower``, ``upper``, ``band_lower``, ``band_upper`` read
         them for one release.
@@ -158,7 +159,9 @@ def survival_curves(
               else np.full(len(data), "all", dtype=object))
     if not 0 < float(level) < 1:
         raise ValueError(f"level is a coverage in (0, 1), got {level}")
-    alpha = 1.0 - float(level)  # statsmodels' argument
+    # statsmodels' argument; rounded, because its Hall-Wellner band accepts exactly 0.05
+    # (1 - 0.95 is 0.050000000000000044: the band fell back to the pointwise interval)
+    alpha = round(1.0 - float(level), 12)
     z = special.ndtri(1 - alpha / 2)  # standard normal quantile
     (s_lo, s_hi), (b_lo, b_hi) = (interval_columns(q, level) for q in ("survival", "survival_band"))
     m_lo, m_hi = interval_columns("median", level)
@@ -177,12 +180,16 @@ def survival_curves(
         lower = np.where(np.isfinite(lower), lower, np.where(s >= 1, 1.0, 0.0))
         upper = np.where(np.isfinite(upper), upper, np.where(s >= 1, 1.0, s))
         # simultaneous (Hall-Wellner) band: covers the whole curve with 1 - alpha
-        try:
-            band_lo, band_hi = sf.simultaneous_cb(alpha=alpha, method="hw", transform="log")
-            band_lo = np.where(np.isfinite(band_lo), band_lo, lower)
-            band_hi = np.where(np.isfinite(band_hi), np.minimum(band_hi, 1.0), upper)
-        except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
-            band_lo, band_hi = lower, upper
+        if alpha != 0.05:  # statsmodels tabulates the Hall-Wellner band at 95 % only
+            band_lo = band_hi = np.full(len(s), np.nan)
+        else:
+            try:
+                band_lo, band_hi = sf.simultaneous_cb(alpha=alpha, method="hw",
+                                                      transform="log")
+                band_lo = np.where(np.isfinite(band_lo), band_lo, lower)
+                band_hi = np.where(np.isfinite(band_hi), np.minimum(band_hi, 1.0), upper)
+            except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+                band_lo, band_hi = lower, upper
         curves.append(pd.DataFrame({
             "group": g, "time": np.concatenate([[0.0], times]),
             "survival": np.concatenate([[1.0], s]),

@@ -1,0 +1,292 @@
+"""Findings of the marketing studies: attribution, incrementality, where the next euro should go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crmstats.book.findings._common import (
+    _finite,
+    _keep,
+    _label,
+    _top,
+)
+from crmstats.book.report import (
+    fmt_money,
+    fmt_number,
+    fmt_pct,
+    fmt_ratio,
+)
+
+__all__ = ["attribution", "incrementality", "incrementality_kpis", "next_euro", "next_euro_kpis"]
+
+
+def attribution(
+    shares: pd.DataFrame,
+    economics: pd.DataFrame | None = None,
+    accuracy: pd.DataFrame | None = None,
+    model: str = "Markov (order 1)",
+) -> list[str]:
+    """Write the key findings of the channel attribution study.
+
+    Parameters
+    ----------
+    shares : DataFrame
+        :func:`crmstats.attribution.credit_shares` (channels by models).
+    economics : DataFrame, optional
+        :func:`crmstats.attribution.channel_economics` (with a ``total`` row).
+    accuracy : DataFrame, optional
+        :func:`crmstats.attribution.share_error` against the true shares.
+    model : str
+        The model the economics use.
+
+    Returns
+    -------
+    list of str
+    """
+    table = shares if model in shares.columns else shares.T
+    if model not in table.columns:
+        model = table.columns[-1]
+    ranked = _top(table[model], 2)
+    out = [
+        f"By the {model} model, {_label(ranked[0])} earns the largest share of conversions "
+        f"({fmt_pct(table.loc[ranked[0], model])})"
+        + (
+            f", ahead of {_label(ranked[1])} ({fmt_pct(table.loc[ranked[1], model])})."
+            if len(ranked) > 1
+            else "."
+        )
+    ]
+    spread = table.max(axis=1) - table.min(axis=1)
+    widest = _top(spread)[0]
+    out.append(
+        f"The models disagree most on {_label(widest)}: from "
+        f"{fmt_pct(table.loc[widest].min())} to {fmt_pct(table.loc[widest].max())} of "
+        "the credit, so its value depends on how journeys are read."
+    )
+    if accuracy is not None and "mae" in accuracy and accuracy["mae"].notna().any():
+        acc = accuracy["mae"].dropna()
+        best = acc.idxmin()
+        out.append(
+            f"Against the simulator's true incremental shares, {best} comes closest "
+            f"(mean absolute error {fmt_pct(acc.loc[best])} per channel)."
+        )
+    if economics is not None and "total" in economics.index:
+        total = economics.loc["total"]
+        line = f"Across channels, a customer costs {fmt_money(total.get('cac'))} to acquire"
+        if _finite(total.get("ltv_cac")):
+            line += f" and returns {fmt_ratio(total.get('ltv_cac'))} that cost (LTV:CAC)"
+        out.append(line + ".")
+        per = economics.drop(index="total")
+        if "ltv_cac" in per and per["ltv_cac"].notna().sum() >= 2:
+            order = per["ltv_cac"].replace([np.inf, -np.inf], np.nan).dropna().sort_values()
+            out.append(
+                f"{_label(order.index[-1]).capitalize()} pays back best "
+                f"({fmt_ratio(order.iloc[-1])}), {_label(order.index[0])} worst "
+                f"({fmt_ratio(order.iloc[0])})."
+            )
+    return _keep(out)
+
+
+def incrementality_kpis(
+    calibrated: pd.DataFrame, economics: pd.DataFrame, conversions: Any
+) -> dict[str, dict[str, Any]]:
+    """Return the incrementality study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The share of all sales the channels add (calibrated incremental
+    conversions over the ``conversions`` table's rows) and the blended
+    incremental CAC (``economics``' ``total`` row).
+    """
+    n = len(conversions) if isinstance(conversions, pd.DataFrame) else conversions.count().execute()
+    return {
+        "incremental_sales_share": {
+            "value": calibrated["conversions"].sum() / n,
+            "label": "Share of sales the channels add (calibrated)",
+            "kind": "share",
+        },
+        "incremental_cac": {
+            "value": economics.loc["total", "incremental_cac"],
+            "label": "Incremental CAC (blended)",
+            "kind": "money",
+        },
+    }
+
+
+def incrementality(
+    lifts: pd.DataFrame,
+    calibrated: pd.DataFrame,
+    economics: pd.DataFrame | None = None,
+    journey_shares: pd.Series | None = None,
+    truth_error: pd.Series | None = None,
+) -> list[str]:
+    """Write the key findings of the incrementality study.
+
+    Parameters
+    ----------
+    lifts : pandas.DataFrame
+        :func:`crmstats.attribution.lift_test` (one row per tested channel).
+    calibrated : pandas.DataFrame
+        :func:`crmstats.attribution.calibrate`.
+    economics : pandas.DataFrame, optional
+        :func:`crmstats.attribution.incremental_economics` (with a ``total`` row).
+    journey_shares : pandas.Series, optional
+        One journey model's credit shares, to say where it misjudges most.
+    truth_error : pandas.Series, optional
+        Mean absolute share error per model against a known truth (simulated data).
+
+    Returns
+    -------
+    list of str
+    """
+    out: list[str | None] = []
+    if len(lifts):
+        sig = lifts[(lifts["p_value"] < 0.05) & (lifts["lift"] > 0)]
+        best = _top(lifts["relative_lift"])[0]
+        verb = "raises" if len(sig) == 1 else "raise"
+        out.append(
+            f"Of {len(lifts)} channels tested with holdouts, {len(sig)} {verb} conversion "
+            f"significantly (5 % level); the largest relative lift is {_label(best)}: "
+            f"{fmt_pct(lifts.loc[best, 'relative_lift'], signed=True)} (95 % interval "
+            f"{fmt_pct(lifts.loc[best, 'relative_lower_95'], signed=True)} to "
+            f"{fmt_pct(lifts.loc[best, 'relative_upper_95'], signed=True)})."
+        )
+        flat = [_label(c) for c in lifts.index[lifts["lower_95"] <= 0]]
+        if flat:
+            out.append(
+                "No lift can be told from zero yet for "
+                + ", ".join(flat[:4])
+                + (" and others" if len(flat) > 4 else "")
+                + ": their holdouts are too small, or they add little."
+            )
+    ranked = _top(calibrated["share"], 2)
+    if len(ranked) == 2:
+        out.append(
+            f"Calibrated by the experiments, {_label(ranked[0])} adds the most "
+            f"conversions ({fmt_pct(calibrated.loc[ranked[0], 'share'])} of all "
+            f"incremental conversions), then {_label(ranked[1])} "
+            f"({fmt_pct(calibrated.loc[ranked[1], 'share'])})."
+        )
+    if journey_shares is not None:
+        credit = journey_shares.reindex(calibrated.index).fillna(0.0)
+        diff = calibrated["share"] - credit
+        c = diff.abs().idxmax()
+        word = "under" if diff[c] > 0 else "over"
+        adds = calibrated.loc[c, "share"]
+        # a calibrated share at or below zero is "nothing measurable", not "-0.036 %"
+        adds_text = (
+            f"{fmt_pct(adds)} of what the channels add"
+            if adds >= 0.001
+            else "next to none of what the channels add"
+        )
+        out.append(
+            f"Journey-based credit {word}-rates {_label(c)} most: "
+            f"{fmt_pct(credit[c])} of the credit against {adds_text}."
+        )
+    if economics is not None and "incremental_cac" in economics:
+        eco = economics.drop(index="total", errors="ignore")
+        eco = eco[np.isfinite(eco["incremental_cac"]) & (eco["incremental_cac"] > 0)]
+        if len(eco) >= 2:
+            cheap, dear = eco["incremental_cac"].idxmin(), eco["incremental_cac"].idxmax()
+            out.append(
+                f"Per customer it adds, {_label(cheap)} is the cheapest channel "
+                f"({fmt_money(eco.loc[cheap, 'incremental_cac'])}) and {_label(dear)} "
+                f"the dearest ({fmt_money(eco.loc[dear, 'incremental_cac'])})."
+            )
+    if truth_error is not None and len(truth_error.dropna()):
+        err = truth_error.dropna()
+        best = err.idxmin()
+        out.append(
+            f"Against the simulator's known truth, {best} comes closest "
+            f"({fmt_pct(err[best])} off per channel on average)."
+        )
+    return _keep(out)
+
+
+def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) -> list[str]:
+    """Write the key findings of the study "Where the next euro should go".
+
+    Parameters
+    ----------
+    model : MediaMixModel
+        Fitted (its ``mroas_``: marginal ROAS at current spend, with intervals).
+    plan : BudgetPlan
+        ``model.optimize_budget(...)``: the recommended split and its expected gain.
+    triangulation : pandas.DataFrame, optional
+        :func:`crmstats.attribution.triangulate`'s table, to say where the
+        sources disagree.
+
+    Returns
+    -------
+    list of str
+    """
+    from crmstats.attribution.triangulation import triangulation_finding
+
+    out: list[str | None] = []
+    unit = str(getattr(model, "outcome", "outcome")).replace("_", " ")
+    m = model.mroas_.sort_values("estimate", ascending=False)
+    if len(m):
+        best, worst = m.index[0], m.index[-1]
+
+        def said(c):
+            return (
+                f"{_label(c)} ({fmt_number(m.loc[c, 'estimate'], 2)} {unit} per unit of "
+                f"spend, 95 % interval {fmt_number(m.loc[c, 'lower_95'], 2)} to "
+                f"{fmt_number(m.loc[c, 'upper_95'], 2)})"
+            )
+
+        out.append(
+            f"The next unit of spend returns most in {said(best)} and least in {said(worst)}."
+        )
+    a = plan.allocation
+    up = a[a["change"] > 0].sort_values("change", ascending=False)
+    down = a[a["change"] < 0].sort_values("change")
+    if len(up) and len(down):
+        moved = float(up["change"].sum())
+        out.append(
+            f"Recommended shift: move {fmt_money(moved)} a week "
+            f"({fmt_pct(moved / plan.total)} of the weekly budget of {fmt_money(plan.total)}) "
+            f"from {', '.join(_label(c) for c in down.index[:3])} to "
+            f"{', '.join(_label(c) for c in up.index[:3])}."
+        )
+        out.append(
+            f"Expected gain over {plan.weeks} weeks: {fmt_number(plan.gain, 3)} {unit} "
+            f"(95 % interval {fmt_number(plan.gain_lower_95, 3)} to "
+            f"{fmt_number(plan.gain_upper_95, 3)}), {fmt_pct(plan.relative_gain, signed=True)} on "
+            "what media bring now"
+            + (
+                "; the interval includes no gain, so the shift is a bet, not a sure thing."
+                if not plan.gain_lower_95 > 0
+                else "."
+            )
+        )
+    else:
+        out.append(
+            "The current split is already where the fitted curves put the budget: no "
+            "shift is recommended."
+        )
+    if triangulation is not None and "share_spread" in triangulation:
+        out.append(triangulation_finding(triangulation))
+    return _keep(out)
+
+
+def next_euro_kpis(model: Any, plan: Any) -> dict[str, dict[str, Any]]:
+    """Return the next-euro study's headline KPIs for :func:`crmstats.book.record_kpis`.
+
+    The best channel's marginal ROAS and the recommended split's expected gain
+    (share of what media bring now).
+    """
+    m = model.mroas_["estimate"]
+    return {
+        "best_marginal_roas": {
+            "value": float(m.max()),
+            "kind": "number",
+            "label": f"Best marginal ROAS ({_label(m.idxmax())})",
+        },
+        "budget_shift_gain": {
+            "value": float(plan.relative_gain),
+            "kind": "share",
+            "label": "Expected gain of the recommended budget split",
+        },
+    }
