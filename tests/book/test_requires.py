@@ -392,3 +392,22 @@ def test_a_relative_source_is_named_as_the_kernels_read_it(tmp_path, monkeypatch
     summary = html_module.unescape((html / "summary.html").read_text())
     assert "data_source='Gift shop invoices'" in summary
     assert "Gift shop invoices" in (html / "studies" / "not-available.html").read_text()
+
+
+def test_a_study_needing_weekly_spend_is_not_available_on_monthly_spend():
+    """data/acme records spend once a month: the budget study is listed, not run and failed."""
+    studies = {s.slug: s for s in load_studies(ROOT / "book" / "studies.yml")}
+    study = studies["next-euro"]
+    assert ("spend@weekly",) in study.requires
+    monthly = load_crm(ROOT / "data" / "acme")
+    unmet = unmet_needs(study, monthly, str(ROOT / "data" / "acme"))
+    assert unmet == [("spend@weekly",)]
+    from crmstats.book.build import needs_text
+
+    assert needs_text(unmet[0]) == "`spend` recorded daily or weekly (not once a month)"
+    weekly = load_crm("demo:seed=3,n_contacts=2000,media_share=0.35")
+    assert unmet_needs(study, weekly, "demo:seed=3,n_contacts=2000,media_share=0.35") == []
+    assert unmet_requirements((("spend@weekly",),), {"spend"}, is_weekly=lambda t: False) == [
+        ("spend@weekly",)]
+    with pytest.raises(StudyError, match="only qualifier"):
+        parse_requirements(["spend@monthly"], "studies.yml")

@@ -94,14 +94,11 @@ def media_table(
     name, col = OUTCOMES[outcome]
     crm.require("spend", name)
     sp = crm.table("spend")
-    dates = execute(sp.aggregate(n=sp.date.nunique(),
-                                 firsts=(sp.date.day() == 1).sum().cast("int64"),
-                                 rows=sp.count()))
-    n_dates, firsts, rows = (int(dates[c].iloc[0]) for c in ("n", "firsts", "rows"))
+    rows, monthly = _dates_by_month(sp, "date")
     if rows == 0:
         raise DataError("spend table: no rows; the media table needs spend per week",
                         table="spend")
-    if n_dates >= 3 and firsts == rows:
+    if monthly:
         raise DataError("spend table, column 'date': every date is a month's first day, so "
                         "spend is recorded per month; a weekly media model needs weekly or "
                         "daily spend", table="spend", column="date")
@@ -196,3 +193,21 @@ def assemble(index, outcome: str, y, spend: pd.DataFrame, controls=None) -> pd.D
     out = pd.concat(parts, axis=1, names=["role", "name"])
     out.index.name = "week"
     return out
+
+
+def _dates_by_month(table: Any, column: str) -> tuple[int, bool]:
+    """Return ``(rows, monthly)``: monthly when 3+ dates and every row on a month's first day."""
+    dates = execute(table.aggregate(n=table[column].nunique(),
+                                    firsts=(table[column].day() == 1).sum().cast("int64"),
+                                    rows=table.count()))
+    n_dates, firsts, rows = (int(dates[c].iloc[0]) for c in ("n", "firsts", "rows"))
+    return rows, n_dates >= 3 and firsts == rows
+
+
+def recorded_monthly(crm: Any, table: str = "spend", column: str = "date") -> bool:
+    """Whether ``table`` of ``crm`` records its rows per month (every date a month's first day).
+
+    A weekly media model cannot use such a table (:func:`media_table` refuses
+    it); the book lists a study that needs weekly data as not available.
+    """
+    return _dates_by_month(crm.table(table), column)[1]

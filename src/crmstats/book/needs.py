@@ -51,6 +51,18 @@ def _has_column(crm: Any, table: str, column: str) -> bool:
             return True
 
 
+def _is_weekly(crm: Any, table: str) -> bool:
+    """Whether ``table`` of ``crm`` is finer than one row a month (a failing table counts)."""
+    from crmstats.attribution.media import recorded_monthly
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return not recorded_monthly(crm, table)
+        except CRMStatsError:
+            return True
+
+
 def unmet_needs(study: Study, crm: Any, source: Any = None) -> list[tuple[str, ...]]:
     """Return what ``study`` requires that ``crm`` does not hold (empty: the study applies).
 
@@ -66,7 +78,8 @@ def unmet_needs(study: Study, crm: Any, source: Any = None) -> list[tuple[str, .
     if str(crm.source if source is None else source).strip().partition(":")[0] == "demo":
         tables.add("experiments")
     return unmet_requirements(study.requires, tables,
-                              lambda table, column: _has_column(crm, table, column))
+                              lambda table, column: _has_column(crm, table, column),
+                              lambda table: _is_weekly(crm, table))
 
 
 def _unavailable(studies: list[Study], crms: dict[Any, Any]) -> dict[str, list[tuple[str, ...]]]:
@@ -98,8 +111,14 @@ def _table_example(table: str) -> str:
 
 def needs_text(item: tuple[str, ...]) -> str:
     """Describe an unmet requirement for readers: ```deals` or `stage_events```."""
-    words = [f"`{o}`" if "." not in o else "column `{1}` of `{0}`".format(*o.split(".", 1))
-             for o in item]
+    def words_of(option: str) -> str:
+        if option.endswith("@weekly"):
+            return f"`{option[:-len('@weekly')]}` recorded daily or weekly (not once a month)"
+        if "." in option:
+            return "column `{1}` of `{0}`".format(*option.split(".", 1))
+        return f"`{option}`"
+
+    words = [words_of(o) for o in item]
     return " or ".join(words)
 
 
@@ -121,7 +140,7 @@ def _not_available_page(studies: list[Study], unavailable: dict[str, list[tuple[
     for study in chosen:
         needs = [needs_text(item) for item in unavailable[study.slug]]
         lines.append(f"- **{text(study.title)}** needs {', '.join(needs)}.")
-        tables += [item[0].split(".")[0] for item in unavailable[study.slug]]
+        tables += [item[0].split("@")[0].split(".")[0] for item in unavailable[study.slug]]
     example = "\n".join(_table_example(t) for t in dict.fromkeys(tables))
     lines += ["", "To add a table, export it from the CRM next to the others and map it under "
               "`tables:` in `crmstats.yml` (`crmstats source init <folder>` writes a first draft, "

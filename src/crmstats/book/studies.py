@@ -70,7 +70,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
 def _requirement(item: Any, where: str) -> tuple[str, ...]:
-    """One ``requires`` item as a tuple of alternatives, each ``table`` or ``table.column``."""
+    """One ``requires`` item as a tuple of alternatives: ``table``, ``table.column``, ``table@weekly``."""
     from crmstats.schema import TABLES
 
     options = item if type(item) is list else [item]
@@ -81,7 +81,11 @@ def _requirement(item: Any, where: str) -> tuple[str, ...]:
         if type(option) is not str:
             raise StudyError(f"{where}: a 'requires' item is a table name, table.column or a "
                              f"list of them, got {_describe(option)}")
-        table, _, column = option.partition(".")
+        option_name, _, qualifier = option.partition("@")
+        if qualifier and (qualifier != "weekly" or "." in option_name):
+            raise StudyError(f"{where}: 'requires' item {option!r}: the only qualifier is "
+                             "table@weekly (dates daily or weekly, not one row a month)")
+        table, _, column = option_name.partition(".")
         if table not in TABLES and table not in _EXTRA_TABLES:
             raise StudyError(f"{where}: 'requires' names no table {option!r}; tables: "
                              f"{', '.join(sorted({*TABLES, *_EXTRA_TABLES}))}")
@@ -101,7 +105,7 @@ def parse_requirements(value: Any, where: str) -> tuple[tuple[str, ...], ...]:
 
 
 def unmet_requirements(requires: tuple[tuple[str, ...], ...], tables: set[str],
-                       has_column=None) -> list[tuple[str, ...]]:
+                       has_column=None, is_weekly=None) -> list[tuple[str, ...]]:
     """Return the items of ``requires`` that a data source does not meet.
 
     Parameters
@@ -113,6 +117,8 @@ def unmet_requirements(requires: tuple[tuple[str, ...], ...], tables: set[str],
     has_column : callable, optional
         ``has_column(table, column) -> bool`` for ``table.column`` items
         (default: any column of a present table is there).
+    is_weekly : callable, optional
+        ``is_weekly(table) -> bool`` for ``table@weekly`` items (default: yes).
 
     Returns
     -------
@@ -120,8 +126,11 @@ def unmet_requirements(requires: tuple[tuple[str, ...], ...], tables: set[str],
         The unmet items, each with its alternatives, in the order required.
     """
     def met(option: str) -> bool:
+        option, _, qualifier = option.partition("@")
         table, _, column = option.partition(".")
         if table not in tables:
+            return False
+        if qualifier and is_weekly is not None and not is_weekly(table):
             return False
         return not column or has_column is None or bool(has_column(table, column))
 
