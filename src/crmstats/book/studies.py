@@ -70,7 +70,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
 def _requirement(item: Any, where: str) -> tuple[str, ...]:
-    """One ``requires`` item as a tuple of alternatives: ``table``, ``table.column``, ``table@weekly``."""
+    """One ``requires`` item as alternatives: ``table``, ``table.column`` or ``table@weekly``."""
     from crmstats.schema import TABLES
 
     options = item if type(item) is list else [item]
