@@ -405,6 +405,8 @@ def test_a_study_needing_weekly_spend_is_not_available_on_monthly_spend():
     from crmstats.book.build import needs_text
 
     assert needs_text(unmet[0]) == "`spend` recorded daily or weekly (not once a month)"
+    demo = load_crm("demo:seed=3,n_contacts=2000")  # monthly spend, but the study's
+    assert unmet_needs(study, demo, "demo:seed=3,n_contacts=2000") == []  # demo simulates media
     weekly = load_crm("demo:seed=3,n_contacts=2000,media_share=0.35")
     assert unmet_needs(study, weekly, "demo:seed=3,n_contacts=2000,media_share=0.35") == []
     assert unmet_requirements((("spend@weekly",),), {"spend"}, is_weekly=lambda t: False) == [

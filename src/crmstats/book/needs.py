@@ -68,18 +68,20 @@ def unmet_needs(study: Study, crm: Any, source: Any = None) -> list[tuple[str, .
 
     ``source`` is the data source as written (default ``crm.source``): a
     simulated demo source counts as holding experiments
-    (:func:`crmstats.attribution.experiment_data` simulates its holdouts).
+    (:func:`crmstats.attribution.experiment_data` simulates its holdouts) and
+    weekly spend (:func:`crmstats.attribution.media_data` simulates its media).
     """
     from crmstats.book.studies import unmet_requirements
 
     if not study.requires:
         return []
     tables = set(crm.tables())
-    if str(crm.source if source is None else source).strip().partition(":")[0] == "demo":
+    demo = str(crm.source if source is None else source).strip().partition(":")[0] == "demo"
+    if demo:
         tables.add("experiments")
     return unmet_requirements(study.requires, tables,
                               lambda table, column: _has_column(crm, table, column),
-                              lambda table: _is_weekly(crm, table))
+                              lambda table: demo or _is_weekly(crm, table))
 
 
 def _unavailable(studies: list[Study], crms: dict[Any, Any]) -> dict[str, list[tuple[str, ...]]]:
