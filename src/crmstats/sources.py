@@ -45,6 +45,11 @@ Reading and checking a source file lives in :mod:`crmstats.source_file`
 (:func:`read_source_file`, re-exported here); guessing a starting one
 (``crmstats source init``) in :mod:`crmstats.source_init`
 (:func:`init_source_file`, re-exported here).
+
+Just over 500 lines: resolving a source (expansion, folder containment, the
+demo and CDNOW, database URLs, source folders) is one decision per spelling of
+``data_source``; reading and checking ``crmstats.yml`` is in
+:mod:`crmstats.source_file`, writing a first draft in :mod:`crmstats.source_init`.
 """
 
 from __future__ import annotations

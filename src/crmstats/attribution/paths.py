@@ -16,6 +16,10 @@ References
 ----------
 .. [1] Altomare, D. and Loris, D. ChannelAttribution: Markov model for online
    multi-channel attribution. https://channelattribution.io
+
+Just over 500 lines: building path counts in-database, the ChannelAttribution
+converters and the one reader every model uses on its input (``_as_path_data``:
+encoding the paths, merging duplicate rows) define one frame and stay together.
 """
 
 from __future__ import annotations

@@ -92,6 +92,12 @@ References
 .. [5] Gordon, B. R., Zettelmeyer, F., Bhargava, N. and Chapsky, D. (2019). A
    comparison of approaches to advertising measurement: Evidence from big
    field experiments at Facebook. Marketing Science 38(2), 193-225.
+
+Over 500 lines on purpose: :func:`simulate_crm` is one generative story whose
+steps (contacts, journeys, sales cycle, repeat buying, key accounts, tickets,
+truth) draw from one random stream in order, so the tables stay seeded and
+comparable run to run; the parts with their own streams live apart
+(:mod:`crmstats.datasets.media`, :mod:`crmstats.datasets.customer_effects`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ References
 .. [2] Batislam, E. P., Denizel, M. and Filiztekin, A. (2007). Empirical
    validation and comparison of models for customer base analysis.
    International Journal of Research in Marketing 24(3), 201-209.
+
+About 500 lines: BG/NBD's likelihood, its analytic Hessian and the series
+for extreme parameters (where the closed form cancels) belong together; MBG/NBD
+is a short subclass.
 """
 
 from __future__ import annotations
