@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln, polygamma, psi
 
+from crmstats.clv.models.covariates import lr_test, norm_sf
 from crmstats.estimator import summary_table
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 
@@ -272,7 +273,7 @@ def _fit_with_covariates(model, summary: pd.DataFrame, covariates):
         warnings.warn(f"GammaGammaModel with covariates did not converge: {res.message}",
                       ConvergenceWarning, stacklevel=3)
     model._given_params = False
-    model.freq_ = units.freq if units is not None else None
+    model.period_ = units.period if units is not None else None
     model.time_unit_ = units.time_unit if units is not None else None
     model._spend_cols = tuple(names)
     model.covariates_ = frame
@@ -291,27 +292,6 @@ def _fit_with_covariates(model, summary: pd.DataFrame, covariates):
         warnings.warn(f"GammaGammaModel {model.boundary_}; its standard errors mean nothing "
                       "there", ConvergenceWarning, stacklevel=3)
     return model
-
-
-def lr_test(log_likelihood: float, null_log_likelihood: float, df: int) -> pd.Series:
-    """Likelihood-ratio test of the covariates: ``2 (l₁ - l₀)`` against χ² with ``df``.
-
-    Returns a Series ``statistic``, ``df``, ``p_value``, ``log_likelihood``,
-    ``log_likelihood_null`` (as the BTYD models' ``lr_test_``).
-    """
-    from scipy.stats import chi2
-
-    stat = max(2.0 * (log_likelihood - null_log_likelihood), 0.0)
-    return pd.Series({"statistic": stat, "df": float(df), "p_value": float(chi2.sf(stat, df)),
-                      "log_likelihood": log_likelihood,
-                      "log_likelihood_null": null_log_likelihood}, name="likelihood_ratio_test")
-
-
-def norm_sf(z):
-    """Upper tail of the standard normal (the two-sided Wald p-value is ``2 norm_sf(|z|)``)."""
-    from scipy.special import ndtr
-
-    return ndtr(-np.asarray(z, dtype=float))
 
 
 def _inference(model, phi: np.ndarray, data: dict) -> None:

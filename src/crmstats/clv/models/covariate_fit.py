@@ -19,6 +19,9 @@ from crmstats.clv.models.covariates import (
     align_covariates,
     check_estimable,
     design_for,
+    design_from_names,
+    lr_test,
+    norm_sf,
     pattern_codes,
 )
 from crmstats.clv.units import summary_units
@@ -210,7 +213,7 @@ def _prepare(model, summary, covariates, design: Design):
 
 def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     """``model.fit(summary, covariates=...)``: see :meth:`BaseModel.fit`."""
-    from scipy import optimize, stats
+    from scipy import optimize
 
     if not getattr(model, "_covariate_scales", None):
         raise CRMStatsError(f"{type(model).__name__} does not take covariates")
@@ -259,13 +262,8 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
         pd.to_numeric, errors="coerce").astype(float)
     model._keep_patterns(pats.values, pats.weights)
     _inference(model, theta, pats)
-    lr = 2 * (model.log_likelihood_ - null.log_likelihood_)
-    df = len(design.coefs)
-    model.lr_test_ = pd.Series({"statistic": lr, "df": float(df),
-                                "p_value": float(stats.chi2.sf(max(lr, 0.0), df)),
-                                "log_likelihood": model.log_likelihood_,
-                                "log_likelihood_null": float(null.log_likelihood_)},
-                               name="likelihood_ratio_test")
+    model.lr_test_ = lr_test(model.log_likelihood_, float(null.log_likelihood_),
+                             len(design.coefs))
     model.boundary_ = model._at_boundary()
     if model.boundary_:
         warnings.warn(f"{type(model).__name__} {model.boundary_}; its standard errors mean "
@@ -279,8 +277,6 @@ def _inference(model, theta, pats: Patterns) -> None:
     With ``ψ = (θ_base, γ)`` and ``φ = (log θ_base, γ)``:
     ``H_ψ = D⁻¹ (H_φ - diag(g_φ on the base)) D⁻¹``, ``D = diag(θ_base, 1)``.
     """
-    from scipy.special import ndtr
-
     k = len(model._param_names)
     _, g, h = _total(model, theta, pats, 2)
     d = np.concatenate([np.exp(theta[:k]), np.ones(len(theta) - k)])
@@ -295,7 +291,7 @@ def _inference(model, theta, pats: Patterns) -> None:
     est = model.params_.to_numpy(dtype=float)
     p = np.full(len(est), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p[k:] = 2 * ndtr(-np.abs(est[k:] / se[k:]))
+        p[k:] = 2 * norm_sf(np.abs(est[k:] / se[k:]))
     model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
     model.summary_ = summary_table(names, est, se, positive=[True] * k + [False] * (len(est) - k),
                                    p_value=p)
@@ -390,8 +386,6 @@ def covariate_facts(model) -> dict:
 
 def restore_covariates(model, names, facts) -> None:
     """Set the covariate design (and kept patterns, test) of a model read from a file."""
-    from crmstats.clv.models.covariates import design_from_names
-
     model._design = design_from_names(names, type(model).__name__)
     if facts.has("covariate_patterns"):
         sec = facts.section("covariate_patterns")

@@ -49,7 +49,7 @@ import pandas as pd
 
 from crmstats.exceptions import DataError
 
-__all__ = ["Design", "align_covariates", "design_for", "design_from_names"]
+__all__ = ["Design", "align_covariates", "design_for", "design_from_names", "lr_test", "norm_sf"]
 
 #: Prefixes of the coefficients' names, by the process(es) they act on.
 PROCESSES = ("purchase", "dropout", "shared")
@@ -244,3 +244,24 @@ def check_estimable(z: np.ndarray, weights: np.ndarray, columns) -> None:
                             "(e.g. an indicator for every level, or a copy of a column); "
                             "leave it out", table="covariates", column=col)
         basis = trial
+
+
+def lr_test(log_likelihood: float, null_log_likelihood: float, df: int) -> pd.Series:
+    """Likelihood-ratio test of the covariates: ``2 (l₁ - l₀)`` against χ² with ``df``.
+
+    Returns a Series ``statistic``, ``df``, ``p_value``, ``log_likelihood``,
+    ``log_likelihood_null`` (as the BTYD models' ``lr_test_``).
+    """
+    from scipy.stats import chi2
+
+    stat = max(2.0 * (log_likelihood - null_log_likelihood), 0.0)
+    return pd.Series({"statistic": stat, "df": float(df), "p_value": float(chi2.sf(stat, df)),
+                      "log_likelihood": log_likelihood,
+                      "log_likelihood_null": null_log_likelihood}, name="likelihood_ratio_test")
+
+
+def norm_sf(z):
+    """Upper tail of the standard normal (the two-sided Wald p-value is ``2 norm_sf(|z|)``)."""
+    from scipy.special import ndtr
+
+    return ndtr(-np.asarray(z, dtype=float))
