@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmstats.clv.value import MONTH_IN_UNITS, require_converged
+from crmstats.clv.value import MONTH_IN_UNITS, discounted_purchases, require_converged
 from crmstats.exceptions import DataError
 
 __all__ = ["ChannelValue", "channel_value", "customer_effects", "fit_channel_value",
@@ -94,8 +94,7 @@ def _new_customer_clv(tm, sm, patterns: pd.DataFrame, horizon_months: int,
     n = len(patterns)
     months = np.arange(1, int(horizon_months) + 1)
     cumulative = _cumulative_purchases(tm, patterns, months * month)
-    per_month = np.diff(np.column_stack([np.zeros(n), cumulative]), axis=1)
-    discounted = per_month @ (1.0 + discount_rate) ** -months.astype(float)
+    discounted = discounted_purchases(cumulative, discount_rate)
     spend = sm.population_mean(patterns) if _has_covariates(sm) else sm.population_mean()
     spend = np.broadcast_to(np.asarray(spend, dtype=float), (n,))
     return cumulative[:, -1], spend, discounted * spend

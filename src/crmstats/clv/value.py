@@ -143,18 +143,27 @@ def _require_finite(out: pd.DataFrame, column: str, what: str) -> pd.DataFrame:
     return out
 
 
+def discounted_purchases(cumulative: np.ndarray, discount_rate: float) -> np.ndarray:
+    """Discounted purchases: each month's expected purchases over ``(1 + rate)^month``, summed.
+
+    ``cumulative`` holds, per row, the expected purchases by the end of months
+    1, 2, … (shape rows × months); the CLV of a customer is this times the
+    expected spend per purchase.
+    """
+    cumulative = np.asarray(cumulative, dtype=float)
+    per_month = np.diff(cumulative, axis=1, prepend=0.0)
+    months = np.arange(1, cumulative.shape[1] + 1, dtype=float)
+    return per_month @ (1.0 + discount_rate) ** -months
+
+
 def _clv_point(transaction_model, spend_model, summary, horizon_months, discount_rate, month):
     """Discounted CLV: sum over months of expected purchases in the month × spend × discount."""
     spend = np.asarray(spend_model.expected_spend(summary), dtype=float)
-    total = np.zeros(len(summary))
-    previous = np.zeros(len(summary))
-    for i in range(1, int(horizon_months) + 1):
-        cumulative = np.asarray(
-            transaction_model.predict_purchases(summary, i * month), dtype=float
-        )
-        total += (cumulative - previous) / (1.0 + discount_rate) ** i
-        previous = cumulative
-    return total * spend
+    cumulative = np.column_stack([
+        np.asarray(transaction_model.predict_purchases(summary, i * month), dtype=float)
+        for i in range(1, int(horizon_months) + 1)
+    ]) if int(horizon_months) > 0 else np.zeros((len(summary), 0))
+    return discounted_purchases(cumulative, discount_rate) * spend
 
 
 def _refit_problem(models) -> str | None:
