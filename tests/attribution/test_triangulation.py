@@ -166,3 +166,31 @@ def test_the_readers_view_has_the_same_columns_whatever_the_sources():
                                   "calibrated_roas", "cac", "incremental_cac", "odd_source"]
     assert view["journey_share"].tolist() == pytest.approx([0.625, 0.375])
     assert view["lift_share"].isna().all() and (view["odd_source"] == "").all()
+
+
+def test_the_budget_study_shows_hostile_channel_names_as_text():
+    """A channel named like markup reaches the page's findings and tables escaped."""
+    import dataclasses
+
+    from crmstats.book import findings, report
+
+    hostile = {"paid_search": "<script>alert(1)</script>", "email": "**x** [y](javascript:z)"}
+    crm = simulate_crm(seed=5, n_contacts=4000, holdout_share=0.2)
+    tp = crm.touchpoints.assign(channel=crm.touchpoints["channel"].replace(hostile))
+    daily = tp.assign(date=tp.timestamp.dt.normalize()).groupby(
+        ["date", "channel"], as_index=False)["cost"].sum()
+    crm = dataclasses.replace(
+        crm, touchpoints=tp, spend=daily,
+        experiments=crm.experiments.assign(channel=crm.experiments["channel"].replace(hostile)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = A.MediaMixModel(n_draws=30, holdout_weeks=0).fit(crm)
+        table = A.triangulate_crm(crm, model)
+    assert set(hostile.values()) <= set(model.mroas_.index)
+    plan = model.optimize_budget(weeks=13)
+    page = report.points(findings.next_euro(model, plan, table)).data
+    html = "".join(report.format_table(frame)._repr_html_() for frame in (
+        model.mroas_, plan.allocation, A.triangulation_view(table)))
+    assert "<script>" not in page and "[y](" not in page  # markdown: escaped as text
+    assert r"\*\*x\*\* \[y\](javascript:z)" in page  # the name is there, as typed
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
