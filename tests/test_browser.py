@@ -255,7 +255,10 @@ HOSTILE_SOURCE_NAME = "<script>alert(10)</script> <img src=x onerror=alert(11)> 
 #: Studies that show channels, stages, segments and the source name (the summary is built too).
 HOSTILE_STUDIES = [("data-quality", "notebooks/data_quality.ipynb"),
                    ("attribution-demo", "notebooks/attribution.ipynb"),
-                   ("funnel-demo", "notebooks/funnel.ipynb")]
+                   ("funnel-demo", "notebooks/funnel.ipynb"),
+                   # acquisition channels as covariates (CLV), channels as media (next euro)
+                   ("clv-demo", "notebooks/clv.ipynb"),
+                   ("next-euro-demo", "notebooks/next_euro.ipynb")]
 
 
 def hostile_source(folder: Path) -> Path:
@@ -266,7 +269,8 @@ def hostile_source(folder: Path) -> Path:
     import crmstats
     from tests.conftest import SMALL_DEMO
 
-    files = crmstats.export_crm(crmstats.load_crm(SMALL_DEMO), folder)
+    # with media on, spend is recorded daily, so the media-mix study applies too
+    files = crmstats.export_crm(crmstats.load_crm(SMALL_DEMO + ",media_share=0.35"), folder)
     tables = {}
     for path in files:
         name = path.stem
@@ -305,8 +309,13 @@ def hostile_book(tmp_path_factory):
         shutil.copy2(ROOT / "book" / name, book / name)
     if (ROOT / "book" / "_static").is_dir():
         shutil.copytree(ROOT / "book" / "_static", book / "_static")
+    # each study keeps the repository book's requirements for its template
+    requires = {s["template"]: s["requires"] for s in
+                yaml.safe_load((ROOT / "book" / "studies.yml").read_text())["studies"]
+                if "requires" in s}
     spec = {"defaults": {"data_source": source.relative_to(root).as_posix()},  # studies run in root
-            "studies": [{"slug": slug, "title": "{source} — " + slug, "template": template}
+            "studies": [{"slug": slug, "title": "{source} — " + slug, "template": template,
+                         **({"requires": requires[template]} if template in requires else {})}
                         for slug, template in HOSTILE_STUDIES]}
     (book / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     here = os.getcwd()
@@ -367,6 +376,10 @@ def test_hostile_names_show_as_text_and_fire_no_dialog(browser, hostile_book,
     for name in (*HOSTILE_CHANNELS.values(), HOSTILE_STAGE[1], HOSTILE_SOURCE_NAME):
         assert name in everything, f"{name!r} is not shown as text on any page"
     assert HOSTILE_SOURCE_NAME in texts["summary.html"]
+    # the studies that tabulate channels show the typed names (not only the data-quality page)
+    for slug in ("attribution-demo", "clv-demo", "next-euro-demo"):
+        shown = [n for n in HOSTILE_CHANNELS.values() if n in texts[f"studies/{slug}.html"]]
+        assert shown, f"no channel name is shown on {slug}"
     for slug, _ in HOSTILE_STUDIES:
         assert texts[f"studies/{slug}.html"].count(HOSTILE_SOURCE_NAME) >= 1, slug
         found = texts[f"search for {slug.split('-')[0]}"]
