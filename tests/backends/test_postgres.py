@@ -20,8 +20,8 @@ from crmstats.overview import customer_revenue, monthly_activity, spend_by_chann
 
 CASES = {
     "rfm_summary-days": ("transactions", lambda t: rfm_summary(t)),
-    "rfm_summary-weeks": ("transactions", lambda t: rfm_summary(t, freq="W")),
-    "rfm_summary-months": ("transactions", lambda t: rfm_summary(t, freq="M")),
+    "rfm_summary-weeks": ("transactions", lambda t: rfm_summary(t, period="W")),
+    "rfm_summary-months": ("transactions", lambda t: rfm_summary(t, period="M")),
     "rfm_summary-fractional-weeks": ("transactions", lambda t: rfm_summary(t, time_unit="W")),
     "calibration_holdout_split": ("transactions", lambda t: calibration_holdout_split(
         t, calibration_end="2025-01-01", observation_end="2025-12-31", time_unit="W")),
