@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats.clv.covariate_keywords import has_covariates
 from crmstats.clv.value import MONTH_IN_UNITS, discounted_purchases, require_converged
 from crmstats.exceptions import DataError
 
@@ -59,15 +60,10 @@ def _month(model, time_unit) -> float:
     return MONTH_IN_UNITS[str(unit).upper()]
 
 
-def _has_covariates(model) -> bool:
-    return getattr(model, "covariates_", None) is not None or any(
-        ":" in str(n) for n in model.params_.index)
-
-
 def _cumulative_purchases(tm, patterns: pd.DataFrame, times: np.ndarray) -> np.ndarray:
     """Return a new customer's expected repeat purchases by each time: (patterns, times)."""
     n = len(patterns)
-    cov = patterns if _has_covariates(tm) else None
+    cov = patterns if has_covariates(tm) else None
     population = getattr(tm, "_population", None)
     new_customer = getattr(tm, "_new_customer", None)
     if population is not None and new_customer is not None:
@@ -95,7 +91,7 @@ def _new_customer_clv(tm, sm, patterns: pd.DataFrame, horizon_months: int,
     months = np.arange(1, int(horizon_months) + 1)
     cumulative = _cumulative_purchases(tm, patterns, months * month)
     discounted = discounted_purchases(cumulative, discount_rate)
-    spend = sm.population_mean(patterns) if _has_covariates(sm) else sm.population_mean()
+    spend = sm.population_mean(patterns) if has_covariates(sm) else sm.population_mean()
     spend = np.broadcast_to(np.asarray(spend, dtype=float), (n,))
     return cumulative[:, -1], spend, discounted * spend
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmstats.clv.covariate_keywords import refit_keywords
 from crmstats.clv.models import BaseModel, BetaGeoModel, GammaGammaModel
 from crmstats.clv.summaries import rfm_summary
 from crmstats.clv.units import summary_units
@@ -56,6 +57,8 @@ class ValueFit:
         CLV horizon.
     discount_rate : float
         Monthly discount rate of CLV.
+    covariates : pandas.DataFrame or None
+        The covariates given to :func:`fit_value` (None: none given).
     """
 
     summary: pd.DataFrame
@@ -67,6 +70,7 @@ class ValueFit:
     observation_end: pd.Timestamp | None
     horizon_months: int
     discount_rate: float
+    covariates: pd.DataFrame | None = None
 
     freq = renamed_attribute("period", "freq")
 
@@ -132,6 +136,7 @@ def fit_value(
     timestamp_col: str | None = None,
     amount_col: str | None = None,
     refit: bool = True,
+    covariates: pd.DataFrame | None = None,
 ) -> ValueFit:
     """Summarise transactions, fit a transaction and a spend model, and value every customer.
 
@@ -172,6 +177,17 @@ def fit_value(
         customers — and the summary is made in the units it records
         (``period_``, ``time_unit_``; they override ``period`` and ``time_unit``).
         A model not given, or not fitted, is fitted as usual.
+    covariates : pandas.DataFrame, optional
+        Each customer's covariates (:func:`~crmstats.clv.covariate_frame` of
+        the customers table, e.g. acquisition channel and segment). Models
+        not given or not fitted are fitted with them (BG/NBD, MBG/NBD,
+        Pareto/NBD: purchase and dropout; Gamma-Gamma: spend); a fitted or
+        loaded model with covariates given as a template is refitted with
+        the same columns on the same processes, taking its rows from here
+        (or, not given, from the rows kept from its fit — a loaded model
+        keeps none: then this is needed); a template without covariates
+        stays without. With ``refit=False`` a kept model with covariates
+        values the customers with these rows.
 
     Returns
     -------
@@ -216,14 +232,23 @@ def fit_value(
     units = summary_units(summary)
     # in a book build, the fit of the same models to the same summary is shared between studies
     if not keep_tm:
-        tm = fit_shared(tm, summary)
+        tm = _refit(tm, summary, covariates)
     if not keep_sm:
-        sm = fit_shared(sm, summary)
+        sm = _refit(sm, summary, covariates)
     require_converged(tm, sm, allow_unconverged=allow_unconverged, what="fit_value")
     values = customer_lifetime_value(tm, sm, summary, horizon_months=horizon_months,
                                      discount_rate=discount_rate,
-                                     allow_unconverged=allow_unconverged)
+                                     allow_unconverged=allow_unconverged, covariates=covariates)
     end = None if observation_end is None else pd.Timestamp(observation_end)
     return ValueFit(summary=summary, transaction_model=tm, spend_model=sm, values=values,
                     period=units.period, time_unit=units.time_unit, observation_end=end,
-                    horizon_months=int(horizon_months), discount_rate=float(discount_rate))
+                    horizon_months=int(horizon_months), discount_rate=float(discount_rate),
+                    covariates=covariates)
+
+
+def _refit(model, summary: pd.DataFrame, covariates):
+    """Fit a copy of a template as it was fitted: with its covariates (never silently without)."""
+    keywords = refit_keywords(model, covariates, what="fit_value")
+    if keywords:  # a covariate fit keeps its customers' rows: not from the build's cache
+        return model.fit(summary, **keywords)
+    return fit_shared(model, summary)

@@ -7,7 +7,7 @@ and return per-customer frames indexed by ``customer_id``. The value pyramid,
 Pareto analysis and RFM segments are in :mod:`crmstats.clv.segments` (their
 names are re-exported here).
 
-Over 500 lines (566) on purpose: :func:`customer_lifetime_value` and
+Over 500 lines (~630) on purpose: :func:`customer_lifetime_value` and
 :func:`bootstrap_clv` call each other and share the CLV arithmetic
 (:func:`_clv_point`, the month length, the convergence rules).
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crmstats.clv.covariate_keywords import prediction_keywords, refit_keywords
 from crmstats.clv.segments import (  # re-exported: segments were split from this module
     DEFAULT_TIERS,  # noqa: F401
     RFM_SEGMENTS,  # noqa: F401
@@ -100,6 +101,21 @@ def require_converged(*models, allow_unconverged: bool = False, what: str = "") 
             )
 
 
+def _problems(model) -> list[tuple[str, str]]:
+    """Why a fit is not to be trusted: ``(short reason, clause)`` pairs (none: trusted).
+
+    The one rule behind :func:`fit_problem` (the clause, for readers) and the
+    bootstrap's count of dropped refits (the short reason).
+    """
+    out = []
+    if getattr(model, "converged_", True) is False:
+        out.append(("did not converge", "did not converge"))
+    boundary = getattr(model, "boundary_", None)
+    if boundary:
+        out.append(("at the edge of the parameter space", str(boundary)))
+    return out
+
+
 def fit_problem(model) -> str | None:
     """Say in plain words why a fit should not be trusted, or return None.
 
@@ -108,7 +124,8 @@ def fit_problem(model) -> str | None:
     estimate sits at the edge of the parameter space (``boundary_``: e.g.
     BG/NBD's b running off to 1e10, the data showing no measurable dropout).
     Such a fit is not used to rank models (:func:`compare_models`) or for a
-    study's headline.
+    study's headline, and a bootstrap refit like it is dropped
+    (:func:`bootstrap_clv`).
 
     Parameters
     ----------
@@ -121,13 +138,7 @@ def fit_problem(model) -> str | None:
         A clause that follows the fit's name, e.g. "did not converge and
         found no measurable dropout: ...".
     """
-    parts = []
-    if getattr(model, "converged_", True) is False:
-        parts.append("did not converge")
-    boundary = getattr(model, "boundary_", None)
-    if boundary:
-        parts.append(str(boundary))
-    return " and ".join(parts) or None
+    return " and ".join(clause for _, clause in _problems(model)) or None
 
 
 def _require_finite(out: pd.DataFrame, column: str, what: str) -> pd.DataFrame:
@@ -156,23 +167,25 @@ def discounted_purchases(cumulative: np.ndarray, discount_rate: float) -> np.nda
     return per_month @ (1.0 + discount_rate) ** -months
 
 
-def _clv_point(transaction_model, spend_model, summary, horizon_months, discount_rate, month):
+def _clv_point(transaction_model, spend_model, summary, horizon_months, discount_rate, month,
+               covariates=None):
     """Discounted CLV: sum over months of expected purchases in the month × spend × discount."""
-    spend = np.asarray(spend_model.expected_spend(summary), dtype=float)
+    t_kw, s_kw = prediction_keywords((transaction_model, spend_model), covariates, "CLV")
+    spend = np.asarray(spend_model.expected_spend(summary, **s_kw), dtype=float)
     cumulative = np.column_stack([
-        np.asarray(transaction_model.predict_purchases(summary, i * month), dtype=float)
+        np.asarray(transaction_model.predict_purchases(summary, i * month, **t_kw),
+                   dtype=float)
         for i in range(1, int(horizon_months) + 1)
     ]) if int(horizon_months) > 0 else np.zeros((len(summary), 0))
     return discounted_purchases(cumulative, discount_rate) * spend
 
 
 def _refit_problem(models) -> str | None:
-    """Why a bootstrap refit is not usable (a short reason, for the count), or None."""
+    """Why a bootstrap refit is not usable (:func:`fit_problem`'s first short reason), or None."""
     for model in models:
-        if getattr(model, "converged_", True) is False:
-            return "did not converge"
-        if getattr(model, "boundary_", None):
-            return "at the edge of the parameter space"
+        found = _problems(model)
+        if found:
+            return found[0][0]
     return None
 
 
@@ -230,24 +243,28 @@ def bootstrap_clv(
     time_unit: str | None = None,
     allow_unconverged: bool = False,
     seed: int = 13,
+    covariates: pd.DataFrame | None = None,
 ) -> BootstrapCLV:
     """Percentile bootstrap interval of every customer's CLV; failed refits dropped and counted.
 
     Customers are resampled with replacement and both models refitted
-    ``n_bootstrap`` times. A refit that raises, does not converge, sits at
-    the edge of its parameter space (``boundary_``: e.g. BG/NBD's b driven to
-    1e8-1e10, the no-dropout limit, which a real shop's log gave on 5 of 50
-    resamples) or gives a non-finite or negative CLV is dropped and counted
-    by reason, with a :class:`~crmstats.ConvergenceWarning`. The interval is
-    the percentile interval of the other refits, widened where needed to
-    contain the point estimate (a percentile interval need not) and never
-    below 0. With fewer than half the refits usable (and at least two) it is
-    withheld: NaN, with the reason.
+    ``n_bootstrap`` times, each as it was fitted (a model with covariates with
+    its covariates, on the same processes:
+    :func:`~crmstats.clv.covariate_keywords.refit_keywords`). A refit that
+    raises, does not converge, sits at the edge of its parameter space
+    (``boundary_``: e.g. BG/NBD's b driven to 1e8-1e10, the no-dropout limit,
+    which a real shop's log gave on 5 of 50 resamples) or gives a non-finite
+    or negative CLV is dropped and counted by reason, with a
+    :class:`~crmstats.ConvergenceWarning`. The interval is the percentile
+    interval of the other refits, widened where needed to contain the point
+    estimate (a percentile interval need not) and never below 0. With fewer
+    than half the refits usable (and at least two) it is withheld: NaN, with
+    the reason.
 
     Parameters
     ----------
     transaction_model, spend_model, summary, horizon_months, discount_rate, time_unit,
-    allow_unconverged
+    allow_unconverged, covariates
         As for :func:`customer_lifetime_value` (the point estimate).
     n_bootstrap : int
         Number of refits (at least 1).
@@ -268,7 +285,10 @@ def bootstrap_clv(
         raise ValueError(f"level is a coverage in (0, 1), got {level}")
     point = customer_lifetime_value(transaction_model, spend_model, summary,
                                     horizon_months=horizon_months, discount_rate=discount_rate,
-                                    time_unit=time_unit, allow_unconverged=allow_unconverged)
+                                    time_unit=time_unit, allow_unconverged=allow_unconverged,
+                                    covariates=covariates)
+    t_refit = refit_keywords(transaction_model, covariates, what="bootstrap_clv")
+    s_refit = refit_keywords(spend_model, covariates, what="bootstrap_clv")
     units = resolve_units(summary, transaction_model, spend_model, time_unit=time_unit,
                           what="bootstrap_clv")
     month = _month_length(units.time_unit)
@@ -281,15 +301,14 @@ def bootstrap_clv(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             try:
-                tm = copy.deepcopy(transaction_model).fit(
-                    sample, **getattr(transaction_model, "refit_options", dict)())
-                sm = copy.deepcopy(spend_model).fit(
-                    sample, **getattr(spend_model, "refit_options", dict)())
+                tm = copy.deepcopy(transaction_model).fit(sample, **t_refit)
+                sm = copy.deepcopy(spend_model).fit(sample, **s_refit)
             except (CRMStatsError, ValueError, FloatingPointError):
                 tm = sm = None
         reason = "failed" if tm is None else _refit_problem((tm, sm))
         if reason is None:
-            draw = _clv_point(tm, sm, summary, horizon_months, discount_rate, month)
+            draw = _clv_point(tm, sm, summary, horizon_months, discount_rate, month,
+                              covariates)
             if not np.all(np.isfinite(draw)) or (draw < 0).any():
                 reason = "gave non-finite or negative values"
         if reason is None:
@@ -339,6 +358,7 @@ def customer_lifetime_value(
     n_bootstrap: int = 0,
     level: float = 0.9,
     seed: int = 13,
+    covariates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Discounted customer lifetime value over a horizon, per customer.
 
@@ -387,6 +407,13 @@ def customer_lifetime_value(
         Coverage of the bootstrap interval (``ci`` is its old name, deprecated).
     seed : int
         Seed of the bootstrap resampling.
+    covariates : pandas.DataFrame, optional
+        Each customer's covariates (:func:`~crmstats.clv.covariate_frame`),
+        for models fitted with covariates: passed to those of the two that
+        have covariate coefficients (a model loaded from a file keeps no
+        customer rows and needs them; a model fitted here uses the rows kept
+        from its fit when this is not given). Given with models that have no
+        covariates, a :class:`~crmstats.DataError`.
 
     Returns
     -------
@@ -421,19 +448,22 @@ def customer_lifetime_value(
     require_converged(transaction_model, spend_model, allow_unconverged=allow_unconverged,
                       what="customer_lifetime_value")
     month = _month_length(units.time_unit)
+    t_kw, s_kw = prediction_keywords((transaction_model, spend_model), covariates,
+                                     "customer_lifetime_value")
     out = pd.DataFrame(index=summary.index.copy())
     out["expected_purchases"] = np.asarray(
-        transaction_model.predict_purchases(summary, horizon_months * month), dtype=float
-    )
-    out["expected_spend"] = np.asarray(spend_model.expected_spend(summary), dtype=float)
+        transaction_model.predict_purchases(summary, horizon_months * month, **t_kw),
+        dtype=float)
+    out["expected_spend"] = np.asarray(spend_model.expected_spend(summary, **s_kw), dtype=float)
     out["clv"] = _clv_point(
-        transaction_model, spend_model, summary, horizon_months, discount_rate, month
-    )
+        transaction_model, spend_model, summary, horizon_months, discount_rate, month,
+        covariates)
     if n_bootstrap and int(n_bootstrap) > 0:
         boot = bootstrap_clv(transaction_model, spend_model, summary,
                              n_bootstrap=n_bootstrap, horizon_months=horizon_months,
                              discount_rate=discount_rate, level=level, time_unit=time_unit,
-                             allow_unconverged=allow_unconverged, seed=seed)
+                             allow_unconverged=allow_unconverged, seed=seed,
+                             covariates=covariates)
         out[boot.lower.name], out[boot.upper.name] = boot.lower.to_numpy(), boot.upper.to_numpy()
         out = with_old_column_names(out, {"clv_lower": boot.lower.name,
                                           "clv_upper": boot.upper.name})
@@ -482,6 +512,7 @@ def winback_list(
     time_unit: str | None = None,
     high_priority_share: float = 0.2,
     allow_unconverged: bool = False,
+    covariates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Former customers worth winning back, ranked by P(alive) × value if active.
 
@@ -502,7 +533,7 @@ def winback_list(
         models when they record it, as in :func:`customer_lifetime_value`.
     high_priority_share : float
         Share of the lapsed customers (the best-scored) labelled high priority.
-    allow_unconverged : bool
+    allow_unconverged, covariates
         As in :func:`customer_lifetime_value`.
 
     Returns
@@ -521,6 +552,8 @@ def winback_list(
     require_converged(transaction_model, spend_model, allow_unconverged=allow_unconverged,
                       what="winback_list")
     month = _month_length(units.time_unit)
+    t_kw, s_kw = prediction_keywords((transaction_model, spend_model), covariates,
+                                     "winback_list")
     since = summary["T"] - summary["recency"]
     if lapsed_after is None:
         lapsed_after = lapse_threshold(summary)
@@ -528,11 +561,11 @@ def winback_list(
     cols = ["time_since_purchase", "p_alive", "value_if_active", "score", "priority"]
     if lapsed.empty:
         return pd.DataFrame(columns=cols, index=pd.Index([], name=summary.index.name))
-    p_alive = np.asarray(transaction_model.probability_alive(lapsed), dtype=float)
+    p_alive = np.asarray(transaction_model.probability_alive(lapsed, **t_kw), dtype=float)
     purchases = np.asarray(
-        transaction_model.predict_purchases(lapsed, horizon_months * month), dtype=float
-    )
-    spend = np.asarray(spend_model.expected_spend(lapsed), dtype=float)
+        transaction_model.predict_purchases(lapsed, horizon_months * month, **t_kw),
+        dtype=float)
+    spend = np.asarray(spend_model.expected_spend(lapsed, **s_kw), dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         if_active = np.where(p_alive > 0, purchases / p_alive, 0.0) * spend
     out = pd.DataFrame(
