@@ -155,7 +155,7 @@ def test_budget_split_beats_the_current_one_and_refuses_to_extrapolate(sim, mode
     plan = model.optimize_budget(total)
     a = plan.allocation
     assert a["recommended"].sum() == pytest.approx(total)
-    assert (a["recommended"] <= a["upper"] + 1e-6).all()
+    assert (a["recommended"] <= a["max_spend"] + 1e-6).all()
     assert plan.gain >= 0 and plan.gain_lower_95 <= plan.gain <= plan.gain_upper_95
     # scored on the true curves, the recommended split does better than the current one
     true_rec = steady_response(truth["params"], a["recommended"]).sum()

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from crmstats.vocabulary import with_old_column_names
+
 __all__ = ["BudgetPlan", "allocate", "optimize_budget"]
 
 
@@ -135,8 +137,10 @@ class BudgetPlan:
         Index ``channel``; columns ``current`` (weekly spend of the current
         split, scaled to the budget), ``recommended`` (weekly spend),
         ``change``, ``current_outcome`` and ``recommended_outcome`` (expected
-        outcome per week under the fitted curves), ``lower``/``upper`` (the
-        bounds used).
+        outcome per week under the fitted curves), ``min_spend``/``max_spend``
+        (the bounds of weekly spend used; bounds, not an interval, hence not
+        ``_lower_95``). ``lower``/``upper``, their old names, still read them
+        for one release (with a DeprecationWarning).
     total : float
         The weekly budget split.
     weeks : int
@@ -246,6 +250,8 @@ def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: in
         g_lo = g_hi = float("nan")
     frame = pd.DataFrame({"current": base, "recommended": alloc, "change": alloc - base,
                           "current_outcome": cur_out, "recommended_outcome": rec_out,
-                          "lower": lo, "upper": hi}, index=pd.Index(chans, name="channel"))
+                          "min_spend": lo, "max_spend": hi},
+                         index=pd.Index(chans, name="channel"))
+    frame = with_old_column_names(frame, {"lower": "min_spend", "upper": "max_spend"})
     rel = gain / (float(cur_out.sum()) * int(weeks)) if cur_out.sum() > 0 else float("nan")
     return BudgetPlan(frame, total, int(weeks), gain, g_lo, g_hi, rel)
