@@ -311,8 +311,10 @@ _KEEPERS = {
     "MediaMixModel": ("media", lambda d: attribution.MediaMixModel(n_draws=20,
                                                                    holdout_weeks=0).fit(d),
                       lambda m, d: {"r": m.response(m.current_spend_),
-                                    "h": m.response(2 * m.max_spend_)},
-                      lambda m: {"current_spend": m.current_spend_, "max_spend": m.max_spend_}),
+                                    "h": m.response(2 * m.max_spend_),
+                                    "d": m.decompose(d).to_numpy()},
+                      lambda m: {"current_spend": m.current_spend_, "max_spend": m.max_spend_,
+                                 "calendar": m.calendar_}),
 }
 
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-__all__ = ["geometric_adstock", "geometric_adstock_grad", "hill", "weibull_adstock",
-           "weibull_weights"]
+__all__ = ["geometric_adstock", "geometric_adstock_grad", "hill", "lag_matrix",
+           "weibull_adstock", "weibull_weights", "weibull_weights_grad"]
 
 
 def geometric_adstock(x, theta: float) -> np.ndarray:
@@ -61,6 +61,61 @@ def weibull_weights(shape: float, scale: float, max_lag: int) -> np.ndarray:
         w[0] = 1.0
         return w
     return w / total
+
+
+def weibull_weights_grad(shape, scale, max_lag: int, *, grad: bool = True):
+    """Weibull lag weights of many channels and their derivatives, vectorised.
+
+    ``shape`` and ``scale`` are arrays (one entry per channel). Returns
+    ``(w, dw_dlog_shape, dw_dlog_scale)``, each ``max_lag × channels``: the
+    weights of :func:`weibull_weights` and their derivatives with respect to
+    the logs of the shape and the scale. With ``v_l`` the pdf at lag ``l + 1``
+    and ``z = (l + 1) / scale``: ``∂ log v / ∂ log shape = 1 + shape · log z ·
+    (1 - z^shape)`` and ``∂ log v / ∂ log scale = shape · (z^shape - 1)``; the
+    normalised weights' derivative is ``(dv - w Σ dv) / Σ v``. A channel whose
+    weights cannot be normalised (all underflow) gets all weight on lag 0 and
+    zero derivatives, as :func:`weibull_weights`. With ``grad=False`` only
+    ``w`` is returned.
+    """
+    k_ = np.atleast_1d(np.asarray(shape, dtype=float))[None, :]
+    lam = np.atleast_1d(np.asarray(scale, dtype=float))[None, :]
+    lag = np.arange(1, int(max_lag) + 1, dtype=float)[:, None]
+    z = lag / lam
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        zk = z ** k_
+        v = (k_ / lam) * z ** (k_ - 1.0) * np.exp(-zk)
+        total = v.sum(axis=0)
+        ok = np.isfinite(total) & (total > 0)
+        safe = np.where(ok, total, 1.0)
+        w = v / safe
+        if not grad:
+            first = np.zeros_like(w)
+            first[0] = 1.0
+            return np.where(ok, w, first)
+        dv_shape = v * (1.0 + k_ * np.log(z) * (1.0 - zk))
+        dv_scale = v * k_ * (zk - 1.0)
+        d_shape = (dv_shape - w * dv_shape.sum(axis=0)) / safe
+        d_scale = (dv_scale - w * dv_scale.sum(axis=0)) / safe
+    first = np.zeros_like(w)
+    first[0] = 1.0
+    w = np.where(ok, w, first)
+    d_shape = np.where(ok & np.isfinite(d_shape), d_shape, 0.0)
+    d_scale = np.where(ok & np.isfinite(d_scale), d_scale, 0.0)
+    return w, d_shape, d_scale
+
+
+def lag_matrix(x, max_lag: int) -> np.ndarray:
+    """Lagged copies of ``x`` (weeks × channels): ``out[t, l, c] = x[t - l, c]`` (0 before t=0).
+
+    A distributed-lag adstock of every channel is then one contraction,
+    ``einsum("tlc,lc->tc", lag_matrix(x, L), weights)`` (computed once per fit).
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[0]
+    out = np.zeros((n, int(max_lag)) + x.shape[1:])
+    for lag in range(min(int(max_lag), n)):
+        out[lag:, lag] = x[:n - lag]
+    return out
 
 
 def weibull_adstock(x, shape: float, scale: float, max_lag: int = 13) -> np.ndarray:

@@ -42,6 +42,7 @@ from crmstats.attribution.mmmdata import (
     lift_measurements,
     weekly_input,
 )
+from crmstats.attribution.mmmkeep import KeptMediaMix
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import DataWarning
 
@@ -55,7 +56,7 @@ def _quantiles(draws: np.ndarray, axis=0):
     return lo, hi
 
 
-class MediaMixModel(Estimator):
+class MediaMixModel(KeptMediaMix, Estimator):
     """Media-mix model: adstock, Hill saturation, baseline; fitted by penalised likelihood.
 
     Parameters
@@ -98,7 +99,18 @@ class MediaMixModel(Estimator):
         week, per unit of that extra spend).
     contributions_ : pandas.DataFrame
         Weekly decomposition: ``baseline`` (level, trend, seasonality), one
-        column per control and per channel; rows sum to ``fitted_``.
+        column per control and per channel; rows sum to ``fitted_``. A model
+        that was loaded or built by :meth:`from_params` keeps no weekly data:
+        it has no ``contributions_`` (nor ``fitted_``, ``contribution_share_``,
+        ``diagnostics_``...; asking raises a :class:`~crmstats.NotFittedError`
+        that says so), and :meth:`decompose` with the weekly table gives the
+        same decomposition.
+    calendar_ : dict
+        What places the baseline in time: ``start`` (the first week fitted),
+        ``n_weeks`` (weeks fitted; the trend runs over them) and
+        ``control_means`` (each control's mean; its contribution is its
+        parameter times the distance from it). Give it to :meth:`from_params`
+        so that the rebuilt model can :meth:`decompose` weeks.
     contribution_share_ : pandas.DataFrame
         Per channel, its share of the outcome over the weeks, with interval.
     fitted_ : pandas.Series
@@ -194,6 +206,9 @@ class MediaMixModel(Estimator):
         self._set_curves(res.x, core.covariance(res.x), chans, names, self._m, self._ys,
                          spend[-13:].mean(axis=0), spend.max(axis=0))
         self.table_, self.controls_ = table, ctrls
+        self.calendar_ = {"start": pd.Timestamp(table.index[0]), "n_weeks": int(n),
+                          "control_means": {c: float(table[("control", c)].mean())
+                                            for c in ctrls}}
         self.converged_ = bool(res.success)
         self.n_obs_ = n
         self.log_likelihood_ = float(-0.5 * np.sum(((y / self._ys - core.predict(res.x))
@@ -232,8 +247,7 @@ class MediaMixModel(Estimator):
     def _channel_stats(self, u, spend):
         """ROAS, marginal ROAS and contribution totals per channel at ``u``."""
         core = self._core
-        _, media = core.contributions(u)
-        _, bump = core.contributions(u, core.x * 1.01)
+        _, media, bump = core.contributions(u, bump=1.01)
         total = spend.sum(axis=0)
         contrib = media.sum(axis=0) * self._ys
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -369,8 +383,6 @@ class MediaMixModel(Estimator):
 
     def _set_curves(self, u, cov, channels, base_names, m, ys, current, top):
         """Set the state response curves and budgets need (after fit, load or from_params)."""
-        from crmstats.attribution.mmmcore import MediaCore
-
         p, k = len(base_names), len(channels)
         self._core = self._core if getattr(self, "_core", None) is not None else MediaCore(
             np.zeros((1, p)), np.zeros((1, k)), np.zeros(1), adstock=self.adstock,
@@ -389,88 +401,3 @@ class MediaMixModel(Estimator):
             chol = np.linalg.cholesky(np.asarray(cov) + 1e-12 * np.eye(len(self._u)))
             self._draws = self._u + rng.standard_normal((int(self.n_draws), len(self._u))) \
                 @ chol.T
-
-    @classmethod
-    def from_params(cls, params, *, current_spend=None, max_spend=None,
-                    adstock: str = "geometric") -> MediaMixModel:
-        """Return the model at given natural-scale parameters (names as in ``params_``).
-
-        Response curves and budget splits work (point estimates, no
-        intervals); ``current_spend`` and ``max_spend`` (weekly, by channel)
-        are the split a budget is compared with and the spend seen in the
-        data (default: ``half_saturation``). Contributions need the data: fit.
-        """
-        from crmstats.estimator import given_params
-
-        p = given_params(cls, params)
-        names = list(p.index)
-        channels = [n[5:-1] for n in names if n.startswith("beta[") and n.endswith("]")]
-        if not channels:
-            raise ValueError("MediaMixModel.from_params: no beta[channel] parameter")
-        base = names[:names.index(f"beta[{channels[0]}]")]
-        model = cls(adstock=adstock)
-        model._core = None
-        carry = ["theta"] if adstock == "geometric" else ["weibull_shape", "weibull_scale"]
-        per = ["beta", *carry, "half_saturation", "shape"]
-        expected = base + [f"{q}[{c}]" for q in per for c in channels]
-        p = given_params(cls, p, expected, positive=expected[len(base):])
-
-        def block(q):
-            return p[[f"{q}[{c}]" for c in channels]].to_numpy(float)
-
-        u = [p[base].to_numpy(float), np.log(block("beta"))]
-        if adstock == "geometric":
-            th = block("theta")
-            if (th >= 1).any():
-                raise ValueError("MediaMixModel.from_params: theta must be below 1")
-            u.append(np.log(th / (1 - th)))
-        else:
-            u += [np.log(block("weibull_shape")), np.log(block("weibull_scale"))]
-        u += [np.log(block("half_saturation")), np.log(block("shape"))]
-        half = block("half_saturation")
-        current = half if current_spend is None else pd.Series(current_spend).reindex(
-            channels).to_numpy(float)
-        top = current if max_spend is None else pd.Series(max_spend).reindex(
-            channels).to_numpy(float)
-        model._set_curves(np.concatenate(u), None, channels, base, np.ones(len(channels)),
-                          1.0, current, top)
-        model._design = {"scale": np.ones(len(base))}
-        model._given(p, summary_table(expected, p.to_numpy(float), np.full(len(p), np.nan)))
-        return model
-
-    def _fit_facts(self) -> dict:
-        def tab(frame):
-            return {c: [float(v) for v in frame[c]] for c in frame.columns}
-
-        return {**self._common_facts(), "channels": self.channels_,
-                "base_names": self._base_names, "mean_spend": list(self._m),
-                "outcome_scale": self._ys, "u": list(self._u),
-                "u_covariance": None if self._cov is None else [list(r) for r in self._cov],
-                "current_spend": list(self.current_spend_), "max_spend": list(self.max_spend_),
-                "design_scale": list(self._design["scale"]),
-                "roas": tab(self.roas_) if hasattr(self, "roas_") else None,
-                "mroas": tab(self.mroas_) if hasattr(self, "mroas_") else None}
-
-    def _restore(self, params, summary, facts, variance) -> None:
-        self._restore_common(params, summary, facts, variance)
-        channels, base = facts.strings("channels"), facts.strings("base_names")
-        u = np.array(facts.numbers("u", finite=True))
-        cov = None
-        if facts.has("u_covariance"):
-            rows = facts.get("u_covariance", list)
-            cov = np.array([facts.numbers_of(r, "u_covariance", finite=True) for r in rows])
-            if cov.shape != (len(u), len(u)):
-                facts.fail("u_covariance", "expected a square matrix, one row per parameter")
-        self._core = None
-        self._set_curves(u, cov, channels, base, facts.numbers("mean_spend", finite=True),
-                         facts.number("outcome_scale", finite=True),
-                         facts.numbers("current_spend"), facts.numbers("max_spend"))
-        if len(u) != self._core.n_params:
-            facts.fail("u", f"expected {self._core.n_params} values")
-        self._design = {"scale": np.array(facts.numbers("design_scale", finite=True))}
-        idx = pd.Index(channels, name="channel")
-        for key in ("roas", "mroas"):
-            if facts.has(key):
-                sec = facts.section(key)
-                setattr(self, f"{key}_", pd.DataFrame(
-                    {c: sec.numbers(c) for c in sec.keys()}, index=idx))

@@ -34,7 +34,9 @@ from crmstats.attribution.mediacurves import (
     geometric_adstock,
     geometric_adstock_grad,
     hill,
+    lag_matrix,
     weibull_adstock,
+    weibull_weights_grad,
 )
 
 #: Prior (mean, sd) on the unconstrained scale, per nonlinear parameter.
@@ -64,6 +66,7 @@ class MediaCore:
         self.mask = np.ones(self.n, bool) if fit_mask is None else np.asarray(fit_mask, bool)
         self.lifts = lifts or []  # (channel index, week mask, lift, se), all scaled
         self.n_carry = 1 if adstock == "geometric" else 2
+        self._lag_cache = None
         self.sigma = 1.0
         carry = (["logit_theta"] if adstock == "geometric"
                  else ["log_weibull_shape", "log_weibull_scale"])
@@ -72,7 +75,8 @@ class MediaCore:
         s = np.array([PRIORS[b][1] for b in self.blocks])
         self.prior_mean = np.concatenate([np.zeros(self.p), np.repeat(m, self.k)])
         self.prior_sd = np.concatenate([np.full(self.p, _LIN_SD), np.repeat(s, self.k)])
-        self.prior_sd[0] = 1e3  # the intercept is free
+        if self.p:
+            self.prior_sd[0] = 1e3  # the intercept is free
 
     @property
     def n_params(self) -> int:
@@ -93,19 +97,63 @@ class MediaCore:
         return weibull_adstock(x, np.exp(blk["log_weibull_shape"][c]),
                                np.exp(blk["log_weibull_scale"][c]), self.max_lag)
 
-    def channel_parts(self, u, x=None):
-        """Adstock ``a`` and saturation ``h`` (n × k) at ``u``, for spend ``x``."""
+    def _lags(self, x):
+        """Return the lag matrix of ``x`` (cached for the fit's own spend)."""
+        if x is self.x:
+            if self._lag_cache is None:
+                self._lag_cache = lag_matrix(self.x, self.max_lag)
+            return self._lag_cache
+        return lag_matrix(x, self.max_lag)
+
+    def adstock_all(self, u, x=None, grad=False):
+        """Adstock of every channel (n × k) at ``u``; with ``grad``, also its derivatives.
+
+        The derivatives are a list, one n × k array per carry-over block (the
+        derivative of each channel's adstock with respect to its own parameter).
+        """
         x = self.x if x is None else x
         _, blk = self.split(u)
-        a = np.column_stack([self.carry(x[:, c], blk, c) for c in range(self.k)])
+        if self.adstock == "geometric":
+            theta = 1.0 / (1.0 + np.exp(-blk["logit_theta"]))
+            a = np.column_stack([geometric_adstock(x[:, c], theta[c]) for c in range(self.k)])
+            if not grad:
+                return a
+            da = np.column_stack([geometric_adstock_grad(x[:, c], a[:, c], theta[c])
+                                  for c in range(self.k)]) * theta * (1 - theta)
+            return a, [da]
+        lags = self._lags(x)
+        if not grad:
+            w = weibull_weights_grad(np.exp(blk["log_weibull_shape"]),
+                                     np.exp(blk["log_weibull_scale"]), self.max_lag, grad=False)
+            return np.einsum("tlc,lc->tc", lags, w)
+        w, d_shape, d_scale = weibull_weights_grad(np.exp(blk["log_weibull_shape"]),
+                                                   np.exp(blk["log_weibull_scale"]),
+                                                   self.max_lag)
+        a = np.einsum("tlc,lc->tc", lags, w)
+        return a, [np.einsum("tlc,lc->tc", lags, d_shape),
+                   np.einsum("tlc,lc->tc", lags, d_scale)]
+
+    def channel_parts(self, u, x=None):
+        """Adstock ``a`` and saturation ``h`` (n × k) at ``u``, for spend ``x``."""
+        _, blk = self.split(u)
+        a = self.adstock_all(u, x)
         h = hill(a, np.exp(blk["log_half"]), np.exp(blk["log_shape"]))
         return a, h
 
-    def contributions(self, u, x=None):
-        """Baseline (n) and media contributions (n × k), scaled outcome."""
+    def contributions(self, u, x=None, *, bump=None):
+        """Baseline (n) and media contributions (n × k), scaled outcome.
+
+        With ``bump`` (e.g. 1.01), also the media contributions with every
+        week's spend times ``bump`` (the adstock is linear in spend, so it is
+        computed once).
+        """
         w, blk = self.split(u)
-        _, h = self.channel_parts(u, x)
-        return self.X @ w, h * np.exp(blk["log_beta"])
+        a = self.adstock_all(u, x)
+        half, shape, beta = (np.exp(blk[b]) for b in ("log_half", "log_shape", "log_beta"))
+        media = hill(a, half, shape) * beta
+        if bump is None:
+            return self.X @ w, media
+        return self.X @ w, media, hill(a * bump, half, shape) * beta
 
     def predict(self, u, x=None):
         """Fitted scaled outcome per week."""
@@ -129,12 +177,11 @@ class MediaCore:
         return np.concatenate(parts)
 
     def jacobian(self, u):
-        """Analytic Jacobian of :meth:`residuals` (geometric adstock)."""
+        """Analytic Jacobian of :meth:`residuals` (either adstock)."""
         w, blk = self.split(u)
         n, k, p = self.n, self.k, self.p
-        theta = 1.0 / (1.0 + np.exp(-blk["logit_theta"]))
         half, shape, beta = (np.exp(blk[b]) for b in ("log_half", "log_shape", "log_beta"))
-        a = np.column_stack([geometric_adstock(self.x[:, c], theta[c]) for c in range(k)])
+        a, das = self.adstock_all(u, grad=True)
         h = hill(a, half, shape)
         hh = h * (1.0 - h)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -143,14 +190,13 @@ class MediaCore:
         dmu = np.zeros((n, self.n_params))
         dmu[:, :p] = self.X
         col = {b: p + i * k for i, b in enumerate(self.blocks)}
-        for c in range(k):
-            da = geometric_adstock_grad(self.x[:, c], a[:, c], theta[c])
-            dmu[:, col["log_beta"] + c] = beta[c] * h[:, c]
-            dmu[:, col["logit_theta"] + c] = (beta[c] * dh_da[:, c] * da
-                                              * theta[c] * (1 - theta[c]))
-            dmu[:, col["log_half"] + c] = -beta[c] * shape[c] * hh[:, c]
-            dmu[:, col["log_shape"] + c] = (beta[c] * hh[:, c] * shape[c]
-                                            * (loga[:, c] - np.log(half[c])))
+        cols = np.arange(k)
+        dmu[:, col["log_beta"] + cols] = beta * h
+        carry = [b for b in self.blocks if b not in ("log_beta", "log_half", "log_shape")]
+        for b, da in zip(carry, das, strict=True):
+            dmu[:, col[b] + cols] = beta * dh_da * da
+        dmu[:, col["log_half"] + cols] = -beta * shape * hh
+        dmu[:, col["log_shape"] + cols] = beta * hh * shape * (loga - np.log(half))
         jr = -dmu[self.mask] / self.sigma
         parts = [jr, np.diag(1.0 / self.prior_sd)]
         if self.lifts:
@@ -177,7 +223,7 @@ class MediaCore:
 
     def solve(self, u0, max_nfev=200):
         """Run the trust-region least-squares solver from ``u0``."""
-        jac = self.jacobian if self.adstock == "geometric" else "2-point"
+        jac = self.jacobian
         # Levenberg-Marquardt (MINPACK's own QR): the trust-region solver's dense SVD calls
         # a multi-threaded BLAS, which on a busy machine is 20x slower than the whole fit
         return least_squares(self.residuals, u0, jac=jac, method="lm", max_nfev=max_nfev,
@@ -202,18 +248,9 @@ class MediaCore:
 
     def covariance(self, u):
         """Laplace covariance ``(JᵀJ)⁻¹`` of the unconstrained parameters at ``u``."""
-        jac = self.jacobian(u) if self.adstock == "geometric" else _num_jac(self.residuals, u)
+        jac = self.jacobian(u)
         info = jac.T @ jac
         vals, vecs = np.linalg.eigh((info + info.T) / 2)
         vals = np.maximum(vals, 1e-10 * max(vals.max(), 1e-12))
         return (vecs / vals) @ vecs.T
 
-
-def _num_jac(f, u, h=1e-5):
-    f0 = f(u)
-    out = np.empty((len(f0), len(u)))
-    for j in range(len(u)):
-        e = np.zeros(len(u))
-        e[j] = h
-        out[:, j] = (f(u + e) - f(u - e)) / (2 * h)
-    return out

@@ -102,20 +102,29 @@ def _as_media_table(data: pd.DataFrame, controls, channels) -> pd.DataFrame:
                     frame[ctrls] if ctrls else None)
 
 
+def seasonal_columns(t, n_weeks: int, trend: bool, n_fourier: int) -> dict:
+    """Return the baseline's trend and yearly Fourier columns at weeks ``t`` (0: first fitted).
+
+    The trend is ``t / (n_weeks - 1) - 0.5`` (so the intercept is the level at
+    the middle of the fitted weeks and the trend the change over them).
+    """
+    t = np.asarray(t, dtype=float)
+    out = {}
+    if trend:
+        out["trend"] = t / max(int(n_weeks) - 1, 1) - 0.5
+    for j in range(1, int(n_fourier) + 1):
+        out[f"sin{j}"] = np.sin(2 * np.pi * j * t / _WEEKS_PER_YEAR)
+        out[f"cos{j}"] = np.cos(2 * np.pi * j * t / _WEEKS_PER_YEAR)
+    return out
+
+
 def baseline_design(table: pd.DataFrame, controls, n_fourier: int, trend: bool):
     """Return the baseline's columns (intercept, trend, Fourier, standardised controls)."""
     n = len(table)
-    t = np.arange(n, dtype=float)
-    cols, names, scale = [np.ones(n)], ["intercept"], [1.0]
-    if trend:
-        cols.append(t / max(n - 1, 1) - 0.5)
-        names.append("trend")
-        scale.append(1.0)
-    for j in range(1, int(n_fourier) + 1):
-        for fn, nm in ((np.sin, "sin"), (np.cos, "cos")):
-            cols.append(fn(2 * np.pi * j * t / _WEEKS_PER_YEAR))
-            names.append(f"{nm}{j}")
-            scale.append(1.0)
+    season = seasonal_columns(np.arange(n, dtype=float), n, trend, n_fourier)
+    cols = [np.ones(n), *season.values()]
+    names = ["intercept", *season]
+    scale = [1.0] * len(cols)
     n_base = len(cols)
     for c in controls:
         v = table[("control", c)].to_numpy(float)
