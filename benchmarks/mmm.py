@@ -15,7 +15,7 @@ outcome; then:
   simulator's carry-over is geometric, so its accuracy is not scored);
 * ``optimize_budget`` of the plan's mean weekly spend: the recommended split
   scored on the **true** curves, as a share of the true optimum under the
-  same bounds (0 to 1.5 × each channel's largest weekly spend).
+  same bounds (0 to 1.5 × each channel's largest weekly spend, max_spend).
 
 Goals: median error ≤ 15 % uncalibrated and ≤ 10 % calibrated, coverage
 ≥ 85 %, allocation ≥ 98 % of the optimum, fit ≤ 5 s on 156 × 8. The load
@@ -61,7 +61,7 @@ def one(seed: int, weeks: int, channels: int, lift_se: float) -> tuple[pd.DataFr
             "width": (r["upper_95"] / r["lower_95"]).to_numpy()}))
     total = float(truth["mean_spend"].sum())
     plan = model.optimize_budget(total)
-    upper = plan.allocation["upper"].to_numpy()
+    upper = plan.allocation["max_spend"].to_numpy()
     _, best = true_allocation(truth["params"], total, upper=upper)
     got = float(steady_response(truth["params"], plan.allocation["recommended"]).sum())
     cur = float(steady_response(truth["params"], plan.allocation["current"]).sum())
