@@ -234,19 +234,29 @@ def test_calibration_moves_tested_channels_toward_their_lift_and_keeps_the_rest(
     assert cal.loc[["c", "d"], "share"].tolist() == pytest.approx(
         [30 / cal["conversions"].sum(), 20 / cal["conversions"].sum()])
     assert cal["share"].sum() == pytest.approx(1.0)
-    # when the model agrees with the experiments, the combination is the precision-weighted mean
+    # when the model agrees with the experiments and was fitted on their journeys, it already
+    # holds their information: it is kept as it is, as precise as it was
     agree = A.calibrate(model, _lift_frame([100.0], [5.0]).set_axis(["a"]))
     assert agree.loc["a", "model_bias"] == 0.0
     assert agree.loc["a", "conversions"] == pytest.approx(100.0)
-    assert agree.loc["a", "std_err"] == pytest.approx(5 / np.sqrt(2))
+    assert agree.loc["a", "std_err"] == pytest.approx(5.0)
+    # experiments run apart from the model's data: the precision-weighted mean
+    apart = A.calibrate(model, _lift_frame([95.0], [5.0]).set_axis(["a"]), shared_journeys=False)
+    assert apart.loc["a", "model_bias"] == 0.0
+    assert apart.loc["a", "conversions"] == pytest.approx(97.5)
+    assert apart.loc["a", "std_err"] == pytest.approx(5 / np.sqrt(2))
 
 
 def test_calibration_of_shares_puts_them_on_the_lift_scale():
     shares = pd.Series({"a": 0.5, "b": 0.3, "c": 0.2})
     cal = A.calibrate(shares, _lift_frame([60.0, 30.0], [1e-9, 1e-9]).set_axis(["a", "b"]))
-    # scale = 90 / 0.8; exact experiments win; the untested channel keeps its scaled share
+    # exact experiments win; they disagree with the shares (120 and 100 lift per share), so the
+    # model's error is all relative and the scale is the mean ratio, 110 per unit of share; the
+    # untested channel gets its share on that scale
     assert cal.loc["a", "conversions"] == pytest.approx(60.0)
-    assert cal.loc["c", "conversions"] == pytest.approx(0.2 * 90 / 0.8)
+    assert cal.loc["b", "conversions"] == pytest.approx(30.0)
+    assert cal["model_scale"].iloc[0] == pytest.approx(110.0, rel=1e-4)
+    assert cal.loc["c", "conversions"] == pytest.approx(0.2 * 110.0, rel=1e-4)
     with pytest.raises(DataError, match="'?zz'? ?.*not in the model|zz"):
         A.calibrate(shares, _lift_frame([1.0], [1.0]).set_axis(["zz"]))
 

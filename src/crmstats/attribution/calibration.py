@@ -5,33 +5,59 @@ conversions that holdout tests measured (:func:`~crmstats.attribution.lift_test`
 
 The method, stated
 ------------------
-Both are put on one scale, incremental conversions per channel:
+Both are put on one scale, incremental conversions per channel ``theta_c``.
+The experiment measures it without bias: ``l_c = theta_c + error`` with
+variance ``s_c**2`` (its ``incremental_std_err``). The model's estimate ``m_c``
+— the incremental conversions of an
+:class:`~crmstats.attribution.IncrementalityModel` with its bootstrap standard
+error ``e_c``, or any other credit taken as it is (standard error 0) — is read
+as ``kappa m_c = theta_c - b_c + error`` (variance ``kappa**2 e_c**2``), where
 
-* an :class:`~crmstats.attribution.IncrementalityModel` gives them directly,
-  with bootstrap standard errors;
-* any other credit (a journey model, or shares) is read as shares ``s_c``
-  and scaled so that the tested channels together match their measured lift,
-  ``m_c = s_c * sum_tested(l) / sum_tested(s)`` (standard error 0: its error
-  is all bias).
+* ``kappa`` is a **common scale**: 1 for an incremental model (it is on the
+  lift's scale); estimated for other credit (a journey model's credit sums to
+  all conversions, not to what the channels add), so its untested channels
+  are put on the lift's scale too; and
+* ``b_c`` is the model's **bias** on the channel (confounded exposure,
+  misspecification), a random effect with standard deviation
+  ``tau kappa m_c`` — a relative error ``tau`` shared by the channels.
 
-A model can be precise and still wrong (confounded exposure), so its variance
-gets a bias term: ``v_m = se_m**2 + tau**2 * m**2``, where ``tau`` — the
-typical relative error of the model — is estimated from the tested channels by
-the method of moments, ``tau**2 = max(0, mean(r**2 - var(r)))`` with
-``r = (l - m) / m`` (as the between-study variance of a random-effects
-meta-analysis [1]_). Each tested channel gets the inverse-variance weighted
-mean of its lift ``l`` (variance ``se_l**2``) and model ``m``; its standard
-error is ``(1/v_m + 1/se_l**2) ** -0.5`` and the interval is normal. Untested
-channels keep their model estimate (variance ``v_m``); shares are taken of
-the new total, so their share is their model share rescaled. When models and
-experiments agree (``tau = 0``) the combination is the plain precision-weighted
-mean; when they disagree, the experiments dominate.
+The two errors are correlated when the model was fitted on the experiments'
+own journeys (``shared_journeys``, the default): then the covariance is taken
+as the smaller of the two variances — an efficient estimator's covariance
+with any other unbiased estimator of the same quantity (Hausman [1]_), so that
+``var(l_c - kappa m_c) = |s_c**2 - kappa**2 e_c**2|`` when the model is right
+(checked on the simulator: the spread of the differences over seeds matches
+it, where independence overstates it). ``kappa`` (when estimated) and
+``tau`` come from the tested channels by restricted maximum likelihood of
+``l_c - kappa m_c ~ N(0, var(l_c - kappa m_c) + tau**2 kappa**2 m_c**2)``, the
+random-effects meta-analysis model [2]_ [3]_. Each tested channel then gets
+``kappa m_c + w_c (l_c - kappa m_c)`` with the weight that minimises the mean
+squared error, ``w_c = (B_c + V_c - C_c) / (B_c + V_c + S_c - 2 C_c)``
+(``B`` the bias variance, ``V`` the model's and ``S`` the experiment's
+variance, ``C`` their covariance), and its standard error from the same
+decomposition plus the uncertainty of ``kappa``; an untested channel gets
+``kappa m_c`` with variance ``B_c + V_c + m_c**2 var(kappa)`` — the
+correction learnt from the tested channels reaches it only through the scale.
+Intervals are normal.
+
+What it can and cannot do: when the model agrees with the experiments up to
+their noise (``tau = 0``) a model fitted on the same journeys already holds the
+experiments' information and is kept as it is (with independent experiments,
+the result is the plain precision-weighted mean); a bias shows only when it
+is large against ``|s**2 - e**2|``, so small experiments correct only large
+biases.
 
 References
 ----------
-.. [1] DerSimonian, R. and Laird, N. (1986). Meta-analysis in clinical trials.
+.. [1] Hausman, J. A. (1978). Specification tests in econometrics.
+   Econometrica 46(6), 1251-1271 (Lemma 2.1: an efficient estimator's
+   difference from another consistent one is uncorrelated with it).
+.. [2] DerSimonian, R. and Laird, N. (1986). Meta-analysis in clinical trials.
    Controlled Clinical Trials 7(3), 177-188.
-.. [2] Gordon, B. R., Zettelmeyer, F., Bhargava, N. and Chapsky, D. (2019). A
+.. [3] Viechtbauer, W. (2005). Bias and efficiency of meta-analytic variance
+   estimators in the random-effects model. Journal of Educational and
+   Behavioral Statistics 30(3), 261-293 (REML).
+.. [4] Gordon, B. R., Zettelmeyer, F., Bhargava, N. and Chapsky, D. (2019). A
    comparison of approaches to advertising measurement: Evidence from big
    field experiments at Facebook. Marketing Science 38(2), 193-225.
 """
@@ -51,7 +77,7 @@ _Z95 = 1.959963984540054
 
 
 def _model_scale(model_or_shares: Any):
-    """Return (estimate, std_err, value per conversion, is_incremental) per channel."""
+    """Return (estimate, std_err, value per conversion, on the lift scale) per channel."""
     credit = getattr(model_or_shares, "attribution_", model_or_shares)
     if isinstance(credit, pd.Series):
         s = credit.astype(float)
@@ -70,17 +96,75 @@ def _model_scale(model_or_shares: Any):
     return conv, pd.Series(0.0, index=conv.index), vpc, False
 
 
+def _covariance(v_lift, v_model, shared):
+    """Covariance of the lift's and the model's errors: ``min`` of the variances when shared."""
+    return np.minimum(v_lift, v_model) if shared else np.zeros_like(v_lift)
+
+
+def _difference_variance(se_lift, se_model, shared):
+    """Variance of ``lift - model`` when the model is right (module)."""
+    v_l, v_m = se_lift ** 2, se_model ** 2
+    v = v_l + v_m - 2 * _covariance(v_l, v_m, shared)
+    return np.maximum(v, 1e-9 * (v_l + v_m) + 1e-12)
+
+
+def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared):
+    """REML estimates of the scale ``kappa`` (unless fixed) and relative error ``tau`` (module).
+
+    ``lift - kappa m ~ N(0, |s**2 - kappa**2 e**2| + kappa**2 tau**2 size**2)`` over the tested
+    channels; returns ``(kappa, var_kappa, tau2)``.
+    """
+    from scipy.optimize import minimize_scalar
+
+    n = len(lift)
+
+    def variance(kappa, tau2):
+        return (_difference_variance(se_lift, kappa * se_m, shared)
+                + kappa ** 2 * tau2 * size ** 2)
+
+    def slope(kappa, tau2):
+        var = variance(kappa, tau2)
+        w = 1.0 / var
+        info = float(np.sum(w * m * m))
+        if fixed_scale is not None:
+            return float(fixed_scale), info, var
+        return (float(np.sum(w * m * lift)) / info if info > 0 else 0.0), info, var
+
+    def restricted_loglik(tau2, kappa):
+        k_hat, info, var = slope(kappa, tau2)
+        resid = lift - k_hat * m
+        reml = 0.0 if fixed_scale is not None else np.log(max(info, 1e-300))
+        return -0.5 * (np.sum(np.log(var)) + reml + np.sum(resid ** 2 / var))
+
+    free = n - (0 if fixed_scale is not None else 1)  # residual degrees of freedom
+    tau2 = 0.0
+    kappa = slope(1.0, 0.0)[0]
+    for _ in range(50):  # kappa enters the variances: iterate to a fixed point
+        previous = (kappa, tau2)
+        ref = max(kappa, 1e-6)
+        if free >= 1:
+            fit = minimize_scalar(lambda t: -restricted_loglik(t, ref), bounds=(0.0, 25.0),
+                                  method="bounded", options={"xatol": 1e-7})
+            tau2 = float(fit.x) if -fit.fun > restricted_loglik(0.0, ref) else 0.0
+        kappa, info, _ = slope(ref, tau2)
+        if abs(kappa - previous[0]) < 1e-9 * max(1.0, abs(kappa)) \
+                and abs(tau2 - previous[1]) < 1e-9:
+            break
+    var_kappa = 0.0 if fixed_scale is not None else (1.0 / info if info > 0 else np.inf)
+    return max(kappa, 0.0), var_kappa, tau2
+
+
 def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
-              value_per_conversion: Any = None) -> pd.DataFrame:
-    """Combine a model's channel credit with measured lifts (inverse variance, see module).
+              value_per_conversion: Any = None, shared_journeys: bool = True) -> pd.DataFrame:
+    """Combine a model's channel credit with measured lifts by their precision (see module).
 
     Parameters
     ----------
     model_or_shares : fitted model, DataFrame or Series
         An :class:`~crmstats.attribution.IncrementalityModel` (incremental
         conversions with standard errors), another fitted model or its credit
-        frame (``conversions`` per channel, read as shares), or a Series of
-        shares per channel.
+        frame (``conversions`` per channel), or a Series of credit or shares
+        per channel (its scale is estimated from the experiments).
     lift_results : pandas.DataFrame
         Output of :func:`~crmstats.attribution.lift_test` (index channel;
         ``incremental_conversions`` and ``incremental_std_err``). Channels
@@ -88,19 +172,26 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
     value_per_conversion : float or pandas.Series, optional
         Value of one incremental conversion per channel; by default the
         model's credited value per credited conversion when it has one.
+    shared_journeys : bool
+        Whether the model was fitted on the experiments' journeys (the demo's
+        and :func:`~crmstats.attribution.experiment_data`'s case: the holdout
+        journeys are among the model's paths), so that the model's and the
+        experiments' sampling errors are correlated; ``False`` for
+        experiments run apart from the model's data (independent errors).
 
     Returns
     -------
     pandas.DataFrame
-        Index ``channel``; columns ``model`` (model estimate of incremental
-        conversions, on the lift scale), ``lift`` (measured incremental
-        conversions, NaN when untested), ``tested``, ``weight_lift`` (weight
-        of the experiment in the combination), ``conversions`` (calibrated
-        incremental conversions), ``std_err``, ``lower_95``, ``upper_95``,
-        ``share`` (of the calibrated total), ``value`` (conversions x value
-        per conversion) and ``model_bias`` (the estimated relative error
-        ``tau`` of the model, the same on every row). ``conversions`` and
-        ``value`` make it a credit frame that
+        Index ``channel``; columns ``model`` (the model's estimate as given),
+        ``lift`` (measured incremental conversions, NaN when untested),
+        ``tested``, ``weight_lift`` (weight of the experiment in the
+        combination), ``conversions`` (calibrated incremental conversions),
+        ``std_err``, ``lower_95``, ``upper_95``, ``share`` (of the calibrated
+        total), ``value`` (conversions x value per conversion), and, the same
+        on every row, ``model_scale`` (``kappa``: incremental conversions per
+        unit of the model's estimate) and ``model_bias`` (``tau``: the
+        model's estimated relative error per channel beyond its own standard
+        error). ``conversions`` and ``value`` make it a credit frame that
         :func:`~crmstats.attribution.channel_economics` and
         :func:`~crmstats.attribution.incremental_economics` accept.
     """
@@ -109,59 +200,59 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
             "incremental_conversions", "incremental_std_err"} <= set(lift_results.columns):
         raise DataError("calibrate: lift_results must be the DataFrame of lift_test (columns "
                         "incremental_conversions, incremental_std_err)")
+    est = est.copy()
+    se_m = se_m.copy()
     est.index = est.index.astype(str)
     se_m.index = est.index
-    lift = lift_results["incremental_conversions"].astype(float)
-    se_l = lift_results["incremental_std_err"].astype(float)
+    lift = lift_results["incremental_conversions"].astype(float).copy()
+    se_l = lift_results["incremental_std_err"].astype(float).copy()
     lift.index = se_l.index = lift_results.index.astype(str)
     unknown = sorted(set(lift.index) - set(est.index))
     if unknown:
         raise DataError(f"calibrate: tested channel(s) {', '.join(unknown)} are not in the "
                         f"model's credit (channels: {', '.join(est.index)})",
                         table="experiments", column="channel", rows=unknown[:5])
+    bad = [c for c in est.index if not np.isfinite(est[c])]
+    if bad:
+        raise DataError(f"calibrate: the model's credit is not a finite number for channel(s) "
+                        f"{', '.join(bad[:5])}")
     channels = est.index
-    tested = channels.isin(lift.index) & lift.reindex(channels).notna().to_numpy()
-    if not tested.any():
-        raise DataError("calibrate: no channel of the model has a lift measurement")
     lift = lift.reindex(channels)
     se_l = se_l.reindex(channels)
-    if not incremental:
-        total = est.sum()
-        shares = est / total if total > 0 else est * 0.0
-        scale = lift[tested].sum() / shares[tested].sum() if shares[tested].sum() > 0 else 0.0
-        est = shares * scale
-        se_m = se_m * 0.0
+    tested = (lift.notna() & se_l.notna()).to_numpy()
+    if not tested.any():
+        raise DataError("calibrate: no channel of the model has a lift measurement")
     m = est.to_numpy(float)
-    sm = se_m.to_numpy(float)
+    sm = np.nan_to_num(se_m.to_numpy(float))
     sl = se_l.to_numpy(float)
     lv = lift.to_numpy(float)
     # the model's error is taken as proportional to its estimate; a model that gives a channel
-    # nothing or less (an estimate <= 0) is scaled by the measured lift instead
+    # nothing or less (an estimate <= 0) is sized by the measured lift instead
     size = np.where(m > 0, m, np.fmax(np.abs(m), np.abs(np.nan_to_num(lv))))
-    ok = tested & (size > 0)
-    if ok.any():
-        r = (lv[ok] - m[ok]) / size[ok]
-        var_r = (sl[ok] ** 2 + sm[ok] ** 2) / size[ok] ** 2
-        tau2 = max(0.0, float(np.mean(r ** 2 - var_r)))
-    else:
-        tau2 = np.inf
-    v_m = sm ** 2 + tau2 * size ** 2
+    t = tested
+    shared = bool(shared_journeys)
+    kappa, var_kappa, tau2 = _scale_and_heterogeneity(
+        lv[t], np.maximum(sl[t], 0.0), m[t], sm[t], size[t], 1.0 if incremental else None,
+        shared)
+    prior = kappa * m
+    v_bias = kappa ** 2 * tau2 * size ** 2          # the model's bias, a priori
+    v_model = kappa ** 2 * sm ** 2                  # the model's sampling variance
+    v_lift = np.where(t, np.nan_to_num(sl) ** 2, np.inf)
+    cov = np.where(t, _covariance(v_lift, v_model, shared), 0.0)
+    v_diff = np.where(t, _difference_variance(np.nan_to_num(sl), kappa * sm, shared), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w_m = np.where(v_m > 0, 1.0 / v_m, np.inf)
-        w_l = np.where(tested, np.where(sl > 0, 1.0 / sl ** 2, np.inf), 0.0)
-        both_inf = np.isinf(w_m) & np.isinf(w_l)
-        weight_lift = np.where(both_inf, 0.5,
-                               np.where(np.isinf(w_l), 1.0,
-                                        np.where(np.isinf(w_m), 0.0, w_l / (w_m + w_l))))
-        combined = np.where(tested, weight_lift * np.nan_to_num(lv) + (1 - weight_lift) * m, m)
-        var = np.where(tested, 1.0 / (w_m + w_l), v_m)
-    var = np.where(np.isfinite(var), var, np.nan)
-    se = np.sqrt(np.where(np.isnan(var), np.nan, var))
-    if np.isinf(tau2):
-        se = np.where(tested, se, np.nan)
+        # the weight that minimises the mean squared error of prior + w (lift - prior)
+        weight_lift = np.where(t, np.clip((v_bias + v_model - cov) / (v_bias + v_diff), 0, 1),
+                               0.0)
+        combined = np.where(t, prior + weight_lift * (np.nan_to_num(lv) - prior), prior)
+        keep = 1.0 - weight_lift
+        var = np.where(t, keep ** 2 * (v_bias + v_model) + weight_lift ** 2 * v_lift
+                       + 2 * weight_lift * keep * cov, v_bias + v_model)
+    var = var + (keep * m) ** 2 * var_kappa
+    se = np.sqrt(np.maximum(var, 0.0))
     out = pd.DataFrame({
-        "model": m, "lift": lv, "tested": tested,
-        "weight_lift": np.where(tested, weight_lift, 0.0),
+        "model": m, "lift": lv, "tested": t,
+        "weight_lift": weight_lift,
         "conversions": combined, "std_err": se,
         "lower_95": combined - _Z95 * se, "upper_95": combined + _Z95 * se,
     }, index=pd.Index(channels, name="channel"))
@@ -175,5 +266,6 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
         v = (value_per_conversion if np.isscalar(value_per_conversion)
              else pd.Series(value_per_conversion).reindex(channels).to_numpy(float))
         out["value"] = out["conversions"] * v
-    out["model_bias"] = float(np.sqrt(tau2)) if np.isfinite(tau2) else np.nan
+    out["model_scale"] = float(kappa)
+    out["model_bias"] = float(np.sqrt(tau2))
     return out
