@@ -143,7 +143,7 @@ def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared):
         previous = (kappa, tau2)
         ref = max(kappa, 1e-6)
         if free >= 1:
-            fit = minimize_scalar(lambda t: -restricted_loglik(t, ref), bounds=(0.0, 25.0),
+            fit = minimize_scalar(lambda t, k=ref: -restricted_loglik(t, k), bounds=(0.0, 25.0),
                                   method="bounded", options={"xatol": 1e-7})
             tau2 = float(fit.x) if -fit.fun > restricted_loglik(0.0, ref) else 0.0
         kappa, info, _ = slope(ref, tau2)
