@@ -59,9 +59,12 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         triangulation_view,
     )
     from crmstats.attribution.triangulation_plots import (
+        budget_table,
         plot_budget_shift,
         plot_marginal_roas,
         plot_triangulation,
+        triangulation_returns,
+        triangulation_shares,
     )
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "MarkovAttribution",
     "MediaMixModel",
     "ShapleyAttribution",
+    "budget_table",
     "build_paths",
     "calibrate",
     "channel_economics",
@@ -99,6 +103,8 @@ __all__ = [
     "triangulate",
     "triangulate_crm",
     "triangulation_finding",
+    "triangulation_returns",
+    "triangulation_shares",
     "triangulation_view",
 ]
 

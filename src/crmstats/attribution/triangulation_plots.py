@@ -1,4 +1,10 @@
-"""Figures of marginal ROAS, of a budget shift and of the sources side by side."""
+"""Figures of marginal ROAS, of a budget shift and of the sources side by side; their tables.
+
+The side-by-side table (:func:`~crmstats.attribution.triangulation_view`, nine
+columns) is too wide for a book page: :func:`triangulation_shares` and
+:func:`triangulation_returns` split it into two narrow tables with short headers;
+:func:`budget_table` is the budget plan's allocation in four columns.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,12 @@ import seaborn as sns
 
 from crmstats.plotting import get_ax, money_axis
 
-__all__ = ["plot_budget_shift", "plot_marginal_roas", "plot_triangulation"]
+__all__ = ["budget_table", "plot_budget_shift", "plot_marginal_roas", "plot_triangulation",
+           "triangulation_returns", "triangulation_shares"]
+
+#: Short headers of the sources' shares (a book page has room for about six columns).
+SHORT_SOURCES = {"journey_share": "journeys", "lift_share": "experiments",
+                 "mmm_share": "model"}
 
 
 def _label(channel) -> str:
@@ -109,3 +120,77 @@ def plot_triangulation(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.A
     ax.legend(frameon=False, fontsize="small")
     ax.set_title("Each channel's share under journeys, experiments and the media-mix model")
     return ax
+
+
+def triangulation_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the first half of the side-by-side table: spend and each source's share.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`~crmstats.attribution.triangulate`'s table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``spend``, ``journeys``, ``experiments``,
+        ``model`` (each source's share of the channels' total — journey
+        credit, holdout tests, the media-mix model; NaN where a source is
+        missing) and ``apart`` (the source that stands apart from
+        the other two, in the same short words; empty when none or unknown).
+        The returns are in :func:`triangulation_returns`.
+    """
+    from crmstats.attribution.triangulation import SOURCES, triangulation_view
+
+    view = triangulation_view(table)
+    out = view[["spend", *SHORT_SOURCES]].rename(columns=SHORT_SOURCES)
+    short = {SOURCES[c]: name for c, name in SHORT_SOURCES.items()}
+    out["apart"] = [short.get(str(v), str(v)) for v in view["odd_source"]]
+    return out
+
+
+def triangulation_returns(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the second half of the side-by-side table: what a channel's spend returns.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`~crmstats.attribution.triangulate`'s table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``ROAS`` (the media-mix model's), ``ROAS
+        calibrated`` (the model calibrated with the holdout tests), ``CAC``
+        (spend per conversion credited by journeys) and ``CAC incremental``
+        (spend per conversion the holdout test says the channel adds); NaN
+        where a source is missing.
+    """
+    from crmstats.attribution.triangulation import triangulation_view
+
+    names = {"roas": "ROAS", "calibrated_roas": "ROAS calibrated", "cac": "CAC",
+             "incremental_cac": "CAC incremental"}
+    return triangulation_view(table)[list(names)].rename(columns=names)
+
+
+def budget_table(plan) -> pd.DataFrame:
+    """Return a budget plan's split for a page: four columns instead of the allocation's seven.
+
+    Parameters
+    ----------
+    plan : BudgetPlan
+        From ``MediaMixModel.optimize_budget``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``current`` and ``recommended`` weekly spend,
+        ``change`` (recommended - current) and ``extra outcome`` (the
+        expected outcome a week of the recommended spend minus the current
+        one's, under the fitted curves). The bounds and the outcomes
+        themselves stay in ``plan.allocation``.
+    """
+    a = plan.allocation
+    out = a[["current", "recommended", "change"]].copy()
+    out["extra outcome"] = a["recommended_outcome"] - a["current_outcome"]
+    return out
