@@ -108,18 +108,16 @@ class RFMSummary(pd.DataFrame):
         """The summary's :class:`SummaryUnits` (None if they were lost, e.g. in a merge)."""
         return self._units
 
-    def to_parquet(self, path=None, *, engine: str = "auto", compression: str | None = "snappy",
-                   index: bool | None = None, partition_cols: list | None = None,
-                   storage_options: dict | None = None) -> bytes | None:
+    def to_parquet(self, path=None, **kwargs) -> bytes | None:
         """Write the summary to Parquet with its units (see :class:`RFMSummary`).
 
-        The arguments are those of :meth:`pandas.DataFrame.to_parquet`.
+        The keyword arguments are those of :meth:`pandas.DataFrame.to_parquet`,
+        passed on as given (pandas' own defaults otherwise).
         """
         out = pd.DataFrame(self)
         if self._units is not None:
             out.columns = pd.Index(list(out.columns), name=self._units.label)
-        return out.to_parquet(path, engine=engine, compression=compression, index=index,
-                              partition_cols=partition_cols, storage_options=storage_options)
+        return out.to_parquet(path, **kwargs)
 
 
 def check_units(period: str, time_unit: str | None) -> SummaryUnits:
