@@ -65,8 +65,13 @@ def one(seed: int, weeks: int, channels: int, lift_se: float) -> tuple[pd.DataFr
     _, best = true_allocation(truth["params"], total, upper=upper)
     got = float(steady_response(truth["params"], plan.allocation["recommended"]).sum())
     cur = float(steady_response(truth["params"], plan.allocation["current"]).sum())
+    plan_cal = cal.optimize_budget(total)
+    got_cal = float(steady_response(truth["params"], plan_cal.allocation["recommended"]).sum())
+    _, best_cal = true_allocation(truth["params"], total,
+                                  upper=plan_cal.allocation["max_spend"].to_numpy())
     return pd.concat(rows), {"seed": seed, "seconds": seconds,
                              "weibull_seconds": weibull_seconds, "alloc": got / best,
+                             "alloc_cal": got_cal / best_cal,
                              "current_split": cur / best,
                              "holdout_mape": model.diagnostics_["holdout_mape"]}
 
@@ -95,7 +100,9 @@ def main() -> None:
         print("median error by seed:\n" + by_seed.to_string())
         print(f.round(3).to_string(index=False))
         print(f"allocation vs true optimum: median {f['alloc'].median():.4f}, min "
-              f"{f['alloc'].min():.4f} (current split: median {f['current_split'].median():.4f})")
+              f"{f['alloc'].min():.4f} (current split: median {f['current_split'].median():.4f}; "
+              f"calibrated model's split: median {f['alloc_cal'].median():.4f}, min "
+              f"{f['alloc_cal'].min():.4f})")
         print(f"fit with intervals: median {f['seconds'].median():.2f} s, max "
               f"{f['seconds'].max():.2f} s; Weibull adstock: median "
               f"{f['weibull_seconds'].median():.2f} s, max {f['weibull_seconds'].max():.2f} s")
