@@ -28,7 +28,10 @@ CELLS = (
     "crm = crmstats.load_crm(data_source)\n"
     "print('made_before', crm is _PRELOADED.get(data_source))\n"
     "fresh = simulate_crm(seed=3, n_contacts=2000)\n"
-    "print('same_data', all(getattr(crm, t).equals(getattr(fresh, t)) for t in crm.tables()))",
+    "print('same_data', all(getattr(crm, t).equals(getattr(fresh, t)) for t in crm.tables()))\n"
+    "from crmstats.validation.memory import COUNTS\n"
+    "crm.table('transactions')\n"
+    "print('validated_here', sum(COUNTS.values()))",
 )
 
 
@@ -65,6 +68,7 @@ def test_studies_run_in_fresh_preloaded_kernels(tmp_path, monkeypatch):
         assert o["lines"]["cache"] == "True"
         assert o["lines"]["made_before"] == "True"  # the server simulated the demo once
         assert o["lines"]["same_data"] == "True"
+        assert o["lines"]["validated_here"] == "0"  # the server validated the tables once
         assert o["images"] == 1  # the inline backend works in a forked kernel
         assert o["counts"] == list(range(1, len(o["counts"]) + 1))
 
@@ -75,6 +79,7 @@ def test_warm_kernels_can_be_turned_off(tmp_path, monkeypatch):
     out = _run(tmp_path, n=1)
     assert out["s0"]["lines"]["preloaded"] == "False"
     assert out["s0"]["lines"]["made_before"] == "False"
+    assert out["s0"]["lines"]["validated_here"] != "0"
     assert out["s0"]["images"] == 1
 
 
@@ -88,3 +93,36 @@ def test_launcher_without_a_server_starts_an_ordinary_kernel(tmp_path):
 
     assert proc.returncode == 0, proc.stderr
     assert IPython.__version__ in proc.stdout  # ipykernel_launcher --version answered
+
+
+def test_validate_preloaded_validates_clean_sources_and_leaves_warning_ones(monkeypatch):
+    """Validated once before the fork; a source whose checks warn is left for each kernel."""
+    import warnings
+
+    import crmstats
+    from crmstats.backend import backend
+    from crmstats.book import warm
+    from crmstats.exceptions import DataWarning
+    from crmstats.sources import _PRELOADED
+    from crmstats.validation.memory import COUNTS
+
+    clean = crmstats.load_crm(SMALL_DEMO)
+    rows = clean.transactions.drop(columns="order_id", errors="ignore").head(50)
+    doubled = crmstats.CRMData(transactions=rows.iloc[[*range(50), 0]].reset_index(drop=True),
+                               source="x")
+    monkeypatch.setattr("crmstats.sources._PRELOADED", {"clean": clean, "doubled": doubled})
+    assert _PRELOADED is not None
+    backend()  # a connection open before: closed too (the fork must not inherit its threads)
+    assert warm.validate_preloaded() == ["clean"]
+    assert sys.modules["crmstats.backend"]._BACKEND is None
+    assert sum(COUNTS.values()) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in clean.tables():
+            clean.table(name)
+        assert sum(COUNTS.values()) == 0  # nothing validated again
+        assert crmstats.execute(clean.table("transactions").count()) == len(clean.transactions)
+        doubled.table("transactions")  # validated (and warned) anew
+    assert COUNTS["transactions"] == 1
+    assert any(issubclass(w.category, DataWarning) and "repeat" in str(w.message)
+               for w in caught)

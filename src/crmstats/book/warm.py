@@ -36,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["KERNEL_NAME", "OFF_ENV", "PRELOAD", "warm_kernels"]
+__all__ = ["KERNEL_NAME", "OFF_ENV", "PRELOAD", "validate_preloaded", "warm_kernels"]
 
 #: The kernel spec's name while a build runs.
 KERNEL_NAME = "crmstats-warm"
@@ -185,6 +185,7 @@ def serve(path: str, sources=()) -> None:
         for source in sources:  # one by one: a kernel reports a source that fails itself
             with contextlib.suppress(CRMStatsError, OSError, ValueError):
                 preload_sources([source])
+    validate_preloaded()
     _no_connection_yet()
     for name in _NOT_BEFORE_FORK:  # a preloaded module pulled it in: leave it to the kernel
         sys.modules.pop(name, None)
@@ -221,6 +222,66 @@ def serve(path: str, sources=()) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # no interpreter teardown: DuckDB's bindings report "leaks" at exit otherwise
+
+
+def validate_preloaded() -> list[str]:
+    """Validate every table of the preloaded sources once, here, for all the kernels.
+
+    Every study kernel validates the tables it reads (:meth:`crmstats.CRMData.table`:
+    the gate's checks, the deep checks), about a second of CPU per kernel on the
+    demo and much more on a large one. Done once in the server before it forks,
+    each kernel inherits the validated tables (the source's memo and the gate's)
+    and finds them checked. A source whose validation warns (a data note its
+    studies must show) or fails is left as it was, for each kernel to validate
+    and report itself. The DuckDB connection the checks opened is closed again
+    (a fork must not inherit its threads); each kernel opens its own.
+
+    Returns
+    -------
+    list of str
+        The sources validated here.
+    """
+    import sys
+    import warnings
+
+    from crmstats import _frames
+    from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataWarning
+    from crmstats.sources import _PRELOADED
+    from crmstats.validation import memory, traps
+
+    backend = sys.modules["crmstats.backend"]  # the module (crmstats.backend is a function)
+    # every memo the gate keeps: restored when a source's validation is undone
+    memos = (_frames._FRAMES, memory._INPUTS, memory._VALIDATED, traps._TRAPS_SEEN,
+             backend._CSV_CACHE)
+    package = str(Path(__file__).resolve().parents[1])
+    done = []
+    for text, crm in _PRELOADED.items():
+        before = [dict(memo) for memo in memos]
+        ok = True
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                for name in crm.tables():
+                    crm.table(name)
+            except (CRMStatsError, OSError, ValueError):
+                ok = False
+        ok = ok and not any(issubclass(w.category, DataWarning | ConvergenceWarning)
+                            or str(w.filename).startswith(package) for w in caught)
+        if ok:
+            done.append(text)
+            continue
+        # undo: the kernels validate this source themselves and show what it gives
+        crm._validated.clear()
+        crm._checked.clear()
+        for live, kept in zip(memos, before, strict=True):
+            live.clear()
+            live.update(kept)
+    if backend._BACKEND is not None:
+        backend._BACKEND.disconnect()  # its threads end with it: the fork is safe again
+        backend._BACKEND = None
+        backend._CSV_CACHE.clear()  # tables read on that connection
+    _frames.COUNTS.clear()  # validations a kernel counts are its own
+    return done
 
 
 def _wait_for_socket(sock: Path, server: subprocess.Popen, limit: float = 60.0) -> None:
