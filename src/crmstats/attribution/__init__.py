@@ -25,7 +25,11 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.attribution.budget import BudgetPlan, optimize_budget
     from crmstats.attribution.calibration import calibrate
     from crmstats.attribution.compare import credit_shares, share_error
-    from crmstats.attribution.economics import channel_economics, incremental_economics
+    from crmstats.attribution.economics import (
+        channel_economics,
+        incremental_economics,
+        new_customer_economics,
+    )
     from crmstats.attribution.experiments import (
         experiment_data,
         holdout_plan,
@@ -46,6 +50,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         plot_cac_ltv,
         plot_credit_shares,
         plot_lift_tests,
+        plot_new_customer_ltv_cac,
         plot_removal_effects,
         plot_transition_matrix,
     )
@@ -89,12 +94,14 @@ __all__ = [
     "lift_test",
     "media_data",
     "media_table",
+    "new_customer_economics",
     "optimize_budget",
     "plot_budget_shift",
     "plot_cac_ltv",
     "plot_credit_shares",
     "plot_lift_tests",
     "plot_marginal_roas",
+    "plot_new_customer_ltv_cac",
     "plot_removal_effects",
     "plot_transition_matrix",
     "plot_triangulation",

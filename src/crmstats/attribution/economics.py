@@ -28,7 +28,7 @@ from crmstats.backend import execute
 from crmstats.exceptions import DataError, DataWarning
 from crmstats.validation import as_table
 
-__all__ = ["channel_economics", "incremental_economics"]
+__all__ = ["channel_economics", "incremental_economics", "new_customer_economics"]
 
 TOTAL = "total"
 
@@ -114,7 +114,8 @@ def channel_economics(
         CLV models with covariates (:func:`crmstats.clv.channel_value`: ``clv``
         with ``clv_lower_95`` / ``clv_upper_95``, over ``horizon_months``).
         Given, the same LTV, LTV:CAC and payback are computed from it beside
-        the figures of ``clv_by_channel`` (the channel's existing customers).
+        the figures of ``clv_by_channel`` (the channel's existing customers),
+        each with the interval that follows from the CLV's.
 
     Returns
     -------
@@ -129,10 +130,13 @@ def channel_economics(
         the CLV's average monthly rate). A ratio with a zero denominator is
         +inf (e.g. spend but no customers) or NaN (nothing over nothing).
         Spend sums to the total spend of the (restricted) spend table. With
-        ``new_customer_value``: ``new_clv`` (its ``clv``), ``new_ltv``,
+        ``new_customer_value``: ``new_clv`` (its ``clv``) with
+        ``new_clv_lower_95`` / ``new_clv_upper_95``, ``new_ltv``,
         ``new_ltv_cac`` with ``new_ltv_cac_lower_95`` / ``new_ltv_cac_upper_95``
-        (from the CLV's interval) and ``new_payback_months``; the ``total``
-        row blends them over the credited customers (no interval).
+        and ``new_payback_months`` with ``new_payback_months_lower_95`` /
+        ``new_payback_months_upper_95`` (from the CLV's interval: its upper
+        end gives the shorter payback); the ``total`` row blends the CLV over
+        the credited customers (no interval).
     """
     if not 0 < float(gross_margin) <= 1:
         raise ValueError(f"gross_margin must be in (0, 1], got {gross_margin}")
@@ -220,15 +224,19 @@ def channel_economics(
     if len(new.columns):
         cac = out["cac"].to_numpy()
         out["new_clv"] = out["_new_clv"]
+        out["new_clv_lower_95"] = out["_new_clv_lower_95"]
+        out["new_clv_upper_95"] = out["_new_clv_upper_95"]
+        out["new_ltv"] = margin * (first + out["_new_clv"].to_numpy(dtype=float))
+        payback = {}
         for suffix, col in (("", "_new_clv"), ("_lower_95", "_new_clv_lower_95"),
                             ("_upper_95", "_new_clv_upper_95")):
-            ltv = margin * (first + out[col].to_numpy(dtype=float))
-            if not suffix:
-                out["new_ltv"] = ltv
-            out["new_ltv_cac" + suffix] = _ratio(ltv, cac)
-        out["new_payback_months"] = _payback(cac, margin * first,
-                                             margin * out["_new_clv"].to_numpy(dtype=float),
-                                             float(horizon_months))
+            clv_margin = margin * out[col].to_numpy(dtype=float)
+            out["new_ltv_cac" + suffix] = _ratio(margin * first + clv_margin, cac)
+            payback[suffix] = _payback(cac, margin * first, clv_margin, float(horizon_months))
+        out["new_payback_months"] = payback[""]
+        # more value pays back sooner: the CLV's upper end gives the payback's lower end
+        out["new_payback_months_lower_95"] = payback["_upper_95"]
+        out["new_payback_months_upper_95"] = payback["_lower_95"]
     return out.drop(columns=[c for c in out.columns if c.startswith("_")])
 
 
@@ -254,6 +262,42 @@ def _new_value(table) -> pd.DataFrame:
         out[col] = (pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
                     if col in table.columns else np.nan)
     return out
+
+
+#: The readers' table of :func:`new_customer_economics`: what a channel's existing customers
+#: return beside what its next customer is expected to (the covariate model).
+NEW_CUSTOMER_COLUMNS = ["customers", "cac", "ltv_cac", "payback_months", "new_clv",
+                        "new_clv_lower_95", "new_clv_upper_95", "new_ltv_cac",
+                        "new_ltv_cac_lower_95", "new_ltv_cac_upper_95", "new_payback_months",
+                        "new_payback_months_lower_95", "new_payback_months_upper_95"]
+
+
+def new_customer_economics(economics: pd.DataFrame) -> pd.DataFrame:
+    """Return, per channel, LTV:CAC and payback of its customers beside those of its next one.
+
+    The observed figures (``ltv_cac``, ``payback_months``) value the channel's
+    existing customers by their own histories; the ``new_*`` figures value the
+    next customer the channel brings, from the CLV models with the customers'
+    attributes (:func:`crmstats.clv.fit_channel_value`), with 95 % intervals.
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        :func:`channel_economics` called with ``new_customer_value=``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (the ``total`` row last, when there is one): the
+        columns of :data:`NEW_CUSTOMER_COLUMNS`, the ``new_*`` ones NaN where
+        a channel has no new-customer value. Channels without credited
+        customers and without a new-customer value are left out.
+    """
+    if not isinstance(economics, pd.DataFrame) or "ltv_cac" not in economics.columns:
+        raise ValueError("economics: expected the DataFrame of channel_economics")
+    out = economics.reindex(columns=NEW_CUSTOMER_COLUMNS)
+    keep = (out["customers"].fillna(0) > 0) | out["new_clv"].notna()
+    return out[keep.to_numpy()]
 
 
 def incremental_economics(calibrated: Any, spend: Any, *, start: Any = None, end: Any = None,

@@ -13,6 +13,7 @@ __all__ = [
     "plot_cac_ltv",
     "plot_credit_shares",
     "plot_lift_tests",
+    "plot_new_customer_ltv_cac",
     "plot_removal_effects",
     "plot_transition_matrix",
 ]
@@ -200,4 +201,54 @@ def plot_lift_tests(lifts: pd.DataFrame, truth: pd.Series | None = None,
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:+.0%}"))
     ax.set_xlabel("conversion rate with the channel vs without it (holdout)")
     ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_new_customer_ltv_cac(economics: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Draw each channel's LTV:CAC: its customers' and its next customer's (95 % interval).
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        :func:`crmstats.attribution.channel_economics` with ``new_customer_value=``
+        (or :func:`crmstats.attribution.new_customer_economics`); the
+        ``total`` row is left out, and so are channels whose ratios are not
+        finite and positive (no spend, or no customers).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is made otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    require_columns(economics, ["ltv_cac", "new_ltv_cac", "new_ltv_cac_lower_95",
+                                "new_ltv_cac_upper_95"], "channel_economics(new_customer_value=)")
+    e = economics.drop(index="total", errors="ignore")
+    obs = e["ltv_cac"].astype(float)
+    new = e["new_ltv_cac"].astype(float)
+    shown = (np.isfinite(obs) & (obs > 0)) | (np.isfinite(new) & (new > 0))
+    e = e[shown.to_numpy()]
+    ax = get_ax(ax, figsize=(8, 0.45 * len(e) + 1.8))
+    if len(e) == 0:
+        ax.set_title("LTV:CAC: no channel has a finite ratio")
+        return ax
+    e = e.assign(_order=e["new_ltv_cac"].fillna(e["ltv_cac"])).sort_values("_order")
+    y = np.arange(len(e))
+    colors = sns.color_palette(n_colors=2)
+    o = e["ltv_cac"].astype(float).where(lambda s: np.isfinite(s) & (s > 0))
+    ax.scatter(o, y + 0.12, marker="s", color=colors[0], zorder=3,
+               label="its customers so far (observed history)")
+    n = e["new_ltv_cac"].astype(float).where(lambda s: np.isfinite(s) & (s > 0))
+    lo = e["new_ltv_cac_lower_95"].astype(float).clip(lower=1e-9)
+    hi = e["new_ltv_cac_upper_95"].astype(float)
+    err = np.nan_to_num(np.vstack([n - lo, hi - n]), nan=0.0).clip(min=0)
+    ax.errorbar(n, y - 0.12, xerr=err, fmt="o", color=colors[1], ecolor="0.4", capsize=3,
+                label="its next customer (model), 95 % interval")
+    ax.axvline(1, color="grey", lw=1, ls="--", label="LTV = CAC")
+    ax.axvline(3, color="grey", lw=1, ls=":", label="LTV = 3 x CAC")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.set_yticks(y, [str(c).replace("_", " ") for c in e.index])
+    ax.set_xlabel("LTV:CAC (lifetime value over acquisition cost)")
+    ax.legend(fontsize=8, loc="lower right", frameon=False)
     return ax

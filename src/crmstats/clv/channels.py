@@ -265,7 +265,7 @@ def customer_effects(transaction_model, spend_model=None) -> pd.DataFrame:
     rows = []
     for model in (transaction_model, spend_model):
         if model is None:
-            continue
+            continue  # (customer_effects(None): the empty table)
         summary = model.summary_
         for name in summary.index:
             process, sep, column = str(name).partition(":")
@@ -302,6 +302,9 @@ class ChannelValue:
         ``p_value``).
     values : pandas.DataFrame
         :func:`channel_value`.
+    problem : str or None
+        Why the data could not be valued by channel (``on_problem="report"``):
+        then the models are None and the tables empty (with their columns).
     """
 
     covariates: pd.DataFrame
@@ -311,6 +314,44 @@ class ChannelValue:
     effects: pd.DataFrame
     tests: pd.DataFrame
     values: pd.DataFrame
+    problem: str | None = None
+
+
+#: Columns of :func:`channel_value`'s table (an empty one keeps them).
+VALUE_COLUMNS = ["customers", "expected_purchases", "expected_spend", "clv", "clv_lower_95",
+                 "clv_upper_95"]
+
+
+def _not_applicable(problem: str, by: str) -> ChannelValue:
+    """Return the ChannelValue of data that cannot be valued by channel: empty, with the reason."""
+    values = pd.DataFrame({c: pd.Series(dtype="int64" if c == "customers" else float)
+                           for c in VALUE_COLUMNS}, index=pd.Index([], name=by, dtype=str))
+    tests = pd.DataFrame(columns=["statistic", "df", "p_value"],
+                         index=pd.Index([], name="model"), dtype=float)
+    return ChannelValue(covariates=pd.DataFrame(), reference={}, transaction_model=None,
+                        spend_model=None, effects=customer_effects(None), tests=tests,
+                        values=values, problem=problem)
+
+
+def _problem_in_words(err: Exception, by: str) -> str:
+    """Say why the data could not be valued by channel, without the rows (customer ids)."""
+    from crmstats.exceptions import ConvergenceError
+
+    if isinstance(err, ConvergenceError):
+        return "the models with the customers' attributes did not converge on this data"
+    column = getattr(err, "column", None)
+    text = str(err)
+    if "constant" in text or "determined by" in text:
+        what = f"the column {column!r}" if column else "a customer attribute"
+        return (f"{what} does not vary enough between the customers to tell its levels apart "
+                f"(e.g. a single {by.replace('_', ' ')})")
+    if column and "missing value" in text:
+        return (f"some customers have no {column!r} in the customers table (fill them, or "
+                "map them to a level in the source file)")
+    if column:
+        return (f"the customers table's column {column!r} cannot be used as a customer "
+                "attribute here (missing values, or too few customers with repeat purchases)")
+    return "the customers' attributes cannot be used to fit the models on this data"
 
 
 def fit_channel_value(
@@ -327,6 +368,7 @@ def fit_channel_value(
     n_draws: int = 200,
     seed: int = 0,
     allow_unconverged: bool = False,
+    on_problem: str = "raise",
 ) -> ChannelValue:
     """Fit the CLV models with customer attributes and value a new customer per channel.
 
@@ -347,11 +389,44 @@ def fit_channel_value(
         Default ``BetaGeoModel()`` and ``GammaGammaModel()``; copies are fitted.
     horizon_months, discount_rate, n_draws, seed, allow_unconverged
         As in :func:`channel_value`.
+    on_problem : {"raise", "report"}
+        What data that cannot be valued by channel gives (no customers
+        table, no ``by`` column, a single channel, an attribute missing for
+        some customers, a fit that fails or does not converge): a
+        :class:`~crmstats.DataError` (or ``ConvergenceError``), or — for a
+        study that must build on every source — a :class:`ChannelValue`
+        with empty tables and the reason in plain words in ``problem``
+        (without customer ids).
 
     Returns
     -------
     ChannelValue
     """
+    from crmstats.exceptions import ConvergenceError
+
+    if on_problem not in ("raise", "report"):
+        raise ValueError(f"on_problem must be 'raise' or 'report', got {on_problem!r}")
+    if on_problem == "report":
+        if not isinstance(customers, pd.DataFrame):
+            return _not_applicable("the data source has no customers table", by)
+        if by not in customers.columns:
+            return _not_applicable(f"the customers table has no column {by!r}", by)
+        try:
+            return fit_channel_value(
+                summary, customers, columns=columns, by=by, reference=reference,
+                transaction_model=transaction_model, spend_model=spend_model,
+                horizon_months=horizon_months, discount_rate=discount_rate, n_draws=n_draws,
+                seed=seed, allow_unconverged=allow_unconverged)
+        except (DataError, ConvergenceError) as err:
+            return _not_applicable(_problem_in_words(err, by), by)
+    return _fit_channel_value(summary, customers, columns, by, reference, transaction_model,
+                              spend_model, horizon_months, discount_rate, n_draws, seed,
+                              allow_unconverged)
+
+
+def _fit_channel_value(summary, customers, columns, by, reference, transaction_model,
+                       spend_model, horizon_months, discount_rate, n_draws, seed,
+                       allow_unconverged) -> ChannelValue:
     from crmstats.clv import covariate_frame
     from crmstats.clv.models import BetaGeoModel, GammaGammaModel
 
@@ -471,6 +546,10 @@ def plot_channel_value(values: pd.DataFrame, ax=None) -> Any:
         raise ValueError("values: expected the table of crmstats.clv.channel_value")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.4 * len(values) + 1.5))
+    if len(values) == 0:
+        ax.set_title("No channel could be valued (see the text above)")
+        ax.set_axis_off()
+        return ax
     order = values.sort_values("clv")
     clv = order["clv"].to_numpy(dtype=float)
     lo = order.get("clv_lower_95", order["clv"]).to_numpy(dtype=float)

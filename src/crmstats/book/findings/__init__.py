@@ -34,6 +34,7 @@ from crmstats.book.findings.marketing import (
     next_euro,
     next_euro_kpis,
 )
+from crmstats.book.findings.new_customers import new_customer_value
 from crmstats.book.findings.retention import (
     churn,
     churn_kpis,
@@ -61,6 +62,7 @@ __all__ = [
     "lead_scoring_kpis",
     "lifecycle",
     "lifecycle_kpis",
+    "new_customer_value",
     "next_euro",
     "next_euro_kpis",
     "value_migration",

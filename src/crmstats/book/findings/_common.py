@@ -10,6 +10,7 @@ import pandas as pd
 
 from crmstats.book.report import (
     fmt_count,
+    fmt_money,
 )
 
 
@@ -100,3 +101,28 @@ def _level(column: Any) -> str:
     """Return the level of an indicator column ``name[level]`` in words (else the column)."""
     name, sep, level = str(column).partition("[")
     return _label(level[:-1] if sep and level.endswith("]") else column)
+
+
+def _worth(row: pd.Series, column: str = "clv", fmt=fmt_money, parens: bool = True) -> str:
+    """Return a figure with its 95 % interval: ``"120 (95 % interval 96 to 150)"``.
+
+    ``row`` holds ``column`` and, when known, ``<column>_lower_95`` and
+    ``<column>_upper_95``; without a finite interval only the figure is given.
+    ``parens=False`` gives ``"120, 95 % interval 96 to 150"`` (inside brackets).
+    """
+    text = fmt(row.get(column))
+    lo, hi = row.get(f"{column}_lower_95"), row.get(f"{column}_upper_95")
+    if _finite(lo) and _finite(hi):
+        interval = f"95 % interval {fmt(lo)} to {fmt(hi)}"
+        text += f" ({interval})" if parens else f", {interval}"
+    return text
+
+
+def _new_customer_worth(values: pd.DataFrame, horizon_months: int) -> str | None:
+    """Say from which channel a new customer is worth most and least (channel_value's table)."""
+    if len(values) < 2 or not values["clv"].notna().any():
+        return None
+    best, worst = values["clv"].idxmax(), values["clv"].idxmin()
+    return (f"A new customer's repeat purchases over the next {horizon_months} months are "
+            f"worth most from {_label(best)}: {_worth(values.loc[best])}; least from "
+            f"{_label(worst)}: {_worth(values.loc[worst])}.")

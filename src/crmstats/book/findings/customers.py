@@ -16,6 +16,7 @@ from crmstats.book.findings._common import (
     _label,
     _left_out,
     _level,
+    _new_customer_worth,
     _top,
     _untrusted,
 )
@@ -408,6 +409,9 @@ def customer_effects(
     -------
     list of str
     """
+    problem = getattr(channel_fit, "problem", None)
+    if problem:
+        return [f"The customers' attributes could not be used on this data: {problem}."]
     names = {
         "BetaGeoModel": "BG/NBD",
         "ModifiedBetaGeoModel": "MBG/NBD",
@@ -462,23 +466,5 @@ def customer_effects(
         ]
         against = f" (against {reference})" if reference else ""
         out.append(f"{process.capitalize()}{against}: " + "; ".join(clauses) + ".")
-    values = channel_fit.values
-    if len(values) >= 2 and values["clv"].notna().any():
-        best, worst = values["clv"].idxmax(), values["clv"].idxmin()
-
-        def worth(name):
-            row = values.loc[name]
-            text = fmt_money(row["clv"])
-            if _finite(row.get("clv_lower_95")) and _finite(row.get("clv_upper_95")):
-                text += (
-                    f", 95 % interval {fmt_money(row['clv_lower_95'])} to "
-                    f"{fmt_money(row['clv_upper_95'])}"
-                )
-            return text
-
-        out.append(
-            f"A new customer's repeat purchases over {horizon_months} months are worth "
-            f"most from {_label(best)} ({worth(best)}) and least from {_label(worst)} "
-            f"({worth(worst)})."
-        )
-    return out
+    line = _new_customer_worth(channel_fit.values, horizon_months)
+    return out + ([line] if line else [])

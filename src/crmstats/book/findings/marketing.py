@@ -12,6 +12,7 @@ from crmstats.book.findings._common import (
     _keep,
     _label,
     _top,
+    _worth,
 )
 from crmstats.book.report import (
     fmt_money,
@@ -36,7 +37,9 @@ def attribution(
     shares : DataFrame
         :func:`crmstats.attribution.credit_shares` (channels by models).
     economics : DataFrame, optional
-        :func:`crmstats.attribution.channel_economics` (with a ``total`` row).
+        :func:`crmstats.attribution.channel_economics` (with a ``total`` row);
+        called with ``new_customer_value=``, the LTV:CAC of a channel's next
+        customer (with its interval) is named beside its customers'.
     accuracy : DataFrame, optional
         :func:`crmstats.attribution.share_error` against the true shares.
     model : str
@@ -82,10 +85,18 @@ def attribution(
         per = economics.drop(index="total")
         if "ltv_cac" in per and per["ltv_cac"].notna().sum() >= 2:
             order = per["ltv_cac"].replace([np.inf, -np.inf], np.nan).dropna().sort_values()
+
+            def said(name):
+                text = fmt_ratio(per.loc[name, "ltv_cac"])
+                if _finite(per.loc[name].get("new_ltv_cac")):
+                    text += ("; a new customer from it "
+                             f"{_worth(per.loc[name], 'new_ltv_cac', fmt_ratio, parens=False)}")
+                return text
+
             out.append(
                 f"{_label(order.index[-1]).capitalize()} pays back best "
-                f"({fmt_ratio(order.iloc[-1])}), {_label(order.index[0])} worst "
-                f"({fmt_ratio(order.iloc[0])})."
+                f"({said(order.index[-1])}), {_label(order.index[0])} worst "
+                f"({said(order.index[0])})."
             )
     return _keep(out)
 
