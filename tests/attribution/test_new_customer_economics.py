@@ -61,8 +61,8 @@ def test_findings_name_what_does_not_pay_back_and_what_the_data_cannot_tell():
     assert "The least, from social: 0.400x, 95 % interval 0.300x to 0.700x" in said[1]
     assert any(s.startswith("A new customer from social does not pay back") for s in said)
     assert said[-1] == ("The first order alone pays a new customer's acquisition cost back in "
-                        "1 of 3 channels; from social it takes the longest: 36 months (95 % "
-                        "interval 18 to 54), beyond the 12-month horizon (counted at its "
+                        "1 of 3 channels; from social it takes the longest: 36.0 months (95 % "
+                        "interval 18.0 to 54.0), beyond the 12-month horizon (counted at its "
                         "average monthly value).")
     # an interval reaching above 1x: the data cannot tell
     wide = NEW.assign(clv_upper_95=[100.0, 540.0, 120.0])

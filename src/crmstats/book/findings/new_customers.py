@@ -105,10 +105,10 @@ def _payback_sentence(per: pd.DataFrame, horizon_months: int) -> str | None:
         if not _finite(row["new_payback_months"]):
             parts.append(f"from {_label(slow)} its expected purchases never pay it back")
         else:
-            text = f"{fmt_number(float(row['new_payback_months']), 2)} months"
+            text = f"{fmt_number(float(row['new_payback_months']), 3)} months"
             lo, hi = row.get("new_payback_months_lower_95"), row.get("new_payback_months_upper_95")
             if _finite(lo) and _finite(hi):
-                text += f" (95 % interval {fmt_number(lo, 2)} to {fmt_number(hi, 2)})"
+                text += f" (95 % interval {fmt_number(lo, 3)} to {fmt_number(hi, 3)})"
             if float(row["new_payback_months"]) > horizon_months:
                 text += (f", beyond the {horizon_months}-month horizon (counted at its average "
                          "monthly value)")
