@@ -132,3 +132,18 @@ def test_hostile_channel_names_show_as_text_in_the_new_customer_table_and_findin
     assert hostile["paid_search"] in [t.get_text() for t in ax.get_yticklabels()]
     plt.close("all")
     assert np.isfinite(e.loc[hostile["paid_search"], "new_ltv_cac"])
+
+
+def test_the_customers_table_may_be_a_file_as_a_folder_source_gives_it(tmp_path):
+    """A folder or crmstats.yml source hands the studies a path or a source table, not a frame."""
+    crm = simulate_crm(seed=4, n_contacts=3000)
+    path = tmp_path / "customers.parquet"
+    crm.customers.to_parquet(path)
+    summary = clv.rfm_summary(crm.transactions, period="D", time_unit="W")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = clv.fit_channel_value(summary, crm.customers, n_draws=0, allow_unconverged=True)
+        read = clv.fit_channel_value(summary, str(path), n_draws=0, on_problem="report",
+                                     allow_unconverged=True)
+    assert read.problem is None
+    pd.testing.assert_frame_equal(read.values, frame.values)

@@ -184,9 +184,7 @@ def channel_value(
                       what="channel_value")
     if int(horizon_months) < 1:
         raise ValueError(f"horizon_months must be at least 1, got {horizon_months}")
-    if not isinstance(customers, pd.DataFrame):
-        raise DataError("customers: expected a DataFrame with customer_id and the grouping "
-                        "column", table="customers")
+    customers = customers_frame(customers)
     id_col = customer_id_col or "customer_id"
     for col in (id_col, by):
         if col not in customers.columns:
@@ -241,6 +239,24 @@ def channel_value(
             out["clv_lower_95"] = np.nanquantile(sims, 0.025, axis=0)
             out["clv_upper_95"] = np.nanquantile(sims, 0.975, axis=0)
     return out
+
+
+def customers_frame(customers) -> pd.DataFrame:
+    """Return the customers table as a pandas DataFrame (it is small: one row per customer).
+
+    A DataFrame is used as given; a path, an Ibis table or a source file's
+    table (``crm.customers`` of a folder or a ``crmstats.yml`` source) is
+    validated as the canonical customers table and read.
+    """
+    if isinstance(customers, pd.DataFrame):
+        return customers
+    if customers is None:
+        raise DataError("customers: expected the customers table (column customer_id), got "
+                        "None", table="customers", column="customer_id")
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
+
+    return execute(as_table(customers, "customers"))
 
 
 def customer_effects(transaction_model, spend_model=None) -> pd.DataFrame:
@@ -407,11 +423,13 @@ def fit_channel_value(
     if on_problem not in ("raise", "report"):
         raise ValueError(f"on_problem must be 'raise' or 'report', got {on_problem!r}")
     if on_problem == "report":
-        if not isinstance(customers, pd.DataFrame):
-            return _not_applicable("the data source has no customers table", by)
-        if by not in customers.columns:
-            return _not_applicable(f"the customers table has no column {by!r}", by)
+        if customers is None:
+            return _not_applicable("the data source has no customers table (one with each "
+                                   f"customer's {by.replace('_', ' ')} is needed)", by)
         try:
+            customers = customers_frame(customers)
+            if by not in customers.columns:
+                return _not_applicable(f"the customers table has no column {by!r}", by)
             return fit_channel_value(
                 summary, customers, columns=columns, by=by, reference=reference,
                 transaction_model=transaction_model, spend_model=spend_model,
@@ -432,7 +450,8 @@ def _fit_channel_value(summary, customers, columns, by, reference, transaction_m
 
     if not isinstance(summary, pd.DataFrame):
         raise DataError("summary: expected the DataFrame of rfm_summary", table="summary")
-    if not isinstance(customers, pd.DataFrame) or "customer_id" not in customers.columns:
+    customers = customers_frame(customers)
+    if "customer_id" not in customers.columns:
         raise DataError("customers: expected the customers table (column customer_id)",
                         table="customers", column="customer_id")
     if columns is None:
