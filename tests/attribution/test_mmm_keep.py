@@ -114,5 +114,8 @@ def test_a_model_without_its_calendar_or_data_says_what_to_pass(sim, weibull):
     with pytest.raises(ValueError, match="control_means for 'promotion'"):
         MediaMixModel.from_params(weibull.params_, adstock="weibull",
                                   calendar={**weibull.calendar_, "control_means": {}})
+    with pytest.raises(ValueError, match="start must be a date"):
+        MediaMixModel.from_params(weibull.params_, adstock="weibull",
+                                  calendar={**weibull.calendar_, "start": None})
     with pytest.raises(NotFittedError, match="fit"):
         MediaMixModel().decompose(table)

@@ -35,7 +35,6 @@ from crmstats.attribution.mediacurves import (
     geometric_adstock_grad,
     hill,
     lag_matrix,
-    weibull_adstock,
     weibull_weights_grad,
 )
 
@@ -88,14 +87,6 @@ class MediaCore:
         w = u[:self.p]
         rest = u[self.p:].reshape(len(self.blocks), self.k)
         return w, dict(zip(self.blocks, rest, strict=True))
-
-    def carry(self, x, blk, c):
-        """Adstock of channel ``c``'s spend ``x`` at the parameter blocks ``blk``."""
-        if self.adstock == "geometric":
-            theta = 1.0 / (1.0 + np.exp(-blk["logit_theta"][c]))
-            return geometric_adstock(x, theta)
-        return weibull_adstock(x, np.exp(blk["log_weibull_shape"][c]),
-                               np.exp(blk["log_weibull_scale"][c]), self.max_lag)
 
     def _lags(self, x):
         """Return the lag matrix of ``x`` (cached for the fit's own spend)."""

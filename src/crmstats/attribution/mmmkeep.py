@@ -35,6 +35,8 @@ def _checked_calendar(calendar, controls) -> dict:
     try:
         start = pd.Timestamp(calendar["start"])
         n_weeks = int(calendar["n_weeks"])
+        if pd.isna(start):
+            raise ValueError("no date")
     except (TypeError, ValueError) as err:
         raise ValueError("MediaMixModel.from_params: calendar's start must be a date and "
                          "n_weeks a whole number") from err
