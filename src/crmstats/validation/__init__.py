@@ -19,7 +19,8 @@ Checks
 * categories with a fixed set of values (experiments' ``group``) hold only those;
 * the table's key (see :data:`crmstats.schema.TABLES`) is unique.
 
-The caller's DataFrame is never modified: coercions happen on a new frame.
+The caller's DataFrame is never modified: its columns reach DuckDB as Arrow arrays
+over its memory and coerced columns are new arrays.
 Content checks run as Ibis expressions on the table's backend (DuckDB for
 in-memory and file inputs), so a table living in PostgreSQL is checked where it
 lives and only counts and at most five offending rows come back.
@@ -29,10 +30,11 @@ Modules
 * :mod:`.gate` — :func:`validate`, :func:`as_table`, :func:`validate_table` (the per-table gate);
 * :mod:`.columns` — the caller's column names, missing and derivable columns;
 * :mod:`.source_table` — :class:`SourceTable` (a table plus how its source says to read it);
-* :mod:`.coerce_pandas` and :mod:`.coerce_ibis` — the coercion of DataFrames and of
-  files and database tables, which agree rule for rule (``tests/test_one_engine.py``);
-* :mod:`.timestamps` — the one parser of text timestamps (every input, in DuckDB or the
-  table's database);
+* :mod:`.coerce` — the one coercion engine (numbers, ids, categories; every input, in
+  DuckDB or the table's database; ``tests/test_one_engine.py``);
+* :mod:`.frames` — what only a DataFrame needs: its columns as Arrow arrays, its row
+  labels, :func:`validate`'s result;
+* :mod:`.timestamps` — the one parser of text timestamps (part of the engine);
 * :mod:`.dates` — day/month order of text dates;
 * :mod:`.content` and :mod:`.stages` — content checks, run on the table's backend;
 * :mod:`.traps` — duplicate rows and id variants, once per input;

@@ -38,6 +38,35 @@ def _raise_if_rows(t: ir.Table, cond, spec, col_spec, mapping, problem, source=N
                      _row_labels(sample, spec, source, mapping), n, detail)
 
 
+def raise_bad_values(t: ir.Table, cond, spec, col_spec, mapping, what: str, rows=None,
+                     detail: str = "") -> None:
+    """Raise when ``cond(table)`` holds on rows of ``t``, quoting their (raw) values.
+
+    ``what`` is the plural problem (``"value(s) are not numbers"``); ``rows`` a
+    row source naming rows by the caller's index labels (pandas inputs; None:
+    by their ids). Frames: ``3 value(s) are not numbers, e.g. rows 102 ('x')``;
+    files and databases: ``... in 3 row(s), e.g. ids ['o3'] (column 'order_id');
+    the values, e.g. 'x'``.
+    """
+    n = _count(execute(t.count(where=cond(t))))
+    if not n:
+        return
+    sample = _offending(t, cond, rows)
+    name = _caller(col_spec.name, mapping)
+    values = [repr(v) for v in sample[col_spec.name]]
+    labels = _row_labels(sample, spec, rows, mapping)
+    tail = f"; {detail}" if detail else ""
+    if isinstance(labels, _Ids):
+        text = (f"{what} in {n} row(s), e.g. {_fmt_rows(labels)}{tail}; the values, e.g. "
+                f"{', '.join(values[:3])}")
+    else:
+        shown = ", ".join(f"{label!r} ({v})" if isinstance(label, str) else f"{label} ({v})"
+                          for label, v in zip(labels, values, strict=True))
+        text = f"{n} {what}, e.g. rows {shown}{tail}"
+    raise DataError(f"{spec.name} table, column {name!r}: {text}", table=spec.name,
+                    column=name, rows=list(labels)[:_MAX_ROWS])
+
+
 def _offending(t: ir.Table, cond, source) -> pd.DataFrame:
     """Up to five rows where ``cond(table)`` holds, with row positions for a pandas input."""
     table = source.table() if source is not None else t

@@ -1,9 +1,9 @@
 """The per-table gate: :func:`validate`, :func:`as_table` and :func:`validate_table`.
 
-Maps the caller's column names onto the canonical ones, hands the table to a
-coercion engine (:mod:`.coerce_pandas` for DataFrames, :mod:`.coerce_ibis` for
-files and database tables), then runs the content checks (:mod:`.content`) and
-the two traps (:mod:`.traps`).
+Maps the caller's column names onto the canonical ones, hands the table to the
+coercion engine (:mod:`.coerce`; a DataFrame's columns reach it as Arrow arrays,
+:mod:`.frames`), then runs the content checks (:mod:`.content`) and the two
+traps (:mod:`.traps`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,16 @@ from crmstats.schema import (
     TableSpec,
     table_spec,
 )
-from crmstats.validation.coerce_ibis import _coerce_ibis, _rename_ibis
-from crmstats.validation.coerce_pandas import _coerce_columns, _RowSource, _to_arrow, spec_names
+from crmstats.validation.coerce import coerce, rename
 from crmstats.validation.columns import _column_mapping, _text_columns
 from crmstats.validation.content import _check_content
+from crmstats.validation.frames import (
+    _RowSource,
+    frame_to_arrow,
+    materialize,
+    to_frame,
+    with_positions,
+)
 from crmstats.validation.memory import COUNTS, frame_once, input_once, mark, validated_as
 from crmstats.validation.source_table import SourceTable
 from crmstats.validation.traps import _TRAP_TABLES, _check_traps
@@ -66,15 +72,12 @@ def validate(
     if isinstance(data, pd.DataFrame):
         spec = table_spec(table)
         COUNTS[spec.name] += 1
-        cols = _coerce_columns(data, spec, mapping)
-        arrow = _to_arrow(cols)
-        t, rows = ibis.memtable(arrow), _RowSource(arrow, data.index)
-        _check_content(t, spec, mapping, rows)
-        if spec.name in _TRAP_TABLES:
-            _check_traps(t, spec, mapping, rows, data)
-        out = pd.DataFrame(cols)
-        out.index = data.index
-        return out
+        with query_errors(spec.name, "validating it"):
+            t, rows, arrow, changed = _coerce_frame(data, spec, mapping)
+            _check_content(t, spec, mapping, rows)
+            if spec.name in _TRAP_TABLES:
+                _check_traps(t, spec, mapping, rows, data)
+        return to_frame(arrow, changed, data, spec, mapping)
     return validate_table(data, table, columns=mapping)
 
 
@@ -155,7 +158,7 @@ def _validate_new(data: Any, spec: TableSpec, mapping: dict) -> ir.Table:
         data = source.data
         if isinstance(data, pd.DataFrame):
             keep = data = data.copy(deep=False)  # see below: edits of the caller's frame
-            data = ibis.memtable(data)
+            data = ibis.memtable(frame_to_arrow(data, spec, mapping))
     COUNTS[table] += 1
     with query_errors(table, "validating it"):
         if isinstance(data, pd.DataFrame):
@@ -163,30 +166,38 @@ def _validate_new(data: Any, spec: TableSpec, mapping: dict) -> ir.Table:
             # gives a later in-place edit of the caller's frame its own memory, and the
             # table (which reads these arrays without a copy) stays as it was validated
             keep = data = data.copy(deep=False)
-            # the coerced columns go to DuckDB as Arrow arrays (no DataFrame is built)
-            arrow = _to_arrow(_coerce_columns(data, spec, mapping))
-            t = ibis.memtable(arrow)
-            rows = _RowSource(arrow, data.index)
+            t, rows, _, _ = _coerce_frame(data, spec, mapping)
         else:
             t = read_table(data, table=table, text_columns=_text_columns(spec, mapping, source))
             if source is not None:
-                names = spec_names(spec)
+                names = {c.name for c in spec.columns}
                 extra = {k: v for k, v in source.columns.items()
                          if k not in names and k != v and v in t.columns and k not in t.columns}
                 t = t.rename(extra) if extra else t
-            t = _rename_ibis(t, spec, mapping)
+            t = rename(t, spec, mapping)
             if source is not None:
                 t = _apply_source(t, spec, mapping, source)
-            t = _coerce_ibis(t, spec, mapping, source)
-            derived = {n: t[a] * t[b] for n, (a, b) in spec.derived.items()
-                       if n not in t.columns and a in t.columns and b in t.columns}
-            t = t.mutate(**derived) if derived else t
+            t, _ = coerce(t, spec, mapping, source)
             rows = None
         facts = _check_content(t, spec, mapping, rows)
         if spec.name in _TRAP_TABLES:
             facts.update(_check_traps(t, spec, mapping, rows, original))
     mark(t, table, keep=keep, facts=facts)
     return t
+
+
+def _coerce_frame(data: pd.DataFrame, spec: TableSpec, mapping: dict):
+    """Coerce a frame in the engine; return (table, row source, its Arrow table, changed).
+
+    The frame's columns reach DuckDB as Arrow arrays (:mod:`.frames`); the engine
+    names offending rows by the frame's index labels; the columns it changed
+    are computed once, the others stay the caller's arrays.
+    """
+    arrow = frame_to_arrow(data, spec, mapping)
+    raw = rename(ibis.memtable(with_positions(arrow)), spec, mapping)
+    t, changed = coerce(raw, spec, mapping, None, _RowSource(arrow, data.index, raw))
+    final = materialize(t, changed, arrow, spec, mapping)
+    return ibis.memtable(final), _RowSource(final, data.index), final, changed
 
 
 def _apply_source(t: ir.Table, spec: TableSpec, mapping, source: SourceTable) -> ir.Table:

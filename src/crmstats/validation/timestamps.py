@@ -77,25 +77,9 @@ def parse_text_column(t: ir.Table, spec, c: ColumnSpec, mapping, source=None,
     def bad(tb):
         return make(tb).isnull() & tb[c.name].notnull() & (tb[c.name].strip() != "")
 
-    n = _count(execute(t.count(where=bad(t))))
-    if n:
-        table = rows.table() if rows is not None else t
-        sample = execute(table.filter(bad(table)).limit(_MAX_ROWS))
-        name = _caller(c.name, mapping)
-        values = [repr(v) for v in sample[c.name]]
-        if rows is not None:
-            labels = list(rows.labels[sample[ROW_COL].to_numpy()])
-            shown = ", ".join(f"{label!r} ({v})" if isinstance(label, str) else f"{label} ({v})"
-                              for label, v in zip(labels, values, strict=True))
-            text = f"{n} unparsable timestamp(s), e.g. rows {shown}; {how}"
-        else:
-            from crmstats.validation.messages import _row_labels
+    from crmstats.validation.content import raise_bad_values
 
-            labels = _row_labels(sample, spec, None, mapping)
-            text = (f"unparsable timestamp(s) in {n} row(s), e.g. {_fmt_rows(labels)}; {how}; "
-                    f"the values, e.g. {', '.join(values[:3])}")
-        raise DataError(f"{spec.name} table, column {name!r}: {text}", table=spec.name,
-                        column=name, rows=list(labels)[:_MAX_ROWS])
+    raise_bad_values(t, bad, spec, c, mapping, "unparsable timestamp(s)", rows, how)
     return parsed, how
 
 
