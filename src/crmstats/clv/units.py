@@ -108,16 +108,23 @@ class RFMSummary(pd.DataFrame):
         """The summary's :class:`SummaryUnits` (None if they were lost, e.g. in a merge)."""
         return self._units
 
-    def to_parquet(self, path=None, **kwargs) -> bytes | None:
+    def to_parquet(self, path=None, *, engine: str | None = None,
+                   compression: str | None = "snappy", index: bool | None = None,
+                   partition_cols: list | None = None,
+                   storage_options: dict | None = None) -> bytes | None:
         """Write the summary to Parquet with its units (see :class:`RFMSummary`).
 
-        The keyword arguments are those of :meth:`pandas.DataFrame.to_parquet`,
-        passed on as given (pandas' own defaults otherwise).
+        The arguments are those of :meth:`pandas.DataFrame.to_parquet`;
+        ``engine=None`` leaves the choice to pandas (passing ``"auto"`` is
+        deprecated there).
         """
         out = pd.DataFrame(self)
         if self._units is not None:
             out.columns = pd.Index(list(out.columns), name=self._units.label)
-        return out.to_parquet(path, **kwargs)
+        chosen = {} if engine is None else {"engine": engine}
+        return out.to_parquet(path, compression=compression, index=index,
+                              partition_cols=partition_cols, storage_options=storage_options,
+                              **chosen)
 
 
 def check_units(period: str, time_unit: str | None) -> SummaryUnits:
