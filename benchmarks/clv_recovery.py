@@ -67,33 +67,48 @@ def true_models(truth: dict):
         sm, time_unit=unit)
 
 
-def simulated_new_customer_value(par: dict, n: int, horizon_months: int, discount_rate: float,
-                                 rng: np.random.Generator) -> tuple[float, float]:
-    """Mean and standard error of a new customer's discounted repeat value, by simulation.
+def draw_repeat_purchases(par: dict, T: np.ndarray, rng: np.random.Generator):
+    """Draw each customer's repeat purchases over ``(0, T]`` by the simulator's story.
 
-    ``par``: one customer's ``r, alpha, a, b, p, q, v`` (weeks). The story of
-    the simulator (:func:`crmstats.datasets.simulate_crm`, step 3), not the
-    models' closed forms: purchase rate ``λ ~ Gamma(r, rate alpha)``, repeat
-    purchases a Poisson process, dropout after repeat purchase ``j ~
-    Geometric(p)`` with ``p ~ Beta(a, b)``, each order ``~ Gamma(p, rate ν)``
-    with ``ν ~ Gamma(q, rate v)``; a purchase at week ``t`` is discounted by
-    ``(1 + rate)^-m`` for the month ``m = ceil(t / month)`` it falls in.
+    ``par``: per customer (arrays, or one value each) ``r, alpha, a, b, p, q,
+    v`` (weeks); ``T`` the weeks observed per customer. Purchase rate ``λ ~
+    Gamma(r, rate alpha)``, repeat purchases a Poisson process, dropout after
+    repeat purchase ``j ~ Geometric(p)`` with ``p ~ Beta(a, b)``, each order
+    ``~ Gamma(p, rate ν)`` with ``ν ~ Gamma(q, rate v)`` — the models' own
+    assumptions, written here independently of their closed forms.
+
+    Returns ``(owner, when, amount)``: one entry per purchase, in time order
+    within each customer.
     """
-    month = 365.25 / 12 / 7
-    horizon = horizon_months * month
-    lam = rng.gamma(par["r"], 1.0 / par["alpha"], n)
+    T = np.asarray(T, dtype=float)
+    n = len(T)
+    lam = rng.gamma(par["r"], 1.0 / np.asarray(par["alpha"]), n)
     drop = rng.beta(par["a"], par["b"], n)
-    nu = rng.gamma(par["q"], 1.0 / par["v"], n)
-    in_window = rng.poisson(lam * horizon)
+    nu = rng.gamma(par["q"], 1.0 / np.asarray(par["v"]), n)
+    in_window = rng.poisson(lam * T)
     bought = np.minimum(in_window, rng.geometric(drop))
     owner = np.repeat(np.arange(n), in_window)
-    when = rng.random(len(owner)) * horizon
+    when = rng.random(len(owner)) * np.repeat(T, in_window)
     order = np.lexsort((when, owner))
     when, owner = when[order], owner[order]
     rank = np.arange(len(when)) - np.repeat(np.cumsum(in_window) - in_window, in_window)
     keep = rank < np.repeat(bought, in_window)
     when, owner = when[keep], owner[keep]
-    amount = rng.gamma(par["p"], 1.0 / nu[owner])
+    shape = np.broadcast_to(np.asarray(par["p"], dtype=float), (n,))[owner]
+    return owner, when, rng.gamma(shape, 1.0 / nu[owner])
+
+
+def simulated_new_customer_value(par: dict, n: int, horizon_months: int, discount_rate: float,
+                                 rng: np.random.Generator) -> tuple[float, float]:
+    """Mean and standard error of a new customer's discounted repeat value, by simulation.
+
+    ``par``: one customer's ``r, alpha, a, b, p, q, v`` (weeks); ``n`` new
+    customers are drawn by :func:`draw_repeat_purchases` over the horizon,
+    and a purchase at week ``t`` is discounted by ``(1 + rate)^-m`` for the
+    month ``m = ceil(t / month)`` it falls in.
+    """
+    month = 365.25 / 12 / 7
+    owner, when, amount = draw_repeat_purchases(par, np.full(n, horizon_months * month), rng)
     factor = (1.0 + discount_rate) ** -np.ceil(when / month)
     value = np.bincount(owner, weights=amount * factor, minlength=n)
     return float(value.mean()), float(value.std(ddof=1) / np.sqrt(n))
