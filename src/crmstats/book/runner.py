@@ -138,6 +138,10 @@ def run_study(
                 cwd=str(cwd) if cwd else None,
                 progress_bar=progress,
                 log_output=False,
+                # written once at the end (and on a failure, with the error), not before and
+                # after every cell: each write serialises and schema-checks the whole notebook,
+                # figures included (~400 writes a book, seconds of the build's CPU)
+                request_save_on_cell_execute=False,
                 # the kernel's own start-up chatter (transport warnings) is not the study's
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
