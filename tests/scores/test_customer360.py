@@ -182,3 +182,25 @@ def test_bad_dates_are_named(small_crm):
         customer_360(small_crm, "soon", n_bootstrap=0)
     with pytest.raises(crmstats.DataError, match="no transaction on or before as_of"):
         customer_360(small_crm, "2020-01-01", n_bootstrap=0)
+
+
+@pytest.mark.parametrize("as_of", [None, "2025-06-30"])
+def test_value_by_stage_is_the_360s_value_and_lifecycle_columns(small_crm, plain, as_of):
+    """What plot_tier_by_stage draws, without lead scores, key accounts and tickets."""
+    from crmstats.scores import plot_tier_by_stage, value_by_stage
+
+    full = plain if as_of is None else customer_360(small_crm, as_of, n_bootstrap=0)
+    got = value_by_stage(small_crm, as_of)
+    pd.testing.assert_frame_equal(got, full[list(got.columns)])
+    assert list(got.columns) == ["kind", "clv", "value_tier", "value_rank", "lifecycle_stage",
+                                 "as_of"]
+    assert plot_tier_by_stage(got).get_title() == plot_tier_by_stage(full).get_title()
+
+
+def test_value_by_stage_on_transactions_only():
+    from crmstats.scores import value_by_stage
+
+    cdnow = crmstats.load_crm("cdnow:sample")
+    got = value_by_stage(cdnow)
+    pd.testing.assert_frame_equal(got, customer_360(cdnow, n_bootstrap=0)[list(got.columns)])
+    assert got["lifecycle_stage"].isna().all()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         new_run_id,
     )
     from crmstats.scores.plotting import plot_tier_by_stage
+    from crmstats.scores.value_stage import value_by_stage
 
 __all__ = [
     "COLUMNS",
@@ -29,6 +30,7 @@ __all__ = [
     "export_scores",
     "new_run_id",
     "plot_tier_by_stage",
+    "value_by_stage",
 ]
 
 

@@ -90,14 +90,20 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def _open_and_cut(crm, as_of):
-    """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live)."""
+def _open_and_cut(crm, as_of, names: Sequence[str] | None = None):
+    """Return the source validated and cut at ``as_of`` (Ibis filters, run where they live).
+
+    ``names``: the tables to keep (default every table the 360 reads); the others are
+    left out of the returned bundle.
+    """
     from crmstats._expr import parse_date, up_to
     from crmstats.backend import execute
     from crmstats.validation import as_table
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
             "subscriptions": "month", "contacts": "created_at", "customers": "acquired_at"}
+    if names is not None:
+        cuts = {name: column for name, column in cuts.items() if name in names}
     tables = {name: crm.table(name) for name in crm.tables() if name in cuts}
     if as_of is None:
         ends = [pd.Timestamp(execute(tables["transactions"].timestamp.max()))]
@@ -112,7 +118,8 @@ def _open_and_cut(crm, as_of):
                         f"{as_of:%Y-%m-%d %H:%M:%S}", table="transactions", column="timestamp")
     # checked once here; inside customer_360 (reuse_validated) the functions it calls trust them
     cut = {name: as_table(t, name) for name, t in cut.items()}
-    out = dataclasses.replace(crm, **cut)
+    dropped = {name: None for name in crm.tables() if name not in cut}
+    out = dataclasses.replace(crm, **cut, **dropped)
     out._checked.update(crm._checked)  # the source's data-quality checks ran on the full tables
     return out, as_of
 
@@ -276,8 +283,6 @@ def customer_360(
         ``contact_columns``. Ids only unless ``contact_columns`` asks for more.
     """
     from crmstats.backend import execute
-    from crmstats.clv import customer_lifetime_value, fit_value, rfm_segments, value_tiers
-    from crmstats.overview import customer_revenue
     from crmstats.sources import load_crm
 
     given = transaction_model is not None or spend_model is not None
@@ -287,66 +292,16 @@ def customer_360(
     crm = load_crm(crm)
     crm.require("transactions")
     crm, as_of = _open_and_cut(crm, as_of)
-    tx = crm.transactions
-
-    # ---------------------------------------------------------------- customers: value
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = fit_value(tx, observation_end=as_of, period=period, time_unit=time_unit,
-                        horizon_months=horizon_months, discount_rate=discount_rate,
-                        allow_unconverged=allow_unconverged, transaction_model=transaction_model,
-                        spend_model=spend_model, refit=not given)
-        value = fit.values
-        if n_bootstrap:
-            value = customer_lifetime_value(
-                fit.transaction_model, fit.spend_model, fit.summary,
-                horizon_months=horizon_months, discount_rate=discount_rate,
-                n_bootstrap=n_bootstrap, level=level, seed=seed)
-    summary, bg = fit.summary, fit.transaction_model
-    tier = value_tiers(value, tiers)
-    rfm = rfm_segments(summary).rename(columns={"segment": "rfm_segment"})
-    cust = pd.DataFrame(summary[["frequency", "recency", "T", "monetary_value"]])
-    cust.index = cust.index.astype(str)
-    cust.columns.name = None
-    cust = cust.join(_purchases(tx)).join(_by_str(rfm[["R", "F", "M", "rfm_segment"]]))
-    cust["revenue"] = _by_str(customer_revenue(tx))
-    cust = cust.join(_by_str(value))
-    cust["p_alive"] = bg.probability_alive(summary).to_numpy()
-    cust["value_tier"] = _by_str(tier["tier"])
-    cust["value_rank"] = _by_str(tier["rank"])
-
-    ids = pd.Index(cust.index)
-    if crm.customers is not None:
-        c = execute(crm.customers.select(
-            customer_id=crm.customers.customer_id.cast("string"),
-            **{k: crm.customers[k] for k in ("acquisition_channel", "segment", "acquired_at")
-               if k in crm.customers.columns})).drop_duplicates("customer_id")
-        c = c.set_index("customer_id")
-        ids = ids.union(c.index, sort=False)
-        cust = cust.reindex(ids).join(c)
-    cust["kind"] = "customer"
-
-    # ---------------------------------------------------------------- lifecycle and leads
-    out = cust
-    if crm.stage_events is not None:
-        from crmstats.funnel import lifecycle_stage
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataWarning)
-            stages = lifecycle_stage(crm, as_of=as_of, lapsed_after=lapsed_after,
-                                     time_unit=time_unit,
-                                     high_priority_share=high_priority_share,
-                                     horizon_months=horizon_months)
-        stages.index = stages.index.astype(str)
-        stage = stages["stage"].astype(str)
-        open_ids = stage.index[stage.isin(OPEN_LEAD_STAGES)]
-        leads_only = open_ids.difference(out.index, sort=False)
-        out = pd.concat([out, pd.DataFrame({"kind": "lead"}, index=leads_only)])
-        out["lifecycle_stage"] = stage.reindex(out.index)
-        out["winback_score"] = stages["score"].reindex(out.index)
-        out["open_lead"] = out.index.isin(open_ids)
-        if crm.contacts is not None and len(open_ids):
-            out = _lead_scores(crm, out, open_ids, lead_features, lead_target)
+    cust, tier = _customer_values(
+        crm, as_of, period=period, time_unit=time_unit, horizon_months=horizon_months,
+        discount_rate=discount_rate, n_bootstrap=n_bootstrap, level=level, seed=seed,
+        tiers=tiers, allow_unconverged=allow_unconverged, transaction_model=transaction_model,
+        spend_model=spend_model, given=given)
+    out, open_ids = _with_stages(crm, cust, as_of, lapsed_after=lapsed_after,
+                                 time_unit=time_unit, high_priority_share=high_priority_share,
+                                 horizon_months=horizon_months)
+    if crm.contacts is not None and len(open_ids):
+        out = _lead_scores(crm, out, open_ids, lead_features, lead_target)
     # ---------------------------------------------------------------- key accounts, service
     if crm.subscriptions is not None:
         ka = _key_accounts(crm, as_of, int(nrr_months), churn_covariates)
@@ -394,6 +349,77 @@ def customer_360(
     return with_old_column_names(out[[*columns, *extra]],
                                  {"clv_lower": interval["clv_lower_90"],
                                   "clv_upper": interval["clv_upper_90"]})
+
+
+def _customer_values(crm, as_of, *, period, time_unit, horizon_months, discount_rate,
+                     n_bootstrap, level, seed, tiers, allow_unconverged, transaction_model,
+                     spend_model, given) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the customers' value columns (RFM, CLV, P(alive), tier) and the tiers."""
+    from crmstats.backend import execute
+    from crmstats.clv import customer_lifetime_value, fit_value, rfm_segments, value_tiers
+    from crmstats.overview import customer_revenue
+
+    tx = crm.transactions
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = fit_value(tx, observation_end=as_of, period=period, time_unit=time_unit,
+                        horizon_months=horizon_months, discount_rate=discount_rate,
+                        allow_unconverged=allow_unconverged, transaction_model=transaction_model,
+                        spend_model=spend_model, refit=not given)
+        value = fit.values
+        if n_bootstrap:
+            value = customer_lifetime_value(
+                fit.transaction_model, fit.spend_model, fit.summary,
+                horizon_months=horizon_months, discount_rate=discount_rate,
+                n_bootstrap=n_bootstrap, level=level, seed=seed)
+    summary, bg = fit.summary, fit.transaction_model
+    tier = value_tiers(value, tiers)
+    rfm = rfm_segments(summary).rename(columns={"segment": "rfm_segment"})
+    cust = pd.DataFrame(summary[["frequency", "recency", "T", "monetary_value"]])
+    cust.index = cust.index.astype(str)
+    cust.columns.name = None
+    cust = cust.join(_purchases(tx)).join(_by_str(rfm[["R", "F", "M", "rfm_segment"]]))
+    cust["revenue"] = _by_str(customer_revenue(tx))
+    cust = cust.join(_by_str(value))
+    cust["p_alive"] = bg.probability_alive(summary).to_numpy()
+    cust["value_tier"] = _by_str(tier["tier"])
+    cust["value_rank"] = _by_str(tier["rank"])
+
+    ids = pd.Index(cust.index)
+    if crm.customers is not None:
+        c = execute(crm.customers.select(
+            customer_id=crm.customers.customer_id.cast("string"),
+            **{k: crm.customers[k] for k in ("acquisition_channel", "segment", "acquired_at")
+               if k in crm.customers.columns})).drop_duplicates("customer_id")
+        c = c.set_index("customer_id")
+        ids = ids.union(c.index, sort=False)
+        cust = cust.reindex(ids).join(c)
+    cust["kind"] = "customer"
+    return cust, tier
+
+
+def _with_stages(crm, out, as_of, *, lapsed_after, time_unit, high_priority_share,
+                 horizon_months) -> tuple[pd.DataFrame, pd.Index]:
+    """Add open leads and the lifecycle columns (when the source has stage events)."""
+    open_ids = pd.Index([])
+    if crm.stage_events is not None:
+        from crmstats.funnel import lifecycle_stage
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            stages = lifecycle_stage(crm, as_of=as_of, lapsed_after=lapsed_after,
+                                     time_unit=time_unit,
+                                     high_priority_share=high_priority_share,
+                                     horizon_months=horizon_months)
+        stages.index = stages.index.astype(str)
+        stage = stages["stage"].astype(str)
+        open_ids = stage.index[stage.isin(OPEN_LEAD_STAGES)]
+        leads_only = open_ids.difference(out.index, sort=False)
+        out = pd.concat([out, pd.DataFrame({"kind": "lead"}, index=leads_only)])
+        out["lifecycle_stage"] = stage.reindex(out.index)
+        out["winback_score"] = stages["score"].reindex(out.index)
+        out["open_lead"] = out.index.isin(open_ids)
+    return out, open_ids
 
 
 def _by_str(frame):
