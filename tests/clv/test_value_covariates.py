@@ -135,3 +135,28 @@ def test_one_rule_says_which_fit_is_not_to_be_trusted():
     assert _refit_problem([fit]) == "did not converge"
     fit.converged_, fit.boundary_ = True, None
     assert fit_problem(fit) is None and _refit_problem([fit]) is None
+
+
+def test_a_loaded_model_builds_the_covariates_it_needs_from_the_customers_table(demo, fitted):
+    tm, sm = _loaded(fitted.transaction_model), _loaded(fitted.spend_model)
+    X = clv.covariates_for((tm, sm), demo.customers)
+    assert list(X.columns) == list(dict.fromkeys(
+        n.split(":", 1)[1] for m in (tm, sm) for n in m.params_.index if ":" in n))
+    got = clv.customer_lifetime_value(tm, sm, fitted.summary, horizon_months=6, covariates=X)
+    pd.testing.assert_frame_equal(got, fitted.values)
+    # this week's customers, all from one channel (no constant-column refusal for predictions)
+    week = demo.customers[demo.customers["acquisition_channel"] == "email"]
+    one = clv.covariates_for(tm, week)
+    assert (one["acquisition_channel[email]"] == 1).all()
+    assert (one.drop(columns="acquisition_channel[email]").filter(like="channel[") == 0).all().all()
+    # a channel the model never saw, beside the reference: refused, not counted as the reference
+    odd = demo.customers.assign(acquisition_channel=demo.customers["acquisition_channel"]
+                                .replace({"events": "tiktok"}))
+    with pytest.raises(DataError, match="tiktok"):
+        clv.covariates_for(tm, odd)
+    blank = demo.customers.assign(segment=demo.customers["segment"].where(
+        demo.customers.index > 2))
+    with pytest.raises(DataError, match="missing value"):
+        clv.covariates_for(tm, blank)
+    assert clv.covariates_for(tm, blank, missing="reference").iloc[:3][
+        "segment[key_account]"].eq(0).all()

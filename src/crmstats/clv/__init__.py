@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         plot_customer_effects,
     )
     from crmstats.clv.covariate_frame import covariate_frame
+    from crmstats.clv.covariate_keywords import covariates_for
     from crmstats.clv.diagnostics import (
         compare_models,
         frequency_recency_grid,
@@ -83,6 +84,7 @@ __all__ = [
     "channel_value",
     "compare_models",
     "covariate_frame",
+    "covariates_for",
     "customer_effects",
     "customer_lifetime_value",
     "fit_channel_value",

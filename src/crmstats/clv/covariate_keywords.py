@@ -2,7 +2,8 @@
 
 A model fitted with covariates predicts each customer from the customer's row
 of covariates: the rows kept from its fit, or a ``covariates=`` frame (a
-loaded model keeps none). The value functions
+loaded model keeps none; :func:`covariates_for` builds the frame it needs
+from the customers table, with the model's own columns and reference levels). The value functions
 (:func:`~crmstats.clv.customer_lifetime_value`, :func:`~crmstats.clv.winback_list`,
 :func:`~crmstats.clv.bootstrap_clv`, :func:`~crmstats.clv.fit_value`) pass
 ``covariates=`` on to the models that take them (:func:`prediction_keywords`)
@@ -18,11 +19,12 @@ References
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from crmstats.exceptions import DataError
 
-__all__ = ["has_covariates", "prediction_keywords", "refit_keywords"]
+__all__ = ["covariates_for", "has_covariates", "prediction_keywords", "refit_keywords"]
 
 #: Prefixes of covariate coefficients' names, by model: purchase/dropout/shared on the
 #: transaction models, spend on Gamma-Gamma.
@@ -159,3 +161,83 @@ def refit_keywords(model, covariates=None, *, what: str = "refit") -> dict:
     out.update(purchase=kinds["purchase"] + kinds["shared"],
                dropout=kinds["dropout"] + kinds["shared"], shared=kinds["shared"])
     return out
+
+
+def covariates_for(models, customers, *, missing: str = "error") -> pd.DataFrame:
+    """Build the covariates a fitted (or loaded) model needs from the customers table.
+
+    The columns and levels are the models' own (read from their coefficient
+    names, e.g. ``purchase:acquisition_channel[email]``): each categorical
+    attribute becomes the model's indicators, whatever the levels present in
+    this table (a table of this week's customers, all from one channel, is
+    fine; at most one other level may occur: the reference, which the model
+    does not name); numeric attributes are taken as they are (a model fitted on
+    standardised values needs them standardised the same way: pass your own
+    frame then).
+
+    Parameters
+    ----------
+    models : fitted model or sequence of them
+        E.g. ``(loaded_bg, loaded_gg)``: the union of their columns.
+    customers : pandas.DataFrame, path or table
+        The customers table (``customer_id`` and the attributes).
+    missing : {"error", "reference"}
+        A customer without a value of a categorical attribute: an error, or
+        counted at the reference level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id``; the models' covariate columns.
+
+    Raises
+    ------
+    DataError
+        An attribute missing from the table; a level the models were not
+        fitted with and that is not their reference (its customers would
+        silently count as the reference); a missing value (``missing="error"``).
+    """
+    from crmstats.clv.channels import customers_frame
+    from crmstats.clv.covariate_frame import _ids
+
+    if missing not in ("error", "reference"):
+        raise ValueError(f"missing must be 'error' or 'reference', got {missing!r}")
+    models = [models] if hasattr(models, "params_") else list(models)
+    columns = list(dict.fromkeys(c for m in models for _, c in _coefficients(m)))
+    if not columns:
+        raise DataError("covariates_for: no model has covariate coefficients",
+                        table="covariates")
+    table = customers_frame(customers)
+    ids = _ids(table, None)
+    out = pd.DataFrame(index=ids)
+    stems: dict[str, list[str]] = {}
+    for col in columns:
+        stem, sep, level = col.partition("[")
+        if sep and level.endswith("]"):
+            stems.setdefault(stem, []).append(level[:-1])
+        else:
+            stems.setdefault(col, [])
+    for stem, levels in stems.items():
+        if stem not in table.columns:
+            raise DataError(f"customers table: no column {stem!r}; the model has "
+                            f"coefficients for it", table="customers", column=stem)
+        values = table[stem]
+        if not levels:  # numeric
+            out[stem] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            continue
+        blank = pd.isna(values).to_numpy()
+        text = np.where(blank, "", values.astype(str).to_numpy(dtype=object))
+        if blank.any() and missing == "error":
+            raise DataError(f"customers table, column {stem!r}: {int(blank.sum())} missing "
+                            "value(s); fill them or pass missing='reference'",
+                            table="customers", column=stem)
+        unknown = sorted(set(text[~blank]) - set(levels))
+        if len(unknown) > 1:
+            raise DataError(f"customers table, column {stem!r}: levels {unknown} are not the "
+                            f"model's ({sorted(levels)} against one reference level): "
+                            "customers of a level the model was not fitted with would count "
+                            "as the reference; refit the model with them",
+                            table="customers", column=stem)
+        for level in levels:
+            out[f"{stem}[{level}]"] = (text == level).astype(float)
+    return out[columns]
