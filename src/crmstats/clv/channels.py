@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmstats.clv.covariate_keywords import has_covariates
+from crmstats.clv.covariate_keywords import customers_frame, has_covariates
 from crmstats.clv.value import MONTH_IN_UNITS, discounted_purchases, require_converged
 from crmstats.exceptions import DataError
 
@@ -302,24 +302,6 @@ def channel_value(
             out["clv_lower_95"] = np.nanquantile(sims, 0.025, axis=0)
             out["clv_upper_95"] = np.nanquantile(sims, 0.975, axis=0)
     return out
-
-
-def customers_frame(customers) -> pd.DataFrame:
-    """Return the customers table as a pandas DataFrame (it is small: one row per customer).
-
-    A DataFrame is used as given; a path, an Ibis table or a source file's
-    table (``crm.customers`` of a folder or a ``crmstats.yml`` source) is
-    validated as the canonical customers table and read.
-    """
-    if isinstance(customers, pd.DataFrame):
-        return customers
-    if customers is None:
-        raise DataError("customers: expected the customers table (column customer_id), got "
-                        "None", table="customers", column="customer_id")
-    from crmstats.backend import execute
-    from crmstats.validation import as_table
-
-    return execute(as_table(customers, "customers"))
 
 
 def customer_effects(transaction_model, spend_model=None) -> pd.DataFrame:

@@ -49,6 +49,24 @@ def has_covariates(model) -> bool:
     return bool(_coefficients(model))
 
 
+def customers_frame(customers) -> pd.DataFrame:
+    """Return the customers table as a pandas DataFrame (it is small: one row per customer).
+
+    A DataFrame is used as given; a path, an Ibis table or a source file's
+    table (``crm.customers`` of a folder or a ``crmstats.yml`` source) is
+    validated as the canonical customers table and read.
+    """
+    if isinstance(customers, pd.DataFrame):
+        return customers
+    if customers is None:
+        raise DataError("customers: expected the customers table (column customer_id), got "
+                        "None", table="customers", column="customer_id")
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
+
+    return execute(as_table(customers, "customers"))
+
+
 def _frame(covariates, what: str) -> pd.DataFrame:
     if not isinstance(covariates, pd.DataFrame):
         raise DataError(f"{what}: covariates= expects a DataFrame indexed by customer id (see "
@@ -197,7 +215,6 @@ def covariates_for(models, customers, *, missing: str = "error") -> pd.DataFrame
         fitted with and that is not their reference (its customers would
         silently count as the reference); a missing value (``missing="error"``).
     """
-    from crmstats.clv.channels import customers_frame
     from crmstats.clv.covariate_frame import _ids
 
     if missing not in ("error", "reference"):
