@@ -10,7 +10,7 @@ for ``contributions_`` and the other data-bound attributes. Split from
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,6 @@ from crmstats.attribution.mmmcore import MediaCore
 from crmstats.attribution.mmmdata import seasonal_columns, weekly_input
 from crmstats.estimator import summary_table
 from crmstats.exceptions import DataError, DataWarning, NotFittedError
-
-if TYPE_CHECKING:
-    from crmstats.attribution.mmm import MediaMixModel
 
 __all__ = ["KeptMediaMix"]
 
@@ -144,7 +141,7 @@ class KeptMediaMix:
 
     @classmethod
     def from_params(cls, params, *, current_spend=None, max_spend=None,
-                    adstock: str = "geometric", calendar: dict | None = None) -> MediaMixModel:
+                    adstock: str = "geometric", calendar: dict | None = None) -> Self:
         """Return the model at given natural-scale parameters (names as in ``params_``).
 
         Response curves and budget splits work (point estimates, no
