@@ -7,6 +7,22 @@ dynamic programming (the objective is a sum of one-channel curves), then a
 sequential quadratic programming polish (SLSQP) from it. The model's
 :meth:`~crmstats.attribution.MediaMixModel.optimize_budget` uses it on the
 fitted curves, the simulator on the true ones.
+
+:func:`optimize_budget` maximises either the outcome under the model's point
+estimate (``objective="plugin"``, the default) or the outcome averaged over
+the model's parameter draws (``objective="expected"``: the Bayes decision
+under the Laplace posterior; pymc-marketing's ``BudgetOptimizer`` maximises
+the same posterior-mean response by default, its ``average_response``
+utility). The average of one-channel curves is still a sum of one-channel
+curves, so :func:`allocate` serves both.
+
+References
+----------
+Jin, Y., Wang, Y., Sun, Y., Chan, D. & Koehler, J. (2017). Bayesian methods for
+media mix modeling with carryover and shape effects. Google Inc. (the model and
+its posterior, from which the expected outcome of a split is computed).
+Berger, J. O. (1985). *Statistical Decision Theory and Bayesian Analysis*, 2nd
+ed., Springer (the Bayes action maximises posterior expected utility).
 """
 
 from __future__ import annotations
@@ -150,6 +166,10 @@ class BudgetPlan:
         the current one, with its 95 % interval (parameter draws).
     relative_gain : float
         ``gain`` as a share of the current split's expected outcome (media only).
+    objective : str
+        ``"plugin"`` (curves at the point estimate) or ``"expected"`` (curves
+        averaged over the parameter draws): what was maximised, and what
+        ``gain`` and the outcome columns are.
     """
 
     allocation: pd.DataFrame
@@ -159,6 +179,7 @@ class BudgetPlan:
     gain_lower_95: float
     gain_upper_95: float
     relative_gain: float
+    objective: str = "plugin"
 
 
 def _bounds(model, bounds, limit):
@@ -185,8 +206,11 @@ def _bounds(model, bounds, limit):
     return lo, hi
 
 
+OBJECTIVES = ("plugin", "expected")
+
+
 def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: int = 13,
-                    max_extrapolation: float = 1.5) -> BudgetPlan:
+                    max_extrapolation: float = 1.5, objective: str = "plugin") -> BudgetPlan:
     """Split a weekly budget across channels to maximise the expected outcome.
 
     The curves are the model's steady-state responses (a steady weekly spend
@@ -209,12 +233,23 @@ def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: in
         Weeks the expected gain is counted over.
     max_extrapolation : float
         How far beyond the largest weekly spend seen a channel may go.
+    objective : {"plugin", "expected"}
+        ``"plugin"``: maximise the outcome under the fitted curves (the
+        point estimate). ``"expected"``: maximise the outcome averaged over
+        the model's parameter draws (its ``n_draws`` Laplace draws), the
+        Bayes decision; ``gain`` and the outcome columns are then averages
+        over the draws too. A model without draws (``from_params``) gives
+        the same split either way. On simulated plans neither scores better
+        on the true curves (benchmarks/mmm.py; README, "Media mix").
 
     Returns
     -------
     BudgetPlan
     """
     model._check_fitted()
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(map(repr, OBJECTIVES))}, "
+                         f"got {objective!r}")
     chans = model.channels_
     current = model.current_spend_.to_numpy(float)
     total = float(current.sum()) if total is None else float(total)
@@ -239,8 +274,9 @@ def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: in
     base = current * total / current.sum() if current.sum() > 0 else np.full(len(chans),
                                                                           total / len(chans))
     base = np.clip(base, lo, hi)
-    alloc = allocate(model.response, total, lo, hi, starts=[base])
-    cur_out, rec_out = model.response(base), model.response(alloc)
+    curve = model.response if objective == "plugin" else _expected_curve(model)
+    alloc = allocate(curve, total, lo, hi, starts=[base])
+    cur_out, rec_out = curve(base), curve(alloc)
     draws = model.response(alloc, draws=True).sum(axis=1) - \
         model.response(base, draws=True).sum(axis=1)
     gain = float(rec_out.sum() - cur_out.sum()) * int(weeks)
@@ -254,4 +290,11 @@ def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: in
                          index=pd.Index(chans, name="channel"))
     frame = with_old_column_names(frame, {"lower": "min_spend", "upper": "max_spend"})
     rel = gain / (float(cur_out.sum()) * int(weeks)) if cur_out.sum() > 0 else float("nan")
-    return BudgetPlan(frame, total, int(weeks), gain, g_lo, g_hi, rel)
+    return BudgetPlan(frame, total, int(weeks), gain, g_lo, g_hi, rel, objective)
+
+
+def _expected_curve(model):
+    """Outcome per channel at a spend vector, averaged over the model's parameter draws."""
+    def curve(s):
+        return model.response(s, draws=True).mean(axis=0)
+    return curve

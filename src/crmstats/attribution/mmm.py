@@ -369,7 +369,7 @@ class MediaMixModel(KeptMediaMix, Estimator):
         return pd.concat(rows, ignore_index=True)
 
     def optimize_budget(self, total: float | None = None, *, bounds=None, weeks: int = 13,
-                        max_extrapolation: float = 1.5) -> BudgetPlan:
+                        max_extrapolation: float = 1.5, objective: str = "plugin") -> BudgetPlan:
         """Return the weekly split of a budget that maximises the expected outcome (fitted curves).
 
         See :func:`crmstats.attribution.budget.optimize_budget`.
@@ -377,7 +377,7 @@ class MediaMixModel(KeptMediaMix, Estimator):
         from crmstats.attribution.budget import optimize_budget
 
         return optimize_budget(self, total, bounds=bounds, weeks=weeks,
-                               max_extrapolation=max_extrapolation)
+                               max_extrapolation=max_extrapolation, objective=objective)
 
     # ------------------------------------------------------------------ keeping a model
 
