@@ -46,18 +46,18 @@ def test_the_expected_split_maximises_the_outcome_averaged_over_the_draws(two_ch
     assert exp.gain_lower_95 <= exp.gain <= exp.gain_upper_95
 
 
-def test_without_draws_the_expected_split_is_the_plugin_split():
-    _, truth = simulate_media(3)
-    p = truth["params"]
-    params = {f"{k}[{c}]": p.loc[c, k] for c in p.index
-              for k in ("beta", "theta", "half_saturation", "shape")}
-    mean = truth["mean_spend"]
-    model = MediaMixModel.from_params(params, current_spend=mean, max_spend=2 * mean)
-    plug = model.optimize_budget(float(mean.sum()))
-    exp = model.optimize_budget(float(mean.sum()), objective="expected")
+def test_without_draws_the_expected_split_is_the_plugin_split(two_channel):
+    model = two_channel
+    # the same curves at the point estimate, without draws (from_params keeps no covariance)
+    point = MediaMixModel.from_params(model.params_,
+                                      current_spend=model.current_spend_,
+                                      max_spend=model.max_spend_)
+    total = float(model.current_spend_.sum())
+    plug = model.optimize_budget(total)
+    exp = point.optimize_budget(total, objective="expected")
     np.testing.assert_allclose(exp.allocation["recommended"], plug.allocation["recommended"],
-                               rtol=1e-9)
-    assert exp.gain == pytest.approx(plug.gain, rel=1e-12)
+                               rtol=1e-6)
+    assert exp.gain == pytest.approx(plug.gain, rel=1e-6)
 
 
 def test_an_unknown_objective_is_refused(two_channel):
