@@ -55,6 +55,11 @@ FLOAT_TEXT_ID = r"^-?[0-9]{1,18}\.0+$"
 _INT64_LIMIT = 2.0**63
 
 
+@ibis.udf.scalar.builtin(name="trunc")
+def _trunc(value: float) -> float:
+    """DuckDB's ``trunc`` of a double: the whole part, still a double."""
+
+
 def rename(t: ir.Table, spec: TableSpec, mapping) -> ir.Table:
     """Rename the caller's columns to canonical names; refuse a missing required column.
 
@@ -116,9 +121,14 @@ def _id(t, spec, c: ColumnSpec, mapping, dtype, rows):
         _refuse_type(t, spec, c, mapping, dtype, "ids", rows)
     if dtype.is_floating():
         # ids written as floats (a Parquet export): whole numbers become integers
+        duckdb = _backend_of(t).name == "duckdb"
+
+        def fraction(x):  # DuckDB's % on doubles is ~20x slower than its trunc
+            return _trunc(x) != x if duckdb else x % 1 != 0
+
         raise_bad_values(
             t, lambda tb: tb[name].notnull() & (tb[name].isnan() | tb[name].isinf()
-                                                | (tb[name] % 1 != 0)
+                                                | fraction(tb[name])
                                                 | (tb[name].abs() >= _INT64_LIMIT)),
             spec, c, mapping, "non-integer numeric ids (or beyond 64-bit integers)", rows)
         return t[name].cast("int64")
@@ -136,8 +146,10 @@ def _float_text_ids(t: ir.Table, name: str) -> bool:
     from crmstats.validation.messages import _count
 
     col = t[name].strip()
-    first = execute(t.filter(col.notnull() & (col != "")).select(v=col).limit(1))["v"]
-    if not len(first) or not str(first.iloc[0]).endswith(".0"):
+    first = execute(t.select(v=t[name]).limit(1))["v"]  # no filter: stops at the first row
+    if len(first) and (first.iloc[0] is None or not str(first.iloc[0]).strip()):
+        first = execute(t.filter(col.notnull() & (col != "")).select(v=col).limit(1))["v"]
+    if not len(first) or not str(first.iloc[0]).strip().endswith(".0"):
         return False
     got = execute(t.aggregate(n=t.count(where=col.notnull() & (col != "")),
                               floats=t.count(where=col.re_search(FLOAT_TEXT_ID)))).iloc[0]

@@ -36,15 +36,19 @@ class _RowSource:
     table the engine coerces carries positions already).
     """
 
-    def __init__(self, arrow: pa.Table, labels: pd.Index, table: ir.Table | None = None):
+    def __init__(self, arrow: pa.Table, labels: pd.Index, table: ir.Table | None = None,
+                 casts: dict | None = None, prepare=None):
         self.arrow = arrow
         self.labels = labels
         self._table = table
+        self.casts = casts or {}
+        self.prepare = prepare
 
     def table(self) -> ir.Table:
         if self._table is not None:
             return self._table
-        return ibis.memtable(with_positions(self.arrow))
+        t = with_casts(with_positions(self.arrow), self.casts)
+        return self.prepare(t) if self.prepare is not None else t
 
 
 def with_positions(arrow: pa.Table) -> pa.Table:
@@ -99,22 +103,49 @@ def _as_text(s: pd.Series) -> pa.Array:
     return pa.array([text(v) for v in s.to_numpy(dtype=object)], type=pa.string())
 
 
-def materialize(t: ir.Table, changed: list[str], raw: pa.Table, spec: TableSpec,
-                mapping) -> pa.Table:
-    """Return coerced table ``t`` as Arrow: ``raw``'s arrays where the engine left a column.
+def materialize(t: ir.Table, changed: list[str], raw: ir.Table, arrow: pa.Table,
+                spec: TableSpec, mapping) -> tuple[pa.Table, dict]:
+    """Return coerced table ``t`` as Arrow, and the casts left to every query.
 
-    The columns in ``changed`` are computed once, in row order; the others are
+    ``raw`` is the table the engine coerced (``arrow``, renamed, with row
+    positions). A changed column that is a cast between number types (an
+    integer amount to float, a whole float id to an integer) stays the
+    caller's array and its cast is returned (``{name: type}``), applied in
+    each query at no cost to notice; the other changed columns (parsed text,
+    computed columns) are computed once, in row order. Unchanged columns are
     the caller's arrays under their canonical names (no copy).
     """
     names = [n for n in t.columns if n != ROW_COL]
+    before, after = raw.schema(), t.schema()
+    casts = {n: after[n] for n in changed if n in before and before[n].is_numeric()
+             and not before[n].is_boolean() and after[n].is_numeric()}
     computed = {}
-    if changed:
-        query = t.order_by(ROW_COL).select(*changed)
-        got = backend().to_pyarrow(query)
-        computed = {n: got.column(n).combine_chunks() for n in changed}
+    heavy = [n for n in changed if n not in casts]
+    if heavy:
+        # a plain projection keeps the rows in order (see in_order) unless told it need not
+        got = backend().to_pyarrow((t.order_by(ROW_COL) if ROW_COL in t.columns else t)
+                                   .select(*heavy))
+        computed = {n: got.column(n).combine_chunks() for n in heavy}
     arrays = [computed[n] if n in computed
-              else raw.column(source_name(n, raw.column_names, spec, mapping)) for n in names]
-    return pa.Table.from_arrays(arrays, names=names)
+              else arrow.column(source_name(n, arrow.column_names, spec, mapping))
+              for n in names]
+    return pa.Table.from_arrays(arrays, names=names), casts
+
+
+def in_order() -> bool:
+    """Whether the embedded DuckDB returns a projection's rows in their order.
+
+    It does unless ``preserve_insertion_order`` is off (:func:`crmstats.backend.backend`
+    turns it off under a memory limit); then the rows carry their positions.
+    """
+    setting = backend().raw_sql("SELECT current_setting('preserve_insertion_order')")
+    return str(setting.fetchall()[0][0]).lower() == "true"
+
+
+def with_casts(arrow: pa.Table, casts: dict) -> ir.Table:
+    """``arrow`` as an Ibis table with the casts :func:`materialize` left to each query."""
+    t = ibis.memtable(arrow)
+    return t.mutate(**{n: t[n].cast(dtype) for n, dtype in casts.items()}) if casts else t
 
 
 def source_name(name: str, columns, spec: TableSpec, mapping) -> str:
@@ -123,21 +154,25 @@ def source_name(name: str, columns, spec: TableSpec, mapping) -> str:
     return caller if spec.column(name) is not None and caller in columns else name
 
 
-def to_frame(arrow: pa.Table, changed: list[str], data: pd.DataFrame, spec: TableSpec,
-             mapping) -> pd.DataFrame:
+def to_frame(arrow: pa.Table, changed: list[str], casts: dict, data: pd.DataFrame,
+             spec: TableSpec, mapping) -> pd.DataFrame:
     """Return the validated table as a new DataFrame with the caller's index.
 
     Columns the engine left as they were are the caller's (shared memory, no
     copy) unless the caller's column needed converting for Arrow (values of
-    several types, a categorical); the others come from the validated arrays.
+    several types, a categorical); the others come from the validated arrays
+    (with the engine's number casts, :func:`materialize`).
     """
     out = {}
     for name in arrow.column_names:
         source = (source_name(name, data.columns, spec, mapping) if name not in changed
                   else None)
         column = data[source] if source is not None and source in data.columns else None
-        if column is None or column.dtype == object or isinstance(column.dtype,
-                                                                  pd.CategoricalDtype):
+        if name in casts:
+            # the engine checked the values (whole float ids); DuckDB rounds as Arrow does
+            column = arrow.column(name).cast(casts[name].to_pyarrow(), safe=False).to_pandas()
+        elif column is None or column.dtype == object or isinstance(column.dtype,
+                                                                    pd.CategoricalDtype):
             column = arrow.column(name).to_pandas()
         out[name] = column.reset_index(drop=True)
     frame = pd.DataFrame(out, copy=False)

@@ -26,8 +26,10 @@ from crmstats.validation.content import _check_content
 from crmstats.validation.frames import (
     _RowSource,
     frame_to_arrow,
+    in_order,
     materialize,
     to_frame,
+    with_casts,
     with_positions,
 )
 from crmstats.validation.memory import COUNTS, frame_once, input_once, mark, validated_as
@@ -77,7 +79,7 @@ def validate(
             _check_content(t, spec, mapping, rows)
             if spec.name in _TRAP_TABLES:
                 _check_traps(t, spec, mapping, rows, data)
-        return to_frame(arrow, changed, data, spec, mapping)
+        return to_frame(arrow, changed, rows.casts, data, spec, mapping)
     return validate_table(data, table, columns=mapping)
 
 
@@ -194,10 +196,13 @@ def _coerce_frame(data: pd.DataFrame, spec: TableSpec, mapping: dict):
     are computed once, the others stay the caller's arrays.
     """
     arrow = frame_to_arrow(data, spec, mapping)
-    raw = rename(ibis.memtable(with_positions(arrow)), spec, mapping)
-    t, changed = coerce(raw, spec, mapping, None, _RowSource(arrow, data.index, raw))
-    final = materialize(t, changed, arrow, spec, mapping)
-    return ibis.memtable(final), _RowSource(final, data.index), final, changed
+    positions = not in_order()  # then the rows carry their positions through DuckDB
+    raw = rename(ibis.memtable(with_positions(arrow) if positions else arrow), spec, mapping)
+    rows = _RowSource(arrow, data.index, raw if positions else None,
+                      prepare=lambda tb: rename(tb, spec, mapping))
+    t, changed = coerce(raw, spec, mapping, None, rows)
+    final, casts = materialize(t, changed, raw, arrow, spec, mapping)
+    return with_casts(final, casts), _RowSource(final, data.index, casts=casts), final, changed
 
 
 def _apply_source(t: ir.Table, spec: TableSpec, mapping, source: SourceTable) -> ir.Table:
