@@ -1,27 +1,32 @@
-"""Accuracy of incrementality measurement on the simulator, by holdout share and confounding.
+"""Accuracy of incrementality measurement on the simulator, per model and seed.
 
-Usage: ``python benchmarks/incrementality.py [N_CONTACTS] [SEEDS]`` (defaults
-40,000 and 5). For every ``holdout_share`` in 0.05, 0.1, 0.2 and
-``confounding`` in 0 and 0.5, simulates the demo CRM per seed and prints
-averages over the seeds of:
+Usage: ``python benchmarks/incrementality.py [N_CONTACTS] [SEEDS] [--grid]``
+(defaults 40,000 contacts and seeds 201-208, which no test uses; ``SEEDS`` is
+a comma-separated list or a count ``n`` for 201..200+n). Two settings by
+default: the incrementality study's demo (``holdout_share=0.1``, no
+confounding) and retargeting (``confounding=0.5``, ``holdout_share=0.2``);
+``--grid`` runs every ``holdout_share`` in 0.05, 0.1, 0.2 with ``confounding``
+0 and 0.5.
 
-* ``coverage``: share of channels whose lift test's 95 % interval covers the
-  true lift (``truth["channel_lift"]``), and ``halfwidth``: the median
-  half-width of those intervals, in conversion-rate points;
-* the mean absolute error (share points, over channels) of the credit shares
-  against the true incremental shares (``truth["attribution_shares"]``) of:
-  the best and the worst journey model (first/last touch, linear, position
-  based, Markov order 1, Shapley), the counterfactual ``IncrementalityModel``
-  without and with the contacts' features as covariates (engagement score,
-  company size, industry, job title: what retargeting in the simulator keys
-  on), the lift tests alone, and :func:`calibrate` applied to the
-  counterfactual models and to Markov.
-
-This is an accuracy benchmark (no timing); it takes a few minutes.
+For each setting it prints, over the seeds, the **median, min-max and mean**
+of the mean absolute error (share points, over channels) of the credit shares
+against the simulator's true incremental shares (``truth["attribution_shares"]``)
+of: the best and the worst journey model (first/last touch, linear, position
+based, Markov order 1, Shapley), the counterfactual ``IncrementalityModel``
+with the logistic link (without and with the contacts' features as
+covariates: engagement score, company size, industry, job title — what
+retargeting in the simulator keys on), the same with ``link="auto"`` (the
+default: logistic or noisy-OR by AIC) and the journeys the experiments left
+untouched, the lift tests alone, and :func:`calibrate` applied to these
+models and to Markov; then the error per seed of the main models, the
+per-channel mean error of the default model (bias: the same sign on every
+seed) and the lift tests' interval coverage and half-width. An accuracy
+benchmark (no timing); it prints the load average, and takes minutes.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -33,15 +38,21 @@ from crmstats.datasets import simulate_crm
 
 COVARIATES = ["engagement_score", "company_size", "industry", "job_title"]
 JOURNEY = ("first touch", "last touch", "linear", "position based", "Markov", "Shapley")
+SHOWN = ("counterfactual (logit)", "+ contacts (logit)", "+ contacts (auto)",
+         "lift tests alone", "calibrated + contacts (logit)", "calibrated + contacts (auto)",
+         "calibrated Markov")
 
 
-def one(seed: int, n: int, holdout: float, confounding: float) -> dict:
+def one(seed: int, n: int, holdout: float, confounding: float) -> tuple[dict, pd.Series]:
+    """Share errors of every model on one simulated CRM; the default model's channel errors."""
     crm = simulate_crm(seed=seed, n_contacts=n, holdout_share=holdout, confounding=confounding)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         paths = A.build_paths(crm.touchpoints, crm.conversions)
         cells = A.build_paths(crm.touchpoints, crm.conversions, contacts=crm.contacts,
                               by=COVARIATES)
+    untouched = A.untouched_journeys(crm.experiments, crm.touchpoints, crm.conversions,
+                                     contacts=crm.contacts, by=COVARIATES)
     truth = crm.truth["attribution_shares"]
     lifts = A.lift_test(crm.experiments, crm.conversions)
     models = {
@@ -52,50 +63,75 @@ def one(seed: int, n: int, holdout: float, confounding: float) -> dict:
         "Markov": A.MarkovAttribution().fit(paths),
         "Shapley": A.ShapleyAttribution().fit(paths),
     }
-    model = A.IncrementalityModel(n_bootstrap=30).fit(paths)
-    models["counterfactual"] = model
+    logit = A.IncrementalityModel(n_bootstrap=30, link="logit").fit(paths)
+    adjusted = A.IncrementalityModel(n_bootstrap=30, link="logit",
+                                     covariates=COVARIATES).fit(cells)
+    auto = A.IncrementalityModel(n_bootstrap=30, covariates=COVARIATES).fit(
+        cells, untouched=untouched)
+    models["counterfactual (logit)"] = logit
+    models["+ contacts (logit)"] = adjusted
+    models["+ contacts (auto)"] = auto
     models["lift tests alone"] = lifts["incremental_conversions"].clip(lower=0).rename(
         "conversions").to_frame()
-    adjusted = A.IncrementalityModel(n_bootstrap=30, covariates=COVARIATES).fit(cells)
-    models["counterfactual + contacts"] = adjusted
-    models["calibrated counterfactual"] = A.calibrate(model, lifts)
-    models["calibrated counterfactual + contacts"] = A.calibrate(adjusted, lifts)
+    models["calibrated counterfactual (logit)"] = A.calibrate(logit, lifts)
+    models["calibrated + contacts (logit)"] = A.calibrate(adjusted, lifts)
+    models["calibrated + contacts (auto)"] = A.calibrate(auto, lifts)
     models["calibrated Markov"] = A.calibrate(models["Markov"], lifts)
-    err = A.share_error(A.credit_shares(models), truth)["mae"]
+    shares = A.credit_shares(models)
+    err = A.share_error(shares, truth)["mae"]
     true = crm.truth["channel_lift"]["lift"].reindex(lifts.index)
     out = {
-        "coverage": float(((lifts.lower_95 <= true) & (true <= lifts.upper_95)).mean()),
-        "halfwidth": float(((lifts.upper_95 - lifts.lower_95) / 2).median()),
+        "lift CI coverage": float(((lifts.lower_95 <= true) & (true <= lifts.upper_95)).mean()),
+        "lift CI half-width": float(((lifts.upper_95 - lifts.lower_95) / 2).median()),
         "best journey model": float(err[list(JOURNEY)].min()),
         "worst journey model": float(err[list(JOURNEY)].max()),
+        "link chosen (1 = noisy-OR)": float(auto.link_ == "noisy_or"),
     }
-    for name in ("counterfactual", "counterfactual + contacts", "lift tests alone",
-                 "calibrated counterfactual", "calibrated counterfactual + contacts",
-                 "calibrated Markov"):
-        out[name] = float(err[name])
-    return out
+    for name in models:
+        if name not in JOURNEY or name == "Markov":
+            out[name] = float(err[name])
+    bias = shares["+ contacts (auto)"] - truth.reindex(shares.index).fillna(0.0)
+    return out, bias
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median, min-max and mean over the seeds, in share points (coverage in %)."""
+    pct = runs.copy()
+    scale = pd.Series(100.0, index=pct.columns)
+    scale["link chosen (1 = noisy-OR)"] = 1.0
+    pct = pct * scale
+    return pd.DataFrame({
+        "median": pct.median(), "min": pct.min(), "max": pct.max(), "mean": pct.mean(),
+    }).round(2)
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40_000
-    seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    rows = []
-    for confounding in (0.0, 0.5):
-        for holdout in (0.05, 0.1, 0.2):
-            runs = pd.DataFrame([one(s, n, holdout, confounding) for s in range(1, seeds + 1)])
-            row = runs.mean()
-            row["confounding"], row["holdout_share"] = confounding, holdout
-            rows.append(row)
-            print(f"confounding {confounding}, holdout {holdout}: done", flush=True)
-    table = pd.DataFrame(rows).set_index(["confounding", "holdout_share"])
-    pct = [c for c in table.columns if c not in ("coverage",)]
-    shown = table.copy()
-    shown[pct] = (100 * shown[pct]).round(2)
-    shown["coverage"] = (100 * shown["coverage"]).round(1)
-    print(f"n_contacts={n}, seeds 1-{seeds}; share errors and half-widths in points, "
-          "coverage in %")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(shown.to_string())
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 40_000
+    spec = args[1] if len(args) > 1 else "8"
+    seeds = ([int(s) for s in spec.split(",")] if "," in spec
+             else list(range(201, 201 + int(spec))))
+    settings = ([(c, h) for c in (0.0, 0.5) for h in (0.05, 0.1, 0.2)] if "--grid" in sys.argv
+                else [(0.0, 0.1), (0.5, 0.2)])
+    print(f"n_contacts={n}, seeds {', '.join(map(str, seeds))}; load average at start "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for confounding, holdout in settings:
+        rows, biases = {}, {}
+        for seed in seeds:
+            rows[seed], biases[seed] = one(seed, n, holdout, confounding)
+        runs = pd.DataFrame(rows).T
+        print(f"\n== confounding {confounding}, holdout_share {holdout}: share error over "
+              f"{len(seeds)} seeds (points; lift CI coverage in %)")
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(summarise(runs).to_string())
+            print("\nper seed (points):")
+            print((100 * runs[list(SHOWN)]).round(2).to_string())
+            bias = 100 * pd.DataFrame(biases)
+            print("\n'+ contacts (auto)' per channel over the seeds (points): mean error, its "
+                  "standard deviation, and seeds with a positive error")
+            print(pd.DataFrame({"mean": bias.mean(axis=1), "sd": bias.std(axis=1),
+                                "positive": (bias > 0).sum(axis=1)}).round(2).to_string())
+    print(f"\nload average at end {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     np.set_printoptions()
 
 

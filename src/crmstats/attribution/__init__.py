@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         holdout_plan,
         holdout_size,
         lift_test,
+        untouched_journeys,
     )
     from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
     from crmstats.attribution.incrementality import IncrementalityModel
@@ -113,6 +114,7 @@ __all__ = [
     "triangulation_returns",
     "triangulation_shares",
     "triangulation_view",
+    "untouched_journeys",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

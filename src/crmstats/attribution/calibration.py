@@ -108,7 +108,8 @@ def _difference_variance(se_lift, se_model, shared):
     return np.maximum(v, 1e-9 * (v_l + v_m) + 1e-12)
 
 
-def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared):
+def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared,
+                             bias_level=1.0):
     """REML estimates of the scale ``kappa`` (unless fixed) and relative error ``tau`` (module).
 
     ``lift - kappa m ~ N(0, |s**2 - kappa**2 e**2| + kappa**2 tau**2 size**2)`` over the tested
@@ -139,6 +140,18 @@ def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared):
     free = n - (0 if fixed_scale is not None else 1)  # residual degrees of freedom
     tau2 = 0.0
     kappa = slope(1.0, 0.0)[0]
+    for _ in range(20):  # the scale without a bias term
+        kappa_next, info, var = slope(max(kappa, 1e-6), 0.0)
+        if abs(kappa_next - kappa) < 1e-9 * max(1.0, abs(kappa)):
+            break
+        kappa = kappa_next
+    kappa = kappa_next
+    if free >= 1:  # Cochran's Q: do the experiments contradict the model beyond their noise?
+        from scipy.stats import chi2
+
+        q_stat = float(np.sum((lift - kappa * m) ** 2 / var))
+        if chi2.sf(q_stat, free) > bias_level:
+            free = 0
     for _ in range(50):  # kappa enters the variances: iterate to a fixed point
         previous = (kappa, tau2)
         ref = max(kappa, 1e-6)
@@ -155,7 +168,8 @@ def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared):
 
 
 def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
-              value_per_conversion: Any = None, shared_journeys: bool = True) -> pd.DataFrame:
+              value_per_conversion: Any = None, shared_journeys: bool = True,
+              bias_level: float | None = None) -> pd.DataFrame:
     """Combine a model's channel credit with measured lifts by their precision (see module).
 
     Parameters
@@ -178,6 +192,15 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
         journeys are among the model's paths), so that the model's and the
         experiments' sampling errors are correlated; ``False`` for
         experiments run apart from the model's data (independent errors).
+    bias_level : float, optional
+        The model's bias ``tau`` is estimated only when the experiments
+        contradict the model beyond their noise: Cochran's homogeneity test
+        of ``l - kappa m`` rejects at this level; otherwise ``tau = 0`` (a
+        bias estimated from a few noisy experiments pulls a right model toward
+        them). 1 estimates it always. Default: 0.05 for an incremental model
+        (an estimate of what the experiments measure, right unless shown
+        wrong), 1 for other credit (journey credit measures presence, not
+        what a channel adds: its bias is expected, not tested).
 
     Returns
     -------
@@ -231,9 +254,10 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
     size = np.where(m > 0, m, np.fmax(np.abs(m), np.abs(np.nan_to_num(lv))))
     t = tested
     shared = bool(shared_journeys)
+    level = float(bias_level) if bias_level is not None else (0.05 if incremental else 1.0)
     kappa, var_kappa, tau2 = _scale_and_heterogeneity(
         lv[t], np.maximum(sl[t], 0.0), m[t], sm[t], size[t], 1.0 if incremental else None,
-        shared)
+        shared, level)
     prior = kappa * m
     v_bias = kappa ** 2 * tau2 * size ** 2          # the model's bias, a priori
     v_model = kappa ** 2 * sm ** 2                  # the model's sampling variance

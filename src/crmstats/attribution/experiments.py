@@ -43,7 +43,7 @@ from crmstats.validation import as_table
 if TYPE_CHECKING:
     from crmstats.crmdata import CRMData
 
-__all__ = ["experiment_data", "holdout_plan", "holdout_size", "lift_test"]
+__all__ = ["experiment_data", "holdout_plan", "holdout_size", "lift_test", "untouched_journeys"]
 
 _Z95 = 1.959963984540054
 
@@ -325,3 +325,78 @@ def experiment_data(source: Any = "demo", *, demo_holdout_share: float = 0.1) ->
     crm = load_crm(source)
     crm.require("touchpoints", "conversions", "experiments")
     return crm
+
+
+def untouched_journeys(
+    experiments: Any,
+    touchpoints: Any,
+    conversions: Any,
+    *,
+    contacts: Any = None,
+    by: list[str] | tuple[str, ...] | None = None,
+    journey_id_col: str | None = None,
+) -> pd.DataFrame:
+    """Count the experiments' journeys that no channel reached, with their conversions.
+
+    A holdout test that withholds every channel a journey would have had
+    leaves it without a touch: it is not among the paths
+    (:func:`~crmstats.attribution.build_paths` counts touched journeys), yet
+    it shows how often a contact converts with no channel at all — what
+    :class:`~crmstats.attribution.IncrementalityModel` otherwise extrapolates
+    (``fit(paths, untouched=...)``).
+
+    Parameters
+    ----------
+    experiments : DataFrame, path or ibis.Table
+        Canonical experiments table (its ``journey_id``: every journey under test).
+    touchpoints, conversions : DataFrame, path or ibis.Table
+        Canonical tables; a journey under test is untouched when it has no
+        touchpoint, converting when it has a conversion.
+    contacts : DataFrame, path or ibis.Table, optional
+        Canonical contacts table, whose ``by`` columns describe each journey
+        (a journey's id is its contact's id), as in ``build_paths``.
+    by : list of str, optional
+        Contacts columns to count the journeys by (the model's ``covariates``).
+    journey_id_col : str, optional
+        The caller's name of the ``journey_id`` column (in every table).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per combination of the ``by`` values (one row without ``by``):
+        the ``by`` columns, ``conversions``, ``value`` (their summed value) and
+        ``nulls`` (untouched journeys without a conversion). No rows when every
+        journey was touched.
+    """
+    cols = {"journey_id": journey_id_col}
+    u = as_table(experiments, "experiments", columns=cols)
+    t = as_table(touchpoints, "touchpoints", columns=cols)
+    c = as_table(conversions, "conversions", columns=cols)
+    ids = u.select(journey_id=u.journey_id.cast("string")).distinct()
+    touched = t.select(journey_id=t.journey_id.cast("string")).distinct()
+    alone = ids.anti_join(touched, "journey_id")
+    conv = c.group_by(journey_id=c.journey_id.cast("string")).aggregate(
+        value=c.value.sum() if "value" in c.columns else c.journey_id.count() * 0.0)
+    frame = alone.left_join(conv, "journey_id").select(alone.journey_id, conv.value)
+    by = list(by or [])
+    if by:
+        if contacts is None:
+            raise DataError("untouched_journeys: by= needs the contacts table (contacts=...)",
+                            table="contacts")
+        k = as_table(contacts, "contacts")
+        missing = [b for b in by if b not in k.columns]
+        if missing:
+            raise DataError(f"contacts table: no column(s) {', '.join(map(repr, missing))} for "
+                            f"by=; columns present: {', '.join(k.columns)}", table="contacts",
+                            column=missing[0])
+        k = k.select(*[k[b] for b in by], journey_id=k.contact_id.cast("string"))
+        frame = frame.left_join(k, "journey_id").select(frame.journey_id, frame.value,
+                                                         *[k[b] for b in by])
+    hit = frame.value.notnull()
+    counted = frame.group_by(by) if by else frame
+    agg = dict(conversions=hit.ifelse(1, 0).sum(), nulls=hit.ifelse(0, 1).sum(),
+               value=frame.value.fill_null(0.0).sum())
+    out = execute(counted.aggregate(**agg))
+    out = out[[*by, "conversions", "value", "nulls"]]
+    out = out[(out["conversions"] + out["nulls"]) > 0].reset_index(drop=True)
+    return out.astype({"conversions": "int64", "nulls": "int64", "value": "float64"})

@@ -5,8 +5,11 @@ Journey-based models (rules, Markov, Shapley) credit channels for being
 the conversion probability of **every** journey — converting or not — on its
 channel exposure, in the family of Shao & Li's logistic multi-touch model [1]_
 and Dalessandro et al.'s causally motivated attribution [2]_: a logistic
-regression (statsmodels binomial GLM) on each channel's presence, optionally
-the log of its number of touches and a time-decayed exposure. A channel's
+regression (statsmodels binomial GLM) or a noisy-OR model
+(:mod:`crmstats.attribution.noisy_or`: each channel independently brings
+about a conversion, among the contacts in the market at all) on each
+channel's presence, optionally the log of its number of touches and a
+time-decayed exposure; ``link="auto"`` keeps the one with the better AIC. A channel's
 incremental conversions are the model's predicted conversions of the journeys
 that touched it minus the predicted conversions of the same journeys with
 the channel removed; its share is its part of the sum over channels.
@@ -38,13 +41,30 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from crmstats.attribution.paths import PathData, _as_path_data, _encode_paths, _numeric
+from crmstats.attribution.counterfactual import (
+    _logit_hessian,
+    _logit_loglik,
+    _newton_logit,
+    _noisy_or_summary,
+    _untouched_rows,
+    _with_covariates,
+)
+from crmstats.attribution.noisy_or import (
+    noisy_or_fit,
+    noisy_or_increments,
+    noisy_or_information,
+    noisy_or_jacobian,
+    noisy_or_prob,
+)
+from crmstats.attribution.paths import PathData, _as_path_data
 from crmstats.estimator import Estimator, summary_table
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 from crmstats.vocabulary import renamed_arguments, renamed_attribute
 
 __all__ = ["IncrementalityModel"]
 
+#: The conversion models (links) the model can fit; ``link="auto"`` keeps the better by AIC.
+_LINKS = ("logit", "noisy_or")
 
 
 class IncrementalityModel(Estimator):
@@ -79,6 +99,15 @@ class IncrementalityModel(Estimator):
         one indicator per level. Exposure that follows who the contact is
         (retargeting likely buyers) then no longer passes for an effect of the
         channel — as far as these columns describe the contact.
+    link : {"auto", "logit", "noisy_or"}
+        The conversion model: logistic (channel effects add on the log-odds:
+        they grow with the other channels' on the probability scale),
+        noisy-OR (sub-additive: a channel adds less where others already
+        made the conversion likely; covariates act on the chance to be in the
+        market), or ``"auto"``: both, keeping the better by AIC. The
+        noisy-OR's intervals come from the delta method (its Fisher
+        information; ``n_bootstrap`` draws from that normal law) instead of
+        refits.
     n_boot : int, optional
         Deprecated name of ``n_bootstrap`` (a :class:`DeprecationWarning`; it
         goes in the next release).
@@ -94,9 +123,13 @@ class IncrementalityModel(Estimator):
         ``upper_95`` (percentile interval of the incremental conversions) and
         ``share_lower_95`` / ``share_upper_95``.
     summary_ : pandas.DataFrame
-        The logistic model's coefficients (log-odds): ``estimate``,
-        ``std_err``, ``lower_95``, ``upper_95``, ``p_value`` (NaN for a
-        penalised fit, whose standard errors come from the bootstrap).
+        The model's coefficients: ``estimate``, ``std_err``, ``lower_95``,
+        ``upper_95``, ``p_value`` (NaN for a penalised fit). Logistic link:
+        log-odds. Noisy-OR: ``intercept`` and the covariates are the log-odds
+        of being in the market, each channel term its hazard ``lambda >= 0``
+        (the channel brings about a conversion with probability
+        ``1 - exp(-lambda)``), ``baseline`` the log-odds of converting
+        without any channel when in the market.
     n_obs_ : int
         Journeys (converting and not) the model was fitted on.
     conversions_ : float
@@ -104,10 +137,13 @@ class IncrementalityModel(Estimator):
         every channel removed.
     penalised_ : bool
         Whether the ridge fit was used.
+    link_ : str
+        The link fitted (``"logit"`` or ``"noisy_or"``); ``converged_`` and
+        ``log_likelihood_`` are its fit's.
     """
 
     _hyper = ("features", "half_life", "penalty", "n_bootstrap", "min_conversions", "seed",
-              "covariates")
+              "covariates", "link")
 
     n_boot = renamed_attribute("n_bootstrap", "n_boot")
 
@@ -137,7 +173,7 @@ class IncrementalityModel(Estimator):
         a = self.attribution_
         return {**self._common_facts(), "channels": self.channels_,
                 "conversions": self.conversions_, "baseline": self.baseline_,
-                "penalised": self.penalised_,
+                "penalised": self.penalised_, "link": self.link_,
                 "attribution": {c: list(a[c].astype(float)) for c in a.columns}}
 
     def _restore(self, params, summary, facts, variance) -> None:
@@ -157,11 +193,15 @@ class IncrementalityModel(Estimator):
         self.conversions_ = facts.count("conversions")
         self.baseline_ = facts.count("baseline")
         self.penalised_ = facts.boolean("penalised")
+        self.link_ = facts.optional_string("link") or "logit"  # files from before the link
+        if self.link_ not in _LINKS:
+            facts.fail("link", f"one of {', '.join(_LINKS)} expected")
 
     @renamed_arguments(n_boot="n_bootstrap")
     def __init__(self, features: str = "presence", *, half_life: float | None = None,
                  penalty="auto", n_bootstrap: int = 200, min_conversions: int = 20,
-                 seed: int = 0, covariates: list[str] | tuple[str, ...] | None = None):
+                 seed: int = 0, covariates: list[str] | tuple[str, ...] | None = None,
+                 link: str = "auto"):
         self.features = features
         self.half_life = half_life
         self.penalty = penalty
@@ -169,6 +209,7 @@ class IncrementalityModel(Estimator):
         self.min_conversions = min_conversions
         self.seed = seed
         self.covariates = covariates
+        self.link = link
 
     # ------------------------------------------------------------------ design
     def _design(self, data: PathData):
@@ -225,7 +266,7 @@ class IncrementalityModel(Estimator):
             res = model.fit_regularized(alpha=alpha, L1_wt=0.0, start_params=start, maxiter=300)
         return res, True
 
-    def fit(self, paths) -> IncrementalityModel:
+    def fit(self, paths, untouched: pd.DataFrame | None = None) -> IncrementalityModel:
         """Fit the conversion model on every journey and compute incremental conversions.
 
         Parameters
@@ -234,16 +275,25 @@ class IncrementalityModel(Estimator):
             Path counts from :func:`~crmstats.attribution.build_paths` (or in
             ChannelAttribution's format): converting **and** non-converting
             journeys (``nulls``) are needed — a model of conversion needs both.
+        untouched : pandas.DataFrame, optional
+            Journeys that no channel reached, which paths cannot hold:
+            :func:`~crmstats.attribution.untouched_journeys` (e.g. the journeys
+            a holdout test withheld from every channel), with ``conversions``,
+            ``nulls`` and the covariate columns. They show the conversion rate
+            without any channel, which the model otherwise extrapolates.
 
         Returns
         -------
         IncrementalityModel
             ``self``, fitted.
         """
+        if self.link not in (*_LINKS, "auto"):
+            raise ValueError(f"link must be 'auto', 'logit' or 'noisy_or', got {self.link!r}")
         if self.covariates:
             data, cov, cov_names = _with_covariates(paths, list(self.covariates))
         else:
-            data, cov, cov_names = _as_path_data(paths), None, []
+            data, cov_names = _as_path_data(paths), []
+            cov = np.zeros((len(data.lengths), 0))
         conv, nulls = data.conversions, data.nulls
         if conv.sum() <= 0:
             raise DataError("paths table: no conversions to attribute", table="paths",
@@ -253,31 +303,45 @@ class IncrementalityModel(Estimator):
                             "model needs journeys that did not convert too", table="paths",
                             column="nulls")
         x, names, n_blocks = self._design(data)
-        if cov is not None:
-            x = np.hstack([x, cov])
-            names = names + cov_names
         k = len(data.channels)
-        exog = np.column_stack([np.ones(len(x)), x])
+        n_paths = len(x)
+        if untouched is not None:
+            u_cov, u_conv, u_nulls = _untouched_rows(untouched, list(self.covariates or []), paths)
+            x = np.vstack([x, np.zeros((len(u_conv), x.shape[1]))])
+            cov = np.vstack([cov, u_cov])
+            conv = np.concatenate([conv, u_conv])
+            nulls = np.concatenate([nulls, u_nulls])
+        trials = conv + nulls
         if self.penalty == "auto":
             thin = [(conv * (x[:, c] > 0)).sum() < int(self.min_conversions) for c in range(k)]
-            penalty = 1.0 / float((conv + nulls).sum()) if any(thin) else None
+            penalty = 1.0 / float(trials.sum()) if any(thin) else None
         else:
             penalty = float(self.penalty)
             if penalty < 0:
                 raise ValueError(f"penalty must be >= 0 or 'auto', got {self.penalty}")
             penalty = penalty or None
-        res, penalised = self._fit_glm(exog, conv, nulls, penalty=penalty)
-        params = np.asarray(res.params, dtype=float)
+        exog = np.column_stack([np.ones(len(x)), x, cov])
+        fits = {}
+        if self.link in ("logit", "auto"):
+            res, penalised = self._fit_glm(exog, conv, nulls, penalty=penalty)
+            params = np.asarray(res.params, dtype=float)
+            fits["logit"] = (params, res, penalised, _logit_loglik(params, exog, conv, nulls),
+                             penalised or bool(getattr(res, "converged", True)))
+        if self.link in ("noisy_or", "auto"):
+            theta, ok, ll = noisy_or_fit(x, cov, conv, nulls, penalty=penalty or 0.0)
+            fits["noisy_or"] = (theta, None, penalty is not None, ll, ok)
+        # Akaike's criterion between the two links (the noisy-OR has one parameter more)
+        link = min(fits, key=lambda name: len(fits[name][0]) - fits[name][3])
+        params, res, penalised, loglik, converged = fits[link]
         if not np.all(np.isfinite(params)):
             warnings.warn("IncrementalityModel: the conversion model has non-finite "
                           "coefficients", ConvergenceWarning, stacklevel=2)
-        trials = conv + nulls
-        inc = self._increments(params, exog, trials, k, n_blocks)
+        self.link_ = link
+        inc = self._increments_of(params, exog, trials, k, n_blocks)
         # mean conversion value of each channel's converting journeys
-        has = x[:, :k] > 0
-        val = np.array([data.value[has[:, c]].sum() / max(conv[has[:, c]].sum(), 1e-12)
-                        for c in range(k)])
-
+        has = x[:n_paths, :k] > 0
+        val = np.array([data.value[has[:, c]].sum() / max(data.conversions[has[:, c]].sum(),
+                                                          1e-12) for c in range(k)])
         idx = pd.Index(data.channels, name="channel")
         total = inc.sum()
         attribution = pd.DataFrame({
@@ -293,17 +357,38 @@ class IncrementalityModel(Estimator):
             attribution["share_lower_95"] = np.percentile(shares, 2.5, axis=0)
             attribution["share_upper_95"] = np.percentile(shares, 97.5, axis=0)
             self.bootstrap_ = pd.DataFrame(boot, columns=idx)
-        self.summary_ = self._summary(res, params, ["intercept", *names], penalised)
+        terms = ["intercept", *names, *cov_names] + (["baseline"] if link == "noisy_or" else [])
+        if link == "logit":
+            self.summary_ = self._summary(res, params, terms, penalised)
+        else:
+            self.summary_ = _noisy_or_summary(params, x, cov, trials, terms, penalised)
         self.channels_ = list(data.channels)
         self.attribution_ = attribution
         self.n_obs_ = int(trials.sum())
         self.conversions_ = float(conv.sum())
-        p_none = _expit(exog[:, :1] @ params[:1])
-        self.baseline_ = float(np.sum(trials * p_none))
+        bare = exog.copy()
+        bare[:, 1:1 + x.shape[1]] = 0.0
+        self.baseline_ = float(np.sum(trials * self._prob(params, bare, x.shape[1])))
         self.penalised_ = bool(penalised)
-        self.params_ = pd.Series(params, index=["intercept", *names])
+        self.converged_ = bool(converged)
+        self.log_likelihood_ = float(loglik)
+        self.params_ = pd.Series(params, index=terms)
         self._given_params = False
         return self
+
+    # ------------------------------------------------------------------ the two links
+    def _prob(self, params, exog, q):
+        """Conversion probability of design rows ``[1, q channel terms, covariates]``."""
+        if self.link_ == "logit":
+            return _expit(exog @ params)
+        return noisy_or_prob(params, exog[:, 1:1 + q], exog[:, 1 + q:])
+
+    def _increments_of(self, params, exog, trials, k, n_blocks):
+        if self.link_ == "logit":
+            return self._increments(params, exog, trials, k, n_blocks)
+        q = k * n_blocks
+        return noisy_or_increments(params, exog[:, 1:1 + q], exog[:, 1 + q:], trials, k,
+                                   n_blocks)
 
     @staticmethod
     def _increments(params, exog, trials, k, n_blocks):
@@ -334,6 +419,9 @@ class IncrementalityModel(Estimator):
         b = int(self.n_bootstrap)
         if b <= 0:
             return None
+        if self.link_ == "noisy_or":
+            return self._delta_noisy_or(exog, conv + nulls, params, k, n_blocks,
+                                        penalty if penalised else None)
         rng = np.random.default_rng(self.seed)
         cells = np.concatenate([conv, nulls])
         n = int(round(cells.sum()))
@@ -359,6 +447,33 @@ class IncrementalityModel(Estimator):
             out[i] = self._increments(beta, unique, cb + nb, k, n_blocks)
         return out
 
+    def _delta_noisy_or(self, exog, trials, theta, k, n_blocks, penalty):
+        """Replicates of the noisy-OR increments drawn from their delta-method normal law.
+
+        The increments' covariance is ``J I^-1 J'`` (``J`` their derivatives by the
+        parameters, :func:`noisy_or_jacobian`; ``I`` the Fisher information, with the
+        ridge when the fit used one): the outcomes' sampling error given the
+        journeys, which is what a refit on resampled outcomes would show, at the
+        cost of one information matrix instead of ``n_bootstrap`` refits (a
+        noisy-OR refit is an iterative fit of its own). Draws, rather than the
+        normal formulas, keep the share intervals' computation of the bootstrap.
+        """
+        q = k * n_blocks
+        x, z = exog[:, 1:1 + q], exog[:, 1 + q:]
+        info = noisy_or_information(theta, x, z, trials)
+        rows = int((trials > 0).sum())
+        info[1:1 + q, 1:1 + q] += (penalty or 0.0) * rows * np.eye(q)
+        jac = noisy_or_jacobian(theta, x, z, trials, k, n_blocks)
+        try:
+            cov = jac @ np.linalg.solve(info, jac.T)
+        except np.linalg.LinAlgError:
+            cov = jac @ np.linalg.pinv(info) @ jac.T
+        cov = (cov + cov.T) / 2
+        centre = noisy_or_increments(theta, x, z, trials, k, n_blocks)
+        rng = np.random.default_rng(self.seed)
+        return rng.multivariate_normal(centre, cov, size=int(self.n_bootstrap),
+                                       method="eigh")
+
     @staticmethod
     def _summary(res, params, names, penalised):
         if penalised:
@@ -377,113 +492,11 @@ class IncrementalityModel(Estimator):
 
     def __repr__(self) -> str:
         return (f"IncrementalityModel(features={self.features!r}, half_life={self.half_life}, "
-                f"penalty={self.penalty!r}, n_bootstrap={self.n_bootstrap})")
+                f"penalty={self.penalty!r}, n_bootstrap={self.n_bootstrap}, "
+                f"link={self.link!r})")
 
 
 def _expit(z):
     from scipy.special import expit
 
     return expit(z)
-
-
-def _with_covariates(paths, covariates: list[str]):
-    """Path counts with contact covariates: no merging of equal paths; the covariate matrix."""
-    if not isinstance(paths, pd.DataFrame) or "path" not in paths.columns:
-        raise DataError("paths table: covariates need the DataFrame of build_paths(..., "
-                        "contacts=..., by=[...])", table="paths")
-    missing = [c for c in covariates if c not in paths.columns]
-    if missing:
-        raise DataError(f"paths table: no covariate column(s) {', '.join(map(repr, missing))}; "
-                        "count the paths by them with build_paths(..., contacts=crm.contacts, "
-                        f"by={covariates!r})", table="paths", column=missing[0])
-    if len(paths) == 0:
-        raise DataError("paths table is empty (no rows)", table="paths")
-    frame = paths[covariates]
-    null = frame.isna().any(axis=1).to_numpy()
-    if null.any():
-        col = next(c for c in covariates if frame[c].isna().any())
-        rows = list(paths.index[null][:5])
-        raise DataError(f"paths table, column {col!r}: {int(null.sum())} path row(s) without a "
-                        f"covariate value (journeys without a contact row?), e.g. rows {rows}",
-                        table="paths", column=col, rows=rows)
-    blocks, names = [], []
-    for c in covariates:
-        s = frame[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            v = s.to_numpy(dtype=float)
-            sd = v.std()
-            blocks.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
-            names.append(c)
-        else:
-            levels = sorted(map(str, s.astype(str).unique()))
-            for level in levels[1:]:
-                blocks.append((s.astype(str).to_numpy() == level).astype(float)[:, None])
-                names.append(f"{c}[{level}]")
-    cov = np.hstack(blocks) if blocks else np.zeros((len(paths), 0))
-    codes, channels, lengths, empty = _encode_paths(paths["path"], ">")
-    if empty.any():
-        rows = list(paths.index[empty][:5])
-        raise DataError(f"paths table, column 'path': {int(empty.sum())} empty path(s) or empty "
-                        f"channel name(s), e.g. rows {rows}", table="paths", column="path",
-                        rows=rows)
-    data = PathData(channels=channels, codes=codes, lengths=lengths,
-                    conversions=_numeric(paths, "conversions", "conversions"),
-                    value=_numeric(paths, "value", "value", default=0.0),
-                    nulls=_numeric(paths, "nulls", "nulls", default=0.0))
-    return data, cov, names
-
-
-def _logit_hessian(x, trials, beta, alpha, rows):
-    """Negative Hessian of :func:`_newton_logit`'s objective (times ``rows``) at ``beta``."""
-    p = _expit(x @ beta)
-    pen = np.full(len(beta), float(alpha) * max(rows, 1))
-    pen[0] = 0.0
-    return (x * (trials * p * (1 - p))[:, None]).T @ x + np.diag(pen)
-
-
-def _newton_logit(x, conv, nulls, start, alpha=0.0, max_iter=25, tol=1e-6, rows=None,
-                  hessian=None):
-    """Binomial logit coefficients by Newton's method from ``start``.
-
-    Maximises ``sum(conv log p + nulls log(1 - p)) / rows - alpha / 2 * |beta[1:]|^2``
-    (``rows`` = number of path rows, the scaling of statsmodels' ``fit_regularized``;
-    rows with no trials add nothing to the likelihood and may be left out of ``x``).
-    With ``hessian`` (e.g. :func:`_logit_hessian` of a nearby fit) the steps use it
-    instead of recomputing the Hessian (a chord method: the same optimum, reached
-    in more but far cheaper steps); if that does not converge within ``4 * max_iter``
-    steps, full Newton steps finish the fit.
-    """
-    beta = np.asarray(start, dtype=float).copy()
-    rows = max(len(x) if rows is None else rows, 1)
-    pen = np.full(len(beta), float(alpha) * rows)
-    pen[0] = 0.0
-    trials = conv + nulls
-    if hessian is not None:
-        try:
-            chol = np.linalg.cholesky(hessian)
-        except np.linalg.LinAlgError:
-            chol = None
-        if chol is not None:
-            start_beta = beta.copy()
-            for _ in range(4 * max_iter):
-                grad = x.T @ (conv - trials * _expit(x @ beta)) - pen * beta
-                step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
-                beta += step
-                if not np.all(np.isfinite(beta)):
-                    break
-                if np.max(np.abs(step)) < tol:
-                    return beta
-            beta = start_beta
-    for _ in range(max_iter):
-        p = _expit(x @ beta)
-        grad = x.T @ (conv - trials * p) - pen * beta
-        w = trials * p * (1 - p)
-        hess = (x * w[:, None]).T @ x + np.diag(pen)
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        beta += step
-        if np.max(np.abs(step)) < tol:
-            break
-    return beta

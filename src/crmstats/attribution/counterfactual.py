@@ -1,0 +1,200 @@
+"""Design and numerics of :class:`~crmstats.attribution.IncrementalityModel`.
+
+The contact covariates of the path counts and of the untouched journeys, the
+logistic link's Newton refits for the bootstrap, and the two links' summaries
+(split from :mod:`crmstats.attribution.incrementality` to keep it readable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crmstats.attribution.noisy_or import noisy_or_information
+from crmstats.attribution.paths import PathData, _encode_paths, _numeric
+from crmstats.estimator import summary_table
+from crmstats.exceptions import DataError
+
+
+def _expit(z):
+    from scipy.special import expit
+
+    return expit(z)
+
+
+def _with_covariates(paths, covariates: list[str]):
+    """Path counts with contact covariates: no merging of equal paths; the covariate matrix."""
+    if not isinstance(paths, pd.DataFrame) or "path" not in paths.columns:
+        raise DataError("paths table: covariates need the DataFrame of build_paths(..., "
+                        "contacts=..., by=[...])", table="paths")
+    missing = [c for c in covariates if c not in paths.columns]
+    if missing:
+        raise DataError(f"paths table: no covariate column(s) {', '.join(map(repr, missing))}; "
+                        "count the paths by them with build_paths(..., contacts=crm.contacts, "
+                        f"by={covariates!r})", table="paths", column=missing[0])
+    if len(paths) == 0:
+        raise DataError("paths table is empty (no rows)", table="paths")
+    frame = paths[covariates]
+    null = frame.isna().any(axis=1).to_numpy()
+    if null.any():
+        col = next(c for c in covariates if frame[c].isna().any())
+        rows = list(paths.index[null][:5])
+        raise DataError(f"paths table, column {col!r}: {int(null.sum())} path row(s) without a "
+                        f"covariate value (journeys without a contact row?), e.g. rows {rows}",
+                        table="paths", column=col, rows=rows)
+    blocks, names = [], []
+    for c in covariates:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s.to_numpy(dtype=float)
+            sd = v.std()
+            blocks.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
+            names.append(c)
+        else:
+            levels = sorted(map(str, s.astype(str).unique()))
+            for level in levels[1:]:
+                blocks.append((s.astype(str).to_numpy() == level).astype(float)[:, None])
+                names.append(f"{c}[{level}]")
+    cov = np.hstack(blocks) if blocks else np.zeros((len(paths), 0))
+    codes, channels, lengths, empty = _encode_paths(paths["path"], ">")
+    if empty.any():
+        rows = list(paths.index[empty][:5])
+        raise DataError(f"paths table, column 'path': {int(empty.sum())} empty path(s) or empty "
+                        f"channel name(s), e.g. rows {rows}", table="paths", column="path",
+                        rows=rows)
+    data = PathData(channels=channels, codes=codes, lengths=lengths,
+                    conversions=_numeric(paths, "conversions", "conversions"),
+                    value=_numeric(paths, "value", "value", default=0.0),
+                    nulls=_numeric(paths, "nulls", "nulls", default=0.0))
+    return data, cov, names
+
+
+def _logit_hessian(x, trials, beta, alpha, rows):
+    """Negative Hessian of :func:`_newton_logit`'s objective (times ``rows``) at ``beta``."""
+    p = _expit(x @ beta)
+    pen = np.full(len(beta), float(alpha) * max(rows, 1))
+    pen[0] = 0.0
+    return (x * (trials * p * (1 - p))[:, None]).T @ x + np.diag(pen)
+
+
+def _newton_logit(x, conv, nulls, start, alpha=0.0, max_iter=25, tol=1e-6, rows=None,
+                  hessian=None):
+    """Binomial logit coefficients by Newton's method from ``start``.
+
+    Maximises ``sum(conv log p + nulls log(1 - p)) / rows - alpha / 2 * |beta[1:]|^2``
+    (``rows`` = number of path rows, the scaling of statsmodels' ``fit_regularized``;
+    rows with no trials add nothing to the likelihood and may be left out of ``x``).
+    With ``hessian`` (e.g. :func:`_logit_hessian` of a nearby fit) the steps use it
+    instead of recomputing the Hessian (a chord method: the same optimum, reached
+    in more but far cheaper steps); if that does not converge within ``4 * max_iter``
+    steps, full Newton steps finish the fit.
+    """
+    beta = np.asarray(start, dtype=float).copy()
+    rows = max(len(x) if rows is None else rows, 1)
+    pen = np.full(len(beta), float(alpha) * rows)
+    pen[0] = 0.0
+    trials = conv + nulls
+    if hessian is not None:
+        try:
+            chol = np.linalg.cholesky(hessian)
+        except np.linalg.LinAlgError:
+            chol = None
+        if chol is not None:
+            start_beta = beta.copy()
+            for _ in range(4 * max_iter):
+                grad = x.T @ (conv - trials * _expit(x @ beta)) - pen * beta
+                step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+                beta += step
+                if not np.all(np.isfinite(beta)):
+                    break
+                if np.max(np.abs(step)) < tol:
+                    return beta
+            beta = start_beta
+    for _ in range(max_iter):
+        p = _expit(x @ beta)
+        grad = x.T @ (conv - trials * p) - pen * beta
+        w = trials * p * (1 - p)
+        hess = (x * w[:, None]).T @ x + np.diag(pen)
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        beta += step
+        if np.max(np.abs(step)) < tol:
+            break
+    return beta
+
+
+def _logit_loglik(params, exog, conv, nulls) -> float:
+    """Binomial log-likelihood of the logistic model (for the links' AIC)."""
+    p = np.clip(_expit(exog @ params), 1e-12, 1 - 1e-12)
+    return float(np.sum(conv * np.log(p) + nulls * np.log1p(-p)))
+
+
+def _noisy_or_summary(theta, x, cov, trials, terms, penalised):
+    """Coefficient table of the noisy-OR link: standard errors from the Fisher information."""
+    from scipy.special import ndtr
+
+    se = np.full(len(theta), np.nan)
+    p_value = np.full(len(theta), np.nan)
+    if not penalised:
+        info = noisy_or_information(theta, x, cov, trials)
+        try:
+            var = np.linalg.inv(info)
+            se = np.sqrt(np.clip(np.diag(var), 0.0, None))
+        except np.linalg.LinAlgError:
+            pass
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_value = 2 * ndtr(-np.abs(theta / se))
+    return summary_table(terms, theta, se, p_value=p_value, index_name="term")
+
+
+def _untouched_rows(untouched, covariates: list[str], paths):
+    """Covariate matrix, conversions and nulls of :func:`untouched_journeys`' rows.
+
+    The covariates are coded as in :func:`_with_covariates` (standardised by the paths'
+    mean and spread; one indicator per level the paths have), so the rows line up.
+    """
+    if not isinstance(untouched, pd.DataFrame):
+        raise DataError("untouched: expected the DataFrame of untouched_journeys (columns "
+                        "conversions, nulls and the covariates)", table="untouched")
+    need = ["conversions", "nulls", *covariates]
+    missing = [c for c in need if c not in untouched.columns]
+    if missing:
+        raise DataError(f"untouched table: no column(s) {', '.join(map(repr, missing))}; count "
+                        "them with untouched_journeys(..., contacts=crm.contacts, "
+                        f"by={covariates!r})", table="untouched", column=missing[0])
+    counts = []
+    for col in ("conversions", "nulls"):
+        v = pd.to_numeric(untouched[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) | (v < 0)
+        if bad.any():
+            rows = list(untouched.index[bad][:5])
+            raise DataError(f"untouched table, column {col!r}: {int(bad.sum())} missing, "
+                            f"non-finite or negative value(s), e.g. rows {rows}",
+                            table="untouched", column=col, rows=rows)
+        counts.append(v)
+    conv, nulls = counts
+    blocks = []
+    for c in covariates:
+        ref, s = paths[c], untouched[c]
+        if s.isna().any():
+            rows = list(untouched.index[s.isna()][:5])
+            raise DataError(f"untouched table, column {c!r}: rows without a value, e.g. rows "
+                            f"{rows}", table="untouched", column=c, rows=rows)
+        if pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref):
+            v = ref.to_numpy(dtype=float)
+            sd = v.std()
+            blocks.append(((s.to_numpy(dtype=float) - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
+        else:
+            levels = sorted(map(str, ref.astype(str).unique()))
+            values = s.astype(str).to_numpy()
+            unknown = sorted(set(values) - set(levels))
+            if unknown:
+                raise DataError(f"untouched table, column {c!r}: level(s) "
+                                f"{', '.join(map(repr, unknown[:5]))} that no path has",
+                                table="untouched", column=c)
+            for level in levels[1:]:
+                blocks.append((values == level).astype(float)[:, None])
+    cov = np.hstack(blocks) if blocks else np.zeros((len(untouched), 0))
+    return cov, conv, nulls
