@@ -3,6 +3,7 @@
 Usage: ``python benchmarks/profile_studies.py [--source S] [--only a,b] [--top N]
 [--out DIR] [--no-profile] [--no-validate]`` from the repository root. ``--no-profile``
 times the cells without cProfile (whose overhead inflates Python-heavy code);
+``--modules`` lists what each study imported that the preloaded process had not;
 ``--no-validate`` leaves the preloaded sources unvalidated (as before the kernel
 server validated them).
 
@@ -29,6 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import load_note  # noqa: E402
+
+#: Modules of the preloaded process (before the studies' children fork).
+_BEFORE: set[str] = set()
 
 
 def _opt(name: str, default: str | None = None) -> str | None:
@@ -78,6 +82,9 @@ def _run_child(slug: str, cells: list[str], top: int, out: Path | None) -> None:
             print(f"  {slug}: cell {i} failed: {res.error_in_exec or res.error_before_exec!r}")
             break
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    if "--modules" in sys.argv:  # what the study imported that the server had not
+        new = sorted(set(sys.modules) - _BEFORE)
+        print(f"  {slug} imported: {', '.join(new)}")
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -131,6 +138,11 @@ def main() -> None:
         validate_preloaded()
     print(f"server: imports CPU {c1 - c0:.2f} s, sources {made} CPU "
           f"{time.process_time() - c1:.2f} s, wall {time.perf_counter() - w0:.2f} s", flush=True)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as the kernel server does before it forks
+    _BEFORE.update(sys.modules)
     summary = {}
     for study in studies:
         cells = _cells(study.template, study.parameters)
@@ -155,3 +167,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter teardown (DuckDB's bindings report "leaks" at exit)

@@ -132,3 +132,19 @@ def test_personal_values_are_the_same_from_a_folder_source(tmp_path):
     from_frames = scan([Study("s", "S", None, {"data_source": source})])
     from_folder = scan([Study("s", "S", None, {"data_source": str(tmp_path / "export")})])
     assert len(from_folder) > 300 and from_folder == from_frames
+
+
+def test_personal_values_of_frames_are_read_without_validating_them():
+    """In-memory tables give their values as they are: no validation in the build process."""
+    from crmstats import load_crm
+    from crmstats.book.studies import Study
+    from crmstats.validation.memory import COUNTS
+
+    source = "demo:seed=3,n_contacts=300"
+    crm = load_crm(source)
+    before = sum(COUNTS.values())
+    values = build.__dict__["_personal_values"]([Study("s", "S", None, {"data_source": source})],
+                                                {source: crm})
+    assert sum(COUNTS.values()) == before
+    assert set(crm.contacts["email"]) <= set(values)
+    assert set(crm.customers["customer_id"]) <= set(values)

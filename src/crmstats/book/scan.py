@@ -11,6 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from crmstats.book.needs import _load_sources
 from crmstats.book.report import md_text
 from crmstats.book.studies import Study
@@ -210,17 +212,23 @@ def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -
     for crm in crms.values():
         if isinstance(crm, CRMStatsError):
             continue
-        for name in crm.tables():
+        for name, raw in crm.tables().items():
             try:
-                with warnings.catch_warnings():  # the studies have shown them already
-                    warnings.simplefilter("ignore")
-                    table = crm.table(name)  # any source kind: frame, file, database
+                if isinstance(raw, pd.DataFrame):
+                    # in memory with the canonical names: its values as they are (the gate
+                    # would only check them, at the cost of a validation here)
+                    table = raw
+                else:
+                    with warnings.catch_warnings():  # the studies have shown them already
+                        warnings.simplefilter("ignore")
+                        table = crm.table(name)  # any source kind: file, database, mapped
                 present = set(table.columns)
                 columns = [c for c in crm.personal_columns(name) if c in present]
                 ids = [c for c in ID_COLUMNS if c in present]
                 if not columns and not ids:
                     continue
-                frame = crmstats.execute(table.select(*columns, *ids))
+                frame = (table[[*dict.fromkeys([*columns, *ids])]] if table is raw
+                         else crmstats.execute(table.select(*columns, *ids)))
             except CRMStatsError:
                 continue
             for column in columns:
