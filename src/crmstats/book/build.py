@@ -55,13 +55,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from crmstats.book import runner as _runner
 from crmstats.book.archive import (
     _archive,
     _kept_banner,
@@ -348,8 +349,33 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
                      params, started: str, *, jobs, keep_going, strict, on_done,
                      chosen: set[str]) -> BuildResult:
     """Run the studies, archive the run and (unless a study failed) publish the book."""
-    from crmstats.privacy import machine_paths
+    root = book_dir.parent
+    with ExitStack() as server:
+        # the kernel server imports, makes the built-in sources and validates them while
+        # this process loads the sources to check the studies' needs; it ends with the studies
+        os.environ["MPLBACKEND"] = _runner.INLINE_BACKEND
+        kernel = server.enter_context(_runner.warm_kernels(
+            root, {str(s.parameters.get("data_source", "demo")) for s in studies
+                   if s.slug in chosen}))
+        crms, to_run, studies, unavailable, kept, record = _run_studies(
+            book_dir, studies, result, run_dir, params, started, kernel, jobs=jobs,
+            keep_going=keep_going, on_done=on_done, chosen=chosen)
+    if not keep_going and (result.failures or len(result.studies) < len(to_run)):
+        lines = [str(r.error) for r in result.failures]
+        skipped = len(to_run) - len(result.studies)
+        if skipped:
+            lines.append(f"{skipped} study(ies) not run after the first failure "
+                         "(use --keep-going to run them all)")
+        raise StudyError("study failed; the book was not published:\n  "
+                         + "\n  ".join(lines))
+    return _publish_book(book_dir, studies, result, run_dir, root, crms, unavailable, kept,
+                         record, strict=strict)
 
+
+def _run_studies(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
+                 params, started: str, kernel: str, *, jobs, keep_going, on_done,
+                 chosen: set[str]) -> tuple:
+    """Check the studies' needs, run those that apply, archive the run."""
     root, runs_dir = book_dir.parent, run_dir.parent
     crms = _load_sources(studies, root)
     unavailable = _unavailable(studies, crms)
@@ -362,20 +388,22 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
     to_run = [s for s in available if s.slug in chosen]
     with tempfile.TemporaryDirectory(prefix="crmstats-fits-") as fits:
         result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
-                                     keep_going=keep_going, on_done=on_done, fit_cache=fits)
+                                     keep_going=keep_going, on_done=on_done, fit_cache=fits,
+                                     kernel_name=kernel)
         with _fs_step("archiving the run"):
             record = _archive(run_dir, studies, result.studies, params, started, kept,
                               unavailable)
             if (Path(fits) / "fits.log").exists():  # which models were fitted, which shared
                 shutil.copy2(Path(fits) / "fits.log", run_dir / "fits.log")
-    if not keep_going and (result.failures or len(result.studies) < len(to_run)):
-        lines = [str(r.error) for r in result.failures]
-        skipped = len(to_run) - len(result.studies)
-        if skipped:
-            lines.append(f"{skipped} study(ies) not run after the first failure "
-                         "(use --keep-going to run them all)")
-        raise StudyError("study failed; the book was not published:\n  "
-                         + "\n  ".join(lines))
+    return crms, to_run, studies, unavailable, kept, record
+
+
+def _publish_book(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
+                  root: Path, crms, unavailable, kept, record, *, strict) -> BuildResult:
+    """Assemble, build, scan and publish the book of a run whose studies are done."""
+    from crmstats.privacy import machine_paths
+
+    runs_dir = run_dir.parent
     staging = book_dir / "_build.staging"
     personal = _personal_values(studies, crms)
     paths = machine_paths([root, book_dir, staging])

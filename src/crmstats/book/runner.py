@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,7 @@ def run_studies(
     keep_going: bool = False,
     on_done: Callable[[StudyResult], None] | None = None,
     fit_cache: str | Path | None = None,
+    kernel_name: str | None = None,
 ) -> list[StudyResult]:
     """Run studies in parallel into ``out_dir/<slug>.ipynb``.
 
@@ -204,6 +205,10 @@ def run_studies(
     fit_cache : str or Path, optional
         An existing folder for the studies' shared fitted models (it keeps
         ``fits.log``); default a temporary folder removed afterwards.
+    kernel_name : str, optional
+        Kernels already served (a build starts :func:`~crmstats.book.warm.warm_kernels`
+        early, so the server makes its sources while the build checks them); default
+        warm kernels started here for these studies.
 
     Returns
     -------
@@ -228,8 +233,8 @@ def run_studies(
 
     os.environ["MPLBACKEND"] = INLINE_BACKEND  # before the kernel server imports Matplotlib
     sources = {str(s.parameters.get("data_source", "demo")) for s in studies}
-    with _fit_cache(fit_cache), warm_kernels(cwd, sources) as kernel, \
-            ThreadPoolExecutor(max_workers=jobs) as pool:
+    served = nullcontext(kernel_name) if kernel_name else warm_kernels(cwd, sources)
+    with _fit_cache(fit_cache), served as kernel, ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, s) for s in studies]
         try:
             for future in as_completed(futures):
