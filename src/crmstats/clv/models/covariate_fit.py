@@ -38,6 +38,16 @@ _STEP = 1e-5
 #: Up to this many covariate patterns, the likelihood is the model's own, once per pattern
 #: (fast: categorical covariates); above, it is evaluated row by row (numeric covariates).
 MAX_PATTERN_GROUPS = 64
+#: Fit Pareto/NBD with the analytic derivatives of :mod:`._pareto_covariates` (False: the
+#: central differences of the model's own likelihood, as before; kept for the benchmark).
+USE_ANALYTIC = True
+
+
+def _analytic(model) -> bool:
+    """Whether the model's covariate fit has analytic derivatives over all patterns at once."""
+    from crmstats.clv.models.pareto_nbd import ParetoNBDModel
+
+    return USE_ANALYTIC and isinstance(model, ParetoNBDModel)
 
 
 class Patterns:
@@ -52,7 +62,12 @@ class Patterns:
         self.values, codes = pattern_codes(z)
         self.weights = np.bincount(codes, weights=w, minlength=len(self.values))
         self.mp, self.md = design.matrices(self.values)
-        self.groups, self.rows = [], None
+        self.groups, self.rows, self.table = [], None, None
+        if _analytic(model):
+            from crmstats.clv.models._pareto_covariates import PairTable
+
+            self.table = PairTable(codes, *(frame[c].to_numpy(dtype=float)
+                                            for c in model._columns), w)
         if len(self.values) > MAX_PATTERN_GROUPS:
             cols = list(model._columns)
             table = np.column_stack([codes] + [frame[c].to_numpy(dtype=float) for c in cols])
@@ -151,6 +166,8 @@ def _total_rows(model, theta, pats: Patterns, order: int):
 
 def _total(model, theta, pats: Patterns, order: int):
     """Negative log-likelihood [, gradient [, Hessian]] in (log base params, coefficients)."""
+    if pats.table is not None and order > 0:
+        return _total_analytic(model, theta, pats, order)
     if pats.rows is not None:
         return _total_rows(model, theta, pats, order)
     k = len(model._param_names)
@@ -177,6 +194,34 @@ def _total(model, theta, pats: Patterns, order: int):
         if order == 2:
             h += jac.T @ out[2] @ jac
     return (f,) if order == 0 else (f, g) if order == 1 else (f, g, h)
+
+
+def _total_analytic(model, theta, pats: Patterns, order: int):
+    """:func:`_total` from the analytic derivatives of every pattern at once (Pareto/NBD)."""
+    from crmstats.clv.models._pareto_covariates import pattern_derivatives, to_log_params
+
+    k = len(model._param_names)
+    ip, idr = _indices(model)
+    base = np.exp(theta[:k])
+    gamma = theta[k:]
+    params = np.tile(base, (len(pats.values), 1))
+    params[:, ip] *= np.exp(-(pats.mp @ gamma))
+    params[:, idr] *= np.exp(-(pats.md @ gamma))
+    with np.errstate(all="ignore"):
+        f, g, h = pattern_derivatives(pats.table, base[0], base[2], params[:, 1], params[:, 3],
+                                      order=order)
+        g, h = to_log_params(params, g, h)
+    m = len(gamma)
+    # d(log-params of pattern p) / d(theta): identity on the base, -loadings on the scales
+    jac = np.zeros((len(params), k, k + m))
+    jac[:, :, :k] = np.eye(k)
+    jac[:, ip, k:] -= pats.mp
+    jac[:, idr, k:] -= pats.md
+    grad = -np.einsum("pk,pkl->l", g, jac)
+    if order == 1:
+        return -float(f.sum()), grad
+    hess = -np.einsum("pki,pkl,plj->ij", jac, h, jac)
+    return -float(f.sum()), grad, hess
 
 
 def _objective(model, pats: Patterns, hessian: bool):
@@ -224,15 +269,16 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     design = design_for(covariates.columns, purchase, dropout, shared)
     units = summary_units(summary)
     frame, weights, z = _prepare(model, summary, covariates, design)
+    pats = Patterns(model, frame, weights, z, design)
     null = copy.deepcopy(model)
     null.fit(summary)
-    pats = Patterns(model, frame, weights, z, design)
+    null_params, null_ll = null.params_.to_numpy(dtype=float), float(null.log_likelihood_)
     k = len(model._param_names)
-    start = np.concatenate([np.log(null.params_.to_numpy(dtype=float)),
-                            np.zeros(len(design.coefs))])
-    if model._has_hessian and pats.rows is None:
+    start = np.concatenate([np.log(null_params), np.zeros(len(design.coefs))])
+    res = None
+    if (model._has_hessian and pats.rows is None) or pats.table is not None:
         res = model._newton(None, start, fun=_objective(model, pats, hessian=True))
-    else:
+    if res is None or (pats.table is not None and not res.success):
         res = optimize.minimize(_objective(model, pats, hessian=False), start, jac=True,
                                 method="L-BFGS-B",
                                 options={"maxiter": int(model.maxiter), "gtol": float(model.tol),
@@ -262,8 +308,7 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
         pd.to_numeric, errors="coerce").astype(float)
     model._keep_patterns(pats.values, pats.weights)
     _inference(model, theta, pats)
-    model.lr_test_ = lr_test(model.log_likelihood_, float(null.log_likelihood_),
-                             len(design.coefs))
+    model.lr_test_ = lr_test(model.log_likelihood_, null_ll, len(design.coefs))
     model.boundary_ = model._at_boundary()
     if model.boundary_:
         warnings.warn(f"{type(model).__name__} {model.boundary_}; its standard errors mean "
