@@ -16,12 +16,10 @@ import pandas as pd
 
 from crmstats.scores.customer360 import _customer_values, _open_and_cut, _ordered, _with_stages
 from crmstats.validation import reuse_validated
-from crmstats.vocabulary import renamed_arguments
 
 __all__ = ["value_by_stage"]
 
 
-@renamed_arguments(freq="period")
 @reuse_validated()
 def value_by_stage(
     crm: Any,
