@@ -44,10 +44,12 @@ USE_ANALYTIC = True
 
 
 def _analytic(model) -> bool:
-    """Whether the model's covariate fit has analytic derivatives over all patterns at once."""
-    from crmstats.clv.models.pareto_nbd import ParetoNBDModel
+    """Whether the model's covariate fit has analytic derivatives over all patterns at once.
 
-    return USE_ANALYTIC and isinstance(model, ParetoNBDModel)
+    A model class says so with ``_analytic_covariates = True`` (Pareto/NBD); asking
+    the class keeps this module free of an import of the models that import it.
+    """
+    return USE_ANALYTIC and bool(getattr(model, "_analytic_covariates", False))
 
 
 class Patterns:

@@ -45,6 +45,9 @@ class ParetoNBDModel(BaseModel):
     _param_names = ("r", "alpha", "s", "beta")
     _covariate_scales = {"purchase": "alpha", "dropout": "beta"}
     _shape_params = ("r", "s")
+    #: Its covariate fit has analytic derivatives over every pattern at once
+    #: (:mod:`crmstats.clv.models._pareto_covariates`).
+    _analytic_covariates = True
 
     def _at_boundary(self):
         """No dropout (s → 0 or s / β → 0), or the same dropout rate for everyone (s → ∞)."""
