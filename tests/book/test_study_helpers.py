@@ -1,5 +1,6 @@
 """What the study templates used to compute in their cells, now one package call each."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,6 +71,21 @@ def test_incrementality_kpis_count_every_conversion():
     assert kpis["incremental_sales_share"]["value"] == pytest.approx(40 / 160)
     assert kpis["incremental_cac"]["value"] == 20.0
     assert kpis["incremental_cac"]["kind"] == "money"
+
+
+def test_incrementality_kpis_leave_out_a_cac_of_no_added_sales():
+    """Small data can estimate that the channels add no sales (or fewer than none): the
+    blended CAC is then +inf, which record_kpis refuses — the headline is left out."""
+    from crmstats.book import record_kpis
+
+    calibrated = pd.DataFrame({"conversions": [9.0, -11.0]}, index=["email", "ads"])
+    economics = pd.DataFrame({"incremental_cac": [12.0, np.inf, np.inf]},
+                             index=["email", "ads", "total"])
+    conversions = pd.DataFrame({"contact_id": range(160)})
+    kpis = findings.incrementality_kpis(calibrated, economics, conversions)
+    assert set(kpis) == {"incremental_sales_share"}
+    assert kpis["incremental_sales_share"]["value"] == pytest.approx(-2 / 160)
+    record_kpis(kpis, show=False)  # a real number: recorded without an error
 
 
 def test_lead_scoring_and_lifecycle_kpis():

@@ -109,6 +109,7 @@ def test_fit_equals_the_fit_by_differences(shop, monkeypatch):
     """Newton on the analytic derivatives reaches the optimum of the earlier fit (L-BFGS on
     central differences of the hypergeometric likelihood), at least as high."""
     summary, X = shop
+    monkeypatch.setattr(covariate_fit, "USE_ANALYTIC", True)  # off by default (see its note)
     new = ParetoNBDModel().fit(summary, covariates=X)
     monkeypatch.setattr(covariate_fit, "USE_ANALYTIC", False)
     old = ParetoNBDModel().fit(summary, covariates=X)

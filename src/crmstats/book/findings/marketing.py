@@ -108,21 +108,24 @@ def incrementality_kpis(
 
     The share of all sales the channels add (calibrated incremental
     conversions over the ``conversions`` table's rows) and the blended
-    incremental CAC (``economics``' ``total`` row).
+    incremental CAC (``economics``' ``total`` row). The CAC is left out when
+    the channels add no conversions in total (zero or, on small noisy data, a
+    negative estimate): spend per added sale has no value then, and the
+    study's findings say so instead of a headline.
     """
     n = len(conversions) if isinstance(conversions, pd.DataFrame) else conversions.count().execute()
-    return {
+    kpis = {
         "incremental_sales_share": {
             "value": calibrated["conversions"].sum() / n,
             "label": "Share of sales the channels add (calibrated)",
             "kind": "share",
         },
-        "incremental_cac": {
-            "value": economics.loc["total", "incremental_cac"],
-            "label": "Incremental CAC (blended)",
-            "kind": "money",
-        },
     }
+    cac = economics.loc["total", "incremental_cac"]
+    if _finite(cac) and cac > 0:
+        kpis["incremental_cac"] = {"value": cac, "label": "Incremental CAC (blended)",
+                                   "kind": "money"}
+    return kpis
 
 
 def incrementality(
