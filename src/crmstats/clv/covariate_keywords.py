@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crmstats.clv.models.covariate_fit import process_keywords
 from crmstats.exceptions import DataError
 
 __all__ = ["covariates_for", "has_covariates", "prediction_keywords", "refit_keywords"]
@@ -175,10 +176,7 @@ def refit_keywords(model, covariates=None, *, what: str = "refit") -> dict:
     out = {"covariates": covariates[columns]}
     if any(p == "spend" for p, _ in coefs):
         return out
-    kinds = {p: [c for q, c in coefs if q == p] for p in ("purchase", "dropout", "shared")}
-    out.update(purchase=kinds["purchase"] + kinds["shared"],
-               dropout=kinds["dropout"] + kinds["shared"], shared=kinds["shared"])
-    return out
+    return {**out, **process_keywords(coefs)}
 
 
 def covariates_for(models, customers, *, missing: str = "error") -> pd.DataFrame:

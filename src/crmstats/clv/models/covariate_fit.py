@@ -465,8 +465,15 @@ def refit_options(model) -> dict:
         raise DataError(f"{type(model).__name__}: the customers' covariates are not kept "
                         "(parameters given, or a model file); refit it with covariates=",
                         table="covariates")
-    kinds = {p: [c for q, c in design.coefs if q == p] for p in ("purchase", "dropout", "shared")}
-    return {"covariates": kept,
-            "purchase": kinds["purchase"] + kinds["shared"],
-            "dropout": kinds["dropout"] + kinds["shared"],
-            "shared": kinds["shared"]}
+    return {"covariates": kept, **process_keywords(design.coefs)}
+
+
+def process_keywords(coefs) -> dict:
+    """Return ``fit``'s ``purchase``/``dropout``/``shared`` for ``(process, column)`` pairs.
+
+    A column with ``shared`` coefficients is named on both processes and in
+    ``shared`` (the form ``fit`` takes to constrain them equal).
+    """
+    kinds = {p: [c for q, c in coefs if q == p] for p in ("purchase", "dropout", "shared")}
+    return {"purchase": kinds["purchase"] + kinds["shared"],
+            "dropout": kinds["dropout"] + kinds["shared"], "shared": kinds["shared"]}
