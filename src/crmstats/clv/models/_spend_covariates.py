@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln, polygamma, psi
 
-from crmstats.clv.models.covariates import lr_test, norm_sf
+from crmstats.clv.models.covariates import check_optimum, lr_test, norm_sf
 from crmstats.estimator import summary_table
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
 
@@ -266,12 +266,7 @@ def _fit_with_covariates(model, summary: pd.DataFrame, covariates):
     data = _data(rows, design)
     start = np.concatenate([np.log(null.params_.to_numpy(dtype=float)), np.zeros(len(names))])
     res = model._minimize(data, start)  # GammaGammaModel._objective dispatches on "Z"
-    if not np.all(np.isfinite(res.x)) or res.fun >= 1e299:
-        raise CRMStatsError(f"GammaGammaModel with covariates: the optimiser found no finite "
-                            f"likelihood ({res.message})")
-    if not res.success:
-        warnings.warn(f"GammaGammaModel with covariates did not converge: {res.message}",
-                      ConvergenceWarning, stacklevel=3)
+    check_optimum(res, "GammaGammaModel")
     model._given_params = False
     model.period_ = units.period if units is not None else None
     model.time_unit_ = units.time_unit if units is not None else None

@@ -18,6 +18,7 @@ from crmstats.clv.models.covariates import (
     Design,
     align_covariates,
     check_estimable,
+    check_optimum,
     design_for,
     design_from_names,
     lr_test,
@@ -288,12 +289,7 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
                                 method="L-BFGS-B",
                                 options={"maxiter": int(model.maxiter), "gtol": float(model.tol),
                                          "ftol": 1e-15, "maxfun": 20 * int(model.maxiter)})
-    if not np.all(np.isfinite(res.x)) or res.fun >= 1e299:
-        raise CRMStatsError(f"{type(model).__name__}: the optimiser found no finite likelihood "
-                            f"with covariates ({res.message})")
-    if not res.success:
-        warnings.warn(f"{type(model).__name__} with covariates did not converge: {res.message}",
-                      ConvergenceWarning, stacklevel=3)
+    check_optimum(res, type(model).__name__)
     names = list(model._param_names) + design.names
     theta = res.x
     model._given_params = False

@@ -42,12 +42,13 @@ References
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from crmstats.exceptions import DataError
+from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError
 
 __all__ = ["Design", "align_covariates", "design_for", "design_from_names", "lr_test", "norm_sf"]
 
@@ -265,3 +266,17 @@ def norm_sf(z):
     from scipy.special import ndtr
 
     return ndtr(-np.asarray(z, dtype=float))
+
+
+def check_optimum(res, name: str, *, stacklevel: int = 4) -> None:
+    """Refuse an optimiser result without a finite likelihood; warn when it did not converge.
+
+    ``res`` is a :class:`scipy.optimize.OptimizeResult` of a covariate fit
+    (``fun`` the negative log-likelihood); ``name`` the model's class name.
+    """
+    if not np.all(np.isfinite(res.x)) or res.fun >= 1e299:
+        raise CRMStatsError(f"{name}: the optimiser found no finite likelihood "
+                            f"with covariates ({res.message})")
+    if not res.success:
+        warnings.warn(f"{name} with covariates did not converge: {res.message}",
+                      ConvergenceWarning, stacklevel=stacklevel)
