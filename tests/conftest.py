@@ -139,3 +139,14 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_currency():
+    """Every test starts with the currency the one before it found (a StudyPage sets it for
+    the process: a test that builds one must not change how the next test's money reads)."""
+    from crmstats import formatting
+
+    before = formatting.get_currency()
+    yield
+    formatting.set_currency(before)
