@@ -19,8 +19,6 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         channel_value,
         customer_effects,
         fit_channel_value,
-        plot_channel_value,
-        plot_customer_effects,
     )
     from crmstats.clv.covariate_frame import covariate_frame
     from crmstats.clv.covariate_keywords import covariates_for
@@ -41,7 +39,9 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         ShiftedBetaGeoModel,
     )
     from crmstats.clv.plotting import (
+        plot_channel_value,
         plot_clv_distribution,
+        plot_customer_effects,
         plot_frequency_recency,
         plot_holdout_comparison,
         plot_lorenz,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -10,7 +12,9 @@ import seaborn as sns
 from crmstats.plotting import get_ax, money_axis, percent_axis, require_columns
 
 __all__ = [
+    "plot_channel_value",
     "plot_clv_distribution",
+    "plot_customer_effects",
     "plot_frequency_recency",
     "plot_holdout_comparison",
     "plot_lorenz",
@@ -294,4 +298,96 @@ def plot_value_bridge(migration, ax: plt.Axes | None = None) -> plt.Axes:
                         f"{migration.end:%Y-%m-%d}"])
     money_axis(ax, "y", "total customer lifetime value")
     ax.set_title("Where the change in customer value came from")
+    return ax
+
+
+def covariate_label(column: str) -> str:
+    """Return a covariate column in words: ``segment[key_account]`` -> "key account (segment)"."""
+    name, sep, level = str(column).partition("[")
+    if sep and level.endswith("]"):
+        return f"{level[:-1].replace('_', ' ')} ({name.replace('_', ' ')})"
+    return str(column).replace("_", " ")
+
+
+#: Candidate ticks of a multiplier axis (log scale).
+_TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
+
+
+def plot_customer_effects(effects: pd.DataFrame, ax=None) -> np.ndarray:
+    """Plot each attribute's multiplier on purchase rate, dropout and spend, with its interval.
+
+    Parameters
+    ----------
+    effects : pandas.DataFrame
+        :func:`customer_effects` (or ``fit_channel_value(...).effects``).
+    ax : sequence of matplotlib Axes, optional
+        One axes per process; default a new figure.
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    need = {"process", "covariate", "multiplier", "multiplier_lower_95", "multiplier_upper_95"}
+    if not isinstance(effects, pd.DataFrame) or not need <= set(effects.columns):
+        raise ValueError("effects: expected the table of crmstats.clv.customer_effects")
+    processes = list(dict.fromkeys(effects["process"]))
+    covs = list(dict.fromkeys(effects["covariate"]))
+    if ax is None:
+        _, ax = plt.subplots(1, max(len(processes), 1), sharey=True,
+                             figsize=(3.2 * max(len(processes), 1) + 1.5, 0.35 * len(covs) + 1.5))
+    axes = np.atleast_1d(ax)
+    y = {c: i for i, c in enumerate(reversed(covs))}
+    for a, process in zip(axes, processes, strict=False):
+        part = effects[effects["process"] == process]
+        ys = [y[c] for c in part["covariate"]]
+        m = part["multiplier"].to_numpy(dtype=float)
+        lo = part["multiplier_lower_95"].to_numpy(dtype=float)
+        hi = part["multiplier_upper_95"].to_numpy(dtype=float)
+        a.errorbar(m, ys, xerr=[m - lo, hi - m], fmt="o", color="C0", ecolor="0.5", capsize=2)
+        a.axvline(1.0, color="0.3", lw=0.8, ls="--")
+        a.set_xscale("log")
+        lo_x, hi_x = a.get_xlim()
+        ticks = [t for t in _TICKS if lo_x <= t <= hi_x]
+        while len(ticks) > 5:
+            ticks = ticks[::2] if 1.0 in ticks[::2] else ticks[1::2]
+        a.xaxis.set_major_locator(FixedLocator(ticks))
+        a.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        a.xaxis.set_minor_formatter(NullFormatter())
+        a.set_title(str(process).capitalize(), fontsize=10)
+        a.set_xlabel("multiplier")
+    axes[0].set_yticks(list(y.values()), [covariate_label(c) for c in y])
+    return axes
+
+
+def plot_channel_value(values: pd.DataFrame, ax=None) -> Any:
+    """Plot the expected CLV of a new customer per channel with its 95 % interval.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        :func:`channel_value` (``clv``, ``clv_lower_95``, ``clv_upper_95``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(values, pd.DataFrame) or "clv" not in values.columns:
+        raise ValueError("values: expected the table of crmstats.clv.channel_value")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.4 * len(values) + 1.5))
+    if len(values) == 0:
+        ax.set_title("No channel could be valued (see the text above)")
+        ax.set_axis_off()
+        return ax
+    order = values.sort_values("clv")
+    clv = order["clv"].to_numpy(dtype=float)
+    lo = order.get("clv_lower_95", order["clv"]).to_numpy(dtype=float)
+    hi = order.get("clv_upper_95", order["clv"]).to_numpy(dtype=float)
+    err = np.nan_to_num(np.vstack([clv - lo, hi - clv]), nan=0.0)
+    labels = [str(i).replace("_", " ") for i in order.index]
+    ax.barh(labels, clv, xerr=err, color="C0", ecolor="0.3", capsize=3)
+    ax.set_xlabel("expected value of a new customer (repeat purchases, discounted)")
     return ax

@@ -198,7 +198,12 @@ def rfm_summary(
             table="transactions",
             column=amount_col or "amount",
         )
-    return label(out, check_units(freq, unit))
+    return label(out, check_units(freq, unit), _first_purchase(t))
+
+
+def _first_purchase(t: ir.Table) -> pd.Timestamp:
+    """Return the time of the first purchase (non-refund row) of ``t``: where its log starts."""
+    return pd.Timestamp(execute(t.filter(t.amount >= 0).timestamp.min()))
 
 
 @renamed_arguments(freq="period")
@@ -280,7 +285,7 @@ def calibration_holdout_split(
         )
     duration = execute(_elapsed(end_period, cal_period, freq, unit))
     out["duration_holdout"] = float(duration)
-    return label(out, check_units(freq, unit))
+    return label(out, check_units(freq, unit), _first_purchase(t.filter(up_to(t.timestamp, end))))
 
 
 def holdout_period(

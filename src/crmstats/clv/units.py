@@ -87,8 +87,9 @@ class RFMSummary(pd.DataFrame):
     (:func:`summary_units`).
     """
 
-    _metadata = ["_units"]
+    _metadata = ["_units", "_first_purchase"]
     _units: SummaryUnits | None = None
+    _first_purchase: pd.Timestamp | None = None
 
     @property
     def _constructor(self):
@@ -101,12 +102,26 @@ class RFMSummary(pd.DataFrame):
             units = {getattr(o, "_units", None) for o in getattr(other, "objs", ())}
             if len(units) == 1:
                 object.__setattr__(self, "_units", units.pop())
+            firsts = [getattr(o, "_first_purchase", None) for o in getattr(other, "objs", ())]
+            known = [f for f in firsts if f is not None]
+            object.__setattr__(self, "_first_purchase", min(known) if known
+                               and len(known) == len(firsts) else None)
         return self
 
     @property
     def units(self) -> SummaryUnits | None:
         """The summary's :class:`SummaryUnits` (None if they were lost, e.g. in a merge)."""
         return self._units
+
+    @property
+    def first_purchase(self) -> pd.Timestamp | None:
+        """The first purchase of the log the summary was made from: where its data start.
+
+        None where it is not known (a summary made elsewhere, read from a file,
+        or merged). A log that starts mid-stream holds only the later part of
+        the histories of customers acquired before this date.
+        """
+        return self._first_purchase
 
     def to_parquet(self, path=None, *, engine: str | None = None,
                    compression: str | None = "snappy", index: bool | None = None,
@@ -245,12 +260,18 @@ def with_units(summary: pd.DataFrame, *, period: str, time_unit: str | None = No
     return label(summary, units)
 
 
-def label(frame: pd.DataFrame, units: SummaryUnits) -> RFMSummary:
-    """Return ``frame`` as an :class:`RFMSummary` in ``units`` (no data copied)."""
+def label(frame: pd.DataFrame, units: SummaryUnits,
+          first_purchase: pd.Timestamp | None = None) -> RFMSummary:
+    """Return ``frame`` as an :class:`RFMSummary` in ``units`` (no data copied).
+
+    ``first_purchase``: the first purchase of the log it was made from, when known.
+    """
     out = RFMSummary(frame.copy(deep=False))
     if out.columns.name is not None and _LABEL.match(str(out.columns.name)):
         out.columns = pd.Index(list(out.columns))  # a file's (or earlier release's) label goes
     out._units = units
+    out._first_purchase = (first_purchase if first_purchase is not None
+                           else getattr(frame, "_first_purchase", None))
     return out
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.book.findings._common import (
+    _counted,
     _finite,
     _keep,
     _label,
@@ -54,6 +55,14 @@ def new_customer_value(channel_fit: Any, economics: pd.DataFrame | None = None,
             for m in (channel_fit.transaction_model, channel_fit.spend_model) if m is not None}
     out = [f"The {name} fit with the customers' attributes {why}: read the next customer's "
            "figures with care." for name, why in _untrusted(fits).items()]
+    left_out = int(getattr(channel_fit, "left_out", 0) or 0)
+    if left_out:
+        since = channel_fit.acquired_since
+        day = f"{since.day} {since:%B %Y}"
+        out.append(f"{_counted(left_out, 'customer')} acquired before {day}, when "
+                   "the transactions start, are left out of these figures: the data hold only "
+                   "the later part of their histories, and these long-standing customers would "
+                   "make a new customer look more valuable than one is.")
     out.append(_new_customer_worth(channel_fit.values, horizon_months))
     if economics is None or "new_ltv_cac" not in economics.columns:
         return _keep(out)
