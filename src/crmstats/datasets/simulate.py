@@ -106,6 +106,11 @@ import numpy as np
 import pandas as pd
 
 from crmstats.crmdata import CRMData
+from crmstats.datasets._text import ids as _ids
+from crmstats.datasets._text import join as _join
+from crmstats.datasets._text import numbers as _numbers
+from crmstats.datasets._text import sort_rows as _sorted
+from crmstats.datasets._text import take as _take
 from crmstats.datasets.customer_effects import BASELINE as CUSTOMER_BASELINE
 from crmstats.datasets.customer_effects import (
     channel_parameters,
@@ -187,6 +192,17 @@ _ASCII = str.maketrans({**dict(zip("áéíóöőúüűčėęįšųūžÁÉÍÓÖ
 
 def _ascii(text: str) -> str:
     return text.translate(_ASCII)
+
+
+#: Every simulated name by ``(country * 8 + given) * 8 + family`` (countries in the order of
+#: :data:`COUNTRIES`), and the same name spelt for an e-mail address ("anna.kovacs").
+_NAME_TABLE = (
+    [f"{g} {f}" for c in COUNTRIES for g in _NAMES[c][0] for f in _NAMES[c][1]],
+    [f"{_ascii(g).lower()}.{_ascii(f).lower()}"
+     for c in COUNTRIES for g in _NAMES[c][0] for f in _NAMES[c][1]],
+)
+
+
 
 
 def _source_name(seed: int, sizes: dict) -> str:
@@ -403,29 +419,27 @@ def _contacts(rng, n, t0, horizon_s, k, popularity):
     first_channel = rng.choice(k, n, p=popularity)
     first = rng.integers(0, 8, n)
     last = rng.integers(0, 8, n)
-    names, emails, phones = [], [], []
     domains = rng.integers(0, len(_DOMAINS), n)
-    for i in range(n):
-        c = COUNTRIES[country[i]]
-        given, family = _NAMES[c][0][first[i]], _NAMES[c][1][last[i]]
-        names.append(f"{given} {family}")
-        emails.append(f"{_ascii(given).lower()}.{_ascii(family).lower()}{i + 1}"
-                      f"@{_DOMAINS[domains[i]]}")
-    phones = [f"+{d:02d} {p // 10000:03d} {p % 10000:04d}" for d, p in
-              zip(rng.integers(10, 99, n), rng.integers(0, 10_000_000, n), strict=True)]
-    ids = np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+    # every (country, given, family) name and its e-mail spelling, then one lookup per row
+    combo = (country * 8 + first) * 8 + last
+    names = _take(_NAME_TABLE[0], combo)
+    emails = _join(_take(_NAME_TABLE[1], combo), _numbers(np.arange(1, n + 1)), "@",
+                   _take(_DOMAINS, domains))
+    d, p = rng.integers(10, 99, n), rng.integers(0, 10_000_000, n)
+    phones = _join("+", _numbers(d, 2), " ", _numbers(p // 10000, 3), " ",
+                   _numbers(p % 10000, 4))
     contacts = pd.DataFrame({
-        "contact_id": ids.astype(str),
+        "contact_id": _ids("C", n, 6),
         "created_at": pd.to_datetime(created),
         "name": names,
         "email": emails,
         "phone": phones,
-        "industry": np.array(INDUSTRIES)[industry],
-        "company_size": np.array(SIZES)[size],
-        "country": np.array(COUNTRIES)[country],
-        "job_title": np.array(JOB_TITLES)[title],
+        "industry": _take(INDUSTRIES, industry),
+        "company_size": _take(SIZES, size),
+        "country": _take(COUNTRIES, country),
+        "job_title": _take(JOB_TITLES, title),
         "engagement_score": np.round(engagement * 15 + 50, 1),
-        "channel": np.array(CHANNELS)[first_channel],
+        "channel": _take(CHANNELS, first_channel),
         "channel_code": first_channel,
     })
     features = {"engagement": engagement, "size": size, "industry": industry, "title": title,
@@ -456,9 +470,9 @@ def _journeys(rng, contacts, k, popularity, channels):
     noise = rng.lognormal(0.0, 0.25, total)
     cost = _COST_PER_TOUCH[chan] * noise
     frame = pd.DataFrame({
-        "journey_id": contacts["contact_id"].to_numpy()[owner],
+        "journey_id": _take(contacts["contact_id"].array, owner),
         "timestamp": pd.to_datetime(ts),
-        "channel": np.array(channels)[chan],
+        "channel": _take(channels, chan),
         "cost": np.round(cost, 2),
     })
     touched = np.zeros((n, k), dtype=bool)
@@ -472,9 +486,9 @@ def _touch_dict(codes, owner, noise, ts, n, channels, journey_ids, created):
     """Build the journey dict of :func:`_journeys` for edited touches (codes, owners, times)."""
     k = len(channels)
     frame = pd.DataFrame({
-        "journey_id": journey_ids[owner],
+        "journey_id": _take(journey_ids, owner),
         "timestamp": pd.to_datetime(ts),
-        "channel": np.array(channels)[codes],
+        "channel": _take(channels, codes),
         "cost": np.round(_COST_PER_TOUCH[codes] * noise, 2),
     })
     touched = np.zeros((n, k), dtype=bool)
@@ -514,7 +528,7 @@ def _retarget(side, touch, contacts, f, confounding, channels, popularity):
     draw_paid = side.choice(len(channels), len(codes), p=p_paid)
     draw_other = side.choice(len(channels), len(codes), p=p_other)
     codes[targeted] = np.where(to_paid, draw_paid, draw_other)[targeted]
-    ids = contacts["contact_id"].to_numpy()
+    ids = contacts["contact_id"].array
     created = touch["ts"][first]  # every planned journey has a first touch; owners are sorted
     return _touch_dict(codes, owner, touch["noise"], touch["ts"], touch["n"], channels,
                        ids, created)
@@ -525,15 +539,15 @@ def _withhold(side, plan, holdout_share, contacts, channels):
     n, k = plan["touched"].shape
     holdout = plan["touched"] & (side.random((n, k)) < holdout_share)
     keep = ~holdout[plan["owner"], plan["codes"]]
-    ids = contacts["contact_id"].to_numpy()
+    ids = contacts["contact_id"].array
     created = contacts["created_at"].to_numpy().astype("datetime64[s]")
     touch = _touch_dict(plan["codes"][keep], plan["owner"][keep], plan["noise"][keep],
                         plan["ts"][keep], n, channels, ids, created)
     unit, chan = np.nonzero(plan["touched"])
     experiments = pd.DataFrame({
-        "journey_id": ids[unit],
-        "channel": np.array(channels)[chan],
-        "group": np.where(holdout[unit, chan], "holdout", "treatment"),
+        "journey_id": _take(ids, unit),
+        "channel": _take(channels, chan),
+        "group": _take(("treatment", "holdout"), holdout[unit, chan].astype(np.int64)),
         "started_at": pd.to_datetime(created[unit]),
     })
     return touch, experiments
@@ -575,9 +589,9 @@ def _sales_cycle(rng, contacts, f, touch, k, t_end):
     # a deal closes after the journey's last touch
     t_close = np.maximum(t_close, touch["last_touch"].astype("datetime64[s]")
                          + np.timedelta64(3600, "s"))
-    ids = contacts["contact_id"].to_numpy()
-    channel = contacts["channel"].to_numpy()
-    owner = np.array(OWNERS)[rng.integers(0, len(OWNERS), n)]
+    ids = contacts["contact_id"].array
+    channel = contacts["channel"].array
+    owner = _take(OWNERS, rng.integers(0, len(OWNERS), n))
     parts = [("subscriber", np.ones(n, bool), created),
              ("lead", is_lead, t_lead),
              ("unqualified", is_lead & ~qualified, t_qual),
@@ -587,13 +601,12 @@ def _sales_cycle(rng, contacts, f, touch, k, t_end):
              ("won", won, t_close)]
     frames = []
     for name, mask, when in parts:
-        keep = mask & (when <= t_end)
+        keep = np.flatnonzero(mask & (when <= t_end))
         frames.append(pd.DataFrame({
-            "lead_id": ids[keep], "stage": name, "entered_at": pd.to_datetime(when[keep]),
-            "channel": channel[keep], "owner": owner[keep],
+            "lead_id": ids.take(keep), "stage": name, "entered_at": pd.to_datetime(when[keep]),
+            "channel": channel.take(keep), "owner": owner.take(keep),
         }))
-    stages = pd.concat(frames, ignore_index=True)
-    stages = stages.sort_values(["entered_at", "lead_id"], kind="mergesort").reset_index(drop=True)
+    stages = _sorted(pd.concat(frames, ignore_index=True), ["entered_at", "lead_id"])
     won_in_window = won & (t_close <= t_end)
     return stages, won_in_window, t_close
 
@@ -641,13 +654,13 @@ def _repeat_buying(rng, contacts, stages, won, channels, t_end, key_account_shar
     pref = rng.dirichlet(np.ones(len(CATEGORIES)) * 0.7, m)
     cum = pref.cumsum(axis=1)
     cat = (rng.random(n_orders)[:, None] > cum[buyer]).sum(axis=1).clip(0, len(CATEGORIES) - 1)
-    order_ids = np.char.add("O", np.char.zfill(np.arange(1, n_orders + 1).astype(str), 7))
+    order_ids = _ids("O", n_orders, 7)
     tx = pd.DataFrame({
-        "customer_id": cust["contact_id"].to_numpy()[buyer],
+        "customer_id": _take(cust["contact_id"].array, buyer),
         "timestamp": pd.to_datetime(when),
         "amount": np.round(amount, 2),
-        "order_id": order_ids.astype(str),
-        "product_category": np.array(CATEGORIES)[cat],
+        "order_id": order_ids,
+        "product_category": _take(CATEGORIES, cat),
         "quantity": 1 + rng.poisson(0.4, n_orders),
     })
     # about 1 % of repeat orders are refunded 3-20 days later (when still in the window)
@@ -657,15 +670,15 @@ def _repeat_buying(rng, contacts, stages, won, channels, t_end, key_account_shar
         "timedelta64[s]")
     ok = refund_at <= t_end
     refunds = pd.DataFrame({
-        "customer_id": tx["customer_id"].to_numpy()[refunded[ok]],
+        "customer_id": tx["customer_id"].array.take(refunded[ok]),
         "timestamp": pd.to_datetime(refund_at[ok]),
         "amount": -tx["amount"].to_numpy()[refunded[ok]],
-        "order_id": np.char.add(order_ids[refunded[ok]], "-R").astype(str),
-        "product_category": tx["product_category"].to_numpy()[refunded[ok]],
+        "order_id": _join(_take(order_ids, refunded[ok]), "-R"),
+        "product_category": tx["product_category"].array.take(refunded[ok]),
         "quantity": tx["quantity"].to_numpy()[refunded[ok]],
     })
     tx = pd.concat([tx, refunds], ignore_index=True)
-    tx = tx.sort_values(["timestamp", "order_id"], kind="mergesort").reset_index(drop=True)
+    tx = _sorted(tx, ["timestamp", "order_id"])
     customers = pd.DataFrame({
         "customer_id": cust["contact_id"].to_numpy(),
         "acquired_at": pd.to_datetime(acquired),
@@ -674,7 +687,7 @@ def _repeat_buying(rng, contacts, stages, won, channels, t_end, key_account_shar
         "industry": cust["industry"].to_numpy(),
         "company_size": cust["company_size"].to_numpy(),
         "country": cust["country"].to_numpy(),
-        "first_order_id": order_ids[:m].astype(str),
+        "first_order_id": order_ids[:m],
     })
     truth = pd.DataFrame({
         "customer_id": customers["customer_id"], "acquisition_channel": customers[
@@ -699,15 +712,15 @@ def _tickets(rng, customers, t0, t_end, n_months):
     resolve_days = rng.gamma(2.0, mean_days[owner] / 2.0)
     resolved = opened + (resolve_days * 86400).astype("timedelta64[s]")
     resolved_col = pd.to_datetime(resolved).where(resolved <= t_end)
-    ids = np.char.add("T", np.char.zfill(np.arange(1, len(owner) + 1).astype(str), 7))
     tickets = pd.DataFrame({
-        "ticket_id": ids.astype(str),
-        "customer_id": customers["customer_id"].to_numpy()[owner],
+        "ticket_id": _ids("T", len(owner), 7),
+        "customer_id": customers["customer_id"].array.take(owner),
         "opened_at": pd.to_datetime(opened),
         "resolved_at": resolved_col,
-        "category": np.array(TICKET_CATEGORIES)[rng.integers(0, len(TICKET_CATEGORIES),
-                                                             len(owner))],
-    }).sort_values(["opened_at", "ticket_id"], kind="mergesort").reset_index(drop=True)
+        "category": _take(TICKET_CATEGORIES, rng.integers(0, len(TICKET_CATEGORIES),
+                                                          len(owner))),
+    })
+    tickets = _sorted(tickets, ["opened_at", "ticket_id"])
     month_idx = ((pd.to_datetime(opened).year - pd.Timestamp(t0).year) * 12
                  + pd.to_datetime(opened).month - pd.Timestamp(t0).month).to_numpy()
     per_month = np.zeros((m, int(n_months)), dtype=np.int64)
