@@ -1,8 +1,9 @@
 """Accuracy and speed of the media-mix model on simulated plans with known truth (issue 24).
 
-Usage: ``python benchmarks/mmm.py [SEEDS] [--lift-se REL] [--first SEED] [--oracles]``
-(defaults 6 seeds from seed 1, lift-test se 0.15). For two designs — 156
-weeks × 8 channels and 104 weeks × 6 channels — and each seed,
+Usage: ``python benchmarks/mmm.py [SEEDS] [--lift-se REL] [--first SEED] [--oracles]
+[--design WEEKSxCHANNELS] [--prior generating]`` (defaults 6 seeds from seed 1, lift-test se
+0.15). For two designs — 156 weeks × 8 channels and 104 weeks × 6 channels, or the one
+given by ``--design`` (e.g. ``520x8``: ten years) — and each seed,
 :func:`crmstats.datasets.simulate_media` draws a plan and its outcome; then:
 
 * ``MediaMixModel().fit(table)`` (intervals, the 8-week holdout check):
@@ -26,6 +27,9 @@ weeks × 8 channels and 104 weeks × 6 channels — and each seed,
   With ``--oracles``, also the plug-in split of the uncalibrated fit refitted
   with the true carry-over, the true saturation (half-saturation and shape)
   or both held (``mmm_errors.py``'s oracles): which curve errors cost the split.
+  ``--prior generating``: the model's priors on carry-over and saturation
+  replaced by the simulator's own distribution of them (``mmm_errors.py``):
+  the most a prior could know.
 
 Goals: median error ≤ 15 % uncalibrated and ≤ 10 % calibrated, coverage
 ≥ 85 %, allocation ≥ 98 % of the optimum, fit ≤ 5 s on 156 × 8. The load
@@ -143,8 +147,15 @@ def main() -> None:
     oracles = "--oracles" in sys.argv
     lift_se = float(sys.argv[sys.argv.index("--lift-se") + 1]) if "--lift-se" in sys.argv \
         else 0.15
-    print(f"load average before: {os.getloadavg()[0]:.1f}")
-    for weeks, channels in DESIGNS:
+    from mmm_errors import use_prior_from_argv  # benchmarks/ is on the path as a script
+
+    prior = use_prior_from_argv()
+    designs = DESIGNS
+    if "--design" in sys.argv:
+        w, k = sys.argv[sys.argv.index("--design") + 1].lower().split("x")
+        designs = ((int(w), int(k)),)
+    print(f"load average before: {os.getloadavg()[0]:.1f}; {prior} priors")
+    for weeks, channels in designs:
         errs, fits = [], []
         for seed in range(first, first + seeds):
             e, f = one(seed, weeks, channels, lift_se, oracles)

@@ -1,7 +1,8 @@
 """Where the media-mix model's uncalibrated ROAS error comes from (issue 24).
 
-Usage: ``python benchmarks/mmm_errors.py [SEEDS] [--weeks N --channels K] [--mcmc]``
-(defaults 6 seeds, 156 weeks x 8 channels). For each seed of
+Usage: ``python benchmarks/mmm_errors.py [SEEDS] [--first SEED] [--weeks N --channels K]
+[--mcmc] [--prior generating]`` (defaults 6 seeds from seed 1, 156 weeks x 8 channels). For
+each seed of
 :func:`crmstats.datasets.simulate_media` it fits ``MediaMixModel`` and splits
 the error of channel ROAS (median absolute relative error, as benchmarks/mmm.py):
 
@@ -19,7 +20,19 @@ the error of channel ROAS (median absolute relative error, as benchmarks/mmm.py)
   collinearity of the plan;
 * **the point**: ROAS at the posterior mode (the fit) against the median of
   the Laplace draws and, with ``--mcmc``, of a random-walk Metropolis chain on
-  the same posterior (40,000 steps, ~15 s a seed).
+  the same posterior (40,000 steps, ~15 s a seed);
+* **what the data tell about each curve**: per parameter block (carry-over,
+  half-saturation, Hill shape), the Laplace posterior's standard deviation over
+  the prior's (1: the data told nothing, the estimate is the prior's; 0: the
+  data pinned it), and the root mean square of the fit's error against the
+  truth in posterior standard deviations (about 1 when the intervals are
+  honest).
+
+``--prior generating`` replaces the priors on carry-over, half-saturation and
+shape by the simulator's own distribution of them (the normal on the model's
+scale matching the mean and spread of ``simulate_media``'s draws): the most a
+prior could know about these curves. Whatever error is left then is not a
+matter of choosing priors.
 """
 
 from __future__ import annotations
@@ -33,11 +46,61 @@ import pandas as pd
 
 from crmstats.attribution import MediaMixModel
 from crmstats.datasets import simulate_media
-from crmstats.datasets.media import _ALWAYS_ON
+from crmstats.datasets.media import _ALWAYS_ON, _true_curves
+
+#: The blocks whose information is reported, with the truth's value on the model's scale.
+_INFO_BLOCKS = ("logit_theta", "log_half", "log_shape")
 
 
 def _arg(name: str, default: int) -> int:
     return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+def generating_priors() -> dict:
+    """Normal priors (model scale) matching the simulator's draws of θ, K / mean spend and S."""
+    theta, half, shape, _ = _true_curves(np.random.default_rng(0), 200_000)
+    logit = np.log(theta / (1 - theta))
+    return {"logit_theta": (float(logit.mean()), float(logit.std())),
+            "log_half": (float(np.log(half).mean()), float(np.log(half).std())),
+            "log_shape": (float(np.log(shape).mean()), float(np.log(shape).std()))}
+
+
+def use_prior_from_argv() -> str:
+    """Apply ``--prior generating`` if given (module-level priors of the model); return its name."""
+    if "--prior" not in sys.argv:
+        return "default"
+    name = sys.argv[sys.argv.index("--prior") + 1]
+    if name != "generating":
+        raise SystemExit(f"--prior: only 'generating' is known, got {name!r}")
+    from crmstats.attribution import mmmcore
+
+    mmmcore.PRIORS.update(generating_priors())
+    return name
+
+
+def _truth_unconstrained(truth) -> dict:
+    tp, m = truth["params"], truth["mean_spend"].to_numpy()
+    return {"logit_theta": np.log(tp["theta"] / (1 - tp["theta"])).to_numpy(),
+            "log_half": np.log(tp["half_saturation"].to_numpy() / m),
+            "log_shape": np.log(tp["shape"].to_numpy())}
+
+
+def information(model, truth, seed) -> list[dict]:
+    """Per channel and block: posterior sd over prior sd, and the fit's error in posterior sds."""
+    core = model._core
+    p, k = core.p, core.k
+    sd = np.sqrt(np.diag(model._cov))
+    true = _truth_unconstrained(truth)
+    rows = []
+    for b in _INFO_BLOCKS:
+        i = core.blocks.index(b)
+        cols = slice(p + i * k, p + (i + 1) * k)
+        z = (model._u[cols] - true[b]) / sd[cols]
+        ratio = sd[cols] / core.prior_sd[cols]
+        rows += [{"seed": seed, "block": b,
+                  "kind": "always-on" if c in _ALWAYS_ON else "flighted",
+                  "sd_ratio": ratio[j], "z": z[j]} for j, c in enumerate(model.channels_)]
+    return rows
 
 
 def _roas(model, u, spend):
@@ -48,10 +111,7 @@ def _oracle(model, truth, blocks):
     """Refit with the parameter ``blocks`` held at the truth (a prior of sd 1e-4 there)."""
     core = model._core
     p, k = core.p, core.k
-    tp, m = truth["params"], truth["mean_spend"].to_numpy()
-    fixed = {"logit_theta": np.log(tp["theta"] / (1 - tp["theta"])).to_numpy(),
-             "log_half": np.log(tp["half_saturation"].to_numpy() / m),
-             "log_shape": np.log(tp["shape"].to_numpy())}
+    fixed = _truth_unconstrained(truth)
     mean, sd = core.prior_mean.copy(), core.prior_sd.copy()
     for b in blocks:
         v = fixed[b]
@@ -119,23 +179,31 @@ def one(seed, weeks, channels, mcmc):
     facts = {"seed": seed, "media_est_over_true": media / truth["contributions"][
         model.channels_].to_numpy().sum(), "intercept_z": (model._u[0] - coef[0]) / se,
         "objective_gap_to_best_start": cost - best}
-    return pd.DataFrame(rows), facts
+    return pd.DataFrame(rows), facts, information(model, truth, seed)
 
 
 def main() -> None:
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 6
+    first = _arg("--first", 1)
     weeks, channels = _arg("--weeks", 156), _arg("--channels", 8)
+    prior = use_prior_from_argv()
     print(f"load average before: {os.getloadavg()[0]:.1f}")
-    parts = [one(s, weeks, channels, "--mcmc" in sys.argv) for s in range(1, seeds + 1)]
+    parts = [one(s, weeks, channels, "--mcmc" in sys.argv) for s in range(first, first + seeds)]
     err = pd.concat([p[0] for p in parts])
     facts = pd.DataFrame([p[1] for p in parts])
-    print(f"\n{weeks} weeks x {channels} channels, seeds 1-{seeds}: median absolute relative "
-          "error of channel ROAS")
+    info = pd.DataFrame([r for p in parts for r in p[2]])
+    print(f"\n{weeks} weeks x {channels} channels, seeds {first}-{first + seeds - 1}, {prior} "
+          "priors: median absolute relative error of channel ROAS")
     table = err.pivot_table(index="point", columns="kind", values="err", aggfunc="median")
     table["all"] = err.groupby("point")["err"].median()
     print(table.round(3).to_string())
     print("\nbaseline against media, and the optimiser, per seed")
     print(facts.round(3).to_string(index=False))
+    print("\nwhat the data tell: posterior sd / prior sd (median), and the fit's error against "
+          "the truth in posterior sds (root mean square)")
+    print(info.groupby(["block", "kind"]).agg(
+        sd_ratio=("sd_ratio", "median"),
+        rms_z=("z", lambda z: float(np.sqrt(np.mean(np.square(z)))))).round(2).to_string())
     print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -77,6 +77,31 @@ def _resimulate(table, truth, spend, seed=0):
     return out
 
 
+def test_curve_information_is_the_posterior_narrowing_of_the_prior(sim, model):
+    info = model.curve_information_
+    assert list(info.columns) == ["theta", "half_saturation", "shape"]
+    assert list(info.index) == model.channels_
+    assert ((info >= 0) & (info <= 1)).all().all()
+    # independently: the spread of the model's parameter draws against the priors' sds
+    core = model._core
+    for i in range(1, len(core.blocks)):
+        cols = slice(core.p + i * core.k, core.p + (i + 1) * core.k)
+        from_draws = 1 - model._draws[:, cols].std(axis=0) / core.prior_sd[cols]
+        np.testing.assert_allclose(info.iloc[:, i - 1], from_draws, atol=0.08)
+    # three years of weekly data say little about the saturation's shape
+    assert info["shape"].median() < 0.3
+
+
+def test_more_weeks_tell_more_about_the_curves():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        short = MediaMixModel(n_draws=20, holdout_weeks=0).fit(
+            simulate_media(5, n_weeks=104)[0]).curve_information_
+        long = MediaMixModel(n_draws=20, holdout_weeks=0).fit(
+            simulate_media(5, n_weeks=520)[0]).curve_information_
+    assert (long.median() - short.median()).min() > 0.05, (short, long)
+
+
 def test_collinear_spend_warns_and_widens_the_interval(sim, model):
     table, truth = sim
     spend = table["spend"].copy()

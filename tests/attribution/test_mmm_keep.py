@@ -9,6 +9,7 @@ finite differences, ~8 s on 156 weeks x 8 channels; timings in benchmarks/mmm.py
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from crmstats import DataError, NotFittedError
@@ -97,6 +98,11 @@ def test_a_kept_model_decomposes_weeks_like_the_fitted_one(sim, weibull, adstock
         with pytest.raises(NotFittedError, match=r"decompose\(table\)"):
             kept.contributions_  # noqa: B018
         assert not hasattr(kept, "fitted_")
+    # the information about the curves comes with the covariance: kept by a model file,
+    # unknown to a model built from its parameters alone
+    pd.testing.assert_frame_equal(loaded.curve_information_, model.curve_information_)
+    assert rebuilt.curve_information_.isna().all().all()
+    assert list(rebuilt.curve_information_.index) == model.channels_
     # later weeks alone: the same baseline and controls (the trend and season keep their dates)
     late = loaded.decompose(table.iloc[40:])
     np.testing.assert_allclose(late[["baseline", "promotion"]],
