@@ -92,6 +92,16 @@ def test_curve_information_is_the_posterior_narrowing_of_the_prior(sim, model):
     assert info["shape"].median() < 0.3
 
 
+def test_curve_table_reads_the_information_for_a_page(model):
+    from crmstats.attribution import curve_table
+
+    table = curve_table(model)
+    assert list(table.columns) == ["carry-over", "saturation point", "curve shape"]
+    info = model.curve_information_
+    np.testing.assert_array_equal(table.to_numpy(), info[["theta", "half_saturation",
+                                                          "shape"]].to_numpy())
+
+
 def test_more_weeks_tell_more_about_the_curves():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

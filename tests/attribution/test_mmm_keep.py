@@ -125,3 +125,14 @@ def test_a_model_without_its_calendar_or_data_says_what_to_pass(sim, weibull):
                                   calendar={**weibull.calendar_, "start": None})
     with pytest.raises(NotFittedError, match="fit"):
         MediaMixModel().decompose(table)
+
+
+def test_the_curve_table_of_a_delayed_carry_over(weibull):
+    from crmstats.attribution import curve_table
+
+    info = weibull.curve_information_
+    assert list(info.columns) == ["weibull_shape", "weibull_scale", "half_saturation", "shape"]
+    table = curve_table(weibull)
+    np.testing.assert_allclose(table["carry-over"],
+                               (info["weibull_shape"] + info["weibull_scale"]) / 2)
+    np.testing.assert_array_equal(table["curve shape"], info["shape"])

@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     )
     from crmstats.attribution.triangulation_plots import (
         budget_table,
+        curve_table,
         plot_budget_shift,
         plot_marginal_roas,
         plot_triangulation,
@@ -85,6 +86,7 @@ __all__ = [
     "calibrate",
     "channel_economics",
     "credit_shares",
+    "curve_table",
     "disagreements",
     "experiment_data",
     "from_channelattribution",

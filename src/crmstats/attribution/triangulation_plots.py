@@ -3,7 +3,8 @@
 The side-by-side table (:func:`~crmstats.attribution.triangulation_view`, nine
 columns) is too wide for a book page: :func:`triangulation_shares` and
 :func:`triangulation_returns` split it into two narrow tables with short headers;
-:func:`budget_table` is the budget plan's allocation in four columns.
+:func:`budget_table` is the budget plan's allocation in four columns;
+:func:`curve_table` says how much the data told about each channel's curve.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import seaborn as sns
 
 from crmstats.plotting import get_ax, money_axis
 
-__all__ = ["budget_table", "plot_budget_shift", "plot_marginal_roas", "plot_triangulation",
-           "triangulation_returns", "triangulation_shares"]
+__all__ = ["budget_table", "curve_table", "plot_budget_shift", "plot_marginal_roas",
+           "plot_triangulation", "triangulation_returns", "triangulation_shares"]
 
 #: Short headers of the sources' shares (a book page has room for about six columns).
 SHORT_SOURCES = {"journey_share": "journeys", "lift_share": "experiments",
@@ -193,4 +194,38 @@ def budget_table(plan) -> pd.DataFrame:
     a = plan.allocation
     out = a[["current", "recommended", "change"]].copy()
     out["extra outcome"] = a["recommended_outcome"] - a["current_outcome"]
+    return out
+
+
+#: Reader's names of the curve parameters in :func:`curve_table`.
+CURVE_LABELS = {"theta": "carry-over", "half_saturation": "saturation point",
+                "shape": "curve shape"}
+
+
+def curve_table(model) -> pd.DataFrame:
+    """Return how much the data told about each channel's response curve, for a page.
+
+    Parameters
+    ----------
+    model : MediaMixModel
+        Fitted (its ``curve_information_``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``carry-over`` (how long spend keeps working),
+        ``saturation point`` (the weekly spend at half the channel's most)
+        and ``curve shape`` (how it bends toward that): the share of the
+        prior's uncertainty the data removed, 0-1 (near 0: the model's
+        assumption). With the delayed (Weibull) adstock, ``carry-over`` is
+        the mean of its two parameters' shares.
+    """
+    info = model.curve_information_
+    out = pd.DataFrame(index=info.index)
+    if "theta" in info:
+        out["carry-over"] = info["theta"]
+    else:
+        out["carry-over"] = info[["weibull_shape", "weibull_scale"]].mean(axis=1)
+    out["saturation point"] = info["half_saturation"]
+    out["curve shape"] = info["shape"]
     return out
