@@ -101,3 +101,16 @@ def test_media_table_and_media_mix_on_spark_equal_duckdb(spark):
     expected = MediaMixModel(seed=0).fit(crm).roas_
     got = MediaMixModel(seed=0).fit(on_spark).roas_
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-6)
+
+
+def test_lifecycle_on_spark_equals_duckdb(small_crm, spark_tables):
+    """The contacts' first stage entries are read as Arrow arrays on any backend."""
+    from crmstats import CRMData, funnel
+
+    on_spark = CRMData(**{name: spark_tables[name]
+                          for name in ("contacts", "stage_events", "transactions")})
+    expected = funnel.lifecycle_stage(small_crm)
+    got = funnel.lifecycle_stage(on_spark)
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+    flows = funnel.stage_flows(on_spark, start="2025-06-01")
+    pd.testing.assert_frame_equal(flows, funnel.stage_flows(small_crm, start="2025-06-01"))

@@ -204,3 +204,34 @@ def test_value_by_stage_on_transactions_only():
     got = value_by_stage(cdnow)
     pd.testing.assert_frame_equal(got, customer_360(cdnow, n_bootstrap=0)[list(got.columns)])
     assert got["lifecycle_stage"].isna().all()
+
+
+def test_tables_cut_at_as_of_are_not_validated_again(small_crm):
+    """A validated table cut by date stays valid: the 360 does not check it a second time,
+    and gives what the same rows, given as frames and validated anew, give."""
+    from crmstats.scores import value_by_stage
+    from crmstats.validation.memory import COUNTS
+
+    as_of = pd.Timestamp("2025-06-30 23:59:59")
+    for name in ("transactions", "stage_events", "contacts", "customers"):
+        small_crm.table(name)  # validated once, as a book kernel finds them
+    cols = {"transactions": "timestamp", "stage_events": "entered_at", "contacts": "created_at",
+            "customers": "acquired_at"}
+    before = {name: COUNTS[name] for name in cols}
+    got = value_by_stage(small_crm, as_of)
+    assert {name: COUNTS[name] for name in cols} == before
+    cut = crmstats.CRMData(**{name: getattr(small_crm, name).loc[
+        getattr(small_crm, name)[col] <= as_of].reset_index(drop=True)
+        for name, col in cols.items()})
+    pd.testing.assert_frame_equal(got, value_by_stage(cut, as_of))
+
+
+def test_a_table_empty_at_as_of_is_still_reported(small_crm):
+    from crmstats.scores import value_by_stage
+
+    first_event = small_crm.stage_events["entered_at"].min()
+    events = small_crm.stage_events.copy()
+    events["entered_at"] = events["entered_at"] + pd.DateOffset(years=3)  # all after as_of
+    later = crmstats.CRMData(transactions=small_crm.transactions, stage_events=events)
+    with pytest.raises(crmstats.DataError, match="stage_events table is empty"):
+        value_by_stage(later, first_event + pd.Timedelta(days=200))

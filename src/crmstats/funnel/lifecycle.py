@@ -43,9 +43,11 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmstats._expr import parse_date
-from crmstats.backend import execute
+from crmstats.backend import execute, execute_arrow
 from crmstats.exceptions import ConvergenceError, ConvergenceWarning, DataError, DataWarning
 from crmstats.sources import load_crm
 from crmstats.validation import reuse_validated
@@ -85,9 +87,11 @@ class _Contacts:
     def __init__(self, crm):
         t = crm.table("stage_events")
         t = t.filter(t.stage.isin(list(_BY_RANK)))
-        per = execute(t.group_by(t.lead_id.cast("string").name("contact_id")).aggregate(
+        # read as Arrow arrays: most first entries are missing (NaT), which Ibis's pandas
+        # conversion would turn into one Python object per contact and stage
+        per = execute_arrow(t.group_by(t.lead_id.cast("string").name("contact_id")).aggregate(
             **{f"t{k}": t.entered_at.min(where=t.stage == s) for k, s in enumerate(_BY_RANK)}))
-        lead_ids = per["contact_id"].to_numpy(dtype=object)
+        lead_ids = per["contact_id"].combine_chunks()
         self.created = self.referrer = self.referred_at = None
         if crm.contacts is not None:
             c = crm.table("contacts")
@@ -95,15 +99,16 @@ class _Contacts:
             contacts = execute(c.select(*cols).mutate(contact_id=c.contact_id.cast("string")))
             self.ids = contacts["contact_id"].to_numpy(dtype=object)
             self.created = contacts["created_at"].to_numpy()
-            where = pd.Index(lead_ids).get_indexer(self.ids)
+            where = pc.index_in(pa.array(self.ids, pa.string()), value_set=lead_ids.cast(
+                pa.string())).fill_null(-1).to_numpy(zero_copy_only=False)
         else:
             contacts = None
-            self.ids = lead_ids
+            self.ids = lead_ids.to_numpy(zero_copy_only=False).astype(object)
             where = np.arange(len(lead_ids))
         self.entered = []
+        nat = np.datetime64("NaT")
         for k in range(len(_BY_RANK)):
-            times = per[f"t{k}"].to_numpy()
-            nat = np.datetime64("NaT")
+            times = _datetimes(per[f"t{k}"])
             found = times[np.maximum(where, 0)] if len(times) else np.full(len(where), nat)
             self.entered.append(np.where(where >= 0, found, nat))
         if contacts is not None and "referred_by" in contacts.columns:
@@ -152,6 +157,14 @@ class _Contacts:
         return {"ids": ids, "rows": np.flatnonzero(keep), "stage": stage, "since": since,
                 "lapsed": lapsed, "won": s, "lapsed_after": lapsed_after, "referrals": referrals,
                 "has_referrals": self.referrer is not None}
+
+
+def _datetimes(column) -> np.ndarray:
+    """Return an Arrow timestamp column as ``datetime64`` (NaT where null), time zone dropped."""
+    column = column.combine_chunks()
+    if getattr(column.type, "tz", None) is not None:
+        column = column.cast(pa.timestamp(column.type.unit))
+    return column.to_numpy(zero_copy_only=False)
 
 
 def _evangelists(stage: np.ndarray, referrals: np.ndarray) -> None:

@@ -98,7 +98,6 @@ def _open_and_cut(crm, as_of, names: Sequence[str] | None = None):
     """
     from crmstats._expr import parse_date, up_to
     from crmstats.backend import execute
-    from crmstats.validation import as_table
 
     cuts = {"transactions": "timestamp", "stage_events": "entered_at", "tickets": "opened_at",
             "subscriptions": "month", "contacts": "created_at", "customers": "acquired_at"}
@@ -116,12 +115,31 @@ def _open_and_cut(crm, as_of, names: Sequence[str] | None = None):
     if int(execute(cut["transactions"].count())) == 0:
         raise DataError(f"transactions table: no transaction on or before as_of "
                         f"{as_of:%Y-%m-%d %H:%M:%S}", table="transactions", column="timestamp")
-    # checked once here; inside customer_360 (reuse_validated) the functions it calls trust them
-    cut = {name: as_table(t, name) for name, t in cut.items()}
+    # a validated table cut by date is still valid (every check holds on a subset of the
+    # rows): marked so, not checked again; inside customer_360 (reuse_validated) the
+    # functions it calls trust them
+    cut = {name: _still_valid(t, tables[name], name) for name, t in cut.items()}
     dropped = {name: None for name in crm.tables() if name not in cut}
     out = dataclasses.replace(crm, **cut, **dropped)
     out._checked.update(crm._checked)  # the source's data-quality checks ran on the full tables
     return out, as_of
+
+
+def _still_valid(cut, table, name: str):
+    """``cut`` (rows of ``table``) validated: marked as ``table`` was, or checked if it was not.
+
+    Every check of the gate holds on a subset of a valid table's rows but one: an
+    empty table is an error, which the gate's check then reports as before.
+    """
+    from crmstats.backend import execute
+    from crmstats.validation import as_table
+    from crmstats.validation.memory import mark, validated_as
+
+    checked = validated_as(table)
+    if checked is None or checked.table != name or int(execute(cut.count())) == 0:
+        return as_table(cut, name)
+    mark(cut, name, keep=checked)  # no facts: the source's data-quality facts are its own
+    return cut
 
 
 def _purchases(tx) -> pd.DataFrame:
