@@ -39,21 +39,15 @@ _STEP = 1e-5
 #: Up to this many covariate patterns, the likelihood is the model's own, once per pattern
 #: (fast: categorical covariates); above, it is evaluated row by row (numeric covariates).
 MAX_PATTERN_GROUPS = 64
-#: Fit Pareto/NBD with Newton on the analytic derivatives of :mod:`._pareto_covariates`
-#: (False: L-BFGS on central differences of the model's own likelihood). Off by default:
-#: on a shop with no measurable dropout (tests/clv/conftest.simulate_shop_without_dropout,
-#: 1,000 customers, one binary covariate) the Newton path ran for more than 10 minutes,
-#: where the differences take 7 s; the cause is not found. Set True to use it.
-USE_ANALYTIC = False
-
-
 def _analytic(model) -> bool:
     """Whether the model's covariate fit has analytic derivatives over all patterns at once.
 
-    A model class says so with ``_analytic_covariates = True`` (Pareto/NBD); asking
-    the class keeps this module free of an import of the models that import it.
+    A model class says so with ``_analytic_covariates = True`` (Pareto/NBD: a
+    Newton fit in a box, :mod:`._bounded_newton`, on the derivatives of
+    :mod:`._pareto_covariates`); asking the class keeps this module free of an
+    import of the models that import it.
     """
-    return USE_ANALYTIC and bool(getattr(model, "_analytic_covariates", False))
+    return bool(getattr(model, "_analytic_covariates", False))
 
 
 class Patterns:
@@ -282,9 +276,17 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     k = len(model._param_names)
     start = np.concatenate([np.log(null_params), np.zeros(len(design.coefs))])
     res = None
-    if (model._has_hessian and pats.rows is None) or pats.table is not None:
+    if pats.table is not None:
+        from crmstats.clv.models._bounded_newton import bounded_newton, box
+
+        time_scale = np.average(frame["T"].to_numpy(dtype=float),
+                                weights=None if weights is None else np.maximum(weights, 1e-300))
+        lower, upper = box(list(model._log_kinds) + ["coef"] * len(design.coefs), time_scale)
+        res = bounded_newton(_objective(model, pats, hessian=True), start, lower, upper,
+                             maxiter=min(int(model.maxiter), 200))
+    elif model._has_hessian and pats.rows is None:
         res = model._newton(None, start, fun=_objective(model, pats, hessian=True))
-    if res is None or (pats.table is not None and not res.success):
+    if res is None:
         res = optimize.minimize(_objective(model, pats, hessian=False), start, jac=True,
                                 method="L-BFGS-B",
                                 options={"maxiter": int(model.maxiter), "gtol": float(model.tol),
@@ -302,6 +304,7 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     model.n_rows_ = pats.n_rows
     model.converged_ = bool(res.success)
     model.optimizer_message_ = str(res.message)
+    model._box_edge = [n for n, b in zip(names, getattr(res, "at_bound", []), strict=False) if b]
     model._design = design
     # every row given (numbers or NaN; checked when looked up): customers not fitted on, e.g.
     # new ones from the same customers table, are predicted without covariates= again

@@ -1,0 +1,100 @@
+"""Pareto/NBD on data whose likelihood has its supremum at the edge: every fit ends, and says so.
+
+The no-dropout shop with one random binary covariate ran for more than 10
+minutes on the Newton path of 7d61f77 (its dropout scale ran off along a
+ridge, each step 0.3-1 s in scipy's hyp2f1 near z = 1); see
+:mod:`crmstats.clv.models._bounded_newton` and :mod:`._pareto_wide`. No timing
+is asserted here: a hang shows as a test that does not finish.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmstats import ConvergenceWarning
+from crmstats.clv import ParetoNBDModel, with_units
+from tests.clv.conftest import simulate_shop_without_dropout
+
+
+def _flag(index, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"flag": rng.integers(0, 2, len(index)).astype(float)}, index=index)
+
+
+def _fit(summary, covariates=None):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ParetoNBDModel().fit(summary, covariates=covariates)
+    return model, [str(w.message) for w in caught if w.category is ConvergenceWarning]
+
+
+@pytest.fixture(scope="module")
+def no_dropout():
+    return simulate_shop_without_dropout(1000, 4)
+
+
+def test_no_dropout_shop_with_a_covariate_ends_at_the_boundary(no_dropout):
+    """The case that hung: the fit converges, names the boundary and warns."""
+    X = _flag(no_dropout.index)
+    model, caught = _fit(no_dropout, X)
+    null = ParetoNBDModel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        null.fit(no_dropout)
+    assert model.converged_
+    assert "no measurable dropout" in model.boundary_
+    assert any("ParetoNBDModel found no measurable dropout" in w for w in caught)
+    assert model.log_likelihood_ >= null.log_likelihood_ - 1e-9
+    assert np.all(np.isfinite(model.params_))
+    p = model.probability_alive(no_dropout)
+    assert p.between(0, 1).all()
+    assert p[X["flag"] == 0].min() > 0.999  # the pattern whose dropout scale ran off
+
+
+def test_everyone_buying_at_the_end_has_no_dropout(no_dropout):
+    """recency = T for all: no death term anywhere, so the dropout rate runs to 0."""
+    end = no_dropout.assign(frequency=np.maximum(no_dropout["frequency"], 1.0),
+                            recency=no_dropout["T"])
+    for X in (None, _flag(end.index)):
+        model, caught = _fit(end, X)
+        assert "no measurable dropout" in model.boundary_
+        assert caught
+        np.testing.assert_allclose(model.probability_alive(end), 1.0, atol=1e-6)
+
+
+def test_one_repeat_purchase_each(no_dropout):
+    """Every customer exactly one repeat purchase, at a random day: a finite fit either way."""
+    rng = np.random.default_rng(1)
+    one = no_dropout.assign(frequency=1.0,
+                            recency=np.floor(no_dropout["T"] * 7 * rng.uniform(0, 1,
+                                                                              len(no_dropout))) / 7)
+    for X in (None, _flag(one.index)):
+        model, _ = _fit(one, X)
+        assert np.all(np.isfinite(model.params_)) and np.isfinite(model.log_likelihood_)
+        assert model.converged_ or model.boundary_
+
+
+def test_one_dropout_rate_for_everyone_is_the_s_to_infinity_edge():
+    """Exponential lifetimes with one rate for all customers: s and beta grow together and the
+    fit reports the common dropout rate s / beta, close to the simulated 1/30 per week."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    T = rng.uniform(20, 52, n).round()
+    lam = rng.gamma(1.0, 1 / 2.0, n)
+    life = rng.exponential(30.0, n)
+    seen = np.minimum(life, T)
+    x = rng.poisson(lam * seen)
+    tx = np.where(x > 0, np.floor(seen * 7 * rng.beta(np.maximum(x, 1), 1)) / 7, 0.0)
+    summary = with_units(pd.DataFrame(
+        {"frequency": x.astype(float), "recency": tx, "T": T},
+        index=pd.Index([f"C{i}" for i in range(n)], name="customer_id")), period="D",
+        time_unit="W")
+    model, caught = _fit(summary)
+    s, beta = model.params_["s"], model.params_["beta"]
+    if model.boundary_ is None:  # a sample may show some spread of dropout rates
+        assert s > 5
+    else:
+        assert caught
+    assert s / beta == pytest.approx(1 / 30, rel=0.25)
