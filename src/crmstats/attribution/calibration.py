@@ -7,7 +7,12 @@ The method, stated
 ------------------
 Both are put on one scale, incremental conversions per channel ``theta_c``.
 The experiment measures it without bias: ``l_c = theta_c + error`` with
-variance ``s_c**2`` (its ``incremental_std_err``). The model's estimate ``m_c``
+variance ``s_c**2``: its ``incremental_std_err``, or, when the lift test's
+95 % interval (Newcombe's, ``incremental_lower_95`` / ``incremental_upper_95``)
+is wider than that standard error says, the interval's half-width over 1.96
+(:func:`_lift_std_err`: a Wald standard error collapses when a group has no
+or only conversions — 0 of 15 holdout journeys converting has standard error
+0 — and one such experiment would pass for the most precise of all). The model's estimate ``m_c``
 — the incremental conversions of an
 :class:`~crmstats.attribution.IncrementalityModel` with its bootstrap standard
 error ``e_c``, or any other credit taken as it is (standard error 0) — is read
@@ -40,6 +45,15 @@ decomposition plus the uncertainty of ``kappa``; an untested channel gets
 correction learnt from the tested channels reaches it only through the scale.
 Intervals are normal.
 
+**Too few sales to estimate.** The calibrated total (the sum over channels)
+gets a standard error too (the model's own replicates when it has them —
+its channels' errors are correlated —, else the channels' variances summed;
+the experiments' errors are independent between channels). When the total's
+95 % interval reaches zero (``enough_sales`` False) the data cannot tell
+whether the channels add any sales at all, so each channel's part of that
+total is not an estimate: ``share`` is left empty (NaN) rather than printing
+a ratio of two noises (on 2,000 contacts shares of -600 % to +600 %).
+
 What it can and cannot do: when the model agrees with the experiments up to
 their noise (``tau = 0``) a model fitted on the same journeys already holds the
 experiments' information and is kept as it is (with independent experiments,
@@ -60,6 +74,9 @@ References
 .. [4] Gordon, B. R., Zettelmeyer, F., Bhargava, N. and Chapsky, D. (2019). A
    comparison of approaches to advertising measurement: Evidence from big
    field experiments at Facebook. Marketing Science 38(2), 193-225.
+.. [5] Newcombe, R. G. (1998). Interval estimation for the difference between
+   independent proportions: comparison of eleven methods. Statistics in
+   Medicine 17(8), 873-890.
 """
 
 from __future__ import annotations
@@ -74,6 +91,23 @@ from crmstats.exceptions import DataError
 __all__ = ["calibrate"]
 
 _Z95 = 1.959963984540054
+
+
+def _lift_std_err(lift_results: pd.DataFrame) -> pd.Series:
+    """Return each lift test's standard error of its incremental conversions (robust).
+
+    The larger of ``incremental_std_err`` (Wald) and the half-width of the
+    test's 95 % interval over 1.96, when the interval columns are there
+    (:func:`~crmstats.attribution.lift_test`'s Newcombe interval [5]_ stays
+    honest where the Wald standard error is 0 or tiny: no or only conversions
+    in a group). On large tests both agree.
+    """
+    se = lift_results["incremental_std_err"].astype(float)
+    if {"incremental_lower_95", "incremental_upper_95"} <= set(lift_results.columns):
+        half = (lift_results["incremental_upper_95"].astype(float)
+                - lift_results["incremental_lower_95"].astype(float)) / (2 * _Z95)
+        se = se.where(~(half > se), half)
+    return se
 
 
 def _model_scale(model_or_shares: Any):
@@ -94,6 +128,11 @@ def _model_scale(model_or_shares: Any):
     if "std_err" in credit.columns and "share" in credit.columns:  # an IncrementalityModel
         return conv, credit["std_err"].astype(float).fillna(0.0), vpc, True
     return conv, pd.Series(0.0, index=conv.index), vpc, False
+
+
+def _bias_scale(m, lift):
+    """Scale of the model's bias per channel: its estimate, or the lift when that is larger."""
+    return np.where(m > 0, m, np.fmax(np.abs(m), np.abs(np.nan_to_num(lift))))
 
 
 def _covariance(v_lift, v_model, shared):
@@ -167,6 +206,30 @@ def _scale_and_heterogeneity(lift, se_lift, m, se_m, size, fixed_scale, shared,
     return max(kappa, 0.0), var_kappa, tau2
 
 
+def _total_variance(model, channels, model_weight, v_model, weight_lift, v_lift, cov,
+                    v_bias, tested) -> float:
+    """Variance of the calibrated total ``sum(model_weight m + weight_lift l)`` (module).
+
+    The model's part from its replicates (``bootstrap_``, channels' errors
+    correlated) when it has them, else the channels' variances summed; each
+    lift adds its own variance and its covariance with the model's estimate of
+    the same channel (the experiments are independent of each other).
+    """
+    draws = getattr(model, "bootstrap_", None)
+    part = None
+    if isinstance(draws, pd.DataFrame) and len(draws) > 1:
+        d = draws.copy()
+        d.columns = d.columns.astype(str)
+        if set(channels) <= set(d.columns):
+            part = float(np.var(d[list(channels)].to_numpy(float) @ model_weight, ddof=1))
+    if part is None:
+        part = float(np.sum(model_weight ** 2 * v_model))
+    wl = np.where(tested, weight_lift, 0.0)
+    lift_part = np.where(tested, wl ** 2 * np.where(np.isfinite(v_lift), v_lift, 0.0)
+                         + 2 * wl * model_weight * cov, 0.0)
+    return max(part + float(np.sum(lift_part)) + float(np.sum(v_bias)), 0.0)
+
+
 def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
               value_per_conversion: Any = None, shared_journeys: bool = True,
               bias_level: float | None = None) -> pd.DataFrame:
@@ -210,8 +273,10 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
         ``tested``, ``weight_lift`` (weight of the experiment in the
         combination), ``conversions`` (calibrated incremental conversions),
         ``std_err``, ``lower_95``, ``upper_95``, ``share`` (of the calibrated
-        total), ``value`` (conversions x value per conversion), and, the same
-        on every row, ``model_scale`` (``kappa``: incremental conversions per
+        total; NaN on every row when the total's 95 % interval reaches zero:
+        too few sales to tell what the channels add, see the module),
+        ``value`` (conversions x value per conversion), and, the same on
+        every row, ``model_scale`` (``kappa``: incremental conversions per
         unit of the model's estimate) and ``model_bias`` (``tau``: the
         model's estimated relative error per channel beyond its own standard
         error). ``conversions`` and ``value`` make it a credit frame that
@@ -228,7 +293,7 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
     est.index = est.index.astype(str)
     se_m.index = est.index
     lift = lift_results["incremental_conversions"].astype(float).copy()
-    se_l = lift_results["incremental_std_err"].astype(float).copy()
+    se_l = _lift_std_err(lift_results).copy()
     lift.index = se_l.index = lift_results.index.astype(str)
     unknown = sorted(set(lift.index) - set(est.index))
     if unknown:
@@ -251,7 +316,7 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
     lv = lift.to_numpy(float)
     # the model's error is taken as proportional to its estimate; a model that gives a channel
     # nothing or less (an estimate <= 0) is sized by the measured lift instead
-    size = np.where(m > 0, m, np.fmax(np.abs(m), np.abs(np.nan_to_num(lv))))
+    size = _bias_scale(m, lv)
     t = tested
     shared = bool(shared_journeys)
     level = float(bias_level) if bias_level is not None else (0.05 if incremental else 1.0)
@@ -281,7 +346,12 @@ def calibrate(model_or_shares: Any, lift_results: pd.DataFrame, *,
         "lower_95": combined - _Z95 * se, "upper_95": combined + _Z95 * se,
     }, index=pd.Index(channels, name="channel"))
     total = out["conversions"].sum()
-    out["share"] = out["conversions"] / total if total != 0 else np.nan
+    se_total = np.sqrt(_total_variance(model_or_shares, channels, kappa * keep, v_model,
+                                       weight_lift, v_lift, cov, keep ** 2 * v_bias, t)
+                       + float(np.sum(keep * m)) ** 2 * var_kappa)
+    # shares of a total that cannot be told from zero are not estimates (module)
+    enough = bool(total - _Z95 * se_total > 0)
+    out["share"] = out["conversions"] / total if enough else np.nan
     if value_per_conversion is None:
         value_per_conversion = vpc
     if value_per_conversion is None:

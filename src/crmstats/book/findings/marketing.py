@@ -108,11 +108,15 @@ def incrementality_kpis(
 
     The share of all sales the channels add (calibrated incremental
     conversions over the ``conversions`` table's rows) and the blended
-    incremental CAC (``economics``' ``total`` row). The CAC is left out when
+    incremental CAC (``economics``' ``total`` row). Both are left out when
+    :func:`~crmstats.attribution.calibrate` found too few sales to estimate
+    (its shares empty). The CAC is left out when
     the channels add no conversions in total (zero or, on small noisy data, a
     negative estimate): spend per added sale has no value then, and the
     study's findings say so instead of a headline.
     """
+    if not _measured(calibrated):
+        return {}  # too few sales to estimate: the findings say so instead
     n = len(conversions) if isinstance(conversions, pd.DataFrame) else conversions.count().execute()
     kpis = {
         "incremental_sales_share": {
@@ -155,6 +159,13 @@ def incrementality(
     list of str
     """
     out: list[str | None] = []
+    measured = _measured(calibrated)
+    if not measured:
+        out.append(
+            "Too few sales to estimate what each channel adds: the experiments and the model "
+            "cannot tell the channels' total added sales from zero, so no channel's share of "
+            "it is given. More journeys, or longer tests, are needed."
+        )
     if len(lifts):
         sig = lifts[(lifts["p_value"] < 0.05) & (lifts["lift"] > 0)]
         best = _top(lifts["relative_lift"])[0]
@@ -182,7 +193,7 @@ def incrementality(
             f"incremental conversions), then {_label(ranked[1])} "
             f"({fmt_pct(calibrated.loc[ranked[1], 'share'])})."
         )
-    if journey_shares is not None:
+    if journey_shares is not None and measured:
         credit = journey_shares.reindex(calibrated.index).fillna(0.0)
         diff = calibrated["share"] - credit
         c = diff.abs().idxmax()
@@ -198,7 +209,7 @@ def incrementality(
             f"Journey-based credit {word}-rates {_label(c)} most: "
             f"{fmt_pct(credit[c])} of the credit against {adds_text}."
         )
-    if economics is not None and "incremental_cac" in economics:
+    if measured and economics is not None and "incremental_cac" in economics:
         eco = economics.drop(index="total", errors="ignore")
         eco = eco[np.isfinite(eco["incremental_cac"]) & (eco["incremental_cac"] > 0)]
         if len(eco) >= 2:
@@ -216,6 +227,11 @@ def incrementality(
             f"({fmt_pct(err[best])} off per channel on average)."
         )
     return _keep(out)
+
+
+def _measured(calibrated: pd.DataFrame) -> bool:
+    """Whether calibrate could give shares (NaN on every row: too few sales to estimate)."""
+    return "share" not in calibrated or bool(calibrated["share"].notna().any())
 
 
 def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) -> list[str]:
