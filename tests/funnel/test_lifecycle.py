@@ -187,3 +187,34 @@ def test_snapshots_and_flows_match_a_pandas_reference(small_crm):
     long = funnel.stage_flows(crm, start="2025-03-01", end="2025-05-31", by_period=True)
     got = long.set_index(["period", "from", "to"])["contacts"].sort_index()
     pd.testing.assert_series_equal(got, expected, check_dtype=False)
+
+
+def test_stages_and_flows_read_the_stage_entries_once_until_the_data_change(small_crm,
+                                                                           monkeypatch):
+    from crmstats.funnel import lifecycle
+
+    built = []
+    original = lifecycle._Contacts.__init__
+
+    def counting(self, crm):
+        built.append(crm)
+        original(self, crm)
+
+    monkeypatch.setattr(lifecycle._Contacts, "__init__", counting)
+    crm = dataclasses.replace(small_crm)  # its own tables' memo
+    first = funnel.lifecycle_stage(crm, models=False)
+    flows = funnel.stage_flows(crm, start="2025-06-01")
+    assert len(built) == 1
+    # other data: read again, and the labels follow them
+    events = crm.stage_events
+    won = events.loc[events["stage"] == "won", "lead_id"]
+    dropped = set(won.iloc[: len(won) // 2])
+    crm.stage_events = events[~((events["stage"] == "won") & events["lead_id"].isin(dropped))
+                              ].reset_index(drop=True)
+    again = funnel.lifecycle_stage(crm, models=False)
+    assert len(built) == 2
+    customer_like = again["stage"].astype(str).str.contains("customer|evangelist")
+    assert not customer_like[list(dropped)].any()
+    assert first["stage"].astype(str).str.contains("customer|evangelist")[list(dropped)].all()
+    pd.testing.assert_frame_equal(
+        flows, funnel.stage_flows(dataclasses.replace(small_crm), start="2025-06-01"))

@@ -40,6 +40,7 @@ References
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,30 @@ class _Contacts:
                 "has_referrals": self.referrer is not None}
 
 
+#: The last :class:`_Contacts` built: (weak references to the validated stage events and
+#: contacts tables it was read from, the object). A study labels the stages and then their
+#: flows from the same tables: the contacts' stage entries are read once.
+_LAST: list = []
+
+
+def _contacts_of(crm) -> _Contacts:
+    """Return :class:`_Contacts` of ``crm``, reused while its validated tables are the same.
+
+    ``crm.table`` returns the same validated table while the data are unchanged (an
+    edited frame or changed file is validated anew: another table), so the same
+    tables mean the same stage entries. A ``_Contacts`` is never changed after it is built.
+    """
+    events = crm.table("stage_events")
+    contacts = crm.table("contacts") if crm.contacts is not None else None
+    if _LAST:
+        ev_ref, ct_ref, known = _LAST[0]
+        if ev_ref() is events and (contacts is None if ct_ref is None else ct_ref() is contacts):
+            return known
+    made = _Contacts(crm)
+    _LAST[:] = [(weakref.ref(events), None if contacts is None else weakref.ref(contacts), made)]
+    return made
+
+
 def _datetimes(column) -> np.ndarray:
     """Return an Arrow timestamp column as ``datetime64`` (NaT where null), time zone dropped."""
     column = column.combine_chunks()
@@ -250,7 +275,7 @@ def lifecycle_stage(
     crm.require("stage_events", "transactions")
     tx = crm.table("transactions")
     as_of = snapshot_date(crm, as_of)
-    snap = _Contacts(crm).snapshot(tx, as_of, lapsed_after, time_unit)
+    snap = _contacts_of(crm).snapshot(tx, as_of, lapsed_after, time_unit)
     lapsed_after, s = snap["lapsed_after"], snap["won"]
     out = pd.DataFrame({"stage": snap["stage"]}, index=pd.Index(snap["ids"], name="contact_id"))
     out["time_since_purchase"] = snap["since"]
@@ -381,7 +406,7 @@ def stage_flows(crm, *, start=None, end=None, period: str = "M",
     if len(ends) < 2:
         raise DataError(f"stage_flows: fewer than two period ends between {start:%Y-%m-%d} "
                         f"and {end:%Y-%m-%d}", table="stage_events")
-    contacts = _Contacts(crm)
+    contacts = _contacts_of(crm)
     labels = [*LIFECYCLE_STAGES[:8], "former customer", "(new)"]
     code_of = {s: i for i, s in enumerate(labels)}
     code_of["former customer, low priority"] = code_of["former customer"]
