@@ -35,6 +35,7 @@ from crmstats.estimator import (
     summary_table,
 )
 from crmstats.exceptions import ConvergenceWarning, CRMStatsError, DataError, DataWarning
+from crmstats.funnel._irls import logistic_irls
 from crmstats.funnel.summaries import lead_stage_times
 from crmstats.sources import load_crm
 from crmstats.vocabulary import interval_columns, with_old_column_names
@@ -385,11 +386,11 @@ class LeadScoringModel(Estimator):
         penalty = float(self.penalty)
         if not penalty >= 0:
             raise ValueError(f"penalty must be >= 0, got {self.penalty}")
-        glm = sm.GLM(y[~test], x[~test], family=sm.families.Binomial())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 if penalty > 0:
+                    glm = sm.GLM(y[~test], x[~test], family=sm.families.Binomial())
                     alpha = np.full(x.shape[1], penalty / max(int((~test).sum()), 1))
                     alpha[0] = 0.0  # the intercept is not penalised
                     params = pd.Series(glm.fit_regularized(alpha=alpha, L1_wt=0.0).params,
@@ -399,9 +400,10 @@ class LeadScoringModel(Estimator):
                     info = (xt * (p_t * (1 - p_t))[:, None]).T @ xt + np.diag(alpha) * len(xt)
                     se = pd.Series(np.sqrt(np.diag(np.linalg.inv(info))), index=x.columns)
                     pvalues = pd.Series(2 * special.ndtr(-np.abs(params / se)), index=x.columns)
-                else:
-                    result = glm.fit()
-                    params, se, pvalues = result.params, result.bse, result.pvalues
+                else:  # statsmodels' IRLS without its model objects (funnel._irls)
+                    est, err, pv, _ = logistic_irls(x[~test].to_numpy(float),
+                                                    y[~test].to_numpy(float))
+                    params, se, pvalues = (pd.Series(v, index=x.columns) for v in (est, err, pv))
             except np.linalg.LinAlgError as exc:
                 raise DataError(f"leads table: the features are collinear ({exc}); drop a "
                                 "redundant feature", table="leads") from None
