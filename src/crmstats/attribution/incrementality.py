@@ -5,7 +5,7 @@ Journey-based models (rules, Markov, Shapley) credit channels for being
 the conversion probability of **every** journey — converting or not — on its
 channel exposure, in the family of Shao & Li's logistic multi-touch model [1]_
 and Dalessandro et al.'s causally motivated attribution [2]_: a logistic
-regression (statsmodels binomial GLM) or a noisy-OR model
+regression (binomial, fitted by Newton's method) or a noisy-OR model
 (:mod:`crmstats.attribution.noisy_or`: each channel independently brings
 about a conversion, among the contacts in the market at all) on each
 channel's presence, optionally the log of its number of touches and a
@@ -48,6 +48,7 @@ from crmstats.attribution.counterfactual import (
     _noisy_or_summary,
     _untouched_rows,
     _with_covariates,
+    logit_fit,
 )
 from crmstats.attribution.noisy_or import (
     noisy_or_fit,
@@ -80,8 +81,8 @@ class IncrementalityModel(Estimator):
         the journey's last weighs ``0.5 ** (j / half_life)`` (paths carry the
         order of touches, not their times, so the decay is counted in touches).
     penalty : float or "auto"
-        Ridge penalty (statsmodels ``fit_regularized``, ``L1_wt=0``) on the
-        channel coefficients, per journey. ``"auto"`` fits the plain
+        Ridge penalty on the channel and covariate coefficients, per path row
+        (statsmodels ``fit_regularized(L1_wt=0)``'s scaling). ``"auto"`` fits the plain
         maximum-likelihood model and falls back to a ridge of ``1 / journeys``
         when a channel is thin (fewer than ``min_conversions`` conversions
         among its journeys) or the fit does not converge.
@@ -236,36 +237,6 @@ class IncrementalityModel(Estimator):
         return x, names, len(blocks)
 
     # ------------------------------------------------------------------ fitting
-    def _fit_glm(self, exog, conv, nulls, start=None, penalty=None):
-        import statsmodels.api as sm
-        from statsmodels.tools.sm_exceptions import (
-            ConvergenceWarning as SMConvergenceWarning,
-        )
-        from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
-
-        endog = np.column_stack([conv, nulls])
-        keep = (conv + nulls) > 0
-        model = sm.GLM(endog[keep], exog[keep], family=sm.families.Binomial())
-        if penalty is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", SMConvergenceWarning)
-                warnings.simplefilter("error", PerfectSeparationWarning)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                try:
-                    res = model.fit(start_params=start, maxiter=100)
-                    if np.all(np.isfinite(res.params)) and res.converged:
-                        return res, False
-                except (SMConvergenceWarning, PerfectSeparationWarning, np.linalg.LinAlgError,
-                        ValueError):
-                    pass
-            penalty = 1.0 / max(float((conv + nulls).sum()), 1.0)
-        alpha = np.full(exog.shape[1], float(penalty))
-        alpha[0] = 0.0  # the intercept is not penalised
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = model.fit_regularized(alpha=alpha, L1_wt=0.0, start_params=start, maxiter=300)
-        return res, True
-
     def fit(self, paths, untouched: pd.DataFrame | None = None) -> IncrementalityModel:
         """Fit the conversion model on every journey and compute incremental conversions.
 
@@ -323,10 +294,9 @@ class IncrementalityModel(Estimator):
         exog = np.column_stack([np.ones(len(x)), x, cov])
         fits = {}
         if self.link in ("logit", "auto"):
-            res, penalised = self._fit_glm(exog, conv, nulls, penalty=penalty)
-            params = np.asarray(res.params, dtype=float)
-            fits["logit"] = (params, res, penalised, _logit_loglik(params, exog, conv, nulls),
-                             penalised or bool(getattr(res, "converged", True)))
+            params, se, p_value, penalised, ok = logit_fit(exog, conv, nulls, penalty=penalty)
+            fits["logit"] = (params, (se, p_value), penalised,
+                             _logit_loglik(params, exog, conv, nulls), ok)
         if self.link in ("noisy_or", "auto"):
             theta, ok, ll = noisy_or_fit(x, cov, conv, nulls, penalty=penalty or 0.0)
             fits["noisy_or"] = (theta, None, penalty is not None, ll, ok)
@@ -359,7 +329,8 @@ class IncrementalityModel(Estimator):
             self.bootstrap_ = pd.DataFrame(boot, columns=idx)
         terms = ["intercept", *names, *cov_names] + (["baseline"] if link == "noisy_or" else [])
         if link == "logit":
-            self.summary_ = self._summary(res, params, terms, penalised)
+            self.summary_ = summary_table(terms, params, res[0], p_value=res[1],
+                                          index_name="term")
         else:
             self.summary_ = _noisy_or_summary(params, x, cov, trials, terms, penalised)
         self.channels_ = list(data.channels)
@@ -473,16 +444,6 @@ class IncrementalityModel(Estimator):
         rng = np.random.default_rng(self.seed)
         return rng.multivariate_normal(centre, cov, size=int(self.n_bootstrap),
                                        method="eigh")
-
-    @staticmethod
-    def _summary(res, params, names, penalised):
-        if penalised:
-            se = np.full(len(params), np.nan)
-            p = np.full(len(params), np.nan)
-        else:
-            se = np.asarray(res.bse, dtype=float)
-            p = np.asarray(res.pvalues, dtype=float)
-        return summary_table(names, params, se, p_value=p, index_name="term")
 
     @property
     def shares_(self) -> pd.Series:
