@@ -98,3 +98,24 @@ def test_the_total_interval_uses_the_models_correlated_replicates():
     assert cal["share"].isna().all()
     Fitted.bootstrap_ = None
     assert A.calibrate(Fitted(), lifts)["share"].notna().all()
+
+
+def test_a_noisy_or_fit_run_off_to_infinite_hazards_is_not_chosen():
+    """3,000 contacts adjusted for three contact columns: the noisy-OR's likelihood rises along
+    a ridge to an in-market chance of 5 % and hazards of 10^4 (every touched journey in the
+    market converts), where the increments are inf - inf; the old fit kept it by AIC and its
+    intervals raised numpy's LinAlgError. Now it is not converged, the logistic link is used."""
+    crm = simulate_crm(seed=201, n_contacts=3000, holdout_share=0.1)
+    by = ["company_size", "industry", "job_title"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cells = A.build_paths(crm.touchpoints, crm.conversions, contacts=crm.contacts, by=by)
+    untouched = A.untouched_journeys(crm.experiments, crm.touchpoints, crm.conversions,
+                                     contacts=crm.contacts, by=by)
+    model = A.IncrementalityModel(n_bootstrap=20, covariates=by).fit(cells, untouched=untouched)
+    assert model.link_ == "logit" and model.converged_
+    assert np.isfinite(model.attribution_.to_numpy()).all()
+    with pytest.warns(Warning, match="did not converge"):
+        forced = A.IncrementalityModel(n_bootstrap=20, covariates=by, link="noisy_or").fit(
+            cells, untouched=untouched)
+    assert not forced.converged_

@@ -300,12 +300,16 @@ class IncrementalityModel(Estimator):
         if self.link in ("noisy_or", "auto"):
             theta, ok, ll = noisy_or_fit(x, cov, conv, nulls, penalty=penalty or 0.0)
             fits["noisy_or"] = (theta, None, penalty is not None, ll, ok)
-        # Akaike's criterion between the two links (the noisy-OR has one parameter more)
-        link = min(fits, key=lambda name: len(fits[name][0]) - fits[name][3])
+        # Akaike's criterion between the two links (the noisy-OR has one parameter more), among
+        # the fits that converged (a noisy-OR run off to infinite hazards on little data has
+        # the higher likelihood and no finite increments)
+        usable = [name for name in fits if fits[name][4] and np.all(np.isfinite(fits[name][0]))]
+        link = min(usable or list(fits), key=lambda name: len(fits[name][0]) - fits[name][3])
         params, res, penalised, loglik, converged = fits[link]
-        if not np.all(np.isfinite(params)):
-            warnings.warn("IncrementalityModel: the conversion model has non-finite "
-                          "coefficients", ConvergenceWarning, stacklevel=2)
+        if not np.all(np.isfinite(params)) or not converged:
+            warnings.warn(f"IncrementalityModel: the {link} conversion model did not converge "
+                          "(too few journeys for its coefficients?); its increments may be "
+                          "missing or unreliable", ConvergenceWarning, stacklevel=2)
         self.link_ = link
         inc = self._increments_of(params, exog, trials, k, n_blocks)
         # mean conversion value of each channel's converting journeys
@@ -441,6 +445,8 @@ class IncrementalityModel(Estimator):
             cov = jac @ np.linalg.pinv(info) @ jac.T
         cov = (cov + cov.T) / 2
         centre = noisy_or_increments(theta, x, z, trials, k, n_blocks)
+        if not (np.all(np.isfinite(cov)) and np.all(np.isfinite(centre))):
+            return None  # a degenerate fit (warned in fit): no intervals
         rng = np.random.default_rng(self.seed)
         return rng.multivariate_normal(centre, cov, size=int(self.n_bootstrap),
                                        method="eigh")

@@ -45,6 +45,9 @@ __all__ = ["noisy_or_fit", "noisy_or_increments", "noisy_or_information", "noisy
            "noisy_or_prob"]
 
 _TINY = 1e-12
+#: A channel hazard above this (1 - exp(-30): the channel converts every in-market journey it
+#: touches) marks a fit that ran off to the boundary (see :func:`noisy_or_fit`).
+MAX_HAZARD = 30.0
 
 
 def _expit(z):
@@ -181,7 +184,8 @@ def noisy_or_fit(x, z, conv, nulls, *, penalty=0.0, start=None, rows=None, info=
         Fisher information of a nearby fit for chord steps (:func:`_scoring`).
 
     Projected Fisher scoring (:func:`_scoring`); L-BFGS-B with the bounds
-    finishes a start that scoring does not bring to convergence.
+    finishes a start that scoring does not bring to convergence. A fit with a
+    hazard above :data:`MAX_HAZARD` is reported as not converged (degenerate).
     """
     from scipy.optimize import minimize
 
@@ -203,7 +207,12 @@ def noisy_or_fit(x, z, conv, nulls, *, penalty=0.0, start=None, rows=None, info=
             best, best_f, best_ok = theta, f, ok
         if ok:  # the second start is for a first that does not converge
             break
-    return best, bool(best_ok and np.all(np.isfinite(best))), -float(best_f)
+    # a hazard past MAX_HAZARD makes its channel convert every in-market journey for certain:
+    # the in-market chance then shrinks to the touched journeys' conversion rate and the
+    # hazards run off to infinity (small data: the likelihood is flat along that ridge) — a
+    # degenerate fit, not a converged one
+    runaway = bool(np.any(best[1:1 + q] > MAX_HAZARD))
+    return best, bool(best_ok and np.all(np.isfinite(best)) and not runaway), -float(best_f)
 
 
 def noisy_or_information(theta, x, z, trials):
@@ -226,7 +235,8 @@ def noisy_or_increments(theta, x, z, trials, k, n_blocks):
     for c in range(k):
         rows = x[:, c] > 0
         cols = [blk * k + c for blk in range(n_blocks)]
-        e_wo = e[rows] * np.exp(x[np.ix_(rows, cols)] @ lam[cols])
+        with np.errstate(over="ignore", invalid="ignore"):  # a degenerate fit: inf (warned)
+            e_wo = e[rows] * np.exp(x[np.ix_(rows, cols)] @ lam[cols])
         out[c] = np.sum(trials[rows] * a[rows] * miss * (e_wo - e[rows]))
     return out
 
@@ -242,7 +252,8 @@ def noisy_or_jacobian(theta, x, z, trials, k, n_blocks):
         cols = [blk * k + c for blk in range(n_blocks)]
         xr = x[rows]
         e_r = e[rows]
-        e_wo = e_r * np.exp(xr[:, cols] @ lam[cols])
+        with np.errstate(over="ignore", invalid="ignore"):
+            e_wo = e_r * np.exp(xr[:, cols] @ lam[cols])
         r = trials[rows] * a[rows] * miss
         diff = e_wo - e_r
         g_eta = r * (1.0 - a[rows]) * diff
