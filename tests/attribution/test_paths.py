@@ -127,3 +127,21 @@ def test_bad_path_counts_name_the_column_and_rows(frame, column):
     assert err.value.table == "paths"
     assert err.value.column == column
     assert err.value.rows == [1]
+
+
+def test_paths_with_equal_counts_are_in_tuple_order():
+    """Most journeys first, then most conversions, then the path (tuple order: a path
+    before its extensions, "a" before "a b" before "b")."""
+    journeys = [("a", "b"), ("a",), ("a b",), ("b",), ("a", "a"), ("b", "a"), ("a", "b", "a")]
+    rows, conv = [], []
+    for j, path in enumerate(journeys * 2 + [("b",)]):
+        for k, channel in enumerate(path):
+            rows.append((f"j{j}", pd.Timestamp("2024-01-01") + pd.Timedelta(hours=k), channel))
+    tp = pd.DataFrame(rows, columns=["journey_id", "timestamp", "channel"])
+    conv = pd.DataFrame({"journey_id": ["j0"], "timestamp": [pd.Timestamp("2024-02-01")],
+                         "value": [5.0]})
+    got = build_paths(tp, conv)
+    expected = sorted(got.itertuples(index=False),
+                      key=lambda r: (-(r.conversions + r.nulls), -r.conversions, r.path))
+    assert list(got["path"]) == [r.path for r in expected]
+    assert list(got["path"][:2]) == [("b",), ("a", "b")]

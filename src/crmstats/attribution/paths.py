@@ -192,9 +192,13 @@ def build_paths(
     if half_life_s is not None:
         out = _attach_decay(t, journeys, out, half_life_s)
     out["_n"] = out["conversions"] + out["nulls"]
-    order = ["_n", "conversions", "path", *keys[1:]]
+    # paths sort by their rank among the distinct paths (tuple order): the same order as
+    # sorting the tuples themselves, one comparison per pair of distinct paths, not per row
+    rank = {p: i for i, p in enumerate(sorted(set(out["path"])))}
+    out["_p"] = out["path"].map(rank).astype("int64")
+    order = ["_n", "conversions", "_p", *keys[1:]]
     out = out.sort_values(order, ascending=[False, False] + [True] * (len(order) - 2),
-                          kind="mergesort", na_position="last").drop(columns="_n")
+                          kind="mergesort", na_position="last").drop(columns=["_n", "_p"])
     return out.reset_index(drop=True)
 
 
