@@ -156,3 +156,20 @@ def test_numeric_covariates_make_every_pattern_unique(shop):
                          np.ones(len(summary)))
     assert table.n_patterns == len(summary)
     assert isinstance(model.summary_, pd.DataFrame)
+
+
+def test_subsample_warm_start_reaches_the_same_optimum(shop, monkeypatch):
+    """Large fits start from the estimate on every 4th row (weights x 4): same optimum."""
+    from crmstats.clv.models import covariate_fit
+
+    summary, X = shop
+    cold = ParetoNBDModel().fit(summary, covariates=X)
+    monkeypatch.setattr(covariate_fit, "WARM_ROWS", 100)
+    calls = []
+    real = covariate_fit._subsample
+    monkeypatch.setattr(covariate_fit, "_subsample", lambda p: calls.append(1) or real(p))
+    warm = ParetoNBDModel().fit(summary, covariates=X)
+    assert calls and warm.converged_
+    assert warm.log_likelihood_ == pytest.approx(cold.log_likelihood_, rel=1e-12)
+    np.testing.assert_allclose(warm.params_.iloc[:4], cold.params_.iloc[:4], rtol=1e-5)
+    np.testing.assert_allclose(warm.params_.iloc[4:], cold.params_.iloc[4:], atol=1e-5)

@@ -56,6 +56,8 @@ class ParetoNBDModel(BaseModel):
     _has_gradient = True
     _has_hessian = True
     _log_kinds = ("shape", "scale", "shape", "scale")
+    #: The second start only where the first fails (Newton in a box rarely does).
+    _first_success_suffices = True
 
     def _at_boundary(self):
         """Describe the edge: no dropout, one dropout rate for all, or the edge of the box.
