@@ -3,7 +3,10 @@
 The functions here take the model (a :class:`~crmstats.clv.models.base.BaseModel`
 whose class names the scale parameter of each process in
 ``_covariate_scales``) and work on its own no-covariate likelihood, one
-covariate pattern at a time.
+covariate pattern at a time (Pareto/NBD: every pattern at once, with the
+analytic derivatives of :mod:`._pareto_covariates`). A little over 500
+lines: fitting, inference, likelihood and prediction groups share the
+``Patterns`` split and the model's keep-and-restore facts.
 """
 
 from __future__ import annotations
