@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmstats.attribution.noisy_or import noisy_or_information
+from crmstats.attribution.noisy_or import _blocks, noisy_or_information
 from crmstats.attribution.paths import PathData, _encode_paths, _numeric
 from crmstats.estimator import summary_table
 from crmstats.exceptions import DataError
@@ -147,12 +147,18 @@ def _logit_newton(x, conv, nulls, pen, max_iter=100, tol=1e-9):
         return float(-np.sum(conv * np.logaddexp(0.0, -eta) + nulls * np.logaddexp(0.0, eta))
                      - 0.5 * np.sum(penalty * b * b))
 
+    def hessian(b, p):
+        out = np.diag(penalty)
+        for rows in _blocks(len(x)):  # a block of weighted rows at a time (memory)
+            out += (x[rows] * (trials[rows] * p[rows] * (1 - p[rows]))[:, None]).T @ x[rows]
+        return out
+
     f = objective(beta)
     hess = None
     for _ in range(max_iter):
         p = _expit(x @ beta)
         grad = x.T @ (conv - trials * p) - penalty * beta
-        hess = (x * (trials * p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        hess = hessian(beta, p)
         try:
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
@@ -169,9 +175,7 @@ def _logit_newton(x, conv, nulls, pen, max_iter=100, tol=1e-9):
         if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > 40.0:
             return beta, hess, False
         if np.max(np.abs(step)) < tol:
-            p = _expit(x @ beta)
-            hess = (x * (trials * p * (1 - p))[:, None]).T @ x + np.diag(penalty)
-            return beta, hess, True
+            return beta, hessian(beta, _expit(x @ beta)), True
     return beta, hess, False
 
 
@@ -192,7 +196,7 @@ def logit_fit(exog, conv, nulls, penalty=None):
     from scipy.special import ndtr
 
     keep = (conv + nulls) > 0
-    x, c, n = exog[keep], conv[keep], nulls[keep]
+    x, c, n = (exog, conv, nulls) if keep.all() else (exog[keep], conv[keep], nulls[keep])
     k = x.shape[1]
     if penalty is None:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

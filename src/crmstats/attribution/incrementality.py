@@ -341,9 +341,7 @@ class IncrementalityModel(Estimator):
         self.attribution_ = attribution
         self.n_obs_ = int(trials.sum())
         self.conversions_ = float(conv.sum())
-        bare = exog.copy()
-        bare[:, 1:1 + x.shape[1]] = 0.0
-        self.baseline_ = float(np.sum(trials * self._prob(params, bare, x.shape[1])))
+        self.baseline_ = float(np.sum(trials * self._bare_prob(params, exog, x.shape[1])))
         self.penalised_ = bool(penalised)
         self.converged_ = bool(converged)
         self.log_likelihood_ = float(loglik)
@@ -352,11 +350,11 @@ class IncrementalityModel(Estimator):
         return self
 
     # ------------------------------------------------------------------ the two links
-    def _prob(self, params, exog, q):
-        """Conversion probability of design rows ``[1, q channel terms, covariates]``."""
+    def _bare_prob(self, params, exog, q):
+        """Conversion probability of every design row with its channel terms removed."""
         if self.link_ == "logit":
-            return _expit(exog @ params)
-        return noisy_or_prob(params, exog[:, 1:1 + q], exog[:, 1 + q:])
+            return _expit(params[0] * exog[:, 0] + exog[:, 1 + q:] @ params[1 + q:])
+        return noisy_or_prob(params, np.zeros((len(exog), q)), exog[:, 1 + q:])
 
     def _increments_of(self, params, exog, trials, k, n_blocks):
         if self.link_ == "logit":
