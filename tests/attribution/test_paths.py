@@ -145,3 +145,33 @@ def test_paths_with_equal_counts_are_in_tuple_order():
                       key=lambda r: (-(r.conversions + r.nulls), -r.conversions, r.path))
     assert list(got["path"]) == [r.path for r in expected]
     assert list(got["path"][:2]) == [("b",), ("a", "b")]
+
+
+def test_models_on_one_frame_read_its_paths_once(monkeypatch):
+    """Ten models on one frame of paths encode it once; an edited frame is read again."""
+    from crmstats.attribution import MarkovAttribution, heuristic
+    from crmstats.attribution import paths as paths_module
+
+    frame = pd.DataFrame({"path": [("a", "b"), ("b",), ("a",), ("b", "a", "c")],
+                          "conversions": [3, 1, 2, 1], "value": [30.0, 5.0, 12.0, 8.0],
+                          "nulls": [5, 9, 4, 2]})
+    reads = []
+    original = paths_module._as_path_data
+
+    def counting(paths, **kw):
+        reads.append(1)
+        return original(paths, **kw)
+
+    monkeypatch.setattr(paths_module, "_as_path_data", counting)
+    linear = heuristic(frame, "linear")
+    heuristic(frame, "first_touch")
+    chain = MarkovAttribution().fit(frame)
+    assert len(reads) == 1
+    frame.loc[0, "conversions"] = 30  # an edit: read again, and the credit follows it
+    again = heuristic(frame, "linear")
+    assert len(reads) == 2
+    assert again.loc["a", "conversions"] == linear.loc["a", "conversions"] + 27 / 2
+    monkeypatch.setattr(paths_module, "_as_path_data", original)
+    fresh = MarkovAttribution().fit(frame.copy())
+    assert not np.allclose(fresh.removal_effects_.to_numpy(),
+                           chain.removal_effects_.to_numpy())

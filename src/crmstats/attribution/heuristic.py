@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from crmstats.attribution.paths import _as_path_data
+from crmstats.attribution.paths import _path_data_once
 from crmstats.exceptions import DataError
 
 __all__ = ["HEURISTIC_MODELS", "heuristic"]
@@ -64,7 +64,7 @@ def heuristic(
     """
     if model not in HEURISTIC_MODELS:
         raise ValueError(f"model must be one of {', '.join(HEURISTIC_MODELS)}; got {model!r}")
-    data = _as_path_data(paths)
+    data = _path_data_once(paths)
     n_touch = len(data.codes)
     owner = data.owner
     lengths = data.lengths

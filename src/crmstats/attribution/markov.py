@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
-from crmstats.attribution.paths import PathData, _as_path_data
+from crmstats.attribution.paths import PathData, _path_data_once
 from crmstats.estimator import Estimator
 from crmstats.exceptions import DataError
 
@@ -108,7 +108,7 @@ class MarkovAttribution(Estimator):
         """
         if self.order not in (1, 2, 3) or isinstance(self.order, bool):
             raise ValueError(f"order must be 1, 2 or 3, got {self.order!r}")
-        data = _as_path_data(paths)
+        data = _path_data_once(paths)
         weight = data.conversions + data.nulls
         if data.conversions.sum() <= 0:
             raise DataError("paths table: no conversions; attribution needs at least one "

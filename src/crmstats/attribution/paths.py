@@ -19,7 +19,8 @@ References
 
 Just over 500 lines: building path counts in-database, the ChannelAttribution
 converters and the one reader every model uses on its input (``_as_path_data``:
-encoding the paths, merging duplicate rows) define one frame and stay together.
+encoding the paths, merging duplicate rows; ``_path_data_once`` reads a frame
+once for many models) define one frame and stay together.
 """
 
 from __future__ import annotations
@@ -443,6 +444,20 @@ def _as_path_data(paths: Any, *, sep: str = ">") -> PathData:
                             "per touch of each path", table="paths", column="decay_conversions")
         data.decay_conversions, data.decay_value = dc, dv
     return _merge_duplicates(data)
+
+
+def _path_data_once(paths: Any) -> PathData:
+    """:func:`_as_path_data`, read once per unchanged DataFrame of path counts.
+
+    The attribution study fits ten models on one frame of paths; each read
+    encodes every path again. A frame edited since (pandas' copy-on-write gives
+    it new arrays) is read anew; models never change a :class:`PathData`.
+    """
+    if not isinstance(paths, pd.DataFrame):
+        return _as_path_data(paths)
+    from crmstats._frames import frame_once
+
+    return frame_once(paths, "attribution.path_data", lambda: _as_path_data(paths))
 
 
 def _encode_paths(raw: pd.Series, sep: str):
