@@ -191,7 +191,7 @@ def build_paths(
     out["value"] = out["value"].fillna(0.0).astype("float64")
 
     if half_life_s is not None:
-        out = _attach_decay(t, journeys, out, half_life_s)
+        out = _attach_decay(t, out, half_life_s)
     out["_n"] = out["conversions"] + out["nulls"]
     # paths sort by their rank among the distinct paths (tuple order): the same order as
     # sorting the tuples themselves, one comparison per pair of distinct paths, not per row
@@ -239,20 +239,22 @@ def _ordered_channels(t):
     return touches.sort().map(lambda touch: touch.channel)
 
 
-def _attach_decay(t, journeys, out: pd.DataFrame, half_life_s: float) -> pd.DataFrame:
+def _attach_decay(t, out: pd.DataFrame, half_life_s: float) -> pd.DataFrame:
     """Per path and position: normalised time-decay weights summed over converting journeys."""
     import ibis
 
     from crmstats.backend import execute
 
     conv = t.filter(t.converted == 1)
+    # the converting journeys' paths from their own touches (every touch of a converting
+    # journey is here), not from the paths of all journeys: a tenth of the rows
+    paths = conv.group_by("jid").aggregate(path=_ordered_channels(conv))
     age = _seconds(conv.conv_at) - _seconds(conv.ts)
     conv = conv.mutate(
         w=(ibis.literal(0.5) ** (age / half_life_s)),
         pos=ibis.row_number().over(group_by=conv.jid, order_by=[conv.ts, conv.channel]),
     )
     conv = conv.mutate(wn=conv.w / conv.w.sum().over(group_by=conv.jid))
-    paths = journeys.filter(journeys.converted == 1).select("jid", "path")
     j = conv.join(paths, "jid")
     per = j.group_by(["path", "pos"]).aggregate(dc=j.wn.sum(), dv=(j.wn * j.value).sum())
     long = execute(per)
