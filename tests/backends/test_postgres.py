@@ -7,6 +7,7 @@ the small result comes back).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -158,3 +159,23 @@ def test_a_source_file_maps_database_tables(postgres, pg_tables, tmp_path):
     assert crm.name == "Warehouse"
     pd.testing.assert_frame_equal(conversion(crm.stage_events),
                                   conversion(pg_tables["stage_events"]))
+
+
+def _decay(frame):
+    """The time-decay columns as flat arrays, rows in path order."""
+    out = _sorted_paths(frame)
+    return (np.concatenate([np.asarray(v, float) for v in out["decay_conversions"]]),
+            np.concatenate([np.asarray(v, float) for v in out["decay_value"]]))
+
+
+def test_time_decay_paths_on_postgres_equal_duckdb(small_crm, pg_tables):
+    from crmstats.attribution import build_paths
+
+    expected = build_paths(small_crm.touchpoints, small_crm.conversions, half_life=7.0)
+    got = build_paths(pg_tables["touchpoints"], pg_tables["conversions"], half_life=7.0)
+    cols = ["path", "conversions", "value", "nulls"]
+    pd.testing.assert_frame_equal(_sorted_paths(got)[cols], _sorted_paths(expected)[cols],
+                                  check_dtype=False, check_exact=False, rtol=1e-9)
+    for a, b in zip(_decay(got), _decay(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert _decay(expected)[0].sum() == pytest.approx(expected["conversions"].sum())
