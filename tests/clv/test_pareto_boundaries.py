@@ -98,3 +98,39 @@ def test_one_dropout_rate_for_everyone_is_the_s_to_infinity_edge():
     else:
         assert caught
     assert s / beta == pytest.approx(1 / 30, rel=0.25)
+
+
+@pytest.mark.slow
+def test_random_shops_every_fit_ends_finite_and_no_dropout_is_seen():
+    """Twelve random shops (no dropout, one exponential rate, or gamma-spread rates; half with
+    two covariates): each fit returns finite parameters, likelihood and P(alive), and in a shop
+    without dropout most customers are judged alive."""
+    rng = np.random.default_rng(11)
+    for i in range(12):
+        n = int(rng.integers(200, 1000))
+        mode = i % 3
+        T = rng.uniform(10, 80, n).round()
+        lam = rng.gamma(np.exp(rng.uniform(-1.5, 1.5)), 1 / np.exp(rng.uniform(0, 4)), n)
+        if mode == 0:
+            life = np.full(n, np.inf)
+        elif mode == 1:
+            life = rng.exponential(np.exp(rng.uniform(1, 5)), n)
+        else:
+            life = rng.exponential(1 / rng.gamma(0.5, 1 / np.exp(rng.uniform(-5, 0)), n))
+        seen = np.minimum(life, T)
+        x = rng.poisson(lam * seen)
+        x[0] = max(x[0], 1)
+        tx = np.where(x > 0, np.floor(seen * 7 * rng.beta(np.maximum(x, 1), 1)) / 7, 0.0)
+        summary = with_units(pd.DataFrame(
+            {"frequency": x.astype(float), "recency": tx, "T": T},
+            index=pd.Index([f"C{j}" for j in range(n)], name="customer_id")), period="D",
+            time_unit="W")
+        X = pd.DataFrame({"a": rng.integers(0, 2, n).astype(float),
+                          "b": rng.integers(0, 3, n).astype(float)},
+                         index=summary.index) if i % 2 else None
+        model, _ = _fit(summary, X)
+        assert np.all(np.isfinite(model.params_)) and np.isfinite(model.log_likelihood_)
+        alive = model.probability_alive(summary)
+        assert np.isfinite(alive).all()
+        if mode == 0:  # nobody dropped out: the fit sees most customers alive
+            assert alive.median() > 0.9, (i, model.params_)
