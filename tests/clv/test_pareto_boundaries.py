@@ -134,3 +134,53 @@ def test_random_shops_every_fit_ends_finite_and_no_dropout_is_seen():
         assert np.isfinite(alive).all()
         if mode == 0:  # nobody dropped out: the fit sees most customers alive
             assert alive.median() > 0.9, (i, model.params_)
+
+
+def _quad_loglik(params, x, tx, T):
+    """Per-customer Pareto/NBD log-likelihood with the death integral by scipy's quad (eq. 11
+    of Fader & Hardie's note before its hypergeometric closed form)."""
+    from scipy import integrate
+    from scipy.special import gammaln
+
+    r, a, s, b = params
+    out = []
+    for xi, ti, Ti in zip(x, tx, T, strict=True):
+        alive = -(r + xi) * np.log(a + Ti) - s * np.log(b + Ti)
+        dead = 0.0
+        if Ti > ti:
+            dead = s * integrate.quad(lambda t, xi=xi, Ti=Ti: np.exp(
+                -(r + xi) * np.log(a + t) - (s + 1) * np.log(b + t)
+                + (r + xi) * np.log(a + Ti) + s * np.log(b + Ti)), ti, Ti,
+                epsabs=0, epsrel=1e-12, limit=200)[0]
+        out.append(gammaln(r + xi) - gammaln(r) + r * np.log(a) + s * np.log(b) + alive
+                   + np.log1p(dead))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("params", [(0.616, 13.9, 78.9, 5942.0),      # the demo's s = 79
+                                    (0.616, 13.9, 31212.0, 2.36e6)])  # and at the s -> inf edge
+def test_likelihood_and_p_alive_at_large_s_equal_direct_integration(params):
+    """Far-apart scales with a large s: the 64-node rule was off by 27 in log J there, and
+    scipy's hyp2f1 (the model's likelihood before) by 887 in the demo's log-likelihood; the
+    second case failed on 08395d3."""
+    from scipy.special import gammaln
+
+    rng = np.random.default_rng(2)
+    n = 60
+    T = np.round(rng.uniform(30, 60, n) * 7) / 7
+    x = rng.integers(0, 25, n).astype(float)
+    tx = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * T * 7) / 7, 0.0)
+    summary = with_units(pd.DataFrame({"frequency": x, "recency": tx, "T": T},
+                                      index=pd.Index([f"C{i}" for i in range(n)],
+                                                     name="customer_id")),
+                         period="D", time_unit="W")
+    names = ["r", "alpha", "s", "beta"]
+    model = ParetoNBDModel.from_params(dict(zip(names, params, strict=True)), time_unit="W",
+                                       period="D")
+    want = _quad_loglik(params, x, tx, T)
+    assert model.log_likelihood(summary) == pytest.approx(want.sum(), rel=1e-10)
+    r, a, s, b = params
+    log_alive = -(r + x) * np.log(a + T) - s * np.log(b + T)
+    head = gammaln(r + x) - gammaln(r) + r * np.log(a) + s * np.log(b)
+    np.testing.assert_allclose(model.probability_alive(summary),
+                               np.exp(head + log_alive - want), rtol=1e-9)
