@@ -44,7 +44,9 @@ def test_too_few_sales_gives_no_shares_a_plain_finding_and_no_kpi(small_study):
     text = findings.incrementality(lifts, cal, eco, journey_shares=None)
     assert text[0].startswith("Too few sales to estimate")
     assert not any("adds the most" in t or "cheapest" in t for t in text)
-    assert findings.incrementality_kpis(cal, eco, crm.conversions) == {}
+    kpis = findings.incrementality_kpis(cal, eco, crm.conversions)
+    assert set(kpis) == {"channels_adding_sales"}  # no share, no CAC
+    assert kpis["channels_adding_sales"]["value"] == int((cal["lower_95"] > 0).sum())
 
 
 def test_enough_sales_keep_the_shares_and_the_kpis():

@@ -106,19 +106,29 @@ def incrementality_kpis(
 ) -> dict[str, dict[str, Any]]:
     """Return the incrementality study's headline KPIs for :func:`crmstats.book.record_kpis`.
 
-    The share of all sales the channels add (calibrated incremental
-    conversions over the ``conversions`` table's rows) and the blended
-    incremental CAC (``economics``' ``total`` row). Both are left out when
+    The number of channels that add sales (calibrated incremental
+    conversions with a 95 % interval above zero; always given), the share of
+    all sales the channels add (calibrated incremental conversions over the
+    ``conversions`` table's rows) and the blended incremental CAC
+    (``economics``' ``total`` row). The share and the CAC are left out when
     :func:`~crmstats.attribution.calibrate` found too few sales to estimate
     (its shares empty). The CAC is left out when
     the channels add no conversions in total (zero or, on small noisy data, a
     negative estimate): spend per added sale has no value then, and the
     study's findings say so instead of a headline.
     """
+    kpis: dict[str, dict[str, Any]] = {}
+    if "lower_95" in calibrated:
+        kpis["channels_adding_sales"] = {
+            "value": int((calibrated["lower_95"] > 0).sum()),
+            "label": "Channels that add sales (95 % interval above zero)",
+            "kind": "count",
+        }
     if not _measured(calibrated):
-        return {}  # too few sales to estimate: the findings say so instead
+        return kpis  # too few sales to estimate a share: the findings say so instead
     n = len(conversions) if isinstance(conversions, pd.DataFrame) else conversions.count().execute()
     kpis = {
+        **kpis,
         "incremental_sales_share": {
             "value": calibrated["conversions"].sum() / n,
             "label": "Share of sales the channels add (calibrated)",
