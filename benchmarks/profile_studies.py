@@ -5,7 +5,8 @@ Usage: ``python benchmarks/profile_studies.py [--source S] [--only a,b] [--top N
 times the cells without cProfile (whose overhead inflates Python-heavy code);
 ``--modules`` lists what each study imported that the preloaded process had not;
 ``--no-validate`` leaves the preloaded sources unvalidated (as before the kernel
-server validated them).
+server validated them); ``--idle-redraw`` keeps pyplot's redraw of every figure after each
+cell (the kernel server lays figures out instead: ``warm._render_inline_figures_once``).
 
 Runs like a warm book build, without Jupyter: one process imports what the
 warm kernel server imports and makes the studies' built-in sources once
@@ -134,6 +135,10 @@ def main() -> None:
         importlib.import_module("IPython.core.interactiveshell")
     c1 = time.process_time()
     made = preload_sources({str(s.parameters.get("data_source", "demo")) for s in studies})
+    if "--idle-redraw" not in sys.argv:  # as the kernel server does (figures rendered once)
+        from crmstats.book.warm import _render_inline_figures_once
+
+        _render_inline_figures_once()
     if "--no-validate" not in sys.argv:
         validate_preloaded()
     print(f"server: imports CPU {c1 - c0:.2f} s, sources {made} CPU "

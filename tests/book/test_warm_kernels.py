@@ -126,3 +126,125 @@ def test_validate_preloaded_validates_clean_sources_and_leaves_warning_ones(monk
     assert COUNTS["transactions"] == 1
     assert any(issubclass(w.category, DataWarning) and "repeat" in str(w.message)
                for w in caught)
+
+
+FORKED = """
+import json, os, sys
+from pathlib import Path
+from crmstats.book.publish import build_lock
+from crmstats.book.runner import run_studies
+from crmstats.book.studies import Study
+from crmstats.book.warm import warm_kernels
+from crmstats.sources import _PRELOADED
+
+tmp, template, source = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+with build_lock(tmp / "book"), warm_kernels(tmp, [source], fork=True) as kernel:
+    made_here = source in _PRELOADED
+    results = run_studies([Study("s0", "s0", template, {"data_source": source})], tmp / "out",
+                          jobs=1, cwd=tmp, kernel_name=kernel)
+print(json.dumps({"ok": [r.ok for r in results], "errors": [str(r.error) for r in results],
+                  "me": os.getpid(), "made_here": made_here}))
+"""
+
+LINEAGE = (
+    "import os\n"
+    "def target(link):\n"
+    "    try:\n"
+    "        return os.readlink(link)\n"
+    "    except OSError:  # closed meanwhile (listdir's own descriptor)\n"
+    "        return ''\n"
+    "def lock_held(pid):\n"
+    "    fds = f'/proc/{pid}/fd'\n"
+    "    return any(target(f'{fds}/{fd}').endswith('.build.lock') for fd in os.listdir(fds))\n"
+    "server = os.getppid()\n"
+    "print('grandparent', open(f'/proc/{server}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "print('lock', lock_held(os.getpid()) or lock_held(server))"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_server_is_forked_from_the_build(tmp_path, monkeypatch):
+    """The build makes the sources once and forks the server: its kernels inherit them."""
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    template = make_study_template(tmp_path / "t.ipynb", LINEAGE, CELLS[2])
+    proc = subprocess.run([sys.executable, "-c", FORKED, str(tmp_path), str(template),
+                           SMALL_DEMO], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert done["ok"] == [True], done["errors"]
+    assert done["made_here"]  # the demo was made in the build's process, before the fork
+    nb = json.loads((tmp_path / "out" / "s0.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                   for o in c.get("outputs", []))
+    lines = dict(line.split(" ", 1) for line in text.splitlines())
+    assert lines["grandparent"] == str(done["me"])  # kernel <- server <- the build
+    assert lines["lock"] == "False"  # only the build holds its lock
+    assert lines["made_before"] == "True"
+    assert lines["same_data"] == "True"
+    assert lines["validated_here"] == "0"
+
+
+def test_no_fork_while_other_threads_run():
+    """A fork copies other threads' held locks, not the threads: then the server is spawned."""
+    import threading
+
+    from crmstats.book import warm
+
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert not warm._can_fork()
+    finally:
+        release.set()
+        thread.join()
+
+
+FIGURES = """
+import hashlib, json, os, sys
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+pngs, draws = [], []
+
+class Capture(DisplayPublisher):
+    def publish(self, data, metadata=None, **kwargs):
+        if "image/png" in data:
+            pngs.append(hashlib.sha256(str(data["image/png"]).encode()).hexdigest())
+
+class Shell(InteractiveShell):
+    display_pub_class = Capture
+
+    def enable_gui(self, gui=None):  # the inline backend needs no GUI loop
+        pass
+
+if sys.argv[1] == "kernel":  # as in a warm kernel
+    from crmstats.book.warm import _render_inline_figures_once
+    _render_inline_figures_once()
+shell = Shell.instance()
+shell.user_ns["draws"] = draws
+for layout in ("constrained", None):
+    shell.run_cell(
+        "import matplotlib.pyplot as plt\\n"
+        f"fig, ax = plt.subplots(figsize=(4, 3), layout={layout!r})\\n"
+        "im = ax.imshow([[1, 2], [3, 4]])\\n"
+        "fig.colorbar(im, label='a long colour bar label')\\n"
+        "ax.set_title('a title'); ax.set_ylabel('a label')\\n"
+        "fig.canvas.mpl_connect('draw_event', lambda event: draws.append(1))\\n"
+    ).raise_error()
+print(json.dumps({"pngs": pngs, "draws": len(draws)}))
+"""
+
+
+def test_kernels_lay_figures_out_without_drawing_them_twice():
+    """The inline figures are the same bytes with one drawing less each (layout kept)."""
+    out = {}
+    for mode in ("plain", "kernel"):
+        proc = subprocess.run([sys.executable, "-c", FIGURES, mode], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(out["plain"]["pngs"]) == 2
+    assert out["kernel"]["pngs"] == out["plain"]["pngs"]  # a constrained layout included
+    assert out["kernel"]["draws"] == out["plain"]["draws"] - 2  # pyplot's redraw, per figure

@@ -73,6 +73,26 @@ def _kept_studies(studies: list[Study], runs_dir: Path) -> dict[str, tuple[Path,
     return kept
 
 
+def last_seconds(runs_dir: Path, limit: int = 5) -> dict[str, float]:
+    """Each study's wall seconds in the newest of the last ``limit`` runs that ran it to the end.
+
+    The runner starts the longest studies first (:func:`crmstats.book.runner.run_studies`).
+    """
+    seconds: dict[str, float] = {}
+    for folder in _runs(runs_dir)[:limit]:
+        try:
+            data = json.loads((folder / "kpis.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        for slug, entry in (data.get("studies") or {}).items():
+            if slug in seconds or not isinstance(entry, dict) or entry.get("status") != "ok":
+                continue
+            value = entry.get("seconds")
+            if isinstance(value, int | float) and value >= 0:
+                seconds[slug] = float(value)
+    return seconds
+
+
 def _kept_notebook(kept: dict[str, tuple[Path, dict]], slug: str) -> Path:
     """Return the archived notebook of a study kept from an earlier run."""
     folder, entry = kept[slug]

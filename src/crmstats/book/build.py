@@ -70,6 +70,7 @@ from crmstats.book.archive import (
     _kept_studies,
     _published,
     _runs,
+    last_seconds,
     prune_runs,
 )
 from crmstats.book.kpis import (
@@ -163,9 +164,16 @@ def write_toc(studies: list[Study], path: Path, *, root: str = "summary",
 
 
 def _jupyter_book_command(source: Path, out: Path, strict: bool) -> list[str]:
-    exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(source),
-           "--path-output", str(out), "--builder", "html"]
+    import importlib.util
+
+    from crmstats.book.lean import JUPYTER_BOOK
+
+    if importlib.util.find_spec("jupyter_book") is not None:  # this interpreter's, lean
+        cmd = [sys.executable, "-c", JUPYTER_BOOK]
+    else:
+        exe = Path(sys.executable).with_name("jupyter-book")
+        cmd = [str(exe) if exe.exists() else "jupyter-book"]
+    cmd += ["build", str(source), "--path-output", str(out), "--builder", "html"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     return cmd
@@ -288,6 +296,9 @@ def build_book(
         naming each failed notebook and cell; the previously published HTML
         stays in place.
     """
+    from crmstats.book.lean import import_jsonschema
+
+    import_jsonschema()  # before papermill imports it: without what a build never uses
     book_dir = Path(book_dir).resolve()
     studies = load_studies(book_dir / "studies.yml", overrides=params, params_file=params_file)
     check_key()  # a short key fails here once; a new key is announced here, not on a page
@@ -389,7 +400,7 @@ def _run_studies(book_dir: Path, studies: list[Study], result: BuildResult, run_
     with tempfile.TemporaryDirectory(prefix="crmstats-fits-") as fits:
         result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
                                      keep_going=keep_going, on_done=on_done, fit_cache=fits,
-                                     kernel_name=kernel)
+                                     kernel_name=kernel, expected=last_seconds(runs_dir))
         with _fs_step("archiving the run"):
             record = _archive(run_dir, studies, result.studies, params, started, kept,
                               unavailable)

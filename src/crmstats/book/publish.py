@@ -51,9 +51,16 @@ def build_lock(book_dir: Path):
         with _fs_step("taking the build lock"):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD.add(fd)
         yield
     finally:
+        _HELD.discard(fd)
         os.close(fd)
+
+
+#: Descriptors of the build locks this process holds: a kernel server forked from the build
+#: closes them (:mod:`crmstats.book.warm`), so only the build holds its lock.
+_HELD: set[int] = set()
 
 
 #: The publishing steps, in order. A build can be killed between any two of

@@ -115,6 +115,9 @@ def run_study(
         declared type, is undeclared or looks like a credential (checked here,
         before papermill writes any value into the notebook).
     """
+    from crmstats.book.lean import import_jsonschema
+
+    import_jsonschema()  # before papermill imports it (crmstats.book.lean)
     import papermill
 
     template, output = Path(template), Path(output)
@@ -184,6 +187,7 @@ def run_studies(
     on_done: Callable[[StudyResult], None] | None = None,
     fit_cache: str | Path | None = None,
     kernel_name: str | None = None,
+    expected: dict[str, float] | None = None,
 ) -> list[StudyResult]:
     """Run studies in parallel into ``out_dir/<slug>.ipynb``.
 
@@ -209,6 +213,11 @@ def run_studies(
         Kernels already served (a build starts :func:`~crmstats.book.warm.warm_kernels`
         early, so the server makes its sources while the build checks them); default
         warm kernels started here for these studies.
+    expected : dict, optional
+        ``{slug: seconds}`` each study is expected to take (a build gives its last
+        run's): the studies start longest first, so the last one to start is a short
+        one and no core idles while a long study ends. Studies without an expected
+        time start first, in their order; without ``expected`` all keep their order.
 
     Returns
     -------
@@ -235,7 +244,7 @@ def run_studies(
     sources = {str(s.parameters.get("data_source", "demo")) for s in studies}
     served = nullcontext(kernel_name) if kernel_name else warm_kernels(cwd, sources)
     with _fit_cache(fit_cache), served as kernel, ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(one, s) for s in studies]
+        futures = [pool.submit(one, s) for s in longest_first(studies, expected)]
         try:
             for future in as_completed(futures):
                 result = future.result()
@@ -250,6 +259,19 @@ def run_studies(
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return [results[s.slug] for s in studies if s.slug in results]
+
+
+def longest_first(studies: list[Study], expected: dict[str, float] | None) -> list[Study]:
+    """Order ``studies`` for a pool of kernels: unknown times first, then longest first.
+
+    The order of equal times (and of unknown ones) is the studies' own. Greedy
+    longest-first keeps the last core from working alone at the end of a build.
+    """
+    if not expected:
+        return list(studies)
+    rank = {s.slug: i for i, s in enumerate(studies)}
+    return sorted(studies, key=lambda s: (s.slug in expected, -expected.get(s.slug, 0.0),
+                                          rank[s.slug]))
 
 
 @contextmanager
