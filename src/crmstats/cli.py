@@ -137,7 +137,8 @@ def book_build(
         typer.echo(f"running the studies of {book_dir / 'studies.yml'} ...", err=True)
         result = build_book(book_dir, params=run_params, only=only, jobs=jobs,
                             keep_going=keep_going, on_done=print_progress,
-                            keep_runs=keep_runs, params_file=str(params) if params else None)
+                            keep_runs=keep_runs, params_file=str(params) if params else None,
+                            fork_server=True)  # this process does nothing but the build
     except CRMStatsError as exc:
         _fail(exc)
     for repaired in result.recovered:

@@ -248,3 +248,26 @@ def test_kernels_lay_figures_out_without_drawing_them_twice():
     assert len(out["plain"]["pngs"]) == 2
     assert out["kernel"]["pngs"] == out["plain"]["pngs"]  # a constrained layout included
     assert out["kernel"]["draws"] == out["plain"]["draws"] - 2  # pyplot's redraw, per figure
+
+
+def test_the_command_line_forks_the_server_from_its_build(monkeypatch, tmp_path):
+    """``crmstats book build`` (a process that does nothing else) forks; other callers do not."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    import crmstats.book.build as build
+    from crmstats import cli
+    from crmstats.exceptions import CRMStatsError
+
+    assert inspect.signature(build.build_book).parameters["fork_server"].default is False
+    seen = {}
+
+    def fake_build(book_dir, **kwargs):
+        seen.update(kwargs)
+        raise CRMStatsError("stopped here")
+
+    monkeypatch.setattr(build, "build_book", fake_build)
+    result = CliRunner().invoke(cli.app, ["book", "build", "--book-dir", str(tmp_path)])
+    assert "stopped here" in result.output
+    assert seen["fork_server"] is True

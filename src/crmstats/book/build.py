@@ -252,6 +252,7 @@ def build_book(
     on_done: Callable[[StudyResult], None] | None = None,
     keep_runs: int = 30,
     params_file: str | None = None,
+    fork_server: bool = False,
 ) -> BuildResult:
     """Run every study of ``book_dir/studies.yml`` that its source can serve; publish the book.
 
@@ -284,6 +285,12 @@ def build_book(
         always the latest published one); 0 keeps them all.
     params_file : str, optional
         The file ``params`` came from, named in errors about them.
+    fork_server : bool
+        Fork the studies' kernel server from this process once it has made the
+        built-in sources (:func:`crmstats.book.warm.warm_kernels`): the command
+        line does, its process does nothing but the build. A process with state
+        of its own (a Matplotlib backend or style, pandas options, open
+        figures) leaves it off, and the server is a fresh interpreter.
 
     Returns
     -------
@@ -323,7 +330,7 @@ def build_book(
         try:
             return _run_and_publish(book_dir, studies, result, run_dir, params, started,
                                     jobs=jobs, keep_going=keep_going, strict=strict,
-                                    on_done=on_done, chosen=chosen)
+                                    on_done=on_done, chosen=chosen, fork_server=fork_server)
         finally:
             shutil.rmtree(book_dir / "_build.staging", ignore_errors=True)
             prune_runs(runs_dir, keep_runs)
@@ -358,7 +365,7 @@ def _public_record(record: dict[str, Any], personal: tuple, paths: list[str]) ->
 
 def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
                      params, started: str, *, jobs, keep_going, strict, on_done,
-                     chosen: set[str]) -> BuildResult:
+                     chosen: set[str], fork_server: bool = False) -> BuildResult:
     """Run the studies, archive the run and (unless a study failed) publish the book."""
     root = book_dir.parent
     with ExitStack() as server:
@@ -367,7 +374,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         os.environ["MPLBACKEND"] = _runner.INLINE_BACKEND
         kernel = server.enter_context(_runner.warm_kernels(
             root, {str(s.parameters.get("data_source", "demo")) for s in studies
-                   if s.slug in chosen}))
+                   if s.slug in chosen}, fork=fork_server))
         crms, to_run, studies, unavailable, kept, record = _run_studies(
             book_dir, studies, result, run_dir, params, started, kernel, jobs=jobs,
             keep_going=keep_going, on_done=on_done, chosen=chosen)

@@ -7,12 +7,13 @@ statsmodels, Matplotlib and crmstats costs every kernel 3-4 s of CPU — on a
 server process per build that holds all of that once and then forks a
 kernel for every study that asks:
 
-* the build process itself imports the stack, makes the built-in sources (the
-  demo, CDNOW) and validates them, then forks the server (:func:`_fork_server`):
-  the build checks the studies' needs on the same sources, and no second
-  interpreter imports everything and simulates the demo again; a process
-  running other threads spawns the server as a new interpreter instead
-  (``python -m crmstats.book.warm``), which does the same work itself;
+* ``crmstats book build`` imports the stack, makes the built-in sources (the
+  demo, CDNOW) and validates them in its own process, then forks the server
+  (:func:`_fork_server`): the build checks the studies' needs on the same
+  sources, and no second interpreter imports everything and simulates the demo
+  again; any other caller (a session with state of its own) starts the server
+  as a new interpreter (``python -m crmstats.book.warm``), which does the same
+  work itself;
 * a kernel spec ``crmstats-warm`` (in a temporary Jupyter path) whose command
   is :mod:`crmstats.book._warm_launch`, a standard-library script that sends
   its arguments, folder and environment to the server over a Unix socket and
@@ -69,7 +70,7 @@ _NOT_BEFORE_FORK = ("matplotlib_inline.backend_inline",)
 
 
 @contextlib.contextmanager
-def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool | None = None):
+def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = False):
     """Serve warm kernels under the kernel name :data:`KERNEL_NAME` while the context lasts.
 
     ``sources`` are the studies' data sources: the built-in ones (the
@@ -77,13 +78,16 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool | None
     (:func:`crmstats.sources.preload_sources`), so no kernel simulates the
     demo again.
 
-    The server is forked from this process (``fork=True``, the default when
-    this process runs no other thread): the imports, the built-in sources and
-    their validation are done here, once, and this process keeps them too (a
-    build checks the studies' needs on the same sources), instead of a second
-    interpreter importing the stack and simulating the demo again while this
-    one does. Otherwise (``fork=False``, or other threads running, whose locks a
-    fork could copy held) the server is a new interpreter.
+    With ``fork=True`` the server is forked from this process: the imports,
+    the built-in sources and their validation are done here, once, and this
+    process keeps them too (a build checks the studies' needs on the same
+    sources), instead of a second interpreter importing the stack and
+    simulating the demo again while this one does. Only a process that holds
+    nothing else the kernels could inherit should ask for it (``crmstats book
+    build`` does): a session's Matplotlib backend and style, pandas options or
+    open figures would reach every kernel. Otherwise (the default, and always
+    when other threads run, whose locks a fork could copy held) the server is a
+    new interpreter.
 
     Sets ``JUPYTER_PATH`` so the kernel spec is found; yields the kernel name.
     With the environment variable ``CRMSTATS_WARM_KERNELS=0`` it yields
@@ -102,10 +106,11 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool | None
                      "-f", "{connection_file}"],
             "display_name": "Python 3 (crmstats build)", "language": "python",
             "interrupt_mode": "signal"}))
-        if fork is None:
-            fork = _can_fork()
         sources = sorted({str(x) for x in sources})
-        stop = _fork_server(sock, sources) if fork else _spawn_server(sock, sources, cwd)
+        if fork and _can_fork():
+            stop = _fork_server(sock, sources)
+        else:
+            stop = _spawn_server(sock, sources, cwd)
         before = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
         try:
