@@ -168,14 +168,19 @@ def _decay(frame):
             np.concatenate([np.asarray(v, float) for v in out["decay_value"]]))
 
 
-def test_time_decay_paths_on_postgres_equal_duckdb(small_crm, pg_tables):
+def assert_same_decay_paths(crm, tables):
+    """build_paths with time-decay weights on ``tables`` (a database's) equals the frames'."""
     from crmstats.attribution import build_paths
 
-    expected = build_paths(small_crm.touchpoints, small_crm.conversions, half_life=7.0)
-    got = build_paths(pg_tables["touchpoints"], pg_tables["conversions"], half_life=7.0)
+    expected = build_paths(crm.touchpoints, crm.conversions, half_life=7.0)
+    got = build_paths(tables["touchpoints"], tables["conversions"], half_life=7.0)
     cols = ["path", "conversions", "value", "nulls"]
     pd.testing.assert_frame_equal(_sorted_paths(got)[cols], _sorted_paths(expected)[cols],
                                   check_dtype=False, check_exact=False, rtol=1e-9)
     for a, b in zip(_decay(got), _decay(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert _decay(expected)[0].sum() == pytest.approx(expected["conversions"].sum())
+
+
+def test_time_decay_paths_on_postgres_equal_duckdb(small_crm, pg_tables):
+    assert_same_decay_paths(small_crm, pg_tables)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -118,13 +117,6 @@ def test_lifecycle_on_spark_equals_duckdb(small_crm, spark_tables):
 
 
 def test_time_decay_paths_on_spark_equal_duckdb(small_crm, spark_tables):
-    from crmstats.attribution import build_paths
-    from tests.backends.test_postgres import _decay
+    from tests.backends.test_postgres import assert_same_decay_paths
 
-    expected = build_paths(small_crm.touchpoints, small_crm.conversions, half_life=7.0)
-    got = build_paths(spark_tables["touchpoints"], spark_tables["conversions"], half_life=7.0)
-    cols = ["path", "conversions", "value", "nulls"]
-    pd.testing.assert_frame_equal(_sorted_paths(got)[cols], _sorted_paths(expected)[cols],
-                                  check_dtype=False, check_exact=False, rtol=1e-9)
-    for a, b in zip(_decay(got), _decay(expected), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert_same_decay_paths(small_crm, spark_tables)
