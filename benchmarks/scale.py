@@ -106,7 +106,9 @@ try:
 except OSError:
     _cmd = []
 _kernel = any(b"ipykernel" in part for part in _cmd)
-_server = any(b"crmstats.book.warm" in part for part in _cmd)  # forks the study kernels
+# forks the study kernels: a server interpreter, or `crmstats book build`, which forks it
+_server = (any(b"crmstats.book.warm" in part for part in _cmd)
+           or (b"book" in _cmd and b"build" in _cmd))
 if _dir and (_kernel or _server):
     import atexit, json, time
 
@@ -146,7 +148,9 @@ if _dir and (_kernel or _server):
 
     if _kernel:
         _start()
-    else:  # a warm-kernel server: sample in every kernel it forks, not in itself
+    else:  # a warm-kernel server (or the build that forks it): sample in every kernel it
+        # forks; a forked server keeps the handler, so its kernels sample too (the server's
+        # own record has no cells and is left out)
         os.register_at_fork(after_in_child=_start)
 '''
 
