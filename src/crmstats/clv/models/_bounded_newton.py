@@ -57,7 +57,8 @@ def box(kinds, time_scale: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lo), np.array(hi)
 
 
-def bounded_newton(fun, start, lower, upper, maxiter: int = MAXITER, xtol: float = 1e-8):
+def bounded_newton(fun, start, lower, upper, maxiter: int = MAXITER, xtol: float = 1e-8,
+                   stall: bool = True):
     """Minimise ``fun`` (value, gradient, Hessian) in the box ``[lower, upper]``.
 
     Each step: the coordinates at a face with the gradient pushing outward
@@ -70,7 +71,8 @@ def bounded_newton(fun, start, lower, upper, maxiter: int = MAXITER, xtol: float
     :data:`STALL` iterations. Returns what a scipy ``OptimizeResult`` has (``x``,
     ``fun``, ``jac``, ``hess``, ``success``, ``message``, ``nit``; importing
     scipy.optimize for it costs 0.7 s) and ``at_bound``: which coordinates end
-    on a face.
+    on a face. With infinite bounds and ``stall=False`` this is the plain damped
+    Newton of :meth:`~crmstats.clv.models.optimize.OptimizerMixin._newton`.
     """
     x = np.clip(np.asarray(start, dtype=float), lower, upper)
     f, g, h = fun(x)
@@ -96,8 +98,9 @@ def bounded_newton(fun, start, lower, upper, maxiter: int = MAXITER, xtol: float
             step *= 2.0 / size
         t = 1.0
         while True:
-            trial = np.clip(x + t * step, lower, upper)
-            moved = trial - x
+            free_step = t * step  # t is a power of 2: exact
+            trial = np.clip(x + free_step, lower, upper)
+            moved = free_step if np.array_equal(trial, x + free_step) else trial - x
             f_new, g_new, h_new = fun(trial)
             if f_new <= f + 1e-4 * float(g @ moved):
                 break
@@ -114,7 +117,7 @@ def bounded_newton(fun, start, lower, upper, maxiter: int = MAXITER, xtol: float
             break
         x, f, g, h = trial, f_new, g_new, h_new
         history.append(f)
-        if len(history) > STALL and history[-STALL - 1] - f <= STALL_GAIN:
+        if stall and len(history) > STALL and history[-STALL - 1] - f <= STALL_GAIN:
             message, success = (f"converged: the log-likelihood rose by less than {STALL_GAIN:g} "
                                 f"over {STALL} iterations (a ridge toward the edge of the "
                                 "parameter space)"), True

@@ -84,50 +84,15 @@ class Optimizers:
         is below ``xtol`` in every log-parameter (relative change of the
         parameters), or when the value can no longer decrease beyond rounding
         while the step is below 1e-6. ``fun`` replaces the model's objective
-        (the fit with covariates).
+        (the fit with covariates). The loop is :func:`._bounded_newton.bounded_newton`
+        without bounds and without its stall rule.
         """
-        fun = fun or self._objective(data, hessian=True)
-        x = np.asarray(start, dtype=float)
-        f, g, h = fun(x)
-        message, success, it = "maximum number of iterations reached", False, 0
-        while it < int(self.maxiter):
-            it += 1
-            if not (np.isfinite(f) and f < 1e299 and np.all(np.isfinite(h))):
-                message = "non-finite likelihood at the starting point"
-                break
-            vals, vecs = np.linalg.eigh(h)
-            floor = 1e-10 * max(1.0, float(np.abs(vals).max()))
-            step = -vecs @ ((vecs.T @ g) / np.maximum(np.abs(vals), floor))
-            size = float(np.abs(step).max())
-            if size < xtol:
-                message, success = "Newton step below tolerance", True
-                break
-            if size > 2.0:
-                step *= 2.0 / size
-                size = 2.0
-            slope = float(g @ step)
-            t = 1.0
-            while True:
-                trial = x + t * step
-                f_new, g_new, h_new = fun(trial)
-                if f_new <= f + 1e-4 * t * slope:
-                    break
-                if t * size < 1e-6 and f_new - f <= 1e-12 * max(1.0, abs(f)):
-                    break  # the rest is rounding in a sum over many customers
-                t /= 2
-                if t < 1e-10:
-                    message = "the line search found no decrease"
-                    break
-            if t < 1e-10:
-                break
-            if t * size < 1e-6 and f_new >= f:
-                message, success = "converged to rounding precision", True
-                break
-            x, f, g, h = trial, f_new, g_new, h_new
-        from scipy.optimize import OptimizeResult
+        from crmstats.clv.models._bounded_newton import bounded_newton
 
-        return OptimizeResult(x=x, fun=f, jac=g, hess=h, success=success,
-                              message=message, nit=it)
+        fun = fun or self._objective(data, hessian=True)
+        unbounded = np.full(len(start), np.inf)
+        return bounded_newton(fun, start, -unbounded, unbounded, maxiter=int(self.maxiter),
+                              xtol=xtol, stall=False)
 
     def _warm_start(self, data, start: np.ndarray) -> np.ndarray:
         """Return a start near the optimum: the estimate on a systematic subsample of rows.
