@@ -28,7 +28,7 @@ import pandas as pd
 
 from crmstats.exceptions import CRMStatsError, DataError
 
-__all__ = ["backend", "execute", "list_tables", "query_errors", "read_table"]
+__all__ = ["backend", "execute", "execute_arrow", "list_tables", "query_errors", "read_table"]
 
 _BACKEND = None
 _LOCK = threading.Lock()

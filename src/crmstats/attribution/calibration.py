@@ -49,7 +49,7 @@ Intervals are normal.
 gets a standard error too (the model's own replicates when it has them —
 its channels' errors are correlated —, else the channels' variances summed;
 the experiments' errors are independent between channels). When the total's
-95 % interval reaches zero (``enough_sales`` False) the data cannot tell
+95 % interval reaches zero the data cannot tell
 whether the channels add any sales at all, so each channel's part of that
 total is not an estimate: ``share`` is left empty (NaN) rather than printing
 a ratio of two noises (on 2,000 contacts shares of -600 % to +600 %).

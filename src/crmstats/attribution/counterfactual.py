@@ -213,7 +213,7 @@ def logit_fit(exog, conv, nulls, penalty=None):
         penalty = 1.0 / max(float((conv + nulls).sum()), 1.0)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         beta, _, ok = _logit_newton(x, c, n, float(penalty) * max(len(x), 1), max_iter=300)
-    return beta, np.full(k, np.nan), np.full(k, np.nan), True, True
+    return beta, np.full(k, np.nan), np.full(k, np.nan), True, ok
 
 
 def _logit_loglik(params, exog, conv, nulls) -> float:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import comb
 
-from crmstats.attribution.paths import _as_path_data
+from crmstats.attribution.paths import _path_data_once
 from crmstats.estimator import Estimator
 from crmstats.exceptions import DataError
 
@@ -89,7 +89,7 @@ class ShapleyAttribution(Estimator):
         ShapleyAttribution
             ``self``, fitted.
         """
-        data = _as_path_data(paths)
+        data = _path_data_once(paths)
         n = len(data.channels)
         if n > int(self.max_channels):
             raise DataError(

@@ -223,9 +223,9 @@ def curve_table(model) -> pd.DataFrame:
     info = model.curve_information_
     out = pd.DataFrame(index=info.index)
     if "theta" in info:
-        out["carry-over"] = info["theta"]
+        out[CURVE_LABELS["theta"]] = info["theta"]
     else:
-        out["carry-over"] = info[["weibull_shape", "weibull_scale"]].mean(axis=1)
-    out["saturation point"] = info["half_saturation"]
-    out["curve shape"] = info["shape"]
+        out[CURVE_LABELS["theta"]] = info[["weibull_shape", "weibull_scale"]].mean(axis=1)
+    for name in ("half_saturation", "shape"):
+        out[CURVE_LABELS[name]] = info[name]
     return out

@@ -203,8 +203,6 @@ _NAME_TABLE = (
 )
 
 
-
-
 def _source_name(seed: int, sizes: dict) -> str:
     extra = ",".join(f"{k}={v}" for k, v in sizes.items())
     return f"demo:seed={seed}" + (f",{extra}" if extra else "")

@@ -118,25 +118,28 @@ def _open_and_cut(crm, as_of, names: Sequence[str] | None = None):
     # a validated table cut by date is still valid (every check holds on a subset of the
     # rows): marked so, not checked again; inside customer_360 (reuse_validated) the
     # functions it calls trust them
-    cut = {name: _still_valid(t, tables[name], name) for name, t in cut.items()}
+    cut = {name: _still_valid(t, tables[name], name, counted=name == "transactions")
+           for name, t in cut.items()}
     dropped = {name: None for name in crm.tables() if name not in cut}
     out = dataclasses.replace(crm, **cut, **dropped)
     out._checked.update(crm._checked)  # the source's data-quality checks ran on the full tables
     return out, as_of
 
 
-def _still_valid(cut, table, name: str):
+def _still_valid(cut, table, name: str, counted: bool = False):
     """``cut`` (rows of ``table``) validated: marked as ``table`` was, or checked if it was not.
 
     Every check of the gate holds on a subset of a valid table's rows but one: an
-    empty table is an error, which the gate's check then reports as before.
+    empty table is an error, which the gate's check then reports as before
+    (``counted``: the caller already found ``cut`` not empty).
     """
     from crmstats.backend import execute
     from crmstats.validation import as_table
     from crmstats.validation.memory import mark, validated_as
 
     checked = validated_as(table)
-    if checked is None or checked.table != name or int(execute(cut.count())) == 0:
+    if checked is None or checked.table != name or (not counted
+                                                     and int(execute(cut.count())) == 0):
         return as_table(cut, name)
     mark(cut, name, keep=checked)  # no facts: the source's data-quality facts are its own
     return cut
