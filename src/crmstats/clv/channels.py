@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmstats._expr import parse_date
 from crmstats.clv.covariate_keywords import customers_frame, has_covariates
 from crmstats.clv.value import MONTH_IN_UNITS, discounted_purchases, require_converged
 from crmstats.exceptions import DataError
@@ -574,24 +575,11 @@ def _acquired_since(summary: pd.DataFrame, customers: pd.DataFrame,
         first = getattr(summary, "first_purchase", None)
         if first is None or "acquired_at" not in customers.columns:
             return None
-        return _naive_day(first)
+        return parse_date(first, "first_purchase").normalize()
     if "acquired_at" not in customers.columns:
         raise DataError("customers: acquired_since= needs the column acquired_at (when each "
                         "customer was acquired)", table="customers", column="acquired_at")
-    try:
-        return _naive_day(pd.Timestamp(acquired_since))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"acquired_since: expected 'auto', a date or None, got "
-                         f"{acquired_since!r}") from err
-
-
-def _naive_day(ts: pd.Timestamp) -> pd.Timestamp:
-    """Return the day of a timestamp, in UTC without a time zone when it has one."""
-    if pd.isna(ts):
-        raise ValueError("acquired_since: not a date")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.normalize()
+    return parse_date(acquired_since, "acquired_since").normalize()
 
 
 def _acquired_before(customers: pd.DataFrame, since: pd.Timestamp) -> np.ndarray:

@@ -257,7 +257,8 @@ def calibration_holdout_split(
     end_lit = ibis.literal(end.to_pydatetime())
     cal_period = period_index(cal_lit, freq)
     end_period = period_index(end_lit, freq)
-    occ = _occasions(t.filter(up_to(t.timestamp, end)), freq)
+    t = t.filter(up_to(t.timestamp, end))
+    occ = _occasions(t, freq)
     cal = _summary_expr(occ.filter(occ.period <= cal_period), cal_period, freq, unit, monetary)
     hold_occ = occ.filter(occ.period > cal_period)
     hold_aggs = dict(frequency_holdout=hold_occ.count())
@@ -285,7 +286,7 @@ def calibration_holdout_split(
         )
     duration = execute(_elapsed(end_period, cal_period, freq, unit))
     out["duration_holdout"] = float(duration)
-    return label(out, check_units(freq, unit), _first_purchase(t.filter(up_to(t.timestamp, end))))
+    return label(out, check_units(freq, unit), _first_purchase(t))
 
 
 def holdout_period(

@@ -9,6 +9,7 @@ import pandas as pd
 
 from crmstats.book.findings._common import (
     _counted,
+    _date,
     _finite,
     _keep,
     _label,
@@ -58,7 +59,7 @@ def new_customer_value(channel_fit: Any, economics: pd.DataFrame | None = None,
     left_out = int(getattr(channel_fit, "left_out", 0) or 0)
     if left_out:
         since = channel_fit.acquired_since
-        day = f"{since.day} {since:%B %Y}"
+        day = f"{since.day} {_date(since)}"
         out.append(f"{_counted(left_out, 'customer')} acquired before {day}, when "
                    "the transactions start, are left out of these figures: the data hold only "
                    "the later part of their histories, and these long-standing customers would "

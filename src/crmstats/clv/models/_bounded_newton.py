@@ -72,7 +72,7 @@ def bounded_newton(fun, start, lower, upper, maxiter: int = MAXITER, xtol: float
     ``fun``, ``jac``, ``hess``, ``success``, ``message``, ``nit``; importing
     scipy.optimize for it costs 0.7 s) and ``at_bound``: which coordinates end
     on a face. With infinite bounds and ``stall=False`` this is the plain damped
-    Newton of :meth:`~crmstats.clv.models.optimize.OptimizerMixin._newton`.
+    Newton of :meth:`~crmstats.clv.models.optimize.Optimizers._newton`.
     """
     x = np.clip(np.asarray(start, dtype=float), lower, upper)
     f, g, h = fun(x)

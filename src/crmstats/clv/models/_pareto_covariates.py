@@ -34,10 +34,9 @@ derivatives by central differences of the rule), exact for the polynomials
 the rule integrates. ``J`` is needed for the distinct (pattern, x, u) triples
 only, and the rest of the likelihood is elementary.
 
-The fit's reported log-likelihood stays the model's own (hypergeometric)
-evaluation; this module drives the Newton iterations and gives the observed
-information. (An earlier version took ``z > 0.99`` to scipy's ``hyp2f1`` with
-central differences: 19 evaluations per pair at up to 90 µs each near
+The fit's log-likelihood is this module's evaluation (the Newton optimum's),
+and it gives the observed information. (An earlier version took ``z > 0.99``
+to scipy's ``hyp2f1`` with central differences: 19 evaluations per pair at up to 90 µs each near
 ``z = 1``, so 0.3-1 s per Newton iteration on 1,000 customers at the
 no-dropout boundary, and derivatives too rough there for Newton to stop.)
 
@@ -58,7 +57,7 @@ import numpy as np
 from scipy.linalg import eigh_tridiagonal
 from scipy.special import gammaln, polygamma, psi
 
-from crmstats.clv.models._pareto_wide import log_j_terms
+from crmstats.clv.models._pareto_wide import _UPPER, log_j_terms
 
 __all__ = ["PairTable", "log_death", "pattern_derivatives"]
 
@@ -273,10 +272,6 @@ def _log_g(table: PairTable, r, s, alpha, beta):
     return (v, gm, gzeta, gq_new, hmm, hmz * dz, hmq, hzz_new, hzq_new, hqq), rest
 
 
-#: The 10 distinct entries of a symmetric 4 x 4 matrix (upper triangle), row and column.
-_UPPER = [(i, j) for i in range(4) for j in range(i, 4)]
-
-
 def _pair_terms(table: PairTable, r, s, alpha, beta):
     """``log J`` per pair, its gradient (n, 4), Hessian (n, 10: :data:`_UPPER`) in (r, α, s, β)."""
     (Gv, Gm, Gz, Gq, Gmm, Gmz, Gmq, Gzz, Gzq, Gqq), rest = _log_g(table, r, s, alpha, beta)
@@ -370,8 +365,7 @@ def pattern_derivatives(table: PairTable, r: float, s: float, alpha: np.ndarray,
 
     ``alpha``, ``beta``: each pattern's scales. Natural parameters (see
     :func:`to_log_params`); ``order`` 0 gives the values only, 1 no Hessian
-    (None). The values are the quadrature's; the model's own evaluation is
-    the hypergeometric one.
+    (None). The values are the quadrature's, as the model's own evaluation.
     """
     alpha = np.asarray(alpha, dtype=float)
     beta = np.asarray(beta, dtype=float)

@@ -54,7 +54,7 @@ MAX_PANELS = 4000
 _XI, _OMEGA = np.polynomial.legendre.leggauss(N_PANEL)
 _XI, _OMEGA = (_XI + 1) / 2, _OMEGA / 2  # on [0, 1]
 
-#: The 10 distinct entries of a symmetric 4 x 4 matrix (upper triangle), as in the caller.
+#: The 10 distinct entries of a symmetric 4 x 4 matrix (upper triangle), row and column.
 _UPPER = [(i, j) for i in range(4) for j in range(i, 4)]
 
 

@@ -389,6 +389,9 @@ class BaseModel(SummaryRows, Optimizers, Estimator):
         self.n_rows_ = len(data["weights"])
         self.converged_ = bool(best.success)
         self.optimizer_message_ = str(best.message)
+        # the kept run's coordinates on the face of a bounded search (at_bound; none otherwise)
+        self._box_edge = [n for n, b in zip(self._param_names, getattr(best, "at_bound", ()),
+                                            strict=False) if b]
         self._inference(data)
         self.boundary_ = self._at_boundary()
         if self.boundary_:

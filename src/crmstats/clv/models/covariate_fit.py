@@ -303,7 +303,7 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
     start = np.concatenate([np.log(null_params), np.zeros(len(design.coefs))])
     res = None
     if pats.table is not None:
-        from crmstats.clv.models._bounded_newton import bounded_newton, box
+        from crmstats.clv.models._bounded_newton import MAXITER, bounded_newton, box
 
         time_scale = np.average(frame["T"].to_numpy(dtype=float),
                                 weights=None if weights is None else np.maximum(weights, 1e-300))
@@ -311,11 +311,11 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
         sub = _subsample(pats)
         if sub is not None:  # the first steps on a quarter of the rows (weights x 4)
             first = bounded_newton(_objective(model, sub, hessian=True), start, lower, upper,
-                                   maxiter=min(int(model.maxiter), 200), xtol=1e-3)
+                                   maxiter=min(int(model.maxiter), MAXITER), xtol=1e-3)
             if first.success and np.isfinite(first.fun) and first.fun < 1e299:
                 start = first.x
         res = bounded_newton(_objective(model, pats, hessian=True), start, lower, upper,
-                             maxiter=min(int(model.maxiter), 200))
+                             maxiter=min(int(model.maxiter), MAXITER))
     elif model._has_hessian and pats.rows is None:
         res = model._newton(None, start, fun=_objective(model, pats, hessian=True))
     if res is None:

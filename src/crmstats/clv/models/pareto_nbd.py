@@ -88,10 +88,8 @@ class ParetoNBDModel(BaseModel):
         from crmstats.clv.models._bounded_newton import MAXITER, bounded_newton, box
 
         lower, upper = box(self._log_kinds, np.average(data["T"], weights=data["weights"]))
-        res = bounded_newton(self._objective(data, hessian=True), start, lower, upper,
-                             maxiter=min(int(self.maxiter), MAXITER))
-        self._box_edge = [n for n, b in zip(self._param_names, res.at_bound, strict=True) if b]
-        return res
+        return bounded_newton(self._objective(data, hessian=True), start, lower, upper,
+                              maxiter=min(int(self.maxiter), MAXITER))
 
     def _initial(self, data):
         scale = max(np.average(data["T"], weights=data["weights"]) / 4, 1.0)
