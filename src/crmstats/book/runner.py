@@ -31,6 +31,7 @@ from typing import Any
 
 from crmstats.book.studies import Study, validate_parameters
 from crmstats.book.warm import warm_kernels
+from crmstats.book.warm_policy import kernel_for
 from crmstats.exceptions import StudyError
 
 __all__ = ["StudyResult", "run_studies", "run_study"]
@@ -235,7 +236,8 @@ def run_studies(
         start = time.perf_counter()
         output = out_dir / f"{study.slug}.ipynb"
         try:
-            run_study(study.template, output, study.parameters, cwd=cwd, kernel_name=kernel)
+            run_study(study.template, output, study.parameters, cwd=cwd,
+                      kernel_name=kernel_for(kernel, study))
             return StudyResult(study.slug, output, time.perf_counter() - start)
         except StudyError as exc:
             return StudyResult(study.slug, output, time.perf_counter() - start, exc)

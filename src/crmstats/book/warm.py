@@ -44,6 +44,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from crmstats.book.warm_policy import LEAN_KERNEL_NAME, release_free_memory
+
 __all__ = ["KERNEL_NAME", "OFF_ENV", "PRELOAD", "validate_preloaded", "warm_kernels"]
 
 #: The kernel spec's name while a build runs.
@@ -98,14 +100,8 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = Fals
         return
     with tempfile.TemporaryDirectory(prefix="crmstats-kernels-") as tmp:
         sock = Path(tmp) / "server.sock"
-        spec = Path(tmp) / "kernels" / KERNEL_NAME
-        spec.mkdir(parents=True)
-        launcher = Path(__file__).with_name("_warm_launch.py")
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-I", "-S", str(launcher), str(sock),
-                     "-f", "{connection_file}"],
-            "display_name": "Python 3 (crmstats build)", "language": "python",
-            "interrupt_mode": "signal"}))
+        _kernel_spec(Path(tmp), KERNEL_NAME, sock)
+        _kernel_spec(Path(tmp), LEAN_KERNEL_NAME, _lean_socket(sock))
         sources = sorted({str(x) for x in sources})
         if fork and _can_fork():
             stop = _fork_server(sock, sources)
@@ -121,6 +117,18 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = Fals
             else:
                 os.environ["JUPYTER_PATH"] = before
             stop()
+
+
+def _kernel_spec(folder: Path, name: str, sock: Path) -> None:
+    """Write the kernel spec ``name``: a launcher asking the server listening on ``sock``."""
+    spec = folder / "kernels" / name
+    spec.mkdir(parents=True)
+    launcher = Path(__file__).with_name("_warm_launch.py")
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-I", "-S", str(launcher), str(sock),
+                 "-f", "{connection_file}"],
+        "display_name": "Python 3 (crmstats build)", "language": "python",
+        "interrupt_mode": "signal"}))
 
 
 def _can_fork() -> bool:
@@ -149,8 +157,12 @@ def _spawn_server(sock: Path, sources: list[str], cwd) -> Callable[[], None]:
 
 
 def _fork_server(sock: Path, sources: list[str]) -> Callable[[], None]:
-    """Prepare the server's state in this process, fork it; return what ends it."""
-    _prepare(sources)
+    """Prepare the server's state in this process, fork it; return what ends it.
+
+    The lean server (:mod:`crmstats.book.warm_policy`) is forked from here
+    too, after the imports and before the sources are made.
+    """
+    lean = _prepare(sources, _listen(str(_lean_socket(sock))))
     listener = _listen(str(sock))
     parent = os.getpid()
     sys.stdout.flush()  # what this process buffered is printed once, by this process
@@ -167,23 +179,31 @@ def _fork_server(sock: Path, sources: list[str]) -> Callable[[], None]:
     listener.close()
 
     def stop() -> None:
-        import time
-
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    time.sleep(0.02)
-                    continue
-            return
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        for server in (pid, lean):
+            _stop_forked(server)
 
     return stop
+
+
+def _stop_forked(pid: int | None) -> None:
+    """End a server this process forked and wait for it (SIGKILL after 30 s)."""
+    import time
+
+    if pid is None:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                time.sleep(0.02)
+                continue
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _close_build_locks() -> None:
@@ -256,8 +276,8 @@ def serve(path: str, sources=()) -> None:
     """Import :data:`PRELOAD` and make ``sources``, then fork a kernel per launcher."""
     parent = os.getppid()
     listener = _listen(path)  # first: a launcher that comes early waits for the imports
-    _prepare(sources)
-    _loop(listener, parent)
+    lean = _prepare(sources, _listen(str(_lean_socket(Path(path)))))
+    _loop(listener, parent, lean)
 
 
 def _listen(path: str) -> socket.socket:
@@ -267,8 +287,13 @@ def _listen(path: str) -> socket.socket:
     return listener
 
 
-def _prepare(sources) -> None:
-    """Import :data:`PRELOAD`, make and validate the built-in ``sources``: what kernels inherit."""
+def _prepare(sources, lean: socket.socket | None = None) -> int | None:
+    """Import :data:`PRELOAD`, make and validate the built-in ``sources``: what kernels inherit.
+
+    With ``lean`` (a listening socket), the lean server
+    (:mod:`crmstats.book.warm_policy`) is forked on it after the imports,
+    before the sources are made; returns its process id.
+    """
     import importlib
     import warnings
 
@@ -280,17 +305,53 @@ def _prepare(sources) -> None:
         for name in PRELOAD:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
+    lean_pid = None if lean is None else _fork_lean(lean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         from crmstats.exceptions import CRMStatsError
         from crmstats.sources import preload_sources
 
         for source in sources:  # one by one: a kernel reports a source that fails itself
             with contextlib.suppress(CRMStatsError, OSError, ValueError):
                 preload_sources([source])
+    _ready_to_fork()
+    return lean_pid
+
+
+def _ready_to_fork() -> None:
+    """Take the last steps before kernels are forked: figures, validation, no connection, waste."""
     _render_inline_figures_once()
     validate_preloaded()
     _no_connection_yet()
     for name in _NOT_BEFORE_FORK:  # a preloaded module pulled it in: leave it to the kernel
         sys.modules.pop(name, None)
+    release_free_memory()
+
+
+# --- the lean server (crmstats.book.warm_policy.kernel_for; helper big10x, issue 23) ---
+
+def _lean_socket(sock: Path) -> Path:
+    """Return the lean server's socket, beside the server's."""
+    return sock.with_name("lean.sock")
+
+
+def _fork_lean(listener: socket.socket) -> int:
+    """Fork the lean server on ``listener`` (this process imported the stack, made no source)."""
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the lean server: it never returns
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the loop sets its own
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _close_build_locks()
+            _ready_to_fork()
+            _loop(listener, parent)
+        finally:
+            os._exit(1)
+    listener.close()
+    return pid
 
 
 def _render_inline_figures_once() -> None:
@@ -340,8 +401,11 @@ def _render_inline_figures_once() -> None:
 _INLINE = "module://matplotlib_inline.backend_inline"
 
 
-def _loop(listener: socket.socket, parent: int) -> None:
-    """Fork a kernel for every launcher until told to stop or the parent is gone; exit."""
+def _loop(listener: socket.socket, parent: int, lean: int | None = None) -> None:
+    """Fork a kernel for every launcher until told to stop or the parent is gone; exit.
+
+    ``lean``: the lean server this server forked (ended and waited for at the end).
+    """
     import gc
     import time
 
@@ -375,6 +439,10 @@ def _loop(listener: socket.socket, parent: int) -> None:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
         _reap(kernels, block=True)
+        with contextlib.suppress(OSError):
+            if lean is not None:
+                os.kill(lean, signal.SIGTERM)
+                os.waitpid(lean, 0)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)  # no interpreter teardown: DuckDB's bindings report "leaks" at exit otherwise
