@@ -25,9 +25,16 @@ kernel for every study that asks:
   database connection, so the child sets up the inline backend and DuckDB as
   a fresh kernel does (figures and results are the same);
 * when the server cannot be reached the launcher starts an ordinary kernel.
+* a study that makes its own data (:mod:`crmstats.book.warm_policy`) gets its
+  kernel (spec ``crmstats-warm-lean``) from a lean server, forked after the
+  imports and before the sources are made: a fork maps all of the server's
+  pages, so its kernel would count the preloaded demo it never reads.
 
 The server exits when the build's context ends or the build process dies. The
 server waits for its kernels, so their CPU time is counted in the build's.
+
+(Over 500 lines: the servers' preparation, their forks, their loop and the
+kernels' start are one mechanism, whose order matters; split, it reads worse.)
 """
 
 from __future__ import annotations
