@@ -49,6 +49,9 @@ References
    http://brucehardie.com/notes/019/
 .. [3] Golub, G. H. and Welsch, J. H. (1969). Calculation of Gauss quadrature
    rules. Mathematics of Computation 23, 221-230.
+.. [4] Trefethen, L. N. (2008). Is Gauss quadrature better than Clenshaw-Curtis?
+   SIAM Review 50(1), 67-87 (Chebyshev coefficients of a function analytic in
+   a Bernstein ellipse, and the error of Gauss rules that follows).
 """
 
 from __future__ import annotations
@@ -68,11 +71,10 @@ Z_NARROW, Z_WIDE = 0.9, 0.99
 #: ``q z / (1 - z)``, at most these (measured: beyond them the rules' error in log J
 #: passes 1e-11; at s = 79, z = 0.99 the 64-node rule was wrong by 27 in log J).
 STIFF_NARROW, STIFF_WIDE = 15.0, 80.0
-#: Fewer nodes where the singularity is farther still: (nodes, largest z, largest q z/(1-z)),
-#: within Z_NARROW (measured like the thresholds above: log J within 1e-12; 12 nodes were not,
-#: as a rule kept across evaluations is shifted by a factor ρ^Δ that fewer nodes integrate
-#: less well). On the 100,000-customer benchmark most pairs fall here: a fifth less time.
-SMALL_TIERS = ((16, 0.7, 8.0),)
+#: Fewer nodes where the singularity is farther still (within the narrow tier above): each
+#: pair gets the fewest of these whose error bound (:func:`small_tier_limits`) is below
+#: SMALL_TOL, relative to G. On the 100,000-customer benchmark most pairs need 8-12.
+SMALL_NODES, SMALL_TOL = (8, 10, 12, 16), 1e-11
 #: Relative step in m of the central differences of the quadrature rule.
 RULE_STEP = 1e-4
 
@@ -146,19 +148,62 @@ def _rule_derivatives(m: np.ndarray, n: int):
 #: shifted by the factor ``ρ^(m - m0)``, derivatives in m by ``log ρ``), while ``|m - m0|``
 #: stays within RULE_DRIFT; below, the factor's singularity at 0 would cost accuracy.
 M_KEEP, RULE_DRIFT = 6.0, 0.25
+#: ... for the rules of SMALL_NODES, from a larger m: the factor ρ^Δ (|Δ| ≤ RULE_DRIFT)
+#: is not smooth at ρ = 0, and the weight ρ^(m-1) must flatten it there. Measured against
+#: 96-node rules (z up to each rule's bound, q 1.02-40, both Pfaff forms): log G within
+#: 1e-12 and its z and q derivatives within 1e-9 (relative) from m = 14 on (8 nodes: 20);
+#: at m = 6.5, 16 nodes were off by up to 6e-12 and 9e-10 (the shift, not the rule).
+M_KEEP_SMALL = {8: 20.0}
+M_KEEP_SMALL_DEFAULT = 14.0
+
+
+def small_tier_limits(q: float, nodes=None, tol: float | None = None) -> list:
+    """``[(n, z_max), ...]``: the largest ``z`` at which ``n`` Gauss-Jacobi nodes suffice.
+
+    The bound: ``f(t) = (1 - z t)^-q`` is analytic inside the Bernstein
+    ellipse ``E_ρ`` of [0, 1] (foci 0 and 1, ``ρ`` below that of the
+    singularity at ``t = 1/z``), where ``|f| ≤ M(ρ) = (1 - z (1 + a) / 2)^-q``,
+    ``a = (ρ + 1/ρ) / 2``. Its Chebyshev coefficients are at most
+    ``2 M ρ^-k`` [4]_; an ``n``-node Gauss rule is exact to degree ``2n - 1``
+    and its positive weights sum to ``∫ρ^(m-1)``, which ``G`` exceeds
+    (``f ≥ 1``): the relative error of ``G`` is at most
+    ``4 M(ρ) ρ^(-2n) / (1 - 1/ρ)``, here minimised over 19 ellipses, below
+    ``tol``. The derivative integrands (``f`` times powers of ``log(1 - zt)``
+    and ``1 / (1 - zt)``) were checked against 96-node rules on a grid of z
+    (0.01-0.95), q (1.02-40) and m (0.6-120), with :data:`SMALL_TOL`: wherever
+    the bound allowed ``n`` nodes, log G was within 1e-12 and its z and q
+    derivatives within 1e-9 (relative); the bound asks for ~15 % more nodes
+    than those checks needed. The derivatives in m have a floor of ~1e-8
+    from the differences of the rule, whatever ``n``.
+    """
+    nodes = SMALL_NODES if nodes is None else nodes
+    tol = SMALL_TOL if tol is None else tol
+    z = _Z_GRID[:, None]
+    need = np.min(np.log(4 * (1 - z * (1 + _A) / 2) ** -q / ((1 - 1 / _R) * tol))
+                  / (2 * np.log(_R)), axis=1, initial=np.inf, where=_R_OK)
+    return [(n, float(_Z_GRID[need <= n].max(initial=0.0))) for n in nodes]
+
+
+#: The grid of :func:`small_tier_limits`: z, and 19 ellipses per z inside the singularity's.
+_Z_GRID = np.linspace(0.0005, 0.95, 1900)
+_RS = (2 / _Z_GRID - 1) + np.sqrt((2 / _Z_GRID - 1) ** 2 - 1)
+_R = 1 + (_RS[:, None] - 1) * np.linspace(0.05, 0.95, 19)[None, :]
+_A = (_R + 1 / _R) / 2
+_R_OK = np.ones_like(_R, dtype=bool)
 
 
 def _rules_for(table, c: float, n: int, x_index: np.ndarray) -> list:
     """Per distinct x of ``x_index``: the weight vectors of :func:`_quadrature` at m = c + x."""
     m = c + table.xu[x_index]
     out = [None] * len(x_index)
-    small = np.flatnonzero(m < M_KEEP)
+    keep_from = (M_KEEP_SMALL.get(n, M_KEEP_SMALL_DEFAULT) if n in SMALL_NODES else M_KEEP)
+    small = np.flatnonzero(m < keep_from)
     if len(small):
         parts = _rule_derivatives(m[small], n)
         for j, i in enumerate(small):
             out[i] = tuple(p[j] for p in parts)
     cache = table.rules.setdefault(n, {})
-    large = np.flatnonzero(m >= M_KEEP)
+    large = np.flatnonzero(m >= keep_from)
     stale = [i for i in large if x_index[i] not in cache
              or abs(c - cache[x_index[i]][0]) > RULE_DRIFT]
     if stale:
@@ -238,8 +283,8 @@ def _log_g(table: PairTable, r, s, alpha, beta):
     narrow = (z <= Z_NARROW) & (stiff <= STIFF_NARROW)
     wide = ~narrow & (z <= Z_WIDE) & (stiff <= STIFF_WIDE)
     tiers, left = [], narrow
-    for n, z_max, stiff_max in SMALL_TIERS:
-        tier = left & (z <= min(z_max, Z_NARROW)) & (stiff <= stiff_max)
+    for n, z_max in small_tier_limits(q):
+        tier = left & (z <= z_max)
         tiers.append((n, tier))
         left = left & ~tier
     xi = table.pair_xi
@@ -309,9 +354,22 @@ def _upper_outer(g):
 
 
 def _sum_by(code, weights, values, P):
-    """Weighted column sums of ``values`` (n, k) per pattern code: (P, k)."""
-    return np.stack([np.bincount(code, weights=weights * values[:, j], minlength=P)
-                     for j in range(values.shape[1])], axis=1)
+    """Weighted column sums of ``values`` (n, k) per pattern code: (P, k).
+
+    ``code`` ascending (the rows and pairs of a :class:`PairTable` are sorted
+    by pattern): one pass of ``numpy.add.reduceat`` over the rows instead of
+    a ``bincount`` per column.
+    """
+    if np.any(code[1:] < code[:-1]):  # not expected (pattern_codes sorts)
+        return np.stack([np.bincount(code, weights=weights * values[:, j], minlength=P)
+                         for j in range(values.shape[1])], axis=1)
+    starts = np.searchsorted(code, np.arange(P))
+    ends = np.append(starts[1:], len(code))
+    used = starts < ends
+    out = np.zeros((P, values.shape[1]))
+    if used.any():
+        out[used] = np.add.reduceat(values * weights[:, None], starts[used], axis=0)
+    return out
 
 
 def _full(upper):
@@ -376,26 +434,32 @@ def pattern_derivatives(table: PairTable, r: float, s: float, alpha: np.ndarray,
     log_k, R, some = _log_k(lv[table.i_tx], lv[table.i_T])
     ld = np.log(s) + log_k
     aT, bT = a + T, b + T
-    la = -(r + x) * np.log(aT) - s * np.log(bT)
+    log_aT, log_bT = np.log(aT), np.log(bT)
+    rx = r + x
+    la = -rx * log_aT - s * log_bT
     big = np.maximum(la, ld)
     log_e = big + np.log1p(np.exp(np.minimum(la, ld) - big))
     xr = r + table.xu
-    head = (gammaln(xr) - gammaln(r))[table.row_xi] + r * np.log(a) + s * np.log(b)
     P = table.n_patterns
     w = table.w
-    f = np.bincount(c, weights=w * (head + log_e), minlength=P)
+    w_p = np.bincount(c, weights=w, minlength=P)  # customers per pattern
+    log_a, log_b = np.log(alpha[:P]), np.log(beta[:P])
+    # head: Γ(r+x)/Γ(r) per row, r log α + s log β per pattern
+    f = (np.bincount(c, weights=w * (log_e + (gammaln(xr) - gammaln(r))[table.row_xi]),
+                     minlength=P) + w_p * (r * log_a + s * log_b))
     if order == 0:
         return f, None, None
     pi = np.where(some, np.exp(ld - log_e), 0.0)
     inv = np.where(some, 1 / (1 - R), 0.0)
     g1, g2 = lg[table.i_tx], lg[table.i_T]
     gK = (g1 - R[:, None] * g2) * inv[:, None]
-    ga = np.stack([-np.log(aT), -(r + x) / aT, -np.log(bT), -s / bT], axis=1)
+    ga = np.stack([-log_aT, -rx / aT, -log_bT, -s / bT], axis=1)
     gE = (1 - pi)[:, None] * ga + pi[:, None] * gK
     gE[:, 2] += pi / s
-    gh = np.stack([(psi(xr) - psi(r))[table.row_xi] + np.log(a), r / a, np.log(b), s / b],
-                  axis=1)
-    grad = _sum_by(c, w, gh + gE, P)
+    gE[:, 0] += (psi(xr) - psi(r))[table.row_xi]
+    grad = _sum_by(c, w, gE, P)
+    gE[:, 0] -= (psi(xr) - psi(r))[table.row_xi]
+    grad += w_p[:, None] * np.stack([log_a, r / alpha[:P], log_b, s / beta[:P]], axis=1)
     if order == 1:
         return f, grad, None
     # Σ w [(1-π)(Ha + ga gaᵀ) + π(Hd + gd gdᵀ) - gE gEᵀ] + head, with gd = gK + e_s / s and
@@ -404,22 +468,51 @@ def pattern_derivatives(table: PairTable, r: float, s: float, alpha: np.ndarray,
     wp = w * pi * inv
     c_pair = (np.bincount(table.i_tx, weights=wp, minlength=len(lv))
               - np.bincount(table.i_T, weights=wp * R, minlength=len(lv)))
-    upper = _sum_by(table.pair_code, c_pair, lh + _upper_outer(lg), P)
-    row = -_upper_outer(gE) * w[:, None]
     wa = w * (1 - pi)
-    row += _upper_outer(ga) * wa[:, None]
-    cross = (w * pi / s)[:, None] * gK
-    for k, (i, j) in enumerate(_UPPER):
-        if i == 2 or j == 2:
-            row[:, k] += cross[:, j if i == 2 else i] * (2.0 if i == j else 1.0)
-    trig = (polygamma(1, xr) - polygamma(1, r))[table.row_xi]
-    row[:, 0] += w * trig                                   # r r
-    row[:, 1] += wa * -1 / aT + w / a                       # r α
-    row[:, 4] += wa * (r + x) / aT**2 - w * r / a**2        # α α
-    row[:, 8] += wa * -1 / bT + w / b                       # s β
-    row[:, 9] += wa * s / bT**2 - w * s / b**2              # β β
-    upper += _sum_by(c, np.ones(len(w)), row, P)
-    return f, grad, _full(upper)
+    hess = (_full(_sum_by(table.pair_code, c_pair, lh, P))
+            + _gram_by(table.pair_code, c_pair, lg, P)
+            + _gram_by(c, wa, ga, P) - _gram_by(c, w, gE, P))
+    cross = _sum_by(c, w * pi / s, gK, P)  # π (gK e_sᵀ + e_s gKᵀ) / s
+    hess[:, 2, :] += cross
+    hess[:, :, 2] += cross
+    # the rest of Ha (the alive term's own second derivatives) and the head's
+    diag = _sum_by(c, w, np.stack([
+        (polygamma(1, xr) - polygamma(1, r))[table.row_xi],  # r r
+        -(1 - pi) / aT,                                       # r α
+        (1 - pi) * rx / aT**2,                                # α α
+        -(1 - pi) / bT,                                       # s β
+        (1 - pi) * s / bT**2,                                 # β β
+    ], axis=1), P)
+    a_p, b_p = alpha[:P], beta[:P]
+    hess[:, 0, 0] += diag[:, 0]
+    hess[:, 1, 1] += diag[:, 2] - w_p * r / a_p**2
+    hess[:, 3, 3] += diag[:, 4] - w_p * s / b_p**2
+    for (i, j), k, wt in (((0, 1), 1, w_p / a_p), ((2, 3), 3, w_p / b_p)):
+        hess[:, i, j] += diag[:, k] + wt
+        hess[:, j, i] += diag[:, k] + wt
+    return f, grad, hess
+
+
+#: Up to this many patterns, :func:`_gram_by` sums per pattern with one product each.
+GRAM_LOOP = 64
+
+
+def _gram_by(code, weights, values, P):
+    """``Σ w v vᵀ`` per pattern code (rows sorted by code, as :func:`_sum_by`): (P, 4, 4).
+
+    A product per pattern (``einsum``: no threaded BLAS) where there are few,
+    otherwise the outer products' upper triangles summed by :func:`_sum_by`.
+    """
+    if P > GRAM_LOOP or np.any(code[1:] < code[:-1]):
+        return _full(_sum_by(code, weights, _upper_outer(values), P))
+    bounds = np.searchsorted(code, np.arange(P + 1))
+    out = np.zeros((P, values.shape[1], values.shape[1]))
+    for p in range(P):
+        lo, hi = bounds[p], bounds[p + 1]
+        if hi > lo:
+            v = values[lo:hi]
+            out[p] = np.einsum("ni,nj->ij", v * weights[lo:hi, None], v)
+    return out
 
 
 def to_log_params(theta: np.ndarray, g: np.ndarray, h: np.ndarray | None):
