@@ -33,6 +33,7 @@ __all__ = [
     "fmt_ratio",
     "get_currency",
     "is_missing",
+    "per_spend",
     "set_currency",
 ]
 
@@ -200,3 +201,42 @@ def fmt_ratio(value: Any) -> str:
     return f"{fmt_number(float(value), 3)}x"
 
 
+
+
+def per_spend(values: Any, currency: str | None = None) -> tuple[int, str]:
+    """Choose the amount of spend a return is quoted per, so the figures read easily.
+
+    A return per unit of spend is often a small fraction (0.0066 conversions
+    per dollar); quoted per 1,000 of spend it reads 6.6. The amount is the
+    smallest of 1, 10, 100, ..., 1,000,000 at which the typical value (the
+    median of the non-zero absolute values) is at least 1.
+
+    Parameters
+    ----------
+    values : array-like
+        Returns per unit of spend (NaN and zeros are ignored).
+    currency : str, optional
+        Symbol or code of the spend; default the one set by :func:`set_currency`.
+
+    Returns
+    -------
+    amount : int
+        Multiply the returns by it.
+    words : str
+        How to say it, e.g. ``"per $1,000 of spend"``.
+
+    Examples
+    --------
+    >>> per_spend([0.0066, 0.02, 0.0009], "$")
+    (1000, 'per $1,000 of spend')
+    >>> per_spend([3.2, 0.8], "EUR")
+    (1, 'per 1 EUR of spend')
+    """
+    finite = np.abs(pd.to_numeric(pd.Series(np.ravel(values)), errors="coerce")
+                    .astype(float).to_numpy())
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    typical = float(np.median(finite)) if finite.size else 1.0
+    amount = 1
+    while typical * amount < 1 and amount < 1_000_000:
+        amount *= 10
+    return amount, f"per {fmt_money(amount, currency, decimals=0)} of spend"

@@ -7,7 +7,8 @@ import pandas as pd
 
 from crmstats.formatting import fmt_money, get_currency
 
-__all__ = ["get_ax", "legend_with_twin", "money_axis", "percent_axis", "require_columns"]
+__all__ = ["get_ax", "legend_with_twin", "log_axis", "money_axis", "percent_axis",
+           "require_columns"]
 
 
 def get_ax(ax: plt.Axes | None = None, figsize=(8, 4)) -> plt.Axes:
@@ -44,6 +45,22 @@ def percent_axis(ax: plt.Axes, which: str = "y") -> None:
     """Format an axis' ticks as whole percentages."""
     axis = ax.yaxis if which == "y" else ax.xaxis
     axis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+
+
+def log_axis(ax: plt.Axes, which: str = "x", suffix: str = "") -> None:
+    """Put an axis on a log scale with plain tick labels (``0.5``, ``2``, ``10x``).
+
+    Matplotlib's own log labels are math text (``10^{-2}``), which the book's
+    figures do not render (names from data are drawn as typed). Ticks at 1, 2
+    and 5 times a power of ten are labelled.
+    """
+    import matplotlib.ticker as mticker
+
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+    axis.set_minor_formatter(mticker.FuncFormatter(
+        lambda v, _: f"{v:g}{suffix}" if f"{v:g}"[0] in "25" else ""))
 
 
 def money_axis(ax: plt.Axes, which: str = "y", label: str | None = None) -> None:

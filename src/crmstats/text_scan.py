@@ -60,6 +60,11 @@ _CRED_KEYS = (
     r"|x-amz-security-token|credentials?"
 )
 
+# In KEY=value form a bare ``sig``/``signature`` is also a function's argument (``sig=3``, a
+# count of digits): as a setting it counts when its value looks like a signature (16+ characters
+# of base64 or URL-encoding); in a query string (``&sig=...``) any value counts.
+_SETTING_KEYS = _CRED_KEYS.replace("|sig|signature|", "|")
+
 # Values that stand for a credential without being one: "...", "***", "<password>", "$PGPASSWORD".
 _PLACEHOLDER = (r"(?:\.{3}|\*{3,}|<[^<>\s]{1,40}>|\$\{?[A-Za-z_]|x{3,}(?![A-Za-z0-9])|"
                 r"(?:redacted|changeme|your[_-]?\w*)(?![A-Za-z0-9]))")
@@ -81,9 +86,12 @@ CREDENTIAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("credential in a query string",
      re.compile(rf"[?&;](?:{_CRED_KEYS})=(?=[^\s&;#\"'<>])", re.I)),
     ("credential setting",  # PGPASSWORD=..., password=..., AccountKey=..., "token": "..."
-     re.compile(rf"(?<![A-Za-z0-9])[\"']?(?:[A-Za-z0-9]+[_-])*(?:PG|MYSQL_?)?(?:{_CRED_KEYS})"
+     re.compile(rf"(?<![A-Za-z0-9])[\"']?(?:[A-Za-z0-9]+[_-])*(?:PG|MYSQL_?)?(?:{_SETTING_KEYS})"
                 rf"(?![A-Za-z0-9])[\"']?\s*(?:=|:\s*[\"'])\s*[\"']?(?=[^\s;&\"',}}<>])"
                 rf"(?!{_PLACEHOLDER})", re.I)),
+    ("credential setting",  # signature=..., sig="..." (a signature's length, not sig=3)
+     re.compile(r"(?<![A-Za-z0-9])[\"']?(?:[A-Za-z0-9]+[_-])*(?:sig|signature)[\"']?"
+                r"\s*(?:=|:\s*[\"'])\s*[\"']?[A-Za-z0-9%+/_=-]{16,}", re.I)),
     ("credential setting",  # YAML or .env style, unquoted: "password: hunter22"
      re.compile(rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:PG|MYSQL_?)?(?:{_YAML_CRED_KEYS})"
                 rf":[ \t]+(?!{_PLACEHOLDER})(?=[^\s,;]*[0-9!#$%^&*+/=]|[^\s,;]{{12}})"

@@ -102,6 +102,41 @@ def test_curve_table_reads_the_information_for_a_page(model):
                                                           "shape"]].to_numpy())
 
 
+def test_returns_table_quotes_roas_per_a_readable_amount_of_spend(model):
+    from crmstats.attribution import returns_table
+    from crmstats.formatting import per_spend
+
+    table = returns_table(model)
+    amount, _ = per_spend(model.roas_["estimate"])
+    typical = (amount * model.roas_["estimate"].abs()).median()  # one amount for the page
+    assert typical >= 1 and (amount == 1 or typical < 10)  # the smallest amount that reads
+    per = next(c for c in table.columns if c.startswith("marginal per "))[len("marginal "):]
+    assert per.endswith(f"{amount:,}")  # after the currency, if a study set one
+    assert list(table.columns) == [f"marginal {per}", "lower 95", "upper 95"]
+    m = model.mroas_.loc[table.index]
+    np.testing.assert_allclose(table[f"marginal {per}"], amount * m["estimate"])
+    np.testing.assert_allclose(table[["lower 95", "upper 95"]],
+                               amount * m[["lower_95", "upper_95"]].to_numpy())
+    assert table[f"marginal {per}"].is_monotonic_decreasing
+
+
+def test_fit_table_says_the_diagnostics_in_words(model):
+    from crmstats.attribution import fit_table
+    from crmstats.formatting import fmt_pct
+
+    table = fit_table(model)
+    d = model.diagnostics_
+    assert list(table.columns) == ["value"] and not table.index.str.contains("_").any()
+    shown = table["value"].to_dict()
+    assert shown["Variation explained (R²)"] == fmt_pct(d["r2"])
+    assert shown["Holdout tests used"] == "0"
+    held = int(d["holdout_weeks"])
+    mape = fmt_pct(d["holdout_mape"])
+    assert shown[f"Last {held} weeks, predicted unseen: typical error"] == mape
+    assert shown[f"Last {held} weeks: variation explained (R²)"] == fmt_pct(d["holdout_r2"])
+    assert max(len(k) for k in shown) <= 50  # a page's column, not a scrolling table
+
+
 def test_more_weeks_tell_more_about_the_curves():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

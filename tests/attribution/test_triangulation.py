@@ -9,6 +9,7 @@ import pytest
 from crmstats import DataError
 from crmstats import attribution as A
 from crmstats.datasets import simulate_crm
+from crmstats.formatting import fmt_money, fmt_number, per_spend
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,11 @@ def test_the_study_pieces_on_a_crm_with_daily_spend():
     text = findings.next_euro(model, plan, table)
     best = model.mroas_["estimate"].idxmax().replace("_", " ")
     worst = model.mroas_["estimate"].idxmin().replace("_", " ")
-    assert text[0].startswith(f"The next unit of spend returns most in {best}")
+    amount, _ = per_spend(model.roas_["estimate"])
+    assert text[0].startswith(f"At today's spend, the next {fmt_money(amount, decimals=0)} "
+                              f"brings most in {best} (")
+    said = fmt_number(amount * model.mroas_["estimate"].max(), 2)
+    assert f"most in {best} ({said} conversions, 95 % interval" in text[0]
     assert f"least in {worst}" in text[0]
     assert any("Expected gain over 13 weeks" in t or "no shift" in t for t in text)
     kpis = findings.next_euro_kpis(model, plan)
@@ -190,7 +195,8 @@ def test_the_budget_study_shows_hostile_channel_names_as_text():
     plan = model.optimize_budget(weeks=13)
     page = report.points(findings.next_euro(model, plan, table)).data
     html = "".join(report.format_table(frame)._repr_html_() for frame in (
-        model.mroas_, plan.allocation, A.triangulation_view(table)))
+        model.mroas_, plan.allocation, A.triangulation_view(table), A.returns_table(model),
+        A.budget_table(plan), A.triangulation_returns(table)))
     assert "<script>" not in page and "[y](" not in page  # markdown: escaped as text
     assert r"\*\*x\*\* \[y\](javascript:z)" in page  # the name is there, as typed
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from crmstats import attribution as A
+from crmstats import formatting
 from crmstats.book import report
 
 
@@ -31,12 +32,12 @@ def test_the_two_tables_hold_the_view_with_short_headers(table):
     view = A.triangulation_view(table)
     shares, returns = A.triangulation_shares(table), A.triangulation_returns(table)
     assert list(shares.columns) == ["spend", "journeys", "experiments", "model", "apart"]
-    assert list(returns.columns) == ["ROAS", "ROAS calibrated", "CAC", "CAC incremental"]
+    assert list(returns.columns) == ["ROAS per 1", "calibrated per 1", "CAC", "CAC incremental"]
     assert shares.index.equals(view.index) and returns.index.equals(view.index)
     for short, long in (("spend", "spend"), ("journeys", "journey_share"),
                         ("experiments", "lift_share"), ("model", "mmm_share")):
         pd.testing.assert_series_equal(shares[short], view[long], check_names=False)
-    for short, long in (("ROAS", "roas"), ("ROAS calibrated", "calibrated_roas"),
+    for short, long in (("ROAS per 1", "roas"), ("calibrated per 1", "calibrated_roas"),
                         ("CAC", "cac"), ("CAC incremental", "incremental_cac")):
         pd.testing.assert_series_equal(returns[short], view[long], check_names=False)
     assert shares["apart"].tolist() == ["", "", "model"]
@@ -48,10 +49,9 @@ def test_each_table_fits_a_page(table):
     for frame, roles in ((A.triangulation_shares(table),
                           {"money": "spend", "pct": ["journeys", "experiments", "model"]}),
                          (A.triangulation_returns(table),
-                          {"money": ["CAC", "CAC incremental"],
-                           "number": ["ROAS", "ROAS calibrated"]})):
+                          {"money": ["CAC", "CAC incremental"]})):
         assert len(frame.columns) <= 5
-        assert all(len(str(c).split()) <= 2 for c in frame.columns)
+        assert all(len(str(c).split()) <= 3 for c in frame.columns)
         html = report.format_table(frame, currency="$", **roles)._repr_html_()
         assert "$5,000" in html or "ROAS" in html
 
@@ -66,6 +66,23 @@ def test_the_budget_table_shows_the_split_in_four_columns():
     t = A.budget_table(plan)
     assert list(t.columns) == ["current", "recommended", "change", "extra outcome"]
     assert t["extra outcome"].tolist() == [2.5, -2.0]
+    named = A.budget_table(A.BudgetPlan(alloc, 400.0, 13, 6.5, 1.0, 12.0, 0.06,
+                                        outcome="conversions"))
+    assert named.columns[-1] == "extra conversions"
     pd.testing.assert_frame_equal(t[["current", "recommended", "change"]],
                                   alloc[["current", "recommended", "change"]])
     assert list(plan.allocation.columns)[-2:] == ["min_spend", "max_spend"]  # not changed
+
+
+def test_small_returns_are_quoted_per_an_amount_of_spend_that_reads(table, monkeypatch):
+    """ROAS of 0.0015 conversions per $1 reads as 1.5 per $1,000, and the header says so."""
+    monkeypatch.setattr(formatting, "_state", {"currency": "$"})  # as a study page sets it
+    small = table.assign(roas=table["roas"] / 1000)
+    view = A.triangulation_view(small)
+    returns = A.triangulation_returns(small)
+    assert list(returns.columns)[:2] == ["ROAS per $1,000", "calibrated per $1,000"]
+    pd.testing.assert_series_equal(returns["ROAS per $1,000"], 1000 * view["roas"],
+                                   check_names=False)
+    html = report.format_table(returns, money=["CAC", "CAC incremental"])._repr_html_()
+    assert "ROAS per $1,000" in html.replace("&#36;", "$")
+    assert small["roas"].tolist() == (table["roas"] / 1000).tolist()  # caller's table as was

@@ -171,3 +171,4 @@ def test_key_findings_land_at_the_top_of_the_executed_notebook(tmp_path):
     last = "".join(o.get("data", {}).get("text/markdown", "") for o in done.cells[-1].outputs)
     assert "Data notes" in last and r"2 rows of x\.parquet dated late" in last  # Markdown
     assert "/tmp" not in last
+

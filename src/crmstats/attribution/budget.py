@@ -170,6 +170,9 @@ class BudgetPlan:
         ``"plugin"`` (curves at the point estimate) or ``"expected"`` (curves
         averaged over the parameter draws): what was maximised, and what
         ``gain`` and the outcome columns are.
+    outcome : str
+        What ``gain`` and the outcome columns count (the model's ``outcome``:
+        ``"conversions"``, ``"conversion_value"`` or ``"revenue"``).
     """
 
     allocation: pd.DataFrame
@@ -180,6 +183,7 @@ class BudgetPlan:
     gain_upper_95: float
     relative_gain: float
     objective: str = "plugin"
+    outcome: str = "outcome"
 
 
 def _bounds(model, bounds, limit):
@@ -290,7 +294,8 @@ def optimize_budget(model, total: float | None = None, *, bounds=None, weeks: in
                          index=pd.Index(chans, name="channel"))
     frame = with_old_column_names(frame, {"lower": "min_spend", "upper": "max_spend"})
     rel = gain / (float(cur_out.sum()) * int(weeks)) if cur_out.sum() > 0 else float("nan")
-    return BudgetPlan(frame, total, int(weeks), gain, g_lo, g_hi, rel, objective)
+    return BudgetPlan(frame, total, int(weeks), gain, g_lo, g_hi, rel, objective,
+                      str(getattr(model, "outcome", "outcome")))
 
 
 def _expected_curve(model):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, money_axis, require_columns
+from crmstats.plotting import get_ax, log_axis, money_axis, require_columns
 
 __all__ = [
     "plot_cac_ltv",
@@ -246,8 +246,7 @@ def plot_new_customer_ltv_cac(economics: pd.DataFrame, ax: plt.Axes | None = Non
                 label="its next customer (model), 95 % interval")
     ax.axvline(1, color="grey", lw=1, ls="--", label="LTV = CAC")
     ax.axvline(3, color="grey", lw=1, ls=":", label="LTV = 3 x CAC")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
+    log_axis(ax, "x", suffix="x")
     ax.set_yticks(y, [str(c).replace("_", " ") for c in e.index])
     ax.set_xlabel("LTV:CAC (lifetime value over acquisition cost)")
     ax.legend(fontsize=8, loc="lower right", frameon=False)

@@ -4,7 +4,12 @@ The side-by-side table (:func:`~crmstats.attribution.triangulation_view`, nine
 columns) is too wide for a book page: :func:`triangulation_shares` and
 :func:`triangulation_returns` split it into two narrow tables with short headers;
 :func:`budget_table` is the budget plan's allocation in four columns;
-:func:`curve_table` says how much the data told about each channel's curve.
+:func:`curve_table` says how much the data told about each channel's curve;
+:func:`returns_table` and :func:`fit_table` are the model's returns and fit in
+words. Returns on a page are quoted per an amount of spend that reads easily
+(:func:`crmstats.formatting.per_spend`: 6.6 conversions per $100, not 0.066 per
+$1), chosen from the model's ROAS so that every table and figure of a page uses
+the same amount; such a table names the amount in its headers.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, money_axis
+from crmstats.formatting import fmt_count, fmt_money, fmt_number, fmt_pct, per_spend
+from crmstats.plotting import get_ax, log_axis, money_axis
 
-__all__ = ["budget_table", "curve_table", "plot_budget_shift", "plot_marginal_roas",
-           "plot_triangulation", "triangulation_returns", "triangulation_shares"]
+__all__ = ["budget_table", "curve_table", "fit_table", "outcome_words", "plot_budget_shift",
+           "plot_marginal_roas", "plot_triangulation", "returns_table",
+           "triangulation_returns", "triangulation_shares"]
 
 #: Short headers of the sources' shares (a book page has room for about six columns).
 SHORT_SOURCES = {"journey_share": "journeys", "lift_share": "experiments",
@@ -26,6 +33,11 @@ SHORT_SOURCES = {"journey_share": "journeys", "lift_share": "experiments",
 
 def _label(channel) -> str:
     return str(channel).replace("_", " ")
+
+
+def outcome_words(outcome: str | None) -> str:
+    """Say a media-mix model's outcome in words: ``"conversion_value"`` -> "conversion value"."""
+    return _label(outcome or "outcome")
 
 
 def plot_marginal_roas(model, ax: plt.Axes | None = None) -> plt.Axes:
@@ -44,16 +56,21 @@ def plot_marginal_roas(model, ax: plt.Axes | None = None) -> plt.Axes:
     ax = get_ax(ax, figsize=(9, 4.5))
     m = model.mroas_.sort_values("estimate")
     r = model.roas_.reindex(m.index)
+    amount, words = per_spend(r["estimate"])
     y = np.arange(len(m))
     for frame, dy, name, color in ((r, 0.18, "ROAS (average)", "tab:gray"),
-                                   (m, -0.18, "marginal ROAS (next unit of spend)", "tab:blue")):
-        est = frame["estimate"].to_numpy(float)
-        err = np.vstack([est - frame["lower_95"].to_numpy(float),
-                         frame["upper_95"].to_numpy(float) - est]).clip(min=0)
+                                   (m, -0.18, "marginal ROAS (the next spend)", "tab:blue")):
+        est = amount * frame["estimate"].to_numpy(float)
+        err = amount * np.vstack([frame["estimate"] - frame["lower_95"],
+                                  frame["upper_95"] - frame["estimate"]]).astype(float).clip(min=0)
         ax.errorbar(est, y + dy, xerr=err, fmt="o", color=color, capsize=3, label=name)
     ax.set_yticks(y, [_label(c) for c in m.index])
-    ax.axvline(0, color="black", lw=0.6)
-    ax.set_xlabel("outcome per unit of spend")
+    lows = amount * pd.concat([r["lower_95"], m["lower_95"]]).astype(float)
+    if bool((lows > 0).all()):  # intervals of positive returns are wide upward: log axis
+        log_axis(ax, "x")
+    else:
+        ax.axvline(0, color="black", lw=0.6)
+    ax.set_xlabel(f"{outcome_words(getattr(model, 'outcome', None))} {words}")
     ax.legend(frameon=False, fontsize="small", loc="lower right")
     ax.set_title("Return on spend per channel (95 % intervals)")
     return ax
@@ -161,17 +178,22 @@ def triangulation_returns(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Index ``channel``; ``ROAS`` (the media-mix model's), ``ROAS
-        calibrated`` (the model calibrated with the holdout tests), ``CAC``
-        (spend per conversion credited by journeys) and ``CAC incremental``
-        (spend per conversion the holdout test says the channel adds); NaN
-        where a source is missing.
+        Index ``channel``; ``ROAS per <amount>`` (the media-mix model's) and
+        ``calibrated per <amount>`` (the model calibrated with the holdout
+        tests), e.g. ``ROAS per $100``: the outcome per that amount of spend
+        (:func:`crmstats.formatting.per_spend` of the ROAS, as
+        :func:`returns_table`); ``CAC`` (spend per conversion credited by
+        journeys) and ``CAC incremental`` (spend per conversion the holdout
+        test says the channel adds). NaN where a source is missing.
     """
     from crmstats.attribution.triangulation import triangulation_view
 
-    names = {"roas": "ROAS", "calibrated_roas": "ROAS calibrated", "cac": "CAC",
-             "incremental_cac": "CAC incremental"}
-    return triangulation_view(table)[list(names)].rename(columns=names)
+    view = triangulation_view(table)
+    amount, _ = per_spend(view["roas"])
+    per = _per(amount)
+    return pd.DataFrame({f"ROAS {per}": amount * view["roas"],
+                         f"calibrated {per}": amount * view["calibrated_roas"],
+                         "CAC": view["cac"], "CAC incremental": view["incremental_cac"]})
 
 
 def budget_table(plan) -> pd.DataFrame:
@@ -186,14 +208,15 @@ def budget_table(plan) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Index ``channel``; ``current`` and ``recommended`` weekly spend,
-        ``change`` (recommended - current) and ``extra outcome`` (the
-        expected outcome a week of the recommended spend minus the current
-        one's, under the fitted curves). The bounds and the outcomes
-        themselves stay in ``plan.allocation``.
+        ``change`` (recommended - current) and ``extra <outcome>`` (e.g.
+        ``extra conversions``: the expected outcome a week of the recommended
+        spend minus the current one's, under the fitted curves). The bounds
+        and the outcomes themselves stay in ``plan.allocation``.
     """
     a = plan.allocation
     out = a[["current", "recommended", "change"]].copy()
-    out["extra outcome"] = a["recommended_outcome"] - a["current_outcome"]
+    extra = f"extra {outcome_words(getattr(plan, 'outcome', None))}"
+    out[extra] = a["recommended_outcome"] - a["current_outcome"]
     return out
 
 
@@ -229,3 +252,65 @@ def curve_table(model) -> pd.DataFrame:
     for name in ("half_saturation", "shape"):
         out[CURVE_LABELS[name]] = info[name]
     return out
+
+
+def returns_table(model) -> pd.DataFrame:
+    """Return each channel's marginal ROAS with its interval for a page, best first.
+
+    The average ROAS is in :func:`triangulation_returns`, beside the calibrated
+    one and CAC, per the same amount of spend.
+
+    Parameters
+    ----------
+    model : MediaMixModel
+        Fitted (``mroas_`` and ``roas_``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``marginal per <amount>`` (what the next spend at
+        today's level brings, e.g. ``marginal per $100``) with its 95 %
+        interval ``lower 95`` / ``upper 95``: the model's outcome per that
+        amount of spend (:func:`crmstats.formatting.per_spend` of the ROAS,
+        so that every table of the page uses one amount).
+    """
+    amount, _ = per_spend(model.roas_["estimate"])
+    marginal = f"marginal {_per(amount)}"
+    m = model.mroas_
+    out = pd.DataFrame({marginal: m["estimate"], "lower 95": m["lower_95"],
+                        "upper 95": m["upper_95"]}).astype(float) * amount
+    return out.sort_values(marginal, ascending=False)
+
+
+def _per(amount: int) -> str:
+    """``"per $100"``: a header's words for an amount of spend in the study's currency."""
+    return f"per {fmt_money(amount, decimals=0)}"
+
+
+def fit_table(model) -> pd.DataFrame:
+    """Return how well a media-mix model fits the weeks, in words, for a page.
+
+    Parameters
+    ----------
+    model : MediaMixModel
+        Fitted (its ``diagnostics_``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column ``value`` of text, one row per figure of ``diagnostics_``
+        said in words (the figures themselves stay in ``diagnostics_``).
+    """
+    d = model.diagnostics_
+    unit = outcome_words(getattr(model, "outcome", None))
+    held = int(d["holdout_weeks"]) if np.isfinite(d["holdout_weeks"]) else 0
+    rows = {
+        "Variation explained (R²)": fmt_pct(d["r2"]),
+        "Typical error of a week": fmt_pct(d["mape"]),
+        f"Noise per week ({unit})": fmt_number(d["sigma"], 3),
+        "Holdout tests used": fmt_count(d["n_lift_tests"]),
+    }
+    if held and np.isfinite(d["holdout_mape"]):
+        rows[f"Last {held} weeks, predicted unseen: typical error"] = fmt_pct(d["holdout_mape"])
+        rows[f"Last {held} weeks: variation explained (R²)"] = fmt_pct(d["holdout_r2"])
+    return pd.DataFrame({"value": pd.Series(rows, dtype=object)})

@@ -51,6 +51,7 @@ from crmstats.formatting import (  # noqa: F401 re-exported: the book's public f
     fmt_ratio,
     get_currency,
     is_missing,
+    per_spend,
     set_currency,
 )
 

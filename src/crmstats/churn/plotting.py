@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
-import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from crmstats.plotting import get_ax, legend_with_twin, money_axis, percent_axis, require_columns
+from crmstats.plotting import (
+    get_ax,
+    legend_with_twin,
+    log_axis,
+    money_axis,
+    percent_axis,
+    require_columns,
+)
 from crmstats.vocabulary import find_interval
 
 __all__ = [
@@ -123,13 +129,10 @@ def plot_hazard_ratios(drivers, ax: plt.Axes | None = None, *,
                       table[hi] - table["hazard_ratio"]],
                 fmt="o", color="tab:red", capsize=3)
     ax.axvline(1.0, color="grey", ls="--")
-    ax.set_xscale("log")
+    log_axis(ax, "x")
     ax.set_yticks(y)
     ax.set_yticklabels([f"{i}  (p={p:.3g})" for i, p in zip(table.index, table["p_value"],
                                                                strict=True)])
-    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(mticker.FuncFormatter(
-        lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_xlabel("hazard ratio (> 1: churns sooner)")
     ax.set_title(title)
     return ax

@@ -19,6 +19,7 @@ from crmstats.book.report import (
     fmt_number,
     fmt_pct,
     fmt_ratio,
+    per_spend,
 )
 
 __all__ = ["attribution", "incrementality", "incrementality_kpis", "next_euro", "next_euro_kpis"]
@@ -244,6 +245,13 @@ def _measured(calibrated: pd.DataFrame) -> bool:
     return "share" not in calibrated or bool(calibrated["share"].notna().any())
 
 
+def _outcome_amount(value: float, unit: str, sig: int, named: bool = True) -> str:
+    """Say an amount of a media-mix model's outcome: "62.6 conversions", "$1,230 of revenue"."""
+    if unit in ("revenue", "conversion value"):
+        return fmt_money(value) + (f" of {unit}" if named else "")
+    return fmt_number(value, sig) + (f" {unit}" if named else "")
+
+
 def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) -> list[str]:
     """Write the key findings of the study "Where the next euro should go".
 
@@ -268,16 +276,18 @@ def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) 
     m = model.mroas_.sort_values("estimate", ascending=False)
     if len(m):
         best, worst = m.index[0], m.index[-1]
+        amount, _ = per_spend(model.roas_["estimate"])  # the amount the page's tables use
 
         def said(c):
-            return (
-                f"{_label(c)} ({fmt_number(m.loc[c, 'estimate'], 2)} {unit} per unit of "
-                f"spend, 95 % interval {fmt_number(m.loc[c, 'lower_95'], 2)} to "
-                f"{fmt_number(m.loc[c, 'upper_95'], 2)})"
-            )
+            lo, est, hi = (amount * float(m.loc[c, k]) for k in ("lower_95", "estimate",
+                                                                  "upper_95"))
+            return (f"{_label(c)} ({_outcome_amount(est, unit, 2)}, 95 % interval "
+                    f"{_outcome_amount(lo, unit, 2, named=False)} to "
+                    f"{_outcome_amount(hi, unit, 2, named=False)})")
 
         out.append(
-            f"The next unit of spend returns most in {said(best)} and least in {said(worst)}."
+            f"At today's spend, the next {fmt_money(amount, decimals=0)} brings most in "
+            f"{said(best)} and least in {said(worst)}."
         )
     a = plan.allocation
     up = a[a["change"] > 0].sort_values("change", ascending=False)
@@ -291,9 +301,10 @@ def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) 
             f"{', '.join(_label(c) for c in up.index[:3])}."
         )
         out.append(
-            f"Expected gain over {plan.weeks} weeks: {fmt_number(plan.gain, 3)} {unit} "
-            f"(95 % interval {fmt_number(plan.gain_lower_95, 3)} to "
-            f"{fmt_number(plan.gain_upper_95, 3)}), {fmt_pct(plan.relative_gain, signed=True)} on "
+            f"Expected gain over {plan.weeks} weeks: {_outcome_amount(plan.gain, unit, 3)} "
+            f"(95 % interval {_outcome_amount(plan.gain_lower_95, unit, 3, named=False)} to "
+            f"{_outcome_amount(plan.gain_upper_95, unit, 3, named=False)}), "
+            f"{fmt_pct(plan.relative_gain, signed=True)} on "
             "what media bring now"
             + (
                 "; the interval includes no gain, so the shift is a bet, not a sure thing."
@@ -322,7 +333,9 @@ def next_euro_kpis(model: Any, plan: Any) -> dict[str, dict[str, Any]]:
         "best_marginal_roas": {
             "value": float(m.max()),
             "kind": "number",
-            "label": f"Best marginal ROAS ({_label(m.idxmax())})",
+            "label": f"Best marginal ROAS, {_label(m.idxmax())} ("
+                     f"{str(getattr(model, 'outcome', 'outcome')).replace('_', ' ')} per "
+                     f"{fmt_money(1, decimals=0)} of spend)",
         },
         "budget_shift_gain": {
             "value": float(plan.relative_gain),
