@@ -26,6 +26,7 @@ __all__ = [
     "MISSING",
     "decimals_for",
     "fmt_count",
+    "fmt_interval",
     "fmt_money",
     "fmt_number",
     "fmt_pct",
@@ -240,3 +241,42 @@ def per_spend(values: Any, currency: str | None = None) -> tuple[int, str]:
     while typical * amount < 1 and amount < 1_000_000:
         amount *= 10
     return amount, f"per {fmt_money(amount, currency, decimals=0)} of spend"
+
+
+def fmt_interval(lower: Any, upper: Any, kind: str = "number", currency: str | None = None,
+                 sig: int = 3) -> str:
+    """Format an interval as one piece of text: ``"-1.7 % to 4.3 %"``, ``"$73.18 or more"``.
+
+    Parameters
+    ----------
+    lower, upper : number
+        The bounds; an infinite upper bound reads "or more" (e.g. a cost per
+        sale whose sales may be zero), a missing bound gives ``"—"``.
+    kind : {"number", "pct", "money"}
+        How each bound is formatted (:func:`fmt_number` with ``sig`` digits,
+        :func:`fmt_pct`, :func:`fmt_money`).
+    currency : str, optional
+        For money; default the one set by :func:`set_currency`.
+
+    Examples
+    --------
+    >>> fmt_interval(-0.017, 0.043, "pct"), fmt_interval(73.18, float("inf"), "money", "$")
+    ('-1.7 % to 4.3 %', '$73.18 or more')
+    >>> fmt_interval(0.81, 53.1)
+    '0.810 to 53.1'
+    """
+    if kind not in ("number", "pct", "money"):
+        raise CRMStatsError(f"fmt_interval: kind must be number, pct or money, got {kind!r}")
+    if is_missing(lower) or is_missing(upper):
+        return MISSING
+
+    def bound(value: Any) -> str:
+        if kind == "pct":
+            return fmt_pct(value)
+        if kind == "money":
+            return fmt_money(value, currency)
+        return fmt_number(value, sig)
+
+    if math.isinf(float(upper)) and float(upper) > 0:
+        return f"{bound(lower)} or more"
+    return f"{bound(lower)} to {bound(upper)}"

@@ -39,6 +39,12 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     )
     from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
     from crmstats.attribution.incrementality import IncrementalityModel
+    from crmstats.attribution.incrementality_tables import (
+        calibration_table,
+        cost_table,
+        incremental_table,
+        lift_table,
+    )
     from crmstats.attribution.markov import MarkovAttribution
     from crmstats.attribution.media import media_table
     from crmstats.attribution.mmm import MediaMixModel
@@ -87,7 +93,9 @@ __all__ = [
     "budget_table",
     "build_paths",
     "calibrate",
+    "calibration_table",
     "channel_economics",
+    "cost_table",
     "credit_shares",
     "curve_table",
     "disagreements",
@@ -98,6 +106,8 @@ __all__ = [
     "holdout_plan",
     "holdout_size",
     "incremental_economics",
+    "incremental_table",
+    "lift_table",
     "lift_test",
     "media_data",
     "media_table",

@@ -44,6 +44,7 @@ from crmstats.formatting import (  # noqa: F401 re-exported: the book's public f
     MISSING,
     decimals_for,
     fmt_count,
+    fmt_interval,
     fmt_money,
     fmt_number,
     fmt_pct,

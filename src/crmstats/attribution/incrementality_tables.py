@@ -1,0 +1,131 @@
+"""The incrementality study's tables for a book page: a few columns each, short headers.
+
+The results themselves are wide (``lift_test``: 14 columns, ``calibrate``: 13,
+``incremental_economics``: 11): right for an analyst, a sideways-scrolling wall
+for a reader. Each function here picks what a page needs from one result, names
+it in a word or two and says each 95 % interval as one piece of text
+(:func:`crmstats.formatting.fmt_interval`: "-1.7 % to 4.3 %", "$73.18 or more");
+the results themselves are unchanged, and a page that wants more shows them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crmstats.formatting import fmt_interval
+from crmstats.plotting import require_columns
+
+__all__ = ["calibration_table", "cost_table", "incremental_table", "lift_table"]
+
+#: Header of an interval said as text.
+INTERVAL = "95 % interval"
+
+
+def _page_table(frame: pd.DataFrame, names: dict[str, str], interval: tuple[str, str, str],
+                what: str) -> pd.DataFrame:
+    """``frame``'s columns ``names`` renamed, with the interval's bounds as one text column.
+
+    ``interval`` is (lower column, upper column, kind); the text column goes after the
+    first column.
+    """
+    lower, upper, kind = interval
+    require_columns(frame, [*names, lower, upper], what)
+    out = frame[list(names)].rename(columns=names)
+    text = [fmt_interval(lo, hi, kind) for lo, hi in zip(frame[lower], frame[upper],
+                                                          strict=True)]
+    out.insert(1, INTERVAL, text)
+    return out
+
+
+def lift_table(lifts: pd.DataFrame) -> pd.DataFrame:
+    """Return the holdout tests for a page: the lift with its interval, and both groups' rates.
+
+    Parameters
+    ----------
+    lifts : pandas.DataFrame
+        :func:`~crmstats.attribution.lift_test`'s result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``lift`` (the difference of the conversion rates,
+        a share), ``95 % interval`` (text), ``p-value``, ``treatment rate``
+        and ``holdout rate`` (shares). The group sizes, the relative lift and
+        the incremental conversions stay in ``lifts``.
+    """
+    return _page_table(lifts, {"lift": "lift", "p_value": "p-value",
+                               "treatment_rate": "treatment rate",
+                               "holdout_rate": "holdout rate"},
+                       ("lower_95", "upper_95", "pct"), "lift_test")
+
+
+def incremental_table(attribution: pd.DataFrame) -> pd.DataFrame:
+    """Return a counterfactual model's incremental conversions per channel for a page.
+
+    Parameters
+    ----------
+    attribution : pandas.DataFrame
+        :attr:`IncrementalityModel.attribution_
+        <crmstats.attribution.IncrementalityModel>`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``sales added`` (incremental conversions), ``95 %
+        interval`` (text), ``value`` (money) and ``share`` (of the channels'
+        total added sales).
+    """
+    return _page_table(attribution, {"conversions": "sales added", "value": "value",
+                                     "share": "share"},
+                       ("lower_95", "upper_95", "number"), "IncrementalityModel.attribution_")
+
+
+def calibration_table(calibrated: pd.DataFrame) -> pd.DataFrame:
+    """Return the calibrated credit for a page: what it is, and the model and experiment in it.
+
+    Parameters
+    ----------
+    calibrated : pandas.DataFrame
+        :func:`~crmstats.attribution.calibrate`'s result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; ``calibrated`` (incremental conversions), ``95 %
+        interval`` (text), ``model`` (the model's estimate), ``experiment``
+        (the holdout test's; NaN where untested) and ``weight`` (the
+        experiment's part in the combination, 0-1; NaN where untested). The
+        shares are in the page's figure; the standard errors and the bias
+        model stay in ``calibrated``.
+    """
+    out = _page_table(calibrated, {"conversions": "calibrated", "model": "model",
+                                   "lift": "experiment", "weight_lift": "weight"},
+                      ("lower_95", "upper_95", "number"), "calibrate")
+    if "tested" in calibrated:
+        untested = ~calibrated["tested"].astype(bool)
+        out.loc[untested, ["experiment", "weight"]] = float("nan")
+    return out
+
+
+def cost_table(economics: pd.DataFrame) -> pd.DataFrame:
+    """Return what each channel's added sales cost, for a page.
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        :func:`~crmstats.attribution.incremental_economics`'s result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (and ``total`` when the result has it); ``CAC``
+        (incremental: spend per added sale), ``95 % interval`` (text, money;
+        "or more" where the added sales' interval reaches zero), ``spend``,
+        ``sales added`` (calibrated incremental conversions) and ``ROAS``
+        (incremental value over spend, a ratio). The other intervals and the
+        value stay in ``economics``.
+    """
+    return _page_table(economics, {"incremental_cac": "CAC", "spend": "spend",
+                                   "incremental_conversions": "sales added",
+                                   "incremental_roas": "ROAS"},
+                       ("cac_lower_95", "cac_upper_95", "money"), "incremental_economics")

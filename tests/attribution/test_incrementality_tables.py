@@ -1,0 +1,86 @@
+"""The incrementality study's page tables: a few columns, short headers, intervals as text."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmstats import attribution as A
+from crmstats.book import report
+from crmstats.datasets import simulate_crm
+from crmstats.formatting import fmt_interval
+
+
+@pytest.fixture(scope="module")
+def results():
+    crm = simulate_crm(seed=7, n_contacts=4000, holdout_share=0.2)
+    lifts = A.lift_test(crm.experiments, crm.conversions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # conversions without a touch: counted in data notes
+        paths = A.build_paths(crm.touchpoints, crm.conversions)
+        model = A.IncrementalityModel(n_bootstrap=10, seed=1).fit(paths)
+    calibrated = A.calibrate(model, lifts.iloc[:-2])  # the last two channels untested
+    economics = A.incremental_economics(calibrated, crm.spend)
+    return lifts, model, calibrated, economics
+
+
+def _interval_matches(table, frame, lower, upper, kind):
+    expected = [fmt_interval(lo, hi, kind) for lo, hi in zip(frame[lower], frame[upper],
+                                                              strict=True)]
+    assert table["95 % interval"].tolist() == expected
+
+
+def test_lift_table(results):
+    lifts = results[0]
+    before = lifts.copy()
+    t = A.lift_table(lifts)
+    assert list(t.columns) == ["lift", "95 % interval", "p-value", "treatment rate",
+                               "holdout rate"]
+    assert t.index.equals(lifts.index)
+    np.testing.assert_array_equal(t["lift"], lifts["lift"])
+    _interval_matches(t, lifts, "lower_95", "upper_95", "pct")
+    assert t["95 % interval"].str.fullmatch(r"-?[\d.,]+ % to -?[\d.,]+ %").all()
+    pd.testing.assert_frame_equal(lifts, before)  # the caller's result as it was
+    html = report.format_table(t, pct=["lift", "treatment rate", "holdout rate"])._repr_html_()
+    p = lifts["p_value"].iloc[0]
+    assert (f">{p:.3f}<" if p >= 0.001 else "&lt; 0.001") in html  # read as a p-value
+
+
+def test_incremental_table(results):
+    attribution = results[1].attribution_
+    t = A.incremental_table(attribution)
+    assert list(t.columns) == ["sales added", "95 % interval", "value", "share"]
+    np.testing.assert_array_equal(t["sales added"], attribution["conversions"])
+    _interval_matches(t, attribution, "lower_95", "upper_95", "number")
+
+
+def test_calibration_table_leaves_untested_channels_blank(results):
+    calibrated = results[2]
+    t = A.calibration_table(calibrated)
+    assert list(t.columns) == ["calibrated", "95 % interval", "model", "experiment", "weight"]
+    untested = ~calibrated["tested"].astype(bool)
+    assert untested.sum() == 2
+    assert t.loc[untested, ["experiment", "weight"]].isna().all().all()
+    tested = ~untested
+    np.testing.assert_array_equal(t.loc[tested, "weight"], calibrated.loc[tested, "weight_lift"])
+    np.testing.assert_array_equal(t["calibrated"], calibrated["conversions"])
+    _interval_matches(t, calibrated, "lower_95", "upper_95", "number")
+
+
+def test_cost_table_says_an_unbounded_cost_in_words(results):
+    economics = results[3]
+    t = A.cost_table(economics)
+    assert list(t.columns) == ["CAC", "95 % interval", "spend", "sales added", "ROAS"]
+    _interval_matches(t, economics, "cac_lower_95", "cac_upper_95", "money")
+    unbounded = np.isinf(economics["cac_upper_95"].astype(float))
+    assert unbounded.any()  # this demo has a channel whose added sales may be zero
+    assert t.loc[unbounded.to_numpy(), "95 % interval"].str.endswith(" or more").all()
+    assert "∞" not in "".join(t["95 % interval"])
+
+
+def test_a_wrong_frame_names_the_function_it_expected(results):
+    with pytest.raises(ValueError, match="expected the DataFrame returned by calibrate"):
+        A.calibration_table(results[0])
+    with pytest.raises(ValueError, match="returned by lift_test"):
+        A.lift_table(pd.DataFrame({"lift": [0.1]}))
