@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,8 @@ CELL = (
     "print('preloaded', sorted(_PRELOADED))\n"
     "print('imported', 'statsmodels.api' in sys.modules)\n"
     "print('server', os.getppid())\n"
+    "from crmstats.book.warm_policy import blas_threads\n"
+    "print('blas', sorted(set(blas_threads())))\n"
     "import crmstats\n"
     "crm = crmstats.load_crm(data_source)\n"
     "print('rows', len(crm.transactions))"
@@ -81,3 +84,18 @@ def test_lean_kernels_carry_no_preloaded_source(tmp_path, monkeypatch, how):
     assert lines["lean"]["imported"] == "True"  # but warm: the stack is imported
     assert lines["lean"]["server"] != lines["full"]["server"]
     assert lines["lean"]["rows"] == lines["full"]["rows"]  # a lean kernel makes the same data
+    assert lines["full"]["blas"] == lines["lean"]["blas"] == "[1]"  # one BLAS thread a kernel
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_one_blas_thread_sets_every_loaded_openblas():
+    code = ("import numpy, scipy.linalg\n"
+            "from crmstats.book.warm_policy import blas_threads, one_blas_thread\n"
+            "print(len(blas_threads()), one_blas_thread(), sorted(set(blas_threads())))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ,
+                                            "OPENBLAS_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    found, done, after = proc.stdout.split(maxsplit=2)
+    assert int(found) >= 1 and done == found  # NumPy's OpenBLAS at least, each one set
+    assert after.strip() == "[1]"

@@ -51,7 +51,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from crmstats.book.warm_policy import LEAN_KERNEL_NAME, release_free_memory
+from crmstats.book.warm_policy import LEAN_KERNEL_NAME, one_blas_thread, release_free_memory
 
 __all__ = ["KERNEL_NAME", "OFF_ENV", "PRELOAD", "validate_preloaded", "warm_kernels"]
 
@@ -233,6 +233,7 @@ def _child(conn: socket.socket, request: dict) -> None:
         os.environ.update(request["env"])
         os.setsid()
         _watch_launcher(conn)
+        one_blas_thread()  # kernels run side by side, one per core (warm_policy)
         from ipykernel.kernelapp import IPKernelApp
 
         # the server is the kernel's parent: the kernel ends with it (and prints no banner)
