@@ -39,15 +39,18 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     )
     from crmstats.attribution.heuristic import HEURISTIC_MODELS, heuristic
     from crmstats.attribution.incrementality import IncrementalityModel
-    from crmstats.attribution.incrementality_tables import (
+    from crmstats.attribution.markov import MarkovAttribution
+    from crmstats.attribution.media import media_table
+    from crmstats.attribution.mmm import MediaMixModel
+    from crmstats.attribution.page_tables import (
+        acquisition_table,
         calibration_table,
         cost_table,
         incremental_table,
         lift_table,
+        new_customer_table,
+        return_table,
     )
-    from crmstats.attribution.markov import MarkovAttribution
-    from crmstats.attribution.media import media_table
-    from crmstats.attribution.mmm import MediaMixModel
     from crmstats.attribution.paths import (
         build_paths,
         from_channelattribution,
@@ -90,6 +93,7 @@ __all__ = [
     "MarkovAttribution",
     "MediaMixModel",
     "ShapleyAttribution",
+    "acquisition_table",
     "budget_table",
     "build_paths",
     "calibrate",
@@ -112,6 +116,7 @@ __all__ = [
     "media_data",
     "media_table",
     "new_customer_economics",
+    "new_customer_table",
     "optimize_budget",
     "outcome_words",
     "plot_budget_shift",
@@ -123,6 +128,7 @@ __all__ = [
     "plot_removal_effects",
     "plot_transition_matrix",
     "plot_triangulation",
+    "return_table",
     "returns_table",
     "share_error",
     "to_channelattribution",

@@ -84,3 +84,44 @@ def test_a_wrong_frame_names_the_function_it_expected(results):
         A.calibration_table(results[0])
     with pytest.raises(ValueError, match="returned by lift_test"):
         A.lift_table(pd.DataFrame({"lift": [0.1]}))
+
+
+@pytest.fixture(scope="module")
+def economics():
+    from crmstats import clv
+
+    crm = simulate_crm(seed=3, n_contacts=4000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = A.build_paths(crm.touchpoints, crm.conversions)
+        value = clv.fit_value(crm.transactions)
+        fit = clv.fit_channel_value(value.summary, crm.customers, allow_unconverged=True,
+                                    on_problem="report")
+    by_channel = clv.value_by_group(value.values, crm.customers, by="acquisition_channel")
+    return A.channel_economics(A.MarkovAttribution().fit(paths), crm.spend, by_channel,
+                               stage_events=crm.stage_events, new_customer_value=fit.values)
+
+
+def test_channel_economics_split_in_two_narrow_tables(economics):
+    before = economics.copy()
+    acq, ret = A.acquisition_table(economics), A.return_table(economics)
+    assert list(acq.columns) == ["spend", "leads", "opportunities", "customers",
+                                 "cost per lead", "CAC"]
+    assert list(ret.columns) == ["CAC", "value", "ROAS", "LTV", "LTV:CAC", "payback months"]
+    assert acq.index.equals(economics.index) and "total" in ret.index
+    for table, short, long in ((acq, "cost per lead", "cost_per_lead"), (acq, "CAC", "cac"),
+                               (ret, "LTV:CAC", "ltv_cac"),
+                               (ret, "payback months", "payback_months")):
+        np.testing.assert_array_equal(table[short], economics[long])
+    pd.testing.assert_frame_equal(economics, before)
+
+
+def test_new_customer_table(economics):
+    new = A.new_customer_economics(economics)
+    t = A.new_customer_table(new)
+    assert list(t.columns) == ["new CLV", "95 % interval", "CAC", "new LTV:CAC", "so far",
+                               "payback months"]
+    np.testing.assert_array_equal(t["new LTV:CAC"], new["new_ltv_cac"])
+    np.testing.assert_array_equal(t["so far"], new["ltv_cac"])
+    _interval_matches(t, new, "new_clv_lower_95", "new_clv_upper_95", "money")
+    assert t["95 % interval"].str.contains(" to ").any()

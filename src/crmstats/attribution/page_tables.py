@@ -1,9 +1,10 @@
-"""The incrementality study's tables for a book page: a few columns each, short headers.
+"""Attribution's and incrementality's tables for a book page: a few columns, short headers.
 
 The results themselves are wide (``lift_test``: 14 columns, ``calibrate``: 13,
-``incremental_economics``: 11): right for an analyst, a sideways-scrolling wall
-for a reader. Each function here picks what a page needs from one result, names
-it in a word or two and says each 95 % interval as one piece of text
+``incremental_economics``: 11, ``channel_economics``: 22): right for an analyst,
+a sideways-scrolling wall for a reader. Each function here picks what a page
+needs from one result, names it in a word or two and says each 95 % interval as
+one piece of text
 (:func:`crmstats.formatting.fmt_interval`: "-1.7 % to 4.3 %", "$73.18 or more");
 the results themselves are unchanged, and a page that wants more shows them.
 """
@@ -15,25 +16,29 @@ import pandas as pd
 from crmstats.formatting import fmt_interval
 from crmstats.plotting import require_columns
 
-__all__ = ["calibration_table", "cost_table", "incremental_table", "lift_table"]
+__all__ = ["acquisition_table", "calibration_table", "cost_table", "incremental_table",
+           "lift_table", "new_customer_table", "return_table"]
 
 #: Header of an interval said as text.
 INTERVAL = "95 % interval"
 
 
-def _page_table(frame: pd.DataFrame, names: dict[str, str], interval: tuple[str, str, str],
-                what: str) -> pd.DataFrame:
-    """``frame``'s columns ``names`` renamed, with the interval's bounds as one text column.
+def _page_table(frame: pd.DataFrame, names: dict[str, str],
+                interval: tuple[str, str, str] | None, what: str,
+                after: int = 1) -> pd.DataFrame:
+    """``frame``'s columns ``names`` renamed, with an interval's bounds as one text column.
 
-    ``interval`` is (lower column, upper column, kind); the text column goes after the
-    first column.
+    ``interval`` is (lower column, upper column, kind) or None; its text column goes
+    after the first ``after`` columns.
     """
-    lower, upper, kind = interval
-    require_columns(frame, [*names, lower, upper], what)
+    needed = list(names) + ([] if interval is None else list(interval[:2]))
+    require_columns(frame, needed, what)
     out = frame[list(names)].rename(columns=names)
-    text = [fmt_interval(lo, hi, kind) for lo, hi in zip(frame[lower], frame[upper],
-                                                          strict=True)]
-    out.insert(1, INTERVAL, text)
+    if interval is not None:
+        lower, upper, kind = interval
+        text = [fmt_interval(lo, hi, kind) for lo, hi in zip(frame[lower], frame[upper],
+                                                              strict=True)]
+        out.insert(after, INTERVAL, text)
     return out
 
 
@@ -129,3 +134,74 @@ def cost_table(economics: pd.DataFrame) -> pd.DataFrame:
                                    "incremental_conversions": "sales added",
                                    "incremental_roas": "ROAS"},
                        ("cac_lower_95", "cac_upper_95", "money"), "incremental_economics")
+
+
+def acquisition_table(economics: pd.DataFrame) -> pd.DataFrame:
+    """Return a channel's funnel and what it cost, for a page (the first half of its economics).
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        :func:`~crmstats.attribution.channel_economics`'s result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (and ``total``); ``spend``, ``leads``,
+        ``opportunities``, ``customers`` (as the chosen model credits them),
+        ``cost per lead`` and ``CAC`` (spend per customer). The return on
+        that spend is :func:`return_table`; the cost per opportunity stays in
+        ``economics``.
+    """
+    return _page_table(economics, {"spend": "spend", "leads": "leads",
+                                   "opportunities": "opportunities", "customers": "customers",
+                                   "cost_per_lead": "cost per lead", "cac": "CAC"},
+                       None, "channel_economics")
+
+
+def return_table(economics: pd.DataFrame) -> pd.DataFrame:
+    """Return what a channel's customers bring back, for a page (the second half of its economics).
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        :func:`~crmstats.attribution.channel_economics`'s result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (and ``total``); ``CAC``, ``value`` (the first
+        orders' value), ``ROAS`` (value over spend), ``LTV`` (per customer),
+        ``LTV:CAC`` and ``payback months``.
+    """
+    return _page_table(economics, {"cac": "CAC", "value": "value", "roas": "ROAS",
+                                   "ltv": "LTV", "ltv_cac": "LTV:CAC",
+                                   "payback_months": "payback months"},
+                       None, "channel_economics")
+
+
+def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
+    """Return what a channel's next customer is worth against what it costs, for a page.
+
+    Parameters
+    ----------
+    economics : pandas.DataFrame
+        :func:`~crmstats.attribution.new_customer_economics`'s result (or
+        :func:`~crmstats.attribution.channel_economics`' with a new customer's
+        value).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (and ``total``); ``new CLV`` (the expected value of
+        a new customer's repeat purchases), ``95 % interval`` (text, money),
+        ``CAC``, ``new LTV:CAC`` (first order plus that value, over CAC),
+        ``so far`` (the LTV:CAC of the channel's customers so far) and
+        ``payback months`` (of a new customer). The other intervals stay in
+        ``economics``.
+    """
+    return _page_table(economics, {"new_clv": "new CLV", "cac": "CAC",
+                                   "new_ltv_cac": "new LTV:CAC", "ltv_cac": "so far",
+                                   "new_payback_months": "payback months"},
+                       ("new_clv_lower_95", "new_clv_upper_95", "money"),
+                       "new_customer_economics")
