@@ -51,12 +51,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from crmstats.book.warm_policy import LEAN_KERNEL_NAME, one_blas_thread, release_free_memory
+from crmstats.book.warm_policy import (
+    KERNEL_NAME,
+    LEAN_KERNEL_NAME,
+    one_blas_thread,
+    release_free_memory,
+)
 
 __all__ = ["KERNEL_NAME", "OFF_ENV", "PRELOAD", "validate_preloaded", "warm_kernels"]
 
-#: The kernel spec's name while a build runs.
-KERNEL_NAME = "crmstats-warm"
 #: ``CRMSTATS_WARM_KERNELS=0`` turns warm kernels off (ordinary kernels, e.g. to compare).
 OFF_ENV = "CRMSTATS_WARM_KERNELS"
 #: A file the server appends each kernel's times to (``benchmarks/book.py``); unset: none.

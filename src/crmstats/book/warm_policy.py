@@ -24,6 +24,10 @@ __all__ = ["LEAN_KERNEL_NAME", "blas_threads", "kernel_for", "one_blas_thread",
 #: server that imported the stack but holds none of the preloaded sources.
 LEAN_KERNEL_NAME = "crmstats-warm-lean"
 
+#: The warm kernels' name (:mod:`crmstats.book.warm` serves them; defined here so that
+#: this module needs nothing from it).
+KERNEL_NAME = "crmstats-warm"
+
 
 def kernel_for(kernel_name: str, study) -> str:
     """Return the kernel ``study`` runs in: :data:`LEAN_KERNEL_NAME` when it makes its own data.
@@ -40,8 +44,6 @@ def kernel_for(kernel_name: str, study) -> str:
     changes: a lean kernel that does read the demo simulates it itself (the
     same data). Other kernel names are returned as they are.
     """
-    from crmstats.book.warm import KERNEL_NAME  # on use: warm imports this module
-
     if kernel_name != KERNEL_NAME:
         return kernel_name
     source = str(study.parameters.get("data_source", "demo")).strip()
