@@ -49,17 +49,22 @@ References
    http://brucehardie.com/notes/019/
 .. [3] Golub, G. H. and Welsch, J. H. (1969). Calculation of Gauss quadrature
    rules. Mathematics of Computation 23, 221-230.
-.. [4] Trefethen, L. N. (2008). Is Gauss quadrature better than Clenshaw-Curtis?
-   SIAM Review 50(1), 67-87 (Chebyshev coefficients of a function analytic in
-   a Bernstein ellipse, and the error of Gauss rules that follows).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import eigh_tridiagonal
 from scipy.special import gammaln, polygamma, psi
 
+from crmstats.clv.models import _pareto_quadrature as _pq
+from crmstats.clv.models._pareto_quadrature import (  # noqa: F401 (tests use them from here)
+    SMALL_NODES,
+    _quadrature,
+    _rule_derivatives,
+    _rules,
+    _rules_for,
+    small_tier_limits,
+)
 from crmstats.clv.models._pareto_wide import _UPPER, log_j_terms
 
 __all__ = ["PairTable", "log_death", "pattern_derivatives"]
@@ -71,12 +76,6 @@ Z_NARROW, Z_WIDE = 0.9, 0.99
 #: ``q z / (1 - z)``, at most these (measured: beyond them the rules' error in log J
 #: passes 1e-11; at s = 79, z = 0.99 the 64-node rule was wrong by 27 in log J).
 STIFF_NARROW, STIFF_WIDE = 15.0, 80.0
-#: Fewer nodes where the singularity is farther still (within the narrow tier above): each
-#: pair gets the fewest of these whose error bound (:func:`small_tier_limits`) is below
-#: SMALL_TOL, relative to G. On the 100,000-customer benchmark most pairs need 8-12.
-SMALL_NODES, SMALL_TOL = (8, 10, 12, 16), 1e-11
-#: Relative step in m of the central differences of the quadrature rule.
-RULE_STEP = 1e-4
 
 
 class PairTable:
@@ -108,169 +107,6 @@ class PairTable:
         self.rules = {}  # quadrature rules kept across evaluations (see _rules_for)
 
 
-def _rules(m: np.ndarray, n: int):
-    """Gauss-Jacobi rules for the weight ``ρ^(m-1)`` on [0, 1] (Golub-Welsch), one per ``m``."""
-    b = np.asarray(m, dtype=float) - 1.0
-    k = np.arange(n, dtype=float)
-    s = 2 * k[None, :] + b[:, None]
-    with np.errstate(all="ignore"):
-        diag = b[:, None] ** 2 / (s * (s + 2))
-    diag[:, 0] = b / (b + 2)
-    kk, s1 = k[None, 1:], s[:, 1:]
-    off = np.sqrt(4 * kk**2 * (kk + b[:, None]) ** 2 / (s1**2 * (s1 + 1) * (s1 - 1)))
-    # one small tridiagonal eigenproblem at a time: LAPACK's stemr, no threaded BLAS (a
-    # batched numpy.linalg.eigh of 64 x 64 matrices took 0.1-1.5 s on a loaded 2-core machine)
-    lam = np.empty((len(b), n))
-    first = np.empty((len(b), n))
-    for i in range(len(b)):
-        lam[i], vec = eigh_tridiagonal(diag[i], off[i])
-        first[i] = vec[0]
-    return (1 + lam) / 2, first**2 / (b[:, None] + 1)
-
-
-def _rule_derivatives(m: np.ndarray, n: int):
-    """Rules for ``m`` with their derivatives in ``m`` (central differences of the rule).
-
-    Returns per ``m`` the weight vectors of :func:`_quadrature`: nodes ``ρ``,
-    weights ``w``, ``w'``, ``w''`` and ``wρ'``, ``2w'ρ' + wρ''``, ``wρ'²``.
-    """
-    h = RULE_STEP * m
-    rho, w = _rules(np.concatenate([m, m + h, m - h]), n)
-    k = len(m)
-    (r0, rp, rm), (w0, wp, wm) = np.split(rho, [k, 2 * k]), np.split(w, [k, 2 * k])
-    h = h[:, None]
-    w1, w2 = (wp - wm) / (2 * h), (wp - 2 * w0 + wm) / h**2
-    r1, r2 = (rp - rm) / (2 * h), (rp - 2 * r0 + rm) / h**2
-    return r0, w0, w1, w2, w0 * r1, 2 * w1 * r1 + w0 * r2, w0 * r1**2
-
-
-#: From this m on, a rule is kept across evaluations (computed at ``m0 = c0 + x`` and
-#: shifted by the factor ``ρ^(m - m0)``, derivatives in m by ``log ρ``), while ``|m - m0|``
-#: stays within RULE_DRIFT; below, the factor's singularity at 0 would cost accuracy.
-M_KEEP, RULE_DRIFT = 6.0, 0.25
-#: ... for the rules of SMALL_NODES, from a larger m: the factor ρ^Δ (|Δ| ≤ RULE_DRIFT)
-#: is not smooth at ρ = 0, and the weight ρ^(m-1) must flatten it there. Measured against
-#: 96-node rules (z up to each rule's bound, q 1.02-40, both Pfaff forms): log G within
-#: 1e-12 and its z and q derivatives within 1e-9 (relative) from m = 14 on (8 nodes: 20);
-#: at m = 6.5, 16 nodes were off by up to 6e-12 and 9e-10 (the shift, not the rule).
-M_KEEP_SMALL = {8: 20.0}
-M_KEEP_SMALL_DEFAULT = 14.0
-
-
-def small_tier_limits(q: float, nodes=None, tol: float | None = None) -> list:
-    """``[(n, z_max), ...]``: the largest ``z`` at which ``n`` Gauss-Jacobi nodes suffice.
-
-    The bound: ``f(t) = (1 - z t)^-q`` is analytic inside the Bernstein
-    ellipse ``E_ρ`` of [0, 1] (foci 0 and 1, ``ρ`` below that of the
-    singularity at ``t = 1/z``), where ``|f| ≤ M(ρ) = (1 - z (1 + a) / 2)^-q``,
-    ``a = (ρ + 1/ρ) / 2``. Its Chebyshev coefficients are at most
-    ``2 M ρ^-k`` [4]_; an ``n``-node Gauss rule is exact to degree ``2n - 1``
-    and its positive weights sum to ``∫ρ^(m-1)``, which ``G`` exceeds
-    (``f ≥ 1``): the relative error of ``G`` is at most
-    ``4 M(ρ) ρ^(-2n) / (1 - 1/ρ)``, here minimised over 19 ellipses, below
-    ``tol``. The derivative integrands (``f`` times powers of ``log(1 - zt)``
-    and ``1 / (1 - zt)``) were checked against 96-node rules on a grid of z
-    (0.01-0.95), q (1.02-40) and m (0.6-120), with :data:`SMALL_TOL`: wherever
-    the bound allowed ``n`` nodes, log G was within 1e-12 and its z and q
-    derivatives within 1e-9 (relative); the bound asks for ~15 % more nodes
-    than those checks needed. The derivatives in m have a floor of ~1e-8
-    from the differences of the rule, whatever ``n``.
-    """
-    nodes = SMALL_NODES if nodes is None else nodes
-    tol = SMALL_TOL if tol is None else tol
-    z = _Z_GRID[:, None]
-    need = np.min(np.log(4 * (1 - z * (1 + _A) / 2) ** -q / ((1 - 1 / _R) * tol))
-                  / (2 * np.log(_R)), axis=1, initial=np.inf, where=_R_OK)
-    return [(n, float(_Z_GRID[need <= n].max(initial=0.0))) for n in nodes]
-
-
-#: The grid of :func:`small_tier_limits`: z, and 19 ellipses per z inside the singularity's.
-_Z_GRID = np.linspace(0.0005, 0.95, 1900)
-_RS = (2 / _Z_GRID - 1) + np.sqrt((2 / _Z_GRID - 1) ** 2 - 1)
-_R = 1 + (_RS[:, None] - 1) * np.linspace(0.05, 0.95, 19)[None, :]
-_A = (_R + 1 / _R) / 2
-_R_OK = np.ones_like(_R, dtype=bool)
-
-
-def _rules_for(table, c: float, n: int, x_index: np.ndarray) -> list:
-    """Per distinct x of ``x_index``: the weight vectors of :func:`_quadrature` at m = c + x."""
-    m = c + table.xu[x_index]
-    out = [None] * len(x_index)
-    keep_from = (M_KEEP_SMALL.get(n, M_KEEP_SMALL_DEFAULT) if n in SMALL_NODES else M_KEEP)
-    small = np.flatnonzero(m < keep_from)
-    if len(small):
-        parts = _rule_derivatives(m[small], n)
-        for j, i in enumerate(small):
-            out[i] = tuple(p[j] for p in parts)
-    cache = table.rules.setdefault(n, {})
-    large = np.flatnonzero(m >= keep_from)
-    stale = [i for i in large if x_index[i] not in cache
-             or abs(c - cache[x_index[i]][0]) > RULE_DRIFT]
-    if stale:
-        rho, w = _rules(m[stale], n)
-        for j, i in enumerate(stale):
-            cache[x_index[i]] = (c, rho[j], w[j], np.log(rho[j]))
-    for i in large:
-        c0, rho, w, log_rho = cache[x_index[i]]
-        w_eff = w * np.exp((c - c0) * log_rho)
-        out[i] = (rho, w_eff, w_eff * log_rho, w_eff * log_rho**2, None, None, None)
-    return out
-
-
-#: Names of the log-partials of G (and of K below), in order.
-_KEYS = ("v", "m", "z", "q", "mm", "mz", "mq", "zz", "zq", "qq")
-
-
-def _quadrature(z, q, reflect, rule):
-    """Log-partials of ``K = ∫ρ^(m-1) f(t) dρ``, ``f = (1 - z t)^-q``, ``t = ρ`` or ``1 - ρ``.
-
-    ``rule``: one m's weight vectors (:func:`_rule_derivatives`, or with ``None``
-    for the last three where the m-derivatives are in the weights, ``log ρ``).
-    Returns ``(log K, ∂log K...)`` in the order of ``_KEYS`` (derivatives in m, z, q).
-    """
-    rho, w, a1, a2, b1, b2, b3 = rule
-    sgn = -1.0 if reflect else 1.0
-    t = 1 - rho if reflect else rho
-    zc = z[:, None]
-    one = 1 - zc * t
-    L = np.log(one)
-    D = 1 / one
-    f = np.exp(-q * L)
-    P = D * f
-    Q = D * P
-    Lf = L * f
-    fF = f @ np.stack([w, a1, a2], axis=1)
-    lF = Lf @ np.stack([w, a1], axis=1)
-    K, Km, Kmm = fF[:, 0], fF[:, 1], fF[:, 2]
-    Kq = -lF[:, 0]
-    Kmq = -lF[:, 1]
-    Kqq = (L * Lf) @ w
-    if b1 is None:
-        pF = P @ np.stack([t * w, t * a1], axis=1)
-        Kz = q * pF[:, 0]
-        Kzz = q * (q + 1) * (Q @ (t * t * w))
-        Kzq = pF[:, 0] - q * ((L * P) @ (t * w))
-        Kmz = q * pF[:, 1]
-    else:
-        pF = P @ np.stack([b1, b2, t * w, t * a1], axis=1)
-        qF = Q @ np.stack([b3, t * t * w, t * b1], axis=1)
-        lpF = (L * P) @ np.stack([t * w, b1], axis=1)
-        Km = Km + sgn * q * z * pF[:, 0]
-        Kmm = Kmm + sgn * q * z * pF[:, 1] + q * (q + 1) * z**2 * qF[:, 0]
-        Kz = q * pF[:, 2]
-        Kzz = q * (q + 1) * qF[:, 1]
-        Kzq = pF[:, 2] - q * lpF[:, 0]
-        Kmz = q * pF[:, 3] + sgn * q * (pF[:, 0] + (q + 1) * z * qF[:, 2])
-        Kmq = Kmq + sgn * z * (pF[:, 0] - q * lpF[:, 1])
-    return _log_partials(K, Km, Kz, Kq, Kmm, Kmz, Kmq, Kzz, Kzq, Kqq)
-
-
-def _log_partials(K, Km, Kz, Kq, Kmm, Kmz, Kmq, Kzz, Kzq, Kqq):
-    lm, lz, lq = Km / K, Kz / K, Kq / K
-    return (np.log(K), lm, lz, lq, Kmm / K - lm * lm, Kmz / K - lm * lz, Kmq / K - lm * lq,
-            Kzz / K - lz * lz, Kzq / K - lz * lq, Kqq / K - lq * lq)
-
-
 def _log_g(table: PairTable, r, s, alpha, beta):
     """``log G`` and its log-partials in (m, ζ, q) for every pair (see the module docstring)."""
     q = s + 1.0
@@ -287,20 +123,27 @@ def _log_g(table: PairTable, r, s, alpha, beta):
         tier = left & (z <= z_max)
         tiers.append((n, tier))
         left = left & ~tier
-    xi = table.pair_xi
     for n, tier in (*tiers, (N_NODES, left), (N_NODES_WIDE, wide)):
-        used = np.unique(xi[tier])
-        if not len(used):
+        members = table.pair_order[tier[table.pair_order]]  # the tier's pairs, by x
+        if not len(members):
             continue
+        used, starts, counts = np.unique(table.pair_xi[members], return_index=True,
+                                         return_counts=True)
         rules = _rules_for(table, r + s, n, used)
-        for rule, x_index in zip(rules, used, strict=True):
-            lo, hi = table.pair_bounds[x_index], table.pair_bounds[x_index + 1]
-            idx = table.pair_order[lo:hi]
-            idx = idx[tier[idx]]
+        small = counts < _pq.BATCH_BELOW
+        for j in np.flatnonzero(~small):
+            idx = members[starts[j]:starts[j] + counts[j]]
             for flag in (False, True):
                 sel = idx[reflect[idx] == flag]
                 if len(sel):
-                    out[:, sel] = _quadrature(z[sel], q, flag, rule)
+                    out[:, sel] = _quadrature(z[sel], q, flag, rules[j])
+        if small.any():  # the small groups in one call, each pair with its rule
+            few = np.flatnonzero(small)
+            row = np.repeat(np.arange(len(few)), counts[few])
+            sel = members[np.concatenate([np.arange(starts[j], starts[j] + counts[j])
+                                          for j in few])]
+            out[:, sel] = _pq.quadrature_rows(z[sel], q, reflect[sel],
+                                              _pq.stack_rules([rules[j] for j in few]), row)
     rest = ~(narrow | wide)
     out[:, rest] = 0.0  # far apart scales: J itself by :mod:`._pareto_wide` (see _pair_terms)
     # back from K (and z) to G (and ζ): G = K, or (1-ζ)^-q K(z(ζ)) where ζ < 0
