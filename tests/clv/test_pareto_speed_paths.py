@@ -80,3 +80,26 @@ def test_plain_fit_reuses_its_last_evaluation(cdnow_calibration, monkeypatch):
     _, g, h = fresh._nll(np.log(theta), data, hessian=True)
     cov = np.linalg.inv((h - np.diag(g)) / np.outer(theta, theta))
     np.testing.assert_allclose(model.summary_["std_err"], np.sqrt(np.diag(cov)), rtol=1e-10)
+
+
+def test_small_groups_in_one_call_equal_one_call_per_rule(monkeypatch):
+    """The gathered quadrature (many rules, one call) equals one call per rule, on pairs of
+    both Pfaff forms and of kept and freshly computed rules (x up to 40)."""
+    from crmstats.clv.models import _pareto_quadrature as pq
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    code = rng.integers(0, 3, n)
+    x = np.minimum(rng.poisson(rng.gamma(0.8, 6, n)), 40).astype(float)
+    T = np.round(rng.uniform(2, 60, n) * 7) / 7
+    tx = np.where(x > 0, np.round(rng.uniform(0, 1, n) * T * 7) / 7, 0.0)
+    r, s = 0.9, 1.4
+    alpha, beta = np.array([9.0, 30.0, 4.0]), np.array([25.0, 6.0, 60.0])
+    out = {}
+    for below in (0, 10**9):
+        monkeypatch.setattr(pq, "BATCH_BELOW", below)
+        table = pc.PairTable(code, x, tx, T, np.ones(n))
+        pc.pattern_derivatives(table, r - 0.1, s, alpha, beta)  # keep rules from r + s - 0.1
+        out[below] = pc.pattern_derivatives(table, r, s, alpha, beta)
+    for a, b in zip(out[0], out[10**9], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
