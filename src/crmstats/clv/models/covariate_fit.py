@@ -259,6 +259,9 @@ def _objective(model, pats: Patterns, hessian: bool):
 #: estimate on every SUBSAMPLE-th row (weights multiplied): a start a step or two from the
 #: optimum, found at a quarter of the cost per iteration.
 WARM_ROWS, SUBSAMPLE = 20_000, 4
+#: Newton's step tolerance there: below the subsample's own sampling error (the full-data
+#: run's first step is 1e-2 to 1e-1 on the benchmark), as ParetoNBDModel._warm_xtol.
+SUB_XTOL = 1e-2
 
 
 def _subsample(pats: Patterns):
@@ -311,7 +314,7 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
         sub = _subsample(pats)
         if sub is not None:  # the first steps on a quarter of the rows (weights x 4)
             first = bounded_newton(_objective(model, sub, hessian=True), start, lower, upper,
-                                   maxiter=min(int(model.maxiter), MAXITER), xtol=1e-3)
+                                   maxiter=min(int(model.maxiter), MAXITER), xtol=SUB_XTOL)
             if first.success and np.isfinite(first.fun) and first.fun < 1e299:
                 start = first.x
         res = bounded_newton(_objective(model, pats, hessian=True), start, lower, upper,
