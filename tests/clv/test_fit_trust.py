@@ -165,3 +165,56 @@ def test_a_converged_fit_at_the_boundary_is_still_not_trusted(fitted):
     gg.params_ = gg.params_.copy()
     gg.params_["q"] = 3e7
     assert gg._at_boundary().startswith("ran to the edge of its parameter space")
+
+
+def _one_rate_pareto(rate=0.0133):
+    """Pareto/NBD at its limit of one dropout rate for every customer (s, beta -> infinity)."""
+    return clv.ParetoNBDModel.from_params({"r": 1.06, "alpha": 21.65, "s": 1e6,
+                                           "beta": 1e6 / rate}, time_unit="W", period="D")
+
+
+def test_one_dropout_rate_limit_is_said_in_plain_words():
+    model = _one_rate_pareto()
+    from crmstats.clv.models.limits import NO_DIFFERENCES, is_one_dropout_limit
+
+    assert model.boundary_.startswith(NO_DIFFERENCES)
+    assert "about 1.3 % of active customers stop buying each week" in model.boundary_
+    for name in ("s =", "beta", "s /", "grow without bound"):
+        assert name not in model.boundary_
+    assert is_one_dropout_limit(clv.fit_problem(model))
+    assert not is_one_dropout_limit("did not converge and " + model.boundary_)
+
+
+def test_compare_models_ranks_the_one_dropout_limit_like_any_other(holdout_shop):
+    """Its holdout error is real: ranked by mae with the interior fits, and the findings say
+    what the limit means, rank it and may name it best; a failed fit is still not ranked."""
+    bg = clv.BetaGeoModel.from_params({"r": 1.06, "alpha": 21.65, "a": 0.5, "b": 3.0},
+                                      time_unit="W", period="D")
+    limit = _one_rate_pareto(rate=1e-4)  # almost no dropout: close to this shop's truth
+    table = clv.compare_models({"BG/NBD": bg, "Pareto/NBD": limit}, holdout_shop)
+    assert table.loc["Pareto/NBD", "mae"] < table.loc["BG/NBD", "mae"]
+    assert list(table.index) == ["Pareto/NBD", "BG/NBD"]  # by mae, though at its limit
+    report.set_currency("$")
+    try:
+        values = pd.DataFrame({"clv": [100.0, 50.0, 10.0, 5.0]})
+        text = " ".join(findings.clv(table, values, type("P", (), {"top_share": 0.6})()))
+    finally:
+        report.set_currency("")
+    assert ("The Pareto/NBD fit of the holdout test found no differences between customers "
+            "in how soon they stop buying") in text
+    assert "it is ranked with the others" in text and "ranking is not used" not in text
+    assert "On the holdout period, Pareto/NBD predicted each customer's purchases best" in text
+    assert "beta" not in text and "s = " not in text
+
+
+def test_homogeneous_dropout_bgnbd_is_ranked_too():
+    """BG/NBD's limit (a, b -> infinity) is the same finding: ranked like any other."""
+    s = simulate_shop_without_dropout(600, 5, holdout=39.0)
+    bg = clv.BetaGeoModel.from_params({"r": 1.0, "alpha": 20.0, "a": 2e5, "b": 8e7},
+                                      time_unit="W", period="D")
+    assert bg.boundary_.startswith("found no differences between customers")
+    assert "a and b" not in bg.boundary_
+    pareto = clv.ParetoNBDModel.from_params({"r": 1.0, "alpha": 20.0, "s": 0.5, "beta": 50.0},
+                                            time_unit="W", period="D")
+    table = clv.compare_models({"Pareto/NBD": pareto, "BG/NBD": bg}, s)
+    assert table["mae"].is_monotonic_increasing  # both ranked, by mae

@@ -95,8 +95,11 @@ def test_one_dropout_rate_for_everyone_is_the_s_to_infinity_edge():
     s, beta = model.params_["s"], model.params_["beta"]
     if model.boundary_ is None:  # a sample may show some spread of dropout rates
         assert s > 5
-    else:
+    else:  # the limit, in plain words (crmstats.clv.models.limits): ranked like any fit
         assert caught
+        assert model.boundary_.startswith("found no differences between customers in how "
+                                          "soon they stop buying")
+        assert "beta" not in model.boundary_
     assert s / beta == pytest.approx(1 / 30, rel=0.25)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from crmstats.backend import execute
+from crmstats.clv.models.limits import is_one_dropout_limit
 from crmstats.clv.summaries import _check_units, _occasions
 from crmstats.clv.units import resolve_units
 from crmstats.clv.value import _require_summary, fit_problem
@@ -269,8 +270,9 @@ def compare_models(models: dict, calibration_holdout: pd.DataFrame) -> pd.DataFr
         ``total_error``, ``mae`` and ``rmse`` of :func:`holdout_error`, and
         ``fit_problem`` (:func:`~crmstats.clv.fit_problem`: empty for a fit
         to trust; a fit that did not converge or sits at the edge of its
-        parameter space is not to be ranked). Sorted by holdout ``mae``, the
-        fits to trust first.
+        parameter space is not to be ranked, except at the limit of one
+        dropout rate for every customer, :mod:`crmstats.clv.models.limits`).
+        Sorted by holdout ``mae``, the fits to rank first.
     """
     if not models:
         raise ValueError("models is empty")
@@ -284,6 +286,7 @@ def compare_models(models: dict, calibration_holdout: pd.DataFrame) -> pd.DataFr
                       **err.to_dict(), "fit_problem": fit_problem(model) or ""}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "model"
-    trusted = out["fit_problem"].eq("")
+    # a fit at its one-dropout limit predicts as a model in its own right: ranked too
+    trusted = out["fit_problem"].eq("") | out["fit_problem"].map(is_one_dropout_limit)
     return (out.assign(_untrusted=~trusted).sort_values(["_untrusted", "mae"], kind="mergesort")
             .drop(columns="_untrusted"))

@@ -152,7 +152,10 @@ def clv(
     (:func:`crmstats.clv.fit_problem`) is named in plain words — which fit and
     what it means — and is not used: a holdout fit with a problem is left out
     of the ranking, and values resting on a whole-period fit with a problem
-    are not headlined.
+    are not headlined. The exception: a holdout fit at the limit of one
+    dropout rate for every customer (:mod:`crmstats.clv.models.limits`: the
+    data show no differences between customers in how soon they stop
+    buying) is a model in its own right, said so and ranked like the others.
 
     Parameters
     ----------
@@ -194,12 +197,19 @@ def clv(
             if "fit_problem" in comparison
             else pd.Series("", index=comparison.index)
         )
+        from crmstats.clv.models.limits import is_one_dropout_limit
+
+        limit = flagged.map(is_one_dropout_limit).astype(bool)
         for name in comparison.index[flagged.ne("")]:
-            out.append(
-                f"The {name} fit of the holdout test {flagged[name]}; its holdout ranking "
-                "is not used."
-            )
-        trusted = comparison[flagged.eq("")]
+            if limit[name]:  # a model in its own right: its holdout error is real
+                out.append(f"The {name} fit of the holdout test {flagged[name]}; it is "
+                           "ranked with the others.")
+            else:
+                out.append(
+                    f"The {name} fit of the holdout test {flagged[name]}; its holdout ranking "
+                    "is not used."
+                )
+        trusted = comparison[flagged.eq("") | limit]
         if len(trusted):
             best = trusted["mae"].idxmin()
             line = (

@@ -80,10 +80,11 @@ class BetaGeoModel(BaseModel):
         """No dropout (b → ∞ or a → 0), or the same dropout for everyone (a, b → ∞)."""
         a, b = float(self.params_["a"]), float(self.params_["b"])
         p = _dropout_words(a / (a + b))
-        if min(a, b) > 1e4:
-            return (f"found the same dropout probability for every customer: a and b grow "
-                    f"without bound (a = {a:.3g}, b = {b:.3g}) and the model tends to one "
-                    f"dropout probability a / (a + b) after each purchase: {p}")
+        if min(a, b) > 1e4:  # a model in its own right, in plain words (see .limits)
+            from crmstats.clv.models.limits import one_dropout_clause
+
+            return one_dropout_clause(f"the same dropout probability for every customer: {p} "
+                                      "after each purchase")
         if b > self._edge[1] or a < self._edge[0]:
             name, value = ("b", b) if b > self._edge[1] else ("a", a)
             return (f"found no measurable dropout: {name} ran off to {value:.3g}, so every "

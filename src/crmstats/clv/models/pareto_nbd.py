@@ -59,19 +59,38 @@ class ParetoNBDModel(BaseModel):
     #: The second start only where the first fails (Newton in a box rarely does).
     _first_success_suffices = True
 
-    def _at_boundary(self):
-        """Describe the edge: no dropout, one dropout rate for all, or the edge of the box.
+    #: From this ``s`` on (dropout rates varying across customers by less than 1/√s, 10 %),
+    #: a fit whose likelihood cannot pin ``s`` down (no standard error, or one above ``s``)
+    #: is on the ridge toward one dropout rate for every customer; from ONE_RATE_S on, any.
+    ONE_RATE_MIN_S, ONE_RATE_S = 100.0, 1e4
 
-        No dropout: s → 0 or s / β → 0; one rate: s → ∞; the box: see
-        :mod:`._bounded_newton`.
+    def _at_boundary(self):
+        """Describe the edge: one dropout rate for all, no dropout, or the edge of the box.
+
+        One rate: s → ∞ with s / β fixed (:mod:`.limits`: a model in its own
+        right, said without parameter names); no dropout: s → 0 or
+        s / β → 0; the box: see :mod:`._bounded_newton`.
         """
+        from crmstats.clv.models.limits import one_dropout_clause
+
         s, beta = float(self.params_["s"]), float(self.params_["beta"])
         unit = {"D": "day", "W": "week", "M": "month"}.get(getattr(self, "time_unit_", None),
                                                            "time unit")
-        if s > 1e4:
-            return (f"found the same dropout rate for every customer: s and beta grow without "
-                    f"bound (s = {s:.3g}, beta = {beta:.3g}) and the model tends to one dropout "
-                    f"rate s / beta = {s / beta:.3g} per {unit}")
+        se = np.nan
+        summary = getattr(self, "summary_", None)
+        if summary is not None and "s" in summary.index:
+            se = float(summary.loc["s", "std_err"])
+        loose = not getattr(self, "_given_params", False) and not se <= s  # NaN: not pinned
+        dropout = s / beta >= 1e-8  # below: no measurable dropout (the case after this)
+        if dropout and (s > self.ONE_RATE_S or (s > self.ONE_RATE_MIN_S and loose)):
+            design = getattr(self, "_design", None)
+            if design is not None and any(p != "purchase" for p, _ in design.coefs):
+                return one_dropout_clause("the same dropout rate for customers who share "
+                                          "their attributes")
+            stop = -np.expm1(-s / beta)  # the chance that an active customer stops per unit
+            return one_dropout_clause(
+                f"the same dropout rate for every customer: about {_share_words(stop)} of "
+                f"active customers stop buying each {unit}")
         if s < self._edge[0] or s / beta < 1e-8:
             return (f"found no measurable dropout: s / beta = {s / beta:.3g} per {unit} "
                     f"(s = {s:.3g}, beta = {beta:.3g}), so every customer counts as active "
@@ -255,6 +274,11 @@ class ParetoNBDModel(BaseModel):
             rate = (r + x) * (beta + T) / (alpha + T)
             out[rows] = rate * _lifetime_share(s, beta + T, t) * self._alive(params, x, tx, T)
         return pd.Series(out, index=index, name="expected_purchases")
+
+
+def _share_words(p: float) -> str:
+    """Format a share for a sentence: ``"1.3 %"``, ``"below 0.01 %"``."""
+    return "below 0.01 %" if p < 1e-4 else f"{100 * p:.2g} %"
 
 
 def _lifetime_share(s, beta, t):
