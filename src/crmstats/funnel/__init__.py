@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         stage_flows,
     )
     from crmstats.funnel.lookalike import Lookalikes, lookalike_scores
+    from crmstats.funnel.page_tables import lead_quality_table, lead_volume_table
     from crmstats.funnel.pipeline import (
         BREAKDOWNS,
         Pipeline,
@@ -65,7 +66,9 @@ __all__ = [
     "has_tables",
     "lead_features",
     "lead_kpis",
+    "lead_quality_table",
     "lead_stage_times",
+    "lead_volume_table",
     "lifecycle_counts",
     "lifecycle_stage",
     "lookalike_scores",
@@ -79,9 +82,9 @@ __all__ = [
     "plot_lift",
     "plot_pipeline",
     "plot_stage_flows",
+    "snapshot_date",
     "stage_conversion",
     "stage_durations",
-    "snapshot_date",
     "stage_flows",
 ]
 
