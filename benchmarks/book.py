@@ -1,15 +1,17 @@
 """Benchmark: the whole book, cold and warm, and where each study's time goes.
 
 Usage: ``python benchmarks/book.py [--runs R] [--jobs J] [--ordinary] [--params FILE]
-[--kpis PATH] [--tree DIR] [--keep DIR]`` (defaults 2 runs, 2 jobs). ``--ordinary`` starts an
-ordinary kernel per study (``CRMSTATS_WARM_KERNELS=0``) instead of forking warm ones, to
-compare; ``--params`` passes a run file (e.g. ``data_source: "demo:n_contacts=400000"``);
-``--kpis`` keeps the last run's ``kpis.json``; ``--tree`` builds another source tree's book
-with its package (e.g. an unpacked ``git archive`` of an earlier commit: its ``src`` goes
-first on ``PYTHONPATH``), to compare before and after in alternation; ``--keep`` copies the
-last run's published HTML there (to compare pages). Each run also counts the models fitted
-and shared (the run's ``fits.log``), and with warm kernels it reports each study kernel's
-own CPU seconds (the kernel server's log, matched to the notebooks by start time).
+[--kpis PATH] [--tree DIR] [--keep DIR] [--json FILE]`` (defaults 2 runs, 2 jobs).
+``--ordinary`` starts an ordinary kernel per study (``CRMSTATS_WARM_KERNELS=0``) instead of
+forking warm ones, to compare; ``--params`` passes a run file (e.g. ``data_source:
+"demo:n_contacts=400000"``); ``--kpis`` keeps the last run's ``kpis.json``; ``--tree``
+builds another source tree's book with its package (e.g. an unpacked ``git archive`` of an
+earlier commit: its ``src`` goes first on ``PYTHONPATH``), to compare before and after in
+alternation; ``--keep`` copies the last run's published HTML there (to compare pages);
+``--json`` writes every run's numbers (wall, CPU, each study's times and kernel CPU) to a
+file. Each run also counts the models fitted and shared (the run's ``fits.log``), and with
+warm kernels it reports each study kernel's own CPU seconds (the kernel server's log,
+matched to the notebooks by start time).
 
 Copies the repository's ``book/`` sources and ``notebooks/`` into a temporary
 folder and runs ``crmstats book build`` there R times in a row, each as a fresh
@@ -130,19 +132,24 @@ def main() -> None:
         print(f"after: {load_note()}")
         if _opt("--kpis"):
             shutil.copy2(results[-1]["run"] / "kpis.json", _opt("--kpis"))
+        if _opt("--json"):  # every run's numbers, e.g. to compare cold and warm per study
+            Path(_opt("--json")).write_text(json.dumps(
+                [{k: v for k, v in r.items() if k != "run"} for r in results], indent=1))
         if _opt("--keep"):
             shutil.rmtree(_opt("--keep"), ignore_errors=True)
             shutil.copytree(repo / "book" / "_build" / "html", _opt("--keep"))
     print(f"\nbook build, {jobs} jobs, {len(results[0]['studies'])} studies")
     print(f"{'run':<8}{'wall s':>9}{'CPU s':>9}{'studies s':>11}{'kernel s':>10}"
-          f"{'imports s':>11}{'start+imports':>15}")
+          f"{'imports s':>11}{'start+imports':>15}{'kernels CPU s':>15}{'rest CPU s':>12}")
     for i, r in enumerate(results):
         parts = {k: sum(s[k] for s in r["studies"].values())
                  for k in ("total", "kernel", "imports", "rest")}
         share = (parts["kernel"] + parts["imports"]) / parts["total"]
         label = "cold" if i == 0 else "warm"
         print(f"{label:<8}{r['seconds']:>9.1f}{r['cpu_seconds']:>9.1f}{parts['total']:>11.1f}"
-              f"{parts['kernel']:>10.1f}{parts['imports']:>11.1f}{share:>15.0%}")
+              f"{parts['kernel']:>10.1f}{parts['imports']:>11.1f}{share:>15.0%}"
+              f"{sum(r['kernel_cpu'].values()):>15.1f}"
+              f"{r['cpu_seconds'] - sum(r['kernel_cpu'].values()):>12.1f}")
     warm = [r["seconds"] for r in results[1:]] or [results[0]["seconds"]]
     print(f"\nwarm book: {statistics.median(warm):.1f} s (goal <= 35 s)")
     print(f"models fitted / taken from the build's cache (last run): "

@@ -5,7 +5,8 @@ Usage: ``python benchmarks/book_phases.py [--runs R] [--jobs J]`` (defaults 1 ru
 Copies ``book/`` and ``notebooks/`` into a temporary folder (as ``book.py`` does) and runs
 :func:`crmstats.book.build.build_book` there in a fresh interpreter with each step of the
 build wrapped: wall seconds, the build process's own CPU seconds and its waited-for
-children's (the kernel server with its kernels, Jupyter Book). The phases nest (the studies
+children's (the kernel server with its kernels, Jupyter Book). The server is forked from the
+build as ``crmstats book build`` does (``fork_server=True``). The phases nest (the studies
 run inside the kernel server's context), so the table is a trace, not a sum; "imports" is
 the build's import of :mod:`crmstats.book.build` and the command line.
 """
@@ -31,6 +32,7 @@ def clock():
 t0 = clock()
 import crmstats.cli  # noqa: F401  (what the command imports)
 from crmstats.book import build, runner, warm, needs, scan, kpis, archive, publish
+from crmstats import privacy
 t1 = clock()
 rows = [("imports", 0, [b - a for a, b in zip(t0, t1)])]
 depth = [0]
@@ -66,9 +68,14 @@ for owner, name in [(build, "recover"), (build, "_load_sources"), (build, "_unav
                     (build, "scan_book"), (build, "_publish"), (build, "prune_runs"),
                     (build, "_run_studies"), (build, "_publish_book")]:
     timed(owner, name)
+for owner, name in [(warm, "_prepare"), (warm, "validate_preloaded"),
+                    (warm, "_render_inline_figures_once"), (warm, "_fork_server"),
+                    (privacy, "scan_text"), (privacy, "scan_html"),
+                    (privacy, "scan_search_index")]:
+    timed(owner, name)
 timed_context(runner, "warm_kernels")
 start = clock()
-build.build_book("book", jobs=int(sys.argv[1]))
+build.build_book("book", jobs=int(sys.argv[1]), fork_server=True)  # as the command line
 rows.append(("build_book", 0, [b - a for a, b in zip(start, clock())]))
 merged = {}
 for label, level, (wall, cpu, kids) in rows:
