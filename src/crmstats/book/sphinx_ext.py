@@ -65,7 +65,8 @@ def escape_search_titles(path: str | Path) -> bool:
     Returns whether the file was changed. Titles that become equal when
     escaped keep all their places; a title already escaped stays as it is.
     """
-    from crmstats.privacy import read_search_index
+    # from its own module: crmstats.privacy would import pandas into Jupyter Book (~0.4 CPU s)
+    from crmstats.html_scan import read_search_index
 
     path = Path(path)
     index = read_search_index(path.read_text(encoding="utf-8"))
@@ -84,7 +85,7 @@ def escape_search_titles(path: str | Path) -> bool:
         changed |= list(escaped) != list(entries)
         index[key] = escaped
     if changed:  # written as Sphinx writes it
-        from crmstats.privacy import SEARCH_INDEX_PREFIX, SEARCH_INDEX_SUFFIX
+        from crmstats.html_scan import SEARCH_INDEX_PREFIX, SEARCH_INDEX_SUFFIX
 
         path.write_text(SEARCH_INDEX_PREFIX + json.dumps(index, sort_keys=True)
                         + SEARCH_INDEX_SUFFIX, encoding="utf-8")
