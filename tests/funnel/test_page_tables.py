@@ -29,3 +29,37 @@ def test_lead_kpis_split_in_volume_and_quality(kpis):
 def test_another_frame_is_refused_by_name():
     with pytest.raises(ValueError, match="expected the DataFrame returned by lead_kpis"):
         funnel.lead_quality_table(pd.DataFrame({"spend": [1.0]}))
+
+
+@pytest.fixture(scope="module")
+def scored(small_crm):
+    leads = funnel.lead_features(small_crm)
+    model = funnel.LeadScoringModel(test_size=0.3).fit(
+        leads, features=["engagement_score", "company_size_code", "industry"], target="qualified")
+    return leads, model
+
+
+def test_odds_table_names_terms_in_words_and_drops_the_intercept(scored):
+    from crmstats.formatting import fmt_interval
+
+    _, model = scored
+    c = model.coefficients_
+    t = funnel.odds_table(c)
+    assert list(t.columns) == ["odds ratio", "95 % interval", "p-value"]
+    assert "intercept" not in t.index and len(t) == len(c) - 1
+    assert "engagement score" in t.index and "industry: software" in t.index
+    row = c.loc["industry[software]"]
+    assert t.loc["industry: software", "odds ratio"] == row["odds_ratio"]
+    assert t.loc["industry: software", "95 % interval"] == fmt_interval(
+        row["odds_ratio_lower_95"], row["odds_ratio_upper_95"])
+
+
+def test_band_table_counts_and_rates_as_a_plain_groupby(scored):
+    leads, model = scored
+    bands = model.score_bands(leads)
+    t = funnel.band_table(bands, leads["qualified"])
+    ref = bands.join(leads["qualified"]).groupby("band", observed=True)["qualified"].agg(
+        ["size", "mean"])
+    np.testing.assert_array_equal(t["leads"], ref["size"])
+    np.testing.assert_allclose(t["outcome rate"], ref["mean"])
+    assert list(t.index) == ["A", "B", "C", "D"]

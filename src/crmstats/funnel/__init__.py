@@ -20,7 +20,12 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         stage_flows,
     )
     from crmstats.funnel.lookalike import Lookalikes, lookalike_scores
-    from crmstats.funnel.page_tables import lead_quality_table, lead_volume_table
+    from crmstats.funnel.page_tables import (
+        band_table,
+        lead_quality_table,
+        lead_volume_table,
+        odds_table,
+    )
     from crmstats.funnel.pipeline import (
         BREAKDOWNS,
         Pipeline,
@@ -62,6 +67,7 @@ __all__ = [
     "LeadScoringModel",
     "Lookalikes",
     "auc",
+    "band_table",
     "deal_stages",
     "has_tables",
     "lead_features",
@@ -72,6 +78,7 @@ __all__ = [
     "lifecycle_counts",
     "lifecycle_stage",
     "lookalike_scores",
+    "odds_table",
     "own_stages",
     "pipeline",
     "plot_calibration",

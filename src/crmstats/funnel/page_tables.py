@@ -1,19 +1,26 @@
-"""The funnel study's tables for a book page: a few columns, short headers.
+"""The funnel and lead-scoring studies' tables for a book page: a few columns, short headers.
 
 :func:`~crmstats.funnel.lead_kpis` per channel holds twelve columns: right for an
 analyst, a sideways-scrolling wall for a reader. The page shows them as two
 tables, what each channel brings (:func:`lead_volume_table`) and what it costs
-and how good its leads are (:func:`lead_quality_table`); the KPIs themselves
-are unchanged.
+and how good its leads are (:func:`lead_quality_table`). A lead score's odds
+ratios read as one figure with its interval in words (:func:`odds_table`), and
+its bands by how often their leads reach the outcome (:func:`band_table`). The
+results themselves are unchanged.
 """
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
+from crmstats.formatting import fmt_interval
 from crmstats.plotting import require_columns
 
-__all__ = ["lead_quality_table", "lead_volume_table"]
+__all__ = ["band_table", "lead_quality_table", "lead_volume_table", "odds_table"]
+
+_LEVEL = re.compile(r"^(?P<name>.+)\[(?:T\.)?(?P<level>.*)\]$")
 
 
 def _pick(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -58,3 +65,64 @@ def lead_quality_table(kpis: pd.DataFrame) -> pd.DataFrame:
     return _pick(kpis, {"cost_per_lead": "per lead",
                         "cost_per_opportunity": "per opportunity", "cac": "CAC",
                         "lead_to_opportunity": "to opportunity", "lead_to_won": "to customer"})
+
+
+def _term(name) -> str:
+    """Say a model term in words: ``industry[software]`` -> ``industry: software``."""
+    text = str(name)
+    match = _LEVEL.match(text)
+    if match:
+        return f"{match['name'].replace('_', ' ')}: {match['level']}"
+    return text.replace("_", " ")
+
+
+def odds_table(coefficients: pd.DataFrame) -> pd.DataFrame:
+    """Return a lead score's odds ratios for a page: each with its interval in words.
+
+    Parameters
+    ----------
+    coefficients : pandas.DataFrame
+        :attr:`LeadScoringModel.coefficients_ <crmstats.funnel.LeadScoringModel>`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per term but the intercept, named in words (``industry:
+        software``; a level is compared with the base level); ``odds ratio``,
+        ``95 % interval`` (text) and ``p-value``. The coefficients and their
+        standard errors stay in ``coefficients``.
+    """
+    require_columns(coefficients, ["odds_ratio", "odds_ratio_lower_95", "odds_ratio_upper_95",
+                                   "p_value"], "LeadScoringModel.coefficients_")
+    rows = coefficients[[str(t).lower() not in ("intercept", "const")
+                         for t in coefficients.index]]
+    out = pd.DataFrame({
+        "odds ratio": rows["odds_ratio"].to_numpy(float),
+        "95 % interval": [fmt_interval(lo, hi) for lo, hi in
+                          zip(rows["odds_ratio_lower_95"], rows["odds_ratio_upper_95"],
+                              strict=True)],
+        "p-value": rows["p_value"].to_numpy(float),
+    }, index=pd.Index([_term(t) for t in rows.index], name="term"))
+    return out
+
+
+def band_table(bands: pd.DataFrame, outcome: pd.Series) -> pd.DataFrame:
+    """Return how many scored leads fall in each band and how often they reached the outcome.
+
+    Parameters
+    ----------
+    bands : pandas.DataFrame
+        ``LeadScoringModel.score_bands(leads)`` (a ``band`` column).
+    outcome : pandas.Series
+        The leads' outcome (0/1, NaN where still open), indexed like ``bands``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``band`` (A-D); ``leads`` (scored) and ``outcome rate`` (the
+        share of them with the outcome, over those whose outcome is known).
+    """
+    require_columns(bands, ["band"], "LeadScoringModel.score_bands")
+    known = pd.to_numeric(outcome.reindex(bands.index), errors="coerce")
+    grouped = known.groupby(bands["band"], observed=True)
+    return pd.DataFrame({"leads": grouped.size(), "outcome rate": grouped.mean()})
