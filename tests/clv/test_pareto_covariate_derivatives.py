@@ -167,9 +167,10 @@ def test_subsample_warm_start_reaches_the_same_optimum(shop, monkeypatch):
     monkeypatch.setattr(covariate_fit, "WARM_ROWS", 100)
     calls = []
     real = covariate_fit._subsample
-    monkeypatch.setattr(covariate_fit, "_subsample", lambda p: calls.append(1) or real(p))
+    monkeypatch.setattr(covariate_fit, "_subsample",
+                        lambda p, k=4: calls.append(k) or real(p, k))
     warm = ParetoNBDModel().fit(summary, covariates=X)
-    assert calls and warm.converged_
+    assert calls == [16, 4] and warm.converged_  # both levels of the warm start
     assert warm.log_likelihood_ == pytest.approx(cold.log_likelihood_, rel=1e-12)
     np.testing.assert_allclose(warm.params_.iloc[:4], cold.params_.iloc[:4], rtol=1e-5)
     np.testing.assert_allclose(warm.params_.iloc[4:], cold.params_.iloc[4:], atol=1e-5)

@@ -204,10 +204,11 @@ BATCH_BELOW = 96
 
 def stack_rules(rules: list) -> tuple:
     """Stack rules (tuples of :func:`_quadrature`) into (K, n) arrays, zeros for absent parts."""
-    out = []
-    for j in range(7):
-        parts = [rule[j] if rule[j] is not None else np.zeros_like(rule[0]) for rule in rules]
-        out.append(np.stack(parts))
+    out = np.zeros((7, len(rules), len(rules[0][0])))
+    for i, rule in enumerate(rules):
+        for j, part in enumerate(rule):
+            if part is not None:
+                out[j, i] = part
     return tuple(out)
 
 

@@ -262,17 +262,23 @@ WARM_ROWS, SUBSAMPLE = 20_000, 4
 #: Newton's step tolerance there: below the subsample's own sampling error (the full-data
 #: run's first step is 1e-2 to 1e-1 on the benchmark), as ParetoNBDModel._warm_xtol.
 SUB_XTOL = 1e-2
+#: The warm start's levels, coarsest first: (every k-th row, Newton's step tolerance). A
+#: level is used where its subsample keeps WARM_ROWS / SUBSAMPLE rows; each starts from the
+#: one before. On 92,473 rows: five iterations on a 16th of the rows (10,528 distinct pairs)
+#: take the coefficients from zero to the quarter's neighbourhood, which then needs three
+#: iterations instead of six (39,464 pairs each): the warm start a third cheaper, the same
+#: start for the full data.
+WARM_LEVELS = ((16, 1e-1), (SUBSAMPLE, SUB_XTOL))
 
 
-def _subsample(pats: Patterns):
-    """Return a copy of ``pats`` on every k-th row of its table (None: few rows)."""
+def _subsample(pats: Patterns, k: int = SUBSAMPLE):
+    """Return a copy of ``pats`` on every k-th row of its table (None: too few rows for k)."""
     table = pats.table
-    if table is None or len(table.w) <= WARM_ROWS:
+    if table is None or len(table.w) <= WARM_ROWS * k // SUBSAMPLE:
         return None
     from crmstats.clv.models._pareto_covariates import PairTable
 
     sub = copy.copy(pats)
-    k = SUBSAMPLE
     sub.table = PairTable(table.code[::k], table.x[::k], table.tx[::k], table.T[::k],
                           table.w[::k] * k)
     sub.table.n_patterns = table.n_patterns  # every pattern keeps its row, even if unsampled
@@ -311,10 +317,12 @@ def fit_with_covariates(model, summary, covariates, purchase, dropout, shared):
         time_scale = np.average(frame["T"].to_numpy(dtype=float),
                                 weights=None if weights is None else np.maximum(weights, 1e-300))
         lower, upper = box(list(model._log_kinds) + ["coef"] * len(design.coefs), time_scale)
-        sub = _subsample(pats)
-        if sub is not None:  # the first steps on a quarter of the rows (weights x 4)
+        for k, xtol in WARM_LEVELS:  # the first steps on a 16th, then a quarter of the rows
+            sub = _subsample(pats, k)
+            if sub is None:
+                continue
             first = bounded_newton(_objective(model, sub, hessian=True), start, lower, upper,
-                                   maxiter=min(int(model.maxiter), MAXITER), xtol=SUB_XTOL)
+                                   maxiter=min(int(model.maxiter), MAXITER), xtol=xtol)
             if first.success and np.isfinite(first.fun) and first.fun < 1e299:
                 start = first.x
         res = bounded_newton(_objective(model, pats, hessian=True), start, lower, upper,
