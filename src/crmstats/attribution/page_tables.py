@@ -3,44 +3,20 @@
 The results themselves are wide (``lift_test``: 14 columns, ``calibrate``: 13,
 ``incremental_economics``: 11, ``channel_economics``: 22): right for an analyst,
 a sideways-scrolling wall for a reader. Each function here picks what a page
-needs from one result, names it in a word or two and says each 95 % interval as
-one piece of text
-(:func:`crmstats.formatting.fmt_interval`: "-1.7 % to 4.3 %", "$73.18 or more");
-the results themselves are unchanged, and a page that wants more shows them.
+needs from one result (:func:`crmstats.page_tables.pick`), names it in a word or
+two and says each 95 % interval as one piece of text ("-1.7 % to 4.3 %",
+"$73.18 or more"); the results themselves are unchanged, and a page that wants
+more shows them.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from crmstats.formatting import fmt_interval
-from crmstats.plotting import require_columns
+from crmstats.page_tables import pick
 
 __all__ = ["acquisition_table", "calibration_table", "cost_table", "incremental_table",
            "lift_table", "new_customer_table", "return_table"]
-
-#: Header of an interval said as text.
-INTERVAL = "95 % interval"
-
-
-def _page_table(frame: pd.DataFrame, names: dict[str, str],
-                interval: tuple[str, str, str] | None, what: str,
-                after: int = 1) -> pd.DataFrame:
-    """``frame``'s columns ``names`` renamed, with an interval's bounds as one text column.
-
-    ``interval`` is (lower column, upper column, kind) or None; its text column goes
-    after the first ``after`` columns.
-    """
-    needed = list(names) + ([] if interval is None else list(interval[:2]))
-    require_columns(frame, needed, what)
-    out = frame[list(names)].rename(columns=names)
-    if interval is not None:
-        lower, upper, kind = interval
-        text = [fmt_interval(lo, hi, kind) for lo, hi in zip(frame[lower], frame[upper],
-                                                              strict=True)]
-        out.insert(after, INTERVAL, text)
-    return out
-
 
 def lift_table(lifts: pd.DataFrame) -> pd.DataFrame:
     """Return the holdout tests for a page: the lift with its interval, and both groups' rates.
@@ -58,10 +34,9 @@ def lift_table(lifts: pd.DataFrame) -> pd.DataFrame:
         and ``holdout rate`` (shares). The group sizes, the relative lift and
         the incremental conversions stay in ``lifts``.
     """
-    return _page_table(lifts, {"lift": "lift", "p_value": "p-value",
-                               "treatment_rate": "treatment rate",
-                               "holdout_rate": "holdout rate"},
-                       ("lower_95", "upper_95", "pct"), "lift_test")
+    return pick(lifts, {"lift": "lift", "p_value": "p-value", "treatment_rate": "treatment rate",
+                        "holdout_rate": "holdout rate"}, "lift_test",
+                interval=("lower_95", "upper_95", "pct"))
 
 
 def incremental_table(attribution: pd.DataFrame) -> pd.DataFrame:
@@ -80,9 +55,8 @@ def incremental_table(attribution: pd.DataFrame) -> pd.DataFrame:
         interval`` (text), ``value`` (money) and ``share`` (of the channels'
         total added sales).
     """
-    return _page_table(attribution, {"conversions": "sales added", "value": "value",
-                                     "share": "share"},
-                       ("lower_95", "upper_95", "number"), "IncrementalityModel.attribution_")
+    return pick(attribution, {"conversions": "sales added", "value": "value", "share": "share"},
+                "IncrementalityModel.attribution_", interval=("lower_95", "upper_95", "number"))
 
 
 def calibration_table(calibrated: pd.DataFrame) -> pd.DataFrame:
@@ -103,9 +77,9 @@ def calibration_table(calibrated: pd.DataFrame) -> pd.DataFrame:
         shares are in the page's figure; the standard errors and the bias
         model stay in ``calibrated``.
     """
-    out = _page_table(calibrated, {"conversions": "calibrated", "model": "model",
-                                   "lift": "experiment", "weight_lift": "weight"},
-                      ("lower_95", "upper_95", "number"), "calibrate")
+    out = pick(calibrated, {"conversions": "calibrated", "model": "model", "lift": "experiment",
+                            "weight_lift": "weight"}, "calibrate",
+               interval=("lower_95", "upper_95", "number"))
     if "tested" in calibrated:
         untested = ~calibrated["tested"].astype(bool)
         out.loc[untested, ["experiment", "weight"]] = float("nan")
@@ -130,10 +104,9 @@ def cost_table(economics: pd.DataFrame) -> pd.DataFrame:
         (incremental value over spend, a ratio). The other intervals and the
         value stay in ``economics``.
     """
-    return _page_table(economics, {"incremental_cac": "CAC", "spend": "spend",
-                                   "incremental_conversions": "sales added",
-                                   "incremental_roas": "ROAS"},
-                       ("cac_lower_95", "cac_upper_95", "money"), "incremental_economics")
+    return pick(economics, {"incremental_cac": "CAC", "spend": "spend",
+                            "incremental_conversions": "sales added", "incremental_roas": "ROAS"},
+                "incremental_economics", interval=("cac_lower_95", "cac_upper_95", "money"))
 
 
 def acquisition_table(economics: pd.DataFrame) -> pd.DataFrame:
@@ -153,10 +126,9 @@ def acquisition_table(economics: pd.DataFrame) -> pd.DataFrame:
         that spend is :func:`return_table`; the cost per opportunity stays in
         ``economics``.
     """
-    return _page_table(economics, {"spend": "spend", "leads": "leads",
-                                   "opportunities": "opportunities", "customers": "customers",
-                                   "cost_per_lead": "cost per lead", "cac": "CAC"},
-                       None, "channel_economics")
+    return pick(economics, {"spend": "spend", "leads": "leads", "opportunities": "opportunities",
+                            "customers": "customers", "cost_per_lead": "cost per lead",
+                            "cac": "CAC"}, "channel_economics")
 
 
 def return_table(economics: pd.DataFrame) -> pd.DataFrame:
@@ -174,10 +146,9 @@ def return_table(economics: pd.DataFrame) -> pd.DataFrame:
         orders' value), ``ROAS`` (value over spend), ``LTV`` (per customer),
         ``LTV:CAC`` and ``payback months``.
     """
-    return _page_table(economics, {"cac": "CAC", "value": "value", "roas": "ROAS",
-                                   "ltv": "LTV", "ltv_cac": "LTV:CAC",
-                                   "payback_months": "payback months"},
-                       None, "channel_economics")
+    return pick(economics, {"cac": "CAC", "value": "value", "roas": "ROAS", "ltv": "LTV",
+                            "ltv_cac": "LTV:CAC", "payback_months": "payback months"},
+                "channel_economics")
 
 
 def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
@@ -200,8 +171,7 @@ def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
         ``payback months`` (of a new customer). The other intervals stay in
         ``economics``.
     """
-    return _page_table(economics, {"new_clv": "new CLV", "cac": "CAC",
-                                   "new_ltv_cac": "new LTV:CAC", "ltv_cac": "so far",
-                                   "new_payback_months": "payback months"},
-                       ("new_clv_lower_95", "new_clv_upper_95", "money"),
-                       "new_customer_economics")
+    return pick(economics, {"new_clv": "new CLV", "cac": "CAC", "new_ltv_cac": "new LTV:CAC",
+                            "ltv_cac": "so far", "new_payback_months": "payback months"},
+                "new_customer_economics",
+                interval=("new_clv_lower_95", "new_clv_upper_95", "money"))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.churn.cohorts import churn_rate, cohort_table, retention_matrix
     from crmstats.churn.cox import CoxModel
     from crmstats.churn.hazard import ShiftedBetaGeoHazardModel
+    from crmstats.churn.page_tables import bridge_table, hazard_table, retention_table
     from crmstats.churn.plotting import (
         plot_churn_rate,
         plot_cohort_heatmap,
@@ -43,10 +44,12 @@ __all__ = [
     "SurvivalCurves",
     "account_lifetimes",
     "account_months",
+    "bridge_table",
     "churn_rate",
     "cohort_table",
     "cross_sell",
     "grr_by_cohort",
+    "hazard_table",
     "mrr_bridge",
     "nrr_by_cohort",
     "plot_churn_rate",
@@ -61,6 +64,7 @@ __all__ = [
     "plot_survival",
     "project_retention",
     "retention_matrix",
+    "retention_table",
     "service_kpis",
     "survival_curves",
 ]

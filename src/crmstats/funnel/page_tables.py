@@ -11,21 +11,13 @@ results themselves are unchanged.
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
-from crmstats.formatting import fmt_interval
+from crmstats.page_tables import pick, ratio_table
 from crmstats.plotting import require_columns
 
 __all__ = ["band_table", "lead_quality_table", "lead_volume_table", "odds_table"]
 
-_LEVEL = re.compile(r"^(?P<name>.+)\[(?:T\.)?(?P<level>.*)\]$")
-
-
-def _pick(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    require_columns(frame, list(names), "lead_kpis")
-    return frame[list(names)].rename(columns=names)
 
 
 def lead_volume_table(kpis: pd.DataFrame) -> pd.DataFrame:
@@ -42,8 +34,8 @@ def lead_volume_table(kpis: pd.DataFrame) -> pd.DataFrame:
         The same index; ``spend``, ``leads``, ``qualified``,
         ``opportunities`` and ``won``.
     """
-    return _pick(kpis, {"spend": "spend", "leads": "leads", "qualified": "qualified",
-                        "opportunities": "opportunities", "won": "won"})
+    return pick(kpis, {"spend": "spend", "leads": "leads", "qualified": "qualified",
+                       "opportunities": "opportunities", "won": "won"}, "lead_kpis")
 
 
 def lead_quality_table(kpis: pd.DataFrame) -> pd.DataFrame:
@@ -62,18 +54,9 @@ def lead_quality_table(kpis: pd.DataFrame) -> pd.DataFrame:
         share of leads that became one). The cost per qualified lead and the
         days to a win stay in ``kpis``.
     """
-    return _pick(kpis, {"cost_per_lead": "per lead",
-                        "cost_per_opportunity": "per opportunity", "cac": "CAC",
-                        "lead_to_opportunity": "to opportunity", "lead_to_won": "to customer"})
-
-
-def _term(name) -> str:
-    """Say a model term in words: ``industry[software]`` -> ``industry: software``."""
-    text = str(name)
-    match = _LEVEL.match(text)
-    if match:
-        return f"{match['name'].replace('_', ' ')}: {match['level']}"
-    return text.replace("_", " ")
+    return pick(kpis, {"cost_per_lead": "per lead", "cost_per_opportunity": "per opportunity",
+                       "cac": "CAC", "lead_to_opportunity": "to opportunity",
+                       "lead_to_won": "to customer"}, "lead_kpis")
 
 
 def odds_table(coefficients: pd.DataFrame) -> pd.DataFrame:
@@ -89,21 +72,11 @@ def odds_table(coefficients: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         One row per term but the intercept, named in words (``industry:
         software``; a level is compared with the base level); ``odds ratio``,
-        ``95 % interval`` (text) and ``p-value``. The coefficients and their
+        ``95 % interval`` (text) and ``p-value``
+        (:func:`crmstats.page_tables.ratio_table`). The coefficients and their
         standard errors stay in ``coefficients``.
     """
-    require_columns(coefficients, ["odds_ratio", "odds_ratio_lower_95", "odds_ratio_upper_95",
-                                   "p_value"], "LeadScoringModel.coefficients_")
-    rows = coefficients[[str(t).lower() not in ("intercept", "const")
-                         for t in coefficients.index]]
-    out = pd.DataFrame({
-        "odds ratio": rows["odds_ratio"].to_numpy(float),
-        "95 % interval": [fmt_interval(lo, hi) for lo, hi in
-                          zip(rows["odds_ratio_lower_95"], rows["odds_ratio_upper_95"],
-                              strict=True)],
-        "p-value": rows["p_value"].to_numpy(float),
-    }, index=pd.Index([_term(t) for t in rows.index], name="term"))
-    return out
+    return ratio_table(coefficients, "odds_ratio", "LeadScoringModel.coefficients_")
 
 
 def band_table(bands: pd.DataFrame, outcome: pd.Series) -> pd.DataFrame:
