@@ -175,3 +175,32 @@ def test_models_on_one_frame_read_its_paths_once(monkeypatch):
     fresh = MarkovAttribution().fit(frame.copy())
     assert not np.allclose(fresh.removal_effects_.to_numpy(),
                            chain.removal_effects_.to_numpy())
+
+
+def test_path_tuples_from_arrow_lists():
+    """Paths read as Arrow lists: sliced and chunked columns, repeated paths, odd names."""
+    import pyarrow as pa
+
+    from crmstats.attribution.paths import _path_tuples
+
+    first = pa.array([["x > y", "émail"], ["a,b"], ["x > y", "émail"]])
+    column = pa.chunked_array([first.slice(1), pa.array([["a,b", "a,b"], ["émail"]])])
+    assert _path_tuples(column) == [("a,b",), ("x > y", "émail"), ("a,b", "a,b"), ("émail",)]
+    assert _path_tuples(pa.chunked_array([], type=first.type)) == []
+    with_null = pa.array([["a"], None, ["b", None]])
+    assert _path_tuples(with_null) == [("a",), None, ("b", None)]
+
+
+def test_build_paths_keeps_channel_names_and_order():
+    touch = pd.DataFrame({
+        "journey_id": ["j1", "j1", "j2", "j2", "j3", "j4"],
+        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01",
+                                     "2024-01-05", "2024-01-05"]),
+        "channel": ["x > y", "émail", "émail", "x > y", "a,b", "a,b"]})
+    conv = pd.DataFrame({"journey_id": ["j1", "j3"],
+                         "timestamp": pd.to_datetime(["2024-01-02", "2024-01-06"]),
+                         "value": [10.0, 5.0]})
+    out = build_paths(touch, conv)
+    got = {row.path: (row.conversions, row.value, row.nulls) for row in out.itertuples()}
+    assert got == {("x > y", "émail"): (1, 10.0, 1), ("a,b",): (1, 5.0, 1)}
+    assert all(type(p) is tuple for p in out["path"])
