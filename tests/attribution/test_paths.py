@@ -204,3 +204,20 @@ def test_build_paths_keeps_channel_names_and_order():
     got = {row.path: (row.conversions, row.value, row.nulls) for row in out.itertuples()}
     assert got == {("x > y", "émail"): (1, 10.0, 1), ("a,b",): (1, 5.0, 1)}
     assert all(type(p) is tuple for p in out["path"])
+
+
+def test_tuple_paths_are_encoded_once_per_distinct_path_with_the_same_codes():
+    """build_paths' rows repeat paths (one row per covariate cell): encoded as each row alone."""
+    from crmstats.attribution.paths import _encode_paths
+
+    rng = np.random.default_rng(3)
+    names = ["email", " email", "search", "social", "tv"]
+    distinct = [tuple(rng.choice(names, size=n)) for n in rng.integers(1, 5, size=12)]
+    distinct.append(())  # an empty path: flagged empty
+    rows = [distinct[i] for i in rng.integers(0, len(distinct), size=200)]
+    once = _encode_paths(pd.Series(rows, dtype=object), ">")
+    alone = _encode_paths(pd.Series([list(p) for p in rows], dtype=object), ">")  # row by row
+    assert once[1] == alone[1] == ["email", "search", "social", "tv"]
+    for a, b in zip((once[0], once[2], once[3]), (alone[0], alone[2], alone[3]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert once[3].sum() == sum(len(p) == 0 for p in rows) > 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmstats.attribution.noisy_or import _blocks, noisy_or_information
+from crmstats.attribution.noisy_or import _blocks
 from crmstats.attribution.paths import PathData, _encode_paths, _numeric
 from crmstats.estimator import summary_table
 from crmstats.exceptions import DataError
@@ -23,7 +23,13 @@ def _expit(z):
 
 
 def _with_covariates(paths, covariates: list[str]):
-    """Path counts with contact covariates: no merging of equal paths; the covariate matrix."""
+    """Path counts with contact covariates: no merging of equal paths; the covariates' coding.
+
+    Returns ``(data, coding)``: the paths as :class:`PathData` and a
+    :class:`_CovariateCoding` learnt from the path rows, which writes the
+    covariate columns of any rows (the paths', the untouched journeys') into a
+    design the caller holds, so no covariate matrix is built beside the design.
+    """
     if not isinstance(paths, pd.DataFrame) or "path" not in paths.columns:
         raise DataError("paths table: covariates need the DataFrame of build_paths(..., "
                         "contacts=..., by=[...])", table="paths")
@@ -42,20 +48,7 @@ def _with_covariates(paths, covariates: list[str]):
         raise DataError(f"paths table, column {col!r}: {int(null.sum())} path row(s) without a "
                         f"covariate value (journeys without a contact row?), e.g. rows {rows}",
                         table="paths", column=col, rows=rows)
-    blocks, names = [], []
-    for c in covariates:
-        s = frame[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            v = s.to_numpy(dtype=float)
-            sd = v.std()
-            blocks.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
-            names.append(c)
-        else:
-            levels = sorted(map(str, s.astype(str).unique()))
-            for level in levels[1:]:
-                blocks.append((s.astype(str).to_numpy() == level).astype(float)[:, None])
-                names.append(f"{c}[{level}]")
-    cov = np.hstack(blocks) if blocks else np.zeros((len(paths), 0))
+    coding = _CovariateCoding(paths, covariates)
     codes, channels, lengths, empty = _encode_paths(paths["path"], ">")
     if empty.any():
         rows = list(paths.index[empty][:5])
@@ -66,7 +59,65 @@ def _with_covariates(paths, covariates: list[str]):
                     conversions=_numeric(paths, "conversions", "conversions"),
                     value=_numeric(paths, "value", "value", default=0.0),
                     nulls=_numeric(paths, "nulls", "nulls", default=0.0))
-    return data, cov, names
+    return data, coding
+
+
+def _is_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _level_codes(s: pd.Series):
+    """Each value's code among the column's distinct values (as text), and those values."""
+    codes, uniques = pd.factorize(s.astype(str))
+    return codes, [str(u) for u in uniques]
+
+
+class _CovariateCoding:
+    """How the model codes contact covariates, learnt from the path counts' rows.
+
+    A number enters standardised by the paths' mean and spread; any other
+    column as one indicator per level of the paths but the first (levels
+    sorted as text). The same coding serves the paths and the untouched
+    journeys (:func:`_untouched_rows`), so their rows line up.
+    """
+
+    def __init__(self, paths: pd.DataFrame, covariates: list[str]):
+        self.covariates = list(covariates)
+        self.specs = []
+        self.names = []
+        for c in self.covariates:
+            s = paths[c]
+            if _is_number(s):
+                v = s.to_numpy(dtype=float)
+                sd = v.std()
+                self.specs.append((c, (v.mean(), sd if sd > 0 else 1.0)))
+                self.names.append(c)
+            else:
+                levels = sorted(_level_codes(s)[1])
+                self.specs.append((c, levels))
+                self.names += [f"{c}[{level}]" for level in levels[1:]]
+
+    def fill(self, out: np.ndarray, frame: pd.DataFrame, table: str = "paths") -> None:
+        """Write the covariate columns of ``frame``'s rows into ``out`` (rows x names)."""
+        j = 0
+        for c, how in self.specs:
+            s = frame[c]
+            if isinstance(how, tuple):
+                mean, sd = how
+                out[:, j] = (s.to_numpy(dtype=float) - mean) / sd
+                j += 1
+                continue
+            codes, values = _level_codes(s)
+            unknown = sorted(set(values) - set(how))
+            if unknown:
+                raise DataError(f"{table} table, column {c!r}: level(s) "
+                                f"{', '.join(map(repr, unknown[:5]))} that no path has",
+                                table=table, column=c)
+            where = {level: i for i, level in enumerate(how)}
+            index = np.array([where[v] for v in values] or [0], dtype=np.int64)[codes]
+            for i in range(1, len(how)):
+                out[:, j] = index == i
+                j += 1
 
 
 def _logit_hessian(x, trials, beta, alpha, rows):
@@ -222,14 +273,13 @@ def _logit_loglik(params, exog, conv, nulls) -> float:
     return float(np.sum(conv * np.log(p) + nulls * np.log1p(-p)))
 
 
-def _noisy_or_summary(theta, x, cov, trials, terms, penalised):
-    """Coefficient table of the noisy-OR link: standard errors from the Fisher information."""
+def _noisy_or_summary(theta, info, terms, penalised):
+    """Coefficient table of the noisy-OR link: standard errors from its Fisher information."""
     from scipy.special import ndtr
 
     se = np.full(len(theta), np.nan)
     p_value = np.full(len(theta), np.nan)
     if not penalised:
-        info = noisy_or_information(theta, x, cov, trials)
         try:
             var = np.linalg.inv(info)
             se = np.sqrt(np.clip(np.diag(var), 0.0, None))
@@ -240,11 +290,11 @@ def _noisy_or_summary(theta, x, cov, trials, terms, penalised):
     return summary_table(terms, theta, se, p_value=p_value, index_name="term")
 
 
-def _untouched_rows(untouched, covariates: list[str], paths):
-    """Covariate matrix, conversions and nulls of :func:`untouched_journeys`' rows.
+def _untouched_rows(untouched, covariates: list[str]):
+    """Check :func:`untouched_journeys`' rows; return their conversions and nulls.
 
-    The covariates are coded as in :func:`_with_covariates` (standardised by the paths'
-    mean and spread; one indicator per level the paths have), so the rows line up.
+    Their covariate columns are written into the design with the paths' coding
+    (:meth:`_CovariateCoding.fill`), so the rows line up with the paths'.
     """
     if not isinstance(untouched, pd.DataFrame):
         raise DataError("untouched: expected the DataFrame of untouched_journeys (columns "
@@ -265,27 +315,10 @@ def _untouched_rows(untouched, covariates: list[str], paths):
                             f"non-finite or negative value(s), e.g. rows {rows}",
                             table="untouched", column=col, rows=rows)
         counts.append(v)
-    conv, nulls = counts
-    blocks = []
     for c in covariates:
-        ref, s = paths[c], untouched[c]
+        s = untouched[c]
         if s.isna().any():
             rows = list(untouched.index[s.isna()][:5])
             raise DataError(f"untouched table, column {c!r}: rows without a value, e.g. rows "
                             f"{rows}", table="untouched", column=c, rows=rows)
-        if pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref):
-            v = ref.to_numpy(dtype=float)
-            sd = v.std()
-            blocks.append(((s.to_numpy(dtype=float) - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
-        else:
-            levels = sorted(map(str, ref.astype(str).unique()))
-            values = s.astype(str).to_numpy()
-            unknown = sorted(set(values) - set(levels))
-            if unknown:
-                raise DataError(f"untouched table, column {c!r}: level(s) "
-                                f"{', '.join(map(repr, unknown[:5]))} that no path has",
-                                table="untouched", column=c)
-            for level in levels[1:]:
-                blocks.append((values == level).astype(float)[:, None])
-    cov = np.hstack(blocks) if blocks else np.zeros((len(untouched), 0))
-    return cov, conv, nulls
+    return counts[0], counts[1]

@@ -490,8 +490,26 @@ def _path_data_once(paths: Any) -> PathData:
 
 
 def _encode_paths(raw: pd.Series, sep: str):
-    """Channel codes (sorted channel names), lengths and a per-row "empty" flag, with Arrow."""
+    """Channel codes (sorted channel names), lengths and a per-row "empty" flag, with Arrow.
+
+    Paths as tuples (:func:`build_paths`' rows, many with equal paths when
+    counted by contact covariates) are encoded once per distinct path.
+    """
     first = raw.iloc[0]
+    if isinstance(first, tuple) and len(raw) > 1:
+        try:
+            rows, distinct = pd.factorize(raw.to_numpy(dtype=object))
+        except TypeError:  # an unhashable path (a list inside)
+            rows = None
+        if rows is not None and (rows >= 0).all() and len(distinct) < len(raw):
+            codes, channels, lengths, empty = _encode_paths(
+                pd.Series(list(distinct), dtype=object), sep)
+            starts = np.cumsum(lengths) - lengths
+            row_lengths = lengths[rows]
+            begin = np.repeat(starts[rows] - (np.cumsum(row_lengths) - row_lengths),
+                              row_lengths)
+            return (codes[begin + np.arange(int(row_lengths.sum()))], channels, row_lengths,
+                    empty[rows])
     if isinstance(first, str):
         try:
             arr = pa.array(raw, from_pandas=True)
