@@ -121,3 +121,25 @@ def test_a_noisy_or_fit_run_off_to_infinite_hazards_is_not_chosen():
         forced = A.IncrementalityModel(n_bootstrap=20, covariates=by, link="noisy_or").fit(
             cells, untouched=untouched)
     assert not forced.converged_
+
+
+def test_untouched_rows_are_coded_as_the_paths_and_bad_ones_named():
+    """The untouched journeys' covariates take the paths' coding; a level no path has, or a
+    missing value, is a DataError naming the untouched table and the column."""
+    from crmstats.exceptions import DataError
+
+    paths = pd.DataFrame({"path": [("a",), ("b",), ("a", "b"), ("b",)],
+                          "conversions": [3, 2, 5, 1], "nulls": [30, 25, 20, 40],
+                          "size": ["small", "large", "large", "small"],
+                          "score": [1.0, 2.0, 3.0, 4.0]})
+    untouched = pd.DataFrame({"size": ["small", "large"], "score": [2.5, 0.0],
+                              "conversions": [1, 0], "nulls": [40, 30]})
+    model = A.IncrementalityModel(n_bootstrap=0, covariates=["size", "score"], link="logit",
+                                  penalty=0.01)
+    model.fit(paths, untouched=untouched)
+    assert list(model.summary_.index) == ["intercept", "a", "b", "size[small]", "score"]
+    for bad, column in ((untouched.assign(size=["small", "medium"]), "size"),
+                        (untouched.assign(score=[1.0, None]), "score")):
+        with pytest.raises(DataError, match=f"untouched table, column '{column}'") as caught:
+            model.fit(paths, untouched=bad)
+        assert caught.value.table == "untouched" and caught.value.column == column
