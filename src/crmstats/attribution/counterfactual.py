@@ -10,16 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmstats.attribution.noisy_or import _blocks
+from crmstats.attribution.noisy_or import _blocks, _expit
 from crmstats.attribution.paths import PathData, _encode_paths, _numeric
 from crmstats.estimator import summary_table
 from crmstats.exceptions import DataError
-
-
-def _expit(z):
-    from scipy.special import expit
-
-    return expit(z)
 
 
 def _with_covariates(paths, covariates: list[str]):
@@ -120,77 +114,64 @@ class _CovariateCoding:
                 j += 1
 
 
-def _logit_hessian(x, trials, beta, alpha, rows):
-    """Negative Hessian of :func:`_newton_logit`'s objective (times ``rows``) at ``beta``."""
-    p = _expit(x @ beta)
-    pen = np.full(len(beta), float(alpha) * max(rows, 1))
-    pen[0] = 0.0
-    return (x * (trials * p * (1 - p))[:, None]).T @ x + np.diag(pen)
+def _ridge(k: int, pen: float) -> np.ndarray:
+    """Return the ridge per coefficient: ``pen`` on all but the intercept."""
+    out = np.full(k, float(pen))
+    out[0] = 0.0
+    return out
 
 
-def _newton_logit(x, conv, nulls, start, alpha=0.0, max_iter=25, tol=1e-6, rows=None,
-                  hessian=None):
-    """Binomial logit coefficients by Newton's method from ``start``.
+def _logit_hessian(x, trials, p, penalty):
+    """Negative Hessian of :func:`_logit_newton`'s objective (``p``: the rows' probabilities).
 
-    Maximises ``sum(conv log p + nulls log(1 - p)) / rows - alpha / 2 * |beta[1:]|^2``
-    (``rows`` = number of path rows, the scaling of statsmodels' ``fit_regularized``;
-    rows with no trials add nothing to the likelihood and may be left out of ``x``).
-    With ``hessian`` (e.g. :func:`_logit_hessian` of a nearby fit) the steps use it
-    instead of recomputing the Hessian (a chord method: the same optimum, reached
-    in more but far cheaper steps); if that does not converge within ``4 * max_iter``
-    steps, full Newton steps finish the fit.
+    Summed a block of weighted rows at a time (memory); ``penalty`` per coefficient.
     """
-    beta = np.asarray(start, dtype=float).copy()
-    rows = max(len(x) if rows is None else rows, 1)
-    pen = np.full(len(beta), float(alpha) * rows)
-    pen[0] = 0.0
+    out = np.diag(penalty)
+    for rows in _blocks(len(x)):
+        out += (x[rows] * (trials[rows] * p[rows] * (1 - p[rows]))[:, None]).T @ x[rows]
+    return out
+
+
+def _logit_newton(x, conv, nulls, pen, *, start=None, max_iter=100, tol=1e-9, hessian=None):
+    """Maximise ``sum(conv log p + nulls log(1 - p)) - pen / 2 * |beta[1:]|^2`` by Newton's method.
+
+    From ``start``, or from a flat start (the intercept at the observed
+    rate's log-odds). Returns ``(beta, hessian, converged)``. Full Newton
+    steps are halved until the objective does not fall; not converged when
+    the steps do not settle within ``max_iter`` or a coefficient runs past 40
+    (odds of ``e**40``: the journeys are separated and the maximum is at
+    infinity). With ``hessian`` (e.g. the full fit's, for a bootstrap refit
+    on resampled counts) the first steps use it instead of a new Hessian
+    each (a chord method: the same optimum in more but far cheaper steps,
+    one product with the design each); if that does not converge within
+    ``4 * max_iter`` steps, full Newton steps finish the fit from ``start``.
+
+    Rows with no trials add nothing and may be left out of ``x``; the one
+    loop for the model's fit (:func:`logit_fit`) and the bootstrap's refits.
+    """
     trials = conv + nulls
+    penalty = _ridge(x.shape[1], pen)
+    if start is None:
+        rate = min(max(float(conv.sum()) / max(float(trials.sum()), 1e-12), 1e-9), 1 - 1e-9)
+        beta = np.zeros(x.shape[1])
+        beta[0] = np.log(rate / (1 - rate))
+    else:
+        beta = np.asarray(start, dtype=float).copy()
     if hessian is not None:
         try:
             chol = np.linalg.cholesky(hessian)
         except np.linalg.LinAlgError:
             chol = None
         if chol is not None:
-            start_beta = beta.copy()
+            chord = beta.copy()
             for _ in range(4 * max_iter):
-                grad = x.T @ (conv - trials * _expit(x @ beta)) - pen * beta
+                grad = x.T @ (conv - trials * _expit(x @ chord)) - penalty * chord
                 step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
-                beta += step
-                if not np.all(np.isfinite(beta)):
+                chord += step
+                if not np.all(np.isfinite(chord)):
                     break
                 if np.max(np.abs(step)) < tol:
-                    return beta
-            beta = start_beta
-    for _ in range(max_iter):
-        p = _expit(x @ beta)
-        grad = x.T @ (conv - trials * p) - pen * beta
-        w = trials * p * (1 - p)
-        hess = (x * w[:, None]).T @ x + np.diag(pen)
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        beta += step
-        if np.max(np.abs(step)) < tol:
-            break
-    return beta
-
-
-def _logit_newton(x, conv, nulls, pen, max_iter=100, tol=1e-9):
-    """Maximise ``sum(conv log p + nulls log(1 - p)) - pen / 2 * |beta[1:]|^2`` from a flat start.
-
-    Newton's method with step halving (the objective never falls); returns
-    ``(beta, hessian, converged)``. Not converged when the steps do not settle
-    within ``max_iter`` or a coefficient runs past 40 (odds of ``e**40``: the
-    journeys are separated and the maximum is at infinity).
-    """
-    trials = conv + nulls
-    k = x.shape[1]
-    penalty = np.full(k, float(pen))
-    penalty[0] = 0.0
-    rate = min(max(float(conv.sum()) / max(float(trials.sum()), 1e-12), 1e-9), 1 - 1e-9)
-    beta = np.zeros(k)
-    beta[0] = np.log(rate / (1 - rate))
+                    return chord, hessian, True
 
     def objective(b):
         eta = x @ b
@@ -198,18 +179,12 @@ def _logit_newton(x, conv, nulls, pen, max_iter=100, tol=1e-9):
         return float(-np.sum(conv * np.logaddexp(0.0, -eta) + nulls * np.logaddexp(0.0, eta))
                      - 0.5 * np.sum(penalty * b * b))
 
-    def hessian(b, p):
-        out = np.diag(penalty)
-        for rows in _blocks(len(x)):  # a block of weighted rows at a time (memory)
-            out += (x[rows] * (trials[rows] * p[rows] * (1 - p[rows]))[:, None]).T @ x[rows]
-        return out
-
     f = objective(beta)
     hess = None
     for _ in range(max_iter):
         p = _expit(x @ beta)
         grad = x.T @ (conv - trials * p) - penalty * beta
-        hess = hessian(beta, p)
+        hess = _logit_hessian(x, trials, p, penalty)
         try:
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
@@ -226,7 +201,7 @@ def _logit_newton(x, conv, nulls, pen, max_iter=100, tol=1e-9):
         if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > 40.0:
             return beta, hess, False
         if np.max(np.abs(step)) < tol:
-            return beta, hessian(beta, _expit(x @ beta)), True
+            return beta, _logit_hessian(x, trials, _expit(x @ beta), penalty), True
     return beta, hess, False
 
 

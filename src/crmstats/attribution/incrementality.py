@@ -44,13 +44,15 @@ import pandas as pd
 from crmstats.attribution.counterfactual import (
     _logit_hessian,
     _logit_loglik,
-    _newton_logit,
+    _logit_newton,
     _noisy_or_summary,
+    _ridge,
     _untouched_rows,
     _with_covariates,
     logit_fit,
 )
 from crmstats.attribution.noisy_or import (
+    _expit,
     noisy_or_fit,
     noisy_or_increments,
     noisy_or_information,
@@ -402,7 +404,7 @@ class IncrementalityModel(Estimator):
         channels and covariates; their order and repeats do not enter the
         model) are merged, so a replicate's counts are summed onto the distinct
         rows; and the refit iterates with the Hessian of the full fit
-        (:func:`_newton_logit`'s ``hessian``), one product with the design per
+        (:func:`_logit_newton`'s ``hessian``), one product with the design per
         step instead of a new Hessian, to the same optimum and tolerance.
         """
         b = int(self.n_bootstrap)
@@ -423,16 +425,17 @@ class IncrementalityModel(Estimator):
         unique, inverse = np.unique(exog, axis=0, return_inverse=True)
         inverse = inverse.ravel()
         m = len(unique)
-        hessian = _logit_hessian(unique, np.bincount(inverse, conv + nulls, minlength=m), params,
-                                 alpha, rows)
+        pen = alpha * max(rows, 1)  # the full fit's ridge (per path row, as statsmodels')
+        hessian = _logit_hessian(unique, np.bincount(inverse, conv + nulls, minlength=m),
+                                 _expit(unique @ params), _ridge(len(params), pen))
         out = np.empty((b, k))
         for i in range(b):
             draw = rng.multinomial(n, prob).astype(float)
             cb = np.bincount(inverse, draw[: len(conv)], minlength=m)
             nb = np.bincount(inverse, draw[len(conv):], minlength=m)
             drawn = (cb + nb) > 0
-            beta = _newton_logit(unique[drawn], cb[drawn], nb[drawn], params, alpha, rows=rows,
-                                 hessian=hessian)
+            beta = _logit_newton(unique[drawn], cb[drawn], nb[drawn], pen, start=params,
+                                 max_iter=25, tol=1e-6, hessian=hessian)[0]
             out[i] = self._increments(beta, unique, cb + nb, k, n_blocks)
         return out
 
@@ -476,8 +479,3 @@ class IncrementalityModel(Estimator):
                 f"penalty={self.penalty!r}, n_bootstrap={self.n_bootstrap}, "
                 f"link={self.link!r})")
 
-
-def _expit(z):
-    from scipy.special import expit
-
-    return expit(z)

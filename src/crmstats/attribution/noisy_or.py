@@ -51,6 +51,7 @@ MAX_HAZARD = 30.0
 
 
 def _expit(z):
+    """Return the logistic function of ``z`` (SciPy's, imported on use: a lean import)."""
     from scipy.special import expit
 
     return expit(z)
@@ -121,37 +122,30 @@ def _starts(conv, nulls, q, p):
     return out
 
 
-def _scoring(theta, x, z, conv, nulls, pen, max_iter=100, tol=1e-8, info=None):
+def _scoring(theta, x, z, conv, nulls, pen, max_iter=100, tol=1e-8):
     """Projected Fisher scoring from ``theta``; returns ``(theta, converged)``.
 
     Each step solves the Fisher information for the free parameters (a
     ``lambda`` at its bound 0 whose score points below it is held there),
     halving the step until the penalised log-likelihood does not drop;
-    converged when no parameter moves by more than ``tol``. With ``info``
-    (the information of a nearby fit, e.g. the full fit for a bootstrap
-    refit) every step uses it instead of a new one: a chord method, more but
-    far cheaper steps to the same optimum.
+    converged when no parameter moves by more than ``tol``.
     """
-    fixed = info
     q = x.shape[1]
     lam = slice(1, 1 + q)
     trials = conv + nulls
     theta = np.asarray(theta, dtype=float).copy()
     theta[lam] = np.maximum(theta[lam], 0.0)
     f = _objective(theta, x, z, conv, nulls, pen)[0]
-    for _ in range(max_iter if fixed is None else 4 * max_iter):
+    for _ in range(max_iter):
         score = np.zeros(len(theta))
-        if fixed is None:
-            info = np.zeros((len(theta), len(theta)))
+        info = np.zeros((len(theta), len(theta)))
         for rows in _blocks(len(x)):  # the rows' derivatives a block at a time (memory)
             p, g = _gradient_rows(theta, x[rows], z[rows])
             p = np.clip(p, _TINY, 1.0 - _TINY)
             score += g.T @ ((conv[rows] - trials[rows] * p) / (p * (1.0 - p)))
-            if fixed is None:
-                info += (g * (trials[rows] / (p * (1.0 - p)))[:, None]).T @ g
+            info += (g * (trials[rows] / (p * (1.0 - p)))[:, None]).T @ g
         score[lam] -= pen * theta[lam]
-        if fixed is None:
-            info[lam, lam] += pen * np.eye(q)
+        info[lam, lam] += pen * np.eye(q)
         held = np.zeros(len(theta), dtype=bool)
         held[lam] = (theta[lam] <= 0.0) & (score[lam] <= 0.0)
         free = ~held
@@ -176,7 +170,7 @@ def _scoring(theta, x, z, conv, nulls, pen, max_iter=100, tol=1e-8, info=None):
     return theta, False
 
 
-def noisy_or_fit(x, z, conv, nulls, *, penalty=0.0, start=None, rows=None, info=None):
+def noisy_or_fit(x, z, conv, nulls, *, penalty=0.0):
     """Maximum-likelihood fit; returns ``(theta, converged, loglik)``.
 
     Parameters
@@ -188,19 +182,13 @@ def noisy_or_fit(x, z, conv, nulls, *, penalty=0.0, start=None, rows=None, info=
     conv, nulls : ndarray
         Converting and non-converting journeys per row.
     penalty : float
-        Ridge on ``lambda``, per row of the fit (as the logistic model's ``penalty``).
-    start : ndarray, optional
-        Starting point (e.g. the full fit's, for a refit); otherwise a start
-        at four times the observed conversion rate as the in-market chance,
-        and a second one when that does not converge.
-    rows : int, optional
-        Rows the penalty is scaled by (default: the rows with journeys), so
-        that a bootstrap refit on merged rows keeps the full fit's penalty.
-    info : ndarray, optional
-        Fisher information of a nearby fit for chord steps (:func:`_scoring`).
+        Ridge on ``lambda``, per row of the fit with journeys (as the logistic
+        model's ``penalty``).
 
-    Projected Fisher scoring (:func:`_scoring`); L-BFGS-B with the bounds
-    finishes a start that scoring does not bring to convergence. A fit with a
+    Projected Fisher scoring (:func:`_scoring`) from a start at four times
+    the observed conversion rate as the in-market chance, and from a second
+    start when that does not converge; L-BFGS-B with the bounds finishes a
+    start that scoring does not bring to convergence. A fit with a
     hazard above :data:`MAX_HAZARD` is reported as not converged (degenerate).
     """
     from scipy.optimize import minimize
@@ -209,11 +197,11 @@ def noisy_or_fit(x, z, conv, nulls, *, penalty=0.0, start=None, rows=None, info=
     keep = (conv + nulls) > 0
     if not keep.all():  # rows without journeys add nothing (no copies when there are none)
         x, z, conv, nulls = x[keep], z[keep], conv[keep], nulls[keep]
-    pen = float(penalty) * max(len(x) if rows is None else int(rows), 1)
+    pen = float(penalty) * max(len(x), 1)
     bounds = [(None, None)] + [(0.0, None)] * q + [(None, None)] * (p + 1)
     best, best_f, best_ok = None, np.inf, False
-    for t0 in ([start] if start is not None else _starts(conv, nulls, q, p)):
-        theta, ok = _scoring(t0, x, z, conv, nulls, pen, info=info)
+    for t0 in _starts(conv, nulls, q, p):
+        theta, ok = _scoring(t0, x, z, conv, nulls, pen)
         if not ok:
             res = minimize(_objective, theta, args=(x, z, conv, nulls, pen), jac=True,
                            method="L-BFGS-B", bounds=bounds,
