@@ -157,13 +157,7 @@ def _quadrature(z, q, reflect, rule):
     sgn = -1.0 if reflect else 1.0
     t = 1 - rho if reflect else rho
     zc = z[:, None]
-    one = 1 - zc * t
-    L = np.log(one)
-    D = 1 / one
-    f = np.exp(-q * L)
-    P = D * f
-    Q = D * P
-    Lf = L * f
+    L, f, P, Q, Lf = _integrand(zc, t, q)
     fF = f @ np.stack([w, a1, a2], axis=1)
     lF = Lf @ np.stack([w, a1], axis=1)
     K, Km, Kmm = fF[:, 0], fF[:, 1], fF[:, 2]
@@ -188,6 +182,16 @@ def _quadrature(z, q, reflect, rule):
         Kmz = q * pF[:, 3] + sgn * q * (pF[:, 0] + (q + 1) * z * qF[:, 2])
         Kmq = Kmq + sgn * z * (pF[:, 0] - q * lpF[:, 1])
     return _log_partials(K, Km, Kz, Kq, Kmm, Kmz, Kmq, Kzz, Kzq, Kqq)
+
+
+def _integrand(zc, t, q):
+    """Return, at the nodes, L = log(1 - zt), f = (1 - zt)^-q, f / (1 - zt), f / (1 - zt)², L f."""
+    one = 1 - zc * t
+    L = np.log(one)
+    D = 1 / one
+    f = np.exp(-q * L)
+    P = D * f
+    return L, f, P, D * P, L * f
 
 
 def _log_partials(K, Km, Kz, Kq, Kmm, Kmz, Kmq, Kzz, Kzq, Kqq):
@@ -222,14 +226,7 @@ def quadrature_rows(z, q, reflect, rules: tuple, k):
     rho, w, a1, a2, b1, b2, b3 = (part[k] for part in rules)
     t = np.where(reflect[:, None], 1 - rho, rho)
     sgn = np.where(reflect, -1.0, 1.0)
-    zc = z[:, None]
-    one = 1 - zc * t
-    L = np.log(one)
-    D = 1 / one
-    f = np.exp(-q * L)
-    P = D * f
-    Q = D * P
-    Lf = L * f
+    L, f, P, Q, Lf = _integrand(z[:, None], t, q)
     Pt = P * t
     Qt = Q * t
     LP = L * P
