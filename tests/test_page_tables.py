@@ -35,3 +35,16 @@ def test_ratio_table_drops_the_intercept():
     assert list(out.index) == ["industry: retail"] and out.index.name == "term"
     assert list(out.columns) == ["odds ratio", INTERVAL, "p-value"]
     np.testing.assert_array_equal(out["odds ratio"], [2.0])
+
+
+def test_data_quality_in_two_tables(small_crm):
+    import crmstats
+
+    quality = crmstats.data_quality(small_crm)
+    rows, contents = crmstats.quality_rows_table(quality), crmstats.quality_contents_table(quality)
+    assert list(rows.columns) == ["rows read", "rows dropped", "dropped because", "rows used",
+                                  "flags"]
+    assert list(contents.columns) == ["first", "last", "ids", "channels", "stages", "mapping"]
+    assert rows.index.equals(quality.index) and contents.index.equals(quality.index)
+    assert rows["rows used"].tolist() == quality["rows_used"].tolist()
+    assert len(rows.columns) + len(contents.columns) == len(quality.columns)  # nothing lost

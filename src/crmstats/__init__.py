@@ -27,7 +27,12 @@ from crmstats.exceptions import (
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.backend import backend, execute
     from crmstats.crmdata import CRMData
-    from crmstats.quality import data_quality, source_mapping
+    from crmstats.quality import (
+        data_quality,
+        quality_contents_table,
+        quality_rows_table,
+        source_mapping,
+    )
     from crmstats.schema import TABLES
     from crmstats.scores import customer_360  # pulls in every domain subpackage
     from crmstats.sources import export_crm, load_crm, source_label
@@ -54,6 +59,8 @@ __all__ = [
     "export_crm",
     "load_crm",
     "source_label",
+    "quality_contents_table",
+    "quality_rows_table",
     "source_mapping",
     "validate",
 ]

@@ -14,14 +14,29 @@ import re
 import pandas as pd
 
 from crmstats.formatting import fmt_interval
-from crmstats.plotting import require_columns
 
-__all__ = ["INTERVAL", "pick", "ratio_table", "term_words"]
+__all__ = ["INTERVAL", "pick", "ratio_table", "require_columns", "term_words"]
 
 #: Header of an interval said as text.
 INTERVAL = "95 % interval"
 
 _LEVEL = re.compile(r"^(?P<name>.+)\[(?:T\.)?(?P<level>.*)\]$")
+
+
+def require_columns(frame: pd.DataFrame, columns, what: str) -> None:
+    """Raise ``ValueError`` unless ``frame`` has every column in ``columns``.
+
+    Page tables and plot functions (:mod:`crmstats.plotting` re-exports this)
+    take the result frames of crmstats functions; this names the function whose
+    output was expected when something else is passed.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"expected the DataFrame returned by {what}, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"expected the DataFrame returned by {what}; missing column(s) {', '.join(missing)}"
+        )
 
 
 def pick(frame: pd.DataFrame, names: dict[str, str], what: str,

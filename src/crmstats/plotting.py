@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import pandas as pd
 
 from crmstats.formatting import fmt_money, get_currency
+from crmstats.page_tables import require_columns  # noqa: F401 re-exported for plot functions
 
 __all__ = ["get_ax", "legend_with_twin", "log_axis", "money_axis", "percent_axis",
            "require_columns"]
@@ -17,21 +17,6 @@ def get_ax(ax: plt.Axes | None = None, figsize=(8, 4)) -> plt.Axes:
         return ax
     _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
-
-
-def require_columns(frame: pd.DataFrame, columns, what: str) -> None:
-    """Raise ``ValueError`` unless ``frame`` has every column in ``columns``.
-
-    Plot functions take the result frames of crmstats functions; this names the
-    function whose output was expected when something else is passed.
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"expected the DataFrame returned by {what}, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"expected the DataFrame returned by {what}; missing column(s) {', '.join(missing)}"
-        )
 
 
 def legend_with_twin(ax: plt.Axes, twin: plt.Axes, **kwargs) -> None:

@@ -18,11 +18,12 @@ import pandas as pd
 from crmstats.backend import execute, query_errors
 from crmstats.crmdata import CRMData
 from crmstats.exceptions import DataError, DataWarning
+from crmstats.page_tables import pick
 from crmstats.schema import TABLES
 from crmstats.sources import load_crm
 from crmstats.validation import SourceTable, deep_checks, read_raw, stage_problems
 
-__all__ = ["data_quality", "source_mapping"]
+__all__ = ["data_quality", "quality_contents_table", "quality_rows_table", "source_mapping"]
 
 _CHANNELS = ("channel", "acquisition_channel")
 
@@ -192,3 +193,19 @@ def source_mapping(crm: Any) -> pd.DataFrame:
             for exported, canonical in values.items():
                 rows.append((name, f"{col} value", str(exported), str(canonical)))
     return pd.DataFrame(rows, columns=["table", "kind", "exported", "canonical"])
+
+
+def quality_rows_table(quality: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows half of :func:`data_quality` for a page: read, dropped and why, used, flags.
+
+    The date range, distinct counts and mapping are :func:`quality_contents_table`
+    (eleven columns in one table scroll sideways on a book page).
+    """
+    return pick(quality, {c: c.replace("_", " ") for c in (
+        "rows_read", "rows_dropped", "dropped_because", "rows_used", "flags")}, "data_quality")
+
+
+def quality_contents_table(quality: pd.DataFrame) -> pd.DataFrame:
+    """Return the contents half of :func:`data_quality` for a page: dates, counts, mapping."""
+    return pick(quality, {c: c for c in ("first", "last", "ids", "channels", "stages",
+                                          "mapping")}, "data_quality")

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crmstats.page_tables import pick, ratio_table
-from crmstats.plotting import require_columns
+from crmstats.page_tables import pick, ratio_table, require_columns
 
 __all__ = ["band_table", "lead_quality_table", "lead_volume_table", "odds_table"]
 
