@@ -123,9 +123,10 @@ def fit_problem(model) -> str | None:
     (``converged_`` False: the estimates are its last step) or when the
     estimate sits at the edge of the parameter space (``boundary_``: e.g.
     BG/NBD's b running off to 1e10, the data showing no measurable dropout).
-    Such a fit is not used to rank models (:func:`compare_models`) or for a
-    study's headline, and a bootstrap refit like it is dropped
-    (:func:`bootstrap_clv`).
+    Such a fit is not used to rank models (:func:`compare_models`; except at
+    the limit of one dropout rate for every customer, a model in its own
+    right: :mod:`crmstats.clv.models.limits`) or for a study's headline, and a
+    bootstrap refit like it is dropped (:func:`bootstrap_clv`).
 
     Parameters
     ----------
