@@ -251,6 +251,86 @@ def _personal_patterns(values: tuple) -> dict[int, set[tuple[str, ...]]]:
     return by_len
 
 
+@functools.lru_cache(maxsize=8)
+def _personal_index(values: tuple) -> dict[int, tuple[set[tuple[str, ...]], set[str]]]:
+    """Return :func:`_personal_patterns` with each length's first words (few words start one)."""
+    return {n: (tuples, {t[0] for t in tuples}) for n, tuples in _personal_patterns(values).items()}
+
+
+#: Literal strings of which a pattern's every match begins with one, per pattern (None: unknown).
+_STARTS: dict[re.Pattern, tuple[str, ...] | None] = {}
+
+
+def _literal_starts(pattern: re.Pattern) -> tuple[str, ...] | None:
+    """Strings one of which every match of ``pattern`` begins with, read from the pattern.
+
+    A text that holds none of them cannot match, so :func:`_spans` skips the
+    pattern's search there (a substring test is many times faster than a
+    regex that tries every position). Read from the parsed pattern itself —
+    leading zero-width assertions skipped, then literals and alternations of
+    literals, at most 64 strings — so it follows any change to the patterns;
+    None (always search) for case-insensitive patterns and patterns that do
+    not begin with a literal.
+    """
+    if pattern not in _STARTS:
+        starts = None
+        if not pattern.flags & re.IGNORECASE:
+            try:
+                from re import _constants as c
+                from re import _parser
+
+                starts = _starts_of(list(_parser.parse(pattern.pattern, pattern.flags)), c)
+            except Exception:  # another Python's parser: always search  # noqa: BLE001
+                starts = None
+        _STARTS[pattern] = tuple(starts) if starts and all(starts) else None
+    return _STARTS[pattern]
+
+
+def _starts_of(items: list, c) -> list[str] | None:
+    """Return the literal beginnings of a parsed sequence (:func:`_literal_starts`), or None."""
+    i = 0
+    while i < len(items) and items[i][0] in (c.ASSERT, c.ASSERT_NOT, c.AT):
+        i += 1  # zero width: the match still begins with what follows
+    starts = [""]
+    while i < len(items):
+        op, arg = items[i]
+        if op is c.LITERAL:
+            options, whole = [chr(arg)], True
+        elif op is c.BRANCH:
+            found = [_starts_of(list(alt), c) for alt in arg[1]]
+            if any(not f for f in found):
+                break
+            options = [s for f in found for s in f]
+            whole = all(_is_literal(list(alt), c) for alt in arg[1])
+        elif op is c.SUBPATTERN and not arg[1] & c.SRE_FLAG_IGNORECASE:
+            options, whole = _starts_of(list(arg[3]), c), _is_literal(list(arg[3]), c)
+            if not options:
+                break
+        else:
+            break
+        starts = [a + b for a in starts for b in options]
+        if len(starts) > 64:
+            return None
+        if not whole:  # what follows is not right after these strings
+            break
+        i += 1
+    return starts if any(starts) else None
+
+
+def _is_literal(items: list, c) -> bool:
+    """Whether a parsed sequence matches only fixed strings (literals and their alternations)."""
+    for op, arg in items:
+        if op is c.LITERAL:
+            continue
+        if op is c.BRANCH and all(_is_literal(list(alt), c) for alt in arg[1]):
+            continue
+        if (op is c.SUBPATTERN and not arg[1] & c.SRE_FLAG_IGNORECASE
+                and _is_literal(list(arg[3]), c)):
+            continue
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=64)
 def _path_pattern(path: str) -> re.Pattern:
     """Compile (once per path) the pattern of a machine path and what follows it."""
@@ -266,6 +346,9 @@ def _spans(text: str, extra_values: Iterable[Any], paths: Iterable[str] | None):
     hits += [(m.start(), m.end(), "phone number") for m in _PHONE.finditer(text)
              if _phone_digits_ok(m.group())]
     for name, pattern in CREDENTIAL_PATTERNS:
+        starts = _literal_starts(pattern)
+        if starts is not None and not any(start in text for start in starts):
+            continue  # no match can begin anywhere: skip the slower search
         hits += [(m.start(), m.end(), name) for m in pattern.finditer(text)]
     for path in machine_paths() if paths is None else paths:
         path = str(path).rstrip("/")
@@ -276,9 +359,9 @@ def _spans(text: str, extra_values: Iterable[Any], paths: Iterable[str] | None):
     if wanted:
         tokens = [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
         words = [t for t, _, _ in tokens]
-        for n, values in wanted.items():
+        for n, (values, firsts) in _personal_index(tuple(extra_values)).items():
             for i in range(len(words) - n + 1):
-                if tuple(words[i:i + n]) in values:
+                if words[i] in firsts and tuple(words[i:i + n]) in values:
                     hits.append((tokens[i][1], tokens[i + n - 1][2], "personal value"))
     return sorted(hits)
 

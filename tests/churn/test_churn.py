@@ -641,3 +641,31 @@ def test_sbg_hazard_churn_probability_is_the_posterior_next_period_churn():
     np.testing.assert_allclose(q[alive], a / (a + bb + survived[alive]), rtol=1e-9)
     new = plain.churn_probability(panel, accounts=["not-yet-in-the-panel"])
     assert new.iloc[0] == pytest.approx(a / (a + bb))
+
+
+def test_cohort_heatmap_annotations_leave_the_layout_as_it_was():
+    """The cell labels are kept out of the layout's measuring: the PNG is the same bytes."""
+    import io
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from crmstats.churn import plot_cohort_heatmap
+
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(rng.uniform(0.2, 1.0, (18, 13)),
+                         index=pd.period_range("2024-01", periods=18, freq="M"))
+    pngs = []
+    for in_layout in (False, True):
+        with matplotlib.rc_context({"figure.constrained_layout.use": True}):
+            ax = plot_cohort_heatmap(table, title="Net revenue retention by start cohort")
+        assert ax.texts and not any(t.get_in_layout() for t in ax.texts)
+        for text in ax.texts:
+            text.set_in_layout(in_layout)
+        buffer = io.BytesIO()
+        ax.figure.savefig(buffer, format="png", bbox_inches="tight")
+        pngs.append(buffer.getvalue())
+        plt.close(ax.figure)
+    assert pngs[0] == pngs[1]

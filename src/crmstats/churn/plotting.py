@@ -60,6 +60,8 @@ def plot_cohort_heatmap(table: pd.DataFrame, ax: plt.Axes | None = None, *,
                 fmt=".0%" if percent else ".0f", cbar_kws={"shrink": 0.7},
                 yticklabels=_cohort_labels(table.index), linewidths=0.3,
                 annot_kws={"fontsize": 7})
+    for text in ax.texts:  # each inside its cell: no bounding box of the layout to measure
+        text.set_in_layout(False)
     ax.set_xlabel(f"periods since acquisition ({table.columns.name or 'age'})")
     ax.set_ylabel(table.index.name or "cohort")
     ax.set_title(title)
