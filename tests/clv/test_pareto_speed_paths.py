@@ -103,3 +103,14 @@ def test_small_groups_in_one_call_equal_one_call_per_rule(monkeypatch):
         out[below] = pc.pattern_derivatives(table, r, s, alpha, beta)
     for a, b in zip(out[0], out[10**9], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+
+
+def test_the_bound_stays_finite_on_the_ridge():
+    """A fit running toward s -> infinity (q in the thousands): no overflow warning, and no
+    small rule for any pair (the steep integrand goes to the larger rules and panels)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        limits = pc.small_tier_limits(5264.0)
+    assert [z for _, z in limits] == [0.0] * len(limits)

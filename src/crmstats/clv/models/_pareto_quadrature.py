@@ -104,8 +104,9 @@ def small_tier_limits(q: float, nodes=None, tol: float | None = None) -> list:
     nodes = SMALL_NODES if nodes is None else nodes
     tol = SMALL_TOL if tol is None else tol
     z = _Z_GRID[:, None]
-    need = np.min(np.log(4 * (1 - z * (1 + _A) / 2) ** -q / ((1 - 1 / _R) * tol))
-                  / (2 * np.log(_R)), axis=1, initial=np.inf, where=_R_OK)
+    # in logs: M(ρ) overflows for a large q (a fit on the ridge toward s → ∞)
+    log_bound = np.log(4 / ((1 - 1 / _R) * tol)) - q * np.log(1 - z * (1 + _A) / 2)
+    need = np.min(log_bound / (2 * np.log(_R)), axis=1)
     return [(n, float(_Z_GRID[need <= n].max(initial=0.0))) for n in nodes]
 
 
@@ -114,7 +115,6 @@ _Z_GRID = np.linspace(0.0005, 0.95, 1900)
 _RS = (2 / _Z_GRID - 1) + np.sqrt((2 / _Z_GRID - 1) ** 2 - 1)
 _R = 1 + (_RS[:, None] - 1) * np.linspace(0.05, 0.95, 19)[None, :]
 _A = (_R + 1 / _R) / 2
-_R_OK = np.ones_like(_R, dtype=bool)
 
 
 def _rules_for(table, c: float, n: int, x_index: np.ndarray) -> list:
