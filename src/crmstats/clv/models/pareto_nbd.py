@@ -187,12 +187,12 @@ class ParetoNBDModel(BaseModel):
         The fit asks for the log-likelihood and the Hessian at its optimum
         again (``log_likelihood_``, the standard errors), where Newton's last
         iteration evaluated both: two passes over every row saved. "To
-        rounding": ``exp(log(exp(x)))`` may differ from ``exp(x)`` in the last
-        bit, which changes nothing that is computed from it.
+        rounding" (1e-14, relative): ``exp(log(exp(x)))`` may differ from
+        ``exp(x)`` in the last bits, which changes nothing computed from it.
         """
         for point, out in data.get("_pnbd_recall", ()):
             if (out[order] is not None and point.shape == theta.shape
-                    and np.all(np.abs(point - theta) <= 4e-16 * np.abs(theta))):
+                    and np.all(np.abs(point - theta) <= 1e-14 * np.abs(theta))):
                 return out
         return None
 
