@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         ParetoNBDModel,
         ShiftedBetaGeoModel,
     )
+    from crmstats.clv.page_tables import comparison_table
     from crmstats.clv.plotting import (
         plot_channel_value,
         plot_clv_distribution,
@@ -83,6 +84,7 @@ __all__ = [
     "calibration_holdout_split",
     "channel_value",
     "compare_models",
+    "comparison_table",
     "covariate_frame",
     "covariates_for",
     "customer_effects",
