@@ -84,3 +84,25 @@ def test_unpenalised_fit_is_the_maximum(seed):
     params, *_ = logit_fit(x, conv, nulls)
     p = 1 / (1 + np.exp(-(x @ params)))
     assert np.max(np.abs(x.T @ (conv - (conv + nulls) * p))) < 1e-6
+
+
+@pytest.mark.parametrize("pen", [0.0, 5.0])
+def test_chord_steps_of_a_bootstrap_refit_reach_the_full_newton_optimum(pen):
+    """The bootstrap refits a resample from the full fit with the full fit's Hessian (chord
+    steps, one product with the design each); they end where full Newton steps do."""
+    from crmstats.attribution.counterfactual import _logit_hessian, _logit_newton, _ridge
+    from crmstats.attribution.noisy_or import _expit
+
+    x, conv, nulls = _design(seed=6)
+    full, _, ok = _logit_newton(x, conv, nulls, pen)
+    assert ok
+    rng = np.random.default_rng(1)
+    weights = rng.poisson(1.0, len(x)).astype(float)  # a resample of the rows
+    c, n = conv * weights, nulls * weights
+    hessian = _logit_hessian(x, conv + nulls, _expit(x @ full), _ridge(x.shape[1], pen))
+    chord, used, ok_chord = _logit_newton(x, c, n, pen, start=full, tol=1e-10, hessian=hessian)
+    newton, _, ok_newton = _logit_newton(x, c, n, pen)
+    assert ok_chord and ok_newton
+    assert used is hessian  # the chord steps converged: no Hessian of the resample was made
+    assert np.allclose(chord, newton, rtol=0, atol=1e-8)
+    assert not np.allclose(chord, full, atol=1e-3)  # a real refit, not the start returned

@@ -49,8 +49,8 @@ def kernel_for(kernel_name: str, study) -> str:
     source = str(study.parameters.get("data_source", "demo")).strip()
     if source.partition(":")[0] != "demo":
         return kernel_name
-    own = {option.partition(".")[0] for item in study.requires for option in item}
-    return LEAN_KERNEL_NAME if own & {"experiments", "spend@weekly"} else kernel_name
+    tables = {option.partition(".")[0] for item in study.requires for option in item}
+    return LEAN_KERNEL_NAME if tables & {"experiments", "spend@weekly"} else kernel_name
 
 
 def release_free_memory() -> None:
