@@ -114,7 +114,10 @@ def build_once(repo: Path, jobs: int) -> dict:
             "studies": breakdown(repo / "book" / "studies"), "run": run,
             "kernel_cpu": kernel_cpu(repo / "book" / "studies", kernel_log),
             "fits": {e: sum(1 for i in range(0, len(fits), 3) if fits[i] == e)
-                     for e in ("fit", "hit")}}
+                     for e in ("fit", "hit")},
+            # what a reader of the build's console would take for a failure
+            "console_errors": [line for line in log.splitlines()
+                               if "ERROR" in line or "Traceback" in line]}
 
 
 def main() -> None:
@@ -154,6 +157,9 @@ def main() -> None:
     print(f"\nwarm book: {statistics.median(warm):.1f} s (goal <= 35 s)")
     print(f"models fitted / taken from the build's cache (last run): "
           f"{results[-1]['fits']['fit']} / {results[-1]['fits']['hit']}")
+    for i, r in enumerate(results):
+        for line in r["console_errors"]:
+            print(f"run {i + 1} console: {line}")
     cpu = results[-1]["kernel_cpu"]
     print("\nper study (last run): total / kernel start / imports / rest, seconds; kernel CPU s")
     for slug, s in results[-1]["studies"].items():

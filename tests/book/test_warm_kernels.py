@@ -271,3 +271,20 @@ def test_the_command_line_forks_the_server_from_its_build(monkeypatch, tmp_path)
     result = CliRunner().invoke(cli.app, ["book", "build", "--book-dir", str(tmp_path)])
     assert "stopped here" in result.output
     assert seen["fork_server"] is True
+
+
+@pytest.mark.slow
+def test_the_shutdown_interrupt_is_not_an_error_on_the_console(tmp_path, monkeypatch, capfd):
+    """Jupyter interrupts each kernel it shuts down; ipykernel's ERROR line about it stays out."""
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    cell = ("import logging\n"
+            "log = logging.getLogger('IPKernelApp')\n"
+            "log.error('KeyboardInterrupt caught in kernel.')  # as ipykernel logs it\n"
+            "log.error('crmstats-probe: another error')")
+    template = make_study_template(tmp_path / "t.ipynb", cell)
+    results = run_studies([Study("s0", "s0", template, {"data_source": SMALL_DEMO})],
+                          tmp_path / "out", jobs=1, cwd=tmp_path)
+    assert results[0].ok, results[0].error
+    console = capfd.readouterr().err
+    assert "crmstats-probe: another error" in console  # the kernel's log reaches the console
+    assert "KeyboardInterrupt caught in kernel" not in console

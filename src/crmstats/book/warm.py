@@ -239,6 +239,9 @@ def _child(conn: socket.socket, request: dict) -> None:
         one_blas_thread()  # kernels run side by side, one per core (warm_policy)
         from ipykernel.kernelapp import IPKernelApp
 
+        from crmstats.book.kernel_log import quiet_shutdown_interrupt
+
+        quiet_shutdown_interrupt()  # Jupyter interrupts every kernel it shuts down
         # the server is the kernel's parent: the kernel ends with it (and prints no banner)
         sys.argv = ["ipykernel_launcher", *request["args"],
                     f"--IPKernelApp.parent_handle={os.getppid()}"]
