@@ -5,7 +5,7 @@ launcher forwards it, :mod:`crmstats.book._warm_launch`) and then asking it to
 shut down. An interrupt that arrives while the kernel handles a message between
 cells makes ipykernel log ``[IPKernelApp] ERROR | KeyboardInterrupt caught in
 kernel.`` to the build's console: on a loaded machine the forwarded signal comes
-late, and three builds of four printed it once or twice (load 6-7), an ERROR for
+late, and half the builds printed it one to three times (load 4-7), an ERROR for
 nothing having gone wrong. An interrupt during a cell is still the cell's error in
 the notebook (and the study's failure); only this log line is left out.
 """
