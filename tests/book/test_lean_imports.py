@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from crmstats.book.lean import JUPYTER_BOOK, SKIPPED
+from crmstats.book.lean import DEFERRED, JUPYTER_BOOK, SKIPPED
 
 PROBE = """
 import json, sys
@@ -73,3 +73,31 @@ def test_the_book_extension_leaves_pandas_out_of_jupyter_book(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [True, False, False]
     assert "a &lt;b&gt;" in index.read_text()
+
+
+DEFER_PROBE = """
+import json, logging, sys
+from crmstats.book.lean import DEFERRED, defer_notebook_executors
+deferred = defer_notebook_executors()
+import myst_nb.sphinx_ext  # what Jupyter Book loads
+import myst_nb.core.execute as execute
+before = "sqlalchemy" in sys.modules or "jupyter_cache" in sys.modules
+import nbformat
+from myst_nb.core.config import NbParserConfig
+client = execute.NotebookClientDirect(nbformat.v4.new_notebook(), None, NbParserConfig(),
+                                      logging.getLogger("probe"))
+print(json.dumps({"deferred": deferred, "before": before, "module": type(client).__module__,
+                  "name": type(client).__name__, "after": "jupyter_cache" in sys.modules}))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("myst_nb") is None, reason="no MyST-NB")
+def test_notebook_executors_are_imported_only_when_used():
+    """Execution off: no jupyter-cache, no SQLAlchemy; execution on: the real executor."""
+    proc = subprocess.run([sys.executable, "-c", DEFER_PROBE], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"deferred": list(DEFERRED), "before": False,
+                   "module": "myst_nb.core.execute.direct", "name": "NotebookClientDirect",
+                   "after": True}
