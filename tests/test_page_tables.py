@@ -19,8 +19,8 @@ def test_pick_renames_orders_and_says_an_interval_as_text():
         pick(frame, {"c": "c"}, "f")
 
 
-@pytest.mark.parametrize(("term", "words"), [("industry[software]", "industry: software"),
-                                              ("job_title[T.VP Sales]", "job title: VP Sales"),
+@pytest.mark.parametrize(("term", "words"), [("industry[software]", "industry = software"),
+                                              ("job_title[T.VP Sales]", "job title = VP Sales"),
                                               ("tickets_recent", "tickets recent"),
                                               ("<b>x</b>", "<b>x</b>")])
 def test_term_words(term, words):
@@ -32,7 +32,7 @@ def test_ratio_table_drops_the_intercept():
                           "odds_ratio_upper_95": [0.2, 2.5], "p_value": [1e-9, 0.01]},
                          index=["intercept", "industry[retail]"])
     out = ratio_table(frame, "odds_ratio", "m")
-    assert list(out.index) == ["industry: retail"] and out.index.name == "term"
+    assert list(out.index) == ["industry = retail"] and out.index.name == "term"
     assert list(out.columns) == ["odds ratio", INTERVAL, "p-value"]
     np.testing.assert_array_equal(out["odds ratio"], [2.0])
 

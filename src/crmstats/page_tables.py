@@ -71,11 +71,15 @@ def pick(frame: pd.DataFrame, names: dict[str, str], what: str,
 
 
 def term_words(name) -> str:
-    """Say a model term in words: ``industry[software]`` -> ``industry: software``."""
+    """Say a model term in words: ``industry[software]`` -> ``industry = software``.
+
+    The book's findings name terms the same way (a level is compared with the
+    base level); ``job_title[T.VP]`` (patsy's treatment coding) reads ``job title = VP``.
+    """
     text = str(name)
     match = _LEVEL.match(text)
     if match:
-        return f"{match['name'].replace('_', ' ')}: {match['level']}"
+        return f"{match['name'].replace('_', ' ')} = {match['level']}"
     return text.replace("_", " ")
 
 

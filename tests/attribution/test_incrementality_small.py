@@ -116,7 +116,11 @@ def test_a_noisy_or_fit_run_off_to_infinite_hazards_is_not_chosen():
                                      contacts=crm.contacts, by=by)
     model = A.IncrementalityModel(n_bootstrap=20, covariates=by).fit(cells, untouched=untouched)
     assert model.link_ == "logit" and model.converged_
-    assert np.isfinite(model.attribution_.to_numpy()).all()
+    a = model.attribution_
+    shares = ["share", "share_lower_95", "share_upper_95"]
+    assert np.isfinite(a.drop(columns=shares).to_numpy()).all()
+    # on 3,000 contacts the total's interval reaches zero: shares left empty, not infinite
+    assert a[shares].isna().all().all() or np.isfinite(a[shares].to_numpy()).all()
     with pytest.warns(Warning, match="did not converge"):
         forced = A.IncrementalityModel(n_bootstrap=20, covariates=by, link="noisy_or").fit(
             cells, untouched=untouched)
@@ -143,3 +147,29 @@ def test_untouched_rows_are_coded_as_the_paths_and_bad_ones_named():
         with pytest.raises(DataError, match=f"untouched table, column '{column}'") as caught:
             model.fit(paths, untouched=bad)
         assert caught.value.table == "untouched" and caught.value.column == column
+
+
+def test_shares_of_a_total_that_cannot_be_told_from_zero_are_left_empty():
+    """On a small log the channels' added sales sum to noise: no shares of it (as calibrate)."""
+    import warnings
+
+    from crmstats import attribution as A
+    from crmstats.datasets import simulate_crm
+
+    crm = simulate_crm(seed=5, n_contacts=2500, holdout_share=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = A.build_paths(crm.touchpoints, crm.conversions)
+        model = A.IncrementalityModel(n_bootstrap=50, link="logit").fit(paths)
+        markov = A.MarkovAttribution().fit(paths)
+    total = model.bootstrap_.sum(axis=1)
+    assert not total.quantile(0.025) > 0  # this log's total reaches zero
+    a = model.attribution_
+    assert a[["share", "share_lower_95", "share_upper_95"]].isna().all().all()
+    assert a["conversions"].notna().all()  # the increments themselves stay
+    shares = A.credit_shares({"Markov": markov, "counterfactual": model})
+    assert shares["counterfactual"].isna().all()
+    assert shares["Markov"].sum() == pytest.approx(1.0)
+    errors = A.share_error(shares, crm.truth["attribution_shares"])
+    assert np.isnan(errors.loc["counterfactual", "mae"])  # not the error of zero shares
+    assert errors.loc["Markov", "mae"] > 0 and errors.index[0] == "Markov"

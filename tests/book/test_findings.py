@@ -112,3 +112,18 @@ def test_data_quality_findings_agree_in_number():
     assert lines[-1].startswith("1 table is mapped from the export's own names")
     two = pd.concat([quality, quality.rename(index={"transactions": "customers"})])
     assert findings.data_quality(two)[0] == "2 tables were read, 17,576 rows in all."
+
+
+@pytest.mark.parametrize(("p", "said"), [(3e-12, "(p < 0.001)"), (0.0312, "(p = 0.031)")])
+def test_a_drivers_p_value_reads_as_a_p_value(p, said):
+    """Not 'p = 0.0000000000': a tiny p-value is said as below 0.001."""
+    bridge = pd.DataFrame({"start": [100.0, 110.0], "new": [10.0, 5.0], "expansion": [2.0, 1.0],
+                           "contraction": [1.0, 1.0], "churned": [1.0, 2.0],
+                           "reactivated": [0.0, 0.0], "end": [110.0, 113.0],
+                           "accounts_start": [10, 11], "accounts_churned": [1, 1],
+                           "logo_churn_rate": [0.1, 0.09], "nrr": [1.0, 0.98],
+                           "grr": [0.98, 0.97]},
+                          index=pd.period_range("2025-01", periods=2, freq="M").to_timestamp())
+    drivers = pd.DataFrame({"estimate": [0.66], "p_value": [p]}, index=["tickets_recent"])
+    text = " ".join(findings.key_accounts(bridge, None, drivers))
+    assert f"hazard ratio 1.93 per unit {said}" in text

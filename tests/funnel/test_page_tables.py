@@ -47,10 +47,10 @@ def test_odds_table_names_terms_in_words_and_drops_the_intercept(scored):
     t = funnel.odds_table(c)
     assert list(t.columns) == ["odds ratio", "95 % interval", "p-value"]
     assert "intercept" not in t.index and len(t) == len(c) - 1
-    assert "engagement score" in t.index and "industry: software" in t.index
+    assert "engagement score" in t.index and "industry = software" in t.index
     row = c.loc["industry[software]"]
-    assert t.loc["industry: software", "odds ratio"] == row["odds_ratio"]
-    assert t.loc["industry: software", "95 % interval"] == fmt_interval(
+    assert t.loc["industry = software", "odds ratio"] == row["odds_ratio"]
+    assert t.loc["industry = software", "95 % interval"] == fmt_interval(
         row["odds_ratio_lower_95"], row["odds_ratio_upper_95"])
 
 

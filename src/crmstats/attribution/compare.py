@@ -34,18 +34,26 @@ def credit_shares(models: Mapping[str, Any], *, by: str = "conversions") -> pd.D
     -------
     pandas.DataFrame
         Index ``channel`` (union of the models' channels; a channel a model
-        does not credit has share 0), one column per model; each column sums to 1.
+        does not credit has share 0), one column per model; each column sums to 1,
+        or is empty (NaN) for a model whose own ``share`` column is: too few
+        sales to tell the channels' total from zero
+        (:func:`~crmstats.attribution.calibrate`,
+        :class:`~crmstats.attribution.IncrementalityModel`).
     """
     if by not in ("conversions", "value"):
         raise ValueError(f"by must be 'conversions' or 'value', got {by!r}")
     if not models:
         raise ValueError("models is empty")
-    cols = {}
+    cols, empty = {}, []
     for name, model in models.items():
-        credit = _credit(model)[by].astype(float)
+        frame = _credit(model)
+        credit = frame[by].astype(float)
         total = credit.sum()
+        if "share" in frame and not frame["share"].notna().any():
+            empty.append(name)  # the model says its total is no estimate (calibrate)
         cols[name] = credit / total if total > 0 else credit * 0.0
     out = pd.DataFrame(cols).fillna(0.0)
+    out[empty] = np.nan
     out.index.name = "channel"
     return out.sort_index()
 
@@ -80,10 +88,12 @@ def share_error(shares: pd.DataFrame, truth: pd.Series | None) -> pd.DataFrame:
     t = truth.reindex(channels).fillna(0.0).astype(float)
     t = t / t.sum()
     err = s.sub(t, axis=0).abs()
+    empty = [c for c in shares.columns if not shares[c].notna().any()]  # no shares: no error
+    err[empty] = np.nan
     out = pd.DataFrame({
         "mae": err.mean(),
         "max_abs_error": err.max(),
-        "worst_channel": err.idxmax(),
+        "worst_channel": [err[c].idxmax() if c not in empty else "" for c in err.columns],
     })
     out.index.name = "model"
     order = np.argsort(out["mae"].to_numpy(), kind="stable")

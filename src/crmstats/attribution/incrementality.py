@@ -124,7 +124,10 @@ class IncrementalityModel(Estimator):
         channel's converting journeys), ``share`` (of the summed incremental
         conversions), and from the bootstrap ``std_err``, ``lower_95``,
         ``upper_95`` (percentile interval of the incremental conversions) and
-        ``share_lower_95`` / ``share_upper_95``.
+        ``share_lower_95`` / ``share_upper_95``. When the bootstrap's 95 %
+        interval of the channels' total reaches zero, the shares are left
+        empty (NaN): parts of a total that cannot be told from zero are not
+        estimates (as :func:`~crmstats.attribution.calibrate` does).
     summary_ : pandas.DataFrame
         The model's coefficients: ``estimate``, ``std_err``, ``lower_95``,
         ``upper_95``, ``p_value`` (NaN for a penalised fit). Logistic link:
@@ -348,6 +351,10 @@ class IncrementalityModel(Estimator):
             attribution["upper_95"] = np.percentile(boot, 97.5, axis=0)
             attribution["share_lower_95"] = np.percentile(shares, 2.5, axis=0)
             attribution["share_upper_95"] = np.percentile(shares, 97.5, axis=0)
+            if not np.percentile(boot.sum(axis=1), 2.5) > 0:
+                # the channels' total cannot be told from zero: its parts are not shares
+                # (as calibrate leaves them; on 2,500 contacts -58 % to +131 %)
+                attribution[["share", "share_lower_95", "share_upper_95"]] = np.nan
             self.bootstrap_ = pd.DataFrame(boot, columns=idx)
         terms = ["intercept", *names, *cov_names] + (["baseline"] if link == "noisy_or" else [])
         if link == "logit":

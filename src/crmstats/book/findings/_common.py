@@ -11,7 +11,9 @@ import pandas as pd
 from crmstats.book.report import (
     fmt_count,
     fmt_money,
+    fmt_pvalue,
 )
+from crmstats.page_tables import term_words
 
 
 def _label(name: Any) -> str:
@@ -20,11 +22,13 @@ def _label(name: Any) -> str:
 
 def _term(term: Any) -> str:
     """Name a model term for readers: ``industry[software]`` as ``industry = software``."""
-    text = str(term)
-    if "[" in text and text.endswith("]"):
-        name, level = text[:-1].split("[", 1)
-        return f"{_label(name)} = {level.removeprefix('T.')}"
-    return _label(text)
+    return term_words(term)
+
+
+def _p(value: Any) -> str:
+    """Say a p-value in a sentence: ``p < 0.001`` or ``p = 0.031``."""
+    shown = fmt_pvalue(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
 
 
 def _finite(value: Any) -> bool:

@@ -17,6 +17,7 @@ from crmstats.book.findings._common import (
     _left_out,
     _level,
     _new_customer_worth,
+    _p,
     _top,
     _untrusted,
 )
@@ -25,7 +26,6 @@ from crmstats.book.report import (
     fmt_money,
     fmt_number,
     fmt_pct,
-    fmt_pvalue,
     fmt_ratio,
 )
 
@@ -441,12 +441,9 @@ def customer_effects(
     what = {"Gamma-Gamma": "spend per purchase"}
     parts = []
     for model, row in tests.iterrows():
-        p = float(row["p_value"])
-        shown = fmt_pvalue(p)
         parts.append(
             f"{what.get(model, 'purchase rate and dropout')} ({model}, "
-            f"{int(row['df'])} coefficients): p {'' if shown.startswith('<') else '= '}"
-            f"{shown}"
+            f"{int(row['df'])} coefficients): {_p(row['p_value'])}"
         )
     if parts:
         names = ", ".join(_label(c) for c in channel_fit.reference) or "the attributes"

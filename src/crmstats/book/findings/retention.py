@@ -14,6 +14,7 @@ from crmstats.book.findings._common import (
     _keep,
     _label,
     _left_out,
+    _p,
     _span,
 )
 from crmstats.book.report import (
@@ -219,8 +220,8 @@ def key_accounts(
             effect = math.exp(float(sig.loc[name, "estimate"]))
             out.append(
                 f"{_label(name).capitalize()} is the strongest significant driver of "
-                f"churn: hazard ratio {fmt_number(effect, 3)} per unit (p = "
-                f"{fmt_number(sig.loc[name, 'p_value'], 2)})."
+                f"churn: hazard ratio {fmt_number(effect, 3)} per unit "
+                f"({_p(sig.loc[name, 'p_value'])})."
             )
         else:
             out.append("No service driver of churn is significant at the 5 % level in these data.")
