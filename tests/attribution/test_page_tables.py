@@ -125,3 +125,15 @@ def test_new_customer_table(economics):
     np.testing.assert_array_equal(t["so far"], new["ltv_cac"])
     _interval_matches(t, new, "new_clv_lower_95", "new_clv_upper_95", "money")
     assert t["95 % interval"].str.contains(" to ").any()
+
+
+def test_path_table_says_each_journey_in_words():
+    paths = pd.DataFrame({"path": [("paid_search",), ("paid_search", "email"), ("<b>x</b>",)],
+                          "conversions": [13.0, 7.0, 1.0], "value": [408.0, 158.1, 20.0],
+                          "nulls": [117.0, 104.0, 3.0], "decay_conversions": [1.0, 2.0, 3.0]})
+    t = A.path_table(paths, top=2)
+    assert list(t.index) == ["paid search", "paid search → email"]
+    assert t.index.name == "journey" and list(t.columns) == ["sales", "value", "no sale"]
+    assert t["sales"].tolist() == [13.0, 7.0]
+    html = report.format_table(A.path_table(paths), money="value")._repr_html_()
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html  # a channel is text

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         incremental_table,
         lift_table,
         new_customer_table,
+        path_table,
         return_table,
     )
     from crmstats.attribution.paths import (
@@ -119,6 +120,7 @@ __all__ = [
     "new_customer_table",
     "optimize_budget",
     "outcome_words",
+    "path_table",
     "plot_budget_shift",
     "plot_cac_ltv",
     "plot_credit_shares",

@@ -16,7 +16,7 @@ import pandas as pd
 from crmstats.page_tables import pick
 
 __all__ = ["acquisition_table", "calibration_table", "cost_table", "incremental_table",
-           "lift_table", "new_customer_table", "return_table"]
+           "lift_table", "new_customer_table", "path_table", "return_table"]
 
 def lift_table(lifts: pd.DataFrame) -> pd.DataFrame:
     """Return the holdout tests for a page: the lift with its interval, and both groups' rates.
@@ -175,3 +175,30 @@ def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
                             "ltv_cac": "so far", "new_payback_months": "payback months"},
                 "new_customer_economics",
                 interval=("new_clv_lower_95", "new_clv_upper_95", "money"))
+
+
+def path_table(paths: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """Return the most frequent journeys for a page, each path said in words.
+
+    Parameters
+    ----------
+    paths : pandas.DataFrame
+        :func:`~crmstats.attribution.build_paths`' result (one row per
+        distinct path, most frequent first).
+    top : int
+        Rows shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``journey`` (the channels in order, ``"paid search → email"``);
+        ``sales``, ``value`` (their first orders' value) and ``no sale`` (the
+        journeys that did not convert). The other columns (time-decayed
+        credit, covariates) stay in ``paths``.
+    """
+    out = pick(paths, {"conversions": "sales", "value": "value", "nulls": "no sale"},
+               "build_paths").head(int(top))
+    journeys = paths["path"].head(int(top))
+    out.index = pd.Index([" → ".join(str(c).replace("_", " ") for c in p) for p in journeys],
+                         name="journey")
+    return out
