@@ -63,3 +63,27 @@ def test_band_table_counts_and_rates_as_a_plain_groupby(scored):
     np.testing.assert_array_equal(t["leads"], ref["size"])
     np.testing.assert_allclose(t["outcome rate"], ref["mean"])
     assert list(t.index) == ["A", "B", "C", "D"]
+
+
+def test_lead_period_table_sums_the_channels(small_crm):
+    kpis = funnel.lead_kpis(small_crm.stage_events, small_crm.spend, period="M")
+    t = funnel.lead_period_table(kpis, last=5)
+    assert list(t.columns) == ["spend", "leads", "qualified", "opportunities", "won"]
+    assert len(t) == 5 and t.index.name == "period"
+    last = kpis.xs(t.index[-1], level="period")
+    assert t["spend"].iloc[-1] == pytest.approx(last["spend"].sum())
+    assert t["leads"].iloc[-1] == pytest.approx(last["leads"].sum())
+    with pytest.raises(ValueError, match="with a period"):
+        funnel.lead_period_table(funnel.lead_kpis(small_crm.stage_events, small_crm.spend,
+                                                  period=None))
+
+
+def test_stage_rate_table_is_one_row_per_group(small_crm):
+    conversion = funnel.stage_conversion(small_crm.stage_events, by="channel")
+    t = funnel.stage_rate_table(conversion, "conversion_to_won")
+    assert "won" not in t.columns and set(t.index) == set(
+        conversion.index.get_level_values("channel"))
+    channel, stage = next(i for i in conversion.index if i[1] != "won")
+    assert t.loc[channel, stage] == conversion.loc[(channel, stage), "conversion_to_won"]
+    with pytest.raises(ValueError, match="with by="):
+        funnel.stage_rate_table(funnel.stage_conversion(small_crm.stage_events))

@@ -22,9 +22,11 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.funnel.lookalike import Lookalikes, lookalike_scores
     from crmstats.funnel.page_tables import (
         band_table,
+        lead_period_table,
         lead_quality_table,
         lead_volume_table,
         odds_table,
+        stage_rate_table,
     )
     from crmstats.funnel.pipeline import (
         BREAKDOWNS,
@@ -72,6 +74,7 @@ __all__ = [
     "has_tables",
     "lead_features",
     "lead_kpis",
+    "lead_period_table",
     "lead_quality_table",
     "lead_stage_times",
     "lead_volume_table",
@@ -93,6 +96,7 @@ __all__ = [
     "stage_conversion",
     "stage_durations",
     "stage_flows",
+    "stage_rate_table",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -15,7 +15,8 @@ import pandas as pd
 
 from crmstats.page_tables import pick, ratio_table, require_columns
 
-__all__ = ["band_table", "lead_quality_table", "lead_volume_table", "odds_table"]
+__all__ = ["band_table", "lead_period_table", "lead_quality_table", "lead_volume_table",
+           "odds_table", "stage_rate_table"]
 
 
 
@@ -98,3 +99,57 @@ def band_table(bands: pd.DataFrame, outcome: pd.Series) -> pd.DataFrame:
     known = pd.to_numeric(outcome.reindex(bands.index), errors="coerce")
     grouped = known.groupby(bands["band"], observed=True)
     return pd.DataFrame({"leads": grouped.size(), "outcome rate": grouped.mean()})
+
+
+#: The volumes :func:`lead_period_table` sums over channels.
+_VOLUMES = ["spend", "leads", "qualified", "opportunities", "won"]
+
+
+def lead_period_table(kpis: pd.DataFrame, last: int = 12) -> pd.DataFrame:
+    """Return the lead volumes per period over all channels, the latest ``last`` periods.
+
+    Parameters
+    ----------
+    kpis : pandas.DataFrame
+        :func:`~crmstats.funnel.lead_kpis`' result with a ``period`` (index
+        ``channel``, ``period``).
+    last : int
+        Periods shown (the latest).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``period``; ``spend``, ``leads``, ``qualified``,
+        ``opportunities`` and ``won`` summed over the channels (empty where no
+        channel has a figure).
+    """
+    require_columns(kpis, _VOLUMES, "lead_kpis")
+    if "period" not in kpis.index.names:
+        raise ValueError("expected the DataFrame returned by lead_kpis with a period "
+                         f"(index levels channel, period); got {list(kpis.index.names)}")
+    return kpis.groupby(level="period")[_VOLUMES].sum(min_count=1).tail(int(last))
+
+
+def stage_rate_table(conversion: pd.DataFrame, rate: str = "conversion_to_won") -> pd.DataFrame:
+    """Return a funnel breakdown's rate as one row per group and one column per stage.
+
+    Parameters
+    ----------
+    conversion : pandas.DataFrame
+        :func:`~crmstats.funnel.stage_conversion`' result with ``by=`` (index
+        ``<group>``, ``stage``).
+    rate : {"conversion_to_won", "conversion_to_next"}
+        The rate shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, one column per funnel stage but ``won`` (its
+        rates are 1 by definition): the share of the contacts reaching the
+        stage that became customers, or that moved on to the next stage.
+    """
+    require_columns(conversion, [rate], "stage_conversion")
+    if "stage" not in conversion.index.names or conversion.index.nlevels != 2:
+        raise ValueError("expected the DataFrame returned by stage_conversion with by= "
+                         f"(index levels <group>, stage); got {list(conversion.index.names)}")
+    return conversion[rate].unstack("stage").drop(columns="won", errors="ignore")
