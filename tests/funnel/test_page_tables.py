@@ -87,3 +87,14 @@ def test_stage_rate_table_is_one_row_per_group(small_crm):
     assert t.loc[channel, stage] == conversion.loc[(channel, stage), "conversion_to_won"]
     with pytest.raises(ValueError, match="with by="):
         funnel.stage_rate_table(funnel.stage_conversion(small_crm.stage_events))
+
+
+def test_open_leads_are_the_undecided_ones_best_first(scored):
+    leads, model = scored
+    before = leads.copy()
+    t = funnel.open_leads(model, leads, top=7)
+    assert len(t) == 7 and t["score"].is_monotonic_decreasing
+    assert leads.loc[t.index, "qualified"].isna().all()
+    undecided = model.score_bands(leads[leads["qualified"].isna()])
+    assert t["score"].iloc[0] == undecided["score"].max()
+    pd.testing.assert_frame_equal(leads, before)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         lead_quality_table,
         lead_volume_table,
         odds_table,
+        open_leads,
         stage_rate_table,
     )
     from crmstats.funnel.pipeline import (
@@ -82,6 +83,7 @@ __all__ = [
     "lifecycle_stage",
     "lookalike_scores",
     "odds_table",
+    "open_leads",
     "own_stages",
     "pipeline",
     "plot_calibration",

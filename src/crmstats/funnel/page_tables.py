@@ -16,7 +16,7 @@ import pandas as pd
 from crmstats.page_tables import pick, ratio_table, require_columns
 
 __all__ = ["band_table", "lead_period_table", "lead_quality_table", "lead_volume_table",
-           "odds_table", "stage_rate_table"]
+           "odds_table", "open_leads", "stage_rate_table"]
 
 
 
@@ -153,3 +153,28 @@ def stage_rate_table(conversion: pd.DataFrame, rate: str = "conversion_to_won") 
         raise ValueError("expected the DataFrame returned by stage_conversion with by= "
                          f"(index levels <group>, stage); got {list(conversion.index.names)}")
     return conversion[rate].unstack("stage").drop(columns="won", errors="ignore")
+
+
+def open_leads(model, leads: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+    """Return the leads still waiting for a decision, best score first, for a call list.
+
+    Parameters
+    ----------
+    model : LeadScoringModel
+        Fitted (its ``target_`` names the outcome column of ``leads``).
+    leads : pandas.DataFrame
+        :func:`~crmstats.funnel.lead_features`' result (not modified).
+    top : int
+        Rows returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model.score_bands`` of the leads whose outcome is not known yet
+        (``score`` and ``band``), highest scores first. Ids only: pass it
+        through :func:`crmstats.privacy.pseudonymous` before publishing.
+    """
+    target = model.target_
+    require_columns(leads, [target], "lead_features")
+    scored = model.score_bands(leads[leads[target].isna()])
+    return scored.sort_values("score", ascending=False, kind="stable").head(int(top))
