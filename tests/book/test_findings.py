@@ -127,3 +127,17 @@ def test_a_drivers_p_value_reads_as_a_p_value(p, said):
     drivers = pd.DataFrame({"estimate": [0.66], "p_value": [p]}, index=["tickets_recent"])
     text = " ".join(findings.key_accounts(bridge, None, drivers))
     assert f"hazard ratio 1.93 per unit {said}" in text
+
+
+def test_attribution_findings_leave_out_a_model_without_shares():
+    """The counterfactual model's shares are empty when its total is noise: not ranked, no crash."""
+    shares = pd.DataFrame({"Markov": [0.5, 0.3, 0.2], "counterfactual": [float("nan")] * 3},
+                          index=pd.Index(["a", "b", "c"], name="channel"))
+    text = findings.attribution(shares, model="Markov")
+    assert text[0].startswith("By the Markov model, a earns")
+    assert not any("disagree" in t for t in text)  # one model with shares: nothing to compare
+    empty = findings.attribution(shares, model="counterfactual")
+    assert empty[0].startswith("The counterfactual model gives no shares here")
+    shares["linear"] = [0.4, 0.4, 0.2]
+    said = " ".join(findings.attribution(shares, model="Markov"))
+    assert "disagree most on" in said and "nan" not in said.lower()

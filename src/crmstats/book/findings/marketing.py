@@ -54,22 +54,28 @@ def attribution(
     if model not in table.columns:
         model = table.columns[-1]
     ranked = _top(table[model], 2)
-    out = [
-        f"By the {model} model, {_label(ranked[0])} earns the largest share of conversions "
-        f"({fmt_pct(table.loc[ranked[0], model])})"
-        + (
-            f", ahead of {_label(ranked[1])} ({fmt_pct(table.loc[ranked[1], model])})."
-            if len(ranked) > 1
-            else "."
+    if ranked:
+        out: list[str | None] = [
+            f"By the {model} model, {_label(ranked[0])} earns the largest share of conversions "
+            f"({fmt_pct(table.loc[ranked[0], model])})"
+            + (
+                f", ahead of {_label(ranked[1])} ({fmt_pct(table.loc[ranked[1], model])})."
+                if len(ranked) > 1
+                else "."
+            )
+        ]
+    else:
+        out = [f"The {model} model gives no shares here: the data cannot tell the channels' "
+               "total added sales from zero (too few sales)."]
+    shown = table.loc[:, table.notna().any()]  # models with shares
+    spread = shown.max(axis=1) - shown.min(axis=1)
+    widest = _top(spread)
+    if shown.shape[1] > 1 and widest and spread[widest[0]] > 0:
+        out.append(
+            f"The models disagree most on {_label(widest[0])}: from "
+            f"{fmt_pct(shown.loc[widest[0]].min())} to {fmt_pct(shown.loc[widest[0]].max())} of "
+            "the credit, so its value depends on how journeys are read."
         )
-    ]
-    spread = table.max(axis=1) - table.min(axis=1)
-    widest = _top(spread)[0]
-    out.append(
-        f"The models disagree most on {_label(widest)}: from "
-        f"{fmt_pct(table.loc[widest].min())} to {fmt_pct(table.loc[widest].max())} of "
-        "the credit, so its value depends on how journeys are read."
-    )
     if accuracy is not None and "mae" in accuracy and accuracy["mae"].notna().any():
         acc = accuracy["mae"].dropna()
         best = acc.idxmin()
