@@ -14,6 +14,7 @@ import re
 import pandas as pd
 
 from crmstats.formatting import fmt_interval
+from crmstats.vocabulary import interval_columns
 
 __all__ = ["INTERVAL", "pick", "ratio_table", "require_columns", "term_words"]
 
@@ -40,7 +41,7 @@ def require_columns(frame: pd.DataFrame, columns, what: str) -> None:
 
 
 def pick(frame: pd.DataFrame, names: dict[str, str], what: str,
-         interval: tuple[str, str, str] | None = None, after: int = 1) -> pd.DataFrame:
+         interval: tuple[str, str, str] | None = None) -> pd.DataFrame:
     """Return ``frame``'s columns ``names`` (old: new), with an interval as one text column.
 
     Parameters
@@ -53,7 +54,8 @@ def pick(frame: pd.DataFrame, names: dict[str, str], what: str,
         The function whose result ``frame`` should be, for the error.
     interval : (str, str, str), optional
         Lower and upper column and the kind of their bounds ("number", "pct",
-        "money"): shown as :data:`INTERVAL`, after the first ``after`` columns.
+        "money"): shown as :data:`INTERVAL`, after the first column (the
+        figure the interval belongs to).
 
     Raises
     ------
@@ -65,7 +67,7 @@ def pick(frame: pd.DataFrame, names: dict[str, str], what: str,
     out = frame[list(names)].rename(columns=names)
     if interval is not None:
         lower, upper, kind = interval
-        out.insert(after, INTERVAL, [fmt_interval(lo, hi, kind) for lo, hi in
+        out.insert(1, INTERVAL, [fmt_interval(lo, hi, kind) for lo, hi in
                                      zip(frame[lower], frame[upper], strict=True)])
     return out
 
@@ -104,9 +106,9 @@ def ratio_table(frame: pd.DataFrame, ratio: str, what: str) -> pd.DataFrame:
         a level is compared with the base level); the ratio (its name in
         words), :data:`INTERVAL` (text) and ``p-value``.
     """
-    require_columns(frame, [ratio, f"{ratio}_lower_95", f"{ratio}_upper_95", "p_value"], what)
+    lower, upper = interval_columns(ratio)
     rows = frame[[str(t).lower() not in ("intercept", "const") for t in frame.index]]
     out = pick(rows, {ratio: ratio.replace("_", " "), "p_value": "p-value"}, what,
-               interval=(f"{ratio}_lower_95", f"{ratio}_upper_95", "number"))
+               interval=(lower, upper, "number"))
     out.index = pd.Index([term_words(t) for t in rows.index], name="term")
     return out
