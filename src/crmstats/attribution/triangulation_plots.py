@@ -22,7 +22,8 @@ import seaborn as sns
 from crmstats.formatting import fmt_count, fmt_money, fmt_number, fmt_pct, per_spend
 from crmstats.plotting import get_ax, log_axis, money_axis
 
-__all__ = ["budget_table", "curve_table", "fit_table", "outcome_words", "plot_budget_shift",
+__all__ = ["budget_table", "curve_table", "fit_table", "outcome_amount", "outcome_words",
+           "plot_budget_shift",
            "plot_marginal_roas", "plot_triangulation", "returns_table",
            "triangulation_returns", "triangulation_shares"]
 
@@ -38,6 +39,21 @@ def _label(channel) -> str:
 def outcome_words(outcome: str | None) -> str:
     """Say a media-mix model's outcome in words: ``"conversion_value"`` -> "conversion value"."""
     return _label(outcome or "outcome")
+
+
+#: Outcomes counted in money (the others are counts, e.g. conversions).
+_MONEY_OUTCOMES = ("revenue", "conversion_value")
+
+
+def outcome_amount(value: float, outcome: str | None, sig: int = 3, named: bool = True) -> str:
+    """Say an amount of a media-mix model's outcome: "62.6 conversions", "$1,230 of revenue".
+
+    ``named=False`` leaves the outcome's name out (an interval's bounds).
+    """
+    words = outcome_words(outcome)
+    if outcome in _MONEY_OUTCOMES:
+        return fmt_money(value) + (f" of {words}" if named else "")
+    return fmt_number(value, sig) + (f" {words}" if named else "")
 
 
 def plot_marginal_roas(model, ax: plt.Axes | None = None) -> plt.Axes:
@@ -307,7 +323,7 @@ def fit_table(model) -> pd.DataFrame:
     rows = {
         "Variation explained (R²)": fmt_pct(d["r2"]),
         "Typical error of a week": fmt_pct(d["mape"]),
-        f"Noise per week ({unit})": fmt_number(d["sigma"], 3),
+        f"Noise per week ({unit})": outcome_amount(d["sigma"], model.outcome, named=False),
         "Holdout tests used": fmt_count(d["n_lift_tests"]),
     }
     if held and np.isfinite(d["holdout_mape"]):

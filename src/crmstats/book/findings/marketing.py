@@ -16,7 +16,6 @@ from crmstats.book.findings._common import (
 )
 from crmstats.book.report import (
     fmt_money,
-    fmt_number,
     fmt_pct,
     fmt_ratio,
     per_spend,
@@ -251,13 +250,6 @@ def _measured(calibrated: pd.DataFrame) -> bool:
     return "share" not in calibrated or bool(calibrated["share"].notna().any())
 
 
-def _outcome_amount(value: float, unit: str, sig: int, named: bool = True) -> str:
-    """Say an amount of a media-mix model's outcome: "62.6 conversions", "$1,230 of revenue"."""
-    if unit in ("revenue", "conversion value"):
-        return fmt_money(value) + (f" of {unit}" if named else "")
-    return fmt_number(value, sig) + (f" {unit}" if named else "")
-
-
 def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) -> list[str]:
     """Write the key findings of the study "Where the next euro should go".
 
@@ -276,9 +268,10 @@ def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) 
     list of str
     """
     from crmstats.attribution.triangulation import triangulation_finding
+    from crmstats.attribution.triangulation_plots import outcome_amount
 
     out: list[str | None] = []
-    unit = str(getattr(model, "outcome", "outcome")).replace("_", " ")
+    outcome = model.outcome
     m = model.mroas_.sort_values("estimate", ascending=False)
     if len(m):
         best, worst = m.index[0], m.index[-1]
@@ -287,9 +280,9 @@ def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) 
         def said(c):
             lo, est, hi = (amount * float(m.loc[c, k]) for k in ("lower_95", "estimate",
                                                                   "upper_95"))
-            return (f"{_label(c)} ({_outcome_amount(est, unit, 2)}, 95 % interval "
-                    f"{_outcome_amount(lo, unit, 2, named=False)} to "
-                    f"{_outcome_amount(hi, unit, 2, named=False)})")
+            return (f"{_label(c)} ({outcome_amount(est, outcome, 2)}, 95 % interval "
+                    f"{outcome_amount(lo, outcome, 2, named=False)} to "
+                    f"{outcome_amount(hi, outcome, 2, named=False)})")
 
         out.append(
             f"At today's spend, the next {fmt_money(amount, decimals=0)} brings most in "
@@ -307,9 +300,9 @@ def next_euro(model: Any, plan: Any, triangulation: pd.DataFrame | None = None) 
             f"{', '.join(_label(c) for c in up.index[:3])}."
         )
         out.append(
-            f"Expected gain over {plan.weeks} weeks: {_outcome_amount(plan.gain, unit, 3)} "
-            f"(95 % interval {_outcome_amount(plan.gain_lower_95, unit, 3, named=False)} to "
-            f"{_outcome_amount(plan.gain_upper_95, unit, 3, named=False)}), "
+            f"Expected gain over {plan.weeks} weeks: {outcome_amount(plan.gain, outcome)} "
+            f"(95 % interval {outcome_amount(plan.gain_lower_95, outcome, named=False)} to "
+            f"{outcome_amount(plan.gain_upper_95, outcome, named=False)}), "
             f"{fmt_pct(plan.relative_gain, signed=True)} on "
             "what media bring now"
             + (
@@ -334,14 +327,15 @@ def next_euro_kpis(model: Any, plan: Any) -> dict[str, dict[str, Any]]:
     The best channel's marginal ROAS and the recommended split's expected gain
     (share of what media bring now).
     """
+    from crmstats.attribution.triangulation_plots import outcome_words
+
     m = model.mroas_["estimate"]
     return {
         "best_marginal_roas": {
             "value": float(m.max()),
             "kind": "number",
             "label": f"Best marginal ROAS, {_label(m.idxmax())} ("
-                     f"{str(getattr(model, 'outcome', 'outcome')).replace('_', ' ')} per "
-                     f"{fmt_money(1, decimals=0)} of spend)",
+                     f"{outcome_words(model.outcome)} per {fmt_money(1, decimals=0)} of spend)",
         },
         "budget_shift_gain": {
             "value": float(plan.relative_gain),
