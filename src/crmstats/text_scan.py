@@ -50,20 +50,20 @@ class Finding(NamedTuple):
 _B = r"(?<![A-Za-z0-9_+/=-])"   # start: not inside a token or a base64 run
 _E = r"(?![A-Za-z0-9_+/-])"     # end: the token ends here
 
-# Names of settings whose value is a credential (used in query strings and KEY=value).
-_CRED_KEYS = (
+# Names of settings whose value is a credential in KEY=value form (and in query strings).
+_SETTING_KEYS = (
     r"(?:ssl)?password|passwd|pwd|pass|passphrase"
     r"|(?:access|refresh|id|auth|session|bearer|bot|api|private|client)?[_-]?token"
     r"|api[_-]?key|apikey|x-api-key|access[_-]?key|secret[_-]?key|private[_-]?key"
     r"|(?:client|app|api|consumer|shared)?[_-]?secret"
-    r"|accountkey|sharedaccesskey|sharedaccesssignature|sig|signature|x-amz-signature"
+    r"|accountkey|sharedaccesskey|sharedaccesssignature|x-amz-signature"
     r"|x-amz-security-token|credentials?"
 )
 
-# In KEY=value form a bare ``sig``/``signature`` is also a function's argument (``sig=3``, a
-# count of digits): as a setting it counts when its value looks like a signature (16+ characters
-# of base64 or URL-encoding); in a query string (``&sig=...``) any value counts.
-_SETTING_KEYS = _CRED_KEYS.replace("|sig|signature|", "|")
+# In a query string (``&sig=...``) a bare ``sig``/``signature`` is a credential whatever its
+# value; in KEY=value form it is also a function's argument (``sig=3``, a count of digits), so
+# there it counts only when its value looks like a signature (its own pattern below).
+_CRED_KEYS = _SETTING_KEYS + r"|sig|signature"
 
 # Values that stand for a credential without being one: "...", "***", "<password>", "$PGPASSWORD".
 _PLACEHOLDER = (r"(?:\.{3}|\*{3,}|<[^<>\s]{1,40}>|\$\{?[A-Za-z_]|x{3,}(?![A-Za-z0-9])|"
