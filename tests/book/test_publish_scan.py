@@ -134,6 +134,27 @@ def test_personal_values_are_the_same_from_a_folder_source(tmp_path):
     assert len(from_folder) > 300 and from_folder == from_frames
 
 
+def test_personal_values_are_the_same_from_a_database_source(tmp_path):
+    """A DuckDB database's tables are read through its engine (the gate hands back the
+    source's own table once validated: the scan took it for a frame and raised
+    AttributeError 'StringColumn' object has no attribute 'dropna' while publishing)."""
+    import ibis
+
+    from crmstats import load_crm
+    from crmstats.book.studies import Study
+
+    source = "demo:seed=3,n_contacts=300"
+    crm = load_crm(source)
+    con = ibis.duckdb.connect(tmp_path / "crm.duckdb")
+    for name in ("transactions", "customers"):
+        con.create_table(name, getattr(crm, name))
+    con.disconnect()
+    scan = build.__dict__["_personal_values"]
+    from_db = scan([Study("s", "S", None, {"data_source": f"duckdb:///{tmp_path / 'crm.duckdb'}"})])
+    assert set(crm.customers["customer_id"]) <= set(from_db)  # text ids: C000123
+    assert not {str(v) for v in crm.transactions["amount"]} & set(from_db)
+
+
 def test_personal_values_of_frames_are_read_without_validating_them():
     """In-memory tables give their values as they are: no validation in the build process."""
     from crmstats import load_crm

@@ -227,8 +227,11 @@ def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -
                 ids = [c for c in ID_COLUMNS if c in present]
                 if not columns and not ids:
                     continue
-                frame = (table[[*dict.fromkeys([*columns, *ids])]] if table is raw
-                         else crmstats.execute(table.select(*columns, *ids)))
+                wanted = list(dict.fromkeys([*columns, *ids]))
+                # a frame in memory as it is; a table of a database (the gate may hand back
+                # the source's own table once validated) read from its engine
+                frame = (table[wanted] if isinstance(table, pd.DataFrame)
+                         else crmstats.execute(table.select(*wanted)))
             except CRMStatsError:
                 continue
             for column in columns:
