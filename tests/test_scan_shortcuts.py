@@ -44,17 +44,15 @@ def test_scan_text_finds_the_same_as_without_shortcuts(monkeypatch):
     text = _document()
     fast = scan_text(text, extra_values=personal, paths=["/home/builder"])
 
-    def plain_index(values):  # every position tried, as before the shortcut
-        return {n: (tuples, None) for n, tuples in text_scan._personal_patterns(values).items()}
-
     class Everything:
         def __contains__(self, item):
             return True
 
+    index = text_scan._personal_index
     monkeypatch.setattr(text_scan, "_literal_starts", lambda pattern: None)
-    monkeypatch.setattr(text_scan, "_personal_index",
-                        lambda values: {n: (t, Everything()) for n, (t, _)
-                                        in plain_index(values).items()})
+    monkeypatch.setattr(text_scan, "_personal_index",  # every position tried: no first words
+                        lambda values: {n: (joined, Everything()) for n, (joined, _)
+                                        in index(values).items()})
     plain = scan_text(text, extra_values=personal, paths=["/home/builder"])
     assert fast == plain
     assert sum(f.pattern == "personal value" for f in fast) == 3

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from crmstats.personal_values import WORD, Index, PersonalValues
+
 
 class Finding(NamedTuple):
     """One thing found by :func:`scan_text`: what it looks like and where, never the value.
@@ -188,7 +190,7 @@ _PHONE = re.compile(
     r")(?![\w/+-]|\.\d)")
 _DATA_URI = re.compile(r"data:[a-z]+/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+", re.I)
 _UNICODE_ESC = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
-_TOKEN = re.compile(r"[^\W_]+")
+_TOKEN = WORD
 
 
 def _phone_digits_ok(match: str) -> bool:
@@ -231,30 +233,21 @@ def machine_paths(extra: Iterable[str | os.PathLike] = ()) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-@functools.lru_cache(maxsize=8)
-def _personal_patterns(values: tuple) -> dict[int, set[tuple[str, ...]]]:
-    """Personal values as word tuples, by tuple length.
+def _personal_index(values: Iterable[Any]) -> Index:
+    """Return the index of personal values (:attr:`PersonalValues.index`) to match in a text.
 
-    Single-word values are kept only when they hold a digit (a phone number,
-    an id): a lone first name ("Mark", "June") is also an ordinary word.
-    Cached: a build scans every page against the same values (120k on the demo,
-    0.2 s to tokenize), so they are tokenized once.
+    A :class:`~crmstats.personal_values.PersonalValues` (a build's, made and
+    indexed once) gives its own; plain values are indexed here, the last few
+    sets cached (a caller scans several texts against the same values).
     """
-    by_len: dict[int, set[tuple[str, ...]]] = {}
-    for value in values:
-        if value is None or (isinstance(value, float) and value != value):
-            continue
-        words = tuple(w.lower() for w in _TOKEN.findall(str(value)))
-        if not words or (len(words) == 1 and not any(c.isdigit() for c in words[0])):
-            continue
-        by_len.setdefault(len(words), set()).add(words)
-    return by_len
+    if isinstance(values, PersonalValues):
+        return values.index
+    return _plain_index(tuple(values))
 
 
 @functools.lru_cache(maxsize=8)
-def _personal_index(values: tuple) -> dict[int, tuple[set[tuple[str, ...]], set[str]]]:
-    """Return :func:`_personal_patterns` with each length's first words (few words start one)."""
-    return {n: (tuples, {t[0] for t in tuples}) for n, tuples in _personal_patterns(values).items()}
+def _plain_index(values: tuple) -> Index:
+    return PersonalValues(values).index if values else {}
 
 
 #: Literal strings of which a pattern's every match begins with one, per pattern (None: unknown).
@@ -355,13 +348,13 @@ def _spans(text: str, extra_values: Iterable[Any], paths: Iterable[str] | None):
         if not path:
             continue
         hits += [(m.start(), m.end(), "machine path") for m in _path_pattern(path).finditer(text)]
-    wanted = _personal_patterns(tuple(extra_values))
+    wanted = _personal_index(extra_values)
     if wanted:
         tokens = [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
         words = [t for t, _, _ in tokens]
-        for n, (values, firsts) in _personal_index(tuple(extra_values)).items():
-            for i in range(len(words) - n + 1):
-                if words[i] in firsts and tuple(words[i:i + n]) in values:
+        for n, (values, firsts) in wanted.items():
+            for i in range(len(words) - n + 1):  # words hold no space: joined, they are unique
+                if words[i] in firsts and " ".join(words[i:i + n]) in values:
                     hits.append((tokens[i][1], tokens[i + n - 1][2], "personal value"))
     return sorted(hits)
 
@@ -375,9 +368,10 @@ def scan_text(text: str, *, extra_values: Iterable[Any] = (),
     text : str
         A page (HTML, Markdown, notebook JSON or plain text); it is decoded
         first (:func:`decode`) unless ``decoded``.
-    extra_values : iterable
+    extra_values : PersonalValues or iterable
         Personal values to look for (names, e-mails, phones of the source's
-        personal columns). Matched as whole words, case-insensitively,
+        personal columns; a build's :class:`~crmstats.personal_values.PersonalValues`,
+        indexed once, or plain values). Matched as whole words, case-insensitively,
         ignoring punctuation between words; a single-word value only when it
         holds a digit.
     paths : iterable of str, optional

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from crmstats.book.needs import _load_sources
 from crmstats.book.report import md_text
 from crmstats.book.studies import Study
 from crmstats.exceptions import CRMStatsError
+from crmstats.personal_values import PersonalValues
 
 
 def _failure_page(study: Study, error: str, run: str) -> str:
@@ -25,7 +27,7 @@ def _failure_page(study: Study, error: str, run: str) -> str:
             f"```text\n{error}\n```\n:::\n")
 
 
-def public_error(error: str, personal: tuple = (), paths: list[str] | None = None) -> str:
+def public_error(error: str, personal: Iterable[str] = (), paths: list[str] | None = None) -> str:
     """Return the failure text that may be shown on a published page.
 
     The first line of the error (notebook, cell, error type and message, up
@@ -53,7 +55,7 @@ def public_error(error: str, personal: tuple = (), paths: list[str] | None = Non
 _SCANNED = {".html", ".htm", ".ipynb", ".md", ".txt", ".json", ".js", ".svg", ".csv", ".py"}
 
 
-def scan_book(html_dir: str | Path, *, personal: tuple = (),
+def scan_book(html_dir: str | Path, *, personal: Iterable[str] = (),
               paths: list[str] | None = None) -> list[tuple[str, str, int]]:
     r"""Scan a built book for what must not be published.
 
@@ -132,7 +134,7 @@ def _scan_fix(pattern: str) -> str:
             "crmstats.book.report.md_text (Markdown) or html.escape")
 
 
-def _scan_excerpt(html_dir: Path, page: str, line: int, personal: tuple,
+def _scan_excerpt(html_dir: Path, page: str, line: int, personal: Iterable[str],
                   paths: list[str] | None) -> str:
     """Return the finding's line of ``page``, redacted, around the first redaction."""
     from crmstats.privacy import decode, notebook_text, redact
@@ -155,7 +157,7 @@ def _scan_excerpt(html_dir: Path, page: str, line: int, personal: tuple,
 
 
 def scan_refusal(html_dir: str | Path, findings: list[tuple[str, str, int]], *,
-                 personal: tuple = (), paths: list[str] | None = None) -> str:
+                 personal: Iterable[str] = (), paths: list[str] | None = None) -> str:
     """Say why the publication scan refused a book: page, kind, redacted excerpt, fix.
 
     One line per page and kind of finding (at most 20 pages), with the
@@ -189,24 +191,22 @@ def scan_refusal(html_dir: str | Path, findings: list[tuple[str, str, int]], *,
             + "\n  ".join(listed) + more + "\n" + how)
 
 
-_TEXT_ID = re.compile(r"(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[^\s]{5,}")
-
-
-def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -> tuple:
+def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -> PersonalValues:
     """Values of the personal columns of every data source the studies read.
 
     The columns are those :meth:`crmstats.CRMData.personal_columns` marks
     (the schema's name, e-mail, phone, ... plus a source file's own marks),
     and the text ids of customers, contacts, leads and accounts (``C000123``:
     published lists show pseudonyms, so a raw id on a page is a leak; numeric
-    ids are left out, they cannot be told from other numbers). A source or a
-    table that cannot be loaded gives none (the studies reading it failed
-    already); any other error stops the build rather than scanning without it.
+    ids are left out, they cannot be told from other numbers), once each and
+    indexed once for the scan. A source or a table that cannot be loaded gives
+    none (the studies reading it failed already); any other error stops the
+    build rather than scanning without it.
     """
     import crmstats
     from crmstats.privacy import ID_COLUMNS
 
-    values: set[str] = set()
+    parts: list[PersonalValues] = []
     if crms is None:
         crms = _load_sources(studies, Path.cwd())
     for crm in crms.values():
@@ -234,9 +234,6 @@ def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -
                          else crmstats.execute(table.select(*wanted)))
             except CRMStatsError:
                 continue
-            for column in columns:
-                values.update(str(v) for v in frame[column].dropna().unique())
-            for column in ids:
-                values.update(v for v in frame[column].dropna().astype(str).unique()
-                              if _TEXT_ID.fullmatch(v))
-    return tuple(sorted(values))
+            parts += [PersonalValues.of_column(frame[column]) for column in columns]
+            parts += [PersonalValues.of_text_ids(frame[column]) for column in ids]
+    return PersonalValues.union(parts)
