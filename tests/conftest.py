@@ -92,18 +92,19 @@ def built_book(tmp_path_factory):
         return pickle.loads(done.read_bytes())
 
 
-def make_study_template(path: Path, *cells: str) -> Path:
+def make_study_template(path: Path, *cells: str, parameters: str = "") -> Path:
     """Write a minimal study template: a title, the ``parameters`` cell, then ``cells``.
 
     Tests of the book machinery (failures, the summary's comparison with the
-    previous run) use it instead of re-running a real template.
+    previous run) use it instead of re-running a real template. ``parameters``:
+    lines declaring more parameters than ``data_source``.
     """
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    params = nbformat.v4.new_code_cell('data_source: str = "demo"  # unused')
+    params = nbformat.v4.new_code_cell('data_source: str = "demo"  # unused\n' + parameters)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), params,
                 *(nbformat.v4.new_code_cell(c) for c in cells)]

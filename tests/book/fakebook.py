@@ -121,7 +121,8 @@ def install(setattr, script: Path) -> None:
     setattr(papermill, "execute_notebook", fake_execute_notebook)
     # no kernel is started: no kernel server either
     setattr(runner, "warm_kernels",
-            lambda cwd=None, sources=(), fork=False: contextlib.nullcontext("python3"))
+            lambda cwd=None, sources=(), fork=False, on_lean=None:
+            contextlib.nullcontext("python3"))
     setattr(build, "_jupyter_book_command",
             lambda source, out, strict: [sys.executable, str(script), str(source), str(out)])
     setattr(build, "_personal_values", lambda studies, crms=None: ("Anna Berg", "anna@example.com"))

@@ -73,6 +73,7 @@ from crmstats.book.archive import (
     last_seconds,
     prune_runs,
 )
+from crmstats.book.early import EarlyStudy, early_candidate
 from crmstats.book.kpis import (
     NOT_AVAILABLE_PAGE,
     strip_kpi_records,
@@ -368,16 +369,28 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
                      chosen: set[str], fork_server: bool = False) -> BuildResult:
     """Run the studies, archive the run and (unless a study failed) publish the book."""
     root = book_dir.parent
+    expected = last_seconds(run_dir.parent)
     with ExitStack() as server:
         # the kernel server imports, makes the built-in sources and validates them while
         # this process loads the sources to check the studies' needs; it ends with the studies
         os.environ["MPLBACKEND"] = _runner.INLINE_BACKEND
+        fits = server.enter_context(tempfile.TemporaryDirectory(prefix="crmstats-fits-"))
+        server.enter_context(_runner._fit_cache(fits))  # also for the study started early
+        early: list[EarlyStudy] = []
+        server.callback(lambda: [study.cancel() for study in early])  # done: a no-op
+        first = early_candidate([s for s in studies if s.slug in chosen], expected)
+
+        def start_early() -> None:  # the lean server serves: start its longest study
+            if first is not None:
+                early.append(EarlyStudy(first, book_dir / "studies", root))
+
         kernel = server.enter_context(_runner.warm_kernels(
             root, {str(s.parameters.get("data_source", "demo")) for s in studies
-                   if s.slug in chosen}, fork=fork_server))
+                   if s.slug in chosen}, fork=fork_server, on_lean=start_early))
         crms, to_run, studies, unavailable, kept, record = _run_studies(
             book_dir, studies, result, run_dir, params, started, kernel, jobs=jobs,
-            keep_going=keep_going, on_done=on_done, chosen=chosen)
+            keep_going=keep_going, on_done=on_done, chosen=chosen, fits=fits,
+            early=early[0] if early else None, expected=expected)
     if not keep_going and (result.failures or len(result.studies) < len(to_run)):
         lines = [str(r.error) for r in result.failures]
         skipped = len(to_run) - len(result.studies)
@@ -392,8 +405,13 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
 
 def _run_studies(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,
                  params, started: str, kernel: str, *, jobs, keep_going, on_done,
-                 chosen: set[str]) -> tuple:
-    """Check the studies' needs, run those that apply, archive the run."""
+                 chosen: set[str], fits: str, early: EarlyStudy | None,
+                 expected: dict[str, float]) -> tuple:
+    """Check the studies' needs, run those that apply, archive the run.
+
+    ``early`` is a study already started (it is discarded, if its source turns
+    out not to serve it); ``fits`` the folder of the build's fitted models.
+    """
     root, runs_dir = book_dir.parent, run_dir.parent
     crms = _load_sources(studies, root)
     unavailable = _unavailable(studies, crms)
@@ -404,15 +422,14 @@ def _run_studies(book_dir: Path, studies: list[Study], result: BuildResult, run_
     # --only: a study not chosen keeps its published page, or is left out of this book
     studies = [s for s in studies if s.slug in chosen or s.slug in kept or s.slug in unavailable]
     to_run = [s for s in available if s.slug in chosen]
-    with tempfile.TemporaryDirectory(prefix="crmstats-fits-") as fits:
-        result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
-                                     keep_going=keep_going, on_done=on_done, fit_cache=fits,
-                                     kernel_name=kernel, expected=last_seconds(runs_dir))
-        with _fs_step("archiving the run"):
-            record = _archive(run_dir, studies, result.studies, params, started, kept,
-                              unavailable)
-            if (Path(fits) / "fits.log").exists():  # which models were fitted, which shared
-                shutil.copy2(Path(fits) / "fits.log", run_dir / "fits.log")
+    result.studies = run_studies(to_run, book_dir / "studies", jobs=jobs, cwd=root,
+                                 keep_going=keep_going, on_done=on_done, fit_cache=fits,
+                                 kernel_name=kernel, expected=expected, early=early)
+    with _fs_step("archiving the run"):
+        record = _archive(run_dir, studies, result.studies, params, started, kept,
+                          unavailable)
+        if (Path(fits) / "fits.log").exists():  # which models were fitted, which shared
+            shutil.copy2(Path(fits) / "fits.log", run_dir / "fits.log")
     return crms, to_run, studies, unavailable, kept, record
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -189,6 +190,7 @@ def run_studies(
     fit_cache: str | Path | None = None,
     kernel_name: str | None = None,
     expected: dict[str, float] | None = None,
+    early=None,
 ) -> list[StudyResult]:
     """Run studies in parallel into ``out_dir/<slug>.ipynb``.
 
@@ -219,6 +221,10 @@ def run_studies(
         run's): the studies start longest first, so the last one to start is a short
         one and no core idles while a long study ends. Studies without an expected
         time start first, in their order; without ``expected`` all keep their order.
+    early : crmstats.book.early.EarlyStudy, optional
+        One of ``studies`` already running in a process of its own (a build starts
+        it while it makes its sources): it counts as one of the ``jobs`` until it
+        ends, and its result is collected here. Cancelled if the run is interrupted.
 
     Returns
     -------
@@ -229,24 +235,41 @@ def run_studies(
     jobs = max(1, int(jobs or os.cpu_count() or 1))
     failed = False
     results: dict[str, StudyResult] = {}
+    slots = threading.Semaphore(jobs)  # kernels at once, the early study's included
 
     def one(study: Study) -> StudyResult | None:
-        if failed and not keep_going:
-            return None
-        start = time.perf_counter()
-        output = out_dir / f"{study.slug}.ipynb"
+        with slots:
+            if failed and not keep_going:
+                return None
+            start = time.perf_counter()
+            output = out_dir / f"{study.slug}.ipynb"
+            try:
+                run_study(study.template, output, study.parameters, cwd=cwd,
+                          kernel_name=kernel_for(kernel, study))
+                return StudyResult(study.slug, output, time.perf_counter() - start)
+            except StudyError as exc:
+                return StudyResult(study.slug, output, time.perf_counter() - start, exc)
+
+    def wait_early() -> StudyResult:
         try:
-            run_study(study.template, output, study.parameters, cwd=cwd,
-                      kernel_name=kernel_for(kernel, study))
-            return StudyResult(study.slug, output, time.perf_counter() - start)
-        except StudyError as exc:
-            return StudyResult(study.slug, output, time.perf_counter() - start, exc)
+            return early.result()
+        finally:
+            slots.release()
 
     os.environ["MPLBACKEND"] = INLINE_BACKEND  # before the kernel server imports Matplotlib
     sources = {str(s.parameters.get("data_source", "demo")) for s in studies}
     served = nullcontext(kernel_name) if kernel_name else warm_kernels(cwd, sources)
-    with _fit_cache(fit_cache), served as kernel, ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(one, s) for s in longest_first(studies, expected)]
+    if early is not None and early.slug not in {s.slug for s in studies}:
+        early.cancel()
+        early = None
+    with (_fit_cache(fit_cache), served as kernel,
+          ThreadPoolExecutor(max_workers=jobs + (early is not None)) as pool):
+        futures = []
+        if early is not None:
+            slots.acquire()  # released when the early study ends
+            futures.append(pool.submit(wait_early))
+        futures += [pool.submit(one, s) for s in longest_first(studies, expected)
+                    if early is None or s.slug != early.slug]
         try:
             for future in as_completed(futures):
                 result = future.result()
@@ -259,6 +282,8 @@ def run_studies(
                     on_done(result)
         except BaseException:  # interrupted (Ctrl-C, SIGTERM): start no further study
             pool.shutdown(wait=False, cancel_futures=True)
+            if early is not None:
+                early.cancel()
             raise
     return [results[s.slug] for s in studies if s.slug in results]
 

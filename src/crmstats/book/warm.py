@@ -28,7 +28,9 @@ kernel for every study that asks:
 * a study that makes its own data (:mod:`crmstats.book.warm_policy`) gets its
   kernel (spec ``crmstats-warm-lean``) from a lean server, forked after the
   imports and before the sources are made: a fork maps all of the server's
-  pages, so its kernel would count the preloaded demo it never reads.
+  pages, so its kernel would count the preloaded demo it never reads. A build
+  starts the longest of those studies as soon as the lean server serves, while
+  it still makes the sources (``on_lean``, :mod:`crmstats.book.early`).
 
 The server exits when the build's context ends or the build process dies. The
 server waits for its kernels, so their CPU time is counted in the build's.
@@ -82,7 +84,8 @@ _NOT_BEFORE_FORK = ("matplotlib_inline.backend_inline",)
 
 
 @contextlib.contextmanager
-def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = False):
+def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = False,
+                 on_lean: Callable[[], None] | None = None):
     """Serve warm kernels under the kernel name :data:`KERNEL_NAME` while the context lasts.
 
     ``sources`` are the studies' data sources: the built-in ones (the
@@ -101,6 +104,13 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = Fals
     when other threads run, whose locks a fork could copy held) the server is a
     new interpreter.
 
+    ``on_lean`` is called in this process as soon as the lean server serves
+    (:mod:`crmstats.book.warm_policy`), before the sources are made — only
+    when the server is forked from this process: this process is then still
+    single-threaded, so the call may fork a process that runs studies on lean
+    kernels while this one makes the sources (a build does:
+    :class:`crmstats.book.runner.EarlyStudy`).
+
     Sets ``JUPYTER_PATH`` so the kernel spec is found; yields the kernel name.
     With the environment variable ``CRMSTATS_WARM_KERNELS=0`` it yields
     ``"python3"`` and starts nothing: every study starts an ordinary kernel.
@@ -113,20 +123,23 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = Fals
         _kernel_spec(Path(tmp), KERNEL_NAME, sock)
         _kernel_spec(Path(tmp), LEAN_KERNEL_NAME, _lean_socket(sock))
         sources = sorted({str(x) for x in sources})
-        if fork and _can_fork():
-            stop = _fork_server(sock, sources)
-        else:
-            stop = _spawn_server(sock, sources, cwd)
         before = os.environ.get("JUPYTER_PATH")
+        # before the servers start: what on_lean forks finds the kernel specs
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
+        stop = None
         try:
+            if fork and _can_fork():
+                stop = _fork_server(sock, sources, on_lean)
+            else:
+                stop = _spawn_server(sock, sources, cwd)
             yield KERNEL_NAME
         finally:
             if before is None:
                 os.environ.pop("JUPYTER_PATH", None)
             else:
                 os.environ["JUPYTER_PATH"] = before
-            stop()
+            if stop is not None:
+                stop()
 
 
 def _kernel_spec(folder: Path, name: str, sock: Path) -> None:
@@ -166,13 +179,15 @@ def _spawn_server(sock: Path, sources: list[str], cwd) -> Callable[[], None]:
     return stop
 
 
-def _fork_server(sock: Path, sources: list[str]) -> Callable[[], None]:
+def _fork_server(sock: Path, sources: list[str],
+                 on_lean: Callable[[], None] | None = None) -> Callable[[], None]:
     """Prepare the server's state in this process, fork it; return what ends it.
 
     The lean server (:mod:`crmstats.book.warm_policy`) is forked from here
-    too, after the imports and before the sources are made.
+    too, after the imports and before the sources are made; ``on_lean`` is
+    called right after it (:func:`warm_kernels`).
     """
-    lean = _prepare(sources, _listen(str(_lean_socket(sock))))
+    lean = _prepare(sources, _listen(str(_lean_socket(sock))), on_lean)
     listener = _listen(str(sock))
     parent = os.getpid()
     sys.stdout.flush()  # what this process buffered is printed once, by this process
@@ -301,12 +316,14 @@ def _listen(path: str) -> socket.socket:
     return listener
 
 
-def _prepare(sources, lean: socket.socket | None = None) -> int | None:
+def _prepare(sources, lean: socket.socket | None = None,
+             on_lean: Callable[[], None] | None = None) -> int | None:
     """Import :data:`PRELOAD`, make and validate the built-in ``sources``: what kernels inherit.
 
     With ``lean`` (a listening socket), the lean server
     (:mod:`crmstats.book.warm_policy`) is forked on it after the imports,
-    before the sources are made; returns its process id.
+    before the sources are made, and ``on_lean`` is called then; returns
+    the lean server's process id.
     """
     import importlib
     import warnings
@@ -320,6 +337,8 @@ def _prepare(sources, lean: socket.socket | None = None) -> int | None:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
     lean_pid = None if lean is None else _fork_lean(lean)
+    if lean_pid is not None and on_lean is not None:
+        on_lean()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from crmstats.exceptions import CRMStatsError

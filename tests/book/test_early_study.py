@@ -1,0 +1,232 @@
+"""A study on a lean kernel starts while the build still makes its sources (crmstats.book.early)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from crmstats.book.early import early_candidate
+from crmstats.book.studies import Study
+from crmstats.book.warm import OFF_ENV
+from tests.conftest import ROOT, SMALL_DEMO, make_study_template
+
+LEAN = (("experiments",),)
+
+
+def _study(slug, requires=(), source="demo"):
+    return Study(slug, slug, None, {"data_source": source}, requires=requires)
+
+
+def test_the_early_study_is_the_longest_lean_one():
+    plain, a, b = _study("plain"), _study("a", LEAN), _study("b", (("spend@weekly",),))
+    assert early_candidate([plain, a, b]).slug == "a"  # no times: the first lean one
+    assert early_candidate([plain, a, b], {"plain": 50, "a": 2, "b": 9}).slug == "b"
+    assert early_candidate([plain, a, b], {"b": 9}).slug == "a"  # not every time known
+    assert early_candidate([plain]) is None
+    # a study that makes its own data only on a demo source is lean
+    assert early_candidate([_study("c", LEAN, source="data/crm")]) is None
+
+
+BUILD = """
+import json, os, sys, time
+from pathlib import Path
+import crmstats.sources
+from crmstats.book.early import EarlyStudy
+from crmstats.book.publish import build_lock
+from crmstats.book.runner import run_studies
+from crmstats.book.studies import Study
+from crmstats.book.warm import warm_kernels
+
+tmp, template, source = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+marker = tmp / "early-started"
+preload = crmstats.sources.preload_sources
+seen = {}
+
+def slow_preload(sources):  # the sources take as long as the early study needs to start
+    end = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    seen["started_before_sources"] = marker.exists()
+    return preload(sources)
+
+crmstats.sources.preload_sources = slow_preload
+lean = Study("lean", "lean", template, {"data_source": source, "marker": str(marker)},
+             requires=(("experiments",),))
+plain = Study("plain", "plain", template, {"data_source": source, "marker": ""})
+early = []
+with build_lock(tmp / "book"), warm_kernels(tmp, [source], fork=True,
+                                            on_lean=lambda: early.append(
+                                                EarlyStudy(lean, tmp / "out", tmp))) as kernel:
+    results = run_studies([lean, plain], tmp / "out", jobs=1, cwd=tmp, kernel_name=kernel,
+                          early=early[0])
+print(json.dumps({"ok": [r.ok for r in results], "slugs": [r.slug for r in results],
+                  "errors": [str(r.error) for r in results], "me": os.getpid(), **seen}))
+"""
+
+CELLS = (
+    "import os, time\n"
+    "from pathlib import Path\n"
+    "start = time.time()\n"
+    "if marker:\n"
+    "    Path(marker).write_text('x')\n"
+    "from crmstats.sources import _PRELOADED\n"
+    "server = os.getppid()\n"
+    "print('grandparent', open(f'/proc/{server}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "print('preloaded', len(_PRELOADED))\n"
+    "time.sleep(1)\n"
+    "print('start', start)\n"
+    "print('end', time.time())",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_lean_study_runs_while_the_sources_are_made(tmp_path, monkeypatch):
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    template = make_study_template(tmp_path / "t.ipynb", *CELLS,
+                                   parameters="marker: str = ''  # a file to write at start")
+    proc = subprocess.run([sys.executable, "-c", BUILD, str(tmp_path), str(template),
+                           SMALL_DEMO], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert done["ok"] == [True, True], done["errors"]
+    assert done["slugs"] == ["lean", "plain"]
+    assert done["started_before_sources"]  # the early study ran before the sources were made
+
+    def lines(slug):
+        nb = json.loads((tmp_path / "out" / f"{slug}.ipynb").read_text())
+        text = "".join("".join(o.get("text", "")) for c in nb["cells"]
+                       if c["cell_type"] == "code" for o in c.get("outputs", []))
+        return dict(line.split(" ", 1) for line in text.splitlines())
+
+    lean, plain = lines("lean"), lines("plain")
+    assert lean["preloaded"] == "0" and plain["preloaded"] == "1"  # lean kernel vs server's
+    assert lean["grandparent"] == plain["grandparent"] == str(done["me"])
+    assert float(plain["start"]) >= float(lean["end"])  # jobs=1: the early study held the slot
+
+
+class _Early:
+    """Stands in for an EarlyStudy: records how run_studies treats it."""
+
+    def __init__(self, slug, result=None):
+        self.slug, self._result, self.calls = slug, result, []
+
+    def result(self):
+        self.calls.append("result")
+        return self._result
+
+    def cancel(self):
+        self.calls.append("cancel")
+
+
+def test_run_studies_collects_the_early_study(tmp_path):
+    from crmstats.book.runner import StudyResult, run_studies
+
+    done = StudyResult("lean", tmp_path / "lean.ipynb", 1.5)
+    early, seen = _Early("lean", done), []
+    results = run_studies([_study("lean", LEAN)], tmp_path, jobs=1, kernel_name="python3",
+                          early=early, on_done=seen.append)
+    assert results == [done] and seen == [done] and early.calls == ["result"]
+
+
+def test_run_studies_cancels_an_early_study_it_does_not_run(tmp_path):
+    """The source turned out not to serve it: its process is ended, its result not used."""
+    from crmstats.book.runner import run_studies
+
+    early = _Early("lean")
+    assert run_studies([], tmp_path, jobs=2, kernel_name="python3", early=early) == []
+    assert early.calls == ["cancel"]
+
+
+CANCEL = """
+import json, sys, time
+from pathlib import Path
+from crmstats.book.early import EarlyStudy
+from crmstats.book.studies import Study
+from crmstats.book.warm import warm_kernels
+
+tmp, template, source = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+marker = tmp / "early-started"
+lean = Study("lean", "lean", template, {"data_source": source, "marker": str(marker)},
+             requires=(("experiments",),))
+early = []
+with warm_kernels(tmp, [source], fork=True,
+                  on_lean=lambda: early.append(EarlyStudy(lean, tmp / "out", tmp))):
+    end = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    start = time.monotonic()
+    early[0].cancel()
+    took = time.monotonic() - start
+    result = early[0].result()
+print(json.dumps({"took": took, "error": str(result.error), "started": marker.exists()}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks")
+def test_an_early_study_can_be_cancelled(tmp_path, monkeypatch):
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    template = make_study_template(tmp_path / "t.ipynb", CELLS[0].replace("time.sleep(1)",
+                                                                         "time.sleep(300)"),
+                                   parameters="marker: str = ''  # a file to write at start")
+    proc = subprocess.run([sys.executable, "-c", CANCEL, str(tmp_path), str(template),
+                           SMALL_DEMO], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert done["started"] and done["took"] < 30  # not the study's 300 s
+    assert "without a result" in done["error"]
+
+
+BOOK = """
+import json, sys, time
+from pathlib import Path
+import yaml
+import crmstats.sources
+from crmstats.book import build
+from tests.book.fakebook import make_repo, JB_SCRIPT
+
+tmp, source = Path(sys.argv[1]), sys.argv[2]
+book = make_repo(tmp / "repo")
+marker = book.parent / "early-started"  # the kernels run in the repository
+nb = book.parent / "notebooks" / "t.ipynb"
+touch = "__import__('pathlib').Path(note).write_text('x') if note else None\\\\n"
+nb.write_text(nb.read_text().replace("print(note or", touch + "print(note or"))
+spec = {"studies": [
+    {"slug": "plain", "title": "Plain", "template": "notebooks/t.ipynb",
+     "parameters": {"data_source": source}},
+    {"slug": "lean", "title": "Lean", "template": "notebooks/t.ipynb",
+     "parameters": {"data_source": source, "note": marker.name}, "requires": ["experiments"]}]}
+(book / "studies.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+(tmp / "jb.py").write_text(JB_SCRIPT)
+build._jupyter_book_command = lambda s, o, strict: [sys.executable, str(tmp / "jb.py"),
+                                                   str(s), str(o)]
+preload, seen = crmstats.sources.preload_sources, {}
+
+def slow_preload(sources):
+    end = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    seen["started_before_sources"] = marker.exists()
+    return preload(sources)
+
+crmstats.sources.preload_sources = slow_preload
+result = build.build_book(book, jobs=1, fork_server=True)
+print(json.dumps({"published": result.published, "ok": {r.slug: r.ok for r in result.studies},
+                  **seen}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks")
+def test_the_command_line_build_starts_its_lean_study_early(tmp_path, monkeypatch):
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    proc = subprocess.run([sys.executable, "-c", BOOK, str(tmp_path), SMALL_DEMO],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert done["published"] and done["ok"] == {"plain": True, "lean": True}
+    assert done["started_before_sources"]
