@@ -202,3 +202,22 @@ def test_european_numbers_without_a_source_file_point_to_the_option(tmp_path):
     got = crmstats.execute(crmstats.as_table(source, "transactions"))
     assert got["amount"].tolist() == [1234.5]
     assert np.issubdtype(got["timestamp"].dtype, np.datetime64)
+
+
+def test_distinct_counts_match_a_pandas_reference():
+    """deep_checks' counts (distinct values, and distinct once trimmed and lower-cased),
+    computed on the distinct values only, equal pandas' on every row."""
+    import ibis
+
+    from crmstats.validation.deep import _distinct_counts
+
+    frame = pd.DataFrame({
+        "channel": ["Email", "email ", "email", None, "social", "Social", " social", "x"] * 3,
+        "owner": ["a", "b", None, None, "a", "c", "c", "d"] * 3,
+    })
+    got = _distinct_counts(ibis.memtable(frame), ["channel", "owner"])
+    assert got["__n__"] == (len(frame), 0)
+    for name in ("channel", "owner"):
+        values = frame[name].dropna()
+        assert got[name] == (values.nunique(), values.str.strip().str.lower().nunique())
+    assert got["channel"] == (7, 3)
