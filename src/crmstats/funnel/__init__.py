@@ -19,7 +19,12 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         snapshot_date,
         stage_flows,
     )
-    from crmstats.funnel.lookalike import Lookalikes, lookalike_scores
+    from crmstats.funnel.lookalike import (
+        OPEN_STAGES,
+        Lookalikes,
+        lookalike_prospects,
+        lookalike_scores,
+    )
     from crmstats.funnel.page_tables import (
         band_table,
         lead_period_table,
@@ -69,6 +74,7 @@ __all__ = [
     "LIFECYCLE_STAGES",
     "LeadScoringModel",
     "Lookalikes",
+    "OPEN_STAGES",
     "auc",
     "band_table",
     "deal_stages",
@@ -81,6 +87,7 @@ __all__ = [
     "lead_volume_table",
     "lifecycle_counts",
     "lifecycle_stage",
+    "lookalike_prospects",
     "lookalike_scores",
     "odds_table",
     "open_leads",

@@ -3,12 +3,22 @@
 A :class:`~crmstats.funnel.scoring.LeadScoringModel` learns the top tier of
 existing customers (e.g. the customer value pyramid of
 :func:`crmstats.clv.value_tiers` on CLV) from features the prospects share,
-and ranks the prospects by it.
+and ranks the prospects by it (:func:`lookalike_scores`).
+:func:`lookalike_prospects` does the whole study step from the leads of
+:func:`~crmstats.funnel.lead_features` and the transactions: customers valued
+by their expected CLV, the top share of them as the top tier, the won leads as
+customers and the open ones as prospects.
 
 References
 ----------
 .. [1] Hosmer, D. W., Lemeshow, S. and Sturdivant, R. X. (2013). Applied
    Logistic Regression, 3rd ed. Wiley.
+.. [2] Zeithaml, V. A., Rust, R. T. and Lemon, K. N. (2001). The customer
+   pyramid: creating and serving profitable customers. California Management
+   Review 43(4), 118-142.
+.. [3] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "Counting your
+   customers" the easy way: an alternative to the Pareto/NBD model. Marketing
+   Science 24(2), 275-284.
 """
 
 from __future__ import annotations
@@ -22,8 +32,17 @@ import pandas as pd
 
 from crmstats.exceptions import DataError
 from crmstats.funnel.scoring import LeadScoringModel
+from crmstats.funnel.summaries import FUNNEL_STAGES
 
-__all__ = ["Lookalikes", "lookalike_scores"]
+__all__ = ["OPEN_STAGES", "Lookalikes", "lookalike_prospects", "lookalike_scores"]
+
+#: The stage of a lead that became a customer: the funnel's last.
+_WON_STAGE: str = FUNNEL_STAGES[-1]
+
+#: The stages of a lead still in the pipeline (a prospect): the funnel's stages
+#: after its entry (a subscriber is not a lead yet) and before won; the exits
+#: (``unqualified``, ``lost``) are not in the funnel.
+OPEN_STAGES: tuple[str, ...] = FUNNEL_STAGES[1:-1]
 
 
 @dataclass(frozen=True)
@@ -120,3 +139,82 @@ def lookalike_scores(
     out["lift"] = out["score"] / known["_top"].mean()
     out = out.sort_values("score", ascending=False, kind="mergesort")
     return Lookalikes(scores=out, model=fitted)
+
+
+def lookalike_prospects(
+    leads: pd.DataFrame,
+    transactions: Any,
+    *,
+    features: Sequence[str],
+    top_share: float = 0.2,
+    penalty: float = 1.0,
+    horizon_months: int = 12,
+) -> Lookalikes:
+    """Rank the open leads by their likeness to the customers worth the most.
+
+    The steps of the lead-scoring study's look-alike section, in one call:
+    every customer is valued by its expected CLV over ``horizon_months``
+    (BG/NBD × Gamma-Gamma [3]_, :func:`crmstats.clv.fit_value`); the
+    ``top_share`` of customers by that value forms the top tier of the value
+    pyramid [2]_ (:func:`crmstats.clv.value_tiers`, tiers ``top tier`` and
+    ``others``); the leads that were won are the customers and those still in
+    :data:`OPEN_STAGES` the prospects; :func:`lookalike_scores` fits a
+    logistic regression with an L2 ``penalty`` [1]_ on the customers and
+    ranks the prospects.
+
+    Parameters
+    ----------
+    leads : pandas.DataFrame
+        :func:`~crmstats.funnel.lead_features`' result (its ``stage`` and the
+        ``features``), indexed by lead id; a won lead's id is its customer id
+        in ``transactions``. Not modified.
+    transactions : DataFrame, path or ibis.Table
+        Canonical transactions table (the customers' purchases).
+    features : sequence of str
+        Columns of ``leads`` the look-alike model learns from (known when a
+        lead arrives: channel, industry, company size...).
+    top_share : float
+        Share of the valued customers in the top tier, in (0, 1).
+    penalty : float
+        L2 penalty of the look-alike model (keeps few top-tier customers
+        stable); 0 for none.
+    horizon_months : int
+        Horizon of the CLV the customers are ranked by.
+
+    Returns
+    -------
+    Lookalikes
+        As :func:`lookalike_scores`: ``scores`` (the open leads, best first:
+        ``score``, ``band``, ``lift``; ids only) and ``model`` (the fitted
+        :class:`LeadScoringModel`).
+
+    Raises
+    ------
+    DataError
+        When ``leads`` has no ``stage`` column or lacks a feature, no lead was
+        won or none is open, or the won leads' ids are not in
+        ``transactions`` (no value for any customer); errors of
+        :func:`~crmstats.clv.fit_value` on the transactions.
+    ValueError
+        When ``top_share`` is not a number strictly between 0 and 1.
+    """
+    from crmstats.clv import fit_value, value_tiers
+
+    try:
+        share = float(top_share)
+    except (TypeError, ValueError):
+        share = float("nan")
+    if not 0 < share < 1:
+        raise ValueError(f"top_share must be a share strictly between 0 and 1, got {top_share!r}")
+    LeadScoringModel._check_columns(leads, ["stage", *features], "leads")
+    stage = leads["stage"]
+    customers, prospects = leads[stage == _WON_STAGE], leads[stage.isin(OPEN_STAGES)]
+    for what, rows, stages in (("won", customers, [_WON_STAGE]),
+                               ("open", prospects, list(OPEN_STAGES))):
+        if rows.empty:
+            raise DataError(f"leads: no {what} lead (stage {' or '.join(stages)}) to "
+                            "find look-alikes with", table="leads", column="stage")
+    value = fit_value(transactions, horizon_months=horizon_months)
+    tiers = value_tiers(value.values, {"top tier": share, "others": 1 - share})
+    return lookalike_scores(customers, prospects, value_tier=tiers, features=features,
+                            model=LeadScoringModel(penalty=penalty))
