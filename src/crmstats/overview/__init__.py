@@ -1,7 +1,8 @@
 """Data overview: what a CRM data source holds, whether it is valid, and its activity.
 
 Computations are in :mod:`crmstats.overview.summaries` (run in-database through
-Ibis), figures in :mod:`crmstats.overview.plotting`.
+Ibis), figures in :mod:`crmstats.overview.plotting`, the page's narrow tables in
+:mod:`crmstats.overview.page_tables`.
 """
 
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
+    from crmstats.overview.page_tables import source_table
     from crmstats.overview.plotting import (
         plot_monthly_activity,
         plot_orders_per_customer,
@@ -32,6 +34,7 @@ __all__ = [
     "plot_orders_per_customer",
     "plot_spend_by_channel",
     "plot_stage_counts",
+    "source_table",
     "spend_by_channel",
     "stage_counts",
     "table_overview",
