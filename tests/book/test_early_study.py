@@ -230,3 +230,39 @@ def test_the_command_line_build_starts_its_lean_study_early(tmp_path, monkeypatc
     done = json.loads(proc.stdout.strip().splitlines()[-1])
     assert done["published"] and done["ok"] == {"plain": True, "lean": True}
     assert done["started_before_sources"]
+
+
+def test_studies_start_in_order_and_the_early_study_holds_a_kernel(tmp_path, monkeypatch):
+    """Studies start in the longest-first order as kernels free up; while the early study
+    runs, one kernel fewer is free (no study waits behind a later one)."""
+    import threading
+    import time
+
+    from crmstats.book import runner
+    from crmstats.book.runner import StudyResult, run_studies
+
+    lock, started, now, most = threading.Lock(), [], [0], [0]
+
+    def fake_run(template, output, parameters=None, **kwargs):
+        with lock:
+            started.append(output.stem)
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+        return output
+
+    class Slow(_Early):
+        def result(self):
+            time.sleep(0.6)
+            return StudyResult("lean", tmp_path / "lean.ipynb", 0.6)
+
+    monkeypatch.setattr(runner, "run_study", fake_run)
+    studies = [_study(f"s{i}") for i in range(8)] + [_study("lean", LEAN)]
+    expected = {f"s{i}": 10 - i for i in range(8)} | {"lean": 20}
+    results = run_studies(studies, tmp_path, jobs=2, kernel_name="python3", early=Slow("lean"),
+                          expected=expected)
+    assert started == [f"s{i}" for i in range(8)]  # longest first, none overtaken
+    assert most[0] == 1  # the early study held the other kernel throughout
+    assert [r.slug for r in results] == [s.slug for s in studies]

@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,26 +235,16 @@ def run_studies(
     jobs = max(1, int(jobs or os.cpu_count() or 1))
     failed = False
     results: dict[str, StudyResult] = {}
-    slots = threading.Semaphore(jobs)  # kernels at once, the early study's included
 
-    def one(study: Study) -> StudyResult | None:
-        with slots:
-            if failed and not keep_going:
-                return None
-            start = time.perf_counter()
-            output = out_dir / f"{study.slug}.ipynb"
-            try:
-                run_study(study.template, output, study.parameters, cwd=cwd,
-                          kernel_name=kernel_for(kernel, study))
-                return StudyResult(study.slug, output, time.perf_counter() - start)
-            except StudyError as exc:
-                return StudyResult(study.slug, output, time.perf_counter() - start, exc)
-
-    def wait_early() -> StudyResult:
+    def one(study: Study) -> StudyResult:
+        start = time.perf_counter()
+        output = out_dir / f"{study.slug}.ipynb"
         try:
-            return early.result()
-        finally:
-            slots.release()
+            run_study(study.template, output, study.parameters, cwd=cwd,
+                      kernel_name=kernel_for(kernel, study))
+            return StudyResult(study.slug, output, time.perf_counter() - start)
+        except StudyError as exc:
+            return StudyResult(study.slug, output, time.perf_counter() - start, exc)
 
     os.environ["MPLBACKEND"] = INLINE_BACKEND  # before the kernel server imports Matplotlib
     sources = {str(s.parameters.get("data_source", "demo")) for s in studies}
@@ -262,24 +252,27 @@ def run_studies(
     if early is not None and early.slug not in {s.slug for s in studies}:
         early.cancel()
         early = None
+    # started here in this order as kernels free up (the early study counts as one), so
+    # the longest-first order holds
+    pending = deque(s for s in longest_first(studies, expected)
+                    if early is None or s.slug != early.slug)
     with (_fit_cache(fit_cache), served as kernel,
           ThreadPoolExecutor(max_workers=jobs + (early is not None)) as pool):
-        futures = []
-        if early is not None:
-            slots.acquire()  # released when the early study ends
-            futures.append(pool.submit(wait_early))
-        futures += [pool.submit(one, s) for s in longest_first(studies, expected)
-                    if early is None or s.slug != early.slug]
+        running = {pool.submit(early.result)} if early is not None else set()
         try:
-            for future in as_completed(futures):
-                result = future.result()
-                if result is None:
-                    continue
-                results[result.slug] = result
-                if not result.ok:
-                    failed = True
-                if on_done is not None:
-                    on_done(result)
+            while running or pending:
+                while pending and len(running) < jobs and (keep_going or not failed):
+                    running.add(pool.submit(one, pending.popleft()))
+                if not running:
+                    break  # a study failed: the others are not started
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    results[result.slug] = result
+                    if not result.ok:
+                        failed = True
+                    if on_done is not None:
+                        on_done(result)
         except BaseException:  # interrupted (Ctrl-C, SIGTERM): start no further study
             pool.shutdown(wait=False, cancel_futures=True)
             if early is not None:
