@@ -30,6 +30,22 @@ def test_the_early_study_is_the_longest_lean_one():
     assert early_candidate([_study("c", LEAN, source="data/crm")]) is None
 
 
+#: Script lines: the build's sources take as long as the early study needs to start (it
+#: writes ``marker``); ``seen["started_before_sources"]`` says whether it did.
+SLOW_PRELOAD = """
+preload, seen = crmstats.sources.preload_sources, {}
+
+def slow_preload(sources):
+    end = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    seen["started_before_sources"] = marker.exists()
+    return preload(sources)
+
+crmstats.sources.preload_sources = slow_preload
+"""
+
+
 BUILD = """
 import json, os, sys, time
 from pathlib import Path
@@ -42,17 +58,7 @@ from crmstats.book.warm import warm_kernels
 
 tmp, template, source = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 marker = tmp / "early-started"
-preload = crmstats.sources.preload_sources
-seen = {}
-
-def slow_preload(sources):  # the sources take as long as the early study needs to start
-    end = time.monotonic() + 120
-    while not marker.exists() and time.monotonic() < end:
-        time.sleep(0.05)
-    seen["started_before_sources"] = marker.exists()
-    return preload(sources)
-
-crmstats.sources.preload_sources = slow_preload
+""" + SLOW_PRELOAD + """
 lean = Study("lean", "lean", template, {"data_source": source, "marker": str(marker)},
              requires=(("experiments",),))
 plain = Study("plain", "plain", template, {"data_source": source, "marker": ""})
@@ -204,16 +210,7 @@ spec = {"studies": [
 (tmp / "jb.py").write_text(JB_SCRIPT)
 build._jupyter_book_command = lambda s, o, strict: [sys.executable, str(tmp / "jb.py"),
                                                    str(s), str(o)]
-preload, seen = crmstats.sources.preload_sources, {}
-
-def slow_preload(sources):
-    end = time.monotonic() + 120
-    while not marker.exists() and time.monotonic() < end:
-        time.sleep(0.05)
-    seen["started_before_sources"] = marker.exists()
-    return preload(sources)
-
-crmstats.sources.preload_sources = slow_preload
+""" + SLOW_PRELOAD + """
 result = build.build_book(book, jobs=1, fork_server=True)
 print(json.dumps({"published": result.published, "ok": {r.slug: r.ok for r in result.studies},
                   **seen}))
