@@ -109,7 +109,7 @@ def warm_kernels(cwd: str | Path | None = None, sources=(), *, fork: bool = Fals
     when the server is forked from this process: this process is then still
     single-threaded, so the call may fork a process that runs studies on lean
     kernels while this one makes the sources (a build does:
-    :class:`crmstats.book.runner.EarlyStudy`).
+    :class:`crmstats.book.early.EarlyStudy`).
 
     Sets ``JUPYTER_PATH`` so the kernel spec is found; yields the kernel name.
     With the environment variable ``CRMSTATS_WARM_KERNELS=0`` it yields
