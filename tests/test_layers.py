@@ -95,3 +95,19 @@ def test_no_import_ring():
     """
     rings, _ = rings_and_floors(GRAPH)
     assert rings == []
+
+
+def test_long_modules_say_why_at_their_top():
+    """No module over 500 lines without the reason written in its docstring (issue 23)."""
+    import ast
+    import re
+
+    silent = []
+    for path in sorted((ROOT / "src" / "crmstats").rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") <= 500:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if not re.search(r"500\s+lines", doc):
+            silent.append(f"{path.name}: {text.count(chr(10))} lines")
+    assert not silent, silent

@@ -356,7 +356,7 @@ def test_the_book_builds_on_a_duckdb_file_with_the_default_parallelism(tmp_path,
 
 def test_runs_of_a_source_under_a_machine_path_are_compared(tmp_path):
     """The summary redacts values, but compares runs by the source as given."""
-    from crmstats.book.build import _public_record
+    from crmstats.book.scan import _public_record
 
     source = str(tmp_path / "exports" / "shop")  # under the temporary folder: a machine path
 

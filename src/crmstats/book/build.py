@@ -45,7 +45,6 @@ tells which studies have their data. Their public names are re-exported here.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 import shutil
@@ -100,6 +99,7 @@ from crmstats.book.runner import StudyResult, run_studies
 from crmstats.book.scan import (
     _failure_page,
     _personal_values,
+    _public_record,
     public_error,
     scan_book,
     scan_refusal,
@@ -335,33 +335,6 @@ def build_book(
         finally:
             shutil.rmtree(book_dir / "_build.staging", ignore_errors=True)
             prune_runs(runs_dir, keep_runs)
-
-
-def _public_record(record: dict[str, Any], personal: tuple, paths: list[str]) -> dict[str, Any]:
-    """Return the run record as the summary shows it: errors and parameters without values."""
-    from crmstats.privacy import redact
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return redact(value, extra_values=personal, paths=paths)
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        return value
-
-    def clean_parameters(params: dict) -> dict:
-        # data_source stays as given: the summary compares runs by it and shows only the
-        # source's name (kpis._parameter), never the value
-        return {k: v if k == "data_source" else clean(v) for k, v in params.items()}
-
-    public = json.loads(json.dumps(record, default=str))
-    public["parameters"] = clean_parameters(public.get("parameters") or {})
-    for study in public.get("studies", {}).values():
-        study["parameters"] = clean_parameters(study.get("parameters") or {})
-        if study.get("error"):
-            study["error"] = public_error(study["error"], personal, paths)
-    return public
 
 
 def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, run_dir: Path,

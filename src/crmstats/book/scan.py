@@ -1,11 +1,13 @@
 """What may be published: the scan of a built book and what it looks for.
 
 :func:`scan_book` and its refusal message (:func:`scan_refusal`), redacted errors
-(:func:`public_error`, failure pages) and the personal values a scan looks for.
+(:func:`public_error`, failure pages), the run record as the summary page shows it
+(:func:`_public_record`) and the personal values a scan looks for.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections.abc import Iterable
@@ -237,3 +239,30 @@ def _personal_values(studies: list[Study], crms: dict[Any, Any] | None = None) -
             parts += [PersonalValues.of_column(frame[column]) for column in columns]
             parts += [PersonalValues.of_text_ids(frame[column]) for column in ids]
     return PersonalValues.union(parts)
+
+
+def _public_record(record: dict[str, Any], personal: tuple, paths: list[str]) -> dict[str, Any]:
+    """Return the run record as the summary shows it: errors and parameters without values."""
+    from crmstats.privacy import redact
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, extra_values=personal, paths=paths)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    def clean_parameters(params: dict) -> dict:
+        # data_source stays as given: the summary compares runs by it and shows only the
+        # source's name (kpis._parameter), never the value
+        return {k: v if k == "data_source" else clean(v) for k, v in params.items()}
+
+    public = json.loads(json.dumps(record, default=str))
+    public["parameters"] = clean_parameters(public.get("parameters") or {})
+    for study in public.get("studies", {}).values():
+        study["parameters"] = clean_parameters(study.get("parameters") or {})
+        if study.get("error"):
+            study["error"] = public_error(study["error"], personal, paths)
+    return public

@@ -14,12 +14,8 @@ from typing import TYPE_CHECKING
 from crmstats._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
-    from crmstats.clv.channels import (
-        ChannelValue,
-        channel_value,
-        customer_effects,
-        fit_channel_value,
-    )
+    from crmstats.clv.channel_fit import ChannelValue, fit_channel_value
+    from crmstats.clv.channels import channel_value, customer_effects
     from crmstats.clv.covariate_frame import covariate_frame
     from crmstats.clv.covariate_keywords import covariates_for
     from crmstats.clv.diagnostics import (

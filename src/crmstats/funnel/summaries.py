@@ -16,6 +16,9 @@ have no duration there). Breakdowns (``by``) use the lead's *first* value of a
 column of the events (the channel of its first event), a column of the
 contacts table, or the month of its first event (``"cohort_month"``).
 
+A little over 500 lines: the functions that apply the funnel rule share its
+helpers (first entries per lead, the stages present, the breakdown key).
+
 References
 ----------
 .. [1] Kotler, P., Rackham, N. and Krishnaswamy, S. (2006). Ending the war
