@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -198,6 +198,32 @@ class CRMData:
             self._checked["_text_ids"] = kinds == {"string", "integer"}
         return self._checked["_text_ids"]
 
+    def has_tables(self, tables: str | Sequence[str], *, show: bool = True) -> bool:
+        """Return whether every table in ``tables`` is present; if not, show a one-line note.
+
+        For study pages whose sections need tables a source may lack (stage
+        history, spend, contacts, deals): the section's cell runs when this is
+        True, and otherwise the page says in one line what the section would
+        need. Presence only, like :meth:`require` without the error: a table
+        that is present but invalid counts as present (reading it through
+        :meth:`table` raises the :class:`~crmstats.DataError`).
+
+        Parameters
+        ----------
+        tables : str or sequence of str
+            Canonical table name(s).
+        show : bool
+            Display the note (Markdown, in a notebook) when a table is missing.
+        """
+        names = [tables] if isinstance(tables, str) else list(tables)
+        missing = [t for t in names if getattr(self, t, None) is None]
+        if missing and show:
+            from IPython.display import Markdown, display
+
+            needs = " and ".join(_NEEDS.get(t, t) for t in missing)
+            display(Markdown(f"*Not available for this source: this part needs {needs}.*"))
+        return not missing
+
     def __repr__(self) -> str:
         parts = []
         for name, t in self.tables().items():
@@ -206,3 +232,9 @@ class CRMData:
             parts.append(f"{name}={n}")
         return f"CRMData(name={self.name!r}, source={self.source!r}, " + ", ".join(parts) + ")"
 
+
+
+#: What a missing table holds, for :meth:`CRMData.has_tables`' note on a page.
+_NEEDS = {"stage_events": "the stage history of leads (stage_events)",
+          "spend": "marketing spend (spend)", "contacts": "the contacts (contacts)",
+          "deals": "a deals export (deals)"}

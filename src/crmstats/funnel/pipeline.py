@@ -379,26 +379,7 @@ def _float(value) -> float:
 def has_tables(crm: CRMData, tables: str | Sequence[str], *, show: bool = True) -> bool:
     """Return whether ``crm`` has every table; if not, show a one-line note saying so.
 
-    For study pages whose sections need tables a source may lack (the
-    funnel's stage history, spend): the section's cell runs when this is True
-    and otherwise the page says, in one line, what the section would need.
-
-    Parameters
-    ----------
-    crm : CRMData
-    tables : str or sequence of str
-        Canonical table name(s).
-    show : bool
-        Display the note (in a notebook) when a table is missing.
+    The same as :meth:`crm.has_tables(tables, show=show) <crmstats.CRMData.has_tables>`,
+    where templates call it now; kept here for the templates written before.
     """
-    tables = [tables] if isinstance(tables, str) else list(tables)
-    missing = [t for t in tables if getattr(crm, t, None) is None]
-    if missing and show:
-        from IPython.display import Markdown, display
-
-        what = {"stage_events": "the stage history of leads (stage_events)",
-                "spend": "marketing spend (spend)", "contacts": "the contacts (contacts)",
-                "deals": "a deals export (deals)"}
-        needs = " and ".join(what.get(t, t) for t in missing)
-        display(Markdown(f"*Not available for this source: this part needs {needs}.*"))
-    return not missing
+    return crm.has_tables(tables, show=show)
