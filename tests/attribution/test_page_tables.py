@@ -105,8 +105,7 @@ def economics():
 def test_channel_economics_split_in_two_narrow_tables(economics):
     before = economics.copy()
     acq, ret = A.acquisition_table(economics), A.return_table(economics)
-    assert list(acq.columns) == ["spend", "leads", "opportunities", "customers",
-                                 "cost per lead", "CAC"]
+    assert list(acq.columns) == ["spend", "leads", "cost per lead", "customers", "CAC"]
     assert list(ret.columns) == ["CAC", "value", "ROAS", "LTV", "LTV:CAC", "payback months"]
     assert acq.index.equals(economics.index) and "total" in ret.index
     for table, short, long in ((acq, "cost per lead", "cost_per_lead"), (acq, "CAC", "cac"),
@@ -137,3 +136,38 @@ def test_path_table_says_each_journey_in_words():
     assert t["sales"].tolist() == [13.0, 7.0]
     html = report.format_table(A.path_table(paths), money="value")._repr_html_()
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html  # a channel is text
+
+
+def _shares():
+    shares = pd.DataFrame(
+        {"first touch": [0.5, 0.3, 0.2], "last touch": [0.4, 0.4, 0.2],
+         "Markov (order 1)": [0.45, 0.35, 0.2], "Shapley": [0.3, 0.3, 0.4],
+         "counterfactual": [np.nan, np.nan, np.nan]},
+        index=pd.Index(["email", "search", "social"], name="channel"))
+    return shares
+
+
+def test_credit_table_shows_a_few_models_and_the_range_of_all():
+    shares = _shares()
+    before = shares.copy()
+    t = A.credit_table(shares, show=["last touch", "Markov (order 1)", "last touch", "linear"])
+    assert list(t.columns) == ["last touch", "Markov (order 1)", "range"]  # once; linear absent
+    pd.testing.assert_frame_equal(t[["last touch", "Markov (order 1)"]],
+                                  shares[["last touch", "Markov (order 1)"]])
+    # lowest to highest over the four models with shares (counterfactual has none)
+    assert t["range"].tolist() == ["30.0 % to 50.0 %", "30.0 % to 40.0 %", "20.0 % to 40.0 %"]
+    pd.testing.assert_frame_equal(shares, before)
+    default = A.credit_table(shares)
+    assert list(default.columns) == [*A.CREDIT_MODELS, "range"]
+    assert default["counterfactual"].isna().all()
+
+
+def test_credit_note_names_the_models_left_out():
+    shares = _shares()
+    note = A.credit_note(shares)
+    assert note == ("Range: the lowest to the highest share over all 4 models; the table "
+                    "leaves out first touch and Shapley (the figure shows every model).")
+    assert A.credit_note(shares, show=list(shares.columns)) == ""
+    with pytest.raises(ValueError, match="credit_shares"):
+        A.credit_table(shares.to_numpy())
+

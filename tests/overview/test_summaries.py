@@ -161,3 +161,29 @@ def test_monthly_activity_on_a_log_that_starts_mid_stream_with_a_partial_last_mo
                                            pd.Series([1.0, 2.0]), 0.6))
     assert "from December 2024 to December 2025" in text  # the data's span, 9 December included
     assert "December 2025 is left out of the per-period figures" in text
+
+
+def test_top_revenue_share_against_a_plain_pandas_reference():
+    from crmstats import overview
+
+    rng = np.random.default_rng(3)
+    revenue = pd.Series(rng.gamma(0.7, 80.0, 503) - 20.0, name="revenue",
+                        index=pd.Index(range(503), name="customer_id"))
+    before = revenue.copy()
+    net = revenue.clip(lower=0)  # refunds beyond the purchases count as nothing
+    k = int(np.ceil(0.2 * len(net)))
+    expected = net.sort_values(ascending=False).iloc[:k].sum() / net.sum()
+    assert overview.top_revenue_share(revenue) == pytest.approx(expected, rel=1e-12)
+    k10 = int(np.ceil(0.1 * len(net)))
+    assert overview.top_revenue_share(revenue, top_fraction=0.1) == pytest.approx(
+        net.sort_values(ascending=False).iloc[:k10].sum() / net.sum(), rel=1e-12)
+    pd.testing.assert_series_equal(revenue, before)
+
+
+def test_top_revenue_share_refuses_what_it_cannot_share():
+    from crmstats import DataError, overview
+
+    with pytest.raises(DataError, match="total value is zero"):
+        overview.top_revenue_share(pd.Series([-5.0, 0.0]))
+    with pytest.raises(DataError, match="customer_revenue"):
+        overview.top_revenue_share(pd.DataFrame({"revenue": [1.0]}))

@@ -43,9 +43,12 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
     from crmstats.attribution.media import media_table
     from crmstats.attribution.mmm import MediaMixModel
     from crmstats.attribution.page_tables import (
+        CREDIT_MODELS,
         acquisition_table,
         calibration_table,
         cost_table,
+        credit_note,
+        credit_table,
         incremental_table,
         lift_table,
         new_customer_table,
@@ -89,12 +92,15 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
 
 __all__ = [
     "BudgetPlan",
+    "CREDIT_MODELS",
     "HEURISTIC_MODELS",
     "IncrementalityModel",
     "MarkovAttribution",
     "MediaMixModel",
     "ShapleyAttribution",
     "acquisition_table",
+    "credit_note",
+    "credit_table",
     "budget_table",
     "build_paths",
     "calibrate",

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crmstats.page_tables import pick
+from crmstats.formatting import fmt_interval
+from crmstats.page_tables import pick, require_columns
 
-__all__ = ["acquisition_table", "calibration_table", "cost_table", "incremental_table",
-           "lift_table", "new_customer_table", "path_table", "return_table"]
+__all__ = ["CREDIT_MODELS", "acquisition_table", "calibration_table", "cost_table",
+           "credit_note", "credit_table", "incremental_table", "lift_table", "new_customer_table",
+           "path_table", "return_table"]
+
+#: The models :func:`credit_table` shows by default: the rule CRMs report, the
+#: journey model the book's economics use, and the counterfactual model.
+CREDIT_MODELS = ("last touch", "Markov (order 1)", "counterfactual")
 
 def lift_table(lifts: pd.DataFrame) -> pd.DataFrame:
     """Return the holdout tests for a page: the lift with its interval, and both groups' rates.
@@ -120,15 +126,15 @@ def acquisition_table(economics: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Index ``channel`` (and ``total``); ``spend``, ``leads``,
-        ``opportunities``, ``customers`` (as the chosen model credits them),
-        ``cost per lead`` and ``CAC`` (spend per customer). The return on
-        that spend is :func:`return_table`; the cost per opportunity stays in
-        ``economics``.
+        Index ``channel`` (and ``total``); ``spend``, ``leads``, ``cost per
+        lead``, ``customers`` (as the chosen model credits them) and ``CAC``
+        (spend per customer): spend to leads to customers, each step with its
+        cost. Six columns with the channel fit a laptop's page column; the
+        return on that spend is :func:`return_table`, the opportunities and
+        their cost stay in ``economics`` (the funnel study shows the stages).
     """
-    return pick(economics, {"spend": "spend", "leads": "leads", "opportunities": "opportunities",
-                            "customers": "customers", "cost_per_lead": "cost per lead",
-                            "cac": "CAC"}, "channel_economics")
+    return pick(economics, {"spend": "spend", "leads": "leads", "cost_per_lead": "cost per lead",
+                            "customers": "customers", "cac": "CAC"}, "channel_economics")
 
 
 def return_table(economics: pd.DataFrame) -> pd.DataFrame:
@@ -202,3 +208,69 @@ def path_table(paths: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     out.index = pd.Index([" → ".join(str(c).replace("_", " ") for c in p) for p in journeys],
                          name="journey")
     return out
+
+
+def _credit_columns(shares: pd.DataFrame, show) -> tuple[list[str], list[str]]:
+    """Return the models of ``shares`` shown (in ``show``'s order) and those with shares."""
+    require_columns(shares, [], "credit_shares")
+    scored = [m for m in shares.columns if shares[m].notna().any()]
+    shown = [m for m in dict.fromkeys(show) if m in shares.columns]
+    return shown, scored
+
+
+def credit_table(shares: pd.DataFrame, show=CREDIT_MODELS) -> pd.DataFrame:
+    """Return a few models' credit shares for a page, and the range over every model.
+
+    ``credit_shares`` has a column per model (ten in the attribution study):
+    too wide for a page column, and the figure beside it shows them all. The
+    page shows the models in ``show`` and, per channel, the lowest and highest
+    share any model gives it; :func:`credit_note` names the models left out.
+
+    Parameters
+    ----------
+    shares : pandas.DataFrame
+        :func:`~crmstats.attribution.credit_shares`' result (not modified).
+    show : sequence of str
+        Models to show, in order (default :data:`CREDIT_MODELS`); a name that
+        is not a column of ``shares`` is skipped, a name given twice shown once.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel``; the shares of each shown model (fractions; empty
+        where the model's are, see ``credit_shares``) and ``range`` (text,
+        "7.0 % to 14.9 %": the lowest to the highest share over every model
+        with shares; "—" when none has).
+    """
+    shown, scored = _credit_columns(shares, show)
+    out = shares[shown].copy()
+    low, high = shares[scored].min(axis=1), shares[scored].max(axis=1)
+    out["range"] = [fmt_interval(lo, hi, "pct") for lo, hi in zip(low, high, strict=True)]
+    return out
+
+
+def credit_note(shares: pd.DataFrame, show=CREDIT_MODELS) -> str:
+    """Say which models :func:`credit_table` leaves out, in one sentence for its caption.
+
+    Parameters
+    ----------
+    shares : pandas.DataFrame
+        :func:`~crmstats.attribution.credit_shares`' result.
+    show : sequence of str
+        The models the table shows (as given to :func:`credit_table`).
+
+    Returns
+    -------
+    str
+        E.g. "Range: the lowest to the highest share over all 10 models; the
+        table leaves out first touch, linear and Shapley (the figure shows
+        every model)." Empty when the table shows every model.
+    """
+    shown, scored = _credit_columns(shares, show)
+    left = [str(m) for m in shares.columns if m not in shown]
+    if not left:
+        return ""
+    names = left[0] if len(left) == 1 else f"{', '.join(left[:-1])} and {left[-1]}"
+    counted = f"all {len(scored)} models" if len(scored) > 1 else "the one model with shares"
+    return (f"Range: the lowest to the highest share over {counted}; the table leaves out "
+            f"{names} (the figure shows every model).")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         spend_by_channel,
         stage_counts,
         table_overview,
+        top_revenue_share,
     )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "spend_by_channel",
     "stage_counts",
     "table_overview",
+    "top_revenue_share",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

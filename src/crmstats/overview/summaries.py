@@ -22,6 +22,7 @@ __all__ = [
     "spend_by_channel",
     "stage_counts",
     "table_overview",
+    "top_revenue_share",
 ]
 
 
@@ -298,3 +299,40 @@ def spend_by_channel(spend: Any, *, period: str = "M", date_col: str | None = No
     wide.columns.name = "channel"
     wide = WindowFrame.of(wide, win)
     return wide
+
+
+def top_revenue_share(revenue: pd.Series, *, top_fraction: float = 0.2) -> float:
+    """Share of net revenue that the top ``top_fraction`` of customers bring.
+
+    The data overview's headline concentration figure: the customers' net
+    revenue (:func:`customer_revenue`), a customer whose refunds exceed the
+    purchases counted as zero, through :func:`crmstats.clv.pareto_analysis`.
+
+    Parameters
+    ----------
+    revenue : pandas.Series
+        Net revenue per customer, :func:`customer_revenue` (not modified).
+    top_fraction : float
+        Fraction of customers, the most valuable first (0.2: the top fifth).
+
+    Returns
+    -------
+    float
+        Their revenue over all customers' (0-1).
+
+    Raises
+    ------
+    DataError
+        When no customer has positive revenue (no share to take).
+
+    Examples
+    --------
+    >>> top_revenue_share(pd.Series([60.0, 20.0, 10.0, 10.0, -5.0]))
+    0.6
+    """
+    from crmstats.clv.segments import pareto_analysis
+
+    if not isinstance(revenue, pd.Series):
+        raise DataError(f"revenue: expected the Series of customer_revenue, "
+                        f"got {type(revenue).__name__}", table="revenue")
+    return pareto_analysis(revenue.clip(lower=0), top_fraction=top_fraction).top_share

@@ -372,7 +372,7 @@ def data_overview_kpis(revenue: pd.Series, top_share: float) -> dict[str, Any]:
 
     Customers who bought, their net revenue and the revenue share of the top
     fifth, from :func:`crmstats.overview.customer_revenue` (one value per
-    customer) and :func:`crmstats.clv.pareto_analysis`'s ``top_share``.
+    customer) and :func:`crmstats.overview.top_revenue_share`.
 
     Examples
     --------
