@@ -263,3 +263,69 @@ def test_studies_start_in_order_and_the_early_study_holds_a_kernel(tmp_path, mon
     assert started == [f"s{i}" for i in range(8)]  # longest first, none overtaken
     assert most[0] == 1  # the early study held the other kernel throughout
     assert [r.slug for r in results] == [s.slug for s in studies]
+
+
+STOPPED = """
+import sys, time
+from pathlib import Path
+import crmstats.sources
+from crmstats.book import build
+from tests.book.fakebook import make_repo, JB_SCRIPT
+
+tmp, source = Path(sys.argv[1]), sys.argv[2]
+book = make_repo(tmp / "repo")
+(tmp / "jb.py").write_text(JB_SCRIPT)
+build._jupyter_book_command = lambda s, o, strict: [sys.executable, str(tmp / "jb.py"),
+                                                   str(s), str(o)]
+preload = crmstats.sources.preload_sources
+
+def slow_preload(sources):  # the test sends SIGTERM while the sources are made
+    (tmp / "making-sources").write_text("x")
+    end = time.monotonic() + 90
+    while time.monotonic() < end:
+        time.sleep(0.05)
+    return preload(sources)
+
+crmstats.sources.preload_sources = slow_preload
+(book / "studies.yml").write_text("studies:\\n- {slug: s1, title: S1, template: "
+                                  "notebooks/t.ipynb, parameters: {data_source: '%s'}}\\n" % source)
+build.build_book(book, jobs=1, fork_server=True)
+print("built")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks")
+def test_sigterm_while_the_sources_are_made_stops_the_build(tmp_path, monkeypatch):
+    """The server's preparation leaves a source that fails to its studies (it catches
+    crmstats errors); the SIGTERM the build turned into one was caught there too, and the
+    build ran on to publish."""
+    import os
+    import signal
+    import time
+
+    monkeypatch.delenv(OFF_ENV, raising=False)
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED, str(tmp_path), SMALL_DEMO],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "making-sources").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "making-sources").exists(), proc.communicate()[1][-2000:]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=80)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert b"build stopped by SIGTERM" in err, err.decode()[-2000:]
+    assert proc.returncode != 0 and b"built" not in out
+    assert took < 60  # not after the slowed sources (90 s) and a whole build
+    time.sleep(1)
+    group = subprocess.run(["ps", "-o", "stat=,cmd=", "-g", str(proc.pid)],
+                           capture_output=True, text=True).stdout.splitlines()
+    left = [line for line in group if not line.lstrip().startswith("Z")]  # exited, not reaped
+    assert not left, left  # the servers it forked are gone too

@@ -227,19 +227,32 @@ def _jupyter_book(source: Path, out: Path, strict: bool) -> None:
 
 @contextmanager
 def _terminate_on_sigterm():
-    """In the main thread, turn SIGTERM into an exception so cleanup runs."""
+    """In the main thread, turn SIGTERM into an exception so cleanup runs.
+
+    The exception is no :class:`~crmstats.CRMStatsError` until it leaves the
+    build: on its way out, code that handles a data source's error (a source
+    the kernel server fails to make is left to its studies) must not take it
+    for one and carry on — a SIGTERM while the sources were made went unheard
+    and the build ran to its end.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
-        raise StudyError("build stopped by SIGTERM; the published book is unchanged")
+        raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
+    except _Terminated:
+        raise StudyError("build stopped by SIGTERM; the published book is unchanged") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM inside a build (:func:`_terminate_on_sigterm`): like Ctrl-C, caught by nothing."""
 
 
 def build_book(
