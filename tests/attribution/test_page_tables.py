@@ -117,14 +117,46 @@ def test_channel_economics_split_in_two_narrow_tables(economics):
 
 def test_new_customer_table(economics):
     new = A.new_customer_economics(economics)
+    before = new.copy()
     t = A.new_customer_table(new)
-    assert list(t.columns) == ["new CLV", "95 % interval", "CAC", "new LTV:CAC", "so far",
-                               "payback months"]
+    assert list(t.columns) == ["new LTV:CAC", "95 % interval", "so far", "CAC", "payback months"]
     np.testing.assert_array_equal(t["new LTV:CAC"], new["new_ltv_cac"])
     np.testing.assert_array_equal(t["so far"], new["ltv_cac"])
-    _interval_matches(t, new, "new_clv_lower_95", "new_clv_upper_95", "money")
+    np.testing.assert_array_equal(t["payback months"], new["new_payback_months"])
+    for text, lo, hi in zip(t["95 % interval"], new["new_ltv_cac_lower_95"],
+                            new["new_ltv_cac_upper_95"], strict=True):
+        if pd.isna(lo) or pd.isna(hi):
+            assert text == "—"
+        else:  # read as ratios, like the column: "2.26x to 3.02x"
+            low, high = text.split(" to ")
+            assert low.endswith("x") and high.endswith("x")
+            assert float(low[:-1]) == pytest.approx(lo, rel=5e-3)
+            assert float(high[:-1]) == pytest.approx(hi, rel=5e-3)
     assert t["95 % interval"].str.contains(" to ").any()
+    pd.testing.assert_frame_equal(new, before)
 
+
+def test_channel_value_table():
+    from crmstats import clv
+
+    crm = simulate_crm(seed=7, n_contacts=1500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = clv.fit_value(crm.transactions)
+        values = clv.fit_channel_value(value.summary, crm.customers, allow_unconverged=True,
+                                       on_problem="report").values
+    before = values.copy()
+    t = clv.channel_value_table(values)
+    assert list(t.columns) == ["new CLV", "95 % interval", "purchases", "per purchase"]
+    assert t.index.name == "channel" and list(t.index) == list(values.index)
+    np.testing.assert_array_equal(t["new CLV"], values["clv"])
+    np.testing.assert_array_equal(t["per purchase"], values["expected_spend"])
+    _interval_matches(t, values, "clv_lower_95", "clv_upper_95", "money")
+    pd.testing.assert_frame_equal(values, before)
+    empty = clv.channel_value_table(values.iloc[:0])
+    assert len(empty) == 0 and "new CLV" in empty
+    with pytest.raises(ValueError, match="fit_channel_value"):
+        clv.channel_value_table(values.drop(columns="clv_upper_95"))
 
 def test_path_table_says_each_journey_in_words():
     paths = pd.DataFrame({"path": [("paid_search",), ("paid_search", "email"), ("<b>x</b>",)],

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crmstats.formatting import fmt_interval
-from crmstats.page_tables import pick, require_columns
+from crmstats.formatting import MISSING, fmt_interval, fmt_ratio, is_missing
+from crmstats.page_tables import INTERVAL, pick, require_columns
 
 __all__ = ["CREDIT_MODELS", "acquisition_table", "calibration_table", "cost_table",
            "credit_note", "credit_table", "incremental_table", "lift_table", "new_customer_table",
@@ -170,18 +170,23 @@ def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Index ``channel`` (and ``total``); ``new CLV`` (the expected value of
-        a new customer's repeat purchases), ``95 % interval`` (text, money),
-        ``CAC``, ``new LTV:CAC`` (first order plus that value, over CAC),
-        ``so far`` (the LTV:CAC of the channel's customers so far) and
-        ``payback months`` (of a new customer). The other intervals stay in
-        ``economics``.
+        Index ``channel`` (and ``total``); ``new LTV:CAC`` (a new customer's
+        first order plus the expected value of its repeat purchases, over
+        CAC), ``95 % interval`` (text), ``so far`` (the LTV:CAC of the
+        channel's customers so far), ``CAC`` and ``payback months`` (of a new
+        customer). The new customer's value itself, with its interval, is
+        :func:`crmstats.clv.channel_value_table` (the page shows it just
+        before); the other intervals stay in ``economics``.
     """
-    return pick(economics, {"new_clv": "new CLV", "cac": "CAC", "new_ltv_cac": "new LTV:CAC",
-                            "ltv_cac": "so far", "new_payback_months": "payback months"},
-                "new_customer_economics",
-                interval=("new_clv_lower_95", "new_clv_upper_95", "money"))
-
+    lower, upper = "new_ltv_cac_lower_95", "new_ltv_cac_upper_95"
+    out = pick(economics, {"new_ltv_cac": "new LTV:CAC", "ltv_cac": "so far", "cac": "CAC",
+                           "new_payback_months": "payback months"},
+               "new_customer_economics", interval=(lower, upper, "number"))
+    # a ratio's bounds read as ratios, like the column they belong to ("2.26x to 3.02x")
+    out[INTERVAL] = [MISSING if is_missing(lo) or is_missing(hi)
+                     else f"{fmt_ratio(lo)} to {fmt_ratio(hi)}"
+                     for lo, hi in zip(economics[lower], economics[upper], strict=True)]
+    return out
 
 def path_table(paths: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """Return the most frequent journeys for a page, each path said in words.

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the lazy exports (crmstats._lazy reads this block)
         ParetoNBDModel,
         ShiftedBetaGeoModel,
     )
-    from crmstats.clv.page_tables import comparison_table
+    from crmstats.clv.page_tables import channel_value_table, comparison_table
     from crmstats.clv.plotting import (
         plot_channel_value,
         plot_clv_distribution,
@@ -80,6 +80,7 @@ __all__ = [
     "calibration_holdout_split",
     "channel_value",
     "compare_models",
+    "channel_value_table",
     "comparison_table",
     "covariate_frame",
     "covariates_for",

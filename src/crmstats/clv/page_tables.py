@@ -13,7 +13,7 @@ import pandas as pd
 from crmstats.clv.models.limits import is_one_dropout_limit
 from crmstats.page_tables import pick
 
-__all__ = ["comparison_table"]
+__all__ = ["channel_value_table", "comparison_table"]
 
 
 def _fit_note(problem) -> str:
@@ -49,4 +49,31 @@ def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
                "compare_models")
     out["fit"] = [_fit_note(p) for p in comparison.get("fit_problem",
                                                        pd.Series("", index=out.index))]
+    return out
+
+
+def channel_value_table(values: pd.DataFrame) -> pd.DataFrame:
+    """Return what a new customer of each channel is worth, for a page.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        :attr:`ChannelValue.values <crmstats.clv.ChannelValue>` (from
+        :func:`~crmstats.clv.fit_channel_value`, or
+        :func:`~crmstats.clv.channel_value`'s result); not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``channel`` (the groups of ``values``); ``new CLV`` (the
+        expected value of a new customer's repeat purchases, discounted),
+        ``95 % interval`` (text, money), ``purchases`` (expected repeat
+        purchases) and ``per purchase`` (expected spend). The customers the
+        models learned each channel from and the interval's bounds stay in
+        ``values`` (four columns and the channel fit a laptop's page column).
+    """
+    out = pick(values, {"clv": "new CLV", "expected_purchases": "purchases",
+                        "expected_spend": "per purchase"},
+               "fit_channel_value(...).values", interval=("clv_lower_95", "clv_upper_95", "money"))
+    out.index.name = "channel"
     return out
