@@ -272,7 +272,7 @@ import crmstats.sources
 from crmstats.book import build
 from tests.book.fakebook import make_repo, JB_SCRIPT
 
-tmp, source = Path(sys.argv[1]), sys.argv[2]
+tmp, source, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 book = make_repo(tmp / "repo")
 (tmp / "jb.py").write_text(JB_SCRIPT)
 build._jupyter_book_command = lambda s, o, strict: [sys.executable, str(tmp / "jb.py"),
@@ -281,31 +281,44 @@ preload = crmstats.sources.preload_sources
 
 def slow_preload(sources):  # the test sends SIGTERM while the sources are made
     (tmp / "making-sources").write_text("x")
-    end = time.monotonic() + 90
-    while time.monotonic() < end:
-        time.sleep(0.05)
+    if mode == "duckdb":  # a long query: DuckDB reports the interruption as its own error
+        import duckdb
+        duckdb.connect().sql("select count(*) from range(100000000000) t, range(10) u").fetchall()
+    try:
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            time.sleep(0.05)
+    except BaseException:
+        if mode == "swallowed":  # a converter makes it a source's error (tolerated)
+            from crmstats.exceptions import DataError
+            raise DataError("could not make the source") from None
+        raise
     return preload(sources)
 
 crmstats.sources.preload_sources = slow_preload
 (book / "studies.yml").write_text("studies:\\n- {slug: s1, title: S1, template: "
                                   "notebooks/t.ipynb, parameters: {data_source: '%s'}}\\n" % source)
-build.build_book(book, jobs=1, fork_server=True)
+try:  # as the command line does: a crmstats error is one line, anything else a traceback
+    build.build_book(book, jobs=1, fork_server=True)
+except crmstats.CRMStatsError as exc:
+    sys.exit(f"crmstats: error: {exc}")
 print("built")
 """
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks")
-def test_sigterm_while_the_sources_are_made_stops_the_build(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["python", "duckdb", "swallowed"])
+def test_sigterm_while_the_sources_are_made_stops_the_build(tmp_path, monkeypatch, mode):
     """The server's preparation leaves a source that fails to its studies (it catches
     crmstats errors); the SIGTERM the build turned into one was caught there too, and the
-    build ran on to publish."""
+    build ran on to publish. In a DuckDB query it became DuckDB's error and a traceback."""
     import os
     import signal
     import time
 
     monkeypatch.delenv(OFF_ENV, raising=False)
-    proc = subprocess.Popen([sys.executable, "-c", STOPPED, str(tmp_path), SMALL_DEMO],
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED, str(tmp_path), SMALL_DEMO, mode],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
@@ -322,6 +335,7 @@ def test_sigterm_while_the_sources_are_made_stops_the_build(tmp_path, monkeypatc
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert b"build stopped by SIGTERM" in err, err.decode()[-2000:]
+    assert b"Traceback" not in err, err.decode()[-2000:]
     assert proc.returncode != 0 and b"built" not in out
     assert took < 60  # not after the slowed sources (90 s) and a whole build
     time.sleep(1)

@@ -104,6 +104,7 @@ from crmstats.book.scan import (
     scan_book,
     scan_refusal,
 )
+from crmstats.book.stopping import STOP, Terminated, raise_if_stopped
 from crmstats.book.studies import Study, load_studies, source_label
 from crmstats.exceptions import StudyError
 from crmstats.privacy import check_key
@@ -229,30 +230,33 @@ def _jupyter_book(source: Path, out: Path, strict: bool) -> None:
 def _terminate_on_sigterm():
     """In the main thread, turn SIGTERM into an exception so cleanup runs.
 
-    The exception is no :class:`~crmstats.CRMStatsError` until it leaves the
-    build: on its way out, code that handles a data source's error (a source
-    the kernel server fails to make is left to its studies) must not take it
-    for one and carry on — a SIGTERM while the sources were made went unheard
-    and the build ran to its end.
+    The exception (:class:`crmstats.book.stopping.Terminated`) is caught by no
+    error handler, and the request stays recorded for the steps that check it
+    (:mod:`crmstats.book.stopping`); whatever ends the build after a request
+    leaves it as the one-line "build stopped by SIGTERM" error. (As a
+    StudyError raised by the handler, a SIGTERM while the sources were made was
+    taken for a source's error and the build ran to its end; one that
+    interrupted a DuckDB query left DuckDB's error and a traceback.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
-        raise _Terminated
+        STOP.set()
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
-    except _Terminated:
-        raise StudyError("build stopped by SIGTERM; the published book is unchanged") from None
+    except BaseException:
+        if STOP.is_set():
+            raise StudyError("build stopped by SIGTERM; the published book is unchanged") \
+                from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class _Terminated(BaseException):
-    """SIGTERM inside a build (:func:`_terminate_on_sigterm`): like Ctrl-C, caught by nothing."""
+        STOP.clear()
 
 
 def build_book(
@@ -373,6 +377,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         kernel = server.enter_context(_runner.warm_kernels(
             root, {str(s.parameters.get("data_source", "demo")) for s in studies
                    if s.slug in chosen}, fork=fork_server, on_lean=start_early))
+        raise_if_stopped()
         crms, to_run, studies, unavailable, kept, record = _run_studies(
             book_dir, studies, result, run_dir, params, started, kernel, jobs=jobs,
             keep_going=keep_going, on_done=on_done, chosen=chosen, fits=fits,
@@ -400,6 +405,7 @@ def _run_studies(book_dir: Path, studies: list[Study], result: BuildResult, run_
     """
     root, runs_dir = book_dir.parent, run_dir.parent
     crms = _load_sources(studies, root)
+    raise_if_stopped()  # a source's loading tolerates errors
     unavailable = _unavailable(studies, crms)
     result.unavailable = {slug: [list(item) for item in unmet]
                           for slug, unmet in unavailable.items()}
@@ -427,6 +433,7 @@ def _publish_book(book_dir: Path, studies: list[Study], result: BuildResult, run
     runs_dir = run_dir.parent
     staging = book_dir / "_build.staging"
     personal = _personal_values(studies, crms)
+    raise_if_stopped()  # a table that does not load gives no values
     paths = machine_paths([root, book_dir, staging])
     source = staging / "src"
     with _fs_step("assembling the book sources"):
@@ -483,6 +490,7 @@ def _publish_book(book_dir: Path, studies: list[Study], result: BuildResult, run
     if findings:
         raise StudyError(scan_refusal(new_html, findings, personal=personal, paths=paths))
     _reached("scanned")
+    raise_if_stopped()
     _publish(new_html, book_dir, run_dir.name)
     result.published = True
     return result

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crmstats.book.stopping import raise_if_stopped
 from crmstats.book.studies import Study, validate_parameters
 from crmstats.book.warm import warm_kernels
 from crmstats.book.warm_policy import kernel_for
@@ -256,11 +257,12 @@ def run_studies(
     # the longest-first order holds
     pending = deque(s for s in longest_first(studies, expected)
                     if early is None or s.slug != early.slug)
-    with (_fit_cache(fit_cache), served as kernel,
-          ThreadPoolExecutor(max_workers=jobs + (early is not None)) as pool):
+    with _fit_cache(fit_cache), served as kernel:
+        pool = ThreadPoolExecutor(max_workers=jobs + (early is not None))
         running = {pool.submit(early.result)} if early is not None else set()
         try:
             while running or pending:
+                raise_if_stopped()
                 while pending and len(running) < jobs and (keep_going or not failed):
                     running.add(pool.submit(one, pending.popleft()))
                 if not running:
@@ -274,10 +276,13 @@ def run_studies(
                     if on_done is not None:
                         on_done(result)
         except BaseException:  # interrupted (Ctrl-C, SIGTERM): start no further study
+            # and do not wait for the running ones: their kernels end with the servers
+            # (here, or the build's), and then their threads
             pool.shutdown(wait=False, cancel_futures=True)
             if early is not None:
                 early.cancel()
             raise
+        pool.shutdown()
     return [results[s.slug] for s in studies if s.slug in results]
 
 

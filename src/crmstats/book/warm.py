@@ -53,6 +53,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from crmstats.book.stopping import raise_if_stopped
 from crmstats.book.warm_policy import (
     KERNEL_NAME,
     LEAN_KERNEL_NAME,
@@ -347,6 +348,7 @@ def _prepare(sources, lean: socket.socket | None = None,
         for source in sources:  # one by one: a kernel reports a source that fails itself
             with contextlib.suppress(CRMStatsError, OSError, ValueError):
                 preload_sources([source])
+            raise_if_stopped()  # a stop request is no source's error
     _ready_to_fork()
     return lean_pid
 
@@ -521,6 +523,7 @@ def validate_preloaded() -> list[str]:
                 for name in crm.tables():
                     crm.table(name)
             except (CRMStatsError, OSError, ValueError):
+                raise_if_stopped()  # a stop request is no source's error
                 ok = False
         ok = ok and not any(issubclass(w.category, DataWarning | ConvergenceWarning)
                             or str(w.filename).startswith(package) for w in caught)
