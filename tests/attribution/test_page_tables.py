@@ -109,10 +109,25 @@ def test_channel_economics_split_in_two_narrow_tables(economics):
     assert list(ret.columns) == ["CAC", "value", "ROAS", "LTV", "LTV:CAC", "payback months"]
     assert acq.index.equals(economics.index) and "total" in ret.index
     for table, short, long in ((acq, "cost per lead", "cost_per_lead"), (acq, "CAC", "cac"),
-                               (ret, "LTV:CAC", "ltv_cac"),
-                               (ret, "payback months", "payback_months")):
+                               (ret, "LTV:CAC", "ltv_cac")):
         np.testing.assert_array_equal(table[short], economics[long])
+    assert list(ret["payback months"]) == _payback_text(economics["payback_months"])
     pd.testing.assert_frame_equal(economics, before)
+
+
+def _payback_text(months):
+    """What a reader should see: the first order pays back, or the months, or nothing."""
+    from crmstats.formatting import MISSING, fmt_number
+
+    return [MISSING if pd.isna(m) else "first order" if m == 0
+            else "never" if m == np.inf else fmt_number(m, 3) for m in months]
+
+
+def test_a_payback_at_the_first_order_is_said_in_words():
+    frame = pd.DataFrame({"cac": [30.0, 80.0, 50.0, 9.0], "value": 1.0, "roas": 1.0, "ltv": 1.0,
+                          "ltv_cac": 1.0, "payback_months": [0.0, 3.456, np.nan, np.inf]},
+                         index=pd.Index(["email", "paid", "events", "tv"], name="channel"))
+    assert list(A.return_table(frame)["payback months"]) == ["first order", "3.46", "—", "never"]
 
 
 def test_new_customer_table(economics):
@@ -122,7 +137,7 @@ def test_new_customer_table(economics):
     assert list(t.columns) == ["new LTV:CAC", "95 % interval", "so far", "CAC", "payback months"]
     np.testing.assert_array_equal(t["new LTV:CAC"], new["new_ltv_cac"])
     np.testing.assert_array_equal(t["so far"], new["ltv_cac"])
-    np.testing.assert_array_equal(t["payback months"], new["new_payback_months"])
+    assert list(t["payback months"]) == _payback_text(new["new_payback_months"])
     for text, lo, hi in zip(t["95 % interval"], new["new_ltv_cac_lower_95"],
                             new["new_ltv_cac_upper_95"], strict=True):
         if pd.isna(lo) or pd.isna(hi):

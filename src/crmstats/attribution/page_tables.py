@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crmstats.formatting import MISSING, fmt_interval, fmt_ratio, is_missing
+from crmstats.formatting import MISSING, fmt_interval, fmt_number, fmt_ratio, is_missing
 from crmstats.page_tables import INTERVAL, pick, require_columns
 
 __all__ = ["CREDIT_MODELS", "acquisition_table", "calibration_table", "cost_table",
@@ -150,11 +150,14 @@ def return_table(economics: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Index ``channel`` (and ``total``); ``CAC``, ``value`` (the first
         orders' value), ``ROAS`` (value over spend), ``LTV`` (per customer),
-        ``LTV:CAC`` and ``payback months``.
+        ``LTV:CAC`` and ``payback months`` (text: "first order" when the
+        first order's margin already covers the CAC).
     """
-    return pick(economics, {"cac": "CAC", "value": "value", "roas": "ROAS", "ltv": "LTV",
-                            "ltv_cac": "LTV:CAC", "payback_months": "payback months"},
-                "channel_economics")
+    out = pick(economics, {"cac": "CAC", "value": "value", "roas": "ROAS", "ltv": "LTV",
+                           "ltv_cac": "LTV:CAC", "payback_months": "payback months"},
+               "channel_economics")
+    out["payback months"] = _payback_words(economics["payback_months"])
+    return out
 
 
 def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +177,8 @@ def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
         first order plus the expected value of its repeat purchases, over
         CAC), ``95 % interval`` (text), ``so far`` (the LTV:CAC of the
         channel's customers so far), ``CAC`` and ``payback months`` (of a new
-        customer). The new customer's value itself, with its interval, is
+        customer; "first order" when its margin covers the CAC). The new
+        customer's value itself, with its interval, is
         :func:`crmstats.clv.channel_value_table` (the page shows it just
         before); the other intervals stay in ``economics``.
     """
@@ -186,7 +190,20 @@ def new_customer_table(economics: pd.DataFrame) -> pd.DataFrame:
     out[INTERVAL] = [MISSING if is_missing(lo) or is_missing(hi)
                      else f"{fmt_ratio(lo)} to {fmt_ratio(hi)}"
                      for lo, hi in zip(economics[lower], economics[upper], strict=True)]
+    out["payback months"] = _payback_words(economics["new_payback_months"])
     return out
+
+
+def _payback_words(months: pd.Series) -> list[str]:
+    """Months to pay back the CAC as text: "first order" when its margin covers the CAC.
+
+    "never" when the expected purchases do not pay it back; three significant
+    digits, as the findings say them. (A payback of 0.00 months read as a
+    missing figure.)
+    """
+    return [MISSING if is_missing(m) else "first order" if m == 0
+            else "never" if m == float("inf") else fmt_number(m, 3) for m in months]
+
 
 def path_table(paths: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """Return the most frequent journeys for a page, each path said in words.
