@@ -343,3 +343,38 @@ def test_sigterm_while_the_sources_are_made_stops_the_build(tmp_path, monkeypatc
                            capture_output=True, text=True).stdout.splitlines()
     left = [line for line in group if not line.lstrip().startswith("Z")]  # exited, not reaped
     assert not left, left  # the servers it forked are gone too
+
+
+def test_an_interrupted_run_drops_only_what_its_abandoned_threads_log(caplog):
+    """After an interrupted run's one-line error, papermill's clients in the threads left
+    running logged 'Kernel died while waiting for execute reply.' on the console."""
+    import logging
+    import threading
+
+    from crmstats.book.runner import _quiet_abandoned
+
+    log = logging.getLogger("papermill")
+    before = list(log.filters)
+    go, done = threading.Event(), threading.Event()
+
+    def study():
+        go.wait(10)
+        log.error("from the abandoned study")
+        done.set()
+
+    worker = threading.Thread(target=study)
+    worker.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="papermill"):
+            _quiet_abandoned({worker})
+            go.set()
+            done.wait(10)
+            worker.join(10)
+            log.error("from the build")
+            later = threading.Thread(target=lambda: log.error("from a later run"))
+            later.start()
+            later.join(10)
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages == ["from the build", "from a later run"]
+    finally:
+        log.filters[:] = before

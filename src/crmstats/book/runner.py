@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -237,7 +238,10 @@ def run_studies(
     failed = False
     results: dict[str, StudyResult] = {}
 
+    workers: set[threading.Thread] = set()  # the threads that run studies
+
     def one(study: Study) -> StudyResult:
+        workers.add(threading.current_thread())
         start = time.perf_counter()
         output = out_dir / f"{study.slug}.ipynb"
         try:
@@ -279,11 +283,31 @@ def run_studies(
             # and do not wait for the running ones: their kernels end with the servers
             # (here, or the build's), and then their threads
             pool.shutdown(wait=False, cancel_futures=True)
+            _quiet_abandoned(workers)
             if early is not None:
                 early.cancel()
             raise
         pool.shutdown()
     return [results[s.slug] for s in studies if s.slug in results]
+
+
+def _quiet_abandoned(threads: set[threading.Thread]) -> None:
+    """Drop what papermill logs from ``threads`` while they last: studies left running.
+
+    An interrupted run does not wait for its running studies; their kernels
+    end with the servers, and papermill's client in each thread then logs that
+    the kernel died ("Kernel died while waiting for execute reply.") after the
+    run's own one-line error. Only records of those threads, while they are
+    alive, are dropped (a thread's id may be reused by a later one).
+    """
+    import logging
+
+    abandoned = set(threads)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not any(t.ident == record.thread and t.is_alive() for t in abandoned)
+
+    logging.getLogger("papermill").addFilter(keep)
 
 
 def longest_first(studies: list[Study], expected: dict[str, float] | None) -> list[Study]:
