@@ -8,6 +8,7 @@ import pytest
 
 from crmstats import DataError
 from crmstats import attribution as A
+from crmstats.book.kpis import record_kpis
 from crmstats.datasets import simulate_crm
 from crmstats.formatting import fmt_money, fmt_number, per_spend
 
@@ -143,6 +144,12 @@ def test_the_study_pieces_on_a_crm_with_daily_spend():
     assert any("Expected gain over 13 weeks" in t or "no shift" in t for t in text)
     kpis = findings.next_euro_kpis(model, plan)
     assert kpis["best_marginal_roas"]["value"] == pytest.approx(model.mroas_["estimate"].max())
+    # the summary shows it per the amount the page quotes (said above), the record per $1
+    shown = record_kpis(kpis, show=False).set_index("label")["formatted"]
+    assert kpis["best_marginal_roas"]["per"] == amount
+    assert f"per {fmt_money(amount, decimals=0)} of spend" in kpis["best_marginal_roas"]["label"]
+    assert shown[kpis["best_marginal_roas"]["label"]] == fmt_number(
+        amount * model.mroas_["estimate"].max())
     for ax in (A.plot_marginal_roas(model), A.plot_budget_shift(plan),
                A.plot_triangulation(table)):
         assert ax.get_title()

@@ -172,3 +172,23 @@ def test_key_findings_land_at_the_top_of_the_executed_notebook(tmp_path):
     assert "Data notes" in last and r"2 rows of x\.parquet dated late" in last  # Markdown
     assert "/tmp" not in last
 
+
+
+def test_a_number_recorded_per_unit_is_shown_per_its_amount():
+    """next-euro's best marginal ROAS is 0.066 conversions per $1; the page says 6.6 per $100
+    and the summary said 0.06582 'per $1': shown per the amount its label names, recorded as
+    it is."""
+    from crmstats.book.kpis import _change
+
+    frame = record_kpis({"mroas": {"value": 0.06582, "per": 100, "label": "per $100"}},
+                        show=False)
+    assert frame.loc["mroas", "formatted"] == "6.582" and frame.loc["mroas", "value"] == 0.06582
+    assert format_kpi(0.06582, "number") == "0.06582"
+    assert format_kpi(0.06582, "number", per="100") == "0.06582"  # not an amount: as recorded
+    assert _change(0.07, 0.0, "number", 100) == "+7.000"  # from zero: in the unit shown
+    assert _change(0.07, 0.0658, "number", 100) == _change(0.07, 0.0658, "number")  # relative
+    for bad in (0, 0.5, -100, True, "100", float("nan"), 10_000_000):
+        with pytest.raises(CRMStatsError, match="per"):
+            record_kpis({"mroas": {"value": 0.06582, "per": bad}}, show=False)
+    with pytest.raises(CRMStatsError, match="per"):
+        record_kpis({"cac": {"value": 35.0, "kind": "money", "per": 100}}, show=False)

@@ -79,12 +79,16 @@ HEADLINE_KPIS: dict[str, Kpi] = {
 _KINDS = {"count", "money", "share", "ratio", "months", "number"}
 
 
-def format_kpi(value: float, kind: str, currency: str | None = None) -> str:
+def format_kpi(value: float, kind: str, currency: str | None = None, per: Any = 1) -> str:
     """Format ``value`` for readers according to ``kind`` (see :mod:`crmstats.book.report`).
 
     ``currency`` is the money figures' symbol or code (default: the running
-    study's, :func:`crmstats.book.report.set_currency`).
+    study's, :func:`crmstats.book.report.set_currency`). ``per``: a ``"number"``
+    recorded per unit (0.066 conversions per $1) is shown per this amount (6.6
+    per $100, as its label says); the recorded value stays as it is.
     """
+    if kind == "number":
+        return fmt_number(value * _per(per))
     if kind == "count":
         return fmt_count(value)
     if kind == "money":
@@ -96,6 +100,17 @@ def format_kpi(value: float, kind: str, currency: str | None = None) -> str:
     if kind == "months":
         return "—" if fmt_number(value) == "—" else f"{fmt_number(value, 3)} months"
     return fmt_number(value)
+
+
+#: The largest amount a ``"number"`` KPI may be shown per (:func:`format_kpi`).
+_MAX_PER = 1_000_000
+
+
+def _per(per: Any) -> float:
+    """Return a record's ``per`` amount, or 1 when it is absent or not a plain amount."""
+    if isinstance(per, bool) or not isinstance(per, int | float):
+        return 1.0
+    return float(per) if math.isfinite(per) and 1 <= per <= _MAX_PER else 1.0
 
 
 def _normalise(kpis: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -125,6 +140,13 @@ def _normalise(kpis: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         # with threads): kept, two runs on the same data would record different bytes
         number = float(f"{number:.10g}")
         out[name] = {"value": number, "label": str(label), "kind": kind}
+        per = spec.get("per") if isinstance(spec, Mapping) else None
+        if per is not None:
+            if kind != "number" or isinstance(per, bool) or _per(per) != per:
+                raise CRMStatsError(f"record_kpis: KPI {name!r}: 'per' is the amount a "
+                                    f"number is shown per, from 1 to {_MAX_PER:,} (got "
+                                    f"{per!r} for kind {kind!r})")
+            out[name]["per"] = per
         if kind == "money":
             currency = spec.get("currency") if isinstance(spec, Mapping) else None
             out[name]["currency"] = get_currency() if currency is None else str(currency)
@@ -145,7 +167,10 @@ def record_kpis(kpis: Mapping[str, Any] | None = None, *, show: bool = True,
     kpis : mapping, optional
         ``{name: value}`` or ``{name: {"value": v, "label": ..., "kind": ...}}``.
         Names of :data:`HEADLINE_KPIS` get their label and format; other names
-        need no declaration (kind ``"number"`` unless given).
+        need no declaration (kind ``"number"`` unless given). A ``"number"``
+        recorded per unit may give ``"per"``: the amount it is shown per
+        (``{"value": 0.066, "per": 100, "label": "conversions per $100"}``
+        shows 6.6; the record keeps 0.066).
     show : bool
         Display the table (and embed the record) in the running notebook.
     **named
@@ -173,7 +198,8 @@ def record_kpis(kpis: Mapping[str, Any] | None = None, *, show: bool = True,
     if frame.empty:
         raise CRMStatsError("record_kpis: no KPI given")
     frame.index.name = "kpi"
-    frame["formatted"] = [format_kpi(rec["value"], rec["kind"], rec.get("currency", ""))
+    frame["formatted"] = [format_kpi(rec["value"], rec["kind"], rec.get("currency", ""),
+                                     rec.get("per", 1))
                           for rec in records.values()]
     if show:
         try:
@@ -287,7 +313,7 @@ def strip_kpi_records(source: str | Path, target: str | Path, *, title: str | No
     nbformat.write(nb, str(target))
 
 
-def _change(current: float, previous: float | None, kind: str) -> str:
+def _change(current: float, previous: float | None, kind: str, per: Any = 1) -> str:
     if previous is None:
         return "—"
     delta = current - previous
@@ -295,8 +321,8 @@ def _change(current: float, previous: float | None, kind: str) -> str:
         text = f"{100 * delta:+.1f} pp"
     elif previous:
         text = fmt_pct(delta / abs(previous), signed=True)
-    else:
-        text = fmt_number(delta)
+    else:  # from zero: the difference, in the unit the value is shown in
+        text = fmt_number(delta * (_per(per) if kind == "number" else 1.0))
         text = text if text.startswith("-") else "+" + text
     # a change that rounds to zero reads as "no change", without a sign
     digits = text.lstrip("+-").rstrip(" p%").replace(",", "").strip()
@@ -402,13 +428,13 @@ def summary_page(run: dict[str, Any],
     lines += ["| KPI | value | change | since | study | data source |",
               "|---|---|---|---|---|---|"]
     for _, slug, _name, rec, study, before in rows:
-        value = format_kpi(rec["value"], rec["kind"], rec.get("currency", ""))
+        value = format_kpi(rec["value"], rec["kind"], rec.get("currency", ""), rec.get("per", 1))
         if study["status"] == "kept":
             change, since = "not rerun", study["from_run"]
         elif compared[slug] is None:
             change, since = "—", "first run"
         else:
-            change = _change(rec["value"], before, rec["kind"])
+            change = _change(rec["value"], before, rec["kind"], rec.get("per", 1))
             since = compared[slug]
         title = md_text(study["title"]) + (f" (run {study['from_run']})"
                                        if study["status"] == "kept" else "")

@@ -330,12 +330,15 @@ def next_euro_kpis(model: Any, plan: Any) -> dict[str, dict[str, Any]]:
     from crmstats.attribution.triangulation_plots import outcome_words
 
     m = model.mroas_["estimate"]
+    amount, _ = per_spend(model.roas_["estimate"])  # the amount the page quotes returns per
     return {
         "best_marginal_roas": {
             "value": float(m.max()),
             "kind": "number",
+            "per": amount,
             "label": f"Best marginal ROAS, {_label(m.idxmax())} ("
-                     f"{outcome_words(model.outcome)} per {fmt_money(1, decimals=0)} of spend)",
+                     f"{outcome_words(model.outcome)} per {fmt_money(amount, decimals=0)} "
+                     "of spend)",
         },
         "budget_shift_gain": {
             "value": float(plan.relative_gain),
