@@ -111,7 +111,9 @@ def test_summary_page_is_built_from_the_recorded_kpis(built_book):
         assert study["kpis"] == read_kpis(book / "studies" / f"{slug}.ipynb")
         for rec in study["kpis"].values():
             recorded += 1
-            assert format_kpi(rec["value"], rec["kind"], rec.get("currency", "")) in summary
+            shown = format_kpi(rec["value"], rec["kind"], rec.get("currency", ""),
+                               rec.get("per", 1))
+            assert shown in summary
         if study["kpis"]:
             assert f'href="studies/{slug}.html"' in summary
     assert recorded >= 4
