@@ -190,7 +190,6 @@ _PHONE = re.compile(
     r")(?![\w/+-]|\.\d)")
 _DATA_URI = re.compile(r"data:[a-z]+/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+", re.I)
 _UNICODE_ESC = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
-_TOKEN = WORD
 
 
 def _phone_digits_ok(match: str) -> bool:
@@ -350,7 +349,7 @@ def _spans(text: str, extra_values: Iterable[Any], paths: Iterable[str] | None):
         hits += [(m.start(), m.end(), "machine path") for m in _path_pattern(path).finditer(text)]
     wanted = _personal_index(extra_values)
     if wanted:
-        tokens = [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+        tokens = [(m.group().lower(), m.start(), m.end()) for m in WORD.finditer(text)]
         words = [t for t, _, _ in tokens]
         for n, (values, firsts) in wanted.items():
             for i in range(len(words) - n + 1):  # words hold no space: joined, they are unique

@@ -51,7 +51,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
@@ -364,8 +363,7 @@ def _run_and_publish(book_dir: Path, studies: list[Study], result: BuildResult, 
         # the kernel server imports, makes the built-in sources and validates them while
         # this process loads the sources to check the studies' needs; it ends with the studies
         os.environ["MPLBACKEND"] = _runner.INLINE_BACKEND
-        fits = server.enter_context(tempfile.TemporaryDirectory(prefix="crmstats-fits-"))
-        server.enter_context(_runner._fit_cache(fits))  # also for the study started early
+        fits = server.enter_context(_runner._fit_cache(None))  # also for the early study
         early: list[EarlyStudy] = []
         server.callback(lambda: [study.cancel() for study in early])  # done: a no-op
         first = early_candidate([s for s in studies if s.slug in chosen], expected)

@@ -325,14 +325,18 @@ def longest_first(studies: list[Study], expected: dict[str, float] | None) -> li
 
 @contextmanager
 def _fit_cache(folder: str | Path | None):
-    """Name the build's fitted-model cache in the environment the kernels inherit."""
+    """Name the build's fitted-model cache in the environment the kernels inherit; yield it.
+
+    ``folder`` None: a temporary folder, removed at the end.
+    """
     from crmstats.fitcache import ENV
 
     before = os.environ.get(ENV)
-    with tempfile.TemporaryDirectory(prefix="crmstats-fits-") as tmp:
-        os.environ[ENV] = str(Path(folder or tmp).resolve())
+    made = nullcontext(folder) if folder else tempfile.TemporaryDirectory(prefix="crmstats-fits-")
+    with made as path:
+        os.environ[ENV] = str(Path(path).resolve())
         try:
-            yield
+            yield os.environ[ENV]
         finally:
             if before is None:
                 os.environ.pop(ENV, None)
